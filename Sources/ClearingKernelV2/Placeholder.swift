@@ -1,0 +1,1 @@
+// ClearingKernelV2: placeholder until its module lands.

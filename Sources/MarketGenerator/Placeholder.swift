@@ -1,0 +1,1 @@
+// MarketGenerator: placeholder until its module lands.

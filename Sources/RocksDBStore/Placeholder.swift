@@ -1,0 +1,1 @@
+// RocksDBStore: placeholder until its module lands.

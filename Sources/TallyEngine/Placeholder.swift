@@ -1,0 +1,1 @@
+// TallyEngine: placeholder until its module lands.

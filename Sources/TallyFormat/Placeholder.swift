@@ -1,0 +1,1 @@
+// TallyFormat: placeholder until its module lands.

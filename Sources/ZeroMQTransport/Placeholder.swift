@@ -1,0 +1,1 @@
+// ZeroMQTransport: placeholder until its module lands.

@@ -1,0 +1,1 @@
+print("tally: under construction")

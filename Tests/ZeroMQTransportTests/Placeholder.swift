@@ -1,0 +1,5 @@
+import XCTest
+
+final class ZeroMQTransportTestsPlaceholder: XCTestCase {
+  func testBuilds() { XCTAssertTrue(true) }
+}

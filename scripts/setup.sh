@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what Tally needs to build on a fresh Debian machine with Swift:
+# the C libraries (RocksDB, ZeroMQ) and rocksdb-tools (ldb, for reading state folders).
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+need=()
+[ -f /usr/include/rocksdb/c.h ] || need+=(librocksdb-dev)
+[ -f /usr/include/zmq.h ] || need+=(libzmq3-dev)
+command -v ldb >/dev/null 2>&1 || command -v rocksdb_ldb >/dev/null 2>&1 || need+=(rocksdb-tools)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "setup: swift is not on PATH (Swift 6.1 or later is required; see README.md)" >&2
+  exit 1
+fi
