@@ -1,1 +1,0 @@
-// TallyEngine: placeholder until its module lands.
