@@ -1,1 +1,0 @@
-// ClearingKernelV2: placeholder until its module lands.

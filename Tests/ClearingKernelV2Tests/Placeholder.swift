@@ -1,5 +1,0 @@
-import XCTest
-
-final class ClearingKernelV2TestsPlaceholder: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
