@@ -21,7 +21,8 @@ let package = Package(
     // SPEC §1-§3 and §5 text formats: field patterns, event lines, reference CSV, output CSV.
     .target(name: "TallyFormat", dependencies: ["TallyCore"], swiftSettings: strict),
     // Running the core: batches, digests, the state-store port, file I/O.
-    .target(name: "TallyEngine", dependencies: ["TallyCore", "TallyFormat"], swiftSettings: strict),
+    .target(
+      name: "TallyEngine", dependencies: ["TallyCore", "TallyFormat", "ClearingKernelV2"], swiftSettings: strict),
     // RocksDB: the C library and the one adapter that owns its pointers.
     .systemLibrary(
       name: "CRocksDB", providers: [.apt(["librocksdb-dev"])]),

@@ -1,0 +1,123 @@
+// Version 1 of the per-trade clearing kernel (SPEC §2 fee table, §3 TRADE, §4.1).
+// Version 2 lives in its own module, written independently from SPEC.md alone.
+
+/// A rate `[0-9]+(\.[0-9]+)?` as an exact fraction `numerator / 10^scale`.
+public struct DecimalRate: Sendable, Equatable {
+  public var numerator: Int128
+  public var scale: Int
+
+  /// Limits that keep `amount × rate` exact in Int128: at most 1 integer digit (a rate below 10) and
+  /// 18 significant fraction digits (trailing zeros do not count).
+  public static let integerDigitsMax = 1
+  public static let fractionDigitsMax = 18
+
+  /// Nil when the text breaks the pattern or the limits.
+  public init?(_ text: String) {
+    let bytes = Array(text.utf8)
+    var integerPart = bytes[...]
+    var fractionPart: ArraySlice<UInt8> = []
+    if let dot = bytes.firstIndex(of: UInt8(ascii: ".")) {
+      integerPart = bytes[..<dot]
+      fractionPart = bytes[(dot + 1)...]
+      if fractionPart.isEmpty { return nil }
+    }
+    guard !integerPart.isEmpty, integerPart.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+      fractionPart.allSatisfy({ $0 >= 48 && $0 <= 57 })
+    else { return nil }
+    while let first = integerPart.first, first == 48, integerPart.count > 1 { integerPart = integerPart.dropFirst() }
+    while let last = fractionPart.last, last == 48 { fractionPart = fractionPart.dropLast() }
+    guard integerPart.count <= Self.integerDigitsMax, fractionPart.count <= Self.fractionDigitsMax else {
+      return nil
+    }
+    var value: Int128 = 0
+    for digit in integerPart { value = value * 10 + Int128(digit - 48) }
+    for digit in fractionPart { value = value * 10 + Int128(digit - 48) }
+    numerator = value
+    scale = fractionPart.count
+  }
+}
+
+public struct ClearingKernelV1: ClearingKernel {
+  private struct RateStep {
+    var effectiveDate: Int32
+    var rate: DecimalRate
+  }
+
+  /// Steps by ascending effective date, per (kind, fee, buy|sell).
+  private let steps: [[RateStep]]
+  /// Fault injection for N-version tests: when set, the handling fee is truncated
+  /// instead of rounded half-up. Never set outside tests and chaos scenarios.
+  public let truncatesHandlingFee: Bool
+
+  public var versionName: String { truncatesHandlingFee ? "v1-faulty" : "v1" }
+
+  private static func slot(_ kind: SecurityKind, _ fee: FeeKind, sell: Bool) -> Int {
+    (Int(kind.rawValue) * FeeKind.allCases.count + Int(fee.rawValue)) * 2 + (sell ? 1 : 0)
+  }
+
+  public init(feeRows: [FeeRateRow], truncatesHandlingFee: Bool = false) {
+    self.truncatesHandlingFee = truncatesHandlingFee
+    var steps = [[RateStep]](repeating: [], count: SecurityKind.allCases.count * FeeKind.allCases.count * 2)
+    for sell in [false, true] {
+      for kind in SecurityKind.allCases {
+        for fee in FeeKind.allCases {
+          let candidates = feeRows.filter {
+            $0.kind == kind && $0.fee == fee && ($0.side == .both || $0.side == (sell ? .sell : .buy))
+          }
+          // One step per date; a side-specific row beats a `both` row of the same date.
+          var byDate: [(date: Int32, specific: Bool, rate: DecimalRate)] = []
+          for row in candidates {
+            guard let rate = DecimalRate(row.rateText) else {
+              preconditionFailure("fee rate \(row.rateText) was not validated")
+            }
+            byDate.append((row.effectiveDate, row.side != .both, rate))
+          }
+          byDate.sort { ($0.date, $0.specific ? 1 : 0) < ($1.date, $1.specific ? 1 : 0) }
+          var list: [RateStep] = []
+          for entry in byDate {
+            if let last = list.last, last.effectiveDate == entry.date {
+              list[list.count - 1].rate = entry.rate
+            } else {
+              list.append(RateStep(effectiveDate: entry.date, rate: entry.rate))
+            }
+          }
+          steps[Self.slot(kind, fee, sell: sell)] = list
+        }
+      }
+    }
+    self.steps = steps
+  }
+
+  @inline(__always)
+  private func fee(_ fee: FeeKind, kind: SecurityKind, sell: Bool, date: Int32, amountFen: Int64) -> Int64 {
+    let list = steps[Self.slot(kind, fee, sell: sell)]
+    var i = list.count - 1
+    while i >= 0 && list[i].effectiveDate > date { i -= 1 }
+    if i < 0 { return 0 }
+    let rate = list[i].rate
+    let product = Int128(amountFen) * rate.numerator
+    let divisor = powersOfTen[rate.scale]
+    if truncatesHandlingFee && fee == .handling { return exactInt64(product / divisor, "fee") }
+    return exactInt64(roundHalfUpDivide(product, by: divisor), "fee")
+  }
+
+  private func sideFees(kind: SecurityKind, sell: Bool, date: Int32, amountFen: Int64) -> SideFees {
+    SideFees(
+      handling: fee(.handling, kind: kind, sell: sell, date: date, amountFen: amountFen),
+      regulatory: fee(.regulatory, kind: kind, sell: sell, date: date, amountFen: amountFen),
+      transfer: fee(.transfer, kind: kind, sell: sell, date: date, amountFen: amountFen),
+      stamp: fee(.stamp, kind: kind, sell: sell, date: date, amountFen: amountFen))
+  }
+
+  public func clear(kind: SecurityKind, tradeDate: Int32, priceMilli: Int64, quantity: Int64) -> TradeClearing {
+    precondition(priceMilli > 0 && quantity > 0, "kernel input not validated")
+    // price is in 0.001 CNY, so price × quantity is in 0.001 CNY; fen = that / 10.
+    let amount = exactInt64(roundHalfUpDivide(Int128(priceMilli) * Int128(quantity), by: 10), "amount")
+    let buyer = sideFees(kind: kind, sell: false, date: tradeDate, amountFen: amount)
+    let seller = sideFees(kind: kind, sell: true, date: tradeDate, amountFen: amount)
+    return TradeClearing(
+      amountFen: amount, buyerFees: buyer, sellerFees: seller,
+      buyerNetFen: -amount - buyer.total, sellerNetFen: amount - seller.total,
+      buyerAvailableNow: kind == .bond ? quantity : 0)
+  }
+}

@@ -1,0 +1,75 @@
+// The reference folder of SPEC §2, already parsed and validated (TallyFormat).
+
+public struct ReferenceData: Sendable, Equatable {
+  public struct SecurityRow: Sendable, Equatable {
+    public var code: String, isin: String, name: String, kind: SecurityKind
+    public init(code: String, isin: String, name: String, kind: SecurityKind) {
+      self.code = code
+      self.isin = isin
+      self.name = name
+      self.kind = kind
+    }
+  }
+  public struct HoldingRow: Sendable, Equatable {
+    public var account: String, security: String, quantity: Int64, acquiredDate: Int32
+    public init(account: String, security: String, quantity: Int64, acquiredDate: Int32) {
+      self.account = account
+      self.security = security
+      self.quantity = quantity
+      self.acquiredDate = acquiredDate
+    }
+  }
+
+  /// Trading days, any order as read; the state sorts them.
+  public var calendar: [Int32]
+  public var securities: [SecurityRow]
+  public var participants: [(id: String, name: String)]
+  public var units: [(id: String, participant: String)]
+  public var accounts: [(id: String, kind: AccountKind)]
+  /// Opening lots in file order (their order gives creation numbers).
+  public var holdings: [HoldingRow]
+  /// The fee table in force: built-in rows with the kinds of fees.csv replaced.
+  public var feeRows: [FeeRateRow]
+
+  public init(
+    calendar: [Int32], securities: [SecurityRow], participants: [(id: String, name: String)],
+    units: [(id: String, participant: String)], accounts: [(id: String, kind: AccountKind)],
+    holdings: [HoldingRow], feeRows: [FeeRateRow]
+  ) {
+    self.calendar = calendar
+    self.securities = securities
+    self.participants = participants
+    self.units = units
+    self.accounts = accounts
+    self.holdings = holdings
+    self.feeRows = feeRows
+  }
+
+  public static func == (a: ReferenceData, b: ReferenceData) -> Bool {
+    a.calendar == b.calendar && a.securities == b.securities
+      && a.participants.map(\.id) == b.participants.map(\.id)
+      && a.participants.map(\.name) == b.participants.map(\.name)
+      && a.units.map(\.id) == b.units.map(\.id) && a.units.map(\.participant) == b.units.map(\.participant)
+      && a.accounts.map(\.id) == b.accounts.map(\.id) && a.accounts.map(\.kind) == b.accounts.map(\.kind)
+      && a.holdings == b.holdings && a.feeRows == b.feeRows
+  }
+
+  /// SPEC §2's built-in fee table.
+  public static let builtInFeeRows: [FeeRateRow] = [
+    FeeRateRow(kind: .stock, fee: .handling, side: .both, rateText: "0.0000487", effectiveDate: 19000101),
+    FeeRateRow(kind: .stock, fee: .handling, side: .both, rateText: "0.0000341", effectiveDate: 20230828),
+    FeeRateRow(kind: .stock, fee: .regulatory, side: .both, rateText: "0.00002", effectiveDate: 19000101),
+    FeeRateRow(kind: .stock, fee: .transfer, side: .both, rateText: "0.00002", effectiveDate: 19000101),
+    FeeRateRow(kind: .stock, fee: .transfer, side: .both, rateText: "0.00001", effectiveDate: 20220429),
+    FeeRateRow(kind: .stock, fee: .stamp, side: .sell, rateText: "0.001", effectiveDate: 19000101),
+    FeeRateRow(kind: .stock, fee: .stamp, side: .sell, rateText: "0.0005", effectiveDate: 20230828),
+    FeeRateRow(kind: .fund, fee: .handling, side: .both, rateText: "0.00004", effectiveDate: 19000101),
+    FeeRateRow(kind: .bond, fee: .handling, side: .both, rateText: "0.000001", effectiveDate: 19000101),
+  ]
+
+  /// The built-in rows, with every kind that `fileRows` names replaced by the file's rows.
+  public static func feeTable(replacingWith fileRows: [FeeRateRow]) -> [FeeRateRow] {
+    let replaced = Set(fileRows.map(\.kind))
+    return builtInFeeRows.filter { !replaced.contains($0.kind) } + fileRows
+  }
+}

@@ -1,0 +1,69 @@
+// 自检测: invariants checked inside the engine at every CLOSE and SETTLE. A
+// violation stops the engine loudly (before any output is written) rather than
+// letting it write wrong figures.
+
+extension TallyState {
+  /// Every invariant that does not hold, in a deterministic order; empty when all hold.
+  public func selfCheckViolations(limit: Int = 10) -> [String] {
+    var problems: [String] = []
+    func report(_ text: @autoclosure () -> String) {
+      if problems.count < limit { problems.append(text()) }
+    }
+    // Holdings per security are conserved: opening holdings plus bonus shares issued.
+    var held = [Int64](repeating: 0, count: securities.count)
+    for i in positions.indices {
+      let p = positions.rows[i]
+      held[Int(p.security)] += p.quantity
+      let account = accounts.rows[Int(p.account)].id
+      let security = securities.rows[Int(p.security)].code
+      if p.available < 0 || p.withheld < 0 || p.quantity < p.available + p.withheld {
+        report(
+          "position \(account)/\(security): quantity \(p.quantity) < available \(p.available) + withheld \(p.withheld), or negative"
+        )
+      }
+      let lotTotal = p.lots.reduce(Int64(0)) { $0 + $1.quantity }
+      if lotTotal != p.quantity || p.lots.contains(where: { $0.quantity <= 0 }) {
+        report("position \(account)/\(security): lots add up to \(lotTotal), quantity is \(p.quantity)")
+      }
+    }
+    for s in securities.indices where held[s] != securities.rows[s].issuedQuantity {
+      let row = securities.rows[s]
+      report("security \(row.code): holdings add up to \(held[s]), issued \(row.issuedQuantity)")
+    }
+    // Net cash per (trade date, participant) equals what its clearing rows say, and
+    // the participants' net cash of a trade date adds up to minus the fees of that date.
+    var netFromRows: [Int64: Int64] = [:]
+    var feesByDate: [Int32: Int64] = [:]
+    for r in clearingRows.rows {
+      let net = r.sellAmount - r.buyAmount - r.fees.total
+      netFromRows[Self.settlementKey(r.tradeDate, r.participant), default: 0] += net
+      feesByDate[r.tradeDate, default: 0] += r.fees.total
+    }
+    var netByDate: [Int32: Int64] = [:]
+    for s in settlementRows.rows {
+      let expected = netFromRows[Self.settlementKey(s.tradeDate, s.participant)] ?? 0
+      if expected != s.netFen {
+        report(
+          "settlement \(s.tradeDate)/\(participants.rows[Int(s.participant)].id): net \(s.netFen), clearing rows say \(expected)"
+        )
+      }
+      netByDate[s.tradeDate, default: 0] += s.netFen
+    }
+    for d in days.rows {
+      let net = netByDate[d.date] ?? 0
+      let fees = feesByDate[d.date] ?? 0
+      if net != -fees { report("trade date \(d.date): net cash adds up to \(net), fees are \(fees)") }
+    }
+    for p in participants.rows where p.balance < 0 { report("participant \(p.id): balance \(p.balance) < 0") }
+    return problems
+  }
+
+  func enforceSelfCheck(seq: Int64, event: String) {
+    let problems = selfCheckViolations()
+    if !problems.isEmpty {
+      preconditionFailure(
+        "self-check failed at seq \(seq) (\(event)); the engine stops without writing outputs:\n"
+          + problems.joined(separator: "\n"))
+    }
+  }
+}

@@ -1,0 +1,79 @@
+// State lives in tables: arrays indexed by dense ids assigned in event order, so
+// that every replica assigns the same ids. A table remembers which rows changed
+// since the last commit, so that a durable store writes only those (issue 3:
+// commit cost follows what changed, not the size of the state).
+
+/// Identifiers compare, hash and sort by their UTF-8 bytes (SPEC §1), never by
+/// Swift's Unicode-aware String comparison, which would merge canonically
+/// equivalent but different byte strings.
+public struct Ident: Hashable, Comparable, Sendable, CustomStringConvertible {
+  public let text: String
+
+  @inlinable public init(_ text: String) { self.text = text }
+
+  public var description: String { text }
+
+  @inlinable public static func == (a: Ident, b: Ident) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+
+  @inlinable public static func < (a: Ident, b: Ident) -> Bool {
+    a.text.utf8.lexicographicallyPrecedes(b.text.utf8)
+  }
+
+  @inlinable public func hash(into hasher: inout Hasher) {
+    var count = 0
+    for byte in text.utf8 {
+      hasher.combine(byte)
+      count += 1
+    }
+    hasher.combine(count)
+  }
+}
+
+public struct Table<Row> {
+  public private(set) var rows: [Row] = []
+  private var dirtyFlags: [Bool] = []
+  /// Rows changed or added since the last `takeDirty()`, in first-change order.
+  public private(set) var dirty: [Int32] = []
+
+  public init() {}
+
+  public var count: Int { rows.count }
+
+  @inlinable public var indices: Range<Int> { 0..<count }
+
+  @discardableResult
+  public mutating func append(_ row: Row) -> Int32 {
+    precondition(rows.count < Int(Int32.max), "table is full")
+    let index = Int32(rows.count)
+    rows.append(row)
+    dirtyFlags.append(true)
+    dirty.append(index)
+    return index
+  }
+
+  public subscript(index: Int32) -> Row {
+    get { rows[Int(index)] }
+    _modify {
+      let i = Int(index)
+      if !dirtyFlags[i] {
+        dirtyFlags[i] = true
+        dirty.append(index)
+      }
+      yield &rows[i]
+    }
+  }
+
+  /// Returns the changed row ids (ascending) and forgets them.
+  public mutating func takeDirty() -> [Int32] {
+    let changed = dirty.sorted()
+    for i in dirty { dirtyFlags[Int(i)] = false }
+    dirty.removeAll(keepingCapacity: true)
+    return changed
+  }
+
+  /// Rebuilds a table from stored rows (load after restart); nothing is dirty.
+  public init(loaded: [Row]) {
+    rows = loaded
+    dirtyFlags = [Bool](repeating: false, count: loaded.count)
+  }
+}

@@ -1,0 +1,153 @@
+// SPEC §1 field patterns, parsed from bytes (no String work on the hot path).
+import TallyCore
+
+public enum Fields {
+  @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
+
+  /// `-?[0-9]{1,intMax}(\.[0-9]{1,fracMax})?` scaled to `fracMax` fraction digits.
+  @inlinable
+  public static func fixed(_ s: ArraySlice<UInt8>, integerDigitsMax: Int, fractionDigitsMax: Int) -> Int64? {
+    var i = s.startIndex
+    let end = s.endIndex
+    var negative = false
+    if i < end && s[i] == UInt8(ascii: "-") {
+      negative = true
+      i += 1
+    }
+    var value: Int64 = 0
+    var integerDigits = 0
+    while i < end && s[i] >= 48 && s[i] <= 57 {
+      value = value * 10 + Int64(s[i] - 48)
+      integerDigits += 1
+      i += 1
+      if integerDigits > integerDigitsMax { return nil }
+    }
+    if integerDigits == 0 { return nil }
+    var fractionDigits = 0
+    if i < end && s[i] == UInt8(ascii: ".") {
+      i += 1
+      while i < end && s[i] >= 48 && s[i] <= 57 {
+        value = value * 10 + Int64(s[i] - 48)
+        fractionDigits += 1
+        i += 1
+        if fractionDigits > fractionDigitsMax { return nil }
+      }
+      if fractionDigits == 0 { return nil }
+    }
+    if i != end { return nil }
+    while fractionDigits < fractionDigitsMax {
+      value *= 10
+      fractionDigits += 1
+    }
+    return negative ? -value : value
+  }
+
+  /// Price in 0.001 CNY.
+  @inlinable public static func price(_ s: ArraySlice<UInt8>) -> Int64? {
+    fixed(s, integerDigitsMax: 6, fractionDigitsMax: 3)
+  }
+  /// Quantity, `base`, `bonus`.
+  @inlinable public static func quantity(_ s: ArraySlice<UInt8>) -> Int64? {
+    fixed(s, integerDigitsMax: 10, fractionDigitsMax: 0)
+  }
+  /// Money amount in fen.
+  @inlinable public static func money(_ s: ArraySlice<UInt8>) -> Int64? {
+    fixed(s, integerDigitsMax: 13, fractionDigitsMax: 2)
+  }
+  /// Per-share amount in 0.000001 CNY.
+  @inlinable public static func perShare(_ s: ArraySlice<UInt8>) -> Int64? {
+    fixed(s, integerDigitsMax: 4, fractionDigitsMax: 6)
+  }
+
+  /// `YYYYMMDD`, a real calendar date.
+  @inlinable public static func date(_ s: ArraySlice<UInt8>) -> Int32? {
+    guard s.count == 8 else { return nil }
+    var v: Int32 = 0
+    for b in s {
+      guard b >= 48 && b <= 57 else { return nil }
+      v = v * 10 + Int32(b - 48)
+    }
+    return CalendarDate.isValid(v) ? v : nil
+  }
+
+  /// `HHMMSS`, a real time of day.
+  @inlinable public static func time(_ s: ArraySlice<UInt8>) -> Int32? {
+    guard s.count == 6 else { return nil }
+    var v: Int32 = 0
+    for b in s {
+      guard b >= 48 && b <= 57 else { return nil }
+      v = v * 10 + Int32(b - 48)
+    }
+    return v / 10000 < 24 && (v / 100) % 100 < 60 && v % 100 < 60 ? v : nil
+  }
+
+  public static func securityKind(_ s: ArraySlice<UInt8>) -> SecurityKind? {
+    switch String(decoding: s, as: UTF8.self) {
+    case "STOCK": return .stock
+    case "FUND": return .fund
+    case "BOND": return .bond
+    default: return nil
+    }
+  }
+
+  public static func accountKind(_ s: ArraySlice<UInt8>) -> AccountKind? {
+    switch String(decoding: s, as: UTF8.self) {
+    case "INDIVIDUAL": return .individual
+    case "INSTITUTION": return .institution
+    default: return nil
+    }
+  }
+
+  /// Splits at every comma; fields are taken as written.
+  @inlinable
+  public static func split(_ line: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
+    var fields: [ArraySlice<UInt8>] = []
+    fields.reserveCapacity(11)
+    var start = line.startIndex
+    var i = start
+    while i < line.endIndex {
+      if line[i] == UInt8(ascii: ",") {
+        fields.append(line[start..<i])
+        start = i + 1
+      }
+      i += 1
+    }
+    fields.append(line[start..<line.endIndex])
+    return fields
+  }
+
+  /// True when the bytes are valid UTF-8 (ASCII fast path).
+  @inlinable
+  public static func isValidUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {
+    if bytes.allSatisfy({ $0 < 0x80 }) { return true }
+    return String(validating: bytes, as: UTF8.self) != nil
+  }
+
+  @inlinable public static func text(_ s: ArraySlice<UInt8>) -> String { String(decoding: s, as: UTF8.self) }
+}
+
+/// The lines of a text file per SPEC §3: split at `\n`, one `\r` before it (or at
+/// the end of the file) dropped, a UTF-8 byte-order mark at the very start ignored.
+/// Yields every line with its 1-based line number, blank and comment lines included.
+public struct LineReader: Sequence, IteratorProtocol {
+  private let bytes: [UInt8]
+  private var position: Int
+  private var lineNumber = 0
+
+  public init(_ bytes: [UInt8]) {
+    self.bytes = bytes
+    position = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+  }
+
+  public mutating func next() -> (number: Int, line: ArraySlice<UInt8>)? {
+    guard position < bytes.count else { return nil }
+    let start = position
+    var end = start
+    while end < bytes.count && bytes[end] != 10 { end += 1 }
+    position = end + 1
+    var lineEnd = end
+    if lineEnd > start && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
+    lineNumber += 1
+    return (lineNumber, bytes[start..<lineEnd])
+  }
+}

@@ -1,1 +1,0 @@
-// TallyFormat: placeholder until its module lands.

@@ -1,0 +1,194 @@
+// SPEC §2 reference folder: every file checked before anything runs. An error
+// names the file, the line, the field and what is wrong.
+import TallyCore
+
+/// A problem with an input file: where it is and what is wrong.
+public struct InputError: Error, CustomStringConvertible, Sendable, Equatable {
+  public var file: String
+  /// 1-based line number, 0 when the problem is the file as a whole.
+  public var line: Int
+  /// The field's name, or nil when the problem is the line as a whole.
+  public var field: String?
+  public var problem: String
+
+  public init(file: String, line: Int, field: String? = nil, problem: String) {
+    self.file = file
+    self.line = line
+    self.field = field
+    self.problem = problem
+  }
+
+  public var description: String {
+    var s = file
+    if line > 0 { s += ":\(line)" }
+    if let field { s += ": field '\(field)'" }
+    return s + ": " + problem
+  }
+}
+
+public enum ReferenceParser {
+  /// The files of a reference folder, by name; nil for one that is missing.
+  public typealias FileContents = (String) -> [UInt8]?
+
+  static let headers: [String: String] = [
+    "calendar.csv": "date",
+    "securities.csv": "security,isin,name,kind",
+    "participants.csv": "participant,name",
+    "units.csv": "unit,participant",
+    "accounts.csv": "account,kind",
+    "holdings.csv": "account,security,quantity,acquired_date",
+    "fees.csv": "kind,fee,side,rate,effective_date",
+  ]
+
+  public static let requiredFiles = [
+    "calendar.csv", "securities.csv", "participants.csv", "units.csv", "accounts.csv", "holdings.csv",
+  ]
+
+  /// Parses and validates a whole folder; `prefix` is how files are named in errors (the folder path).
+  public static func parse(prefix: String, contents: FileContents) throws(InputError) -> ReferenceData {
+    func rows(_ name: String, required: Bool = true) throws(InputError) -> [(Int, [ArraySlice<UInt8>])]? {
+      let path = prefix.isEmpty ? name : prefix + "/" + name
+      guard let bytes = contents(name) else {
+        if required { throw InputError(file: path, line: 0, problem: "required file is missing or unreadable") }
+        return nil
+      }
+      let header = headers[name]!
+      let columns = header.split(separator: ",").map(String.init)
+      var result: [(Int, [ArraySlice<UInt8>])] = []
+      var sawHeader = false
+      for (number, line) in LineReader(bytes) {
+        guard Fields.isValidUTF8(line) else {
+          throw InputError(file: path, line: number, problem: "line is not valid UTF-8")
+        }
+        if !sawHeader {
+          guard line.elementsEqual(header.utf8) else {
+            throw InputError(
+              file: path, line: number, problem: "header must be exactly '\(header)', found '\(Fields.text(line))'")
+          }
+          sawHeader = true
+          continue
+        }
+        if line.isEmpty { throw InputError(file: path, line: number, problem: "blank lines are not allowed") }
+        let fields = Fields.split(line)
+        guard fields.count == columns.count else {
+          throw InputError(
+            file: path, line: number, problem: "expected \(columns.count) fields (\(header)), found \(fields.count)")
+        }
+        for (i, f) in fields.enumerated() where f.isEmpty {
+          throw InputError(file: path, line: number, field: columns[i], problem: "empty")
+        }
+        result.append((number, fields))
+      }
+      if !sawHeader {
+        throw InputError(file: path, line: 1, problem: "header must be exactly '\(header)', file is empty")
+      }
+      return result
+    }
+    func fail(_ name: String, _ line: Int, _ field: String?, _ problem: String) -> InputError {
+      InputError(file: prefix.isEmpty ? name : prefix + "/" + name, line: line, field: field, problem: problem)
+    }
+    func value<T>(_ parsed: T?, _ name: String, _ line: Int, _ field: String, _ raw: ArraySlice<UInt8>, _ what: String)
+      throws(InputError) -> T
+    {
+      guard let parsed else { throw fail(name, line, field, "'\(Fields.text(raw))' is not \(what)") }
+      return parsed
+    }
+
+    var calendar: [Int32] = []
+    var seenDates = Set<Int32>()
+    for (n, f) in try rows("calendar.csv")! {
+      let d = try value(Fields.date(f[0]), "calendar.csv", n, "date", f[0], "a date (YYYYMMDD)")
+      guard seenDates.insert(d).inserted else { throw fail("calendar.csv", n, "date", "date \(d) repeats") }
+      calendar.append(d)
+    }
+
+    var securities: [ReferenceData.SecurityRow] = []
+    var securityIds = Set<Ident>()
+    for (n, f) in try rows("securities.csv")! {
+      let kind = try value(Fields.securityKind(f[3]), "securities.csv", n, "kind", f[3], "STOCK, FUND or BOND")
+      let code = Fields.text(f[0])
+      guard securityIds.insert(Ident(code)).inserted else {
+        throw fail("securities.csv", n, "security", "security \(code) repeats")
+      }
+      securities.append(.init(code: code, isin: Fields.text(f[1]), name: Fields.text(f[2]), kind: kind))
+    }
+
+    var participants: [(id: String, name: String)] = []
+    var participantIds = Set<Ident>()
+    for (n, f) in try rows("participants.csv")! {
+      let id = Fields.text(f[0])
+      guard participantIds.insert(Ident(id)).inserted else {
+        throw fail("participants.csv", n, "participant", "participant \(id) repeats")
+      }
+      participants.append((id, Fields.text(f[1])))
+    }
+
+    var units: [(id: String, participant: String)] = []
+    var unitIds = Set<Ident>()
+    for (n, f) in try rows("units.csv")! {
+      let id = Fields.text(f[0])
+      let participant = Fields.text(f[1])
+      guard unitIds.insert(Ident(id)).inserted else { throw fail("units.csv", n, "unit", "unit \(id) repeats") }
+      guard participantIds.contains(Ident(participant)) else {
+        throw fail("units.csv", n, "participant", "unknown participant \(participant)")
+      }
+      units.append((id, participant))
+    }
+
+    var accounts: [(id: String, kind: AccountKind)] = []
+    var accountIds = Set<Ident>()
+    for (n, f) in try rows("accounts.csv")! {
+      let id = Fields.text(f[0])
+      let kind = try value(Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
+      guard accountIds.insert(Ident(id)).inserted else {
+        throw fail("accounts.csv", n, "account", "account \(id) repeats")
+      }
+      accounts.append((id, kind))
+    }
+
+    var holdings: [ReferenceData.HoldingRow] = []
+    for (n, f) in try rows("holdings.csv")! {
+      let account = Fields.text(f[0])
+      let security = Fields.text(f[1])
+      guard accountIds.contains(Ident(account)) else {
+        throw fail("holdings.csv", n, "account", "unknown account \(account)")
+      }
+      guard securityIds.contains(Ident(security)) else {
+        throw fail("holdings.csv", n, "security", "unknown security \(security)")
+      }
+      let quantity = try value(Fields.quantity(f[2]), "holdings.csv", n, "quantity", f[2], "a quantity")
+      guard quantity > 0 else { throw fail("holdings.csv", n, "quantity", "must be > 0, found \(quantity)") }
+      let acquired = try value(Fields.date(f[3]), "holdings.csv", n, "acquired_date", f[3], "a date (YYYYMMDD)")
+      holdings.append(.init(account: account, security: security, quantity: quantity, acquiredDate: acquired))
+    }
+
+    var feeRows: [FeeRateRow] = []
+    if let rows = try rows("fees.csv", required: false) {
+      struct FeeKey: Hashable {
+        var kind: SecurityKind, fee: FeeKind, side: FeeSide, date: Int32
+      }
+      var seen = Set<FeeKey>()
+      for (n, f) in rows {
+        let kind = try value(Fields.securityKind(f[0]), "fees.csv", n, "kind", f[0], "STOCK, FUND or BOND")
+        let fee = try value(
+          FeeKind.allCases.first { f[1].elementsEqual($0.word.utf8) }, "fees.csv", n, "fee", f[1],
+          "handling, regulatory, transfer or stamp")
+        let side = try value(
+          FeeSide.allCases.first { f[2].elementsEqual($0.word.utf8) }, "fees.csv", n, "side", f[2],
+          "both, buy or sell")
+        let rateText = Fields.text(f[3])
+        _ = try value(
+          DecimalRate(rateText), "fees.csv", n, "rate", f[3],
+          "a rate ([0-9]+(.[0-9]+)?, below 10, at most 18 significant fraction digits)")
+        let date = try value(Fields.date(f[4]), "fees.csv", n, "effective_date", f[4], "a date (YYYYMMDD)")
+        guard seen.insert(FeeKey(kind: kind, fee: fee, side: side, date: date)).inserted else {
+          throw fail("fees.csv", n, nil, "a row with this kind, fee, side and effective_date repeats")
+        }
+        feeRows.append(FeeRateRow(kind: kind, fee: fee, side: side, rateText: rateText, effectiveDate: date))
+      }
+    }
+    return ReferenceData(
+      calendar: calendar, securities: securities, participants: participants, units: units, accounts: accounts,
+      holdings: holdings, feeRows: ReferenceData.feeTable(replacingWith: feeRows))
+  }
+}
