@@ -281,7 +281,7 @@ public final class RocksDBStateStore: StateStore {
   }
 
   /// The shell command that lists the store at `path` with RocksDB's `ldb` tool, keys and
-  /// values in hex (`0x0102 ==> 0x0A0B` per line). Run it while no process has the store
+  /// values in hex (`0x0102 : 0x0A0B` per line; an empty value prints as `0x`). Run it while no process has the store
   /// open, or add `--secondary_path=DIR` to read beside a running engine.
   public static func ldbScanCommand(path: String) -> String {
     let quoted = "'" + path.replacingAll("'", with: "'\\''") + "'"
