@@ -103,8 +103,10 @@ public final class RocksDBStateStore: StateStore {
     }
     guard let handle else { preconditionFailure("rocksdb_open gave neither a handle nor an error") }
 
-    let readOptions = CHandle(rocksdb_readoptions_create(), "read options", destroy: rocksdb_readoptions_destroy)
-    let writeOptions = CHandle(rocksdb_writeoptions_create(), "write options", destroy: rocksdb_writeoptions_destroy)
+    let readOptions = CHandle(
+      rocksdb_readoptions_create(), "read options", destroy: rocksdb_readoptions_destroy)
+    let writeOptions = CHandle(
+      rocksdb_writeoptions_create(), "write options", destroy: rocksdb_writeoptions_destroy)
     let syncWriteOptions = CHandle(
       rocksdb_writeoptions_create(), "write options", destroy: rocksdb_writeoptions_destroy)
     rocksdb_writeoptions_set_sync(syncWriteOptions.pointer, 1)
@@ -266,10 +268,13 @@ public final class RocksDBStateStore: StateStore {
   /// Flushes the memtable to SST files and waits for it.
   public func flush() throws {
     let db = handle("flush()")
-    let flushOptions = CHandle(rocksdb_flushoptions_create(), "flush options", destroy: rocksdb_flushoptions_destroy)
+    let flushOptions = CHandle(
+      rocksdb_flushoptions_create(), "flush options", destroy: rocksdb_flushoptions_destroy)
     try withExtendedLifetime(flushOptions) {
       rocksdb_flushoptions_set_wait(flushOptions.pointer, 1)
-      try withErrorPointer("RocksDB flush of '\(path)' failed") { rocksdb_flush(db, flushOptions.pointer, $0) }
+      try withErrorPointer("RocksDB flush of '\(path)' failed") {
+        rocksdb_flush(db, flushOptions.pointer, $0)
+      }
     }
   }
 
@@ -281,8 +286,9 @@ public final class RocksDBStateStore: StateStore {
   }
 
   /// The shell command that lists the store at `path` with RocksDB's `ldb` tool, keys and
-  /// values in hex (`0x0102 : 0x0A0B` per line; an empty value prints as `0x`). Run it while no process has the store
-  /// open, or add `--secondary_path=DIR` to read beside a running engine.
+  /// values in hex: one `0x0102 : 0x0A0B` line per key, an empty value prints as `0x`.
+  /// Run it while no process has the store open (ldb takes the lock), or add
+  /// `--secondary_path=DIR` to read beside a running engine.
   public static func ldbScanCommand(path: String) -> String {
     let quoted = "'" + path.replacingAll("'", with: "'\\''") + "'"
     return "ldb --db=\(quoted) scan --hex"

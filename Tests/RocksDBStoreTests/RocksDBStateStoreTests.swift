@@ -221,7 +221,8 @@ final class RocksDBStateStoreTests: XCTestCase {
     XCTAssertEqual(try store.lastKey(prefix: [0x49]), [0x49, 0xFF])
 
     // 0xFF edges: the successor of [0x01, 0xFF] is [0x02], which must not be returned.
-    try commit(store, [([0x01, 0xFF], []), ([0x01, 0xFF, 0x10], []), ([0x02], []), ([0xFF, 0xFF, 0x01], [])])
+    try commit(
+      store, [([0x01, 0xFF], []), ([0x01, 0xFF, 0x10], []), ([0x02], []), ([0xFF, 0xFF, 0x01], [])])
     XCTAssertEqual(try store.lastKey(prefix: [0x01, 0xFF]), [0x01, 0xFF, 0x10])
     XCTAssertEqual(try store.lastKey(prefix: [0x01]), [0x01, 0xFF, 0x10])
     XCTAssertEqual(try store.lastKey(prefix: [0xFF]), [0xFF, 0xFF, 0x01])
@@ -276,7 +277,8 @@ final class RocksDBStateStoreTests: XCTestCase {
     try commit(store, sync: true, [([1], [1])])
     // The sync commit flushed the memtable: the data is in an SST file, no WAL needed.
     XCTAssertEqual(store.property("rocksdb.num-immutable-mem-table"), "0")
-    XCTAssertEqual(store.property("rocksdb.cur-size-active-mem-table").flatMap(Int.init).map { $0 < 4096 }, true)
+    XCTAssertEqual(
+      store.property("rocksdb.cur-size-active-mem-table").flatMap(Int.init).map { $0 < 4096 }, true)
     XCTAssertEqual(store.property("rocksdb.num-files-at-level0").flatMap(Int.init).map { $0 >= 1 }, true)
     try commit(store, sync: false, [([2], [2])])
     try store.commit(StoreBatch(), sync: true)
