@@ -83,7 +83,7 @@ final class ScanReadOptions {
 /// An iterator; it keeps its read options (and their bound) alive until it is destroyed.
 /// Deinit order matters: the iterator goes first (deinit body), the read options after
 /// (stored properties are released once the body has run).
-final class Iterator {
+final class RocksIterator {
   let pointer: OpaquePointer
   private let readOptions: ScanReadOptions
 

@@ -10,7 +10,7 @@ public struct RocksDBOptions: Sendable {
     case none, snappy, lz4, zstd
   }
 
-  /// Create the database directory (and parents) if it does not exist.
+  /// Create the database directory if it does not exist (its parent directory must exist).
   public var createIfMissing = true
   /// Capacity of the LRU block cache (uncompressed data, index and filter blocks).
   /// 0 disables the block cache.

@@ -223,7 +223,7 @@ public final class RocksDBStateStore: StateStore {
   /// of a journal whose keys are a prefix followed by a big-endian sequence number.
   public func lastKey(prefix: [UInt8]) throws -> [UInt8]? {
     let db = handle("lastKey(prefix:)")
-    let iterator = Iterator(db: db, readOptions: ScanReadOptions(upperBound: nil))
+    let iterator = RocksIterator(db: db, readOptions: ScanReadOptions(upperBound: nil))
     activeIterators += 1
     defer { activeIterators -= 1 }
     if let successor = Self.successor(of: prefix) {
@@ -301,7 +301,7 @@ public final class RocksDBStateStore: StateStore {
     _ body: ([UInt8], [UInt8]) throws -> Bool
   ) throws {
     let db = handle("scan")
-    let iterator = Iterator(db: db, readOptions: ScanReadOptions(upperBound: bound))
+    let iterator = RocksIterator(db: db, readOptions: ScanReadOptions(upperBound: bound))
     activeIterators += 1
     defer { activeIterators -= 1 }
     iterator.seek(start)

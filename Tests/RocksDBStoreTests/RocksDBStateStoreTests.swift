@@ -16,6 +16,7 @@ final class RocksDBStateStoreTests: XCTestCase {
 
   override func tearDownWithError() throws {
     if let directory { try? FileManager.default.removeItem(at: directory) }
+    directory = nil
   }
 
   private func dbPath(_ name: String = "db") -> String { directory.appendingPathComponent(name).path }
@@ -319,6 +320,13 @@ final class RocksDBStateStoreTests: XCTestCase {
     }
   }
 
+  func testOpeningUnderAMissingParentThrows() throws {
+    let path = dbPath("missing-parent") + "/db"
+    XCTAssertThrowsError(try RocksDBStateStore(path: path)) { error in
+      XCTAssertTrue(String(describing: error).contains(path), "\(error)")
+    }
+  }
+
   func testOpeningMissingDatabaseWithoutCreateThrows() throws {
     let path = dbPath("absent")
     XCTAssertThrowsError(try open("absent") { $0.createIfMissing = false }) { error in
@@ -342,6 +350,7 @@ final class RocksDBStateStoreTests: XCTestCase {
   /// Another process (RocksDB's own `ldb`, holding the store open in its REPL) has the lock.
   func testOpeningADatabaseLockedByAnotherProcessThrows() throws {
     guard let ldb = Self.ldbURL else { throw XCTSkip("ldb (rocksdb-tools) is not installed") }
+    guard FileManager.default.fileExists(atPath: "/proc/locks") else { throw XCTSkip("needs /proc/locks") }
     try open().close()
     let lockFile = dbPath() + "/LOCK"
     let inode = try XCTUnwrap(
