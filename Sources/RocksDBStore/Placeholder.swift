@@ -1,1 +1,0 @@
-// RocksDBStore: placeholder until its module lands.

@@ -1,0 +1,34 @@
+// Tuning knobs for RocksDBStateStore. Plain Swift values; the adapter turns them
+// into RocksDB's C option handles when it opens the database.
+
+/// How a `RocksDBStateStore` configures RocksDB. The defaults suit the engine's state and
+/// journal: a few GB at most, point reads by key, ordered prefix scans.
+public struct RocksDBOptions: Sendable {
+  /// SST block compression. Compression is per file, so a store may be reopened with a
+  /// different setting; old files keep theirs until compacted.
+  public enum Compression: String, Sendable, CaseIterable {
+    case none, snappy, lz4, zstd
+  }
+
+  /// Create the database directory if it does not exist (its parent directory must exist).
+  public var createIfMissing = true
+  /// Capacity of the LRU block cache (uncompressed data, index and filter blocks).
+  /// 0 disables the block cache.
+  public var blockCacheBytes: Int = 64 << 20
+  /// Memtable size before it is flushed to an SST file.
+  public var writeBufferBytes: Int = 64 << 20
+  /// Compression for SST files. If this RocksDB build lacks the codec, the store falls
+  /// back to `.none` and reports it in `RocksDBStateStore.compression`.
+  public var compression: Compression = .lz4
+  /// Bits per key of the full bloom filter used by point reads; 0 disables the filter.
+  public var bloomFilterBitsPerKey: Int = 10
+  /// Table files RocksDB keeps open; -1 means unlimited.
+  public var maxOpenFiles: Int = 512
+  /// Skip the write-ahead log. Unflushed writes are LOST on a crash or kill, whatever
+  /// `sync` says per commit; only for data that can be rebuilt (e.g. a derived index
+  /// or a scratch store replayed from the journal). A `sync` commit then flushes the
+  /// memtable to SST files instead of syncing the WAL.
+  public var disableWAL = false
+
+  public init() {}
+}

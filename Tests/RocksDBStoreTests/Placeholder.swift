@@ -1,5 +1,0 @@
-import XCTest
-
-final class RocksDBStoreTestsPlaceholder: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
