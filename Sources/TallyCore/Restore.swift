@@ -1,0 +1,126 @@
+// Rebuilding a state from stored rows (restart after a crash, a replica's
+// checkpoint). Derived indexes are recomputed here from the tables alone.
+
+/// The business tables as stored, each in row-id order.
+public struct StoredTables: Sendable {
+  public var globals = GlobalRecord()
+  public var participants: [ParticipantRecord] = []
+  public var units: [UnitRecord] = []
+  public var accounts: [AccountRecord] = []
+  public var securities: [SecurityRecord] = []
+  public var positions: [PositionRecord] = []
+  public var clearing: [ClearingRecord] = []
+  public var settlement: [SettlementRecord] = []
+  public var trades: [TradeRecord] = []
+  public var slices: [Lot] = []
+  public var actions: [ActionRecord] = []
+  public var entitlements: [EntitlementRecord] = []
+  public var rejections: [RejectionRecord] = []
+  public var days: [DayRecord] = []
+
+  public init() {}
+
+  /// Decodes one stored row into its table; rows of a table must arrive in id order 0, 1, 2, ...
+  public mutating func add(_ table: StateTable, id: Int32, bytes: [UInt8]) throws(DecodeError) {
+    var r = ByteReader(bytes)
+    func put<R: CanonicalRow>(_ rows: inout [R]) throws(DecodeError) {
+      guard Int(id) == rows.count else {
+        throw DecodeError(description: "\(table.name) row \(id) out of order (expected \(rows.count))")
+      }
+      rows.append(try R(from: &r))
+    }
+    switch table {
+    case .globals: globals = try GlobalRecord(from: &r)
+    case .participants: try put(&participants)
+    case .units: try put(&units)
+    case .accounts: try put(&accounts)
+    case .securities: try put(&securities)
+    case .positions: try put(&positions)
+    case .clearing: try put(&clearing)
+    case .settlement: try put(&settlement)
+    case .trades: try put(&trades)
+    case .slices: try put(&slices)
+    case .actions: try put(&actions)
+    case .entitlements: try put(&entitlements)
+    case .rejections: try put(&rejections)
+    case .days: try put(&days)
+    }
+    guard r.isAtEnd else { throw DecodeError(description: "\(table.name) row \(id) has trailing bytes") }
+  }
+}
+
+extension TallyState {
+  /// A state rebuilt from stored tables; nothing is dirty afterwards.
+  public init(restoring stored: StoredTables, reference: ReferenceData, kernel: any ClearingKernel) {
+    self.init(reference: ReferenceData(
+      calendar: reference.calendar, securities: [], participants: [], units: [], accounts: [], holdings: [],
+      feeRows: reference.feeRows), kernel: kernel)
+    globals = stored.globals
+    globalsDirty = false
+    participants = Table(loaded: stored.participants)
+    units = Table(loaded: stored.units)
+    accounts = Table(loaded: stored.accounts)
+    securities = Table(loaded: stored.securities)
+    positions = Table(loaded: stored.positions)
+    clearingRows = Table(loaded: stored.clearing)
+    settlementRows = Table(loaded: stored.settlement)
+    trades = Table(loaded: stored.trades)
+    slices = Table(loaded: stored.slices)
+    actions = Table(loaded: stored.actions)
+    entitlements = Table(loaded: stored.entitlements)
+    rejections = Table(loaded: stored.rejections)
+    days = Table(loaded: stored.days)
+    rebuildIndexes()
+  }
+
+  mutating func rebuildIndexes() {
+    participantById = [:]
+    for i in participants.indices { participantById[participants.rows[i].id] = Int32(i) }
+    unitById = [:]
+    for i in units.indices { unitById[units.rows[i].id] = Int32(i) }
+    accountById = [:]
+    for i in accounts.indices { accountById[accounts.rows[i].id] = Int32(i) }
+    securityById = [:]
+    for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
+    positionByKey = [:]
+    positionByKey.reserveCapacity(positions.count)
+    positionsOfSecurity = [[Int32]](repeating: [], count: securities.count)
+    awaitingAvailability = []
+    isAwaitingAvailability = [Bool](repeating: false, count: positions.count)
+    for i in positions.indices {
+      let p = positions.rows[i]
+      positionByKey[Self.positionKey(p.account, p.security)] = Int32(i)
+      positionsOfSecurity[Int(p.security)].append(Int32(i))
+      if p.quantity != p.available + p.withheld {
+        isAwaitingAvailability[i] = true
+        awaitingAvailability.append(Int32(i))
+      }
+    }
+    clearingByKey = [:]
+    for i in clearingRows.indices {
+      let c = clearingRows.rows[i]
+      clearingByKey[ClearingKey(date: c.tradeDate, participant: c.participant, security: c.security)] = Int32(i)
+    }
+    settlementByKey = [:]
+    for i in settlementRows.indices {
+      let s = settlementRows.rows[i]
+      settlementByKey[Self.settlementKey(s.tradeDate, s.participant)] = Int32(i)
+    }
+    tradeByKey = [:]
+    tradeByKey.reserveCapacity(trades.count)
+    for i in trades.indices { tradeByKey[TradeKey(date: trades.rows[i].date, id: trades.rows[i].tradeId)] = Int32(i) }
+    dayByDate = [:]
+    for i in days.indices { dayByDate[days.rows[i].date] = Int32(i) }
+    pendingActions = actions.indices.filter { !actions.rows[$0].executed }.map { Int32($0) }
+    uncreditedShares = entitlements.indices.filter {
+      entitlements.rows[$0].kind == .shares && !entitlements.rows[$0].credited
+    }.map { Int32($0) }
+    openDefaults = settlementRows.indices.filter { settlementRows.rows[$0].status == .defaulted }.map { Int32($0) }
+    openDefaults.sort {
+      let a = settlementRows.rows[Int($0)]
+      let b = settlementRows.rows[Int($1)]
+      if a.tradeDate != b.tradeDate { return a.tradeDate < b.tradeDate }
+      return participants.rows[Int(a.participant)].id < participants.rows[Int(b.participant)].id
+    }
+  }
+}
