@@ -19,8 +19,10 @@ import Synchronization
 /// so the caller can log it.
 ///
 /// Important: libzmq admits every client with the right server key when no ZAP handler is
-/// bound. So start the authenticator before binding CURVE servers, and keep it running as
-/// long as they accept connections. Only one authenticator can run per context (the
+/// bound, unless the server socket sets ZMQ_ZAP_ENFORCE_DOMAIN and a ZAP domain, which
+/// `ZMQSocket.asCurveServer(secretKey:)` does by default (then handshakes fail while no
+/// authenticator runs). Start the authenticator before binding CURVE servers, and keep it
+/// running as long as they accept connections. Only one authenticator can run per context (the
 /// inproc endpoint is unique); a second `start()` in the same context throws EADDRINUSE.
 ///
 /// Thread safety: all methods may be called from any thread (state is behind a mutex;
@@ -57,7 +59,8 @@ public final class ZAPAuthenticator: @unchecked Sendable {
   ///   - domain: when set, requests from server sockets with another ZAP domain are refused.
   ///   - onRefusal: called for every refused attempt, on the handler thread.
   ///   - onError: called if the handler thread stops on an unexpected libzmq error (after
-  ///     which libzmq admits every client again); not called for a normal stop/shutdown.
+  ///     which CURVE servers fail closed, or admit everyone if they opted out of
+  ///     `requireAuthenticator`); not called for a normal stop/shutdown.
   /// - Throws: `ZMQError` (EINVAL) naming the first key that is not valid Z85.
   public init(
     context: ZMQContext,
@@ -114,8 +117,8 @@ public final class ZAPAuthenticator: @unchecked Sendable {
   }
 
   /// Stops the handler thread and unbinds the ZAP endpoint (waits at most one poll tick,
-  /// about 50 ms). Idempotent; also done by deinit. After stop, libzmq admits any client
-  /// that has the server key.
+  /// about 50 ms). Idempotent; also done by deinit. After stop, CURVE servers made with
+  /// `requireAuthenticator: true` refuse every client; those without admit every client.
   public func stop() {
     worker.withLock { worker in
       guard let thread = worker else { return }

@@ -359,14 +359,42 @@ public final class ZMQSocket {
     if let maxMs { try setInt32(ZMQ_RECONNECT_IVL_MAX, maxMs, "ZMQ_RECONNECT_IVL_MAX") }
   }
 
-  /// Makes this socket a CURVE server (ZMQ_CURVE_SERVER + ZMQ_CURVE_SECRETKEY). Call before
-  /// bind. Clients are then authenticated only by a running `ZAPAuthenticator` in the same
-  /// context; without one, libzmq admits any client that knows the server's public key.
-  public func asCurveServer(secretKey: String) throws {
+  /// The ZAP domain CURVE servers use unless told otherwise (czmq's convention).
+  public static let defaultZapDomain = "global"
+
+  /// Makes this socket a CURVE server (ZMQ_CURVE_SERVER + ZMQ_CURVE_SECRETKEY + ZMQ_ZAP_DOMAIN).
+  /// Call before bind. Clients are authenticated by a running `ZAPAuthenticator` in the
+  /// same context.
+  ///
+  /// - Parameters:
+  ///   - requireAuthenticator: fail closed. By default libzmq admits any client that knows
+  ///     the server's public key whenever no ZAP handler is bound (the "Stonehouse"
+  ///     pattern); with true (the default here) the socket also sets
+  ///     ZMQ_ZAP_ENFORCE_DOMAIN, so handshakes fail while no authenticator runs. Pass false
+  ///     for encryption without mandatory client authentication.
+  ///   - zapDomain: passed to the authenticator with each request. With
+  ///     `requireAuthenticator` it must not be empty: libzmq skips ZAP entirely for an
+  ///     enforcing socket with an empty domain.
+  public func asCurveServer(
+    secretKey: String, requireAuthenticator: Bool = true,
+    zapDomain: String = ZMQSocket.defaultZapDomain
+  ) throws {
+    precondition(
+      !requireAuthenticator || !zapDomain.isEmpty,
+      "asCurveServer: requireAuthenticator needs a non-empty ZAP domain")
     try requireCurve()
     try requireKey(secretKey, "CURVE secret key")
     try setInt32(ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER")
     try setKey(ZMQ_CURVE_SECRETKEY, secretKey, "ZMQ_CURVE_SECRETKEY")
+    if !zapDomain.isEmpty { try setZapDomain(zapDomain) }
+    if requireAuthenticator { try setZapEnforceDomain(true) }
+  }
+
+  /// ZMQ_ZAP_ENFORCE_DOMAIN (a draft option in zmq.h, accepted by Debian's libzmq 4.3.4):
+  /// with true and a non-empty ZAP domain, a missing ZAP handler makes security handshakes
+  /// fail instead of pass; with true and an empty domain, ZAP is skipped altogether.
+  public func setZapEnforceDomain(_ on: Bool) throws {
+    try setInt32(zmqZapEnforceDomain, on ? 1 : 0, "ZMQ_ZAP_ENFORCE_DOMAIN")
   }
 
   /// Makes this socket a CURVE client of the server with `serverPublicKey`, using its own
@@ -460,6 +488,10 @@ public final class ZMQSocketHandoff: @unchecked Sendable {
     return socket
   }
 }
+
+/// ZMQ_ZAP_ENFORCE_DOMAIN is declared only under ZMQ_BUILD_DRAFT_API in zmq.h, so it does
+/// not import into Swift; the value is from zmq.h 4.3.4.
+let zmqZapEnforceDomain: Int32 = 93
 
 /// Milliseconds from now until `deadline`, clamped to Int32; <= 0 when past.
 func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {

@@ -264,6 +264,7 @@ final class ZeroMQTransportTests: XCTestCase {
     XCTAssertEqual(refusal.mechanism, "CURVE")
     XCTAssertEqual(refusal.clientPublicKey, stranger.publicKey)
     XCTAssertEqual(refusal.address, "127.0.0.1")
+    XCTAssertEqual(refusal.domain, ZMQSocket.defaultZapDomain)
     XCTAssertTrue(refusal.description.contains(stranger.publicKey), refusal.description)
     XCTAssertNil(try router.receive(timeoutMs: 100))
     XCTAssertNil(try dealer.receive(timeoutMs: 0))
@@ -271,6 +272,68 @@ final class ZeroMQTransportTests: XCTestCase {
     auth.stop()
     auth.stop()  // idempotent
     XCTAssertFalse(auth.isRunning)
+  }
+
+  func testCurveFailsClosedWithoutAuthenticator() throws {
+    let context = try ZMQContext()
+    let server = try ZMQCurve.keypair()
+    let client = try ZMQCurve.keypair()
+    let router = try ZMQSocket(context: context, type: .router)
+    try router.asCurveServer(secretKey: server.secretKey)  // requireAuthenticator: true
+    let endpoint = try bindEphemeral(router)
+    let dealer = try ZMQSocket(context: context, type: .dealer)
+    try dealer.asCurveClient(
+      serverPublicKey: server.publicKey, publicKey: client.publicKey, secretKey: client.secretKey)
+    try dealer.connect(endpoint)
+    try dealer.send([bytes("anyone home?")])
+    XCTAssertNil(try router.receive(timeoutMs: 300))
+
+    // Opting out: encryption without client authentication.
+    let open = try ZMQSocket(context: context, type: .router)
+    try open.asCurveServer(secretKey: server.secretKey, requireAuthenticator: false)
+    let openEndpoint = try bindEphemeral(open)
+    let other = try ZMQSocket(context: context, type: .dealer)
+    try other.asCurveClient(
+      serverPublicKey: server.publicKey, publicKey: client.publicKey, secretKey: client.secretKey)
+    try other.connect(openEndpoint)
+    try other.send([bytes("hi")])
+    XCTAssertEqual(try open.receive(timeoutMs: 5000)?.last, bytes("hi"))
+  }
+
+  func testCurveClientWithWrongServerKeyGetsNothingThrough() throws {
+    let context = try ZMQContext()
+    let server = try ZMQCurve.keypair()
+    let impostor = try ZMQCurve.keypair()
+    let client = try ZMQCurve.keypair()
+    let auth = try ZAPAuthenticator(
+      context: context, allowedClientKeys: [client.publicKey], onRefusal: { _ in })
+    try auth.start()
+    let router = try ZMQSocket(context: context, type: .router)
+    try router.asCurveServer(secretKey: server.secretKey)
+    let endpoint = try bindEphemeral(router)
+    let dealer = try ZMQSocket(context: context, type: .dealer)
+    try dealer.asCurveClient(
+      serverPublicKey: impostor.publicKey, publicKey: client.publicKey, secretKey: client.secretKey)
+    try dealer.connect(endpoint)
+    try dealer.send([bytes("hello")])
+    XCTAssertNil(try router.receive(timeoutMs: 300))
+  }
+
+  func testPlainSocketsStillWorkBesideAnAuthenticator() throws {
+    let context = try ZMQContext()
+    let auth = try ZAPAuthenticator(context: context, allowedClientKeys: [], onRefusal: { _ in })
+    try auth.start()
+    let pull = try ZMQSocket(context: context, type: .pull)
+    let endpoint = try bindEphemeral(pull)
+    let push = try ZMQSocket(context: context, type: .push)
+    try push.connect(endpoint)
+    try push.send([bytes("plain")])
+    XCTAssertEqual(try pull.receive(timeoutMs: 5000), [bytes("plain")])
+    // A second authenticator in the same context cannot bind the ZAP endpoint.
+    let second = try ZAPAuthenticator(context: context, allowedClientKeys: [], onRefusal: { _ in })
+    XCTAssertThrowsError(try second.start()) { error in
+      XCTAssertTrue("\(error)".contains(ZAPAuthenticator.endpoint), "\(error)")
+    }
   }
 
   func testCurveKeys() throws {
