@@ -1,1 +1,0 @@
-// ZeroMQTransport: placeholder until its module lands.

@@ -1,5 +1,0 @@
-import XCTest
-
-final class ZeroMQTransportTestsPlaceholder: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
