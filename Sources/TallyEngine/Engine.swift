@@ -47,6 +47,11 @@ public struct Engine {
     return outcome
   }
 
+  /// Hands over the rows changed since the last call (for a durable commit).
+  public mutating func takeChangedRows(_ body: (StateTable, Int32, [UInt8]) -> Void) {
+    state.takeChangedRows(body)
+  }
+
   /// SHA-256 of the canonical encoding of the whole business state (32 bytes).
   public var stateDigest: [UInt8] { StateDigest.of(state) }
 
@@ -57,20 +62,13 @@ public struct Engine {
 public enum StateDigest {
   static let domain = Array("tally-state-v1".utf8)
 
-  public static func of(_ state: TallyState) -> [UInt8] {
-    var sha = SHA256()
-    sha.update(domain)
-    var header = ByteWriter(capacity: 9)
-    state.forEachEncodedRow { table, id, bytes in
-      header = ByteWriter(capacity: 9)
-      header.u8(table.rawValue)
-      header.i32(id)
-      header.i32(Int32(bytes.count))
-      sha.update(header.bytes)
-      sha.update(bytes)
-    }
-    return sha.finalize()
+  /// SHA-256 over the state checksum: 32 bytes that any process computes alike
+  /// for the same state, whether from scratch or kept up to date commit by commit.
+  public static func of(_ checksum: StateChecksum) -> [UInt8] {
+    SHA256.hash(domain + checksum.encoded)
   }
+
+  public static func of(_ state: TallyState) -> [UInt8] { of(state.computeChecksum()) }
 }
 
 /// Event lines of a sequence of files, numbered per SPEC §3.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RocksDBStore
 import TallyCore
 import TallyEngine
 import TallyFormat
@@ -11,8 +12,14 @@ struct RunCommand: ParsableCommand {
     discussion: """
       Files are applied in the order given, as one sequence. Rejected events are normal
       outcomes (rejections.csv), not errors: the exit status is 0 when the run completed.
-      Exit status 2: unusable reference folder or unreadable event file; 3: output folder
-      cannot be written; 64: bad arguments.
+
+      With --state DIR the engine keeps its state in a RocksDB database at DIR and commits
+      it in atomic batches. Kill the process at any moment and run the same command again:
+      it resumes after the last committed event and writes the same outputs.
+
+      Exit status 2: unusable reference folder, unreadable event file, or a state folder
+      that does not belong to these inputs; 3: output or state folder cannot be written;
+      64: bad arguments.
       """)
 
   @Option(name: .long, help: "The reference folder (calendar.csv, securities.csv, ...).")
@@ -21,10 +28,22 @@ struct RunCommand: ParsableCommand {
   @Option(name: .long, help: "The output folder (created if missing).")
   var out: String
 
+  @Option(name: .long, help: "Keep the state in a RocksDB database in this folder (resumable).")
+  var state: String?
+
+  @Option(name: .long, help: "With --state: commit after this many events.")
+  var commitEvents = 10_000
+
+  @Option(name: .long, help: "With --state: commit at least this often, in milliseconds.")
+  var commitMs = 200
+
+  @Flag(inversion: .prefixedNo, help: "With --state: fsync every commit.")
+  var sync = true
+
   @Option(name: .long, help: "Clearing kernel version: v1, v2 (v1-faulty injects a fee fault).")
   var kernel = "v1"
 
-  @Flag(name: .long, help: "Print the state digest (SHA-256 of the canonical state) after the run.")
+  @Flag(name: .long, help: "Print the state digest (SHA-256 of the state checksum) after the run.")
   var digest = false
 
   @Flag(name: .long, help: "Print no summary on standard error.")
@@ -33,35 +52,85 @@ struct RunCommand: ParsableCommand {
   @Argument(help: "Event files (SPEC §3).")
   var events: [String]
 
-  func run() throws {
+  func validate() throws {
     guard !events.isEmpty else { throw ValidationError("give at least one event file") }
+    guard commitEvents > 0, commitMs > 0 else { throw ValidationError("--commit-events and --commit-ms must be > 0") }
+  }
+
+  func run() throws {
     let reference: ReferenceData
     do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
     let kernel: any ClearingKernel
     do { kernel = try KernelCatalog.make(self.kernel, feeRows: reference.feeRows) } catch {
       throw ValidationError(error.description)
     }
-    var engine = Engine(reference: reference, kernel: kernel)
     let clock = ContinuousClock()
     let started = clock.now
-    var seq: Int64 = 0
-    do {
-      try EventLines.forEach(files: events) { line in
-        seq += 1
-        engine.apply(line: line.bytes, seq: seq)
+    let engine: Engine
+    var resumedFrom: Int64 = 0
+    var commits = 0
+    if let state {
+      let durable: DurableEngine
+      do {
+        let store = try RocksDBStateStore(path: state)
+        durable = try DurableEngine(store: store, reference: reference, kernel: kernel, sync: sync)
+      } catch {
+        fail("\(error)", code: 2)
       }
-    } catch {
-      fail("\(error)", code: 2)
+      resumedFrom = durable.committedSeq
+      var seq: Int64 = 0
+      var sinceCommit = 0
+      var lastCommit = clock.now
+      let interval = Duration.milliseconds(commitMs)
+      do {
+        try EventLines.forEach(files: events) { line in
+          seq += 1
+          if try durable.offer(line: line.bytes, seq: seq) != nil {
+            sinceCommit += 1
+            if sinceCommit >= commitEvents || (sinceCommit & 255 == 0 && clock.now - lastCommit >= interval) {
+              try durable.commit()
+              commits += 1
+              sinceCommit = 0
+              lastCommit = clock.now
+            }
+          }
+        }
+        try durable.finishStream()
+        try durable.commit()
+        commits += 1
+      } catch let error as DurableError {
+        fail("\(error)", code: error.description.contains("commit") ? 3 : 2)
+      } catch {
+        fail("\(error)", code: 2)
+      }
+      engine = durable.engine
+    } else {
+      var memory = Engine(reference: reference, kernel: kernel)
+      var seq: Int64 = 0
+      do {
+        try EventLines.forEach(files: events) { line in
+          seq += 1
+          memory.apply(line: line.bytes, seq: seq)
+        }
+      } catch {
+        fail("\(error)", code: 2)
+      }
+      engine = memory
     }
     let elapsed = clock.now - started
     do { try FileIO.writeFolder(out, files: engine.outputFiles()) } catch { fail("\(error)", code: 3) }
     if digest { print(engine.stateDigest.hexString) }
     if !quiet {
       let s = engine.statistics
-      let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-      note(
-        "tally run: \(s.events) events, \(s.applied) applied (\(s.tradesApplied) trades), \(s.rejected) rejected; "
-          + "outputs in \(out) (\(String(format: "%.3f", seconds)) s)")
+      var text = "tally run: \(s.events) events applied now, \(s.applied) applied (\(s.tradesApplied) trades), "
+      text += "\(s.rejected) rejected; last seq \(engine.appliedSeq)"
+      if state != nil { text += "; resumed after seq \(resumedFrom), \(commits) commits" }
+      text += "; outputs in \(out) (\(String(format: "%.3f", elapsed.seconds)) s)"
+      note(text)
     }
   }
+}
+
+extension Duration {
+  var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

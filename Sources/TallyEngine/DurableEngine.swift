@@ -1,0 +1,289 @@
+// The engine with its state in a StateStore (RocksDB for real runs). State lives
+// in memory; every commit writes the rows that changed since the last commit,
+// the state checksum and the applied sequence number in ONE atomic batch, so
+// state and position never disagree. A restart loads the rows, recomputes the
+// checksum and refuses to run if it differs from the stored one.
+// Key layout: docs/STATE-LAYOUT.md.
+import TallyCore
+import TallyFormat
+
+public struct DurableError: Error, CustomStringConvertible, Sendable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}
+
+public enum StateKeys {
+  /// Bumped when the stored layout or the business rules change incompatibly.
+  public static let formatVersion = "tally-state/1 spec/2026-11"
+  static let metaPrefix: UInt8 = 0
+  public static let format = meta("format")
+  public static let reference = meta("reference")
+  public static let stream = meta("stream")
+  public static let checksum = meta("checksum")
+
+  static func meta(_ name: String) -> [UInt8] { [metaPrefix] + Array(name.utf8) }
+
+  /// `[table tag][row id, u32 big-endian]`: rows of a table sort by id.
+  public static func row(_ table: StateTable, _ id: Int32) -> [UInt8] {
+    let u = UInt32(bitPattern: id)
+    return [table.rawValue, UInt8(u >> 24), UInt8(truncatingIfNeeded: u >> 16), UInt8(truncatingIfNeeded: u >> 8),
+      UInt8(truncatingIfNeeded: u)]
+  }
+
+  static func rowId(_ key: [UInt8]) -> Int32? {
+    guard key.count == 5 else { return nil }
+    return Int32(bitPattern: UInt32(key[1]) << 24 | UInt32(key[2]) << 16 | UInt32(key[3]) << 8 | UInt32(key[4]))
+  }
+}
+
+/// SHA-256 of the canonical encoding of a reference folder: a state folder is only
+/// ever resumed with the reference data it was made with.
+public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
+  var w = ByteWriter()
+  w.string("reference/1")
+  w.i32(Int32(r.calendar.count))
+  for d in r.calendar { w.i32(d) }
+  w.i32(Int32(r.securities.count))
+  for s in r.securities {
+    w.string(s.code)
+    w.string(s.isin)
+    w.string(s.name)
+    w.u8(s.kind.rawValue)
+  }
+  w.i32(Int32(r.participants.count))
+  for p in r.participants {
+    w.string(p.id)
+    w.string(p.name)
+  }
+  w.i32(Int32(r.units.count))
+  for u in r.units {
+    w.string(u.id)
+    w.string(u.participant)
+  }
+  w.i32(Int32(r.accounts.count))
+  for a in r.accounts {
+    w.string(a.id)
+    w.u8(a.kind.rawValue)
+  }
+  w.i32(Int32(r.holdings.count))
+  for h in r.holdings {
+    w.string(h.account)
+    w.string(h.security)
+    w.i64(h.quantity)
+    w.i32(h.acquiredDate)
+  }
+  w.i32(Int32(r.feeRows.count))
+  for f in r.feeRows {
+    w.u8(f.kind.rawValue)
+    w.u8(f.fee.rawValue)
+    w.u8(f.side.rawValue)
+    w.string(f.rateText)
+    w.i32(f.effectiveDate)
+  }
+  return SHA256.hash(w.bytes)
+}
+
+/// A fingerprint of the first event lines of a stream, so that a state folder is
+/// never resumed with another stream.
+struct StreamFingerprint: Equatable {
+  static let lineCountMax = 64
+  var lineCount: Int64 = 0
+  var sha = SHA256()
+  var digest: [UInt8] = {
+    var empty = SHA256()
+    return empty.finalize()
+  }()
+
+  var isComplete: Bool { lineCount >= Int64(Self.lineCountMax) }
+
+  mutating func add(_ line: ArraySlice<UInt8>) {
+    precondition(!isComplete, "fingerprint takes only the first lines")
+    var w = ByteWriter()
+    w.i32(Int32(line.count))
+    sha.update(w.bytes)
+    sha.update(line)
+    lineCount += 1
+    var copy = sha
+    digest = copy.finalize()
+  }
+
+  var encoded: [UInt8] {
+    var w = ByteWriter()
+    w.i64(lineCount)
+    w.raw(digest)
+    return w.bytes
+  }
+
+  static func == (a: StreamFingerprint, b: StreamFingerprint) -> Bool {
+    a.lineCount == b.lineCount && a.digest == b.digest
+  }
+}
+
+public final class DurableEngine {
+  public private(set) var engine: Engine
+  public let store: any StateStore
+  public var sync: Bool
+  /// The last sequence number durably committed.
+  public private(set) var committedSeq: Int64
+  public private(set) var checksum: StateChecksum
+  /// Commit latencies in nanoseconds, for metrics and benchmarks (not state).
+  public private(set) var commitNanos: [Int64] = []
+
+  private var rowHashes: [[RowHash]]
+  private var fingerprint = StreamFingerprint()
+  private var storedFingerprint: (count: Int64, digest: [UInt8])?
+  private var fingerprintDirty = false
+
+  /// Opens the state in `store`: a fresh state from `reference` when the store is
+  /// empty, else the stored state, verified. Throws when the store belongs to other
+  /// reference data or another format, or when its checksum does not verify.
+  public init(store: any StateStore, reference: ReferenceData, kernel: any ClearingKernel, sync: Bool = true)
+    throws
+  {
+    self.store = store
+    self.sync = sync
+    rowHashes = [[RowHash]](repeating: [], count: Int(StateTable.allCases.map(\.rawValue).max()!) + 1)
+    let referencePrint = referenceFingerprint(reference)
+    let existing: [UInt8]?
+    do { existing = try store.value(for: StateKeys.format) } catch { throw DurableError("\(error)") }
+    guard let existing else {
+      // A fresh state: everything is written in the first commit.
+      engine = Engine(reference: reference, kernel: kernel)
+      committedSeq = 0
+      checksum = StateChecksum()
+      var batch = StoreBatch()
+      batch.put(StateKeys.format, Array(StateKeys.formatVersion.utf8))
+      batch.put(StateKeys.reference, referencePrint)
+      try commitChanges(into: &batch)
+      return
+    }
+    guard existing == Array(StateKeys.formatVersion.utf8) else {
+      throw DurableError(
+        "state folder was written by '\(String(decoding: existing, as: UTF8.self))', this is '\(StateKeys.formatVersion)'; use a new --state folder"
+      )
+    }
+    guard try store.value(for: StateKeys.reference) == referencePrint else {
+      throw DurableError(
+        "state folder was made with other reference data; use the same --reference or a new --state folder")
+    }
+    var stored = StoredTables()
+    var hashes = rowHashes
+    var recomputed = StateChecksum()
+    do {
+      for table in StateTable.allCases {
+        try store.scan(prefix: [table.rawValue]) { key, value in
+          guard let id = StateKeys.rowId(key) else { throw DurableError("unexpected key \(key.hexString)") }
+          try stored.add(table, id: id, bytes: value)
+          let h = RowHash(table: table.rawValue, id: id, bytes: value)
+          hashes[Int(table.rawValue)].append(h)
+          recomputed.add(h)
+          return true
+        }
+      }
+    } catch {
+      throw DurableError("state folder cannot be read: \(error)")
+    }
+    guard let storedChecksumBytes = try store.value(for: StateKeys.checksum),
+      let storedChecksum = try? StateChecksum(decoding: storedChecksumBytes)
+    else { throw DurableError("state folder has no checksum: it is incomplete or damaged") }
+    guard storedChecksum == recomputed else {
+      throw DurableError(
+        "state folder is damaged: stored checksum \(StateDigest.of(storedChecksum).hexString) differs from the loaded rows' \(StateDigest.of(recomputed).hexString); refusing to run"
+      )
+    }
+    if let f = try store.value(for: StateKeys.stream) {
+      var r = ByteReader(f)
+      let count = try r.i64()
+      storedFingerprint = (count, Array(f.dropFirst(8)))
+    }
+    rowHashes = hashes
+    checksum = recomputed
+    engine = Engine(state: TallyState(restoring: stored, reference: reference, kernel: kernel))
+    committedSeq = engine.appliedSeq
+  }
+
+  /// Offers the next event line with its seq. Lines already applied (seq ≤ the
+  /// stored position) are only checked against the stream fingerprint.
+  /// Returns nil for a line that was skipped.
+  @discardableResult
+  public func offer(line: ArraySlice<UInt8>, seq: Int64) throws -> Outcome? {
+    if !fingerprint.isComplete {
+      fingerprint.add(line)
+      if let stored = storedFingerprint, fingerprint.lineCount == stored.count {
+        guard fingerprint.digest == stored.digest else {
+          throw DurableError(
+            "state folder was made from another event stream (its first \(stored.count) events differ); use the same event files or a new --state folder"
+          )
+        }
+      }
+      if storedFingerprint.map({ fingerprint.lineCount > $0.count }) ?? true { fingerprintDirty = true }
+    }
+    if seq <= engine.appliedSeq { return nil }
+    return engine.apply(line: line, seq: seq)
+  }
+
+  /// Call after the last line was offered: a stream shorter than the stored
+  /// fingerprint is another stream.
+  public func finishStream() throws {
+    if let stored = storedFingerprint, fingerprint.lineCount < stored.count {
+      throw DurableError(
+        "state folder was made from a longer event stream (\(stored.count) first events fingerprinted, this one has \(fingerprint.lineCount)); use the same event files or a new --state folder"
+      )
+    }
+  }
+
+  /// Applies an already parsed event (cluster replicas).
+  @discardableResult
+  public func apply(_ event: Event, seq: Int64) -> Outcome {
+    engine.apply(event, seq: seq)
+  }
+
+  /// Commits what changed since the last commit, atomically with the position.
+  public func commit() throws {
+    var batch = StoreBatch()
+    try commitChanges(into: &batch)
+  }
+
+  private func commitChanges(into batch: inout StoreBatch) throws {
+    let clock = ContinuousClock()
+    let started = clock.now
+    var sum = checksum
+    var hashes = rowHashes
+    engine.takeChangedRows { table, id, bytes in
+      let h = RowHash(table: table.rawValue, id: id, bytes: bytes)
+      let t = Int(table.rawValue)
+      if Int(id) < hashes[t].count {
+        sum.replace(hashes[t][Int(id)], with: h)
+        hashes[t][Int(id)] = h
+      } else {
+        precondition(Int(id) == hashes[t].count, "\(table.name) row \(id) skipped an id")
+        hashes[t].append(h)
+        sum.add(h)
+      }
+      batch.put(StateKeys.row(table, id), bytes)
+    }
+    batch.put(StateKeys.checksum, sum.encoded)
+    if fingerprintDirty {
+      batch.put(StateKeys.stream, fingerprint.encoded)
+    }
+    do {
+      try store.commit(batch, sync: sync)
+    } catch {
+      throw DurableError(
+        "commit of seq \(engine.appliedSeq) failed: \(error); the state folder still holds seq \(committedSeq), run again to resume"
+      )
+    }
+    if fingerprintDirty {
+      storedFingerprint = (fingerprint.lineCount, fingerprint.digest)
+      fingerprintDirty = false
+    }
+    checksum = sum
+    rowHashes = hashes
+    committedSeq = engine.appliedSeq
+    let elapsed = clock.now - started
+    commitNanos.append(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+  }
+
+  /// The digest of the committed state, from the incremental checksum.
+  public var stateDigest: [UInt8] { StateDigest.of(checksum) }
+}
