@@ -1,1 +1,0 @@
-// MarketGenerator: placeholder until its module lands.
