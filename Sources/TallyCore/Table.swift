@@ -13,13 +13,23 @@ public struct Ident: Hashable, Comparable, Sendable, CustomStringConvertible {
 
   public var description: String { text }
 
-  @inlinable public static func == (a: Ident, b: Ident) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+  @inlinable public static func == (a: Ident, b: Ident) -> Bool {
+    // Compare contiguous UTF-8 buffers (native strings always have them); the
+    // fallback walks the views.
+    let fast = a.text.utf8.withContiguousStorageIfAvailable { x in
+      b.text.utf8.withContiguousStorageIfAvailable { y in x.count == y.count && x.elementsEqual(y) }
+    }
+    if let fast, let result = fast { return result }
+    return a.text.utf8.elementsEqual(b.text.utf8)
+  }
 
   @inlinable public static func < (a: Ident, b: Ident) -> Bool {
     a.text.utf8.lexicographicallyPrecedes(b.text.utf8)
   }
 
   @inlinable public func hash(into hasher: inout Hasher) {
+    let hashed: Void? = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    if hashed != nil { return }
     var count = 0
     for byte in text.utf8 {
       hasher.combine(byte)
@@ -52,7 +62,8 @@ public struct Table<Row> {
   }
 
   public subscript(index: Int32) -> Row {
-    get { rows[Int(index)] }
+    // _read borrows the row: reading one field copies (and retains) nothing else.
+    _read { yield rows[Int(index)] }
     _modify {
       let i = Int(index)
       if !dirtyFlags[i] {
