@@ -1,5 +1,0 @@
-import XCTest
-
-final class MarketGeneratorTestsPlaceholder: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
