@@ -620,6 +620,7 @@ extension Run {
         applyCash(t, kind: secKind[s], sign: 1)
         trades.append(t)
         try comment(w, "A block purchase after the close.")
+        summary.blockTrades += 1
         try writeTrade(
           w, id: id, date: date, slot: options.tradesPerDay - 1, security: s, price: p, quantity: quantity,
           buyer: buyer, buyUnit: buyUnit, seller: sellerAccount, sellUnit: sellUnit)
