@@ -187,9 +187,12 @@ extension Run {
         "About \(o.badLinesPerMillion) lines per million trades are deliberately bad; a correct engine rejects each.")
     }
     try comment(w, "Opening cash in the participants' settlement reserves.")
-    let scale = max(1, o.tradesPerDay / 10_000)
+    // Thin reserves (about a day's net, which grows like the square root of the
+    // trades per participant); the end-of-day top-ups do the rest.
+    var scale = 1
+    while (scale + 1) * (scale + 1) <= max(1, o.tradesPerDay / o.participants / 100) { scale += 1 }
     for p in 0..<o.participants {
-      try writeDeposit(w, participant: p, fen: (1 + rng.below(5)) * 100_000_000 * scale)
+      try writeDeposit(w, participant: p, fen: (1 + rng.below(5)) * 10_000_000 * scale)
     }
     planCorporateActions()
     if !actions.isEmpty {
@@ -537,14 +540,30 @@ extension Run {
     for x in defaults where !x.cured { outstanding[x.participant] += x.owed }
     var shortfall = [Int](repeating: 0, count: net.count)
     var candidate = -1
-    for p in net.indices {
-      let need = outstanding[p] + max(0, -net[p])
-      let have = balance[p] + max(0, net[p])
-      shortfall[p] = need - have
-      if staging && shortfall[p] > 0 && outstanding[p] == 0
-        && (candidate < 0 || shortfall[p] > shortfall[candidate])
-      {
-        candidate = p
+    func survey() {
+      candidate = -1
+      for p in net.indices {
+        let need = outstanding[p] + max(0, -net[p])
+        let have = balance[p] + max(0, net[p])
+        shortfall[p] = need - have
+        if staging && shortfall[p] > 0 && outstanding[p] == 0
+          && (candidate < 0 || shortfall[p] > shortfall[candidate])
+        {
+          candidate = p
+        }
+      }
+    }
+    survey()
+    if staging && candidate < 0 && options.participants >= 2 {
+      // Nobody is short by chance today: a participant buys a block after the
+      // close that its reserve cannot pay for.
+      var slackest = -1
+      for p in net.indices where outstanding[p] == 0 {
+        if slackest < 0 || -shortfall[p] < -shortfall[slackest] { slackest = p }
+      }
+      if slackest >= 0 {
+        try blockTrade(w, date: ref.calendar[d], buyParticipant: slackest, amount: -shortfall[slackest] + 1_000_000)
+        survey()
       }
     }
     for p in net.indices where shortfall[p] > 0 {
@@ -557,6 +576,58 @@ extension Run {
       let cushion = max(1_000_000, need / 10)
       let amount = (shortfall[p] + cushion + 999_999) / 1_000_000 * 1_000_000
       try writeDeposit(w, participant: p, fen: amount)
+    }
+  }
+
+  /// A block purchase (大宗交易) at the close by `buyParticipant` worth more than
+  /// `amount` fen, sold by a market maker through another participant's unit.
+  private mutating func blockTrade(_ w: ByteSink, date: Int32, buyParticipant: Int, amount: Int) throws {
+    guard let buyUnit = ref.unitParticipant.firstIndex(of: Int32(buyParticipant)),
+      let sellUnit = ref.unitParticipant.firstIndex(where: { $0 != Int32(buyParticipant) })
+    else { return }
+    let byActivity = (0..<secCode.count).sorted {
+      let a = cumulativeWeight[$0] - ($0 == 0 ? 0 : cumulativeWeight[$0 - 1])
+      let b = cumulativeWeight[$1] - ($1 == 0 ? 0 : cumulativeWeight[$1 - 1])
+      return a != b ? a > b : $0 < $1
+    }
+    for s in byActivity {
+      let lot = secLot[s]
+      let p = price[s]
+      let quantity = (amount * 10 / p / lot + 2) * lot
+      for m in 0..<marketMakers {
+        let seller = Int(marketMakerPositions[s * marketMakers + m])
+        guard positions[seller].available >= quantity else { continue }
+        let sellerAccount = Int(positions[seller].account)
+        var buyer = ref.individuals + rng.below(ref.institutions)
+        if buyer == sellerAccount { buyer = ref.individuals > 0 ? rng.below(ref.individuals) : buyer }
+        if buyer == sellerAccount { continue }
+        positions[seller].available -= quantity
+        var bp = find(buyer, s)
+        if bp < 0 { bp = createPosition(buyer, s, available: 0) }
+        if secKind[s] == .bond {
+          positions[bp].available += quantity
+        } else {
+          if positions[bp].pending == 0 { pendingPositions.append(Int32(truncatingIfNeeded: bp)) }
+          positions[bp].pending += quantity
+        }
+        let id = nextTradeId
+        nextTradeId += 1
+        let t = TradeRecord(
+          id: Int32(truncatingIfNeeded: id), buyPosition: Int32(truncatingIfNeeded: bp),
+          sellPosition: Int32(truncatingIfNeeded: seller), quantity: Int32(truncatingIfNeeded: quantity),
+          price: Int32(truncatingIfNeeded: p), buyUnit: Int32(truncatingIfNeeded: buyUnit),
+          sellUnit: Int32(truncatingIfNeeded: sellUnit), cancelled: false)
+        applyCash(t, kind: secKind[s], sign: 1)
+        trades.append(t)
+        try comment(w, "A block purchase after the close.")
+        summary.blockTrades += 1
+        try writeTrade(
+          w, id: id, date: date, slot: options.tradesPerDay - 1, security: s, price: p, quantity: quantity,
+          buyer: buyer, buyUnit: buyUnit, seller: sellerAccount, sellUnit: sellUnit)
+        summary.trades += 1
+        summary.eventLines += 1
+        return
+      }
     }
   }
 }

@@ -126,6 +126,8 @@ public struct MarketSummary: Sendable, Equatable {
   /// and how many of them it expects to be cured by a later deposit.
   public var expectedDefaults = 0
   public var expectedCures = 0
+  /// Block purchases added to stage a default (counted in `trades` too).
+  public var blockTrades = 0
   /// Trade slots given up because no account had shares to sell (normally 0).
   public var skippedTrades = 0
   /// Size of events.txt in bytes.
