@@ -49,7 +49,7 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(
       name: "TallyEngineTests",
-      dependencies: ["TallyCore", "TallyFormat", "TallyEngine", "MarketGenerator"],
+      dependencies: ["TallyCore", "TallyFormat", "TallyEngine", "MarketGenerator", "RocksDBStore"],
       swiftSettings: strict),
     .testTarget(
       name: "RocksDBStoreTests", dependencies: ["RocksDBStore", "TallyEngine"],
