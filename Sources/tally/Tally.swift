@@ -12,7 +12,7 @@ struct Tally: ParsableCommand {
       Start with `tally demo`. `tally run` is the embedded engine over files; see README.md
       and docs/ for the cluster, durability and the formats (SPEC.md).
       """,
-    subcommands: [RunCommand.self, GenerateCommand.self, DemoCommand.self, BenchCommand.self])
+    subcommands: [RunCommand.self, GenerateCommand.self, DemoCommand.self, BenchCommand.self, InspectCommand.self])
 }
 
 /// Prints to standard error (progress and diagnostics never mix with output data).
