@@ -33,6 +33,10 @@ let package = Package(
     .target(name: "ZeroMQTransport", dependencies: ["CZeroMQ"], swiftSettings: strict),
     // The second, independently written per-trade clearing kernel (N-version voting).
     .target(name: "ClearingKernelV2", dependencies: ["TallyCore"], swiftSettings: strict),
+    // The replicated cluster: sequencer, replicas, voter, their wire format and supervisor.
+    .target(
+      name: "TallyCluster", dependencies: ["TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport"],
+      swiftSettings: strict),
     // Synthetic but realistic markets for demos, tests and benchmarks.
     .target(name: "MarketGenerator", dependencies: ["TallyCore"], swiftSettings: strict),
     // The command line: parse arguments and compose the modules above.
@@ -40,7 +44,7 @@ let package = Package(
       name: "tally",
       dependencies: [
         "TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
-        "MarketGenerator", "ClearingKernelV2",
+        "MarketGenerator", "ClearingKernelV2", "TallyCluster",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),
@@ -61,6 +65,9 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(
       name: "ClearingKernelV2Tests", dependencies: ["ClearingKernelV2", "TallyCore"],
+      swiftSettings: strict),
+    .testTarget(
+      name: "TallyClusterTests", dependencies: ["TallyCluster", "TallyEngine", "TallyCore", "MarketGenerator"],
       swiftSettings: strict),
     .testTarget(
       name: "TallyCLITests", dependencies: ["tally"], swiftSettings: strict),

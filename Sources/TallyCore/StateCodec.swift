@@ -27,6 +27,7 @@ public struct ByteWriter {
 
 public struct DecodeError: Error, CustomStringConvertible, Sendable {
   public var description: String
+  public init(description: String) { self.description = description }
 }
 
 public struct ByteReader {
@@ -36,6 +37,8 @@ public struct ByteReader {
   public init(_ bytes: [UInt8]) { self.bytes = bytes }
 
   public var isAtEnd: Bool { i == bytes.count }
+
+  public mutating func bytes(_ n: Int) throws(DecodeError) -> [UInt8] { Array(try take(n)) }
 
   mutating func take(_ n: Int) throws(DecodeError) -> ArraySlice<UInt8> {
     guard n >= 0, i + n <= bytes.count else {

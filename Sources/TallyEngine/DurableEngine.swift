@@ -232,19 +232,34 @@ public final class DurableEngine {
     }
   }
 
+  /// Applies a journaled line (cluster replicas: the journal is the stream, so no
+  /// fingerprint check).
+  @discardableResult
+  public func apply(line: ArraySlice<UInt8>, seq: Int64) -> Outcome {
+    engine.apply(line: line, seq: seq)
+  }
+
   /// Applies an already parsed event (cluster replicas).
   @discardableResult
   public func apply(_ event: Event, seq: Int64) -> Outcome {
     engine.apply(event, seq: seq)
   }
 
-  /// Commits what changed since the last commit, atomically with the position.
-  public func commit() throws {
-    var batch = StoreBatch()
+  /// Commits what changed since the last commit, atomically with the position and
+  /// with `extra` (a replica's vote log rides in the same batch).
+  public func commit(extra: StoreBatch = StoreBatch()) throws {
+    var batch = extra
     try commitChanges(into: &batch)
   }
 
-  private func commitChanges(into batch: inout StoreBatch) throws {
+  /// Like `commit(extra:)`, with the extra writes made from the new state digest
+  /// (a replica's vote carries the digest of exactly the state it commits).
+  public func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws {
+    var batch = StoreBatch()
+    try commitChanges(into: &batch, extraFromDigest: extraFromDigest)
+  }
+
+  private func commitChanges(into batch: inout StoreBatch, extraFromDigest: (([UInt8]) -> StoreBatch)? = nil) throws {
     let clock = ContinuousClock()
     let started = clock.now
     var sum = checksum
@@ -263,6 +278,10 @@ public final class DurableEngine {
       batch.put(StateKeys.row(table, id), bytes)
     }
     batch.put(StateKeys.checksum, sum.encoded)
+    if let extraFromDigest {
+      let extra = extraFromDigest(StateDigest.of(sum))
+      for (k, v) in extra.puts { batch.put(k, v) }
+    }
     if fingerprintDirty {
       batch.put(StateKeys.stream, fingerprint.encoded)
     }

@@ -12,7 +12,11 @@ struct Tally: ParsableCommand {
       Start with `tally demo`. `tally run` is the embedded engine over files; see README.md
       and docs/ for the cluster, durability and the formats (SPEC.md).
       """,
-    subcommands: [RunCommand.self, GenerateCommand.self, DemoCommand.self, BenchCommand.self, InspectCommand.self])
+    subcommands: [
+      RunCommand.self, GenerateCommand.self, DemoCommand.self, BenchCommand.self, InspectCommand.self,
+      ClusterCommand.self, SubmitCommand.self, ReportCommand.self, SequencerCommand.self, ReplicaCommand.self,
+      VoterCommand.self,
+    ])
 }
 
 /// Prints to standard error (progress and diagnostics never mix with output data).

@@ -1,0 +1,202 @@
+// Client side of the cluster: submitting event files (SPEC §7) with safe retries,
+// asking nodes for status, and assembling a report from voted data only.
+import Foundation
+import TallyCore
+import TallyEngine
+import TallyFormat
+import ZeroMQTransport
+
+public struct ClusterClientError: Error, CustomStringConvertible, Sendable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}
+
+public enum ControlClient {
+  /// One request to a node's control endpoint; nil when it does not answer in time.
+  public static func request(
+    context: ZMQContext, endpoint: String, _ frames: [[UInt8]], timeoutMs: Int32 = 1_000
+  ) throws -> [[UInt8]]? {
+    let s = try ZMQSocket(context: context, type: .dealer)
+    defer { s.close() }
+    try s.setMaxMessageBytes(WireLimits.controlMessageBytesMax)
+    try s.connect(endpoint)
+    try s.send(frames)
+    return try s.receive(timeoutMs: timeoutMs)
+  }
+
+  public static func status(context: ZMQContext, endpoint: String, timeoutMs: Int32 = 1_000) -> String? {
+    guard let reply = try? request(context: context, endpoint: endpoint, ["STATUS".bytes], timeoutMs: timeoutMs),
+      let first = reply.first
+    else { return nil }
+    return first.text
+  }
+
+  /// Reads an integer field from a flat status JSON (our own writer's output).
+  public static func field(_ json: String, _ name: String) -> Int64? {
+    guard let r = json.range(of: "\"\(name)\":") else { return nil }
+    let digits = json[r.upperBound...].prefix { $0 == "-" || $0.isNumber }
+    return Int64(digits)
+  }
+}
+
+public struct SubmitResult: Sendable {
+  public var batches = 0
+  public var events: Int64 = 0
+  public var firstSeq: Int64 = 0
+  public var lastSeq: Int64 = 0
+}
+
+public enum Submitter {
+  public static let batchLinesDefault = 10_000
+  public static let windowBatches = 8
+  public static let ackTimeoutMs = 5_000
+  public static let attemptsMax = 20
+
+  /// A client id derived from the files' contents: submitting the same files again
+  /// is recognised as a retry and journals nothing twice.
+  public static func contentClientId(_ files: [[UInt8]]) -> String {
+    var sha = SHA256()
+    for f in files {
+      var w = ByteWriter()
+      w.i64(Int64(f.count))
+      sha.update(w.bytes)
+      sha.update(f)
+    }
+    return "submit-" + String(sha.finalize().hexString.prefix(24))
+  }
+
+  /// Splits files into batches of whole lines; files never share a batch.
+  public static func batches(_ files: [[UInt8]], linesMax: Int) -> [[UInt8]] {
+    var out: [[UInt8]] = []
+    for bytes in files {
+      var start = 0
+      var lines = 0
+      var i = 0
+      var batchStart = 0
+      while i < bytes.count {
+        if bytes[i] == 10 {
+          lines += 1
+          if lines == linesMax || i + 1 - batchStart >= WireLimits.batchBytesMax - 65_536 {
+            out.append(Array(bytes[batchStart...i]))
+            batchStart = i + 1
+            lines = 0
+          }
+        }
+        i += 1
+      }
+      start = batchStart
+      if start < bytes.count { out.append(Array(bytes[start...])) }
+    }
+    return out
+  }
+
+  public static func submit(
+    context: ZMQContext, ingest: String, files: [[UInt8]], clientId: String, linesMax: Int = batchLinesDefault,
+    progress: (String) -> Void = { _ in }
+  ) throws -> SubmitResult {
+    let frames = batches(files, linesMax: linesMax)
+    let socket = try ZMQSocket(context: context, type: .dealer)
+    defer { socket.close() }
+    try socket.connect(ingest)
+    var result = SubmitResult()
+    var next = 0
+    var inFlight: [Int: (sentAt: ContinuousClock.Instant, attempts: Int)] = [:]
+    let clock = ContinuousClock()
+    var acked = 0
+    func send(_ i: Int) throws {
+      try socket.send([Ingest.magic, clientId.bytes, String(i + 1).bytes, frames[i]])
+      inFlight[i] = (clock.now, (inFlight[i]?.attempts ?? 0) + 1)
+    }
+    while acked < frames.count {
+      while next < frames.count && inFlight.count < windowBatches {
+        try send(next)
+        next += 1
+      }
+      if let reply = try socket.receive(timeoutMs: 200) {
+        guard reply.count >= 3, reply[0] == Ingest.magic, let n = Ingest.batchNumber(reply[1]) else {
+          throw ClusterClientError("the sequencer answered with a malformed message")
+        }
+        let i = Int(n - 1)
+        if reply[2].text == "ERR" {
+          throw ClusterClientError("batch \(n) refused: \(reply.count > 3 ? reply[3].text : "?")")
+        }
+        guard reply.count == 5, inFlight[i] != nil, let first = Int64(reply[3].text), let last = Int64(reply[4].text)
+        else { continue }  // a duplicate answer to a retry
+        inFlight[i] = nil
+        acked += 1
+        result.batches += 1
+        if first > 0 {
+          result.events += last - first + 1
+          if result.firstSeq == 0 { result.firstSeq = first }
+          result.lastSeq = max(result.lastSeq, last)
+        }
+        if acked % 50 == 0 { progress("\(acked)/\(frames.count) batches acked, last seq \(result.lastSeq)") }
+      }
+      for (i, f) in inFlight where clock.now - f.sentAt > .milliseconds(ackTimeoutMs) {
+        guard f.attempts < attemptsMax else {
+          throw ClusterClientError("batch \(i + 1) not acknowledged after \(attemptsMax) attempts; is the sequencer up?")
+        }
+        progress("batch \(i + 1) not acknowledged yet; sending it again (a retry is never journaled twice)")
+        try send(i)
+      }
+    }
+    return result
+  }
+}
+
+public enum Reporter {
+  /// Waits until the voter has decided every journaled event, then collects the
+  /// seven files from replicas whose state digest equals the voted one, and
+  /// returns them when a quorum of those replicas produced identical bytes.
+  public static func report(
+    context: ZMQContext, config: ClusterConfig, timeoutSeconds: Int = 300, progress: (String) -> Void = { _ in }
+  ) throws -> [(name: String, bytes: [UInt8])] {
+    let clock = ContinuousClock()
+    let deadline = clock.now + .seconds(timeoutSeconds)
+    guard let seqStatus = ControlClient.status(context: context, endpoint: config.sequencerControl),
+      let lastSeq = ControlClient.field(seqStatus, "last_seq")
+    else { throw ClusterClientError("the sequencer does not answer at \(config.sequencerControl)") }
+    var reported = Int64(-1)
+    while true {
+      guard clock.now < deadline else { throw ClusterClientError("timed out waiting for the voter to reach seq \(lastSeq)") }
+      if let s = ControlClient.status(context: context, endpoint: config.voterControl),
+        let w = ControlClient.field(s, "watermark")
+      {
+        if w > lastSeq { break }
+        if w != reported {
+          progress("voter has decided through seq \(w - 1) of \(lastSeq)")
+          reported = w
+        }
+      }
+      Thread.sleep(forTimeInterval: 0.1)
+    }
+    var voted: [UInt8]? = nil
+    if lastSeq > 0 {
+      guard let reply = try ControlClient.request(
+        context: context, endpoint: config.voterControl, ["DECIDED".bytes, lastSeq.leBytes]),
+        reply.count == 2, reply[0].text == "YES"
+      else { throw ClusterClientError("the voter has no decided batch ending at seq \(lastSeq)") }
+      voted = reply[1]
+    }
+    while clock.now < deadline {
+      var groups: [(digest: [UInt8], files: [(name: String, bytes: [UInt8])], count: Int)] = []
+      for i in config.replicas.indices {
+        guard let reply = try ControlClient.request(
+          context: context, endpoint: config.replicaControl(i), ["REPORT".bytes, lastSeq.leBytes], timeoutMs: 30_000),
+          reply.count == 4, reply[0].text == "REPORT"
+        else { continue }
+        if let voted, reply[2] != voted { continue }  // not the voted state: not used
+        let digest = SHA256.hash(reply[3])
+        if let g = groups.firstIndex(where: { $0.digest == digest }) {
+          groups[g].count += 1
+        } else {
+          groups.append((digest, try FileBundle.decode(reply[3]), 1))
+        }
+      }
+      if let winner = groups.first(where: { $0.count >= config.quorum }) { return winner.files }
+      progress("waiting for a quorum of replicas at seq \(lastSeq) with the voted state")
+      Thread.sleep(forTimeInterval: 0.5)
+    }
+    throw ClusterClientError("no quorum of replicas produced the report at seq \(lastSeq)")
+  }
+}

@@ -1,0 +1,202 @@
+// A replica: the durable engine fed from the sequencer's journal. For each journal
+// batch it applies the events, commits state + position + its vote in one atomic
+// write, and pushes the vote (outcomes, output digest, state digest) to the voter.
+// It never skips a gap: it only ever asks for the batch after its applied seq.
+import Foundation
+import RocksDBStore
+import TallyCore
+import TallyEngine
+import TallyFormat
+import ZeroMQTransport
+
+/// Faults a replica can be told to inject (tests and chaos scenarios only).
+public struct ReplicaFaults: Sendable {
+  /// Flip one bit of the state digest in every vote it sends (a byzantine replica).
+  public var flipDigestBit = false
+  public init(flipDigestBit: Bool = false) { self.flipDigestBit = flipDigestBit }
+}
+
+public final class Replica {
+  static let votePrefix: UInt8 = 0x20
+  /// Seconds before an unanswered fetch is sent again (the sequencer may have restarted).
+  static let fetchRetryMs = 3_000
+
+  let config: ClusterConfig
+  let index: Int
+  let id: String
+  let kernelName: String
+  let dataDir: String
+  let reference: ReferenceData
+  let faults: ReplicaFaults
+  let log: Logger
+  var durable: DurableEngine
+  var store: RocksDBStateStore
+  public private(set) var repairs = 0
+
+  public init(
+    config: ClusterConfig, index: Int, dataDir: String, reference: ReferenceData, faults: ReplicaFaults = .init(),
+    log: Logger
+  ) throws {
+    self.config = config
+    self.index = index
+    id = config.replicas[index].id
+    kernelName = config.replicas[index].kernel
+    self.dataDir = dataDir
+    self.reference = reference
+    self.faults = faults
+    self.log = log
+    (store, durable) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
+    log.info("replica \(id): kernel \(kernelName), state at seq \(durable.committedSeq)")
+  }
+
+  static func open(dataDir: String, reference: ReferenceData, kernel: String) throws -> (
+    RocksDBStateStore, DurableEngine
+  ) {
+    try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+    let store = try RocksDBStateStore(path: dataDir + "/state")
+    let engine = try DurableEngine(
+      store: store, reference: reference, kernel: try KernelCatalog.make(kernel, feeRows: reference.feeRows))
+    return (store, engine)
+  }
+
+  static func voteKey(_ first: Int64) -> [UInt8] {
+    [votePrefix] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(first) >> UInt64(56 - 8 * $0)) }
+  }
+
+  public var appliedSeq: Int64 { durable.committedSeq }
+
+  /// Applies one journal batch and returns the vote (already committed with the state).
+  public func apply(_ batch: JournalBatch) throws -> Vote {
+    precondition(batch.first == durable.committedSeq + 1, "replica \(id) would skip a gap")
+    var outcomes: [UInt8] = []
+    outcomes.reserveCapacity(batch.lines.count)
+    for (i, line) in batch.lines.enumerated() {
+      outcomes.append(Vote.outcomeByte(durable.apply(line: line[...], seq: batch.first + Int64(i))))
+    }
+    // The vote carries the digest of exactly the state this commit stores, and is
+    // logged in the same atomic write (for resends after a voter restart).
+    let box = VoteBox()
+    let (id, kernelName, flip) = (self.id, self.kernelName, faults.flipDigestBit)
+    try durable.commit { digest in
+      var d = digest
+      if flip { d[0] ^= 1 }
+      let v = Vote(replica: id, kernel: kernelName, first: batch.first, last: batch.last, outcomes: outcomes, stateDigest: d)
+      box.vote = v
+      var extra = StoreBatch()
+      extra.put(Self.voteKey(batch.first), v.encoded)
+      return extra
+    }
+    guard let vote = box.vote else { preconditionFailure("commit did not build the vote") }
+    return vote
+  }
+
+  /// Deletes the state and starts again from seq 1 (repair by replay).
+  public func rebuild() throws {
+    store.close()
+    try? FileManager.default.removeItem(atPath: dataDir + "/state")
+    (store, durable) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
+    repairs += 1
+    log.warn("replica \(id): state deleted on repair request; replaying the journal from seq 1 (repair \(repairs))")
+  }
+
+  public func statusJSON() -> String {
+    JSON.render([
+      ("role", .string("replica")), ("id", .string(id)), ("kernel", .string(kernelName)),
+      ("applied_seq", .int(durable.committedSeq)), ("state_digest", .string(durable.stateDigest.hexString)),
+      ("repairs", .int(Int64(repairs))),
+    ])
+  }
+
+  public func run(context: ZMQContext, stop: () -> Bool = { false }) throws {
+    let fetch = try ZMQSocket(context: context, type: .dealer)
+    try fetch.setMaxMessageBytes(Int64(WireLimits.fetchReplyBytesMax + (1 << 20)))
+    try fetch.connect(config.sequencerFetch)
+    let votes = try ZMQSocket(context: context, type: .push)
+    try votes.setSendHighWaterMark(10_000)
+    try votes.connect(config.voterCollect)
+    let control = try ZMQSocket(context: context, type: .router)
+    try control.bind(config.replicaControl(index))
+    log.info("replica \(id): fetching from \(config.sequencerFetch), voting to \(config.voterCollect)")
+    let clock = ContinuousClock()
+    var fetchSentAt: ContinuousClock.Instant? = nil
+    var lastHeartbeat = clock.now - .seconds(10)
+    while !stop() {
+      let now = clock.now
+      if fetchSentAt.map({ now - $0 > .milliseconds(Self.fetchRetryMs) }) ?? true {
+        try fetch.send(["FETCH".bytes, (durable.committedSeq + 1).leBytes])
+        fetchSentAt = now
+      }
+      if now - lastHeartbeat > .milliseconds(config.heartbeatMs) {
+        let hb = Heartbeat(replica: id, kernel: kernelName, appliedSeq: durable.committedSeq, stateDigest: durable.stateDigest)
+        _ = try votes.send(["HB".bytes, hb.encoded], dontWait: true)
+        lastHeartbeat = now
+      }
+      let ready = try ZMQPoller.poll([fetch, control], timeoutMs: 50)
+      if ready[0] {
+        while let msg = try fetch.receive(timeoutMs: 0) {
+          fetchSentAt = nil
+          guard let verb = msg.first?.text else { continue }
+          switch verb {
+          case "BATCHES":
+            for encoded in msg.dropFirst() {
+              var r = ByteReader(encoded)
+              let batch: JournalBatch
+              do { batch = try JournalBatch(decoding: &r) } catch {
+                log.error("replica \(id): refused a malformed journal batch: \(error)")
+                break
+              }
+              if batch.last <= durable.committedSeq { continue }  // already applied (a duplicate reply)
+              guard batch.first == durable.committedSeq + 1 else {
+                log.warn("replica \(id): gap: have \(durable.committedSeq), got \(batch.first); asking again")
+                break
+              }
+              let vote = try apply(batch)
+              if try !votes.send(["VOTE".bytes, vote.encoded], dontWait: true) {
+                log.warn("replica \(id): voter not keeping up; vote \(vote.first) kept for a resend")
+              }
+            }
+          case "NONE": break
+          default: log.warn("replica \(id): sequencer said \(verb)")
+          }
+        }
+      }
+      if ready[1] {
+        while let msg = try control.receive(timeoutMs: 0) {
+          guard msg.count >= 2 else { continue }
+          let who = msg[0]
+          switch msg[1].text {
+          case "PING": try control.send([who, "PONG".bytes])
+          case "STATUS": try control.send([who, statusJSON().bytes])
+          case "RESEND":
+            guard msg.count == 3, let from = Int64(leBytes: msg[2]) else { continue }
+            var sent = 0
+            try store.scan(from: Self.voteKey(from), to: Self.voteKey(Int64.max)) { _, value in
+              guard let vote = try? Vote(decoding: value) else { return true }
+              sent += 1
+              return try votes.send(["VOTE".bytes, vote.encoded], dontWait: true) && sent < 4_096
+            }
+            log.info("replica \(id): resent \(sent) votes from seq \(from)")
+          case "REPAIR":
+            try rebuild()
+            fetchSentAt = nil
+            try control.send([who, "REPAIRING".bytes])
+          case "REPORT":
+            guard msg.count == 3, let seq = Int64(leBytes: msg[2]) else { continue }
+            if seq == durable.committedSeq {
+              let bundle = FileBundle.encode(durable.engine.outputFiles())
+              try control.send([who, "REPORT".bytes, seq.leBytes, durable.stateDigest, bundle])
+            } else {
+              try control.send([who, "NOTAT".bytes, durable.committedSeq.leBytes])
+            }
+          default: try control.send([who, "ERR".bytes, "unknown verb".bytes])
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Carries the vote out of the commit closure (same thread, synchronous call).
+final class VoteBox {
+  var vote: Vote?
+}

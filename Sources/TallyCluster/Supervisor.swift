@@ -1,0 +1,118 @@
+// Starting and stopping a local cluster's nodes as background processes, with a
+// pid file and a log file per node under the data folder.
+import Foundation
+import ZeroMQTransport
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+public struct NodeSpec: Sendable {
+  public var name: String
+  public var role: String
+  public var replicaId: String?
+  public var control: String
+}
+
+public struct Supervisor {
+  public let config: ClusterConfig
+  public let data: String
+  public let reference: String?
+  public let configPath: String
+  public let executable: String
+
+  public init(config: ClusterConfig, configPath: String, data: String, reference: String?, executable: String) {
+    self.config = config
+    self.configPath = configPath
+    self.data = data
+    self.reference = reference
+    self.executable = executable
+  }
+
+  public var nodes: [NodeSpec] {
+    [NodeSpec(name: "sequencer", role: "sequencer", replicaId: nil, control: config.sequencerControl)]
+      + config.replicas.enumerated().map {
+        NodeSpec(name: $0.element.id, role: "replica", replicaId: $0.element.id, control: config.replicaControl($0.offset))
+      } + [NodeSpec(name: "voter", role: "voter", replicaId: nil, control: config.voterControl)]
+  }
+
+  public func pidPath(_ node: NodeSpec) -> String { data + "/" + node.name + ".pid" }
+  public func logPath(_ node: NodeSpec) -> String { data + "/" + node.name + ".log" }
+
+  public func pid(_ node: NodeSpec) -> Int32? {
+    guard let text = try? String(contentsOfFile: pidPath(node), encoding: .utf8) else { return nil }
+    return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+  }
+
+  public func isAlive(_ node: NodeSpec) -> Bool {
+    guard let pid = pid(node), kill(pid, 0) == 0 else { return false }
+    // A zombie or a recycled pid is not our node.
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    let fields = stat.split(separator: ")").last?.split(separator: " ")
+    return fields?.first != "Z"
+  }
+
+  /// Starts every node that is not running; returns the names started.
+  public func up(context: ZMQContext, readyTimeoutSeconds: Int = 30, extraArguments: [String: [String]] = [:]) throws
+    -> [String]
+  {
+    try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+    var started: [String] = []
+    for node in nodes where !isAlive(node) {
+      var arguments = [executable, node.role, "--config", configPath, "--data", data]
+      if let reference { arguments += ["--reference", reference] }
+      if let id = node.replicaId { arguments += ["--id", id] }
+      arguments += extraArguments[node.name] ?? []
+      let p = Process()
+      p.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+      p.arguments = arguments
+      if !FileManager.default.fileExists(atPath: logPath(node)) {
+        _ = FileManager.default.createFile(atPath: logPath(node), contents: nil)
+      }
+      let log = FileHandle(forWritingAtPath: logPath(node))
+      log?.seekToEndOfFile()
+      p.standardOutput = log
+      p.standardError = log
+      p.standardInput = FileHandle.nullDevice
+      try p.run()
+      try String(p.processIdentifier).write(toFile: pidPath(node), atomically: true, encoding: .utf8)
+      started.append(node.name)
+    }
+    let clock = ContinuousClock()
+    let deadline = clock.now + .seconds(readyTimeoutSeconds)
+    for node in nodes {
+      while true {
+        if let reply = try? ControlClient.request(context: context, endpoint: node.control, ["PING".bytes], timeoutMs: 300),
+          reply.first?.text == "PONG"
+        {
+          break
+        }
+        if !isAlive(node) {
+          throw ClusterClientError("node \(node.name) exited while starting; see \(logPath(node))")
+        }
+        if clock.now > deadline {
+          throw ClusterClientError("node \(node.name) did not become ready in \(readyTimeoutSeconds) s; see \(logPath(node))")
+        }
+      }
+    }
+    return started
+  }
+
+  /// Stops every running node: SIGTERM, then SIGKILL after a grace period.
+  public func down(graceSeconds: Int = 5) -> [String] {
+    var stopped: [String] = []
+    for node in nodes {
+      guard let pid = pid(node) else { continue }
+      if isAlive(node) {
+        kill(pid, SIGTERM)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(graceSeconds)
+        while isAlive(node) && clock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if isAlive(node) { kill(pid, SIGKILL) }
+        stopped.append(node.name)
+      }
+      try? FileManager.default.removeItem(atPath: pidPath(node))
+    }
+    return stopped
+  }
+}

@@ -1,0 +1,231 @@
+// The voter service: collects votes and heartbeats (PULL), runs VoterCore, stores
+// every decided batch with the new watermark in one atomic write before it counts
+// as emitted (so a restarted voter neither repeats nor skips), writes alerts to
+// <data>/alerts.jsonl, and tells dissenting replicas to repair themselves.
+import Foundation
+import RocksDBStore
+import TallyCore
+import TallyEngine
+import ZeroMQTransport
+
+public final class Voter {
+  static let decidedPrefix: UInt8 = 0x30
+  static let watermarkKey: [UInt8] = [0x00] + Array("watermark".utf8)
+  static let resendEveryMs = 1_000
+
+  let config: ClusterConfig
+  let store: RocksDBStateStore
+  let alertsPath: String
+  let log: Logger
+  public private(set) var core: VoterCore
+  public private(set) var alertsRaised = 0
+  var lastDecidedStateDigest: [UInt8] = []
+
+  public init(config: ClusterConfig, dataDir: String, alertsPath: String, log: Logger) throws {
+    self.config = config
+    self.alertsPath = alertsPath
+    self.log = log
+    try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+    store = try RocksDBStateStore(path: dataDir + "/voted")
+    let watermark = (try store.value(for: Self.watermarkKey)).flatMap { Int64(leBytes: $0) } ?? 1
+    var decided: [DecidedBatch] = []
+    try store.scan(prefix: [Self.decidedPrefix]) { _, value in
+      decided.append(try Self.decode(value))
+      return true
+    }
+    lastDecidedStateDigest = decided.last?.stateDigest ?? []
+    core = VoterCore(
+      replicaIds: config.replicas.map(\.id), quorum: config.quorum, repairsMax: config.repairsMax,
+      watermark: watermark, decided: decided)
+    log.info("voter: watermark \(watermark) (\(decided.count) batches decided), quorum \(config.quorum) of \(config.replicas.count)")
+  }
+
+  static func key(_ first: Int64) -> [UInt8] {
+    [decidedPrefix] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(first) >> UInt64(56 - 8 * $0)) }
+  }
+
+  static func encode(_ d: DecidedBatch) -> [UInt8] {
+    var w = ByteWriter(capacity: 96 + d.outcomes.count)
+    w.i64(d.first)
+    w.i64(d.last)
+    w.i32(Int32(d.outcomes.count))
+    w.raw(d.outcomes)
+    w.raw(d.outputDigest)
+    w.raw(d.stateDigest)
+    return w.bytes
+  }
+
+  static func decode(_ bytes: [UInt8]) throws -> DecidedBatch {
+    var r = ByteReader(bytes)
+    let first = try r.i64()
+    let last = try r.i64()
+    let n = Int(try r.i32())
+    return DecidedBatch(
+      first: first, last: last, outcomes: try r.bytes(n), outputDigest: try r.bytes(32), stateDigest: try r.bytes(32))
+  }
+
+  /// Every decided batch in seq order (the voted output stream).
+  public static func decidedBatches(store: RocksDBStateStore) throws -> [DecidedBatch] {
+    var out: [DecidedBatch] = []
+    try store.scan(prefix: [decidedPrefix]) { _, value in
+      out.append(try decode(value))
+      return true
+    }
+    return out
+  }
+
+  public func statusJSON() -> String {
+    JSON.render([
+      ("role", .string("voter")), ("watermark", .int(core.watermark)), ("decided_through", .int(core.watermark - 1)),
+      ("quorum", .int(Int64(core.quorum))), ("alerts", .int(Int64(alertsRaised))),
+      ("halted", core.halted.map { .string($0.detail) } ?? .null),
+      ("last_state_digest", .string(lastDecidedStateDigest.hexString)),
+      (
+        "replicas",
+        .array(
+          core.replicas.map {
+            .object([
+              ("id", .string($0.id)), ("kernel", .string($0.kernel)), ("applied_seq", .int($0.appliedSeq)),
+              ("agreed", .int($0.agreed)), ("dissents", .int($0.dissents)), ("quarantined", .bool($0.quarantined)),
+              ("repairs", .int(Int64($0.repairs))),
+            ])
+          })
+      ),
+    ])
+  }
+
+  func record(_ alert: VoterAlert) {
+    alertsRaised += 1
+    let line = JSON.render([
+      ("time", .string(ISO8601DateFormatter().string(from: Date()))), ("kind", .string(alert.kind.rawValue)),
+      ("replica", alert.replica.map { .string($0) } ?? .null), ("kernel", alert.kernel.map { .string($0) } ?? .null),
+      ("first_seq", .int(alert.first)), ("last_seq", .int(alert.last)), ("detail", .string(alert.detail)),
+    ])
+    log.warn("voter: ALERT \(line)")
+    if let handle = FileHandle(forWritingAtPath: alertsPath) ?? {
+      _ = FileManager.default.createFile(atPath: alertsPath, contents: nil)
+      return FileHandle(forWritingAtPath: alertsPath)
+    }() {
+      handle.seekToEndOfFile()
+      handle.write(Data((line + "\n").utf8))
+      handle.closeFile()
+    }
+  }
+
+  public func run(context: ZMQContext, stop: () -> Bool = { false }) throws {
+    let collect = try ZMQSocket(context: context, type: .pull)
+    try collect.setMaxMessageBytes(Int64(WireLimits.batchLinesMax * 2 + 4096))
+    try collect.bind(config.voterCollect)
+    let control = try ZMQSocket(context: context, type: .router)
+    try control.bind(config.voterControl)
+    var commands: [ZMQSocket] = []
+    for i in config.replicas.indices {
+      let s = try ZMQSocket(context: context, type: .dealer)
+      try s.setSendHighWaterMark(100)
+      try s.connect(config.replicaControl(i))
+      commands.append(s)
+    }
+    log.info("voter: collecting at \(config.voterCollect), control \(config.voterControl)")
+    for s in commands { _ = try s.send(["RESEND".bytes, core.watermark.leBytes], dontWait: true) }
+    let clock = ContinuousClock()
+    var lastResend = clock.now
+    while !stop() {
+      let ready = try ZMQPoller.poll([collect, control] + commands, timeoutMs: 100)
+      if ready[0] {
+        var actions: [VoterAction] = []
+        var n = 0
+        while n < 1_000, let msg = try collect.receive(timeoutMs: 0) {
+          n += 1
+          actions += handle(msg)
+        }
+        try perform(actions, commands: commands)
+      }
+      if ready[1] {
+        while let msg = try control.receive(timeoutMs: 0) {
+          guard msg.count >= 2 else { continue }
+          switch msg[1].text {
+          case "PING": try control.send([msg[0], "PONG".bytes])
+          case "STATUS": try control.send([msg[0], statusJSON().bytes])
+          case "DECIDED":
+            // The voted state digest at a seq, for reports: [seq] → [found, stateDigest].
+            guard msg.count == 3, let seq = Int64(leBytes: msg[2]) else { continue }
+            let digest = decidedStateDigest(endingAt: seq)
+            try control.send([msg[0], digest == nil ? "NO".bytes : "YES".bytes, digest ?? []])
+          default: try control.send([msg[0], "ERR".bytes, "unknown verb".bytes])
+          }
+        }
+      }
+      for (i, s) in commands.enumerated() where ready[2 + i] {
+        while try s.receive(timeoutMs: 0) != nil {}  // acknowledgements (REPAIRING)
+      }
+      if clock.now - lastResend > .milliseconds(Self.resendEveryMs) {
+        lastResend = clock.now
+        for r in core.replicasToAskForResend() {
+          _ = try commands[r].send(["RESEND".bytes, core.watermark.leBytes], dontWait: true)
+        }
+      }
+    }
+  }
+
+  func decidedStateDigest(endingAt seq: Int64) -> [UInt8]? {
+    guard seq < core.watermark, let d = core.decidedKeys.first(where: { $0.value.last == seq }) else { return nil }
+    return Array(d.value.key.suffix(32))
+  }
+
+  /// One message from a replica: a vote or a heartbeat. Anything malformed, or from
+  /// a replica id not in the config, is refused with a log line.
+  func handle(_ msg: [[UInt8]]) -> [VoterAction] {
+    guard msg.count == 2 else {
+      log.warn("voter: refused a message of \(msg.count) frames")
+      return []
+    }
+    switch msg[0].text {
+    case "VOTE":
+      guard let vote = try? Vote(decoding: msg[1]) else {
+        log.warn("voter: refused a malformed vote (\(msg[1].count) bytes)")
+        return []
+      }
+      guard let r = config.replicaIndex(vote.replica) else {
+        log.warn("voter: refused a vote from unknown replica '\(vote.replica)'")
+        return []
+      }
+      return core.receive(vote, from: r)
+    case "HB":
+      guard let hb = try? Heartbeat(decoding: msg[1]), let r = config.replicaIndex(hb.replica) else {
+        log.warn("voter: refused a malformed heartbeat")
+        return []
+      }
+      core.heartbeat(replica: r, appliedSeq: hb.appliedSeq, kernel: hb.kernel)
+      return []
+    default:
+      log.warn("voter: refused unknown message type '\(msg[0].text)'")
+      return []
+    }
+  }
+
+  func perform(_ actions: [VoterAction], commands: [ZMQSocket]) throws {
+    var write = StoreBatch()
+    var last: DecidedBatch? = nil
+    for a in actions {
+      if case .emit(let d) = a {
+        write.put(Self.key(d.first), Self.encode(d))
+        last = d
+      }
+    }
+    if let last {
+      write.put(Self.watermarkKey, (last.last + 1).leBytes)
+      try store.commit(write, sync: true)
+      lastDecidedStateDigest = last.stateDigest
+    }
+    for a in actions {
+      switch a {
+      case .emit: break
+      case .alert(let alert): record(alert)
+      case .quarantine(let r): log.warn("voter: replica \(config.replicas[r].id) quarantined")
+      case .repair(let r):
+        log.warn("voter: asking replica \(config.replicas[r].id) to repair (rebuild by replay)")
+        _ = try commands[r].send(["REPAIR".bytes], dontWait: true)
+      }
+    }
+  }
+}

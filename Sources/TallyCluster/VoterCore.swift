@@ -1,0 +1,165 @@
+// The voter's decisions, as a state machine without I/O (the SwiftNIO pattern):
+// votes in, actions out. The service around it does sockets, storage and alerts,
+// and a simulator can drive it directly.
+
+public struct DecidedBatch: Sendable, Equatable {
+  public var first: Int64
+  public var last: Int64
+  public var outcomes: [UInt8]
+  public var outputDigest: [UInt8]
+  public var stateDigest: [UInt8]
+}
+
+public struct VoterAlert: Sendable, Equatable {
+  public enum Kind: String, Sendable { case dissent = "DISSENT", noMajority = "NO_MAJORITY", rejoined = "REJOINED" }
+  public var kind: Kind
+  public var replica: String?
+  public var kernel: String?
+  public var first: Int64
+  public var last: Int64
+  public var detail: String
+}
+
+public enum VoterAction: Sendable, Equatable {
+  /// Emit this batch's outputs, exactly once, in seq order.
+  case emit(DecidedBatch)
+  case alert(VoterAlert)
+  case quarantine(replica: Int)
+  case repair(replica: Int)
+}
+
+public struct VoterCore: Sendable {
+  public struct ReplicaView: Sendable, Equatable {
+    public var id: String
+    public var kernel: String = ""
+    public var agreed: Int64 = 0
+    public var dissents: Int64 = 0
+    public var quarantined = false
+    public var repairs = 0
+    public var appliedSeq: Int64 = 0
+  }
+
+  public let quorum: Int
+  public let repairsMax: Int
+  /// The next seq to decide; everything below it was emitted.
+  public private(set) var watermark: Int64
+  public private(set) var replicas: [ReplicaView]
+  /// Votes for batches not decided yet, by first seq, then replica index.
+  public private(set) var pending: [Int64: [Int: Vote]] = [:]
+  /// Vote keys (output + state digest) of decided batches, to judge late votes.
+  public private(set) var decidedKeys: [Int64: (last: Int64, key: [UInt8])] = [:]
+  public private(set) var halted: VoterAlert? = nil
+
+  public init(replicaIds: [String], quorum: Int, repairsMax: Int, watermark: Int64, decided: [DecidedBatch]) {
+    precondition(quorum > replicaIds.count / 2 && quorum <= replicaIds.count, "quorum must be a majority")
+    self.quorum = quorum
+    self.repairsMax = repairsMax
+    self.watermark = watermark
+    replicas = replicaIds.map { ReplicaView(id: $0) }
+    for d in decided { decidedKeys[d.first] = (d.last, d.outputDigest + d.stateDigest) }
+  }
+
+  public mutating func heartbeat(replica: Int, appliedSeq: Int64, kernel: String) {
+    replicas[replica].appliedSeq = appliedSeq
+    replicas[replica].kernel = kernel
+  }
+
+  /// A vote arrives from replica `r` (already authenticated to be that replica).
+  public mutating func receive(_ vote: Vote, from r: Int) -> [VoterAction] {
+    var actions: [VoterAction] = []
+    replicas[r].kernel = vote.kernel
+    replicas[r].appliedSeq = max(replicas[r].appliedSeq, vote.last)
+    if vote.first < watermark {
+      // Already decided: judge the late vote against the decision.
+      guard let decided = decidedKeys[vote.first], decided.last == vote.last else { return actions }
+      if decided.key == vote.key {
+        if replicas[r].quarantined && vote.last + 1 >= watermark {
+          replicas[r].quarantined = false
+          actions.append(
+            .alert(
+              VoterAlert(
+                kind: .rejoined, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
+                detail: "replica caught up and agrees again")))
+        }
+        if !replicas[r].quarantined { replicas[r].agreed += 1 }
+      } else {
+        actions += dissent(r, vote: vote, expected: decided.key)
+      }
+      return actions
+    }
+    pending[vote.first, default: [:]][r] = vote
+    actions += decideReady()
+    return actions
+  }
+
+  mutating func dissent(_ r: Int, vote: Vote, expected: [UInt8]) -> [VoterAction] {
+    replicas[r].dissents += 1
+    var actions: [VoterAction] = [
+      .alert(
+        VoterAlert(
+          kind: .dissent, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
+          detail: vote.outputDigest != Array(expected.prefix(32))
+            ? "outputs differ from the majority's" : "state digest differs from the majority's"))
+    ]
+    if !replicas[r].quarantined {
+      replicas[r].quarantined = true
+      actions.append(.quarantine(replica: r))
+    }
+    if replicas[r].repairs < repairsMax {
+      replicas[r].repairs += 1
+      actions.append(.repair(replica: r))
+    }
+    return actions
+  }
+
+  /// Decides batches at the watermark while a quorum agrees.
+  mutating func decideReady() -> [VoterAction] {
+    var actions: [VoterAction] = []
+    while halted == nil, let votes = pending[watermark] {
+      var counts: [(key: [UInt8], replicas: [Int])] = []
+      for r in votes.keys.sorted() where !replicas[r].quarantined {
+        let k = votes[r]!.key
+        if let i = counts.firstIndex(where: { $0.key == k }) {
+          counts[i].replicas.append(r)
+        } else {
+          counts.append((k, [r]))
+        }
+      }
+      guard let winner = counts.first(where: { $0.replicas.count >= quorum }) else {
+        let eligible = replicas.indices.filter { !replicas[$0].quarantined }.count
+        let voted = counts.reduce(0) { $0 + $1.replicas.count }
+        if voted == eligible || eligible < quorum {
+          // Everyone who can vote has voted and no quorum agrees: stop, never guess.
+          let alert = VoterAlert(
+            kind: .noMajority, replica: nil, kernel: nil, first: watermark, last: votes.values.first!.last,
+            detail: "\(voted) votes in \(counts.count) groups; quorum is \(quorum); emission stopped")
+          halted = alert
+          actions.append(.alert(alert))
+        }
+        break
+      }
+      let v = votes[winner.replicas[0]]!
+      let decided = DecidedBatch(
+        first: v.first, last: v.last, outcomes: v.outcomes, outputDigest: v.outputDigest, stateDigest: v.stateDigest)
+      actions.append(.emit(decided))
+      decidedKeys[v.first] = (v.last, winner.key)
+      pending[watermark] = nil
+      watermark = v.last + 1
+      for r in votes.keys.sorted() {
+        if votes[r]!.key == winner.key {
+          if !replicas[r].quarantined { replicas[r].agreed += 1 }
+        } else {
+          actions += dissent(r, vote: votes[r]!, expected: winner.key)
+        }
+      }
+    }
+    return actions
+  }
+
+  /// Replicas that should resend votes from the watermark: not voted yet on it,
+  /// and known (by heartbeat) to have applied past it.
+  public func replicasToAskForResend() -> [Int] {
+    let voted = pending[watermark] ?? [:]
+    return replicas.indices.filter { voted[$0] == nil && replicas[$0].appliedSeq >= watermark }
+  }
+}

@@ -1,0 +1,218 @@
+// Messages between the cluster's nodes, in the project's one canonical binary
+// encoding (TallyCore's ByteWriter/ByteReader). Every message has a limit and a
+// decoder that refuses malformed bytes with a reason instead of crashing.
+import TallyCore
+import TallyEngine
+
+public enum WireLimits {
+  /// SPEC §7: one client batch.
+  public static let batchBytesMax = 16 << 20
+  public static let batchLinesMax = 100_000
+  /// A fetch reply carries at most this many journal batches (and is capped in bytes).
+  public static let fetchReplyBytesMax = 64 << 20
+  /// Control replies (reports) may be large: the seven files of a big day.
+  public static let controlMessageBytesMax: Int64 = 1 << 30
+  public static let clientIdBytesMax = 64
+}
+
+/// One journal batch: a contiguous seq range and its event lines.
+public struct JournalBatch: Sendable, Equatable {
+  public var first: Int64
+  public var last: Int64
+  public var lines: [[UInt8]]
+
+  public init(first: Int64, last: Int64, lines: [[UInt8]]) {
+    precondition(last - first + 1 == Int64(lines.count), "journal batch range and lines disagree")
+    self.first = first
+    self.last = last
+    self.lines = lines
+  }
+
+  public func encode(into w: inout ByteWriter) {
+    w.i64(first)
+    w.i64(last)
+    for line in lines {
+      w.i32(Int32(line.count))
+      w.raw(line)
+    }
+  }
+
+  public var encoded: [UInt8] {
+    var w = ByteWriter(capacity: lines.reduce(16) { $0 + $1.count + 4 })
+    encode(into: &w)
+    return w.bytes
+  }
+
+  public init(decoding r: inout ByteReader) throws(DecodeError) {
+    first = try r.i64()
+    last = try r.i64()
+    guard first >= 1, last >= first, last - first < Int64(WireLimits.batchLinesMax) else {
+      throw DecodeError(description: "bad journal batch range \(first)...\(last)")
+    }
+    lines = []
+    lines.reserveCapacity(Int(last - first + 1))
+    for _ in first...last {
+      let n = Int(try r.i32())
+      guard n >= 0 && n <= WireLimits.batchBytesMax else { throw DecodeError(description: "bad line length \(n)") }
+      lines.append(try r.bytes(n))
+    }
+  }
+}
+
+/// What a replica reports to the voter for one journal batch.
+public struct Vote: Sendable, Equatable {
+  public var replica: String
+  public var kernel: String
+  public var first: Int64
+  public var last: Int64
+  /// One byte per event: 0 applied, else RejectReason.rawValue + 1.
+  public var outcomes: [UInt8]
+  public var outputDigest: [UInt8]
+  public var stateDigest: [UInt8]
+
+  public init(replica: String, kernel: String, first: Int64, last: Int64, outcomes: [UInt8], stateDigest: [UInt8]) {
+    self.replica = replica
+    self.kernel = kernel
+    self.first = first
+    self.last = last
+    self.outcomes = outcomes
+    self.outputDigest = Vote.digest(first: first, last: last, outcomes: outcomes)
+    self.stateDigest = stateDigest
+  }
+
+  public static func digest(first: Int64, last: Int64, outcomes: [UInt8]) -> [UInt8] {
+    var w = ByteWriter(capacity: 16 + outcomes.count)
+    w.i64(first)
+    w.i64(last)
+    w.raw(outcomes)
+    return SHA256.hash(w.bytes)
+  }
+
+  public static func outcomeByte(_ o: Outcome) -> UInt8 {
+    switch o {
+    case .applied: return 0
+    case .rejected(let r): return r.rawValue + 1
+    }
+  }
+
+  /// What the voter compares: outputs and state must both agree.
+  public var key: [UInt8] { outputDigest + stateDigest }
+
+  public var encoded: [UInt8] {
+    var w = ByteWriter(capacity: 128 + outcomes.count)
+    w.string(replica)
+    w.string(kernel)
+    w.i64(first)
+    w.i64(last)
+    w.i32(Int32(outcomes.count))
+    w.raw(outcomes)
+    w.raw(outputDigest)
+    w.raw(stateDigest)
+    return w.bytes
+  }
+
+  public init(decoding bytes: [UInt8]) throws(DecodeError) {
+    var r = ByteReader(bytes)
+    replica = try r.string()
+    kernel = try r.string()
+    first = try r.i64()
+    last = try r.i64()
+    let n = Int(try r.i32())
+    guard first >= 1, last >= first, Int64(n) == last - first + 1 else {
+      throw DecodeError(description: "vote range \(first)...\(last) does not match \(n) outcomes")
+    }
+    outcomes = try r.bytes(n)
+    outputDigest = try r.bytes(32)
+    stateDigest = try r.bytes(32)
+    guard r.isAtEnd else { throw DecodeError(description: "vote has trailing bytes") }
+    guard outputDigest == Vote.digest(first: first, last: last, outcomes: outcomes) else {
+      throw DecodeError(description: "vote's output digest does not match its outcomes")
+    }
+  }
+}
+
+/// A replica's heartbeat.
+public struct Heartbeat: Sendable, Equatable {
+  public var replica: String
+  public var kernel: String
+  public var appliedSeq: Int64
+  public var stateDigest: [UInt8]
+
+  public var encoded: [UInt8] {
+    var w = ByteWriter()
+    w.string(replica)
+    w.string(kernel)
+    w.i64(appliedSeq)
+    w.raw(stateDigest)
+    return w.bytes
+  }
+
+  public init(replica: String, kernel: String, appliedSeq: Int64, stateDigest: [UInt8]) {
+    self.replica = replica
+    self.kernel = kernel
+    self.appliedSeq = appliedSeq
+    self.stateDigest = stateDigest
+  }
+
+  public init(decoding bytes: [UInt8]) throws(DecodeError) {
+    var r = ByteReader(bytes)
+    replica = try r.string()
+    kernel = try r.string()
+    appliedSeq = try r.i64()
+    stateDigest = try r.bytes(32)
+    guard r.isAtEnd else { throw DecodeError(description: "heartbeat has trailing bytes") }
+  }
+}
+
+/// The seven output files as one message (reports), with their digest.
+public enum FileBundle {
+  public static func encode(_ files: [(name: String, bytes: [UInt8])]) -> [UInt8] {
+    var w = ByteWriter(capacity: files.reduce(8) { $0 + $1.bytes.count + $1.name.utf8.count + 8 })
+    w.i32(Int32(files.count))
+    for f in files {
+      w.string(f.name)
+      w.i32(Int32(f.bytes.count))
+      w.raw(f.bytes)
+    }
+    return w.bytes
+  }
+
+  public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> [(name: String, bytes: [UInt8])] {
+    var r = ByteReader(bytes)
+    let n = Int(try r.i32())
+    guard n >= 0 && n <= 64 else { throw DecodeError(description: "bad file count \(n)") }
+    var files: [(String, [UInt8])] = []
+    for _ in 0..<n {
+      let name = try r.string()
+      guard !name.contains("/"), !name.hasPrefix(".") else { throw DecodeError(description: "bad file name \(name)") }
+      let size = Int(try r.i32())
+      guard size >= 0 else { throw DecodeError(description: "bad file size") }
+      files.append((name, try r.bytes(size)))
+    }
+    return files
+  }
+}
+
+extension Int64 {
+  var leBytes: [UInt8] {
+    var w = ByteWriter(capacity: 8)
+    w.i64(self)
+    return w.bytes
+  }
+
+  init?(leBytes: [UInt8]) {
+    guard leBytes.count == 8 else { return nil }
+    var r = ByteReader(leBytes)
+    guard let v = try? r.i64() else { return nil }
+    self = v
+  }
+}
+
+/// Frames as text, for simple control verbs.
+extension Array where Element == UInt8 {
+  var text: String { String(decoding: self, as: UTF8.self) }
+}
+
+extension String {
+  var bytes: [UInt8] { Array(utf8) }
+}

@@ -1,0 +1,329 @@
+import ArgumentParser
+import Foundation
+import TallyCluster
+import TallyCore
+import TallyEngine
+import ZeroMQTransport
+
+/// The options every cluster-facing command takes, so clusters can live side by side.
+struct ClusterOptions: ParsableArguments {
+  @Option(name: .long, help: "Cluster config (e.g. Config/local.toml).")
+  var config: String
+
+  @Option(name: .long, help: "Reference folder (overrides the config's).")
+  var reference: String?
+
+  @Option(name: .long, help: "Data folder for pid files, logs and node state (overrides the config's).")
+  var data: String?
+
+  @Option(name: .long, help: "First port of the cluster's endpoints (overrides the config's base_port).")
+  var basePort: Int?
+
+  func load() -> ClusterConfig {
+    do {
+      var c = try ClusterConfig.load(config)
+      if let basePort { c.basePort = basePort }
+      return c
+    } catch { fail("\(error)", code: 2) }
+  }
+
+  func dataDir(_ c: ClusterConfig) -> String { data ?? c.data }
+  func referenceDir(_ c: ClusterConfig) -> String? { reference ?? c.reference }
+
+  func nodeArguments() -> [String] {
+    basePort.map { ["--base-port", String($0)] } ?? []
+  }
+
+  func supervisor(_ c: ClusterConfig) -> Supervisor {
+    Supervisor(
+      config: c, configPath: config, data: dataDir(c), reference: referenceDir(c), executable: selfExecutable())
+  }
+}
+
+func selfExecutable() -> String {
+  (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+func makeContext() -> ZMQContext {
+  do { return try ZMQContext() } catch { fail("cannot create a ZeroMQ context: \(error)") }
+}
+
+struct ClusterCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "cluster",
+    abstract: "Run a replicated cluster on this machine: sequencer, N replicas, voter.",
+    subcommands: [ClusterUp.self, ClusterDown.self, ClusterStatus.self, ClusterRun.self])
+}
+
+struct ClusterUp: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "up",
+    abstract: "Start every node that is not running (also how a killed node is brought back).")
+  @OptionGroup var cluster: ClusterOptions
+
+  func run() throws {
+    let c = cluster.load()
+    guard cluster.referenceDir(c) != nil else { fail("give --reference (or set reference in the config)", code: 64) }
+    let sup = cluster.supervisor(c)
+    do {
+      let extra = Dictionary(uniqueKeysWithValues: sup.nodes.map { ($0.name, cluster.nodeArguments()) })
+      let started = try sup.up(context: makeContext(), extraArguments: extra)
+      note(
+        started.isEmpty
+          ? "cluster up: every node was already running"
+          : "cluster up: started \(started.joined(separator: ", ")); data in \(sup.data); ingest \(c.ingest)")
+    } catch { fail("\(error)") }
+  }
+}
+
+struct ClusterDown: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "down", abstract: "Stop every node (SIGTERM).")
+  @OptionGroup var cluster: ClusterOptions
+
+  func run() throws {
+    let c = cluster.load()
+    let stopped = cluster.supervisor(c).down()
+    note("cluster down: stopped \(stopped.isEmpty ? "nothing (no node was running)" : stopped.joined(separator: ", "))")
+  }
+}
+
+struct ClusterStatus: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "status", abstract: "Each node: role, pid, alive, endpoints, applied seq, lag, votes, quarantine.")
+  @OptionGroup var cluster: ClusterOptions
+  @Flag(name: .long, help: "JSON for scripts.")
+  var json = false
+
+  func run() throws {
+    let c = cluster.load()
+    let sup = cluster.supervisor(c)
+    let context = makeContext()
+    let seqStatus = ControlClient.status(context: context, endpoint: c.sequencerControl, timeoutMs: 500)
+    let voterStatus = ControlClient.status(context: context, endpoint: c.voterControl, timeoutMs: 500)
+    let lastSeq = seqStatus.flatMap { ControlClient.field($0, "last_seq") } ?? -1
+    var nodes: [JSON] = []
+    var lines: [String] = []
+    lines.append("cluster \(c.name): data \(sup.data), ingest \(c.ingest), quorum \(c.quorum) of \(c.replicas.count)")
+    for node in sup.nodes {
+      let alive = sup.isAlive(node)
+      let status = alive ? ControlClient.status(context: context, endpoint: node.control, timeoutMs: 500) : nil
+      var fields: [(String, JSON)] = [
+        ("name", .string(node.name)), ("role", .string(node.role)), ("pid", sup.pid(node).map { .int(Int64($0)) } ?? .null),
+        ("alive", .bool(alive)), ("control", .string(node.control)), ("answering", .bool(status != nil)),
+      ]
+      var text = "  \(DemoSummary.pad(node.name, 10)) \(DemoSummary.pad(node.role, 10)) pid \(sup.pid(node).map(String.init) ?? "-") "
+      text += alive ? (status != nil ? "up" : "up (not answering)") : "DOWN"
+      switch node.role {
+      case "sequencer":
+        fields.append(("ingest", .string(c.ingest)))
+        fields.append(("last_seq", lastSeq >= 0 ? .int(lastSeq) : .null))
+        if lastSeq >= 0 { text += ", journal seq \(lastSeq)" }
+      case "replica":
+        let applied = status.flatMap { ControlClient.field($0, "applied_seq") }
+        fields.append(("applied_seq", applied.map { .int($0) } ?? .null))
+        fields.append(("lag", applied.map { .int(max(0, lastSeq - $0)) } ?? .null))
+        if let applied { text += ", applied \(applied), lag \(max(0, lastSeq - applied))" }
+        if let v = voterStatus, let view = replicaView(v, node.name) {
+          fields += view.map { ($0.0, $0.1) }
+          text += ", kernel \(stringField(view, "kernel")), agreed \(intField(view, "agreed")), dissents \(intField(view, "dissents"))"
+          if case .bool(true)? = view.first(where: { $0.0 == "quarantined" })?.1 { text += ", QUARANTINED" }
+        }
+      default:
+        if let v = voterStatus, let w = ControlClient.field(v, "watermark") {
+          fields.append(("decided_through", .int(w - 1)))
+          fields.append(("alerts", .int(ControlClient.field(v, "alerts") ?? 0)))
+          text += ", decided through seq \(w - 1), alerts \(ControlClient.field(v, "alerts") ?? 0)"
+          if v.contains("\"halted\":\"") { text += ", HALTED (no majority)" }
+        }
+      }
+      nodes.append(.object(fields))
+      lines.append(text)
+    }
+    if json {
+      print(
+        JSON.render([
+          ("cluster", .string(c.name)), ("data", .string(sup.data)), ("ingest", .string(c.ingest)),
+          ("quorum", .int(Int64(c.quorum))), ("nodes", .array(nodes)),
+        ]))
+    } else {
+      print(lines.joined(separator: "\n"))
+    }
+  }
+
+  /// The voter's view of one replica, from its status JSON.
+  func replicaView(_ voterJSON: String, _ id: String) -> [(String, JSON)]? {
+    guard let r = voterJSON.range(of: "{\"id\":\"\(id)\"") else { return nil }
+    let rest = voterJSON[r.lowerBound...]
+    guard let end = rest.firstIndex(of: "}") else { return nil }
+    let object = String(rest[...end])
+    var fields: [(String, JSON)] = []
+    if let k = object.range(of: "\"kernel\":\"") {
+      fields.append(("kernel", .string(String(object[k.upperBound...].prefix { $0 != "\"" }))))
+    }
+    for name in ["agreed", "dissents", "repairs"] {
+      if let v = ControlClient.field(object, name) { fields.append((name, .int(v))) }
+    }
+    fields.append(("quarantined", .bool(object.contains("\"quarantined\":true"))))
+    return fields
+  }
+
+  func stringField(_ f: [(String, JSON)], _ name: String) -> String {
+    if case .string(let s)? = f.first(where: { $0.0 == name })?.1 { return s }
+    return "?"
+  }
+
+  func intField(_ f: [(String, JSON)], _ name: String) -> String {
+    if case .int(let i)? = f.first(where: { $0.0 == name })?.1 { return String(i) }
+    return "?"
+  }
+}
+
+struct SubmitCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "submit",
+    abstract: "Send event files to the cluster's sequencer (SPEC §7); returns when every batch is acked.",
+    discussion: """
+      Batches are retried until acknowledged; a retry is never journaled twice. The default
+      client id is derived from the files' contents, so submitting the same files again
+      journals nothing new; pass --client to submit the same content as new events.
+      """)
+  @OptionGroup var cluster: ClusterOptions
+  @Option(name: .long, help: "Client id (1-64 of A-Za-z0-9._-).")
+  var client: String?
+  @Option(name: .long, help: "Lines per batch (at most 100000).")
+  var batchLines = Submitter.batchLinesDefault
+  @Argument(help: "Event files.")
+  var events: [String]
+
+  func run() throws {
+    let c = cluster.load()
+    var files: [[UInt8]] = []
+    for path in events {
+      do { files.append(try FileIO.read(path)) } catch { fail("\(error)", code: 2) }
+    }
+    guard batchLines > 0 && batchLines <= 100_000 else { throw ValidationError("--batch-lines must be 1...100000") }
+    let id = client ?? Submitter.contentClientId(files)
+    let clock = ContinuousClock()
+    let started = clock.now
+    do {
+      let r = try Submitter.submit(
+        context: makeContext(), ingest: c.ingest, files: files, clientId: id, linesMax: batchLines
+      ) { note("submit: " + $0) }
+      let seconds = (clock.now - started).seconds
+      note(
+        "submit: \(r.batches) batches acked as client \(id): \(r.events) events journaled now"
+          + (r.events > 0 ? " (seq \(r.firstSeq)...\(r.lastSeq))" : " (all were already journaled)")
+          + String(format: " in %.2f s", seconds))
+    } catch { fail("\(error)") }
+  }
+}
+
+struct ReportCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "report",
+    abstract: "Wait until every journaled event is voted, then write the seven SPEC §5 files from voted data.")
+  @OptionGroup var cluster: ClusterOptions
+  @Option(name: .long, help: "Output folder.")
+  var out: String
+  @Option(name: .long, help: "Give up after this many seconds.")
+  var timeout = 600
+
+  func run() throws {
+    let c = cluster.load()
+    do {
+      let files = try Reporter.report(context: makeContext(), config: c, timeoutSeconds: timeout) { note("report: " + $0) }
+      try FileIO.writeFolder(out, files: files)
+      note("report: wrote \(files.count) files to \(out)")
+    } catch { fail("\(error)") }
+  }
+}
+
+struct ClusterRun: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "run", abstract: "up, submit, report, down: one command from event files to voted outputs.")
+  @OptionGroup var cluster: ClusterOptions
+  @Option(name: .long, help: "Output folder.")
+  var out: String
+  @Argument(help: "Event files.")
+  var events: [String]
+
+  func run() throws {
+    let c = cluster.load()
+    guard cluster.referenceDir(c) != nil else { fail("give --reference (or set reference in the config)", code: 64) }
+    let sup = cluster.supervisor(c)
+    let context = makeContext()
+    do {
+      let extra = Dictionary(uniqueKeysWithValues: sup.nodes.map { ($0.name, cluster.nodeArguments()) })
+      _ = try sup.up(context: context, extraArguments: extra)
+      var files: [[UInt8]] = []
+      for path in events { files.append(try FileIO.read(path)) }
+      let r = try Submitter.submit(
+        context: context, ingest: c.ingest, files: files, clientId: Submitter.contentClientId(files)
+      ) { note("submit: " + $0) }
+      note("cluster run: \(r.events) events journaled")
+      let report = try Reporter.report(context: context, config: c) { note("report: " + $0) }
+      try FileIO.writeFolder(out, files: report)
+      note("cluster run: wrote \(report.count) files to \(out)")
+    } catch {
+      _ = sup.down()
+      fail("\(error)")
+    }
+    _ = sup.down()
+  }
+}
+
+/// The node roles, run in the foreground (what `cluster up` starts; also for systemd).
+struct NodeOptions: ParsableArguments {
+  @OptionGroup var cluster: ClusterOptions
+  @Option(name: .long, help: "Replica id (replica only).")
+  var id: String?
+}
+
+struct SequencerCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "sequencer", abstract: "Run the sequencer in the foreground.")
+  @OptionGroup var node: NodeOptions
+  func run() throws {
+    let c = node.cluster.load()
+    let log = Logger(node: "sequencer")
+    do {
+      let s = try Sequencer(config: c, dataDir: node.cluster.dataDir(c) + "/sequencer", log: log)
+      try s.run(context: makeContext())
+    } catch { log.error("\(error)"); throw ExitCode(1) }
+  }
+}
+
+struct ReplicaCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "replica", abstract: "Run one replica in the foreground.")
+  @OptionGroup var node: NodeOptions
+  @Flag(name: .long, help: "Fault injection: flip a bit of the state digest in every vote (tests, chaos).")
+  var flipDigestBit = false
+  func run() throws {
+    let c = node.cluster.load()
+    guard let id = node.id, let index = c.replicaIndex(id) else {
+      fail("give --id with one of: \(c.replicas.map(\.id).joined(separator: ", "))", code: 64)
+    }
+    guard let refDir = node.cluster.referenceDir(c) else { fail("give --reference", code: 64) }
+    let log = Logger(node: id)
+    do {
+      let reference = try FileIO.loadReference(refDir)
+      let r = try Replica(
+        config: c, index: index, dataDir: node.cluster.dataDir(c) + "/" + id, reference: reference,
+        faults: ReplicaFaults(flipDigestBit: flipDigestBit), log: log)
+      try r.run(context: makeContext())
+    } catch { log.error("\(error)"); throw ExitCode(1) }
+  }
+}
+
+struct VoterCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "voter", abstract: "Run the voter in the foreground.")
+  @OptionGroup var node: NodeOptions
+  func run() throws {
+    let c = node.cluster.load()
+    let log = Logger(node: "voter")
+    let data = node.cluster.dataDir(c)
+    do {
+      let v = try Voter(config: c, dataDir: data + "/voter", alertsPath: data + "/alerts.jsonl", log: log)
+      try v.run(context: makeContext())
+    } catch { log.error("\(error)"); throw ExitCode(1) }
+  }
+}
