@@ -109,6 +109,21 @@ final class CancelTests: XCTestCase {
     assertNothingLeft(r)
   }
 
+  func testAlreadySettledBeatsCannotReverse() throws {
+    let r = try Fixture.standard.run(
+      """
+      OPEN,20260105
+      TRADE,T1,20260105,093000,600000,10.00,100,A2,U2,A1,U1
+      CLOSE,20260105
+      OPEN,20260106
+      TRADE,T2,20260106,093000,600000,10.00,100,A3,U3,A2,U2
+      SETTLE,20260106
+      CANCEL,20260105,T1
+      """)
+    // A2 no longer holds the shares, but the trade's settle date has been settled first.
+    XCTAssertEqual(r.rejections, csv(Header.rejections, "7,CANCEL,T1,ALREADY_SETTLED"))
+  }
+
   func testCannotReverseCountsOnlyUnwithheldShares() throws {
     let fixture = Fixture.standard.with(holdings: ["A1,019547,1000,20250101"])
     let r = try fixture.run(

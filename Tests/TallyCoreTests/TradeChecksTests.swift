@@ -87,6 +87,10 @@ final class TradeChecksTests: XCTestCase {
         "B1,600000,1900,1900,0",
         "B2,600000,100,0,0"))
     XCTAssertEqual(r.engine.statistics.tradesApplied, 3)
+    XCTAssertEqual(r.engine.statistics.events, 22)
+    XCTAssertEqual(r.engine.statistics.applied, 6)
+    XCTAssertEqual(r.engine.statistics.rejected, 16)
+    XCTAssertEqual(r.engine.statistics.rejectedByReason[Int(RejectReason.unknownAccount.rawValue)], 3)
   }
 
   func testDuplicateTradeCountsCancelledTradesButNotRejectedOnes() throws {
