@@ -1,5 +1,0 @@
-import XCTest
-
-final class TallyCoreTestsPlaceholder: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
