@@ -36,7 +36,15 @@ public struct Supervisor {
       } + [NodeSpec(name: "voter", role: "voter", replicaId: nil, control: config.voterControl)]
   }
 
-  public func pidPath(_ node: NodeSpec) -> String { data + "/" + node.name + ".pid" }
+  public func pidPath(_ node: NodeSpec) -> String { Self.pidPath(data: data, name: node.name) }
+
+  public static func pidPath(data: String, name: String) -> String { data + "/" + name + ".pid" }
+
+  /// Called by a node process at start: records its pid for `cluster status/down`.
+  public static func writePidFile(data: String, name: String) {
+    try? FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+    try? String(getpid()).write(toFile: pidPath(data: data, name: name), atomically: true, encoding: .utf8)
+  }
   public func logPath(_ node: NodeSpec) -> String { data + "/" + node.name + ".log" }
 
   public func pid(_ node: NodeSpec) -> Int32? {
@@ -74,8 +82,9 @@ public struct Supervisor {
       p.standardOutput = log
       p.standardError = log
       p.standardInput = FileHandle.nullDevice
+      // The node writes its own pid file once running (setsid may fork first).
+      try? FileManager.default.removeItem(atPath: pidPath(node))
       try p.run()
-      try String(p.processIdentifier).write(toFile: pidPath(node), atomically: true, encoding: .utf8)
       started.append(node.name)
     }
     let clock = ContinuousClock()
@@ -87,7 +96,7 @@ public struct Supervisor {
         {
           break
         }
-        if !isAlive(node) {
+        if pid(node) != nil && !isAlive(node) {
           throw ClusterClientError("node \(node.name) exited while starting; see \(logPath(node))")
         }
         if clock.now > deadline {

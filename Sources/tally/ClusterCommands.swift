@@ -285,6 +285,7 @@ struct SequencerCommand: ParsableCommand {
   func run() throws {
     let c = node.cluster.load()
     let log = Logger(node: "sequencer")
+    Supervisor.writePidFile(data: node.cluster.dataDir(c), name: "sequencer")
     do {
       let s = try Sequencer(config: c, dataDir: node.cluster.dataDir(c) + "/sequencer", log: log)
       try s.run(context: makeContext())
@@ -304,6 +305,7 @@ struct ReplicaCommand: ParsableCommand {
     }
     guard let refDir = node.cluster.referenceDir(c) else { fail("give --reference", code: 64) }
     let log = Logger(node: id)
+    Supervisor.writePidFile(data: node.cluster.dataDir(c), name: id)
     do {
       let reference = try FileIO.loadReference(refDir)
       let r = try Replica(
@@ -321,6 +323,7 @@ struct VoterCommand: ParsableCommand {
     let c = node.cluster.load()
     let log = Logger(node: "voter")
     let data = node.cluster.dataDir(c)
+    Supervisor.writePidFile(data: data, name: "voter")
     do {
       let v = try Voter(config: c, dataDir: data + "/voter", alertsPath: data + "/alerts.jsonl", log: log)
       try v.run(context: makeContext())
