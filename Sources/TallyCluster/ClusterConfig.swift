@@ -30,6 +30,8 @@ public struct ClusterConfig: Sendable, Equatable {
   public var sequencerControl: String { "tcp://\(host):\(basePort + 2)" }
   public var voterCollect: String { "tcp://\(host):\(basePort + 3)" }
   public var voterControl: String { "tcp://\(host):\(basePort + 4)" }
+  /// The voted output stream (PUB): one message per decided batch, in seq order.
+  public var voterPublish: String { "tcp://\(host):\(basePort + 5)" }
   public func replicaControl(_ index: Int) -> String { "tcp://\(host):\(basePort + 10 + index)" }
 
   public func replicaIndex(_ id: String) -> Int? { replicas.firstIndex { $0.id == id } }

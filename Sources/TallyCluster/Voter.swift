@@ -20,6 +20,9 @@ public final class Voter {
   public private(set) var core: VoterCore
   public private(set) var alertsRaised = 0
   var lastDecidedStateDigest: [UInt8] = []
+  /// Decided batches are published here after they are stored (a live feed for
+  /// sinks and dashboards; the durable record is the voter's store).
+  var publish: ZMQSocket? = nil
 
   public init(config: ClusterConfig, dataDir: String, alertsPath: String, log: Logger) throws {
     self.config = config
@@ -118,6 +121,8 @@ public final class Voter {
     try collect.bind(config.voterCollect)
     let control = try ZMQSocket(context: context, type: .router)
     try control.bind(config.voterControl)
+    publish = try ZMQSocket(context: context, type: .pub)
+    try publish?.bind(config.voterPublish)
     var commands: [ZMQSocket] = []
     for i in config.replicas.indices {
       let s = try ZMQSocket(context: context, type: .dealer)
@@ -216,6 +221,11 @@ public final class Voter {
       write.put(Self.watermarkKey, (last.last + 1).leBytes)
       try store.commit(write, sync: true)
       lastDecidedStateDigest = last.stateDigest
+      for a in actions {
+        if case .emit(let d) = a {
+          _ = try publish?.send(["DECIDED".bytes, d.first.leBytes, d.last.leBytes, d.outcomes, d.stateDigest], dontWait: true)
+        }
+      }
     }
     for a in actions {
       switch a {

@@ -210,9 +210,9 @@ extension Int64 {
 
 /// Frames as text, for simple control verbs.
 extension Array where Element == UInt8 {
-  var text: String { String(decoding: self, as: UTF8.self) }
+  public var text: String { String(decoding: self, as: UTF8.self) }
 }
 
 extension String {
-  var bytes: [UInt8] { Array(utf8) }
+  public var bytes: [UInt8] { Array(utf8) }
 }

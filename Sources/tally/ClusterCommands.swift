@@ -52,7 +52,7 @@ struct ClusterCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cluster",
     abstract: "Run a replicated cluster on this machine: sequencer, N replicas, voter.",
-    subcommands: [ClusterUp.self, ClusterDown.self, ClusterStatus.self, ClusterRun.self])
+    subcommands: [ClusterUp.self, ClusterDown.self, ClusterStatus.self, ClusterRun.self, ClusterBench.self])
 }
 
 struct ClusterUp: ParsableCommand {

@@ -1,0 +1,178 @@
+import ArgumentParser
+import Foundation
+import TallyCluster
+import TallyEngine
+import ZeroMQTransport
+
+struct ClusterBench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bench",
+    abstract: "End-to-end cluster benchmark: voted trades/s, ingest→voted latency at a set rate, raw ZeroMQ rate.",
+    discussion: """
+      Starts a fresh cluster in a temporary data folder (twice: throughput, then latency),
+      submits the events, watches the voter's published decisions, and stops the cluster.
+      Phase 1 sends as fast as acks allow; phase 2 paces batches of --latency-batch lines
+      at --rate events/s and reports p50/p99 from send to voted. Phase 3 pushes the same
+      bytes over a bare ZeroMQ PUSH/PULL pair on tcp loopback, for the ratio.
+      """)
+  @OptionGroup var cluster: ClusterOptions
+  @Option(name: .long, help: "Event file (e.g. from tally generate).")
+  var events: String
+  @Option(name: .long, help: "Paced rate for the latency phase, events per second.")
+  var rate = 100_000
+  @Option(name: .long, help: "Lines per batch in the latency phase.")
+  var latencyBatch = 1_000
+
+  func run() throws {
+    var c = cluster.load()
+    guard let reference = cluster.referenceDir(c) else { fail("give --reference", code: 64) }
+    let bytes: [UInt8]
+    do { bytes = try FileIO.read(events) } catch { fail("\(error)", code: 2) }
+    let context = makeContext()
+    let clock = ContinuousClock()
+    let base = NSTemporaryDirectory() + "tally-cluster-bench-\(getpid())"
+
+    func fresh(_ name: String) throws -> Supervisor {
+      c.data = base + "/" + name
+      let sup = Supervisor(config: c, configPath: cluster.config, data: c.data, reference: reference, executable: selfExecutable())
+      let extra = Dictionary(uniqueKeysWithValues: sup.nodes.map { ($0.name, cluster.nodeArguments()) })
+      _ = try sup.up(context: context, extraArguments: extra)
+      return sup
+    }
+
+    // Phase 1: throughput.
+    var sup = try fresh("throughput")
+    let watcher = try DecisionWatcher(context: context, endpoint: c.voterPublish)
+    Thread.sleep(forTimeInterval: 0.3)  // the subscription settles before anything is decided
+    var t0 = clock.now
+    let r = try Submitter.submit(context: context, ingest: c.ingest, files: [bytes], clientId: "bench-1")
+    let acked = (clock.now - t0).seconds
+    try watcher.wait(through: r.lastSeq, timeoutSeconds: 600)
+    let voted = (clock.now - t0).seconds
+    _ = sup.down()
+    print(
+      "cluster throughput (\(c.replicas.count) replicas, \(c.replicas.map(\.kernel).joined(separator: "/"))): "
+        + "\(r.events) events journaled in \(String(format: "%.2f", acked)) s (\(Int(Double(r.events) / acked))/s), "
+        + "voted in \(String(format: "%.2f", voted)) s = \(Int(Double(r.events) / voted)) voted events/s")
+
+    // Phase 2: latency at a paced rate.
+    sup = try fresh("latency")
+    let watcher2 = try DecisionWatcher(context: context, endpoint: c.voterPublish)
+    Thread.sleep(forTimeInterval: 0.3)
+    let frames = Submitter.batches([bytes], linesMax: latencyBatch)
+    let dealer = try ZMQSocket(context: context, type: .dealer)
+    try dealer.connect(c.ingest)
+    var sentAt: [Int64: ContinuousClock.Instant] = [:]  // last seq → send time
+    var firstOfBatch: [Int] = []
+    let interval = Duration.seconds(Double(latencyBatch) / Double(rate))
+    t0 = clock.now
+    var pendingAcks = 0
+    var lastSeq: Int64 = 0
+    var sendTimes: [ContinuousClock.Instant] = []
+    for (i, frame) in frames.enumerated() {
+      let due = t0 + interval * i
+      while clock.now < due {
+        try drainAcks(dealer, &pendingAcks, &sentAt, sendTimes, &lastSeq)
+        try watcher2.poll()
+      }
+      sendTimes.append(clock.now)
+      try dealer.send([Ingest.magic, "bench-2".bytes, String(i + 1).bytes, frame])
+      pendingAcks += 1
+      firstOfBatch.append(i)
+    }
+    while pendingAcks > 0 {
+      try drainAcks(dealer, &pendingAcks, &sentAt, sendTimes, &lastSeq, block: true)
+      try watcher2.poll()
+    }
+    try watcher2.wait(through: lastSeq, timeoutSeconds: 600)
+    let sendSeconds = (clock.now - t0).seconds
+    var latencies: [Double] = []
+    for (last, sent) in sentAt {
+      if let decided = watcher2.decidedAt(last) { latencies.append((decided - sent).seconds * 1000) }
+    }
+    latencies.sort()
+    _ = sup.down()
+    func pct(_ p: Double) -> String {
+      latencies.isEmpty ? "n/a" : String(format: "%.2f", latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))])
+    }
+    print(
+      "latency at \(rate) events/s offered (\(frames.count) batches of \(latencyBatch), \(String(format: "%.1f", sendSeconds)) s): "
+        + "ingest→voted p50 \(pct(0.5)) ms, p99 \(pct(0.99)) ms, max \(pct(1.0)) ms")
+
+    // Phase 3: the same bytes over bare ZeroMQ.
+    let pull = try ZMQSocket(context: context, type: .pull)
+    try pull.bind("tcp://127.0.0.1:*")
+    let endpoint = pull.lastEndpoint!
+    let push = try ZMQSocket(context: context, type: .push)
+    try push.connect(endpoint)
+    let all = Submitter.batches([bytes], linesMax: Submitter.batchLinesDefault)
+    t0 = clock.now
+    var received = 0
+    for f in all {
+      try push.send([f])
+      while let _ = try pull.receive(timeoutMs: 0) { received += 1 }
+    }
+    while received < all.count { if try pull.receive(timeoutMs: 1000) != nil { received += 1 } }
+    let raw = (clock.now - t0).seconds
+    print(
+      "raw ZeroMQ PUSH→PULL of the same bytes: \(String(format: "%.3f", raw)) s = \(Int(Double(r.events) / raw)) events/s; "
+        + "voted/raw ratio \(String(format: "%.3f", raw / voted))")
+    try? FileManager.default.removeItem(atPath: base)
+  }
+
+  func drainAcks(
+    _ dealer: ZMQSocket, _ pending: inout Int, _ sentAt: inout [Int64: ContinuousClock.Instant],
+    _ sendTimes: [ContinuousClock.Instant], _ lastSeq: inout Int64, block: Bool = false
+  ) throws {
+    while pending > 0, let reply = try dealer.receive(timeoutMs: block ? 100 : 0) {
+      pending -= 1
+      guard reply.count == 5, let n = Int(reply[1].text), let last = Int64(reply[4].text), last > 0 else { continue }
+      sentAt[last] = sendTimes[n - 1]
+      lastSeq = max(lastSeq, last)
+      if block { return }
+    }
+  }
+}
+
+/// Subscribes to the voter's decided-batch feed and timestamps each decision.
+final class DecisionWatcher {
+  let socket: ZMQSocket
+  var decided: [Int64: ContinuousClock.Instant] = [:]
+  var through: Int64 = 0
+
+  init(context: ZMQContext, endpoint: String) throws {
+    socket = try ZMQSocket(context: context, type: .sub)
+    try socket.setReceiveHighWaterMark(0)
+    try socket.subscribe([])
+    try socket.connect(endpoint)
+  }
+
+  func poll(timeoutMs: Int32 = 0) throws {
+    while let msg = try socket.receive(timeoutMs: timeoutMs) {
+      guard msg.count >= 3, let last = Int64(leBytesOf: msg[2]) else { continue }
+      decided[last] = ContinuousClock().now
+      through = max(through, last)
+      if timeoutMs != 0 { return }
+    }
+  }
+
+  func wait(through seq: Int64, timeoutSeconds: Int) throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + .seconds(timeoutSeconds)
+    while through < seq {
+      guard clock.now < deadline else { throw ClusterClientError("voter did not reach seq \(seq)") }
+      try poll(timeoutMs: 100)
+    }
+  }
+
+  func decidedAt(_ last: Int64) -> ContinuousClock.Instant? { decided[last] }
+}
+
+extension Int64 {
+  init?(leBytesOf bytes: [UInt8]) {
+    guard bytes.count == 8 else { return nil }
+    var v: UInt64 = 0
+    for (k, b) in bytes.enumerated() { v |= UInt64(b) << UInt64(8 * k) }
+    self = Int64(bitPattern: v)
+  }
+}
