@@ -37,6 +37,10 @@ let package = Package(
     .target(
       name: "TallyCluster", dependencies: ["TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport"],
       swiftSettings: strict),
+    // The chaos harness: fault injection against real clusters, and a deterministic simulator.
+    .target(
+      name: "TallyChaos", dependencies: ["TallyCluster", "TallyEngine", "TallyCore", "TallyFormat", "MarketGenerator"],
+      swiftSettings: strict),
     // Synthetic but realistic markets for demos, tests and benchmarks.
     .target(name: "MarketGenerator", dependencies: ["TallyCore"], swiftSettings: strict),
     // The command line: parse arguments and compose the modules above.
@@ -44,7 +48,7 @@ let package = Package(
       name: "tally",
       dependencies: [
         "TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
-        "MarketGenerator", "ClearingKernelV2", "TallyCluster",
+        "MarketGenerator", "ClearingKernelV2", "TallyCluster", "TallyChaos",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),
@@ -68,6 +72,9 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(
       name: "TallyClusterTests", dependencies: ["TallyCluster", "TallyEngine", "TallyCore", "MarketGenerator"],
+      swiftSettings: strict),
+    .testTarget(
+      name: "TallyChaosTests", dependencies: ["TallyChaos", "TallyCluster", "TallyEngine", "TallyCore"],
       swiftSettings: strict),
     .testTarget(
       name: "TallyCLITests", dependencies: ["tally"], swiftSettings: strict),

@@ -33,12 +33,13 @@ public struct RowHash: Sendable, Equatable {
     var b: UInt64 = 0xd6e8_feb8_6659_fd93 ^ UInt64(UInt32(bitPattern: id)) << 8 ^ UInt64(table)
     var i = 0
     let n = bytes.count
-    while i + 8 <= n {
-      var w: UInt64 = 0
-      for k in 0..<8 { w |= UInt64(bytes[i + k]) << UInt64(8 * k) }
-      a = Self.mix(a ^ w) &* 0x0000_0100_0000_01b3
-      b = Self.mix(b &+ w ^ 0x5851_f42d_4c95_7f2d)
-      i += 8
+    bytes.withUnsafeBytes { raw in
+      while i + 8 <= n {
+        let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+        a = Self.mix(a ^ w) &* 0x0000_0100_0000_01b3
+        b = Self.mix(b &+ w ^ 0x5851_f42d_4c95_7f2d)
+        i += 8
+      }
     }
     var tail: UInt64 = UInt64(n) << 56
     var k = 0

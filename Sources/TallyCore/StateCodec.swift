@@ -11,12 +11,10 @@ public struct ByteWriter {
   @inline(__always) public mutating func u8(_ v: UInt8) { bytes.append(v) }
   @inline(__always) public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
   @inline(__always) public mutating func i32(_ v: Int32) {
-    let u = UInt32(bitPattern: v)
-    for s in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: u >> UInt32(s))) }
+    withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
   }
   @inline(__always) public mutating func i64(_ v: Int64) {
-    let u = UInt64(bitPattern: v)
-    for s in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: u >> UInt64(s))) }
+    withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
   }
   public mutating func string(_ s: String) {
     i32(Int32(s.utf8.count))

@@ -1,0 +1,1 @@
+// TallyChaos: placeholder until its module lands.
