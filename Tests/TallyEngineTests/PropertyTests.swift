@@ -39,7 +39,13 @@ final class PropertyTests: XCTestCase {
     return options
   }
 
-  static let seeds: [UInt64] = Array(1...30)
+  /// How many seeds to run: TALLY_PROPS_SEEDS / TALLY_PROPS_MUTATED scale the campaign
+  /// (defaults 30 and 12 keep the suite at about half a minute in a debug build).
+  static func count(_ variable: String, default value: Int) -> Int {
+    ProcessInfo.processInfo.environment[variable].flatMap { Int($0) }.map { max(1, $0) } ?? value
+  }
+
+  static var seeds: [UInt64] { Array(1...UInt64(count("TALLY_PROPS_SEEDS", default: 30))) }
 
   // MARK: generated markets
 
@@ -80,7 +86,7 @@ final class PropertyTests: XCTestCase {
     let root = try H.temporaryDirectory("mutated")
     defer { H.remove(root) }
     var rejectionReasons = Set<String>()
-    for seed in UInt64(101)...UInt64(112) {
+    for seed in UInt64(101)...UInt64(100 + Self.count("TALLY_PROPS_MUTATED", default: 12)) {
       var options = Self.options(seed: seed)
       options.days = 3
       options.tradesPerDay = 250
@@ -101,6 +107,70 @@ final class PropertyTests: XCTestCase {
     ] {
       XCTAssertTrue(rejectionReasons.contains(code), "no mutated stream produced \(code)")
     }
+  }
+
+  // MARK: the checks catch broken outputs
+
+  /// Each tampering of a correct run's outputs must be reported: the checks are not vacuous.
+  func testOutputChecksDetectTamperedFiles() throws {
+    let root = try H.temporaryDirectory("tamper")
+    defer { H.remove(root) }
+    var options = MarketOptions(seed: 8, days: 3, tradesPerDay: 400, accounts: 60, securities: 5, participants: 3)
+    options.badLinesPerMillion = 30_000
+    options.cancelsPerMillion = 50_000
+    let market = try H.generate(options, into: root)
+    let good = try H.run(reference: market.reference, kernel: "v1", lines: market.lines)
+    XCTAssertEqual(OutputChecks.check(result: good, lines: market.lines, reference: market.reference), [])
+
+    func tampered(_ name: String, _ change: ([String]) -> [String]) -> [String] {
+      var result = good
+      let index = result.files.firstIndex { $0.name == name }!
+      var lines = String(decoding: result.files[index].bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+      lines = change(lines)
+      result.files[index].bytes = Array((lines.joined(separator: "\n") + "\n").utf8)
+      return OutputChecks.check(result: result, lines: market.lines, reference: market.reference)
+    }
+    func editField(_ line: String, _ i: Int, _ f: (String) -> String) -> String {
+      var fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+      fields[i] = f(fields[i])
+      return fields.joined(separator: ",")
+    }
+    func plusOneFen(_ amount: String) -> String {
+      let fen = H.outputFen(amount)! + 1
+      let sign = fen < 0 ? "-" : ""
+      let m = fen.magnitude
+      return sign + String(m / 100) + "." + (m % 100 < 10 ? "0" : "") + String(m % 100)
+    }
+    var cases: [(String, [String])] = []
+    cases.append(("available above quantity", tampered("holdings.csv") { l in
+      [l[0], editField(l[1], 3) { _ in String(Int(editField(l[1], 0) { $0 }.split(separator: ",")[2])! + 1) }]
+        + l.dropFirst(2) }))
+    cases.append(("a rejection row lost", tampered("rejections.csv") { Array($0.dropLast()) }))
+    cases.append(("rejection reason changed", tampered("rejections.csv") { l in
+      [l[0], editField(l[1], 3) { $0 == "MALFORMED" ? "BAD_DATE" : "MALFORMED" }] + l.dropFirst(2) }))
+    cases.append(("settlement rows out of order", tampered("settlement.csv") { l in
+      [l[0], l[2], l[1]] + l.dropFirst(3) }))
+    cases.append(("a fee one fen higher", tampered("clearing.csv") { l in
+      [l[0], editField(l[1], 8, plusOneFen)] + l.dropFirst(2) }))
+    cases.append(("a balance one fen higher", tampered("balances.csv") { l in
+      [l[0], editField(l[1], 1, plusOneFen)] + l.dropFirst(2) }))
+    cases.append(("a net amount one fen higher", tampered("settlement.csv") { l in
+      [l[0], editField(l[1], 3, plusOneFen)] + l.dropFirst(2) }))
+    cases.append(("an amount with a leading zero", tampered("balances.csv") { l in
+      [l[0], editField(l[1], 1) { "0" + $0 }] + l.dropFirst(2) }))
+    cases.append(("shares out of nowhere", tampered("holdings.csv") { l in
+      [l[0], editField(editField(l[1], 2) { String(Int($0)! + 1) }, 3) { String(Int($0)! + 1) }] + l.dropFirst(2) }))
+    // A tax row for a cancelled trade.
+    let cancels = market.lines.indices.filter {
+      good.outcomes[$0] == .applied && String(decoding: market.lines[$0], as: UTF8.self).hasPrefix("CANCEL,")
+    }
+    XCTAssertFalse(cancels.isEmpty, "the market should cancel trades")
+    if let c = cancels.first {
+      let f = String(decoding: market.lines[c], as: UTF8.self).split(separator: ",").map(String.init)
+      cases.append(("tax on a cancelled trade", tampered("tax.csv") { l in
+        [l[0], "\(f[1]),\(f[2]),A1,600000,100,1.00"] + l.dropFirst() }))
+    }
+    for (label, problems) in cases { XCTAssertFalse(problems.isEmpty, "not detected: \(label)") }
   }
 
   // MARK: the checks
@@ -444,6 +514,8 @@ enum Mutator {
 
   static func mutate(_ lines: [ArraySlice<UInt8>], reference: ReferenceData, seed: UInt64) -> [[UInt8]] {
     var rng = H.SplitMix(seed &* 0x9E37_79B9 &+ 3)
+    // Per mille of lines dropped, duplicated, swapped, preceded by a random event.
+    let intensity = [1, 2, 4][Int(seed % 3)]
     var out: [[UInt8]] = []
     var trades: [(date: String, id: String)] = []
     var openDate = String(reference.calendar.min()!)
@@ -521,17 +593,18 @@ enum Mutator {
       if text.hasPrefix("OPEN,") { openDate = String(fields[1]) }
       if fields.first == "TRADE" && fields.count == 11 { trades.append((String(fields[2]), String(fields[1]))) }
       let r = Int.random(in: 0..<1000, using: &rng)
+      let k = intensity
       switch r {
-      case 0..<(structural ? 5 : 25):
+      case 0..<(structural ? 2 * k : 6 * k):
         break  // dropped
-      case 25..<45:
+      case (6 * k)..<(11 * k):
         out.append(line)
         out.append(line)  // duplicated
-      case 45..<60 where i + 1 < lines.count:
+      case (11 * k)..<(15 * k) where i + 1 < lines.count:
         out.append(Array(lines[i + 1]))  // swapped with the next line
         out.append(line)
         i += 1
-      case 60..<110:
+      case (15 * k)..<(40 * k):
         out.append(randomEvent())
         out.append(line)
       default:
