@@ -109,6 +109,69 @@ final class PropertyTests: XCTestCase {
     }
   }
 
+  // MARK: SPEC §1 limits: every event still has exactly one outcome
+
+  /// A tiny market whose one account holds 12 lots of 9,999,999,999 shares (each line within
+  /// SPEC §1's quantity limit). Run through the real binary in a child process, so that a
+  /// crash of the engine fails this test instead of the whole test run.
+  func runAtLimits(_ label: String, events: [String]) throws -> (run: H.ChildRun, out: String) {
+    let dir = try H.temporaryDirectory("limits-\(label)")
+    addTeardownBlock { H.remove(dir) }
+    let reference = dir + "/reference"
+    try FileManager.default.createDirectory(atPath: reference, withIntermediateDirectories: true)
+    let files: [String: [String]] = [
+      "calendar.csv": ["date", "20260105", "20260106", "20260107"],
+      "securities.csv": ["security,isin,name,kind", "600000,CNE000001F15,Big,STOCK"],
+      "participants.csv": ["participant,name", "P1,One", "P2,Two"],
+      "units.csv": ["unit,participant", "U1,P1", "U2,P2"],
+      "accounts.csv": ["account,kind", "A1,INDIVIDUAL", "B1,INSTITUTION"],
+      "holdings.csv": ["account,security,quantity,acquired_date"]
+        + Array(repeating: "A1,600000,9999999999,20250101", count: 12),
+    ]
+    for (name, lines) in files {
+      try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: reference + "/" + name))
+    }
+    try Data((events.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: dir + "/events.txt"))
+    let run = try H.runBinary(reference: reference, events: [dir + "/events.txt"], outs: [dir + "/out"])[0]
+    let crash = run.stderr.split(separator: "\n").filter {
+      $0.contains("failure") || $0.contains("failed") || $0.contains("TallyState.")
+    }.prefix(6)
+    XCTAssertEqual(
+      run.status, 0, "\(label): the engine must give every event an outcome, not stop; stderr:\n"
+        + crash.joined(separator: "\n"))
+    return (run, dir + "/out")
+  }
+
+  /// 12 sales of 9,999,999,999 shares at 999999.999: each amount is 9999999989000000.00 CNY,
+  /// the clearing row's total 119999999868000000.00 CNY (above Int64.max in fen).
+  func testLargestTradesClearExactly() throws {
+    let trades = (1...12).map { "TRADE,\($0),20260105,093000,600000,999999.999,9999999999,B1,U1,A1,U2" }
+    let (run, out) = try runAtLimits("trades", events: ["OPEN,20260105"] + trades + ["CLOSE,20260105"])
+    guard run.status == 0 else { return }
+    let clearing = String(decoding: try H.readBytes(out + "/clearing.csv"), as: UTF8.self)
+    XCTAssertTrue(clearing.contains(",P1,600000,119999999988,0,119999999868000000.00,0.00,"), clearing)
+    XCTAssertTrue(clearing.contains(",P2,600000,0,119999999988,0.00,119999999868000000.00,"), clearing)
+  }
+
+  /// 9,300 deposits of the largest amount: the balance is 92999999999999907.00 CNY.
+  func testLargestDepositsAddUpExactly() throws {
+    let deposits = Array(repeating: "DEPOSIT,P1,9999999999999.99", count: 9_300)
+    let (run, out) = try runAtLimits("deposits", events: deposits)
+    guard run.status == 0 else { return }
+    let balances = String(decoding: try H.readBytes(out + "/balances.csv"), as: UTF8.self)
+    XCTAssertEqual(balances, "participant,balance\nP1,92999999999999907.00\nP2,0.00\n")
+  }
+
+  /// A bonus of 9,999,999,999 shares per share on 119,999,999,988 shares (each field within
+  /// SPEC §1): the holder is entitled to 1199999999760000000012 shares.
+  func testLargestBonusIsExact() throws {
+    let (run, out) = try runAtLimits(
+      "bonus", events: ["OPEN,20260105", "BONUS,600000,20260105,1,9999999999", "CLOSE,20260105", "OPEN,20260106"])
+    guard run.status == 0 else { return }
+    let entitlements = String(decoding: try H.readBytes(out + "/entitlements.csv"), as: UTF8.self)
+    XCTAssertTrue(entitlements.contains(",A1,SHARES,1199999999760000000012\n"), entitlements)
+  }
+
   // MARK: the checks catch broken outputs
 
   /// Each tampering of a correct run's outputs must be reported: the checks are not vacuous.
@@ -143,8 +206,9 @@ final class PropertyTests: XCTestCase {
     }
     var cases: [(String, [String])] = []
     cases.append(("available above quantity", tampered("holdings.csv") { l in
-      [l[0], editField(l[1], 3) { _ in String(Int(editField(l[1], 0) { $0 }.split(separator: ",")[2])! + 1) }]
-        + l.dropFirst(2) }))
+      let quantity = Int(l[1].split(separator: ",")[2])!
+      return [l[0], editField(l[1], 3) { _ in String(quantity + 1) }] + l.dropFirst(2)
+    }))
     cases.append(("a rejection row lost", tampered("rejections.csv") { Array($0.dropLast()) }))
     cases.append(("rejection reason changed", tampered("rejections.csv") { l in
       [l[0], editField(l[1], 3) { $0 == "MALFORMED" ? "BAD_DATE" : "MALFORMED" }] + l.dropFirst(2) }))
