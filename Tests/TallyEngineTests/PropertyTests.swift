@@ -133,7 +133,7 @@ final class PropertyTests: XCTestCase {
     }
     try Data((events.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: dir + "/events.txt"))
     let run = try H.runBinary(reference: reference, events: [dir + "/events.txt"], outs: [dir + "/out"])[0]
-    let crash = run.stderr.split(separator: "\n").filter {
+    let crash = (run.stderr + "\n" + run.stdout).split(separator: "\n").filter {
       $0.contains("failure") || $0.contains("failed") || $0.contains("TallyState.")
     }.prefix(6)
     XCTAssertEqual(
