@@ -248,9 +248,17 @@ final class PropertyTests: XCTestCase {
     file: StaticString = #filePath, line: UInt = #line
   ) throws -> H.RunResult {
     var firstViolation: String?
-    let v1 = try H.run(reference: reference, kernel: "v1", lines: lines) { engine, i in
+    let v1 = try H.run(reference: reference, kernel: "v1", lines: lines) { engine, i, outcome in
       guard firstViolation == nil else { return }
       let text = String(decoding: lines[i], as: UTF8.self)
+      // SPEC §3 OPEN: every holding becomes available except what is withheld.
+      if outcome == .applied && text.hasPrefix("OPEN,") {
+        for p in engine.state.positions.rows where p.available != p.quantity - p.withheld {
+          firstViolation = "after seq \(i + 1) (\(text)): a position has quantity \(p.quantity), "
+            + "available \(p.available), withheld \(p.withheld)"
+          return
+        }
+      }
       guard checkEveryEvent || i == lines.count - 1 || text.hasPrefix("CLOSE,") || text.hasPrefix("SETTLE,") else {
         return
       }
@@ -758,14 +766,15 @@ enum PropHarness {
   /// Runs `lines` through a fresh engine; `afterEvent(engine, index)` is called after every event.
   static func run(
     reference: ReferenceData, kernel name: String, lines: [ArraySlice<UInt8>],
-    afterEvent: ((Engine, Int) -> Void)? = nil
+    afterEvent: ((Engine, Int, Outcome) -> Void)? = nil
   ) throws -> RunResult {
     var engine = Engine(reference: reference, kernel: try kernel(name, reference))
     var outcomes: [Outcome] = []
     outcomes.reserveCapacity(lines.count)
     for (i, line) in lines.enumerated() {
-      outcomes.append(engine.apply(line: line, seq: Int64(i + 1)))
-      afterEvent?(engine, i)
+      let outcome = engine.apply(line: line, seq: Int64(i + 1))
+      outcomes.append(outcome)
+      afterEvent?(engine, i, outcome)
     }
     return RunResult(
       files: engine.outputFiles(), digest: engine.stateDigest, statistics: engine.statistics, outcomes: outcomes,
