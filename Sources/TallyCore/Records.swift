@@ -5,8 +5,9 @@
 public struct ParticipantRecord: Sendable, Equatable {
   public var id: Ident
   public var name: String
-  /// Settlement reserve in fen.
-  public var balance: Int64
+  /// Settlement reserve in fen. Sums of money are Int128: SPEC's per-field limits
+  /// allow totals beyond Int64 (e.g. 10^4 deposits of 10^13 CNY).
+  public var balance: Int128
 }
 
 public struct UnitRecord: Sendable, Equatable {
@@ -61,8 +62,8 @@ public struct ClearingRecord: Sendable, Equatable {
   public var security: Int32
   public var buyQuantity: Int64 = 0
   public var sellQuantity: Int64 = 0
-  public var buyAmount: Int64 = 0
-  public var sellAmount: Int64 = 0
+  public var buyAmount: Int128 = 0
+  public var sellAmount: Int128 = 0
   public var fees = SideFees()
 }
 
@@ -84,7 +85,7 @@ public struct SettlementRecord: Sendable, Equatable {
   public var tradeDate: Int32
   public var participant: Int32
   /// Net cash in fen; positive: the participant receives.
-  public var netFen: Int64 = 0
+  public var netFen: Int128 = 0
   /// Trade sides of this participant on this date that are not cancelled. The row
   /// appears in settlement.csv only while this is above zero.
   public var liveSides: Int32 = 0

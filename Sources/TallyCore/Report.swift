@@ -4,15 +4,15 @@
 public struct Report: Sendable, Equatable {
   public struct Clearing: Sendable, Equatable {
     public var tradeDate: Int32, settleDate: Int32, participant: String, security: String
-    public var buyQuantity: Int64, sellQuantity: Int64, buyAmount: Int64, sellAmount: Int64
+    public var buyQuantity: Int64, sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128
     public var fees: SideFees
   }
   public struct Settlement: Sendable, Equatable {
-    public var tradeDate: Int32, settleDate: Int32, participant: String, netFen: Int64
+    public var tradeDate: Int32, settleDate: Int32, participant: String, netFen: Int128
     public var status: SettlementStatus, settledOn: Int32
   }
   public struct Balance: Sendable, Equatable {
-    public var participant: String, balanceFen: Int64
+    public var participant: String, balanceFen: Int128
   }
   public struct Holding: Sendable, Equatable {
     public var account: String, security: String, quantity: Int64, available: Int64, withheld: Int64

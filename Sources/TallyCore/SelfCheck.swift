@@ -32,14 +32,14 @@ extension TallyState {
     }
     // Net cash per (trade date, participant) equals what its clearing rows say, and
     // the participants' net cash of a trade date adds up to minus the fees of that date.
-    var netFromRows: [Int64: Int64] = [:]
-    var feesByDate: [Int32: Int64] = [:]
+    var netFromRows: [Int64: Int128] = [:]
+    var feesByDate: [Int32: Int128] = [:]
     for r in clearingRows.rows {
-      let net = r.sellAmount - r.buyAmount - r.fees.total
+      let net = r.sellAmount - r.buyAmount - Int128(r.fees.total)
       netFromRows[Self.settlementKey(r.tradeDate, r.participant), default: 0] += net
-      feesByDate[r.tradeDate, default: 0] += r.fees.total
+      feesByDate[r.tradeDate, default: 0] += Int128(r.fees.total)
     }
-    var netByDate: [Int32: Int64] = [:]
+    var netByDate: [Int32: Int128] = [:]
     for s in settlementRows.rows {
       let expected = netFromRows[Self.settlementKey(s.tradeDate, s.participant)] ?? 0
       if expected != s.netFen {

@@ -16,6 +16,10 @@ public struct ByteWriter {
   @inline(__always) public mutating func i64(_ v: Int64) {
     withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
   }
+  public mutating func i128(_ v: Int128) {
+    i64(Int64(truncatingIfNeeded: v))
+    i64(Int64(truncatingIfNeeded: v >> 64))
+  }
   public mutating func string(_ s: String) {
     i32(Int32(s.utf8.count))
     bytes.append(contentsOf: s.utf8)
@@ -57,6 +61,11 @@ public struct ByteReader {
     for (k, b) in try take(8).enumerated() { u |= UInt64(b) << UInt64(8 * k) }
     return Int64(bitPattern: u)
   }
+  public mutating func i128() throws(DecodeError) -> Int128 {
+    let low = UInt64(bitPattern: try i64())
+    let high = try i64()
+    return Int128(high) << 64 | Int128(low)
+  }
   public mutating func string() throws(DecodeError) -> String {
     let n = Int(try i32())
     let slice = try take(n)
@@ -94,10 +103,10 @@ extension ParticipantRecord: CanonicalRow {
   public func encode(into w: inout ByteWriter) {
     w.string(id.text)
     w.string(name)
-    w.i64(balance)
+    w.i128(balance)
   }
   public init(from r: inout ByteReader) throws(DecodeError) {
-    self.init(id: Ident(try r.string()), name: try r.string(), balance: try r.i64())
+    self.init(id: Ident(try r.string()), name: try r.string(), balance: try r.i128())
   }
 }
 
@@ -181,14 +190,14 @@ extension ClearingRecord: CanonicalRow {
     w.i32(security)
     w.i64(buyQuantity)
     w.i64(sellQuantity)
-    w.i64(buyAmount)
-    w.i64(sellAmount)
+    w.i128(buyAmount)
+    w.i128(sellAmount)
     fees.encode(into: &w)
   }
   public init(from r: inout ByteReader) throws(DecodeError) {
     self.init(
       tradeDate: try r.i32(), participant: try r.i32(), security: try r.i32(), buyQuantity: try r.i64(),
-      sellQuantity: try r.i64(), buyAmount: try r.i64(), sellAmount: try r.i64(), fees: try SideFees(from: &r))
+      sellQuantity: try r.i64(), buyAmount: try r.i128(), sellAmount: try r.i128(), fees: try SideFees(from: &r))
   }
 }
 
@@ -196,14 +205,14 @@ extension SettlementRecord: CanonicalRow {
   public func encode(into w: inout ByteWriter) {
     w.i32(tradeDate)
     w.i32(participant)
-    w.i64(netFen)
+    w.i128(netFen)
     w.i32(liveSides)
     w.u8(status.rawValue)
     w.i32(settledOn)
   }
   public init(from r: inout ByteReader) throws(DecodeError) {
     self.init(
-      tradeDate: try r.i32(), participant: try r.i32(), netFen: try r.i64(), liveSides: try r.i32(),
+      tradeDate: try r.i32(), participant: try r.i32(), netFen: try r.i128(), liveSides: try r.i32(),
       status: try r.enumeration(SettlementStatus.self), settledOn: try r.i32())
   }
 }

@@ -251,17 +251,17 @@ public struct TallyState {
     // Clearing (§4.1).
     let buyRow = clearingRow(date: t.date, participant: buyParticipant, security: security)
     clearingRows[buyRow].buyQuantity += q
-    clearingRows[buyRow].buyAmount += c.amountFen
+    clearingRows[buyRow].buyAmount += Int128(c.amountFen)
     clearingRows[buyRow].fees.add(c.buyerFees)
     let sellRow = clearingRow(date: t.date, participant: sellParticipant, security: security)
     clearingRows[sellRow].sellQuantity += q
-    clearingRows[sellRow].sellAmount += c.amountFen
+    clearingRows[sellRow].sellAmount += Int128(c.amountFen)
     clearingRows[sellRow].fees.add(c.sellerFees)
     let buySettlement = settlementRow(date: t.date, participant: buyParticipant)
-    settlementRows[buySettlement].netFen += c.buyerNetFen
+    settlementRows[buySettlement].netFen += Int128(c.buyerNetFen)
     settlementRows[buySettlement].liveSides += 1
     let sellSettlement = settlementRow(date: t.date, participant: sellParticipant)
-    settlementRows[sellSettlement].netFen += c.sellerNetFen
+    settlementRows[sellSettlement].netFen += Int128(c.sellerNetFen)
     settlementRows[sellSettlement].liveSides += 1
 
     // Transfer (§4.2) and lots (§4.5): the seller first, then the buyer.
@@ -325,17 +325,17 @@ public struct TallyState {
     let c = t.clearing
     let buyRow = clearingByKey[ClearingKey(date: t.date, participant: t.buyParticipant, security: t.security)]!
     clearingRows[buyRow].buyQuantity -= q
-    clearingRows[buyRow].buyAmount -= c.amountFen
+    clearingRows[buyRow].buyAmount -= Int128(c.amountFen)
     clearingRows[buyRow].fees.subtract(c.buyerFees)
     let sellRow = clearingByKey[ClearingKey(date: t.date, participant: t.sellParticipant, security: t.security)]!
     clearingRows[sellRow].sellQuantity -= q
-    clearingRows[sellRow].sellAmount -= c.amountFen
+    clearingRows[sellRow].sellAmount -= Int128(c.amountFen)
     clearingRows[sellRow].fees.subtract(c.sellerFees)
     let buySettlement = settlementByKey[Self.settlementKey(t.date, t.buyParticipant)]!
-    settlementRows[buySettlement].netFen -= c.buyerNetFen
+    settlementRows[buySettlement].netFen -= Int128(c.buyerNetFen)
     settlementRows[buySettlement].liveSides -= 1
     let sellSettlement = settlementByKey[Self.settlementKey(t.date, t.sellParticipant)]!
-    settlementRows[sellSettlement].netFen -= c.sellerNetFen
+    settlementRows[sellSettlement].netFen -= Int128(c.sellerNetFen)
     settlementRows[sellSettlement].liveSides -= 1
 
     // Seller: quantity, availability and the exact slices back.
@@ -537,7 +537,7 @@ public struct TallyState {
   mutating func applyDeposit(_ participant: Ident, amountFen: Int64) -> Outcome {
     guard let p = participantById[participant] else { return .rejected(.unknownParticipant) }
     guard amountFen > 0 else { return .rejected(.invalidAmount) }
-    participants[p].balance += amountFen
+    participants[p].balance += Int128(amountFen)
     return .applied
   }
 

@@ -14,7 +14,7 @@ public struct DurableError: Error, CustomStringConvertible, Sendable {
 
 public enum StateKeys {
   /// Bumped when the stored layout or the business rules change incompatibly.
-  public static let formatVersion = "tally-state/1 spec/2026-11"
+  public static let formatVersion = "tally-state/2 spec/2026-11"
   static let metaPrefix: UInt8 = 0
   public static let format = meta("format")
   public static let reference = meta("reference")

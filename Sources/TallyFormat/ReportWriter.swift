@@ -9,7 +9,9 @@ public enum ReportWriter {
   ]
 
   /// Fen as `-1234.50`, `0.07`, `0.00`.
-  public static func money(_ fen: Int64) -> String {
+  public static func money(_ fen: Int64) -> String { money(Int128(fen)) }
+
+  public static func money(_ fen: Int128) -> String {
     let magnitude = fen.magnitude
     let yuan = magnitude / 100
     let cents = magnitude % 100
