@@ -168,7 +168,7 @@ final class PropertyTests: XCTestCase {
     // Known limit (docs/DECISIONS.md): share quantities are Int64. A bonus that would
     // put more than 9.2e18 shares in one position stops the engine loudly (never a
     // wrong figure) instead of being applied. Kept here, skipped, so the limit stays visible.
-    throw XCTSkip("share quantities above Int64 are a documented limit: the engine stops rather than round")
+    try XCTSkipIf(true, "share quantities above Int64 are a documented limit: the engine stops rather than round")
     let (run, out) = try runAtLimits(
       "bonus", events: ["OPEN,20260105", "BONUS,600000,20260105,1,9999999999", "CLOSE,20260105", "OPEN,20260106"])
     guard run.status == 0 else { return }
