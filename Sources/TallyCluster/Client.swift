@@ -14,18 +14,21 @@ public struct ClusterClientError: Error, CustomStringConvertible, Sendable {
 public enum ControlClient {
   /// One request to a node's control endpoint; nil when it does not answer in time.
   public static func request(
-    context: ZMQContext, endpoint: String, _ frames: [[UInt8]], timeoutMs: Int32 = 1_000
+    context: ZMQContext, endpoint: String, _ frames: [[UInt8]], timeoutMs: Int32 = 1_000, curve: CurveKeys? = nil
   ) throws -> [[UInt8]]? {
     let s = try ZMQSocket(context: context, type: .dealer)
     defer { s.close() }
+    try Secure.client(s, curve)
     try s.setMaxMessageBytes(WireLimits.controlMessageBytesMax)
     try s.connect(endpoint)
     try s.send(frames)
     return try s.receive(timeoutMs: timeoutMs)
   }
 
-  public static func status(context: ZMQContext, endpoint: String, timeoutMs: Int32 = 1_000) -> String? {
-    guard let reply = try? request(context: context, endpoint: endpoint, ["STATUS".bytes], timeoutMs: timeoutMs),
+  public static func status(context: ZMQContext, endpoint: String, timeoutMs: Int32 = 1_000, curve: CurveKeys? = nil)
+    -> String?
+  {
+    guard let reply = try? request(context: context, endpoint: endpoint, ["STATUS".bytes], timeoutMs: timeoutMs, curve: curve),
       let first = reply.first
     else { return nil }
     return first.text
@@ -92,11 +95,12 @@ public enum Submitter {
 
   public static func submit(
     context: ZMQContext, ingest: String, files: [[UInt8]], clientId: String, linesMax: Int = batchLinesDefault,
-    progress: (String) -> Void = { _ in }
+    curve: CurveKeys? = nil, progress: (String) -> Void = { _ in }
   ) throws -> SubmitResult {
     let frames = batches(files, linesMax: linesMax)
     let socket = try ZMQSocket(context: context, type: .dealer)
     defer { socket.close() }
+    try Secure.client(socket, curve)
     try socket.connect(ingest)
     var result = SubmitResult()
     var next = 0
@@ -153,13 +157,14 @@ public enum Reporter {
   ) throws -> [(name: String, bytes: [UInt8])] {
     let clock = ContinuousClock()
     let deadline = clock.now + .seconds(timeoutSeconds)
-    guard let seqStatus = ControlClient.status(context: context, endpoint: config.sequencerControl),
+    let curve = config.curve
+    guard let seqStatus = ControlClient.status(context: context, endpoint: config.sequencerControl, curve: curve),
       let lastSeq = ControlClient.field(seqStatus, "last_seq")
     else { throw ClusterClientError("the sequencer does not answer at \(config.sequencerControl)") }
     var reported = Int64(-1)
     while true {
       guard clock.now < deadline else { throw ClusterClientError("timed out waiting for the voter to reach seq \(lastSeq)") }
-      if let s = ControlClient.status(context: context, endpoint: config.voterControl),
+      if let s = ControlClient.status(context: context, endpoint: config.voterControl, curve: curve),
         let w = ControlClient.field(s, "watermark")
       {
         if w > lastSeq { break }
@@ -173,7 +178,7 @@ public enum Reporter {
     var voted: [UInt8]? = nil
     if lastSeq > 0 {
       guard let reply = try ControlClient.request(
-        context: context, endpoint: config.voterControl, ["DECIDED".bytes, lastSeq.leBytes]),
+        context: context, endpoint: config.voterControl, ["DECIDED".bytes, lastSeq.leBytes], curve: curve),
         reply.count == 2, reply[0].text == "YES"
       else { throw ClusterClientError("the voter has no decided batch ending at seq \(lastSeq)") }
       voted = reply[1]
@@ -182,7 +187,8 @@ public enum Reporter {
       var groups: [(digest: [UInt8], files: [(name: String, bytes: [UInt8])], count: Int)] = []
       for i in config.replicas.indices {
         guard let reply = try ControlClient.request(
-          context: context, endpoint: config.replicaControl(i), ["REPORT".bytes, lastSeq.leBytes], timeoutMs: 30_000),
+          context: context, endpoint: config.replicaControl(i), ["REPORT".bytes, lastSeq.leBytes], timeoutMs: 30_000,
+          curve: curve),
           reply.count == 4, reply[0].text == "REPORT"
         else { continue }
         if let voted, reply[2] != voted { continue }  // not the voted state: not used

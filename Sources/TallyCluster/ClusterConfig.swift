@@ -22,6 +22,8 @@ public struct ClusterConfig: Sendable, Equatable {
   public var heartbeatMs: Int
   /// Repairs of one replica before it stays quarantined for an operator.
   public var repairsMax: Int
+  /// CurveZMQ keys for every link, when the config names a key folder.
+  public var curve: CurveKeys? = nil
 
   public var quorum: Int { replicas.count / 2 + 1 }
 
@@ -58,8 +60,8 @@ public struct ClusterConfig: Sendable, Equatable {
       }
       if line.hasPrefix("[") && line.hasSuffix("]") {
         current = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
-        guard ["cluster", "limits"].contains(current) else {
-          throw ConfigError("\(file):\(n + 1): unknown table [\(current)] (known: [cluster], [limits], [[replica]])")
+        guard ["cluster", "limits", "security"].contains(current) else {
+          throw ConfigError("\(file):\(n + 1): unknown table [\(current)] (known: [cluster], [limits], [security], [[replica]])")
         }
         inReplica = false
         continue
@@ -98,12 +100,15 @@ public struct ClusterConfig: Sendable, Equatable {
       replicas.append(Replica(id: id, kernel: try string(r, "kernel", "v1")!))
     }
     guard !replicas.isEmpty else { throw ConfigError("\(file): at least one [[replica]] is needed") }
-    let config = ClusterConfig(
+    var config = ClusterConfig(
       name: try string(cluster, "name", "tally")!, data: try string(cluster, "data", ".tally/data")!,
       reference: try string(cluster, "reference", nil), host: try string(cluster, "host", "127.0.0.1")!,
       basePort: try int(cluster, "base_port", 7100), replicas: replicas,
       fetchBatchesMax: try int(limits, "fetch_batches_max", 16), heartbeatMs: try int(limits, "heartbeat_ms", 500),
       repairsMax: try int(limits, "repairs_max", 3))
+    if let keys = try string(tables["security"] ?? [:], "keys", nil), !keys.isEmpty {
+      config.curve = try CurveKeys.load(keys)
+    }
     guard config.basePort > 0 && config.basePort + 10 + replicas.count < 65536 else {
       throw ConfigError("\(file): base_port \(config.basePort) leaves no room for the cluster's ports")
     }

@@ -108,13 +108,18 @@ public final class Replica {
   }
 
   public func run(context: ZMQContext, stop: () -> Bool = { false }) throws {
+    let auth = try Secure.authenticator(context: context, keys: config.curve, log: log)
+    defer { auth?.stop() }
     let fetch = try ZMQSocket(context: context, type: .dealer)
+    try Secure.node(fetch, config.curve)
     try fetch.setMaxMessageBytes(Int64(WireLimits.fetchReplyBytesMax + (1 << 20)))
     try fetch.connect(config.sequencerFetch)
     let votes = try ZMQSocket(context: context, type: .push)
+    try Secure.node(votes, config.curve)
     try votes.setSendHighWaterMark(10_000)
     try votes.connect(config.voterCollect)
     let control = try ZMQSocket(context: context, type: .router)
+    try Secure.server(control, config.curve)
     try control.bind(config.replicaControl(index))
     log.info("replica \(id): fetching from \(config.sequencerFetch), voting to \(config.voterCollect)")
     let clock = ContinuousClock()

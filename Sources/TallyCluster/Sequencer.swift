@@ -131,12 +131,17 @@ public final class Sequencer {
 
   /// Runs until the process is killed or `stop` returns true.
   public func run(context: ZMQContext, stop: () -> Bool = { false }) throws {
+    let auth = try Secure.authenticator(context: context, keys: config.curve, log: log)
+    defer { auth?.stop() }
     let ingest = try ZMQSocket(context: context, type: .router)
+    try Secure.server(ingest, config.curve)
     try ingest.setMaxMessageBytes(Int64(WireLimits.batchBytesMax + 4096))
     try ingest.bind(config.ingest)
     let fetch = try ZMQSocket(context: context, type: .router)
+    try Secure.server(fetch, config.curve)
     try fetch.bind(config.sequencerFetch)
     let control = try ZMQSocket(context: context, type: .router)
+    try Secure.server(control, config.curve)
     try control.bind(config.sequencerControl)
     log.info("sequencer: ingest \(config.ingest), fetch \(config.sequencerFetch), control \(config.sequencerControl)")
     let clock = ContinuousClock()

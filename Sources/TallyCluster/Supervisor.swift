@@ -91,7 +91,8 @@ public struct Supervisor {
     let deadline = clock.now + .seconds(readyTimeoutSeconds)
     for node in nodes {
       while true {
-        if let reply = try? ControlClient.request(context: context, endpoint: node.control, ["PING".bytes], timeoutMs: 300),
+        if let reply = try? ControlClient.request(
+          context: context, endpoint: node.control, ["PING".bytes], timeoutMs: 300, curve: config.curve),
           reply.first?.text == "PONG"
         {
           break

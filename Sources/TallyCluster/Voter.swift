@@ -116,16 +116,22 @@ public final class Voter {
   }
 
   public func run(context: ZMQContext, stop: () -> Bool = { false }) throws {
+    let auth = try Secure.authenticator(context: context, keys: config.curve, log: log)
+    defer { auth?.stop() }
     let collect = try ZMQSocket(context: context, type: .pull)
+    try Secure.server(collect, config.curve)
     try collect.setMaxMessageBytes(Int64(WireLimits.batchLinesMax * 2 + 4096))
     try collect.bind(config.voterCollect)
     let control = try ZMQSocket(context: context, type: .router)
+    try Secure.server(control, config.curve)
     try control.bind(config.voterControl)
     publish = try ZMQSocket(context: context, type: .pub)
+    if let publish { try Secure.server(publish, config.curve) }
     try publish?.bind(config.voterPublish)
     var commands: [ZMQSocket] = []
     for i in config.replicas.indices {
       let s = try ZMQSocket(context: context, type: .dealer)
+      try Secure.node(s, config.curve)
       try s.setSendHighWaterMark(100)
       try s.connect(config.replicaControl(i))
       commands.append(s)
