@@ -1,5 +1,0 @@
-import XCTest
-
-final class TallyEngineTestsPlaceholder: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
