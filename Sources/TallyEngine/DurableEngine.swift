@@ -133,6 +133,10 @@ public final class DurableEngine {
   private var fingerprint = StreamFingerprint()
   private var storedFingerprint: (count: Int64, digest: [UInt8])?
   private var fingerprintDirty = false
+  /// Lines offered so far (a stream shorter than the applied seq is another stream).
+  private var offeredLines: Int64 = 0
+  /// Rows taken for a commit whose write failed: written with the next commit.
+  private var unwritten: [(table: StateTable, id: Int32, bytes: [UInt8])] = []
 
   /// Opens the state in `store`: a fresh state from `reference` when the store is
   /// empty, else the stored state, verified. Throws when the store belongs to other
@@ -207,6 +211,7 @@ public final class DurableEngine {
   /// Returns nil for a line that was skipped.
   @discardableResult
   public func offer(line: ArraySlice<UInt8>, seq: Int64) throws -> Outcome? {
+    offeredLines += 1
     if !fingerprint.isComplete {
       fingerprint.add(line)
       if let stored = storedFingerprint, fingerprint.lineCount == stored.count {
@@ -225,6 +230,11 @@ public final class DurableEngine {
   /// Call after the last line was offered: a stream shorter than the stored
   /// fingerprint is another stream.
   public func finishStream() throws {
+    if offeredLines < engine.appliedSeq {
+      throw DurableError(
+        "state folder is at seq \(engine.appliedSeq) but these event files have only \(offeredLines) events; use the same event files or a new --state folder"
+      )
+    }
     if let stored = storedFingerprint, fingerprint.lineCount < stored.count {
       throw DurableError(
         "state folder was made from a longer event stream (\(stored.count) first events fingerprinted, this one has \(fingerprint.lineCount)); use the same event files or a new --state folder"
@@ -264,7 +274,9 @@ public final class DurableEngine {
     let started = clock.now
     var sum = checksum
     var hashes = rowHashes
-    engine.takeChangedRows { table, id, bytes in
+    var rows = unwritten
+    engine.takeChangedRows { table, id, bytes in rows.append((table, id, bytes)) }
+    for (table, id, bytes) in rows {
       let h = RowHash(table: table.rawValue, id: id, bytes: bytes)
       let t = Int(table.rawValue)
       if Int(id) < hashes[t].count {
@@ -288,10 +300,13 @@ public final class DurableEngine {
     do {
       try store.commit(batch, sync: sync)
     } catch {
+      // Nothing of this commit counts: its rows are written with the next one.
+      unwritten = rows
       throw DurableError(
         "commit of seq \(engine.appliedSeq) failed: \(error); the state folder still holds seq \(committedSeq), run again to resume"
       )
     }
+    unwritten = []
     if fingerprintDirty {
       storedFingerprint = (fingerprint.lineCount, fingerprint.digest)
       fingerprintDirty = false

@@ -70,9 +70,10 @@ struct RunCommand: ParsableCommand {
     var resumedFrom: Int64 = 0
     var commits = 0
     if let state {
+      let store: RocksDBStateStore
+      do { store = try RocksDBStateStore(path: state) } catch { fail("\(error)", code: 3) }
       let durable: DurableEngine
       do {
-        let store = try RocksDBStateStore(path: state)
         durable = try DurableEngine(store: store, reference: reference, kernel: kernel, sync: sync)
       } catch {
         fail("\(error)", code: 2)

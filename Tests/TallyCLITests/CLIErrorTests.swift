@@ -1,0 +1,209 @@
+// `tally` as a real process: exit statuses and error messages of `run` (2: unusable
+// inputs or a state folder of other inputs; 3: output or state folder cannot be
+// written; 64: bad arguments), and `--help` of every subcommand.
+import Foundation
+import RocksDBStore
+import TallyCore
+import TallyEngine
+import XCTest
+
+final class CLIErrorTests: XCTestCase {
+  private var dir = ""
+  private var reference: String { dir + "/market/reference" }
+  private var events: String { dir + "/market/events.txt" }
+
+  override func setUpWithError() throws {
+    dir = try makeTemporaryDirectory("errors")
+    let generated = try runTally(
+      [
+        "generate", "--out", dir + "/market", "--seed", "3", "--days", "2", "--trades-per-day", "300", "--accounts",
+        "40", "--quiet",
+      ], scratch: dir)
+    XCTAssertEqual(generated.status, 0, generated.stderr)
+  }
+
+  override func tearDown() { removeDirectory(dir) }
+
+  private func run(_ arguments: [String]) throws -> ProcessResult { try runTally(arguments, scratch: dir) }
+
+  /// A copy of the generated reference folder, changed by `change`.
+  private func referenceCopy(_ name: String, _ change: (String) throws -> Void) throws -> String {
+    let copy = dir + "/" + name
+    try FileManager.default.copyItem(atPath: reference, toPath: copy)
+    try change(copy)
+    return copy
+  }
+
+  private func assertError(
+    _ result: ProcessResult, status: Int32, mentions words: [String], file: StaticString = #filePath,
+    line: UInt = #line
+  ) {
+    XCTAssertFalse(result.killed, file: file, line: line)
+    XCTAssertEqual(result.status, status, "stderr: \(result.stderr)", file: file, line: line)
+    XCTAssertTrue(result.stderr.contains("error"), "stderr: \(result.stderr)", file: file, line: line)
+    for word in words {
+      XCTAssertTrue(result.stderr.contains(word), "stderr should mention '\(word)': \(result.stderr)", file: file, line: line)
+    }
+  }
+
+  // MARK: Reference data and event files: 2
+
+  func testAMissingReferenceFileIsStatus2NamingTheFile() throws {
+    let broken = try referenceCopy("no-calendar") { try FileManager.default.removeItem(atPath: $0 + "/calendar.csv") }
+    let result = try run(["run", "--reference", broken, "--out", dir + "/out", events])
+    assertError(result, status: 2, mentions: ["calendar.csv"])
+    XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"), "no outputs from a refused run")
+  }
+
+  func testAHeaderTypoIsStatus2NamingFileAndLine() throws {
+    let broken = try referenceCopy("typo") { copy in
+      let path = copy + "/accounts.csv"
+      let text = try String(contentsOfFile: path, encoding: .utf8)
+      XCTAssertTrue(text.hasPrefix("account,kind\n"))
+      try ("acount,kind\n" + text.dropFirst("account,kind\n".count)).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+    let result = try run(["run", "--reference", broken, "--out", dir + "/out", events])
+    assertError(result, status: 2, mentions: ["accounts.csv:1"])
+  }
+
+  func testABadReferenceLineIsStatus2NamingFileAndLine() throws {
+    let broken = try referenceCopy("bad-line") { copy in
+      let path = copy + "/accounts.csv"
+      var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+      lines[2] = lines[2].replacingOccurrences(of: "INDIVIDUAL", with: "PERSON")
+        .replacingOccurrences(of: "INSTITUTION", with: "PERSON")
+      try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    }
+    let result = try run(["run", "--reference", broken, "--out", dir + "/out", events])
+    assertError(result, status: 2, mentions: ["accounts.csv:3"])
+  }
+
+  func testAMissingReferenceFolderIsStatus2() throws {
+    let result = try run(["run", "--reference", dir + "/nowhere", "--out", dir + "/out", events])
+    assertError(result, status: 2, mentions: [dir + "/nowhere"])
+  }
+
+  func testAnUnreadableEventFileIsStatus2NamingIt() throws {
+    let missing = dir + "/no-such-events.txt"
+    assertError(
+      try run(["run", "--reference", reference, "--out", dir + "/out", events, missing]), status: 2,
+      mentions: [missing])
+    // A folder is not an event file either (reading as root ignores permission bits).
+    assertError(
+      try run(["run", "--reference", reference, "--out", dir + "/out", dir + "/market"]), status: 2,
+      mentions: [dir + "/market"])
+    // The same with --state.
+    assertError(
+      try run(["run", "--state", dir + "/state", "--reference", reference, "--out", dir + "/out", missing]),
+      status: 2, mentions: [missing])
+  }
+
+  // MARK: Outputs and state folders that cannot be written: 3
+
+  func testAnOutPathThatIsAFileIsStatus3() throws {
+    let file = dir + "/a-file"
+    _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+    assertError(try run(["run", "--reference", reference, "--out", file, events]), status: 3, mentions: [file])
+    assertError(
+      try run(["run", "--state", dir + "/state", "--reference", reference, "--out", file, events]), status: 3,
+      mentions: [file])
+  }
+
+  func testAStatePathThatIsAFileIsStatus3() throws {
+    // `tally run --help`: "3: output or state folder cannot be written".
+    let file = dir + "/state-file"
+    _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+    assertError(
+      try run(["run", "--state", file, "--reference", reference, "--out", dir + "/out", events]), status: 3,
+      mentions: [file])
+  }
+
+  // MARK: State folders of other inputs: 2
+
+  func testAStateFolderReusedWithAnotherReferenceIsStatus2() throws {
+    let state = dir + "/state"
+    let first = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out", events])
+    XCTAssertEqual(first.status, 0, first.stderr)
+    let other = try referenceCopy("one-more-account") { copy in
+      let handle = try XCTUnwrap(FileHandle(forWritingAtPath: copy + "/accounts.csv"))
+      handle.seekToEndOfFile()
+      handle.write(Data("Z000000001,INDIVIDUAL\n".utf8))
+      handle.closeFile()
+    }
+    let result = try run(["run", "--state", state, "--reference", other, "--out", dir + "/out2", events])
+    assertError(result, status: 2, mentions: ["other reference data", "--state"])
+    XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out2"), "no outputs from a refused run")
+    // The refusal did not damage the folder: the right inputs still run.
+    let again = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out3", events])
+    XCTAssertEqual(again.status, 0, again.stderr)
+  }
+
+  func testAStateFolderReusedWithAnotherEventStreamIsStatus2() throws {
+    let state = dir + "/state"
+    let first = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out", events])
+    XCTAssertEqual(first.status, 0, first.stderr)
+    var lines = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n").map(String.init)
+    let firstEvent = try XCTUnwrap(lines.firstIndex { !$0.hasPrefix("#") && !$0.isEmpty })
+    lines.remove(at: firstEvent + 1)
+    let other = dir + "/other-events.txt"
+    try (lines.joined(separator: "\n") + "\n").write(toFile: other, atomically: true, encoding: .utf8)
+    assertError(
+      try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out2", other]), status: 2,
+      mentions: ["another event stream"])
+  }
+
+  func testAStateFolderReusedWithATruncatedEventStreamIsStatus2() throws {
+    // The state holds every event; the file given now holds only its first 200 lines.
+    // Writing outputs for events the inputs do not contain must be refused.
+    let state = dir + "/state"
+    let first = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out", events])
+    XCTAssertEqual(first.status, 0, first.stderr)
+    let lines = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n").prefix(200)
+    let truncated = dir + "/first-200.txt"
+    try (lines.joined(separator: "\n") + "\n").write(toFile: truncated, atomically: true, encoding: .utf8)
+    let result = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out2", truncated])
+    assertError(result, status: 2, mentions: ["--state"])
+  }
+
+  func testADamagedStateFolderIsStatus2() throws {
+    let state = dir + "/state"
+    let first = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out", events])
+    XCTAssertEqual(first.status, 0, first.stderr)
+    do {
+      let store = try RocksDBStateStore(path: state)
+      defer { store.close() }
+      let key = StateKeys.row(.trades, 0)
+      let other = try XCTUnwrap(try store.value(for: StateKeys.row(.trades, 1)))
+      var batch = StoreBatch()
+      batch.put(key, other)
+      try store.commit(batch, sync: true)
+    }
+    assertError(
+      try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out2", events]), status: 2,
+      mentions: ["damaged", "checksum"])
+  }
+
+  // MARK: Arguments and help
+
+  func testBadArgumentsAreStatus64() throws {
+    XCTAssertEqual(try run(["run", "--reference", reference, "--out", dir + "/out"]).status, 64, "no event file")
+    XCTAssertEqual(
+      try run(["run", "--commit-events", "0", "--reference", reference, "--out", dir + "/out", events]).status, 64)
+    XCTAssertEqual(try run(["run", "--no-such-option", events]).status, 64)
+  }
+
+  func testHelpWorksForEverySubcommand() throws {
+    for (command, words) in [
+      ("run", ["--state", "--commit-events", "--reference", "--out"]), ("generate", ["--seed", "--out"]),
+      ("demo", ["OVERVIEW"]), ("bench", ["OVERVIEW"]),
+    ] {
+      let result = try run([command, "--help"])
+      XCTAssertEqual(result.status, 0, "\(command) --help: \(result.stderr)")
+      XCTAssertTrue(result.stdout.contains("USAGE"), "\(command) --help: \(result.stdout)")
+      for word in words { XCTAssertTrue(result.stdout.contains(word), "\(command) --help lacks \(word)") }
+    }
+    let top = try run(["--help"])
+    XCTAssertEqual(top.status, 0)
+    for command in ["run", "generate", "demo", "bench"] { XCTAssertTrue(top.stdout.contains(command)) }
+  }
+}

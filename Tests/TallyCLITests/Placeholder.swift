@@ -1,5 +1,0 @@
-import XCTest
-
-final class TallyCLITestsPlaceholder: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
