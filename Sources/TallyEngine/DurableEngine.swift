@@ -230,14 +230,14 @@ public final class DurableEngine {
   /// Call after the last line was offered: a stream shorter than the stored
   /// fingerprint is another stream.
   public func finishStream() throws {
-    if offeredLines < engine.appliedSeq {
-      throw DurableError(
-        "state folder is at seq \(engine.appliedSeq) but these event files have only \(offeredLines) events; use the same event files or a new --state folder"
-      )
-    }
     if let stored = storedFingerprint, fingerprint.lineCount < stored.count {
       throw DurableError(
         "state folder was made from a longer event stream (\(stored.count) first events fingerprinted, this one has \(fingerprint.lineCount)); use the same event files or a new --state folder"
+      )
+    }
+    if offeredLines < engine.appliedSeq {
+      throw DurableError(
+        "state folder is at seq \(engine.appliedSeq) but these event files have only \(offeredLines) events; use the same event files or a new --state folder"
       )
     }
   }
