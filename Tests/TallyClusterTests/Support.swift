@@ -329,7 +329,8 @@ class ClusterTestCase: XCTestCase {
     for c in children where c.isRunning { kill(c.process.processIdentifier, SIGKILL) }
     for c in clusters { c.down() }
     clusters = []
-    if testRun?.hasSucceeded ?? false {
+    // (testRun.hasSucceeded is false until the run stops; the failure count is live.)
+    if (testRun?.totalFailureCount ?? 1) == 0 {
       try? FileManager.default.removeItem(atPath: work)
     } else {
       print("cluster test work folder kept for inspection: \(work)")
