@@ -192,6 +192,77 @@ final class ClusterProcessTests: ClusterTestCase {
     XCTAssertEqual(decided, journalRanges, "the decided stream is the journal's batches, each once, in order")
   }
 
+  // MARK: more crashes
+
+  /// The sequencer dies while a submit is in flight and comes back: the client's
+  /// retries are journaled once, and the voted report is still exact.
+  func testSequencerKilledDuringSubmitLosesNothingAndDuplicatesNothing() throws {
+    let m = try Market.generate(in: work, days: 3, tradesPerDay: 1_500)
+    let parts = try m.split(3, into: work)
+    let c = try cluster(basePort: 18_200, reference: m.reference)
+    try c.up()
+    try c.submit([parts[0]], batchLines: 50)
+    let journaledBefore = try XCTUnwrap(try c.statusInt("sequencer", "last_seq"))
+    // Tiny batches keep this submit busy for a while (about a thousand round trips).
+    let submitting = try c.startSubmit([parts[1]], batchLines: 2, name: "submit-part2")
+    children.append(submitting)
+    XCTAssertTrue(
+      eventually(10) { ((try? String(contentsOfFile: submitting.errPath, encoding: .utf8)) ?? "").contains("batches acked") },
+      "the submit made no progress")
+    XCTAssertTrue(submitting.isRunning, "the submit finished before the sequencer could be killed")
+    try c.kill9("sequencer")
+    Thread.sleep(forTimeInterval: 0.3)
+    try c.up()
+    let s2 = submitting.wait(timeout: 90)
+    XCTAssertEqual(s2.status, 0, s2.output)
+    XCTAssertTrue(s2.stderr.contains("sending it again"), "no batch was retried: \(s2.stderr)")
+    XCTAssertGreaterThan(try c.statusInt("sequencer", "last_seq") ?? 0, journaledBefore)
+    try c.submit([parts[2]], batchLines: 50)
+    XCTAssertEqual(try c.statusInt("sequencer", "last_seq"), try m.eventCount(), "lost or duplicated events")
+    try c.report(work + "/out")
+    assertSameFolders(work + "/out", m.expected, "report after a sequencer crash")
+    XCTAssertTrue(c.alerts().isEmpty, "\(c.alerts())")
+  }
+
+  /// A quarantined replica stays quarantined when the voter restarts (its quarantine is
+  /// the operator's signal; a restart is not a repair).
+  func testQuarantineSurvivesAVoterRestart() throws {
+    let m = try Market.generate(in: work, days: 2, tradesPerDay: 1_000)
+    let config = """
+      [cluster]
+      name = "faulty"
+
+      [limits]
+      heartbeat_ms = 200
+      repairs_max = 1
+
+      [[replica]]
+      id = "r1"
+      kernel = "v1"
+
+      [[replica]]
+      id = "r2"
+      kernel = "v2"
+
+      [[replica]]
+      id = "r3"
+      kernel = "v1-faulty"
+      """
+    let c = try cluster(basePort: 18_300, reference: m.reference, configText: config)
+    try c.up()
+    try c.submit([m.events], batchLines: 400)
+    try c.report(work + "/out")
+    XCTAssertEqual(try c.status()["r3"]?["quarantined"] as? Bool, true)
+    try c.kill9("voter")
+    try c.up()
+    XCTAssertTrue(try eventually(20) { try c.statusInt("voter", "decided_through") == m.eventCount() })
+    Thread.sleep(forTimeInterval: 1.5)  // resends and heartbeats have arrived
+    let status = try c.status()
+    XCTAssertEqual(
+      status["r3"]?["quarantined"] as? Bool, true,
+      "after a voter restart the faulty r3 is no longer quarantined: \(status["r3"] ?? [:])")
+  }
+
   // MARK: (e) client retries are journaled once
 
   func testSubmitTwiceWithTheSameClientJournalsNothing() throws {
