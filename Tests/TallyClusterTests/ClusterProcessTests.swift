@@ -140,6 +140,29 @@ final class ClusterProcessTests: ClusterTestCase {
     XCTAssertTrue(text.stdout.contains("QUARANTINED"), text.stdout)
   }
 
+  /// A byzantine replica (`--flip-digest-bit`: right outputs, wrong state digest) is
+  /// outvoted on the state digest alone.
+  func testByzantineStateDigestIsOutvoted() throws {
+    let m = try Market.generate(in: work, days: 2, tradesPerDay: 800)
+    let c = try cluster(basePort: 18_400, reference: m.reference)
+    try c.up()
+    try c.kill9("r3")
+    let byzantine = try Child(
+      Paths.tally, ["replica"] + c.common + ["--reference", m.reference, "--id", "r3", "--flip-digest-bit"],
+      workDir: work, name: "r3-byzantine")
+    children.append(byzantine)
+    XCTAssertTrue(eventually(20) { (try? c.statusInt("r3", "applied_seq")) != nil }, "the byzantine r3 never answered")
+    try c.submit([m.events], batchLines: 300)
+    try c.report(work + "/out")
+    assertSameFolders(work + "/out", m.expected, "report with a byzantine replica")
+    let dissents = c.alerts().filter { $0["kind"] as? String == "DISSENT" }
+    XCTAssertFalse(dissents.isEmpty, "\(c.alerts())")
+    XCTAssertTrue(dissents.allSatisfy { $0["replica"] as? String == "r3" }, "\(dissents)")
+    XCTAssertTrue(
+      dissents.allSatisfy { $0["detail"] as? String == "state digest differs from the majority's" }, "\(dissents)")
+    XCTAssertEqual(try c.status()["r3"]?["quarantined"] as? Bool, true)
+  }
+
   // MARK: (d) the voter restarts without repeating or skipping a seq
 
   func testVoterKilledMidStreamNeitherRepeatsNorSkips() throws {
