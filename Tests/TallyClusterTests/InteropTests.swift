@@ -1,0 +1,45 @@
+// Tests/interop/submit.py, a pyzmq client written from SPEC §7 alone, against a real cluster.
+import Foundation
+import XCTest
+
+final class InteropTests: ClusterTestCase {
+  func testPythonClientSubmitsAndTheReportEqualsTheEmbeddedRun() throws {
+    try requirePyZMQ()
+    let m = try Market.generate(in: work, days: 3, tradesPerDay: 1_000)
+    let c = try cluster(basePort: 17_900, reference: m.reference)
+    try c.up()
+    let r = try python(
+      "submit.py", ["--endpoint", c.ingest, "--client", "py-desk.1", "--batch-lines", "700", "--retry-batch", "2", m.events])
+    XCTAssertEqual(r.status, 0, r.output)
+    let events = try m.eventCount()
+    // "batch n seq first last" lines: contiguous ranges covering 1...events.
+    var next: Int64 = 1
+    var batches = 0
+    for line in r.stdout.split(separator: "\n") where line.hasPrefix("batch ") {
+      let f = line.split(separator: " ")
+      XCTAssertEqual(f.count, 5, String(line))
+      guard f.count == 5, let first = Int64(f[3]), let last = Int64(f[4]) else { continue }
+      batches += 1
+      XCTAssertEqual(Int(f[1]), batches, String(line))
+      if first == 0 {
+        XCTAssertEqual(last, 0, String(line))
+        continue
+      }
+      XCTAssertEqual(first, next, "ranges are contiguous: \(line)")
+      next = last + 1
+    }
+    XCTAssertEqual(next - 1, events)
+    XCTAssertGreaterThan(batches, 3)
+    XCTAssertTrue(r.stdout.contains("retry batch 2 seq "), r.stdout)
+    XCTAssertTrue(r.stdout.contains("(same range)"), r.stdout)
+    XCTAssertTrue(r.stdout.contains("total events \(events) seq 1 \(events)"), r.stdout)
+    XCTAssertEqual(try c.statusInt("sequencer", "last_seq"), events, "the retried batch was journaled twice")
+    try c.report(work + "/out")
+    assertSameFolders(work + "/out", m.expected, "report of a pyzmq submission vs tally run")
+    // Submitting the whole file again as the same client is all retries.
+    let again = try python("submit.py", ["--endpoint", c.ingest, "--client", "py-desk.1", "--batch-lines", "700", m.events])
+    XCTAssertEqual(again.status, 0, again.output)
+    XCTAssertTrue(again.stdout.contains("total events \(events) seq 1 \(events)"), again.stdout)
+    XCTAssertEqual(try c.statusInt("sequencer", "last_seq"), events)
+  }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class TallyClusterTestsPlaceholder: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}

@@ -1,0 +1,258 @@
+// Decoders of what crosses a process boundary refuse garbage with an error (never a
+// crash), and config errors name the file.
+import TallyCluster
+import TallyCore
+import XCTest
+
+/// A small deterministic generator (no randomness in tests: failures must replay).
+struct SplitMix {
+  var state: UInt64
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+  mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
+  mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+  mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in byte() } }
+}
+
+final class WireDecodingTests: XCTestCase {
+  func sampleVote() -> Vote {
+    Vote(
+      replica: "r2", kernel: "v2", first: 101, last: 105, outcomes: [0, 3, 0, 0, 9],
+      stateDigest: Array(repeating: 0xAB, count: 32))
+  }
+
+  func sampleHeartbeat() -> Heartbeat {
+    Heartbeat(replica: "r1", kernel: "v1", appliedSeq: 4242, stateDigest: Array(repeating: 7, count: 32))
+  }
+
+  func sampleBatch() -> JournalBatch {
+    JournalBatch(first: 11, last: 13, lines: [Array("OPEN,2026-01-05".utf8), [], [0xFF, 0x00, 0x0A]])
+  }
+
+  func decodeVote(_ b: [UInt8]) -> Vote? { try? Vote(decoding: b) }
+  func decodeHeartbeat(_ b: [UInt8]) -> Heartbeat? { try? Heartbeat(decoding: b) }
+  func decodeBatch(_ b: [UInt8]) -> JournalBatch? {
+    var r = ByteReader(b)
+    return try? JournalBatch(decoding: &r)
+  }
+
+  func testRoundTrips() throws {
+    XCTAssertEqual(try Vote(decoding: sampleVote().encoded), sampleVote())
+    XCTAssertEqual(try Heartbeat(decoding: sampleHeartbeat().encoded), sampleHeartbeat())
+    var r = ByteReader(sampleBatch().encoded)
+    XCTAssertEqual(try JournalBatch(decoding: &r), sampleBatch())
+    XCTAssertTrue(r.isAtEnd)
+  }
+
+  func testEmptyAndTinyInputsThrow() {
+    for n in 0..<40 {
+      let zeros = [UInt8](repeating: 0, count: n)
+      let ones = [UInt8](repeating: 0xFF, count: n)
+      XCTAssertNil(decodeVote(zeros))
+      XCTAssertNil(decodeVote(ones))
+      XCTAssertNil(decodeHeartbeat(zeros))
+      XCTAssertNil(decodeHeartbeat(ones))
+      XCTAssertNil(decodeBatch(zeros))
+      XCTAssertNil(decodeBatch(ones))
+    }
+  }
+
+  func testEveryTruncationThrows() {
+    let v = sampleVote().encoded
+    for n in 0..<v.count { XCTAssertNil(decodeVote(Array(v.prefix(n))), "vote truncated to \(n) bytes") }
+    XCTAssertNil(decodeVote(v + [0]), "trailing byte")
+    let h = sampleHeartbeat().encoded
+    for n in 0..<h.count { XCTAssertNil(decodeHeartbeat(Array(h.prefix(n))), "heartbeat truncated to \(n) bytes") }
+    XCTAssertNil(decodeHeartbeat(h + [0]), "trailing byte")
+    let b = sampleBatch().encoded
+    for n in 0..<b.count { XCTAssertNil(decodeBatch(Array(b.prefix(n))), "batch truncated to \(n) bytes") }
+  }
+
+  func testHostileLengthsAndRangesThrow() {
+    func vote(first: Int64, last: Int64, count: Int32, outcomes: Int = 0) -> [UInt8] {
+      var w = ByteWriter()
+      w.string("r1")
+      w.string("v1")
+      w.i64(first)
+      w.i64(last)
+      w.i32(count)
+      w.raw([UInt8](repeating: 0, count: outcomes + 64))
+      return w.bytes
+    }
+    XCTAssertNil(decodeVote(vote(first: 0, last: 0, count: 1, outcomes: 1)), "seq 0")
+    XCTAssertNil(decodeVote(vote(first: 5, last: 4, count: 0)), "last before first")
+    XCTAssertNil(decodeVote(vote(first: 1, last: 3, count: 2, outcomes: 2)), "count does not match the range")
+    XCTAssertNil(decodeVote(vote(first: 1, last: 1, count: -1)), "negative count")
+    XCTAssertNil(decodeVote(vote(first: 1, last: Int64.max, count: Int32.max)), "huge range")
+    XCTAssertNil(decodeVote(vote(first: Int64.min, last: Int64.max, count: 0)), "overflowing range")
+    XCTAssertNil(decodeVote(vote(first: -5, last: -5, count: 1, outcomes: 1)), "negative seq")
+    // Well-formed except for the output digest: refused (a vote must carry its own outcomes' digest).
+    XCTAssertNil(decodeVote(vote(first: 1, last: 2, count: 2, outcomes: 2)))
+    // Negative / huge string lengths.
+    var w = ByteWriter()
+    w.i32(-7)
+    w.raw([UInt8](repeating: 0x41, count: 100))
+    XCTAssertNil(decodeVote(w.bytes))
+    XCTAssertNil(decodeHeartbeat(w.bytes))
+    w = ByteWriter()
+    w.i32(Int32.max)
+    XCTAssertNil(decodeVote(w.bytes))
+    // A replica id that is not UTF-8.
+    w = ByteWriter()
+    w.i32(2)
+    w.raw([0xC3, 0x28])
+    w.raw([UInt8](repeating: 0, count: 120))
+    XCTAssertNil(decodeVote(w.bytes))
+    XCTAssertNil(decodeHeartbeat(w.bytes))
+
+    func batch(first: Int64, last: Int64, lineLength: Int32) -> [UInt8] {
+      var w = ByteWriter()
+      w.i64(first)
+      w.i64(last)
+      w.i32(lineLength)
+      w.raw([1, 2, 3])
+      return w.bytes
+    }
+    XCTAssertNil(decodeBatch(batch(first: 0, last: 0, lineLength: 0)))
+    XCTAssertNil(decodeBatch(batch(first: 3, last: 2, lineLength: 0)))
+    XCTAssertNil(decodeBatch(batch(first: 1, last: 100_001, lineLength: 0)), "more lines than a batch may hold")
+    XCTAssertNil(decodeBatch(batch(first: 1, last: Int64.max, lineLength: 0)))
+    XCTAssertNil(decodeBatch(batch(first: Int64.min, last: Int64.max, lineLength: 0)))
+    XCTAssertNil(decodeBatch(batch(first: 1, last: 1, lineLength: -1)))
+    XCTAssertNil(decodeBatch(batch(first: 1, last: 1, lineLength: Int32.max)))
+    XCTAssertNil(decodeBatch(batch(first: 1, last: 1, lineLength: 4)), "line longer than what is left")
+    XCTAssertNotNil(decodeBatch(batch(first: 1, last: 1, lineLength: 3)))
+  }
+
+  func testRandomGarbageAndMutationsNeverCrash() {
+    var g = SplitMix(state: 20_260_105)
+    let samples = [sampleVote().encoded, sampleHeartbeat().encoded, sampleBatch().encoded]
+    for i in 0..<20_000 {
+      var input: [UInt8]
+      if i % 2 == 0 {
+        input = g.bytes(g.below(200))
+      } else {
+        // Flip, insert, delete or overwrite a few bytes of a valid encoding.
+        input = samples[g.below(samples.count)]
+        for _ in 0...g.below(4) {
+          let at = input.isEmpty ? 0 : g.below(input.count)
+          switch g.below(4) {
+          case 0: if !input.isEmpty { input[at] ^= UInt8(1) << UInt8(g.below(8)) }
+          case 1: input.insert(g.byte(), at: at)
+          case 2: if !input.isEmpty { input.remove(at: at) }
+          default: if !input.isEmpty { input[at] = [0x00, 0x7F, 0x80, 0xFF][g.below(4)] }
+          }
+        }
+      }
+      // Decoding may succeed (a mutation can leave a valid message) but must not crash,
+      // and what decodes must encode back to the same bytes (one canonical form).
+      if let v = decodeVote(input) { XCTAssertEqual(v.encoded, input) }
+      if let h = decodeHeartbeat(input) { XCTAssertEqual(h.encoded, input) }
+      var r = ByteReader(input)
+      if let b = try? JournalBatch(decoding: &r), r.isAtEnd { XCTAssertEqual(b.encoded, input) }
+      _ = try? FileBundle.decode(input)
+    }
+  }
+
+  func testFileBundleRefusesPathsAndBadSizes() throws {
+    let files: [(name: String, bytes: [UInt8])] = [("clearing.csv", Array("a,b\n".utf8)), ("tax.csv", [])]
+    let back = try FileBundle.decode(FileBundle.encode(files))
+    XCTAssertEqual(back.map(\.name), ["clearing.csv", "tax.csv"])
+    XCTAssertEqual(back.map(\.bytes), files.map(\.bytes))
+    XCTAssertThrowsError(try FileBundle.decode(FileBundle.encode([("../etc/passwd", [])])))
+    XCTAssertThrowsError(try FileBundle.decode(FileBundle.encode([(".hidden", [])])))
+    var w = ByteWriter()
+    w.i32(1)
+    w.string("x.csv")
+    w.i32(-1)
+    XCTAssertThrowsError(try FileBundle.decode(w.bytes))
+    w = ByteWriter()
+    w.i32(65)
+    XCTAssertThrowsError(try FileBundle.decode(w.bytes))
+  }
+}
+
+final class ClusterConfigTests: XCTestCase {
+  let good = """
+    # a comment
+    [cluster]
+    name = "t"          # trailing comment
+    data = "/tmp/x"
+    base_port = 17_000
+
+    [limits]
+    heartbeat_ms = 250
+
+    [[replica]]
+    id = "a"
+    kernel = "v1"
+
+    [[replica]]
+    id = "b"
+    kernel = "v2"
+
+    [[replica]]
+    id = "c"
+    """
+
+  func testParsesTheSubset() throws {
+    let c = try ClusterConfig.parse(good, file: "good.toml")
+    XCTAssertEqual(c.name, "t")
+    XCTAssertEqual(c.basePort, 17_000)
+    XCTAssertEqual(c.heartbeatMs, 250)
+    XCTAssertEqual(c.replicas.map(\.id), ["a", "b", "c"])
+    XCTAssertEqual(c.replicas.map(\.kernel), ["v1", "v2", "v1"])
+    XCTAssertEqual(c.quorum, 2)
+    XCTAssertEqual(c.ingest, "tcp://127.0.0.1:17000")
+    XCTAssertEqual(c.replicaControl(2), "tcp://127.0.0.1:17012")
+  }
+
+  func testTheShippedConfigsLoad() throws {
+    let root = Paths.packageRoot
+    let local = try ClusterConfig.load(root + "/Config/local.toml")
+    XCTAssertEqual(local.replicas.count, 3)
+    XCTAssertEqual(local.quorum, 2)
+    let five = try ClusterConfig.load(root + "/Config/local-5.toml")
+    XCTAssertEqual(five.quorum, five.replicas.count / 2 + 1)
+  }
+
+  func assertError(_ text: String, mentions: [String], file: StaticString = #filePath, line: UInt = #line) {
+    do {
+      _ = try ClusterConfig.parse(text, file: "/etc/tally/broken.toml")
+      XCTFail("parsed a broken config", file: file, line: line)
+    } catch {
+      XCTAssertTrue(
+        error.description.hasPrefix("/etc/tally/broken.toml"), "names the file: \(error.description)", file: file,
+        line: line)
+      for m in mentions {
+        XCTAssertTrue(error.description.contains(m), "mentions \(m): \(error.description)", file: file, line: line)
+      }
+    }
+  }
+
+  func testErrorsNameTheFile() {
+    assertError("[cluster]\nname = \"x\"\n", mentions: ["replica"])  // no replicas
+    assertError("[clusterr]\n", mentions: [":1:", "clusterr"])
+    assertError("[cluster]\nname x\n", mentions: [":2:", "key = value"])
+    assertError("[cluster]\nname = x\n", mentions: [":2:", "name"])
+    assertError("name = \"x\"\n[[replica]]\nid = \"a\"\n", mentions: [":1:", "outside a table"])
+    assertError("[cluster]\nbase_port = \"7100\"\n[[replica]]\nid = \"a\"\n", mentions: ["base_port", "integer"])
+    assertError("[cluster]\nname = 5\n[[replica]]\nid = \"a\"\n", mentions: ["name", "string"])
+    assertError("[[replica]]\nid = \"a\"\n[[replica]]\nid = \"a\"\n", mentions: ["repeats"])
+    assertError("[[replica]]\nkernel = \"v1\"\n", mentions: ["replica 1", "id"])
+    assertError("[[replica]]\nid = \"a b\"\n", mentions: ["replica 1"])
+    assertError("[cluster]\nbase_port = 65530\n[[replica]]\nid = \"a\"\n", mentions: ["base_port"])
+    assertError("[cluster]\nbase_port = 0\n[[replica]]\nid = \"a\"\n", mentions: ["base_port"])
+  }
+
+  func testLoadNamesAMissingFile() {
+    XCTAssertThrowsError(try ClusterConfig.load("/nonexistent/tally.toml")) { error in
+      XCTAssertTrue("\(error)".contains("/nonexistent/tally.toml"), "\(error)")
+    }
+  }
+}
