@@ -17,6 +17,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# pyzmq: the interop test submits from a Python ZeroMQ client (SPEC §7).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c "import zmq" >/dev/null 2>&1; then
+  echo "setup: installing pyzmq (pip)" >&2
+  python3 -m pip install -q pyzmq >/dev/null 2>&1 || echo "setup: pyzmq not installed; the interop test will be skipped" >&2
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
   echo "setup: swift is not on PATH (Swift 6.1 or later is required; see README.md)" >&2
   exit 1

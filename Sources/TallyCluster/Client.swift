@@ -44,7 +44,10 @@ public enum ControlClient {
 
 public struct SubmitResult: Sendable {
   public var batches = 0
+  /// Events journaled by this submit (not counting batches already journaled before).
   public var events: Int64 = 0
+  /// Events in every acked batch, new or a retry.
+  public var ackedEvents: Int64 = 0
   public var firstSeq: Int64 = 0
   public var lastSeq: Int64 = 0
 }
@@ -95,7 +98,7 @@ public enum Submitter {
 
   public static func submit(
     context: ZMQContext, ingest: String, files: [[UInt8]], clientId: String, linesMax: Int = batchLinesDefault,
-    curve: CurveKeys? = nil, progress: (String) -> Void = { _ in }
+    curve: CurveKeys? = nil, journalEndBefore: Int64 = 0, progress: (String) -> Void = { _ in }
   ) throws -> SubmitResult {
     let frames = batches(files, linesMax: linesMax)
     let socket = try ZMQSocket(context: context, type: .dealer)
@@ -129,7 +132,10 @@ public enum Submitter {
         inFlight[i] = nil
         acked += 1
         result.batches += 1
-        if first > 0 {
+        result.ackedEvents += first > 0 ? last - first + 1 : 0
+        // A retry's answer repeats its original range: only ranges past the journal's
+        // end before this submit are new.
+        if first > journalEndBefore {
           result.events += last - first + 1
           if result.firstSeq == 0 { result.firstSeq = first }
           result.lastSeq = max(result.lastSeq, last)
@@ -186,6 +192,11 @@ public enum Reporter {
     while clock.now < deadline {
       var groups: [(digest: [UInt8], files: [(name: String, bytes: [UInt8])], count: Int)] = []
       for i in config.replicas.indices {
+        // A replica that is down must not cost the report a long timeout.
+        guard let pong = try ControlClient.request(
+          context: context, endpoint: config.replicaControl(i), ["PING".bytes], timeoutMs: 1_000, curve: curve),
+          pong.first?.text == "PONG"
+        else { continue }
         guard let reply = try ControlClient.request(
           context: context, endpoint: config.replicaControl(i), ["REPORT".bytes, lastSeq.leBytes], timeoutMs: 30_000,
           curve: curve),

@@ -135,7 +135,7 @@ public final class Sequencer {
     defer { auth?.stop() }
     let ingest = try ZMQSocket(context: context, type: .router)
     try Secure.server(ingest, config.curve)
-    try ingest.setMaxMessageBytes(Int64(WireLimits.batchBytesMax + 4096))
+    try ingest.setMaxMessageBytes(Int64(WireLimits.ingestMessageBytesMax))
     try ingest.bind(config.ingest)
     let fetch = try ZMQSocket(context: context, type: .router)
     try Secure.server(fetch, config.curve)

@@ -11,6 +11,9 @@ import ZeroMQTransport
 public final class Voter {
   static let decidedPrefix: UInt8 = 0x30
   static let watermarkKey: [UInt8] = [0x00] + Array("watermark".utf8)
+  /// What the voter knows of each replica (quarantine, dissents, repairs), kept
+  /// across restarts so that a faulty replica stays quarantined.
+  static let replicasKey: [UInt8] = [0x00] + Array("replicas".utf8)
   static let resendEveryMs = 1_000
 
   let config: ClusterConfig
@@ -40,6 +43,7 @@ public final class Voter {
     core = VoterCore(
       replicaIds: config.replicas.map(\.id), quorum: config.quorum, repairsMax: config.repairsMax,
       watermark: watermark, decided: decided)
+    if let stored = try store.value(for: Self.replicasKey) { core.restore(views: try Self.decodeViews(stored)) }
     log.info("voter: watermark \(watermark) (\(decided.count) batches decided), quorum \(config.quorum) of \(config.replicas.count)")
   }
 
@@ -65,6 +69,38 @@ public final class Voter {
     let n = Int(try r.i32())
     return DecidedBatch(
       first: first, last: last, outcomes: try r.bytes(n), outputDigest: try r.bytes(32), stateDigest: try r.bytes(32))
+  }
+
+  static func encodeViews(_ views: [VoterCore.ReplicaView]) -> [UInt8] {
+    var w = ByteWriter()
+    w.i32(Int32(views.count))
+    for v in views {
+      w.string(v.id)
+      w.string(v.kernel)
+      w.i64(v.agreed)
+      w.i64(v.dissents)
+      w.bool(v.quarantined)
+      w.i32(Int32(v.repairs))
+      w.i64(v.appliedSeq)
+    }
+    return w.bytes
+  }
+
+  static func decodeViews(_ bytes: [UInt8]) throws -> [VoterCore.ReplicaView] {
+    var r = ByteReader(bytes)
+    let n = Int(try r.i32())
+    var views: [VoterCore.ReplicaView] = []
+    for _ in 0..<n {
+      var v = VoterCore.ReplicaView(id: try r.string())
+      v.kernel = try r.string()
+      v.agreed = try r.i64()
+      v.dissents = try r.i64()
+      v.quarantined = try r.bool()
+      v.repairs = Int(try r.i32())
+      v.appliedSeq = try r.i64()
+      views.append(v)
+    }
+    return views
   }
 
   /// Every decided batch in seq order (the voted output stream).
@@ -223,6 +259,14 @@ public final class Voter {
         last = d
       }
     }
+    let viewsChanged = actions.contains {
+      switch $0 {
+      case .emit: return false
+      default: return true
+      }
+    }
+    if viewsChanged || last != nil { write.put(Self.replicasKey, Self.encodeViews(core.replicas)) }
+    if last == nil && viewsChanged { try store.commit(write, sync: true) }
     if let last {
       write.put(Self.watermarkKey, (last.last + 1).leBytes)
       try store.commit(write, sync: true)

@@ -59,6 +59,13 @@ public struct VoterCore: Sendable {
     for d in decided { decidedKeys[d.first] = (d.last, d.outputDigest + d.stateDigest) }
   }
 
+  /// Restores what the voter knew about each replica before a restart.
+  public mutating func restore(views: [ReplicaView]) {
+    for v in views {
+      if let i = replicas.firstIndex(where: { $0.id == v.id }) { replicas[i] = v }
+    }
+  }
+
   public mutating func heartbeat(replica: Int, appliedSeq: Int64, kernel: String) {
     replicas[replica].appliedSeq = appliedSeq
     replicas[replica].kernel = kernel

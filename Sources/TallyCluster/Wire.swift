@@ -8,6 +8,9 @@ public enum WireLimits {
   /// SPEC §7: one client batch.
   public static let batchBytesMax = 16 << 20
   public static let batchLinesMax = 100_000
+  /// Frames up to this size reach the sequencer and are answered (TOO_LARGE above
+  /// 16 MiB); a larger message makes libzmq drop the connection unanswered.
+  public static let ingestMessageBytesMax = 64 << 20
   /// A fetch reply carries at most this many journal batches (and is capped in bytes).
   public static let fetchReplyBytesMax = 64 << 20
   /// Control replies (reports) may be large: the seven files of a big day.

@@ -42,10 +42,10 @@ struct ClusterBench: ParsableCommand {
 
     // Phase 1: throughput.
     var sup = try fresh("throughput")
-    let watcher = try DecisionWatcher(context: context, endpoint: c.voterPublish)
+    let watcher = try DecisionWatcher(context: context, endpoint: c.voterPublish, curve: c.curve)
     Thread.sleep(forTimeInterval: 0.3)  // the subscription settles before anything is decided
     var t0 = clock.now
-    let r = try Submitter.submit(context: context, ingest: c.ingest, files: [bytes], clientId: "bench-1")
+    let r = try Submitter.submit(context: context, ingest: c.ingest, files: [bytes], clientId: "bench-1", curve: c.curve)
     let acked = (clock.now - t0).seconds
     try watcher.wait(through: r.lastSeq, timeoutSeconds: 600)
     let voted = (clock.now - t0).seconds
@@ -57,10 +57,11 @@ struct ClusterBench: ParsableCommand {
 
     // Phase 2: latency at a paced rate.
     sup = try fresh("latency")
-    let watcher2 = try DecisionWatcher(context: context, endpoint: c.voterPublish)
+    let watcher2 = try DecisionWatcher(context: context, endpoint: c.voterPublish, curve: c.curve)
     Thread.sleep(forTimeInterval: 0.3)
     let frames = Submitter.batches([bytes], linesMax: latencyBatch)
     let dealer = try ZMQSocket(context: context, type: .dealer)
+    try Secure.client(dealer, c.curve)
     try dealer.connect(c.ingest)
     var sentAt: [Int64: ContinuousClock.Instant] = [:]  // last seq → send time
     var firstOfBatch: [Int] = []
@@ -140,8 +141,9 @@ final class DecisionWatcher {
   var decided: [Int64: ContinuousClock.Instant] = [:]
   var through: Int64 = 0
 
-  init(context: ZMQContext, endpoint: String) throws {
+  init(context: ZMQContext, endpoint: String, curve: CurveKeys?) throws {
     socket = try ZMQSocket(context: context, type: .sub)
+    try Secure.client(socket, curve)
     try socket.setReceiveHighWaterMark(0)
     try socket.subscribe([])
     try socket.connect(endpoint)

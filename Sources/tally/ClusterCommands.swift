@@ -98,15 +98,15 @@ struct ClusterStatus: ParsableCommand {
     let c = cluster.load()
     let sup = cluster.supervisor(c)
     let context = makeContext()
-    let seqStatus = ControlClient.status(context: context, endpoint: c.sequencerControl, timeoutMs: 500)
-    let voterStatus = ControlClient.status(context: context, endpoint: c.voterControl, timeoutMs: 500)
+    let seqStatus = ControlClient.status(context: context, endpoint: c.sequencerControl, timeoutMs: 500, curve: c.curve)
+    let voterStatus = ControlClient.status(context: context, endpoint: c.voterControl, timeoutMs: 500, curve: c.curve)
     let lastSeq = seqStatus.flatMap { ControlClient.field($0, "last_seq") } ?? -1
     var nodes: [JSON] = []
     var lines: [String] = []
     lines.append("cluster \(c.name): data \(sup.data), ingest \(c.ingest), quorum \(c.quorum) of \(c.replicas.count)")
     for node in sup.nodes {
       let alive = sup.isAlive(node)
-      let status = alive ? ControlClient.status(context: context, endpoint: node.control, timeoutMs: 500) : nil
+      let status = alive ? ControlClient.status(context: context, endpoint: node.control, timeoutMs: 500, curve: c.curve) : nil
       var fields: [(String, JSON)] = [
         ("name", .string(node.name)), ("role", .string(node.role)), ("pid", sup.pid(node).map { .int(Int64($0)) } ?? .null),
         ("alive", .bool(alive)), ("control", .string(node.control)), ("answering", .bool(status != nil)),
@@ -205,9 +205,13 @@ struct SubmitCommand: ParsableCommand {
     let id = client ?? Submitter.contentClientId(files)
     let clock = ContinuousClock()
     let started = clock.now
+    let context = makeContext()
+    let before = ControlClient.status(context: context, endpoint: c.sequencerControl, curve: c.curve)
+      .flatMap { ControlClient.field($0, "last_seq") } ?? 0
     do {
       let r = try Submitter.submit(
-        context: makeContext(), ingest: c.ingest, files: files, clientId: id, linesMax: batchLines
+        context: context, ingest: c.ingest, files: files, clientId: id, linesMax: batchLines, curve: c.curve,
+        journalEndBefore: before
       ) { note("submit: " + $0) }
       let seconds = (clock.now - started).seconds
       note(
@@ -258,7 +262,7 @@ struct ClusterRun: ParsableCommand {
       var files: [[UInt8]] = []
       for path in events { files.append(try FileIO.read(path)) }
       let r = try Submitter.submit(
-        context: context, ingest: c.ingest, files: files, clientId: Submitter.contentClientId(files)
+        context: context, ingest: c.ingest, files: files, clientId: Submitter.contentClientId(files), curve: c.curve
       ) { note("submit: " + $0) }
       note("cluster run: \(r.events) events journaled")
       let report = try Reporter.report(context: context, config: c) { note("report: " + $0) }
