@@ -54,7 +54,10 @@ public struct SubmitResult: Sendable {
 
 public enum Submitter {
   public static let batchLinesDefault = 10_000
-  public static let windowBatches = 8
+  /// One batch in flight: a batch is journaled only after the one before it, so
+  /// the journal keeps each file's order even when a retry follows a sequencer
+  /// crash (SPEC §7 lets a new batch number through whatever came before it).
+  public static let windowBatches = 1
   public static let ackTimeoutMs = 5_000
   public static let attemptsMax = 20
 
@@ -142,7 +145,8 @@ public enum Submitter {
         }
         if acked % 50 == 0 { progress("\(acked)/\(frames.count) batches acked, last seq \(result.lastSeq)") }
       }
-      for (i, f) in inFlight where clock.now - f.sentAt > .milliseconds(ackTimeoutMs) {
+      for i in inFlight.keys.sorted() where clock.now - inFlight[i]!.sentAt > .milliseconds(ackTimeoutMs) {
+        let f = inFlight[i]!
         guard f.attempts < attemptsMax else {
           throw ClusterClientError("batch \(i + 1) not acknowledged after \(attemptsMax) attempts; is the sequencer up?")
         }
@@ -181,13 +185,15 @@ public enum Reporter {
       }
       Thread.sleep(forTimeInterval: 0.1)
     }
+    // The voted state digest at the last seq, when that batch ended on a checkpoint;
+    // otherwise the quorum below also requires equal state digests.
     var voted: [UInt8]? = nil
     if lastSeq > 0 {
       guard let reply = try ControlClient.request(
         context: context, endpoint: config.voterControl, ["DECIDED".bytes, lastSeq.leBytes], curve: curve),
         reply.count == 2, reply[0].text == "YES"
       else { throw ClusterClientError("the voter has no decided batch ending at seq \(lastSeq)") }
-      voted = reply[1]
+      voted = reply[1].isEmpty ? nil : reply[1]
     }
     while clock.now < deadline {
       var groups: [(digest: [UInt8], files: [(name: String, bytes: [UInt8])], count: Int)] = []
@@ -203,7 +209,7 @@ public enum Reporter {
           reply.count == 4, reply[0].text == "REPORT"
         else { continue }
         if let voted, reply[2] != voted { continue }  // not the voted state: not used
-        let digest = SHA256.hash(reply[3])
+        let digest = SHA256.hash(reply[2] + reply[3])
         if let g = groups.firstIndex(where: { $0.digest == digest }) {
           groups[g].count += 1
         } else {

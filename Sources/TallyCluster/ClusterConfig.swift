@@ -22,6 +22,9 @@ public struct ClusterConfig: Sendable, Equatable {
   public var heartbeatMs: Int
   /// Repairs of one replica before it stays quarantined for an operator.
   public var repairsMax: Int
+  /// Replicas commit their state, and vote on its digest, when a journal batch
+  /// crosses a multiple of this many seqs (the same places on every replica).
+  public var checkpointEvents: Int = 50_000
   /// CurveZMQ keys for every link, when the config names a key folder.
   public var curve: CurveKeys? = nil
 
@@ -106,6 +109,8 @@ public struct ClusterConfig: Sendable, Equatable {
       basePort: try int(cluster, "base_port", 7100), replicas: replicas,
       fetchBatchesMax: try int(limits, "fetch_batches_max", 16), heartbeatMs: try int(limits, "heartbeat_ms", 500),
       repairsMax: try int(limits, "repairs_max", 3))
+    config.checkpointEvents = try int(limits, "checkpoint_events", 50_000)
+    guard config.checkpointEvents > 0 else { throw ConfigError("\(file): checkpoint_events must be > 0") }
     if let keys = try string(tables["security"] ?? [:], "keys", nil), !keys.isEmpty {
       config.curve = try CurveKeys.load(keys)
     }

@@ -46,7 +46,7 @@ public final class Replica {
     self.faults = faults
     self.log = log
     (store, durable) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
-    log.info("replica \(id): kernel \(kernelName), state at seq \(durable.committedSeq)")
+    log.info("replica \(id): kernel \(kernelName), state at seq \(durable.committedSeq), checkpoint every \(config.checkpointEvents) seqs")
   }
 
   static func open(dataDir: String, reference: ReferenceData, kernel: String) throws -> (
@@ -63,31 +63,60 @@ public final class Replica {
     [votePrefix] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(first) >> UInt64(56 - 8 * $0)) }
   }
 
-  public var appliedSeq: Int64 { durable.committedSeq }
+  public var appliedSeq: Int64 { durable.engine.appliedSeq }
 
-  /// Applies one journal batch and returns the vote (already committed with the state).
+  /// Votes sent since the last commit: logged (for resends) with the next commit.
+  var uncommittedVotes: [Vote] = []
+
+  /// True when a batch ends on a checkpoint: it crosses a multiple of
+  /// `checkpointEvents` seqs. Every replica places checkpoints at the same batches.
+  func isCheckpoint(_ batch: JournalBatch) -> Bool {
+    let c = Int64(config.checkpointEvents)
+    return batch.last / c > (batch.first - 1) / c
+  }
+
+  /// Applies one journal batch and returns its vote. At a checkpoint the state is
+  /// committed (with the votes since the last commit) and the vote carries the state
+  /// digest; between checkpoints the vote carries the outputs only. A crash between
+  /// checkpoints loses nothing: the batches are applied again from the journal and
+  /// give the same votes.
   public func apply(_ batch: JournalBatch) throws -> Vote {
-    precondition(batch.first == durable.committedSeq + 1, "replica \(id) would skip a gap")
+    precondition(batch.first == appliedSeq + 1, "replica \(id) would skip a gap")
     var outcomes: [UInt8] = []
     outcomes.reserveCapacity(batch.lines.count)
     for (i, line) in batch.lines.enumerated() {
       outcomes.append(Vote.outcomeByte(durable.apply(line: line[...], seq: batch.first + Int64(i))))
     }
-    // The vote carries the digest of exactly the state this commit stores, and is
-    // logged in the same atomic write (for resends after a voter restart).
+    guard isCheckpoint(batch) else {
+      let vote = Vote(
+        replica: id, kernel: kernelName, first: batch.first, last: batch.last, outcomes: outcomes, stateDigest: [])
+      uncommittedVotes.append(vote)
+      return vote
+    }
     let box = VoteBox()
     let (id, kernelName, flip) = (self.id, self.kernelName, faults.flipDigestBit)
+    let earlier = uncommittedVotes
     try durable.commit { digest in
       var d = digest
       if flip { d[0] ^= 1 }
       let v = Vote(replica: id, kernel: kernelName, first: batch.first, last: batch.last, outcomes: outcomes, stateDigest: d)
       box.vote = v
       var extra = StoreBatch()
+      for e in earlier { extra.put(Self.voteKey(e.first), e.encoded) }
       extra.put(Self.voteKey(batch.first), v.encoded)
       return extra
     }
+    uncommittedVotes = []
     guard let vote = box.vote else { preconditionFailure("commit did not build the vote") }
     return vote
+  }
+
+  /// Commits what was applied since the last checkpoint (before a report).
+  func commitNow() throws {
+    var extra = StoreBatch()
+    for e in uncommittedVotes { extra.put(Self.voteKey(e.first), e.encoded) }
+    try durable.commit(extra: extra)
+    uncommittedVotes = []
   }
 
   /// Deletes the state and starts again from seq 1 (repair by replay).
@@ -95,6 +124,7 @@ public final class Replica {
     store.close()
     try? FileManager.default.removeItem(atPath: dataDir + "/state")
     (store, durable) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
+    uncommittedVotes = []
     repairs += 1
     log.warn("replica \(id): state deleted on repair request; replaying the journal from seq 1 (repair \(repairs))")
   }
@@ -102,7 +132,8 @@ public final class Replica {
   public func statusJSON() -> String {
     JSON.render([
       ("role", .string("replica")), ("id", .string(id)), ("kernel", .string(kernelName)),
-      ("applied_seq", .int(durable.committedSeq)), ("state_digest", .string(durable.stateDigest.hexString)),
+      ("applied_seq", .int(appliedSeq)), ("committed_seq", .int(durable.committedSeq)),
+      ("state_digest", .string(durable.stateDigest.hexString)),
       ("repairs", .int(Int64(repairs))),
     ])
   }
@@ -128,11 +159,11 @@ public final class Replica {
     while !stop() {
       let now = clock.now
       if fetchSentAt.map({ now - $0 > .milliseconds(Self.fetchRetryMs) }) ?? true {
-        try fetch.send(["FETCH".bytes, (durable.committedSeq + 1).leBytes])
+        try fetch.send(["FETCH".bytes, (appliedSeq + 1).leBytes])
         fetchSentAt = now
       }
       if now - lastHeartbeat > .milliseconds(config.heartbeatMs) {
-        let hb = Heartbeat(replica: id, kernel: kernelName, appliedSeq: durable.committedSeq, stateDigest: durable.stateDigest)
+        let hb = Heartbeat(replica: id, kernel: kernelName, appliedSeq: appliedSeq, stateDigest: durable.stateDigest)
         _ = try votes.send(["HB".bytes, hb.encoded], dontWait: true)
         lastHeartbeat = now
       }
@@ -150,9 +181,9 @@ public final class Replica {
                 log.error("replica \(id): refused a malformed journal batch: \(error)")
                 break
               }
-              if batch.last <= durable.committedSeq { continue }  // already applied (a duplicate reply)
-              guard batch.first == durable.committedSeq + 1 else {
-                log.warn("replica \(id): gap: have \(durable.committedSeq), got \(batch.first); asking again")
+              if batch.last <= appliedSeq { continue }  // already applied (a duplicate reply)
+              guard batch.first == appliedSeq + 1 else {
+                log.warn("replica \(id): gap: have \(appliedSeq), got \(batch.first); asking again")
                 break
               }
               let vote = try apply(batch)
@@ -180,6 +211,10 @@ public final class Replica {
               sent += 1
               return try votes.send(["VOTE".bytes, vote.encoded], dontWait: true) && sent < 4_096
             }
+            for vote in uncommittedVotes where vote.first >= from && sent < 4_096 {
+              sent += 1
+              _ = try votes.send(["VOTE".bytes, vote.encoded], dontWait: true)
+            }
             log.info("replica \(id): resent \(sent) votes from seq \(from)")
           case "REPAIR":
             try rebuild()
@@ -187,11 +222,12 @@ public final class Replica {
             try control.send([who, "REPAIRING".bytes])
           case "REPORT":
             guard msg.count == 3, let seq = Int64(leBytes: msg[2]) else { continue }
-            if seq == durable.committedSeq {
+            if seq == appliedSeq {
+              if durable.committedSeq < appliedSeq { try commitNow() }
               let bundle = FileBundle.encode(durable.engine.outputFiles())
               try control.send([who, "REPORT".bytes, seq.leBytes, durable.stateDigest, bundle])
             } else {
-              try control.send([who, "NOTAT".bytes, durable.committedSeq.leBytes])
+              try control.send([who, "NOTAT".bytes, appliedSeq.leBytes])
             }
           default: try control.send([who, "ERR".bytes, "unknown verb".bytes])
           }

@@ -39,7 +39,7 @@ public final class Voter {
       decided.append(try Self.decode(value))
       return true
     }
-    lastDecidedStateDigest = decided.last?.stateDigest ?? []
+    lastDecidedStateDigest = decided.last(where: { !$0.stateDigest.isEmpty })?.stateDigest ?? []
     core = VoterCore(
       replicaIds: config.replicas.map(\.id), quorum: config.quorum, repairsMax: config.repairsMax,
       watermark: watermark, decided: decided)
@@ -58,6 +58,7 @@ public final class Voter {
     w.i32(Int32(d.outcomes.count))
     w.raw(d.outcomes)
     w.raw(d.outputDigest)
+    w.i32(Int32(d.stateDigest.count))
     w.raw(d.stateDigest)
     return w.bytes
   }
@@ -68,7 +69,8 @@ public final class Voter {
     let last = try r.i64()
     let n = Int(try r.i32())
     return DecidedBatch(
-      first: first, last: last, outcomes: try r.bytes(n), outputDigest: try r.bytes(32), stateDigest: try r.bytes(32))
+      first: first, last: last, outcomes: try r.bytes(n), outputDigest: try r.bytes(32),
+      stateDigest: try r.bytes(Int(try r.i32())))
   }
 
   static func encodeViews(_ views: [VoterCore.ReplicaView]) -> [UInt8] {
@@ -82,6 +84,9 @@ public final class Voter {
       w.bool(v.quarantined)
       w.i32(Int32(v.repairs))
       w.i64(v.appliedSeq)
+      w.i64(v.judgedThrough)
+      w.bool(v.awaitingRebuild)
+      w.bool(v.gaveUp)
     }
     return w.bytes
   }
@@ -98,6 +103,9 @@ public final class Voter {
       v.quarantined = try r.bool()
       v.repairs = Int(try r.i32())
       v.appliedSeq = try r.i64()
+      v.judgedThrough = try r.i64()
+      v.awaitingRebuild = try r.bool()
+      v.gaveUp = try r.bool()
       views.append(v)
     }
     return views
@@ -207,8 +215,8 @@ public final class Voter {
       }
       if clock.now - lastResend > .milliseconds(Self.resendEveryMs) {
         lastResend = clock.now
-        for r in core.replicasToAskForResend() {
-          _ = try commands[r].send(["RESEND".bytes, core.watermark.leBytes], dontWait: true)
+        for ask in core.replicasToAskForResend() {
+          _ = try commands[ask.replica].send(["RESEND".bytes, ask.from.leBytes], dontWait: true)
         }
       }
     }
@@ -216,7 +224,8 @@ public final class Voter {
 
   func decidedStateDigest(endingAt seq: Int64) -> [UInt8]? {
     guard seq < core.watermark, let d = core.decidedKeys.first(where: { $0.value.last == seq }) else { return nil }
-    return Array(d.value.key.suffix(32))
+    // The key is the output digest, followed by the state digest at checkpoints.
+    return d.value.key.count == 64 ? Array(d.value.key.suffix(32)) : []
   }
 
   /// One message from a replica: a vote or a heartbeat. Anything malformed, or from
@@ -270,7 +279,7 @@ public final class Voter {
     if let last {
       write.put(Self.watermarkKey, (last.last + 1).leBytes)
       try store.commit(write, sync: true)
-      lastDecidedStateDigest = last.stateDigest
+      if !last.stateDigest.isEmpty { lastDecidedStateDigest = last.stateDigest }
       for a in actions {
         if case .emit(let d) = a {
           _ = try publish?.send(["DECIDED".bytes, d.first.leBytes, d.last.leBytes, d.outcomes, d.stateDigest], dontWait: true)

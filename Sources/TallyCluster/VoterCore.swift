@@ -37,6 +37,12 @@ public struct VoterCore: Sendable {
     public var quarantined = false
     public var repairs = 0
     public var appliedSeq: Int64 = 0
+    /// Every decided batch through this seq has been compared with this replica's vote.
+    public var judgedThrough: Int64 = 0
+    /// A repair was requested: its dissents are expected until it replays from seq 1.
+    public var awaitingRebuild = false
+    /// Out of repairs and alerted so: stays quarantined for an operator, silently.
+    public var gaveUp = false
   }
 
   public let quorum: Int
@@ -49,6 +55,8 @@ public struct VoterCore: Sendable {
   /// Vote keys (output + state digest) of decided batches, to judge late votes.
   public private(set) var decidedKeys: [Int64: (last: Int64, key: [UInt8])] = [:]
   public private(set) var halted: VoterAlert? = nil
+  /// Judged batches beyond each replica's contiguous judged prefix (first → last).
+  var judgedAhead: [[Int64: Int64]] = []
 
   public init(replicaIds: [String], quorum: Int, repairsMax: Int, watermark: Int64, decided: [DecidedBatch]) {
     precondition(quorum > replicaIds.count / 2 && quorum <= replicaIds.count, "quorum must be a majority")
@@ -56,6 +64,7 @@ public struct VoterCore: Sendable {
     self.repairsMax = repairsMax
     self.watermark = watermark
     replicas = replicaIds.map { ReplicaView(id: $0) }
+    judgedAhead = [[Int64: Int64]](repeating: [:], count: replicaIds.count)
     for d in decided { decidedKeys[d.first] = (d.last, d.outputDigest + d.stateDigest) }
   }
 
@@ -72,15 +81,36 @@ public struct VoterCore: Sendable {
   }
 
   /// A vote arrives from replica `r` (already authenticated to be that replica).
+  /// Records that replica r's vote on batch first...last was compared with the decision.
+  mutating func judged(_ r: Int, first: Int64, last: Int64) {
+    if first <= replicas[r].judgedThrough + 1 {
+      replicas[r].judgedThrough = max(replicas[r].judgedThrough, last)
+      while let next = judgedAhead[r].removeValue(forKey: replicas[r].judgedThrough + 1) {
+        replicas[r].judgedThrough = next
+      }
+    } else {
+      judgedAhead[r][first] = last
+    }
+  }
+
   public mutating func receive(_ vote: Vote, from r: Int) -> [VoterAction] {
     var actions: [VoterAction] = []
     replicas[r].kernel = vote.kernel
     replicas[r].appliedSeq = max(replicas[r].appliedSeq, vote.last)
+    if vote.first == 1 && replicas[r].awaitingRebuild {
+      // The repaired replica replays from the start: judge it afresh.
+      replicas[r].awaitingRebuild = false
+      replicas[r].judgedThrough = 0
+      judgedAhead[r] = [:]
+    }
     if vote.first < watermark {
       // Already decided: judge the late vote against the decision.
       guard let decided = decidedKeys[vote.first], decided.last == vote.last else { return actions }
+      judged(r, first: vote.first, last: vote.last)
       if decided.key == vote.key {
-        if replicas[r].quarantined && vote.last + 1 >= watermark {
+        // A quarantined replica rejoins once it has caught up and its state digest
+        // agrees at a checkpoint (outputs alone do not show a wrong state).
+        if replicas[r].quarantined && vote.last + 1 >= watermark && decided.key.count == 64 {
           replicas[r].quarantined = false
           actions.append(
             .alert(
@@ -101,6 +131,20 @@ public struct VoterCore: Sendable {
 
   mutating func dissent(_ r: Int, vote: Vote, expected: [UInt8]) -> [VoterAction] {
     replicas[r].dissents += 1
+    // Quarantined and already told to rebuild: counted, not re-alerted.
+    if replicas[r].quarantined && replicas[r].awaitingRebuild { return [] }
+    if replicas[r].quarantined && replicas[r].repairs >= repairsMax {
+      if replicas[r].gaveUp { return [] }
+      replicas[r].gaveUp = true
+      return [
+        .alert(
+          VoterAlert(
+            kind: .dissent, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
+            detail: (vote.outputDigest != Array(expected.prefix(32))
+              ? "outputs differ from the majority's" : "state digest differs from the majority's")
+              + "; still after \(repairsMax) repairs, stays quarantined for an operator"))
+      ]
+    }
     var actions: [VoterAction] = [
       .alert(
         VoterAlert(
@@ -114,6 +158,7 @@ public struct VoterCore: Sendable {
     }
     if replicas[r].repairs < repairsMax {
       replicas[r].repairs += 1
+      replicas[r].awaitingRebuild = true
       actions.append(.repair(replica: r))
     }
     return actions
@@ -153,6 +198,7 @@ public struct VoterCore: Sendable {
       pending[watermark] = nil
       watermark = v.last + 1
       for r in votes.keys.sorted() {
+        judged(r, first: v.first, last: v.last)
         if votes[r]!.key == winner.key {
           if !replicas[r].quarantined { replicas[r].agreed += 1 }
         } else {
@@ -163,10 +209,21 @@ public struct VoterCore: Sendable {
     return actions
   }
 
-  /// Replicas that should resend votes from the watermark: not voted yet on it,
-  /// and known (by heartbeat) to have applied past it.
-  public func replicasToAskForResend() -> [Int] {
+  /// Replicas that should resend votes, and from which seq: those that applied past
+  /// what was compared of theirs, so that no replica's vote on a decided batch goes
+  /// unjudged (a wrong replica whose votes were lost is still caught), and those that
+  /// applied past the watermark without voting on it.
+  public func replicasToAskForResend() -> [(replica: Int, from: Int64)] {
     let voted = pending[watermark] ?? [:]
-    return replicas.indices.filter { voted[$0] == nil && replicas[$0].appliedSeq >= watermark }
+    var asks: [(Int, Int64)] = []
+    for r in replicas.indices where !replicas[r].awaitingRebuild {
+      let judged = replicas[r].judgedThrough
+      if judged + 1 < watermark && replicas[r].appliedSeq > judged {
+        asks.append((r, judged + 1))
+      } else if voted[r] == nil && replicas[r].appliedSeq >= watermark {
+        asks.append((r, watermark))
+      }
+    }
+    return asks
   }
 }

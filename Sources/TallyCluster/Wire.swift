@@ -98,7 +98,9 @@ public struct Vote: Sendable, Equatable {
     }
   }
 
-  /// What the voter compares: outputs and state must both agree.
+  /// What the voter compares: outputs, and at checkpoints the state too (a vote
+  /// between checkpoints has an empty state digest; all replicas agree on where
+  /// checkpoints are, since they are placed by seq).
   public var key: [UInt8] { outputDigest + stateDigest }
 
   public var encoded: [UInt8] {
@@ -110,6 +112,7 @@ public struct Vote: Sendable, Equatable {
     w.i32(Int32(outcomes.count))
     w.raw(outcomes)
     w.raw(outputDigest)
+    w.i32(Int32(stateDigest.count))
     w.raw(stateDigest)
     return w.bytes
   }
@@ -126,7 +129,11 @@ public struct Vote: Sendable, Equatable {
     }
     outcomes = try r.bytes(n)
     outputDigest = try r.bytes(32)
-    stateDigest = try r.bytes(32)
+    let stateDigestCount = Int(try r.i32())
+    guard stateDigestCount == 0 || stateDigestCount == 32 else {
+      throw DecodeError(description: "vote's state digest has \(stateDigestCount) bytes")
+    }
+    stateDigest = try r.bytes(stateDigestCount)
     guard r.isAtEnd else { throw DecodeError(description: "vote has trailing bytes") }
     guard outputDigest == Vote.digest(first: first, last: last, outcomes: outcomes) else {
       throw DecodeError(description: "vote's output digest does not match its outcomes")
