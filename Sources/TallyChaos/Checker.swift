@@ -237,7 +237,7 @@ public enum Checker {
         seen[Int(seq)] &+= 1
         if seen[Int(seq)] == 1 { result.observedEvents += 1 }
         if seen[Int(seq)] > 1 { flag(Anomaly("DUPLICATE_OUTCOME", seq: seq, "seq \(seq) decided \(seen[Int(seq)]) times")) }
-        if o != expected.outcomes[Int(seq - 1)] {
+        if Int(seq) <= expected.outcomes.count && o != expected.outcomes[Int(seq - 1)] {
           flag(
             Anomaly(
               "OUTCOME_MISMATCH", seq: seq,
@@ -274,7 +274,7 @@ public enum Checker {
       if let rej = report.first(where: { $0.name == "rejections.csv" }) {
         let rejected = rejectedSeqs(rej.bytes)
         var k = 0
-        for seq in stride(from: Int64(1), through: n, by: 1) where seen[Int(seq)] > 0 {
+        for seq in stride(from: Int64(1), through: Int64(expected.outcomes.count), by: 1) where seen[Int(seq)] > 0 {
           while k < rejected.count && rejected[k].seq < seq { k += 1 }
           let listed = k < rejected.count && rejected[k].seq == seq ? rejected[k].reason : nil
           let voted = expected.outcomes[Int(seq - 1)]

@@ -221,6 +221,7 @@ public struct ChaosHarness {
     let faultDeadline = clock.now + .seconds(s.durationSeconds)
     let replicaNodes = sup.nodes.filter { $0.role == "replica" }
     var injected = 0
+    var perNode: [String] = []
     while clock.now < faultDeadline && !kinds.isEmpty && (s.faultsMax == 0 || injected < s.faultsMax) {
       Thread.sleep(forTimeInterval: Double(rng.int(s.intervalMsMin...s.intervalMsMax)) / 1000)
       let kind = rng.pick(kinds)
@@ -233,7 +234,8 @@ public struct ChaosHarness {
           ? rng.pick(replicaNodes) : sup.nodes.first { $0.role == (kind == "kill-voter" ? "voter" : "sequencer") }!
         guard let pid = sup.pid(node), sup.isAlive(node) else { continue }
         kill(pid, SIGKILL)
-        count("kill-" + node.name)
+        count(kind)
+        perNode.append("kill-" + node.name)
         log("fault \(injected): SIGKILL \(node.name) (pid \(pid)), down \(downMs) ms")
         Thread.sleep(forTimeInterval: Double(downMs) / 1000)
       case "freeze-replica":
@@ -241,7 +243,8 @@ public struct ChaosHarness {
         guard let pid = sup.pid(node), sup.isAlive(node) else { continue }
         let ms = rng.int(100...s.freezeMsMax)
         kill(pid, SIGSTOP)
-        count("freeze-" + node.name)
+        count(kind)
+        perNode.append("freeze-" + node.name)
         log("fault \(injected): SIGSTOP \(node.name) for \(ms) ms")
         Thread.sleep(forTimeInterval: Double(ms) / 1000)
         kill(pid, SIGCONT)
@@ -251,7 +254,8 @@ public struct ChaosHarness {
         kill(pid, SIGKILL)
         while sup.isAlive(node) { Thread.sleep(forTimeInterval: 0.01) }
         try? FileManager.default.removeItem(atPath: work + "/data/" + node.name + "/state")
-        count("wipe-" + node.name)
+        count(kind)
+        perNode.append("wipe-" + node.name)
         log("fault \(injected): SIGKILL \(node.name) and delete its state folder")
       case "full-restart":
         _ = sup.down(graceSeconds: 3)
@@ -315,6 +319,11 @@ public struct ChaosHarness {
         decidedThrough: voterStatus.flatMap { ControlClient.field($0, "decided_through") }, journalLastSeq: lastSeq,
         alerts: alerts, byzantine: byzantine))
     notes += result.notes
+    var byNode: [(String, Int)] = []
+    for k in perNode.sorted() {
+      if let i = byNode.firstIndex(where: { $0.0 == k }) { byNode[i].1 += 1 } else { byNode.append((k, 1)) }
+    }
+    if !byNode.isEmpty { notes.append("faults by node: " + byNode.map { "\($0.0) \($0.1)" }.joined(separator: ", ")) }
     let alertKinds = ["DISSENT", "NO_MAJORITY", "REJOINED"].map { k in "\(k) \(alerts.filter { $0.kind == k }.count)" }
     notes.append("alerts.jsonl: " + alertKinds.joined(separator: ", "))
     let verdict = Verdict(
