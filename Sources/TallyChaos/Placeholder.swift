@@ -1,1 +1,0 @@
-// TallyChaos: placeholder until its module lands.

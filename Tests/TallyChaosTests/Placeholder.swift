@@ -1,5 +1,0 @@
-import XCTest
-
-final class TallyChaosTestsPlaceholder: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
