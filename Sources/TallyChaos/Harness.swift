@@ -152,6 +152,7 @@ public struct ChaosHarness {
       fetch_batches_max = 16
       heartbeat_ms = 200
       repairs_max = 3
+      checkpoint_events = 100   # frequent state-digest votes: a byzantine replica shows quickly
 
       """
     var byzantine: [(id: String, kernel: String, flipsDigest: Bool)] = []

@@ -793,7 +793,7 @@ public final class Simulation {
   func voterTick() {
     guard let c = core, now - lastResend > Self.voterResendMs else { return }
     lastResend = now
-    for r in c.replicasToAskForResend() { send(.voter, .replica(r), .resend(from: c.watermark)) }
+    for ask in c.replicasToAskForResend() { send(.voter, .replica(ask.replica), .resend(from: ask.from)) }
   }
 }
 
