@@ -29,6 +29,10 @@ public struct RocksDBOptions: Sendable {
   /// or a scratch store replayed from the journal). A `sync` commit then flushes the
   /// memtable to SST files instead of syncing the WAL.
   public var disableWAL = false
+  /// A vector memtable: inserts append and sort once at flush, instead of a skip-list
+  /// insert per key. Right for stores that are written in large batches and read back
+  /// only on restart (engine state); reads of unflushed keys are slower.
+  public var vectorMemtable = false
 
   public init() {}
 }

@@ -67,6 +67,10 @@ public final class RocksDBStateStore: StateStore {
     rocksdb_options_set_level_compaction_dynamic_level_bytes(opts, 1)
     rocksdb_options_set_bytes_per_sync(opts, 1 << 20)
     rocksdb_options_set_keep_log_file_num(opts, 5)
+    if settings.vectorMemtable {
+      rocksdb_options_set_allow_concurrent_memtable_write(opts, 0)
+      rocksdb_options_set_memtable_vector_rep(opts)
+    }
 
     // Table format: block cache, bloom filter. The factory copies the table options.
     let table = CHandle(

@@ -53,7 +53,9 @@ public final class Replica {
     RocksDBStateStore, DurableEngine
   ) {
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-    let store = try RocksDBStateStore(path: dataDir + "/state")
+    var options = RocksDBOptions()
+    options.vectorMemtable = true  // state is written in batches and read back only on restart
+    let store = try RocksDBStateStore(path: dataDir + "/state", options: options)
     let engine = try DurableEngine(
       store: store, reference: reference, kernel: try KernelCatalog.make(kernel, feeRows: reference.feeRows))
     return (store, engine)

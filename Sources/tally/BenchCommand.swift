@@ -97,7 +97,9 @@ struct BenchCommand: ParsableCommand {
       t = clock.now
       var commits: [Int64] = []
       do {
-        let store = try RocksDBStateStore(path: stateDir)
+        var storeOptions = RocksDBOptions()
+        storeOptions.vectorMemtable = true
+        let store = try RocksDBStateStore(path: stateDir, options: storeOptions)
         let durable = try DurableEngine(store: store, reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
         let fileBytes = try FileIO.read(dir + "/events.txt")
         var seq: Int64 = 0

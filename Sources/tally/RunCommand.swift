@@ -71,7 +71,9 @@ struct RunCommand: ParsableCommand {
     var commits = 0
     if let state {
       let store: RocksDBStateStore
-      do { store = try RocksDBStateStore(path: state) } catch { fail("\(error)", code: 3) }
+      var storeOptions = RocksDBOptions()
+      storeOptions.vectorMemtable = true  // written in batches, read back only on restart
+      do { store = try RocksDBStateStore(path: state, options: storeOptions) } catch { fail("\(error)", code: 3) }
       let durable: DurableEngine
       do {
         durable = try DurableEngine(store: store, reference: reference, kernel: kernel, sync: sync)
