@@ -20,60 +20,106 @@ public enum ReportWriter {
 
   static func date(_ d: Int32) -> String { d == 0 ? "" : dateText(d) }
 
-  /// File name → bytes, for the seven files.
+  /// File name → bytes, for the seven files. Rows are written straight into byte
+  /// buffers (no per-field Strings): a day of a million trades has millions of rows.
   public static func render(_ r: Report) -> [(name: String, bytes: [UInt8])] {
     var files: [(String, [UInt8])] = []
-    func file(_ name: String, _ header: String, _ lines: [String]) {
-      var bytes: [UInt8] = Array(header.utf8)
-      bytes.append(10)
-      for line in lines {
-        bytes.append(contentsOf: line.utf8)
-        bytes.append(10)
+    func file<Row>(_ name: String, _ header: String, _ rows: [Row], _ write: (inout CSVBuffer, Row) -> Void) {
+      var b = CSVBuffer(capacity: 64 + rows.count * 64)
+      b.text(header)
+      b.end()
+      for row in rows {
+        write(&b, row)
+        b.end()
       }
-      files.append((name, bytes))
+      files.append((name, b.bytes))
     }
     file(
       "clearing.csv",
       "trade_date,settle_date,participant,security,buy_quantity,sell_quantity,buy_amount,sell_amount,handling_fee,regulatory_fee,transfer_fee,stamp_duty",
-      r.clearing.map {
-        [
-          date($0.tradeDate), date($0.settleDate), $0.participant, $0.security, String($0.buyQuantity),
-          String($0.sellQuantity), money($0.buyAmount), money($0.sellAmount), money($0.fees.handling),
-          money($0.fees.regulatory), money($0.fees.transfer), money($0.fees.stamp),
-        ].joined(separator: ",")
-      })
-    file(
-      "settlement.csv", "trade_date,settle_date,participant,net_amount,status,settled_on",
-      r.settlement.map {
-        [
-          date($0.tradeDate), date($0.settleDate), $0.participant, money($0.netFen), $0.status.word,
-          date($0.settledOn),
-        ].joined(separator: ",")
-      })
-    file("balances.csv", "participant,balance", r.balances.map { $0.participant + "," + money($0.balanceFen) })
-    file(
-      "holdings.csv", "account,security,quantity,available,withheld",
-      r.holdings.map {
-        [$0.account, $0.security, String($0.quantity), String($0.available), String($0.withheld)]
-          .joined(separator: ",")
-      })
-    file(
-      "entitlements.csv", "security,record_date,pay_date,account,kind,value",
-      r.entitlements.map {
-        [
-          $0.security, date($0.recordDate), date($0.payDate), $0.account, $0.kind.word,
-          $0.kind == .cash ? money($0.value) : String($0.value),
-        ].joined(separator: ",")
-      })
-    file(
-      "tax.csv", "trade_date,trade_id,account,security,quantity,tax",
-      r.tax.map {
-        [date($0.tradeDate), $0.tradeId, $0.account, $0.security, String($0.quantity), money($0.taxFen)]
-          .joined(separator: ",")
-      })
-    file(
-      "rejections.csv", "seq,record,ref,reason",
-      r.rejections.map { [String($0.seq), $0.record, $0.ref, $0.reason.code].joined(separator: ",") })
+      r.clearing
+    ) { b, c in
+      b.date(c.tradeDate); b.comma(); b.date(c.settleDate); b.comma(); b.text(c.participant); b.comma()
+      b.text(c.security); b.comma(); b.int(Int128(c.buyQuantity)); b.comma(); b.int(Int128(c.sellQuantity)); b.comma()
+      b.money(c.buyAmount); b.comma(); b.money(c.sellAmount); b.comma(); b.money(Int128(c.fees.handling)); b.comma()
+      b.money(Int128(c.fees.regulatory)); b.comma(); b.money(Int128(c.fees.transfer)); b.comma()
+      b.money(Int128(c.fees.stamp))
+    }
+    file("settlement.csv", "trade_date,settle_date,participant,net_amount,status,settled_on", r.settlement) { b, s in
+      b.date(s.tradeDate); b.comma(); b.date(s.settleDate); b.comma(); b.text(s.participant); b.comma()
+      b.money(s.netFen); b.comma(); b.text(s.status.word); b.comma(); b.date(s.settledOn)
+    }
+    file("balances.csv", "participant,balance", r.balances) { b, x in
+      b.text(x.participant); b.comma(); b.money(x.balanceFen)
+    }
+    file("holdings.csv", "account,security,quantity,available,withheld", r.holdings) { b, h in
+      b.text(h.account); b.comma(); b.text(h.security); b.comma(); b.int(Int128(h.quantity)); b.comma()
+      b.int(Int128(h.available)); b.comma(); b.int(Int128(h.withheld))
+    }
+    file("entitlements.csv", "security,record_date,pay_date,account,kind,value", r.entitlements) { b, e in
+      b.text(e.security); b.comma(); b.date(e.recordDate); b.comma(); b.date(e.payDate); b.comma()
+      b.text(e.account); b.comma(); b.text(e.kind.word); b.comma()
+      if e.kind == .cash { b.money(Int128(e.value)) } else { b.int(Int128(e.value)) }
+    }
+    file("tax.csv", "trade_date,trade_id,account,security,quantity,tax", r.tax) { b, t in
+      b.date(t.tradeDate); b.comma(); b.text(t.tradeId); b.comma(); b.text(t.account); b.comma()
+      b.text(t.security); b.comma(); b.int(Int128(t.quantity)); b.comma(); b.money(Int128(t.taxFen))
+    }
+    file("rejections.csv", "seq,record,ref,reason", r.rejections) { b, x in
+      b.int(Int128(x.seq)); b.comma(); b.text(x.record); b.comma(); b.text(x.ref); b.comma(); b.text(x.reason.code)
+    }
     return files
+  }
+}
+
+/// A growing byte buffer with the SPEC §5 field formats.
+struct CSVBuffer {
+  var bytes: [UInt8]
+
+  init(capacity: Int) {
+    bytes = []
+    bytes.reserveCapacity(capacity)
+  }
+
+  mutating func text(_ s: String) { bytes.append(contentsOf: s.utf8) }
+  mutating func comma() { bytes.append(UInt8(ascii: ",")) }
+  mutating func end() { bytes.append(10) }
+
+  /// A plain integer, `-` when negative.
+  mutating func int(_ v: Int128) {
+    if v < 0 { bytes.append(UInt8(ascii: "-")) }
+    digits(v.magnitude, minimum: 1)
+  }
+
+  /// Fen as yuan with exactly two fraction digits.
+  mutating func money(_ fen: Int128) {
+    if fen < 0 { bytes.append(UInt8(ascii: "-")) }
+    let m = fen.magnitude
+    digits(m / 100, minimum: 1)
+    bytes.append(UInt8(ascii: "."))
+    digits(m % 100, minimum: 2)
+  }
+
+  /// YYYYMMDD, empty for 0.
+  mutating func date(_ d: Int32) {
+    if d != 0 { digits(UInt128(d), minimum: 8) }
+  }
+
+  mutating func digits(_ value: UInt128, minimum: Int) {
+    var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
+    withUnsafeMutableBytes(of: &scratch) { buffer in
+      var v = value
+      var i = buffer.count
+      repeat {
+        i -= 1
+        buffer[i] = UInt8(truncatingIfNeeded: v % 10) + 48
+        v /= 10
+      } while v > 0
+      while buffer.count - i < minimum {
+        i -= 1
+        buffer[i] = 48
+      }
+      bytes.append(contentsOf: buffer[i...])
+    }
   }
 }
