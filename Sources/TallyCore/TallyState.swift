@@ -27,14 +27,14 @@ public struct TallyState {
   var globalsDirty = true
 
   // MARK: Derived indexes (rebuilt on load, never iterated into state).
-  var participantById: [Ident: Int32] = [:]
-  var unitById: [Ident: Int32] = [:]
-  var accountById: [Ident: Int32] = [:]
-  var securityById: [Ident: Int32] = [:]
-  var positionByKey: [Int64: Int32] = [:]
+  var participantById = FastIndex<Ident>()
+  var unitById = FastIndex<Ident>()
+  var accountById = FastIndex<Ident>()
+  var securityById = FastIndex<Ident>()
+  var positionByKey = FastIndex<Int64>()
   var clearingByKey: [ClearingKey: Int32] = [:]
   var settlementByKey: [Int64: Int32] = [:]
-  var tradeByKey: [TradeKey: Int32] = [:]
+  var tradeByKey = FastIndex<TradeKey>()
   var dayByDate: [Int32: Int32] = [:]
   /// Positions of each security, in creation order (holders for corporate actions).
   var positionsOfSecurity: [[Int32]] = []
@@ -54,9 +54,12 @@ public struct TallyState {
     var security: Int32
   }
 
-  struct TradeKey: Hashable {
+  struct TradeKey: Hashable, FastHashKey {
     var date: Int32
     var id: Ident
+
+    var fastHash: UInt64 { mix64(id.fastHash ^ UInt64(UInt32(bitPattern: date))) }
+    static var placeholder: TradeKey { TradeKey(date: 0, id: .placeholder) }
   }
 
   // MARK: - Start from reference data

@@ -1,0 +1,119 @@
+// Lookup indexes from a key to a dense row id: open addressing with linear probing
+// and a cheap multiplicative hash. Swift's Dictionary hashes with SipHash and a
+// per-process seed; these indexes are on the hot path of every trade, never
+// iterated, and need no seed (their order never reaches state or output).
+
+public protocol FastHashKey: Equatable {
+  /// A well-mixed 64-bit hash; equal keys hash equally.
+  var fastHash: UInt64 { get }
+  /// Any value, stored in empty slots.
+  static var placeholder: Self { get }
+}
+
+@inline(__always) func mix64(_ x: UInt64) -> UInt64 {
+  var z = x &* 0x9e37_79b9_7f4a_7c15
+  z ^= z >> 32
+  z &*= 0xd6e8_feb8_6659_fd93
+  z ^= z >> 29
+  return z
+}
+
+extension Int64: FastHashKey {
+  @inline(__always) public var fastHash: UInt64 { mix64(UInt64(bitPattern: self)) }
+  public static var placeholder: Int64 { 0 }
+}
+
+extension Int32: FastHashKey {
+  @inline(__always) public var fastHash: UInt64 { mix64(UInt64(UInt32(bitPattern: self))) }
+  public static var placeholder: Int32 { 0 }
+}
+
+extension Ident: FastHashKey {
+  /// Over the UTF-8 bytes, eight at a time.
+  @inline(__always) public var fastHash: UInt64 {
+    var text = self.text
+    return text.withUTF8 { bytes in
+      var h: UInt64 = UInt64(bytes.count) &* 0x9e37_79b9_7f4a_7c15
+      var i = 0
+      while i + 8 <= bytes.count {
+        h = mix64(h ^ UnsafeRawBufferPointer(bytes).loadUnaligned(fromByteOffset: i, as: UInt64.self))
+        i += 8
+      }
+      var tail: UInt64 = 0
+      var shift: UInt64 = 0
+      while i < bytes.count {
+        tail |= UInt64(bytes[i]) << shift
+        shift += 8
+        i += 1
+      }
+      return mix64(h ^ tail ^ 0x5851_f42d_4c95_7f2d)
+    }
+  }
+  public static var placeholder: Ident { Ident("") }
+}
+
+public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
+  private var keys: [Key] = []
+  private var values: [Int32] = []  // -1: empty slot
+  private var mask = 0
+  public private(set) var count = 0
+
+  public init() { allocate(16) }
+
+  public init(dictionaryLiteral elements: (Key, Int32)...) {
+    allocate(16)
+    for (k, v) in elements { self[k] = v }
+  }
+
+  private mutating func allocate(_ capacity: Int) {
+    precondition(capacity > 0 && capacity & (capacity - 1) == 0, "index capacity must be a power of two")
+    keys = [Key](repeating: .placeholder, count: capacity)
+    values = [Int32](repeating: -1, count: capacity)
+    mask = capacity - 1
+    count = 0
+  }
+
+  public mutating func reserveCapacity(_ n: Int) {
+    var capacity = 16
+    while capacity * 7 < n * 10 { capacity *= 2 }
+    if capacity > values.count { grow(to: capacity) }
+  }
+
+  private mutating func grow(to capacity: Int) {
+    let oldKeys = keys
+    let oldValues = values
+    allocate(capacity)
+    for i in oldValues.indices where oldValues[i] >= 0 { self[oldKeys[i]] = oldValues[i] }
+  }
+
+  public subscript(key: Key) -> Int32? {
+    get {
+      var i = Int(truncatingIfNeeded: key.fastHash) & mask
+      while true {
+        let v = values[i]
+        if v < 0 { return nil }
+        if keys[i] == key { return v }
+        i = (i + 1) & mask
+      }
+    }
+    set {
+      guard let newValue else { preconditionFailure("FastIndex does not remove keys") }
+      precondition(newValue >= 0, "FastIndex values are row ids (>= 0)")
+      if (count + 1) * 10 > values.count * 7 { grow(to: values.count * 2) }
+      var i = Int(truncatingIfNeeded: key.fastHash) & mask
+      while true {
+        if values[i] < 0 {
+          keys[i] = key
+          values[i] = newValue
+          count += 1
+          return
+        }
+        if keys[i] == key {
+          values[i] = newValue
+          return
+        }
+        i = (i + 1) & mask
+      }
+    }
+  }
+}
