@@ -25,6 +25,14 @@ public struct ClusterConfig: Sendable, Equatable {
   /// Replicas commit their state, and vote on its digest, when a journal batch
   /// crosses a multiple of this many seqs (the same places on every replica).
   public var checkpointEvents: Int = 50_000
+  /// Where replicas connect to fetch journal batches and to send votes; by default the
+  /// sequencer's and the voter's own endpoints. A fault-injection proxy (Chaos/) sits
+  /// in between by binding these and forwarding to the real ones.
+  public var replicaFetchVia: String? = nil
+  public var replicaVotesVia: String? = nil
+  public var replicaFetchEndpoint: String { replicaFetchVia ?? sequencerFetch }
+  public var replicaVotesEndpoint: String { replicaVotesVia ?? voterCollect }
+
   /// CurveZMQ keys for every link, when the config names a key folder.
   public var curve: CurveKeys? = nil
 
@@ -63,8 +71,8 @@ public struct ClusterConfig: Sendable, Equatable {
       }
       if line.hasPrefix("[") && line.hasSuffix("]") {
         current = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
-        guard ["cluster", "limits", "security"].contains(current) else {
-          throw ConfigError("\(file):\(n + 1): unknown table [\(current)] (known: [cluster], [limits], [security], [[replica]])")
+        guard ["cluster", "limits", "security", "links"].contains(current) else {
+          throw ConfigError("\(file):\(n + 1): unknown table [\(current)] (known: [cluster], [limits], [security], [links], [[replica]])")
         }
         inReplica = false
         continue
@@ -110,6 +118,8 @@ public struct ClusterConfig: Sendable, Equatable {
       fetchBatchesMax: try int(limits, "fetch_batches_max", 16), heartbeatMs: try int(limits, "heartbeat_ms", 500),
       repairsMax: try int(limits, "repairs_max", 3))
     config.checkpointEvents = try int(limits, "checkpoint_events", 50_000)
+    config.replicaFetchVia = try string(tables["links"] ?? [:], "replica_fetch_via", nil)
+    config.replicaVotesVia = try string(tables["links"] ?? [:], "replica_votes_via", nil)
     guard config.checkpointEvents > 0 else { throw ConfigError("\(file): checkpoint_events must be > 0") }
     if let keys = try string(tables["security"] ?? [:], "keys", nil), !keys.isEmpty {
       config.curve = try CurveKeys.load(keys)
