@@ -46,15 +46,19 @@ public enum ReferenceParser {
 
   /// Parses and validates a whole folder; `prefix` is how files are named in errors (the folder path).
   public static func parse(prefix: String, contents: FileContents) throws(InputError) -> ReferenceData {
-    func rows(_ name: String, required: Bool = true) throws(InputError) -> [(Int, [ArraySlice<UInt8>])]? {
+    /// Calls `body` for every data row of a file, streaming: nothing is kept per row
+    /// (a holdings file has millions of lines). False when an optional file is missing.
+    @discardableResult
+    func forEachRow(
+      _ name: String, required: Bool = true, _ body: (Int, [ArraySlice<UInt8>]) throws(InputError) -> Void
+    ) throws(InputError) -> Bool {
       let path = prefix.isEmpty ? name : prefix + "/" + name
       guard let bytes = contents(name) else {
         if required { throw InputError(file: path, line: 0, problem: "required file is missing or unreadable") }
-        return nil
+        return false
       }
       let header = headers[name]!
       let columns = header.split(separator: ",").map(String.init)
-      var result: [(Int, [ArraySlice<UInt8>])] = []
       var sawHeader = false
       for (number, line) in LineReader(bytes) {
         guard Fields.isValidUTF8(line) else {
@@ -77,12 +81,12 @@ public enum ReferenceParser {
         for (i, f) in fields.enumerated() where f.isEmpty {
           throw InputError(file: path, line: number, field: columns[i], problem: "empty")
         }
-        result.append((number, fields))
+        try body(number, fields)
       }
       if !sawHeader {
         throw InputError(file: path, line: 1, problem: "header must be exactly '\(header)', file is empty")
       }
-      return result
+      return true
     }
     func fail(_ name: String, _ line: Int, _ field: String?, _ problem: String) -> InputError {
       InputError(file: prefix.isEmpty ? name : prefix + "/" + name, line: line, field: field, problem: problem)
@@ -96,7 +100,7 @@ public enum ReferenceParser {
 
     var calendar: [Int32] = []
     var seenDates = Set<Int32>()
-    for (n, f) in try rows("calendar.csv")! {
+    try forEachRow("calendar.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let d = try value(Fields.date(f[0]), "calendar.csv", n, "date", f[0], "a date (YYYYMMDD)")
       guard seenDates.insert(d).inserted else { throw fail("calendar.csv", n, "date", "date \(d) repeats") }
       calendar.append(d)
@@ -104,7 +108,7 @@ public enum ReferenceParser {
 
     var securities: [ReferenceData.SecurityRow] = []
     var securityIds = Set<Ident>()
-    for (n, f) in try rows("securities.csv")! {
+    try forEachRow("securities.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let kind = try value(Fields.securityKind(f[3]), "securities.csv", n, "kind", f[3], "STOCK, FUND or BOND")
       let code = Fields.text(f[0])
       guard securityIds.insert(Ident(code)).inserted else {
@@ -115,7 +119,7 @@ public enum ReferenceParser {
 
     var participants: [(id: String, name: String)] = []
     var participantIds = Set<Ident>()
-    for (n, f) in try rows("participants.csv")! {
+    try forEachRow("participants.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let id = Fields.text(f[0])
       guard participantIds.insert(Ident(id)).inserted else {
         throw fail("participants.csv", n, "participant", "participant \(id) repeats")
@@ -125,7 +129,7 @@ public enum ReferenceParser {
 
     var units: [(id: String, participant: String)] = []
     var unitIds = Set<Ident>()
-    for (n, f) in try rows("units.csv")! {
+    try forEachRow("units.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let id = Fields.text(f[0])
       let participant = Fields.text(f[1])
       guard unitIds.insert(Ident(id)).inserted else { throw fail("units.csv", n, "unit", "unit \(id) repeats") }
@@ -137,7 +141,7 @@ public enum ReferenceParser {
 
     var accounts: [(id: String, kind: AccountKind)] = []
     var accountIds = Set<Ident>()
-    for (n, f) in try rows("accounts.csv")! {
+    try forEachRow("accounts.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let id = Fields.text(f[0])
       let kind = try value(Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
       guard accountIds.insert(Ident(id)).inserted else {
@@ -147,7 +151,7 @@ public enum ReferenceParser {
     }
 
     var holdings: [ReferenceData.HoldingRow] = []
-    for (n, f) in try rows("holdings.csv")! {
+    try forEachRow("holdings.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let account = Fields.text(f[0])
       let security = Fields.text(f[1])
       guard accountIds.contains(Ident(account)) else {
@@ -163,12 +167,12 @@ public enum ReferenceParser {
     }
 
     var feeRows: [FeeRateRow] = []
-    if let rows = try rows("fees.csv", required: false) {
-      struct FeeKey: Hashable {
-        var kind: SecurityKind, fee: FeeKind, side: FeeSide, date: Int32
-      }
-      var seen = Set<FeeKey>()
-      for (n, f) in rows {
+    struct FeeKey: Hashable {
+      var kind: SecurityKind, fee: FeeKind, side: FeeSide, date: Int32
+    }
+    var seen = Set<FeeKey>()
+    do {
+      try forEachRow("fees.csv", required: false) { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
         let kind = try value(Fields.securityKind(f[0]), "fees.csv", n, "kind", f[0], "STOCK, FUND or BOND")
         let fee = try value(
           FeeKind.allCases.first { f[1].elementsEqual($0.word.utf8) }, "fees.csv", n, "fee", f[1],
