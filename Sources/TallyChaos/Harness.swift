@@ -328,12 +328,27 @@ public struct ChaosHarness {
     var finals: [ReplicaFinal] = []
     for (k, r) in config.replicas.enumerated() {
       var status: String? = nil
+      var digest: [UInt8]? = nil
       repeat {
         status = ControlClient.status(context: context, endpoint: config.replicaControl(k))
-        if let st = status, ControlClient.field(st, "applied_seq") == lastSeq { break }
+        digest = status.flatMap { Self.stringField($0, "state_digest") }.flatMap(Self.hexBytes)
+        guard let st = status, let lastSeq, ControlClient.field(st, "applied_seq") == lastSeq else {
+          Thread.sleep(forTimeInterval: 0.2)
+          continue
+        }
+        if ControlClient.field(st, "committed_seq") == lastSeq { break }
+        // STATUS's state_digest is the *committed* state's: a replica that caught up
+        // after the report (which commits) still shows its last checkpoint's digest.
+        // REPORT at its applied seq commits and answers with the digest at that seq.
+        if let reply = try? ControlClient.request(
+          context: context, endpoint: config.replicaControl(k), ["REPORT".bytes, Self.leBytes(lastSeq)], timeoutMs: 30_000),
+          reply.count == 4, reply[0].text == "REPORT", Self.int64(reply[1]) == lastSeq
+        {
+          digest = reply[2]
+          break
+        }
         Thread.sleep(forTimeInterval: 0.2)
       } while clock.now < settleDeadline
-      let digest = status.flatMap { Self.stringField($0, "state_digest") }.flatMap(Self.hexBytes)
       finals.append(
         ReplicaFinal(
           id: r.id, appliedSeq: status.flatMap { ControlClient.field($0, "applied_seq") }, stateDigest: digest,
@@ -443,6 +458,8 @@ public struct ChaosHarness {
   static func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
   }
+
+  static func leBytes(_ v: Int64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: v) >> UInt64(8 * $0)) } }
 
   static func int64(_ bytes: [UInt8]) -> Int64? {
     guard bytes.count == 8 else { return nil }
