@@ -125,7 +125,10 @@ public final class LinkProxy: @unchecked Sendable {
     /// Replica → sequencer (FETCH).
     public var fetchRequests = LinkFaults()
 
-    public init(votes: LinkFaults = LinkFaults(), fetchReplies: LinkFaults = LinkFaults(), fetchRequests: LinkFaults = LinkFaults()) {
+    public init(
+      votes: LinkFaults = LinkFaults(), fetchReplies: LinkFaults = LinkFaults(),
+      fetchRequests: LinkFaults = LinkFaults()
+    ) {
       self.votes = votes
       self.fetchReplies = fetchReplies
       self.fetchRequests = fetchRequests
@@ -229,8 +232,8 @@ public final class LinkProxy: @unchecked Sendable {
     let c = counts
     var out: [(kind: String, count: Int)] = []
     for s in LinkStream.allCases {
-      for (what, n) in [("drop", c[s.rawValue].dropped), ("dup", c[s.rawValue].duplicated), ("delay", c[s.rawValue].delayed)]
-      where n > 0 {
+      let k = c[s.rawValue]
+      for (what, n) in [("drop", k.dropped), ("dup", k.duplicated), ("delay", k.delayed)] where n > 0 {
         out.append(("\(s.name)-\(what)", n))
       }
     }
@@ -242,8 +245,9 @@ public final class LinkProxy: @unchecked Sendable {
     let c = counts
     var parts = LinkStream.allCases.map { s in
       let k = c[s.rawValue]
-      return
-        "\(s.name) \(k.messages) messages (dropped \(k.dropped), duplicated \(k.duplicated), delayed \(k.delayed)\(k.overflowed > 0 ? ", overflowed \(k.overflowed)" : ""))"
+      let overflowed = k.overflowed > 0 ? ", overflowed \(k.overflowed)" : ""
+      return "\(s.name) \(k.messages) messages (dropped \(k.dropped), duplicated \(k.duplicated), "
+        + "delayed \(k.delayed)\(overflowed))"
     }
     parts.append("\(dealersOpened) back DEALERs")
     return "link proxy: " + parts.joined(separator: "; ")
