@@ -155,6 +155,20 @@ public struct ChaosHarness {
       checkpoint_events = 100   # frequent state-digest votes: a byzantine replica shows quickly
 
       """
+    // Lossy links: replicas fetch and vote through the proxy (ports base+6 and base+7,
+    // unused by the cluster itself).
+    let linkEndpoints = LinkProxy.Endpoints(
+      votesVia: "tcp://127.0.0.1:\(s.basePort + 6)", voterCollect: "tcp://127.0.0.1:\(s.basePort + 3)",
+      fetchVia: "tcp://127.0.0.1:\(s.basePort + 7)", sequencerFetch: "tcp://127.0.0.1:\(s.basePort + 1)")
+    if s.links.isActive {
+      toml += """
+
+        [links]
+        replica_fetch_via = "\(linkEndpoints.fetchVia)"
+        replica_votes_via = "\(linkEndpoints.votesVia)"
+
+        """
+    }
     var byzantine: [(id: String, kernel: String, flipsDigest: Bool)] = []
     for r in s.replicas {
       var kernel = r.kernel
@@ -176,6 +190,20 @@ public struct ChaosHarness {
       if let k = faults.firstIndex(where: { $0.kind == kind }) { faults[k].count += 1 } else { faults.append((kind, 1)) }
     }
     if !byzantine.isEmpty { count("byzantine-\(s.byzantine)") }
+
+    // The proxy outlives every node (declared first: stopped after the cluster is down).
+    var proxy: LinkProxy? = nil
+    defer { proxy?.stop() }
+    if s.links.isActive {
+      guard config.replicaFetchEndpoint == linkEndpoints.fetchVia && config.voterCollect == linkEndpoints.voterCollect
+        && config.sequencerFetch == linkEndpoints.sequencerFetch && config.replicaVotesEndpoint == linkEndpoints.votesVia
+      else { throw ScenarioError("link proxy: cluster.toml endpoints differ from the proxy's") }
+      // Its own seed stream: the fault schedule of scenarios without links is unchanged.
+      let p = LinkProxy(context: context, endpoints: linkEndpoints, rates: s.links, seed: s.seed ^ 0x6C69_6E6B_7321)
+      try p.start()
+      proxy = p
+      log("link proxy: votes \(linkEndpoints.votesVia) → \(linkEndpoints.voterCollect), fetch \(linkEndpoints.fetchVia) → \(linkEndpoints.sequencerFetch)")
+    }
 
     defer {
       _ = sup.down(graceSeconds: 3)
@@ -271,6 +299,12 @@ public struct ChaosHarness {
         _ = try sup.up(context: context, extraArguments: extra)
       }
     }
+    // Only lossy links: they work for the whole fault window.
+    while kinds.isEmpty && proxy != nil && clock.now < faultDeadline { Thread.sleep(forTimeInterval: 0.1) }
+    if let proxy {
+      proxy.heal()
+      log("links healed; \(proxy.summary)")
+    }
     log("faults over (\(injected) injected); settling")
     _ = try sup.up(context: context, extraArguments: extra)
 
@@ -294,12 +328,27 @@ public struct ChaosHarness {
     var finals: [ReplicaFinal] = []
     for (k, r) in config.replicas.enumerated() {
       var status: String? = nil
+      var digest: [UInt8]? = nil
       repeat {
         status = ControlClient.status(context: context, endpoint: config.replicaControl(k))
-        if let st = status, ControlClient.field(st, "applied_seq") == lastSeq { break }
+        digest = status.flatMap { Self.stringField($0, "state_digest") }.flatMap(Self.hexBytes)
+        guard let st = status, let lastSeq, ControlClient.field(st, "applied_seq") == lastSeq else {
+          Thread.sleep(forTimeInterval: 0.2)
+          continue
+        }
+        if ControlClient.field(st, "committed_seq") == lastSeq { break }
+        // STATUS's state_digest is the *committed* state's: a replica that caught up
+        // after the report (which commits) still shows its last checkpoint's digest.
+        // REPORT at its applied seq commits and answers with the digest at that seq.
+        if let reply = try? ControlClient.request(
+          context: context, endpoint: config.replicaControl(k), ["REPORT".bytes, Self.leBytes(lastSeq)], timeoutMs: 30_000),
+          reply.count == 4, reply[0].text == "REPORT", Self.int64(reply[1]) == lastSeq
+        {
+          digest = reply[2]
+          break
+        }
         Thread.sleep(forTimeInterval: 0.2)
       } while clock.now < settleDeadline
-      let digest = status.flatMap { Self.stringField($0, "state_digest") }.flatMap(Self.hexBytes)
       finals.append(
         ReplicaFinal(
           id: r.id, appliedSeq: status.flatMap { ControlClient.field($0, "applied_seq") }, stateDigest: digest,
@@ -320,6 +369,12 @@ public struct ChaosHarness {
         decidedThrough: voterStatus.flatMap { ControlClient.field($0, "decided_through") }, journalLastSeq: lastSeq,
         alerts: alerts, byzantine: byzantine))
     notes += result.notes
+    if let proxy {
+      for f in proxy.faultCounts { faults.append(f) }
+      notes.append(proxy.summary)
+    }
+    var anomalies = result.anomalies
+    if let e = proxy?.error { anomalies.append(Anomaly("LINK_PROXY", "the proxy thread stopped: \(e)")) }
     var byNode: [(String, Int)] = []
     for k in perNode.sorted() {
       if let i = byNode.firstIndex(where: { $0.0 == k }) { byNode[i].1 += 1 } else { byNode.append((k, 1)) }
@@ -329,7 +384,7 @@ public struct ChaosHarness {
     notes.append("alerts.jsonl: " + alertKinds.joined(separator: ", "))
     let verdict = Verdict(
       scenario: s.name, seed: s.seed, faults: faults, events: result.events, batches: batches.count,
-      observedEvents: result.observedEvents, observedGaps: result.observedGaps, anomalies: result.anomalies,
+      observedEvents: result.observedEvents, observedGaps: result.observedGaps, anomalies: anomalies,
       notes: notes, seconds: Self.seconds(clock.now - started), dataDir: work)
     if verdict.anomalies.isEmpty && !keepData {
       _ = sup.down(graceSeconds: 3)
@@ -403,6 +458,8 @@ public struct ChaosHarness {
   static func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
   }
+
+  static func leBytes(_ v: Int64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: v) >> UInt64(8 * $0)) } }
 
   static func int64(_ bytes: [UInt8]) -> Int64? {
     guard bytes.count == 8 else { return nil }

@@ -1,11 +1,13 @@
 // The scenario files' TOML subset (the one ClusterConfig reads too): [table],
-// [[array of tables]], key = "string" | integer | true/false, # comments.
+// [[array of tables]], key = "string" | integer | true/false, # comments. Scenarios
+// also accept decimal numbers (`votes_drop = 0.05`), which cluster configs do not.
 import Foundation
 
 public enum TOMLScalar: Sendable, Equatable {
   case string(String)
   case integer(Int)
   case bool(Bool)
+  case number(Double)
 
   init?(_ text: String) {
     if text.count >= 2 && text.hasPrefix("\"") && text.hasSuffix("\"") {
@@ -14,6 +16,8 @@ public enum TOMLScalar: Sendable, Equatable {
       self = .bool(text == "true")
     } else if let i = Int(text.replacingOccurrences(of: "_", with: "")) {
       self = .integer(i)
+    } else if text.first.map({ $0.isNumber || $0 == "." || $0 == "-" }) == true, let d = Double(text), d.isFinite {
+      self = .number(d)
     } else {
       return nil
     }
@@ -53,7 +57,7 @@ public struct MiniTOML: Sendable {
       let key = line[..<eq].trimmingCharacters(in: .whitespaces)
       let valueText = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
       guard let value = TOMLScalar(valueText) else {
-        throw ScenarioError("\(file):\(n + 1): value of '\(key)' must be a \"string\", an integer or true/false")
+        throw ScenarioError("\(file):\(n + 1): value of '\(key)' must be a \"string\", a number or true/false")
       }
       guard let current else { throw ScenarioError("\(file):\(n + 1): '\(key)' outside a table") }
       if current.isArray {
@@ -96,6 +100,17 @@ struct TableReader {
     guard let v = value(key) else { return d }
     guard case .integer(let i) = v else { throw ScenarioError("\(file): [\(name)] \(key) must be an integer") }
     return i
+  }
+
+  /// A decimal number (an integer is accepted too).
+  mutating func number(_ key: String, _ d: Double) throws(ScenarioError) -> Double {
+    used.append(key)
+    guard let v = value(key) else { return d }
+    switch v {
+    case .number(let x): return x
+    case .integer(let i): return Double(i)
+    default: throw ScenarioError("\(file): [\(name)] \(key) must be a number")
+    }
   }
 
   mutating func bool(_ key: String, _ d: Bool) throws(ScenarioError) -> Bool {

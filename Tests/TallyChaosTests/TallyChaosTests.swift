@@ -133,7 +133,7 @@ final class CheckerTests: XCTestCase {
     XCTAssertEqual(
       files,
       ["byzantine.toml", "freeze-replica.toml", "full-restart.toml", "kill-any.toml", "kill-replicas.toml",
-        "short-ci.toml", "soak.toml", "wipe-replica.toml"])
+        "lossy-links.toml", "short-ci.toml", "soak.toml", "wipe-replica.toml"])
     var ports: [Int] = []
     for f in files {
       let s = try Scenario.load(dir + "/" + f)
@@ -142,6 +142,22 @@ final class CheckerTests: XCTestCase {
       ports.append(s.basePort)
     }
     XCTAssertThrowsError(try Scenario.parse("[faults]\nkill_replicas = true\n", file: "typo.toml"))
+  }
+
+  func testLinksTableParses() throws {
+    let s = try Scenario.parse(
+      "[links]\nvotes_drop = 0.05\nvotes_dup = 0.1\nvotes_delay = .25\nvotes_delay_ms = 300\nfetch_drop = 0\n"
+        + "fetch_request_dup = 0.02\n", file: "l.toml")
+    XCTAssertEqual(s.links.votes, LinkFaults(drop: 0.05, dup: 0.1, delay: 0.25, delayMsMax: 300))
+    XCTAssertEqual(s.links.fetchReplies, LinkFaults(drop: 0, dup: 0, delay: 0, delayMsMax: 200))
+    XCTAssertEqual(s.links.fetchRequests.dup, 0.02)
+    XCTAssertTrue(s.links.isActive)
+    XCTAssertFalse(try Scenario.parse("[scenario]\nname = \"x\"\n", file: "n.toml").links.isActive)
+    XCTAssertThrowsError(try Scenario.parse("[links]\nvotes_drop = 0.9\n", file: "bad.toml"))
+    XCTAssertThrowsError(try Scenario.parse("[links]\nvotes_dup = 1.5\n", file: "bad.toml"))
+    XCTAssertThrowsError(try Scenario.parse("[links]\nvotes_lost = 0.1\n", file: "typo.toml"))
+    XCTAssertThrowsError(try Scenario.parse("[links]\nvotes_drop = \"0.1\"\n", file: "type.toml"))
+    XCTAssertThrowsError(try Scenario.parse("[scenario]\nseed = 1.5\n", file: "type.toml"))
   }
 }
 
