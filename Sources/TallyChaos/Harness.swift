@@ -331,13 +331,13 @@ public struct ChaosHarness {
       var digest: [UInt8]? = nil
       repeat {
         status = ControlClient.status(context: context, endpoint: config.replicaControl(k))
-        digest = status.flatMap { Self.stringField($0, "state_digest") }.flatMap(Self.hexBytes)
+        digest = status.flatMap { Self.stringField($0, "committed_state_digest") }.flatMap(Self.hexBytes)
         guard let st = status, let lastSeq, ControlClient.field(st, "applied_seq") == lastSeq else {
           Thread.sleep(forTimeInterval: 0.2)
           continue
         }
         if ControlClient.field(st, "committed_seq") == lastSeq { break }
-        // STATUS's state_digest is the *committed* state's: a replica that caught up
+        // STATUS gives the committed state's digest: a replica that caught up
         // after the report (which commits) still shows its last checkpoint's digest.
         // REPORT at its applied seq commits and answers with the digest at that seq.
         if let reply = try? ControlClient.request(

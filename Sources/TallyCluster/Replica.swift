@@ -135,7 +135,8 @@ public final class Replica {
     JSON.render([
       ("role", .string("replica")), ("id", .string(id)), ("kernel", .string(kernelName)),
       ("applied_seq", .int(appliedSeq)), ("committed_seq", .int(durable.committedSeq)),
-      ("state_digest", .string(durable.stateDigest.hexString)),
+      // The digest of the committed state (its last checkpoint), at committed_seq.
+      ("committed_state_digest", .string(durable.stateDigest.hexString)),
       ("repairs", .int(Int64(repairs))),
     ])
   }
