@@ -39,7 +39,8 @@ let package = Package(
       swiftSettings: strict),
     // The chaos harness: fault injection against real clusters, and a deterministic simulator.
     .target(
-      name: "TallyChaos", dependencies: ["TallyCluster", "TallyEngine", "TallyCore", "TallyFormat", "MarketGenerator"],
+      name: "TallyChaos",
+      dependencies: ["TallyCluster", "TallyEngine", "TallyCore", "TallyFormat", "MarketGenerator", "ZeroMQTransport"],
       swiftSettings: strict),
     // Synthetic but realistic markets for demos, tests and benchmarks.
     .target(name: "MarketGenerator", dependencies: ["TallyCore"], swiftSettings: strict),
