@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClearingKernelV2
 import Foundation
 import MarketGenerator
 import RocksDBStore
@@ -67,7 +68,7 @@ struct BenchCommand: ParsableCommand {
     print(row("engine only (v1)", events.count, tradeCount, engineSeconds))
     let digest = engine.stateDigest.hexString
     engine = Engine(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
-    var engine2 = Engine(reference: reference, kernel: KernelCatalogV2.make(reference))
+    var engine2 = Engine(reference: reference, kernel: ClearingKernelV2(feeRows: reference.feeRows))
     t = clock.now
     for (i, e) in events.enumerated() { engine2.apply(e, seq: Int64(i + 1)) }
     print(row("engine only (v2)", events.count, tradeCount, (clock.now - t).seconds))
@@ -152,12 +153,6 @@ struct BenchCommand: ParsableCommand {
   }
 
   func ms(_ nanos: Int64) -> String { String(format: "%.2f", Double(nanos) / 1e6) }
-}
-
-enum KernelCatalogV2 {
-  static func make(_ reference: ReferenceData) -> any ClearingKernel {
-    (try? KernelCatalog.make("v2", feeRows: reference.feeRows)) ?? ClearingKernelV1(feeRows: reference.feeRows)
-  }
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.
