@@ -121,6 +121,11 @@ struct ClusterStatus: ParsableCommand {
       case "replica":
         let applied = status.flatMap { ControlClient.field($0, "applied_seq") }
         fields.append(("applied_seq", applied.map { .int($0) } ?? .null))
+        let committed = status.flatMap { ControlClient.field($0, "committed_seq") }
+        fields.append(("committed_seq", committed.map { .int($0) } ?? .null))
+        if let st = status, let r = st.range(of: "\"committed_state_digest\":\"") {
+          fields.append(("committed_state_digest", .string(String(st[r.upperBound...].prefix { $0 != "\"" }))))
+        }
         fields.append(("lag", applied.map { .int(max(0, lastSeq - $0)) } ?? .null))
         if let applied { text += ", applied \(applied), lag \(max(0, lastSeq - applied))" }
         if let v = voterStatus, let view = replicaView(v, node.name) {
