@@ -22,7 +22,8 @@ let package = Package(
     .target(name: "TallyFormat", dependencies: ["TallyCore"], swiftSettings: strict),
     // Running the core: batches, digests, the state-store port, file I/O.
     .target(
-      name: "TallyEngine", dependencies: ["TallyCore", "TallyFormat", "ClearingKernelV2"], swiftSettings: strict),
+      name: "TallyEngine", dependencies: ["TallyCore", "TallyFormat", "ClearingKernelV2"],
+      swiftSettings: strict),
     // RocksDB: the C library and the one adapter that owns its pointers.
     .systemLibrary(
       name: "CRocksDB", providers: [.apt(["librocksdb-dev"])]),
@@ -35,12 +36,15 @@ let package = Package(
     .target(name: "ClearingKernelV2", dependencies: ["TallyCore"], swiftSettings: strict),
     // The replicated cluster: sequencer, replicas, voter, their wire format and supervisor.
     .target(
-      name: "TallyCluster", dependencies: ["TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport"],
+      name: "TallyCluster",
+      dependencies: ["TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport"],
       swiftSettings: strict),
     // The chaos harness: fault injection against real clusters, and a deterministic simulator.
     .target(
       name: "TallyChaos",
-      dependencies: ["TallyCluster", "TallyEngine", "TallyCore", "TallyFormat", "MarketGenerator", "ZeroMQTransport"],
+      dependencies: [
+        "TallyCluster", "TallyEngine", "TallyCore", "TallyFormat", "MarketGenerator", "ZeroMQTransport",
+      ],
       swiftSettings: strict),
     // Synthetic but realistic markets for demos, tests and benchmarks.
     .target(name: "MarketGenerator", dependencies: ["TallyCore"], swiftSettings: strict),
@@ -72,7 +76,8 @@ let package = Package(
       name: "ClearingKernelV2Tests", dependencies: ["ClearingKernelV2", "TallyCore"],
       swiftSettings: strict),
     .testTarget(
-      name: "TallyClusterTests", dependencies: ["TallyCluster", "TallyEngine", "TallyCore", "MarketGenerator"],
+      name: "TallyClusterTests",
+      dependencies: ["TallyCluster", "TallyEngine", "TallyCore", "MarketGenerator"],
       swiftSettings: strict),
     .testTarget(
       name: "TallyChaosTests", dependencies: ["TallyChaos", "TallyCluster", "TallyEngine", "TallyCore"],

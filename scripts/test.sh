@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Style: the checked-in .swift-format, enforced.
+swift format lint --strict -r Sources Tests Package.swift
 swift build --build-tests
 # Tests that start `tally` as a real process find it here.
 export TALLY_BIN="$PWD/.build/debug/tally"

@@ -87,7 +87,8 @@ public struct ClearingKernelV2: ClearingKernel {
             } else {
               precondition(
                 specific.updateValue(rate, forKey: row.effectiveDate) == nil,
-                "ClearingKernelV2: two fee rows \(kind.word),\(fee.word),\(party.word) on \(row.effectiveDate)")
+                "ClearingKernelV2: two fee rows \(kind.word),\(fee.word),\(party.word) on \(row.effectiveDate)"
+              )
             }
           }
           // A side-specific row beats a `both` row of the same date.

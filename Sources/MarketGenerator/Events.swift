@@ -184,7 +184,8 @@ extension Run {
     if o.badLinesPerMillion > 0 {
       try comment(
         w,
-        "About \(o.badLinesPerMillion) lines per million trades are deliberately bad; a correct engine rejects each.")
+        "About \(o.badLinesPerMillion) lines per million trades are deliberately bad; a correct engine rejects each."
+      )
     }
     try comment(w, "Opening cash in the participants' settlement reserves.")
     // Thin reserves (about a day's net, which grows like the square root of the
@@ -246,22 +247,31 @@ extension Run {
   private mutating func planCorporateActions() {
     guard options.corporateActions else { return }
     let weights = (0..<secCode.count).map { cumulativeWeight[$0] - ($0 == 0 ? 0 : cumulativeWeight[$0 - 1]) }
-    let byActivity = (0..<secCode.count).sorted { weights[$0] != weights[$1] ? weights[$0] > weights[$1] : $0 < $1 }
+    let byActivity = (0..<secCode.count).sorted {
+      weights[$0] != weights[$1] ? weights[$0] > weights[$1] : $0 < $1
+    }
     let stocks = byActivity.filter { secKind[$0] == .stock }
     let funds = byActivity.filter { secKind[$0] == .fund }
     func recordIndex() -> Int { options.days > 1 ? 1 + rng.below(options.days - 1) : 0 }
     for (i, s) in stocks.prefix(5).enumerated() {
       if i % 2 == 0 {
-        actions.append(PlannedAction(security: s, recordIndex: recordIndex(), action: .dividend(perShare: 500 + rng.below(14_501))))
+        actions.append(
+          PlannedAction(
+            security: s, recordIndex: recordIndex(), action: .dividend(perShare: 500 + rng.below(14_501))))
       } else {
         let bonus = [1, 2, 3, 4, 5, 10][rng.below(6)]
-        actions.append(PlannedAction(security: s, recordIndex: recordIndex(), action: .bonus(base: 10, bonus: bonus)))
+        actions.append(
+          PlannedAction(security: s, recordIndex: recordIndex(), action: .bonus(base: 10, bonus: bonus)))
       }
     }
     if let f = funds.first {
-      actions.append(PlannedAction(security: f, recordIndex: recordIndex(), action: .dividend(perShare: 100 + rng.below(400))))
+      actions.append(
+        PlannedAction(
+          security: f, recordIndex: recordIndex(), action: .dividend(perShare: 100 + rng.below(400))))
     }
-    actions.sort { $0.recordIndex != $1.recordIndex ? $0.recordIndex < $1.recordIndex : $0.security < $1.security }
+    actions.sort {
+      $0.recordIndex != $1.recordIndex ? $0.recordIndex < $1.recordIndex : $0.security < $1.security
+    }
   }
 
   private mutating func tradingDay(_ d: Int, _ w: ByteSink) throws {
@@ -303,7 +313,8 @@ extension Run {
         ci += 1
       }
       while di < depositSlots.count && depositSlots[di] == slot {
-        try writeDeposit(w, participant: rng.below(options.participants), fen: (1 + rng.below(500)) * 1_000_000)
+        try writeDeposit(
+          w, participant: rng.below(options.participants), fen: (1 + rng.below(500)) * 1_000_000)
         di += 1
       }
       try emitTrade(w, date: date, slot: slot)
@@ -562,14 +573,18 @@ extension Run {
         if slackest < 0 || -shortfall[p] < -shortfall[slackest] { slackest = p }
       }
       if slackest >= 0 {
-        try blockTrade(w, date: ref.calendar[d], buyParticipant: slackest, amount: -shortfall[slackest] + 1_000_000)
+        try blockTrade(
+          w, date: ref.calendar[d], buyParticipant: slackest, amount: -shortfall[slackest] + 1_000_000)
         survey()
       }
     }
     for p in net.indices where shortfall[p] > 0 {
       if p == candidate {
         defaultStaged = true
-        try comment(w, "P\(p + 1 < 10 ? "000" : p + 1 < 100 ? "00" : p + 1 < 1000 ? "0" : "")\(p + 1) leaves its reserve short today: a default at the next SETTLE.")
+        try comment(
+          w,
+          "P\(p + 1 < 10 ? "000" : p + 1 < 100 ? "00" : p + 1 < 1000 ? "0" : "")\(p + 1) leaves its reserve short today: a default at the next SETTLE."
+        )
         continue
       }
       let need = outstanding[p] + max(0, -net[p])

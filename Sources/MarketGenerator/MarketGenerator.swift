@@ -17,7 +17,8 @@ public enum MarketGenerator {
     try run.writeReference(into: referenceDirectory)
     progress?(
       "reference: \(run.summary.calendar.count) calendar days, \(run.summary.securities) securities, "
-        + "\(options.participants) participants, \(options.accounts) accounts, \(run.summary.holdingLots) lots")
+        + "\(options.participants) participants, \(options.accounts) accounts, \(run.summary.holdingLots) lots"
+    )
     try run.writeEvents(to: directory + "/events.txt", progress: progress)
     return run.summary
   }

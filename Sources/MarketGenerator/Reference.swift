@@ -123,7 +123,9 @@ struct Reference {
       for code in codes(base, count) {
         let (a, b) = stockNames[stockIndex]
         stockIndex += 1
-        let fen = star ? 1_000 + rng.below(10_000) : 250 + rng.below(3_000) + (rng.below(10) == 0 ? rng.below(20_000) : 0)
+        let fen =
+          star
+          ? 1_000 + rng.below(10_000) : 250 + rng.below(3_000) + (rng.below(10) == 0 ? rng.below(20_000) : 0)
         list.append(
           SecurityInfo(
             code: code, kind: .stock, star: star, isin: "", name: Words.prefixes[a] + Words.industries[b],
@@ -138,11 +140,13 @@ struct Reference {
       let (a, b) = fundNames[i]
       list.append(
         SecurityInfo(
-          code: code, kind: .fund, star: false, isin: "", name: Words.prefixes[a] + Words.fundThemes[b] + "ETF",
+          code: code, kind: .fund, star: false, isin: "",
+          name: Words.prefixes[a] + Words.fundThemes[b] + "ETF",
           weight: 0, lot: 100, tick: 1, openPrice: 600 + rng.below(4_400)))
     }
     for (i, code) in codes(19_000, nBond).enumerated() {
-      let name = Words.bondKinds[i % Words.bondKinds.count] + twoDigits(yy) + twoDigits(i / Words.bondKinds.count + 1)
+      let name =
+        Words.bondKinds[i % Words.bondKinds.count] + twoDigits(yy) + twoDigits(i / Words.bondKinds.count + 1)
       list.append(
         SecurityInfo(
           code: code, kind: .bond, star: false, isin: "", name: name,

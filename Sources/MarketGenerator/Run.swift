@@ -71,7 +71,9 @@ struct FeeRates {
   func fees(_ kind: SecKind, amount: Int, sell: Bool) -> Int {
     switch kind {
     case .stock:
-      var f = FeeRates.fee(amount, stockHandling) + FeeRates.fee(amount, regulatory) + FeeRates.fee(amount, transfer)
+      var f =
+        FeeRates.fee(amount, stockHandling) + FeeRates.fee(amount, regulatory)
+        + FeeRates.fee(amount, transfer)
       if sell { f += FeeRates.fee(amount, stamp) }
       return f
     case .fund: return FeeRates.fee(amount, fundHandling)

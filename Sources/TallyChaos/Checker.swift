@@ -100,7 +100,8 @@ public struct CheckInput {
   public var byzantine: [(id: String, kernel: String, flipsDigest: Bool)]
 
   public init(
-    batches: [[[UInt8]]], acks: [(first: Int64, last: Int64)?], observed: [ObservedBatch], observedIsComplete: Bool,
+    batches: [[[UInt8]]], acks: [(first: Int64, last: Int64)?], observed: [ObservedBatch],
+    observedIsComplete: Bool,
     reference: ReferenceData, report: [(name: String, bytes: [UInt8])]?, replicas: [ReplicaFinal],
     decidedThrough: Int64?, journalLastSeq: Int64?, alerts: [ObservedAlert],
     byzantine: [(id: String, kernel: String, flipsDigest: Bool)]
@@ -139,7 +140,8 @@ public enum Checker {
   public static func embeddedRun(reference: ReferenceData, kernel: String, lines: [[UInt8]]) -> (
     outcomes: [UInt8], files: [(name: String, bytes: [UInt8])], digest: [UInt8]
   ) {
-    var engine = Engine(reference: reference, kernel: try! KernelCatalog.make(kernel, feeRows: reference.feeRows))
+    var engine = Engine(
+      reference: reference, kernel: try! KernelCatalog.make(kernel, feeRows: reference.feeRows))
     var outcomes: [UInt8] = []
     outcomes.reserveCapacity(lines.count)
     for (i, line) in lines.enumerated() {
@@ -165,11 +167,16 @@ public enum Checker {
         continue
       }
       if lines.isEmpty {
-        if ack.first != 0 || ack.last != 0 { flag(Anomaly("ACK_RANGE", "empty batch \(i + 1) got \(ack.first)...\(ack.last)")) }
+        if ack.first != 0 || ack.last != 0 {
+          flag(Anomaly("ACK_RANGE", "empty batch \(i + 1) got \(ack.first)...\(ack.last)"))
+        }
         continue
       }
       guard ack.first >= 1, ack.last - ack.first + 1 == Int64(lines.count) else {
-        flag(Anomaly("ACK_RANGE", seq: ack.first, "batch \(i + 1) of \(lines.count) events got \(ack.first)...\(ack.last)"))
+        flag(
+          Anomaly(
+            "ACK_RANGE", seq: ack.first,
+            "batch \(i + 1) of \(lines.count) events got \(ack.first)...\(ack.last)"))
         continue
       }
       ranges.append((ack.first, ack.last, i))
@@ -190,7 +197,9 @@ public enum Checker {
     }
     let n = next - 1
     result.events = n
-    for (k, r) in ranges.enumerated() where k > 0 && r.batch < ranges[k - 1].batch { result.reorderedBatches += 1 }
+    for (k, r) in ranges.enumerated() where k > 0 && r.batch < ranges[k - 1].batch {
+      result.reorderedBatches += 1
+    }
     if result.reorderedBatches > 0 {
       result.notes.append(
         "\(result.reorderedBatches) client batches were journaled before a batch the client numbered earlier (allowed by SPEC §7; the reference run follows seq order)"
@@ -212,31 +221,46 @@ public enum Checker {
     var lastDigest: [UInt8]? = nil
     for b in input.observed {
       guard b.first >= 1, b.last >= b.first, Int64(b.outcomes.count) == b.last - b.first + 1 else {
-        flag(Anomaly("MALFORMED_DECISION", seq: b.first, "decided \(b.first)...\(b.last) with \(b.outcomes.count) outcomes"))
+        flag(
+          Anomaly(
+            "MALFORMED_DECISION", seq: b.first,
+            "decided \(b.first)...\(b.last) with \(b.outcomes.count) outcomes"))
         continue
       }
       if b.first <= lastObserved {
-        flag(Anomaly("DUPLICATE_DECISION", seq: b.first, "decided \(b.first)...\(b.last) after \(lastObserved) was already decided"))
+        flag(
+          Anomaly(
+            "DUPLICATE_DECISION", seq: b.first,
+            "decided \(b.first)...\(b.last) after \(lastObserved) was already decided"))
       } else if b.first > lastObserved + 1 {
         result.observedGaps += 1
         if input.observedIsComplete {
-          flag(Anomaly("DECISION_GAP", seq: lastObserved + 1, "the voted stream skipped \(lastObserved + 1)...\(b.first - 1)"))
+          flag(
+            Anomaly(
+              "DECISION_GAP", seq: lastObserved + 1,
+              "the voted stream skipped \(lastObserved + 1)...\(b.first - 1)"))
         }
       }
       lastObserved = max(lastObserved, b.last)
       if b.last > n {
-        flag(Anomaly("UNACKED_DECIDED", seq: max(b.first, n + 1), "decided \(b.first)...\(b.last) but acks end at \(n)"))
+        flag(
+          Anomaly(
+            "UNACKED_DECIDED", seq: max(b.first, n + 1), "decided \(b.first)...\(b.last) but acks end at \(n)"
+          ))
       }
       let boundary = seqToBatch.first { $0.first == b.first }
       if boundary == nil || boundary!.last != b.last {
-        flag(Anomaly("BATCH_BOUNDARY", seq: b.first, "decided \(b.first)...\(b.last) is not one journal batch"))
+        flag(
+          Anomaly("BATCH_BOUNDARY", seq: b.first, "decided \(b.first)...\(b.last) is not one journal batch"))
       }
       for (k, o) in b.outcomes.enumerated() {
         let seq = b.first + Int64(k)
         guard seq <= n else { break }
         seen[Int(seq)] &+= 1
         if seen[Int(seq)] == 1 { result.observedEvents += 1 }
-        if seen[Int(seq)] > 1 { flag(Anomaly("DUPLICATE_OUTCOME", seq: seq, "seq \(seq) decided \(seen[Int(seq)]) times")) }
+        if seen[Int(seq)] > 1 {
+          flag(Anomaly("DUPLICATE_OUTCOME", seq: seq, "seq \(seq) decided \(seen[Int(seq)]) times"))
+        }
         if Int(seq) <= expected.outcomes.count && o != expected.outcomes[Int(seq - 1)] {
           flag(
             Anomaly(
@@ -253,7 +277,10 @@ public enum Checker {
       }
     }
     if let d = lastDigest, d != expected.digest {
-      flag(Anomaly("VOTED_DIGEST", seq: n, "voted state digest \(d.hexString.prefix(16)) ≠ embedded \(expected.digest.hexString.prefix(16))"))
+      flag(
+        Anomaly(
+          "VOTED_DIGEST", seq: n,
+          "voted state digest \(d.hexString.prefix(16)) ≠ embedded \(expected.digest.hexString.prefix(16))"))
     }
     if let t = input.decidedThrough, t != n {
       flag(Anomaly("DECIDED_THROUGH", seq: t, "the voter says decided through \(t); acks end at \(n)"))
@@ -275,13 +302,17 @@ public enum Checker {
       if let rej = report.first(where: { $0.name == "rejections.csv" }) {
         let rejected = rejectedSeqs(rej.bytes)
         var k = 0
-        for seq in stride(from: Int64(1), through: Int64(expected.outcomes.count), by: 1) where seen[Int(seq)] > 0 {
+        for seq in stride(from: Int64(1), through: Int64(expected.outcomes.count), by: 1)
+        where seen[Int(seq)] > 0 {
           while k < rejected.count && rejected[k].seq < seq { k += 1 }
           let listed = k < rejected.count && rejected[k].seq == seq ? rejected[k].reason : nil
           let voted = expected.outcomes[Int(seq - 1)]
           let votedCode = voted == 0 ? nil : RejectReason(rawValue: voted - 1)?.code
           if listed != votedCode {
-            flag(Anomaly("REPORT_VS_STREAM", seq: seq, "report says \(listed ?? "applied"), voted stream \(votedCode ?? "applied")"))
+            flag(
+              Anomaly(
+                "REPORT_VS_STREAM", seq: seq,
+                "report says \(listed ?? "applied"), voted stream \(votedCode ?? "applied")"))
           }
         }
       }
@@ -296,9 +327,15 @@ public enum Checker {
         continue
       }
       if applied != n {
-        flag(Anomaly("REPLICA_BEHIND", seq: applied, "replica \(r.id) applied through \(applied), acks end at \(n)"))
+        flag(
+          Anomaly(
+            "REPLICA_BEHIND", seq: applied, "replica \(r.id) applied through \(applied), acks end at \(n)"))
       } else if digest != expected.digest {
-        flag(Anomaly("REPLICA_DIVERGED", seq: n, "replica \(r.id) digest \(digest.hexString.prefix(16)) ≠ embedded \(expected.digest.hexString.prefix(16))"))
+        flag(
+          Anomaly(
+            "REPLICA_DIVERGED", seq: n,
+            "replica \(r.id) digest \(digest.hexString.prefix(16)) ≠ embedded \(expected.digest.hexString.prefix(16))"
+          ))
       }
     }
 
@@ -312,10 +349,16 @@ public enum Checker {
       } else {
         let faulty = embeddedRun(reference: input.reference, kernel: b.kernel, lines: journal)
         visible = faulty.digest != expected.digest || faulty.outcomes != expected.outcomes
-        if !visible { result.notes.append("kernel \(b.kernel) of \(b.id) computes the same state on these events: nothing to catch") }
+        if !visible {
+          result.notes.append(
+            "kernel \(b.kernel) of \(b.id) computes the same state on these events: nothing to catch")
+        }
       }
       if visible && !input.alerts.contains(where: { $0.kind == "DISSENT" && $0.replica == b.id }) {
-        flag(Anomaly("BYZANTINE_UNDETECTED", "replica \(b.id) (\(b.flipsDigest ? "flips its digest" : b.kernel)) raised no DISSENT alert"))
+        flag(
+          Anomaly(
+            "BYZANTINE_UNDETECTED",
+            "replica \(b.id) (\(b.flipsDigest ? "flips its digest" : b.kernel)) raised no DISSENT alert"))
       }
     }
     for a in input.alerts {
@@ -349,7 +392,8 @@ public enum Checker {
   static func rejectedSeqs(_ csv: [UInt8]) -> [(seq: Int64, reason: String)] {
     var out: [(Int64, String)] = []
     for line in csv.split(separator: 10).dropFirst() {
-      guard let comma = line.firstIndex(of: 44), let seq = Int64(String(decoding: line[..<comma], as: UTF8.self)),
+      guard let comma = line.firstIndex(of: 44),
+        let seq = Int64(String(decoding: line[..<comma], as: UTF8.self)),
         let lastComma = line.lastIndex(of: 44)
       else { continue }
       var reason = Array(line[(lastComma + 1)...])

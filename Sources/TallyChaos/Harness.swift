@@ -34,12 +34,17 @@ public struct Verdict: Sendable {
       "chaos \(scenario) seed \(seed): \(anomalies.isEmpty ? "PASS" : "FAIL") — \(anomalies.count) anomalies, \(events) events in \(batches) batches, \(String(format: "%.0f", seconds)) s"
     )
     lines.append(
-      "  faults: " + (faults.isEmpty ? "none" : faults.map { "\($0.kind) \($0.count)" }.joined(separator: ", "))
+      "  faults: "
+        + (faults.isEmpty ? "none" : faults.map { "\($0.kind) \($0.count)" }.joined(separator: ", "))
         + " (total \(faults.reduce(0) { $0 + $1.count }))")
-    lines.append("  voted stream observed on PUB: \(observedEvents)/\(events) events, \(observedGaps) gaps (not observed, then checked by report and status)")
+    lines.append(
+      "  voted stream observed on PUB: \(observedEvents)/\(events) events, \(observedGaps) gaps (not observed, then checked by report and status)"
+    )
     for a in anomalies { lines.append("  ANOMALY \(a)") }
     for n in notes { lines.append("  note: \(n)") }
-    if !anomalies.isEmpty { lines.append("  replay: tally chaos --scenario ... --seed \(seed); data kept in \(dataDir)") }
+    if !anomalies.isEmpty {
+      lines.append("  replay: tally chaos --scenario ... --seed \(seed); data kept in \(dataDir)")
+    }
     return lines.joined(separator: "\n")
   }
 
@@ -105,7 +110,9 @@ public struct ChaosHarness {
   public let keepData: Bool
   public let log: (String) -> Void
 
-  public init(scenario: Scenario, executable: String, dataDir: String?, keepData: Bool, log: @escaping (String) -> Void) {
+  public init(
+    scenario: Scenario, executable: String, dataDir: String?, keepData: Bool, log: @escaping (String) -> Void
+  ) {
     self.scenario = scenario
     self.executable = executable
     self.dataDir = dataDir
@@ -117,14 +124,17 @@ public struct ChaosHarness {
     let s = scenario
     let clock = ContinuousClock()
     let started = clock.now
-    let work = dataDir ?? (NSTemporaryDirectory() + "tally-chaos-\(s.name)-\(ProcessInfo.processInfo.processIdentifier)")
+    let work =
+      dataDir
+      ?? (NSTemporaryDirectory() + "tally-chaos-\(s.name)-\(ProcessInfo.processInfo.processIdentifier)")
     try? FileManager.default.removeItem(atPath: work)
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
     var rng = SplitMix64(seed: s.seed)
 
     // The market and the client's batches (event lines only, so each batch's event count is known).
     let options = MarketOptions(
-      seed: s.seed, days: s.days, tradesPerDay: s.tradesPerDay, accounts: s.accounts, securities: s.securities,
+      seed: s.seed, days: s.days, tradesPerDay: s.tradesPerDay, accounts: s.accounts,
+      securities: s.securities,
       participants: s.participants)
     _ = try MarketGenerator.generate(options, into: work + "/market")
     let reference = try FileIO.loadReference(work + "/market/reference")
@@ -173,7 +183,9 @@ public struct ChaosHarness {
     for r in s.replicas {
       var kernel = r.kernel
       if r.id == s.byzantineReplica && s.byzantine == "v1-faulty" { kernel = "v1-faulty" }
-      if r.id == s.byzantineReplica && !s.byzantine.isEmpty { byzantine.append((r.id, kernel, s.byzantine == "flip")) }
+      if r.id == s.byzantineReplica && !s.byzantine.isEmpty {
+        byzantine.append((r.id, kernel, s.byzantine == "flip"))
+      }
       toml += "\n[[replica]]\nid = \"\(r.id)\"\nkernel = \"\(kernel)\"\n"
     }
     let configPath = work + "/cluster.toml"
@@ -187,7 +199,11 @@ public struct ChaosHarness {
     let context = try ZMQContext()
     var faults: [(kind: String, count: Int)] = []
     func count(_ kind: String) {
-      if let k = faults.firstIndex(where: { $0.kind == kind }) { faults[k].count += 1 } else { faults.append((kind, 1)) }
+      if let k = faults.firstIndex(where: { $0.kind == kind }) {
+        faults[k].count += 1
+      } else {
+        faults.append((kind, 1))
+      }
     }
     if !byzantine.isEmpty { count("byzantine-\(s.byzantine)") }
 
@@ -195,14 +211,20 @@ public struct ChaosHarness {
     var proxy: LinkProxy? = nil
     defer { proxy?.stop() }
     if s.links.isActive {
-      guard config.replicaFetchEndpoint == linkEndpoints.fetchVia && config.voterCollect == linkEndpoints.voterCollect
-        && config.sequencerFetch == linkEndpoints.sequencerFetch && config.replicaVotesEndpoint == linkEndpoints.votesVia
+      guard
+        config.replicaFetchEndpoint == linkEndpoints.fetchVia
+          && config.voterCollect == linkEndpoints.voterCollect
+          && config.sequencerFetch == linkEndpoints.sequencerFetch
+          && config.replicaVotesEndpoint == linkEndpoints.votesVia
       else { throw ScenarioError("link proxy: cluster.toml endpoints differ from the proxy's") }
       // Its own seed stream: the fault schedule of scenarios without links is unchanged.
-      let p = LinkProxy(context: context, endpoints: linkEndpoints, rates: s.links, seed: s.seed ^ 0x6C69_6E6B_7321)
+      let p = LinkProxy(
+        context: context, endpoints: linkEndpoints, rates: s.links, seed: s.seed ^ 0x6C69_6E6B_7321)
       try p.start()
       proxy = p
-      log("link proxy: votes \(linkEndpoints.votesVia) → \(linkEndpoints.voterCollect), fetch \(linkEndpoints.fetchVia) → \(linkEndpoints.sequencerFetch)")
+      log(
+        "link proxy: votes \(linkEndpoints.votesVia) → \(linkEndpoints.voterCollect), fetch \(linkEndpoints.fetchVia) → \(linkEndpoints.sequencerFetch)"
+      )
     }
 
     defer {
@@ -222,7 +244,9 @@ public struct ChaosHarness {
         try sub.connect(publish)
         while !shared.stop {
           guard let msg = try sub.receive(timeoutMs: 100) else { continue }
-          guard msg.count == 5, let first = Self.int64(msg[1]), let last = Self.int64(msg[2]) else { continue }
+          guard msg.count == 5, let first = Self.int64(msg[1]), let last = Self.int64(msg[2]) else {
+            continue
+          }
           shared.observe(ObservedBatch(first: first, last: last, outcomes: msg[3], stateDigest: msg[4]))
         }
         sub.close()
@@ -240,7 +264,8 @@ public struct ChaosHarness {
     let clientBatches = batches
     let client = Thread {
       Self.submit(
-        context: context, ingest: ingest, clientId: clientId, batches: clientBatches, window: window, pauseMs: pauseMs,
+        context: context, ingest: ingest, clientId: clientId, batches: clientBatches, window: window,
+        pauseMs: pauseMs,
         shared: shared)
     }
     client.start()
@@ -260,7 +285,8 @@ public struct ChaosHarness {
       case "kill-replica", "kill-voter", "kill-sequencer":
         let node: NodeSpec =
           kind == "kill-replica"
-          ? rng.pick(replicaNodes) : sup.nodes.first { $0.role == (kind == "kill-voter" ? "voter" : "sequencer") }!
+          ? rng.pick(replicaNodes)
+          : sup.nodes.first { $0.role == (kind == "kill-voter" ? "voter" : "sequencer") }!
         guard let pid = sup.pid(node), sup.isAlive(node) else { continue }
         kill(pid, SIGKILL)
         count(kind)
@@ -316,7 +342,8 @@ public struct ChaosHarness {
     if shared.clientDone {
       do {
         report = try Reporter.report(
-          context: context, config: config, timeoutSeconds: max(10, Int((settleDeadline - clock.now).components.seconds)))
+          context: context, config: config,
+          timeoutSeconds: max(10, Int((settleDeadline - clock.now).components.seconds)))
       } catch { notes.append("report failed: \(error)") }
     } else {
       notes.append("the client did not finish within \(s.settleSeconds) s")
@@ -341,7 +368,8 @@ public struct ChaosHarness {
         // after the report (which commits) still shows its last checkpoint's digest.
         // REPORT at its applied seq commits and answers with the digest at that seq.
         if let reply = try? ControlClient.request(
-          context: context, endpoint: config.replicaControl(k), ["REPORT".bytes, Self.leBytes(lastSeq)], timeoutMs: 30_000),
+          context: context, endpoint: config.replicaControl(k), ["REPORT".bytes, Self.leBytes(lastSeq)],
+          timeoutMs: 30_000),
           reply.count == 4, reply[0].text == "REPORT", Self.int64(reply[1]) == lastSeq
         {
           digest = reply[2]
@@ -351,7 +379,8 @@ public struct ChaosHarness {
       } while clock.now < settleDeadline
       finals.append(
         ReplicaFinal(
-          id: r.id, appliedSeq: status.flatMap { ControlClient.field($0, "applied_seq") }, stateDigest: digest,
+          id: r.id, appliedSeq: status.flatMap { ControlClient.field($0, "applied_seq") },
+          stateDigest: digest,
           honestState: r.kernel != "v1-faulty"))
     }
     let voterStatus = ControlClient.status(context: context, endpoint: config.voterControl)
@@ -366,7 +395,8 @@ public struct ChaosHarness {
       CheckInput(
         batches: batches, acks: shared.acks, observed: shared.observed, observedIsComplete: false,
         reference: reference, report: report, replicas: finals,
-        decidedThrough: voterStatus.flatMap { ControlClient.field($0, "decided_through") }, journalLastSeq: lastSeq,
+        decidedThrough: voterStatus.flatMap { ControlClient.field($0, "decided_through") },
+        journalLastSeq: lastSeq,
         alerts: alerts, byzantine: byzantine))
     notes += result.notes
     if let proxy {
@@ -379,8 +409,12 @@ public struct ChaosHarness {
     for k in perNode.sorted() {
       if let i = byNode.firstIndex(where: { $0.0 == k }) { byNode[i].1 += 1 } else { byNode.append((k, 1)) }
     }
-    if !byNode.isEmpty { notes.append("faults by node: " + byNode.map { "\($0.0) \($0.1)" }.joined(separator: ", ")) }
-    let alertKinds = ["DISSENT", "NO_MAJORITY", "REJOINED"].map { k in "\(k) \(alerts.filter { $0.kind == k }.count)" }
+    if !byNode.isEmpty {
+      notes.append("faults by node: " + byNode.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+    }
+    let alertKinds = ["DISSENT", "NO_MAJORITY", "REJOINED"].map { k in
+      "\(k) \(alerts.filter { $0.kind == k }.count)"
+    }
     notes.append("alerts.jsonl: " + alertKinds.joined(separator: ", "))
     let verdict = Verdict(
       scenario: s.name, seed: s.seed, faults: faults, events: result.events, batches: batches.count,
@@ -427,12 +461,15 @@ public struct ChaosHarness {
           next += 1
           if pauseMs > 0 { Thread.sleep(forTimeInterval: Double(pauseMs) / 1000) }
         }
-        if let reply = try socket.receive(timeoutMs: inFlight + 1 >= window || next == batches.count ? 100 : 0) {
+        if let reply = try socket.receive(
+          timeoutMs: inFlight + 1 >= window || next == batches.count ? 100 : 0)
+        {
           guard reply.count == 5, reply[2] == Array("OK".utf8), let n = Ingest.batchNumber(reply[1]),
             let first = Int64(String(decoding: reply[3], as: UTF8.self)),
             let last = Int64(String(decoding: reply[4], as: UTF8.self))
           else {
-            shared.clientError = "client: unexpected answer \(reply.map { String(decoding: $0, as: UTF8.self) })"
+            shared.clientError =
+              "client: unexpected answer \(reply.map { String(decoding: $0, as: UTF8.self) })"
             continue
           }
           let k = Int(n - 1)
@@ -459,7 +496,9 @@ public struct ChaosHarness {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
   }
 
-  static func leBytes(_ v: Int64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: v) >> UInt64(8 * $0)) } }
+  static func leBytes(_ v: Int64) -> [UInt8] {
+    (0..<8).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: v) >> UInt64(8 * $0)) }
+  }
 
   static func int64(_ bytes: [UInt8]) -> Int64? {
     guard bytes.count == 8 else { return nil }

@@ -16,7 +16,9 @@ public enum TOMLScalar: Sendable, Equatable {
       self = .bool(text == "true")
     } else if let i = Int(text.replacingOccurrences(of: "_", with: "")) {
       self = .integer(i)
-    } else if text.first.map({ $0.isNumber || $0 == "." || $0 == "-" }) == true, let d = Double(text), d.isFinite {
+    } else if text.first.map({ $0.isNumber || $0 == "." || $0 == "-" }) == true, let d = Double(text),
+      d.isFinite
+    {
       self = .number(d)
     } else {
       return nil
@@ -53,11 +55,14 @@ public struct MiniTOML: Sendable {
         current = (name, false)
         continue
       }
-      guard let eq = line.firstIndex(of: "=") else { throw ScenarioError("\(file):\(n + 1): expected key = value") }
+      guard let eq = line.firstIndex(of: "=") else {
+        throw ScenarioError("\(file):\(n + 1): expected key = value")
+      }
       let key = line[..<eq].trimmingCharacters(in: .whitespaces)
       let valueText = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
       guard let value = TOMLScalar(valueText) else {
-        throw ScenarioError("\(file):\(n + 1): value of '\(key)' must be a \"string\", a number or true/false")
+        throw ScenarioError(
+          "\(file):\(n + 1): value of '\(key)' must be a \"string\", a number or true/false")
       }
       guard let current else { throw ScenarioError("\(file):\(n + 1): '\(key)' outside a table") }
       if current.isArray {
@@ -98,7 +103,9 @@ struct TableReader {
   mutating func int(_ key: String, _ d: Int) throws(ScenarioError) -> Int {
     used.append(key)
     guard let v = value(key) else { return d }
-    guard case .integer(let i) = v else { throw ScenarioError("\(file): [\(name)] \(key) must be an integer") }
+    guard case .integer(let i) = v else {
+      throw ScenarioError("\(file): [\(name)] \(key) must be an integer")
+    }
     return i
   }
 
@@ -116,20 +123,25 @@ struct TableReader {
   mutating func bool(_ key: String, _ d: Bool) throws(ScenarioError) -> Bool {
     used.append(key)
     guard let v = value(key) else { return d }
-    guard case .bool(let b) = v else { throw ScenarioError("\(file): [\(name)] \(key) must be true or false") }
+    guard case .bool(let b) = v else {
+      throw ScenarioError("\(file): [\(name)] \(key) must be true or false")
+    }
     return b
   }
 
   mutating func string(_ key: String, _ d: String) throws(ScenarioError) -> String {
     used.append(key)
     guard let v = value(key) else { return d }
-    guard case .string(let s) = v else { throw ScenarioError("\(file): [\(name)] \(key) must be a \"string\"") }
+    guard case .string(let s) = v else {
+      throw ScenarioError("\(file): [\(name)] \(key) must be a \"string\"")
+    }
     return s
   }
 
   func finish() throws(ScenarioError) {
     for e in entries where !used.contains(e.key) {
-      throw ScenarioError("\(file): [\(name)] has an unknown key '\(e.key)' (known: \(used.joined(separator: ", ")))")
+      throw ScenarioError(
+        "\(file): [\(name)] has an unknown key '\(e.key)' (known: \(used.joined(separator: ", ")))")
     }
   }
 }

@@ -46,7 +46,8 @@ public struct Scenario: Sendable {
   public var links = LinkProxy.Rates()
 
   public var replicas: [ReplicaSpec] = [
-    ReplicaSpec(id: "r1", kernel: "v1"), ReplicaSpec(id: "r2", kernel: "v2"), ReplicaSpec(id: "r3", kernel: "v1"),
+    ReplicaSpec(id: "r1", kernel: "v1"), ReplicaSpec(id: "r2", kernel: "v2"),
+    ReplicaSpec(id: "r3", kernel: "v1"),
   ]
 
   public init() {}
@@ -60,9 +61,11 @@ public struct Scenario: Sendable {
 
   public static func parse(_ text: String, file: String) throws(ScenarioError) -> Scenario {
     let doc = try MiniTOML.parse(text, file: file)
-    for name in doc.tables.keys.sorted() where !["scenario", "market", "submit", "faults", "links"].contains(name) {
+    for name in doc.tables.keys.sorted()
+    where !["scenario", "market", "submit", "faults", "links"].contains(name) {
       throw ScenarioError(
-        "\(file): unknown table [\(name)] (known: [scenario], [market], [submit], [faults], [links], [[replica]])")
+        "\(file): unknown table [\(name)] (known: [scenario], [market], [submit], [faults], [links], [[replica]])"
+      )
     }
     for name in doc.arrays.keys.sorted() where name != "replica" {
       throw ScenarioError("\(file): unknown array [[\(name)]] (known: [[replica]])")
@@ -104,18 +107,23 @@ public struct Scenario: Sendable {
     try f.finish()
     var l = TableReader(file: file, name: "links", entries: doc.tables["links"])
     s.links.votes = LinkFaults(
-      drop: try l.number("votes_drop", 0), dup: try l.number("votes_dup", 0), delay: try l.number("votes_delay", 0),
+      drop: try l.number("votes_drop", 0), dup: try l.number("votes_dup", 0),
+      delay: try l.number("votes_delay", 0),
       delayMsMax: try l.int("votes_delay_ms", 200))
     s.links.fetchReplies = LinkFaults(
-      drop: try l.number("fetch_drop", 0), dup: try l.number("fetch_dup", 0), delay: try l.number("fetch_delay", 0),
+      drop: try l.number("fetch_drop", 0), dup: try l.number("fetch_dup", 0),
+      delay: try l.number("fetch_delay", 0),
       delayMsMax: try l.int("fetch_delay_ms", 200))
     s.links.fetchRequests = LinkFaults(
       drop: try l.number("fetch_request_drop", 0), dup: try l.number("fetch_request_dup", 0),
       delay: try l.number("fetch_request_delay", 0), delayMsMax: s.links.fetchReplies.delayMsMax)
     try l.finish()
-    for (name, f) in [("votes", s.links.votes), ("fetch", s.links.fetchReplies), ("fetch_request", s.links.fetchRequests)] {
+    for (name, f) in [
+      ("votes", s.links.votes), ("fetch", s.links.fetchReplies), ("fetch_request", s.links.fetchRequests),
+    ] {
       guard [f.drop, f.dup, f.delay].allSatisfy({ $0 >= 0 && $0 < 1 }) && f.drop <= 0.5 else {
-        throw ScenarioError("\(file): [links] \(name)_drop must be 0...0.5, \(name)_dup and \(name)_delay 0...<1")
+        throw ScenarioError(
+          "\(file): [links] \(name)_drop must be 0...0.5, \(name)_dup and \(name)_delay 0...<1")
       }
       guard f.delayMsMax >= 0 && f.delayMsMax <= 10_000 else {
         throw ScenarioError("\(file): [links] \(name)_delay_ms must be 0...10000")

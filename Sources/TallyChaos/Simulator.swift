@@ -409,7 +409,8 @@ public final class Simulation {
     let votedDigest = voterDecided.last?.stateDigest
     let reportReplica = replicas.first { $0.engine != nil && $0.engine!.stateDigest == votedDigest }
     let input = CheckInput(
-      batches: clientBatches, acks: acks, observed: emitted, observedIsComplete: true, reference: market.reference,
+      batches: clientBatches, acks: acks, observed: emitted, observedIsComplete: true,
+      reference: market.reference,
       report: reportReplica?.engine?.engine.outputFiles(),
       replicas: replicas.map {
         ReplicaFinal(
@@ -421,7 +422,8 @@ public final class Simulation {
     for a in check.anomalies {
       // A byzantine replica whose divergent votes never reached a live voter when it
       // could compare them is a known gap of the voter (docs/CHAOS.md), not a miss.
-      if a.kind == "BYZANTINE_UNDETECTED", let b = byzantine.first(where: { a.detail.contains("replica \($0.id) ") }),
+      if a.kind == "BYZANTINE_UNDETECTED",
+        let b = byzantine.first(where: { a.detail.contains("replica \($0.id) ") }),
         !byzantineCompared.contains(b.id)
       {
         knownIssues.append(
@@ -436,7 +438,8 @@ public final class Simulation {
     notes += check.notes
     var digest = trace
     return SimResult(
-      seed: options.seed, anomalies: anomalies, knownIssues: knownIssues, notes: notes, traceDigest: digest.finalize().hexString,
+      seed: options.seed, anomalies: anomalies, knownIssues: knownIssues, notes: notes,
+      traceDigest: digest.finalize().hexString,
       trace: traceLines, events: check.events, steps: steps, simulatedMs: now, faults: faultCounts,
       parameters: parameters)
   }
@@ -531,7 +534,8 @@ public final class Simulation {
     switch n {
     case .replica(let r):
       do { try openReplica(r) } catch {
-        ackAnomalies.append(Anomaly("RESTART_FAILED", "replica r\(r + 1) could not reopen its state: \(error)"))
+        ackAnomalies.append(
+          Anomaly("RESTART_FAILED", "replica r\(r + 1) could not reopen its state: \(error)"))
         replicas[r].store = InMemoryStateStore()
         try? openReplica(r)
       }
@@ -594,7 +598,9 @@ public final class Simulation {
     if let known = acks[i] {
       if known != (first, last) {
         ackAnomalies.append(
-          Anomaly("ACK_CHANGED", seq: first, "batch \(batch) acked \(known.first)...\(known.last), then \(first)...\(last)"))
+          Anomaly(
+            "ACK_CHANGED", seq: first,
+            "batch \(batch) acked \(known.first)...\(known.last), then \(first)...\(last)"))
       }
       return
     }
@@ -654,7 +660,8 @@ public final class Simulation {
   // The replicas (Replica.swift).
   func openReplica(_ r: Int) throws {
     let kernel = try KernelCatalog.make(replicas[r].kernel, feeRows: market.reference.feeRows)
-    replicas[r].engine = try DurableEngine(store: replicas[r].store, reference: market.reference, kernel: kernel)
+    replicas[r].engine = try DurableEngine(
+      store: replicas[r].store, reference: market.reference, kernel: kernel)
     replicas[r].fetchSentAt = nil
     replicas[r].lastHeartbeat = -10_000
     log("open r\(r + 1) at seq \(replicas[r].engine!.committedSeq)")
@@ -700,7 +707,9 @@ public final class Simulation {
         try durable.commit { digest in
           var d = digest
           if flip { d[0] ^= 1 }
-          let v = Vote(replica: id, kernel: kernel, first: batch.first, last: batch.last, outcomes: outcomes, stateDigest: d)
+          let v = Vote(
+            replica: id, kernel: kernel, first: batch.first, last: batch.last, outcomes: outcomes,
+            stateDigest: d)
           built.vote = v
           var extra = StoreBatch()
           extra.put(Self.voteKey(batch.first), v.encoded)
@@ -716,7 +725,8 @@ public final class Simulation {
   func replicaResend(_ r: Int, from: Int64) {
     var sent = 0
     try? replicas[r].store.scan(prefix: [0x20]) { key, value in
-      guard key.lexicographicallyPrecedes(Self.voteKey(from)) == false, let vote = try? Vote(decoding: value) else {
+      guard key.lexicographicallyPrecedes(Self.voteKey(from)) == false, let vote = try? Vote(decoding: value)
+      else {
         return true
       }
       sent += 1
@@ -772,8 +782,11 @@ public final class Simulation {
     for d in emits {
       voterDecided.append(d)
       voterWatermark = d.last + 1
-      emitted.append(ObservedBatch(first: d.first, last: d.last, outcomes: d.outcomes, stateDigest: d.stateDigest))
-      if let v = byzantinePending.removeValue(forKey: d.first), v.last == d.last, v.key != d.outputDigest + d.stateDigest {
+      emitted.append(
+        ObservedBatch(first: d.first, last: d.last, outcomes: d.outcomes, stateDigest: d.stateDigest))
+      if let v = byzantinePending.removeValue(forKey: d.first), v.last == d.last,
+        v.key != d.outputDigest + d.stateDigest
+      {
         byzantineCompared.append(v.replica)
       }
       log("decide \(d.first)-\(d.last)")
@@ -809,7 +822,8 @@ public enum Simulator {
       return try Simulation(options).run()
     } catch {
       return SimResult(
-        seed: options.seed, anomalies: [Anomaly("SETUP", "\(error)")], knownIssues: [], notes: [], traceDigest: "", trace: [],
+        seed: options.seed, anomalies: [Anomaly("SETUP", "\(error)")], knownIssues: [], notes: [],
+        traceDigest: "", trace: [],
         events: 0, steps: 0, simulatedMs: 0, faults: [], parameters: "")
     }
   }

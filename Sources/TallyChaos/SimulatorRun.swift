@@ -33,7 +33,8 @@ public struct SimulatorSummary: Sendable {
 
   public var json: String {
     JSON.render([
-      ("mode", .string("simulate")), ("seeds", .int(Int64(seeds))), ("failed_seeds", .array(failed.map { .int(Int64(bitPattern: $0.seed)) })),
+      ("mode", .string("simulate")), ("seeds", .int(Int64(seeds))),
+      ("failed_seeds", .array(failed.map { .int(Int64(bitPattern: $0.seed)) })),
       ("known_issue_seeds", .array(withKnownIssues.map { .int(Int64(bitPattern: $0.seed)) })),
       ("events", .int(events)), ("steps", .int(Int64(steps))), ("simulated_ms", .int(simulatedMs)),
       ("faults", .object(faults.sorted { $0.kind < $1.kind }.map { ($0.kind, .int(Int64($0.count))) })),
@@ -42,7 +43,10 @@ public struct SimulatorSummary: Sendable {
         .array(
           failed.flatMap { r in
             r.anomalies.map { a in
-              .object([("seed", .int(Int64(bitPattern: r.seed))), ("kind", .string(a.kind)), ("seq", a.seq.map { .int($0) } ?? .null), ("detail", .string(a.detail))])
+              .object([
+                ("seed", .int(Int64(bitPattern: r.seed))), ("kind", .string(a.kind)),
+                ("seq", a.seq.map { .int($0) } ?? .null), ("detail", .string(a.detail)),
+              ])
             }
           })
       ),
@@ -52,7 +56,8 @@ public struct SimulatorSummary: Sendable {
 
 public enum SimulatorRun {
   public static func run(
-    from: UInt64, count: Int, configure: (inout SimOptions) -> Void = { _ in }, progress: (SimResult) -> Void = { _ in }
+    from: UInt64, count: Int, configure: (inout SimOptions) -> Void = { _ in },
+    progress: (SimResult) -> Void = { _ in }
   ) -> SimulatorSummary {
     var summary = SimulatorSummary()
     for k in 0..<count {
@@ -66,13 +71,19 @@ public enum SimulatorRun {
   }
 
   public static func describe(_ r: SimResult) -> String {
-    var lines = ["seed \(r.seed): \(r.anomalies.isEmpty ? "ok" : "FAILED with \(r.anomalies.count) anomalies")"]
+    var lines = [
+      "seed \(r.seed): \(r.anomalies.isEmpty ? "ok" : "FAILED with \(r.anomalies.count) anomalies")"
+    ]
     lines.append("  \(r.parameters)")
-    lines.append("  \(r.events) events, \(r.steps) steps, \(r.simulatedMs) simulated ms, trace \(r.traceDigest.prefix(16))")
+    lines.append(
+      "  \(r.events) events, \(r.steps) steps, \(r.simulatedMs) simulated ms, trace \(r.traceDigest.prefix(16))"
+    )
     for a in r.anomalies { lines.append("  ANOMALY \(a)") }
     for a in r.knownIssues { lines.append("  KNOWN ISSUE \(a)") }
     for n in r.notes { lines.append("  note: \(n)") }
-    if !r.anomalies.isEmpty { lines.append("  replay: tally chaos --simulate --from-seed \(r.seed) --seeds 1 --trace") }
+    if !r.anomalies.isEmpty {
+      lines.append("  replay: tally chaos --simulate --from-seed \(r.seed) --seeds 1 --trace")
+    }
     return lines.joined(separator: "\n")
   }
 }

@@ -14,7 +14,8 @@ public struct ClusterClientError: Error, CustomStringConvertible, Sendable {
 public enum ControlClient {
   /// One request to a node's control endpoint; nil when it does not answer in time.
   public static func request(
-    context: ZMQContext, endpoint: String, _ frames: [[UInt8]], timeoutMs: Int32 = 1_000, curve: CurveKeys? = nil
+    context: ZMQContext, endpoint: String, _ frames: [[UInt8]], timeoutMs: Int32 = 1_000,
+    curve: CurveKeys? = nil
   ) throws -> [[UInt8]]? {
     let s = try ZMQSocket(context: context, type: .dealer)
     defer { s.close() }
@@ -25,10 +26,14 @@ public enum ControlClient {
     return try s.receive(timeoutMs: timeoutMs)
   }
 
-  public static func status(context: ZMQContext, endpoint: String, timeoutMs: Int32 = 1_000, curve: CurveKeys? = nil)
+  public static func status(
+    context: ZMQContext, endpoint: String, timeoutMs: Int32 = 1_000, curve: CurveKeys? = nil
+  )
     -> String?
   {
-    guard let reply = try? request(context: context, endpoint: endpoint, ["STATUS".bytes], timeoutMs: timeoutMs, curve: curve),
+    guard
+      let reply = try? request(
+        context: context, endpoint: endpoint, ["STATUS".bytes], timeoutMs: timeoutMs, curve: curve),
       let first = reply.first
     else { return nil }
     return first.text
@@ -100,7 +105,8 @@ public enum Submitter {
   }
 
   public static func submit(
-    context: ZMQContext, ingest: String, files: [[UInt8]], clientId: String, linesMax: Int = batchLinesDefault,
+    context: ZMQContext, ingest: String, files: [[UInt8]], clientId: String,
+    linesMax: Int = batchLinesDefault,
     curve: CurveKeys? = nil, journalEndBefore: Int64 = 0, progress: (String) -> Void = { _ in }
   ) throws -> SubmitResult {
     let frames = batches(files, linesMax: linesMax)
@@ -130,7 +136,8 @@ public enum Submitter {
         if reply[2].text == "ERR" {
           throw ClusterClientError("batch \(n) refused: \(reply.count > 3 ? reply[3].text : "?")")
         }
-        guard reply.count == 5, inFlight[i] != nil, let first = Int64(reply[3].text), let last = Int64(reply[4].text)
+        guard reply.count == 5, inFlight[i] != nil, let first = Int64(reply[3].text),
+          let last = Int64(reply[4].text)
         else { continue }  // a duplicate answer to a retry
         inFlight[i] = nil
         acked += 1
@@ -148,7 +155,8 @@ public enum Submitter {
       for i in inFlight.keys.sorted() where clock.now - inFlight[i]!.sentAt > .milliseconds(ackTimeoutMs) {
         let f = inFlight[i]!
         guard f.attempts < attemptsMax else {
-          throw ClusterClientError("batch \(i + 1) not acknowledged after \(attemptsMax) attempts; is the sequencer up?")
+          throw ClusterClientError(
+            "batch \(i + 1) not acknowledged after \(attemptsMax) attempts; is the sequencer up?")
         }
         progress("batch \(i + 1) not acknowledged yet; sending it again (a retry is never journaled twice)")
         try send(i)
@@ -163,17 +171,21 @@ public enum Reporter {
   /// seven files from replicas whose state digest equals the voted one, and
   /// returns them when a quorum of those replicas produced identical bytes.
   public static func report(
-    context: ZMQContext, config: ClusterConfig, timeoutSeconds: Int = 300, progress: (String) -> Void = { _ in }
+    context: ZMQContext, config: ClusterConfig, timeoutSeconds: Int = 300,
+    progress: (String) -> Void = { _ in }
   ) throws -> [(name: String, bytes: [UInt8])] {
     let clock = ContinuousClock()
     let deadline = clock.now + .seconds(timeoutSeconds)
     let curve = config.curve
-    guard let seqStatus = ControlClient.status(context: context, endpoint: config.sequencerControl, curve: curve),
+    guard
+      let seqStatus = ControlClient.status(context: context, endpoint: config.sequencerControl, curve: curve),
       let lastSeq = ControlClient.field(seqStatus, "last_seq")
     else { throw ClusterClientError("the sequencer does not answer at \(config.sequencerControl)") }
     var reported = Int64(-1)
     while true {
-      guard clock.now < deadline else { throw ClusterClientError("timed out waiting for the voter to reach seq \(lastSeq)") }
+      guard clock.now < deadline else {
+        throw ClusterClientError("timed out waiting for the voter to reach seq \(lastSeq)")
+      }
       if let s = ControlClient.status(context: context, endpoint: config.voterControl, curve: curve),
         let w = ControlClient.field(s, "watermark")
       {
@@ -189,8 +201,9 @@ public enum Reporter {
     // otherwise the quorum below also requires equal state digests.
     var voted: [UInt8]? = nil
     if lastSeq > 0 {
-      guard let reply = try ControlClient.request(
-        context: context, endpoint: config.voterControl, ["DECIDED".bytes, lastSeq.leBytes], curve: curve),
+      guard
+        let reply = try ControlClient.request(
+          context: context, endpoint: config.voterControl, ["DECIDED".bytes, lastSeq.leBytes], curve: curve),
         reply.count == 2, reply[0].text == "YES"
       else { throw ClusterClientError("the voter has no decided batch ending at seq \(lastSeq)") }
       voted = reply[1].isEmpty ? nil : reply[1]
@@ -199,13 +212,17 @@ public enum Reporter {
       var groups: [(digest: [UInt8], files: [(name: String, bytes: [UInt8])], count: Int)] = []
       for i in config.replicas.indices {
         // A replica that is down must not cost the report a long timeout.
-        guard let pong = try ControlClient.request(
-          context: context, endpoint: config.replicaControl(i), ["PING".bytes], timeoutMs: 1_000, curve: curve),
+        guard
+          let pong = try ControlClient.request(
+            context: context, endpoint: config.replicaControl(i), ["PING".bytes], timeoutMs: 1_000,
+            curve: curve),
           pong.first?.text == "PONG"
         else { continue }
-        guard let reply = try ControlClient.request(
-          context: context, endpoint: config.replicaControl(i), ["REPORT".bytes, lastSeq.leBytes], timeoutMs: 30_000,
-          curve: curve),
+        guard
+          let reply = try ControlClient.request(
+            context: context, endpoint: config.replicaControl(i), ["REPORT".bytes, lastSeq.leBytes],
+            timeoutMs: 30_000,
+            curve: curve),
           reply.count == 4, reply[0].text == "REPORT"
         else { continue }
         if let voted, reply[2] != voted { continue }  // not the voted state: not used

@@ -72,16 +72,21 @@ public struct ClusterConfig: Sendable, Equatable {
       if line.hasPrefix("[") && line.hasSuffix("]") {
         current = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
         guard ["cluster", "limits", "security", "links"].contains(current) else {
-          throw ConfigError("\(file):\(n + 1): unknown table [\(current)] (known: [cluster], [limits], [security], [links], [[replica]])")
+          throw ConfigError(
+            "\(file):\(n + 1): unknown table [\(current)] (known: [cluster], [limits], [security], [links], [[replica]])"
+          )
         }
         inReplica = false
         continue
       }
-      guard let eq = line.firstIndex(of: "=") else { throw ConfigError("\(file):\(n + 1): expected key = value") }
+      guard let eq = line.firstIndex(of: "=") else {
+        throw ConfigError("\(file):\(n + 1): expected key = value")
+      }
       let key = line[..<eq].trimmingCharacters(in: .whitespaces)
       let valueText = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
       guard let value = TOMLValue(valueText) else {
-        throw ConfigError("\(file):\(n + 1): value of '\(key)' must be a \"string\", an integer or true/false")
+        throw ConfigError(
+          "\(file):\(n + 1): value of '\(key)' must be a \"string\", an integer or true/false")
       }
       if inReplica {
         replicaTables[replicaTables.count - 1][key] = value
@@ -107,7 +112,9 @@ public struct ClusterConfig: Sendable, Equatable {
       guard let id = try string(r, "id", nil), !id.isEmpty,
         id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
       else { throw ConfigError("\(file): replica \(i + 1) needs an id of letters, digits, - or _") }
-      guard !replicas.contains(where: { $0.id == id }) else { throw ConfigError("\(file): replica id \(id) repeats") }
+      guard !replicas.contains(where: { $0.id == id }) else {
+        throw ConfigError("\(file): replica id \(id) repeats")
+      }
       replicas.append(Replica(id: id, kernel: try string(r, "kernel", "v1")!))
     }
     guard !replicas.isEmpty else { throw ConfigError("\(file): at least one [[replica]] is needed") }
@@ -115,7 +122,8 @@ public struct ClusterConfig: Sendable, Equatable {
       name: try string(cluster, "name", "tally")!, data: try string(cluster, "data", ".tally/data")!,
       reference: try string(cluster, "reference", nil), host: try string(cluster, "host", "127.0.0.1")!,
       basePort: try int(cluster, "base_port", 7100), replicas: replicas,
-      fetchBatchesMax: try int(limits, "fetch_batches_max", 16), heartbeatMs: try int(limits, "heartbeat_ms", 500),
+      fetchBatchesMax: try int(limits, "fetch_batches_max", 16),
+      heartbeatMs: try int(limits, "heartbeat_ms", 500),
       repairsMax: try int(limits, "repairs_max", 3))
     config.checkpointEvents = try int(limits, "checkpoint_events", 50_000)
     config.replicaFetchVia = try string(tables["links"] ?? [:], "replica_fetch_via", nil)

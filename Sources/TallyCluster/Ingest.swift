@@ -23,7 +23,9 @@ public enum Ingest {
   public static func parse(_ frames: [[UInt8]]) -> Result<IngestBatch, IngestRefusal> {
     guard frames.count == 4, frames[0] == magic else { return .failure(.badFrames) }
     let client = frames[1]
-    guard !client.isEmpty, client.count <= 64, client.allSatisfy(isClientByte) else { return .failure(.badClient) }
+    guard !client.isEmpty, client.count <= 64, client.allSatisfy(isClientByte) else {
+      return .failure(.badClient)
+    }
     guard let number = batchNumber(frames[2]) else { return .failure(.badBatch) }
     let events = frames[3]
     guard events.count <= WireLimits.batchBytesMax else { return .failure(.tooLarge) }

@@ -34,7 +34,8 @@ public final class Replica {
   public private(set) var repairs = 0
 
   public init(
-    config: ClusterConfig, index: Int, dataDir: String, reference: ReferenceData, faults: ReplicaFaults = .init(),
+    config: ClusterConfig, index: Int, dataDir: String, reference: ReferenceData,
+    faults: ReplicaFaults = .init(),
     log: Logger
   ) throws {
     self.config = config
@@ -46,7 +47,9 @@ public final class Replica {
     self.faults = faults
     self.log = log
     (store, durable) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
-    log.info("replica \(id): kernel \(kernelName), state at seq \(durable.committedSeq), checkpoint every \(config.checkpointEvents) seqs")
+    log.info(
+      "replica \(id): kernel \(kernelName), state at seq \(durable.committedSeq), checkpoint every \(config.checkpointEvents) seqs"
+    )
   }
 
   static func open(dataDir: String, reference: ReferenceData, kernel: String) throws -> (
@@ -91,7 +94,8 @@ public final class Replica {
     }
     guard isCheckpoint(batch) else {
       let vote = Vote(
-        replica: id, kernel: kernelName, first: batch.first, last: batch.last, outcomes: outcomes, stateDigest: [])
+        replica: id, kernel: kernelName, first: batch.first, last: batch.last, outcomes: outcomes,
+        stateDigest: [])
       uncommittedVotes.append(vote)
       return vote
     }
@@ -101,7 +105,9 @@ public final class Replica {
     try durable.commit { digest in
       var d = digest
       if flip { d[0] ^= 1 }
-      let v = Vote(replica: id, kernel: kernelName, first: batch.first, last: batch.last, outcomes: outcomes, stateDigest: d)
+      let v = Vote(
+        replica: id, kernel: kernelName, first: batch.first, last: batch.last, outcomes: outcomes,
+        stateDigest: d)
       box.vote = v
       var extra = StoreBatch()
       for e in earlier { extra.put(Self.voteKey(e.first), e.encoded) }
@@ -128,7 +134,8 @@ public final class Replica {
     (store, durable) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
     uncommittedVotes = []
     repairs += 1
-    log.warn("replica \(id): state deleted on repair request; replaying the journal from seq 1 (repair \(repairs))")
+    log.warn(
+      "replica \(id): state deleted on repair request; replaying the journal from seq 1 (repair \(repairs))")
   }
 
   public func statusJSON() -> String {
@@ -155,7 +162,8 @@ public final class Replica {
     let control = try ZMQSocket(context: context, type: .router)
     try Secure.server(control, config.curve)
     try control.bind(config.replicaControl(index))
-    log.info("replica \(id): fetching from \(config.replicaFetchEndpoint), voting to \(config.replicaVotesEndpoint)")
+    log.info(
+      "replica \(id): fetching from \(config.replicaFetchEndpoint), voting to \(config.replicaVotesEndpoint)")
     let clock = ContinuousClock()
     var fetchSentAt: ContinuousClock.Instant? = nil
     var lastHeartbeat = clock.now - .seconds(10)
@@ -166,7 +174,8 @@ public final class Replica {
         fetchSentAt = now
       }
       if now - lastHeartbeat > .milliseconds(config.heartbeatMs) {
-        let hb = Heartbeat(replica: id, kernel: kernelName, appliedSeq: appliedSeq, stateDigest: durable.stateDigest)
+        let hb = Heartbeat(
+          replica: id, kernel: kernelName, appliedSeq: appliedSeq, stateDigest: durable.stateDigest)
         _ = try votes.send(["HB".bytes, hb.encoded], dontWait: true)
         lastHeartbeat = now
       }

@@ -15,7 +15,9 @@ public struct CurveKeys: Sendable, Equatable {
   public var clientSecret: String
   public var authorizedClients: [String]
 
-  static let files = ["server.public", "server.secret", "node.public", "node.secret", "client.public", "client.secret"]
+  static let files = [
+    "server.public", "server.secret", "node.public", "node.secret", "client.public", "client.secret",
+  ]
 
   public static func load(_ dir: String) throws(ConfigError) -> CurveKeys {
     func read(_ name: String) throws(ConfigError) -> String {
@@ -23,7 +25,9 @@ public struct CurveKeys: Sendable, Equatable {
         throw ConfigError("\(dir)/\(name): missing (make the folder with `tally keygen --out \(dir)`)")
       }
       let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-      guard ZMQCurve.isValidKey(key) else { throw ConfigError("\(dir)/\(name): not a 40-character Z85 CURVE key") }
+      guard ZMQCurve.isValidKey(key) else {
+        throw ConfigError("\(dir)/\(name): not a 40-character Z85 CURVE key")
+      }
       return key
     }
     var authorized: [String] = []
@@ -70,7 +74,8 @@ public enum Secure {
   /// A node connecting to another node.
   public static func node(_ socket: ZMQSocket, _ keys: CurveKeys?) throws {
     guard let keys else { return }
-    try socket.asCurveClient(serverPublicKey: keys.serverPublic, publicKey: keys.nodePublic, secretKey: keys.nodeSecret)
+    try socket.asCurveClient(
+      serverPublicKey: keys.serverPublic, publicKey: keys.nodePublic, secretKey: keys.nodeSecret)
   }
 
   /// An operator's tool connecting to the cluster (submit, report, status).
@@ -82,7 +87,9 @@ public enum Secure {
 
   /// Starts the ZAP handler of a node's context: admits the node key and the
   /// authorized client keys, logs every refusal.
-  public static func authenticator(context: ZMQContext, keys: CurveKeys?, log: Logger) throws -> ZAPAuthenticator? {
+  public static func authenticator(context: ZMQContext, keys: CurveKeys?, log: Logger) throws
+    -> ZAPAuthenticator?
+  {
     guard let keys else { return nil }
     let auth = try ZAPAuthenticator(
       context: context, allowedClientKeys: [keys.nodePublic, keys.clientPublic] + keys.authorizedClients,

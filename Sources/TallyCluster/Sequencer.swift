@@ -42,14 +42,17 @@ public final class Sequencer {
     store = try RocksDBStateStore(path: dataDir + "/journal")
     lastSeq = (try store.value(for: Self.lastSeqKey)).flatMap { Int64(leBytes: $0) } ?? 0
     try store.scan(prefix: [Self.dedupePrefix]) { key, value in
-      dedupe[Array(key.dropFirst())] = (Int64(leBytes: Array(value[0..<8]))!, Int64(leBytes: Array(value[8..<16]))!)
+      dedupe[Array(key.dropFirst())] = (
+        Int64(leBytes: Array(value[0..<8]))!, Int64(leBytes: Array(value[8..<16]))!
+      )
       return true
     }
     try store.scan(prefix: [Self.journalPrefix]) { _, _ in
       batchCount += 1
       return true
     }
-    log.info("sequencer: journal at seq \(lastSeq), \(batchCount) batches, \(dedupe.count) client batches known")
+    log.info(
+      "sequencer: journal at seq \(lastSeq), \(batchCount) batches, \(dedupe.count) client batches known")
   }
 
   static func journalKey(_ first: Int64) -> [UInt8] {
@@ -143,7 +146,9 @@ public final class Sequencer {
     let control = try ZMQSocket(context: context, type: .router)
     try Secure.server(control, config.curve)
     try control.bind(config.sequencerControl)
-    log.info("sequencer: ingest \(config.ingest), fetch \(config.sequencerFetch), control \(config.sequencerControl)")
+    log.info(
+      "sequencer: ingest \(config.ingest), fetch \(config.sequencerFetch), control \(config.sequencerControl)"
+    )
     let clock = ContinuousClock()
     while !stop() {
       let ready = try ZMQPoller.poll([ingest, fetch, control], timeoutMs: 100)
@@ -195,7 +200,8 @@ public final class Sequencer {
     guard !accepted.isEmpty else { return }
     let ranges = try journal(accepted.map(\.batch))
     for (i, a) in accepted.enumerated() {
-      try ingest.send([a.identity] + Ingest.ok(batch: a.frames[2], first: ranges[i].first, last: ranges[i].last))
+      try ingest.send(
+        [a.identity] + Ingest.ok(batch: a.frames[2], first: ranges[i].first, last: ranges[i].last))
     }
   }
 

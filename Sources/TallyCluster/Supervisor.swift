@@ -21,7 +21,8 @@ public struct Supervisor {
   public let configPath: String
   public let executable: String
 
-  public init(config: ClusterConfig, configPath: String, data: String, reference: String?, executable: String) {
+  public init(config: ClusterConfig, configPath: String, data: String, reference: String?, executable: String)
+  {
     self.config = config
     self.configPath = configPath
     self.data = data
@@ -32,7 +33,9 @@ public struct Supervisor {
   public var nodes: [NodeSpec] {
     [NodeSpec(name: "sequencer", role: "sequencer", replicaId: nil, control: config.sequencerControl)]
       + config.replicas.enumerated().map {
-        NodeSpec(name: $0.element.id, role: "replica", replicaId: $0.element.id, control: config.replicaControl($0.offset))
+        NodeSpec(
+          name: $0.element.id, role: "replica", replicaId: $0.element.id,
+          control: config.replicaControl($0.offset))
       } + [NodeSpec(name: "voter", role: "voter", replicaId: nil, control: config.voterControl)]
   }
 
@@ -61,7 +64,8 @@ public struct Supervisor {
   }
 
   /// Starts every node that is not running; returns the names started.
-  public func up(context: ZMQContext, readyTimeoutSeconds: Int = 30, extraArguments: [String: [String]] = [:]) throws
+  public func up(context: ZMQContext, readyTimeoutSeconds: Int = 30, extraArguments: [String: [String]] = [:])
+    throws
     -> [String]
   {
     try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
@@ -101,7 +105,8 @@ public struct Supervisor {
           throw ClusterClientError("node \(node.name) exited while starting; see \(logPath(node))")
         }
         if clock.now > deadline {
-          throw ClusterClientError("node \(node.name) did not become ready in \(readyTimeoutSeconds) s; see \(logPath(node))")
+          throw ClusterClientError(
+            "node \(node.name) did not become ready in \(readyTimeoutSeconds) s; see \(logPath(node))")
         }
       }
     }

@@ -31,7 +31,8 @@ public indirect enum JSON {
     case .bool(let b): return b ? "true" : "false"
     case .null: return "null"
     case .array(let a): return "[" + a.map(\.text).joined(separator: ",") + "]"
-    case .object(let o): return "{" + o.map { JSON.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
+    case .object(let o):
+      return "{" + o.map { JSON.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
     }
   }
 

@@ -43,8 +43,12 @@ public final class Voter {
     core = VoterCore(
       replicaIds: config.replicas.map(\.id), quorum: config.quorum, repairsMax: config.repairsMax,
       watermark: watermark, decided: decided)
-    if let stored = try store.value(for: Self.replicasKey) { core.restore(views: try Self.decodeViews(stored)) }
-    log.info("voter: watermark \(watermark) (\(decided.count) batches decided), quorum \(config.quorum) of \(config.replicas.count)")
+    if let stored = try store.value(for: Self.replicasKey) {
+      core.restore(views: try Self.decodeViews(stored))
+    }
+    log.info(
+      "voter: watermark \(watermark) (\(decided.count) batches decided), quorum \(config.quorum) of \(config.replicas.count)"
+    )
   }
 
   static func key(_ first: Int64) -> [UInt8] {
@@ -123,7 +127,8 @@ public final class Voter {
 
   public func statusJSON() -> String {
     JSON.render([
-      ("role", .string("voter")), ("watermark", .int(core.watermark)), ("decided_through", .int(core.watermark - 1)),
+      ("role", .string("voter")), ("watermark", .int(core.watermark)),
+      ("decided_through", .int(core.watermark - 1)),
       ("quorum", .int(Int64(core.quorum))), ("alerts", .int(Int64(alertsRaised))),
       ("halted", core.halted.map { .string($0.detail) } ?? .null),
       ("last_state_digest", .string(lastDecidedStateDigest.hexString)),
@@ -133,7 +138,8 @@ public final class Voter {
           core.replicas.map {
             .object([
               ("id", .string($0.id)), ("kernel", .string($0.kernel)), ("applied_seq", .int($0.appliedSeq)),
-              ("agreed", .int($0.agreed)), ("dissents", .int($0.dissents)), ("quarantined", .bool($0.quarantined)),
+              ("agreed", .int($0.agreed)), ("dissents", .int($0.dissents)),
+              ("quarantined", .bool($0.quarantined)),
               ("repairs", .int(Int64($0.repairs))),
             ])
           })
@@ -145,14 +151,17 @@ public final class Voter {
     alertsRaised += 1
     let line = JSON.render([
       ("time", .string(ISO8601DateFormatter().string(from: Date()))), ("kind", .string(alert.kind.rawValue)),
-      ("replica", alert.replica.map { .string($0) } ?? .null), ("kernel", alert.kernel.map { .string($0) } ?? .null),
+      ("replica", alert.replica.map { .string($0) } ?? .null),
+      ("kernel", alert.kernel.map { .string($0) } ?? .null),
       ("first_seq", .int(alert.first)), ("last_seq", .int(alert.last)), ("detail", .string(alert.detail)),
     ])
     log.warn("voter: ALERT \(line)")
-    if let handle = FileHandle(forWritingAtPath: alertsPath) ?? {
-      _ = FileManager.default.createFile(atPath: alertsPath, contents: nil)
-      return FileHandle(forWritingAtPath: alertsPath)
-    }() {
+    if let handle = FileHandle(forWritingAtPath: alertsPath)
+      ?? {
+        _ = FileManager.default.createFile(atPath: alertsPath, contents: nil)
+        return FileHandle(forWritingAtPath: alertsPath)
+      }()
+    {
       handle.seekToEndOfFile()
       handle.write(Data((line + "\n").utf8))
       handle.closeFile()
@@ -223,7 +232,9 @@ public final class Voter {
   }
 
   func decidedStateDigest(endingAt seq: Int64) -> [UInt8]? {
-    guard seq < core.watermark, let d = core.decidedKeys.first(where: { $0.value.last == seq }) else { return nil }
+    guard seq < core.watermark, let d = core.decidedKeys.first(where: { $0.value.last == seq }) else {
+      return nil
+    }
     // The key is the output digest, followed by the state digest at checkpoints.
     return d.value.key.count == 64 ? Array(d.value.key.suffix(32)) : []
   }
@@ -282,7 +293,8 @@ public final class Voter {
       if !last.stateDigest.isEmpty { lastDecidedStateDigest = last.stateDigest }
       for a in actions {
         if case .emit(let d) = a {
-          _ = try publish?.send(["DECIDED".bytes, d.first.leBytes, d.last.leBytes, d.outcomes, d.stateDigest], dontWait: true)
+          _ = try publish?.send(
+            ["DECIDED".bytes, d.first.leBytes, d.last.leBytes, d.outcomes, d.stateDigest], dontWait: true)
         }
       }
     }

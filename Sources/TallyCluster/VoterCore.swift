@@ -11,7 +11,9 @@ public struct DecidedBatch: Sendable, Equatable {
 }
 
 public struct VoterAlert: Sendable, Equatable {
-  public enum Kind: String, Sendable { case dissent = "DISSENT", noMajority = "NO_MAJORITY", rejoined = "REJOINED" }
+  public enum Kind: String, Sendable {
+    case dissent = "DISSENT", noMajority = "NO_MAJORITY", rejoined = "REJOINED"
+  }
   public var kind: Kind
   public var replica: String?
   public var kernel: String?
@@ -115,7 +117,8 @@ public struct VoterCore: Sendable {
           actions.append(
             .alert(
               VoterAlert(
-                kind: .rejoined, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
+                kind: .rejoined, replica: replicas[r].id, kernel: vote.kernel, first: vote.first,
+                last: vote.last,
                 detail: "replica caught up and agrees again")))
         }
         if !replicas[r].quarantined { replicas[r].agreed += 1 }
@@ -192,7 +195,8 @@ public struct VoterCore: Sendable {
       }
       let v = votes[winner.replicas[0]]!
       let decided = DecidedBatch(
-        first: v.first, last: v.last, outcomes: v.outcomes, outputDigest: v.outputDigest, stateDigest: v.stateDigest)
+        first: v.first, last: v.last, outcomes: v.outcomes, outputDigest: v.outputDigest,
+        stateDigest: v.stateDigest)
       actions.append(.emit(decided))
       decidedKeys[v.first] = (v.last, winner.key)
       pending[watermark] = nil

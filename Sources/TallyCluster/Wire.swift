@@ -56,7 +56,9 @@ public struct JournalBatch: Sendable, Equatable {
     lines.reserveCapacity(Int(last - first + 1))
     for _ in first...last {
       let n = Int(try r.i32())
-      guard n >= 0 && n <= WireLimits.batchBytesMax else { throw DecodeError(description: "bad line length \(n)") }
+      guard n >= 0 && n <= WireLimits.batchBytesMax else {
+        throw DecodeError(description: "bad line length \(n)")
+      }
       lines.append(try r.bytes(n))
     }
   }
@@ -73,7 +75,9 @@ public struct Vote: Sendable, Equatable {
   public var outputDigest: [UInt8]
   public var stateDigest: [UInt8]
 
-  public init(replica: String, kernel: String, first: Int64, last: Int64, outcomes: [UInt8], stateDigest: [UInt8]) {
+  public init(
+    replica: String, kernel: String, first: Int64, last: Int64, outcomes: [UInt8], stateDigest: [UInt8]
+  ) {
     self.replica = replica
     self.kernel = kernel
     self.first = first
@@ -194,7 +198,9 @@ public enum FileBundle {
     var files: [(String, [UInt8])] = []
     for _ in 0..<n {
       let name = try r.string()
-      guard !name.contains("/"), !name.hasPrefix(".") else { throw DecodeError(description: "bad file name \(name)") }
+      guard !name.contains("/"), !name.hasPrefix(".") else {
+        throw DecodeError(description: "bad file name \(name)")
+      }
       let size = Int(try r.i32())
       guard size >= 0 else { throw DecodeError(description: "bad file size") }
       files.append((name, try r.bytes(size)))

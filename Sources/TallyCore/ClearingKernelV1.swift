@@ -24,7 +24,9 @@ public struct DecimalRate: Sendable, Equatable {
     guard !integerPart.isEmpty, integerPart.allSatisfy({ $0 >= 48 && $0 <= 57 }),
       fractionPart.allSatisfy({ $0 >= 48 && $0 <= 57 })
     else { return nil }
-    while let first = integerPart.first, first == 48, integerPart.count > 1 { integerPart = integerPart.dropFirst() }
+    while let first = integerPart.first, first == 48, integerPart.count > 1 {
+      integerPart = integerPart.dropFirst()
+    }
     while let last = fractionPart.last, last == 48 { fractionPart = fractionPart.dropLast() }
     guard integerPart.count <= Self.integerDigitsMax, fractionPart.count <= Self.fractionDigitsMax else {
       return nil
@@ -109,7 +111,8 @@ public struct ClearingKernelV1: ClearingKernel {
       stamp: fee(.stamp, kind: kind, sell: sell, date: date, amountFen: amountFen))
   }
 
-  public func clear(kind: SecurityKind, tradeDate: Int32, priceMilli: Int64, quantity: Int64) -> TradeClearing {
+  public func clear(kind: SecurityKind, tradeDate: Int32, priceMilli: Int64, quantity: Int64) -> TradeClearing
+  {
     precondition(priceMilli > 0 && quantity > 0, "kernel input not validated")
     // price is in 0.001 CNY, so price × quantity is in 0.001 CNY; fen = that / 10.
     let amount = exactInt64(roundHalfUpDivide(Int128(priceMilli) * Int128(quantity), by: 10), "amount")

@@ -67,8 +67,10 @@ extension TallyState {
       let c = clearingRows.rows[$0]
       return Report.Clearing(
         tradeDate: c.tradeDate, settleDate: settleDate(of: c.tradeDate),
-        participant: participants.rows[Int(c.participant)].id.text, security: securities.rows[Int(c.security)].code.text,
-        buyQuantity: c.buyQuantity, sellQuantity: c.sellQuantity, buyAmount: c.buyAmount, sellAmount: c.sellAmount,
+        participant: participants.rows[Int(c.participant)].id.text,
+        security: securities.rows[Int(c.security)].code.text,
+        buyQuantity: c.buyQuantity, sellQuantity: c.sellQuantity, buyAmount: c.buyAmount,
+        sellAmount: c.sellAmount,
         fees: c.fees)
     }
 
@@ -76,7 +78,9 @@ extension TallyState {
     settlementOrder.sort {
       let a = settlementRows.rows[$0]
       let b = settlementRows.rows[$1]
-      return (a.tradeDate, participantRank[Int(a.participant)]) < (b.tradeDate, participantRank[Int(b.participant)])
+      return (a.tradeDate, participantRank[Int(a.participant)]) < (
+        b.tradeDate, participantRank[Int(b.participant)]
+      )
     }
     r.settlement = settlementOrder.map {
       let s = settlementRows.rows[$0]
@@ -131,7 +135,9 @@ extension TallyState {
         security: securities.rows[Int(t.security)].code.text, quantity: t.quantity, taxFen: t.taxFen)
     }
 
-    r.rejections = rejections.rows.map { Report.Rejection(seq: $0.seq, record: $0.record, ref: $0.ref, reason: $0.reason) }
+    r.rejections = rejections.rows.map {
+      Report.Rejection(seq: $0.seq, record: $0.record, ref: $0.ref, reason: $0.reason)
+    }
     return r
   }
 

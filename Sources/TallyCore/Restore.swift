@@ -52,9 +52,10 @@ public struct StoredTables: Sendable {
 extension TallyState {
   /// A state rebuilt from stored tables; nothing is dirty afterwards.
   public init(restoring stored: StoredTables, reference: ReferenceData, kernel: any ClearingKernel) {
-    self.init(reference: ReferenceData(
-      calendar: reference.calendar, securities: [], participants: [], units: [], accounts: [], holdings: [],
-      feeRows: reference.feeRows), kernel: kernel)
+    self.init(
+      reference: ReferenceData(
+        calendar: reference.calendar, securities: [], participants: [], units: [], accounts: [], holdings: [],
+        feeRows: reference.feeRows), kernel: kernel)
     globals = stored.globals
     globalsDirty = false
     participants = Table(loaded: stored.participants)
@@ -99,7 +100,8 @@ extension TallyState {
     clearingByKey = [:]
     for i in clearingRows.indices {
       let c = clearingRows.rows[i]
-      clearingByKey[ClearingKey(date: c.tradeDate, participant: c.participant, security: c.security)] = Int32(i)
+      clearingByKey[ClearingKey(date: c.tradeDate, participant: c.participant, security: c.security)] = Int32(
+        i)
     }
     settlementByKey = [:]
     for i in settlementRows.indices {
@@ -108,14 +110,18 @@ extension TallyState {
     }
     tradeByKey = [:]
     tradeByKey.reserveCapacity(trades.count)
-    for i in trades.indices { tradeByKey[TradeKey(date: trades.rows[i].date, id: trades.rows[i].tradeId)] = Int32(i) }
+    for i in trades.indices {
+      tradeByKey[TradeKey(date: trades.rows[i].date, id: trades.rows[i].tradeId)] = Int32(i)
+    }
     dayByDate = [:]
     for i in days.indices { dayByDate[days.rows[i].date] = Int32(i) }
     pendingActions = actions.indices.filter { !actions.rows[$0].executed }.map { Int32($0) }
     uncreditedShares = entitlements.indices.filter {
       entitlements.rows[$0].kind == .shares && !entitlements.rows[$0].credited
     }.map { Int32($0) }
-    openDefaults = settlementRows.indices.filter { settlementRows.rows[$0].status == .defaulted }.map { Int32($0) }
+    openDefaults = settlementRows.indices.filter { settlementRows.rows[$0].status == .defaulted }.map {
+      Int32($0)
+    }
     openDefaults.sort {
       let a = settlementRows.rows[Int($0)]
       let b = settlementRows.rows[Int($1)]

@@ -74,7 +74,8 @@ public struct ByteReader {
     }
     return s
   }
-  mutating func enumeration<E: RawRepresentable>(_ type: E.Type) throws(DecodeError) -> E where E.RawValue == UInt8 {
+  mutating func enumeration<E: RawRepresentable>(_ type: E.Type) throws(DecodeError) -> E
+  where E.RawValue == UInt8 {
     let raw = try u8()
     guard let e = E(rawValue: raw) else { throw DecodeError(description: "bad \(E.self) value \(raw)") }
     return e
@@ -179,7 +180,8 @@ extension PositionRecord: CanonicalRow {
     lots.reserveCapacity(count)
     for _ in 0..<count { lots.append(try Lot(from: &r)) }
     self.init(
-      account: account, security: security, quantity: quantity, available: available, withheld: withheld, lots: lots)
+      account: account, security: security, quantity: quantity, available: available, withheld: withheld,
+      lots: lots)
   }
 }
 
@@ -197,7 +199,8 @@ extension ClearingRecord: CanonicalRow {
   public init(from r: inout ByteReader) throws(DecodeError) {
     self.init(
       tradeDate: try r.i32(), participant: try r.i32(), security: try r.i32(), buyQuantity: try r.i64(),
-      sellQuantity: try r.i64(), buyAmount: try r.i128(), sellAmount: try r.i128(), fees: try SideFees(from: &r))
+      sellQuantity: try r.i64(), buyAmount: try r.i128(), sellAmount: try r.i128(),
+      fees: try SideFees(from: &r))
   }
 }
 
@@ -272,7 +275,8 @@ extension ActionRecord: CanonicalRow {
   }
   public init(from r: inout ByteReader) throws(DecodeError) {
     self.init(
-      security: try r.i32(), recordDate: try r.i32(), payDate: try r.i32(), kind: try r.enumeration(ActionKind.self),
+      security: try r.i32(), recordDate: try r.i32(), payDate: try r.i32(),
+      kind: try r.enumeration(ActionKind.self),
       perShareMicro: try r.i64(), base: try r.i64(), bonus: try r.i64(), executed: try r.bool())
   }
 }
@@ -302,7 +306,9 @@ extension RejectionRecord: CanonicalRow {
     w.u8(reason.rawValue)
   }
   public init(from r: inout ByteReader) throws(DecodeError) {
-    self.init(seq: try r.i64(), record: try r.string(), ref: try r.string(), reason: try r.enumeration(RejectReason.self))
+    self.init(
+      seq: try r.i64(), record: try r.string(), ref: try r.string(),
+      reason: try r.enumeration(RejectReason.self))
   }
 }
 
@@ -316,7 +322,8 @@ extension DayRecord: CanonicalRow {
   }
   public init(from r: inout ByteReader) throws(DecodeError) {
     self.init(
-      date: try r.i32(), closed: try r.bool(), settled: try r.bool(), tradeStart: try r.i32(), tradeEnd: try r.i32())
+      date: try r.i32(), closed: try r.bool(), settled: try r.bool(), tradeStart: try r.i32(),
+      tradeEnd: try r.i32())
   }
 }
 
@@ -328,7 +335,8 @@ extension GlobalRecord: CanonicalRow {
     w.i64(appliedSeq)
   }
   public init(from r: inout ByteReader) throws(DecodeError) {
-    self.init(dayOpen: try r.bool(), lastOpened: try r.i32(), nextLotCreation: try r.i64(), appliedSeq: try r.i64())
+    self.init(
+      dayOpen: try r.bool(), lastOpened: try r.i32(), nextLotCreation: try r.i64(), appliedSeq: try r.i64())
   }
 }
 

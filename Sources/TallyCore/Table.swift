@@ -28,7 +28,9 @@ public struct Ident: Hashable, Comparable, Sendable, CustomStringConvertible {
   }
 
   @inlinable public func hash(into hasher: inout Hasher) {
-    let hashed: Void? = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    let hashed: Void? = text.utf8.withContiguousStorageIfAvailable {
+      hasher.combine(bytes: UnsafeRawBufferPointer($0))
+    }
     if hashed != nil { return }
     var count = 0
     for byte in text.utf8 {

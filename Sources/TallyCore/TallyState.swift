@@ -176,7 +176,8 @@ public struct TallyState {
     case .malformed: outcome = .rejected(.malformed)
     }
     if case .rejected(let reason) = outcome {
-      rejections.append(RejectionRecord(seq: seq, record: event.recordWord, ref: event.refText, reason: reason))
+      rejections.append(
+        RejectionRecord(seq: seq, record: event.recordWord, ref: event.refText, reason: reason))
     }
     globals.appliedSeq = seq
     globalsDirty = true
@@ -194,7 +195,8 @@ public struct TallyState {
     globals.dayOpen = true
     globals.lastOpened = date
     let start = Int32(trades.count)
-    let d = days.append(DayRecord(date: date, closed: false, settled: false, tradeStart: start, tradeEnd: start))
+    let d = days.append(
+      DayRecord(date: date, closed: false, settled: false, tradeStart: start, tradeEnd: start))
     dayByDate[date] = d
     // Every holding becomes available except what is withheld.
     for p in awaitingAvailability {
@@ -298,12 +300,14 @@ public struct TallyState {
     positions[buyPosition].quantity += q
     positions[buyPosition].available += c.buyerAvailableNow
     if c.buyerAvailableNow < q { markAwaitingAvailability(buyPosition) }
-    insertLot(Lot(acquired: t.date, creation: takeLotCreation(), accruedMicro: 0, quantity: q), into: buyPosition)
+    insertLot(
+      Lot(acquired: t.date, creation: takeLotCreation(), accruedMicro: 0, quantity: q), into: buyPosition)
 
     let tradeIndex = trades.append(
       TradeRecord(
         tradeId: tradeKey.id, date: t.date, security: security, quantity: q, buyAccount: buyAccount,
-        sellAccount: sellAccount, buyParticipant: buyParticipant, sellParticipant: sellParticipant, clearing: c,
+        sellAccount: sellAccount, buyParticipant: buyParticipant, sellParticipant: sellParticipant,
+        clearing: c,
         taxFen: taxFen, cancelled: false, withheld: 0, sliceStart: sliceStart,
         sliceCount: Int32(slices.count) - sliceStart))
     tradeByKey[tradeKey] = tradeIndex
@@ -326,11 +330,13 @@ public struct TallyState {
       return .rejected(.cannotReverse)
     }
     let c = t.clearing
-    let buyRow = clearingByKey[ClearingKey(date: t.date, participant: t.buyParticipant, security: t.security)]!
+    let buyRow = clearingByKey[
+      ClearingKey(date: t.date, participant: t.buyParticipant, security: t.security)]!
     clearingRows[buyRow].buyQuantity -= q
     clearingRows[buyRow].buyAmount -= Int128(c.amountFen)
     clearingRows[buyRow].fees.subtract(c.buyerFees)
-    let sellRow = clearingByKey[ClearingKey(date: t.date, participant: t.sellParticipant, security: t.security)]!
+    let sellRow = clearingByKey[
+      ClearingKey(date: t.date, participant: t.sellParticipant, security: t.security)]!
     clearingRows[sellRow].sellQuantity -= q
     clearingRows[sellRow].sellAmount -= Int128(c.amountFen)
     clearingRows[sellRow].fees.subtract(c.sellerFees)
@@ -396,7 +402,8 @@ public struct TallyState {
     case .dividend:
       for p in holders {
         let value = exactInt64(
-          roundHalfUpDivide(Int128(positions[p].quantity) * Int128(action.perShareMicro), by: 10_000), "dividend")
+          roundHalfUpDivide(Int128(positions[p].quantity) * Int128(action.perShareMicro), by: 10_000),
+          "dividend")
         if value > 0 {
           entitlements.append(
             EntitlementRecord(
@@ -444,7 +451,8 @@ public struct TallyState {
   // MARK: SETTLE
 
   mutating func applySettle(_ date: Int32, seq: Int64) -> Outcome {
-    guard globals.lastOpened != 0, date == globals.lastOpened, let d = dayByDate[date], !days[d].settled else {
+    guard globals.lastOpened != 0, date == globals.lastOpened, let d = dayByDate[date], !days[d].settled
+    else {
       return .rejected(.badDate)
     }
     days[d].settled = true
@@ -478,7 +486,9 @@ public struct TallyState {
     }
     openDefaults = stillDefaulted
     // 3. Payers in participant order: all or nothing.
-    payers.sort { participants[settlementRows[$0].participant].id < participants[settlementRows[$1].participant].id }
+    payers.sort {
+      participants[settlementRows[$0].participant].id < participants[settlementRows[$1].participant].id
+    }
     for s in payers {
       let owed = -settlementRows[s].netFen
       let p = settlementRows[s].participant

@@ -26,13 +26,16 @@ public enum StateKeys {
   /// `[table tag][row id, u32 big-endian]`: rows of a table sort by id.
   public static func row(_ table: StateTable, _ id: Int32) -> [UInt8] {
     let u = UInt32(bitPattern: id)
-    return [table.rawValue, UInt8(u >> 24), UInt8(truncatingIfNeeded: u >> 16), UInt8(truncatingIfNeeded: u >> 8),
-      UInt8(truncatingIfNeeded: u)]
+    return [
+      table.rawValue, UInt8(u >> 24), UInt8(truncatingIfNeeded: u >> 16), UInt8(truncatingIfNeeded: u >> 8),
+      UInt8(truncatingIfNeeded: u),
+    ]
   }
 
   static func rowId(_ key: [UInt8]) -> Int32? {
     guard key.count == 5 else { return nil }
-    return Int32(bitPattern: UInt32(key[1]) << 24 | UInt32(key[2]) << 16 | UInt32(key[3]) << 8 | UInt32(key[4]))
+    return Int32(
+      bitPattern: UInt32(key[1]) << 24 | UInt32(key[2]) << 16 | UInt32(key[3]) << 8 | UInt32(key[4]))
   }
 }
 
@@ -269,7 +272,9 @@ public final class DurableEngine {
     try commitChanges(into: &batch, extraFromDigest: extraFromDigest)
   }
 
-  private func commitChanges(into batch: inout StoreBatch, extraFromDigest: (([UInt8]) -> StoreBatch)? = nil) throws {
+  private func commitChanges(into batch: inout StoreBatch, extraFromDigest: (([UInt8]) -> StoreBatch)? = nil)
+    throws
+  {
     let clock = ContinuousClock()
     let started = clock.now
     var sum = checksum
@@ -315,7 +320,8 @@ public final class DurableEngine {
     rowHashes = hashes
     committedSeq = engine.appliedSeq
     let elapsed = clock.now - started
-    commitNanos.append(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    commitNanos.append(
+      elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
   }
 
   /// The digest of the committed state, from the incremental checksum.

@@ -23,7 +23,8 @@ public enum FileIO {
   /// Loads and validates a reference folder (SPEC §2).
   public static func loadReference(_ folder: String) throws(InputError) -> ReferenceData {
     var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue
+    else {
       throw InputError(file: folder, line: 0, problem: "reference folder does not exist or is not a folder")
     }
     return try ReferenceParser.parse(prefix: folder) { name in
@@ -33,7 +34,9 @@ public enum FileIO {
   }
 
   /// Writes files into `folder` (created if needed), each atomically.
-  public static func writeFolder(_ folder: String, files: [(name: String, bytes: [UInt8])]) throws(OutputError) {
+  public static func writeFolder(_ folder: String, files: [(name: String, bytes: [UInt8])])
+    throws(OutputError)
+  {
     do {
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     } catch {

@@ -50,7 +50,9 @@ public struct SHA256 {
     var tail: [UInt8] = [0x80]
     let padding = (55 - Int(length % 64) + 64) % 64
     tail.append(contentsOf: [UInt8](repeating: 0, count: padding))
-    for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+    for shift in stride(from: 56, through: 0, by: -8) {
+      tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+    }
     let savedLength = length
     update(tail)
     length = savedLength
@@ -71,7 +73,9 @@ public struct SHA256 {
     return s.finalize()
   }
 
-  @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+  @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 {
+    (x >> n) | (x << (32 - n))
+  }
 
   private mutating func compress(_ block: ArraySlice<UInt8>) {
     var j = block.startIndex

@@ -54,7 +54,9 @@ public enum ReferenceParser {
     ) throws(InputError) -> Bool {
       let path = prefix.isEmpty ? name : prefix + "/" + name
       guard let bytes = contents(name) else {
-        if required { throw InputError(file: path, line: 0, problem: "required file is missing or unreadable") }
+        if required {
+          throw InputError(file: path, line: 0, problem: "required file is missing or unreadable")
+        }
         return false
       }
       let header = headers[name]!
@@ -67,7 +69,8 @@ public enum ReferenceParser {
         if !sawHeader {
           guard line.elementsEqual(header.utf8) else {
             throw InputError(
-              file: path, line: number, problem: "header must be exactly '\(header)', found '\(Fields.text(line))'")
+              file: path, line: number,
+              problem: "header must be exactly '\(header)', found '\(Fields.text(line))'")
           }
           sawHeader = true
           continue
@@ -76,7 +79,8 @@ public enum ReferenceParser {
         let fields = Fields.split(line)
         guard fields.count == columns.count else {
           throw InputError(
-            file: path, line: number, problem: "expected \(columns.count) fields (\(header)), found \(fields.count)")
+            file: path, line: number,
+            problem: "expected \(columns.count) fields (\(header)), found \(fields.count)")
         }
         for (i, f) in fields.enumerated() where f.isEmpty {
           throw InputError(file: path, line: number, field: columns[i], problem: "empty")
@@ -89,9 +93,12 @@ public enum ReferenceParser {
       return true
     }
     func fail(_ name: String, _ line: Int, _ field: String?, _ problem: String) -> InputError {
-      InputError(file: prefix.isEmpty ? name : prefix + "/" + name, line: line, field: field, problem: problem)
+      InputError(
+        file: prefix.isEmpty ? name : prefix + "/" + name, line: line, field: field, problem: problem)
     }
-    func value<T>(_ parsed: T?, _ name: String, _ line: Int, _ field: String, _ raw: ArraySlice<UInt8>, _ what: String)
+    func value<T>(
+      _ parsed: T?, _ name: String, _ line: Int, _ field: String, _ raw: ArraySlice<UInt8>, _ what: String
+    )
       throws(InputError) -> T
     {
       guard let parsed else { throw fail(name, line, field, "'\(Fields.text(raw))' is not \(what)") }
@@ -109,7 +116,8 @@ public enum ReferenceParser {
     var securities: [ReferenceData.SecurityRow] = []
     var securityIds = Set<Ident>()
     try forEachRow("securities.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
-      let kind = try value(Fields.securityKind(f[3]), "securities.csv", n, "kind", f[3], "STOCK, FUND or BOND")
+      let kind = try value(
+        Fields.securityKind(f[3]), "securities.csv", n, "kind", f[3], "STOCK, FUND or BOND")
       let code = Fields.text(f[0])
       guard securityIds.insert(Ident(code)).inserted else {
         throw fail("securities.csv", n, "security", "security \(code) repeats")
@@ -132,7 +140,9 @@ public enum ReferenceParser {
     try forEachRow("units.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let id = Fields.text(f[0])
       let participant = Fields.text(f[1])
-      guard unitIds.insert(Ident(id)).inserted else { throw fail("units.csv", n, "unit", "unit \(id) repeats") }
+      guard unitIds.insert(Ident(id)).inserted else {
+        throw fail("units.csv", n, "unit", "unit \(id) repeats")
+      }
       guard participantIds.contains(Ident(participant)) else {
         throw fail("units.csv", n, "participant", "unknown participant \(participant)")
       }
@@ -143,7 +153,8 @@ public enum ReferenceParser {
     var accountIds = Set<Ident>()
     try forEachRow("accounts.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let id = Fields.text(f[0])
-      let kind = try value(Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
+      let kind = try value(
+        Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
       guard accountIds.insert(Ident(id)).inserted else {
         throw fail("accounts.csv", n, "account", "account \(id) repeats")
       }
@@ -162,7 +173,8 @@ public enum ReferenceParser {
       }
       let quantity = try value(Fields.quantity(f[2]), "holdings.csv", n, "quantity", f[2], "a quantity")
       guard quantity > 0 else { throw fail("holdings.csv", n, "quantity", "must be > 0, found \(quantity)") }
-      let acquired = try value(Fields.date(f[3]), "holdings.csv", n, "acquired_date", f[3], "a date (YYYYMMDD)")
+      let acquired = try value(
+        Fields.date(f[3]), "holdings.csv", n, "acquired_date", f[3], "a date (YYYYMMDD)")
       holdings.append(.init(account: account, security: security, quantity: quantity, acquiredDate: acquired))
     }
 
@@ -192,7 +204,8 @@ public enum ReferenceParser {
       }
     }
     return ReferenceData(
-      calendar: calendar, securities: securities, participants: participants, units: units, accounts: accounts,
+      calendar: calendar, securities: securities, participants: participants, units: units,
+      accounts: accounts,
       holdings: holdings, feeRows: ReferenceData.feeTable(replacingWith: feeRows))
   }
 }

@@ -40,12 +40,15 @@ public enum ReportWriter {
       r.clearing
     ) { b, c in
       b.date(c.tradeDate); b.comma(); b.date(c.settleDate); b.comma(); b.text(c.participant); b.comma()
-      b.text(c.security); b.comma(); b.int(Int128(c.buyQuantity)); b.comma(); b.int(Int128(c.sellQuantity)); b.comma()
-      b.money(c.buyAmount); b.comma(); b.money(c.sellAmount); b.comma(); b.money(Int128(c.fees.handling)); b.comma()
+      b.text(c.security); b.comma(); b.int(Int128(c.buyQuantity)); b.comma(); b.int(Int128(c.sellQuantity));
+      b.comma()
+      b.money(c.buyAmount); b.comma(); b.money(c.sellAmount); b.comma(); b.money(Int128(c.fees.handling));
+      b.comma()
       b.money(Int128(c.fees.regulatory)); b.comma(); b.money(Int128(c.fees.transfer)); b.comma()
       b.money(Int128(c.fees.stamp))
     }
-    file("settlement.csv", "trade_date,settle_date,participant,net_amount,status,settled_on", r.settlement) { b, s in
+    file("settlement.csv", "trade_date,settle_date,participant,net_amount,status,settled_on", r.settlement) {
+      b, s in
       b.date(s.tradeDate); b.comma(); b.date(s.settleDate); b.comma(); b.text(s.participant); b.comma()
       b.money(s.netFen); b.comma(); b.text(s.status.word); b.comma(); b.date(s.settledOn)
     }
@@ -66,7 +69,8 @@ public enum ReportWriter {
       b.text(t.security); b.comma(); b.int(Int128(t.quantity)); b.comma(); b.money(Int128(t.taxFen))
     }
     file("rejections.csv", "seq,record,ref,reason", r.rejections) { b, x in
-      b.int(Int128(x.seq)); b.comma(); b.text(x.record); b.comma(); b.text(x.ref); b.comma(); b.text(x.reason.code)
+      b.int(Int128(x.seq)); b.comma(); b.text(x.record); b.comma(); b.text(x.ref); b.comma();
+      b.text(x.reason.code)
     }
     return files
   }

@@ -129,7 +129,8 @@ public final class ZAPAuthenticator: @unchecked Sendable {
   }
 
   private static func invalidKey(_ key: String) -> ZMQError {
-    ZMQError(errno: EINVAL, operation: "ZAPAuthenticator: client key \"\(key)\" is not a 40-character Z85 key")
+    ZMQError(
+      errno: EINVAL, operation: "ZAPAuthenticator: client key \"\(key)\" is not a 40-character Z85 key")
   }
 
   // MARK: Handler
@@ -173,7 +174,10 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     /// ZAP reply: version, request id, status code, status text, user id, metadata.
     func reply(to request: [[UInt8]]) -> [[UInt8]] {
       func answer(_ code: String, _ text: String, user: String = "") -> [[UInt8]] {
-        [Array("1.0".utf8), request.count > 1 ? request[1] : [], Array(code.utf8), Array(text.utf8), Array(user.utf8), []]
+        [
+          Array("1.0".utf8), request.count > 1 ? request[1] : [], Array(code.utf8), Array(text.utf8),
+          Array(user.utf8), [],
+        ]
       }
       guard request.count >= 6, request[0] == Array("1.0".utf8) else {
         return answer("500", "malformed ZAP request")
@@ -195,7 +199,8 @@ public final class ZAPAuthenticator: @unchecked Sendable {
       } else {
         reason = "malformed CURVE credentials"
       }
-      onRefusal(Refusal(domain: domain, address: address, mechanism: mechanism, clientPublicKey: key, reason: reason))
+      onRefusal(
+        Refusal(domain: domain, address: address, mechanism: mechanism, clientPublicKey: key, reason: reason))
       return answer("400", reason)
     }
   }

@@ -144,7 +144,9 @@ public final class ZMQSocket {
   public var lastEndpoint: String? {
     var buffer = [UInt8](repeating: 0, count: 1024)
     var size = buffer.count
-    let rc = buffer.withUnsafeMutableBytes { zmq_getsockopt(rawHandle, ZMQ_LAST_ENDPOINT, $0.baseAddress, &size) }
+    let rc = buffer.withUnsafeMutableBytes {
+      zmq_getsockopt(rawHandle, ZMQ_LAST_ENDPOINT, $0.baseAddress, &size)
+    }
     guard rc == 0 else { return nil }
     let text = buffer.prefix { $0 != 0 }
     return text.isEmpty ? nil : String(decoding: text, as: UTF8.self)

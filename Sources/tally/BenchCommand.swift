@@ -40,11 +40,16 @@ struct BenchCommand: ParsableCommand {
       options.securities = 1_000
       options.participants = 20
     }
-    let stamp = "\(options.seed)-\(options.days)x\(options.tradesPerDay)-\(options.accounts)-\(options.securities)"
+    let stamp =
+      "\(options.seed)-\(options.days)x\(options.tradesPerDay)-\(options.accounts)-\(options.securities)"
     let dir = market + "/" + stamp
     if !FileManager.default.fileExists(atPath: dir + "/events.txt") {
-      note("bench: generating \(options.days) day(s) x \(options.tradesPerDay) trades, \(options.accounts) accounts")
-      do { _ = try MarketGenerator.generate(options, into: dir) { note("bench: " + $0) } } catch { fail("\(error)") }
+      note(
+        "bench: generating \(options.days) day(s) x \(options.tradesPerDay) trades, \(options.accounts) accounts"
+      )
+      do { _ = try MarketGenerator.generate(options, into: dir) { note("bench: " + $0) } } catch {
+        fail("\(error)")
+      }
     }
     let reference: ReferenceData
     do { reference = try FileIO.loadReference(dir + "/reference") } catch { fail("\(error)", code: 2) }
@@ -55,7 +60,9 @@ struct BenchCommand: ParsableCommand {
     // Parse.
     var t = clock.now
     var events: [Event] = []
-    for (_, line) in LineReader(bytes) where !EventParser.isSkipped(line) { events.append(EventParser.parse(line)) }
+    for (_, line) in LineReader(bytes) where !EventParser.isSkipped(line) {
+      events.append(EventParser.parse(line))
+    }
     let parseSeconds = (clock.now - t).seconds
     let tradeCount = events.reduce(0) { if case .trade = $1 { return $0 + 1 } else { return $0 } }
     print(row("parse", events.count, tradeCount, parseSeconds))
@@ -101,7 +108,8 @@ struct BenchCommand: ParsableCommand {
         var storeOptions = RocksDBOptions()
         storeOptions.vectorMemtable = true
         let store = try RocksDBStateStore(path: stateDir, options: storeOptions)
-        let durable = try DurableEngine(store: store, reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
+        let durable = try DurableEngine(
+          store: store, reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
         let fileBytes = try FileIO.read(dir + "/events.txt")
         var seq: Int64 = 0
         var since = 0
@@ -128,7 +136,8 @@ struct BenchCommand: ParsableCommand {
       t = clock.now
       do {
         let store = try RocksDBStateStore(path: stateDir)
-        let durable = try DurableEngine(store: store, reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
+        let durable = try DurableEngine(
+          store: store, reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
         print(
           "  restart (open, load every row, verify checksum): \(String(format: "%.2f", (clock.now - t).seconds)) s, "
             + "seq \(durable.committedSeq), digest \(durable.stateDigest.hexString)")

@@ -77,7 +77,8 @@ struct ChaosCommand: ParsableCommand {
     if let out { try? Data((summary.json + "\n").utf8).write(to: URL(fileURLWithPath: out)) }
     print(
       "chaos simulate: \(summary.seeds) seeds from \(fromSeed), \(summary.failed.count) failed; \(summary.events) events, "
-        + "\(summary.steps) steps, \(summary.simulatedMs / 1000) simulated s in \(String(format: "%.1f", seconds)) s")
+        + "\(summary.steps) steps, \(summary.simulatedMs / 1000) simulated s in \(String(format: "%.1f", seconds)) s"
+    )
     print("  faults: \(summary.faultText)")
     if !summary.withKnownIssues.isEmpty {
       let kinds = Set(summary.withKnownIssues.flatMap { $0.knownIssues.map(\.kind) }).sorted()

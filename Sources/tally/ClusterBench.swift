@@ -7,7 +7,8 @@ import ZeroMQTransport
 struct ClusterBench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
-    abstract: "End-to-end cluster benchmark: voted trades/s, ingest→voted latency at a set rate, raw ZeroMQ rate.",
+    abstract:
+      "End-to-end cluster benchmark: voted trades/s, ingest→voted latency at a set rate, raw ZeroMQ rate.",
     discussion: """
       Starts a fresh cluster in a temporary data folder (twice: throughput, then latency),
       submits the events, watches the voter's published decisions, and stops the cluster.
@@ -34,7 +35,9 @@ struct ClusterBench: ParsableCommand {
 
     func fresh(_ name: String) throws -> Supervisor {
       c.data = base + "/" + name
-      let sup = Supervisor(config: c, configPath: cluster.config, data: c.data, reference: reference, executable: selfExecutable())
+      let sup = Supervisor(
+        config: c, configPath: cluster.config, data: c.data, reference: reference,
+        executable: selfExecutable())
       let extra = Dictionary(uniqueKeysWithValues: sup.nodes.map { ($0.name, cluster.nodeArguments()) })
       _ = try sup.up(context: context, extraArguments: extra)
       return sup
@@ -45,7 +48,8 @@ struct ClusterBench: ParsableCommand {
     let watcher = try DecisionWatcher(context: context, endpoint: c.voterPublish, curve: c.curve)
     Thread.sleep(forTimeInterval: 0.3)  // the subscription settles before anything is decided
     var t0 = clock.now
-    let r = try Submitter.submit(context: context, ingest: c.ingest, files: [bytes], clientId: "bench-1", curve: c.curve)
+    let r = try Submitter.submit(
+      context: context, ingest: c.ingest, files: [bytes], clientId: "bench-1", curve: c.curve)
     let acked = (clock.now - t0).seconds
     try watcher.wait(through: r.lastSeq, timeoutSeconds: 600)
     let voted = (clock.now - t0).seconds
@@ -94,7 +98,9 @@ struct ClusterBench: ParsableCommand {
     latencies.sort()
     _ = sup.down()
     func pct(_ p: Double) -> String {
-      latencies.isEmpty ? "n/a" : String(format: "%.2f", latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))])
+      latencies.isEmpty
+        ? "n/a"
+        : String(format: "%.2f", latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))])
     }
     print(
       "latency at \(rate) events/s offered (\(frames.count) batches of \(latencyBatch), \(String(format: "%.1f", sendSeconds)) s): "
@@ -127,7 +133,9 @@ struct ClusterBench: ParsableCommand {
   ) throws {
     while pending > 0, let reply = try dealer.receive(timeoutMs: block ? 100 : 0) {
       pending -= 1
-      guard reply.count == 5, let n = Int(reply[1].text), let last = Int64(reply[4].text), last > 0 else { continue }
+      guard reply.count == 5, let n = Int(reply[1].text), let last = Int64(reply[4].text), last > 0 else {
+        continue
+      }
       sentAt[last] = sendTimes[n - 1]
       lastSeq = max(lastSeq, last)
       if block { return }

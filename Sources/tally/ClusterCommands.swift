@@ -36,7 +36,8 @@ struct ClusterOptions: ParsableArguments {
 
   func supervisor(_ c: ClusterConfig) -> Supervisor {
     Supervisor(
-      config: c, configPath: config, data: dataDir(c), reference: referenceDir(c), executable: selfExecutable())
+      config: c, configPath: config, data: dataDir(c), reference: referenceDir(c),
+      executable: selfExecutable())
   }
 }
 
@@ -63,7 +64,9 @@ struct ClusterUp: ParsableCommand {
 
   func run() throws {
     let c = cluster.load()
-    guard cluster.referenceDir(c) != nil else { fail("give --reference (or set reference in the config)", code: 64) }
+    guard cluster.referenceDir(c) != nil else {
+      fail("give --reference (or set reference in the config)", code: 64)
+    }
     let sup = cluster.supervisor(c)
     do {
       let extra = Dictionary(uniqueKeysWithValues: sup.nodes.map { ($0.name, cluster.nodeArguments()) })
@@ -83,13 +86,16 @@ struct ClusterDown: ParsableCommand {
   func run() throws {
     let c = cluster.load()
     let stopped = cluster.supervisor(c).down()
-    note("cluster down: stopped \(stopped.isEmpty ? "nothing (no node was running)" : stopped.joined(separator: ", "))")
+    note(
+      "cluster down: stopped \(stopped.isEmpty ? "nothing (no node was running)" : stopped.joined(separator: ", "))"
+    )
   }
 }
 
 struct ClusterStatus: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "status", abstract: "Each node: role, pid, alive, endpoints, applied seq, lag, votes, quarantine.")
+    commandName: "status",
+    abstract: "Each node: role, pid, alive, endpoints, applied seq, lag, votes, quarantine.")
   @OptionGroup var cluster: ClusterOptions
   @Flag(name: .long, help: "JSON for scripts.")
   var json = false
@@ -98,20 +104,27 @@ struct ClusterStatus: ParsableCommand {
     let c = cluster.load()
     let sup = cluster.supervisor(c)
     let context = makeContext()
-    let seqStatus = ControlClient.status(context: context, endpoint: c.sequencerControl, timeoutMs: 500, curve: c.curve)
-    let voterStatus = ControlClient.status(context: context, endpoint: c.voterControl, timeoutMs: 500, curve: c.curve)
+    let seqStatus = ControlClient.status(
+      context: context, endpoint: c.sequencerControl, timeoutMs: 500, curve: c.curve)
+    let voterStatus = ControlClient.status(
+      context: context, endpoint: c.voterControl, timeoutMs: 500, curve: c.curve)
     let lastSeq = seqStatus.flatMap { ControlClient.field($0, "last_seq") } ?? -1
     var nodes: [JSON] = []
     var lines: [String] = []
-    lines.append("cluster \(c.name): data \(sup.data), ingest \(c.ingest), quorum \(c.quorum) of \(c.replicas.count)")
+    lines.append(
+      "cluster \(c.name): data \(sup.data), ingest \(c.ingest), quorum \(c.quorum) of \(c.replicas.count)")
     for node in sup.nodes {
       let alive = sup.isAlive(node)
-      let status = alive ? ControlClient.status(context: context, endpoint: node.control, timeoutMs: 500, curve: c.curve) : nil
+      let status =
+        alive
+        ? ControlClient.status(context: context, endpoint: node.control, timeoutMs: 500, curve: c.curve) : nil
       var fields: [(String, JSON)] = [
-        ("name", .string(node.name)), ("role", .string(node.role)), ("pid", sup.pid(node).map { .int(Int64($0)) } ?? .null),
+        ("name", .string(node.name)), ("role", .string(node.role)),
+        ("pid", sup.pid(node).map { .int(Int64($0)) } ?? .null),
         ("alive", .bool(alive)), ("control", .string(node.control)), ("answering", .bool(status != nil)),
       ]
-      var text = "  \(DemoSummary.pad(node.name, 10)) \(DemoSummary.pad(node.role, 10)) pid \(sup.pid(node).map(String.init) ?? "-") "
+      var text =
+        "  \(DemoSummary.pad(node.name, 10)) \(DemoSummary.pad(node.role, 10)) pid \(sup.pid(node).map(String.init) ?? "-") "
       text += alive ? (status != nil ? "up" : "up (not answering)") : "DOWN"
       switch node.role {
       case "sequencer":
@@ -124,13 +137,15 @@ struct ClusterStatus: ParsableCommand {
         let committed = status.flatMap { ControlClient.field($0, "committed_seq") }
         fields.append(("committed_seq", committed.map { .int($0) } ?? .null))
         if let st = status, let r = st.range(of: "\"committed_state_digest\":\"") {
-          fields.append(("committed_state_digest", .string(String(st[r.upperBound...].prefix { $0 != "\"" }))))
+          fields.append(
+            ("committed_state_digest", .string(String(st[r.upperBound...].prefix { $0 != "\"" }))))
         }
         fields.append(("lag", applied.map { .int(max(0, lastSeq - $0)) } ?? .null))
         if let applied { text += ", applied \(applied), lag \(max(0, lastSeq - applied))" }
         if let v = voterStatus, let view = replicaView(v, node.name) {
           fields += view.map { ($0.0, $0.1) }
-          text += ", kernel \(stringField(view, "kernel")), agreed \(intField(view, "agreed")), dissents \(intField(view, "dissents"))"
+          text +=
+            ", kernel \(stringField(view, "kernel")), agreed \(intField(view, "agreed")), dissents \(intField(view, "dissents"))"
           if case .bool(true)? = view.first(where: { $0.0 == "quarantined" })?.1 { text += ", QUARANTINED" }
         }
       default:
@@ -206,12 +221,15 @@ struct SubmitCommand: ParsableCommand {
     for path in events {
       do { files.append(try FileIO.read(path)) } catch { fail("\(error)", code: 2) }
     }
-    guard batchLines > 0 && batchLines <= 100_000 else { throw ValidationError("--batch-lines must be 1...100000") }
+    guard batchLines > 0 && batchLines <= 100_000 else {
+      throw ValidationError("--batch-lines must be 1...100000")
+    }
     let id = client ?? Submitter.contentClientId(files)
     let clock = ContinuousClock()
     let started = clock.now
     let context = makeContext()
-    let before = ControlClient.status(context: context, endpoint: c.sequencerControl, curve: c.curve)
+    let before =
+      ControlClient.status(context: context, endpoint: c.sequencerControl, curve: c.curve)
       .flatMap { ControlClient.field($0, "last_seq") } ?? 0
     do {
       let r = try Submitter.submit(
@@ -230,7 +248,8 @@ struct SubmitCommand: ParsableCommand {
 struct ReportCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "report",
-    abstract: "Wait until every journaled event is voted, then write the seven SPEC §5 files from voted data.")
+    abstract: "Wait until every journaled event is voted, then write the seven SPEC §5 files from voted data."
+  )
   @OptionGroup var cluster: ClusterOptions
   @Option(name: .long, help: "Output folder.")
   var out: String
@@ -240,7 +259,9 @@ struct ReportCommand: ParsableCommand {
   func run() throws {
     let c = cluster.load()
     do {
-      let files = try Reporter.report(context: makeContext(), config: c, timeoutSeconds: timeout) { note("report: " + $0) }
+      let files = try Reporter.report(context: makeContext(), config: c, timeoutSeconds: timeout) {
+        note("report: " + $0)
+      }
       try FileIO.writeFolder(out, files: files)
       note("report: wrote \(files.count) files to \(out)")
     } catch { fail("\(error)") }
@@ -258,7 +279,9 @@ struct ClusterRun: ParsableCommand {
 
   func run() throws {
     let c = cluster.load()
-    guard cluster.referenceDir(c) != nil else { fail("give --reference (or set reference in the config)", code: 64) }
+    guard cluster.referenceDir(c) != nil else {
+      fail("give --reference (or set reference in the config)", code: 64)
+    }
     let sup = cluster.supervisor(c)
     let context = makeContext()
     do {
@@ -267,7 +290,8 @@ struct ClusterRun: ParsableCommand {
       var files: [[UInt8]] = []
       for path in events { files.append(try FileIO.read(path)) }
       let r = try Submitter.submit(
-        context: context, ingest: c.ingest, files: files, clientId: Submitter.contentClientId(files), curve: c.curve
+        context: context, ingest: c.ingest, files: files, clientId: Submitter.contentClientId(files),
+        curve: c.curve
       ) { note("submit: " + $0) }
       note("cluster run: \(r.events) events journaled")
       let report = try Reporter.report(context: context, config: c) { note("report: " + $0) }
@@ -289,7 +313,8 @@ struct NodeOptions: ParsableArguments {
 }
 
 struct SequencerCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "sequencer", abstract: "Run the sequencer in the foreground.")
+  static let configuration = CommandConfiguration(
+    commandName: "sequencer", abstract: "Run the sequencer in the foreground.")
   @OptionGroup var node: NodeOptions
   func run() throws {
     let c = node.cluster.load()
@@ -303,7 +328,8 @@ struct SequencerCommand: ParsableCommand {
 }
 
 struct ReplicaCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "replica", abstract: "Run one replica in the foreground.")
+  static let configuration = CommandConfiguration(
+    commandName: "replica", abstract: "Run one replica in the foreground.")
   @OptionGroup var node: NodeOptions
   @Flag(name: .long, help: "Fault injection: flip a bit of the state digest in every vote (tests, chaos).")
   var flipDigestBit = false
@@ -326,7 +352,8 @@ struct ReplicaCommand: ParsableCommand {
 }
 
 struct VoterCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "voter", abstract: "Run the voter in the foreground.")
+  static let configuration = CommandConfiguration(
+    commandName: "voter", abstract: "Run the voter in the foreground.")
   @OptionGroup var node: NodeOptions
   func run() throws {
     let c = node.cluster.load()

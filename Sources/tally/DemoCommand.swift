@@ -33,14 +33,17 @@ struct DemoCommand: ParsableCommand {
     let outDir = dir + "/out"
     let options = MarketOptions(
       seed: seed, days: 5, tradesPerDay: tradesPerDay, accounts: accounts, securities: 200, participants: 8)
-    note("demo: generating a 5-day market (\(tradesPerDay) trades a day, \(accounts) accounts) into \(marketDir)")
+    note(
+      "demo: generating a 5-day market (\(tradesPerDay) trades a day, \(accounts) accounts) into \(marketDir)"
+    )
     let generated = clock.now
     do {
       _ = try MarketGenerator.generate(options, into: marketDir) { note("demo: " + $0) }
     } catch {
       fail("\(error)")
     }
-    note("demo: generated in \(String(format: "%.2f", (clock.now - generated).seconds)) s; running the engine")
+    note(
+      "demo: generated in \(String(format: "%.2f", (clock.now - generated).seconds)) s; running the engine")
     let reference: ReferenceData
     do { reference = try FileIO.loadReference(marketDir + "/reference") } catch { fail("\(error)", code: 2) }
     var engine = Engine(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
@@ -101,6 +104,10 @@ enum DemoSummary {
     return lines.joined(separator: "\n")
   }
 
-  static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-  static func padLeft(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+  static func pad(_ s: String, _ n: Int) -> String {
+    s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
+  }
+  static func padLeft(_ s: String, _ n: Int) -> String {
+    s.count >= n ? s : String(repeating: " ", count: n - s.count) + s
+  }
 }

@@ -56,7 +56,8 @@ struct GenerateCommand: ParsableCommand {
       }
       note(
         "generate: wrote \(out)/reference and \(out)/events.txt: \(summary.eventLines) event lines, "
-          + "\(summary.trades) trades, \(summary.cancels) cancels, \(summary.badLines) deliberately bad lines")
+          + "\(summary.trades) trades, \(summary.cancels) cancels, \(summary.badLines) deliberately bad lines"
+      )
     } catch {
       fail("\(error)")
     }

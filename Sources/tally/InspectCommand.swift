@@ -8,7 +8,8 @@ import TallyFormat
 struct InspectCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "inspect",
-    abstract: "Show what a state folder holds: applied seq, digest, rows per table, an account, a participant.",
+    abstract:
+      "Show what a state folder holds: applied seq, digest, rows per table, an account, a participant.",
     discussion: """
       Opens the RocksDB state folder read-write (stop the run that owns it first), decodes
       every row and verifies the stored checksum. The key layout is in docs/STATE-LAYOUT.md;
@@ -30,35 +31,54 @@ struct InspectCommand: ParsableCommand {
     }
     let inspection: StateInspection
     do {
-      let store = try RocksDBStateStore(path: state, options: { var o = RocksDBOptions(); o.createIfMissing = false; return o }())
+      let store = try RocksDBStateStore(
+        path: state,
+        options: {
+          var o = RocksDBOptions(); o.createIfMissing = false; return o
+        }())
       inspection = try StateInspection(store: store)
     } catch { fail("\(error)", code: 2) }
     let t = inspection.tables
     print("state folder: \(state)")
     print("format:       \(inspection.format)")
     print("applied seq:  \(inspection.appliedSeq)")
-    print("day:          last opened \(t.globals.lastOpened == 0 ? "none" : dateText(t.globals.lastOpened)), \(t.globals.dayOpen ? "open" : "closed")")
+    print(
+      "day:          last opened \(t.globals.lastOpened == 0 ? "none" : dateText(t.globals.lastOpened)), \(t.globals.dayOpen ? "open" : "closed")"
+    )
     print("digest:       \(StateDigest.of(inspection.recomputedChecksum).hexString)")
-    print("checksum:     \(inspection.verified ? "verified (stored = recomputed from rows)" : "MISMATCH: stored \(inspection.storedChecksum.map { StateDigest.of($0).hexString } ?? "none")")")
+    print(
+      "checksum:     \(inspection.verified ? "verified (stored = recomputed from rows)" : "MISMATCH: stored \(inspection.storedChecksum.map { StateDigest.of($0).hexString } ?? "none")")"
+    )
     print("rows:")
     for (table, n) in inspection.rowCounts { print("  \(DemoSummary.pad(table.name, 14))\(n)") }
     if let account {
-      guard let a = t.accounts.firstIndex(where: { $0.id == Ident(account) }) else { fail("no account \(account)", code: 2) }
+      guard let a = t.accounts.firstIndex(where: { $0.id == Ident(account) }) else {
+        fail("no account \(account)", code: 2)
+      }
       print("account \(account) (\(t.accounts[a].kind.word)):")
       print("  security  quantity  available  withheld  lots (acquired/creation/accrued per share/quantity)")
-      let rows = t.positions.filter { $0.account == Int32(a) }.sorted { t.securities[Int($0.security)].code < t.securities[Int($1.security)].code }
+      let rows = t.positions.filter { $0.account == Int32(a) }.sorted {
+        t.securities[Int($0.security)].code < t.securities[Int($1.security)].code
+      }
       for p in rows {
-        let lots = p.lots.map { "\($0.acquired)/\($0.creation)/\(micro($0.accruedMicro))/\($0.quantity)" }.joined(separator: " ")
-        print("  \(DemoSummary.pad(t.securities[Int(p.security)].code.text, 9)) \(p.quantity) \(p.available) \(p.withheld)  \(lots)")
+        let lots = p.lots.map { "\($0.acquired)/\($0.creation)/\(micro($0.accruedMicro))/\($0.quantity)" }
+          .joined(separator: " ")
+        print(
+          "  \(DemoSummary.pad(t.securities[Int(p.security)].code.text, 9)) \(p.quantity) \(p.available) \(p.withheld)  \(lots)"
+        )
       }
     }
     if let participant {
       guard let p = t.participants.firstIndex(where: { $0.id == Ident(participant) }) else {
         fail("no participant \(participant)", code: 2)
       }
-      print("participant \(participant) (\(t.participants[p].name)): balance \(ReportWriter.money(t.participants[p].balance))")
+      print(
+        "participant \(participant) (\(t.participants[p].name)): balance \(ReportWriter.money(t.participants[p].balance))"
+      )
       for s in t.settlement where s.participant == Int32(p) {
-        print("  settlement \(s.tradeDate): net \(ReportWriter.money(s.netFen)) \(s.status.word) \(s.settledOn == 0 ? "" : String(s.settledOn))")
+        print(
+          "  settlement \(s.tradeDate): net \(ReportWriter.money(s.netFen)) \(s.status.word) \(s.settledOn == 0 ? "" : String(s.settledOn))"
+        )
       }
       for c in t.clearing where c.participant == Int32(p) && (c.buyQuantity != 0 || c.sellQuantity != 0) {
         print(
@@ -74,5 +94,6 @@ struct InspectCommand: ParsableCommand {
 func micro(_ value: Int64) -> String {
   let m = value.magnitude
   let fraction = String(m % 1_000_000)
-  return (value < 0 ? "-" : "") + String(m / 1_000_000) + "." + String(repeating: "0", count: 6 - fraction.count) + fraction
+  return (value < 0 ? "-" : "") + String(m / 1_000_000) + "."
+    + String(repeating: "0", count: 6 - fraction.count) + fraction
 }

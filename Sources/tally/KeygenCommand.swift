@@ -19,7 +19,9 @@ struct KeygenCommand: ParsableCommand {
     if FileManager.default.fileExists(atPath: out + "/server.secret") {
       fail("\(out) already holds keys; refusing to overwrite them", code: 2)
     }
-    do { try CurveKeys.generate(into: out) } catch { fail("cannot write keys into \(out): \(error)", code: 3) }
+    do { try CurveKeys.generate(into: out) } catch {
+      fail("cannot write keys into \(out): \(error)", code: 3)
+    }
     note("keygen: wrote CURVE keys into \(out)")
   }
 }

@@ -54,7 +54,9 @@ struct RunCommand: ParsableCommand {
 
   func validate() throws {
     guard !events.isEmpty else { throw ValidationError("give at least one event file") }
-    guard commitEvents > 0, commitMs > 0 else { throw ValidationError("--commit-events and --commit-ms must be > 0") }
+    guard commitEvents > 0, commitMs > 0 else {
+      throw ValidationError("--commit-events and --commit-ms must be > 0")
+    }
   }
 
   func run() throws {
@@ -73,7 +75,9 @@ struct RunCommand: ParsableCommand {
       let store: RocksDBStateStore
       var storeOptions = RocksDBOptions()
       storeOptions.vectorMemtable = true  // written in batches, read back only on restart
-      do { store = try RocksDBStateStore(path: state, options: storeOptions) } catch { fail("\(error)", code: 3) }
+      do { store = try RocksDBStateStore(path: state, options: storeOptions) } catch {
+        fail("\(error)", code: 3)
+      }
       let durable: DurableEngine
       do {
         durable = try DurableEngine(store: store, reference: reference, kernel: kernel, sync: sync)
@@ -125,7 +129,8 @@ struct RunCommand: ParsableCommand {
     if digest { print(engine.stateDigest.hexString) }
     if !quiet {
       let s = engine.statistics
-      var text = "tally run: \(s.events) events applied now, \(s.applied) applied (\(s.tradesApplied) trades), "
+      var text =
+        "tally run: \(s.events) events applied now, \(s.applied) applied (\(s.tradesApplied) trades), "
       text += "\(s.rejected) rejected; last seq \(engine.appliedSeq)"
       if state != nil { text += "; resumed after seq \(resumedFrom), \(commits) commits" }
       text += "; outputs in \(out) (\(String(format: "%.3f", elapsed.seconds)) s)"

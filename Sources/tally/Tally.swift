@@ -7,7 +7,8 @@ import TallyEngine
 struct Tally: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tally",
-    abstract: "Tally: a deterministic post-trade engine (clearing, transfer, DVP settlement, corporate actions).",
+    abstract:
+      "Tally: a deterministic post-trade engine (clearing, transfer, DVP settlement, corporate actions).",
     discussion: """
       Start with `tally demo`. `tally run` is the embedded engine over files; see README.md
       and docs/ for the cluster, durability and the formats (SPEC.md).

@@ -327,7 +327,8 @@ final class ClearingKernelV2Tests: XCTestCase {
     // stamp × 5 / 10^4: 5×10^14 − 550000 = 499999999450000
     XCTAssertEqual(
       c.buyerFees,
-      SideFees(handling: 34_099_999_962_490, regulatory: 19_999_999_978_000, transfer: 9_999_999_989_000, stamp: 0))
+      SideFees(
+        handling: 34_099_999_962_490, regulatory: 19_999_999_978_000, transfer: 9_999_999_989_000, stamp: 0))
     XCTAssertEqual(
       c.sellerFees,
       SideFees(
@@ -379,7 +380,8 @@ final class ClearingKernelV2Tests: XCTestCase {
     // Trailing zeros after the 18th fraction digit are exact.
     XCTAssertEqual(ClearingKernelV2.parseRate("0.0000000000000000010000000"), P.exact(1))
     // Leading zeros are free: 12 = 12×10^18 fits (< 2^64 ≈ 1.8447×10^19), 19 does not.
-    XCTAssertEqual(ClearingKernelV2.parseRate("0000000000000000000000012"), P.exact(12_000_000_000_000_000_000))
+    XCTAssertEqual(
+      ClearingKernelV2.parseRate("0000000000000000000000012"), P.exact(12_000_000_000_000_000_000))
     XCTAssertEqual(ClearingKernelV2.parseRate("0000000000000000000000019"), P.tooLarge)
     XCTAssertEqual(ClearingKernelV2.parseRate("00000000000000000000000.1"), P.exact(100_000_000_000_000_000))
     // The largest: 2^64 − 1 = 18446744073709551615.

@@ -20,7 +20,8 @@ final class MarketGeneratorTests: XCTestCase {
     XCTAssertEqual(s1, s2)
     for name in Self.referenceFiles {
       XCTAssertEqual(
-        try readBytes(a + "/reference/\(name).csv"), try readBytes(b + "/nested/deeper/reference/\(name).csv"),
+        try readBytes(a + "/reference/\(name).csv"),
+        try readBytes(b + "/nested/deeper/reference/\(name).csv"),
         name)
     }
     XCTAssertEqual(try readBytes(a + "/events.txt"), try readBytes(b + "/nested/deeper/events.txt"))
@@ -36,7 +37,8 @@ final class MarketGeneratorTests: XCTestCase {
     _ = try MarketGenerator.generate(smallOptions(seed: 1), into: a)
     _ = try MarketGenerator.generate(smallOptions(seed: 2), into: b)
     XCTAssertNotEqual(try readBytes(a + "/events.txt"), try readBytes(b + "/events.txt"))
-    XCTAssertNotEqual(try readBytes(a + "/reference/holdings.csv"), try readBytes(b + "/reference/holdings.csv"))
+    XCTAssertNotEqual(
+      try readBytes(a + "/reference/holdings.csv"), try readBytes(b + "/reference/holdings.csv"))
   }
 
   // MARK: reference folder (SPEC §2)
@@ -44,7 +46,8 @@ final class MarketGeneratorTests: XCTestCase {
   func testReferenceFilesAreValid() throws {
     let dir = try makeTemporaryDirectory("ref")
     defer { removeDirectory(dir) }
-    let options = MarketOptions(seed: 9, days: 3, tradesPerDay: 200, accounts: 2_000, securities: 120, participants: 12)
+    let options = MarketOptions(
+      seed: 9, days: 3, tradesPerDay: 200, accounts: 2_000, securities: 120, participants: 12)
     let summary = try MarketGenerator.generate(options, into: dir)
     let ref = dir + "/reference/"
 
@@ -80,7 +83,9 @@ final class MarketGeneratorTests: XCTestCase {
       XCTAssertTrue(isValidISIN(f[1]), "bad ISIN \(line)")
       XCTAssertTrue(isins.insert(f[1]).inserted, "duplicate ISIN \(line)")
       XCTAssertFalse(f[2].isEmpty)
-      XCTAssertTrue(f[2].unicodeScalars.contains { $0.value >= 0x4E00 && $0.value <= 0x9FFF }, "name not Chinese: \(line)")
+      XCTAssertTrue(
+        f[2].unicodeScalars.contains { $0.value >= 0x4E00 && $0.value <= 0x9FFF }, "name not Chinese: \(line)"
+      )
       kinds[f[3], default: 0] += 1
       switch f[3] {
       case "STOCK": XCTAssertTrue(["600", "601", "603", "688"].contains(String(f[0].prefix(3))), line)
@@ -172,7 +177,8 @@ final class MarketGeneratorTests: XCTestCase {
     let lines = try readLines(dir + "/events.txt")
     let accounts = Set(try readLines(dir + "/reference/accounts.csv").dropFirst().map { fields($0)[0] })
     let units = Set(try readLines(dir + "/reference/units.csv").dropFirst().map { fields($0)[0] })
-    let participants = Set(try readLines(dir + "/reference/participants.csv").dropFirst().map { fields($0)[0] })
+    let participants = Set(
+      try readLines(dir + "/reference/participants.csv").dropFirst().map { fields($0)[0] })
     var kindOf: [String: String] = [:]
     for line in try readLines(dir + "/reference/securities.csv").dropFirst() {
       let f = fields(line)
@@ -181,7 +187,9 @@ final class MarketGeneratorTests: XCTestCase {
     let calendar = summary.calendar.map { String($0) }
     XCTAssertTrue(lines.first!.hasPrefix("#"))
 
-    let fieldCounts = ["OPEN": 1, "TRADE": 10, "CANCEL": 2, "CLOSE": 1, "SETTLE": 1, "DEPOSIT": 2, "DIVIDEND": 3, "BONUS": 4]
+    let fieldCounts = [
+      "OPEN": 1, "TRADE": 10, "CANCEL": 2, "CLOSE": 1, "SETTLE": 1, "DEPOSIT": 2, "DIVIDEND": 3, "BONUS": 4,
+    ]
     var counts: [String: Int] = [:]
     var comments = 0
     var malformedPrices = 0
@@ -275,7 +283,8 @@ final class MarketGeneratorTests: XCTestCase {
     XCTAssertEqual(counts["DEPOSIT"], summary.deposits)
     XCTAssertEqual(counts["DIVIDEND"], summary.dividends)
     XCTAssertEqual(counts["BONUS"], summary.bonuses)
-    XCTAssertEqual(summary.trades, options.days * options.tradesPerDay + summary.blockTrades - summary.skippedTrades)
+    XCTAssertEqual(
+      summary.trades, options.days * options.tradesPerDay + summary.blockTrades - summary.skippedTrades)
     XCTAssertGreaterThan(summary.cancels, 0)
     XCTAssertGreaterThan(summary.dividends, 0)
     XCTAssertGreaterThan(summary.bonuses, 0)
@@ -283,7 +292,8 @@ final class MarketGeneratorTests: XCTestCase {
     let bad = summary.badLineCounts
     XCTAssertEqual(bad.total, summary.badLines)
     XCTAssertTrue(
-      [bad.malformedPrice, bad.unknownAccount, bad.duplicateTradeId, bad.oversell, bad.unknownCancel].allSatisfy { $0 > 0 })
+      [bad.malformedPrice, bad.unknownAccount, bad.duplicateTradeId, bad.oversell, bad.unknownCancel]
+        .allSatisfy { $0 > 0 })
     XCTAssertEqual(malformedPrices, bad.malformedPrice)
     XCTAssertEqual(unknownAccounts, bad.unknownAccount)
     XCTAssertEqual(duplicateIds, bad.duplicateTradeId)
@@ -308,7 +318,8 @@ final class MarketGeneratorTests: XCTestCase {
       expected["DUPLICATE_TRADE"] = bad.duplicateTradeId
       expected["INSUFFICIENT_HOLDINGS"] = bad.oversell
       expected["UNKNOWN_TRADE"] = bad.unknownCancel
-      XCTAssertEqual(model.rejections, expected, "seed \(seed): " + model.rejectedLines.prefix(10).joined(separator: "\n"))
+      XCTAssertEqual(
+        model.rejections, expected, "seed \(seed): " + model.rejectedLines.prefix(10).joined(separator: "\n"))
       XCTAssertTrue(model.holdingsConsistent, "seed \(seed)")
       XCTAssertEqual(model.defaultCount, summary.expectedDefaults, "seed \(seed)")
       XCTAssertEqual(model.cureCount, summary.expectedCures, "seed \(seed)")
@@ -328,7 +339,8 @@ final class MarketGeneratorTests: XCTestCase {
       let summary = try MarketGenerator.generate(options, into: dir)
       var model = try SpecModel(referenceDirectory: dir + "/reference")
       for line in try readLines(dir + "/events.txt") { model.apply(line) }
-      XCTAssertEqual(model.rejections.values.reduce(0, +), summary.badLines, model.rejectedLines.joined(separator: "\n"))
+      XCTAssertEqual(
+        model.rejections.values.reduce(0, +), summary.badLines, model.rejectedLines.joined(separator: "\n"))
       XCTAssertTrue(model.holdingsConsistent)
       XCTAssertGreaterThan(summary.trades, 0)
     }
@@ -342,7 +354,8 @@ final class MarketGeneratorTests: XCTestCase {
     }
     let lines = Lines()
     _ = try MarketGenerator.generate(
-      MarketOptions(seed: 1, days: 3, tradesPerDay: 20, accounts: 20, securities: 5, participants: 2), into: dir
+      MarketOptions(seed: 1, days: 3, tradesPerDay: 20, accounts: 20, securities: 5, participants: 2),
+      into: dir
     ) { lines.items.append($0) }
     XCTAssertEqual(lines.items.filter { $0.hasPrefix("day ") }.count, 3)
   }
@@ -373,7 +386,8 @@ final class MarketGeneratorTests: XCTestCase {
     variant({ $0.startDate = 18990104 }, "startDate")
     variant({ $0.startDate = 20260103 }, "weekend")
     for (options, word) in cases {
-      XCTAssertThrowsError(try MarketGenerator.generate(options, into: "/nonexistent/never-written")) { error in
+      XCTAssertThrowsError(try MarketGenerator.generate(options, into: "/nonexistent/never-written")) {
+        error in
         guard case MarketGeneratorError.invalidOption(let message) = error else {
           return XCTFail("expected invalidOption for \(word), got \(error)")
         }
@@ -390,9 +404,12 @@ final class MarketGeneratorTests: XCTestCase {
     defer { removeDirectory(dir) }
     let blocker = dir + "/plain-file"
     XCTAssertTrue(FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8)))
-    let options = MarketOptions(seed: 1, days: 1, tradesPerDay: 10, accounts: 10, securities: 3, participants: 2)
+    let options = MarketOptions(
+      seed: 1, days: 1, tradesPerDay: 10, accounts: 10, securities: 3, participants: 2)
     XCTAssertThrowsError(try MarketGenerator.generate(options, into: blocker + "/market")) { error in
-      guard case MarketGeneratorError.io(let path, _) = error else { return XCTFail("expected io, got \(error)") }
+      guard case MarketGeneratorError.io(let path, _) = error else {
+        return XCTFail("expected io, got \(error)")
+      }
       XCTAssertTrue(path.hasPrefix(blocker), path)
       XCTAssertTrue("\(error)".contains(blocker))
     }

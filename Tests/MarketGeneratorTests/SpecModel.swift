@@ -109,7 +109,9 @@ struct SpecModel {
     if line.isEmpty || line.hasPrefix("#") { return }
     let f = fields(line)
     let n = f.count - 1
-    let expected = ["OPEN": 1, "TRADE": 10, "CANCEL": 2, "CLOSE": 1, "SETTLE": 1, "DEPOSIT": 2, "DIVIDEND": 3, "BONUS": 4]
+    let expected = [
+      "OPEN": 1, "TRADE": 10, "CANCEL": 2, "CLOSE": 1, "SETTLE": 1, "DEPOSIT": 2, "DIVIDEND": 3, "BONUS": 4,
+    ]
     guard let count = expected[f[0]], count == n, !f.contains("") else { return reject("MALFORMED", line) }
     switch f[0] {
     case "OPEN": open(f[1], line)
@@ -177,7 +179,9 @@ struct SpecModel {
     }
     let sellKey = seller + "|" + security
     let buyKey = buyer + "|" + security
-    guard (holdings[sellKey]?.available ?? 0) >= quantity else { return reject("INSUFFICIENT_HOLDINGS", line) }
+    guard (holdings[sellKey]?.available ?? 0) >= quantity else {
+      return reject("INSUFFICIENT_HOLDINGS", line)
+    }
     holdings[sellKey]!.quantity -= quantity
     holdings[sellKey]!.available -= quantity
     holdings[buyKey, default: Holding()].quantity += quantity
@@ -195,7 +199,9 @@ struct SpecModel {
     let key = date + "|" + id
     guard let t = trades[key] else { return reject("UNKNOWN_TRADE", line) }
     guard !t.cancelled else { return reject("ALREADY_CANCELLED", line) }
-    if let settleDate = next(after: date), settled.contains(settleDate) { return reject("ALREADY_SETTLED", line) }
+    if let settleDate = next(after: date), settled.contains(settleDate) {
+      return reject("ALREADY_SETTLED", line)
+    }
     let buyKey = t.buyer + "|" + t.security
     let sellKey = t.seller + "|" + t.security
     let b = holdings[buyKey]!

@@ -16,7 +16,8 @@ final class CLIErrorTests: XCTestCase {
     dir = try makeTemporaryDirectory("errors")
     let generated = try runTally(
       [
-        "generate", "--out", dir + "/market", "--seed", "3", "--days", "2", "--trades-per-day", "300", "--accounts",
+        "generate", "--out", dir + "/market", "--seed", "3", "--days", "2", "--trades-per-day", "300",
+        "--accounts",
         "40", "--quiet",
       ], scratch: dir)
     XCTAssertEqual(generated.status, 0, generated.stderr)
@@ -42,14 +43,18 @@ final class CLIErrorTests: XCTestCase {
     XCTAssertEqual(result.status, status, "stderr: \(result.stderr)", file: file, line: line)
     XCTAssertTrue(result.stderr.contains("error"), "stderr: \(result.stderr)", file: file, line: line)
     for word in words {
-      XCTAssertTrue(result.stderr.contains(word), "stderr should mention '\(word)': \(result.stderr)", file: file, line: line)
+      XCTAssertTrue(
+        result.stderr.contains(word), "stderr should mention '\(word)': \(result.stderr)", file: file,
+        line: line)
     }
   }
 
   // MARK: Reference data and event files: 2
 
   func testAMissingReferenceFileIsStatus2NamingTheFile() throws {
-    let broken = try referenceCopy("no-calendar") { try FileManager.default.removeItem(atPath: $0 + "/calendar.csv") }
+    let broken = try referenceCopy("no-calendar") {
+      try FileManager.default.removeItem(atPath: $0 + "/calendar.csv")
+    }
     let result = try run(["run", "--reference", broken, "--out", dir + "/out", events])
     assertError(result, status: 2, mentions: ["calendar.csv"])
     XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"), "no outputs from a refused run")
@@ -60,7 +65,8 @@ final class CLIErrorTests: XCTestCase {
       let path = copy + "/accounts.csv"
       let text = try String(contentsOfFile: path, encoding: .utf8)
       XCTAssertTrue(text.hasPrefix("account,kind\n"))
-      try ("acount,kind\n" + text.dropFirst("account,kind\n".count)).write(toFile: path, atomically: true, encoding: .utf8)
+      try ("acount,kind\n" + text.dropFirst("account,kind\n".count)).write(
+        toFile: path, atomically: true, encoding: .utf8)
     }
     let result = try run(["run", "--reference", broken, "--out", dir + "/out", events])
     assertError(result, status: 2, mentions: ["accounts.csv:1"])
@@ -103,7 +109,8 @@ final class CLIErrorTests: XCTestCase {
   func testAnOutPathThatIsAFileIsStatus3() throws {
     let file = dir + "/a-file"
     _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
-    assertError(try run(["run", "--reference", reference, "--out", file, events]), status: 3, mentions: [file])
+    assertError(
+      try run(["run", "--reference", reference, "--out", file, events]), status: 3, mentions: [file])
     assertError(
       try run(["run", "--state", dir + "/state", "--reference", reference, "--out", file, events]), status: 3,
       mentions: [file])
@@ -161,7 +168,9 @@ final class CLIErrorTests: XCTestCase {
     let lines = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n").prefix(200)
     let truncated = dir + "/first-200.txt"
     try (lines.joined(separator: "\n") + "\n").write(toFile: truncated, atomically: true, encoding: .utf8)
-    let result = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out2", truncated])
+    let result = try run([
+      "run", "--state", state, "--reference", reference, "--out", dir + "/out2", truncated,
+    ])
     assertError(result, status: 2, mentions: ["--state"])
   }
 
@@ -186,9 +195,11 @@ final class CLIErrorTests: XCTestCase {
   // MARK: Arguments and help
 
   func testBadArgumentsAreStatus64() throws {
-    XCTAssertEqual(try run(["run", "--reference", reference, "--out", dir + "/out"]).status, 64, "no event file")
     XCTAssertEqual(
-      try run(["run", "--commit-events", "0", "--reference", reference, "--out", dir + "/out", events]).status, 64)
+      try run(["run", "--reference", reference, "--out", dir + "/out"]).status, 64, "no event file")
+    XCTAssertEqual(
+      try run(["run", "--commit-events", "0", "--reference", reference, "--out", dir + "/out", events])
+        .status, 64)
     XCTAssertEqual(try run(["run", "--no-such-option", events]).status, 64)
   }
 

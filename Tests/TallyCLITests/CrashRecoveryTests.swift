@@ -39,7 +39,8 @@ final class CrashRecoveryTests: XCTestCase {
         $0.hasSuffix(".log") && $0.dropLast(4).allSatisfy(\.isNumber)
       }
       if let newest = logs.max(),
-        let size = (try? FileManager.default.attributesOfItem(atPath: state + "/" + newest))?[.size] as? NSNumber,
+        let size = (try? FileManager.default.attributesOfItem(atPath: state + "/" + newest))?[.size]
+          as? NSNumber,
         size.intValue > 0
       {
         return
@@ -50,7 +51,8 @@ final class CrashRecoveryTests: XCTestCase {
 
   func testKilledRunsResumeToTheSameOutputsAndDigest() throws {
     let environment = ProcessInfo.processInfo.environment
-    let seed = environment["TALLY_CRASH_SEED"].flatMap { UInt64($0) } ?? UInt64(Date().timeIntervalSince1970 * 1000)
+    let seed =
+      environment["TALLY_CRASH_SEED"].flatMap { UInt64($0) } ?? UInt64(Date().timeIntervalSince1970 * 1000)
     let killsWanted = environment["TALLY_CRASH_KILLS"].flatMap { Int($0) } ?? 30
     print("CrashRecoveryTests: kill schedule seed \(seed) (rerun with TALLY_CRASH_SEED=\(seed))")
     var random = SplitMix64(seed: seed)
@@ -70,7 +72,8 @@ final class CrashRecoveryTests: XCTestCase {
     let events = dir + "/market/events.txt"
 
     let straight = try runTally(
-      ["run", "--reference", reference, "--out", dir + "/straight", "--digest", "--quiet", events], scratch: dir)
+      ["run", "--reference", reference, "--out", dir + "/straight", "--digest", "--quiet", events],
+      scratch: dir)
     XCTAssertEqual(straight.status, 0, straight.stderr)
     let expected = try readOutputs(dir + "/straight")
     let expectedDigest = straight.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -137,11 +140,13 @@ final class CrashRecoveryTests: XCTestCase {
     XCTAssertTrue(
       final.stderr.contains("resumed after seq \(lastCommitted),"),
       "the final run resumes where the last kill left the state (seq \(lastCommitted)): \(final.stderr)")
-    XCTAssertEqual(final.stdout.trimmingCharacters(in: .whitespacesAndNewlines), expectedDigest, "state digest")
+    XCTAssertEqual(
+      final.stdout.trimmingCharacters(in: .whitespacesAndNewlines), expectedDigest, "state digest")
     let differing = try assertSameOutputs(dir + "/out-final", expected, "after \(kills) kills")
 
     // Each rejected seq once, in seq order: no event was applied twice across restarts.
-    let rejections = String(decoding: try XCTUnwrap(try readOutputs(dir + "/out-final")["rejections.csv"]), as: UTF8.self)
+    let rejections = String(
+      decoding: try XCTUnwrap(try readOutputs(dir + "/out-final")["rejections.csv"]), as: UTF8.self)
     let seqs = rejections.split(separator: "\n").dropFirst().map { Int64($0.prefix { $0 != "," })! }
     XCTAssertFalse(seqs.isEmpty, "the generated market has deliberately bad lines")
     XCTAssertEqual(Set(seqs).count, seqs.count, "a rejected seq appears twice")
@@ -161,7 +166,8 @@ final class CrashRecoveryTests: XCTestCase {
     addTeardownBlock { removeDirectory(dir) }
     let generated = try runTally(
       [
-        "generate", "--out", dir + "/market", "--seed", "5", "--days", "2", "--trades-per-day", "500", "--accounts",
+        "generate", "--out", dir + "/market", "--seed", "5", "--days", "2", "--trades-per-day", "500",
+        "--accounts",
         "50", "--quiet",
       ], scratch: dir)
     XCTAssertEqual(generated.status, 0, generated.stderr)

@@ -86,18 +86,21 @@ func readOutputs(_ folder: String) throws -> [String: Data] {
 }
 
 let outputNames = [
-  "balances.csv", "clearing.csv", "entitlements.csv", "holdings.csv", "rejections.csv", "settlement.csv", "tax.csv",
+  "balances.csv", "clearing.csv", "entitlements.csv", "holdings.csv", "rejections.csv", "settlement.csv",
+  "tax.csv",
 ]
 
 /// Fails unless `folder` holds the seven files of `expected`, byte for byte. Returns the differing names.
 @discardableResult
 func assertSameOutputs(
-  _ folder: String, _ expected: [String: Data], _ context: String, file: StaticString = #filePath, line: UInt = #line
+  _ folder: String, _ expected: [String: Data], _ context: String, file: StaticString = #filePath,
+  line: UInt = #line
 ) throws -> [String] {
   let actual = try readOutputs(folder)
   XCTAssertEqual(actual.keys.sorted(), outputNames, context, file: file, line: line)
   let differing = outputNames.filter { actual[$0] != expected[$0] }
-  XCTAssertEqual(differing, [], "\(context): output files differ from the uninterrupted run", file: file, line: line)
+  XCTAssertEqual(
+    differing, [], "\(context): output files differ from the uninterrupted run", file: file, line: line)
   return differing
 }
 

@@ -39,10 +39,14 @@ final class LinkDeciderTests: XCTestCase {
     }
     XCTAssertEqual(
       fates,
-      ["0:52", "1:drop", "4:135", "7:drop", "8:20", "14:178", "15:drop", "18:0+103", "28:0+0", "34:158", "37:176",
-        "40:191", "41:189", "42:49", "44:118", "45:2", "49:0+0", "54:181", "55:89", "59:133", "60:1", "65:drop",
+      [
+        "0:52", "1:drop", "4:135", "7:drop", "8:20", "14:178", "15:drop", "18:0+103", "28:0+0", "34:158",
+        "37:176",
+        "40:191", "41:189", "42:49", "44:118", "45:2", "49:0+0", "54:181", "55:89", "59:133", "60:1",
+        "65:drop",
         "66:139", "70:147", "76:drop", "78:drop", "79:142", "80:drop", "83:28", "89:drop", "93:drop", "94:70",
-        "95:167", "99:53"])
+        "95:167", "99:53",
+      ])
   }
 
   /// Rates are honoured within a few standard deviations, delays stay in range.
@@ -198,7 +202,8 @@ final class LossyLinksRealClusterTests: XCTestCase {
     var s = try Scenario.load(packageRoot() + "/Chaos/scenarios/lossy-links.toml")
     s.basePort = 19_300  // apart from a manual run of the same scenario
     let data = NSTemporaryDirectory() + "tally-chaos-lossy-test-\(getpid())"
-    let harness = ChaosHarness(scenario: s, executable: bin, dataDir: data, keepData: false, log: { print("chaos: " + $0) })
+    let harness = ChaosHarness(
+      scenario: s, executable: bin, dataDir: data, keepData: false, log: { print("chaos: " + $0) })
     defer {
       for name in ["sequencer", "voter"] + s.replicas.map(\.id) {
         if let text = try? String(contentsOfFile: data + "/data/" + name + ".pid", encoding: .utf8),

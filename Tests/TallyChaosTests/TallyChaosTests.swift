@@ -16,9 +16,13 @@ final class SimulatorTests: XCTestCase {
     let summary = SimulatorRun.run(from: 1, count: 200)
     for r in summary.failed { print(SimulatorRun.describe(r)) }
     XCTAssertEqual(summary.seeds, 200)
-    XCTAssertEqual(summary.failed.map(\.seed), [], "failing seeds replay with tally chaos --simulate --from-seed S --seeds 1")
+    XCTAssertEqual(
+      summary.failed.map(\.seed), [],
+      "failing seeds replay with tally chaos --simulate --from-seed S --seeds 1")
     // The faults really happened.
-    for kind in ["crash-replica", "crash-sequencer", "crash-voter", "wipe-replica", "pause-replica", "crash-all"] {
+    for kind in [
+      "crash-replica", "crash-sequencer", "crash-voter", "wipe-replica", "pause-replica", "crash-all",
+    ] {
       XCTAssertGreaterThan(summary.faults.first { $0.kind == kind }?.count ?? 0, 10, kind)
     }
   }
@@ -59,7 +63,8 @@ final class CheckerTests: XCTestCase {
     for a in acks {
       let (f, l) = a!
       observed.append(
-        ObservedBatch(first: f, last: l, outcomes: Array(truth.outcomes[Int(f - 1)..<Int(l)]), stateDigest: truth.digest))
+        ObservedBatch(
+          first: f, last: l, outcomes: Array(truth.outcomes[Int(f - 1)..<Int(l)]), stateDigest: truth.digest))
     }
     let n = Int64(market.lines.count)
     return CheckInput(
@@ -68,7 +73,8 @@ final class CheckerTests: XCTestCase {
       replicas: [
         ReplicaFinal(id: "r1", appliedSeq: n, stateDigest: truth.digest, honestState: true),
         ReplicaFinal(id: "r2", appliedSeq: n, stateDigest: truth.digest, honestState: true),
-      ], decidedThrough: n, journalLastSeq: n, alerts: [ObservedAlert(kind: "DISSENT", replica: "r3", firstSeq: 1)],
+      ], decidedThrough: n, journalLastSeq: n,
+      alerts: [ObservedAlert(kind: "DISSENT", replica: "r3", firstSeq: 1)],
       byzantine: [("r3", "v1", true)])
   }
 
@@ -82,14 +88,16 @@ final class CheckerTests: XCTestCase {
     var input = try cleanInput()
     input.observed.insert(input.observed[2], at: 4)
     let result = Checker.check(input)
-    XCTAssertTrue(result.anomalies.contains { $0.kind == "DUPLICATE_DECISION" && $0.seq == input.observed[2].first })
+    XCTAssertTrue(
+      result.anomalies.contains { $0.kind == "DUPLICATE_DECISION" && $0.seq == input.observed[2].first })
     XCTAssertTrue(result.anomalies.contains { $0.kind == "DUPLICATE_OUTCOME" })
   }
 
   func testGapIsFlaggedWhenTheStreamMustBeComplete() throws {
     var input = try cleanInput()
     let removed = input.observed.remove(at: 3)
-    XCTAssertTrue(Checker.check(input).anomalies.contains { $0.kind == "DECISION_GAP" && $0.seq == removed.first })
+    XCTAssertTrue(
+      Checker.check(input).anomalies.contains { $0.kind == "DECISION_GAP" && $0.seq == removed.first })
     // On a PUB feed a gap is only "not observed": the report and status decide.
     input.observedIsComplete = false
     XCTAssertEqual(kinds(input), [])
@@ -115,7 +123,8 @@ final class CheckerTests: XCTestCase {
     input.decidedThrough = 3
     let got = Set(kinds(input))
     XCTAssertEqual(
-      got, ["REPORT_MISMATCH", "REPLICA_DIVERGED", "BYZANTINE_UNDETECTED", "FALSE_DISSENT", "DECIDED_THROUGH"])
+      got,
+      ["REPORT_MISMATCH", "REPLICA_DIVERGED", "BYZANTINE_UNDETECTED", "FALSE_DISSENT", "DECIDED_THROUGH"])
   }
 
   func testLostOrDoubleAckIsFlagged() throws {
@@ -129,11 +138,14 @@ final class CheckerTests: XCTestCase {
 
   func testScenarioFilesParse() throws {
     let dir = packageRoot() + "/Chaos/scenarios"
-    let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".toml") }.sorted()
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".toml") }
+      .sorted()
     XCTAssertEqual(
       files,
-      ["byzantine.toml", "freeze-replica.toml", "full-restart.toml", "kill-any.toml", "kill-replicas.toml",
-        "lossy-links.toml", "short-ci.toml", "soak.toml", "wipe-replica.toml"])
+      [
+        "byzantine.toml", "freeze-replica.toml", "full-restart.toml", "kill-any.toml", "kill-replicas.toml",
+        "lossy-links.toml", "short-ci.toml", "soak.toml", "wipe-replica.toml",
+      ])
     var ports: [Int] = []
     for f in files {
       let s = try Scenario.load(dir + "/" + f)
@@ -177,7 +189,8 @@ final class RealClusterTests: XCTestCase {
     var s = try Scenario.load(packageRoot() + "/Chaos/scenarios/short-ci.toml")
     s.basePort = 18_300  // apart from a manual run of the same scenario
     let data = NSTemporaryDirectory() + "tally-chaos-test-\(getpid())"
-    let harness = ChaosHarness(scenario: s, executable: bin, dataDir: data, keepData: false, log: { print("chaos: " + $0) })
+    let harness = ChaosHarness(
+      scenario: s, executable: bin, dataDir: data, keepData: false, log: { print("chaos: " + $0) })
     defer {
       // The harness brings the cluster down; make sure nothing of ours survives a failure.
       for name in ["sequencer", "voter"] + s.replicas.map(\.id) {

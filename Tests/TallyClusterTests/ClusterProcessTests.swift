@@ -55,7 +55,8 @@ final class ClusterProcessTests: ClusterTestCase {
     let c = try cluster(basePort: 17_200, reference: m.reference)
     try c.up()
     try c.submit([parts[0]], batchLines: 50)
-    XCTAssertTrue(try eventually(30) { (try c.statusInt("r2", "applied_seq") ?? 0) > 0 }, "r2 never applied anything")
+    XCTAssertTrue(
+      try eventually(30) { (try c.statusInt("r2", "applied_seq") ?? 0) > 0 }, "r2 never applied anything")
     let oldPid = try XCTUnwrap(c.pid("r2"))
     // The next part is being submitted while r2 dies.
     let submitting = try c.startSubmit([parts[1]], batchLines: 20, name: "submit-part2")
@@ -155,7 +156,8 @@ final class ClusterProcessTests: ClusterTestCase {
       Paths.tally, ["replica"] + c.common + ["--reference", m.reference, "--id", "r3", "--flip-digest-bit"],
       workDir: work, name: "r3-byzantine")
     children.append(byzantine)
-    XCTAssertTrue(eventually(20) { (try? c.statusInt("r3", "applied_seq")) != nil }, "the byzantine r3 never answered")
+    XCTAssertTrue(
+      eventually(20) { (try? c.statusInt("r3", "applied_seq")) != nil }, "the byzantine r3 never answered")
     try c.submit([m.events], batchLines: 300)
     try c.report(work + "/out")
     assertSameFolders(work + "/out", m.expected, "report with a byzantine replica")
@@ -163,7 +165,9 @@ final class ClusterProcessTests: ClusterTestCase {
     XCTAssertFalse(dissents.isEmpty, "\(c.alerts())")
     XCTAssertTrue(dissents.allSatisfy { $0["replica"] as? String == "r3" }, "\(dissents)")
     XCTAssertTrue(
-      dissents.allSatisfy { ($0["detail"] as? String)?.hasPrefix("state digest differs from the majority's") == true },
+      dissents.allSatisfy {
+        ($0["detail"] as? String)?.hasPrefix("state digest differs from the majority's") == true
+      },
       "\(dissents)")
     XCTAssertEqual(try c.status()["r3"]?["quarantined"] as? Bool, true)
   }
@@ -177,10 +181,12 @@ final class ClusterProcessTests: ClusterTestCase {
     // Submit in the background, in small batches, and kill the voter once it has
     // decided something: the stream is still arriving when it dies.
     let submit = try Child(
-      Paths.tally, ["submit"] + c.common + ["--batch-lines", "20", m.events], workDir: work, name: "submit-bg")
+      Paths.tally, ["submit"] + c.common + ["--batch-lines", "20", m.events], workDir: work, name: "submit-bg"
+    )
     children.append(submit)
     XCTAssertTrue(
-      try eventually(30) { (try c.statusInt("voter", "decided_through") ?? 0) > 0 }, "the voter decided nothing")
+      try eventually(30) { (try c.statusInt("voter", "decided_through") ?? 0) > 0 },
+      "the voter decided nothing")
     try c.kill9("voter")
     let decidedAtKill = (try? c.statusInt("voter", "decided_through")) ?? nil
     XCTAssertNil(decidedAtKill, "the voter is down")
@@ -218,9 +224,13 @@ final class ClusterProcessTests: ClusterTestCase {
       next = b.last + 1
     }
     XCTAssertEqual(journalRanges.last?.upperBound, lastSeq)
-    let voter = try Voter(config: config, dataDir: c.data + "/voter", alertsPath: work + "/unused.jsonl", log: Logger(node: "test"))
+    let voter = try Voter(
+      config: config, dataDir: c.data + "/voter", alertsPath: work + "/unused.jsonl",
+      log: Logger(node: "test"))
     XCTAssertEqual(voter.core.watermark, lastSeq + 1)
-    let decided = voter.core.decidedKeys.map { $0.key...$0.value.last }.sorted { $0.lowerBound < $1.lowerBound }
+    let decided = voter.core.decidedKeys.map { $0.key...$0.value.last }.sorted {
+      $0.lowerBound < $1.lowerBound
+    }
     XCTAssertEqual(decided.count, journalRanges.count, "decided batches vs journal batches")
     XCTAssertEqual(decided, journalRanges, "the decided stream is the journal's batches, each once, in order")
   }
@@ -240,7 +250,9 @@ final class ClusterProcessTests: ClusterTestCase {
     let submitting = try c.startSubmit([parts[1]], batchLines: 2, name: "submit-part2")
     children.append(submitting)
     XCTAssertTrue(
-      eventually(10) { ((try? String(contentsOfFile: submitting.errPath, encoding: .utf8)) ?? "").contains("batches acked") },
+      eventually(10) {
+        ((try? String(contentsOfFile: submitting.errPath, encoding: .utf8)) ?? "").contains("batches acked")
+      },
       "the submit made no progress")
     XCTAssertTrue(submitting.isRunning, "the submit finished before the sequencer could be killed")
     try c.kill9("sequencer")
@@ -396,7 +408,8 @@ final class ClusterProcessTests: ClusterTestCase {
     // The dedupe survives a sequencer restart (it is in the journal, not only in memory).
     try c.kill9("sequencer")
     try c.up()
-    let again = try python("raw_frames.py", ["--endpoint", c.ingest, "TALLY1|raw-1|1|\(file)", "TALLY1|raw-2|1|Z\\n"])
+    let again = try python(
+      "raw_frames.py", ["--endpoint", c.ingest, "TALLY1|raw-1|1|\(file)", "TALLY1|raw-2|1|Z\\n"])
     XCTAssertEqual(
       again.stdout.split(separator: "\n").map(String.init),
       [#"["TALLY1", "1", "OK", "1", "\#(n)"]"#, #"["TALLY1", "1", "OK", "\#(n1)", "\#(n1)"]"#], again.output)
@@ -457,11 +470,15 @@ final class ClusterProcessTests: ClusterTestCase {
     let fetch = "tcp://127.0.0.1:\(c.basePort + 1)"
     let f = try python(
       "raw_frames.py",
-      ["--endpoint", fetch, "FETCH", "FETCH|abc", "FETCH|\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00", "HELLO|x|y"])
+      [
+        "--endpoint", fetch, "FETCH", "FETCH|abc", "FETCH|\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00",
+        "HELLO|x|y",
+      ])
     XCTAssertEqual(f.stdout.split(separator: "\n").count, 4, f.output)
     XCTAssertTrue(f.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix(#"["ERR""#) }, f.output)
     for control in [c.basePort + 2, c.basePort + 4, c.basePort + 10] {
-      let g = try python("raw_frames.py", ["--endpoint", "tcp://127.0.0.1:\(control)", "NOSUCHVERB", "STATUS|extra"])
+      let g = try python(
+        "raw_frames.py", ["--endpoint", "tcp://127.0.0.1:\(control)", "NOSUCHVERB", "STATUS|extra"])
       XCTAssertEqual(g.status, 0, g.output)
     }
     let v = try python(
@@ -480,7 +497,8 @@ final class ClusterProcessTests: ClusterTestCase {
       XCTAssertEqual(status[n]?["answering"] as? Bool, true, n)
     }
     XCTAssertEqual(c.int(status, "sequencer", "last_seq"), 1, "nothing refused was journaled")
-    XCTAssertTrue(try eventually(20) { try c.statusInt("voter", "decided_through") == 1 }, "\(c.statusText())")
+    XCTAssertTrue(
+      try eventually(20) { try c.statusInt("voter", "decided_through") == 1 }, "\(c.statusText())")
     XCTAssertTrue(c.alerts().isEmpty, "\(c.alerts())")
   }
 
@@ -496,7 +514,8 @@ final class ClusterProcessTests: ClusterTestCase {
       "raw_frames.py",
       ["--endpoint", c.ingest, "--timeout-ms", "5000", "TALLY1|c|1|@BIG:\((16 << 20) + 4097)", "TALLY1|c|2|"])
     let answers = r.stdout.split(separator: "\n").map(String.init)
-    XCTAssertEqual(answers.first, #"["TALLY1", "1", "ERR", "TOO_LARGE"]"#, "an events frame of 16 MiB + 4097 bytes")
+    XCTAssertEqual(
+      answers.first, #"["TALLY1", "1", "ERR", "TOO_LARGE"]"#, "an events frame of 16 MiB + 4097 bytes")
     XCTAssertEqual(answers.last, #"["TALLY1", "2", "OK", "0", "0"]"#, r.output)
     XCTAssertTrue(c.isAlive(node: "sequencer"))
   }

@@ -17,7 +17,8 @@ final class IngestTests: XCTestCase {
     _ f: [[UInt8]], _ reason: IngestRefusal, file: StaticString = #filePath, line: UInt = #line
   ) {
     switch Ingest.parse(f) {
-    case .success(let b): XCTFail("accepted, expected \(reason): \(b.eventLines.count) lines", file: file, line: line)
+    case .success(let b):
+      XCTFail("accepted, expected \(reason): \(b.eventLines.count) lines", file: file, line: line)
     case .failure(let r): XCTAssertEqual(r, reason, file: file, line: line)
     }
   }
@@ -80,7 +81,8 @@ final class IngestTests: XCTestCase {
 
   func testBadBatch() {
     for bad in [
-      "0", "00", "01", "007", "+1", "-1", "9223372036854775808", "99999999999999999999", "18446744073709551616",
+      "0", "00", "01", "007", "+1", "-1", "9223372036854775808", "99999999999999999999",
+      "18446744073709551616",
       "1a", "a1", "", " 1", "1 ", "1.0", "1e3", "٣", "0x10",
     ] {
       assertRefused(frames(batch: bad, ""), .badBatch)
@@ -132,8 +134,10 @@ final class IngestTests: XCTestCase {
   }
 
   func testFinalNewlineIsOptional() {
-    XCTAssertEqual(lines(frames("OPEN,2026-01-05\nCLOSE,2026-01-05\n")), ["OPEN,2026-01-05", "CLOSE,2026-01-05"])
-    XCTAssertEqual(lines(frames("OPEN,2026-01-05\nCLOSE,2026-01-05")), ["OPEN,2026-01-05", "CLOSE,2026-01-05"])
+    XCTAssertEqual(
+      lines(frames("OPEN,2026-01-05\nCLOSE,2026-01-05\n")), ["OPEN,2026-01-05", "CLOSE,2026-01-05"])
+    XCTAssertEqual(
+      lines(frames("OPEN,2026-01-05\nCLOSE,2026-01-05")), ["OPEN,2026-01-05", "CLOSE,2026-01-05"])
     XCTAssertEqual(lines(frames("A")), ["A"])
     XCTAssertEqual(lines(frames("A\n")), ["A"])
   }
@@ -176,13 +180,15 @@ final class IngestTests: XCTestCase {
       Ingest.refusal(f, .badFrames),
       [magic, Array("0042x".utf8), Array("ERR".utf8), Array("BAD_FRAMES".utf8)])
     XCTAssertEqual(
-      Ingest.refusal([magic, Array("c".utf8)], .badFrames), [magic, [], Array("ERR".utf8), Array("BAD_FRAMES".utf8)])
+      Ingest.refusal([magic, Array("c".utf8)], .badFrames),
+      [magic, [], Array("ERR".utf8), Array("BAD_FRAMES".utf8)])
     XCTAssertEqual(Ingest.refusal([], .badFrames), [magic, [], Array("ERR".utf8), Array("BAD_FRAMES".utf8)])
     let five = [magic, Array("c".utf8), Array("7".utf8), [], []]
     XCTAssertEqual(Ingest.refusal(five, .badFrames)[1], Array("7".utf8))
     for reason in [IngestRefusal.badClient, .badBatch, .tooLarge] {
       let g = [magic, Array("c c".utf8), Array("-3".utf8), []]
-      XCTAssertEqual(Ingest.refusal(g, reason), [magic, Array("-3".utf8), Array("ERR".utf8), Array(reason.rawValue.utf8)])
+      XCTAssertEqual(
+        Ingest.refusal(g, reason), [magic, Array("-3".utf8), Array("ERR".utf8), Array(reason.rawValue.utf8)])
     }
     XCTAssertEqual(
       [IngestRefusal.badFrames, .badClient, .badBatch, .tooLarge].map(\.rawValue),

@@ -9,7 +9,11 @@ final class InteropTests: ClusterTestCase {
     let c = try cluster(basePort: 17_900, reference: m.reference)
     try c.up()
     let r = try python(
-      "submit.py", ["--endpoint", c.ingest, "--client", "py-desk.1", "--batch-lines", "700", "--retry-batch", "2", m.events])
+      "submit.py",
+      [
+        "--endpoint", c.ingest, "--client", "py-desk.1", "--batch-lines", "700", "--retry-batch", "2",
+        m.events,
+      ])
     XCTAssertEqual(r.status, 0, r.output)
     let events = try m.eventCount()
     // "batch n seq first last" lines: contiguous ranges covering 1...events.
@@ -37,7 +41,8 @@ final class InteropTests: ClusterTestCase {
     try c.report(work + "/out")
     assertSameFolders(work + "/out", m.expected, "report of a pyzmq submission vs tally run")
     // Submitting the whole file again as the same client is all retries.
-    let again = try python("submit.py", ["--endpoint", c.ingest, "--client", "py-desk.1", "--batch-lines", "700", m.events])
+    let again = try python(
+      "submit.py", ["--endpoint", c.ingest, "--client", "py-desk.1", "--batch-lines", "700", m.events])
     XCTAssertEqual(again.status, 0, again.output)
     XCTAssertTrue(again.stdout.contains("total events \(events) seq 1 \(events)"), again.stdout)
     XCTAssertEqual(try c.statusInt("sequencer", "last_seq"), events)

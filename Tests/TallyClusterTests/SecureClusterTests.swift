@@ -31,7 +31,10 @@ final class SecureClusterTests: ClusterTestCase {
     let before = try c.statusInt("sequencer", "last_seq")
     let child = try Child(
       Paths.tally,
-      ["submit", "--config", intruderConfig, "--data", c.data, "--base-port", String(c.basePort), "--client", "x", m.events],
+      [
+        "submit", "--config", intruderConfig, "--data", c.data, "--base-port", String(c.basePort), "--client",
+        "x", m.events,
+      ],
       workDir: work, name: "intruder")
     let result = child.wait(timeout: 4)  // it retries until killed: nothing is acknowledged
     XCTAssertNotEqual(result.status, 0, "the intruder's submit must not succeed: \(result.output)")

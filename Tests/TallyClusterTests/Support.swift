@@ -80,7 +80,9 @@ private let commandCounterLock = NSLock()
 
 /// Runs a command to completion (killed after `timeout` seconds).
 @discardableResult
-func runCommand(_ executable: String, _ arguments: [String], workDir: String, timeout: Double = 120) throws -> ProcessResult {
+func runCommand(_ executable: String, _ arguments: [String], workDir: String, timeout: Double = 120) throws
+  -> ProcessResult
+{
   commandCounterLock.lock()
   commandCounter += 1
   let n = commandCounter
@@ -108,18 +110,22 @@ struct Market {
   var events: String { dir + "/events.txt" }
   var expected: String { dir + "/expected" }
 
-  static func generate(in work: String, days: Int = 3, tradesPerDay: Int, accounts: Int = 300, seed: Int? = nil)
+  static func generate(
+    in work: String, days: Int = 3, tradesPerDay: Int, accounts: Int = 300, seed: Int? = nil
+  )
     throws -> Market
   {
     let m = Market(dir: work + "/market")
     var args = [
-      "generate", "--out", m.dir, "--days", String(days), "--trades-per-day", String(tradesPerDay), "--accounts",
+      "generate", "--out", m.dir, "--days", String(days), "--trades-per-day", String(tradesPerDay),
+      "--accounts",
       String(accounts), "--quiet",
     ]
     if let seed { args += ["--seed", String(seed)] }
     let g = try runCommand(Paths.tally, args, workDir: work)
     guard g.status == 0 else { throw TestFailure("tally generate failed: \(g.output)") }
-    let r = try runCommand(Paths.tally, ["run", "--reference", m.reference, "--out", m.expected, m.events], workDir: work)
+    let r = try runCommand(
+      Paths.tally, ["run", "--reference", m.reference, "--out", m.expected, m.events], workDir: work)
     guard r.status == 0 else { throw TestFailure("tally run failed: \(r.output)") }
     return m
   }
@@ -174,7 +180,9 @@ func assertSameFolders(
   _ got: String, _ expected: String, _ what: String, file: StaticString = #filePath, line: UInt = #line
 ) {
   let d = folderDifferences(got, expected)
-  XCTAssertTrue(d.isEmpty, "\(what): \(got) differs from \(expected): \(d.joined(separator: "; "))", file: file, line: line)
+  XCTAssertTrue(
+    d.isEmpty, "\(what): \(got) differs from \(expected): \(d.joined(separator: "; "))", file: file,
+    line: line)
 }
 
 /// One local cluster on its own ports and data folder, driven through the tally CLI.
@@ -221,12 +229,15 @@ final class TestCluster {
 
   @discardableResult
   func submit(_ files: [String], client: String? = nil, batchLines: Int? = nil) throws -> ProcessResult {
-    let r = try tally(["submit"], submitArguments(files, client: client, batchLines: batchLines), timeout: 120)
+    let r = try tally(
+      ["submit"], submitArguments(files, client: client, batchLines: batchLines), timeout: 120)
     guard r.status == 0 else { throw TestFailure("submit failed (\(r.status)): \(r.output)") }
     return r
   }
 
-  func startSubmit(_ files: [String], client: String? = nil, batchLines: Int? = nil, name: String) throws -> Child {
+  func startSubmit(_ files: [String], client: String? = nil, batchLines: Int? = nil, name: String) throws
+    -> Child
+  {
     try Child(
       Paths.tally, ["submit"] + common + submitArguments(files, client: client, batchLines: batchLines),
       workDir: work, name: name)
@@ -234,7 +245,8 @@ final class TestCluster {
 
   /// `tally report` into `out`; throws if it fails.
   func report(_ out: String, timeout: Int = 120) throws {
-    let r = try tally(["report"], ["--out", out, "--timeout", String(timeout)], timeout: Double(timeout + 30))
+    let r = try tally(
+      ["report"], ["--out", out, "--timeout", String(timeout)], timeout: Double(timeout + 30))
     guard r.status == 0 else { throw TestFailure("report failed (\(r.status)): \(r.output)\n\(logs())") }
   }
 
@@ -255,7 +267,9 @@ final class TestCluster {
   }
 
   /// `cluster status --json` as text, for failure messages.
-  func statusText() -> String { (try? tally(["cluster", "status"], ["--json"], timeout: 30).stdout) ?? "(no status)" }
+  func statusText() -> String {
+    (try? tally(["cluster", "status"], ["--json"], timeout: 30).stdout) ?? "(no status)"
+  }
 
   /// One integer field of one node in `cluster status --json` (nil if absent or null).
   func statusInt(_ node: String, _ field: String) throws -> Int64? {
@@ -268,7 +282,8 @@ final class TestCluster {
   }
 
   func isAlive(_ pid: Int32) -> Bool {
-    guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else {
+    guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+    else {
       return false
     }
     return stat.split(separator: ")").last?.split(separator: " ").first != "Z"
@@ -280,13 +295,16 @@ final class TestCluster {
   func kill9(_ node: String) throws {
     guard let p = pid(node), isAlive(p) else { throw TestFailure("node \(node) is not running") }
     kill(p, SIGKILL)
-    guard eventually(10, { !isAlive(p) }) else { throw TestFailure("node \(node) (pid \(p)) survived SIGKILL") }
+    guard eventually(10, { !isAlive(p) }) else {
+      throw TestFailure("node \(node) (pid \(p)) survived SIGKILL")
+    }
   }
 
   func logs() -> String {
     Self.nodeNames.map { n in
       let text = (try? String(contentsOfFile: data + "/\(n).log", encoding: .utf8)) ?? "(no log)"
-      return "--- \(n).log (last lines) ---\n" + text.split(separator: "\n").suffix(15).joined(separator: "\n")
+      return "--- \(n).log (last lines) ---\n"
+        + text.split(separator: "\n").suffix(15).joined(separator: "\n")
     }.joined(separator: "\n")
   }
 
@@ -320,7 +338,9 @@ class ClusterTestCase: XCTestCase {
     let testName = name.split(separator: " ").last.map(String.init) ?? "test"
     work =
       NSTemporaryDirectory() + "tally-cluster-tests/"
-      + (String(describing: type(of: self)) + "-" + testName).filter { $0.isLetter || $0.isNumber || $0 == "-" }
+      + (String(describing: type(of: self)) + "-" + testName).filter {
+        $0.isLetter || $0.isNumber || $0 == "-"
+      }
     try? FileManager.default.removeItem(atPath: work)
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
   }
@@ -345,7 +365,8 @@ class ClusterTestCase: XCTestCase {
   }
 
   func python(_ script: String, _ arguments: [String], timeout: Double = 120) throws -> ProcessResult {
-    try runCommand("/usr/bin/env", ["python3", Paths.interop + "/" + script] + arguments, workDir: work, timeout: timeout)
+    try runCommand(
+      "/usr/bin/env", ["python3", Paths.interop + "/" + script] + arguments, workDir: work, timeout: timeout)
   }
 
   /// Skips unless `python3 -c "import zmq"` works.

@@ -83,7 +83,8 @@ final class VoterCoreTests: XCTestCase {
     XCTAssertTrue(actions.contains(.quarantine(replica: 2)))
     XCTAssertTrue(actions.contains(.repair(replica: 2)))
     // The emitted batch is the majority's, never the dissenter's.
-    if case .emit(let d)? = actions.first(where: { if case .emit = $0 { return true } else { return false } }) {
+    if case .emit(let d)? = actions.first(where: { if case .emit = $0 { return true } else { return false } })
+    {
       XCTAssertEqual(d.outcomes, [0, 0, 0, 0])
     }
   }

@@ -67,7 +67,9 @@ final class WireDecodingTests: XCTestCase {
     for n in 0..<v.count { XCTAssertNil(decodeVote(Array(v.prefix(n))), "vote truncated to \(n) bytes") }
     XCTAssertNil(decodeVote(v + [0]), "trailing byte")
     let h = sampleHeartbeat().encoded
-    for n in 0..<h.count { XCTAssertNil(decodeHeartbeat(Array(h.prefix(n))), "heartbeat truncated to \(n) bytes") }
+    for n in 0..<h.count {
+      XCTAssertNil(decodeHeartbeat(Array(h.prefix(n))), "heartbeat truncated to \(n) bytes")
+    }
     XCTAssertNil(decodeHeartbeat(h + [0]), "trailing byte")
     let b = sampleBatch().encoded
     for n in 0..<b.count { XCTAssertNil(decodeBatch(Array(b.prefix(n))), "batch truncated to \(n) bytes") }
@@ -120,7 +122,8 @@ final class WireDecodingTests: XCTestCase {
     }
     XCTAssertNil(decodeBatch(batch(first: 0, last: 0, lineLength: 0)))
     XCTAssertNil(decodeBatch(batch(first: 3, last: 2, lineLength: 0)))
-    XCTAssertNil(decodeBatch(batch(first: 1, last: 100_001, lineLength: 0)), "more lines than a batch may hold")
+    XCTAssertNil(
+      decodeBatch(batch(first: 1, last: 100_001, lineLength: 0)), "more lines than a batch may hold")
     XCTAssertNil(decodeBatch(batch(first: 1, last: Int64.max, lineLength: 0)))
     XCTAssertNil(decodeBatch(batch(first: Int64.min, last: Int64.max, lineLength: 0)))
     XCTAssertNil(decodeBatch(batch(first: 1, last: 1, lineLength: -1)))
@@ -227,10 +230,12 @@ final class ClusterConfigTests: XCTestCase {
       XCTFail("parsed a broken config", file: file, line: line)
     } catch {
       XCTAssertTrue(
-        error.description.hasPrefix("/etc/tally/broken.toml"), "names the file: \(error.description)", file: file,
+        error.description.hasPrefix("/etc/tally/broken.toml"), "names the file: \(error.description)",
+        file: file,
         line: line)
       for m in mentions {
-        XCTAssertTrue(error.description.contains(m), "mentions \(m): \(error.description)", file: file, line: line)
+        XCTAssertTrue(
+          error.description.contains(m), "mentions \(m): \(error.description)", file: file, line: line)
       }
     }
   }
@@ -241,7 +246,8 @@ final class ClusterConfigTests: XCTestCase {
     assertError("[cluster]\nname x\n", mentions: [":2:", "key = value"])
     assertError("[cluster]\nname = x\n", mentions: [":2:", "name"])
     assertError("name = \"x\"\n[[replica]]\nid = \"a\"\n", mentions: [":1:", "outside a table"])
-    assertError("[cluster]\nbase_port = \"7100\"\n[[replica]]\nid = \"a\"\n", mentions: ["base_port", "integer"])
+    assertError(
+      "[cluster]\nbase_port = \"7100\"\n[[replica]]\nid = \"a\"\n", mentions: ["base_port", "integer"])
     assertError("[cluster]\nname = 5\n[[replica]]\nid = \"a\"\n", mentions: ["name", "string"])
     assertError("[[replica]]\nid = \"a\"\n[[replica]]\nid = \"a\"\n", mentions: ["repeats"])
     assertError("[[replica]]\nkernel = \"v1\"\n", mentions: ["replica 1", "id"])

@@ -195,7 +195,9 @@ final class CancelTests: XCTestCase {
         "20260105,20260106,P3,019547,100,0,10000.00,0.00,0.01,0.00,0.00,0.00"))
     XCTAssertEqual(
       r2.settlement,
-      csv(Header.settlement, "20260105,20260106,P1,9999.99,PENDING,", "20260105,20260106,P3,-10000.01,PENDING,"))
+      csv(
+        Header.settlement, "20260105,20260106,P1,9999.99,PENDING,", "20260105,20260106,P3,-10000.01,PENDING,")
+    )
   }
 
   func testSellerLotsAreRestoredExactly() throws {
@@ -244,7 +246,9 @@ final class CancelTests: XCTestCase {
     // Entitlements computed at CLOSE stand: A1 900 x 0.10 = 90.00, A2 200 x 0.10 = 20.00.
     XCTAssertEqual(
       r1.entitlements,
-      csv(Header.entitlements, "600000,20260105,20260106,A1,CASH,90.00", "600000,20260105,20260106,A2,CASH,20.00"))
+      csv(
+        Header.entitlements, "600000,20260105,20260106,A1,CASH,90.00",
+        "600000,20260105,20260106,A2,CASH,20.00"))
 
     // A2 sells its 200 on 0107: lot 20250101 (371 days -> 0%) and lot 20260105 with 0.10
     // (2 days -> 20%): 100 x 0.10 x 0.2 = 2.00. (Had the cancel removed the 20260105 lot,
@@ -273,7 +277,8 @@ final class CancelTests: XCTestCase {
     XCTAssertEqual(
       r.entitlements,
       csv(
-        Header.entitlements, "600000,20260105,20260106,A1,CASH,90.00", "600000,20260105,20260106,A2,CASH,10.00",
+        Header.entitlements, "600000,20260105,20260106,A1,CASH,90.00",
+        "600000,20260105,20260106,A2,CASH,10.00",
         "600000,20260105,20260106,B1,CASH,200.00"))
     XCTAssertEqual(r.holdings, Self.defaultHoldings)
   }

@@ -71,7 +71,9 @@ final class CorporateActionTests: XCTestCase {
     // A1 sold out during the day; A2's shares are not available yet but are held.
     XCTAssertEqual(
       r.entitlements,
-      csv(Header.entitlements, "600000,20260105,20260106,A2,CASH,100.00", "600000,20260105,20260106,B1,CASH,200.00"))
+      csv(
+        Header.entitlements, "600000,20260105,20260106,A2,CASH,100.00",
+        "600000,20260105,20260106,B1,CASH,200.00"))
   }
 
   func testBonusLargestRemainderTieGoesToTheSmallerAccount() throws {
@@ -117,7 +119,8 @@ final class CorporateActionTests: XCTestCase {
     // goes to A2 (remainder 4). A1 gets nothing: no row.
     XCTAssertEqual(
       r.entitlements,
-      csv(Header.entitlements, "600000,20260105,20260106,A2,SHARES,1", "600000,20260105,20260106,A3,SHARES,1"))
+      csv(Header.entitlements, "600000,20260105,20260106,A2,SHARES,1", "600000,20260105,20260106,A3,SHARES,1")
+    )
     XCTAssertEqual(
       r.holdings, csv(Header.holdings, "A1,600000,1,1,0", "A2,600000,3,3,0", "A3,600000,5,5,0"))
   }
@@ -227,7 +230,9 @@ final class CorporateActionTests: XCTestCase {
     // Only seq 16 executed: A1 1000 x 0.01 = 10.00, B1 2000 x 0.01 = 20.00, paid 20260107.
     XCTAssertEqual(
       r.entitlements,
-      csv(Header.entitlements, "600000,20260106,20260107,A1,CASH,10.00", "600000,20260106,20260107,B1,CASH,20.00"))
+      csv(
+        Header.entitlements, "600000,20260106,20260107,A1,CASH,10.00",
+        "600000,20260106,20260107,B1,CASH,20.00"))
   }
 
   func testActionWhoseRecordDateIsNeverOpenedNeverExecutes() throws {

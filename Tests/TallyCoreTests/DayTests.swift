@@ -62,10 +62,12 @@ final class DayTests: XCTestCase {
     // 20260112 is the trading day after 20260109; 20260115 is the last that has a next one.
     XCTAssertEqual(r.codes, Array(repeating: "OK", count: 11) + ["BAD_DATE"])
     // The settle date of 20260109 is the next trading day, 20260112.
-    XCTAssertEqual(r.clearing, csv(
-      Header.clearing,
-      "20260109,20260112,P1,600000,0,100,0.00,1000.00,0.03,0.02,0.01,0.50",
-      "20260109,20260112,P2,600000,100,0,1000.00,0.00,0.03,0.02,0.01,0.00"))
+    XCTAssertEqual(
+      r.clearing,
+      csv(
+        Header.clearing,
+        "20260109,20260112,P1,600000,0,100,0.00,1000.00,0.03,0.02,0.01,0.50",
+        "20260109,20260112,P2,600000,100,0,1000.00,0.00,0.03,0.02,0.01,0.00"))
   }
 
   func testCalendarInAnyOrder() throws {

@@ -25,7 +25,10 @@ final class DividendTaxTests: XCTestCase {
     // To 20260106: 20251207 is 30 days (24 in December + 6), 20251206 is 31,
     // 20250106 is 365 (2025 is not a leap year), 20250105 is 366.
     let r = try runSales(
-      ["A1,600000,1000,20251207", "A2,600000,1000,20251206", "A3,600000,1000,20250106", "A4,600000,1000,20250105"],
+      [
+        "A1,600000,1000,20251207", "A2,600000,1000,20251206", "A3,600000,1000,20250106",
+        "A4,600000,1000,20250105",
+      ],
       """
       TRADE,9,20260106,093000,600000,10.00,1000,B1,U3,A1,U1
       TRADE,10,20260106,093000,600000,10.00,1000,B1,U3,A2,U1
@@ -61,7 +64,8 @@ final class DividendTaxTests: XCTestCase {
     XCTAssertEqual(
       r.entitlements,
       csv(
-        Header.entitlements, "019547,20260105,20260106,A1,CASH,100.00", "510300,20260105,20260106,A1,CASH,100.00",
+        Header.entitlements, "019547,20260105,20260106,A1,CASH,100.00",
+        "510300,20260105,20260106,A1,CASH,100.00",
         "600000,20260105,20260106,B1,CASH,100.00"))
   }
 
@@ -110,7 +114,9 @@ final class DividendTaxTests: XCTestCase {
     XCTAssertEqual(r.tax, csv(Header.tax, "20260106,T3,A1,600000,100,2.00"))
     XCTAssertEqual(
       r.entitlements,
-      csv(Header.entitlements, "600000,20260105,20260106,A1,CASH,10.00", "600000,20260105,20260106,B1,CASH,10.00"))
+      csv(
+        Header.entitlements, "600000,20260105,20260106,A1,CASH,10.00",
+        "600000,20260105,20260106,B1,CASH,10.00"))
   }
 
   func testCreationNumberBeforeDividend() throws {
@@ -132,7 +138,8 @@ final class DividendTaxTests: XCTestCase {
     XCTAssertEqual(
       r.entitlements,
       csv(
-        Header.entitlements, "600000,20260105,20260106,A1,CASH,10.00", "600000,20260105,20260106,A1,SHARES,100",
+        Header.entitlements, "600000,20260105,20260106,A1,CASH,10.00",
+        "600000,20260105,20260106,A1,SHARES,100",
         "600000,20260105,20260106,B1,CASH,90.00", "600000,20260105,20260106,B1,SHARES,900"))
   }
 

@@ -44,18 +44,20 @@ final class EdgeCaseTests: XCTestCase {
       """)
     // cash = (10^10 - 1) x (10^4 - 10^-6) = 10^14 - 2 x 10^4 + 10^-6 = 99999999980000.000001 -> 99999999980000.00
     // tax (17 days, 20%) = 99999999980000.000001 x 0.2 = 19999999996000.0000002 -> 19999999996000.00
-    XCTAssertEqual(r.entitlements, csv(Header.entitlements, "600000,20260105,20260106,A1,CASH,99999999980000.00"))
+    XCTAssertEqual(
+      r.entitlements, csv(Header.entitlements, "600000,20260105,20260106,A1,CASH,99999999980000.00"))
     XCTAssertEqual(r.tax, csv(Header.tax, "20260106,T1,A1,600000,9999999999,19999999996000.00"))
   }
 
   func testLargestBonusRatioIsExact() throws {
-    let r = try Fixture.standard.with(holdings: ["A1,600000,9999999999,20250101", "A2,600000,1,20250101"]).run(
-      """
-      BONUS,600000,20260105,9999999999,9999999998
-      OPEN,20260105
-      CLOSE,20260105
-      OPEN,20260106
-      """)
+    let r = try Fixture.standard.with(holdings: ["A1,600000,9999999999,20250101", "A2,600000,1,20250101"])
+      .run(
+        """
+        BONUS,600000,20260105,9999999999,9999999998
+        OPEN,20260105
+        CLOSE,20260105
+        OPEN,20260106
+        """)
     // A1: floor(9999999999 x 9999999998 / 9999999999) = 9999999998 r0; A2: 0 r9999999998.
     // Total floor(10^10 x 9999999998 / 9999999999) = floor(9999999998 + 0.9999999999) = 9999999998:
     // nothing left over. A1: 9999999999 + 9999999998 = 19999999997.
@@ -84,7 +86,8 @@ final class EdgeCaseTests: XCTestCase {
     let r1 = try Fixture.standard.with(holdings: ["A1,600000,1000,20250101"]).run(events)
     XCTAssertEqual(r1.holdings, csv(Header.holdings, "A1,600000,1000,900,0"))
     XCTAssertEqual(
-      r1.clearing, csv(Header.clearing, "20260105,20260106,P1,600000,100,100,1000.00,1000.00,0.06,0.04,0.02,0.50"))
+      r1.clearing,
+      csv(Header.clearing, "20260105,20260106,P1,600000,100,100,1000.00,1000.00,0.06,0.04,0.02,0.50"))
     let r2 = try Fixture.standard.with(holdings: ["A1,600000,1000,20250101"]).run(
       events + "\nCLOSE,20260105\nOPEN,20260106\n")
     XCTAssertEqual(r2.holdings, csv(Header.holdings, "A1,600000,1000,1000,0"))
@@ -99,7 +102,8 @@ final class EdgeCaseTests: XCTestCase {
     // 100.00: handling 0.00341 -> 0.00, regulatory 0.002 -> 0.00, transfer 0.001 -> 0.00 per side;
     // stamp 0.05. P3 net = -0.05.
     XCTAssertEqual(
-      r.clearing, csv(Header.clearing, "20260105,20260106,P3,600000,100,100,100.00,100.00,0.00,0.00,0.00,0.05"))
+      r.clearing,
+      csv(Header.clearing, "20260105,20260106,P3,600000,100,100,100.00,100.00,0.00,0.00,0.00,0.05"))
     XCTAssertEqual(r.settlement, csv(Header.settlement, "20260105,20260106,P3,-0.05,PENDING,"))
   }
 
@@ -144,7 +148,8 @@ final class EdgeCaseTests: XCTestCase {
     XCTAssertEqual(
       r2.settlement,
       csv(
-        Header.settlement, "20260106,20260107,P1,999.44,SETTLED,20260107", "20260106,20260107,P3,-1000.06,DEFAULTED,"))
+        Header.settlement, "20260106,20260107,P1,999.44,SETTLED,20260107",
+        "20260106,20260107,P3,-1000.06,DEFAULTED,"))
   }
 
   func testDefaultReleaseReturnsExactlyWhatWasWithheld() throws {

@@ -59,24 +59,24 @@ struct Fixture {
   var files: [String: String] = [
     "calendar.csv": "date\n" + Fixture.defaultCalendar.map { $0 + "\n" }.joined(),
     "securities.csv": """
-      security,isin,name,kind
-      600000,CNE0000001D4,浦发银行,STOCK
-      510300,CNE100000RF2,沪深300ETF,FUND
-      019547,CNE1000052B8,国债2407,BOND
+    security,isin,name,kind
+    600000,CNE0000001D4,浦发银行,STOCK
+    510300,CNE100000RF2,沪深300ETF,FUND
+    019547,CNE1000052B8,国债2407,BOND
 
-      """,
+    """,
     "participants.csv": "participant,name\nP1,Member One\nP2,Member Two\nP3,Member Three\n",
     "units.csv": "unit,participant\nU1,P1\nU1B,P1\nU2,P2\nU3,P3\n",
     "accounts.csv": """
-      account,kind
-      A1,INDIVIDUAL
-      A2,INDIVIDUAL
-      A3,INDIVIDUAL
-      A4,INDIVIDUAL
-      B1,INSTITUTION
-      B2,INSTITUTION
+    account,kind
+    A1,INDIVIDUAL
+    A2,INDIVIDUAL
+    A3,INDIVIDUAL
+    A4,INDIVIDUAL
+    B1,INSTITUTION
+    B2,INSTITUTION
 
-      """,
+    """,
     "holdings.csv": "account,security,quantity,acquired_date\n"
       + Fixture.defaultHoldings.map { $0 + "\n" }.joined(),
   ]

@@ -49,7 +49,8 @@ final class LineHandlingTests: XCTestCase {
     XCTAssertEqual(
       r.rejections,
       csv(
-        Header.rejections, "2,OPEN,20260106,DAY_ALREADY_OPEN", "3,   ,,MALFORMED", "4, #not a comment,,MALFORMED",
+        Header.rejections, "2,OPEN,20260106,DAY_ALREADY_OPEN", "3,   ,,MALFORMED",
+        "4, #not a comment,,MALFORMED",
         "5,,,MALFORMED"))
   }
 
@@ -81,13 +82,16 @@ final class LineHandlingTests: XCTestCase {
     XCTAssertEqual(r.codes, ["OK", "OK", "MALFORMED", "UNKNOWN_PARTICIPANT", "UNKNOWN_PARTICIPANT"])
     XCTAssertEqual(
       r.rejections,
-      csv(Header.rejections, "3,0,,MALFORMED", "4,DEPOSIT,PX,UNKNOWN_PARTICIPANT", "5,DEPOSIT,PY,UNKNOWN_PARTICIPANT"))
+      csv(
+        Header.rejections, "3,0,,MALFORMED", "4,DEPOSIT,PX,UNKNOWN_PARTICIPANT",
+        "5,DEPOSIT,PY,UNKNOWN_PARTICIPANT"))
     XCTAssertEqual(r.balances, balances("1.00"))
   }
 
   func testEngineFileReaderNumbersAcrossRealFiles() throws {
     // The same through the engine's own file reader (EventLines), on disk.
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tally-lines-\(UUID().uuidString)")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "tally-lines-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
     let a = dir.appendingPathComponent("a.txt").path

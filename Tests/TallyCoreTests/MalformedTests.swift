@@ -12,7 +12,9 @@ final class MalformedTests: XCTestCase {
     (Array(line.utf8), code, record, ref)
   }
 
-  func check(_ cases: [Case], fixture: Fixture = .standard, file: StaticString = #filePath, line: UInt = #line)
+  func check(
+    _ cases: [Case], fixture: Fixture = .standard, file: StaticString = #filePath, line: UInt = #line
+  )
     throws -> Run
   {
     var bytes: [UInt8] = []
@@ -39,7 +41,8 @@ final class MalformedTests: XCTestCase {
       c("\(t),10.00,100,A2,U2,A1", "MALFORMED", "TRADE", "T1"),  // 10 fields
       c("\(t),10.00,100,A2,U2,A1,U1,X", "MALFORMED", "TRADE", "T1"),  // 12 fields
       c("\(t),10.00,100,A2,,A1,U1", "MALFORMED", "TRADE", "T1"),  // empty field
-      c("trade,T1,20260105,093000,600000,10.00,100,A2,U2,A1,U1", "MALFORMED", "trade", "T1"),  // case-sensitive
+      // Record types are case-sensitive.
+      c("trade,T1,20260105,093000,600000,10.00,100,A2,U2,A1,U1", "MALFORMED", "trade", "T1"),
       c("Open,20260106", "MALFORMED", "Open", "20260106"),
       c("OPEN", "MALFORMED", "OPEN", ""),  // no second field: ref empty
       c(",20260105", "MALFORMED", "", "20260105"),  // empty record type

@@ -51,10 +51,13 @@ final class ReferenceFolderTests: XCTestCase {
   func testWrongHeader() {
     assertRefused(base.with("calendar.csv", "Date\n20260105\n"), file: "calendar.csv", line: 1, field: nil)
     assertRefused(
-      base.with("accounts.csv", "account,kind,extra\nA1,INDIVIDUAL,x\n"), file: "accounts.csv", line: 1, field: nil)
+      base.with("accounts.csv", "account,kind,extra\nA1,INDIVIDUAL,x\n"), file: "accounts.csv", line: 1,
+      field: nil)
     assertRefused(
-      base.with("participants.csv", "participant, name\nP1,One\n"), file: "participants.csv", line: 1, field: nil)
-    assertRefused(base.with(holdings: []).with("units.csv", "participant,unit\n"), file: "units.csv", line: 1, field: nil)
+      base.with("participants.csv", "participant, name\nP1,One\n"), file: "participants.csv", line: 1,
+      field: nil)
+    assertRefused(
+      base.with(holdings: []).with("units.csv", "participant,unit\n"), file: "units.csv", line: 1, field: nil)
     XCTAssertEqual(error(base.with("securities.csv", ""))?.file, "ref/securities.csv")  // no header at all
   }
 
@@ -62,7 +65,8 @@ final class ReferenceFolderTests: XCTestCase {
     assertRefused(
       base.with("calendar.csv", "date\n20260105\n\n20260106\n"), file: "calendar.csv", line: 3, field: nil)
     assertRefused(
-      base.with("participants.csv", "participant,name\nP1,One\nP2,Two\nP3,Three\n\n"), file: "participants.csv",
+      base.with("participants.csv", "participant,name\nP1,One\nP2,Two\nP3,Three\n\n"),
+      file: "participants.csv",
       line: 5, field: nil)
   }
 
@@ -70,7 +74,8 @@ final class ReferenceFolderTests: XCTestCase {
     assertRefused(
       base.with("accounts.csv", "account,kind\nA1,INDIVIDUAL,x\n"), file: "accounts.csv", line: 2, field: nil)
     assertRefused(
-      base.with(holdings: ["A1,600000,1000,20250101", "A1,600000,1000"]), file: "holdings.csv", line: 3, field: nil)
+      base.with(holdings: ["A1,600000,1000,20250101", "A1,600000,1000"]), file: "holdings.csv", line: 3,
+      field: nil)
   }
 
   func testEmptyField() {
@@ -92,17 +97,21 @@ final class ReferenceFolderTests: XCTestCase {
     assertRefused(base.with(calendar: ["20260230"]), file: "calendar.csv", line: 2, field: "date")
     assertRefused(
       base.with(holdings: ["A1,600000,1000,20250230"]), file: "holdings.csv", line: 2, field: "acquired_date")
-    assertRefused(base.with(holdings: ["A1,600000,1.5,20250101"]), file: "holdings.csv", line: 2, field: "quantity")
     assertRefused(
-      base.with(holdings: ["A1,600000,10000000000,20250101"]), file: "holdings.csv", line: 2, field: "quantity")
+      base.with(holdings: ["A1,600000,1.5,20250101"]), file: "holdings.csv", line: 2, field: "quantity")
+    assertRefused(
+      base.with(holdings: ["A1,600000,10000000000,20250101"]), file: "holdings.csv", line: 2,
+      field: "quantity")
   }
 
   func testHoldingQuantityMustBePositive() {
-    assertRefused(base.with(holdings: ["A1,600000,0,20250101"]), file: "holdings.csv", line: 2, field: "quantity")
+    assertRefused(
+      base.with(holdings: ["A1,600000,0,20250101"]), file: "holdings.csv", line: 2, field: "quantity")
     assertRefused(
       base.with(holdings: ["A1,600000,5,20250101", "A1,600000,-5,20250101"]), file: "holdings.csv", line: 3,
       field: "quantity")
-    assertRefused(base.with(holdings: ["A1,600000,-0,20250101"]), file: "holdings.csv", line: 2, field: "quantity")
+    assertRefused(
+      base.with(holdings: ["A1,600000,-0,20250101"]), file: "holdings.csv", line: 2, field: "quantity")
   }
 
   func testRepeatedKeys() {
@@ -112,7 +121,8 @@ final class ReferenceFolderTests: XCTestCase {
       base.with("securities.csv", "security,isin,name,kind\n600000,A,B,STOCK\n600000,C,D,FUND\n"),
       file: "securities.csv", line: 3, field: "security")
     assertRefused(
-      base.with("participants.csv", "participant,name\nP1,One\nP1,Other\n"), file: "participants.csv", line: 3,
+      base.with("participants.csv", "participant,name\nP1,One\nP1,Other\n"), file: "participants.csv",
+      line: 3,
       field: "participant")
     assertRefused(
       base.with("units.csv", "unit,participant\nU1,P1\nU1,P2\n"), file: "units.csv", line: 3, field: "unit")
@@ -125,24 +135,35 @@ final class ReferenceFolderTests: XCTestCase {
 
   func testUnknownReferences() {
     assertRefused(
-      base.with("units.csv", "unit,participant\nU1,P1\nU2,P7\n"), file: "units.csv", line: 3, field: "participant")
+      base.with("units.csv", "unit,participant\nU1,P1\nU2,P7\n"), file: "units.csv", line: 3,
+      field: "participant")
     assertRefused(
       base.with(holdings: ["A1,600000,5,20250101", "Z9,600000,5,20250101"]), file: "holdings.csv", line: 3,
       field: "account")
-    assertRefused(base.with(holdings: ["A1,999999,5,20250101"]), file: "holdings.csv", line: 2, field: "security")
+    assertRefused(
+      base.with(holdings: ["A1,999999,5,20250101"]), file: "holdings.csv", line: 2, field: "security")
   }
 
   func testFeesFile() {
-    assertAccepted(base.with(fees: ["STOCK,stamp,sell,0.001,19000101", "STOCK,stamp,buy,0.001,19000101", "BOND,handling,both,1,20260101"]))
+    assertAccepted(
+      base.with(fees: [
+        "STOCK,stamp,sell,0.001,19000101", "STOCK,stamp,buy,0.001,19000101", "BOND,handling,both,1,20260101",
+      ]))
     assertRefused(
-      base.with(fees: ["STOCK,stamp,sell,0.001,19000101", "STOCK,stamp,sell,0.002,19000101"]), file: "fees.csv",
+      base.with(fees: ["STOCK,stamp,sell,0.001,19000101", "STOCK,stamp,sell,0.002,19000101"]),
+      file: "fees.csv",
       line: 3, field: nil)
-    assertRefused(base.with(fees: ["ETF,stamp,sell,0.001,19000101"]), file: "fees.csv", line: 2, field: "kind")
-    assertRefused(base.with(fees: ["STOCK,commission,sell,0.001,19000101"]), file: "fees.csv", line: 2, field: "fee")
-    assertRefused(base.with(fees: ["STOCK,stamp,SELL,0.001,19000101"]), file: "fees.csv", line: 2, field: "side")
-    assertRefused(base.with(fees: ["STOCK,stamp,sell,-0.001,19000101"]), file: "fees.csv", line: 2, field: "rate")
+    assertRefused(
+      base.with(fees: ["ETF,stamp,sell,0.001,19000101"]), file: "fees.csv", line: 2, field: "kind")
+    assertRefused(
+      base.with(fees: ["STOCK,commission,sell,0.001,19000101"]), file: "fees.csv", line: 2, field: "fee")
+    assertRefused(
+      base.with(fees: ["STOCK,stamp,SELL,0.001,19000101"]), file: "fees.csv", line: 2, field: "side")
+    assertRefused(
+      base.with(fees: ["STOCK,stamp,sell,-0.001,19000101"]), file: "fees.csv", line: 2, field: "rate")
     assertRefused(base.with(fees: ["STOCK,stamp,sell,.5,19000101"]), file: "fees.csv", line: 2, field: "rate")
-    assertRefused(base.with(fees: ["STOCK,stamp,sell,0.001,1900011"]), file: "fees.csv", line: 2, field: "effective_date")
+    assertRefused(
+      base.with(fees: ["STOCK,stamp,sell,0.001,1900011"]), file: "fees.csv", line: 2, field: "effective_date")
     assertRefused(base.with("fees.csv", "kind,fee,side,rate\n"), file: "fees.csv", line: 1, field: nil)
   }
 

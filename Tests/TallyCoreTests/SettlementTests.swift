@@ -23,7 +23,9 @@ final class SettlementTests: XCTestCase {
     let r1 = try Fixture.standard.run(day1)
     XCTAssertEqual(
       r1.settlement,
-      csv(Header.settlement, "20260105,20260106,P1,9994.36,PENDING,", "20260105,20260106,P2,-10000.64,PENDING,"))
+      csv(
+        Header.settlement, "20260105,20260106,P1,9994.36,PENDING,", "20260105,20260106,P2,-10000.64,PENDING,")
+    )
     XCTAssertEqual(r1.balances, balances("0.00", "20000.00"))
 
     let r2 = try Fixture.standard.run(day1 + "\nSETTLE,20260106\n")
@@ -70,7 +72,8 @@ final class SettlementTests: XCTestCase {
       """)
     // 100.00 x 0.000001 = 0.0001 -> 0.00 each side: P1 net 100 - 100 - 0 = 0.00 >= 0.
     XCTAssertEqual(
-      r.clearing, csv(Header.clearing, "20260105,20260106,P1,019547,100,100,100.00,100.00,0.00,0.00,0.00,0.00"))
+      r.clearing,
+      csv(Header.clearing, "20260105,20260106,P1,019547,100,100,100.00,100.00,0.00,0.00,0.00,0.00"))
     XCTAssertEqual(r.settlement, csv(Header.settlement, "20260105,20260106,P1,0.00,SETTLED,20260106"))
   }
 

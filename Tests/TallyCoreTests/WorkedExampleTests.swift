@@ -31,7 +31,10 @@ final class WorkedExampleTests: XCTestCase {
     let produced = engine.outputFiles()
     XCTAssertEqual(
       produced.map { $0.name }.sorted(),
-      ["balances.csv", "clearing.csv", "entitlements.csv", "holdings.csv", "rejections.csv", "settlement.csv", "tax.csv"])
+      [
+        "balances.csv", "clearing.csv", "entitlements.csv", "holdings.csv", "rejections.csv",
+        "settlement.csv", "tax.csv",
+      ])
     for file in produced {
       let expected = String(decoding: try read(root + "/expected/" + file.name), as: UTF8.self)
       XCTAssertEqual(String(decoding: file.bytes, as: UTF8.self), expected, file.name)

@@ -50,13 +50,15 @@ final class DeterminismTests: XCTestCase {
       XCTAssertEqual(a, b, "\(name) differs between two processes")
     }
     XCTAssertEqual(
-      try FileManager.default.contentsOfDirectory(atPath: runs[0].outDirectory).sorted(), H.outputNames.sorted())
+      try FileManager.default.contentsOfDirectory(atPath: runs[0].outDirectory).sorted(),
+      H.outputNames.sorted())
 
     // And the in-process engine (this process has yet another hash seed) agrees with both.
     let local = try H.run(reference: market.reference, kernel: "v1", lines: market.lines)
     XCTAssertEqual(local.digest.hexString, runs[0].digest, "in-process digest differs from the binary's")
     for (name, bytes) in local.files {
-      XCTAssertEqual(bytes, try H.readBytes(runs[0].outDirectory + "/" + name), "\(name): in-process vs binary")
+      XCTAssertEqual(
+        bytes, try H.readBytes(runs[0].outDirectory + "/" + name), "\(name): in-process vs binary")
     }
     XCTAssertEqual(local.statistics.events, market.lines.count)
     XCTAssertEqual(local.statistics.rejected, market.summary.badLines)
@@ -120,7 +122,8 @@ final class DeterminismTests: XCTestCase {
   func testDigestChangesWithEveryEvent() throws {
     let dir = try H.temporaryDirectory("digeststep")
     defer { H.remove(dir) }
-    var options = MarketOptions(seed: 5, days: 2, tradesPerDay: 60, accounts: 40, securities: 4, participants: 3)
+    var options = MarketOptions(
+      seed: 5, days: 2, tradesPerDay: 60, accounts: 40, securities: 4, participants: 3)
     options.badLinesPerMillion = 50_000
     let market = try H.generate(options, into: dir)
     var engine = Engine(reference: market.reference, kernel: try H.kernel("v1", market.reference))
@@ -151,7 +154,8 @@ final class DeterminismTests: XCTestCase {
     for name in H.outputNames {
       let first = try H.readBytes(runs[0].outDirectory + "/" + name)
       for run in runs.dropFirst() {
-        XCTAssertEqual(try H.readBytes(run.outDirectory + "/" + name), first, "\(name) differs between processes")
+        XCTAssertEqual(
+          try H.readBytes(run.outDirectory + "/" + name), first, "\(name) differs between processes")
       }
     }
     // Both kernels in separate processes too.
@@ -166,7 +170,8 @@ final class DeterminismTests: XCTestCase {
   func testSplittingEventsAcrossFilesChangesNothing() throws {
     let dir = try H.temporaryDirectory("split")
     defer { H.remove(dir) }
-    var options = MarketOptions(seed: 31, days: 3, tradesPerDay: 300, accounts: 200, securities: 8, participants: 4)
+    var options = MarketOptions(
+      seed: 31, days: 3, tradesPerDay: 300, accounts: 200, securities: 8, participants: 4)
     options.badLinesPerMillion = 20_000
     let market = try H.generate(options, into: dir + "/market")
     let text = try H.readBytes(market.eventsPath)
@@ -180,7 +185,8 @@ final class DeterminismTests: XCTestCase {
       try Data(part).write(to: URL(fileURLWithPath: path))
       paths.append(path)
     }
-    let whole = try H.runBinary(reference: market.referencePath, events: [market.eventsPath], outs: [dir + "/w"])
+    let whole = try H.runBinary(
+      reference: market.referencePath, events: [market.eventsPath], outs: [dir + "/w"])
     let split = try H.runBinary(reference: market.referencePath, events: paths, outs: [dir + "/s"])
     XCTAssertEqual(whole[0].status, 0, whole[0].stderr)
     XCTAssertEqual(split[0].status, 0, split[0].stderr)

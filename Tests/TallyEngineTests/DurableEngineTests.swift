@@ -64,7 +64,9 @@ final class DurableEngineTests: XCTestCase {
     let batch = store.batches[1]
     let puts = Dictionary(batch.puts.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b })
     XCTAssertEqual(puts.count, batch.puts.count, "a batch puts each key once")
-    guard let globals = puts[StateKeys.row(.globals, 0)] else { return XCTFail("the globals row is not in the batch") }
+    guard let globals = puts[StateKeys.row(.globals, 0)] else {
+      return XCTFail("the globals row is not in the batch")
+    }
     var reader = ByteReader(globals)
     XCTAssertEqual(try GlobalRecord(from: &reader).appliedSeq, 300, "the position travels with the rows")
     XCTAssertEqual(puts[StateKeys.checksum], d.checksum.encoded, "the checksum travels with the rows")
@@ -104,7 +106,8 @@ final class DurableEngineTests: XCTestCase {
     try d.commit()
     let small = store.batches.last!
     XCTAssertLessThanOrEqual(small.puts.count, 40, "three events change a few rows, not \(small.puts.count)")
-    XCTAssertLessThan(small.puts.count * 25, rows, "a small commit writes far fewer rows than the state holds")
+    XCTAssertLessThan(
+      small.puts.count * 25, rows, "a small commit writes far fewer rows than the state holds")
     XCTAssertTrue(small.puts.contains { $0.key == StateKeys.row(.globals, 0) })
     XCTAssertTrue(small.puts.contains { $0.key == StateKeys.checksum })
 
@@ -241,7 +244,8 @@ final class DurableEngineTests: XCTestCase {
       XCTAssertEqual(try storedAppliedSeq(store.inner), 100, message)
       return
     }
-    XCTAssertEqual(d.committedSeq, try storedAppliedSeq(store.inner), "committedSeq must be what the store holds")
+    XCTAssertEqual(
+      d.committedSeq, try storedAppliedSeq(store.inner), "committedSeq must be what the store holds")
     XCTAssertEqual(try storedAppliedSeq(store.inner), 150)
     let reopened = try open(store, m)
     XCTAssertEqual(reopened.stateDigest, d.engine.stateDigest, "the store must hold the engine's state")
@@ -348,7 +352,9 @@ final class DurableEngineTests: XCTestCase {
     otherHolding.holdings[0].quantity += 100
     var otherFees = m.reference
     otherFees.feeRows[0].rateText = "0.0001"
-    for (what, reference) in [("one more account", moreAccounts), ("a holding", otherHolding), ("a fee", otherFees)] {
+    for (what, reference) in [
+      ("one more account", moreAccounts), ("a holding", otherHolding), ("a fee", otherFees),
+    ] {
       let message = errorText { _ = try open(store, m, reference: reference) }
       XCTAssertTrue(message?.contains("other reference data") ?? false, "\(what): \(message ?? "accepted")")
     }
@@ -370,7 +376,8 @@ final class DurableEngineTests: XCTestCase {
       for (i, line) in lines.enumerated() { try resumed.offer(line: line, seq: Int64(i + 1)) }
       try resumed.finishStream()
     }
-    XCTAssertTrue(message?.contains("another event stream") ?? false, message ?? "another stream was accepted")
+    XCTAssertTrue(
+      message?.contains("another event stream") ?? false, message ?? "another stream was accepted")
     XCTAssertEqual(resumed.engine.appliedSeq, 200, "nothing of the other stream was applied")
 
     // Two lines swapped.
@@ -398,7 +405,8 @@ final class DurableEngineTests: XCTestCase {
     let resumed = try open(store, m)
     try offer(resumed, m, 0..<30)
     let message = errorText { try resumed.finishStream() }
-    XCTAssertTrue(message?.contains("longer event stream") ?? false, message ?? "a 30-line stream was accepted")
+    XCTAssertTrue(
+      message?.contains("longer event stream") ?? false, message ?? "a 30-line stream was accepted")
   }
 
   func testAStreamEndingBeforeTheCommittedPositionIsRefused() throws {
@@ -429,7 +437,8 @@ final class DurableEngineTests: XCTestCase {
     let message = errorText {
       for i in 0..<10 { try resumed.offer(line: lines[i], seq: Int64(i + 1)) }
     }
-    XCTAssertTrue(message?.contains("another event stream") ?? false, message ?? "another stream was accepted")
+    XCTAssertTrue(
+      message?.contains("another event stream") ?? false, message ?? "another stream was accepted")
 
     // The right stream resumes, and after the next commit the fingerprint is complete.
     let right = try open(store, m)
@@ -451,13 +460,15 @@ final class DurableEngineTests: XCTestCase {
     try d.commit()
     try store.overwrite([(StateKeys.format, Array("tally-state/0 spec/2025-01".utf8))])
     let message = errorText { _ = try open(store, m) }
-    XCTAssertTrue(message?.contains("tally-state/0 spec/2025-01") ?? false, message ?? "another format was accepted")
+    XCTAssertTrue(
+      message?.contains("tally-state/0 spec/2025-01") ?? false, message ?? "another format was accepted")
     XCTAssertTrue(message?.contains(StateKeys.formatVersion) ?? false, message ?? "")
 
     // A format marker without the reference fingerprint is not this reference's state.
     try store.overwrite(
       [(StateKeys.format, Array(StateKeys.formatVersion.utf8))], deleting: [StateKeys.reference])
-    XCTAssertNotNil(errorText { _ = try open(store, m) }, "a state without a reference fingerprint was accepted")
+    XCTAssertNotNil(
+      errorText { _ = try open(store, m) }, "a state without a reference fingerprint was accepted")
   }
 }
 
@@ -496,7 +507,8 @@ final class DurableEngineRocksDBTests: XCTestCase {
   }
 
   private func memoryEngine(through count: Int) throws -> Engine {
-    var engine = Engine(reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows))
+    var engine = Engine(
+      reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows))
     for i in 0..<count { engine.apply(line: lines[i], seq: Int64(i + 1)) }
     return engine
   }
@@ -562,7 +574,8 @@ final class DurableEngineRocksDBTests: XCTestCase {
     try d.commit()
     XCTAssertEqual(d.engine.stateDigest, straight.stateDigest)
     XCTAssertEqual(d.stateDigest, straight.stateDigest)
-    XCTAssertTrue(outputs(d.engine) == outputs(straight), "outputs after a restart differ from a straight run")
+    XCTAssertTrue(
+      outputs(d.engine) == outputs(straight), "outputs after a restart differ from a straight run")
     store.close()
     let again = try open(try openStore())
     XCTAssertEqual(again.committedSeq, Int64(lines.count))
@@ -617,7 +630,8 @@ final class DurableEngineRocksDBTests: XCTestCase {
     let store = try openStore()
     defer { store.close() }
     let message = errorText { _ = try open(store, reference: other) }
-    XCTAssertTrue(message?.contains("other reference data") ?? false, message ?? "other reference data was accepted")
+    XCTAssertTrue(
+      message?.contains("other reference data") ?? false, message ?? "other reference data was accepted")
     XCTAssertEqual(try open(store).committedSeq, 300)
   }
 
@@ -632,7 +646,8 @@ final class DurableEngineRocksDBTests: XCTestCase {
       for (i, line) in other.enumerated() { try d.offer(line: line, seq: Int64(i + 1)) }
       try d.finishStream()
     }
-    XCTAssertTrue(message?.contains("another event stream") ?? false, message ?? "another stream was accepted")
+    XCTAssertTrue(
+      message?.contains("another event stream") ?? false, message ?? "another stream was accepted")
   }
 
   func testAnotherFormatIsRefused() throws {

@@ -27,7 +27,8 @@ struct TestMarket {
     let directory = try makeTemporaryDirectory(label)
     _ = try MarketGenerator.generate(
       MarketOptions(
-        seed: seed, days: days, tradesPerDay: tradesPerDay, accounts: accounts, securities: 12, participants: 4),
+        seed: seed, days: days, tradesPerDay: tradesPerDay, accounts: accounts, securities: 12,
+        participants: 4),
       into: directory)
     let reference = try FileIO.loadReference(directory + "/reference")
     var lines: [ArraySlice<UInt8>] = []
