@@ -115,16 +115,6 @@ public final class Voter {
     return views
   }
 
-  /// Every decided batch in seq order (the voted output stream).
-  public static func decidedBatches(store: RocksDBStateStore) throws -> [DecidedBatch] {
-    var out: [DecidedBatch] = []
-    try store.scan(prefix: [decidedPrefix]) { _, value in
-      out.append(try decode(value))
-      return true
-    }
-    return out
-  }
-
   public func statusJSON() -> String {
     JSON.render([
       ("role", .string("voter")), ("watermark", .int(core.watermark)),
@@ -232,11 +222,12 @@ public final class Voter {
   }
 
   func decidedStateDigest(endingAt seq: Int64) -> [UInt8]? {
-    guard seq < core.watermark, let d = core.decidedKeys.first(where: { $0.value.last == seq }) else {
+    guard seq < core.watermark, let first = core.decidedFirstByLast[seq], let d = core.decidedKeys[first]
+    else {
       return nil
     }
     // The key is the output digest, followed by the state digest at checkpoints.
-    return d.value.key.count == 64 ? Array(d.value.key.suffix(32)) : []
+    return d.key.count == 64 ? Array(d.key.suffix(32)) : []
   }
 
   /// One message from a replica: a vote or a heartbeat. Anything malformed, or from

@@ -56,6 +56,8 @@ public struct VoterCore: Sendable {
   public private(set) var pending: [Int64: [Int: Vote]] = [:]
   /// Vote keys (output + state digest) of decided batches, to judge late votes.
   public private(set) var decidedKeys: [Int64: (last: Int64, key: [UInt8])] = [:]
+  /// First seq of the decided batch ending at each seq (reports ask by last seq).
+  public private(set) var decidedFirstByLast: [Int64: Int64] = [:]
   public private(set) var halted: VoterAlert? = nil
   /// Judged batches beyond each replica's contiguous judged prefix (first → last).
   var judgedAhead: [[Int64: Int64]] = []
@@ -67,7 +69,10 @@ public struct VoterCore: Sendable {
     self.watermark = watermark
     replicas = replicaIds.map { ReplicaView(id: $0) }
     judgedAhead = [[Int64: Int64]](repeating: [:], count: replicaIds.count)
-    for d in decided { decidedKeys[d.first] = (d.last, d.outputDigest + d.stateDigest) }
+    for d in decided {
+      decidedKeys[d.first] = (d.last, d.outputDigest + d.stateDigest)
+      decidedFirstByLast[d.last] = d.first
+    }
   }
 
   /// Restores what the voter knew about each replica before a restart.
@@ -199,6 +204,7 @@ public struct VoterCore: Sendable {
         stateDigest: v.stateDigest)
       actions.append(.emit(decided))
       decidedKeys[v.first] = (v.last, winner.key)
+      decidedFirstByLast[v.last] = v.first
       pending[watermark] = nil
       watermark = v.last + 1
       for r in votes.keys.sorted() {

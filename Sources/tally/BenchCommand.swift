@@ -128,7 +128,8 @@ struct BenchCommand: ParsableCommand {
         store.close()
       } catch { fail("\(error)") }
       let durableSeconds = (clock.now - t).seconds
-      print(row("durable run (RocksDB, fsync per commit)", seq(engine), tradeCount, durableSeconds))
+      print(
+        row("durable run (RocksDB, fsync per commit)", engine.statistics.events, tradeCount, durableSeconds))
       print(
         "  ratio to whole run in memory: \(String(format: "%.2f", wholeSeconds / durableSeconds)); "
           + "\(commits.count) commits of \(commitEvents) events: p50 \(ms(percentile(commits, 50))) ms, "
@@ -146,8 +147,6 @@ struct BenchCommand: ParsableCommand {
     }
     print("memory: peak RSS \(peakRSSMiB()) MiB (whole process, all phases)")
   }
-
-  func seq(_ engine: Engine) -> Int { engine.statistics.events }
 
   func row(_ name: String, _ events: Int, _ trades: Int, _ seconds: Double) -> String {
     "\(DemoSummary.pad(name, 42)) \(String(format: "%8.3f", seconds)) s  "
