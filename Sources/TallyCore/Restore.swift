@@ -9,6 +9,8 @@ public struct StoredTables: Sendable {
   public var accounts: [AccountRecord] = []
   public var securities: [SecurityRecord] = []
   public var positions: [PositionRecord] = []
+  /// The positions' lots.
+  public var lotPool = LotPool()
   public var clearing: [ClearingRecord] = []
   public var settlement: [SettlementRecord] = []
   public var trades: [TradeRecord] = []
@@ -19,6 +21,17 @@ public struct StoredTables: Sendable {
   public var days: [DayRecord] = []
 
   public init() {}
+
+  /// The lots of position `p`, oldest first.
+  public func lots(of p: Int) -> [Lot] {
+    var result: [Lot] = []
+    var slot = positions[p].firstLot
+    while slot != LotPool.none {
+      result.append(lotPool[slot])
+      slot = lotPool.next(after: slot)
+    }
+    return result
+  }
 
   /// Decodes one stored row into its table; rows of a table must arrive in id order 0, 1, 2, ...
   public mutating func add(_ table: StateTable, id: Int32, bytes: [UInt8]) throws(DecodeError) {
@@ -35,7 +48,11 @@ public struct StoredTables: Sendable {
     case .units: try put(&units)
     case .accounts: try put(&accounts)
     case .securities: try put(&securities)
-    case .positions: try put(&positions)
+    case .positions:
+      guard Int(id) == positions.count else {
+        throw DecodeError(description: "positions row \(id) out of order (expected \(positions.count))")
+      }
+      positions.append(try PositionRecord(from: &r, lots: &lotPool))
     case .clearing: try put(&clearing)
     case .settlement: try put(&settlement)
     case .trades: try put(&trades)
@@ -63,6 +80,7 @@ extension TallyState {
     accounts = Table(loaded: stored.accounts)
     securities = Table(loaded: stored.securities)
     positions = Table(loaded: stored.positions)
+    lotPool = stored.lotPool
     clearingRows = Table(loaded: stored.clearing)
     settlementRows = Table(loaded: stored.settlement)
     trades = Table(loaded: stored.trades)

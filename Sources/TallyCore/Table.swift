@@ -76,6 +76,16 @@ public struct Table<Row> {
     }
   }
 
+  /// Marks a row changed whose canonical encoding changed outside the row itself
+  /// (a position's pooled lots).
+  @inline(__always) public mutating func touch(_ index: Int32) {
+    let i = Int(index)
+    if !dirtyFlags[i] {
+      dirtyFlags[i] = true
+      dirty.append(index)
+    }
+  }
+
   /// Returns the changed row ids (ascending) and forgets them.
   public mutating func takeDirty() -> [Int32] {
     let changed = dirty.sorted()

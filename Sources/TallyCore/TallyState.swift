@@ -20,6 +20,8 @@ public struct TallyState {
   public internal(set) var settlementRows = Table<SettlementRecord>()
   public internal(set) var trades = Table<TradeRecord>()
   public internal(set) var slices = Table<Lot>()
+  /// The lots of every position (linked per position; see LotPool).
+  public internal(set) var lotPool = LotPool()
   public internal(set) var actions = Table<ActionRecord>()
   public internal(set) var entitlements = Table<EntitlementRecord>()
   public internal(set) var rejections = Table<RejectionRecord>()
@@ -275,23 +277,14 @@ public struct TallyState {
     let sliceStart = Int32(slices.count)
     let taxable = accounts[sellAccount].kind == .individual && kind == .stock
     var taxUnits: Int128 = 0  // Σ quantity × accrued(µCNY) × rate(%), in 1e-8 CNY
-    var remaining = q
-    while remaining > 0 {
-      precondition(!positions[sellPosition].lots.isEmpty, "lots do not cover the seller's quantity")
-      var lot = positions[sellPosition].lots[0]
-      let taken = min(remaining, lot.quantity)
-      if taken == lot.quantity {
-        positions[sellPosition].lots.removeFirst()
-      } else {
-        positions[sellPosition].lots[0].quantity -= taken
-      }
-      lot.quantity = taken
-      slices.append(lot)
-      remaining -= taken
-      if taxable && lot.accruedMicro > 0 {
+    takeOldestLots(of: sellPosition, quantity: q)
+    if taxable {
+      for s in sliceStart..<Int32(slices.count) {
+        let lot = slices[s]
+        guard lot.accruedMicro > 0 else { continue }
         let held = CalendarDate.daysBetween(lot.acquired, t.date)
         let percent: Int128 = held <= 30 ? 20 : (held <= 365 ? 10 : 0)
-        taxUnits += Int128(taken) * Int128(lot.accruedMicro) * percent
+        taxUnits += Int128(lot.quantity) * Int128(lot.accruedMicro) * percent
       }
     }
     let taxFen = exactInt64(roundHalfUpDivide(taxUnits, by: 1_000_000), "tax")
@@ -359,18 +352,7 @@ public struct TallyState {
     let fromNotYet = min(q, notYetAvailable)
     positions[buyPosition].available -= q - fromNotYet
     positions[buyPosition].quantity -= q
-    var remaining = q
-    while remaining > 0 {
-      precondition(!positions[buyPosition].lots.isEmpty, "lots do not cover the buyer's quantity")
-      let last = positions[buyPosition].lots.count - 1
-      let taken = min(remaining, positions[buyPosition].lots[last].quantity)
-      if taken == positions[buyPosition].lots[last].quantity {
-        positions[buyPosition].lots.removeLast()
-      } else {
-        positions[buyPosition].lots[last].quantity -= taken
-      }
-      remaining -= taken
-    }
+    removeNewestLots(of: buyPosition, quantity: q)
     trades[ti].cancelled = true
     return .applied
   }
@@ -410,7 +392,7 @@ public struct TallyState {
               security: action.security, recordDate: action.recordDate, payDate: action.payDate,
               account: positions[p].account, kind: .cash, value: value, credited: false))
         }
-        for l in positions[p].lots.indices { positions[p].lots[l].accruedMicro += action.perShareMicro }
+        accrueDividend(of: p, perShareMicro: action.perShareMicro)
       }
     case .bonus:
       let bonus = Int128(action.bonus)
@@ -597,7 +579,7 @@ public struct TallyState {
     let key = Self.positionKey(account, security)
     if let p = positionByKey[key] { return p }
     let p = positions.append(
-      PositionRecord(account: account, security: security, quantity: 0, available: 0, withheld: 0, lots: []))
+      PositionRecord(account: account, security: security, quantity: 0, available: 0, withheld: 0))
     positionByKey[key] = p
     positionsOfSecurity[Int(security)].append(p)
     isAwaitingAvailability.append(false)
@@ -608,17 +590,6 @@ public struct TallyState {
     if !isAwaitingAvailability[Int(p)] {
       isAwaitingAvailability[Int(p)] = true
       awaitingAvailability.append(p)
-    }
-  }
-
-  /// Inserts a lot in (acquired, creation, accrued) order, joining an identical lot.
-  mutating func insertLot(_ lot: Lot, into p: Int32) {
-    var i = positions[p].lots.count
-    while i > 0 && lot.orderedBefore(positions[p].lots[i - 1]) { i -= 1 }
-    if i > 0 && positions[p].lots[i - 1].sameLot(lot) {
-      positions[p].lots[i - 1].quantity += lot.quantity
-    } else {
-      positions[p].lots.insert(lot, at: i)
     }
   }
 
