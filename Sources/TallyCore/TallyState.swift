@@ -231,20 +231,70 @@ public struct TallyState {
   // MARK: TRADE
 
   mutating func applyTrade(_ t: TradeEvent) -> Outcome {
-    guard globals.dayOpen else { return .rejected(.dayNotOpen) }
-    guard t.date == globals.lastOpened else { return .rejected(.wrongDate) }
-    let tradeKey = TradeKey(date: t.date, id: Ident(t.tradeId))
-    if tradeByKey[tradeKey] != nil { return .rejected(.duplicateTrade) }
-    guard let security = securityById[Ident(t.security)] else { return .rejected(.unknownSecurity) }
-    guard t.priceMilli > 0 else { return .rejected(.invalidPrice) }
-    guard t.quantity > 0 else { return .rejected(.invalidQuantity) }
-    guard let buyAccount = accountById[Ident(t.buyAccount)],
-      let sellAccount = accountById[Ident(t.sellAccount)]
-    else { return .rejected(.unknownAccount) }
-    guard let buyUnit = unitById[Ident(t.buyUnit)], let sellUnit = unitById[Ident(t.sellUnit)] else {
-      return .rejected(.unknownUnit)
+    let tradeId = Ident(t.tradeId)
+    let found = TradeLookups(
+      trade: tradeByKey[TradeKey(date: t.date, id: tradeId)], security: securityById[Ident(t.security)],
+      buyAccount: accountById[Ident(t.buyAccount)], sellAccount: accountById[Ident(t.sellAccount)],
+      buyUnit: unitById[Ident(t.buyUnit)], sellUnit: unitById[Ident(t.sellUnit)])
+    return applyTrade(
+      date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, tradeId: { tradeId })
+  }
+
+  /// A TRADE straight from its line's bytes (the hot path: no String is made unless
+  /// the trade is applied or rejected). `fields` holds the byte ranges of the six
+  /// identifiers within `line`.
+  public mutating func applyTrade(_ t: TradeLine, line: UnsafeRawBufferPointer, seq: Int64) -> Outcome {
+    precondition(seq > globals.appliedSeq, "seq \(seq) applied out of order after \(globals.appliedSeq)")
+    @inline(__always) func bytes(_ r: Range<Int>) -> UnsafeRawBufferPointer {
+      UnsafeRawBufferPointer(rebasing: line[r])
     }
-    let q = t.quantity
+    let idBytes = bytes(t.tradeId)
+    let date = t.date
+    let tradeHash = mix64(Ident.fastHash(of: idBytes) ^ UInt64(UInt32(bitPattern: date)))
+    let found = TradeLookups(
+      trade: tradeByKey.find(hash: tradeHash) { $0.date == date && $0.id.hasBytes(idBytes) },
+      security: securityById[bytes: bytes(t.security)],
+      buyAccount: accountById[bytes: bytes(t.buyAccount)], sellAccount: accountById[bytes: bytes(t.sellAccount)],
+      buyUnit: unitById[bytes: bytes(t.buyUnit)], sellUnit: unitById[bytes: bytes(t.sellUnit)])
+    let outcome = applyTrade(
+      date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found,
+      tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) })
+    if case .rejected(let reason) = outcome {
+      rejections.append(
+        RejectionRecord(
+          seq: seq, record: "TRADE", ref: String(decoding: idBytes, as: UTF8.self), reason: reason))
+    }
+    globals.appliedSeq = seq
+    globalsDirty = true
+    return outcome
+  }
+
+  /// What a TRADE's identifiers name (nil: unknown). Looked up before any check:
+  /// lookups change nothing, so the checks below still run in SPEC §3's order.
+  struct TradeLookups {
+    var trade: Int32?
+    var security: Int32?
+    var buyAccount: Int32?
+    var sellAccount: Int32?
+    var buyUnit: Int32?
+    var sellUnit: Int32?
+  }
+
+  mutating func applyTrade(
+    date: Int32, priceMilli: Int64, quantity: Int64, found: TradeLookups, tradeId: () -> Ident
+  ) -> Outcome {
+    guard globals.dayOpen else { return .rejected(.dayNotOpen) }
+    guard date == globals.lastOpened else { return .rejected(.wrongDate) }
+    if found.trade != nil { return .rejected(.duplicateTrade) }
+    guard let security = found.security else { return .rejected(.unknownSecurity) }
+    guard priceMilli > 0 else { return .rejected(.invalidPrice) }
+    guard quantity > 0 else { return .rejected(.invalidQuantity) }
+    guard let buyAccount = found.buyAccount, let sellAccount = found.sellAccount else {
+      return .rejected(.unknownAccount)
+    }
+    guard let buyUnit = found.buyUnit, let sellUnit = found.sellUnit else { return .rejected(.unknownUnit) }
+    let t = (date: date, priceMilli: priceMilli)
+    let q = quantity
     let sellPosition = positionByKey[Self.positionKey(sellAccount, security)]
     guard let sellPosition, positions[sellPosition].available >= q else {
       return .rejected(.insufficientHoldings)
@@ -296,6 +346,7 @@ public struct TallyState {
     insertLot(
       Lot(acquired: t.date, creation: takeLotCreation(), accruedMicro: 0, quantity: q), into: buyPosition)
 
+    let tradeKey = TradeKey(date: date, id: tradeId())
     let tradeIndex = trades.append(
       TradeRecord(
         tradeId: tradeKey.id, date: t.date, security: security, quantity: q, buyAccount: buyAccount,
