@@ -65,6 +65,7 @@ extension Ident: FastHashKey {
 }
 
 public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
+  // Keys are values (Ident is a String): the index is Sendable when its keys are.
   /// Key and value side by side: one cache line per probe, not two.
   @usableFromInline struct Slot {
     @usableFromInline var key: Key
@@ -157,3 +158,6 @@ extension FastIndex where Key == Ident {
     find(hash: Ident.fastHash(of: bytes)) { $0.hasBytes(bytes) }
   }
 }
+
+extension FastIndex: Sendable where Key: Sendable {}
+extension FastIndex.Slot: Sendable where Key: Sendable {}

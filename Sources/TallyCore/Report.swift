@@ -100,7 +100,8 @@ extension TallyState {
       r.holdings = holdingOrder(accountRank: accountRank, securityRank: securityRank).map {
         let p = positions.rows[Int($0)]
         return Report.Holding(
-          account: accounts.rows[Int(p.account)].id.text, security: securities.rows[Int(p.security)].code.text,
+          account: accounts.rows[Int(p.account)].id.text,
+          security: securities.rows[Int(p.security)].code.text,
           quantity: p.quantity, available: p.available, withheld: p.withheld)
       }
     }

@@ -53,6 +53,12 @@ public struct Table<Row> {
 
   @inlinable public var indices: Range<Int> { 0..<count }
 
+  public mutating func reserveCapacity(_ n: Int) {
+    rows.reserveCapacity(n)
+    dirtyFlags.reserveCapacity(n)
+    dirty.reserveCapacity(n)
+  }
+
   @discardableResult
   public mutating func append(_ row: Row) -> Int32 {
     precondition(rows.count < Int(Int32.max), "table is full")

@@ -82,20 +82,44 @@ public struct TallyState {
       }
       addUnit(Ident(u.id), participant: p)
     }
-    for a in reference.accounts { addAccount(Ident(a.id), kind: a.kind) }
-    for s in reference.securities { addSecurity(Ident(s.code), isin: s.isin, name: s.name, kind: s.kind) }
+    // Accounts and securities keep their reference order: row id = index in the files,
+    // so the parser's lookups are adopted as they are.
+    accounts.reserveCapacity(reference.accounts.count)
+    for a in reference.accounts { accounts.append(AccountRecord(id: Ident(a.id), kind: a.kind)) }
+    accountById = reference.accountLookup
+    for s in reference.securities {
+      securities.append(
+        SecurityRecord(code: Ident(s.code), isin: s.isin, name: s.name, kind: s.kind, issuedQuantity: 0))
+      positionsOfSecurity.append([])
+    }
+    securityById = reference.securityLookup
+    precondition(accountById.count == accounts.count && securityById.count == securities.count)
+    positions.reserveCapacity(reference.holdings.count)
+    positionByKey.reserveCapacity(reference.holdings.count)
+    isAwaitingAvailability.reserveCapacity(reference.holdings.count)
+    lotPool.reserveCapacity(reference.holdings.count + reference.holdings.count / 2)
+    // Lines of one account and security usually follow each other: the last position
+    // is tried before the index.
+    var last: (account: Int32, security: Int32, position: Int32) = (-1, -1, -1)
     for h in reference.holdings {
-      guard let a = accountById[Ident(h.account)], let s = securityById[Ident(h.security)] else {
-        preconditionFailure("reference holding names unknown account or security (not validated)")
-      }
+      precondition(
+        h.account >= 0 && Int(h.account) < accounts.count && h.security >= 0
+          && Int(h.security) < securities.count,
+        "reference holding names unknown account or security (not validated)")
       precondition(h.quantity > 0, "opening holding quantity must be positive")
-      let p = position(account: a, security: s)
+      let p: Int32
+      if h.account == last.account && h.security == last.security {
+        p = last.position
+      } else {
+        p = position(account: h.account, security: h.security)
+        last = (h.account, h.security, p)
+      }
       positions[p].quantity += h.quantity
       positions[p].available += h.quantity
       insertLot(
         Lot(acquired: h.acquiredDate, creation: takeLotCreation(), accruedMicro: 0, quantity: h.quantity),
         into: p)
-      securities[s].issuedQuantity += h.quantity
+      securities[h.security].issuedQuantity += h.quantity
     }
   }
 
@@ -254,7 +278,8 @@ public struct TallyState {
     let found = TradeLookups(
       trade: tradeByKey.find(hash: tradeHash) { $0.date == date && $0.id.hasBytes(idBytes) },
       security: securityById[bytes: bytes(t.security)],
-      buyAccount: accountById[bytes: bytes(t.buyAccount)], sellAccount: accountById[bytes: bytes(t.sellAccount)],
+      buyAccount: accountById[bytes: bytes(t.buyAccount)],
+      sellAccount: accountById[bytes: bytes(t.sellAccount)],
       buyUnit: unitById[bytes: bytes(t.buyUnit)], sellUnit: unitById[bytes: bytes(t.sellUnit)])
     let outcome = applyTrade(
       date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found,

@@ -70,8 +70,8 @@ public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
   }
   w.i32(Int32(r.holdings.count))
   for h in r.holdings {
-    w.string(h.account)
-    w.string(h.security)
+    w.string(r.accounts[Int(h.account)].id)
+    w.string(r.securities[Int(h.security)].code)
     w.i64(h.quantity)
     w.i32(h.acquiredDate)
   }

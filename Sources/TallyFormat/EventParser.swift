@@ -51,7 +51,9 @@ public enum EventParser {
       let date = Fields.date(line[dateField]), let time = Fields.time(line[timeField]),
       let price = Fields.price(line[priceField]), let quantity = Fields.quantity(line[quantityField])
     else { return nil }
-    @inline(__always) func relative(_ r: Range<Int>) -> Range<Int> { (r.lowerBound - base)..<(r.upperBound - base) }
+    @inline(__always) func relative(_ r: Range<Int>) -> Range<Int> {
+      (r.lowerBound - base)..<(r.upperBound - base)
+    }
     return TradeLine(
       date: date, time: time, priceMilli: price, quantity: quantity, tradeId: relative(id),
       security: relative(security), buyAccount: relative(buyAccount), buyUnit: relative(buyUnit),

@@ -50,7 +50,8 @@ public enum ReferenceParser {
     /// (a holdings file has millions of lines). False when an optional file is missing.
     @discardableResult
     func forEachRow(
-      _ name: String, required: Bool = true, _ body: (Int, [ArraySlice<UInt8>]) throws(InputError) -> Void
+      _ name: String, required: Bool = true, reserve: (Int) -> Void = { _ in },
+      _ body: (Int, [ArraySlice<UInt8>]) throws(InputError) -> Void
     ) throws(InputError) -> Bool {
       let path = prefix.isEmpty ? name : prefix + "/" + name
       guard let bytes = contents(name) else {
@@ -59,9 +60,13 @@ public enum ReferenceParser {
         }
         return false
       }
+      reserve(Fields.lineCount(bytes))
       let header = headers[name]!
       let columns = header.split(separator: ",").map(String.init)
       var sawHeader = false
+      // One array of fields for every line (millions of lines: no array each).
+      var fields: [ArraySlice<UInt8>] = []
+      fields.reserveCapacity(columns.count + 1)
       for (number, line) in LineReader(bytes) {
         guard Fields.isValidUTF8(line) else {
           throw InputError(file: path, line: number, problem: "line is not valid UTF-8")
@@ -76,7 +81,7 @@ public enum ReferenceParser {
           continue
         }
         if line.isEmpty { throw InputError(file: path, line: number, problem: "blank lines are not allowed") }
-        let fields = Fields.split(line)
+        Fields.split(line, into: &fields)
         guard fields.count == columns.count else {
           throw InputError(
             file: path, line: number,
@@ -114,14 +119,15 @@ public enum ReferenceParser {
     }
 
     var securities: [ReferenceData.SecurityRow] = []
-    var securityIds = Set<Ident>()
+    var securityIds = FastIndex<Ident>()
     try forEachRow("securities.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let kind = try value(
         Fields.securityKind(f[3]), "securities.csv", n, "kind", f[3], "STOCK, FUND or BOND")
       let code = Fields.text(f[0])
-      guard securityIds.insert(Ident(code)).inserted else {
+      guard securityIds[Ident(code)] == nil else {
         throw fail("securities.csv", n, "security", "security \(code) repeats")
       }
+      securityIds[Ident(code)] = Int32(securities.count)
       securities.append(.init(code: code, isin: Fields.text(f[1]), name: Fields.text(f[2]), kind: kind))
     }
 
@@ -150,26 +156,41 @@ public enum ReferenceParser {
     }
 
     var accounts: [(id: String, kind: AccountKind)] = []
-    var accountIds = Set<Ident>()
-    try forEachRow("accounts.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
-      let id = Fields.text(f[0])
+    var accountIds = FastIndex<Ident>()
+    try forEachRow(
+      "accounts.csv",
+      reserve: {
+        accounts.reserveCapacity($0)
+        accountIds.reserveCapacity($0)
+      }
+    ) { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let kind = try value(
         Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
-      guard accountIds.insert(Ident(id)).inserted else {
+      let id = Ident(Fields.text(f[0]))
+      guard accountIds[id] == nil else {
         throw fail("accounts.csv", n, "account", "account \(id) repeats")
       }
-      accounts.append((id, kind))
+      accountIds[id] = Int32(accounts.count)
+      accounts.append((id.text, kind))
     }
 
     var holdings: [ReferenceData.HoldingRow] = []
-    try forEachRow("holdings.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
-      let account = Fields.text(f[0])
-      let security = Fields.text(f[1])
-      guard accountIds.contains(Ident(account)) else {
-        throw fail("holdings.csv", n, "account", "unknown account \(account)")
+    // Lines of one account follow each other: its bytes and index are kept from the last line.
+    var lastAccount: (bytes: ArraySlice<UInt8>, index: Int32) = ([], -1)
+    try forEachRow("holdings.csv", reserve: { holdings.reserveCapacity($0) }) {
+      (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
+      let account: Int32
+      if lastAccount.index >= 0 && f[0].elementsEqual(lastAccount.bytes) {
+        account = lastAccount.index
+      } else {
+        guard let found = f[0].withUnsafeBytes({ accountIds[bytes: $0] }) else {
+          throw fail("holdings.csv", n, "account", "unknown account \(Fields.text(f[0]))")
+        }
+        account = found
+        lastAccount = (f[0], found)
       }
-      guard securityIds.contains(Ident(security)) else {
-        throw fail("holdings.csv", n, "security", "unknown security \(security)")
+      guard let security = f[1].withUnsafeBytes({ securityIds[bytes: $0] }) else {
+        throw fail("holdings.csv", n, "security", "unknown security \(Fields.text(f[1]))")
       }
       let quantity = try value(Fields.quantity(f[2]), "holdings.csv", n, "quantity", f[2], "a quantity")
       guard quantity > 0 else { throw fail("holdings.csv", n, "quantity", "must be > 0, found \(quantity)") }
@@ -206,6 +227,7 @@ public enum ReferenceParser {
     return ReferenceData(
       calendar: calendar, securities: securities, participants: participants, units: units,
       accounts: accounts,
-      holdings: holdings, feeRows: ReferenceData.feeTable(replacingWith: feeRows))
+      holdings: holdings, feeRows: ReferenceData.feeTable(replacingWith: feeRows), accountLookup: accountIds,
+      securityLookup: securityIds)
   }
 }
