@@ -11,71 +11,68 @@ public struct LotPool: Sendable {
   /// Slots the pool may hold: slot numbers are Int32.
   public static let slotCountMax = Int(Int32.max) - 1
 
-  public private(set) var lots: [Lot] = []
-  private(set) var next: [Int32] = []
-  private(set) var previous: [Int32] = []
+  /// A lot and its links side by side: one cache line per lot touched.
+  struct Node: Sendable {
+    var lot: Lot
+    var next: Int32
+    var previous: Int32
+  }
+
+  private var nodes: [Node] = []
   private var freeHead: Int32 = LotPool.none
   /// Lots in use (slots minus free ones).
   public private(set) var liveCount = 0
 
   public init() {}
 
-  public mutating func reserveCapacity(_ n: Int) {
-    lots.reserveCapacity(n)
-    next.reserveCapacity(n)
-    previous.reserveCapacity(n)
-  }
+  public mutating func reserveCapacity(_ n: Int) { nodes.reserveCapacity(n) }
 
   @inline(__always) public subscript(slot: Int32) -> Lot {
-    _read { yield lots[Int(slot)] }
-    _modify { yield &lots[Int(slot)] }
+    _read { yield nodes[Int(slot)].lot }
+    _modify { yield &nodes[Int(slot)].lot }
   }
 
-  @inline(__always) public func next(after slot: Int32) -> Int32 { next[Int(slot)] }
-  @inline(__always) public func previous(before slot: Int32) -> Int32 { previous[Int(slot)] }
+  @inline(__always) public func next(after slot: Int32) -> Int32 { nodes[Int(slot)].next }
+  @inline(__always) public func previous(before slot: Int32) -> Int32 { nodes[Int(slot)].previous }
 
   /// A slot holding `lot`, not linked anywhere yet.
   mutating func allocate(_ lot: Lot) -> Int32 {
     liveCount += 1
     if freeHead != Self.none {
       let slot = freeHead
-      freeHead = next[Int(slot)]
-      lots[Int(slot)] = lot
-      next[Int(slot)] = Self.none
-      previous[Int(slot)] = Self.none
+      freeHead = nodes[Int(slot)].next
+      nodes[Int(slot)] = Node(lot: lot, next: Self.none, previous: Self.none)
       return slot
     }
-    precondition(lots.count < Self.slotCountMax, "lot pool is full (\(Self.slotCountMax) lots)")
-    lots.append(lot)
-    next.append(Self.none)
-    previous.append(Self.none)
-    return Int32(lots.count - 1)
+    precondition(nodes.count < Self.slotCountMax, "lot pool is full (\(Self.slotCountMax) lots)")
+    nodes.append(Node(lot: lot, next: Self.none, previous: Self.none))
+    return Int32(nodes.count - 1)
   }
 
   mutating func free(_ slot: Int32) {
     precondition(liveCount > 0, "lot pool frees more lots than it holds")
     liveCount -= 1
-    lots[Int(slot)].quantity = 0
-    next[Int(slot)] = freeHead
-    previous[Int(slot)] = Self.none
+    nodes[Int(slot)].lot.quantity = 0
+    nodes[Int(slot)].next = freeHead
+    nodes[Int(slot)].previous = Self.none
     freeHead = slot
   }
 
   /// Links `slot` into the list `first ... last` right after `after` (at the head when none).
   mutating func link(_ slot: Int32, after: Int32, first: inout Int32, last: inout Int32) {
-    let following = after == Self.none ? first : next[Int(after)]
-    previous[Int(slot)] = after
-    next[Int(slot)] = following
-    if after == Self.none { first = slot } else { next[Int(after)] = slot }
-    if following == Self.none { last = slot } else { previous[Int(following)] = slot }
+    let following = after == Self.none ? first : nodes[Int(after)].next
+    nodes[Int(slot)].previous = after
+    nodes[Int(slot)].next = following
+    if after == Self.none { first = slot } else { nodes[Int(after)].next = slot }
+    if following == Self.none { last = slot } else { nodes[Int(following)].previous = slot }
   }
 
   /// Unlinks `slot` from the list `first ... last` and frees it.
   mutating func unlinkAndFree(_ slot: Int32, first: inout Int32, last: inout Int32) {
-    let before = previous[Int(slot)]
-    let after = next[Int(slot)]
-    if before == Self.none { first = after } else { next[Int(before)] = after }
-    if after == Self.none { last = before } else { previous[Int(after)] = before }
+    let before = nodes[Int(slot)].previous
+    let after = nodes[Int(slot)].next
+    if before == Self.none { first = after } else { nodes[Int(before)].next = after }
+    if after == Self.none { last = before } else { nodes[Int(after)].previous = before }
     free(slot)
   }
 }

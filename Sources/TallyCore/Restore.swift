@@ -98,17 +98,22 @@ extension TallyState {
     unitById = [:]
     for i in units.indices { unitById[units.rows[i].id] = Int32(i) }
     accountById = [:]
-    for i in accounts.indices { accountById[accounts.rows[i].id] = Int32(i) }
+    accountById.reserveCapacity(accounts.count)
+    positionDirectory = PositionDirectory()
+    positionDirectory.reserveAccounts(accounts.count)
+    accountKinds = accounts.rows.map(\.kind)
+    for i in accounts.indices {
+      accountById[accounts.rows[i].id] = Int32(i)
+      positionDirectory.addAccount(Int32(i))
+    }
     securityById = [:]
     for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
-    positionByKey = [:]
-    positionByKey.reserveCapacity(positions.count)
     positionsOfSecurity = [[Int32]](repeating: [], count: securities.count)
     awaitingAvailability = []
     isAwaitingAvailability = [Bool](repeating: false, count: positions.count)
     for i in positions.indices {
       let p = positions.rows[i]
-      positionByKey[Self.positionKey(p.account, p.security)] = Int32(i)
+      positionDirectory.insert(account: p.account, security: p.security, position: Int32(i))
       positionsOfSecurity[Int(p.security)].append(Int32(i))
       if p.quantity != p.available + p.withheld {
         isAwaitingAvailability[i] = true
@@ -116,6 +121,7 @@ extension TallyState {
       }
     }
     clearingByKey = [:]
+    clearingByKey.reserveCapacity(clearingRows.count)
     for i in clearingRows.indices {
       let c = clearingRows.rows[i]
       clearingByKey[ClearingKey(date: c.tradeDate, participant: c.participant, security: c.security)] = Int32(

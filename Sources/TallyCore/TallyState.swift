@@ -33,9 +33,12 @@ public struct TallyState {
   var unitById = FastIndex<Ident>()
   var accountById = FastIndex<Ident>()
   var securityById = FastIndex<Ident>()
-  var positionByKey = FastIndex<Int64>()
-  var clearingByKey: [ClearingKey: Int32] = [:]
-  var settlementByKey: [Int64: Int32] = [:]
+  var positionDirectory = PositionDirectory()
+  /// `accounts[a].kind` for every account, one byte each (read on every sale; the
+  /// account rows themselves are 24 bytes each and mostly cold).
+  var accountKinds: [AccountKind] = []
+  var clearingByKey = FastIndex<ClearingKey>()
+  var settlementByKey = FastIndex<Int64>()
   var tradeByKey = FastIndex<TradeKey>()
   var dayByDate: [Int32: Int32] = [:]
   /// Positions of each security, in creation order (holders for corporate actions).
@@ -50,10 +53,17 @@ public struct TallyState {
   /// DEFAULTED settlement rows, sorted by (trade date, participant id bytes).
   var openDefaults: [Int32] = []
 
-  struct ClearingKey: Hashable {
+  struct ClearingKey: Hashable, FastHashKey {
     var date: Int32
     var participant: Int32
     var security: Int32
+
+    var fastHash: UInt64 {
+      mix64(
+        UInt64(UInt32(bitPattern: date)) << 32 ^ UInt64(UInt32(bitPattern: participant)) << 20
+          ^ UInt64(UInt32(bitPattern: security)))
+    }
+    static var placeholder: ClearingKey { ClearingKey(date: 0, participant: 0, security: 0) }
   }
 
   struct TradeKey: Hashable, FastHashKey {
@@ -85,7 +95,12 @@ public struct TallyState {
     // Accounts and securities keep their reference order: row id = index in the files,
     // so the parser's lookups are adopted as they are.
     accounts.reserveCapacity(reference.accounts.count)
-    for a in reference.accounts { accounts.append(AccountRecord(id: Ident(a.id), kind: a.kind)) }
+    positionDirectory.reserveAccounts(reference.accounts.count)
+    accountKinds.reserveCapacity(reference.accounts.count)
+    for a in reference.accounts {
+      positionDirectory.addAccount(accounts.append(AccountRecord(id: Ident(a.id), kind: a.kind)))
+      accountKinds.append(a.kind)
+    }
     accountById = reference.accountLookup
     for s in reference.securities {
       securities.append(
@@ -95,7 +110,6 @@ public struct TallyState {
     securityById = reference.securityLookup
     precondition(accountById.count == accounts.count && securityById.count == securities.count)
     positions.reserveCapacity(reference.holdings.count)
-    positionByKey.reserveCapacity(reference.holdings.count)
     isAwaitingAvailability.reserveCapacity(reference.holdings.count)
     lotPool.reserveCapacity(reference.holdings.count + reference.holdings.count / 2)
     // Lines of one account and security usually follow each other: the last position
@@ -121,6 +135,24 @@ public struct TallyState {
         into: p)
       securities[h.security].issuedQuantity += h.quantity
     }
+  }
+
+  /// Stops (or restarts) recording which rows changed. A run that never commits
+  /// (the in-memory `tally run`) spares the bookkeeping on every row it touches.
+  public mutating func setChangeTracking(_ on: Bool) {
+    participants.setTracking(on)
+    units.setTracking(on)
+    accounts.setTracking(on)
+    securities.setTracking(on)
+    positions.setTracking(on)
+    clearingRows.setTracking(on)
+    settlementRows.setTracking(on)
+    trades.setTracking(on)
+    slices.setTracking(on)
+    actions.setTracking(on)
+    entitlements.setTracking(on)
+    rejections.setTracking(on)
+    days.setTracking(on)
   }
 
   // MARK: - Calendar
@@ -320,7 +352,7 @@ public struct TallyState {
     guard let buyUnit = found.buyUnit, let sellUnit = found.sellUnit else { return .rejected(.unknownUnit) }
     let t = (date: date, priceMilli: priceMilli)
     let q = quantity
-    let sellPosition = positionByKey[Self.positionKey(sellAccount, security)]
+    let sellPosition = positionDirectory.find(account: sellAccount, security: security)
     guard let sellPosition, positions[sellPosition].available >= q else {
       return .rejected(.insufficientHoldings)
     }
@@ -350,7 +382,7 @@ public struct TallyState {
     positions[sellPosition].quantity -= q
     positions[sellPosition].available -= q
     let sliceStart = Int32(slices.count)
-    let taxable = accounts[sellAccount].kind == .individual && kind == .stock
+    let taxable = accountKinds[Int(sellAccount)] == .individual && kind == .stock
     var taxUnits: Int128 = 0  // Σ quantity × accrued(µCNY) × rate(%), in 1e-8 CNY
     takeOldestLots(of: sellPosition, quantity: q)
     if taxable {
@@ -393,7 +425,7 @@ public struct TallyState {
     if let settleDate = nextTradingDay(after: t.date), let d = dayByDate[settleDate], days[d].settled {
       return .rejected(.alreadySettled)
     }
-    let buyPosition = positionByKey[Self.positionKey(t.buyAccount, t.security)]!
+    let buyPosition = positionDirectory.find(account: t.buyAccount, security: t.security)!
     let q = t.quantity
     if positions[buyPosition].quantity - positions[buyPosition].withheld < q {
       return .rejected(.cannotReverse)
@@ -417,7 +449,7 @@ public struct TallyState {
     settlementRows[sellSettlement].liveSides -= 1
 
     // Seller: quantity, availability and the exact slices back.
-    let sellPosition = positionByKey[Self.positionKey(t.sellAccount, t.security)]!
+    let sellPosition = positionDirectory.find(account: t.sellAccount, security: t.security)!
     positions[sellPosition].quantity += q
     positions[sellPosition].available += q
     for s in t.sliceStart..<(t.sliceStart + t.sliceCount) { insertLot(slices[s], into: sellPosition) }
@@ -582,7 +614,7 @@ public struct TallyState {
     for t in day.tradeStart..<day.tradeEnd {
       let trade = trades[t]
       guard trade.buyParticipant == row.participant, !trade.cancelled else { continue }
-      let p = positionByKey[Self.positionKey(trade.buyAccount, trade.security)]!
+      let p = positionDirectory.find(account: trade.buyAccount, security: trade.security)!
       let amount = min(trade.quantity, positions[p].available)
       guard amount > 0 else { continue }
       positions[p].available -= amount
@@ -596,7 +628,7 @@ public struct TallyState {
     for t in day.tradeStart..<day.tradeEnd {
       let trade = trades[t]
       guard trade.buyParticipant == row.participant, trade.withheld > 0 else { continue }
-      let p = positionByKey[Self.positionKey(trade.buyAccount, trade.security)]!
+      let p = positionDirectory.find(account: trade.buyAccount, security: trade.security)!
       positions[p].available += trade.withheld
       positions[p].withheld -= trade.withheld
       trades[t].withheld = 0
@@ -637,10 +669,6 @@ public struct TallyState {
 
   // MARK: - Helpers
 
-  @inline(__always) static func positionKey(_ account: Int32, _ security: Int32) -> Int64 {
-    Int64(account) << 32 | Int64(UInt32(bitPattern: security))
-  }
-
   @inline(__always) static func settlementKey(_ date: Int32, _ participant: Int32) -> Int64 {
     Int64(date) << 32 | Int64(UInt32(bitPattern: participant))
   }
@@ -652,11 +680,10 @@ public struct TallyState {
   }
 
   mutating func position(account: Int32, security: Int32) -> Int32 {
-    let key = Self.positionKey(account, security)
-    if let p = positionByKey[key] { return p }
+    if let p = positionDirectory.find(account: account, security: security) { return p }
     let p = positions.append(
       PositionRecord(account: account, security: security, quantity: 0, available: 0, withheld: 0))
-    positionByKey[key] = p
+    positionDirectory.insert(account: account, security: security, position: p)
     positionsOfSecurity[Int(security)].append(p)
     isAwaitingAvailability.append(false)
     return p
@@ -694,7 +721,10 @@ public struct TallyState {
   }
 
   mutating func addAccount(_ id: Ident, kind: AccountKind) {
-    accountById[id] = accounts.append(AccountRecord(id: id, kind: kind))
+    let a = accounts.append(AccountRecord(id: id, kind: kind))
+    accountById[id] = a
+    positionDirectory.addAccount(a)
+    accountKinds.append(kind)
   }
 
   mutating func addSecurity(_ code: Ident, isin: String, name: String, kind: SecurityKind) {

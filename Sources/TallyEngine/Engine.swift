@@ -24,6 +24,10 @@ public struct Engine {
 
   public init(state: TallyState) { self.state = state }
 
+  /// A run that never commits (`tally run` without `--state`) turns this off: rows
+  /// are then not tracked for `takeChangedRows`.
+  public mutating func setChangeTracking(_ on: Bool) { state.setChangeTracking(on) }
+
   /// The last sequence number applied (0 before the first event).
   public var appliedSeq: Int64 { state.globals.appliedSeq }
 
