@@ -102,12 +102,21 @@ public struct TallyState {
       accountKinds.append(a.kind)
     }
     accountById = reference.accountLookup
+    if accountById.count != accounts.count {
+      // The account list was edited after parsing: index it again.
+      accountById = FastIndex()
+      for i in accounts.indices { accountById[accounts.rows[i].id] = Int32(i) }
+    }
     for s in reference.securities {
       securities.append(
         SecurityRecord(code: Ident(s.code), isin: s.isin, name: s.name, kind: s.kind, issuedQuantity: 0))
       positionsOfSecurity.append([])
     }
     securityById = reference.securityLookup
+    if securityById.count != securities.count {
+      securityById = FastIndex()
+      for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
+    }
     precondition(accountById.count == accounts.count && securityById.count == securities.count)
     positions.reserveCapacity(reference.holdings.count)
     isAwaitingAvailability.reserveCapacity(reference.holdings.count)
@@ -135,6 +144,15 @@ public struct TallyState {
         into: p)
       securities[h.security].issuedQuantity += h.quantity
     }
+  }
+
+  /// Room for about `events` more events, most of them trades (a run that knows its
+  /// input size spares the doubling copies, and the fresh pages behind them).
+  public mutating func reserveCapacity(events: Int) {
+    trades.reserveCapacity(trades.count + events)
+    slices.reserveCapacity(slices.count + events + events / 4)
+    tradeByKey.reserveCapacity(trades.count + events)
+    lotPool.reserveCapacity(lotPool.liveCount + events)
   }
 
   /// Stops (or restarts) recording which rows changed. A run that never commits

@@ -24,6 +24,9 @@ public struct Engine {
 
   public init(state: TallyState) { self.state = state }
 
+  /// Room for about `events` more events (see `TallyState.reserveCapacity(events:)`).
+  public mutating func reserveCapacity(events: Int) { state.reserveCapacity(events: events) }
+
   /// A run that never commits (`tally run` without `--state`) turns this off: rows
   /// are then not tracked for `takeChangedRows`.
   public mutating func setChangeTracking(_ on: Bool) { state.setChangeTracking(on) }
@@ -91,12 +94,14 @@ public struct EventLines {
     public var bytes: ArraySlice<UInt8>
   }
 
-  /// Calls `body` for every event line of every file, in order.
+  /// Calls `body` for every event line of every file, in order. `willRead` is told
+  /// each file's line count first (a capacity hint).
   public static func forEach(
-    files: [String], _ body: (Line) throws -> Void
+    files: [String], willRead: (Int) -> Void = { _ in }, _ body: (Line) throws -> Void
   ) throws {
     for file in files {
       let bytes = try FileIO.read(file)
+      willRead(Fields.lineCount(bytes))
       for (number, line) in LineReader(bytes) where !EventParser.isSkipped(line) {
         try body(Line(file: file, lineNumber: number, bytes: line))
       }

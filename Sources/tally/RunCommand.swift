@@ -71,7 +71,7 @@ struct RunCommand: ParsableCommand {
       note("tally run: \(name) \(String(format: "%.3f", (now - phaseStart).seconds)) s")
       phaseStart = now
     }
-    let reference: ReferenceData
+    var reference: ReferenceData
     do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
     phase("reference folder read and checked")
     let kernel: any ClearingKernel
@@ -126,10 +126,11 @@ struct RunCommand: ParsableCommand {
     } else {
       var memory = Engine(reference: reference, kernel: kernel)
       memory.setChangeTracking(false)  // nothing is committed
+      reference.holdings = []  // in the state now: millions of rows not to keep twice
       phase("opening state built")
       var seq: Int64 = 0
       do {
-        try EventLines.forEach(files: events) { line in
+        try EventLines.forEach(files: events, willRead: { memory.reserveCapacity(events: $0) }) { line in
           seq += 1
           memory.apply(line: line.bytes, seq: seq)
         }
