@@ -51,6 +51,7 @@ public enum ReferenceParser {
     @discardableResult
     func forEachRow(
       _ name: String, required: Bool = true, reserve: (Int) -> Void = { _ in },
+      fast: (ArraySlice<UInt8>) -> Bool = { _ in false },
       _ body: (Int, [ArraySlice<UInt8>]) throws(InputError) -> Void
     ) throws(InputError) -> Bool {
       let path = prefix.isEmpty ? name : prefix + "/" + name
@@ -68,6 +69,9 @@ public enum ReferenceParser {
       var fields: [ArraySlice<UInt8>] = []
       fields.reserveCapacity(columns.count + 1)
       for (number, line) in LineReader(bytes) {
+        // A data line that `fast` takes whole is done; anything else (the header, a
+        // line it does not take) goes the general way, which names the problem.
+        if sawHeader && fast(line) { continue }
         guard Fields.isValidUTF8(line) else {
           throw InputError(file: path, line: number, problem: "line is not valid UTF-8")
         }
@@ -177,7 +181,48 @@ public enum ReferenceParser {
     var holdings: [ReferenceData.HoldingRow] = []
     // Lines of one account follow each other: its bytes and index are kept from the last line.
     var lastAccount: (bytes: ArraySlice<UInt8>, index: Int32) = ([], -1)
-    try forEachRow("holdings.csv", reserve: { holdings.reserveCapacity($0) }) {
+    /// A holdings line that is all ASCII, has four non-empty fields and passes every
+    /// check is appended here in one pass; false leaves the line (and its error) to the
+    /// general path below.
+    func fastHolding(_ line: ArraySlice<UInt8>) -> Bool {
+      var commas = (0, 0, 0)
+      var found = 0
+      var i = line.startIndex
+      while i < line.endIndex {
+        let b = line[i]
+        if b >= 0x80 { return false }
+        if b == UInt8(ascii: ",") {
+          switch found {
+          case 0: commas.0 = i
+          case 1: commas.1 = i
+          case 2: commas.2 = i
+          default: return false
+          }
+          found += 1
+        }
+        i += 1
+      }
+      guard found == 3 else { return false }
+      let accountField = line[line.startIndex..<commas.0]
+      let securityField = line[(commas.0 + 1)..<commas.1]
+      let quantityField = line[(commas.1 + 1)..<commas.2]
+      let dateField = line[(commas.2 + 1)..<line.endIndex]
+      guard !accountField.isEmpty, !securityField.isEmpty, let quantity = Fields.quantity(quantityField),
+        quantity > 0, let acquired = Fields.date(dateField)
+      else { return false }
+      let account: Int32
+      if lastAccount.index >= 0 && accountField.elementsEqual(lastAccount.bytes) {
+        account = lastAccount.index
+      } else {
+        guard let found = accountField.withUnsafeBytes({ accountIds[bytes: $0] }) else { return false }
+        account = found
+        lastAccount = (accountField, found)
+      }
+      guard let security = securityField.withUnsafeBytes({ securityIds[bytes: $0] }) else { return false }
+      holdings.append(.init(account: account, security: security, quantity: quantity, acquiredDate: acquired))
+      return true
+    }
+    try forEachRow("holdings.csv", reserve: { holdings.reserveCapacity($0) }, fast: fastHolding) {
       (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let account: Int32
       if lastAccount.index >= 0 && f[0].elementsEqual(lastAccount.bytes) {
