@@ -136,11 +136,24 @@ public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
 }
 
 extension FastIndex {
-  /// The value of the key that `hash` and `matches` pick out, without making the key:
-  /// `hash` must be the key's `fastHash`.
+  /// The first slot a key with this hash is looked for in, read now. A caller with
+  /// several independent lookups reads all their first slots before comparing keys, so
+  /// the cache misses overlap instead of following one another.
+  public struct Probe {
+    @usableFromInline let slot: Int
+    @usableFromInline let value: Int32
+  }
+
+  @inline(__always) public func probe(hash: UInt64) -> Probe {
+    let i = Int(truncatingIfNeeded: hash) & mask
+    return Probe(slot: i, value: slots[i].value)
+  }
+
+  /// The value of the key that `matches` picks out, from its first slot `probe`.
   @inline(__always)
-  public func find(hash: UInt64, matches: (Key) -> Bool) -> Int32? {
-    var i = Int(truncatingIfNeeded: hash) & mask
+  public func find(_ probe: Probe, matches: (Key) -> Bool) -> Int32? {
+    if probe.value < 0 { return nil }
+    var i = probe.slot
     return slots.withUnsafeBufferPointer { slots in
       while true {
         let v = slots[i].value
@@ -149,6 +162,13 @@ extension FastIndex {
         i = (i + 1) & mask
       }
     }
+  }
+
+  /// The value of the key that `hash` and `matches` pick out, without making the key:
+  /// `hash` must be the key's `fastHash`.
+  @inline(__always)
+  public func find(hash: UInt64, matches: (Key) -> Bool) -> Int32? {
+    find(probe(hash: hash), matches: matches)
   }
 }
 

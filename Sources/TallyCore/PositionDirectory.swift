@@ -27,8 +27,15 @@ struct PositionDirectory {
     Int64(account) << 32 | Int64(UInt32(bitPattern: security))
   }
 
+  /// The account's line (to read it early; see `find(in:account:security:)`).
+  @inline(__always) func line(of account: Int32) -> AccountPositions { accounts[Int(account)] }
+
   @inline(__always) func find(account: Int32, security: Int32) -> Int32? {
-    let line = accounts[Int(account)]
+    find(in: accounts[Int(account)], account: account, security: security)
+  }
+
+  /// `line` must be `line(of: account)`, read since the last insert for the account.
+  @inline(__always) func find(in line: AccountPositions, account: Int32, security: Int32) -> Int32? {
     let lanes = line.securities .== SIMD8(repeating: security)
     for lane in 0..<8 where lanes[lane] { return line.positions[lane] }
     // Lanes fill in order: a free lane means the account has no overflow.

@@ -323,13 +323,20 @@ public struct TallyState {
       UnsafeRawBufferPointer(rebasing: line[r])
     }
     let idBytes = bytes(t.tradeId)
+    let buyAccountBytes = bytes(t.buyAccount)
+    let sellAccountBytes = bytes(t.sellAccount)
     let date = t.date
-    let tradeHash = mix64(Ident.fastHash(of: idBytes) ^ UInt64(UInt32(bitPattern: date)))
+    // The three lookups in large tables (trade ids, accounts) read their first slots
+    // together: their cache misses overlap.
+    let tradeProbe = tradeByKey.probe(
+      hash: mix64(Ident.fastHash(of: idBytes) ^ UInt64(UInt32(bitPattern: date))))
+    let buyProbe = accountById.probe(hash: Ident.fastHash(of: buyAccountBytes))
+    let sellProbe = accountById.probe(hash: Ident.fastHash(of: sellAccountBytes))
     let found = TradeLookups(
-      trade: tradeByKey.find(hash: tradeHash) { $0.date == date && $0.id.hasBytes(idBytes) },
+      trade: tradeByKey.find(tradeProbe) { $0.date == date && $0.id.hasBytes(idBytes) },
       security: securityById[bytes: bytes(t.security)],
-      buyAccount: accountById[bytes: bytes(t.buyAccount)],
-      sellAccount: accountById[bytes: bytes(t.sellAccount)],
+      buyAccount: accountById.find(buyProbe) { $0.hasBytes(buyAccountBytes) },
+      sellAccount: accountById.find(sellProbe) { $0.hasBytes(sellAccountBytes) },
       buyUnit: unitById[bytes: bytes(t.buyUnit)], sellUnit: unitById[bytes: bytes(t.sellUnit)])
     let outcome = applyTrade(
       date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found,
@@ -370,7 +377,10 @@ public struct TallyState {
     guard let buyUnit = found.buyUnit, let sellUnit = found.sellUnit else { return .rejected(.unknownUnit) }
     let t = (date: date, priceMilli: priceMilli)
     let q = quantity
-    let sellPosition = positionDirectory.find(account: sellAccount, security: security)
+    // Both accounts' position lines are read together (overlapping misses).
+    let sellLine = positionDirectory.line(of: sellAccount)
+    let buyLine = positionDirectory.line(of: buyAccount)
+    let sellPosition = positionDirectory.find(in: sellLine, account: sellAccount, security: security)
     guard let sellPosition, positions[sellPosition].available >= q else {
       return .rejected(.insufficientHoldings)
     }
@@ -414,7 +424,9 @@ public struct TallyState {
     }
     let taxFen = exactInt64(roundHalfUpDivide(taxUnits, by: 1_000_000), "tax")
 
-    let buyPosition = position(account: buyAccount, security: security)
+    let buyPosition =
+      positionDirectory.find(in: buyLine, account: buyAccount, security: security)
+      ?? position(account: buyAccount, security: security)
     positions[buyPosition].quantity += q
     positions[buyPosition].available += c.buyerAvailableNow
     if c.buyerAvailableNow < q { markAwaitingAvailability(buyPosition) }
