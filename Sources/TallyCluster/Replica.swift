@@ -32,6 +32,8 @@ public final class Replica {
   var durable: DurableEngine
   var store: RocksDBStateStore
   public private(set) var repairs = 0
+  /// Metrics hooks (TallyOps); no-ops by default.
+  public var hooks = OpsHooks()
 
   public init(
     config: ClusterConfig, index: Int, dataDir: String, reference: ReferenceData,
@@ -198,7 +200,9 @@ public final class Replica {
                 log.warn("replica \(id): gap: have \(appliedSeq), got \(batch.first); asking again")
                 break
               }
+              let started = ContinuousClock.now
               let vote = try apply(batch)
+              hooks.batchApplied(batch.lines.count, .now - started)
               if try !votes.send(["VOTE".bytes, vote.encoded], dontWait: true) {
                 log.warn("replica \(id): voter not keeping up; vote \(vote.first) kept for a resend")
               }

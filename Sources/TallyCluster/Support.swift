@@ -1,19 +1,23 @@
-// Logging and a minimal JSON writer for status output (no Codable on any hot path).
+// The nodes' logger (swift-log; the structured logfmt handler with rotation is in
+// TallyOps) and a minimal JSON writer for status output (no Codable on any hot path).
 import Foundation
+@_exported import Logging
 
-/// Log lines with a timestamp and level on standard error (nodes redirect it to
-/// `<data>/<node>.log`). Wall-clock time appears only in logs, never in state.
-public struct Logger: Sendable {
-  public var node: String
-  public init(node: String) { self.node = node }
-
-  func line(_ level: String, _ text: String) {
-    let stamp = ISO8601DateFormatter().string(from: Date())
-    FileHandle.standardError.write(Data("\(stamp) \(level) [\(node)] \(text)\n".utf8))
+extension Logger {
+  /// A node's logger: every line carries `node=<name>`. Wall-clock time appears only
+  /// in logs, never in state.
+  public init(node: String) {
+    self.init(label: "tally." + node)
+    self[metadataKey: "node"] = .string(node)
   }
-  public func info(_ text: String) { line("INFO", text) }
-  public func warn(_ text: String) { line("WARN", text) }
-  public func error(_ text: String) { line("ERROR", text) }
+
+  /// `warning`, under the name the nodes have always used.
+  public func warn(
+    _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata? = nil,
+    file: String = #fileID, function: String = #function, line: UInt = #line
+  ) {
+    warning(message(), metadata: metadata(), file: file, function: function, line: line)
+  }
 }
 
 public indirect enum JSON {

@@ -26,6 +26,8 @@ public final class Voter {
   /// Decided batches are published here after they are stored (a live feed for
   /// sinks and dashboards; the durable record is the voter's store).
   var publish: ZMQSocket? = nil
+  /// Metrics hooks (TallyOps); no-ops by default.
+  public var hooks = OpsHooks()
 
   public init(config: ClusterConfig, dataDir: String, alertsPath: String, log: Logger) throws {
     self.config = config
@@ -247,6 +249,7 @@ public final class Voter {
         log.warn("voter: refused a vote from unknown replica '\(vote.replica)'")
         return []
       }
+      hooks.voteReceived()
       return core.receive(vote, from: r)
     case "HB":
       guard let hb = try? Heartbeat(decoding: msg[1]), let r = config.replicaIndex(hb.replica) else {
@@ -277,10 +280,16 @@ public final class Voter {
       }
     }
     if viewsChanged || last != nil { write.put(Self.replicasKey, Self.encodeViews(core.replicas)) }
-    if last == nil && viewsChanged { try store.commit(write, sync: true) }
+    let started = ContinuousClock.now
+    var committed: Duration? = nil
+    if last == nil && viewsChanged {
+      try store.commit(write, sync: true)
+      committed = .now - started
+    }
     if let last {
       write.put(Self.watermarkKey, (last.last + 1).leBytes)
       try store.commit(write, sync: true)
+      committed = .now - started
       if !last.stateDigest.isEmpty { lastDecidedStateDigest = last.stateDigest }
       for a in actions {
         if case .emit(let d) = a {
@@ -289,6 +298,7 @@ public final class Voter {
         }
       }
     }
+    if !actions.isEmpty { hooks.actionsPerformed(actions, committed) }
     for a in actions {
       switch a {
       case .emit: break

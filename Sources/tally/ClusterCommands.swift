@@ -3,6 +3,7 @@ import Foundation
 import TallyCluster
 import TallyCore
 import TallyEngine
+import TallyOps
 import ZeroMQTransport
 
 /// The options every cluster-facing command takes, so clusters can live side by side.
@@ -312,57 +313,90 @@ struct NodeOptions: ParsableArguments {
   var id: String?
 }
 
-struct SequencerCommand: ParsableCommand {
+struct SequencerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "sequencer", abstract: "Run the sequencer in the foreground.")
+    commandName: "sequencer",
+    abstract: "Run the sequencer in the foreground (SIGTERM/SIGINT: graceful stop, exit 0).")
   @OptionGroup var node: NodeOptions
-  func run() throws {
+  func run() async throws {
     let c = node.cluster.load()
-    let log = Logger(node: "sequencer")
-    Supervisor.writePidFile(data: node.cluster.dataDir(c), name: "sequencer")
+    let data = node.cluster.dataDir(c)
+    let options = NodeRunner.Options(node: "sequencer", role: "sequencer", config: c, data: data)
+    let log = bootstrapNode(options)
+    Supervisor.writePidFile(data: data, name: "sequencer")
     do {
-      let s = try Sequencer(config: c, dataDir: node.cluster.dataDir(c) + "/sequencer", log: log)
-      try s.run(context: makeContext())
+      try await NodeRunner.run(options, logger: log) { probe in
+        let s = try Sequencer(config: c, dataDir: data + "/sequencer", log: log)
+        let metrics = SequencerMetrics()
+        metrics.attach(to: s)
+        try s.run(context: makeContext(), stop: { probe.tick { metrics.sample(s) } })
+        log.info("sequencer: stopped at journal seq \(s.lastSeq)", metadata: ["seq": "\(s.lastSeq)"])
+      }
     } catch { log.error("\(error)"); throw ExitCode(1) }
   }
 }
 
-struct ReplicaCommand: ParsableCommand {
+struct ReplicaCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "replica", abstract: "Run one replica in the foreground.")
+    commandName: "replica",
+    abstract: "Run one replica in the foreground (SIGTERM/SIGINT: commit, graceful stop, exit 0).")
   @OptionGroup var node: NodeOptions
   @Flag(name: .long, help: "Fault injection: flip a bit of the state digest in every vote (tests, chaos).")
   var flipDigestBit = false
-  func run() throws {
+  func run() async throws {
     let c = node.cluster.load()
     guard let id = node.id, let index = c.replicaIndex(id) else {
       fail("give --id with one of: \(c.replicas.map(\.id).joined(separator: ", "))", code: 64)
     }
     guard let refDir = node.cluster.referenceDir(c) else { fail("give --reference", code: 64) }
-    let log = Logger(node: id)
-    Supervisor.writePidFile(data: node.cluster.dataDir(c), name: id)
+    let data = node.cluster.dataDir(c)
+    let options = NodeRunner.Options(node: id, role: "replica", config: c, data: data)
+    let log = bootstrapNode(options)
+    Supervisor.writePidFile(data: data, name: id)
+    let faults = ReplicaFaults(flipDigestBit: flipDigestBit)
     do {
-      let reference = try FileIO.loadReference(refDir)
-      let r = try Replica(
-        config: c, index: index, dataDir: node.cluster.dataDir(c) + "/" + id, reference: reference,
-        faults: ReplicaFaults(flipDigestBit: flipDigestBit), log: log)
-      try r.run(context: makeContext())
+      try await NodeRunner.run(options, logger: log) { probe in
+        let reference = try FileIO.loadReference(refDir)
+        let r = try Replica(
+          config: c, index: index, dataDir: data + "/" + id, reference: reference, faults: faults, log: log)
+        let metrics = ReplicaMetrics()
+        metrics.attach(to: r)
+        try r.run(context: makeContext(), stop: { probe.tick { metrics.sample(r) } })
+        try r.commitOnShutdown()
+        log.info(
+          "replica \(id): stopped; state committed at seq \(r.appliedSeq)",
+          metadata: ["seq": "\(r.appliedSeq)"])
+      }
     } catch { log.error("\(error)"); throw ExitCode(1) }
   }
 }
 
-struct VoterCommand: ParsableCommand {
+struct VoterCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "voter", abstract: "Run the voter in the foreground.")
+    commandName: "voter", abstract: "Run the voter in the foreground (SIGTERM/SIGINT: graceful stop, exit 0)."
+  )
   @OptionGroup var node: NodeOptions
-  func run() throws {
+  func run() async throws {
     let c = node.cluster.load()
-    let log = Logger(node: "voter")
     let data = node.cluster.dataDir(c)
+    let options = NodeRunner.Options(node: "voter", role: "voter", config: c, data: data)
+    let log = bootstrapNode(options)
     Supervisor.writePidFile(data: data, name: "voter")
     do {
-      let v = try Voter(config: c, dataDir: data + "/voter", alertsPath: data + "/alerts.jsonl", log: log)
-      try v.run(context: makeContext())
+      try await NodeRunner.run(options, logger: log) { probe in
+        let v = try Voter(config: c, dataDir: data + "/voter", alertsPath: data + "/alerts.jsonl", log: log)
+        let metrics = VoterMetrics(replicaIds: c.replicas.map(\.id))
+        metrics.attach(to: v)
+        try v.run(context: makeContext(), stop: { probe.tick { metrics.sample(v) } })
+        log.info(
+          "voter: stopped; decided through seq \(v.core.watermark - 1)",
+          metadata: ["seq": "\(v.core.watermark - 1)"])
+      }
     } catch { log.error("\(error)"); throw ExitCode(1) }
   }
+}
+
+/// Logging and metrics for a node process; a log folder that cannot be written is fatal.
+func bootstrapNode(_ options: NodeRunner.Options) -> Logger {
+  do { return try NodeRunner.bootstrap(options) } catch { fail("\(error)", code: 3) }
 }
