@@ -25,25 +25,30 @@ public final class LogSink: Sendable {
   }
 
   public let target: Target
+  /// Point standard output and error at the current file (a node process; not tests).
+  let capturesStandardStreams: Bool
   private let state: Mutex<State>
 
-  public init(_ target: Target) throws {
+  public init(_ target: Target, capturesStandardStreams: Bool = false) throws {
     self.target = target
+    self.capturesStandardStreams = capturesStandardStreams
     switch target {
     case .stderr:
       state = Mutex(State(fd: 2, bytes: 0))
     case .file(let path, _, _):
-      let fd = try Self.open(path)
+      let fd = try Self.open(path, capture: capturesStandardStreams)
       state = Mutex(State(fd: fd, bytes: Self.size(fd)))
     }
   }
 
-  static func open(_ path: String) throws -> Int32 {
+  static func open(_ path: String, capture: Bool) throws -> Int32 {
     let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw LogSinkError("cannot open \(path): errno \(errno)") }
     // Runtime crash messages (precondition failures) go to standard error: keep them here.
-    dup2(fd, 1)
-    dup2(fd, 2)
+    if capture {
+      dup2(fd, 1)
+      dup2(fd, 2)
+    }
     return fd
   }
 
@@ -83,7 +88,7 @@ public final class LogSink: Sendable {
       }
     }
     try? fm.moveItem(atPath: path, toPath: "\(path).1")
-    guard let fd = try? Self.open(path) else { return }  // keep writing to the renamed file
+    guard let fd = try? Self.open(path, capture: capturesStandardStreams) else { return }  // keep writing to the renamed file
     close(s.fd)
     s.fd = fd
     s.bytes = 0
@@ -198,6 +203,8 @@ public enum NodeLogging {
   {
     if target == "stderr" { return try LogSink(.stderr) }
     try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-    return try LogSink(.file(path: data + "/" + node + ".log", bytesMax: bytesMax, filesKept: filesKept))
+    return try LogSink(
+      .file(path: data + "/" + node + ".log", bytesMax: bytesMax, filesKept: filesKept),
+      capturesStandardStreams: true)
   }
 }

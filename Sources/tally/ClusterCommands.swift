@@ -96,7 +96,11 @@ struct ClusterDown: ParsableCommand {
 struct ClusterStatus: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "status",
-    abstract: "Each node: role, pid, alive, endpoints, applied seq, lag, votes, quarantine.")
+    abstract: "Each node: role, pid, alive, endpoints, applied seq, lag, votes, quarantine.",
+    discussion: """
+      Exits 0 when every node is up and answering and a quorum of replicas is up, not
+      quarantined, and the voter is not halted; 1 otherwise (for scripts and probes).
+      """)
   @OptionGroup var cluster: ClusterOptions
   @Flag(name: .long, help: "JSON for scripts.")
   var json = false
@@ -112,6 +116,8 @@ struct ClusterStatus: ParsableCommand {
     let lastSeq = seqStatus.flatMap { ControlClient.field($0, "last_seq") } ?? -1
     var nodes: [JSON] = []
     var lines: [String] = []
+    var problems: [String] = []
+    var votingReplicas = 0
     lines.append(
       "cluster \(c.name): data \(sup.data), ingest \(c.ingest), quorum \(c.quorum) of \(c.replicas.count)")
     for node in sup.nodes {
@@ -123,7 +129,13 @@ struct ClusterStatus: ParsableCommand {
         ("name", .string(node.name)), ("role", .string(node.role)),
         ("pid", sup.pid(node).map { .int(Int64($0)) } ?? .null),
         ("alive", .bool(alive)), ("control", .string(node.control)), ("answering", .bool(status != nil)),
+        ("metrics", c.ops.metricsEnabled ? .string(c.metricsURL(node: node.name)) : .null),
       ]
+      if !alive {
+        problems.append("\(node.name) is down")
+      } else if status == nil {
+        problems.append("\(node.name) is not answering")
+      }
       var text =
         "  \(DemoSummary.pad(node.name, 10)) \(DemoSummary.pad(node.role, 10)) pid \(sup.pid(node).map(String.init) ?? "-") "
       text += alive ? (status != nil ? "up" : "up (not answering)") : "DOWN"
@@ -147,28 +159,44 @@ struct ClusterStatus: ParsableCommand {
           fields += view.map { ($0.0, $0.1) }
           text +=
             ", kernel \(stringField(view, "kernel")), agreed \(intField(view, "agreed")), dissents \(intField(view, "dissents"))"
-          if case .bool(true)? = view.first(where: { $0.0 == "quarantined" })?.1 { text += ", QUARANTINED" }
+          if case .bool(true)? = view.first(where: { $0.0 == "quarantined" })?.1 {
+            text += ", QUARANTINED"
+          } else if status != nil {
+            votingReplicas += 1
+          }
+        } else if status != nil {
+          votingReplicas += 1
         }
       default:
         if let v = voterStatus, let w = ControlClient.field(v, "watermark") {
           fields.append(("decided_through", .int(w - 1)))
           fields.append(("alerts", .int(ControlClient.field(v, "alerts") ?? 0)))
           text += ", decided through seq \(w - 1), alerts \(ControlClient.field(v, "alerts") ?? 0)"
-          if v.contains("\"halted\":\"") { text += ", HALTED (no majority)" }
+          if v.contains("\"halted\":\"") {
+            text += ", HALTED (no majority)"
+            problems.append("the voter is halted (no majority)")
+          }
         }
       }
       nodes.append(.object(fields))
       lines.append(text)
     }
+    if votingReplicas < c.quorum {
+      problems.append(
+        "no quorum: \(votingReplicas) of \(c.replicas.count) replicas up and voting, \(c.quorum) needed")
+    }
     if json {
       print(
         JSON.render([
           ("cluster", .string(c.name)), ("data", .string(sup.data)), ("ingest", .string(c.ingest)),
-          ("quorum", .int(Int64(c.quorum))), ("nodes", .array(nodes)),
+          ("quorum", .int(Int64(c.quorum))), ("healthy", .bool(problems.isEmpty)),
+          ("problems", .array(problems.map { .string($0) })), ("nodes", .array(nodes)),
         ]))
     } else {
+      if !problems.isEmpty { lines.append("NOT HEALTHY: " + problems.joined(separator: "; ")) }
       print(lines.joined(separator: "\n"))
     }
+    if !problems.isEmpty { throw ExitCode(1) }
   }
 
   /// The voter's view of one replica, from its status JSON.
