@@ -88,7 +88,8 @@ public final class LogSink: Sendable {
       }
     }
     try? fm.moveItem(atPath: path, toPath: "\(path).1")
-    guard let fd = try? Self.open(path, capture: capturesStandardStreams) else { return }  // keep writing to the renamed file
+    // When a new file cannot be opened, lines go on to the renamed one.
+    guard let fd = try? Self.open(path, capture: capturesStandardStreams) else { return }
     close(s.fd)
     s.fd = fd
     s.bytes = 0
