@@ -162,3 +162,11 @@ func httpGet(_ url: String) throws -> (status: Int, body: String) {
   if let e = box.error { throw TestFailure("GET \(url): \(e)") }
   return (box.status, box.body)
 }
+
+/// The value of one sample (`name` with its labels as exposed) in a Prometheus text body.
+func metricValue(_ body: String, _ series: String) -> Double? {
+  for line in body.split(separator: "\n") where line.hasPrefix(series + " ") {
+    return Double(line.dropFirst(series.count + 1))
+  }
+  return nil
+}
