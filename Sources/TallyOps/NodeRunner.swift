@@ -59,10 +59,11 @@ public final class NodeProbe: Sendable {
   /// The loop has started (its sockets are bound) and is not stopping.
   public var isReady: Bool { running.load(ordering: .relaxed) && !isStopping }
 
-  /// The loop ran an iteration recently.
+  /// Still starting (opening state, loading reference data), or the loop ran an
+  /// iteration recently. A loop stuck for `stallNanosMax` is unhealthy.
   public var isHealthy: Bool {
-    running.load(ordering: .relaxed)
-      && Self.monotonicNanos() - lastTickNanos.load(ordering: .relaxed) < Self.stallNanosMax
+    !running.load(ordering: .relaxed)
+      || Self.monotonicNanos() - lastTickNanos.load(ordering: .relaxed) < Self.stallNanosMax
   }
 }
 

@@ -52,6 +52,30 @@ final class OpsProcessTests: ClusterTestCase {
     assertSameFolders(work + "/out", m.expected, "report after a graceful restart")
   }
 
+  /// SIGINT (Ctrl-C on a foreground node) is the same graceful stop: the voter exits 0
+  /// and, restarted, neither repeats nor skips a decided batch.
+  func testSigintStopsTheVoterCleanly() throws {
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 600)
+    let events = try m.eventCount()
+    let c = try cluster(basePort: 16_400, reference: m.reference)
+    try c.up()
+    try c.kill9("voter")
+    let voter = try Child(Paths.tally, ["voter"] + c.common, workDir: work, name: "voter-foreground")
+    children.append(voter)
+    try c.submit([m.events], batchLines: 150)
+    XCTAssertTrue(
+      try eventually(60) { try c.statusInt("voter", "decided_through") == events },
+      "voter did not decide everything: \(c.statusText())")
+    kill(voter.process.processIdentifier, SIGINT)
+    let result = voter.wait(timeout: 15)
+    XCTAssertEqual(result.status, 0, "SIGINT: exit status; \(result.output)")
+    let log = (try? String(contentsOfFile: c.data + "/voter.log", encoding: .utf8)) ?? ""
+    XCTAssertTrue(log.contains("decided through seq \(events)\" seq=\(events)"), log)
+    try c.up()
+    try c.report(work + "/out")
+    assertSameFolders(work + "/out", m.expected, "report after the voter's graceful restart")
+  }
+
   /// `cluster status` exits 0 only when every node is up and a quorum votes.
   func testStatusExitsNonZeroWhenANodeIsDownOrThereIsNoQuorum() throws {
     let m = try Market.generate(in: work, days: 1, tradesPerDay: 300)
