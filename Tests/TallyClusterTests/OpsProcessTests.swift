@@ -76,6 +76,37 @@ final class OpsProcessTests: ClusterTestCase {
     assertSameFolders(work + "/out", m.expected, "report after the voter's graceful restart")
   }
 
+  /// `[logs] target = "stderr"` (journald): logfmt lines on standard error, no log file;
+  /// `[metrics] sequencer_port` moves its endpoints.
+  func testStderrLogTargetAndAConfiguredMetricsPort() throws {
+    let config = work + "/stderr.toml"
+    try """
+    [cluster]
+    base_port = 16500
+    [metrics]
+    sequencer_port = 16590
+    [logs]
+    target = "stderr"
+    [[replica]]
+    id = "r1"
+    """.write(toFile: config, atomically: true, encoding: .utf8)
+    let data = work + "/data"
+    let node = try Child(
+      Paths.tally, ["sequencer", "--config", config, "--data", data], workDir: work, name: "sequencer")
+    children.append(node)
+    XCTAssertTrue(
+      eventually(20) { (try? httpGet("http://127.0.0.1:16590/ready").status) == 200 }, "never ready")
+    kill(node.process.processIdentifier, SIGTERM)
+    let result = node.wait(timeout: 15)
+    XCTAssertEqual(result.status, 0, result.output)
+    let lines = result.stderr.split(separator: "\n")
+    XCTAssertTrue(
+      lines.contains { $0.hasPrefix("time=") && $0.contains(" level=info node=sequencer msg=") },
+      result.stderr)
+    XCTAssertTrue(result.stderr.contains("msg=\"stopped cleanly\""), result.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: data + "/sequencer.log"))
+  }
+
   /// `cluster status` exits 0 only when every node is up and a quorum votes.
   func testStatusExitsNonZeroWhenANodeIsDownOrThereIsNoQuorum() throws {
     let m = try Market.generate(in: work, days: 1, tradesPerDay: 300)
