@@ -147,7 +147,12 @@ public final class Voter {
       ("kernel", alert.kernel.map { .string($0) } ?? .null),
       ("first_seq", .int(alert.first)), ("last_seq", .int(alert.last)), ("detail", .string(alert.detail)),
     ])
-    log.warn("voter: ALERT \(line)")
+    log.warn(
+      "voter: ALERT \(line)",
+      metadata: [
+        "alert": "\(alert.kind.rawValue)", "replica": "\(alert.replica ?? "-")", "seq": "\(alert.first)",
+        "last_seq": "\(alert.last)",
+      ])
     if let handle = FileHandle(forWritingAtPath: alertsPath)
       ?? {
         _ = FileManager.default.createFile(atPath: alertsPath, contents: nil)
@@ -303,9 +308,14 @@ public final class Voter {
       switch a {
       case .emit: break
       case .alert(let alert): record(alert)
-      case .quarantine(let r): log.warn("voter: replica \(config.replicas[r].id) quarantined")
+      case .quarantine(let r):
+        log.warn(
+          "voter: replica \(config.replicas[r].id) quarantined",
+          metadata: ["replica": "\(config.replicas[r].id)"])
       case .repair(let r):
-        log.warn("voter: asking replica \(config.replicas[r].id) to repair (rebuild by replay)")
+        log.warn(
+          "voter: asking replica \(config.replicas[r].id) to repair (rebuild by replay)",
+          metadata: ["replica": "\(config.replicas[r].id)"])
         _ = try commands[r].send(["REPAIR".bytes], dontWait: true)
       }
     }
