@@ -38,6 +38,37 @@ public struct TradeEvent: Sendable, Equatable {
   }
 }
 
+/// A TRADE line whose fields have passed SPEC §1's patterns, its six identifiers
+/// left as byte ranges of the line (the engine's hot path makes no String of them).
+public struct TradeLine: Sendable {
+  public var date: Int32
+  public var time: Int32
+  public var priceMilli: Int64
+  public var quantity: Int64
+  public var tradeId: Range<Int>
+  public var security: Range<Int>
+  public var buyAccount: Range<Int>
+  public var buyUnit: Range<Int>
+  public var sellAccount: Range<Int>
+  public var sellUnit: Range<Int>
+
+  public init(
+    date: Int32, time: Int32, priceMilli: Int64, quantity: Int64, tradeId: Range<Int>, security: Range<Int>,
+    buyAccount: Range<Int>, buyUnit: Range<Int>, sellAccount: Range<Int>, sellUnit: Range<Int>
+  ) {
+    self.date = date
+    self.time = time
+    self.priceMilli = priceMilli
+    self.quantity = quantity
+    self.tradeId = tradeId
+    self.security = security
+    self.buyAccount = buyAccount
+    self.buyUnit = buyUnit
+    self.sellAccount = sellAccount
+    self.sellUnit = sellUnit
+  }
+}
+
 public enum Event: Sendable, Equatable {
   case open(date: Int32)
   case trade(TradeEvent)

@@ -32,30 +32,48 @@ extension Ident: FastHashKey {
   /// Over the UTF-8 bytes, eight at a time.
   @inline(__always) public var fastHash: UInt64 {
     var text = self.text
-    return text.withUTF8 { bytes in
-      var h: UInt64 = UInt64(bytes.count) &* 0x9e37_79b9_7f4a_7c15
-      var i = 0
-      while i + 8 <= bytes.count {
-        h = mix64(h ^ UnsafeRawBufferPointer(bytes).loadUnaligned(fromByteOffset: i, as: UInt64.self))
-        i += 8
-      }
-      var tail: UInt64 = 0
-      var shift: UInt64 = 0
-      while i < bytes.count {
-        tail |= UInt64(bytes[i]) << shift
-        shift += 8
-        i += 1
-      }
-      return mix64(h ^ tail ^ 0x5851_f42d_4c95_7f2d)
+    return text.withUTF8 { Self.fastHash(of: UnsafeRawBufferPointer($0)) }
+  }
+
+  /// The hash an identifier with these UTF-8 bytes has: lookups straight from
+  /// input bytes, with no String made.
+  @inline(__always) public static func fastHash(of bytes: UnsafeRawBufferPointer) -> UInt64 {
+    var h: UInt64 = UInt64(bytes.count) &* 0x9e37_79b9_7f4a_7c15
+    var i = 0
+    while i + 8 <= bytes.count {
+      h = mix64(h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+      i += 8
     }
+    var tail: UInt64 = 0
+    var shift: UInt64 = 0
+    while i < bytes.count {
+      tail |= UInt64(bytes[i]) << shift
+      shift += 8
+      i += 1
+    }
+    return mix64(h ^ tail ^ 0x5851_f42d_4c95_7f2d)
+  }
+
+  /// True when this identifier's UTF-8 bytes are `bytes`.
+  @inline(__always) public func hasBytes(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    let utf8 = text.utf8
+    guard utf8.count == bytes.count else { return false }
+    if let equal = utf8.withContiguousStorageIfAvailable({ $0.elementsEqual(bytes) }) { return equal }
+    return utf8.elementsEqual(bytes)
   }
   public static var placeholder: Ident { Ident("") }
 }
 
 public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
-  private var keys: [Key] = []
-  private var values: [Int32] = []  // -1: empty slot
-  private var mask = 0
+  // Keys are values (Ident is a String): the index is Sendable when its keys are.
+  /// Key and value side by side: one cache line per probe, not two.
+  @usableFromInline struct Slot {
+    @usableFromInline var key: Key
+    /// -1: empty slot.
+    @usableFromInline var value: Int32
+  }
+  @usableFromInline var slots: [Slot] = []
+  @usableFromInline var mask = 0
   public private(set) var count = 0
 
   public init() { allocate(16) }
@@ -67,8 +85,7 @@ public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
 
   private mutating func allocate(_ capacity: Int) {
     precondition(capacity > 0 && capacity & (capacity - 1) == 0, "index capacity must be a power of two")
-    keys = [Key](repeating: .placeholder, count: capacity)
-    values = [Int32](repeating: -1, count: capacity)
+    slots = [Slot](repeating: Slot(key: .placeholder, value: -1), count: capacity)
     mask = capacity - 1
     count = 0
   }
@@ -76,40 +93,40 @@ public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
   public mutating func reserveCapacity(_ n: Int) {
     var capacity = 16
     while capacity * 7 < n * 10 { capacity *= 2 }
-    if capacity > values.count { grow(to: capacity) }
+    if capacity > slots.count { grow(to: capacity) }
   }
 
   private mutating func grow(to capacity: Int) {
-    let oldKeys = keys
-    let oldValues = values
+    let old = slots
     allocate(capacity)
-    for i in oldValues.indices where oldValues[i] >= 0 { self[oldKeys[i]] = oldValues[i] }
+    for slot in old where slot.value >= 0 { self[slot.key] = slot.value }
   }
 
   public subscript(key: Key) -> Int32? {
     get {
       var i = Int(truncatingIfNeeded: key.fastHash) & mask
-      while true {
-        let v = values[i]
-        if v < 0 { return nil }
-        if keys[i] == key { return v }
-        i = (i + 1) & mask
+      return slots.withUnsafeBufferPointer { slots in
+        while true {
+          let v = slots[i].value
+          if v < 0 { return nil }
+          if slots[i].key == key { return v }
+          i = (i + 1) & mask
+        }
       }
     }
     set {
       guard let newValue else { preconditionFailure("FastIndex does not remove keys") }
       precondition(newValue >= 0, "FastIndex values are row ids (>= 0)")
-      if (count + 1) * 10 > values.count * 7 { grow(to: values.count * 2) }
+      if (count + 1) * 10 > slots.count * 7 { grow(to: slots.count * 2) }
       var i = Int(truncatingIfNeeded: key.fastHash) & mask
       while true {
-        if values[i] < 0 {
-          keys[i] = key
-          values[i] = newValue
+        if slots[i].value < 0 {
+          slots[i] = Slot(key: key, value: newValue)
           count += 1
           return
         }
-        if keys[i] == key {
-          values[i] = newValue
+        if slots[i].key == key {
+          slots[i].value = newValue
           return
         }
         i = (i + 1) & mask
@@ -117,3 +134,30 @@ public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
     }
   }
 }
+
+extension FastIndex {
+  /// The value of the key that `hash` and `matches` pick out, without making the key:
+  /// `hash` must be the key's `fastHash`.
+  @inline(__always)
+  public func find(hash: UInt64, matches: (Key) -> Bool) -> Int32? {
+    var i = Int(truncatingIfNeeded: hash) & mask
+    return slots.withUnsafeBufferPointer { slots in
+      while true {
+        let v = slots[i].value
+        if v < 0 { return nil }
+        if matches(slots[i].key) { return v }
+        i = (i + 1) & mask
+      }
+    }
+  }
+}
+
+extension FastIndex where Key == Ident {
+  /// The value of the identifier whose UTF-8 bytes are `bytes`.
+  @inline(__always) public subscript(bytes bytes: UnsafeRawBufferPointer) -> Int32? {
+    find(hash: Ident.fastHash(of: bytes)) { $0.hasBytes(bytes) }
+  }
+}
+
+extension FastIndex: Sendable where Key: Sendable {}
+extension FastIndex.Slot: Sendable where Key: Sendable {}

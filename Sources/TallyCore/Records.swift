@@ -52,7 +52,18 @@ public struct PositionRecord: Sendable, Equatable {
   public var quantity: Int64
   public var available: Int64
   public var withheld: Int64
-  public var lots: [Lot]
+  /// The position's lots in the state's `LotPool`, oldest first (storage, not business
+  /// state: the canonical encoding carries the lots themselves).
+  public var firstLot: Int32 = LotPool.none
+  public var lastLot: Int32 = LotPool.none
+
+  public init(account: Int32, security: Int32, quantity: Int64, available: Int64, withheld: Int64) {
+    self.account = account
+    self.security = security
+    self.quantity = quantity
+    self.available = available
+    self.withheld = withheld
+  }
 }
 
 /// (trade date, participant, security) → sums (SPEC §4.1).

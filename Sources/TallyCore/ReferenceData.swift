@@ -10,9 +10,11 @@ public struct ReferenceData: Sendable, Equatable {
       self.kind = kind
     }
   }
+  /// One opening lot; `account` and `security` index `accounts` and `securities`
+  /// (millions of lines: no identifier text is kept per line).
   public struct HoldingRow: Sendable, Equatable {
-    public var account: String, security: String, quantity: Int64, acquiredDate: Int32
-    public init(account: String, security: String, quantity: Int64, acquiredDate: Int32) {
+    public var account: Int32, security: Int32, quantity: Int64, acquiredDate: Int32
+    public init(account: Int32, security: Int32, quantity: Int64, acquiredDate: Int32) {
       self.account = account
       self.security = security
       self.quantity = quantity
@@ -30,6 +32,10 @@ public struct ReferenceData: Sendable, Equatable {
   public var holdings: [HoldingRow]
   /// The fee table in force: built-in rows with the kinds of fees.csv replaced.
   public var feeRows: [FeeRateRow]
+  /// Account and security identifier → index, as built while validating (the state
+  /// adopts them instead of hashing a million identifiers again).
+  public var accountLookup: FastIndex<Ident>
+  public var securityLookup: FastIndex<Ident>
 
   public init(
     calendar: [Int32], securities: [SecurityRow], participants: [(id: String, name: String)],
@@ -43,6 +49,30 @@ public struct ReferenceData: Sendable, Equatable {
     self.accounts = accounts
     self.holdings = holdings
     self.feeRows = feeRows
+    accountLookup = FastIndex()
+    accountLookup.reserveCapacity(accounts.count)
+    for (i, a) in accounts.enumerated() { accountLookup[Ident(a.id)] = Int32(i) }
+    securityLookup = FastIndex()
+    for (i, s) in securities.enumerated() { securityLookup[Ident(s.code)] = Int32(i) }
+  }
+
+  /// With the lookups already built (the parser's path).
+  public init(
+    calendar: [Int32], securities: [SecurityRow], participants: [(id: String, name: String)],
+    units: [(id: String, participant: String)], accounts: [(id: String, kind: AccountKind)],
+    holdings: [HoldingRow], feeRows: [FeeRateRow], accountLookup: FastIndex<Ident>,
+    securityLookup: FastIndex<Ident>
+  ) {
+    precondition(accountLookup.count == accounts.count && securityLookup.count == securities.count)
+    self.calendar = calendar
+    self.securities = securities
+    self.participants = participants
+    self.units = units
+    self.accounts = accounts
+    self.holdings = holdings
+    self.feeRows = feeRows
+    self.accountLookup = accountLookup
+    self.securityLookup = securityLookup
   }
 
   public static func == (a: ReferenceData, b: ReferenceData) -> Bool {

@@ -47,12 +47,14 @@ extension TallyState {
     return d
   }
 
-  /// SPEC §5, the state after the last applied event.
-  public func report() -> Report {
+  /// SPEC §5, the state after the last applied event. Without `holdings` the
+  /// holdings rows are left out (a writer that renders them from `holdingOrder()`
+  /// spares millions of intermediate rows).
+  public func report(holdings withHoldings: Bool = true) -> Report {
     var r = Report()
     let participantRank = rank(participants.rows.map(\.id))
     let securityRank = rank(securities.rows.map(\.code))
-    let accountRank = rank(accounts.rows.map(\.id))
+    let accountRank = withHoldings || !entitlements.rows.isEmpty ? rank(accounts.rows.map(\.id)) : []
 
     var clearingOrder = clearingRows.indices.filter {
       clearingRows.rows[$0].buyQuantity != 0 || clearingRows.rows[$0].sellQuantity != 0
@@ -94,18 +96,14 @@ extension TallyState {
       Report.Balance(participant: participants.rows[$0].id.text, balanceFen: participants.rows[$0].balance)
     }
 
-    var holdingOrder = positions.indices.filter { positions.rows[$0].quantity > 0 }
-    holdingOrder.sort {
-      let a = positions.rows[$0]
-      let b = positions.rows[$1]
-      return (accountRank[Int(a.account)], securityRank[Int(a.security)])
-        < (accountRank[Int(b.account)], securityRank[Int(b.security)])
-    }
-    r.holdings = holdingOrder.map {
-      let p = positions.rows[$0]
-      return Report.Holding(
-        account: accounts.rows[Int(p.account)].id.text, security: securities.rows[Int(p.security)].code.text,
-        quantity: p.quantity, available: p.available, withheld: p.withheld)
+    if withHoldings {
+      r.holdings = holdingOrder(accountRank: accountRank, securityRank: securityRank).map {
+        let p = positions.rows[Int($0)]
+        return Report.Holding(
+          account: accounts.rows[Int(p.account)].id.text,
+          security: securities.rows[Int(p.security)].code.text,
+          quantity: p.quantity, available: p.available, withheld: p.withheld)
+      }
     }
 
     // Stable: rows with equal keys keep the order in which their actions were applied.
@@ -141,8 +139,55 @@ extension TallyState {
     return r
   }
 
-  /// rank[i] is the position of ids[i] in byte order.
-  private func rank(_ ids: [Ident]) -> [Int] {
+  /// The positions of holdings.csv (quantity > 0), by account then security bytes.
+  public func holdingOrder() -> [Int32] {
+    holdingOrder(
+      accountRank: rank(accounts.rows.map(\.id)), securityRank: rank(securities.rows.map(\.code)))
+  }
+
+  /// A bucket sort by account rank (O(n) for millions of positions), then by security
+  /// rank within an account (a handful of positions each).
+  func holdingOrder(accountRank: [Int], securityRank: [Int]) -> [Int32] {
+    var start = [Int32](repeating: 0, count: accounts.count + 1)
+    var held = 0
+    for p in positions.rows where p.quantity > 0 {
+      start[accountRank[Int(p.account)] + 1] += 1
+      held += 1
+    }
+    for i in 0..<accounts.count { start[i + 1] += start[i] }
+    var order = [Int32](repeating: 0, count: held)
+    var fill = start
+    for i in positions.indices where positions.rows[i].quantity > 0 {
+      let a = accountRank[Int(positions.rows[i].account)]
+      order[Int(fill[a])] = Int32(i)
+      fill[a] += 1
+    }
+    for a in 0..<accounts.count where start[a + 1] - start[a] > 1 {
+      // Insertion sort of one account's positions by security rank.
+      let lo = Int(start[a])
+      for j in (lo + 1)..<Int(start[a + 1]) {
+        let x = order[j]
+        let key = securityRank[Int(positions.rows[Int(x)].security)]
+        var k = j
+        while k > lo && securityRank[Int(positions.rows[Int(order[k - 1])].security)] > key {
+          order[k] = order[k - 1]
+          k -= 1
+        }
+        order[k] = x
+      }
+    }
+    return order
+  }
+
+  /// rank[i] is the position of ids[i] in byte order (ids are unique). Reference data
+  /// usually comes sorted: checked in one pass before sorting.
+  func rank(_ ids: [Ident]) -> [Int] {
+    var sorted = true
+    for i in ids.indices.dropFirst() where !(ids[i - 1] < ids[i]) {
+      sorted = false
+      break
+    }
+    if sorted { return Array(ids.indices) }
     let order = ids.indices.sorted { ids[$0] < ids[$1] }
     var rank = [Int](repeating: 0, count: ids.count)
     for (position, i) in order.enumerated() { rank[i] = position }

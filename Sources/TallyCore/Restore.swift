@@ -9,6 +9,8 @@ public struct StoredTables: Sendable {
   public var accounts: [AccountRecord] = []
   public var securities: [SecurityRecord] = []
   public var positions: [PositionRecord] = []
+  /// The positions' lots.
+  public var lotPool = LotPool()
   public var clearing: [ClearingRecord] = []
   public var settlement: [SettlementRecord] = []
   public var trades: [TradeRecord] = []
@@ -19,6 +21,17 @@ public struct StoredTables: Sendable {
   public var days: [DayRecord] = []
 
   public init() {}
+
+  /// The lots of position `p`, oldest first.
+  public func lots(of p: Int) -> [Lot] {
+    var result: [Lot] = []
+    var slot = positions[p].firstLot
+    while slot != LotPool.none {
+      result.append(lotPool[slot])
+      slot = lotPool.next(after: slot)
+    }
+    return result
+  }
 
   /// Decodes one stored row into its table; rows of a table must arrive in id order 0, 1, 2, ...
   public mutating func add(_ table: StateTable, id: Int32, bytes: [UInt8]) throws(DecodeError) {
@@ -35,7 +48,11 @@ public struct StoredTables: Sendable {
     case .units: try put(&units)
     case .accounts: try put(&accounts)
     case .securities: try put(&securities)
-    case .positions: try put(&positions)
+    case .positions:
+      guard Int(id) == positions.count else {
+        throw DecodeError(description: "positions row \(id) out of order (expected \(positions.count))")
+      }
+      positions.append(try PositionRecord(from: &r, lots: &lotPool))
     case .clearing: try put(&clearing)
     case .settlement: try put(&settlement)
     case .trades: try put(&trades)
@@ -63,6 +80,7 @@ extension TallyState {
     accounts = Table(loaded: stored.accounts)
     securities = Table(loaded: stored.securities)
     positions = Table(loaded: stored.positions)
+    lotPool = stored.lotPool
     clearingRows = Table(loaded: stored.clearing)
     settlementRows = Table(loaded: stored.settlement)
     trades = Table(loaded: stored.trades)
@@ -80,17 +98,22 @@ extension TallyState {
     unitById = [:]
     for i in units.indices { unitById[units.rows[i].id] = Int32(i) }
     accountById = [:]
-    for i in accounts.indices { accountById[accounts.rows[i].id] = Int32(i) }
+    accountById.reserveCapacity(accounts.count)
+    positionDirectory = PositionDirectory()
+    positionDirectory.reserveAccounts(accounts.count)
+    accountKinds = accounts.rows.map(\.kind)
+    for i in accounts.indices {
+      accountById[accounts.rows[i].id] = Int32(i)
+      positionDirectory.addAccount(Int32(i))
+    }
     securityById = [:]
     for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
-    positionByKey = [:]
-    positionByKey.reserveCapacity(positions.count)
     positionsOfSecurity = [[Int32]](repeating: [], count: securities.count)
     awaitingAvailability = []
     isAwaitingAvailability = [Bool](repeating: false, count: positions.count)
     for i in positions.indices {
       let p = positions.rows[i]
-      positionByKey[Self.positionKey(p.account, p.security)] = Int32(i)
+      positionDirectory.insert(account: p.account, security: p.security, position: Int32(i))
       positionsOfSecurity[Int(p.security)].append(Int32(i))
       if p.quantity != p.available + p.withheld {
         isAwaitingAvailability[i] = true
@@ -98,6 +121,7 @@ extension TallyState {
       }
     }
     clearingByKey = [:]
+    clearingByKey.reserveCapacity(clearingRows.count)
     for i in clearingRows.indices {
       let c = clearingRows.rows[i]
       clearingByKey[ClearingKey(date: c.tradeDate, participant: c.participant, security: c.security)] = Int32(

@@ -11,20 +11,32 @@ extension TallyState {
     }
     // Holdings per security are conserved: opening holdings plus bonus shares issued.
     var held = [Int64](repeating: 0, count: securities.count)
+    var lotsSeen = 0
     for i in positions.indices {
       let p = positions.rows[i]
       held[Int(p.security)] += p.quantity
-      let account = accounts.rows[Int(p.account)].id
-      let security = securities.rows[Int(p.security)].code
+      func name() -> String { "\(accounts.rows[Int(p.account)].id)/\(securities.rows[Int(p.security)].code)" }
       if p.available < 0 || p.withheld < 0 || p.quantity < p.available + p.withheld {
         report(
-          "position \(account)/\(security): quantity \(p.quantity) < available \(p.available) + withheld \(p.withheld), or negative"
+          "position \(name()): quantity \(p.quantity) < available \(p.available) + withheld \(p.withheld), or negative"
         )
       }
-      let lotTotal = p.lots.reduce(Int64(0)) { $0 + $1.quantity }
-      if lotTotal != p.quantity || p.lots.contains(where: { $0.quantity <= 0 }) {
-        report("position \(account)/\(security): lots add up to \(lotTotal), quantity is \(p.quantity)")
+      var lotTotal: Int64 = 0
+      var nonPositive = false
+      var slot = p.firstLot
+      while slot != LotPool.none {
+        let quantity = lotPool[slot].quantity
+        lotTotal += quantity
+        nonPositive = nonPositive || quantity <= 0
+        lotsSeen += 1
+        slot = lotPool.next(after: slot)
       }
+      if lotTotal != p.quantity || nonPositive {
+        report("position \(name()): lots add up to \(lotTotal), quantity is \(p.quantity)")
+      }
+    }
+    if lotsSeen != lotPool.liveCount {
+      report("lot pool holds \(lotPool.liveCount) lots, positions link \(lotsSeen)")
     }
     for s in securities.indices where held[s] != securities.rows[s].issuedQuantity {
       let row = securities.rows[s]

@@ -158,30 +158,41 @@ extension Lot: CanonicalRow {
   }
 }
 
-extension PositionRecord: CanonicalRow {
-  public func encode(into w: inout ByteWriter) {
+extension PositionRecord {
+  /// The canonical encoding of a position carries its lots (oldest first), from the pool.
+  func encode(lots pool: LotPool, into w: inout ByteWriter) {
     w.i32(account)
     w.i32(security)
     w.i64(quantity)
     w.i64(available)
     w.i64(withheld)
-    w.i32(Int32(lots.count))
-    for lot in lots { lot.encode(into: &w) }
+    var count: Int32 = 0
+    var slot = firstLot
+    while slot != LotPool.none {
+      count += 1
+      slot = pool.next(after: slot)
+    }
+    w.i32(count)
+    slot = firstLot
+    while slot != LotPool.none {
+      pool[slot].encode(into: &w)
+      slot = pool.next(after: slot)
+    }
   }
-  public init(from r: inout ByteReader) throws(DecodeError) {
-    let account = try r.i32()
-    let security = try r.i32()
-    let quantity = try r.i64()
-    let available = try r.i64()
-    let withheld = try r.i64()
+
+  /// Decodes a position, putting its lots into `pool`.
+  init(from r: inout ByteReader, lots pool: inout LotPool) throws(DecodeError) {
+    self.init(
+      account: try r.i32(), security: try r.i32(), quantity: try r.i64(), available: try r.i64(),
+      withheld: try r.i64())
     let count = Int(try r.i32())
     guard count >= 0 && count < 1 << 24 else { throw DecodeError(description: "bad lot count \(count)") }
-    var lots: [Lot] = []
-    lots.reserveCapacity(count)
-    for _ in 0..<count { lots.append(try Lot(from: &r)) }
-    self.init(
-      account: account, security: security, quantity: quantity, available: available, withheld: withheld,
-      lots: lots)
+    for _ in 0..<count {
+      let slot = pool.allocate(try Lot(from: &r))
+      var (first, last) = (firstLot, lastLot)
+      pool.link(slot, after: last, first: &first, last: &last)
+      (firstLot, lastLot) = (first, last)
+    }
   }
 }
 
@@ -384,7 +395,12 @@ extension TallyState {
     visit(.units, units)
     visit(.accounts, accounts)
     visit(.securities, securities)
-    visit(.positions, positions)
+    var w = ByteWriter()
+    for i in positions.indices {
+      w = ByteWriter()
+      positions.rows[i].encode(lots: lotPool, into: &w)
+      body(.positions, Int32(i), w.bytes)
+    }
     visit(.clearing, clearingRows)
     visit(.settlement, settlementRows)
     visit(.trades, trades)
@@ -414,7 +430,11 @@ extension TallyState {
     visit(.units, &units)
     visit(.accounts, &accounts)
     visit(.securities, &securities)
-    visit(.positions, &positions)
+    for i in positions.takeDirty() {
+      var w = ByteWriter()
+      positions[i].encode(lots: lotPool, into: &w)
+      body(.positions, i, w.bytes)
+    }
     visit(.clearing, &clearingRows)
     visit(.settlement, &settlementRows)
     visit(.trades, &trades)

@@ -43,9 +43,13 @@ public struct Ident: Hashable, Comparable, Sendable, CustomStringConvertible {
 
 public struct Table<Row> {
   public private(set) var rows: [Row] = []
-  private var dirtyFlags: [Bool] = []
+  /// One bit per row: changed since the last `takeDirty()` (a bitset stays in cache
+  /// where a Bool per row of a million-row table would not).
+  private var dirtyBits: [UInt64] = []
   /// Rows changed or added since the last `takeDirty()`, in first-change order.
   public private(set) var dirty: [Int32] = []
+  /// False: changes are not recorded (an in-memory run that never commits).
+  public private(set) var tracksChanges = true
 
   public init() {}
 
@@ -53,13 +57,36 @@ public struct Table<Row> {
 
   @inlinable public var indices: Range<Int> { 0..<count }
 
+  /// Stops (or restarts) recording changed rows; what was recorded is forgotten.
+  public mutating func setTracking(_ on: Bool) {
+    tracksChanges = on
+    for i in dirty { dirtyBits[Int(i) >> 6] &= ~(1 << UInt64(i & 63)) }
+    dirty.removeAll()
+  }
+
+  public mutating func reserveCapacity(_ n: Int) {
+    rows.reserveCapacity(n)
+    dirtyBits.reserveCapacity(n / 64 + 1)
+    if tracksChanges { dirty.reserveCapacity(n) }
+  }
+
+  @inline(__always) private mutating func markDirty(_ index: Int32) {
+    guard tracksChanges else { return }
+    let word = Int(index) >> 6
+    let bit: UInt64 = 1 << UInt64(index & 63)
+    if dirtyBits[word] & bit == 0 {
+      dirtyBits[word] |= bit
+      dirty.append(index)
+    }
+  }
+
   @discardableResult
   public mutating func append(_ row: Row) -> Int32 {
     precondition(rows.count < Int(Int32.max), "table is full")
     let index = Int32(rows.count)
     rows.append(row)
-    dirtyFlags.append(true)
-    dirty.append(index)
+    if rows.count > dirtyBits.count * 64 { dirtyBits.append(0) }
+    markDirty(index)
     return index
   }
 
@@ -67,19 +94,22 @@ public struct Table<Row> {
     // _read borrows the row: reading one field copies (and retains) nothing else.
     _read { yield rows[Int(index)] }
     _modify {
-      let i = Int(index)
-      if !dirtyFlags[i] {
-        dirtyFlags[i] = true
-        dirty.append(index)
-      }
-      yield &rows[i]
+      markDirty(index)
+      yield &rows[Int(index)]
     }
+  }
+
+  /// Marks a row changed whose canonical encoding changed outside the row itself
+  /// (a position's pooled lots).
+  @inline(__always) public mutating func touch(_ index: Int32) {
+    precondition(Int(index) < rows.count, "touch of a row that does not exist")
+    markDirty(index)
   }
 
   /// Returns the changed row ids (ascending) and forgets them.
   public mutating func takeDirty() -> [Int32] {
     let changed = dirty.sorted()
-    for i in dirty { dirtyFlags[Int(i)] = false }
+    for i in dirty { dirtyBits[Int(i) >> 6] &= ~(1 << UInt64(i & 63)) }
     dirty.removeAll(keepingCapacity: true)
     return changed
   }
@@ -87,6 +117,6 @@ public struct Table<Row> {
   /// Rebuilds a table from stored rows (load after restart); nothing is dirty.
   public init(loaded: [Row]) {
     rows = loaded
-    dirtyFlags = [Bool](repeating: false, count: loaded.count)
+    dirtyBits = [UInt64](repeating: 0, count: loaded.count / 64 + 1)
   }
 }

@@ -20,6 +20,8 @@ public struct TallyState {
   public internal(set) var settlementRows = Table<SettlementRecord>()
   public internal(set) var trades = Table<TradeRecord>()
   public internal(set) var slices = Table<Lot>()
+  /// The lots of every position (linked per position; see LotPool).
+  public internal(set) var lotPool = LotPool()
   public internal(set) var actions = Table<ActionRecord>()
   public internal(set) var entitlements = Table<EntitlementRecord>()
   public internal(set) var rejections = Table<RejectionRecord>()
@@ -31,9 +33,12 @@ public struct TallyState {
   var unitById = FastIndex<Ident>()
   var accountById = FastIndex<Ident>()
   var securityById = FastIndex<Ident>()
-  var positionByKey = FastIndex<Int64>()
-  var clearingByKey: [ClearingKey: Int32] = [:]
-  var settlementByKey: [Int64: Int32] = [:]
+  var positionDirectory = PositionDirectory()
+  /// `accounts[a].kind` for every account, one byte each (read on every sale; the
+  /// account rows themselves are 24 bytes each and mostly cold).
+  var accountKinds: [AccountKind] = []
+  var clearingByKey = FastIndex<ClearingKey>()
+  var settlementByKey = FastIndex<Int64>()
   var tradeByKey = FastIndex<TradeKey>()
   var dayByDate: [Int32: Int32] = [:]
   /// Positions of each security, in creation order (holders for corporate actions).
@@ -48,10 +53,17 @@ public struct TallyState {
   /// DEFAULTED settlement rows, sorted by (trade date, participant id bytes).
   var openDefaults: [Int32] = []
 
-  struct ClearingKey: Hashable {
+  struct ClearingKey: Hashable, FastHashKey {
     var date: Int32
     var participant: Int32
     var security: Int32
+
+    var fastHash: UInt64 {
+      mix64(
+        UInt64(UInt32(bitPattern: date)) << 32 ^ UInt64(UInt32(bitPattern: participant)) << 20
+          ^ UInt64(UInt32(bitPattern: security)))
+    }
+    static var placeholder: ClearingKey { ClearingKey(date: 0, participant: 0, security: 0) }
   }
 
   struct TradeKey: Hashable, FastHashKey {
@@ -80,21 +92,85 @@ public struct TallyState {
       }
       addUnit(Ident(u.id), participant: p)
     }
-    for a in reference.accounts { addAccount(Ident(a.id), kind: a.kind) }
-    for s in reference.securities { addSecurity(Ident(s.code), isin: s.isin, name: s.name, kind: s.kind) }
+    // Accounts and securities keep their reference order: row id = index in the files,
+    // so the parser's lookups are adopted as they are.
+    accounts.reserveCapacity(reference.accounts.count)
+    positionDirectory.reserveAccounts(reference.accounts.count)
+    accountKinds.reserveCapacity(reference.accounts.count)
+    for a in reference.accounts {
+      positionDirectory.addAccount(accounts.append(AccountRecord(id: Ident(a.id), kind: a.kind)))
+      accountKinds.append(a.kind)
+    }
+    accountById = reference.accountLookup
+    if accountById.count != accounts.count {
+      // The account list was edited after parsing: index it again.
+      accountById = FastIndex()
+      for i in accounts.indices { accountById[accounts.rows[i].id] = Int32(i) }
+    }
+    for s in reference.securities {
+      securities.append(
+        SecurityRecord(code: Ident(s.code), isin: s.isin, name: s.name, kind: s.kind, issuedQuantity: 0))
+      positionsOfSecurity.append([])
+    }
+    securityById = reference.securityLookup
+    if securityById.count != securities.count {
+      securityById = FastIndex()
+      for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
+    }
+    precondition(accountById.count == accounts.count && securityById.count == securities.count)
+    positions.reserveCapacity(reference.holdings.count)
+    isAwaitingAvailability.reserveCapacity(reference.holdings.count)
+    lotPool.reserveCapacity(reference.holdings.count + reference.holdings.count / 2)
+    // Lines of one account and security usually follow each other: the last position
+    // is tried before the index.
+    var last: (account: Int32, security: Int32, position: Int32) = (-1, -1, -1)
     for h in reference.holdings {
-      guard let a = accountById[Ident(h.account)], let s = securityById[Ident(h.security)] else {
-        preconditionFailure("reference holding names unknown account or security (not validated)")
-      }
+      precondition(
+        h.account >= 0 && Int(h.account) < accounts.count && h.security >= 0
+          && Int(h.security) < securities.count,
+        "reference holding names unknown account or security (not validated)")
       precondition(h.quantity > 0, "opening holding quantity must be positive")
-      let p = position(account: a, security: s)
+      let p: Int32
+      if h.account == last.account && h.security == last.security {
+        p = last.position
+      } else {
+        p = position(account: h.account, security: h.security)
+        last = (h.account, h.security, p)
+      }
       positions[p].quantity += h.quantity
       positions[p].available += h.quantity
       insertLot(
         Lot(acquired: h.acquiredDate, creation: takeLotCreation(), accruedMicro: 0, quantity: h.quantity),
         into: p)
-      securities[s].issuedQuantity += h.quantity
+      securities[h.security].issuedQuantity += h.quantity
     }
+  }
+
+  /// Room for about `events` more events, most of them trades (a run that knows its
+  /// input size spares the doubling copies, and the fresh pages behind them).
+  public mutating func reserveCapacity(events: Int) {
+    trades.reserveCapacity(trades.count + events)
+    slices.reserveCapacity(slices.count + events + events / 4)
+    tradeByKey.reserveCapacity(trades.count + events)
+    lotPool.reserveCapacity(lotPool.liveCount + events)
+  }
+
+  /// Stops (or restarts) recording which rows changed. A run that never commits
+  /// (the in-memory `tally run`) spares the bookkeeping on every row it touches.
+  public mutating func setChangeTracking(_ on: Bool) {
+    participants.setTracking(on)
+    units.setTracking(on)
+    accounts.setTracking(on)
+    securities.setTracking(on)
+    positions.setTracking(on)
+    clearingRows.setTracking(on)
+    settlementRows.setTracking(on)
+    trades.setTracking(on)
+    slices.setTracking(on)
+    actions.setTracking(on)
+    entitlements.setTracking(on)
+    rejections.setTracking(on)
+    days.setTracking(on)
   }
 
   // MARK: - Calendar
@@ -229,21 +305,72 @@ public struct TallyState {
   // MARK: TRADE
 
   mutating func applyTrade(_ t: TradeEvent) -> Outcome {
-    guard globals.dayOpen else { return .rejected(.dayNotOpen) }
-    guard t.date == globals.lastOpened else { return .rejected(.wrongDate) }
-    let tradeKey = TradeKey(date: t.date, id: Ident(t.tradeId))
-    if tradeByKey[tradeKey] != nil { return .rejected(.duplicateTrade) }
-    guard let security = securityById[Ident(t.security)] else { return .rejected(.unknownSecurity) }
-    guard t.priceMilli > 0 else { return .rejected(.invalidPrice) }
-    guard t.quantity > 0 else { return .rejected(.invalidQuantity) }
-    guard let buyAccount = accountById[Ident(t.buyAccount)],
-      let sellAccount = accountById[Ident(t.sellAccount)]
-    else { return .rejected(.unknownAccount) }
-    guard let buyUnit = unitById[Ident(t.buyUnit)], let sellUnit = unitById[Ident(t.sellUnit)] else {
-      return .rejected(.unknownUnit)
+    let tradeId = Ident(t.tradeId)
+    let found = TradeLookups(
+      trade: tradeByKey[TradeKey(date: t.date, id: tradeId)], security: securityById[Ident(t.security)],
+      buyAccount: accountById[Ident(t.buyAccount)], sellAccount: accountById[Ident(t.sellAccount)],
+      buyUnit: unitById[Ident(t.buyUnit)], sellUnit: unitById[Ident(t.sellUnit)])
+    return applyTrade(
+      date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, tradeId: { tradeId })
+  }
+
+  /// A TRADE straight from its line's bytes (the hot path: no String is made unless
+  /// the trade is applied or rejected). `fields` holds the byte ranges of the six
+  /// identifiers within `line`.
+  public mutating func applyTrade(_ t: TradeLine, line: UnsafeRawBufferPointer, seq: Int64) -> Outcome {
+    precondition(seq > globals.appliedSeq, "seq \(seq) applied out of order after \(globals.appliedSeq)")
+    @inline(__always) func bytes(_ r: Range<Int>) -> UnsafeRawBufferPointer {
+      UnsafeRawBufferPointer(rebasing: line[r])
     }
-    let q = t.quantity
-    let sellPosition = positionByKey[Self.positionKey(sellAccount, security)]
+    let idBytes = bytes(t.tradeId)
+    let date = t.date
+    let tradeHash = mix64(Ident.fastHash(of: idBytes) ^ UInt64(UInt32(bitPattern: date)))
+    let found = TradeLookups(
+      trade: tradeByKey.find(hash: tradeHash) { $0.date == date && $0.id.hasBytes(idBytes) },
+      security: securityById[bytes: bytes(t.security)],
+      buyAccount: accountById[bytes: bytes(t.buyAccount)],
+      sellAccount: accountById[bytes: bytes(t.sellAccount)],
+      buyUnit: unitById[bytes: bytes(t.buyUnit)], sellUnit: unitById[bytes: bytes(t.sellUnit)])
+    let outcome = applyTrade(
+      date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found,
+      tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) })
+    if case .rejected(let reason) = outcome {
+      rejections.append(
+        RejectionRecord(
+          seq: seq, record: "TRADE", ref: String(decoding: idBytes, as: UTF8.self), reason: reason))
+    }
+    globals.appliedSeq = seq
+    globalsDirty = true
+    return outcome
+  }
+
+  /// What a TRADE's identifiers name (nil: unknown). Looked up before any check:
+  /// lookups change nothing, so the checks below still run in SPEC §3's order.
+  struct TradeLookups {
+    var trade: Int32?
+    var security: Int32?
+    var buyAccount: Int32?
+    var sellAccount: Int32?
+    var buyUnit: Int32?
+    var sellUnit: Int32?
+  }
+
+  mutating func applyTrade(
+    date: Int32, priceMilli: Int64, quantity: Int64, found: TradeLookups, tradeId: () -> Ident
+  ) -> Outcome {
+    guard globals.dayOpen else { return .rejected(.dayNotOpen) }
+    guard date == globals.lastOpened else { return .rejected(.wrongDate) }
+    if found.trade != nil { return .rejected(.duplicateTrade) }
+    guard let security = found.security else { return .rejected(.unknownSecurity) }
+    guard priceMilli > 0 else { return .rejected(.invalidPrice) }
+    guard quantity > 0 else { return .rejected(.invalidQuantity) }
+    guard let buyAccount = found.buyAccount, let sellAccount = found.sellAccount else {
+      return .rejected(.unknownAccount)
+    }
+    guard let buyUnit = found.buyUnit, let sellUnit = found.sellUnit else { return .rejected(.unknownUnit) }
+    let t = (date: date, priceMilli: priceMilli)
+    let q = quantity
+    let sellPosition = positionDirectory.find(account: sellAccount, security: security)
     guard let sellPosition, positions[sellPosition].available >= q else {
       return .rejected(.insufficientHoldings)
     }
@@ -273,25 +400,16 @@ public struct TallyState {
     positions[sellPosition].quantity -= q
     positions[sellPosition].available -= q
     let sliceStart = Int32(slices.count)
-    let taxable = accounts[sellAccount].kind == .individual && kind == .stock
+    let taxable = accountKinds[Int(sellAccount)] == .individual && kind == .stock
     var taxUnits: Int128 = 0  // Σ quantity × accrued(µCNY) × rate(%), in 1e-8 CNY
-    var remaining = q
-    while remaining > 0 {
-      precondition(!positions[sellPosition].lots.isEmpty, "lots do not cover the seller's quantity")
-      var lot = positions[sellPosition].lots[0]
-      let taken = min(remaining, lot.quantity)
-      if taken == lot.quantity {
-        positions[sellPosition].lots.removeFirst()
-      } else {
-        positions[sellPosition].lots[0].quantity -= taken
-      }
-      lot.quantity = taken
-      slices.append(lot)
-      remaining -= taken
-      if taxable && lot.accruedMicro > 0 {
+    takeOldestLots(of: sellPosition, quantity: q)
+    if taxable {
+      for s in sliceStart..<Int32(slices.count) {
+        let lot = slices[s]
+        guard lot.accruedMicro > 0 else { continue }
         let held = CalendarDate.daysBetween(lot.acquired, t.date)
         let percent: Int128 = held <= 30 ? 20 : (held <= 365 ? 10 : 0)
-        taxUnits += Int128(taken) * Int128(lot.accruedMicro) * percent
+        taxUnits += Int128(lot.quantity) * Int128(lot.accruedMicro) * percent
       }
     }
     let taxFen = exactInt64(roundHalfUpDivide(taxUnits, by: 1_000_000), "tax")
@@ -303,6 +421,7 @@ public struct TallyState {
     insertLot(
       Lot(acquired: t.date, creation: takeLotCreation(), accruedMicro: 0, quantity: q), into: buyPosition)
 
+    let tradeKey = TradeKey(date: date, id: tradeId())
     let tradeIndex = trades.append(
       TradeRecord(
         tradeId: tradeKey.id, date: t.date, security: security, quantity: q, buyAccount: buyAccount,
@@ -324,7 +443,7 @@ public struct TallyState {
     if let settleDate = nextTradingDay(after: t.date), let d = dayByDate[settleDate], days[d].settled {
       return .rejected(.alreadySettled)
     }
-    let buyPosition = positionByKey[Self.positionKey(t.buyAccount, t.security)]!
+    let buyPosition = positionDirectory.find(account: t.buyAccount, security: t.security)!
     let q = t.quantity
     if positions[buyPosition].quantity - positions[buyPosition].withheld < q {
       return .rejected(.cannotReverse)
@@ -348,7 +467,7 @@ public struct TallyState {
     settlementRows[sellSettlement].liveSides -= 1
 
     // Seller: quantity, availability and the exact slices back.
-    let sellPosition = positionByKey[Self.positionKey(t.sellAccount, t.security)]!
+    let sellPosition = positionDirectory.find(account: t.sellAccount, security: t.security)!
     positions[sellPosition].quantity += q
     positions[sellPosition].available += q
     for s in t.sliceStart..<(t.sliceStart + t.sliceCount) { insertLot(slices[s], into: sellPosition) }
@@ -359,18 +478,7 @@ public struct TallyState {
     let fromNotYet = min(q, notYetAvailable)
     positions[buyPosition].available -= q - fromNotYet
     positions[buyPosition].quantity -= q
-    var remaining = q
-    while remaining > 0 {
-      precondition(!positions[buyPosition].lots.isEmpty, "lots do not cover the buyer's quantity")
-      let last = positions[buyPosition].lots.count - 1
-      let taken = min(remaining, positions[buyPosition].lots[last].quantity)
-      if taken == positions[buyPosition].lots[last].quantity {
-        positions[buyPosition].lots.removeLast()
-      } else {
-        positions[buyPosition].lots[last].quantity -= taken
-      }
-      remaining -= taken
-    }
+    removeNewestLots(of: buyPosition, quantity: q)
     trades[ti].cancelled = true
     return .applied
   }
@@ -410,7 +518,7 @@ public struct TallyState {
               security: action.security, recordDate: action.recordDate, payDate: action.payDate,
               account: positions[p].account, kind: .cash, value: value, credited: false))
         }
-        for l in positions[p].lots.indices { positions[p].lots[l].accruedMicro += action.perShareMicro }
+        accrueDividend(of: p, perShareMicro: action.perShareMicro)
       }
     case .bonus:
       let bonus = Int128(action.bonus)
@@ -524,7 +632,7 @@ public struct TallyState {
     for t in day.tradeStart..<day.tradeEnd {
       let trade = trades[t]
       guard trade.buyParticipant == row.participant, !trade.cancelled else { continue }
-      let p = positionByKey[Self.positionKey(trade.buyAccount, trade.security)]!
+      let p = positionDirectory.find(account: trade.buyAccount, security: trade.security)!
       let amount = min(trade.quantity, positions[p].available)
       guard amount > 0 else { continue }
       positions[p].available -= amount
@@ -538,7 +646,7 @@ public struct TallyState {
     for t in day.tradeStart..<day.tradeEnd {
       let trade = trades[t]
       guard trade.buyParticipant == row.participant, trade.withheld > 0 else { continue }
-      let p = positionByKey[Self.positionKey(trade.buyAccount, trade.security)]!
+      let p = positionDirectory.find(account: trade.buyAccount, security: trade.security)!
       positions[p].available += trade.withheld
       positions[p].withheld -= trade.withheld
       trades[t].withheld = 0
@@ -579,10 +687,6 @@ public struct TallyState {
 
   // MARK: - Helpers
 
-  @inline(__always) static func positionKey(_ account: Int32, _ security: Int32) -> Int64 {
-    Int64(account) << 32 | Int64(UInt32(bitPattern: security))
-  }
-
   @inline(__always) static func settlementKey(_ date: Int32, _ participant: Int32) -> Int64 {
     Int64(date) << 32 | Int64(UInt32(bitPattern: participant))
   }
@@ -594,11 +698,10 @@ public struct TallyState {
   }
 
   mutating func position(account: Int32, security: Int32) -> Int32 {
-    let key = Self.positionKey(account, security)
-    if let p = positionByKey[key] { return p }
+    if let p = positionDirectory.find(account: account, security: security) { return p }
     let p = positions.append(
-      PositionRecord(account: account, security: security, quantity: 0, available: 0, withheld: 0, lots: []))
-    positionByKey[key] = p
+      PositionRecord(account: account, security: security, quantity: 0, available: 0, withheld: 0))
+    positionDirectory.insert(account: account, security: security, position: p)
     positionsOfSecurity[Int(security)].append(p)
     isAwaitingAvailability.append(false)
     return p
@@ -608,17 +711,6 @@ public struct TallyState {
     if !isAwaitingAvailability[Int(p)] {
       isAwaitingAvailability[Int(p)] = true
       awaitingAvailability.append(p)
-    }
-  }
-
-  /// Inserts a lot in (acquired, creation, accrued) order, joining an identical lot.
-  mutating func insertLot(_ lot: Lot, into p: Int32) {
-    var i = positions[p].lots.count
-    while i > 0 && lot.orderedBefore(positions[p].lots[i - 1]) { i -= 1 }
-    if i > 0 && positions[p].lots[i - 1].sameLot(lot) {
-      positions[p].lots[i - 1].quantity += lot.quantity
-    } else {
-      positions[p].lots.insert(lot, at: i)
     }
   }
 
@@ -647,7 +739,10 @@ public struct TallyState {
   }
 
   mutating func addAccount(_ id: Ident, kind: AccountKind) {
-    accountById[id] = accounts.append(AccountRecord(id: id, kind: kind))
+    let a = accounts.append(AccountRecord(id: id, kind: kind))
+    accountById[id] = a
+    positionDirectory.addAccount(a)
+    accountKinds.append(kind)
   }
 
   mutating func addSecurity(_ code: Ident, isin: String, name: String, kind: SecurityKind) {

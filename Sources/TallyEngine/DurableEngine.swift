@@ -70,8 +70,8 @@ public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
   }
   w.i32(Int32(r.holdings.count))
   for h in r.holdings {
-    w.string(h.account)
-    w.string(h.security)
+    w.string(r.accounts[Int(h.account)].id)
+    w.string(r.securities[Int(h.security)].code)
     w.i64(h.quantity)
     w.i32(h.acquiredDate)
   }
@@ -274,19 +274,25 @@ public final class DurableEngine {
     let clock = ContinuousClock()
     let started = clock.now
     var sum = checksum
-    var hashes = rowHashes
     var rows = unwritten
     engine.takeChangedRows { table, id, bytes in rows.append((table, id, bytes)) }
+    // Row hashes are updated in place (a copy of millions of them per commit cost more
+    // than the commit); `undo` restores them if the write fails.
+    var undo: [(table: Int, id: Int, old: RowHash?)] = []
+    undo.reserveCapacity(rows.count)
     for (table, id, bytes) in rows {
       let h = RowHash(table: table.rawValue, id: id, bytes: bytes)
       let t = Int(table.rawValue)
-      if Int(id) < hashes[t].count {
-        sum.replace(hashes[t][Int(id)], with: h)
-        hashes[t][Int(id)] = h
+      if Int(id) < rowHashes[t].count {
+        let old = rowHashes[t][Int(id)]
+        sum.replace(old, with: h)
+        rowHashes[t][Int(id)] = h
+        undo.append((t, Int(id), old))
       } else {
-        precondition(Int(id) == hashes[t].count, "\(table.name) row \(id) skipped an id")
-        hashes[t].append(h)
+        precondition(Int(id) == rowHashes[t].count, "\(table.name) row \(id) skipped an id")
+        rowHashes[t].append(h)
         sum.add(h)
+        undo.append((t, Int(id), nil))
       }
       batch.put(StateKeys.row(table, id), bytes)
     }
@@ -302,6 +308,9 @@ public final class DurableEngine {
       try store.commit(batch, sync: sync)
     } catch {
       // Nothing of this commit counts: its rows are written with the next one.
+      for u in undo.reversed() {
+        if let old = u.old { rowHashes[u.table][u.id] = old } else { rowHashes[u.table].removeLast() }
+      }
       unwritten = rows
       throw DurableError(
         "commit of seq \(engine.appliedSeq) failed: \(error); the state folder still holds seq \(committedSeq), run again to resume"
@@ -313,7 +322,6 @@ public final class DurableEngine {
       fingerprintDirty = false
     }
     checksum = sum
-    rowHashes = hashes
     committedSeq = engine.appliedSeq
     let elapsed = clock.now - started
     commitNanos.append(

@@ -24,27 +24,42 @@ public struct Engine {
 
   public init(state: TallyState) { self.state = state }
 
+  /// Room for about `events` more events (see `TallyState.reserveCapacity(events:)`).
+  public mutating func reserveCapacity(events: Int) { state.reserveCapacity(events: events) }
+
+  /// A run that never commits (`tally run` without `--state`) turns this off: rows
+  /// are then not tracked for `takeChangedRows`.
+  public mutating func setChangeTracking(_ on: Bool) { state.setChangeTracking(on) }
+
   /// The last sequence number applied (0 before the first event).
   public var appliedSeq: Int64 { state.globals.appliedSeq }
 
   /// Applies one event line (not blank, not a comment) as event `seq`.
   @discardableResult
   public mutating func apply(line: ArraySlice<UInt8>, seq: Int64) -> Outcome {
-    apply(EventParser.parse(line), seq: seq)
+    // Nearly every line is a TRADE: applied straight from its bytes.
+    guard let trade = EventParser.tradeLine(line) else { return apply(EventParser.parse(line), seq: seq) }
+    let outcome = line.withUnsafeBytes { state.applyTrade(trade, line: $0, seq: seq) }
+    count(outcome, isTrade: true)
+    return outcome
   }
 
   @discardableResult
   public mutating func apply(_ event: Event, seq: Int64) -> Outcome {
     let outcome = state.apply(event, seq: seq)
+    if case .trade = event { count(outcome, isTrade: true) } else { count(outcome, isTrade: false) }
+    return outcome
+  }
+
+  private mutating func count(_ outcome: Outcome, isTrade: Bool) {
     statistics.events += 1
     switch outcome {
     case .applied:
       statistics.applied += 1
-      if case .trade = event { statistics.tradesApplied += 1 }
+      if isTrade { statistics.tradesApplied += 1 }
     case .rejected(let reason):
       statistics.rejectedByReason[Int(reason.rawValue)] += 1
     }
-    return outcome
   }
 
   /// Hands over the rows changed since the last call (for a durable commit).
@@ -56,7 +71,7 @@ public struct Engine {
   public var stateDigest: [UInt8] { StateDigest.of(state) }
 
   /// The seven SPEC §5 files.
-  public func outputFiles() -> [(name: String, bytes: [UInt8])] { ReportWriter.render(state.report()) }
+  public func outputFiles() -> [(name: String, bytes: [UInt8])] { ReportWriter.render(state: state) }
 }
 
 public enum StateDigest {
@@ -79,12 +94,14 @@ public struct EventLines {
     public var bytes: ArraySlice<UInt8>
   }
 
-  /// Calls `body` for every event line of every file, in order.
+  /// Calls `body` for every event line of every file, in order. `willRead` is told
+  /// each file's line count first (a capacity hint).
   public static func forEach(
-    files: [String], _ body: (Line) throws -> Void
+    files: [String], willRead: (Int) -> Void = { _ in }, _ body: (Line) throws -> Void
   ) throws {
     for file in files {
       let bytes = try FileIO.read(file)
+      willRead(Fields.lineCount(bytes))
       for (number, line) in LineReader(bytes) where !EventParser.isSkipped(line) {
         try body(Line(file: file, lineNumber: number, bytes: line))
       }

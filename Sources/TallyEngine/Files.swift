@@ -5,12 +5,46 @@ import TallyCore
 import TallyFormat
 
 public enum FileIO {
+  /// A file's bytes, read straight into one array (no Data in between: event and
+  /// holdings files run to hundreds of MiB).
   public static func read(_ path: String) throws(InputError) -> [UInt8] {
-    do {
-      return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    } catch {
-      throw InputError(file: path, line: 0, problem: "cannot read: \(describe(error))")
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      throw InputError(file: path, line: 0, problem: "cannot read: \(String(cString: strerror(errno)))")
     }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else {
+      throw InputError(file: path, line: 0, problem: "cannot read: \(String(cString: strerror(errno)))")
+    }
+    guard info.st_mode & S_IFMT == S_IFREG else {
+      // Not a regular file (a pipe, a device): read as a stream.
+      do {
+        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+      } catch {
+        throw InputError(file: path, line: 0, problem: "cannot read: \(describe(error))")
+      }
+    }
+    let size = Int(info.st_size)
+    if size == 0 { return [] }
+    var failure: Int32 = 0
+    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+      count = 0
+      while count < size {
+        let n = Glibc.read(fd, buffer.baseAddress! + count, size - count)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 {
+          failure = errno
+          break
+        }
+        if n == 0 { break }
+        count += n
+      }
+    }
+    if failure != 0 {
+      throw InputError(file: path, line: 0, problem: "cannot read: \(String(cString: strerror(failure)))")
+    }
+    return bytes
   }
 
   static func describe(_ error: any Error) -> String {

@@ -18,6 +18,48 @@ public enum EventParser {
     return .malformed(record: record, ref: f.count > refIndex ? Fields.text(f[refIndex]) : "")
   }
 
+  /// A well-formed, all-ASCII TRADE line as a `TradeLine` (ranges relative to the
+  /// line's start); nil for any other line, which `parse` then handles. It accepts
+  /// exactly the TRADE lines `parse` accepts (the hot path skips building Strings).
+  @inlinable
+  public static func tradeLine(_ line: ArraySlice<UInt8>) -> TradeLine? {
+    let base = line.startIndex
+    let end = line.endIndex
+    guard line.count > 6, line[base] == UInt8(ascii: "T"), line[base + 1] == UInt8(ascii: "R"),
+      line[base + 2] == UInt8(ascii: "A"), line[base + 3] == UInt8(ascii: "D"),
+      line[base + 4] == UInt8(ascii: "E"), line[base + 5] == UInt8(ascii: ",")
+    else { return nil }
+    // The ten fields after the record type, each non-empty and ASCII, in order.
+    var i = base + 6
+    var fieldsLeft = 10
+    func next() -> Range<Int>? {
+      let start = i
+      while i < end && line[i] != UInt8(ascii: ",") {
+        if line[i] >= 0x80 { return nil }
+        i += 1
+      }
+      fieldsLeft -= 1
+      // The last field ends the line; any other ends at a comma.
+      guard i > start, fieldsLeft == 0 ? i == end : i < end else { return nil }
+      let range = start..<i
+      i += 1
+      return range
+    }
+    guard let id = next(), let dateField = next(), let timeField = next(), let security = next(),
+      let priceField = next(), let quantityField = next(), let buyAccount = next(), let buyUnit = next(),
+      let sellAccount = next(), let sellUnit = next(),
+      let date = Fields.date(line[dateField]), let time = Fields.time(line[timeField]),
+      let price = Fields.price(line[priceField]), let quantity = Fields.quantity(line[quantityField])
+    else { return nil }
+    @inline(__always) func relative(_ r: Range<Int>) -> Range<Int> {
+      (r.lowerBound - base)..<(r.upperBound - base)
+    }
+    return TradeLine(
+      date: date, time: time, priceMilli: price, quantity: quantity, tradeId: relative(id),
+      security: relative(security), buyAccount: relative(buyAccount), buyUnit: relative(buyUnit),
+      sellAccount: relative(sellAccount), sellUnit: relative(sellUnit))
+  }
+
   @inline(__always)
   static func ident(_ s: ArraySlice<UInt8>) -> String? { s.isEmpty ? nil : Fields.text(s) }
 

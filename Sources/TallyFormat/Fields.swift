@@ -116,6 +116,29 @@ public enum Fields {
     return fields
   }
 
+  /// Splits at every comma into `fields` (emptied first; its storage is reused).
+  @inlinable
+  public static func split(_ line: ArraySlice<UInt8>, into fields: inout [ArraySlice<UInt8>]) {
+    fields.removeAll(keepingCapacity: true)
+    var start = line.startIndex
+    var i = start
+    while i < line.endIndex {
+      if line[i] == UInt8(ascii: ",") {
+        fields.append(line[start..<i])
+        start = i + 1
+      }
+      i += 1
+    }
+    fields.append(line[start..<line.endIndex])
+  }
+
+  /// The number of `\n` in `bytes` (a capacity hint).
+  public static func lineCount(_ bytes: [UInt8]) -> Int {
+    var n = 0
+    for b in bytes where b == 10 { n += 1 }
+    return n
+  }
+
   /// True when the bytes are valid UTF-8 (ASCII fast path).
   @inlinable
   public static func isValidUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {

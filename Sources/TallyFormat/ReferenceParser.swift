@@ -50,7 +50,9 @@ public enum ReferenceParser {
     /// (a holdings file has millions of lines). False when an optional file is missing.
     @discardableResult
     func forEachRow(
-      _ name: String, required: Bool = true, _ body: (Int, [ArraySlice<UInt8>]) throws(InputError) -> Void
+      _ name: String, required: Bool = true, reserve: (Int) -> Void = { _ in },
+      fast: (ArraySlice<UInt8>) -> Bool = { _ in false },
+      _ body: (Int, [ArraySlice<UInt8>]) throws(InputError) -> Void
     ) throws(InputError) -> Bool {
       let path = prefix.isEmpty ? name : prefix + "/" + name
       guard let bytes = contents(name) else {
@@ -59,10 +61,17 @@ public enum ReferenceParser {
         }
         return false
       }
+      reserve(Fields.lineCount(bytes))
       let header = headers[name]!
       let columns = header.split(separator: ",").map(String.init)
       var sawHeader = false
+      // One array of fields for every line (millions of lines: no array each).
+      var fields: [ArraySlice<UInt8>] = []
+      fields.reserveCapacity(columns.count + 1)
       for (number, line) in LineReader(bytes) {
+        // A data line that `fast` takes whole is done; anything else (the header, a
+        // line it does not take) goes the general way, which names the problem.
+        if sawHeader && fast(line) { continue }
         guard Fields.isValidUTF8(line) else {
           throw InputError(file: path, line: number, problem: "line is not valid UTF-8")
         }
@@ -76,7 +85,7 @@ public enum ReferenceParser {
           continue
         }
         if line.isEmpty { throw InputError(file: path, line: number, problem: "blank lines are not allowed") }
-        let fields = Fields.split(line)
+        Fields.split(line, into: &fields)
         guard fields.count == columns.count else {
           throw InputError(
             file: path, line: number,
@@ -114,14 +123,15 @@ public enum ReferenceParser {
     }
 
     var securities: [ReferenceData.SecurityRow] = []
-    var securityIds = Set<Ident>()
+    var securityIds = FastIndex<Ident>()
     try forEachRow("securities.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let kind = try value(
         Fields.securityKind(f[3]), "securities.csv", n, "kind", f[3], "STOCK, FUND or BOND")
       let code = Fields.text(f[0])
-      guard securityIds.insert(Ident(code)).inserted else {
+      guard securityIds[Ident(code)] == nil else {
         throw fail("securities.csv", n, "security", "security \(code) repeats")
       }
+      securityIds[Ident(code)] = Int32(securities.count)
       securities.append(.init(code: code, isin: Fields.text(f[1]), name: Fields.text(f[2]), kind: kind))
     }
 
@@ -150,26 +160,82 @@ public enum ReferenceParser {
     }
 
     var accounts: [(id: String, kind: AccountKind)] = []
-    var accountIds = Set<Ident>()
-    try forEachRow("accounts.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
-      let id = Fields.text(f[0])
+    var accountIds = FastIndex<Ident>()
+    try forEachRow(
+      "accounts.csv",
+      reserve: {
+        accounts.reserveCapacity($0)
+        accountIds.reserveCapacity($0)
+      }
+    ) { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
       let kind = try value(
         Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
-      guard accountIds.insert(Ident(id)).inserted else {
+      let id = Ident(Fields.text(f[0]))
+      guard accountIds[id] == nil else {
         throw fail("accounts.csv", n, "account", "account \(id) repeats")
       }
-      accounts.append((id, kind))
+      accountIds[id] = Int32(accounts.count)
+      accounts.append((id.text, kind))
     }
 
     var holdings: [ReferenceData.HoldingRow] = []
-    try forEachRow("holdings.csv") { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
-      let account = Fields.text(f[0])
-      let security = Fields.text(f[1])
-      guard accountIds.contains(Ident(account)) else {
-        throw fail("holdings.csv", n, "account", "unknown account \(account)")
+    // Lines of one account follow each other: its bytes and index are kept from the last line.
+    var lastAccount: (bytes: ArraySlice<UInt8>, index: Int32) = ([], -1)
+    /// A holdings line that is all ASCII, has four non-empty fields and passes every
+    /// check is appended here in one pass; false leaves the line (and its error) to the
+    /// general path below.
+    func fastHolding(_ line: ArraySlice<UInt8>) -> Bool {
+      var commas = (0, 0, 0)
+      var found = 0
+      var i = line.startIndex
+      while i < line.endIndex {
+        let b = line[i]
+        if b >= 0x80 { return false }
+        if b == UInt8(ascii: ",") {
+          switch found {
+          case 0: commas.0 = i
+          case 1: commas.1 = i
+          case 2: commas.2 = i
+          default: return false
+          }
+          found += 1
+        }
+        i += 1
       }
-      guard securityIds.contains(Ident(security)) else {
-        throw fail("holdings.csv", n, "security", "unknown security \(security)")
+      guard found == 3 else { return false }
+      let accountField = line[line.startIndex..<commas.0]
+      let securityField = line[(commas.0 + 1)..<commas.1]
+      let quantityField = line[(commas.1 + 1)..<commas.2]
+      let dateField = line[(commas.2 + 1)..<line.endIndex]
+      guard !accountField.isEmpty, !securityField.isEmpty, let quantity = Fields.quantity(quantityField),
+        quantity > 0, let acquired = Fields.date(dateField)
+      else { return false }
+      let account: Int32
+      if lastAccount.index >= 0 && accountField.elementsEqual(lastAccount.bytes) {
+        account = lastAccount.index
+      } else {
+        guard let found = accountField.withUnsafeBytes({ accountIds[bytes: $0] }) else { return false }
+        account = found
+        lastAccount = (accountField, found)
+      }
+      guard let security = securityField.withUnsafeBytes({ securityIds[bytes: $0] }) else { return false }
+      holdings.append(.init(account: account, security: security, quantity: quantity, acquiredDate: acquired))
+      return true
+    }
+    try forEachRow("holdings.csv", reserve: { holdings.reserveCapacity($0) }, fast: fastHolding) {
+      (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
+      let account: Int32
+      if lastAccount.index >= 0 && f[0].elementsEqual(lastAccount.bytes) {
+        account = lastAccount.index
+      } else {
+        guard let found = f[0].withUnsafeBytes({ accountIds[bytes: $0] }) else {
+          throw fail("holdings.csv", n, "account", "unknown account \(Fields.text(f[0]))")
+        }
+        account = found
+        lastAccount = (f[0], found)
+      }
+      guard let security = f[1].withUnsafeBytes({ securityIds[bytes: $0] }) else {
+        throw fail("holdings.csv", n, "security", "unknown security \(Fields.text(f[1]))")
       }
       let quantity = try value(Fields.quantity(f[2]), "holdings.csv", n, "quantity", f[2], "a quantity")
       guard quantity > 0 else { throw fail("holdings.csv", n, "quantity", "must be > 0, found \(quantity)") }
@@ -206,6 +272,7 @@ public enum ReferenceParser {
     return ReferenceData(
       calendar: calendar, securities: securities, participants: participants, units: units,
       accounts: accounts,
-      holdings: holdings, feeRows: ReferenceData.feeTable(replacingWith: feeRows))
+      holdings: holdings, feeRows: ReferenceData.feeTable(replacingWith: feeRows), accountLookup: accountIds,
+      securityLookup: securityIds)
   }
 }

@@ -20,6 +20,35 @@ public enum ReportWriter {
 
   static func date(_ d: Int32) -> String { d == 0 ? "" : dateText(d) }
 
+  /// The seven files of a state: holdings.csv is rendered straight from the state's
+  /// positions (millions of rows, no intermediate row values); the rest from `report`.
+  public static func render(state: TallyState) -> [(name: String, bytes: [UInt8])] {
+    var files = render(state.report(holdings: false))
+    let order = state.holdingOrder()
+    var b = CSVBuffer(capacity: 64 + order.count * 40)
+    b.text("account,security,quantity,available,withheld")
+    b.end()
+    let positions = state.positions.rows
+    for i in order {
+      let p = positions[Int(i)]
+      b.text(state.accounts.rows[Int(p.account)].id.text)
+      b.comma()
+      b.text(state.securities.rows[Int(p.security)].code.text)
+      b.comma()
+      b.int(p.quantity)
+      b.comma()
+      b.int(p.available)
+      b.comma()
+      b.int(p.withheld)
+      b.end()
+    }
+    guard let k = files.firstIndex(where: { $0.name == "holdings.csv" }) else {
+      preconditionFailure("render writes holdings.csv")
+    }
+    files[k].bytes = b.bytes
+    return files
+  }
+
   /// File name → bytes, for the seven files. Rows are written straight into byte
   /// buffers (no per-field Strings): a day of a million trades has millions of rows.
   public static func render(_ r: Report) -> [(name: String, bytes: [UInt8])] {
@@ -78,6 +107,24 @@ public enum ReportWriter {
 
 /// A growing byte buffer with the SPEC §5 field formats.
 struct CSVBuffer {
+  mutating func digits64(_ value: UInt64, minimum: Int) {
+    var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    withUnsafeMutableBytes(of: &scratch) { buffer in
+      var v = value
+      var i = buffer.count
+      repeat {
+        i -= 1
+        buffer[i] = UInt8(truncatingIfNeeded: v % 10) + 48
+        v /= 10
+      } while v > 0
+      while buffer.count - i < minimum {
+        i -= 1
+        buffer[i] = 48
+      }
+      bytes.append(contentsOf: buffer[i...])
+    }
+  }
+
   var bytes: [UInt8]
 
   init(capacity: Int) {
@@ -95,6 +142,11 @@ struct CSVBuffer {
     digits(v.magnitude, minimum: 1)
   }
 
+  mutating func int(_ v: Int64) {
+    if v < 0 { bytes.append(UInt8(ascii: "-")) }
+    digits64(v.magnitude, minimum: 1)
+  }
+
   /// Fen as yuan with exactly two fraction digits.
   mutating func money(_ fen: Int128) {
     if fen < 0 { bytes.append(UInt8(ascii: "-")) }
@@ -110,6 +162,11 @@ struct CSVBuffer {
   }
 
   mutating func digits(_ value: UInt128, minimum: Int) {
+    // 128-bit division is slow: nearly every value fits 64 bits.
+    if let small = UInt64(exactly: value) {
+      digits64(small, minimum: minimum)
+      return
+    }
     var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
     withUnsafeMutableBytes(of: &scratch) { buffer in
       var v = value

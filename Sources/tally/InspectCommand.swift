@@ -57,12 +57,15 @@ struct InspectCommand: ParsableCommand {
       }
       print("account \(account) (\(t.accounts[a].kind.word)):")
       print("  security  quantity  available  withheld  lots (acquired/creation/accrued per share/quantity)")
-      let rows = t.positions.filter { $0.account == Int32(a) }.sorted {
-        t.securities[Int($0.security)].code < t.securities[Int($1.security)].code
+      let rows = t.positions.indices.filter { t.positions[$0].account == Int32(a) }.sorted {
+        t.securities[Int(t.positions[$0].security)].code < t.securities[Int(t.positions[$1].security)].code
       }
-      for p in rows {
-        let lots = p.lots.map { "\($0.acquired)/\($0.creation)/\(micro($0.accruedMicro))/\($0.quantity)" }
-          .joined(separator: " ")
+      for i in rows {
+        let p = t.positions[i]
+        let lots = t.lots(of: i).map {
+          "\($0.acquired)/\($0.creation)/\(micro($0.accruedMicro))/\($0.quantity)"
+        }
+        .joined(separator: " ")
         print(
           "  \(DemoSummary.pad(t.securities[Int(p.security)].code.text, 9)) \(p.quantity) \(p.available) \(p.withheld)  \(lots)"
         )

@@ -49,6 +49,9 @@ struct RunCommand: ParsableCommand {
   @Flag(name: .long, help: "Print no summary on standard error.")
   var quiet = false
 
+  @Flag(name: .long, help: "Print how long each phase took (reference, events, outputs) on standard error.")
+  var timings = false
+
   @Argument(help: "Event files (SPEC §3).")
   var events: [String]
 
@@ -60,8 +63,17 @@ struct RunCommand: ParsableCommand {
   }
 
   func run() throws {
-    let reference: ReferenceData
+    let phaseClock = ContinuousClock()
+    var phaseStart = phaseClock.now
+    func phase(_ name: String) {
+      guard timings else { return }
+      let now = phaseClock.now
+      note("tally run: \(name) \(String(format: "%.3f", (now - phaseStart).seconds)) s")
+      phaseStart = now
+    }
+    var reference: ReferenceData
     do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
+    phase("reference folder read and checked")
     let kernel: any ClearingKernel
     do { kernel = try KernelCatalog.make(self.kernel, feeRows: reference.feeRows) } catch {
       throw ValidationError(error.description)
@@ -113,9 +125,12 @@ struct RunCommand: ParsableCommand {
       engine = durable.engine
     } else {
       var memory = Engine(reference: reference, kernel: kernel)
+      memory.setChangeTracking(false)  // nothing is committed
+      reference.holdings = []  // in the state now: millions of rows not to keep twice
+      phase("opening state built")
       var seq: Int64 = 0
       do {
-        try EventLines.forEach(files: events) { line in
+        try EventLines.forEach(files: events, willRead: { memory.reserveCapacity(events: $0) }) { line in
           seq += 1
           memory.apply(line: line.bytes, seq: seq)
         }
@@ -125,7 +140,11 @@ struct RunCommand: ParsableCommand {
       engine = memory
     }
     let elapsed = clock.now - started
-    do { try FileIO.writeFolder(out, files: engine.outputFiles()) } catch { fail("\(error)", code: 3) }
+    phase(state == nil ? "events applied" : "state opened and events applied")
+    let files = engine.outputFiles()
+    phase("outputs rendered")
+    do { try FileIO.writeFolder(out, files: files) } catch { fail("\(error)", code: 3) }
+    phase("outputs written")
     if digest { print(engine.stateDigest.hexString) }
     if !quiet {
       let s = engine.statistics

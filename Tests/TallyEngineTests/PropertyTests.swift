@@ -492,7 +492,9 @@ enum OutputChecks {
       result.file("entitlements.csv"), header: "security,record_date,pay_date,account,kind,value",
       problems: &problems, name: "entitlements.csv")
     var issued: [String: Int64] = [:]
-    for h in reference.holdings { issued[h.security, default: 0] += h.quantity }
+    for h in reference.holdings {
+      issued[reference.securities[Int(h.security)].code, default: 0] += h.quantity
+    }
     for (n, row) in entitlements.enumerated() {
       if nextTradingDay(row[1]) != row[2] { fail("entitlements.csv: pay date \(row)") }
       switch row[4] {
@@ -744,8 +746,9 @@ enum Mutator {
         // A sale by a real holder of far more or exactly what it may hold.
         if let h = reference.holdings.isEmpty ? nil : pick(reference.holdings) {
           text =
-            "TRADE,G\(fresh),\(openDate),100000,\(h.security),10.00,\(h.quantity),\(pick(accounts)),"
-            + "\(pick(units)),\(h.account),\(pick(units))"
+            "TRADE,G\(fresh),\(openDate),100000,\(reference.securities[Int(h.security)].code),10.00,"
+            + "\(h.quantity),\(pick(accounts)),\(pick(units)),\(reference.accounts[Int(h.account)].id),"
+            + "\(pick(units))"
           trades.append((openDate, "G\(fresh)"))
         } else {
           text = "SETTLE,\(openDate)"
