@@ -13,7 +13,14 @@ let package = Package(
     .executable(name: "tally", targets: ["tally"])
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
   ],
   targets: [
     // The business core: domain types and the state machine. No I/O, no Foundation.
@@ -22,7 +29,10 @@ let package = Package(
     .target(name: "TallyFormat", dependencies: ["TallyCore"], swiftSettings: strict),
     // Running the core: batches, digests, the state-store port, file I/O.
     .target(
-      name: "TallyEngine", dependencies: ["TallyCore", "TallyFormat", "ClearingKernelV2"],
+      name: "TallyEngine",
+      dependencies: [
+        "TallyCore", "TallyFormat", "ClearingKernelV2", .product(name: "Crypto", package: "swift-crypto"),
+      ],
       swiftSettings: strict),
     // RocksDB: the C library and the one adapter that owns its pointers.
     .systemLibrary(
@@ -37,13 +47,32 @@ let package = Package(
     // The replicated cluster: sequencer, replicas, voter, their wire format and supervisor.
     .target(
       name: "TallyCluster",
-      dependencies: ["TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport"],
+      dependencies: [
+        "TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
+        .product(name: "TOMLKit", package: "TOMLKit"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+      ],
+      swiftSettings: strict),
+    // Operations: structured logs with rotation, Prometheus metrics and the HTTP endpoints
+    // (/metrics, /health, /ready), and the node lifecycle (graceful SIGTERM/SIGINT).
+    .target(
+      name: "TallyOps",
+      dependencies: [
+        "TallyCluster", "TallyEngine",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Hummingbird", package: "hummingbird"),
+      ],
       swiftSettings: strict),
     // The chaos harness: fault injection against real clusters, and a deterministic simulator.
     .target(
       name: "TallyChaos",
       dependencies: [
         "TallyCluster", "TallyEngine", "TallyCore", "TallyFormat", "MarketGenerator", "ZeroMQTransport",
+        .product(name: "TOMLKit", package: "TOMLKit"),
       ],
       swiftSettings: strict),
     // Synthetic but realistic markets for demos, tests and benchmarks.
@@ -53,7 +82,7 @@ let package = Package(
       name: "tally",
       dependencies: [
         "TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
-        "MarketGenerator", "ClearingKernelV2", "TallyCluster", "TallyChaos",
+        "MarketGenerator", "ClearingKernelV2", "TallyCluster", "TallyChaos", "TallyOps",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),
@@ -82,6 +111,8 @@ let package = Package(
     .testTarget(
       name: "TallyChaosTests", dependencies: ["TallyChaos", "TallyCluster", "TallyEngine", "TallyCore"],
       swiftSettings: strict),
+    .testTarget(
+      name: "TallyOpsTests", dependencies: ["TallyOps", "TallyCluster"], swiftSettings: strict),
     .testTarget(
       name: "TallyCLITests", dependencies: ["tally"], swiftSettings: strict),
   ],

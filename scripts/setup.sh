@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tally needs to build on a fresh Debian machine with Swift:
-# the C libraries (RocksDB, ZeroMQ) and rocksdb-tools (ldb, for reading state folders).
+# the C libraries (RocksDB, ZeroMQ), rocksdb-tools (ldb, for reading state folders) and
+# prometheus (its promtool checks the nodes' /metrics and Config/alerts.yml in the tests).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ need=()
 [ -f /usr/include/rocksdb/c.h ] || need+=(librocksdb-dev)
 [ -f /usr/include/zmq.h ] || need+=(libzmq3-dev)
 command -v ldb >/dev/null 2>&1 || command -v rocksdb_ldb >/dev/null 2>&1 || need+=(rocksdb-tools)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

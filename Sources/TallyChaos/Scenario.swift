@@ -1,6 +1,14 @@
 // A chaos scenario (Chaos/scenarios/*.toml): the market, the cluster, the client's
-// pace, and which faults to inject how often.
+// pace, and which faults to inject how often. Decoded with TOMLKit after the same
+// schema check as cluster configs (TallyCluster's TOMLFile).
 import Foundation
+import TallyCluster
+import TallyEngine
+
+public struct ScenarioError: Error, CustomStringConvertible, Sendable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}
 
 public struct Scenario: Sendable {
   public struct ReplicaSpec: Sendable {
@@ -59,105 +67,172 @@ public struct Scenario: Sendable {
     return try parse(String(decoding: data, as: UTF8.self), file: path)
   }
 
+  static let schema = TOMLSchema([
+    .init(
+      "scenario",
+      keys: [
+        ("name", .string), ("seed", .integer), ("duration_s", .integer), ("settle_s", .integer),
+        ("base_port", .integer),
+      ]),
+    .init(
+      "market",
+      keys: [
+        ("days", .integer), ("trades_per_day", .integer), ("accounts", .integer), ("securities", .integer),
+        ("participants", .integer),
+      ]),
+    .init("submit", keys: [("batch_lines", .integer), ("pause_ms", .integer), ("window", .integer)]),
+    .init(
+      "faults",
+      keys: [
+        ("interval_ms_min", .integer), ("interval_ms_max", .integer), ("kill_replica", .bool),
+        ("kill_voter", .bool), ("kill_sequencer", .bool), ("down_ms_max", .integer),
+        ("freeze_replica", .bool),
+        ("freeze_ms_max", .integer), ("wipe_replica", .bool), ("full_restart", .bool), ("byzantine", .string),
+        ("byzantine_replica", .string), ("faults_max", .integer),
+      ]),
+    .init(
+      "links",
+      keys: [
+        ("votes_drop", .number), ("votes_dup", .number), ("votes_delay", .number),
+        ("votes_delay_ms", .integer),
+        ("fetch_drop", .number), ("fetch_dup", .number), ("fetch_delay", .number),
+        ("fetch_delay_ms", .integer),
+        ("fetch_request_drop", .number), ("fetch_request_dup", .number), ("fetch_request_delay", .number),
+      ]),
+    .init("replica", array: true, keys: [("id", .string), ("kernel", .string)]),
+  ])
+
+  /// The file as written: every key optional, the defaults are `Scenario()`'s.
+  struct File: Decodable {
+    struct Head: Decodable {
+      var name: String?
+      var seed, duration_s, settle_s, base_port: Int?
+    }
+    struct Market: Decodable { var days, trades_per_day, accounts, securities, participants: Int? }
+    struct Submit: Decodable { var batch_lines, pause_ms, window: Int? }
+    struct Faults: Decodable {
+      var interval_ms_min, interval_ms_max, down_ms_max, freeze_ms_max, faults_max: Int?
+      var kill_replica, kill_voter, kill_sequencer, freeze_replica, wipe_replica, full_restart: Bool?
+      var byzantine, byzantine_replica: String?
+    }
+    struct Links: Decodable {
+      var votes_drop, votes_dup, votes_delay: TOMLNumber?
+      var fetch_drop, fetch_dup, fetch_delay: TOMLNumber?
+      var fetch_request_drop, fetch_request_dup, fetch_request_delay: TOMLNumber?
+      var votes_delay_ms, fetch_delay_ms: Int?
+    }
+    struct Replica: Decodable { var id, kernel: String? }
+    var scenario: Head?
+    var market: Market?
+    var submit: Submit?
+    var faults: Faults?
+    var links: Links?
+    var replica: [Replica]?
+  }
+
   public static func parse(_ text: String, file: String) throws(ScenarioError) -> Scenario {
-    let doc = try MiniTOML.parse(text, file: file)
-    for name in doc.tables.keys.sorted()
-    where !["scenario", "market", "submit", "faults", "links"].contains(name) {
-      throw ScenarioError(
-        "\(file): unknown table [\(name)] (known: [scenario], [market], [submit], [faults], [links], [[replica]])"
-      )
-    }
-    for name in doc.arrays.keys.sorted() where name != "replica" {
-      throw ScenarioError("\(file): unknown array [[\(name)]] (known: [[replica]])")
-    }
+    do {
+      return try decode(text, file: file)
+    } catch { throw ScenarioError(error.description) }
+  }
+
+  static func decode(_ text: String, file: String) throws(ConfigError) -> Scenario {
+    let toml = try TOMLFile(text: text, file: file)
+    try toml.check(schema)
+    let doc = try toml.decode(File.self)
+    func at(_ table: String, _ key: String) -> String { toml.place(toml.line(table: table, key: key)) }
     var s = Scenario()
-    var t = TableReader(file: file, name: "scenario", entries: doc.tables["scenario"])
-    s.name = try t.string("name", s.name)
-    s.seed = UInt64(max(0, try t.int("seed", Int(s.seed))))
-    s.durationSeconds = try t.int("duration_s", s.durationSeconds)
-    s.settleSeconds = try t.int("settle_s", s.settleSeconds)
-    s.basePort = try t.int("base_port", s.basePort)
-    try t.finish()
-    var m = TableReader(file: file, name: "market", entries: doc.tables["market"])
-    s.days = try m.int("days", s.days)
-    s.tradesPerDay = try m.int("trades_per_day", s.tradesPerDay)
-    s.accounts = try m.int("accounts", s.accounts)
-    s.securities = try m.int("securities", s.securities)
-    s.participants = try m.int("participants", s.participants)
-    try m.finish()
-    var u = TableReader(file: file, name: "submit", entries: doc.tables["submit"])
-    s.batchLines = try u.int("batch_lines", s.batchLines)
-    s.submitPauseMs = try u.int("pause_ms", s.submitPauseMs)
-    s.submitWindow = try u.int("window", s.submitWindow)
-    try u.finish()
-    var f = TableReader(file: file, name: "faults", entries: doc.tables["faults"])
-    s.intervalMsMin = try f.int("interval_ms_min", s.intervalMsMin)
-    s.intervalMsMax = try f.int("interval_ms_max", s.intervalMsMax)
-    s.killReplica = try f.bool("kill_replica", s.killReplica)
-    s.killVoter = try f.bool("kill_voter", s.killVoter)
-    s.killSequencer = try f.bool("kill_sequencer", s.killSequencer)
-    s.downMsMax = try f.int("down_ms_max", s.downMsMax)
-    s.freezeReplica = try f.bool("freeze_replica", s.freezeReplica)
-    s.freezeMsMax = try f.int("freeze_ms_max", s.freezeMsMax)
-    s.wipeReplica = try f.bool("wipe_replica", s.wipeReplica)
-    s.fullRestart = try f.bool("full_restart", s.fullRestart)
-    s.byzantine = try f.string("byzantine", s.byzantine)
-    s.byzantineReplica = try f.string("byzantine_replica", s.byzantineReplica)
-    s.faultsMax = try f.int("faults_max", s.faultsMax)
-    try f.finish()
-    var l = TableReader(file: file, name: "links", entries: doc.tables["links"])
+    if let t = doc.scenario {
+      s.name = t.name ?? s.name
+      if let seed = t.seed {
+        guard seed >= 0 else { throw ConfigError("\(at("scenario", "seed")) seed must be 0 or more") }
+        s.seed = UInt64(seed)
+      }
+      s.durationSeconds = t.duration_s ?? s.durationSeconds
+      s.settleSeconds = t.settle_s ?? s.settleSeconds
+      s.basePort = t.base_port ?? s.basePort
+    }
+    if let m = doc.market {
+      s.days = m.days ?? s.days
+      s.tradesPerDay = m.trades_per_day ?? s.tradesPerDay
+      s.accounts = m.accounts ?? s.accounts
+      s.securities = m.securities ?? s.securities
+      s.participants = m.participants ?? s.participants
+    }
+    if let u = doc.submit {
+      s.batchLines = u.batch_lines ?? s.batchLines
+      s.submitPauseMs = u.pause_ms ?? s.submitPauseMs
+      s.submitWindow = u.window ?? s.submitWindow
+    }
+    if let f = doc.faults {
+      s.intervalMsMin = f.interval_ms_min ?? s.intervalMsMin
+      s.intervalMsMax = f.interval_ms_max ?? s.intervalMsMax
+      s.killReplica = f.kill_replica ?? s.killReplica
+      s.killVoter = f.kill_voter ?? s.killVoter
+      s.killSequencer = f.kill_sequencer ?? s.killSequencer
+      s.downMsMax = f.down_ms_max ?? s.downMsMax
+      s.freezeReplica = f.freeze_replica ?? s.freezeReplica
+      s.freezeMsMax = f.freeze_ms_max ?? s.freezeMsMax
+      s.wipeReplica = f.wipe_replica ?? s.wipeReplica
+      s.fullRestart = f.full_restart ?? s.fullRestart
+      s.byzantine = f.byzantine ?? s.byzantine
+      s.byzantineReplica = f.byzantine_replica ?? s.byzantineReplica
+      s.faultsMax = f.faults_max ?? s.faultsMax
+    }
+    let l = doc.links
     s.links.votes = LinkFaults(
-      drop: try l.number("votes_drop", 0), dup: try l.number("votes_dup", 0),
-      delay: try l.number("votes_delay", 0),
-      delayMsMax: try l.int("votes_delay_ms", 200))
+      drop: l?.votes_drop?.value ?? 0, dup: l?.votes_dup?.value ?? 0, delay: l?.votes_delay?.value ?? 0,
+      delayMsMax: l?.votes_delay_ms ?? 200)
     s.links.fetchReplies = LinkFaults(
-      drop: try l.number("fetch_drop", 0), dup: try l.number("fetch_dup", 0),
-      delay: try l.number("fetch_delay", 0),
-      delayMsMax: try l.int("fetch_delay_ms", 200))
+      drop: l?.fetch_drop?.value ?? 0, dup: l?.fetch_dup?.value ?? 0, delay: l?.fetch_delay?.value ?? 0,
+      delayMsMax: l?.fetch_delay_ms ?? 200)
     s.links.fetchRequests = LinkFaults(
-      drop: try l.number("fetch_request_drop", 0), dup: try l.number("fetch_request_dup", 0),
-      delay: try l.number("fetch_request_delay", 0), delayMsMax: s.links.fetchReplies.delayMsMax)
-    try l.finish()
+      drop: l?.fetch_request_drop?.value ?? 0, dup: l?.fetch_request_dup?.value ?? 0,
+      delay: l?.fetch_request_delay?.value ?? 0, delayMsMax: s.links.fetchReplies.delayMsMax)
     for (name, f) in [
       ("votes", s.links.votes), ("fetch", s.links.fetchReplies), ("fetch_request", s.links.fetchRequests),
     ] {
       guard [f.drop, f.dup, f.delay].allSatisfy({ $0 >= 0 && $0 < 1 }) && f.drop <= 0.5 else {
-        throw ScenarioError(
+        throw ConfigError(
           "\(file): [links] \(name)_drop must be 0...0.5, \(name)_dup and \(name)_delay 0...<1")
       }
       guard f.delayMsMax >= 0 && f.delayMsMax <= 10_000 else {
-        throw ScenarioError("\(file): [links] \(name)_delay_ms must be 0...10000")
+        throw ConfigError("\(file): [links] \(name)_delay_ms must be 0...10000")
       }
     }
-    if let rs = doc.arrays["replica"] {
+    if let rs = doc.replica {
       s.replicas = []
-      for (i, entries) in rs.enumerated() {
-        var r = TableReader(file: file, name: "replica \(i + 1)", entries: entries)
-        let id = try r.string("id", "")
-        let kernel = try r.string("kernel", "v1")
-        try r.finish()
+      for (i, r) in rs.enumerated() {
+        let id = r.id ?? ""
+        let kernel = r.kernel ?? "v1"
         guard !id.isEmpty, !s.replicas.contains(where: { $0.id == id }) else {
-          throw ScenarioError("\(file): replica \(i + 1) needs a unique id")
+          throw ConfigError(
+            "\(toml.place(toml.line(table: "replica", element: i))) replica \(i + 1) needs a unique id")
+        }
+        guard KernelCatalog.names.contains(kernel) else {
+          throw ConfigError(
+            "\(toml.place(toml.line(table: "replica", element: i, key: "kernel"))) replica \(id): unknown kernel '\(kernel)' (allowed: \(KernelCatalog.names.joined(separator: ", ")))"
+          )
         }
         s.replicas.append(ReplicaSpec(id: id, kernel: kernel))
       }
     }
-    guard s.basePort >= 1024 && s.basePort + 10 + s.replicas.count < 65_536 else {
-      throw ScenarioError("\(file): base_port \(s.basePort) is out of range")
+    guard s.basePort >= 1024 && s.basePort + 60 + s.replicas.count < 65_536 else {
+      throw ConfigError("\(file): base_port \(s.basePort) is out of range")
     }
     guard s.intervalMsMin >= 1 && s.intervalMsMax >= s.intervalMsMin else {
-      throw ScenarioError("\(file): need 1 ≤ interval_ms_min ≤ interval_ms_max")
+      throw ConfigError("\(file): need 1 ≤ interval_ms_min ≤ interval_ms_max")
     }
     guard s.batchLines >= 1 && s.batchLines <= 100_000 && s.submitWindow >= 1 else {
-      throw ScenarioError("\(file): batch_lines must be 1...100000 and window at least 1")
+      throw ConfigError("\(file): batch_lines must be 1...100000 and window at least 1")
     }
     guard ["", "flip", "v1-faulty"].contains(s.byzantine) else {
-      throw ScenarioError("\(file): byzantine must be \"\", \"flip\" or \"v1-faulty\"")
+      throw ConfigError("\(file): byzantine must be \"\", \"flip\" or \"v1-faulty\"")
     }
     if !s.byzantine.isEmpty {
       if s.byzantineReplica.isEmpty { s.byzantineReplica = s.replicas.last!.id }
       guard s.replicas.contains(where: { $0.id == s.byzantineReplica }) else {
-        throw ScenarioError("\(file): byzantine_replica \(s.byzantineReplica) is not a replica")
+        throw ConfigError("\(file): byzantine_replica \(s.byzantineReplica) is not a replica")
       }
     }
     return s

@@ -177,7 +177,7 @@ public final class Simulation {
   var queue = EventQueue()
   var now: Int64 = 0
   var steps = 0
-  var trace = SHA256()
+  var trace = SHA256Stream()
   var traceLines: [String] = []
   var faultCounts: [(kind: String, count: Int)] = []
 
@@ -436,7 +436,7 @@ public final class Simulation {
       }
     }
     notes += check.notes
-    var digest = trace
+    let digest = trace
     return SimResult(
       seed: options.seed, anomalies: anomalies, knownIssues: knownIssues, notes: notes,
       traceDigest: digest.finalize().hexString,

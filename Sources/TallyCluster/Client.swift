@@ -69,7 +69,7 @@ public enum Submitter {
   /// A client id derived from the files' contents: submitting the same files again
   /// is recognised as a retry and journals nothing twice.
   public static func contentClientId(_ files: [[UInt8]]) -> String {
-    var sha = SHA256()
+    var sha = SHA256Stream()
     for f in files {
       var w = ByteWriter()
       w.i64(Int64(f.count))
@@ -226,7 +226,7 @@ public enum Reporter {
           reply.count == 4, reply[0].text == "REPORT"
         else { continue }
         if let voted, reply[2] != voted { continue }  // not the voted state: not used
-        let digest = SHA256.hash(reply[2] + reply[3])
+        let digest = Digests.sha256(reply[2] + reply[3])
         if let g = groups.firstIndex(where: { $0.digest == digest }) {
           groups[g].count += 1
         } else {

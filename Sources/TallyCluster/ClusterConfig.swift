@@ -1,11 +1,23 @@
-// Cluster configuration (Config/local.toml). A small TOML subset is enough here:
-// [tables], [[arrays of tables]], and key = "string" | integer | true/false.
+// Cluster configuration (Config/*.toml), decoded with TOMLKit into typed structs
+// after a schema check (TOMLFile.swift): an unknown table or key, a value of the
+// wrong kind, an unknown kernel or a value out of range is refused with the file,
+// the line when known, and what is allowed.
 import Foundation
+import TallyEngine
 
 public struct ClusterConfig: Sendable, Equatable {
   public struct Replica: Sendable, Equatable {
     public var id: String
     public var kernel: String
+    /// The port of this replica's HTTP endpoints (`/metrics`, `/health`, `/ready`);
+    /// `base_port + 60 + index` when the config names none.
+    public var metricsPort: Int? = nil
+
+    public init(id: String, kernel: String, metricsPort: Int? = nil) {
+      self.id = id
+      self.kernel = kernel
+      self.metricsPort = metricsPort
+    }
   }
 
   public var name: String
@@ -49,6 +61,43 @@ public struct ClusterConfig: Sendable, Equatable {
 
   public func replicaIndex(_ id: String) -> Int? { replicas.firstIndex { $0.id == id } }
 
+  /// Operations: the HTTP endpoints and the log files.
+  public var ops = Ops()
+
+  public struct Ops: Sendable, Equatable {
+    /// Address the nodes' HTTP endpoints listen on (`[metrics] host`); the cluster's host by default.
+    public var metricsHost: String? = nil
+    /// Serve `/metrics`, `/health`, `/ready` (`[metrics] enabled`, true by default).
+    public var metricsEnabled = true
+    public var sequencerMetricsPort: Int? = nil
+    public var voterMetricsPort: Int? = nil
+    /// `file`: `<data>/<node>.log`, rotated at `logBytesMax`; `stderr`: for journald.
+    public var logTarget = "file"
+    public var logBytesMax = 64 << 20
+    public var logFilesKept = 3
+    /// How long a node may take to finish its batch, commit and close on SIGTERM/SIGINT.
+    public var shutdownGraceMs = 5_000
+    public init() {}
+  }
+
+  /// Where a node serves `/metrics`, `/health` and `/ready`: `(host, port)`.
+  /// Defaults: sequencer `base_port + 50`, voter `base_port + 51`, replica i `base_port + 60 + i`.
+  public func metricsAddress(node: String) -> (host: String, port: Int) {
+    let host = ops.metricsHost ?? self.host
+    switch node {
+    case "sequencer": return (host, ops.sequencerMetricsPort ?? basePort + 50)
+    case "voter": return (host, ops.voterMetricsPort ?? basePort + 51)
+    default:
+      let i = replicaIndex(node) ?? 0
+      return (host, replicas[i].metricsPort ?? basePort + 60 + i)
+    }
+  }
+
+  public func metricsURL(node: String) -> String {
+    let a = metricsAddress(node: node)
+    return "http://\(a.host):\(a.port)/metrics"
+  }
+
   public static func load(_ path: String) throws(ConfigError) -> ClusterConfig {
     guard let data = FileManager.default.contents(atPath: path) else {
       throw ConfigError("\(path): cannot read the config file")
@@ -56,113 +105,151 @@ public struct ClusterConfig: Sendable, Equatable {
     return try parse(String(decoding: data, as: UTF8.self), file: path)
   }
 
+  static let schema = TOMLSchema([
+    .init(
+      "cluster",
+      keys: [
+        ("name", .string), ("data", .string), ("reference", .string), ("host", .string),
+        ("base_port", .integer),
+      ]),
+    .init(
+      "limits",
+      keys: [
+        ("fetch_batches_max", .integer), ("heartbeat_ms", .integer), ("checkpoint_events", .integer),
+        ("repairs_max", .integer), ("shutdown_grace_ms", .integer),
+      ]),
+    .init("security", keys: [("keys", .string)]),
+    .init("links", keys: [("replica_fetch_via", .string), ("replica_votes_via", .string)]),
+    .init(
+      "metrics",
+      keys: [("enabled", .bool), ("host", .string), ("sequencer_port", .integer), ("voter_port", .integer)]),
+    .init(
+      "logs",
+      keys: [
+        ("target", .string), ("file_bytes_max", .integer), ("files_kept", .integer),
+      ]),
+    .init("replica", array: true, keys: [("id", .string), ("kernel", .string), ("metrics_port", .integer)]),
+  ])
+
+  /// The file as written: every key optional, defaults applied after.
+  struct File: Decodable {
+    struct Cluster: Decodable {
+      var name, data, reference, host: String?
+      var base_port: Int?
+    }
+    struct Limits: Decodable {
+      var fetch_batches_max, heartbeat_ms, checkpoint_events, repairs_max, shutdown_grace_ms: Int?
+    }
+    struct Security: Decodable { var keys: String? }
+    struct Links: Decodable { var replica_fetch_via, replica_votes_via: String? }
+    struct Metrics: Decodable {
+      var enabled: Bool?
+      var host: String?
+      var sequencer_port, voter_port: Int?
+    }
+    struct Logs: Decodable {
+      var target: String?
+      var file_bytes_max, files_kept: Int?
+    }
+    struct Replica: Decodable {
+      var id, kernel: String?
+      var metrics_port: Int?
+    }
+    var cluster: Cluster?
+    var limits: Limits?
+    var security: Security?
+    var links: Links?
+    var metrics: Metrics?
+    var logs: Logs?
+    var replica: [Replica]?
+  }
+
   public static func parse(_ text: String, file: String) throws(ConfigError) -> ClusterConfig {
-    var tables: [String: [String: TOMLValue]] = [:]
-    var replicaTables: [[String: TOMLValue]] = []
-    var current = ""
-    var inReplica = false
-    for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-      let line = stripComment(String(raw)).trimmingCharacters(in: .whitespaces)
-      if line.isEmpty { continue }
-      if line == "[[replica]]" {
-        replicaTables.append([:])
-        inReplica = true
-        continue
-      }
-      if line.hasPrefix("[") && line.hasSuffix("]") {
-        current = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
-        guard ["cluster", "limits", "security", "links"].contains(current) else {
-          throw ConfigError(
-            "\(file):\(n + 1): unknown table [\(current)] (known: [cluster], [limits], [security], [links], [[replica]])"
-          )
-        }
-        inReplica = false
-        continue
-      }
-      guard let eq = line.firstIndex(of: "=") else {
-        throw ConfigError("\(file):\(n + 1): expected key = value")
-      }
-      let key = line[..<eq].trimmingCharacters(in: .whitespaces)
-      let valueText = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-      guard let value = TOMLValue(valueText) else {
-        throw ConfigError(
-          "\(file):\(n + 1): value of '\(key)' must be a \"string\", an integer or true/false")
-      }
-      if inReplica {
-        replicaTables[replicaTables.count - 1][key] = value
-      } else {
-        guard !current.isEmpty else { throw ConfigError("\(file):\(n + 1): '\(key)' outside a table") }
-        tables[current, default: [:]][key] = value
-      }
-    }
-    let cluster = tables["cluster"] ?? [:]
-    let limits = tables["limits"] ?? [:]
-    func string(_ t: [String: TOMLValue], _ k: String, _ d: String?) throws(ConfigError) -> String? {
-      guard let v = t[k] else { return d }
-      guard case .string(let s) = v else { throw ConfigError("\(file): '\(k)' must be a string") }
-      return s
-    }
-    func int(_ t: [String: TOMLValue], _ k: String, _ d: Int) throws(ConfigError) -> Int {
-      guard let v = t[k] else { return d }
-      guard case .integer(let i) = v else { throw ConfigError("\(file): '\(k)' must be an integer") }
-      return i
+    let toml = try TOMLFile(text: text, file: file)
+    try toml.check(schema)
+    let f = try toml.decode(File.self)
+    func at(_ table: String, _ key: String, _ element: Int? = nil) -> String {
+      toml.place(toml.line(table: table, element: element, key: key))
     }
     var replicas: [Replica] = []
-    for (i, r) in replicaTables.enumerated() {
-      guard let id = try string(r, "id", nil), !id.isEmpty,
+    for (i, r) in (f.replica ?? []).enumerated() {
+      guard let id = r.id, !id.isEmpty,
         id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
-      else { throw ConfigError("\(file): replica \(i + 1) needs an id of letters, digits, - or _") }
-      guard !replicas.contains(where: { $0.id == id }) else {
-        throw ConfigError("\(file): replica id \(id) repeats")
+      else {
+        throw ConfigError(
+          "\(toml.place(toml.line(table: "replica", element: i))) replica \(i + 1) needs an id of letters, digits, - or _"
+        )
       }
-      replicas.append(Replica(id: id, kernel: try string(r, "kernel", "v1")!))
+      guard !replicas.contains(where: { $0.id == id }) else {
+        throw ConfigError("\(at("replica", "id", i)) replica id \(id) repeats")
+      }
+      let kernel = r.kernel ?? "v1"
+      guard KernelCatalog.names.contains(kernel) else {
+        throw ConfigError(
+          "\(at("replica", "kernel", i)) replica \(id): unknown kernel '\(kernel)' (allowed: \(KernelCatalog.names.joined(separator: ", ")))"
+        )
+      }
+      replicas.append(Replica(id: id, kernel: kernel, metricsPort: r.metrics_port))
     }
     guard !replicas.isEmpty else { throw ConfigError("\(file): at least one [[replica]] is needed") }
+    let cluster = f.cluster
+    let limits = f.limits
     var config = ClusterConfig(
-      name: try string(cluster, "name", "tally")!, data: try string(cluster, "data", ".tally/data")!,
-      reference: try string(cluster, "reference", nil), host: try string(cluster, "host", "127.0.0.1")!,
-      basePort: try int(cluster, "base_port", 7100), replicas: replicas,
-      fetchBatchesMax: try int(limits, "fetch_batches_max", 16),
-      heartbeatMs: try int(limits, "heartbeat_ms", 500),
-      repairsMax: try int(limits, "repairs_max", 3))
-    config.checkpointEvents = try int(limits, "checkpoint_events", 50_000)
-    config.replicaFetchVia = try string(tables["links"] ?? [:], "replica_fetch_via", nil)
-    config.replicaVotesVia = try string(tables["links"] ?? [:], "replica_votes_via", nil)
-    guard config.checkpointEvents > 0 else { throw ConfigError("\(file): checkpoint_events must be > 0") }
-    if let keys = try string(tables["security"] ?? [:], "keys", nil), !keys.isEmpty {
+      name: cluster?.name ?? "tally", data: cluster?.data ?? ".tally/data", reference: cluster?.reference,
+      host: cluster?.host ?? "127.0.0.1", basePort: cluster?.base_port ?? 7100, replicas: replicas,
+      fetchBatchesMax: limits?.fetch_batches_max ?? 16, heartbeatMs: limits?.heartbeat_ms ?? 500,
+      repairsMax: limits?.repairs_max ?? 3)
+    config.checkpointEvents = limits?.checkpoint_events ?? 50_000
+    config.replicaFetchVia = f.links?.replica_fetch_via
+    config.replicaVotesVia = f.links?.replica_votes_via
+    func positive(_ v: Int, _ table: String, _ key: String, _ range: ClosedRange<Int>) throws(ConfigError) {
+      guard range.contains(v) else {
+        throw ConfigError(
+          "\(at(table, key)) [\(table)] \(key) = \(v) is out of range (allowed: \(range.lowerBound)...\(range.upperBound))"
+        )
+      }
+    }
+    try positive(config.checkpointEvents, "limits", "checkpoint_events", 1...1_000_000_000)
+    try positive(config.fetchBatchesMax, "limits", "fetch_batches_max", 1...1_024)
+    try positive(config.heartbeatMs, "limits", "heartbeat_ms", 10...60_000)
+    try positive(config.repairsMax, "limits", "repairs_max", 0...1_000)
+    config.ops.shutdownGraceMs = limits?.shutdown_grace_ms ?? config.ops.shutdownGraceMs
+    try positive(config.ops.shutdownGraceMs, "limits", "shutdown_grace_ms", 100...600_000)
+    guard config.basePort > 0 && config.basePort + 60 + replicas.count < 65536 else {
+      throw ConfigError(
+        "\(at("cluster", "base_port")) base_port \(config.basePort) leaves no room for the cluster's ports (allowed: 1...\(65535 - 60 - replicas.count))"
+      )
+    }
+    if let m = f.metrics {
+      config.ops.metricsEnabled = m.enabled ?? true
+      config.ops.metricsHost = m.host
+      config.ops.sequencerMetricsPort = m.sequencer_port
+      config.ops.voterMetricsPort = m.voter_port
+      if let p = m.sequencer_port { try positive(p, "metrics", "sequencer_port", 1...65_535) }
+      if let p = m.voter_port { try positive(p, "metrics", "voter_port", 1...65_535) }
+    }
+    for (i, r) in replicas.enumerated() {
+      if let p = r.metricsPort, !(1...65_535).contains(p) {
+        throw ConfigError(
+          "\(at("replica", "metrics_port", i)) metrics_port \(p) is out of range (allowed: 1...65535)")
+      }
+    }
+    if let l = f.logs {
+      config.ops.logTarget = l.target ?? "file"
+      guard ["file", "stderr"].contains(config.ops.logTarget) else {
+        throw ConfigError(
+          "\(at("logs", "target")) [logs] target = \"\(config.ops.logTarget)\" (allowed: \"file\", \"stderr\")"
+        )
+      }
+      config.ops.logBytesMax = l.file_bytes_max ?? config.ops.logBytesMax
+      config.ops.logFilesKept = l.files_kept ?? config.ops.logFilesKept
+      try positive(config.ops.logBytesMax, "logs", "file_bytes_max", 4_096...(1 << 40))
+      try positive(config.ops.logFilesKept, "logs", "files_kept", 1...100)
+    }
+    if let keys = f.security?.keys, !keys.isEmpty {
       config.curve = try CurveKeys.load(keys)
     }
-    guard config.basePort > 0 && config.basePort + 10 + replicas.count < 65536 else {
-      throw ConfigError("\(file): base_port \(config.basePort) leaves no room for the cluster's ports")
-    }
     return config
-  }
-
-  static func stripComment(_ line: String) -> String {
-    var inString = false
-    for (i, c) in line.enumerated() {
-      if c == "\"" { inString.toggle() }
-      if c == "#" && !inString { return String(line.prefix(i)) }
-    }
-    return line
-  }
-}
-
-enum TOMLValue: Equatable {
-  case string(String)
-  case integer(Int)
-  case bool(Bool)
-
-  init?(_ text: String) {
-    if text.count >= 2 && text.hasPrefix("\"") && text.hasSuffix("\"") {
-      self = .string(String(text.dropFirst().dropLast()))
-    } else if text == "true" || text == "false" {
-      self = .bool(text == "true")
-    } else if let i = Int(text.replacingOccurrences(of: "_", with: "")) {
-      self = .integer(i)
-    } else {
-      return nil
-    }
   }
 }
 

@@ -32,6 +32,8 @@ public final class Replica {
   var durable: DurableEngine
   var store: RocksDBStateStore
   public private(set) var repairs = 0
+  /// Metrics hooks (TallyOps); no-ops by default.
+  public var hooks = OpsHooks()
 
   public init(
     config: ClusterConfig, index: Int, dataDir: String, reference: ReferenceData,
@@ -195,12 +197,18 @@ public final class Replica {
               }
               if batch.last <= appliedSeq { continue }  // already applied (a duplicate reply)
               guard batch.first == appliedSeq + 1 else {
-                log.warn("replica \(id): gap: have \(appliedSeq), got \(batch.first); asking again")
+                log.warn(
+                  "replica \(id): gap: have \(appliedSeq), got \(batch.first); asking again",
+                  metadata: ["seq": "\(appliedSeq)", "got_seq": "\(batch.first)"])
                 break
               }
+              let started = ContinuousClock.now
               let vote = try apply(batch)
+              hooks.batchApplied(batch.lines.count, .now - started)
               if try !votes.send(["VOTE".bytes, vote.encoded], dontWait: true) {
-                log.warn("replica \(id): voter not keeping up; vote \(vote.first) kept for a resend")
+                log.warn(
+                  "replica \(id): voter not keeping up; vote \(vote.first) kept for a resend",
+                  metadata: ["seq": "\(vote.first)"])
               }
             }
           case "NONE": break
@@ -227,7 +235,7 @@ public final class Replica {
               sent += 1
               _ = try votes.send(["VOTE".bytes, vote.encoded], dontWait: true)
             }
-            log.info("replica \(id): resent \(sent) votes from seq \(from)")
+            log.info("replica \(id): resent \(sent) votes from seq \(from)", metadata: ["seq": "\(from)"])
           case "REPAIR":
             try rebuild()
             fetchSentAt = nil

@@ -34,6 +34,8 @@ public final class Sequencer {
   static let recentBatchesMax = 256
   var parked: [(identity: [UInt8], from: Int64, since: ContinuousClock.Instant)] = []
   public private(set) var refused = 0
+  /// Metrics hooks (TallyOps); no-ops by default.
+  public var hooks = OpsHooks()
 
   public init(config: ClusterConfig, dataDir: String, log: Logger) throws {
     self.config = config
@@ -92,7 +94,9 @@ public final class Sequencer {
     }
     if write.isEmpty { return ranges }
     write.put(Self.lastSeqKey, next.leBytes)
+    let started = ContinuousClock.now
     try store.commit(write, sync: true)
+    hooks.journalCommitted(newBatches.count, Int(next - lastSeq), .now - started)
     lastSeq = next
     for (k, v) in fresh { dedupe[k] = v }
     for (first, encoded) in newBatches {

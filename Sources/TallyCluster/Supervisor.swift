@@ -113,8 +113,10 @@ public struct Supervisor {
     return started
   }
 
-  /// Stops every running node: SIGTERM, then SIGKILL after a grace period.
-  public func down(graceSeconds: Int = 5) -> [String] {
+  /// Stops every running node: SIGTERM, then SIGKILL after a grace period (by default
+  /// the nodes' own bound, `shutdown_grace_ms`, and one second more).
+  public func down(graceSeconds: Int? = nil) -> [String] {
+    let graceSeconds = graceSeconds ?? (config.ops.shutdownGraceMs + 1_999) / 1_000
     var stopped: [String] = []
     for node in nodes {
       guard let pid = pid(node) else { continue }

@@ -26,6 +26,8 @@ public final class Voter {
   /// Decided batches are published here after they are stored (a live feed for
   /// sinks and dashboards; the durable record is the voter's store).
   var publish: ZMQSocket? = nil
+  /// Metrics hooks (TallyOps); no-ops by default.
+  public var hooks = OpsHooks()
 
   public init(config: ClusterConfig, dataDir: String, alertsPath: String, log: Logger) throws {
     self.config = config
@@ -145,7 +147,12 @@ public final class Voter {
       ("kernel", alert.kernel.map { .string($0) } ?? .null),
       ("first_seq", .int(alert.first)), ("last_seq", .int(alert.last)), ("detail", .string(alert.detail)),
     ])
-    log.warn("voter: ALERT \(line)")
+    log.warn(
+      "voter: ALERT \(line)",
+      metadata: [
+        "alert": "\(alert.kind.rawValue)", "replica": "\(alert.replica ?? "-")", "seq": "\(alert.first)",
+        "last_seq": "\(alert.last)",
+      ])
     if let handle = FileHandle(forWritingAtPath: alertsPath)
       ?? {
         _ = FileManager.default.createFile(atPath: alertsPath, contents: nil)
@@ -247,6 +254,7 @@ public final class Voter {
         log.warn("voter: refused a vote from unknown replica '\(vote.replica)'")
         return []
       }
+      hooks.voteReceived()
       return core.receive(vote, from: r)
     case "HB":
       guard let hb = try? Heartbeat(decoding: msg[1]), let r = config.replicaIndex(hb.replica) else {
@@ -277,10 +285,16 @@ public final class Voter {
       }
     }
     if viewsChanged || last != nil { write.put(Self.replicasKey, Self.encodeViews(core.replicas)) }
-    if last == nil && viewsChanged { try store.commit(write, sync: true) }
+    let started = ContinuousClock.now
+    var committed: Duration? = nil
+    if last == nil && viewsChanged {
+      try store.commit(write, sync: true)
+      committed = .now - started
+    }
     if let last {
       write.put(Self.watermarkKey, (last.last + 1).leBytes)
       try store.commit(write, sync: true)
+      committed = .now - started
       if !last.stateDigest.isEmpty { lastDecidedStateDigest = last.stateDigest }
       for a in actions {
         if case .emit(let d) = a {
@@ -289,13 +303,19 @@ public final class Voter {
         }
       }
     }
+    if !actions.isEmpty { hooks.actionsPerformed(actions, committed) }
     for a in actions {
       switch a {
       case .emit: break
       case .alert(let alert): record(alert)
-      case .quarantine(let r): log.warn("voter: replica \(config.replicas[r].id) quarantined")
+      case .quarantine(let r):
+        log.warn(
+          "voter: replica \(config.replicas[r].id) quarantined",
+          metadata: ["replica": "\(config.replicas[r].id)"])
       case .repair(let r):
-        log.warn("voter: asking replica \(config.replicas[r].id) to repair (rebuild by replay)")
+        log.warn(
+          "voter: asking replica \(config.replicas[r].id) to repair (rebuild by replay)",
+          metadata: ["replica": "\(config.replicas[r].id)"])
         _ = try commands[r].send(["REPAIR".bytes], dontWait: true)
       }
     }

@@ -92,7 +92,7 @@ public struct Vote: Sendable, Equatable {
     w.i64(first)
     w.i64(last)
     w.raw(outcomes)
-    return SHA256.hash(w.bytes)
+    return Digests.sha256(w.bytes)
   }
 
   public static func outcomeByte(_ o: Outcome) -> UInt8 {

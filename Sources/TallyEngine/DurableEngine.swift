@@ -83,7 +83,7 @@ public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
     w.string(f.rateText)
     w.i32(f.effectiveDate)
   }
-  return SHA256.hash(w.bytes)
+  return Digests.sha256(w.bytes)
 }
 
 /// A fingerprint of the first event lines of a stream, so that a state folder is
@@ -91,11 +91,8 @@ public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
 struct StreamFingerprint: Equatable {
   static let lineCountMax = 64
   var lineCount: Int64 = 0
-  var sha = SHA256()
-  var digest: [UInt8] = {
-    var empty = SHA256()
-    return empty.finalize()
-  }()
+  var sha = SHA256Stream()
+  var digest: [UInt8] = SHA256Stream().finalize()
 
   var isComplete: Bool { lineCount >= Int64(Self.lineCountMax) }
 
@@ -106,8 +103,7 @@ struct StreamFingerprint: Equatable {
     sha.update(w.bytes)
     sha.update(line)
     lineCount += 1
-    var copy = sha
-    digest = copy.finalize()
+    digest = sha.finalize()
   }
 
   var encoded: [UInt8] {

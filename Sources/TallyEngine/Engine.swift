@@ -80,7 +80,7 @@ public enum StateDigest {
   /// SHA-256 over the state checksum: 32 bytes that any process computes alike
   /// for the same state, whether from scratch or kept up to date commit by commit.
   public static func of(_ checksum: StateChecksum) -> [UInt8] {
-    SHA256.hash(domain + checksum.encoded)
+    Digests.sha256(domain + checksum.encoded)
   }
 
   public static func of(_ state: TallyState) -> [UInt8] { of(state.computeChecksum()) }

@@ -3,6 +3,7 @@ import Foundation
 import TallyCluster
 import TallyCore
 import TallyEngine
+import TallyOps
 import ZeroMQTransport
 
 /// The options every cluster-facing command takes, so clusters can live side by side.
@@ -95,7 +96,11 @@ struct ClusterDown: ParsableCommand {
 struct ClusterStatus: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "status",
-    abstract: "Each node: role, pid, alive, endpoints, applied seq, lag, votes, quarantine.")
+    abstract: "Each node: role, pid, alive, endpoints, applied seq, lag, votes, quarantine.",
+    discussion: """
+      Exits 0 when every node is up and answering and a quorum of replicas is up, not
+      quarantined, and the voter is not halted; 1 otherwise (for scripts and probes).
+      """)
   @OptionGroup var cluster: ClusterOptions
   @Flag(name: .long, help: "JSON for scripts.")
   var json = false
@@ -111,6 +116,8 @@ struct ClusterStatus: ParsableCommand {
     let lastSeq = seqStatus.flatMap { ControlClient.field($0, "last_seq") } ?? -1
     var nodes: [JSON] = []
     var lines: [String] = []
+    var problems: [String] = []
+    var votingReplicas = 0
     lines.append(
       "cluster \(c.name): data \(sup.data), ingest \(c.ingest), quorum \(c.quorum) of \(c.replicas.count)")
     for node in sup.nodes {
@@ -122,7 +129,13 @@ struct ClusterStatus: ParsableCommand {
         ("name", .string(node.name)), ("role", .string(node.role)),
         ("pid", sup.pid(node).map { .int(Int64($0)) } ?? .null),
         ("alive", .bool(alive)), ("control", .string(node.control)), ("answering", .bool(status != nil)),
+        ("metrics", c.ops.metricsEnabled ? .string(c.metricsURL(node: node.name)) : .null),
       ]
+      if !alive {
+        problems.append("\(node.name) is down")
+      } else if status == nil {
+        problems.append("\(node.name) is not answering")
+      }
       var text =
         "  \(DemoSummary.pad(node.name, 10)) \(DemoSummary.pad(node.role, 10)) pid \(sup.pid(node).map(String.init) ?? "-") "
       text += alive ? (status != nil ? "up" : "up (not answering)") : "DOWN"
@@ -146,28 +159,44 @@ struct ClusterStatus: ParsableCommand {
           fields += view.map { ($0.0, $0.1) }
           text +=
             ", kernel \(stringField(view, "kernel")), agreed \(intField(view, "agreed")), dissents \(intField(view, "dissents"))"
-          if case .bool(true)? = view.first(where: { $0.0 == "quarantined" })?.1 { text += ", QUARANTINED" }
+          if case .bool(true)? = view.first(where: { $0.0 == "quarantined" })?.1 {
+            text += ", QUARANTINED"
+          } else if status != nil {
+            votingReplicas += 1
+          }
+        } else if status != nil {
+          votingReplicas += 1
         }
       default:
         if let v = voterStatus, let w = ControlClient.field(v, "watermark") {
           fields.append(("decided_through", .int(w - 1)))
           fields.append(("alerts", .int(ControlClient.field(v, "alerts") ?? 0)))
           text += ", decided through seq \(w - 1), alerts \(ControlClient.field(v, "alerts") ?? 0)"
-          if v.contains("\"halted\":\"") { text += ", HALTED (no majority)" }
+          if v.contains("\"halted\":\"") {
+            text += ", HALTED (no majority)"
+            problems.append("the voter is halted (no majority)")
+          }
         }
       }
       nodes.append(.object(fields))
       lines.append(text)
     }
+    if votingReplicas < c.quorum {
+      problems.append(
+        "no quorum: \(votingReplicas) of \(c.replicas.count) replicas up and voting, \(c.quorum) needed")
+    }
     if json {
       print(
         JSON.render([
           ("cluster", .string(c.name)), ("data", .string(sup.data)), ("ingest", .string(c.ingest)),
-          ("quorum", .int(Int64(c.quorum))), ("nodes", .array(nodes)),
+          ("quorum", .int(Int64(c.quorum))), ("healthy", .bool(problems.isEmpty)),
+          ("problems", .array(problems.map { .string($0) })), ("nodes", .array(nodes)),
         ]))
     } else {
+      if !problems.isEmpty { lines.append("NOT HEALTHY: " + problems.joined(separator: "; ")) }
       print(lines.joined(separator: "\n"))
     }
+    if !problems.isEmpty { throw ExitCode(1) }
   }
 
   /// The voter's view of one replica, from its status JSON.
@@ -312,57 +341,90 @@ struct NodeOptions: ParsableArguments {
   var id: String?
 }
 
-struct SequencerCommand: ParsableCommand {
+struct SequencerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "sequencer", abstract: "Run the sequencer in the foreground.")
+    commandName: "sequencer",
+    abstract: "Run the sequencer in the foreground (SIGTERM/SIGINT: graceful stop, exit 0).")
   @OptionGroup var node: NodeOptions
-  func run() throws {
+  func run() async throws {
     let c = node.cluster.load()
-    let log = Logger(node: "sequencer")
-    Supervisor.writePidFile(data: node.cluster.dataDir(c), name: "sequencer")
+    let data = node.cluster.dataDir(c)
+    let options = NodeRunner.Options(node: "sequencer", role: "sequencer", config: c, data: data)
+    let log = bootstrapNode(options)
+    Supervisor.writePidFile(data: data, name: "sequencer")
     do {
-      let s = try Sequencer(config: c, dataDir: node.cluster.dataDir(c) + "/sequencer", log: log)
-      try s.run(context: makeContext())
+      try await NodeRunner.run(options, logger: log) { probe in
+        let s = try Sequencer(config: c, dataDir: data + "/sequencer", log: log)
+        let metrics = SequencerMetrics()
+        metrics.attach(to: s)
+        try s.run(context: makeContext(), stop: { probe.tick { metrics.sample(s) } })
+        log.info("sequencer: stopped at journal seq \(s.lastSeq)", metadata: ["seq": "\(s.lastSeq)"])
+      }
     } catch { log.error("\(error)"); throw ExitCode(1) }
   }
 }
 
-struct ReplicaCommand: ParsableCommand {
+struct ReplicaCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "replica", abstract: "Run one replica in the foreground.")
+    commandName: "replica",
+    abstract: "Run one replica in the foreground (SIGTERM/SIGINT: commit, graceful stop, exit 0).")
   @OptionGroup var node: NodeOptions
   @Flag(name: .long, help: "Fault injection: flip a bit of the state digest in every vote (tests, chaos).")
   var flipDigestBit = false
-  func run() throws {
+  func run() async throws {
     let c = node.cluster.load()
     guard let id = node.id, let index = c.replicaIndex(id) else {
       fail("give --id with one of: \(c.replicas.map(\.id).joined(separator: ", "))", code: 64)
     }
     guard let refDir = node.cluster.referenceDir(c) else { fail("give --reference", code: 64) }
-    let log = Logger(node: id)
-    Supervisor.writePidFile(data: node.cluster.dataDir(c), name: id)
+    let data = node.cluster.dataDir(c)
+    let options = NodeRunner.Options(node: id, role: "replica", config: c, data: data)
+    let log = bootstrapNode(options)
+    Supervisor.writePidFile(data: data, name: id)
+    let faults = ReplicaFaults(flipDigestBit: flipDigestBit)
     do {
-      let reference = try FileIO.loadReference(refDir)
-      let r = try Replica(
-        config: c, index: index, dataDir: node.cluster.dataDir(c) + "/" + id, reference: reference,
-        faults: ReplicaFaults(flipDigestBit: flipDigestBit), log: log)
-      try r.run(context: makeContext())
+      try await NodeRunner.run(options, logger: log) { probe in
+        let reference = try FileIO.loadReference(refDir)
+        let r = try Replica(
+          config: c, index: index, dataDir: data + "/" + id, reference: reference, faults: faults, log: log)
+        let metrics = ReplicaMetrics()
+        metrics.attach(to: r)
+        try r.run(context: makeContext(), stop: { probe.tick { metrics.sample(r) } })
+        try r.commitOnShutdown()
+        log.info(
+          "replica \(id): stopped; state committed at seq \(r.appliedSeq)",
+          metadata: ["seq": "\(r.appliedSeq)"])
+      }
     } catch { log.error("\(error)"); throw ExitCode(1) }
   }
 }
 
-struct VoterCommand: ParsableCommand {
+struct VoterCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "voter", abstract: "Run the voter in the foreground.")
+    commandName: "voter", abstract: "Run the voter in the foreground (SIGTERM/SIGINT: graceful stop, exit 0)."
+  )
   @OptionGroup var node: NodeOptions
-  func run() throws {
+  func run() async throws {
     let c = node.cluster.load()
-    let log = Logger(node: "voter")
     let data = node.cluster.dataDir(c)
+    let options = NodeRunner.Options(node: "voter", role: "voter", config: c, data: data)
+    let log = bootstrapNode(options)
     Supervisor.writePidFile(data: data, name: "voter")
     do {
-      let v = try Voter(config: c, dataDir: data + "/voter", alertsPath: data + "/alerts.jsonl", log: log)
-      try v.run(context: makeContext())
+      try await NodeRunner.run(options, logger: log) { probe in
+        let v = try Voter(config: c, dataDir: data + "/voter", alertsPath: data + "/alerts.jsonl", log: log)
+        let metrics = VoterMetrics(replicaIds: c.replicas.map(\.id))
+        metrics.attach(to: v)
+        try v.run(context: makeContext(), stop: { probe.tick { metrics.sample(v) } })
+        log.info(
+          "voter: stopped; decided through seq \(v.core.watermark - 1)",
+          metadata: ["seq": "\(v.core.watermark - 1)"])
+      }
     } catch { log.error("\(error)"); throw ExitCode(1) }
   }
+}
+
+/// Logging and metrics for a node process; a log folder that cannot be written is fatal.
+func bootstrapNode(_ options: NodeRunner.Options) -> Logger {
+  do { return try NodeRunner.bootstrap(options) } catch { fail("\(error)", code: 3) }
 }

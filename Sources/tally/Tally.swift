@@ -4,7 +4,7 @@ import Foundation
 import TallyEngine
 
 @main
-struct Tally: ParsableCommand {
+struct Tally: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tally",
     abstract:
@@ -13,6 +13,7 @@ struct Tally: ParsableCommand {
       Start with `tally demo`. `tally run` is the embedded engine over files; see README.md
       and docs/ for the cluster, durability and the formats (SPEC.md).
       """,
+    version: TallyVersion.string,
     subcommands: [
       RunCommand.self, GenerateCommand.self, DemoCommand.self, BenchCommand.self, InspectCommand.self,
       ClusterCommand.self, SubmitCommand.self, ReportCommand.self, SequencerCommand.self, ReplicaCommand.self,

@@ -218,3 +218,30 @@ final class CLIErrorTests: XCTestCase {
     for command in ["run", "generate", "demo", "bench"] { XCTAssertTrue(top.stdout.contains(command)) }
   }
 }
+
+/// `tally --version` and a config with a typo, as a user meets them.
+final class CLIVersionAndConfigTests: XCTestCase {
+  private var dir = ""
+  override func setUpWithError() throws { dir = try makeTemporaryDirectory("version") }
+  override func tearDown() { removeDirectory(dir) }
+
+  func testVersionPrintsTheOneVersionString() throws {
+    let r = try runTally(["--version"], scratch: dir)
+    XCTAssertEqual(r.status, 0, r.stderr)
+    XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), TallyVersion.string)
+  }
+
+  /// The example: `base_prot = 7100` stops every cluster command with status 2,
+  /// naming the file, the line, the key and the allowed keys.
+  func testAConfigTypoIsStatus2NamingFileLineAndAllowedKeys() throws {
+    let config = dir + "/typo.toml"
+    try "[cluster]\nname = \"t\"\nbase_prot = 7100\n\n[[replica]]\nid = \"r1\"\n".write(
+      toFile: config, atomically: true, encoding: .utf8)
+    for verb in [["cluster", "status"], ["cluster", "up", "--reference", dir], ["sequencer"]] {
+      let r = try runTally(verb + ["--config", config], scratch: dir)
+      XCTAssertEqual(r.status, 2, "\(verb): \(r.stderr)")
+      XCTAssertTrue(r.stderr.contains("\(config):3:"), r.stderr)
+      XCTAssertTrue(r.stderr.contains("base_prot") && r.stderr.contains("allowed: name, data"), r.stderr)
+    }
+  }
+}

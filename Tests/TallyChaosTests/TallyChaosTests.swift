@@ -158,7 +158,7 @@ final class CheckerTests: XCTestCase {
 
   func testLinksTableParses() throws {
     let s = try Scenario.parse(
-      "[links]\nvotes_drop = 0.05\nvotes_dup = 0.1\nvotes_delay = .25\nvotes_delay_ms = 300\nfetch_drop = 0\n"
+      "[links]\nvotes_drop = 0.05\nvotes_dup = 0.1\nvotes_delay = 0.25\nvotes_delay_ms = 300\nfetch_drop = 0\n"
         + "fetch_request_dup = 0.02\n", file: "l.toml")
     XCTAssertEqual(s.links.votes, LinkFaults(drop: 0.05, dup: 0.1, delay: 0.25, delayMsMax: 300))
     XCTAssertEqual(s.links.fetchReplies, LinkFaults(drop: 0, dup: 0, delay: 0, delayMsMax: 200))
@@ -170,6 +170,20 @@ final class CheckerTests: XCTestCase {
     XCTAssertThrowsError(try Scenario.parse("[links]\nvotes_lost = 0.1\n", file: "typo.toml"))
     XCTAssertThrowsError(try Scenario.parse("[links]\nvotes_drop = \"0.1\"\n", file: "type.toml"))
     XCTAssertThrowsError(try Scenario.parse("[scenario]\nseed = 1.5\n", file: "type.toml"))
+    // Errors name the file, the line and what is allowed.
+    XCTAssertThrowsError(
+      try Scenario.parse("[scenario]\nname = \"x\"\n\n[links]\nvotes_lost = 0.1\n", file: "t.toml")
+    ) {
+      let text = "\($0)"
+      XCTAssertTrue(text.hasPrefix("t.toml:5:"), text)
+      XCTAssertTrue(text.contains("votes_lost") && text.contains("votes_drop"), text)
+    }
+    XCTAssertThrowsError(try Scenario.parse("[[replica]]\nid = \"r1\"\nkernel = \"v3\"\n", file: "k.toml")) {
+      XCTAssertTrue("\($0)".hasPrefix("k.toml:3:") && "\($0)".contains("v1, v2, v1-faulty"), "\($0)")
+    }
+    XCTAssertEqual(
+      try Scenario.parse("[links]\nvotes_drop = 0\nfetch_dup = 0.25\n", file: "n.toml").links.fetchReplies
+        .dup, 0.25)
   }
 }
 

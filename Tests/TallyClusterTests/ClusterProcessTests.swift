@@ -140,6 +140,15 @@ final class ClusterProcessTests: ClusterTestCase {
     XCTAssertEqual(c.int(status, "voter", "decided_through"), try m.eventCount())
     let text = try c.tally(["cluster", "status"])
     XCTAssertTrue(text.stdout.contains("QUARANTINED"), text.stdout)
+    // The voter's Prometheus metrics say the same (the dissents happened in this voter process).
+    let url = try XCTUnwrap(status["voter"]?["metrics"] as? String)
+    let metrics = try httpGet(url).body
+    XCTAssertEqual(metricValue(metrics, "tally_voter_replica_quarantined{replica=\"r3\"}"), 1, metrics)
+    XCTAssertGreaterThan(metricValue(metrics, "tally_voter_dissents_total{replica=\"r3\"}") ?? 0, 0, metrics)
+    XCTAssertEqual(metricValue(metrics, "tally_voter_dissents_total{replica=\"r1\"}"), 0, metrics)
+    XCTAssertGreaterThan(metricValue(metrics, "tally_voter_quarantines_total") ?? 0, 0, metrics)
+    XCTAssertGreaterThan(metricValue(metrics, "tally_voter_alerts_total{kind=\"DISSENT\"}") ?? 0, 0, metrics)
+    XCTAssertEqual(metricValue(metrics, "tally_voter_no_majority_total"), 0, metrics)
   }
 
   /// A byzantine replica (`--flip-digest-bit`: right outputs, wrong state digest) is

@@ -243,8 +243,8 @@ final class ClusterConfigTests: XCTestCase {
   func testErrorsNameTheFile() {
     assertError("[cluster]\nname = \"x\"\n", mentions: ["replica"])  // no replicas
     assertError("[clusterr]\n", mentions: [":1:", "clusterr"])
-    assertError("[cluster]\nname x\n", mentions: [":2:", "key = value"])
-    assertError("[cluster]\nname = x\n", mentions: [":2:", "name"])
+    assertError("[cluster]\nname x\n", mentions: [":2:"])
+    assertError("[cluster]\nname = x\n", mentions: [":2:8:"])
     assertError("name = \"x\"\n[[replica]]\nid = \"a\"\n", mentions: [":1:", "outside a table"])
     assertError(
       "[cluster]\nbase_port = \"7100\"\n[[replica]]\nid = \"a\"\n", mentions: ["base_port", "integer"])
@@ -254,6 +254,49 @@ final class ClusterConfigTests: XCTestCase {
     assertError("[[replica]]\nid = \"a b\"\n", mentions: ["replica 1"])
     assertError("[cluster]\nbase_port = 65530\n[[replica]]\nid = \"a\"\n", mentions: ["base_port"])
     assertError("[cluster]\nbase_port = 0\n[[replica]]\nid = \"a\"\n", mentions: ["base_port"])
+  }
+
+  /// The examples: a typo in a key, an unknown kernel, a bad value, each refused
+  /// with the file, the line, and what is allowed.
+  func testUnknownKeysKernelsAndBadValuesAreRefusedWithLineAndAllowed() {
+    assertError(
+      "[cluster]\nname = \"x\"\nbase_prot = 7100\n[[replica]]\nid = \"a\"\n",
+      mentions: [":3:", "base_prot", "allowed", "base_port"])
+    assertError(
+      "[limits]\ncheckpoint_event = 5\n[[replica]]\nid = \"a\"\n",
+      mentions: [":2:", "checkpoint_event", "checkpoint_events"])
+    assertError(
+      "[[replica]]\nid = \"a\"\n[[replica]]\nid = \"b\"\nkernel = \"v9\"\n",
+      mentions: [":5:", "v9", "v1, v2, v1-faulty"])
+    assertError(
+      "[[replica]]\nid = \"a\"\n[[replica]]\nid = \"b\"\nkernal = \"v2\"\n",
+      mentions: [":5:", "kernal", "replica 2", "kernel"])
+    assertError(
+      "[limits]\ncheckpoint_events = 0\n[[replica]]\nid = \"a\"\n",
+      mentions: [":2:", "checkpoint_events", "allowed: 1..."])
+    assertError(
+      "[limits]\nheartbeat_ms = true\n[[replica]]\nid = \"a\"\n",
+      mentions: [":2:", "heartbeat_ms", "integer", "boolean"])
+    assertError(
+      "[logs]\ntarget = \"syslog\"\n[[replica]]\nid = \"a\"\n",
+      mentions: [":2:", "syslog", "\"file\", \"stderr\""])
+    assertError("[cluster]\nbase_port = \n", mentions: [":2:"])  // not TOML: the parser's position
+  }
+
+  func testMetricsAddressesDefaultFromBasePortAndCanBeSet() throws {
+    var c = try ClusterConfig.parse(good, file: "good.toml")
+    XCTAssertEqual(c.metricsURL(node: "sequencer"), "http://127.0.0.1:17050/metrics")
+    XCTAssertEqual(c.metricsURL(node: "voter"), "http://127.0.0.1:17051/metrics")
+    XCTAssertEqual(c.metricsURL(node: "c"), "http://127.0.0.1:17062/metrics")
+    c.basePort = 18_000  // --base-port moves the defaults along
+    XCTAssertEqual(c.metricsURL(node: "a"), "http://127.0.0.1:18060/metrics")
+    let set = try ClusterConfig.parse(
+      "[metrics]\nhost = \"0.0.0.0\"\nsequencer_port = 9100\n[logs]\ntarget = \"stderr\"\nfile_bytes_max = 8192\n"
+        + "[[replica]]\nid = \"a\"\nmetrics_port = 9111\n", file: "m.toml")
+    XCTAssertEqual(set.metricsURL(node: "sequencer"), "http://0.0.0.0:9100/metrics")
+    XCTAssertEqual(set.metricsURL(node: "a"), "http://0.0.0.0:9111/metrics")
+    XCTAssertEqual(set.ops.logTarget, "stderr")
+    XCTAssertEqual(set.ops.logBytesMax, 8192)
   }
 
   func testLoadNamesAMissingFile() {

@@ -1,7 +1,8 @@
-// SHA-256 (FIPS 180-4), for state and output digests. Written here so that the
-// engine needs no crypto dependency; checked against the standard test vectors.
+// The SHA-256 that Tally carried before it used swift-crypto (FIPS 180-4, written
+// by hand). Kept here only as the reference the library is compared with: digests
+// must stay byte-identical, and the benchmark in DigestTests measures both.
 
-public struct SHA256 {
+struct HandWrittenSHA256 {
   private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
     0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19
   )
@@ -20,9 +21,9 @@ public struct SHA256 {
     0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2,
   ]
 
-  public init() { buffer.reserveCapacity(64) }
+  init() { buffer.reserveCapacity(64) }
 
-  public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+  mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
     length &+= UInt64(bytes.count)
     var i = bytes.startIndex
     if !buffer.isEmpty {
@@ -45,7 +46,7 @@ public struct SHA256 {
     buffer.append(contentsOf: rest[blockStart...])
   }
 
-  public mutating func finalize() -> [UInt8] {
+  mutating func finalize() -> [UInt8] {
     let bitLength = length &* 8
     var tail: [UInt8] = [0x80]
     let padding = (55 - Int(length % 64) + 64) % 64
@@ -67,8 +68,8 @@ public struct SHA256 {
     return out
   }
 
-  public static func hash<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-    var s = SHA256()
+  static func hash<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
+    var s = HandWrittenSHA256()
     s.update(bytes)
     return s.finalize()
   }
@@ -107,19 +108,5 @@ public struct SHA256 {
       a = t1 &+ t2
     }
     h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e, h.5 &+ f, h.6 &+ g, h.7 &+ hh)
-  }
-}
-
-extension Array where Element == UInt8 {
-  /// Lower-case hexadecimal.
-  public var hexString: String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(count * 2)
-    for b in self {
-      out.append(digits[Int(b >> 4)])
-      out.append(digits[Int(b & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
   }
 }

@@ -1,20 +1,5 @@
-// Logging and a minimal JSON writer for status output (no Codable on any hot path).
+// A minimal JSON writer for status output and alerts (no Codable on any hot path).
 import Foundation
-
-/// Log lines with a timestamp and level on standard error (nodes redirect it to
-/// `<data>/<node>.log`). Wall-clock time appears only in logs, never in state.
-public struct Logger: Sendable {
-  public var node: String
-  public init(node: String) { self.node = node }
-
-  func line(_ level: String, _ text: String) {
-    let stamp = ISO8601DateFormatter().string(from: Date())
-    FileHandle.standardError.write(Data("\(stamp) \(level) [\(node)] \(text)\n".utf8))
-  }
-  public func info(_ text: String) { line("INFO", text) }
-  public func warn(_ text: String) { line("WARN", text) }
-  public func error(_ text: String) { line("ERROR", text) }
-}
 
 public indirect enum JSON {
   case string(String)

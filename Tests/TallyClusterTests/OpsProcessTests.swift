@@ -1,0 +1,227 @@
+// Operations against real node processes: graceful SIGTERM (exit 0, state committed),
+// `cluster status` exit codes, the HTTP endpoints checked by the real `promtool`, and
+// structured log lines. Ports: 161xx-163xx (HTTP endpoints at base+50...base+62).
+import Foundation
+import XCTest
+
+#if canImport(FoundationNetworking)
+  import FoundationNetworking
+#endif
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+final class OpsProcessTests: ClusterTestCase {
+  /// A replica run in the foreground gets SIGTERM with applied but uncommitted events
+  /// (the shipped config commits every 10,000 seqs): it exits 0 within the bound, and
+  /// the restarted replica reports those events as committed before applying anything.
+  func testSigtermCommitsAndExitsZero() throws {
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 1_500)
+    let events = try m.eventCount()
+    XCTAssertLessThan(events, 10_000, "the test needs events short of a checkpoint")
+    let c = try cluster(basePort: 16_100, reference: m.reference)
+    try c.up()
+    try c.kill9("r1")
+    let r1 = try Child(
+      Paths.tally, ["replica"] + c.common + ["--reference", m.reference, "--id", "r1"], workDir: work,
+      name: "r1-foreground")
+    children.append(r1)
+    try c.submit([m.events], batchLines: 400)
+    XCTAssertTrue(
+      try eventually(60) { try c.statusInt("r1", "applied_seq") == events },
+      "r1 did not apply everything: \(c.statusText())")
+    XCTAssertEqual(try c.statusInt("r1", "committed_seq"), 0, "nothing committed before the stop")
+
+    let clock = ContinuousClock()
+    let sent = clock.now
+    kill(r1.process.processIdentifier, SIGTERM)
+    let result = r1.wait(timeout: 15)
+    let took = clock.now - sent
+    XCTAssertEqual(result.status, 0, "SIGTERM: exit status; \(result.output)\n\(c.logs())")
+    XCTAssertLessThan(took, .seconds(6), "stopped within the 5 s grace (and the loop's 100 ms)")
+    let log = (try? String(contentsOfFile: c.data + "/r1.log", encoding: .utf8)) ?? ""
+    XCTAssertTrue(log.contains("state committed at seq \(events)"), log)
+    XCTAssertTrue(log.contains("msg=\"stopped cleanly\""), log)
+
+    // Restarted, it holds the events as committed state at once (before any new checkpoint).
+    try c.up()
+    XCTAssertTrue(
+      try eventually(20) { try c.statusInt("r1", "committed_seq") == events },
+      "committed_seq after restart: \(c.statusText())")
+    try c.report(work + "/out")
+    assertSameFolders(work + "/out", m.expected, "report after a graceful restart")
+  }
+
+  /// SIGINT (Ctrl-C on a foreground node) is the same graceful stop: the voter exits 0
+  /// and, restarted, neither repeats nor skips a decided batch.
+  func testSigintStopsTheVoterCleanly() throws {
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 600)
+    let events = try m.eventCount()
+    let c = try cluster(basePort: 16_400, reference: m.reference)
+    try c.up()
+    try c.kill9("voter")
+    let voter = try Child(Paths.tally, ["voter"] + c.common, workDir: work, name: "voter-foreground")
+    children.append(voter)
+    try c.submit([m.events], batchLines: 150)
+    XCTAssertTrue(
+      try eventually(60) { try c.statusInt("voter", "decided_through") == events },
+      "voter did not decide everything: \(c.statusText())")
+    kill(voter.process.processIdentifier, SIGINT)
+    let result = voter.wait(timeout: 15)
+    XCTAssertEqual(result.status, 0, "SIGINT: exit status; \(result.output)")
+    let log = (try? String(contentsOfFile: c.data + "/voter.log", encoding: .utf8)) ?? ""
+    XCTAssertTrue(log.contains("decided through seq \(events)\" seq=\(events)"), log)
+    try c.up()
+    try c.report(work + "/out")
+    assertSameFolders(work + "/out", m.expected, "report after the voter's graceful restart")
+  }
+
+  /// `[logs] target = "stderr"` (journald): logfmt lines on standard error, no log file;
+  /// `[metrics] sequencer_port` moves its endpoints.
+  func testStderrLogTargetAndAConfiguredMetricsPort() throws {
+    let config = work + "/stderr.toml"
+    try """
+    [cluster]
+    base_port = 16500
+    [metrics]
+    sequencer_port = 16590
+    [logs]
+    target = "stderr"
+    [[replica]]
+    id = "r1"
+    """.write(toFile: config, atomically: true, encoding: .utf8)
+    let data = work + "/data"
+    let node = try Child(
+      Paths.tally, ["sequencer", "--config", config, "--data", data], workDir: work, name: "sequencer")
+    children.append(node)
+    XCTAssertTrue(
+      eventually(20) { (try? httpGet("http://127.0.0.1:16590/ready").status) == 200 }, "never ready")
+    kill(node.process.processIdentifier, SIGTERM)
+    let result = node.wait(timeout: 15)
+    XCTAssertEqual(result.status, 0, result.output)
+    let lines = result.stderr.split(separator: "\n")
+    XCTAssertTrue(
+      lines.contains { $0.hasPrefix("time=") && $0.contains(" level=info node=sequencer msg=") },
+      result.stderr)
+    XCTAssertTrue(result.stderr.contains("msg=\"stopped cleanly\""), result.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: data + "/sequencer.log"))
+  }
+
+  /// `cluster status` exits 0 only when every node is up and a quorum votes.
+  func testStatusExitsNonZeroWhenANodeIsDownOrThereIsNoQuorum() throws {
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 300)
+    let c = try cluster(basePort: 16_200, reference: m.reference)
+    try c.up()
+    let healthy = try c.tally(["cluster", "status"])
+    XCTAssertEqual(healthy.status, 0, healthy.output)
+    try c.kill9("r2")
+    let oneDown = try c.tally(["cluster", "status"])
+    XCTAssertEqual(oneDown.status, 1, oneDown.output)
+    XCTAssertTrue(oneDown.stdout.contains("r2 is down"), oneDown.stdout)
+    XCTAssertFalse(oneDown.stdout.contains("no quorum"), oneDown.stdout)
+    try c.kill9("r3")
+    let json = try c.tally(["cluster", "status"], ["--json"])
+    XCTAssertEqual(json.status, 1, json.output)
+    XCTAssertTrue(json.stdout.contains("\"healthy\":false"), json.stdout)
+    XCTAssertTrue(json.stdout.contains("no quorum: 1 of 3"), json.stdout)
+    // SIGTERM through `cluster down` is a clean stop for every node.
+    let down = try c.tally(["cluster", "down"])
+    XCTAssertEqual(down.status, 0, down.output)
+    for node in ["sequencer", "r1", "voter"] {
+      let log = (try? String(contentsOfFile: c.data + "/\(node).log", encoding: .utf8)) ?? ""
+      XCTAssertTrue(log.contains("msg=\"stopped cleanly\""), "\(node): \(log)")
+    }
+  }
+
+  /// Every node serves /metrics that the real `promtool check metrics` accepts, with the
+  /// values the cluster shows, and /health and /ready; `status --json` lists the URLs.
+  func testEveryNodeServesMetricsThatPromtoolAccepts() throws {
+    let promtool = try requireTool("promtool")
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 800)
+    let events = try m.eventCount()
+    let c = try cluster(basePort: 16_300, reference: m.reference)
+    try c.up()
+    try c.submit([m.events], batchLines: 200)
+    try c.report(work + "/out")
+    let status = try c.status()
+    var bodies: [String: String] = [:]
+    for node in TestCluster.nodeNames {
+      guard let url = status[node]?["metrics"] as? String else {
+        XCTFail("no metrics URL for \(node): \(c.statusText())")
+        continue
+      }
+      XCTAssertTrue(url.hasPrefix("http://127.0.0.1:163"), url)
+      let (code, body) = try httpGet(url)
+      XCTAssertEqual(code, 200, url)
+      bodies[node] = body
+      let check = try runCommand(
+        "/bin/sh", ["-c", "\"$0\" check metrics < \"$1\"", promtool, try save(body, node)], workDir: work)
+      XCTAssertEqual(check.status, 0, "promtool check metrics \(node): \(check.output)")
+      let base = String(url.dropLast("/metrics".count))
+      XCTAssertEqual(try httpGet(base + "/health").status, 200, node)
+      XCTAssertEqual(try httpGet(base + "/ready").status, 200, node)
+    }
+    XCTAssertTrue(
+      bodies["sequencer"]?.contains("\ntally_journal_seq \(events).0\n") ?? false, bodies["sequencer"] ?? "")
+    XCTAssertTrue(
+      bodies["voter"]?.contains("\ntally_voter_decided_seq \(events).0\n") ?? false, bodies["voter"] ?? "")
+    XCTAssertTrue(
+      bodies["r1"]?.contains("\ntally_replica_applied_seq \(events).0\n") ?? false, bodies["r1"] ?? "")
+    for name in [
+      "tally_sequencer_fsync_seconds_bucket", "tally_replica_apply_seconds_count", "tally_voter_votes_total",
+      "tally_voter_dissents_total{replica=\"r2\"}", "tally_process_resident_memory_bytes",
+    ] {
+      XCTAssertTrue(bodies.values.contains { $0.contains(name) }, "no \(name)")
+    }
+    // One structured logfmt line per event, with the node and the replica's kernel.
+    let log = (try? String(contentsOfFile: c.data + "/r2.log", encoding: .utf8)) ?? ""
+    let first = log.split(separator: "\n").first.map(String.init) ?? ""
+    XCTAssertTrue(first.hasPrefix("time=20") && first.contains(" level=info node=r2 msg=\""), first)
+    XCTAssertTrue(first.hasSuffix(" kernel=v2"), first)
+  }
+
+  func requireTool(_ name: String) throws -> String {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+      let path = "\(dir)/\(name)"
+      if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    XCTFail("\(name) is not installed (scripts/setup.sh installs Debian's prometheus, which brings it)")
+    throw TestFailure("no \(name)")
+  }
+
+  func save(_ text: String, _ name: String) throws -> String {
+    let path = work + "/\(name).metrics"
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+}
+
+/// A plain HTTP GET with a 10 s timeout: (status, body).
+func httpGet(_ url: String) throws -> (status: Int, body: String) {
+  final class Box: @unchecked Sendable {  // written once by the callback, read after the wait
+    var status = 0
+    var body = ""
+    var error: (any Error)? = nil
+  }
+  let box = Box()
+  let done = DispatchSemaphore(value: 0)
+  var request = URLRequest(url: URL(string: url)!)
+  request.timeoutInterval = 10
+  URLSession.shared.dataTask(with: request) { data, response, error in
+    box.status = (response as? HTTPURLResponse)?.statusCode ?? 0
+    box.body = data.map { String(decoding: $0, as: UTF8.self) } ?? ""
+    box.error = error
+    done.signal()
+  }.resume()
+  guard done.wait(timeout: .now() + 15) == .success else { throw TestFailure("GET \(url): timed out") }
+  if let e = box.error { throw TestFailure("GET \(url): \(e)") }
+  return (box.status, box.body)
+}
+
+/// The value of one sample (`name` with its labels as exposed) in a Prometheus text body.
+func metricValue(_ body: String, _ series: String) -> Double? {
+  for line in body.split(separator: "\n") where line.hasPrefix(series + " ") {
+    return Double(line.dropFirst(series.count + 1))
+  }
+  return nil
+}
