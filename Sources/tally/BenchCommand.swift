@@ -187,13 +187,18 @@ struct BenchCommand: ParsableCommand {
       // Engine only, in this process.
       if !noEngineOnly {
         var rates: [Double] = []
+        var cpuRates: [Double] = []
         for r in 1...runs {
           note("bench: [\(kernel)] engine only (in process) \(r)/\(runs)")
-          let seconds = Self.engineOnlySeconds(parsed, reference: loaded, kernel: kernel)
+          let (seconds, cpuSeconds) = Self.engineOnlySeconds(parsed, reference: loaded, kernel: kernel)
           rates.append(Double(tradeLines) / seconds)
-          note("bench:   \(String(format: "%.3f", seconds)) s, \(Int(Double(tradeLines) / seconds)) trades/s")
+          cpuRates.append(Double(tradeLines) / cpuSeconds)
+          note(
+            "bench:   \(fmt(seconds, 3)) s wall, \(fmt(cpuSeconds, 3)) s CPU: \(Int(Double(tradeLines) / seconds)) trades/s"
+          )
         }
         k.engineOnlyTradesPerSecond = median(rates)
+        k.engineOnlyCPUTradesPerSecond = median(cpuRates)
       }
 
       // Durable run and resume, both children.
@@ -204,6 +209,8 @@ struct BenchCommand: ParsableCommand {
         var p99s: [Double] = []
         var maxes: [Double] = []
         var stateRSS: [Double] = []
+        var stateCPU: [Double] = []
+        var resumeCPU: [Double] = []
         for r in 1...runs {
           let state = work + "/state-\(kernel)"
           let out = work + "/out-state-\(kernel)"
@@ -218,6 +225,7 @@ struct BenchCommand: ParsableCommand {
           note("bench:   \(m.summary)")
           stateWalls.append(m.wallSeconds)
           stateRSS.append(m.peakRSSMiB)
+          stateCPU.append(m.userSeconds + m.systemSeconds)
           if let stats = CommitStats(stderr: m.stderr) {
             p50s.append(stats.p50Milliseconds)
             p99s.append(stats.p99Milliseconds)
@@ -236,6 +244,7 @@ struct BenchCommand: ParsableCommand {
           let resumed = BenchChild.run(binary, arguments, log: work + "/resume-\(kernel)")
           note("bench:   \(resumed.summary)")
           resumeWalls.append(resumed.wallSeconds)
+          resumeCPU.append(resumed.userSeconds + resumed.systemSeconds)
           if r == 1 {
             checkOutputs(out, against: &firstOutputs, what: "resumed tally run --state --kernel \(kernel)")
           }
@@ -244,6 +253,8 @@ struct BenchCommand: ParsableCommand {
         k.statePeakRSSMiB = median(stateRSS)
         k.stateRatio = median(walls) / median(stateWalls)
         k.resumeWallSeconds = median(resumeWalls)
+        k.stateCPUSeconds = median(stateCPU)
+        k.resumeCPUSeconds = median(resumeCPU)
         if !p50s.isEmpty {
           k.commitP50Milliseconds = median(p50s)
           k.commitP99Milliseconds = median(p99s)
@@ -270,16 +281,27 @@ struct BenchCommand: ParsableCommand {
 
   /// The apply loop alone over already-parsed events; the engine is built outside the timer.
   /// (The only in-process engine use in the benchmark: keep it small for merges.)
-  static func engineOnlySeconds(_ events: [Event], reference: ReferenceData, kernel: String) -> Double {
+  /// Returns the wall clock and this thread's CPU time of the loop.
+  static func engineOnlySeconds(_ events: [Event], reference: ReferenceData, kernel: String) -> (
+    wall: Double, cpu: Double
+  ) {
     let k: any ClearingKernel
     do { k = try KernelCatalog.make(kernel, feeRows: reference.feeRows) } catch { fail("\(error)", code: 64) }
     var engine = Engine(reference: reference, kernel: k)
     let clock = ContinuousClock()
+    let cpu = threadCPUSeconds()
     let t = clock.now
     for (i, e) in events.enumerated() { engine.apply(e, seq: Int64(i + 1)) }
     let seconds = (clock.now - t).seconds
+    let cpuSeconds = threadCPUSeconds() - cpu
     precondition(engine.statistics.events == events.count, "engine-only run applied a different count")
-    return seconds
+    return (seconds, cpuSeconds)
+  }
+
+  static func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
   }
 
   /// The first output folder is kept in memory; every other checked folder must be identical.
@@ -471,6 +493,9 @@ struct BenchReport: Encodable {
     var cores: Int
     var cpu: String
     var memoryGiB: Double
+    /// /proc/loadavg's 1-minute figure when the benchmark started: above the core count, other
+    /// processes compete for the CPU and wall clocks are inflated (compare the CPU times).
+    var loadAverage: Double
 
     static func current() -> Machine {
       var cpu = "unknown"
@@ -482,7 +507,13 @@ struct BenchReport: Encodable {
       }
       return Machine(
         cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpu,
-        memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10)
+        memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
+        loadAverage: loadAverage())
+    }
+
+    static func loadAverage() -> Double {
+      let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+      return Double(text.split(separator: " ").first ?? "") ?? -1
     }
   }
 
@@ -493,8 +524,12 @@ struct BenchReport: Encodable {
     var runPeakRSSMiB: Double?
     var runCPUSeconds: Double?
     var engineOnlyTradesPerSecond: Double?
+    /// Trades per second of the loop's own CPU time (this thread): what a busy machine does not inflate.
+    var engineOnlyCPUTradesPerSecond: Double?
     var stateWallSeconds: Double?
     var statePeakRSSMiB: Double?
+    var stateCPUSeconds: Double?
+    var resumeCPUSeconds: Double?
     var stateRatio: Double?
     var resumeWallSeconds: Double?
     var commitP50Milliseconds: Double?
@@ -596,7 +631,8 @@ struct BenchReport: Encodable {
     lines.append("tally bench: \(market)")
     lines.append(
       "  \(events) events, \(trades) TRADE lines; medians of \(runs) run(s); \(machine.cores) cores, "
-        + "\(machine.cpu), \(fmt(machine.memoryGiB)) GiB")
+        + "\(machine.cpu), \(fmt(machine.memoryGiB)) GiB; load average \(fmt(machine.loadAverage, 2)) at start, "
+        + "\(fmt(Machine.loadAverage(), 2)) at end")
     lines.append("  parse (in process): \(Int(parseEventsPerSecond)) events/s")
     lines.append("")
     lines.append(
@@ -622,7 +658,13 @@ struct BenchReport: Encodable {
     lines.append("")
     for k in kernels {
       var extra = "  \(k.name): tally run CPU (user+sys) \(fmt(k.runCPUSeconds ?? .nan, 2)) s"
+      if let cpuRate = k.engineOnlyCPUTradesPerSecond {
+        extra += "; engine only per CPU second \(Int(cpuRate)) trades/s"
+      }
       if let rss = k.statePeakRSSMiB { extra += "; --state peak RSS \(fmt(rss, 0)) MiB" }
+      if let c = k.stateCPUSeconds, let r = k.resumeCPUSeconds {
+        extra += "; CPU --state \(fmt(c, 2)) s, resume \(fmt(r, 2)) s"
+      }
       if let maxMs = k.commitMaxMilliseconds { extra += "; commit max \(fmt(maxMs)) ms" }
       lines.append(extra)
     }
