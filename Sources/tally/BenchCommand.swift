@@ -24,16 +24,16 @@ struct BenchCommand: ParsableCommand {
       For each kernel, each phase is run --runs times and the median printed beside
       the issue's goal (must / aim); a missed "must" is marked MISS.
 
-      whole process   `tally run` as a child process: wall clock spawn→exit, peak RSS
-                      (ru_maxrss from wait4), user and system CPU
-      engine only     in this process: events parsed once, then the apply loop alone
-      durable         `tally run --state` as a child (fresh state folder, fsync per
-                      commit, a commit every --commit-events events), its ratio to the
-                      in-memory child run, and the commit latency p50/p99 it reports
-      resume          the same `tally run --state` command again on the completed state
-                      folder (open, verify, ready, rewrite the outputs)
-      --vs-postgres   also runs scripts/bench-vs-postgres.sh on the same day (installs
-                      and starts a throwaway PostgreSQL) and prints the ratio
+      Whole process: `tally run` as a child process; wall clock from spawn to exit, peak
+      RSS (ru_maxrss from wait4), user and system CPU.
+      Engine only: in this process; events parsed once, then the apply loop alone.
+      Durable: `tally run --state` as a child (fresh state folder, fsync per commit, a
+      commit every --commit-events events), its ratio to the in-memory child run, and
+      the commit latency p50/p99 it reports (--commit-stats).
+      Resume: the same `tally run --state` command again on the completed state folder
+      (open, verify, ready, rewrite the outputs).
+      --vs-postgres: also runs scripts/bench-vs-postgres.sh on the same day (installs and
+      starts a throwaway PostgreSQL) and prints the ratio.
 
       Build with `swift build -c release` first; debug builds are 10-50x slower.
       Progress goes to standard error, the table (or --json) to standard output.
