@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClearingKernelV2
 import Foundation
 import MarketGenerator
 import TallyCore
@@ -285,9 +286,27 @@ struct BenchCommand: ParsableCommand {
   static func engineOnlySeconds(_ events: [Event], reference: ReferenceData, kernel: String) -> (
     wall: Double, cpu: Double
   ) {
-    let k: any ClearingKernel
-    do { k = try KernelCatalog.make(kernel, feeRows: reference.feeRows) } catch { fail("\(error)", code: 64) }
-    var engine = Engine(reference: reference, kernel: k)
+    // Concrete kernel types through a generic function, so this compiles whether `Engine`
+    // takes `any ClearingKernel` (today) or becomes generic over its kernel.
+    switch kernel {
+    case "v1":
+      return engineOnlySeconds(events, reference: reference, ClearingKernelV1(feeRows: reference.feeRows))
+    case "v2":
+      return engineOnlySeconds(events, reference: reference, ClearingKernelV2(feeRows: reference.feeRows))
+    case "v1-faulty":
+      return engineOnlySeconds(
+        events, reference: reference, ClearingKernelV1(feeRows: reference.feeRows, truncatesHandlingFee: true)
+      )
+    default: fail("unknown kernel '\(kernel)'", code: 64)
+    }
+  }
+
+  static func engineOnlySeconds<K: ClearingKernel>(_ events: [Event], reference: ReferenceData, _ kernel: K)
+    -> (
+      wall: Double, cpu: Double
+    )
+  {
+    var engine = Engine(reference: reference, kernel: kernel)
     let clock = ContinuousClock()
     let cpu = threadCPUSeconds()
     let t = clock.now
