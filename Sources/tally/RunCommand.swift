@@ -37,6 +37,13 @@ struct RunCommand: ParsableCommand {
   @Option(name: .long, help: "With --state: commit at least this often, in milliseconds.")
   var commitMs = 200
 
+  @Flag(
+    name: .long,
+    help:
+      "With --state: print the commit latencies (count, p50, p99, max, as seen by the caller) on standard error."
+  )
+  var commitStats = false
+
   @Flag(inversion: .prefixedNo, help: "With --state: fsync every commit.")
   var sync = true
 
@@ -48,13 +55,6 @@ struct RunCommand: ParsableCommand {
 
   @Flag(name: .long, help: "Print no summary on standard error.")
   var quiet = false
-
-  @Flag(
-    name: .long,
-    help:
-      "With --state: print the commit latencies (count, p50, p99, max, as seen by the caller) on standard error."
-  )
-  var commitStats = false
 
   @Argument(help: "Event files (SPEC §3).")
   var events: [String]
