@@ -118,3 +118,43 @@ final class BenchCommandTests: XCTestCase {
     XCTAssertGreaterThan(fields["max_ms"] ?? 0, 0, String(line))
   }
 }
+
+/// The PostgreSQL peer of `scripts/bench-vs-postgres.sh` does the same clearing as Tally: its
+/// `--check` mode starts a throwaway cluster and compares the SQL's grouped rows with
+/// `clearing.csv` on the worked example and a generated 3-day market.
+final class PostgresPeerTests: XCTestCase {
+  func testClearingSQLMatchesClearingCSV() throws {
+    let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+    guard
+      versions.contains(where: {
+        FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/\($0)/bin/initdb")
+      })
+    else {
+      throw XCTSkip("PostgreSQL is not installed (Debian package postgresql); the script would install it")
+    }
+    let root = URL(fileURLWithPath: #filePath)
+      .deletingLastPathComponent()  // TallyCLITests
+      .deletingLastPathComponent()  // Tests
+      .deletingLastPathComponent()  // package root
+    let scratch = try makeTemporaryDirectory("pg")
+    defer { removeDirectory(scratch) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = [
+      root.appendingPathComponent("scripts/bench-vs-postgres.sh").path, "--check", "--tally", tallyBinary(),
+    ]
+    let outPath = scratch + "/out"
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    process.standardOutput = handle
+    process.standardError = handle
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    let output = try String(contentsOfFile: outPath, encoding: .utf8)
+    XCTAssertEqual(process.terminationStatus, 0, output)
+    XCTAssertTrue(output.contains("check worked example: the SQL's 5 grouped rows equal"), output)
+    XCTAssertTrue(output.contains("check generated 3 days x 5000 trades: the SQL's"), output)
+    XCTAssertTrue(output.contains("--check: 2 passed, 0 failed"), output)
+  }
+}
