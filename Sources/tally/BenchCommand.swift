@@ -2,165 +2,735 @@ import ArgumentParser
 import ClearingKernelV2
 import Foundation
 import MarketGenerator
-import RocksDBStore
 import TallyCore
 import TallyEngine
 import TallyFormat
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// `tally bench`: every figure of issue 8's table on one generated day, for each kernel.
+/// Whole-process figures come from `tally run` started as a child process (this very
+/// binary), timed from spawn to exit, its peak RSS from `wait4`'s rusage; only the
+/// "engine only" figure is measured in this process (events already parsed).
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
-    abstract: "Benchmark the engine on a generated market and print trades/s, latency and memory.",
+    abstract:
+      "Measure issue 8's figures on a generated day: whole-process `tally run`, engine only, durable.",
     discussion: """
-      Phases: parse (event lines → events), engine-only (apply pre-parsed events), whole run
-      (read, parse, apply, write the outputs: what `tally run` does), and with --state the
-      durable run (RocksDB commits), commit latency, restart time and state size.
+      The day (defaults: seed 20260105, 1 day, 1,000,000 trades, 1,000,000 accounts,
+      1,000 securities, 20 participants) is generated once into --market/<stamp>/.
+      For each kernel, each phase is run --runs times and the median printed beside
+      the issue's goal (must / aim); a missed "must" is marked MISS.
+
+      Whole process: `tally run` as a child process; wall clock from spawn to exit, peak
+      RSS (ru_maxrss from wait4), user and system CPU.
+      Engine only: in this process; events parsed once, then the apply loop alone.
+      Durable: `tally run --state` as a child (fresh state folder, fsync per commit, a
+      commit every --commit-events events), its ratio to the in-memory child run, and
+      the commit latency p50/p99 it reports (--commit-stats).
+      Resume: the same `tally run --state` command again on the completed state folder
+      (open, verify, ready, rewrite the outputs).
+      --vs-postgres: also runs scripts/bench-vs-postgres.sh on the same day (installs and
+      starts a throwaway PostgreSQL) and prints the ratio.
+
       Build with `swift build -c release` first; debug builds are 10-50x slower.
+      Progress goes to standard error, the table (or --json) to standard output.
       """)
 
-  @Option(name: .long, help: "Use (or create) the generated market in this folder.")
+  @Option(name: .long, help: "Cache folder: the generated day goes to <market>/<stamp>/ and is reused.")
   var market = ".build/bench-market"
 
-  @OptionGroup var marketArguments: MarketArguments
+  @Option(name: .long, help: "Generator seed.")
+  var seed: UInt64 = 20_260_105
 
-  @Flag(name: .long, help: "Also run with durable state (RocksDB) and measure commits and restart.")
-  var state = false
+  @Option(name: .long, help: "Trading days with events.")
+  var days = 1
 
-  @Option(name: .long, help: "With --state: commit after this many events.")
+  @Option(name: .long, help: "Trades per day.")
+  var tradesPerDay = 1_000_000
+
+  @Option(name: .long, help: "Investor accounts.")
+  var accounts = 1_000_000
+
+  @Option(name: .long, help: "Securities.")
+  var securities = 1_000
+
+  @Option(name: .long, help: "Clearing participants.")
+  var participants = 20
+
+  @Option(name: .long, help: "Runs of each phase; medians are printed.")
+  var runs = 3
+
+  @Option(
+    name: .customLong("kernel"), parsing: .singleValue,
+    help: "Kernel to measure (repeat for several; default: v1 and v2).")
+  var kernels: [String] = []
+
+  @Option(name: .long, help: "Durable runs: commit after this many events.")
   var commitEvents = 10_000
 
-  func run() throws {
-    let clock = ContinuousClock()
-    var options = marketArguments.options
-    if marketArguments.days == 5 && marketArguments.tradesPerDay == 10_000 {
-      // The default benchmark: one day of one million trades, one million accounts.
-      options.days = 1
-      options.tradesPerDay = 1_000_000
-      options.accounts = 1_000_000
-      options.securities = 1_000
-      options.participants = 20
+  @Flag(name: .long, help: "Skip the durable phases (`--state`, resume, commit latency).")
+  var noState = false
+
+  @Flag(name: .long, help: "Skip the in-process engine-only phase.")
+  var noEngineOnly = false
+
+  @Flag(name: .long, help: "Also run scripts/bench-vs-postgres.sh on the same day and print the ratio.")
+  var vsPostgres = false
+
+  @Option(name: .long, help: "The PostgreSQL comparison script (default: scripts/ beside the package).")
+  var postgresScript: String?
+
+  @Flag(name: .long, help: "Print one JSON object instead of the table.")
+  var json = false
+
+  var kernelNames: [String] { kernels.isEmpty ? ["v1", "v2"] : kernels }
+
+  func validate() throws {
+    guard runs >= 1 else { throw ValidationError("--runs must be >= 1") }
+    guard days >= 1, tradesPerDay >= 1, accounts >= 1, securities >= 1, participants >= 1 else {
+      throw ValidationError("--days, --trades-per-day, --accounts, --securities, --participants must be >= 1")
     }
-    let stamp =
-      "\(options.seed)-\(options.days)x\(options.tradesPerDay)-\(options.accounts)-\(options.securities)"
-    let dir = market + "/" + stamp
+    guard commitEvents > 0 else { throw ValidationError("--commit-events must be > 0") }
+    for k in kernelNames where !KernelCatalog.names.contains(k) {
+      throw ValidationError("unknown kernel '\(k)'; known: \(KernelCatalog.names.joined(separator: ", "))")
+    }
+  }
+
+  var marketOptions: MarketOptions {
+    MarketOptions(
+      seed: seed, days: days, tradesPerDay: tradesPerDay, accounts: accounts, securities: securities,
+      participants: participants)
+  }
+
+  /// The folder of the generated day: every generator argument is in its name.
+  var marketDirectory: String {
+    market + "/\(seed)-\(days)x\(tradesPerDay)-a\(accounts)-s\(securities)-p\(participants)"
+  }
+
+  func run() throws {
+    let dir = marketDirectory
+    let options = marketOptions
     if !FileManager.default.fileExists(atPath: dir + "/events.txt") {
       note(
-        "bench: generating \(options.days) day(s) x \(options.tradesPerDay) trades, \(options.accounts) accounts"
-      )
-      do { _ = try MarketGenerator.generate(options, into: dir) { note("bench: " + $0) } } catch {
-        fail("\(error)")
-      }
-    }
-    let reference: ReferenceData
-    do { reference = try FileIO.loadReference(dir + "/reference") } catch { fail("\(error)", code: 2) }
-    let bytes: [UInt8]
-    do { bytes = try FileIO.read(dir + "/events.txt") } catch { fail("\(error)", code: 2) }
-    print("tally bench: \(dir) (\(bytes.count / 1_048_576) MiB of events)")
-
-    // Parse.
-    var t = clock.now
-    var events: [Event] = []
-    for (_, line) in LineReader(bytes) where !EventParser.isSkipped(line) {
-      events.append(EventParser.parse(line))
-    }
-    let parseSeconds = (clock.now - t).seconds
-    let tradeCount = events.reduce(0) { if case .trade = $1 { return $0 + 1 } else { return $0 } }
-    print(row("parse", events.count, tradeCount, parseSeconds))
-
-    // Engine only.
-    var engine = Engine(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
-    t = clock.now
-    for (i, e) in events.enumerated() { engine.apply(e, seq: Int64(i + 1)) }
-    let engineSeconds = (clock.now - t).seconds
-    print(row("engine only (v1)", events.count, tradeCount, engineSeconds))
-    let digest = engine.stateDigest.hexString
-    engine = Engine(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
-    var engine2 = Engine(reference: reference, kernel: ClearingKernelV2(feeRows: reference.feeRows))
-    t = clock.now
-    for (i, e) in events.enumerated() { engine2.apply(e, seq: Int64(i + 1)) }
-    print(row("engine only (v2)", events.count, tradeCount, (clock.now - t).seconds))
-    precondition(engine2.stateDigest.hexString == digest, "kernel v1 and v2 disagree on this market")
-    engine2 = Engine(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
-    events = []
-
-    // Whole run: read, parse, apply, write.
-    let outDir = dir + "/out"
-    t = clock.now
-    do {
-      let fileBytes = try FileIO.read(dir + "/events.txt")
-      var seq: Int64 = 0
-      for (_, line) in LineReader(fileBytes) where !EventParser.isSkipped(line) {
-        seq += 1
-        engine.apply(line: line, seq: seq)
-      }
-      try FileIO.writeFolder(outDir, files: engine.outputFiles())
-    } catch { fail("\(error)") }
-    let wholeSeconds = (clock.now - t).seconds
-    print(row("whole run (read+parse+apply+write)", engine.statistics.events, tradeCount, wholeSeconds))
-    print("  state digest \(engine.stateDigest.hexString)")
-
-    if state {
-      let stateDir = dir + "/state"
-      try? FileManager.default.removeItem(atPath: stateDir)
-      t = clock.now
-      var commits: [Int64] = []
+        "bench: generating \(days) day(s) x \(tradesPerDay) trades, \(accounts) accounts, "
+          + "\(securities) securities, \(participants) participants into \(dir)")
+      let partial = dir + ".partial"
+      try? FileManager.default.removeItem(atPath: partial)
       do {
-        var storeOptions = RocksDBOptions()
-        storeOptions.vectorMemtable = true
-        let store = try RocksDBStateStore(path: stateDir, options: storeOptions)
-        let durable = try DurableEngine(
-          store: store, reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
-        let fileBytes = try FileIO.read(dir + "/events.txt")
-        var seq: Int64 = 0
-        var since = 0
-        for (_, line) in LineReader(fileBytes) where !EventParser.isSkipped(line) {
-          seq += 1
-          try durable.offer(line: line, seq: seq)
-          since += 1
-          if since == commitEvents {
-            try durable.commit()
-            since = 0
+        _ = try MarketGenerator.generate(options, into: partial) { note("bench: " + $0) }
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.moveItem(atPath: partial, toPath: dir)
+      } catch { fail("\(error)") }
+    }
+    let binary = BenchChild.ownExecutable()
+    let work = dir + "/bench"
+    try? FileManager.default.removeItem(atPath: work)
+    do { try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true) } catch {
+      fail("cannot create \(work): \(error)", code: 3)
+    }
+    let reference = dir + "/reference"
+    let events = dir + "/events.txt"
+
+    // Count the trades once (the rate denominator) and keep the parsed events for
+    // the engine-only phase.
+    note("bench: reading and parsing \(events)")
+    let loaded: ReferenceData
+    do { loaded = try FileIO.loadReference(reference) } catch { fail("\(error)", code: 2) }
+    var parsed: [Event] = []
+    let clock = ContinuousClock()
+    var t = clock.now
+    do {
+      for (_, line) in LineReader(try FileIO.read(events)) where !EventParser.isSkipped(line) {
+        parsed.append(EventParser.parse(line))
+      }
+    } catch { fail("\(error)", code: 2) }
+    let parseSeconds = (clock.now - t).seconds
+    let tradeLines = parsed.reduce(0) { if case .trade = $1 { return $0 + 1 } else { return $0 } }
+    var report = BenchReport(
+      market: dir, binary: binary, runs: runs, events: parsed.count, trades: tradeLines,
+      parseEventsPerSecond: Double(parsed.count) / parseSeconds, commitEvents: commitEvents,
+      machine: BenchReport.Machine.current())
+    report.isIssueDay =
+      seed == 20_260_105 && days == 1 && tradesPerDay == 1_000_000 && accounts == 1_000_000
+      && securities == 1_000
+      && participants == 20
+
+    var firstOutputs: [String: Data]? = nil
+    for kernel in kernelNames {
+      var k = BenchReport.Kernel(name: kernel)
+
+      // Whole process, in memory.
+      var walls: [Double] = []
+      var rss: [Double] = []
+      var cpu: [Double] = []
+      for r in 1...runs {
+        let out = work + "/out-\(kernel)"
+        try? FileManager.default.removeItem(atPath: out)
+        note("bench: [\(kernel)] tally run (child) \(r)/\(runs)")
+        let m = BenchChild.run(
+          binary, ["run", "--quiet", "--kernel", kernel, "--reference", reference, "--out", out, events],
+          log: work + "/run-\(kernel)")
+        walls.append(m.wallSeconds)
+        rss.append(m.peakRSSMiB)
+        cpu.append(m.userSeconds + m.systemSeconds)
+        note("bench:   \(m.summary)")
+        if r == 1 { checkOutputs(out, against: &firstOutputs, what: "tally run --kernel \(kernel)") }
+      }
+      k.runWallSeconds = median(walls)
+      k.runPeakRSSMiB = median(rss)
+      k.runCPUSeconds = median(cpu)
+      k.runTradesPerSecond = Double(tradeLines) / median(walls)
+
+      // Engine only, in this process.
+      if !noEngineOnly {
+        var rates: [Double] = []
+        var cpuRates: [Double] = []
+        for r in 1...runs {
+          note("bench: [\(kernel)] engine only (in process) \(r)/\(runs)")
+          let (seconds, cpuSeconds) = Self.engineOnlySeconds(parsed, reference: loaded, kernel: kernel)
+          rates.append(Double(tradeLines) / seconds)
+          cpuRates.append(Double(tradeLines) / cpuSeconds)
+          note(
+            "bench:   \(fmt(seconds, 3)) s wall, \(fmt(cpuSeconds, 3)) s CPU: \(Int(Double(tradeLines) / seconds)) trades/s"
+          )
+        }
+        k.engineOnlyTradesPerSecond = median(rates)
+        k.engineOnlyCPUTradesPerSecond = median(cpuRates)
+      }
+
+      // Durable run and resume, both children.
+      if !noState {
+        var stateWalls: [Double] = []
+        var resumeWalls: [Double] = []
+        var p50s: [Double] = []
+        var p99s: [Double] = []
+        var maxes: [Double] = []
+        var stateRSS: [Double] = []
+        var stateCPU: [Double] = []
+        var resumeCPU: [Double] = []
+        for r in 1...runs {
+          let state = work + "/state-\(kernel)"
+          let out = work + "/out-state-\(kernel)"
+          try? FileManager.default.removeItem(atPath: state)
+          try? FileManager.default.removeItem(atPath: out)
+          let arguments = [
+            "run", "--kernel", kernel, "--reference", reference, "--out", out, "--state", state,
+            "--commit-events", String(commitEvents), "--commit-ms", "86400000", "--commit-stats", events,
+          ]
+          note("bench: [\(kernel)] tally run --state (child) \(r)/\(runs)")
+          let m = BenchChild.run(binary, arguments, log: work + "/state-\(kernel)")
+          note("bench:   \(m.summary)")
+          stateWalls.append(m.wallSeconds)
+          stateRSS.append(m.peakRSSMiB)
+          stateCPU.append(m.userSeconds + m.systemSeconds)
+          if let stats = CommitStats(stderr: m.stderr) {
+            p50s.append(stats.p50Milliseconds)
+            p99s.append(stats.p99Milliseconds)
+            maxes.append(stats.maxMilliseconds)
+            note(
+              "bench:   \(stats.commits) commits: p50 \(fmt(stats.p50Milliseconds)) ms, p99 \(fmt(stats.p99Milliseconds)) ms"
+            )
+          } else {
+            note("bench:   (no commit statistics in the child's standard error)")
+          }
+          if r == 1 {
+            checkOutputs(out, against: &firstOutputs, what: "tally run --state --kernel \(kernel)")
+          }
+          try? FileManager.default.removeItem(atPath: out)
+          note("bench: [\(kernel)] resume of the completed state (child) \(r)/\(runs)")
+          let resumed = BenchChild.run(binary, arguments, log: work + "/resume-\(kernel)")
+          note("bench:   \(resumed.summary)")
+          resumeWalls.append(resumed.wallSeconds)
+          resumeCPU.append(resumed.userSeconds + resumed.systemSeconds)
+          if r == 1 {
+            checkOutputs(out, against: &firstOutputs, what: "resumed tally run --state --kernel \(kernel)")
           }
         }
-        try durable.commit()
-        try FileIO.writeFolder(outDir + "-durable", files: durable.engine.outputFiles())
-        commits = durable.commitNanos
-        store.close()
-      } catch { fail("\(error)") }
-      let durableSeconds = (clock.now - t).seconds
-      print(
-        row("durable run (RocksDB, fsync per commit)", engine.statistics.events, tradeCount, durableSeconds))
-      print(
-        "  ratio to whole run in memory: \(String(format: "%.2f", wholeSeconds / durableSeconds)); "
-          + "\(commits.count) commits of \(commitEvents) events: p50 \(ms(percentile(commits, 50))) ms, "
-          + "p99 \(ms(percentile(commits, 99))) ms, max \(ms(commits.max() ?? 0)) ms")
-      t = clock.now
-      do {
-        let store = try RocksDBStateStore(path: stateDir)
-        let durable = try DurableEngine(
-          store: store, reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
-        print(
-          "  restart (open, load every row, verify checksum): \(String(format: "%.2f", (clock.now - t).seconds)) s, "
-            + "seq \(durable.committedSeq), digest \(durable.stateDigest.hexString)")
-      } catch { fail("\(error)") }
-      print("  state size on disk: \(directorySize(stateDir) / 1_048_576) MiB")
+        k.stateWallSeconds = median(stateWalls)
+        k.statePeakRSSMiB = median(stateRSS)
+        k.stateRatio = median(walls) / median(stateWalls)
+        k.resumeWallSeconds = median(resumeWalls)
+        k.stateCPUSeconds = median(stateCPU)
+        k.resumeCPUSeconds = median(resumeCPU)
+        if !p50s.isEmpty {
+          k.commitP50Milliseconds = median(p50s)
+          k.commitP99Milliseconds = median(p99s)
+          k.commitMaxMilliseconds = median(maxes)
+        }
+      }
+      report.kernels.append(k)
     }
-    print("memory: peak RSS \(peakRSSMiB()) MiB (whole process, all phases)")
+    parsed = []
+
+    if vsPostgres {
+      t = clock.now
+      note("bench: PostgreSQL comparison (scripts/bench-vs-postgres.sh)")
+      report.postgres = runPostgresComparison(dir: dir, binary: binary)
+      note("bench:   done in \(String(format: "%.0f", (clock.now - t).seconds)) s")
+    }
+    try? FileManager.default.removeItem(atPath: work)
+    if json {
+      print(report.json())
+    } else {
+      print(report.table())
+    }
   }
 
-  func row(_ name: String, _ events: Int, _ trades: Int, _ seconds: Double) -> String {
-    "\(DemoSummary.pad(name, 42)) \(String(format: "%8.3f", seconds)) s  "
-      + "\(DemoSummary.padLeft(String(Int(Double(events) / seconds)), 10)) events/s  "
-      + "\(DemoSummary.padLeft(String(Int(Double(trades) / seconds)), 10)) trades/s"
+  /// The apply loop alone over already-parsed events; the engine is built outside the timer.
+  /// (The only in-process engine use in the benchmark: keep it small for merges.)
+  /// Returns the wall clock and this thread's CPU time of the loop.
+  static func engineOnlySeconds(_ events: [Event], reference: ReferenceData, kernel: String) -> (
+    wall: Double, cpu: Double
+  ) {
+    // Concrete kernel types through a generic function, so this compiles whether `Engine`
+    // takes `any ClearingKernel` (today) or becomes generic over its kernel.
+    switch kernel {
+    case "v1":
+      return engineOnlySeconds(events, reference: reference, ClearingKernelV1(feeRows: reference.feeRows))
+    case "v2":
+      return engineOnlySeconds(events, reference: reference, ClearingKernelV2(feeRows: reference.feeRows))
+    case "v1-faulty":
+      return engineOnlySeconds(
+        events, reference: reference, ClearingKernelV1(feeRows: reference.feeRows, truncatesHandlingFee: true)
+      )
+    default: fail("unknown kernel '\(kernel)'", code: 64)
+    }
   }
 
-  func percentile(_ values: [Int64], _ p: Int) -> Int64 {
-    guard !values.isEmpty else { return 0 }
-    let sorted = values.sorted()
-    return sorted[min(sorted.count - 1, (sorted.count * p) / 100)]
+  static func engineOnlySeconds<K: ClearingKernel>(_ events: [Event], reference: ReferenceData, _ kernel: K)
+    -> (
+      wall: Double, cpu: Double
+    )
+  {
+    var engine = Engine(reference: reference, kernel: kernel)
+    let clock = ContinuousClock()
+    let cpu = threadCPUSeconds()
+    let t = clock.now
+    for (i, e) in events.enumerated() { engine.apply(e, seq: Int64(i + 1)) }
+    let seconds = (clock.now - t).seconds
+    let cpuSeconds = threadCPUSeconds() - cpu
+    precondition(engine.statistics.events == events.count, "engine-only run applied a different count")
+    return (seconds, cpuSeconds)
   }
 
-  func ms(_ nanos: Int64) -> String { String(format: "%.2f", Double(nanos) / 1e6) }
+  static func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+  }
+
+  /// The first output folder is kept in memory; every other checked folder must be identical.
+  func checkOutputs(_ folder: String, against first: inout [String: Data]?, what: String) {
+    var files: [String: Data] = [:]
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+    for name in names where name.hasSuffix(".csv") {
+      files[name] = try? Data(contentsOf: URL(fileURLWithPath: folder + "/" + name))
+    }
+    guard files.count == 7 else {
+      fail("bench: \(what) wrote \(files.count) output files in \(folder), not 7")
+    }
+    guard let reference = first else {
+      first = files
+      return
+    }
+    let differing = reference.keys.sorted().filter { reference[$0] != files[$0] }
+    if !differing.isEmpty {
+      fail(
+        "bench: \(what) wrote outputs that differ from the first run: \(differing.joined(separator: ", "))")
+    }
+  }
+
+  func runPostgresComparison(dir: String, binary: String) -> BenchReport.Postgres? {
+    let script = postgresScript ?? BenchChild.packageFile("scripts/bench-vs-postgres.sh", binary: binary)
+    guard FileManager.default.fileExists(atPath: script) else {
+      note("bench: \(script) not found; give --postgres-script")
+      return nil
+    }
+    let m = BenchChild.run(
+      "/bin/bash", [script, "--market", dir, "--tally", binary, "--runs", String(runs)],
+      log: dir + "/bench-postgres", passStderr: true)
+    guard m.exitStatus == 0 else {
+      note("bench: the PostgreSQL comparison failed (exit \(m.exitStatus)); its output:\n\(m.stdout)")
+      return nil
+    }
+    // The script's last line: RESULT pg_trades_per_s=... tally_trades_per_s=... ratio=...
+    guard let line = m.stdout.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) else {
+      note("bench: no RESULT line from \(script)")
+      return nil
+    }
+    var values: [String: Double] = [:]
+    for field in line.split(separator: " ").dropFirst() {
+      let kv = field.split(separator: "=", maxSplits: 1)
+      if kv.count == 2, let v = Double(kv[1]) { values[String(kv[0])] = v }
+    }
+    guard let pg = values["pg_trades_per_s"], let tally = values["tally_trades_per_s"] else { return nil }
+    return BenchReport.Postgres(
+      postgresTradesPerSecond: pg, scriptTallyTradesPerSecond: tally,
+      postgresTrades: Int(values["trades"] ?? 0), postgresQuerySeconds: values["pg_query_s"] ?? 0)
+  }
+}
+
+func median(_ values: [Double]) -> Double {
+  guard !values.isEmpty else { return .nan }
+  let s = values.sorted()
+  return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func fmt(_ v: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", v) }
+
+/// The commit-latency line `tally run --commit-stats` writes to standard error.
+struct CommitStats {
+  var commits: Int
+  var p50Milliseconds: Double
+  var p99Milliseconds: Double
+  var maxMilliseconds: Double
+
+  init?(stderr: String) {
+    guard let line = stderr.split(separator: "\n").last(where: { $0.hasPrefix("tally run: commit stats") })
+    else {
+      return nil
+    }
+    var values: [String: Double] = [:]
+    for field in line.split(separator: " ") {
+      let kv = field.split(separator: "=", maxSplits: 1)
+      if kv.count == 2, let v = Double(kv[1]) { values[String(kv[0])] = v }
+    }
+    guard let n = values["commits"], let p50 = values["p50_ms"], let p99 = values["p99_ms"],
+      let max = values["max_ms"]
+    else { return nil }
+    commits = Int(n)
+    p50Milliseconds = p50
+    p99Milliseconds = p99
+    maxMilliseconds = max
+  }
+}
+
+/// Percentile by the nearest-rank rule: the smallest value with at least p% of the values at or below it.
+func nearestRankPercentile(_ values: [Double], _ p: Double) -> Double {
+  guard !values.isEmpty else { return 0 }
+  let s = values.sorted()
+  let rank = Int((p / 100 * Double(s.count)).rounded(.up))
+  return s[min(s.count - 1, max(0, rank - 1))]
+}
+
+/// One measured child process.
+struct ChildMeasurement {
+  var wallSeconds: Double
+  var userSeconds: Double
+  var systemSeconds: Double
+  /// ru_maxrss of the child (KiB on Linux), in MiB.
+  var peakRSSMiB: Double
+  var exitStatus: Int32
+  var signal: Int32
+  var stdout: String
+  var stderr: String
+
+  var summary: String {
+    "wall \(fmt(wallSeconds, 3)) s, user \(fmt(userSeconds, 2)) s, sys \(fmt(systemSeconds, 2)) s, "
+      + "peak RSS \(fmt(peakRSSMiB, 0)) MiB"
+  }
+}
+
+enum BenchChild {
+  /// This process's own executable (the `tally` being benchmarked).
+  static func ownExecutable() -> String {
+    if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+    return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+  }
+
+  /// A file of the package that built `binary` (`.build/<config>/tally`), else relative to the
+  /// current directory.
+  static func packageFile(_ relative: String, binary: String) -> String {
+    var url = URL(fileURLWithPath: binary).resolvingSymlinksInPath()
+    for _ in 0..<5 {
+      url = url.deletingLastPathComponent()
+      let candidate = url.appendingPathComponent(relative).path
+      if FileManager.default.fileExists(atPath: candidate) { return candidate }
+    }
+    return FileManager.default.currentDirectoryPath + "/" + relative
+  }
+
+  /// Starts `executable arguments` with posix_spawn (stdin /dev/null, stdout and stderr to
+  /// `log`.out / `log`.err), waits with wait4 and returns its wall clock and rusage. Exits
+  /// the benchmark when the child fails, unless it is the PostgreSQL script (`passStderr`).
+  static func run(_ executable: String, _ arguments: [String], log: String, passStderr: Bool = false)
+    -> ChildMeasurement
+  {
+    let outPath = log + ".out"
+    let errPath = log + ".err"
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    if !passStderr {
+      posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    }
+    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] =
+      ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+      for p in argv { free(p) }
+      for p in envp { free(p) }
+    }
+    var pid: pid_t = 0
+    let clock = ContinuousClock()
+    let started = clock.now
+    let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+    guard rc == 0 else { fail("bench: cannot start \(executable): \(String(cString: strerror(rc)))") }
+    var status: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0 {
+      guard errno == EINTR else { fail("bench: wait4 failed: \(String(cString: strerror(errno)))") }
+    }
+    let wall = (clock.now - started).seconds
+    let signal = status & 0x7f
+    let exitStatus = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    let m = ChildMeasurement(
+      wallSeconds: wall,
+      userSeconds: Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
+      systemSeconds: Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6,
+      peakRSSMiB: Double(usage.ru_maxrss) / 1024, exitStatus: exitStatus, signal: signal,
+      stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+      stderr: passStderr ? "" : (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    if m.exitStatus != 0 && !passStderr {
+      fail(
+        "bench: \(executable) \(arguments.joined(separator: " ")) exited \(m.exitStatus); "
+          + "standard error:\n\(m.stderr.suffix(2000))")
+    }
+    return m
+  }
+}
+
+/// Everything `tally bench` measured, printable as the issue's table or as JSON.
+struct BenchReport: Encodable {
+  struct Machine: Encodable {
+    var cores: Int
+    var cpu: String
+    var memoryGiB: Double
+    /// /proc/loadavg's 1-minute figure when the benchmark started: above the core count, other
+    /// processes compete for the CPU and wall clocks are inflated (compare the CPU times).
+    var loadAverage: Double
+
+    static func current() -> Machine {
+      var cpu = "unknown"
+      if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+        let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+        let colon = line.firstIndex(of: ":")
+      {
+        cpu = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+      }
+      return Machine(
+        cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpu,
+        memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
+        loadAverage: loadAverage())
+    }
+
+    static func loadAverage() -> Double {
+      let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+      return Double(text.split(separator: " ").first ?? "") ?? -1
+    }
+  }
+
+  struct Kernel: Encodable {
+    var name: String
+    var runWallSeconds: Double?
+    var runTradesPerSecond: Double?
+    var runPeakRSSMiB: Double?
+    var runCPUSeconds: Double?
+    var engineOnlyTradesPerSecond: Double?
+    /// Trades per second of the loop's own CPU time (this thread): what a busy machine does not inflate.
+    var engineOnlyCPUTradesPerSecond: Double?
+    var stateWallSeconds: Double?
+    var statePeakRSSMiB: Double?
+    var stateCPUSeconds: Double?
+    var resumeCPUSeconds: Double?
+    var stateRatio: Double?
+    var resumeWallSeconds: Double?
+    var commitP50Milliseconds: Double?
+    var commitP99Milliseconds: Double?
+    var commitMaxMilliseconds: Double?
+  }
+
+  struct Postgres: Encodable {
+    var postgresTradesPerSecond: Double
+    /// `tally run` as timed by the script itself (hyperfine, kernel v1).
+    var scriptTallyTradesPerSecond: Double
+    var postgresTrades: Int
+    var postgresQuerySeconds: Double
+  }
+
+  /// One line of the issue's table for one kernel.
+  struct Figure: Encodable {
+    var figure: String
+    var kernel: String
+    var value: Double
+    var unit: String
+    var must: String
+    var aim: String
+    var meetsMust: Bool?
+    var meetsAim: Bool?
+  }
+
+  var market: String
+  var binary: String
+  var runs: Int
+  var events: Int
+  var trades: Int
+  var parseEventsPerSecond: Double
+  var commitEvents: Int
+  var machine: Machine
+  var kernels: [Kernel] = []
+  var postgres: Postgres? = nil
+  /// True when the market is the issue's day (the goals are for that day).
+  var isIssueDay = false
+
+  var figures: [Figure] {
+    var result: [Figure] = []
+    func add(
+      _ name: String, _ kernel: String, _ value: Double?, _ unit: String, _ must: Double?, _ aim: Double?,
+      lowerIsBetter: Bool, _ mustText: String, _ aimText: String
+    ) {
+      guard let value, !value.isNaN else { return }
+      func meets(_ goal: Double?) -> Bool? {
+        guard let goal else { return nil }
+        return lowerIsBetter ? value <= goal : value >= goal
+      }
+      result.append(
+        Figure(
+          figure: name, kernel: kernel, value: value, unit: unit, must: mustText, aim: aimText,
+          meetsMust: meets(must), meetsAim: meets(aim)))
+    }
+    for k in kernels {
+      add(
+        "tally run wall clock (child, whole process)", k.name, k.runWallSeconds, "s", 2.0, 1.0,
+        lowerIsBetter: true, "<= 2.0 s", "<= 1.0 s")
+      add(
+        "tally run rate (trades / wall clock)", k.name, k.runTradesPerSecond, "trades/s", 500_000, 1_000_000,
+        lowerIsBetter: false, ">= 500k", ">= 1M")
+      add(
+        "tally run peak RSS (child, ru_maxrss)", k.name, k.runPeakRSSMiB, "MiB", 1024, 512,
+        lowerIsBetter: true,
+        "<= 1024 MiB", "<= 512 MiB")
+      add(
+        "engine only (parsed events, apply loop)", k.name, k.engineOnlyTradesPerSecond, "trades/s", 2_000_000,
+        5_000_000, lowerIsBetter: false, ">= 2M", ">= 5M")
+      if let pg = postgres, let rate = k.runTradesPerSecond {
+        add(
+          "ratio to PostgreSQL clearing-only SQL", k.name, rate / pg.postgresTradesPerSecond, "x", 20, 50,
+          lowerIsBetter: false, ">= 20x", ">= 50x")
+      }
+      add(
+        "tally run --state wall clock (child)", k.name, k.stateWallSeconds, "s", nil, nil,
+        lowerIsBetter: true,
+        "", "")
+      add(
+        "tally run --state vs in-memory run", k.name, k.stateRatio, "x", 0.8, 0.95, lowerIsBetter: false,
+        ">= 0.8x", ">= 0.95x")
+      add(
+        "resume of a completed state (child)", k.name, k.resumeWallSeconds, "s", 2.0, 0.5,
+        lowerIsBetter: true,
+        "<= 2.0 s", "<= 0.5 s")
+      add(
+        "durable commit p50 (\(commitEvents) events)", k.name, k.commitP50Milliseconds, "ms", nil, nil,
+        lowerIsBetter: true, "", "")
+      add(
+        "durable commit p99 (\(commitEvents) events)", k.name, k.commitP99Milliseconds, "ms", 50, 10,
+        lowerIsBetter: true, "<= 50 ms", "<= 10 ms")
+    }
+    return result
+  }
+
+  func table() -> String {
+    var lines: [String] = []
+    lines.append("tally bench: \(market)")
+    lines.append(
+      "  \(events) events, \(trades) TRADE lines; medians of \(runs) run(s); \(machine.cores) cores, "
+        + "\(machine.cpu), \(fmt(machine.memoryGiB)) GiB; load average \(fmt(machine.loadAverage, 2)) at start, "
+        + "\(fmt(Machine.loadAverage(), 2)) at end")
+    lines.append("  parse (in process): \(Int(parseEventsPerSecond)) events/s")
+    lines.append("")
+    lines.append(
+      DemoSummary.pad("figure", 44) + DemoSummary.pad("kernel", 8) + DemoSummary.padLeft("median", 14) + "  "
+        + DemoSummary.pad("must", 13) + DemoSummary.pad("aim", 13) + "")
+    for f in figures {
+      let value: String
+      switch f.unit {
+      case "trades/s": value = String(Int(f.value.rounded())) + " /s"
+      case "x": value = fmt(f.value, f.value < 10 ? 2 : 1) + " x"
+      case "MiB": value = fmt(f.value, 0) + " MiB"
+      case "ms": value = fmt(f.value, 1) + " ms"
+      default: value = fmt(f.value, 3) + " " + f.unit
+      }
+      var mark = ""
+      if let must = f.meetsMust {
+        mark = must ? ((f.meetsAim ?? false) ? "aim met" : "must met") : "MISS"
+      }
+      lines.append(
+        DemoSummary.pad(f.figure, 44) + DemoSummary.pad(f.kernel, 8) + DemoSummary.padLeft(value, 14) + "  "
+          + DemoSummary.pad(f.must, 13) + DemoSummary.pad(f.aim, 13) + mark)
+    }
+    lines.append("")
+    for k in kernels {
+      var extra = "  \(k.name): tally run CPU (user+sys) \(fmt(k.runCPUSeconds ?? .nan, 2)) s"
+      if let cpuRate = k.engineOnlyCPUTradesPerSecond {
+        extra += "; engine only per CPU second \(Int(cpuRate)) trades/s"
+      }
+      if let rss = k.statePeakRSSMiB { extra += "; --state peak RSS \(fmt(rss, 0)) MiB" }
+      if let c = k.stateCPUSeconds, let r = k.resumeCPUSeconds {
+        extra += "; CPU --state \(fmt(c, 2)) s, resume \(fmt(r, 2)) s"
+      }
+      if let maxMs = k.commitMaxMilliseconds { extra += "; commit max \(fmt(maxMs)) ms" }
+      lines.append(extra)
+    }
+    if let pg = postgres {
+      lines.append(
+        "  PostgreSQL clearing-only SQL: \(Int(pg.postgresTradesPerSecond)) trades/s (\(pg.postgresTrades) trades, "
+          + "query \(fmt(pg.postgresQuerySeconds, 3)) s); tally run timed by the script (hyperfine, v1): "
+          + "\(Int(pg.scriptTallyTradesPerSecond)) trades/s, ratio \(fmt(pg.scriptTallyTradesPerSecond / pg.postgresTradesPerSecond, 2)) x"
+      )
+    }
+    if !isIssueDay {
+      lines.append(
+        "  note: the goals are the issue's for its day (1 day x 1M trades, 1M accounts); this is another day."
+      )
+    }
+    let misses = figures.filter { $0.meetsMust == false }.count
+    lines.append("  \(misses) figure(s) miss their \"must\" goal (issue 8).")
+    return lines.joined(separator: "\n")
+  }
+
+  private enum CodingKeys: String, CodingKey {
+    case market, binary, runs, events, trades, parseEventsPerSecond, commitEvents, machine, kernels, postgres,
+      figures, isIssueDay
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(market, forKey: .market)
+    try c.encode(binary, forKey: .binary)
+    try c.encode(runs, forKey: .runs)
+    try c.encode(events, forKey: .events)
+    try c.encode(trades, forKey: .trades)
+    try c.encode(parseEventsPerSecond, forKey: .parseEventsPerSecond)
+    try c.encode(commitEvents, forKey: .commitEvents)
+    try c.encode(machine, forKey: .machine)
+    try c.encode(kernels, forKey: .kernels)
+    try c.encodeIfPresent(postgres, forKey: .postgres)
+    try c.encode(figures, forKey: .figures)
+    try c.encode(isIssueDay, forKey: .isIssueDay)
+  }
+
+  func json() -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    guard let data = try? encoder.encode(self) else { return "{}" }
+    return String(decoding: data, as: UTF8.self)
+  }
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.

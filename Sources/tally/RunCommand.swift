@@ -37,6 +37,13 @@ struct RunCommand: ParsableCommand {
   @Option(name: .long, help: "With --state: commit at least this often, in milliseconds.")
   var commitMs = 200
 
+  @Flag(
+    name: .long,
+    help:
+      "With --state: print the commit latencies (count, p50, p99, max, as seen by the caller) on standard error."
+  )
+  var commitStats = false
+
   @Flag(inversion: .prefixedNo, help: "With --state: fsync every commit.")
   var sync = true
 
@@ -101,13 +108,20 @@ struct RunCommand: ParsableCommand {
       var sinceCommit = 0
       var lastCommit = clock.now
       let interval = Duration.milliseconds(commitMs)
+      var commitNanos: [Int64] = []
+      func timedCommit() throws {
+        let t = clock.now
+        try durable.commit()
+        let d = (clock.now - t).components
+        commitNanos.append(d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000)
+      }
       do {
         try EventLines.forEach(files: events) { line in
           seq += 1
           if try durable.offer(line: line.bytes, seq: seq) != nil {
             sinceCommit += 1
             if sinceCommit >= commitEvents || (sinceCommit & 255 == 0 && clock.now - lastCommit >= interval) {
-              try durable.commit()
+              try timedCommit()
               commits += 1
               sinceCommit = 0
               lastCommit = clock.now
@@ -115,7 +129,7 @@ struct RunCommand: ParsableCommand {
           }
         }
         try durable.finishStream()
-        try durable.commit()
+        try timedCommit()
         commits += 1
       } catch let error as DurableError {
         fail("\(error)", code: error.description.contains("commit") ? 3 : 2)
@@ -123,6 +137,7 @@ struct RunCommand: ParsableCommand {
         fail("\(error)", code: 2)
       }
       engine = durable.engine
+      if commitStats { note(Self.commitStatsLine(commitNanos)) }
     } else {
       var memory = Engine(reference: reference, kernel: kernel)
       memory.setChangeTracking(false)  // nothing is committed
@@ -155,6 +170,15 @@ struct RunCommand: ParsableCommand {
       text += "; outputs in \(out) (\(String(format: "%.3f", elapsed.seconds)) s)"
       note(text)
     }
+  }
+}
+
+extension RunCommand {
+  /// One line, `key=value` fields, read back by `tally bench`.
+  static func commitStatsLine(_ nanos: [Int64]) -> String {
+    let ms = nanos.map { Double($0) / 1e6 }
+    return "tally run: commit stats commits=\(ms.count) p50_ms=\(fmt(nearestRankPercentile(ms, 50), 3)) "
+      + "p99_ms=\(fmt(nearestRankPercentile(ms, 99), 3)) max_ms=\(fmt(ms.max() ?? 0, 3))"
   }
 }
 

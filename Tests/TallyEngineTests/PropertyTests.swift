@@ -119,6 +119,20 @@ final class PropertyTests: XCTestCase {
   /// SPEC §1's quantity limit). Run through the real binary in a child process, so that a
   /// crash of the engine fails this test instead of the whole test run.
   func runAtLimits(_ label: String, events: [String]) throws -> (run: H.ChildRun, out: String) {
+    let (run, out) = try runLimitsMarket(label, events: events)
+    let crash = (run.stderr + "\n" + run.stdout).split(separator: "\n").filter {
+      $0.contains("failure") || $0.contains("failed") || $0.contains("TallyState.")
+    }.prefix(6)
+    XCTAssertEqual(
+      run.status, 0,
+      "\(label): the engine must give every event an outcome, not stop; stderr:\n"
+        + crash.joined(separator: "\n"))
+    return (run, out)
+  }
+
+  /// Writes the limits market (A1 holds 12 lots of 9,999,999,999 shares of 600000) with
+  /// `events`, runs the real binary on it and returns the run, whatever its end.
+  func runLimitsMarket(_ label: String, events: [String]) throws -> (run: H.ChildRun, out: String) {
     let dir = try H.temporaryDirectory("limits-\(label)")
     addTeardownBlock { H.remove(dir) }
     let reference = dir + "/reference"
@@ -139,13 +153,6 @@ final class PropertyTests: XCTestCase {
     try Data((events.joined(separator: "\n") + "\n").utf8).write(
       to: URL(fileURLWithPath: dir + "/events.txt"))
     let run = try H.runBinary(reference: reference, events: [dir + "/events.txt"], outs: [dir + "/out"])[0]
-    let crash = (run.stderr + "\n" + run.stdout).split(separator: "\n").filter {
-      $0.contains("failure") || $0.contains("failed") || $0.contains("TallyState.")
-    }.prefix(6)
-    XCTAssertEqual(
-      run.status, 0,
-      "\(label): the engine must give every event an outcome, not stop; stderr:\n"
-        + crash.joined(separator: "\n"))
     return (run, dir + "/out")
   }
 
@@ -169,20 +176,35 @@ final class PropertyTests: XCTestCase {
     XCTAssertEqual(balances, "participant,balance\nP1,92999999999999907.00\nP2,0.00\n")
   }
 
-  /// A bonus of 9,999,999,999 shares per share on 119,999,999,988 shares (each field within
-  /// SPEC §1): the holder is entitled to 1199999999760000000012 shares.
-  func testLargestBonusIsExact() throws {
-    // Known limit (docs/DECISIONS.md): share quantities are Int64. A bonus that would
-    // put more than 9.2e18 shares in one position stops the engine loudly (never a
-    // wrong figure) instead of being applied. Kept here, skipped, so the limit stays visible.
-    try XCTSkipIf(
-      true, "share quantities above Int64 are a documented limit: the engine stops rather than round")
-    let (run, out) = try runAtLimits(
+  /// The documented limit (docs/DECISIONS.md, "Number widths"): share quantities are Int64.
+  /// A bonus of 9,999,999,999 shares per share on 119,999,999,988 shares would entitle the
+  /// holder to 1199999999760000000012 shares (above 9.2e18): the engine must stop loudly (a
+  /// trap, with the overflow named on standard error) and write no outputs, never a rounded
+  /// or wrapped figure. The same holding with a bonus that fits is paid exactly, so the stop
+  /// is the limit and nothing else.
+  func testBonusBeyondTheShareLimitStopsTheEngineLoudly() throws {
+    let (fits, fitsOut) = try runAtLimits(
+      "bonus-fits",
+      events: ["OPEN,20260105", "BONUS,600000,20260105,1,76", "CLOSE,20260105", "OPEN,20260106"])
+    XCTAssertEqual(fits.status, 0, fits.stderr)
+    // 119,999,999,988 x 76 = 9,119,999,999,088 shares: within Int64.
+    let entitlements = String(decoding: try H.readBytes(fitsOut + "/entitlements.csv"), as: UTF8.self)
+    XCTAssertTrue(entitlements.contains(",A1,SHARES,9119999999088\n"), entitlements)
+
+    let (run, out) = try runLimitsMarket(
       "bonus",
       events: ["OPEN,20260105", "BONUS,600000,20260105,1,9999999999", "CLOSE,20260105", "OPEN,20260106"])
-    guard run.status == 0 else { return }
-    let entitlements = String(decoding: try H.readBytes(out + "/entitlements.csv"), as: UTF8.self)
-    XCTAssertTrue(entitlements.contains(",A1,SHARES,1199999999760000000012\n"), entitlements)
+    XCTAssertTrue(
+      run.uncaughtSignal && [SIGILL, SIGTRAP].contains(run.status),
+      "the engine must stop with a trap; it ended with status \(run.status), signal \(run.uncaughtSignal)")
+    // A debug build prints the precondition's message; a release build traps without one and
+    // the Swift runtime prints the crash and a backtrace naming the overflow check.
+    XCTAssertTrue(
+      run.stderr.contains("bonus shares overflows Int64")
+        || (run.stderr.contains("Program crashed") && run.stderr.contains("exactInt64")),
+      "the stop must name the overflow on standard error:\n\(run.stderr.prefix(3000))")
+    XCTAssertFalse(
+      FileManager.default.fileExists(atPath: out + "/entitlements.csv"), "no outputs after the stop")
   }
 
   // MARK: the checks catch broken outputs
@@ -949,6 +971,8 @@ enum PropHarness {
     var stdout: String
     var stderr: String
     var outDirectory: String
+    /// True when the process ended by a signal; `status` is then the signal's number.
+    var uncaughtSignal = false
     /// The digest line the binary printed (`--digest`), trimmed.
     var digest: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
   }
@@ -993,7 +1017,8 @@ enum PropHarness {
         ChildRun(
           status: process.terminationStatus,
           stdout: String(decoding: try readBytes(stdoutPath), as: UTF8.self),
-          stderr: String(decoding: try readBytes(stderrPath), as: UTF8.self), outDirectory: out))
+          stderr: String(decoding: try readBytes(stderrPath), as: UTF8.self), outDirectory: out,
+          uncaughtSignal: process.terminationReason == .uncaughtSignal))
     }
     return results
   }
