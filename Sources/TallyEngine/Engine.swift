@@ -39,6 +39,12 @@ public struct Engine {
   public mutating func apply(line: ArraySlice<UInt8>, seq: Int64) -> Outcome {
     // Nearly every line is a TRADE: applied straight from its bytes.
     guard let trade = EventParser.tradeLine(line) else { return apply(EventParser.parse(line), seq: seq) }
+    return apply(trade: trade, line: line, seq: seq)
+  }
+
+  /// A TRADE line already split by `EventParser.tradeLine(line)`.
+  @discardableResult
+  public mutating func apply(trade: TradeLine, line: ArraySlice<UInt8>, seq: Int64) -> Outcome {
     let outcome = line.withUnsafeBytes { state.applyTrade(trade, line: $0, seq: seq) }
     count(outcome, isTrade: true)
     return outcome

@@ -140,16 +140,27 @@ struct BenchCommand: ParsableCommand {
     note("bench: reading and parsing \(events)")
     let loaded: ReferenceData
     do { loaded = try FileIO.loadReference(reference) } catch { fail("\(error)", code: 2) }
-    var parsed: [Event] = []
+    var parsed: [ParsedLine] = []
     let clock = ContinuousClock()
     var t = clock.now
     do {
+      // Parsed as the engine parses: a TRADE line to its fields (identifiers stay bytes
+      // of the line), any other line to an Event.
       for (_, line) in LineReader(try FileIO.read(events)) where !EventParser.isSkipped(line) {
-        parsed.append(EventParser.parse(line))
+        if let trade = EventParser.tradeLine(line) {
+          parsed.append(.trade(trade, line))
+        } else {
+          parsed.append(.other(EventParser.parse(line)))
+        }
       }
     } catch { fail("\(error)", code: 2) }
     let parseSeconds = (clock.now - t).seconds
-    let tradeLines = parsed.reduce(0) { if case .trade = $1 { return $0 + 1 } else { return $0 } }
+    let tradeLines = parsed.reduce(0) {
+      switch $1 {
+      case .trade: return $0 + 1
+      case .other(let e): if case .trade = e { return $0 + 1 } else { return $0 }
+      }
+    }
     var report = BenchReport(
       market: dir, binary: binary, runs: runs, events: parsed.count, trades: tradeLines,
       parseEventsPerSecond: Double(parsed.count) / parseSeconds, commitEvents: commitEvents,
@@ -283,7 +294,13 @@ struct BenchCommand: ParsableCommand {
   /// The apply loop alone over already-parsed events; the engine is built outside the timer.
   /// (The only in-process engine use in the benchmark: keep it small for merges.)
   /// Returns the wall clock and this thread's CPU time of the loop.
-  static func engineOnlySeconds(_ events: [Event], reference: ReferenceData, kernel: String) -> (
+  /// An event line as the engine parses it.
+  enum ParsedLine {
+    case trade(TradeLine, ArraySlice<UInt8>)
+    case other(Event)
+  }
+
+  static func engineOnlySeconds(_ events: [ParsedLine], reference: ReferenceData, kernel: String) -> (
     wall: Double, cpu: Double
   ) {
     // Concrete kernel types through a generic function, so this compiles whether `Engine`
@@ -301,16 +318,25 @@ struct BenchCommand: ParsableCommand {
     }
   }
 
-  static func engineOnlySeconds<K: ClearingKernel>(_ events: [Event], reference: ReferenceData, _ kernel: K)
+  static func engineOnlySeconds<K: ClearingKernel>(
+    _ events: [ParsedLine], reference: ReferenceData, _ kernel: K
+  )
     -> (
       wall: Double, cpu: Double
     )
   {
     var engine = Engine(reference: reference, kernel: kernel)
+    engine.setChangeTracking(false)  // as `tally run` without --state
+    engine.reserveCapacity(events: events.count)
     let clock = ContinuousClock()
     let cpu = threadCPUSeconds()
     let t = clock.now
-    for (i, e) in events.enumerated() { engine.apply(e, seq: Int64(i + 1)) }
+    for (i, e) in events.enumerated() {
+      switch e {
+      case .trade(let trade, let line): engine.apply(trade: trade, line: line, seq: Int64(i + 1))
+      case .other(let event): engine.apply(event, seq: Int64(i + 1))
+      }
+    }
     let seconds = (clock.now - t).seconds
     let cpuSeconds = threadCPUSeconds() - cpu
     precondition(engine.statistics.events == events.count, "engine-only run applied a different count")
