@@ -46,6 +46,15 @@ struct RunCommand: ParsableCommand {
   @Flag(name: .long, help: "Print the state digest (SHA-256 of the state checksum) after the run.")
   var digest = false
 
+  @Option(name: .long, help: "Write the business effects of every event to this file (docs/EFFECTS.md).")
+  var effects: String?
+
+  @Option(name: .long, help: "Format of --effects: text or binary.")
+  var effectsFormat = "text"
+
+  /// Effects are taken from the engine and written after this many events.
+  static let effectsChunkEvents = 4_096
+
   @Flag(name: .long, help: "Print no summary on standard error.")
   var quiet = false
 
@@ -54,6 +63,9 @@ struct RunCommand: ParsableCommand {
 
   func validate() throws {
     guard !events.isEmpty else { throw ValidationError("give at least one event file") }
+    guard EffectFileWriter.Format(rawValue: effectsFormat) != nil else {
+      throw ValidationError("--effects-format must be text or binary")
+    }
     guard commitEvents > 0, commitMs > 0 else {
       throw ValidationError("--commit-events and --commit-ms must be > 0")
     }
@@ -65,6 +77,12 @@ struct RunCommand: ParsableCommand {
     let kernel: any ClearingKernel
     do { kernel = try KernelCatalog.make(self.kernel, feeRows: reference.feeRows) } catch {
       throw ValidationError(error.description)
+    }
+    var effectFile: EffectFileWriter? = nil
+    if let effects {
+      do { effectFile = try EffectFileWriter(path: effects, format: .init(rawValue: effectsFormat)!) } catch {
+        fail("\(error)", code: 3)
+      }
     }
     let clock = ContinuousClock()
     let started = clock.now
@@ -85,6 +103,12 @@ struct RunCommand: ParsableCommand {
         fail("\(error)", code: 2)
       }
       resumedFrom = durable.committedSeq
+      if let effectFile {
+        durable.enableEffects()
+        do { try effectFile.write(durable.engine.state.snapshotEffects()) } catch {
+          fail("\(error)", code: 3)
+        }
+      }
       var seq: Int64 = 0
       var sinceCommit = 0
       var lastCommit = clock.now
@@ -93,6 +117,9 @@ struct RunCommand: ParsableCommand {
         try EventLines.forEach(files: events) { line in
           seq += 1
           if try durable.offer(line: line.bytes, seq: seq) != nil {
+            if let effectFile, seq % Int64(Self.effectsChunkEvents) == 0 {
+              try effectFile.write(durable.takeEffects())
+            }
             sinceCommit += 1
             if sinceCommit >= commitEvents || (sinceCommit & 255 == 0 && clock.now - lastCommit >= interval) {
               try durable.commit()
@@ -103,6 +130,7 @@ struct RunCommand: ParsableCommand {
           }
         }
         try durable.finishStream()
+        try effectFile?.write(durable.takeEffects())
         try durable.commit()
         commits += 1
       } catch let error as DurableError {
@@ -113,17 +141,28 @@ struct RunCommand: ParsableCommand {
       engine = durable.engine
     } else {
       var memory = Engine(reference: reference, kernel: kernel)
+      if let effectFile {
+        memory.enableEffects()
+        do { try effectFile.write(memory.state.snapshotEffects()) } catch { fail("\(error)", code: 3) }
+      }
       var seq: Int64 = 0
       do {
         try EventLines.forEach(files: events) { line in
           seq += 1
           memory.apply(line: line.bytes, seq: seq)
+          if let effectFile, seq % Int64(Self.effectsChunkEvents) == 0 {
+            try effectFile.write(memory.takeEffects())
+          }
         }
+        if let effectFile { try effectFile.write(memory.takeEffects()) }
+      } catch let error as OutputError {
+        fail("\(error)", code: 3)
       } catch {
         fail("\(error)", code: 2)
       }
       engine = memory
     }
+    do { try effectFile?.close() } catch { fail("\(error)", code: 3) }
     let elapsed = clock.now - started
     do { try FileIO.writeFolder(out, files: engine.outputFiles()) } catch { fail("\(error)", code: 3) }
     if digest { print(engine.stateDigest.hexString) }
