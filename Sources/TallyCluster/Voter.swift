@@ -73,7 +73,7 @@ public final class Voter {
     let last = try r.i64()
     let n = Int(try r.i32())
     return DecidedBatch(
-      first: first, last: last, outcomes: try r.bytes(n), outputDigest: try r.bytes(32),
+      first: first, last: last, outcomes: try r.bytes(n), outputDigest: try r.bytes(EffectDigest.byteCount),
       stateDigest: try r.bytes(Int(try r.i32())))
   }
 
@@ -227,7 +227,7 @@ public final class Voter {
       return nil
     }
     // The key is the output digest, followed by the state digest at checkpoints.
-    return d.key.count == 64 ? Array(d.key.suffix(32)) : []
+    return d.key.count == EffectDigest.byteCount + 32 ? Array(d.key.suffix(32)) : []
   }
 
   /// One message from a replica: a vote or a heartbeat. Anything malformed, or from

@@ -1,6 +1,7 @@
 // The voter's decisions, as a state machine without I/O (the SwiftNIO pattern):
 // votes in, actions out. The service around it does sockets, storage and alerts,
 // and a simulator can drive it directly.
+import TallyCore
 
 public struct DecidedBatch: Sendable, Equatable {
   public var first: Int64
@@ -117,7 +118,9 @@ public struct VoterCore: Sendable {
       if decided.key == vote.key {
         // A quarantined replica rejoins once it has caught up and its state digest
         // agrees at a checkpoint (outputs alone do not show a wrong state).
-        if replicas[r].quarantined && vote.last + 1 >= watermark && decided.key.count == 64 {
+        if replicas[r].quarantined && vote.last + 1 >= watermark
+          && decided.key.count == EffectDigest.byteCount + 32
+        {
           replicas[r].quarantined = false
           actions.append(
             .alert(
@@ -148,7 +151,7 @@ public struct VoterCore: Sendable {
         .alert(
           VoterAlert(
             kind: .dissent, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
-            detail: (vote.outputDigest != Array(expected.prefix(32))
+            detail: (vote.outputDigest != Array(expected.prefix(EffectDigest.byteCount))
               ? "outputs differ from the majority's" : "state digest differs from the majority's")
               + "; still after \(repairsMax) repairs, stays quarantined for an operator"))
       ]
@@ -157,7 +160,7 @@ public struct VoterCore: Sendable {
       .alert(
         VoterAlert(
           kind: .dissent, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
-          detail: vote.outputDigest != Array(expected.prefix(32))
+          detail: vote.outputDigest != Array(expected.prefix(EffectDigest.byteCount))
             ? "outputs differ from the majority's" : "state digest differs from the majority's"))
     ]
     if !replicas[r].quarantined {

@@ -1,8 +1,10 @@
 // The emission hooks the state machine calls right after each mutation of a
 // SPEC §5 row (`emitClearing(row)`, `emitHolding(position)`, ...) and at the end of
 // every event (`emitEvent`). A hook only notes which row was touched; at the end of
-// the event each touched row is written once, with its final value, in first-touch
-// order. Disabled (the default), every hook is one predictable branch.
+// the event each touched row is written once, with its final value, in the canonical
+// order of docs/EFFECTS.md: by kind, then by the row's SPEC §5 key (identifier
+// bytes). That order depends neither on the order of the hooks nor on the order of
+// derived indexes (which a restored state rebuilds differently). Disabled (the default), every hook is one predictable branch.
 
 /// Where the state machine writes effect records; the engine takes them per batch.
 public struct EffectBuffer: Sendable {
@@ -97,6 +99,7 @@ extension TallyState {
     if case .rejected = outcome { isRejected = true } else { isRejected = false }
     let at = buffer.writer.eventHeader(
       seq: seq, outcome: isRejected ? .rejected : .applied, count: buffer.touched.count)
+    if buffer.touched.count > 1 { buffer.touched.sort { effectKeyPrecedes($0, $1) } }
     var written = 0
     for k in buffer.touched {
       guard let kind = EffectKind(rawValue: UInt8(truncatingIfNeeded: k >> 32)) else {
@@ -113,6 +116,48 @@ extension TallyState {
     buffer.touched.removeAll(keepingCapacity: true)
     if !buffer.touchedSet.isEmpty { buffer.touchedSet.removeAll() }
     swap(&buffer, &effects)
+  }
+
+  /// The canonical order of touched rows: kind, then the SPEC §5 key of the row.
+  func effectKeyPrecedes(_ a: UInt64, _ b: UInt64) -> Bool {
+    let ka = a >> 32
+    let kb = b >> 32
+    if ka != kb { return ka < kb }
+    let i = Int(UInt32(truncatingIfNeeded: a))
+    let j = Int(UInt32(truncatingIfNeeded: b))
+    guard let kind = EffectKind(rawValue: UInt8(truncatingIfNeeded: ka)) else {
+      preconditionFailure("bad effect key")
+    }
+    switch kind {
+    case .clearing:
+      let x = clearingRows.rows[i]
+      let y = clearingRows.rows[j]
+      if x.tradeDate != y.tradeDate { return x.tradeDate < y.tradeDate }
+      if x.participant != y.participant {
+        return participants.rows[Int(x.participant)].id < participants.rows[Int(y.participant)].id
+      }
+      return securities.rows[Int(x.security)].code < securities.rows[Int(y.security)].code
+    case .settlement:
+      let x = settlementRows.rows[i]
+      let y = settlementRows.rows[j]
+      if x.tradeDate != y.tradeDate { return x.tradeDate < y.tradeDate }
+      return participants.rows[Int(x.participant)].id < participants.rows[Int(y.participant)].id
+    case .balance:
+      return participants.rows[i].id < participants.rows[j].id
+    case .holding:
+      let x = positions.rows[i]
+      let y = positions.rows[j]
+      if x.account != y.account { return accounts.rows[Int(x.account)].id < accounts.rows[Int(y.account)].id }
+      return securities.rows[Int(x.security)].code < securities.rows[Int(y.security)].code
+    case .tax:
+      let x = trades.rows[i]
+      let y = trades.rows[j]
+      if x.date != y.date { return x.date < y.date }
+      return x.tradeId < y.tradeId
+    case .entitlement, .rejection, .event, .taxRemoved:
+      // Entitlements by ordinal, rejections by seq: both are their row order.
+      return i < j
+    }
   }
 
   /// Writes one touched row; false when the row has nothing to say (a trade without tax).

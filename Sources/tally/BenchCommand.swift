@@ -29,6 +29,9 @@ struct BenchCommand: ParsableCommand {
   @Option(name: .long, help: "With --state: commit after this many events.")
   var commitEvents = 10_000
 
+  @Option(name: .long, help: "Events per batch for the effects phase (effects taken and digested per batch).")
+  var effectsBatch = 1_000
+
   func run() throws {
     let clock = ContinuousClock()
     var options = marketArguments.options
@@ -74,6 +77,40 @@ struct BenchCommand: ParsableCommand {
     let engineSeconds = (clock.now - t).seconds
     print(row("engine only (v1)", events.count, tradeCount, engineSeconds))
     let digest = engine.stateDigest.hexString
+
+    // Effects: the same apply with effects on, taken and digested per batch (what a
+    // replica does for its vote), against apply without them; best of two runs each,
+    // alternating, so that a noisy neighbour hurts both alike.
+    var plainBest = engineSeconds
+    var effectsBest = Double.infinity
+    var effectBytes = 0
+    for round in 0..<2 {
+      var withEffects = Engine(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
+      withEffects.enableEffects()
+      effectBytes = 0
+      t = clock.now
+      for (i, e) in events.enumerated() {
+        withEffects.apply(e, seq: Int64(i + 1))
+        if (i + 1) % effectsBatch == 0 || i + 1 == events.count {
+          let taken = withEffects.takeEffects()
+          effectBytes += taken.count
+          precondition(EffectDigest.of(taken).count == EffectDigest.byteCount)
+        }
+      }
+      effectsBest = min(effectsBest, (clock.now - t).seconds)
+      precondition(withEffects.stateDigest.hexString == digest, "effects changed the state")
+      if round == 0 {
+        var plain = Engine(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
+        t = clock.now
+        for (i, e) in events.enumerated() { plain.apply(e, seq: Int64(i + 1)) }
+        plainBest = min(plainBest, (clock.now - t).seconds)
+      }
+    }
+    print(row("engine only (v1), best of 2", events.count, tradeCount, plainBest))
+    print(row("engine + effects + digest per batch (v1)", events.count, tradeCount, effectsBest))
+    print(
+      "  effects cost: \(String(format: "%.1f", (effectsBest / plainBest - 1) * 100))% of apply time; "
+        + "\(effectBytes / 1_048_576) MiB of effect records, batches of \(effectsBatch) events")
     engine = Engine(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
     var engine2 = Engine(reference: reference, kernel: ClearingKernelV2(feeRows: reference.feeRows))
     t = clock.now
