@@ -26,6 +26,8 @@ public final class Voter {
   /// Decided batches are published here after they are stored (a live feed for
   /// sinks and dashboards; the durable record is the voter's store).
   var publish: ZMQSocket? = nil
+  /// The voted results stream with effect records (VoterStream.swift, docs/STREAM.md).
+  let stream: VotedStream
 
   public init(config: ClusterConfig, dataDir: String, alertsPath: String, log: Logger) throws {
     self.config = config
@@ -33,6 +35,7 @@ public final class Voter {
     self.log = log
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
     store = try RocksDBStateStore(path: dataDir + "/voted")
+    stream = try VotedStream(store: store)
     let watermark = (try store.value(for: Self.watermarkKey)).flatMap { Int64(leBytes: $0) } ?? 1
     var decided: [DecidedBatch] = []
     try store.scan(prefix: [Self.decidedPrefix]) { _, value in
@@ -122,6 +125,8 @@ public final class Voter {
       ("quorum", .int(Int64(core.quorum))), ("alerts", .int(Int64(alertsRaised))),
       ("halted", core.halted.map { .string($0.detail) } ?? .null),
       ("last_state_digest", .string(lastDecidedStateDigest.hexString)),
+      ("stream", .string(config.voterStream)), ("stream_replay", .string(config.voterStreamReplay)),
+      ("streamed_through", .int(stream.next - 1)),
       (
         "replicas",
         .array(
@@ -144,6 +149,8 @@ public final class Voter {
       ("replica", alert.replica.map { .string($0) } ?? .null),
       ("kernel", alert.kernel.map { .string($0) } ?? .null),
       ("first_seq", .int(alert.first)), ("last_seq", .int(alert.last)), ("detail", .string(alert.detail)),
+      ("batch_first_seq", alert.batchFirst.map { .int($0) } ?? .null),
+      ("rows", .array(alert.rows.map { .string($0) })),
     ])
     log.warn("voter: ALERT \(line)")
     if let handle = FileHandle(forWritingAtPath: alertsPath)
@@ -210,8 +217,9 @@ public final class Voter {
         }
       }
       for (i, s) in commands.enumerated() where ready[2 + i] {
-        while try s.receive(timeoutMs: 0) != nil {}  // acknowledgements (REPAIRING)
+        while let msg = try s.receive(timeoutMs: 0) { streamReply(msg, from: i) }  // effects; REPAIRING acks
       }
+      try streamTick(context: context, commands: commands)
       if clock.now - lastResend > .milliseconds(Self.resendEveryMs) {
         lastResend = clock.now
         for ask in core.replicasToAskForResend() {
@@ -292,7 +300,7 @@ public final class Voter {
     for a in actions {
       switch a {
       case .emit: break
-      case .alert(let alert): record(alert)
+      case .alert(let alert): record(alert.kind == .dissent ? explain(alert, commands: commands) : alert)
       case .quarantine(let r): log.warn("voter: replica \(config.replicas[r].id) quarantined")
       case .repair(let r):
         log.warn("voter: asking replica \(config.replicas[r].id) to repair (rebuild by replay)")

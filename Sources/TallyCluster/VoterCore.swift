@@ -21,6 +21,11 @@ public struct VoterAlert: Sendable, Equatable {
   public var first: Int64
   public var last: Int64
   public var detail: String
+  /// DISSENT: the first seq of the batch the dissent was found in (`first` becomes
+  /// the first seq whose effects differ, once explained) and the differing effect
+  /// rows, majority vs dissenter (VoterExplain.swift).
+  public var batchFirst: Int64? = nil
+  public var rows: [String] = []
 }
 
 public enum VoterAction: Sendable, Equatable {

@@ -115,30 +115,31 @@ public enum EffectText {
       if m.outcome != d.outcome {
         lines.append("seq \(seq): outcome \(m.outcome.word) vs \(d.outcome.word)")
       }
-      var j = 0
-      while j < m.effects.count || j < d.effects.count, lines.count < linesMax {
-        let a = j < m.effects.count ? m.effects[j] : nil
-        let b = j < d.effects.count ? d.effects[j] : nil
-        j += 1
+      // Rows are matched by kind and SPEC §5 key (the order within an event is canonical).
+      func key(_ e: Effect) -> String {
+        e.kind.word + " " + fields(e).prefix(keyFieldCount(e.kind)).map(\.value).joined(separator: ",")
+      }
+      func named(_ e: Effect) -> String {
+        fields(e).dropFirst(keyFieldCount(e.kind)).map { "\($0.name) \($0.value)" }.joined(separator: ", ")
+      }
+      let dissenterRows = d.effects.map { (key($0), $0) }
+      var matched = [Bool](repeating: false, count: d.effects.count)
+      for a in m.effects where lines.count < linesMax {
+        let k = key(a)
+        guard let j = dissenterRows.indices.first(where: { !matched[$0] && dissenterRows[$0].0 == k }) else {
+          lines.append("seq \(seq) \(k) (majority only): \(named(a))")
+          continue
+        }
+        matched[j] = true
+        let b = dissenterRows[j].1
         if a == b { continue }
-        guard let a, let b, a.kind == b.kind else {
-          lines.append(
-            "seq \(seq): \(a.map(line) ?? "(no row)") vs \(b.map(line) ?? "(no row)")")
-          continue
-        }
-        let fa = fields(a)
-        let fb = fields(b)
-        let keyCount = keyFieldCount(a.kind)
-        let keyA = fa.prefix(keyCount).map(\.value).joined(separator: ",")
-        let keyB = fb.prefix(keyCount).map(\.value).joined(separator: ",")
-        if keyA != keyB {
-          lines.append("seq \(seq): \(line(a)) vs \(line(b))")
-          continue
-        }
-        let diffs = zip(fa, fb).filter { $0.0.value != $0.1.value }.map {
+        let diffs = zip(fields(a), fields(b)).filter { $0.0.value != $0.1.value }.map {
           "\($0.0.name) \($0.0.value) vs \($0.1.value)"
         }
-        lines.append("seq \(seq) \(a.kind.word) \(keyA): " + diffs.joined(separator: ", "))
+        lines.append("seq \(seq) \(k): " + diffs.joined(separator: ", "))
+      }
+      for (j, row) in dissenterRows.enumerated() where !matched[j] && lines.count < linesMax {
+        lines.append("seq \(seq) \(row.0) (dissenter only): \(named(row.1))")
       }
       if lines.isEmpty { lines.append("seq \(seq): event records differ") }
       return (seq, lines)

@@ -151,6 +151,9 @@ struct ClusterStatus: ParsableCommand {
       default:
         if let v = voterStatus, let w = ControlClient.field(v, "watermark") {
           fields.append(("decided_through", .int(w - 1)))
+          fields.append(("stream", .string(c.voterStream)))
+          fields.append(("stream_replay", .string(c.voterStreamReplay)))
+          fields.append(("streamed_through", .int(ControlClient.field(v, "streamed_through") ?? 0)))
           fields.append(("alerts", .int(ControlClient.field(v, "alerts") ?? 0)))
           text += ", decided through seq \(w - 1), alerts \(ControlClient.field(v, "alerts") ?? 0)"
           if v.contains("\"halted\":\"") { text += ", HALTED (no majority)" }
@@ -163,7 +166,8 @@ struct ClusterStatus: ParsableCommand {
       print(
         JSON.render([
           ("cluster", .string(c.name)), ("data", .string(sup.data)), ("ingest", .string(c.ingest)),
-          ("quorum", .int(Int64(c.quorum))), ("nodes", .array(nodes)),
+          ("quorum", .int(Int64(c.quorum))), ("stream", .string(c.voterStream)),
+          ("stream_replay", .string(c.voterStreamReplay)), ("nodes", .array(nodes)),
         ]))
     } else {
       print(lines.joined(separator: "\n"))

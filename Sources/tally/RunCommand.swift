@@ -40,7 +40,9 @@ struct RunCommand: ParsableCommand {
   @Flag(inversion: .prefixedNo, help: "With --state: fsync every commit.")
   var sync = true
 
-  @Option(name: .long, help: "Clearing kernel version: v1, v2 (v1-faulty injects a fee fault).")
+  @Option(
+    name: .long,
+    help: "Clearing kernel: v1, v2; v1-faulty, v1-faulty-transfer, v1-faulty-settlement plant a fault.")
   var kernel = "v1"
 
   @Flag(name: .long, help: "Print the state digest (SHA-256 of the state checksum) after the run.")
