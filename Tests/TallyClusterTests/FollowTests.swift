@@ -46,7 +46,8 @@ final class FollowTests: ClusterTestCase {
     let r = last.wait(timeout: 180)
     XCTAssertEqual(r.status, 0, r.output)
     XCTAssertTrue(r.stderr.contains("as of seq \(total)"), r.stderr)
-    XCTAssertTrue(r.stderr.contains("follow: resumed at seq "), "the last follower started afresh: \(r.stderr)")
+    XCTAssertTrue(
+      r.stderr.contains("follow: resumed at seq "), "the last follower started afresh: \(r.stderr)")
     XCTAssertEqual(
       try String(contentsOfFile: out + "/as_of_seq", encoding: .utf8), "\(total)\n")
     try FileManager.default.removeItem(atPath: out + "/as_of_seq")
