@@ -53,5 +53,13 @@ final class FollowTests: ClusterTestCase {
     try FileManager.default.removeItem(atPath: out + "/as_of_seq")
     try FileManager.default.removeItem(atPath: out + "/.follow")
     assertSameFolders(out, m.expected, "tally follow after \(kills) SIGKILLs")
+
+    // `tally report --from-stream`: the same files from the voted stream, saying as of which seq.
+    let report = try c.tally(
+      ["report"], ["--reference", m.reference, "--out", work + "/streamed", "--from-stream"])
+    XCTAssertEqual(report.status, 0, report.output)
+    XCTAssertTrue(report.stderr.contains("as of seq \(total)"), report.stderr)
+    try FileManager.default.removeItem(atPath: work + "/streamed/as_of_seq")
+    assertSameFolders(work + "/streamed", m.expected, "report --from-stream")
   }
 }
