@@ -155,18 +155,20 @@ extension TallyState {
       let p = participants.rows[Int(id)]
       w.balance(participant: p.id.text, balanceFen: p.balance)
     case .holding:
-      let p = positions.rows[Int(id)]
+      let i = Int(id)  // fields one by one: copying the record would copy its lots array
       w.holding(
-        account: accounts.rows[Int(p.account)].id.text, security: securities.rows[Int(p.security)].code.text,
-        quantity: p.quantity, available: p.available, withheld: p.withheld)
+        account: accounts.rows[Int(positions.rows[i].account)].id.text,
+        security: securities.rows[Int(positions.rows[i].security)].code.text,
+        quantity: positions.rows[i].quantity,
+        available: positions.rows[i].available, withheld: positions.rows[i].withheld)
     case .entitlement:
       let e = entitlements.rows[Int(id)]
       w.entitlement(
         ordinal: Int64(id), security: securities.rows[Int(e.security)].code.text, recordDate: e.recordDate,
         payDate: e.payDate, account: accounts.rows[Int(e.account)].id.text, kind: e.kind, value: e.value)
     case .tax:
+      guard trades.rows[Int(id)].taxFen > 0 else { return false }
       let t = trades.rows[Int(id)]
-      guard t.taxFen > 0 else { return false }
       if t.cancelled {
         w.taxRemoved(tradeDate: t.date, tradeId: t.tradeId.text)
       } else {

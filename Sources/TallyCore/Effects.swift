@@ -316,14 +316,20 @@ struct RecordCursor {
     i64(Int64(truncatingIfNeeded: v >> 64))
   }
   @inline(__always) mutating func string(_ s: String) {
-    var s = s
-    s.withUTF8 { u in
-      i32(Int32(u.count))
-      if u.count > 0 {
-        (raw.baseAddress! + offset).copyMemory(from: UnsafeRawPointer(u.baseAddress!), byteCount: u.count)
-      }
-      offset += u.count
+    let n = s.utf8.count
+    i32(Int32(n))
+    let at = offset
+    let copied: Void? = s.utf8.withContiguousStorageIfAvailable { u in
+      if n > 0 { (raw.baseAddress! + at).copyMemory(from: UnsafeRawPointer(u.baseAddress!), byteCount: n) }
     }
+    if copied == nil {
+      var i = at
+      for b in s.utf8 {
+        raw[i] = b
+        i += 1
+      }
+    }
+    offset = at + n
   }
 }
 
