@@ -150,7 +150,7 @@ public final class Voter {
       ("kernel", alert.kernel.map { .string($0) } ?? .null),
       ("first_seq", .int(alert.first)), ("last_seq", .int(alert.last)), ("detail", .string(alert.detail)),
       ("batch_first_seq", alert.batchFirst.map { .int($0) } ?? .null),
-      ("rows", .array(alert.rows.map { .string($0) })),
+      ("rows", .array(alert.rows.map { .string($0) })), ("event", alert.event.map { .string($0) } ?? .null),
     ])
     log.warn("voter: ALERT \(line)")
     if let handle = FileHandle(forWritingAtPath: alertsPath)

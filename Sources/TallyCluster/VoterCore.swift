@@ -26,6 +26,8 @@ public struct VoterAlert: Sendable, Equatable {
   /// rows, majority vs dissenter (VoterExplain.swift).
   public var batchFirst: Int64? = nil
   public var rows: [String] = []
+  /// DISSENT: the event line at `first` as journaled (what the differing rows came from).
+  public var event: String? = nil
 }
 
 public enum VoterAction: Sendable, Equatable {

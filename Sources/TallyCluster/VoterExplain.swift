@@ -83,9 +83,32 @@ extension Voter {
     else { return a }
     a.first = diff.seq
     a.rows = diff.lines
+    a.event = journalLine(seq: diff.seq, batchFirst: alert.first)
     a.detail =
-      "effects differ from the majority's first at seq \(diff.seq) (batch \(alert.first)...\(alert.last)): "
-      + diff.lines.joined(separator: "; ")
+      "effects differ from the majority's first at seq \(diff.seq) (batch \(alert.first)...\(alert.last))"
+      + (a.event.map { " for event \($0)" } ?? "") + ": " + diff.lines.joined(separator: "; ")
     return a
+  }
+
+  /// The journaled event line at `seq`, asked of the sequencer (its batch starts at
+  /// `batchFirst`); nil when it does not answer within explainTimeoutMs.
+  func journalLine(seq: Int64, batchFirst: Int64) -> String? {
+    guard let context = stream.context, let socket = try? ZMQSocket(context: context, type: .dealer) else {
+      return nil
+    }
+    defer { socket.close() }
+    guard (try? Secure.node(socket, config.curve)) != nil,
+      (try? socket.connect(config.sequencerFetch)) != nil,
+      (try? socket.send(["FETCH".bytes, batchFirst.leBytes], dontWait: true)) == true,
+      let reply = try? socket.receive(timeoutMs: Int32(Self.explainTimeoutMs)),
+      reply.first?.text == "BATCHES",
+      reply.count >= 2
+    else { return nil }
+    var r = ByteReader(reply[1])
+    guard let batch = try? JournalBatch(decoding: &r), batch.first <= seq, seq <= batch.last else {
+      return nil
+    }
+    let line = batch.lines[Int(seq - batch.first)]
+    return String(decoding: line.prefix(200), as: UTF8.self)
   }
 }

@@ -69,6 +69,8 @@ final class VotedStream {
   var askRotation = 0
   var publish: ZMQSocket? = nil
   var replay: ZMQSocket? = nil
+  /// The voter's context, for short-lived sockets (VoterExplain.swift).
+  var context: ZMQContext? = nil
   var lastHeartbeat = ContinuousClock.now
   /// Replay clients seen recently (identity → last request), bounded by replayClientsMax.
   var clients: [[UInt8]: ContinuousClock.Instant] = [:]
@@ -117,6 +119,7 @@ extension Voter {
   /// records of decided batches, store and publish them in order, answer replays.
   func streamTick(context: ZMQContext, commands: [ZMQSocket]) throws {
     let s = stream
+    if s.context == nil { s.context = context }
     if s.publish == nil {
       let pub = try ZMQSocket(context: context, type: .pub)
       try Secure.server(pub, config.curve)

@@ -25,7 +25,7 @@ final class EffectsVoteTests: ClusterTestCase {
     return nil
   }
 
-  func runFaulty(kernel: String, basePort: Int, field: String) throws {
+  func runFaulty(kernel: String, basePort: Int, field: String, record: String) throws {
     try FileManager.default.createDirectory(atPath: work + "/" + kernel, withIntermediateDirectories: true)
     let m = try Market.generate(in: work + "/" + kernel, days: 3, tradesPerDay: 1_500, seed: 7)
     guard let expected = try firstDifferingSeq(m, kernel: kernel) else {
@@ -75,6 +75,9 @@ final class EffectsVoteTests: ClusterTestCase {
     } else {
       XCTFail("\(kernel): the alert names no batch: \(first)")
     }
+    // The event the differing rows came from, as journaled.
+    XCTAssertTrue(
+      (first["event"] as? String ?? "").hasPrefix(record + ","), "\(kernel): event \(first["event"] ?? "-")")
     let rows = first["rows"] as? [String] ?? []
     XCTAssertFalse(rows.isEmpty, "\(kernel): no differing rows named: \(first)")
     XCTAssertTrue(rows.joined().contains(field), "\(kernel): rows do not name \(field): \(rows)")
@@ -90,14 +93,14 @@ final class EffectsVoteTests: ClusterTestCase {
   }
 
   func testFeeRoundingFaultIsOutvotedAtItsFirstDifferingEffect() throws {
-    try runFaulty(kernel: "v1-faulty", basePort: 17_800, field: "handling_fee")
+    try runFaulty(kernel: "v1-faulty", basePort: 17_800, field: "handling_fee", record: "TRADE")
   }
 
   func testTransferFaultIsOutvotedAtItsFirstDifferingEffect() throws {
-    try runFaulty(kernel: "v1-faulty-transfer", basePort: 17_820, field: "available")
+    try runFaulty(kernel: "v1-faulty-transfer", basePort: 17_820, field: "available", record: "TRADE")
   }
 
   func testSettlementFaultIsOutvotedAtItsFirstDifferingEffect() throws {
-    try runFaulty(kernel: "v1-faulty-settlement", basePort: 17_840, field: "withheld")
+    try runFaulty(kernel: "v1-faulty-settlement", basePort: 17_840, field: "withheld", record: "SETTLE")
   }
 }
