@@ -25,13 +25,14 @@ final class FollowTests: ClusterTestCase {
       let s = try c.startSubmit([part], client: "part\(i)", batchLines: 200, name: "submit-\(i)")
       children.append(s)
       if i == 1 { try c.kill9("r2") }  // a replica dies meanwhile: the stream takes another's records
+      if i == 2 { try c.kill9("voter") }  // and the voter: it publishes on from its stored position
       Thread.sleep(forTimeInterval: 0.4 + 0.3 * Double(i))
       kill(f.process.processIdentifier, SIGKILL)
       _ = f.wait(timeout: 10)
       kills += 1
       XCTAssertEqual(s.wait(timeout: 120).status, 0, "submit of part \(i)")
     }
-    try c.up()  // r2 comes back and catches up
+    try c.up()  // r2 and the voter come back and catch up
     // Killed in the middle of work: resumes and finishes.
     for k in 0..<3 {
       let f = try Child(Paths.tally, follow, workDir: work, name: "follow-again-\(k)")
