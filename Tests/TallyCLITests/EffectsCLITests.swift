@@ -50,4 +50,32 @@ final class EffectsCLITests: XCTestCase {
       ], scratch: dir)
     XCTAssertEqual(bad.status, 64, bad.stderr)
   }
+
+  /// Effects never depend on Dictionary or Set order: two processes (each with its own
+  /// hash seed) and both clearing kernels write identical effect bytes for a generated week.
+  func testEffectsAreIdenticalAcrossProcessesAndKernels() throws {
+    let dir = try makeTemporaryDirectory("effects-det")
+    defer { removeDirectory(dir) }
+    let g = try runTally(
+      [
+        "generate", "--out", dir + "/m", "--seed", "41", "--days", "4", "--trades-per-day", "1500",
+        "--accounts",
+        "300", "--quiet",
+      ], scratch: dir)
+    XCTAssertEqual(g.status, 0, g.stderr)
+    var files: [Data] = []
+    for (i, kernel) in ["v1", "v1", "v2"].enumerated() {
+      let r = try runTally(
+        [
+          "run", "--kernel", kernel, "--reference", dir + "/m/reference", "--out", dir + "/o\(i)",
+          "--effects",
+          dir + "/e\(i).bin", "--effects-format", "binary", "--quiet", dir + "/m/events.txt",
+        ], scratch: dir)
+      XCTAssertEqual(r.status, 0, r.stderr)
+      files.append(try Data(contentsOf: URL(fileURLWithPath: dir + "/e\(i).bin")))
+    }
+    XCTAssertGreaterThan(files[0].count, 100_000)
+    XCTAssertEqual(files[0], files[1], "two processes wrote different effects")
+    XCTAssertEqual(files[0], files[2], "kernels v1 and v2 wrote different effects")
+  }
 }
