@@ -662,6 +662,7 @@ public final class Simulation {
     let kernel = try KernelCatalog.make(replicas[r].kernel, feeRows: market.reference.feeRows)
     replicas[r].engine = try DurableEngine(
       store: replicas[r].store, reference: market.reference, kernel: kernel)
+    replicas[r].engine!.enableEffects()
     replicas[r].fetchSentAt = nil
     replicas[r].lastHeartbeat = -10_000
     log("open r\(r + 1) at seq \(replicas[r].engine!.committedSeq)")
@@ -696,6 +697,7 @@ public final class Simulation {
       for (i, line) in batch.lines.enumerated() {
         outcomes.append(Vote.outcomeByte(durable.apply(line: line[...], seq: batch.first + Int64(i))))
       }
+      let effectsDigest = EffectDigest.of(durable.takeEffects())
       if rng.chance(perMillion: healed ? 0 : crashMidBatchPerMillion) {
         countFault("crash-replica-mid-batch")
         crash(.replica(r), downMs: rng.int64(1...500))
@@ -709,7 +711,7 @@ public final class Simulation {
           if flip { d[0] ^= 1 }
           let v = Vote(
             replica: id, kernel: kernel, first: batch.first, last: batch.last, outcomes: outcomes,
-            stateDigest: d)
+            effectsDigest: effectsDigest, stateDigest: d)
           built.vote = v
           var extra = StoreBatch()
           extra.put(Self.voteKey(batch.first), v.encoded)

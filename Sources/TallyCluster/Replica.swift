@@ -18,6 +18,8 @@ public struct ReplicaFaults: Sendable {
 
 public final class Replica {
   static let votePrefix: UInt8 = 0x20
+  /// Effect records of each journal batch (by first seq), logged with the votes.
+  static let effectsPrefix: UInt8 = 0x21
   /// Seconds before an unanswered fetch is sent again (the sequencer may have restarted).
   static let fetchRetryMs = 3_000
 
@@ -63,6 +65,7 @@ public final class Replica {
     let store = try RocksDBStateStore(path: dataDir + "/state", options: options)
     let engine = try DurableEngine(
       store: store, reference: reference, kernel: try KernelCatalog.make(kernel, feeRows: reference.feeRows))
+    engine.enableEffects()
     return (store, engine)
   }
 
@@ -74,6 +77,9 @@ public final class Replica {
 
   /// Votes sent since the last commit: logged (for resends) with the next commit.
   var uncommittedVotes: [Vote] = []
+  /// Effect records of the batches since the last commit (first seq, bytes): logged
+  /// with the next commit, served to the voter on request (ReplicaEffects.swift).
+  var uncommittedEffects: [(first: Int64, last: Int64, bytes: [UInt8])] = []
 
   /// True when a batch ends on a checkpoint: it crosses a multiple of
   /// `checkpointEvents` seqs. Every replica places checkpoints at the same batches.
@@ -94,29 +100,35 @@ public final class Replica {
     for (i, line) in batch.lines.enumerated() {
       outcomes.append(Vote.outcomeByte(durable.apply(line: line[...], seq: batch.first + Int64(i))))
     }
+    let effects = durable.takeEffects()
+    let effectsDigest = EffectDigest.of(effects)
+    uncommittedEffects.append((batch.first, batch.last, effects))
     guard isCheckpoint(batch) else {
       let vote = Vote(
         replica: id, kernel: kernelName, first: batch.first, last: batch.last, outcomes: outcomes,
-        stateDigest: [])
+        effectsDigest: effectsDigest, stateDigest: [])
       uncommittedVotes.append(vote)
       return vote
     }
     let box = VoteBox()
     let (id, kernelName, flip) = (self.id, self.kernelName, faults.flipDigestBit)
     let earlier = uncommittedVotes
+    let earlierEffects = uncommittedEffects
     try durable.commit { digest in
       var d = digest
       if flip { d[0] ^= 1 }
       let v = Vote(
         replica: id, kernel: kernelName, first: batch.first, last: batch.last, outcomes: outcomes,
-        stateDigest: d)
+        effectsDigest: effectsDigest, stateDigest: d)
       box.vote = v
       var extra = StoreBatch()
       for e in earlier { extra.put(Self.voteKey(e.first), e.encoded) }
+      for e in earlierEffects { extra.put(Self.effectsKey(e.first), Self.encodeEffects(e)) }
       extra.put(Self.voteKey(batch.first), v.encoded)
       return extra
     }
     uncommittedVotes = []
+    uncommittedEffects = []
     guard let vote = box.vote else { preconditionFailure("commit did not build the vote") }
     return vote
   }
@@ -125,8 +137,10 @@ public final class Replica {
   func commitNow() throws {
     var extra = StoreBatch()
     for e in uncommittedVotes { extra.put(Self.voteKey(e.first), e.encoded) }
+    for e in uncommittedEffects { extra.put(Self.effectsKey(e.first), Self.encodeEffects(e)) }
     try durable.commit(extra: extra)
     uncommittedVotes = []
+    uncommittedEffects = []
   }
 
   /// Deletes the state and starts again from seq 1 (repair by replay).
@@ -135,6 +149,7 @@ public final class Replica {
     try? FileManager.default.removeItem(atPath: dataDir + "/state")
     (store, durable) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
     uncommittedVotes = []
+    uncommittedEffects = []
     repairs += 1
     log.warn(
       "replica \(id): state deleted on repair request; replaying the journal from seq 1 (repair \(repairs))")
@@ -236,6 +251,16 @@ public final class Replica {
               _ = try votes.send(["VOTE".bytes, vote.encoded], dontWait: true)
             }
             log.info("replica \(id): resent \(sent) votes from seq \(from)", metadata: ["seq": "\(from)"])
+          case "EFFECTS":
+            // The effect records of one journal batch: [EFFECTS, first, last, bytes] or [NOEFFECTS].
+            guard msg.count == 4, let first = Int64(leBytes: msg[2]), let last = Int64(leBytes: msg[3]) else {
+              continue
+            }
+            if let bytes = try effects(first: first, last: last) {
+              try control.send([who, "EFFECTS".bytes, first.leBytes, last.leBytes, bytes])
+            } else {
+              try control.send([who, "NOEFFECTS".bytes, first.leBytes, appliedSeq.leBytes])
+            }
           case "REPAIR":
             try rebuild()
             fetchSentAt = nil

@@ -28,6 +28,8 @@ public final class Voter {
   var publish: ZMQSocket? = nil
   /// Metrics hooks (TallyOps); no-ops by default.
   public var hooks = OpsHooks()
+  /// The voted results stream with effect records (VoterStream.swift, docs/STREAM.md).
+  let stream: VotedStream
 
   public init(config: ClusterConfig, dataDir: String, alertsPath: String, log: Logger) throws {
     self.config = config
@@ -35,6 +37,7 @@ public final class Voter {
     self.log = log
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
     store = try RocksDBStateStore(path: dataDir + "/voted")
+    stream = try VotedStream(store: store)
     let watermark = (try store.value(for: Self.watermarkKey)).flatMap { Int64(leBytes: $0) } ?? 1
     var decided: [DecidedBatch] = []
     try store.scan(prefix: [Self.decidedPrefix]) { _, value in
@@ -75,7 +78,7 @@ public final class Voter {
     let last = try r.i64()
     let n = Int(try r.i32())
     return DecidedBatch(
-      first: first, last: last, outcomes: try r.bytes(n), outputDigest: try r.bytes(32),
+      first: first, last: last, outcomes: try r.bytes(n), outputDigest: try r.bytes(EffectDigest.byteCount),
       stateDigest: try r.bytes(Int(try r.i32())))
   }
 
@@ -124,6 +127,8 @@ public final class Voter {
       ("quorum", .int(Int64(core.quorum))), ("alerts", .int(Int64(alertsRaised))),
       ("halted", core.halted.map { .string($0.detail) } ?? .null),
       ("last_state_digest", .string(lastDecidedStateDigest.hexString)),
+      ("stream", .string(config.voterStream)), ("stream_replay", .string(config.voterStreamReplay)),
+      ("streamed_through", .int(stream.next - 1)),
       (
         "replicas",
         .array(
@@ -146,6 +151,8 @@ public final class Voter {
       ("replica", alert.replica.map { .string($0) } ?? .null),
       ("kernel", alert.kernel.map { .string($0) } ?? .null),
       ("first_seq", .int(alert.first)), ("last_seq", .int(alert.last)), ("detail", .string(alert.detail)),
+      ("batch_first_seq", alert.batchFirst.map { .int($0) } ?? .null),
+      ("rows", .array(alert.rows.map { .string($0) })), ("event", alert.event.map { .string($0) } ?? .null),
     ])
     log.warn(
       "voter: ALERT \(line)",
@@ -217,8 +224,9 @@ public final class Voter {
         }
       }
       for (i, s) in commands.enumerated() where ready[2 + i] {
-        while try s.receive(timeoutMs: 0) != nil {}  // acknowledgements (REPAIRING)
+        while let msg = try s.receive(timeoutMs: 0) { streamReply(msg, from: i) }  // effects; REPAIRING acks
       }
+      try streamTick(context: context, commands: commands)
       if clock.now - lastResend > .milliseconds(Self.resendEveryMs) {
         lastResend = clock.now
         for ask in core.replicasToAskForResend() {
@@ -234,7 +242,7 @@ public final class Voter {
       return nil
     }
     // The key is the output digest, followed by the state digest at checkpoints.
-    return d.key.count == 64 ? Array(d.key.suffix(32)) : []
+    return d.key.count == EffectDigest.byteCount + 32 ? Array(d.key.suffix(32)) : []
   }
 
   /// One message from a replica: a vote or a heartbeat. Anything malformed, or from
@@ -307,7 +315,7 @@ public final class Voter {
     for a in actions {
       switch a {
       case .emit: break
-      case .alert(let alert): record(alert)
+      case .alert(let alert): record(alert.kind == .dissent ? explain(alert, commands: commands) : alert)
       case .quarantine(let r):
         log.warn(
           "voter: replica \(config.replicas[r].id) quarantined",

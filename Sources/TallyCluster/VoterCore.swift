@@ -1,6 +1,7 @@
 // The voter's decisions, as a state machine without I/O (the SwiftNIO pattern):
 // votes in, actions out. The service around it does sockets, storage and alerts,
 // and a simulator can drive it directly.
+import TallyCore
 
 public struct DecidedBatch: Sendable, Equatable {
   public var first: Int64
@@ -20,6 +21,13 @@ public struct VoterAlert: Sendable, Equatable {
   public var first: Int64
   public var last: Int64
   public var detail: String
+  /// DISSENT: the first seq of the batch the dissent was found in (`first` becomes
+  /// the first seq whose effects differ, once explained) and the differing effect
+  /// rows, majority vs dissenter (VoterExplain.swift).
+  public var batchFirst: Int64? = nil
+  public var rows: [String] = []
+  /// DISSENT: the event line at `first` as journaled (what the differing rows came from).
+  public var event: String? = nil
 }
 
 public enum VoterAction: Sendable, Equatable {
@@ -117,7 +125,9 @@ public struct VoterCore: Sendable {
       if decided.key == vote.key {
         // A quarantined replica rejoins once it has caught up and its state digest
         // agrees at a checkpoint (outputs alone do not show a wrong state).
-        if replicas[r].quarantined && vote.last + 1 >= watermark && decided.key.count == 64 {
+        if replicas[r].quarantined && vote.last + 1 >= watermark
+          && decided.key.count == EffectDigest.byteCount + 32
+        {
           replicas[r].quarantined = false
           actions.append(
             .alert(
@@ -148,7 +158,7 @@ public struct VoterCore: Sendable {
         .alert(
           VoterAlert(
             kind: .dissent, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
-            detail: (vote.outputDigest != Array(expected.prefix(32))
+            detail: (vote.outputDigest != Array(expected.prefix(EffectDigest.byteCount))
               ? "outputs differ from the majority's" : "state digest differs from the majority's")
               + "; still after \(repairsMax) repairs, stays quarantined for an operator"))
       ]
@@ -157,7 +167,7 @@ public struct VoterCore: Sendable {
       .alert(
         VoterAlert(
           kind: .dissent, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
-          detail: vote.outputDigest != Array(expected.prefix(32))
+          detail: vote.outputDigest != Array(expected.prefix(EffectDigest.byteCount))
             ? "outputs differ from the majority's" : "state digest differs from the majority's"))
     ]
     if !replicas[r].quarantined {

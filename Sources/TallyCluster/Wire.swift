@@ -72,27 +72,24 @@ public struct Vote: Sendable, Equatable {
   public var last: Int64
   /// One byte per event: 0 applied, else RejectReason.rawValue + 1.
   public var outcomes: [UInt8]
+  /// The 128-bit digest (`EffectDigest`, docs/EFFECTS.md) of the batch's effect
+  /// records: every event's header (seq, outcome) and every row it created or changed.
+  /// The records themselves travel only on the voted stream.
   public var outputDigest: [UInt8]
   public var stateDigest: [UInt8]
 
   public init(
-    replica: String, kernel: String, first: Int64, last: Int64, outcomes: [UInt8], stateDigest: [UInt8]
+    replica: String, kernel: String, first: Int64, last: Int64, outcomes: [UInt8], effectsDigest: [UInt8],
+    stateDigest: [UInt8]
   ) {
+    precondition(effectsDigest.count == EffectDigest.byteCount, "an effects digest has 16 bytes")
     self.replica = replica
     self.kernel = kernel
     self.first = first
     self.last = last
     self.outcomes = outcomes
-    self.outputDigest = Vote.digest(first: first, last: last, outcomes: outcomes)
+    self.outputDigest = effectsDigest
     self.stateDigest = stateDigest
-  }
-
-  public static func digest(first: Int64, last: Int64, outcomes: [UInt8]) -> [UInt8] {
-    var w = ByteWriter(capacity: 16 + outcomes.count)
-    w.i64(first)
-    w.i64(last)
-    w.raw(outcomes)
-    return Digests.sha256(w.bytes)
   }
 
   public static func outcomeByte(_ o: Outcome) -> UInt8 {
@@ -132,16 +129,13 @@ public struct Vote: Sendable, Equatable {
       throw DecodeError(description: "vote range \(first)...\(last) does not match \(n) outcomes")
     }
     outcomes = try r.bytes(n)
-    outputDigest = try r.bytes(32)
+    outputDigest = try r.bytes(EffectDigest.byteCount)
     let stateDigestCount = Int(try r.i32())
     guard stateDigestCount == 0 || stateDigestCount == 32 else {
       throw DecodeError(description: "vote's state digest has \(stateDigestCount) bytes")
     }
     stateDigest = try r.bytes(stateDigestCount)
     guard r.isAtEnd else { throw DecodeError(description: "vote has trailing bytes") }
-    guard outputDigest == Vote.digest(first: first, last: last, outcomes: outcomes) else {
-      throw DecodeError(description: "vote's output digest does not match its outcomes")
-    }
   }
 }
 

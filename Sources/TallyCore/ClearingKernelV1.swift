@@ -39,7 +39,7 @@ public struct DecimalRate: Sendable, Equatable {
   }
 }
 
-public struct ClearingKernelV1: ClearingKernel {
+public struct ClearingKernelV1: ClearingKernel, FaultPlanting {
   private struct RateStep {
     var effectiveDate: Int32
     var rate: DecimalRate
@@ -47,18 +47,30 @@ public struct ClearingKernelV1: ClearingKernel {
 
   /// Steps by ascending effective date, per (kind, fee, buy|sell).
   private let steps: [[RateStep]]
-  /// Fault injection for N-version tests: when set, the handling fee is truncated
-  /// instead of rounded half-up. Never set outside tests and chaos scenarios.
-  public let truncatesHandlingFee: Bool
+  /// Fault injection for N-version tests (PlantedFaults.swift). Never set outside
+  /// tests and chaos scenarios.
+  public let plantedFault: PlantedFault?
+  var truncatesHandlingFee: Bool { plantedFault == .feeRounding }
 
-  public var versionName: String { truncatesHandlingFee ? "v1-faulty" : "v1" }
+  public var versionName: String {
+    switch plantedFault {
+    case nil: return "v1"
+    case .feeRounding: return "v1-faulty"
+    case .transfer: return "v1-faulty-transfer"
+    case .settlement: return "v1-faulty-settlement"
+    }
+  }
 
   private static func slot(_ kind: SecurityKind, _ fee: FeeKind, sell: Bool) -> Int {
     (Int(kind.rawValue) * FeeKind.allCases.count + Int(fee.rawValue)) * 2 + (sell ? 1 : 0)
   }
 
   public init(feeRows: [FeeRateRow], truncatesHandlingFee: Bool = false) {
-    self.truncatesHandlingFee = truncatesHandlingFee
+    self.init(feeRows: feeRows, plantedFault: truncatesHandlingFee ? .feeRounding : nil)
+  }
+
+  public init(feeRows: [FeeRateRow], plantedFault: PlantedFault?) {
+    self.plantedFault = plantedFault
     var steps = [[RateStep]](repeating: [], count: SecurityKind.allCases.count * FeeKind.allCases.count * 2)
     for sell in [false, true] {
       for kind in SecurityKind.allCases {
@@ -121,6 +133,6 @@ public struct ClearingKernelV1: ClearingKernel {
     return TradeClearing(
       amountFen: amount, buyerFees: buyer, sellerFees: seller,
       buyerNetFen: -amount - buyer.total, sellerNetFen: amount - seller.total,
-      buyerAvailableNow: kind == .bond ? quantity : 0)
+      buyerAvailableNow: kind == .bond || plantedFault == .transfer ? quantity : 0)
   }
 }

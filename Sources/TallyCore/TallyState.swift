@@ -27,6 +27,8 @@ public struct TallyState {
   public internal(set) var rejections = Table<RejectionRecord>()
   public internal(set) var days = Table<DayRecord>()
   var globalsDirty = true
+  /// Effect records of the events applied since the engine last took them (EffectEmission.swift).
+  var effects = EffectBuffer()
 
   // MARK: Derived indexes (rebuilt on load, never iterated into state).
   var participantById = FastIndex<Ident>()
@@ -224,6 +226,7 @@ public struct TallyState {
         outcome = .rejected(.duplicateParticipant)
       } else {
         addParticipant(Ident(id), name: name)
+        emitBalance(Int32(participants.count - 1))
         outcome = .applied
       }
     case .unit(let id, let participant):
@@ -254,9 +257,11 @@ public struct TallyState {
     if case .rejected(let reason) = outcome {
       rejections.append(
         RejectionRecord(seq: seq, record: event.recordWord, ref: event.refText, reason: reason))
+      emitRejection(Int32(rejections.count - 1))
     }
     globals.appliedSeq = seq
     globalsDirty = true
+    emitEvent(seq: seq, outcome: outcome)
     return outcome
   }
 
@@ -277,7 +282,10 @@ public struct TallyState {
     // Every holding becomes available except what is withheld.
     for p in awaitingAvailability {
       let free = positions[p].quantity - positions[p].withheld
-      if positions[p].available != free { positions[p].available = free }
+      if positions[p].available != free {
+        positions[p].available = free
+        emitHolding(p)
+      }
       isAwaitingAvailability[Int(p)] = false
     }
     awaitingAvailability.removeAll(keepingCapacity: true)
@@ -297,6 +305,7 @@ public struct TallyState {
         into: p)
       securities[row.security].issuedQuantity += row.value
       entitlements[e].credited = true
+      emitHolding(p)
     }
     uncreditedShares = stillWaiting
     return .applied
@@ -345,9 +354,11 @@ public struct TallyState {
       rejections.append(
         RejectionRecord(
           seq: seq, record: "TRADE", ref: String(decoding: idBytes, as: UTF8.self), reason: reason))
+      emitRejection(Int32(rejections.count - 1))
     }
     globals.appliedSeq = seq
     globalsDirty = true
+    emitEvent(seq: seq, outcome: outcome)
     return outcome
   }
 
@@ -399,16 +410,21 @@ public struct TallyState {
     clearingRows[sellRow].sellQuantity += q
     clearingRows[sellRow].sellAmount += Int128(c.amountFen)
     clearingRows[sellRow].fees.add(c.sellerFees)
+    emitClearing(buyRow)
+    emitClearing(sellRow)
     let buySettlement = settlementRow(date: t.date, participant: buyParticipant)
     settlementRows[buySettlement].netFen += Int128(c.buyerNetFen)
     settlementRows[buySettlement].liveSides += 1
     let sellSettlement = settlementRow(date: t.date, participant: sellParticipant)
     settlementRows[sellSettlement].netFen += Int128(c.sellerNetFen)
     settlementRows[sellSettlement].liveSides += 1
+    emitSettlement(buySettlement)
+    emitSettlement(sellSettlement)
 
     // Transfer (§4.2) and lots (§4.5): the seller first, then the buyer.
     positions[sellPosition].quantity -= q
     positions[sellPosition].available -= q
+    emitHolding(sellPosition)
     let sliceStart = Int32(slices.count)
     let taxable = accountKinds[Int(sellAccount)] == .individual && kind == .stock
     var taxUnits: Int128 = 0  // Σ quantity × accrued(µCNY) × rate(%), in 1e-8 CNY
@@ -430,6 +446,7 @@ public struct TallyState {
     positions[buyPosition].quantity += q
     positions[buyPosition].available += c.buyerAvailableNow
     if c.buyerAvailableNow < q { markAwaitingAvailability(buyPosition) }
+    emitHolding(buyPosition)
     insertLot(
       Lot(acquired: t.date, creation: takeLotCreation(), accruedMicro: 0, quantity: q), into: buyPosition)
 
@@ -442,6 +459,7 @@ public struct TallyState {
         taxFen: taxFen, cancelled: false, withheld: 0, sliceStart: sliceStart,
         sliceCount: Int32(slices.count) - sliceStart))
     tradeByKey[tradeKey] = tradeIndex
+    emitTax(tradeIndex)
     days[Int32(days.count - 1)].tradeEnd = tradeIndex + 1
     return .applied
   }
@@ -471,18 +489,23 @@ public struct TallyState {
     clearingRows[sellRow].sellQuantity -= q
     clearingRows[sellRow].sellAmount -= Int128(c.amountFen)
     clearingRows[sellRow].fees.subtract(c.sellerFees)
+    emitClearing(buyRow)
+    emitClearing(sellRow)
     let buySettlement = settlementByKey[Self.settlementKey(t.date, t.buyParticipant)]!
     settlementRows[buySettlement].netFen -= Int128(c.buyerNetFen)
     settlementRows[buySettlement].liveSides -= 1
     let sellSettlement = settlementByKey[Self.settlementKey(t.date, t.sellParticipant)]!
     settlementRows[sellSettlement].netFen -= Int128(c.sellerNetFen)
     settlementRows[sellSettlement].liveSides -= 1
+    emitSettlement(buySettlement)
+    emitSettlement(sellSettlement)
 
     // Seller: quantity, availability and the exact slices back.
     let sellPosition = positionDirectory.find(account: t.sellAccount, security: t.security)!
     positions[sellPosition].quantity += q
     positions[sellPosition].available += q
     for s in t.sliceStart..<(t.sliceStart + t.sliceCount) { insertLot(slices[s], into: sellPosition) }
+    emitHolding(sellPosition)
 
     // Buyer: shares not yet available first, then available ones; lots newest first.
     let position = positions[buyPosition]
@@ -490,8 +513,10 @@ public struct TallyState {
     let fromNotYet = min(q, notYetAvailable)
     positions[buyPosition].available -= q - fromNotYet
     positions[buyPosition].quantity -= q
+    emitHolding(buyPosition)
     removeNewestLots(of: buyPosition, quantity: q)
     trades[ti].cancelled = true
+    emitTax(ti)
     return .applied
   }
 
@@ -529,6 +554,7 @@ public struct TallyState {
             EntitlementRecord(
               security: action.security, recordDate: action.recordDate, payDate: action.payDate,
               account: positions[p].account, kind: .cash, value: value, credited: false))
+          emitEntitlement(Int32(entitlements.count - 1))
         }
         accrueDividend(of: p, perShareMicro: action.perShareMicro)
       }
@@ -563,6 +589,7 @@ public struct TallyState {
             account: positions[p].account, kind: .shares, value: exactInt64(shares[i], "bonus shares"),
             credited: false))
         uncreditedShares.append(Int32(entitlements.count - 1))
+        emitEntitlement(Int32(entitlements.count - 1))
       }
     }
     actions[a].executed = true
@@ -585,6 +612,8 @@ public struct TallyState {
           participants[settlementRows[s].participant].balance += settlementRows[s].netFen
           settlementRows[s].status = .settled
           settlementRows[s].settledOn = date
+          emitBalance(settlementRows[s].participant)
+          emitSettlement(s)
         } else {
           payers.append(s)
         }
@@ -599,6 +628,8 @@ public struct TallyState {
         participants[p].balance -= owed
         settlementRows[s].status = .cured
         settlementRows[s].settledOn = date
+        emitBalance(p)
+        emitSettlement(s)
         releaseWithholding(settlementRows[s])
       } else {
         stillDefaulted.append(s)
@@ -616,8 +647,11 @@ public struct TallyState {
         participants[p].balance -= owed
         settlementRows[s].status = .settled
         settlementRows[s].settledOn = date
+        emitBalance(p)
+        emitSettlement(s)
       } else {
         settlementRows[s].status = .defaulted
+        emitSettlement(s)
         withhold(settlementRows[s])
         openDefaults.append(s)
       }
@@ -640,6 +674,7 @@ public struct TallyState {
   }
 
   mutating func withhold(_ row: SettlementRecord) {
+    if skipsDefaultWithholding { return }  // a planted fault (PlantedFaults.swift), tests only
     let day = days[dayByDate[row.tradeDate]!]
     for t in day.tradeStart..<day.tradeEnd {
       let trade = trades[t]
@@ -649,6 +684,7 @@ public struct TallyState {
       guard amount > 0 else { continue }
       positions[p].available -= amount
       positions[p].withheld += amount
+      emitHolding(p)
       trades[t].withheld = amount
     }
   }
@@ -661,6 +697,7 @@ public struct TallyState {
       let p = positionDirectory.find(account: trade.buyAccount, security: trade.security)!
       positions[p].available += trade.withheld
       positions[p].withheld -= trade.withheld
+      emitHolding(p)
       trades[t].withheld = 0
     }
   }
@@ -671,6 +708,7 @@ public struct TallyState {
     guard let p = participantById[participant] else { return .rejected(.unknownParticipant) }
     guard amountFen > 0 else { return .rejected(.invalidAmount) }
     participants[p].balance += Int128(amountFen)
+    emitBalance(p)
     return .applied
   }
 

@@ -248,6 +248,10 @@ public final class DurableEngine {
     engine.apply(line: line, seq: seq)
   }
 
+  /// Business effects (docs/EFFECTS.md): on for replicas, taken per journal batch.
+  public func enableEffects() { engine.enableEffects() }
+  public func takeEffects() -> [UInt8] { engine.takeEffects() }
+
   /// Applies an already parsed event (cluster replicas).
   @discardableResult
   public func apply(_ event: Event, seq: Int64) -> Outcome {

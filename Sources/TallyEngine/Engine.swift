@@ -68,6 +68,12 @@ public struct Engine {
     }
   }
 
+  /// Turns on business effects (docs/EFFECTS.md); off, they cost one branch per hook.
+  public mutating func enableEffects() { state.enableEffects() }
+
+  /// The effect records of the events applied since the last call (one batch).
+  public mutating func takeEffects() -> [UInt8] { state.takeEffects() }
+
   /// Hands over the rows changed since the last call (for a durable commit).
   public mutating func takeChangedRows(_ body: (StateTable, Int32, [UInt8]) -> Void) {
     state.takeChangedRows(body)

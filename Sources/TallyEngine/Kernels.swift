@@ -3,15 +3,19 @@ import ClearingKernelV2
 import TallyCore
 
 public enum KernelCatalog {
-  /// `v1`, `v2`, and `v1-faulty` (fault injection: truncates the handling fee; for
-  /// N-version tests and chaos scenarios only).
-  public static let names = ["v1", "v2", "v1-faulty"]
+  /// `v1`, `v2`, and kernels with a planted fault (TallyCore/PlantedFaults.swift), for
+  /// N-version tests and chaos scenarios only: `v1-faulty` truncates the handling fee,
+  /// `v1-faulty-transfer` makes bought shares available at once, `v1-faulty-settlement`
+  /// withholds nothing from a defaulting payer.
+  public static let names = ["v1", "v2", "v1-faulty", "v1-faulty-transfer", "v1-faulty-settlement"]
 
   public static func make(_ name: String, feeRows: [FeeRateRow]) throws(UsageError) -> any ClearingKernel {
     switch name {
     case "v1": return ClearingKernelV1(feeRows: feeRows)
     case "v2": return ClearingKernelV2(feeRows: feeRows)
-    case "v1-faulty": return ClearingKernelV1(feeRows: feeRows, truncatesHandlingFee: true)
+    case "v1-faulty": return ClearingKernelV1(feeRows: feeRows, plantedFault: .feeRounding)
+    case "v1-faulty-transfer": return ClearingKernelV1(feeRows: feeRows, plantedFault: .transfer)
+    case "v1-faulty-settlement": return ClearingKernelV1(feeRows: feeRows, plantedFault: .settlement)
     default: throw UsageError("unknown kernel '\(name)'; known: \(names.joined(separator: ", "))")
     }
   }

@@ -211,6 +211,16 @@ struct BenchCommand: ParsableCommand {
         }
         k.engineOnlyTradesPerSecond = median(rates)
         k.engineOnlyCPUTradesPerSecond = median(cpuRates)
+        // The same loop producing and digesting effects (issue 9: ≤ 15% of apply).
+        var effectCPURates: [Double] = []
+        for r in 1...runs {
+          note("bench: [\(kernel)] engine only with effects (in process) \(r)/\(runs)")
+          let (seconds, cpuSeconds) = Self.engineOnlySeconds(
+            parsed, reference: loaded, kernel: kernel, effects: true)
+          effectCPURates.append(Double(tradeLines) / cpuSeconds)
+          note("bench:   \(fmt(seconds, 3)) s wall, \(fmt(cpuSeconds, 3)) s CPU")
+        }
+        k.engineWithEffectsCPUTradesPerSecond = median(effectCPURates)
       }
 
       // Durable run and resume, both children.
@@ -300,26 +310,36 @@ struct BenchCommand: ParsableCommand {
     case other(Event)
   }
 
-  static func engineOnlySeconds(_ events: [ParsedLine], reference: ReferenceData, kernel: String) -> (
+  /// With `effects`, every event's effect records are produced, taken every
+  /// `effectsBatch` events and digested: what a replica does for its vote (issue 9).
+  static func engineOnlySeconds(
+    _ events: [ParsedLine], reference: ReferenceData, kernel: String, effects: Bool = false
+  ) -> (
     wall: Double, cpu: Double
   ) {
     // Concrete kernel types through a generic function, so this compiles whether `Engine`
     // takes `any ClearingKernel` (today) or becomes generic over its kernel.
     switch kernel {
     case "v1":
-      return engineOnlySeconds(events, reference: reference, ClearingKernelV1(feeRows: reference.feeRows))
+      return engineOnlySeconds(
+        events, reference: reference, ClearingKernelV1(feeRows: reference.feeRows), effects: effects)
     case "v2":
-      return engineOnlySeconds(events, reference: reference, ClearingKernelV2(feeRows: reference.feeRows))
+      return engineOnlySeconds(
+        events, reference: reference, ClearingKernelV2(feeRows: reference.feeRows), effects: effects)
     case "v1-faulty":
       return engineOnlySeconds(
-        events, reference: reference, ClearingKernelV1(feeRows: reference.feeRows, truncatesHandlingFee: true)
-      )
+        events, reference: reference,
+        ClearingKernelV1(feeRows: reference.feeRows, truncatesHandlingFee: true),
+        effects: effects)
     default: fail("unknown kernel '\(kernel)'", code: 64)
     }
   }
 
+  /// Events per batch in the effects phase (a replica votes per journal batch).
+  static let effectsBatch = 1_000
+
   static func engineOnlySeconds<K: ClearingKernel>(
-    _ events: [ParsedLine], reference: ReferenceData, _ kernel: K
+    _ events: [ParsedLine], reference: ReferenceData, _ kernel: K, effects: Bool
   )
     -> (
       wall: Double, cpu: Double
@@ -328,6 +348,8 @@ struct BenchCommand: ParsableCommand {
     var engine = Engine(reference: reference, kernel: kernel)
     engine.setChangeTracking(false)  // as `tally run` without --state
     engine.reserveCapacity(events: events.count)
+    if effects { engine.enableEffects() }
+    var digested = 0
     let clock = ContinuousClock()
     let cpu = threadCPUSeconds()
     let t = clock.now
@@ -336,7 +358,11 @@ struct BenchCommand: ParsableCommand {
       case .trade(let trade, let line): engine.apply(trade: trade, line: line, seq: Int64(i + 1))
       case .other(let event): engine.apply(event, seq: Int64(i + 1))
       }
+      if effects && ((i + 1) % effectsBatch == 0 || i + 1 == events.count) {
+        digested += EffectDigest.of(engine.takeEffects()).count
+      }
     }
+    precondition(!effects || digested > 0, "effects phase digested nothing")
     let seconds = (clock.now - t).seconds
     let cpuSeconds = threadCPUSeconds() - cpu
     precondition(engine.statistics.events == events.count, "engine-only run applied a different count")
@@ -571,6 +597,8 @@ struct BenchReport: Encodable {
     var engineOnlyTradesPerSecond: Double?
     /// Trades per second of the loop's own CPU time (this thread): what a busy machine does not inflate.
     var engineOnlyCPUTradesPerSecond: Double?
+    /// The same, producing effects and digesting them per 1,000-event batch.
+    var engineWithEffectsCPUTradesPerSecond: Double?
     var stateWallSeconds: Double?
     var statePeakRSSMiB: Double?
     var stateCPUSeconds: Double?
@@ -705,6 +733,10 @@ struct BenchReport: Encodable {
       var extra = "  \(k.name): tally run CPU (user+sys) \(fmt(k.runCPUSeconds ?? .nan, 2)) s"
       if let cpuRate = k.engineOnlyCPUTradesPerSecond {
         extra += "; engine only per CPU second \(Int(cpuRate)) trades/s"
+        if let withEffects = k.engineWithEffectsCPUTradesPerSecond {
+          extra +=
+            ", with effects \(Int(withEffects)) trades/s (effects cost \(fmt((cpuRate / withEffects - 1) * 100, 0))% of apply; goal <= 15%)"
+        }
       }
       if let rss = k.statePeakRSSMiB { extra += "; --state peak RSS \(fmt(rss, 0)) MiB" }
       if let c = k.stateCPUSeconds, let r = k.resumeCPUSeconds {

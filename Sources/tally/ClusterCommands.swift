@@ -4,6 +4,7 @@ import TallyCluster
 import TallyCore
 import TallyEngine
 import TallyOps
+import TallyFormat
 import ZeroMQTransport
 
 /// The options every cluster-facing command takes, so clusters can live side by side.
@@ -170,6 +171,9 @@ struct ClusterStatus: ParsableCommand {
       default:
         if let v = voterStatus, let w = ControlClient.field(v, "watermark") {
           fields.append(("decided_through", .int(w - 1)))
+          fields.append(("stream", .string(c.voterStream)))
+          fields.append(("stream_replay", .string(c.voterStreamReplay)))
+          fields.append(("streamed_through", .int(ControlClient.field(v, "streamed_through") ?? 0)))
           fields.append(("alerts", .int(ControlClient.field(v, "alerts") ?? 0)))
           text += ", decided through seq \(w - 1), alerts \(ControlClient.field(v, "alerts") ?? 0)"
           if v.contains("\"halted\":\"") {
@@ -190,7 +194,8 @@ struct ClusterStatus: ParsableCommand {
         JSON.render([
           ("cluster", .string(c.name)), ("data", .string(sup.data)), ("ingest", .string(c.ingest)),
           ("quorum", .int(Int64(c.quorum))), ("healthy", .bool(problems.isEmpty)),
-          ("problems", .array(problems.map { .string($0) })), ("nodes", .array(nodes)),
+          ("problems", .array(problems.map { .string($0) })), ("stream", .string(c.voterStream)),
+          ("stream_replay", .string(c.voterStreamReplay)), ("nodes", .array(nodes)),
         ]))
     } else {
       if !problems.isEmpty { lines.append("NOT HEALTHY: " + problems.joined(separator: "; ")) }
@@ -285,8 +290,16 @@ struct ReportCommand: ParsableCommand {
   @Option(name: .long, help: "Give up after this many seconds.")
   var timeout = 600
 
+  @Flag(
+    name: .long,
+    help:
+      "Build the files from the voted stream (docs/STREAM.md) as of the latest streamed seq, without waiting for a quiet cluster."
+  )
+  var fromStream = false
+
   func run() throws {
     let c = cluster.load()
+    if fromStream { return try reportFromStream(c) }
     do {
       let files = try Reporter.report(context: makeContext(), config: c, timeoutSeconds: timeout) {
         note("report: " + $0)
@@ -294,6 +307,39 @@ struct ReportCommand: ParsableCommand {
       try FileIO.writeFolder(out, files: files)
       note("report: wrote \(files.count) files to \(out)")
     } catch { fail("\(error)") }
+  }
+}
+
+extension ReportCommand {
+  /// The seven files from the voted stream alone, as of the voter's latest streamed seq.
+  func reportFromStream(_ c: ClusterConfig) throws {
+    guard let referenceDir = cluster.referenceDir(c) else {
+      fail("give --reference (or set reference in the config)", code: 64)
+    }
+    let reference: ReferenceData
+    do { reference = try FileIO.loadReference(referenceDir) } catch { fail("\(error)", code: 2) }
+    let context = makeContext()
+    guard
+      let status = ControlClient.status(
+        context: context, endpoint: c.voterControl, timeoutMs: 2_000, curve: c.curve),
+      let streamed = ControlClient.field(status, "streamed_through")
+    else { fail("the voter does not answer at \(c.voterControl)") }
+    let scratch = out + "/.report-stream"
+    try? FileManager.default.removeItem(atPath: scratch)
+    do {
+      let follower = try Follower(
+        config: c, reference: reference, out: scratch, exitAtSeq: streamed, log: { _ in })
+      let deadline = ContinuousClock.now + .seconds(timeout)
+      try follower.run(context: context) { ContinuousClock.now > deadline }
+      guard follower.next > streamed else { fail("timed out at seq \(follower.next - 1) of \(streamed)") }
+      try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+      for name in ReportWriter.fileNames + ["as_of_seq"] {
+        try? FileManager.default.removeItem(atPath: out + "/" + name)
+        try FileManager.default.moveItem(atPath: scratch + "/" + name, toPath: out + "/" + name)
+      }
+      try? FileManager.default.removeItem(atPath: scratch)
+      note("report: wrote the seven files to \(out) from the voted stream, as of seq \(streamed)")
+    } catch { fail("\(error)", code: 3) }
   }
 }
 

@@ -47,11 +47,22 @@ struct RunCommand: ParsableCommand {
   @Flag(inversion: .prefixedNo, help: "With --state: fsync every commit.")
   var sync = true
 
-  @Option(name: .long, help: "Clearing kernel version: v1, v2 (v1-faulty injects a fee fault).")
+  @Option(
+    name: .long,
+    help: "Clearing kernel: v1, v2; v1-faulty, v1-faulty-transfer, v1-faulty-settlement plant a fault.")
   var kernel = "v1"
 
   @Flag(name: .long, help: "Print the state digest (SHA-256 of the state checksum) after the run.")
   var digest = false
+
+  @Option(name: .long, help: "Write the business effects of every event to this file (docs/EFFECTS.md).")
+  var effects: String?
+
+  @Option(name: .long, help: "Format of --effects: text or binary.")
+  var effectsFormat = "text"
+
+  /// Effects are taken from the engine and written after this many events.
+  static let effectsChunkEvents = 4_096
 
   @Flag(name: .long, help: "Print no summary on standard error.")
   var quiet = false
@@ -64,6 +75,9 @@ struct RunCommand: ParsableCommand {
 
   func validate() throws {
     guard !events.isEmpty else { throw ValidationError("give at least one event file") }
+    guard EffectFileWriter.Format(rawValue: effectsFormat) != nil else {
+      throw ValidationError("--effects-format must be text or binary")
+    }
     guard commitEvents > 0, commitMs > 0 else {
       throw ValidationError("--commit-events and --commit-ms must be > 0")
     }
@@ -85,6 +99,12 @@ struct RunCommand: ParsableCommand {
     do { kernel = try KernelCatalog.make(self.kernel, feeRows: reference.feeRows) } catch {
       throw ValidationError(error.description)
     }
+    var effectFile: EffectFileWriter? = nil
+    if let effects {
+      do { effectFile = try EffectFileWriter(path: effects, format: .init(rawValue: effectsFormat)!) } catch {
+        fail("\(error)", code: 3)
+      }
+    }
     let clock = ContinuousClock()
     let started = clock.now
     let engine: Engine
@@ -104,6 +124,12 @@ struct RunCommand: ParsableCommand {
         fail("\(error)", code: 2)
       }
       resumedFrom = durable.committedSeq
+      if let effectFile {
+        durable.enableEffects()
+        do { try effectFile.write(durable.engine.state.snapshotEffects()) } catch {
+          fail("\(error)", code: 3)
+        }
+      }
       var seq: Int64 = 0
       var sinceCommit = 0
       var lastCommit = clock.now
@@ -119,6 +145,9 @@ struct RunCommand: ParsableCommand {
         try EventLines.forEach(files: events) { line in
           seq += 1
           if try durable.offer(line: line.bytes, seq: seq) != nil {
+            if let effectFile, seq % Int64(Self.effectsChunkEvents) == 0 {
+              try effectFile.write(durable.takeEffects())
+            }
             sinceCommit += 1
             if sinceCommit >= commitEvents || (sinceCommit & 255 == 0 && clock.now - lastCommit >= interval) {
               try timedCommit()
@@ -129,6 +158,7 @@ struct RunCommand: ParsableCommand {
           }
         }
         try durable.finishStream()
+        try effectFile?.write(durable.takeEffects())
         try timedCommit()
         commits += 1
       } catch let error as DurableError {
@@ -140,6 +170,10 @@ struct RunCommand: ParsableCommand {
       if commitStats { note(Self.commitStatsLine(commitNanos)) }
     } else {
       var memory = Engine(reference: reference, kernel: kernel)
+      if let effectFile {
+        memory.enableEffects()
+        do { try effectFile.write(memory.state.snapshotEffects()) } catch { fail("\(error)", code: 3) }
+      }
       memory.setChangeTracking(false)  // nothing is committed
       reference.holdings = []  // in the state now: millions of rows not to keep twice
       phase("opening state built")
@@ -148,12 +182,19 @@ struct RunCommand: ParsableCommand {
         try EventLines.forEach(files: events, willRead: { memory.reserveCapacity(events: $0) }) { line in
           seq += 1
           memory.apply(line: line.bytes, seq: seq)
+          if let effectFile, seq % Int64(Self.effectsChunkEvents) == 0 {
+            try effectFile.write(memory.takeEffects())
+          }
         }
+        if let effectFile { try effectFile.write(memory.takeEffects()) }
+      } catch let error as OutputError {
+        fail("\(error)", code: 3)
       } catch {
         fail("\(error)", code: 2)
       }
       engine = memory
     }
+    do { try effectFile?.close() } catch { fail("\(error)", code: 3) }
     let elapsed = clock.now - started
     phase(state == nil ? "events applied" : "state opened and events applied")
     let files = engine.outputFiles()

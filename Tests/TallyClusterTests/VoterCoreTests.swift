@@ -1,5 +1,6 @@
 // The voter's decisions, driven directly (no sockets): votes in, actions out.
 import TallyCluster
+import TallyCore
 import XCTest
 
 final class VoterCoreTests: XCTestCase {
@@ -14,6 +15,9 @@ final class VoterCoreTests: XCTestCase {
     Vote(
       replica: ids[r], kernel: r == 1 ? "v2" : "v1", first: first, last: last,
       outcomes: Array(repeating: outcome, count: Int(last - first + 1)),
+      effectsDigest: EffectDigest.of([
+        outcome, UInt8(truncatingIfNeeded: first), UInt8(truncatingIfNeeded: last),
+      ]),
       stateDigest: Array(repeating: state, count: 32))
   }
 

@@ -23,7 +23,7 @@ final class WireDecodingTests: XCTestCase {
   func sampleVote() -> Vote {
     Vote(
       replica: "r2", kernel: "v2", first: 101, last: 105, outcomes: [0, 3, 0, 0, 9],
-      stateDigest: Array(repeating: 0xAB, count: 32))
+      effectsDigest: Array(repeating: 0x5C, count: 16), stateDigest: Array(repeating: 0xAB, count: 32))
   }
 
   func sampleHeartbeat() -> Heartbeat {
@@ -93,7 +93,7 @@ final class WireDecodingTests: XCTestCase {
     XCTAssertNil(decodeVote(vote(first: 1, last: Int64.max, count: Int32.max)), "huge range")
     XCTAssertNil(decodeVote(vote(first: Int64.min, last: Int64.max, count: 0)), "overflowing range")
     XCTAssertNil(decodeVote(vote(first: -5, last: -5, count: 1, outcomes: 1)), "negative seq")
-    // Well-formed except for the output digest: refused (a vote must carry its own outcomes' digest).
+    // Well-formed up to the digests, then bytes left over: refused.
     XCTAssertNil(decodeVote(vote(first: 1, last: 2, count: 2, outcomes: 2)))
     // Negative / huge string lengths.
     var w = ByteWriter()

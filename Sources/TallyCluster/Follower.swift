@@ -1,0 +1,194 @@
+// `tally follow`: a sink of the voted stream (docs/STREAM.md) that keeps the seven
+// SPEC §5 files of a folder current. Crash-only: it appends each batch's records to
+// its log and fsyncs, then records the new position (log length and seq) by an atomic
+// rename; a restart truncates the log to the recorded length, replays it, and asks
+// the stream for what follows. The files are rewritten atomically (each file by a
+// rename, then `as_of_seq`) whenever it has caught up.
+import Foundation
+import TallyCore
+import TallyEngine
+import TallyFormat
+import ZeroMQTransport
+
+public final class Follower {
+  /// Files are written at most this often while batches keep arriving.
+  public static let renderEveryMs = 500
+  /// How long a REPLAY may go unanswered before it is asked again.
+  static let replayTimeoutMs = 5_000
+
+  let config: ClusterConfig
+  let out: String
+  let stateDir: String
+  let exitAtSeq: Int64?
+  let log: (String) -> Void
+  var replay = EffectReplay()
+  /// The first seq not yet applied.
+  public private(set) var next: Int64 = 1
+  var logLength = 0
+  var logHandle: FileHandle
+  var renderedSeq: Int64 = -1
+
+  public init(
+    config: ClusterConfig, reference: ReferenceData, out: String, exitAtSeq: Int64?,
+    log: @escaping (String) -> Void
+  ) throws {
+    self.config = config
+    self.out = out
+    self.exitAtSeq = exitAtSeq
+    self.log = log
+    stateDir = out + "/.follow"
+    try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+    // Seq 0: the state the reference data describes.
+    let genesis = TallyState(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
+    try replay.apply(try EffectDecoder.decode(genesis.snapshotEffects()))
+    let logPath = stateDir + "/effects.log"
+    if !FileManager.default.fileExists(atPath: logPath) {
+      _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+    }
+    var position = (seq: Int64(0), length: 0)
+    if let text = try? String(contentsOfFile: stateDir + "/position", encoding: .utf8) {
+      let f = text.split(separator: " ")
+      if f.count == 2, let s = Int64(f[0]), let l = Int(f[1]) { position = (s, l) }
+    }
+    guard let handle = FileHandle(forUpdatingAtPath: logPath) else {
+      throw FollowError("cannot open \(logPath)")
+    }
+    logHandle = handle
+    // What was appended after the last recorded position is dropped (a crash between the two).
+    try handle.truncate(atOffset: UInt64(position.length))
+    try handle.seek(toOffset: UInt64(position.length))
+    if position.length > 0 {
+      let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: logPath)))
+      guard bytes.count == position.length else {
+        throw FollowError("log is shorter than its recorded position")
+      }
+      try replay.apply(try EffectDecoder.decode(bytes))
+      guard replay.seq == position.seq else {
+        throw FollowError("log ends at seq \(replay.seq ?? 0), its position says \(position.seq)")
+      }
+    }
+    next = position.seq + 1
+    logLength = position.length
+    if position.seq > 0 { log("follow: resumed at seq \(position.seq) from \(stateDir)") }
+  }
+
+  /// Applies one batch's records (those of seqs ≥ next, ≤ exitAtSeq), durably.
+  func apply(first: Int64, last: Int64, records: [UInt8]) throws {
+    guard last >= next else { return }  // a duplicate
+    precondition(first <= next, "batch \(first)...\(last) would skip seq \(next)")
+    var events = try EffectDecoder.decode(records)
+    events.removeAll { $0.seq < next || $0.seq > (exitAtSeq ?? Int64.max) }
+    guard !events.isEmpty else { return }
+    var w = EffectWriter()
+    for e in events { w.encode(e) }
+    try replay.apply(events)
+    try logHandle.write(contentsOf: Data(w.bytes))
+    try logHandle.synchronize()
+    logLength += w.bytes.count
+    next = events.last!.seq + 1
+    try writeAtomically(stateDir + "/position", Array("\(next - 1) \(logLength)".utf8))
+  }
+
+  func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+    let tmp = path + ".tmp"
+    let url = URL(fileURLWithPath: tmp)
+    try Data(bytes).write(to: url)
+    let h = try FileHandle(forUpdating: url)
+    try h.synchronize()
+    try h.close()
+    if rename(tmp, path) != 0 { throw FollowError("cannot rename \(tmp) to \(path)") }
+  }
+
+  /// Writes the seven files as of the applied seq, then `as_of_seq`.
+  func render() throws {
+    let seq = next - 1
+    guard seq != renderedSeq else { return }
+    for f in ReportWriter.render(replay.report()) { try writeAtomically(out + "/" + f.name, f.bytes) }
+    try writeAtomically(out + "/as_of_seq", Array("\(seq)\n".utf8))
+    renderedSeq = seq
+  }
+
+  var done: Bool { exitAtSeq.map { next > $0 } ?? false }
+
+  /// Subscribes and follows until `exitAtSeq` is written (or forever).
+  public func run(context: ZMQContext, stop: () -> Bool = { false }) throws {
+    let sub = try ZMQSocket(context: context, type: .sub)
+    try Secure.client(sub, config.curve)
+    try sub.subscribe(StreamProtocol.tag)
+    try sub.connect(config.voterStream)
+    let dealer = try ZMQSocket(context: context, type: .dealer)
+    try Secure.client(dealer, config.curve)
+    try dealer.connect(config.voterStreamReplay)
+    let clock = ContinuousClock()
+    var replaying = false
+    var replayAskedAt = clock.now
+    var lastRender = clock.now
+    func askReplay() throws {
+      _ = try dealer.send(
+        [StreamProtocol.tag, Array("REPLAY".utf8), Array(String(next).utf8)], dontWait: true)
+      replaying = true
+      replayAskedAt = clock.now
+    }
+    try askReplay()
+    log("follow: subscribed to \(config.voterStream), replaying from seq \(next)")
+    while !stop() {
+      if done {
+        try render()
+        return
+      }
+      let ready = try ZMQPoller.poll([sub, dealer], timeoutMs: 200)
+      if ready[1] {
+        while let msg = try dealer.receive(timeoutMs: 0) {
+          guard msg.count >= 3, msg[0] == StreamProtocol.tag else { continue }
+          switch msg[1].text {
+          case "BATCH":
+            guard msg.count == 6, let first = StreamProtocol.decimal(msg[2]),
+              let last = StreamProtocol.decimal(msg[3]),
+              EffectDigest.of(msg[5]) == msg[4]
+            else { continue }
+            if first <= next { try apply(first: first, last: last, records: msg[5]) }
+          case "END":
+            guard msg.count == 4, let sentTo = StreamProtocol.decimal(msg[2]),
+              let voterNext = StreamProtocol.decimal(msg[3])
+            else { continue }
+            if sentTo < voterNext && !done { try askReplay() } else { replaying = false }
+          case "GONE":
+            throw FollowError("the stream no longer holds seq \(next) (window starts at \(msg[2].text))")
+          default:
+            log("follow: replay answered \(msg[1].text) \(msg.count > 2 ? msg[2].text : "")")
+            replaying = false
+          }
+        }
+      }
+      if ready[0] {
+        while let msg = try sub.receive(timeoutMs: 0) {
+          guard msg.count >= 3, msg[0] == StreamProtocol.tag else { continue }
+          if msg[1].text == "HUGZ" {
+            if let voterNext = StreamProtocol.decimal(msg[2]), voterNext > next, !replaying {
+              try askReplay()
+            }
+            continue
+          }
+          guard msg[1].text == "BATCH", msg.count == 6, let first = StreamProtocol.decimal(msg[2]),
+            let last = StreamProtocol.decimal(msg[3]), EffectDigest.of(msg[5]) == msg[4]
+          else { continue }
+          if first <= next {
+            try apply(first: first, last: last, records: msg[5])
+          } else if !replaying {
+            try askReplay()  // a gap: replay what was missed
+          }
+        }
+      }
+      if replaying && clock.now - replayAskedAt > .milliseconds(Self.replayTimeoutMs) { try askReplay() }
+      if !replaying && clock.now - lastRender > .milliseconds(Self.renderEveryMs) {
+        try render()
+        lastRender = clock.now
+      }
+    }
+  }
+}
+
+public struct FollowError: Error, CustomStringConvertible, Sendable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}

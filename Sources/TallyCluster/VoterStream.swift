@@ -1,0 +1,291 @@
+// The voted results stream (docs/STREAM.md): the voter publishes every decided
+// journal batch with its effect records, in seq order and without gaps, on a PUB
+// socket, and serves replays from any seq in its window on a ROUTER socket (the
+// ZeroMQ guide's Clone pattern: sequence numbers, gap detection, a replay path).
+// The records come from a replica of the majority and are published only when their
+// digest equals the voted one; they are stored before they are published, so a
+// restarted voter neither repeats nor skips.
+import Foundation
+import RocksDBStore
+import TallyCore
+import TallyEngine
+import ZeroMQTransport
+
+extension ClusterConfig {
+  /// The voted stream (PUB): `base_port + 8`.
+  public var voterStream: String { "tcp://\(host):\(basePort + 8)" }
+  /// Replays of the voted stream (ROUTER): `base_port + 9`.
+  public var voterStreamReplay: String { "tcp://\(host):\(basePort + 9)" }
+}
+
+/// The stream protocol's names and limits (docs/STREAM.md).
+public enum StreamProtocol {
+  /// Frame 1 of every message: the protocol and the effects encoding version.
+  public static let tag = Array("TALLYFX1".utf8)
+  /// Batches kept for replay; older ones are dropped (a replay from before answers GONE).
+  public static let replayWindowBatchesMax = 100_000
+  /// Bytes of effect records kept for replay.
+  public static let replayWindowBytesMax = 1 << 30
+  /// Batches sent for one REPLAY request (the client asks again from where it ends).
+  public static let replayBatchesPerRequestMax = 256
+  /// Distinct replay clients served within `replayClientIdleMs`; more are answered ERR BUSY.
+  public static let replayClientsMax = 64
+  public static let replayClientIdleMs = 60_000
+  /// Messages queued per PUB subscriber before ZeroMQ drops for it (it then replays).
+  public static let publishHighWaterMark = 10_000
+  /// Decided batches whose records are being fetched at once.
+  public static let fetchWindowBatches = 32
+  /// A fetch not answered in this time is asked of the next replica.
+  public static let fetchTimeoutMs = 2_000
+  /// A HUGZ (the next seq to be published) is sent this often when idle.
+  public static let heartbeatMs = 1_000
+}
+
+/// The voter's stream: fetching, storing, publishing and replaying.
+final class VotedStream {
+  static let logPrefix: UInt8 = 0x31
+  static let nextKey: [UInt8] = [0x00] + Array("streamed".utf8)
+
+  struct Stored {
+    var first: Int64
+    var last: Int64
+  }
+  struct Fetch {
+    var first: Int64
+    var last: Int64
+    var replica: Int
+    var askedAt: ContinuousClock.Instant
+    var bytes: [UInt8]?
+  }
+
+  /// The next seq to publish: everything before it is stored and was published.
+  var next: Int64
+  /// Batches in the replay window, in seq order.
+  var window: [Stored] = []
+  var windowBytes = 0
+  /// Batch sizes by first seq, for the byte bound (parallel to `window`).
+  var sizes: [Int] = []
+  var fetches: [Int64: Fetch] = [:]
+  var askRotation = 0
+  var publish: ZMQSocket? = nil
+  var replay: ZMQSocket? = nil
+  /// The voter's context, for short-lived sockets (VoterExplain.swift).
+  var context: ZMQContext? = nil
+  var lastHeartbeat = ContinuousClock.now
+  /// Replay clients seen recently (identity → last request), bounded by replayClientsMax.
+  var clients: [[UInt8]: ContinuousClock.Instant] = [:]
+  var published: Int64 = 0
+
+  init(store: RocksDBStateStore) throws {
+    next = (try store.value(for: Self.nextKey)).flatMap { Int64(leBytes: $0) } ?? 1
+    try store.scan(prefix: [Self.logPrefix]) { _, value in
+      var r = ByteReader(value)
+      let first = try r.i64()
+      let last = try r.i64()
+      window.append(Stored(first: first, last: last))
+      sizes.append(value.count)
+      windowBytes += value.count
+      return true
+    }
+  }
+
+  static func key(_ first: Int64) -> [UInt8] {
+    [logPrefix] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(first) >> UInt64(56 - 8 * $0)) }
+  }
+
+  /// `first:i64 last:i64 digest[16] records`.
+  static func encode(first: Int64, last: Int64, digest: [UInt8], records: [UInt8]) -> [UInt8] {
+    var w = ByteWriter(capacity: 32 + records.count)
+    w.i64(first)
+    w.i64(last)
+    w.raw(digest)
+    w.raw(records)
+    return w.bytes
+  }
+
+  static func message(_ stored: [UInt8]) -> [[UInt8]]? {
+    guard stored.count >= 32 else { return nil }
+    var r = ByteReader(Array(stored.prefix(16)))
+    guard let first = try? r.i64(), let last = try? r.i64() else { return nil }
+    return [
+      StreamProtocol.tag, Array("BATCH".utf8), Array(String(first).utf8), Array(String(last).utf8),
+      Array(stored[16..<32]), Array(stored[32...]),
+    ]
+  }
+}
+
+extension Voter {
+  /// Binds the stream's sockets (once) and does one round of its work: fetch the
+  /// records of decided batches, store and publish them in order, answer replays.
+  func streamTick(context: ZMQContext, commands: [ZMQSocket]) throws {
+    let s = stream
+    if s.context == nil { s.context = context }
+    if s.publish == nil {
+      let pub = try ZMQSocket(context: context, type: .pub)
+      try Secure.server(pub, config.curve)
+      try pub.setSendHighWaterMark(Int32(StreamProtocol.publishHighWaterMark))
+      try pub.bind(config.voterStream)
+      let router = try ZMQSocket(context: context, type: .router)
+      try Secure.server(router, config.curve)
+      try router.setMaxMessageBytes(4_096)
+      try router.bind(config.voterStreamReplay)
+      s.publish = pub
+      s.replay = router
+      log.info("voter: voted stream at \(config.voterStream), replays at \(config.voterStreamReplay)")
+    }
+    let now = ContinuousClock.now
+    // Ask for the records of decided batches not yet stored.
+    var seq = s.next
+    var asked = 0
+    while seq < core.watermark && asked < StreamProtocol.fetchWindowBatches {
+      guard let d = core.decidedKeys[seq] else { break }
+      var f = s.fetches[seq]
+      if f == nil || (f!.bytes == nil && now - f!.askedAt > .milliseconds(StreamProtocol.fetchTimeoutMs)) {
+        if let r = pickReplica(after: f?.replica) {
+          _ = try commands[r].send(["EFFECTS".bytes, seq.leBytes, d.last.leBytes], dontWait: true)
+          f = VotedStream.Fetch(first: seq, last: d.last, replica: r, askedAt: now, bytes: f?.bytes)
+          s.fetches[seq] = f
+        }
+      }
+      seq = d.last + 1
+      asked += 1
+    }
+    try publishReady()
+    try serveReplays(now: now)
+    if now - s.lastHeartbeat > .milliseconds(StreamProtocol.heartbeatMs) {
+      s.lastHeartbeat = now
+      _ = try s.publish?.send(
+        [StreamProtocol.tag, Array("HUGZ".utf8), Array(String(s.next).utf8)], dontWait: true)
+    }
+  }
+
+  /// The next replica to ask, in rotation: not quarantined, not `previous` when another can be asked.
+  func pickReplica(after previous: Int?) -> Int? {
+    let n = core.replicas.count
+    for k in 0..<n {
+      let r = (stream.askRotation + k) % n
+      if core.replicas[r].quarantined || (r == previous && n > 1) { continue }
+      stream.askRotation = r + 1
+      return r
+    }
+    return core.replicas.indices.first { !core.replicas[$0].quarantined }
+  }
+
+  /// A reply on a replica command socket: effect records for the stream.
+  func streamReply(_ msg: [[UInt8]], from r: Int) {
+    guard msg.count == 4, msg[0].text == "EFFECTS", let first = Int64(leBytes: msg[1]),
+      let last = Int64(leBytes: msg[2]), var f = stream.fetches[first], f.last == last,
+      let decided = core.decidedKeys[first], decided.last == last
+    else { return }
+    guard EffectDigest.of(msg[3]) == Array(decided.key.prefix(EffectDigest.byteCount)) else {
+      log.warn(
+        "voter: replica \(config.replicas[r].id) sent effect records of \(first)...\(last) that do not match the voted digest"
+      )
+      return
+    }
+    f.bytes = msg[3]
+    stream.fetches[first] = f
+  }
+
+  /// Stores and publishes fetched batches at `next`, in order, and trims the window.
+  func publishReady() throws {
+    let s = stream
+    var write = StoreBatch()
+    var ready: [[UInt8]] = []
+    var n = s.next
+    while let f = s.fetches[n], let bytes = f.bytes {
+      let decided = core.decidedKeys[n]!
+      let value = VotedStream.encode(
+        first: f.first, last: f.last, digest: Array(decided.key.prefix(EffectDigest.byteCount)),
+        records: bytes)
+      write.put(VotedStream.key(f.first), value)
+      ready.append(value)
+      s.window.append(.init(first: f.first, last: f.last))
+      s.sizes.append(value.count)
+      s.windowBytes += value.count
+      s.fetches[n] = nil
+      n = f.last + 1
+    }
+    guard !ready.isEmpty else { return }
+    while s.window.count > StreamProtocol.replayWindowBatchesMax
+      || (s.windowBytes > StreamProtocol.replayWindowBytesMax && s.window.count > 1)
+    {
+      write.delete(VotedStream.key(s.window[0].first))
+      s.windowBytes -= s.sizes[0]
+      s.window.removeFirst()
+      s.sizes.removeFirst()
+    }
+    write.put(VotedStream.nextKey, n.leBytes)
+    try store.commit(write, sync: true)
+    s.next = n
+    for value in ready {
+      if let m = VotedStream.message(value) {
+        _ = try s.publish?.send(m, dontWait: true)
+        s.published += 1
+      }
+    }
+  }
+
+  /// Answers REPLAY requests: [TALLYFX1, REPLAY, from] → BATCH messages, then END.
+  func serveReplays(now: ContinuousClock.Instant) throws {
+    let s = stream
+    guard let router = s.replay else { return }
+    var handled = 0
+    while handled < 16, let msg = try router.receive(timeoutMs: 0) {
+      handled += 1
+      guard msg.count >= 1 else { continue }
+      let who = msg[0]
+      func answer(_ frames: [[UInt8]]) throws { _ = try router.send([who] + frames, dontWait: true) }
+      guard msg.count == 4, msg[1] == StreamProtocol.tag else {
+        try answer([StreamProtocol.tag, Array("ERR".bytes), Array("BAD_FRAMES".utf8)])
+        continue
+      }
+      guard msg[2].text == "REPLAY", let from = StreamProtocol.decimal(msg[3]) else {
+        try answer([StreamProtocol.tag, Array("ERR".bytes), Array("BAD_REQUEST".utf8)])
+        continue
+      }
+      s.clients = s.clients.filter { now - $0.value < .milliseconds(StreamProtocol.replayClientIdleMs) }
+      if s.clients[who] == nil && s.clients.count >= StreamProtocol.replayClientsMax {
+        try answer([StreamProtocol.tag, Array("ERR".bytes), Array("BUSY".utf8)])
+        continue
+      }
+      s.clients[who] = now
+      if let oldest = s.window.first, from < oldest.first {
+        try answer([StreamProtocol.tag, Array("GONE".utf8), Array(String(oldest.first).utf8)])
+        continue
+      }
+      // The batch that holds `from`, then on.
+      var lo = 0
+      var hi = s.window.count
+      while lo < hi {
+        let mid = (lo + hi) / 2
+        if s.window[mid].last < from { lo = mid + 1 } else { hi = mid }
+      }
+      var sent = 0
+      var i = lo
+      var upTo = from
+      while i < s.window.count && sent < StreamProtocol.replayBatchesPerRequestMax {
+        guard let value = try store.value(for: VotedStream.key(s.window[i].first)),
+          let m = VotedStream.message(value)
+        else { break }
+        try answer(m)
+        upTo = s.window[i].last + 1
+        sent += 1
+        i += 1
+      }
+      try answer([
+        StreamProtocol.tag, Array("END".utf8), Array(String(max(upTo, from)).utf8),
+        Array(String(s.next).utf8),
+      ])
+    }
+  }
+}
+
+extension StreamProtocol {
+  /// A seq in decimal: no sign, no leading zero, 1...Int64.max (or 0).
+  static func decimal(_ bytes: [UInt8]) -> Int64? {
+    guard !bytes.isEmpty, bytes.count <= 19, bytes.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+    if bytes.count > 1 && bytes[0] == 48 { return nil }
+    return Int64(String(decoding: bytes, as: UTF8.self))
+  }
+}

@@ -1,0 +1,210 @@
+// The emission hooks the state machine calls right after each mutation of a
+// SPEC §5 row (`emitClearing(row)`, `emitHolding(position)`, ...) and at the end of
+// every event (`emitEvent`). A hook only notes which row was touched; at the end of
+// the event each touched row is written once, with its final value, in the canonical
+// order of docs/EFFECTS.md: by kind, then by the row's creation number (rows of a
+// kind are numbered in the order they first appear in the run). That order depends
+// neither on the order of the hooks nor on the order of derived indexes (which a
+// restored state rebuilds differently). Disabled (the default), every hook is one
+// predictable branch.
+
+/// Where the state machine writes effect records; the engine takes them per batch.
+public struct EffectBuffer: Sendable {
+  /// Above this many bytes the engine did not take the buffer (one batch of SPEC §7
+  /// is far below it): a programming error, stopped loudly.
+  public static let bytesMax = 1 << 30
+  /// A linear scan dedupes the touched rows of an event up to this many; beyond it a
+  /// set is used (membership only: never iterated).
+  static let linearTouchedMax = 16
+
+  public internal(set) var enabled = false
+  var touched: [UInt64] = []
+  var touchedSet = Set<UInt64>()
+  var writer = EffectWriter(capacity: 0)
+
+  public init() {}
+
+  @inline(__always) static func key(_ kind: EffectKind, _ id: Int32) -> UInt64 {
+    UInt64(kind.rawValue) << 32 | UInt64(UInt32(bitPattern: id))
+  }
+
+  @inline(__always) mutating func touch(_ kind: EffectKind, _ id: Int32) {
+    let k = Self.key(kind, id)
+    if touched.count < Self.linearTouchedMax {
+      if touched.contains(k) { return }
+      touched.append(k)
+      if touched.count == Self.linearTouchedMax { touchedSet = Set(touched) }
+    } else if touchedSet.insert(k).inserted {
+      touched.append(k)
+    }
+  }
+}
+
+extension TallyState {
+  // MARK: Control (the engine)
+
+  /// Turns effect production on; until then every hook returns at once.
+  public mutating func enableEffects() {
+    effects.enabled = true
+    effects.writer.removeAll()
+  }
+
+  /// The effect records of the events applied since the last call (a batch).
+  public mutating func takeEffects() -> [UInt8] {
+    let bytes = effects.writer.bytes
+    effects.writer = EffectWriter(capacity: min(bytes.count, 1 << 20))
+    return bytes
+  }
+
+  // MARK: Hooks (called from the apply functions)
+
+  @inline(__always) mutating func emitClearing(_ row: Int32) {
+    if effects.enabled { effects.touch(.clearing, row) }
+  }
+
+  @inline(__always) mutating func emitSettlement(_ row: Int32) {
+    if effects.enabled { effects.touch(.settlement, row) }
+  }
+
+  @inline(__always) mutating func emitBalance(_ participant: Int32) {
+    if effects.enabled { effects.touch(.balance, participant) }
+  }
+
+  @inline(__always) mutating func emitHolding(_ position: Int32) {
+    if effects.enabled { effects.touch(.holding, position) }
+  }
+
+  @inline(__always) mutating func emitEntitlement(_ index: Int32) {
+    if effects.enabled { effects.touch(.entitlement, index) }
+  }
+
+  /// A trade whose tax row may have appeared (TRADE) or gone (CANCEL).
+  @inline(__always) mutating func emitTax(_ trade: Int32) {
+    if effects.enabled { effects.touch(.tax, trade) }
+  }
+
+  @inline(__always) mutating func emitRejection(_ index: Int32) {
+    if effects.enabled { effects.touch(.rejection, index) }
+  }
+
+  /// Ends event `seq`: writes its header and every touched row's final value.
+  @inline(__always) mutating func emitEvent(seq: Int64, outcome: Outcome) {
+    if effects.enabled { writeEvent(seq: seq, outcome: outcome) }
+  }
+
+  // MARK: Writing
+
+  mutating func writeEvent(seq: Int64, outcome: Outcome) {
+    var buffer = EffectBuffer()
+    swap(&buffer, &effects)  // write the buffer while reading self, without copying either
+    write(seq: seq, outcome: outcome, into: &buffer)
+    swap(&buffer, &effects)
+  }
+
+  /// Non-mutating on purpose: reading `self` from a closure in a mutating method
+  /// copied the whole state (measured: 10x the cost of apply).
+  func write(seq: Int64, outcome: Outcome, into buffer: inout EffectBuffer) {
+    let isRejected: Bool
+    if case .rejected = outcome { isRejected = true } else { isRejected = false }
+    let at = buffer.writer.eventHeader(
+      seq: seq, outcome: isRejected ? .rejected : .applied, count: buffer.touched.count)
+    // Kind, then row number (creation order): the touched keys sort as integers.
+    if buffer.touched.count > 1 { buffer.touched.sort() }
+    var written = 0
+    for k in buffer.touched {
+      guard let kind = EffectKind(rawValue: UInt8(truncatingIfNeeded: k >> 32)) else {
+        preconditionFailure("bad touched effect key")
+      }
+      if writeRow(kind, Int32(bitPattern: UInt32(truncatingIfNeeded: k)), into: &buffer.writer) {
+        written += 1
+      }
+    }
+    if written != buffer.touched.count { buffer.writer.patchCount(headerAt: at, count: written) }
+    precondition(
+      buffer.writer.count <= EffectBuffer.bytesMax,
+      "effects buffer over bytesMax: the engine must take it per batch")
+    buffer.touched.removeAll(keepingCapacity: true)
+    if !buffer.touchedSet.isEmpty { buffer.touchedSet.removeAll() }
+  }
+
+  @inline(__always) func cachedSettleDate(_ tradeDate: Int32, _ w: inout EffectWriter) -> Int32 {
+    if w.settleCacheTradeDate != tradeDate {
+      w.settleCacheTradeDate = tradeDate
+      w.settleCacheSettleDate = settleDate(of: tradeDate)
+    }
+    return w.settleCacheSettleDate
+  }
+
+  /// Writes one touched row; false when the row has nothing to say (a trade without tax).
+  func writeRow(_ kind: EffectKind, _ id: Int32, into w: inout EffectWriter) -> Bool {
+    switch kind {
+    case .clearing:
+      let c = clearingRows.rows[Int(id)]
+      w.clearing(
+        tradeDate: c.tradeDate, settleDate: cachedSettleDate(c.tradeDate, &w),
+        participant: participants.rows[Int(c.participant)].id.text,
+        security: securities.rows[Int(c.security)].code.text, buyQuantity: c.buyQuantity,
+        sellQuantity: c.sellQuantity, buyAmount: c.buyAmount, sellAmount: c.sellAmount, fees: c.fees)
+    case .settlement:
+      let s = settlementRows.rows[Int(id)]
+      w.settlement(
+        tradeDate: s.tradeDate, settleDate: cachedSettleDate(s.tradeDate, &w),
+        participant: participants.rows[Int(s.participant)].id.text, netFen: s.netFen, status: s.status,
+        settledOn: s.settledOn, visible: s.liveSides > 0)
+    case .balance:
+      let p = participants.rows[Int(id)]
+      w.balance(participant: p.id.text, balanceFen: p.balance)
+    case .holding:
+      let i = Int(id)  // fields one by one: copying the record would copy its lots array
+      w.holding(
+        account: accounts.rows[Int(positions.rows[i].account)].id.text,
+        security: securities.rows[Int(positions.rows[i].security)].code.text,
+        quantity: positions.rows[i].quantity,
+        available: positions.rows[i].available, withheld: positions.rows[i].withheld)
+    case .entitlement:
+      let e = entitlements.rows[Int(id)]
+      w.entitlement(
+        ordinal: Int64(id), security: securities.rows[Int(e.security)].code.text, recordDate: e.recordDate,
+        payDate: e.payDate, account: accounts.rows[Int(e.account)].id.text, kind: e.kind, value: e.value)
+    case .tax:
+      guard trades.rows[Int(id)].taxFen > 0 else { return false }
+      let t = trades.rows[Int(id)]
+      if t.cancelled {
+        w.taxRemoved(tradeDate: t.date, tradeId: t.tradeId.text)
+      } else {
+        w.tax(
+          tradeDate: t.date, tradeId: t.tradeId.text, account: accounts.rows[Int(t.sellAccount)].id.text,
+          security: securities.rows[Int(t.security)].code.text, quantity: t.quantity, taxFen: t.taxFen)
+      }
+    case .rejection:
+      let r = rejections.rows[Int(id)]
+      w.rejection(seq: r.seq, record: r.record, ref: r.ref, reason: r.reason)
+    case .event, .taxRemoved:
+      preconditionFailure("\(kind.word) is not a touchable row")
+    }
+    return true
+  }
+
+  /// The complete SPEC §5 state as one snapshot record at the applied seq: what an
+  /// effects file or stream starts from (reference data, or a resumed state).
+  public func snapshotEffects() -> [UInt8] {
+    var w = EffectWriter(capacity: 4096)
+    let at = w.eventHeader(seq: globals.appliedSeq, outcome: .snapshot, count: 0)
+    var n = 0
+    func row(_ kind: EffectKind, _ id: Int) {
+      if writeRow(kind, Int32(id), into: &w) { n += 1 }
+    }
+    for i in participants.indices { row(.balance, i) }
+    for i in clearingRows.indices
+    where clearingRows.rows[i].buyQuantity != 0 || clearingRows.rows[i].sellQuantity != 0 {
+      row(.clearing, i)
+    }
+    for i in settlementRows.indices where settlementRows.rows[i].liveSides > 0 { row(.settlement, i) }
+    for i in positions.indices where positions.rows[i].quantity > 0 { row(.holding, i) }
+    for i in entitlements.indices { row(.entitlement, i) }
+    for i in trades.indices where trades.rows[i].taxFen > 0 && !trades.rows[i].cancelled { row(.tax, i) }
+    for i in rejections.indices { row(.rejection, i) }
+    w.patchCount(headerAt: at, count: n)
+    return w.bytes
+  }
+}

@@ -1,0 +1,512 @@
+// Business effects (docs/EFFECTS.md): for every applied or rejected event, the
+// SPEC §5 rows it created or changed, with their full new values. This file owns
+// the canonical binary encoding (version 1), its decoder, the per-batch digest and
+// the buffer the state machine writes into. The emission hooks are in
+// EffectEmission.swift; the text rendering is TallyFormat's EffectText.
+
+/// Version of the effect encoding (docs/EFFECTS.md). A change of any record's
+/// layout is a new version.
+public enum EffectFormat {
+  public static let version: UInt8 = 1
+  /// `TALLYFX` and the version byte: the first 8 bytes of an effects file.
+  public static let fileMagic: [UInt8] = Array("TALLYFX".utf8) + [version]
+  /// Limits a decoder enforces (a record is refused above them).
+  public static let recordBytesMax = 1 << 20
+  public static let effectsPerEventMax = 1 << 26
+}
+
+/// Record kinds: the first byte of every record.
+public enum EffectKind: UInt8, Sendable, CaseIterable {
+  case event = 0x01
+  case clearing = 0x10
+  case settlement = 0x11
+  case balance = 0x12
+  case holding = 0x13
+  case entitlement = 0x14
+  case tax = 0x15
+  case taxRemoved = 0x16
+  case rejection = 0x17
+
+  public var word: String {
+    switch self {
+    case .event: return "event"
+    case .clearing: return "clearing"
+    case .settlement: return "settlement"
+    case .balance: return "balance"
+    case .holding: return "holding"
+    case .entitlement: return "entitlement"
+    case .tax: return "tax"
+    case .taxRemoved: return "tax_removed"
+    case .rejection: return "rejection"
+    }
+  }
+}
+
+/// What an event record says happened to the event.
+public enum EffectOutcome: UInt8, Sendable {
+  case applied = 0
+  case rejected = 1
+  /// Not an event: the complete state as of `seq` (the start of an effects file or
+  /// stream). A replay starts afresh from it.
+  case snapshot = 2
+
+  public var word: String {
+    switch self {
+    case .applied: return "APPLIED"
+    case .rejected: return "REJECTED"
+    case .snapshot: return "SNAPSHOT"
+    }
+  }
+}
+
+/// One effect row, decoded. The row structs are SPEC §5's columns (Report's rows).
+public enum Effect: Sendable, Equatable {
+  case clearing(Report.Clearing)
+  /// `visible`: the row is in settlement.csv (the participant has live trade sides that date).
+  case settlement(Report.Settlement, visible: Bool)
+  case balance(Report.Balance)
+  case holding(Report.Holding)
+  /// `ordinal`: the run-wide number of the entitlement (application order), which
+  /// orders rows whose SPEC §5 sort keys are equal.
+  case entitlement(ordinal: Int64, Report.Entitlement)
+  case tax(Report.Tax)
+  case taxRemoved(tradeDate: Int32, tradeId: String)
+  case rejection(Report.Rejection)
+
+  public var kind: EffectKind {
+    switch self {
+    case .clearing: return .clearing
+    case .settlement: return .settlement
+    case .balance: return .balance
+    case .holding: return .holding
+    case .entitlement: return .entitlement
+    case .tax: return .tax
+    case .taxRemoved: return .taxRemoved
+    case .rejection: return .rejection
+    }
+  }
+}
+
+/// One event's record: its header and its effects, in emission order.
+public struct EffectEvent: Sendable, Equatable {
+  public var seq: Int64
+  public var outcome: EffectOutcome
+  public var effects: [Effect]
+
+  public init(seq: Int64, outcome: EffectOutcome, effects: [Effect]) {
+    self.seq = seq
+    self.outcome = outcome
+    self.effects = effects
+  }
+}
+
+// MARK: - Writing
+
+/// Appends records in the canonical encoding: `kind:u8 length:u32le body`, all
+/// integers little-endian, strings as `u32le byte count` + UTF-8 bytes.
+public struct EffectWriter: Sendable {
+  public private(set) var bytes: [UInt8] = []
+  /// The settle date of the last trade date written (a calendar lookup saved per row).
+  var settleCacheTradeDate: Int32 = 0
+  var settleCacheSettleDate: Int32 = 0
+
+  public init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
+
+  public var count: Int { bytes.count }
+
+  public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
+  /// Appends one record of a body of exactly `size` bytes, written by `body` through
+  /// a cursor: one growth of the array per record, not one per field (measured: the
+  /// per-field appends cost more than the rest of the effects together).
+  @inline(__always) mutating func record(_ kind: EffectKind, size: Int, _ body: (inout RecordCursor) -> Void)
+  {
+    precondition(size <= EffectFormat.recordBytesMax, "effect record of \(size) bytes exceeds recordBytesMax")
+    let start = bytes.count
+    bytes.append(contentsOf: repeatElement(0 as UInt8, count: 5 + size))
+    bytes.withUnsafeMutableBytes { raw in
+      var c = RecordCursor(raw: raw, offset: start)
+      c.u8(kind.rawValue)
+      c.i32(Int32(size))
+      body(&c)
+      precondition(c.offset == start + 5 + size, "effect record size mismatch")
+    }
+  }
+
+  @inline(__always) static func size(_ s: String) -> Int { 4 + s.utf8.count }
+
+  /// Patches an event header's effect count (written by `eventHeader`).
+  mutating func patchCount(headerAt at: Int, count: Int) {
+    let n = UInt32(count)
+    let base = at + 5 + 8 + 1
+    bytes[base] = UInt8(truncatingIfNeeded: n)
+    bytes[base + 1] = UInt8(truncatingIfNeeded: n >> 8)
+    bytes[base + 2] = UInt8(truncatingIfNeeded: n >> 16)
+    bytes[base + 3] = UInt8(truncatingIfNeeded: n >> 24)
+  }
+
+  // One function per record kind: the emission hooks and `encode(_:)` both call
+  // these, so a decoded and re-encoded record has the same bytes.
+
+  /// Returns the offset to patch the effect count at (`patchCount`).
+  mutating func eventHeader(seq: Int64, outcome: EffectOutcome, count: Int) -> Int {
+    let at = bytes.count
+    record(.event, size: 13) { c in
+      c.i64(seq)
+      c.u8(outcome.rawValue)
+      c.i32(Int32(truncatingIfNeeded: count))
+    }
+    return at
+  }
+
+  mutating func clearing(
+    tradeDate: Int32, settleDate: Int32, participant: String, security: String, buyQuantity: Int64,
+    sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128, fees: SideFees
+  ) {
+    record(.clearing, size: 8 + Self.size(participant) + Self.size(security) + 80) { c in
+      c.i32(tradeDate)
+      c.i32(settleDate)
+      c.string(participant)
+      c.string(security)
+      c.i64(buyQuantity)
+      c.i64(sellQuantity)
+      c.i128(buyAmount)
+      c.i128(sellAmount)
+      c.i64(fees.handling)
+      c.i64(fees.regulatory)
+      c.i64(fees.transfer)
+      c.i64(fees.stamp)
+    }
+  }
+
+  mutating func settlement(
+    tradeDate: Int32, settleDate: Int32, participant: String, netFen: Int128, status: SettlementStatus,
+    settledOn: Int32, visible: Bool
+  ) {
+    record(.settlement, size: 8 + Self.size(participant) + 16 + 1 + 4 + 1) { c in
+      c.i32(tradeDate)
+      c.i32(settleDate)
+      c.string(participant)
+      c.i128(netFen)
+      c.u8(status.rawValue)
+      c.i32(settledOn)
+      c.u8(visible ? 1 : 0)
+    }
+  }
+
+  mutating func balance(participant: String, balanceFen: Int128) {
+    record(.balance, size: Self.size(participant) + 16) { c in
+      c.string(participant)
+      c.i128(balanceFen)
+    }
+  }
+
+  mutating func holding(account: String, security: String, quantity: Int64, available: Int64, withheld: Int64)
+  {
+    record(.holding, size: Self.size(account) + Self.size(security) + 24) { c in
+      c.string(account)
+      c.string(security)
+      c.i64(quantity)
+      c.i64(available)
+      c.i64(withheld)
+    }
+  }
+
+  mutating func entitlement(
+    ordinal: Int64, security: String, recordDate: Int32, payDate: Int32, account: String,
+    kind: EntitlementKind,
+    value: Int64
+  ) {
+    record(.entitlement, size: 8 + Self.size(security) + 8 + Self.size(account) + 1 + 8) { c in
+      c.i64(ordinal)
+      c.string(security)
+      c.i32(recordDate)
+      c.i32(payDate)
+      c.string(account)
+      c.u8(kind.rawValue)
+      c.i64(value)
+    }
+  }
+
+  mutating func tax(
+    tradeDate: Int32, tradeId: String, account: String, security: String, quantity: Int64, taxFen: Int64
+  ) {
+    record(.tax, size: 4 + Self.size(tradeId) + Self.size(account) + Self.size(security) + 16) { c in
+      c.i32(tradeDate)
+      c.string(tradeId)
+      c.string(account)
+      c.string(security)
+      c.i64(quantity)
+      c.i64(taxFen)
+    }
+  }
+
+  mutating func taxRemoved(tradeDate: Int32, tradeId: String) {
+    record(.taxRemoved, size: 4 + Self.size(tradeId)) { c in
+      c.i32(tradeDate)
+      c.string(tradeId)
+    }
+  }
+
+  mutating func rejection(seq: Int64, record recordWord: String, ref: String, reason: RejectReason) {
+    record(.rejection, size: 8 + Self.size(recordWord) + Self.size(ref) + 1) { c in
+      c.i64(seq)
+      c.string(recordWord)
+      c.string(ref)
+      c.u8(reason.rawValue)
+    }
+  }
+
+  /// Appends a decoded event record again, byte for byte as the kernel wrote it.
+  public mutating func encode(_ event: EffectEvent) {
+    _ = eventHeader(seq: event.seq, outcome: event.outcome, count: event.effects.count)
+    for e in event.effects { encode(e) }
+  }
+
+  public mutating func encode(_ effect: Effect) {
+    switch effect {
+    case .clearing(let c):
+      clearing(
+        tradeDate: c.tradeDate, settleDate: c.settleDate, participant: c.participant, security: c.security,
+        buyQuantity: c.buyQuantity, sellQuantity: c.sellQuantity, buyAmount: c.buyAmount,
+        sellAmount: c.sellAmount, fees: c.fees)
+    case .settlement(let s, let visible):
+      settlement(
+        tradeDate: s.tradeDate, settleDate: s.settleDate, participant: s.participant, netFen: s.netFen,
+        status: s.status, settledOn: s.settledOn, visible: visible)
+    case .balance(let b): balance(participant: b.participant, balanceFen: b.balanceFen)
+    case .holding(let h):
+      holding(
+        account: h.account, security: h.security, quantity: h.quantity, available: h.available,
+        withheld: h.withheld)
+    case .entitlement(let ordinal, let e):
+      entitlement(
+        ordinal: ordinal, security: e.security, recordDate: e.recordDate, payDate: e.payDate,
+        account: e.account,
+        kind: e.kind, value: e.value)
+    case .tax(let t):
+      tax(
+        tradeDate: t.tradeDate, tradeId: t.tradeId, account: t.account, security: t.security,
+        quantity: t.quantity, taxFen: t.taxFen)
+    case .taxRemoved(let date, let id): taxRemoved(tradeDate: date, tradeId: id)
+    case .rejection(let r): rejection(seq: r.seq, record: r.record, ref: r.ref, reason: r.reason)
+    }
+  }
+}
+
+/// Writes a record's fields into its reserved bytes (little-endian, unaligned).
+struct RecordCursor {
+  let raw: UnsafeMutableRawBufferPointer
+  var offset: Int
+
+  @inline(__always) mutating func u8(_ v: UInt8) {
+    raw[offset] = v
+    offset += 1
+  }
+  @inline(__always) mutating func i32(_ v: Int32) {
+    raw.storeBytes(of: v.littleEndian, toByteOffset: offset, as: Int32.self)
+    offset += 4
+  }
+  @inline(__always) mutating func i64(_ v: Int64) {
+    raw.storeBytes(of: v.littleEndian, toByteOffset: offset, as: Int64.self)
+    offset += 8
+  }
+  @inline(__always) mutating func i128(_ v: Int128) {
+    i64(Int64(truncatingIfNeeded: v))
+    i64(Int64(truncatingIfNeeded: v >> 64))
+  }
+  @inline(__always) mutating func string(_ s: String) {
+    let n = s.utf8.count
+    i32(Int32(n))
+    let at = offset
+    let copied: Void? = s.utf8.withContiguousStorageIfAvailable { u in
+      if n > 0 { (raw.baseAddress! + at).copyMemory(from: UnsafeRawPointer(u.baseAddress!), byteCount: n) }
+    }
+    if copied == nil {
+      var i = at
+      for b in s.utf8 {
+        raw[i] = b
+        i += 1
+      }
+    }
+    offset = at + n
+  }
+}
+
+// MARK: - Reading
+
+public enum EffectDecoder {
+  /// Decodes a concatenation of event records (a batch's effect bytes, or a file's
+  /// bytes after its magic). Refuses anything that breaks docs/EFFECTS.md.
+  public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> [EffectEvent] {
+    var r = ByteReader(bytes)
+    var events: [EffectEvent] = []
+    while !r.isAtEnd {
+      let (kind, body) = try record(&r)
+      guard kind == .event else {
+        throw DecodeError(description: "effect record \(kind.word) outside an event")
+      }
+      var b = ByteReader(body)
+      let seq = try b.i64()
+      let outcomeRaw = try b.u8()
+      guard let outcome = EffectOutcome(rawValue: outcomeRaw) else {
+        throw DecodeError(description: "bad outcome \(outcomeRaw) at seq \(seq)")
+      }
+      let count = Int(UInt32(bitPattern: try b.i32()))
+      guard b.isAtEnd else { throw DecodeError(description: "event record of seq \(seq) has trailing bytes") }
+      guard seq >= 0, count <= EffectFormat.effectsPerEventMax else {
+        throw DecodeError(description: "bad event record: seq \(seq), \(count) effects")
+      }
+      var effects: [Effect] = []
+      effects.reserveCapacity(min(count, 1024))
+      for _ in 0..<count {
+        let (k, body) = try record(&r)
+        effects.append(try effect(k, body, seq: seq))
+      }
+      events.append(EffectEvent(seq: seq, outcome: outcome, effects: effects))
+    }
+    return events
+  }
+
+  /// Decodes an effects file: the magic, then event records.
+  public static func decodeFile(_ bytes: [UInt8]) throws(DecodeError) -> [EffectEvent] {
+    guard bytes.count >= 8, Array(bytes.prefix(7)) == Array(EffectFormat.fileMagic.prefix(7)) else {
+      throw DecodeError(description: "not an effects file (no TALLYFX magic)")
+    }
+    guard bytes[7] == EffectFormat.version else {
+      throw DecodeError(description: "effects file version \(bytes[7]); this reads \(EffectFormat.version)")
+    }
+    return try decode(Array(bytes[8...]))
+  }
+
+  static func record(_ r: inout ByteReader) throws(DecodeError) -> (EffectKind, [UInt8]) {
+    let raw = try r.u8()
+    guard let kind = EffectKind(rawValue: raw) else {
+      throw DecodeError(description: "unknown effect record kind 0x\(String(raw, radix: 16))")
+    }
+    let n = Int(UInt32(bitPattern: try r.i32()))
+    guard n <= EffectFormat.recordBytesMax else {
+      throw DecodeError(description: "effect record of \(n) bytes")
+    }
+    return (kind, try r.bytes(n))
+  }
+
+  static func effect(_ kind: EffectKind, _ body: [UInt8], seq: Int64) throws(DecodeError) -> Effect {
+    var b = ByteReader(body)
+    let e: Effect
+    switch kind {
+    case .event:
+      throw DecodeError(description: "event record of seq \(seq) has fewer effects than it announced")
+    case .clearing:
+      e = .clearing(
+        Report.Clearing(
+          tradeDate: try b.i32(), settleDate: try b.i32(), participant: try b.string(),
+          security: try b.string(),
+          buyQuantity: try b.i64(), sellQuantity: try b.i64(), buyAmount: try b.i128(),
+          sellAmount: try b.i128(),
+          fees: SideFees(
+            handling: try b.i64(), regulatory: try b.i64(), transfer: try b.i64(), stamp: try b.i64())))
+    case .settlement:
+      let s = Report.Settlement(
+        tradeDate: try b.i32(), settleDate: try b.i32(), participant: try b.string(), netFen: try b.i128(),
+        status: try b.enumeration(SettlementStatus.self), settledOn: try b.i32())
+      let visible = try b.u8()
+      guard visible <= 1 else { throw DecodeError(description: "bad visible flag \(visible)") }
+      e = .settlement(s, visible: visible == 1)
+    case .balance:
+      e = .balance(Report.Balance(participant: try b.string(), balanceFen: try b.i128()))
+    case .holding:
+      e = .holding(
+        Report.Holding(
+          account: try b.string(), security: try b.string(), quantity: try b.i64(), available: try b.i64(),
+          withheld: try b.i64()))
+    case .entitlement:
+      let ordinal = try b.i64()
+      e = .entitlement(
+        ordinal: ordinal,
+        Report.Entitlement(
+          security: try b.string(), recordDate: try b.i32(), payDate: try b.i32(), account: try b.string(),
+          kind: try b.enumeration(EntitlementKind.self), value: try b.i64()))
+    case .tax:
+      e = .tax(
+        Report.Tax(
+          tradeDate: try b.i32(), tradeId: try b.string(), account: try b.string(), security: try b.string(),
+          quantity: try b.i64(), taxFen: try b.i64()))
+    case .taxRemoved:
+      e = .taxRemoved(tradeDate: try b.i32(), tradeId: try b.string())
+    case .rejection:
+      e = .rejection(
+        Report.Rejection(
+          seq: try b.i64(), record: try b.string(), ref: try b.string(),
+          reason: try b.enumeration(RejectReason.self)))
+    }
+    guard b.isAtEnd else {
+      throw DecodeError(description: "\(kind.word) effect at seq \(seq) has trailing bytes")
+    }
+    return e
+  }
+}
+
+// MARK: - Digest
+
+/// A fast 128-bit digest of effect bytes, for votes on every batch (SHA-256 stays
+/// for state digests at checkpoints). It detects divergence between honest replicas;
+/// it is not built to resist a forger (CurveZMQ authenticates nodes). Definition in
+/// docs/EFFECTS.md: two 64-bit lanes over the bytes read as little-endian 8-byte
+/// words (the last word zero-padded), then the length, then a final mix.
+public enum EffectDigest {
+  public static let byteCount = 16
+  static let seedA: UInt64 = 0x7461_6C6C_7966_7831  // "tallyfx1"
+  static let seedB: UInt64 = 0x9E37_79B9_7F4A_7C15
+  static let primeA: UInt64 = 0x9FB2_1C65_1E98_DF25
+  static let primeB: UInt64 = 0xC2B2_AE3D_27D4_EB4F
+
+  @inline(__always) static func fmix(_ x: UInt64) -> UInt64 {
+    var k = x
+    k ^= k >> 33
+    k &*= 0xFF51_AFD7_ED55_8CCD
+    k ^= k >> 33
+    k &*= 0xC4CE_B9FE_1A85_EC53
+    k ^= k >> 33
+    return k
+  }
+
+  public static func of(_ bytes: [UInt8]) -> [UInt8] {
+    var a = seedA
+    var b = seedB
+    bytes.withUnsafeBytes { raw in
+      let n = raw.count
+      var i = 0
+      while i + 8 <= n {
+        let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+        a = ((a ^ w) &* primeA).rotatedLeft(by: 29)
+        b = ((b &+ w) &* primeB).rotatedLeft(by: 31) ^ a
+        i += 8
+      }
+      if i < n {
+        var w: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < n {
+          w |= UInt64(raw[i]) << shift
+          shift += 8
+          i += 1
+        }
+        a = ((a ^ w) &* primeA).rotatedLeft(by: 29)
+        b = ((b &+ w) &* primeB).rotatedLeft(by: 31) ^ a
+      }
+    }
+    a = fmix(a ^ UInt64(bytes.count))
+    b = fmix(b &+ a)
+    a = a &+ b
+    var out = [UInt8](repeating: 0, count: 16)
+    for k in 0..<8 {
+      out[k] = UInt8(truncatingIfNeeded: a >> UInt64(8 * k))
+      out[8 + k] = UInt8(truncatingIfNeeded: b >> UInt64(8 * k))
+    }
+    return out
+  }
+}
+
+extension UInt64 {
+  @inline(__always) func rotatedLeft(by k: UInt64) -> UInt64 { (self << k) | (self >> (64 - k)) }
+}

@@ -1,0 +1,51 @@
+// Writes effect records to a file as they are produced (`tally run --effects`):
+// binary (docs/EFFECTS.md: the magic, then event records) or text.
+import Foundation
+import TallyCore
+import TallyFormat
+
+public final class EffectFileWriter {
+  public enum Format: String, Sendable, CaseIterable {
+    case text, binary
+  }
+
+  let handle: FileHandle
+  let format: Format
+  public let path: String
+
+  public init(path: String, format: Format) throws(OutputError) {
+    self.path = path
+    self.format = format
+    guard FileManager.default.createFile(atPath: path, contents: nil),
+      let h = FileHandle(forWritingAtPath: path)
+    else { throw OutputError("cannot write effects file \(path)") }
+    handle = h
+    if format == .binary { try write(raw: EffectFormat.fileMagic) }
+  }
+
+  deinit { try? handle.close() }
+
+  /// Appends event records (as taken from the engine).
+  public func write(_ records: [UInt8]) throws(OutputError) {
+    if records.isEmpty { return }
+    switch format {
+    case .binary: try write(raw: records)
+    case .text:
+      let events: [EffectEvent]
+      do { events = try EffectDecoder.decode(records) } catch {
+        preconditionFailure("the engine wrote effects its decoder refuses: \(error)")
+      }
+      try write(raw: EffectText.render(events))
+    }
+  }
+
+  func write(raw: [UInt8]) throws(OutputError) {
+    do { try handle.write(contentsOf: Data(raw)) } catch {
+      throw OutputError("cannot write effects file \(path): \(error)")
+    }
+  }
+
+  public func close() throws(OutputError) {
+    do { try handle.close() } catch { throw OutputError("cannot close \(path): \(error)") }
+  }
+}

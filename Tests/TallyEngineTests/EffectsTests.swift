@@ -1,0 +1,224 @@
+// Business effects (docs/EFFECTS.md): replaying an embedded run's effect records
+// alone rebuilds the seven SPEC §5 files byte for byte; the encoding round-trips and
+// refuses damaged bytes; effects and digests are the same whether taken per event,
+// per batch, or with effects off (they never change the state).
+import Foundation
+import MarketGenerator
+import TallyCore
+import TallyEngine
+import TallyFormat
+import XCTest
+
+final class EffectsTests: XCTestCase {
+  static let basic = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures/basic").path
+
+  /// Applies `lines` with effects on, taking them every `chunk` events.
+  func runWithEffects(
+    _ reference: ReferenceData, kernel: String = "v1", lines: [ArraySlice<UInt8>], chunk: Int
+  )
+    throws -> (engine: Engine, records: [UInt8], chunks: [[UInt8]])
+  {
+    var engine = Engine(
+      reference: reference, kernel: try KernelCatalog.make(kernel, feeRows: reference.feeRows))
+    engine.enableEffects()
+    var records = engine.state.snapshotEffects()
+    var chunks: [[UInt8]] = []
+    for (i, line) in lines.enumerated() {
+      engine.apply(line: line, seq: Int64(i + 1))
+      if (i + 1) % chunk == 0 || i + 1 == lines.count {
+        let taken = engine.takeEffects()
+        chunks.append(taken)
+        records += taken
+      }
+    }
+    return (engine, records, chunks)
+  }
+
+  func replayed(_ records: [UInt8]) throws -> [String: [UInt8]] {
+    var replay = EffectReplay()
+    try replay.apply(try EffectDecoder.decode(records))
+    var files: [String: [UInt8]] = [:]
+    for f in ReportWriter.render(replay.report()) { files[f.name] = f.bytes }
+    return files
+  }
+
+  func testBasicExampleReplaysToTheExpectedFiles() throws {
+    let reference = try FileIO.loadReference(Self.basic + "/reference")
+    var lines: [ArraySlice<UInt8>] = []
+    try EventLines.forEach(files: [Self.basic + "/events.txt"]) { lines.append($0.bytes) }
+    let run = try runWithEffects(reference, lines: lines, chunk: 5)
+    let files = try replayed(run.records)
+    XCTAssertEqual(files.count, 7)
+    for name in ReportWriter.fileNames {
+      let expected = try FileIO.read(Self.basic + "/expected/" + name)
+      XCTAssertEqual(files[name], expected, "\(name) rebuilt from effects differs from the worked example")
+    }
+    // Every event has exactly one record, in seq order, after the snapshot at seq 0.
+    let events = try EffectDecoder.decode(run.records)
+    XCTAssertEqual(events.map(\.seq), Array(0...Int64(lines.count)))
+    XCTAssertEqual(events[0].outcome, .snapshot)
+    let rejected = events.filter { $0.outcome == .rejected }
+    XCTAssertEqual(rejected.count, run.engine.statistics.rejected)
+    for e in rejected {
+      guard case .rejection(let r) = e.effects.last else { return XCTFail("seq \(e.seq): no rejection row") }
+      XCTAssertEqual(r.seq, e.seq)
+    }
+  }
+
+  func testGeneratedWeeksReplayByteIdenticalWithBothKernels() throws {
+    var kinds = Set<EffectKind>()
+    for (seed, kernel) in [(UInt64(11), "v1"), (22, "v2"), (33, "v1"), (44, "v1")] {
+      var options = MarketOptions(
+        seed: seed, days: 5, tradesPerDay: 1_500, accounts: 300, securities: 20, participants: 6)
+      options.cancelsPerMillion = 8_000
+      options.badLinesPerMillion = 5_000
+      let dir = try makeTemporaryDirectory("effects-week-\(seed)")
+      defer { removeDirectory(dir) }
+      let summary = try MarketGenerator.generate(options, into: dir)
+      let reference = try FileIO.loadReference(dir + "/reference")
+      var lines: [ArraySlice<UInt8>] = []
+      try EventLines.forEach(files: [dir + "/events.txt"]) { lines.append($0.bytes) }
+      let run = try runWithEffects(reference, kernel: kernel, lines: lines, chunk: 997)
+      let direct = outputs(run.engine)
+      assertSameOutputs(direct, try replayed(run.records))
+      let events = try EffectDecoder.decode(run.records)
+      kinds.formUnion(events.flatMap { $0.effects.map(\.kind) })
+      XCTAssertGreaterThan(summary.cancels, 0)
+      // The state is the same as a run without effects: effects only observe.
+      var plain = Engine(
+        reference: reference, kernel: try KernelCatalog.make(kernel, feeRows: reference.feeRows))
+      for (i, line) in lines.enumerated() { plain.apply(line: line, seq: Int64(i + 1)) }
+      XCTAssertEqual(plain.stateDigest, run.engine.stateDigest)
+      // Chunking does not change the bytes.
+      let other = try runWithEffects(reference, kernel: kernel, lines: lines, chunk: 1)
+      XCTAssertEqual(other.records, run.records)
+    }
+    for k in [
+      EffectKind.clearing, .settlement, .balance, .holding, .entitlement, .tax, .taxRemoved, .rejection,
+    ] {
+      XCTAssertTrue(kinds.contains(k), "no \(k.word) effect in the generated weeks")
+    }
+  }
+
+  /// A replica restarts from its last commit and replays: the effects it produces
+  /// again must be byte-identical (derived indexes are rebuilt in another order on
+  /// restore; the canonical order of effects within an event must not depend on it).
+  func testEffectsAfterARestoreEqualAnUninterruptedRun() throws {
+    var options = MarketOptions(
+      seed: 9, days: 5, tradesPerDay: 800, accounts: 200, securities: 15, participants: 5)
+    options.cancelsPerMillion = 10_000
+    let dir = try makeTemporaryDirectory("effects-restore")
+    defer { removeDirectory(dir) }
+    _ = try MarketGenerator.generate(options, into: dir)
+    let reference = try FileIO.loadReference(dir + "/reference")
+    var lines: [ArraySlice<UInt8>] = []
+    try EventLines.forEach(files: [dir + "/events.txt"]) { lines.append($0.bytes) }
+    let straight = try runWithEffects(reference, lines: lines, chunk: 1)
+    var expected: [[UInt8]] = straight.chunks
+    let store = InMemoryStateStore()
+    var durable = try DurableEngine(
+      store: store, reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows))
+    durable.enableEffects()
+    var restarts = 0
+    for (i, line) in lines.enumerated() {
+      let seq = Int64(i + 1)
+      if seq > durable.engine.appliedSeq {
+        durable.apply(line: line, seq: seq)
+        XCTAssertEqual(
+          durable.takeEffects(), expected[i], "seq \(seq): effects differ after \(restarts) restarts")
+      }
+      if i % 397 == 396 {
+        try durable.commit()
+        // Restart from the commit, as a crashed replica does.
+        durable = try DurableEngine(
+          store: store, reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows)
+        )
+        durable.enableEffects()
+        restarts += 1
+      }
+    }
+    expected = []
+    XCTAssertGreaterThan(restarts, 5)
+  }
+
+  func testCancelRemovesTaxAndDefaultsShowInEffects() throws {
+    var options = MarketOptions(
+      seed: 5, days: 5, tradesPerDay: 1_500, accounts: 300, securities: 20, participants: 6)
+    options.cancelsPerMillion = 20_000
+    let dir = try makeTemporaryDirectory("effects-cancel")
+    defer { removeDirectory(dir) }
+    _ = try MarketGenerator.generate(options, into: dir)
+    let reference = try FileIO.loadReference(dir + "/reference")
+    var lines: [ArraySlice<UInt8>] = []
+    try EventLines.forEach(files: [dir + "/events.txt"]) { lines.append($0.bytes) }
+    let run = try runWithEffects(reference, lines: lines, chunk: 5_000)
+    let all = try EffectDecoder.decode(run.records).flatMap(\.effects)
+    let statuses = Set(
+      all.compactMap { e -> SettlementStatus? in
+        if case .settlement(let s, _) = e { return s.status }
+        return nil
+      })
+    XCTAssertTrue(statuses.contains(.settled))
+    XCTAssertTrue(statuses.contains(.defaulted), "the generated week should default a payer")
+    XCTAssertTrue(
+      all.contains { if case .entitlement(_, let e) = $0 { return e.kind == .shares } else { return false } })
+    XCTAssertTrue(
+      all.contains { if case .entitlement(_, let e) = $0 { return e.kind == .cash } else { return false } })
+  }
+
+  func testEncodingRoundTripsAndRefusesDamage() throws {
+    let reference = try FileIO.loadReference(Self.basic + "/reference")
+    var lines: [ArraySlice<UInt8>] = []
+    try EventLines.forEach(files: [Self.basic + "/events.txt"]) { lines.append($0.bytes) }
+    let records = try runWithEffects(reference, lines: lines, chunk: 100).records
+    let events = try EffectDecoder.decode(records)
+    var w = EffectWriter()
+    for e in events { w.encode(e) }
+    XCTAssertEqual(w.bytes, records, "decode then encode changes bytes")
+    // Truncations are refused (except at a record boundary, which decodes a prefix).
+    var refused = 0
+    for n in stride(from: 1, to: records.count, by: 7) {
+      if (try? EffectDecoder.decode(Array(records.prefix(n)))) == nil { refused += 1 }
+    }
+    XCTAssertGreaterThan(refused, records.count / 7 / 2)
+    var bad = records
+    bad[0] = 0x7F
+    XCTAssertThrowsError(try EffectDecoder.decode(bad))
+    XCTAssertThrowsError(try EffectDecoder.decodeFile(records), "no magic")
+    XCTAssertEqual(try EffectDecoder.decodeFile(EffectFormat.fileMagic + records), events)
+  }
+
+  func testDigestSeesEveryByteAndIsStable() {
+    let bytes = (0..<1_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+    let d = EffectDigest.of(bytes)
+    XCTAssertEqual(d.count, 16)
+    XCTAssertEqual(EffectDigest.of(bytes), d)
+    for i in [0, 7, 8, 500, 999] {
+      var x = bytes
+      x[i] ^= 1
+      XCTAssertNotEqual(EffectDigest.of(x), d, "flipping byte \(i) keeps the digest")
+    }
+    XCTAssertNotEqual(EffectDigest.of(bytes + [0]), d, "a trailing zero keeps the digest")
+    XCTAssertNotEqual(EffectDigest.of([]), EffectDigest.of([0]))
+    // Pinned: the digest is part of the wire contract (docs/EFFECTS.md).
+    XCTAssertEqual(EffectDigest.of(Array("tally effects".utf8)).hexString, "0de30d2903066ea2841a3c3bdc05fb53")
+  }
+
+  func testTextNamesFieldsAndTheFirstDifference() throws {
+    let reference = try FileIO.loadReference(Self.basic + "/reference")
+    var lines: [ArraySlice<UInt8>] = []
+    try EventLines.forEach(files: [Self.basic + "/events.txt"]) { lines.append($0.bytes) }
+    let good = try EffectDecoder.decode(try runWithEffects(reference, lines: lines, chunk: 100).records)
+    let faulty = try EffectDecoder.decode(
+      try runWithEffects(reference, kernel: "v1-faulty", lines: lines, chunk: 100).records)
+    let text = String(decoding: EffectText.render(good), as: UTF8.self)
+    XCTAssertTrue(text.hasPrefix("event 0 SNAPSHOT "))
+    XCTAssertTrue(text.contains("\nclearing 20260105,20260106,P0002,600000,300,0,3000.00,0.00,"))
+    guard let diff = EffectText.firstDifference(majority: good, dissenter: faulty) else {
+      return XCTFail("a truncated handling fee shows no difference")
+    }
+    XCTAssertTrue(diff.lines.joined().contains("handling_fee"), diff.lines.joined(separator: "\n"))
+    XCTAssertNil(EffectText.firstDifference(majority: good, dissenter: good))
+  }
+}
