@@ -3,8 +3,8 @@ import Foundation
 import TallyCluster
 import TallyCore
 import TallyEngine
-import TallyOps
 import TallyFormat
+import TallyOps
 import ZeroMQTransport
 
 /// The options every cluster-facing command takes, so clusters can live side by side.
