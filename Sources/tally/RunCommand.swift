@@ -102,7 +102,7 @@ struct RunCommand: ParsableCommand {
       var lastCommit = clock.now
       let interval = Duration.milliseconds(commitMs)
       do {
-        try EventLines.forEach(files: events) { line in
+        try EventLines.forEach(files: events, willRead: { durable.reserveCapacity(events: $0) }) { line in
           seq += 1
           if try durable.offer(line: line.bytes, seq: seq) != nil {
             sinceCommit += 1
@@ -123,6 +123,15 @@ struct RunCommand: ParsableCommand {
         fail("\(error)", code: 2)
       }
       engine = durable.engine
+      if timings && !durable.commitNanos.isEmpty {
+        let sorted = durable.commitNanos.sorted()
+        func ms(_ q: Double) -> String {
+          String(format: "%.1f", Double(sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))]) / 1e6)
+        }
+        note(
+          "tally run: \(sorted.count) commits, latency p50 \(ms(0.5)) ms, p99 \(ms(0.99)) ms, max \(ms(1.0)) ms"
+        )
+      }
     } else {
       var memory = Engine(reference: reference, kernel: kernel)
       memory.setChangeTracking(false)  // nothing is committed
