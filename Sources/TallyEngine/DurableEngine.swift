@@ -6,6 +6,7 @@
 // restart rebuilds it, lays the stored rows (every row changed since the opening)
 // over it, recomputes the checksum and refuses to run if it differs from the
 // stored one. Key layout: docs/STATE-LAYOUT.md.
+import Dispatch
 import TallyCore
 import TallyFormat
 
@@ -35,7 +36,7 @@ public enum StateKeys {
     ]
   }
 
-  static func rowId(_ key: [UInt8]) -> Int32? {
+  public static func rowId(_ key: [UInt8]) -> Int32? {
     guard key.count == 5 else { return nil }
     return Int32(
       bitPattern: UInt32(key[1]) << 24 | UInt32(key[2]) << 16 | UInt32(key[3]) << 8 | UInt32(key[4]))
@@ -139,11 +140,39 @@ public final class DurableEngine {
   public private(set) var engine: Engine
   public let store: any StateStore
   public var sync: Bool
-  /// The last sequence number durably committed.
-  public private(set) var committedSeq: Int64
-  public private(set) var checksum: StateChecksum
-  /// Commit latencies in nanoseconds, for metrics and benchmarks (not state).
-  public private(set) var commitNanos: [Int64] = []
+  /// The last sequence number durably committed (waits for a commit in flight).
+  public var committedSeq: Int64 {
+    settle()
+    return settledSeq
+  }
+  /// The checksum of the committed state (waits for a commit in flight).
+  public var checksum: StateChecksum {
+    settle()
+    return settledChecksum
+  }
+  /// Commit latencies in nanoseconds, from taking the rows to the end of the write, for
+  /// metrics and benchmarks (not state). Waits for a commit in flight.
+  public var commitNanos: [Int64] {
+    settle()
+    return settledNanos
+  }
+
+  private var settledSeq: Int64
+  private var settledChecksum: StateChecksum
+  private var settledNanos: [Int64] = []
+
+  // Commit pipeline (depth 1): `commitInBackground()` takes the changed rows on the
+  // apply thread and leaves hashing, the write and the fsync to `committer` while the
+  // next events apply. While a commit is in flight, ONLY the committer touches
+  // `rowHashes`, `rowBytes`, `rowEntries`, `store`, `job` and `outcome`; the apply
+  // thread touches them again only after `inFlight.wait()` (which orders memory).
+  private let committer = DispatchQueue(label: "tally.durable.commit")
+  private let inFlight = DispatchGroup()
+  private var isInFlight = false
+  private var job: CommitJob?
+  private var outcome: CommitOutcome?
+  /// A background commit's failure, thrown by the next commit call.
+  private var pendingError: DurableError?
 
   private var rowHashes: [[RowHash]]
   private var fingerprint = StreamFingerprint()
@@ -186,13 +215,13 @@ public final class DurableEngine {
       // A fresh state: the first commit writes the markers and the opening checksum only.
       opening.forgetChanges()
       engine = Engine(state: opening)
-      committedSeq = 0
-      checksum = sum
+      settledSeq = 0
+      settledChecksum = sum
       rowHashes = hashes
       var batch = StoreBatch()
       batch.put(StateKeys.format, Array(StateKeys.formatVersion.utf8))
       batch.put(StateKeys.reference, referencePrint)
-      try commitChanges(into: &batch)
+      try commit(extra: batch)
       return
     }
     // `consume`: the opening state ends here, so `stored` owns its tables alone and the
@@ -217,9 +246,9 @@ public final class DurableEngine {
       storedFingerprint = (count, Array(f.dropFirst(8)))
     }
     rowHashes = hashes
-    checksum = sum
+    settledChecksum = sum
     engine = Engine(state: TallyState(restoring: stored, reference: reference, kernel: kernel))
-    committedSeq = engine.appliedSeq
+    settledSeq = engine.appliedSeq
   }
 
   /// The hash of every row of `state`, per table in row order, and their sum.
@@ -314,27 +343,91 @@ public final class DurableEngine {
   }
 
   /// Commits what changed since the last commit, atomically with the position and
-  /// with `extra` (a replica's vote log rides in the same batch).
+  /// with `extra` (a replica's vote log rides in the same batch). Returns when the
+  /// commit is durable (after the one in flight, if any).
   public func commit(extra: StoreBatch = StoreBatch()) throws {
-    var batch = extra
-    try commitChanges(into: &batch)
+    try start(CommitJob(batch: extra))
+    outcome = write(job!)
+    try finishCommit()
   }
 
   /// Like `commit(extra:)`, with the extra writes made from the new state digest
   /// (a replica's vote carries the digest of exactly the state it commits).
   public func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws {
-    var batch = StoreBatch()
-    try commitChanges(into: &batch, extraFromDigest: extraFromDigest)
+    var job = CommitJob(batch: StoreBatch())
+    job.extraFromDigest = extraFromDigest
+    try start(job)
+    outcome = write(self.job!)
+    try finishCommit()
   }
 
-  private func commitChanges(into batch: inout StoreBatch, extraFromDigest: (([UInt8]) -> StoreBatch)? = nil)
-    throws
-  {
-    let clock = ContinuousClock()
-    let started = clock.now
-    var sum = checksum
-    // Rows of a failed commit stay in front (a row may then come twice: the later wins).
+  /// Takes what changed since the last commit and writes it in the background while the
+  /// caller applies the next events. Waits for the previous commit first; a failure of
+  /// a background commit is thrown by the next call (this one, `commit` or
+  /// `finishCommit`). `committedSeq` and `checksum` tell what is durable.
+  public func commitInBackground() throws {
+    try start(CommitJob(batch: StoreBatch()))
+    let box = Unchecked(engine: self)
+    inFlight.enter()
+    isInFlight = true
+    committer.async {
+      let d = box.engine
+      d.outcome = d.write(d.job!)
+      d.inFlight.leave()
+    }
+  }
+
+  /// Waits for the commit in flight, if any; throws its failure.
+  public func finishCommit() throws {
+    settle()
+    if let error = pendingError {
+      pendingError = nil
+      throw error
+    }
+  }
+
+  /// Waits for the commit in flight and takes its outcome (apply thread only).
+  private func settle() {
+    if isInFlight {
+      inFlight.wait()
+      isInFlight = false
+    }
+    guard let o = outcome else { return }
+    outcome = nil
+    job = nil
+    switch o {
+    case .failed(let error): pendingError = error
+    case .committed(let sum, let seq, let written, let nanos):
+      if let written {
+        storedFingerprint = written
+        if fingerprint.lineCount == written.count { fingerprintDirty = false }
+      }
+      settledChecksum = sum
+      settledSeq = seq
+      settledNanos.append(nanos)
+    }
+  }
+
+  /// Starts a commit on the apply thread: waits for the previous one, takes the changed
+  /// rows into `rowBytes` (after a failed commit's rows, which are written again) and
+  /// what the commit must carry. Without a background commit, writes it right away.
+  private func start(_ new: CommitJob) throws {
+    try finishCommit()
+    var job = new
+    job.started = ContinuousClock().now
+    job.seq = engine.appliedSeq
+    job.previousSeq = settledSeq
+    job.checksum = settledChecksum
+    if fingerprintDirty { job.fingerprint = (fingerprint.lineCount, fingerprint.digest, fingerprint.encoded) }
     engine.takeChangedRows(into: &rowBytes) { table, id, range in rowEntries.append((table, id, range)) }
+    self.job = job
+  }
+
+  /// Hashes the taken rows, writes them with the checksum and the job's extras in one
+  /// batch, and syncs. Runs on the committer (or inline for a synchronous commit).
+  private func write(_ job: CommitJob) -> CommitOutcome {
+    var sum = job.checksum
+    var batch = job.batch
     batch.reserveCapacity(puts: rowEntries.count + 4, bytes: rowBytes.count + rowEntries.count * 5 + 256)
     // Row hashes are updated in place (a copy of millions of them per commit cost more
     // than the commit); `undo` restores them if the write fails.
@@ -366,36 +459,55 @@ public final class DurableEngine {
       }
     }
     batch.put(StateKeys.checksum, sum.encoded)
-    if let extraFromDigest {
+    if let extraFromDigest = job.extraFromDigest {
       batch.append(contentsOf: extraFromDigest(StateDigest.of(sum)))
     }
-    if fingerprintDirty {
-      batch.put(StateKeys.stream, fingerprint.encoded)
-    }
+    if let f = job.fingerprint { batch.put(StateKeys.stream, f.encoded) }
     do {
       try store.commit(batch, sync: sync)
     } catch {
-      // Nothing of this commit counts: its rows are written with the next one.
+      // Nothing of this commit counts: its rows stay taken and go with the next one.
       for u in undo.reversed() {
         if let old = u.old { rowHashes[u.table][u.id] = old } else { rowHashes[u.table].removeLast() }
       }
-      throw DurableError(
-        "commit of seq \(engine.appliedSeq) failed: \(error); the state folder still holds seq \(committedSeq), run again to resume"
-      )
+      return .failed(
+        DurableError(
+          "commit of seq \(job.seq) failed: \(error); the state folder still holds seq \(job.previousSeq), run again to resume"
+        ))
     }
     rowBytes.reset()
     rowEntries.removeAll(keepingCapacity: true)
-    if fingerprintDirty {
-      storedFingerprint = (fingerprint.lineCount, fingerprint.digest)
-      fingerprintDirty = false
-    }
-    checksum = sum
-    committedSeq = engine.appliedSeq
-    let elapsed = clock.now - started
-    commitNanos.append(
-      elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    let elapsed = ContinuousClock().now - job.started
+    return .committed(
+      sum, seq: job.seq, fingerprint: job.fingerprint.map { ($0.count, $0.digest) },
+      nanos: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
   }
 
   /// The digest of the committed state, from the incremental checksum.
   public var stateDigest: [UInt8] { StateDigest.of(checksum) }
+}
+
+/// What a commit carries besides the changed rows, fixed when it starts.
+private struct CommitJob {
+  var batch: StoreBatch
+  var extraFromDigest: (([UInt8]) -> StoreBatch)?
+  var fingerprint: (count: Int64, digest: [UInt8], encoded: [UInt8])?
+  var seq: Int64 = 0
+  var previousSeq: Int64 = 0
+  var checksum = StateChecksum()
+  var started = ContinuousClock().now
+
+  init(batch: StoreBatch) { self.batch = batch }
+}
+
+private enum CommitOutcome {
+  case committed(StateChecksum, seq: Int64, fingerprint: (count: Int64, digest: [UInt8])?, nanos: Int64)
+  case failed(DurableError)
+}
+
+/// The engine handed to its committer thread. Safe because, while a commit is in
+/// flight, the two threads touch disjoint fields (see DurableEngine's pipeline notes)
+/// and the DispatchGroup's enter/leave/wait order their memory.
+private struct Unchecked: @unchecked Sendable {
+  let engine: DurableEngine
 }
