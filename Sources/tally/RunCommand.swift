@@ -51,6 +51,18 @@ struct RunCommand: ParsableCommand {
     help: ArgumentHelp("With --state: RocksDB memtable size in MiB; for measurements.", visibility: .hidden))
   var stateWriteBufferMib = 64
 
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "With --state: memtable kind (vector, skiplist); for measurements.", visibility: .hidden))
+  var stateMemtable = "vector"
+
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "With --state: bloom filter bits per key (0: none); for measurements.", visibility: .hidden))
+  var stateBloomBits = 10
+
   @Option(name: .long, help: "Clearing kernel version: v1, v2 (v1-faulty injects a fee fault).")
   var kernel = "v1"
 
@@ -73,6 +85,9 @@ struct RunCommand: ParsableCommand {
     }
     guard RocksDBOptions.Compression(rawValue: stateCompression) != nil else {
       throw ValidationError("--state-compression must be one of none, snappy, lz4, zstd")
+    }
+    guard ["vector", "skiplist"].contains(stateMemtable), (0...64).contains(stateBloomBits) else {
+      throw ValidationError("--state-memtable must be vector or skiplist, --state-bloom-bits 0...64")
     }
     guard (1...4096).contains(stateWriteBufferMib) else {
       throw ValidationError("--state-write-buffer-mib must be 1...4096")
@@ -103,7 +118,8 @@ struct RunCommand: ParsableCommand {
     if let state {
       let store: RocksDBStateStore
       var storeOptions = RocksDBOptions()
-      storeOptions.vectorMemtable = true  // written in batches, read back only on restart
+      storeOptions.vectorMemtable = stateMemtable == "vector"  // written in batches, read back only on restart
+      storeOptions.bloomFilterBitsPerKey = stateBloomBits
       storeOptions.compression = RocksDBOptions.Compression(rawValue: stateCompression)!
       storeOptions.writeBufferBytes = stateWriteBufferMib << 20
       do { store = try RocksDBStateStore(path: state, options: storeOptions) } catch {
