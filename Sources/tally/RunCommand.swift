@@ -118,7 +118,9 @@ struct RunCommand: ParsableCommand {
     if let state {
       let store: RocksDBStateStore
       var storeOptions = RocksDBOptions()
-      storeOptions.vectorMemtable = stateMemtable == "vector"  // written in batches, read back only on restart
+      // Written in batches, read back only on restart: a vector memtable (measured against
+      // a skip list, docs/PERFORMANCE.md).
+      storeOptions.vectorMemtable = stateMemtable == "vector"
       storeOptions.bloomFilterBitsPerKey = stateBloomBits
       storeOptions.compression = RocksDBOptions.Compression(rawValue: stateCompression)!
       storeOptions.writeBufferBytes = stateWriteBufferMib << 20
