@@ -159,6 +159,16 @@ func withCBytes<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>, Int) throws 
   }
 }
 
+/// Calls `body` with a C view of raw bytes; an empty view still gets a valid pointer.
+func withCBytes<R>(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafePointer<CChar>, Int) throws -> R) rethrows
+  -> R
+{
+  if let base = bytes.baseAddress, bytes.count > 0 {
+    return try body(base.assumingMemoryBound(to: CChar.self), bytes.count)
+  }
+  return try withUnsafePointer(to: CChar(0)) { try body($0, 0) }
+}
+
 /// Copies `length` bytes out of memory RocksDB owns.
 func copyBytes(_ bytes: UnsafePointer<CChar>?, _ length: Int) -> [UInt8] {
   guard let bytes, length > 0 else { return [] }

@@ -184,17 +184,18 @@ public final class RocksDBStateStore: StateStore {
       for key in batch.deletes {
         withCBytes(key) { rocksdb_writebatch_delete(wb, $0, $1) }
       }
-      for (key, value) in batch.puts {
+      // Straight from the batch's one buffer: RocksDB copies each slice into its batch.
+      batch.forEachPut { key, value in
         withCBytes(key) { keyBytes, keyLength in
           withCBytes(value) { rocksdb_writebatch_put(wb, keyBytes, keyLength, $0, $1) }
         }
       }
       precondition(
-        Int(rocksdb_writebatch_count(wb)) == batch.puts.count + batch.deletes.count,
+        Int(rocksdb_writebatch_count(wb)) == batch.putCount + batch.deletes.count,
         "write batch lost operations")
       let options = sync && !walDisabled ? syncWriteOptions : writeOptions
       try withErrorPointer(
-        "RocksDB commit of \(batch.puts.count) puts and \(batch.deletes.count) deletes to '\(path)' failed"
+        "RocksDB commit of \(batch.putCount) puts and \(batch.deletes.count) deletes to '\(path)' failed"
       ) { rocksdb_write(db, options.pointer, wb, $0) }
     }
     if sync && walDisabled { try flush() }

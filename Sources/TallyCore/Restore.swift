@@ -33,6 +33,89 @@ public struct StoredTables: Sendable {
     return result
   }
 
+  /// The tables of `state` as they are (arrays are shared until one side changes).
+  public init(state: TallyState) {
+    globals = state.globals
+    participants = state.participants.rows
+    units = state.units.rows
+    accounts = state.accounts.rows
+    securities = state.securities.rows
+    positions = state.positions.rows
+    lotPool = state.lotPool
+    clearing = state.clearingRows.rows
+    settlement = state.settlementRows.rows
+    trades = state.trades.rows
+    slices = state.slices.rows
+    actions = state.actions.rows
+    entitlements = state.entitlements.rows
+    rejections = state.rejections.rows
+    days = state.days.rows
+  }
+
+  /// Row count of `table` (globals: 1).
+  public func count(of table: StateTable) -> Int {
+    switch table {
+    case .globals: return 1
+    case .participants: return participants.count
+    case .units: return units.count
+    case .accounts: return accounts.count
+    case .securities: return securities.count
+    case .positions: return positions.count
+    case .clearing: return clearing.count
+    case .settlement: return settlement.count
+    case .trades: return trades.count
+    case .slices: return slices.count
+    case .actions: return actions.count
+    case .entitlements: return entitlements.count
+    case .rejections: return rejections.count
+    case .days: return days.count
+    }
+  }
+
+  /// Decodes one stored row over the table's row `id` (replacing it) or as its next row
+  /// (id = count). A state folder stores only the rows changed since the opening state:
+  /// this lays them over the opening state rebuilt from the reference folder.
+  public mutating func overlay(_ table: StateTable, id: Int32, bytes: [UInt8]) throws(DecodeError) {
+    let count = self.count(of: table)
+    guard id >= 0, Int(id) <= count, table != .globals || id == 0 else {
+      throw DecodeError(description: "\(table.name) row \(id) out of order (the table has \(count) rows)")
+    }
+    if Int(id) == count {
+      try add(table, id: id, bytes: bytes)
+      return
+    }
+    var r = ByteReader(bytes)
+    func replace<R: CanonicalRow>(_ rows: inout [R]) throws(DecodeError) {
+      rows[Int(id)] = try R(from: &r)
+    }
+    switch table {
+    case .globals: globals = try GlobalRecord(from: &r)
+    case .participants: try replace(&participants)
+    case .units: try replace(&units)
+    case .accounts: try replace(&accounts)
+    case .securities: try replace(&securities)
+    case .positions:
+      // The opening lots go back to the pool; the stored ones take their place.
+      var slot = positions[Int(id)].firstLot
+      var (first, last) = (positions[Int(id)].firstLot, positions[Int(id)].lastLot)
+      while slot != LotPool.none {
+        let next = lotPool.next(after: slot)
+        lotPool.unlinkAndFree(slot, first: &first, last: &last)
+        slot = next
+      }
+      positions[Int(id)] = try PositionRecord(from: &r, lots: &lotPool)
+    case .clearing: try replace(&clearing)
+    case .settlement: try replace(&settlement)
+    case .trades: try replace(&trades)
+    case .slices: try replace(&slices)
+    case .actions: try replace(&actions)
+    case .entitlements: try replace(&entitlements)
+    case .rejections: try replace(&rejections)
+    case .days: try replace(&days)
+    }
+    guard r.isAtEnd else { throw DecodeError(description: "\(table.name) row \(id) has trailing bytes") }
+  }
+
   /// Decodes one stored row into its table; rows of a table must arrive in id order 0, 1, 2, ...
   public mutating func add(_ table: StateTable, id: Int32, bytes: [UInt8]) throws(DecodeError) {
     var r = ByteReader(bytes)

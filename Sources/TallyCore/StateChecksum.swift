@@ -29,22 +29,25 @@ public struct RowHash: Sendable, Equatable {
 
   /// The hash of one row.
   public init(table: UInt8, id: Int32, bytes: [UInt8]) {
+    self = bytes.withUnsafeBytes { RowHash(table: table, id: id, raw: $0) }
+  }
+
+  /// The hash of one row whose bytes are `raw` (a row inside a larger buffer).
+  public init(table: UInt8, id: Int32, raw: UnsafeRawBufferPointer) {
     var a: UInt64 = 0x9e37_79b9_7f4a_7c15 ^ UInt64(table) << 40 ^ UInt64(UInt32(bitPattern: id))
     var b: UInt64 = 0xd6e8_feb8_6659_fd93 ^ UInt64(UInt32(bitPattern: id)) << 8 ^ UInt64(table)
     var i = 0
-    let n = bytes.count
-    bytes.withUnsafeBytes { raw in
-      while i + 8 <= n {
-        let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-        a = Self.mix(a ^ w) &* 0x0000_0100_0000_01b3
-        b = Self.mix(b &+ w ^ 0x5851_f42d_4c95_7f2d)
-        i += 8
-      }
+    let n = raw.count
+    while i + 8 <= n {
+      let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+      a = Self.mix(a ^ w) &* 0x0000_0100_0000_01b3
+      b = Self.mix(b &+ w ^ 0x5851_f42d_4c95_7f2d)
+      i += 8
     }
     var tail: UInt64 = UInt64(n) << 56
     var k = 0
     while i < n {
-      tail |= UInt64(bytes[i]) << UInt64(8 * k)
+      tail |= UInt64(raw[i]) << UInt64(8 * k)
       i += 1
       k += 1
     }

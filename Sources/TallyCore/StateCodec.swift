@@ -8,6 +8,12 @@ public struct ByteWriter {
 
   public init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
 
+  /// Bytes written so far.
+  @inline(__always) public var count: Int { bytes.count }
+
+  /// Forgets the bytes, keeps the capacity (one writer reused for millions of rows).
+  @inline(__always) public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
+
   @inline(__always) public mutating func u8(_ v: UInt8) { bytes.append(v) }
   @inline(__always) public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
   @inline(__always) public mutating func i32(_ v: Int32) {
@@ -378,26 +384,25 @@ public enum StateTable: UInt8, CaseIterable, Sendable {
 
 extension TallyState {
   /// Visits every row of the business state in canonical order (table tag, then row id)
-  /// with its encoding. The digest and a full snapshot are built from this.
+  /// with its encoding. The digest and a full snapshot are built from this. One writer
+  /// serves every row: `body` must not keep the bytes beyond the call (a copy is fine).
   public func forEachEncodedRow(_ body: (StateTable, Int32, [UInt8]) -> Void) {
+    var w = ByteWriter(capacity: 256)
     func visit<R: CanonicalRow>(_ tag: StateTable, _ table: Table<R>) {
-      var w = ByteWriter()
       for i in table.indices {
-        w = ByteWriter()
+        w.reset()
         table.rows[i].encode(into: &w)
         body(tag, Int32(i), w.bytes)
       }
     }
-    var g = ByteWriter()
-    globals.encode(into: &g)
-    body(.globals, 0, g.bytes)
+    globals.encode(into: &w)
+    body(.globals, 0, w.bytes)
     visit(.participants, participants)
     visit(.units, units)
     visit(.accounts, accounts)
     visit(.securities, securities)
-    var w = ByteWriter()
     for i in positions.indices {
-      w = ByteWriter()
+      w.reset()
       positions.rows[i].encode(lots: lotPool, into: &w)
       body(.positions, Int32(i), w.bytes)
     }
@@ -411,37 +416,56 @@ extension TallyState {
     visit(.days, days)
   }
 
-  /// Rows changed since the last call, encoded, in canonical order; forgets them.
-  public mutating func takeChangedRows(_ body: (StateTable, Int32, [UInt8]) -> Void) {
-    func visit<R: CanonicalRow>(_ tag: StateTable, _ table: inout Table<R>) {
+  /// Rows changed since the last call, in canonical order, encoded one after another
+  /// into `w` (no array per row); `body` gets each row's table, id and byte range in
+  /// `w.bytes`. Forgets them.
+  public mutating func takeChangedRows(
+    into w: inout ByteWriter, _ body: (StateTable, Int32, Range<Int>) -> Void
+  ) {
+    func visit<R: CanonicalRow>(_ tag: StateTable, _ table: inout Table<R>, _ w: inout ByteWriter) {
       for i in table.takeDirty() {
-        var w = ByteWriter()
+        let start = w.count
         table[i].encode(into: &w)
-        body(tag, i, w.bytes)
+        body(tag, i, start..<w.count)
       }
     }
     if globalsDirty {
-      var g = ByteWriter()
-      globals.encode(into: &g)
-      body(.globals, 0, g.bytes)
+      let start = w.count
+      globals.encode(into: &w)
+      body(.globals, 0, start..<w.count)
       globalsDirty = false
     }
-    visit(.participants, &participants)
-    visit(.units, &units)
-    visit(.accounts, &accounts)
-    visit(.securities, &securities)
+    visit(.participants, &participants, &w)
+    visit(.units, &units, &w)
+    visit(.accounts, &accounts, &w)
+    visit(.securities, &securities, &w)
     for i in positions.takeDirty() {
-      var w = ByteWriter()
+      let start = w.count
       positions[i].encode(lots: lotPool, into: &w)
-      body(.positions, i, w.bytes)
+      body(.positions, i, start..<w.count)
     }
-    visit(.clearing, &clearingRows)
-    visit(.settlement, &settlementRows)
-    visit(.trades, &trades)
-    visit(.slices, &slices)
-    visit(.actions, &actions)
-    visit(.entitlements, &entitlements)
-    visit(.rejections, &rejections)
-    visit(.days, &days)
+    visit(.clearing, &clearingRows, &w)
+    visit(.settlement, &settlementRows, &w)
+    visit(.trades, &trades, &w)
+    visit(.slices, &slices, &w)
+    visit(.actions, &actions, &w)
+    visit(.entitlements, &entitlements, &w)
+    visit(.rejections, &rejections, &w)
+    visit(.days, &days, &w)
+  }
+
+  /// Rows changed since the last call, each in its own array; forgets them.
+  public mutating func takeChangedRows(_ body: (StateTable, Int32, [UInt8]) -> Void) {
+    var w = ByteWriter(capacity: 4096)
+    var rows: [(StateTable, Int32, Range<Int>)] = []
+    takeChangedRows(into: &w) { rows.append(($0, $1, $2)) }
+    for (table, id, range) in rows { body(table, id, Array(w.bytes[range])) }
+  }
+
+  /// Forgets which rows changed (a state whose rows are known to the store another way).
+  public mutating func forgetChanges() {
+    globalsDirty = false
+    setChangeTracking(false)
+    setChangeTracking(true)
   }
 }

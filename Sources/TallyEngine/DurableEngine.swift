@@ -1,9 +1,12 @@
 // The engine with its state in a StateStore (RocksDB for real runs). State lives
 // in memory; every commit writes the rows that changed since the last commit,
 // the state checksum and the applied sequence number in ONE atomic batch, so
-// state and position never disagree. A restart loads the rows, recomputes the
-// checksum and refuses to run if it differs from the stored one.
-// Key layout: docs/STATE-LAYOUT.md.
+// state and position never disagree. The opening state is not stored: it is a
+// pure function of the reference folder (whose fingerprint the store keeps), so a
+// restart rebuilds it, lays the stored rows (every row changed since the opening)
+// over it, recomputes the checksum and refuses to run if it differs from the
+// stored one. Key layout: docs/STATE-LAYOUT.md.
+import Dispatch
 import TallyCore
 import TallyFormat
 
@@ -14,7 +17,8 @@ public struct DurableError: Error, CustomStringConvertible, Sendable {
 
 public enum StateKeys {
   /// Bumped when the stored layout or the business rules change incompatibly.
-  public static let formatVersion = "tally-state/2 spec/2026-11"
+  /// 3: only rows changed since the opening state are stored (2 stored every row).
+  public static let formatVersion = "tally-state/3 spec/2026-11"
   static let metaPrefix: UInt8 = 0
   public static let format = meta("format")
   public static let reference = meta("reference")
@@ -32,7 +36,7 @@ public enum StateKeys {
     ]
   }
 
-  static func rowId(_ key: [UInt8]) -> Int32? {
+  public static func rowId(_ key: [UInt8]) -> Int32? {
     guard key.count == 5 else { return nil }
     return Int32(
       bitPattern: UInt32(key[1]) << 24 | UInt32(key[2]) << 16 | UInt32(key[3]) << 8 | UInt32(key[4]))
@@ -42,7 +46,15 @@ public enum StateKeys {
 /// SHA-256 of the canonical encoding of a reference folder: a state folder is only
 /// ever resumed with the reference data it was made with.
 public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
-  var w = ByteWriter()
+  // Hashed in chunks as it is written: the encoding of 4 M holdings is not built whole.
+  var sha = SHA256Stream()
+  var w = ByteWriter(capacity: fingerprintChunkBytes + 4096)
+  @inline(__always) func drain(_ w: inout ByteWriter, _ sha: inout SHA256Stream) {
+    if w.count >= fingerprintChunkBytes {
+      sha.update(w.bytes)
+      w.reset()
+    }
+  }
   w.string("reference/1")
   w.i32(Int32(r.calendar.count))
   for d in r.calendar { w.i32(d) }
@@ -67,6 +79,7 @@ public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
   for a in r.accounts {
     w.string(a.id)
     w.u8(a.kind.rawValue)
+    drain(&w, &sha)
   }
   w.i32(Int32(r.holdings.count))
   for h in r.holdings {
@@ -74,6 +87,7 @@ public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
     w.string(r.securities[Int(h.security)].code)
     w.i64(h.quantity)
     w.i32(h.acquiredDate)
+    drain(&w, &sha)
   }
   w.i32(Int32(r.feeRows.count))
   for f in r.feeRows {
@@ -83,8 +97,12 @@ public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
     w.string(f.rateText)
     w.i32(f.effectiveDate)
   }
-  return Digests.sha256(w.bytes)
+  sha.update(w.bytes)
+  return sha.finalize()
 }
+
+/// Bytes of the reference encoding hashed at a time.
+let fingerprintChunkBytes = 1 << 20
 
 /// A fingerprint of the first event lines of a stream, so that a state folder is
 /// never resumed with another stream.
@@ -122,11 +140,39 @@ public final class DurableEngine {
   public private(set) var engine: Engine
   public let store: any StateStore
   public var sync: Bool
-  /// The last sequence number durably committed.
-  public private(set) var committedSeq: Int64
-  public private(set) var checksum: StateChecksum
-  /// Commit latencies in nanoseconds, for metrics and benchmarks (not state).
-  public private(set) var commitNanos: [Int64] = []
+  /// The last sequence number durably committed (waits for a commit in flight).
+  public var committedSeq: Int64 {
+    settle()
+    return settledSeq
+  }
+  /// The checksum of the committed state (waits for a commit in flight).
+  public var checksum: StateChecksum {
+    settle()
+    return settledChecksum
+  }
+  /// Commit latencies in nanoseconds, from taking the rows to the end of the write, for
+  /// metrics and benchmarks (not state). Waits for a commit in flight.
+  public var commitNanos: [Int64] {
+    settle()
+    return settledNanos
+  }
+
+  private var settledSeq: Int64
+  private var settledChecksum: StateChecksum
+  private var settledNanos: [Int64] = []
+
+  // Commit pipeline (depth 1): `commitInBackground()` takes the changed rows on the
+  // apply thread and leaves hashing, the write and the fsync to `committer` while the
+  // next events apply. While a commit is in flight, ONLY the committer touches
+  // `rowHashes`, `rowBytes`, `rowEntries`, `store`, `job` and `outcome`; the apply
+  // thread touches them again only after `inFlight.wait()` (which orders memory).
+  private let committer = DispatchQueue(label: "tally.durable.commit")
+  private let inFlight = DispatchGroup()
+  private var isInFlight = false
+  private var job: CommitJob?
+  private var outcome: CommitOutcome?
+  /// A background commit's failure, thrown by the next commit call.
+  private var pendingError: DurableError?
 
   private var rowHashes: [[RowHash]]
   private var fingerprint = StreamFingerprint()
@@ -134,64 +180,64 @@ public final class DurableEngine {
   private var fingerprintDirty = false
   /// Lines offered so far (a stream shorter than the applied seq is another stream).
   private var offeredLines: Int64 = 0
-  /// Rows taken for a commit whose write failed: written with the next commit.
-  private var unwritten: [(table: StateTable, id: Int32, bytes: [UInt8])] = []
+  /// The changed rows of the commit being made, encoded one after another; after a
+  /// failed write it still holds that commit's rows, written with the next one.
+  private var rowBytes = ByteWriter(capacity: 1 << 20)
+  private var rowEntries: [(table: StateTable, id: Int32, range: Range<Int>)] = []
 
   /// Opens the state in `store`: a fresh state from `reference` when the store is
-  /// empty, else the stored state, verified. Throws when the store belongs to other
-  /// reference data or another format, or when its checksum does not verify.
+  /// empty, else the opening state from `reference` with the stored rows laid over it,
+  /// verified. Throws when the store belongs to other reference data or another
+  /// format, or when its checksum does not verify.
   public init(store: any StateStore, reference: ReferenceData, kernel: any ClearingKernel, sync: Bool = true)
     throws
   {
     self.store = store
     self.sync = sync
-    rowHashes = [[RowHash]](repeating: [], count: Int(StateTable.allCases.map(\.rawValue).max()!) + 1)
     let referencePrint = referenceFingerprint(reference)
     let existing: [UInt8]?
     do { existing = try store.value(for: StateKeys.format) } catch { throw DurableError("\(error)") }
-    guard let existing else {
-      // A fresh state: everything is written in the first commit.
-      engine = Engine(reference: reference, kernel: kernel)
-      committedSeq = 0
-      checksum = StateChecksum()
+    if let existing {
+      guard existing == Array(StateKeys.formatVersion.utf8) else {
+        throw DurableError(
+          "state folder was written by '\(String(decoding: existing, as: UTF8.self))', this is '\(StateKeys.formatVersion)'; use a new --state folder"
+        )
+      }
+      guard try store.value(for: StateKeys.reference) == referencePrint else {
+        throw DurableError(
+          "state folder was made with other reference data; use the same --reference or a new --state folder")
+      }
+    }
+    // The opening state and the hash of each of its rows: the stored rows are changes to it.
+    var opening = TallyState(reference: reference, kernel: kernel)
+    var (hashes, sum) = Self.rowHashes(of: opening)
+    guard existing != nil else {
+      // A fresh state: the first commit writes the markers and the opening checksum only.
+      opening.forgetChanges()
+      engine = Engine(state: opening)
+      settledSeq = 0
+      settledChecksum = sum
+      rowHashes = hashes
       var batch = StoreBatch()
       batch.put(StateKeys.format, Array(StateKeys.formatVersion.utf8))
       batch.put(StateKeys.reference, referencePrint)
-      try commitChanges(into: &batch)
+      try commit(extra: batch)
       return
     }
-    guard existing == Array(StateKeys.formatVersion.utf8) else {
-      throw DurableError(
-        "state folder was written by '\(String(decoding: existing, as: UTF8.self))', this is '\(StateKeys.formatVersion)'; use a new --state folder"
-      )
-    }
-    guard try store.value(for: StateKeys.reference) == referencePrint else {
-      throw DurableError(
-        "state folder was made with other reference data; use the same --reference or a new --state folder")
-    }
-    var stored = StoredTables()
-    var hashes = rowHashes
-    var recomputed = StateChecksum()
+    // `consume`: the opening state ends here, so `stored` owns its tables alone and the
+    // overlays copy no table.
+    var stored = StoredTables(state: consume opening)
     do {
-      for table in StateTable.allCases {
-        try store.scan(prefix: [table.rawValue]) { key, value in
-          guard let id = StateKeys.rowId(key) else { throw DurableError("unexpected key \(key.hexString)") }
-          try stored.add(table, id: id, bytes: value)
-          let h = RowHash(table: table.rawValue, id: id, bytes: value)
-          hashes[Int(table.rawValue)].append(h)
-          recomputed.add(h)
-          return true
-        }
-      }
+      try Self.overlayStoredRows(store, on: &stored, hashes: &hashes, checksum: &sum)
     } catch {
       throw DurableError("state folder cannot be read: \(error)")
     }
     guard let storedChecksumBytes = try store.value(for: StateKeys.checksum),
       let storedChecksum = try? StateChecksum(decoding: storedChecksumBytes)
     else { throw DurableError("state folder has no checksum: it is incomplete or damaged") }
-    guard storedChecksum == recomputed else {
+    guard storedChecksum == sum else {
       throw DurableError(
-        "state folder is damaged: stored checksum \(StateDigest.of(storedChecksum).hexString) differs from the loaded rows' \(StateDigest.of(recomputed).hexString); refusing to run"
+        "state folder is damaged: stored checksum \(StateDigest.of(storedChecksum).hexString) differs from the loaded rows' \(StateDigest.of(sum).hexString); refusing to run"
       )
     }
     if let f = try store.value(for: StateKeys.stream) {
@@ -200,10 +246,52 @@ public final class DurableEngine {
       storedFingerprint = (count, Array(f.dropFirst(8)))
     }
     rowHashes = hashes
-    checksum = recomputed
+    settledChecksum = sum
     engine = Engine(state: TallyState(restoring: stored, reference: reference, kernel: kernel))
-    committedSeq = engine.appliedSeq
+    settledSeq = engine.appliedSeq
   }
+
+  /// The hash of every row of `state`, per table in row order, and their sum.
+  static func rowHashes(of state: TallyState) -> (hashes: [[RowHash]], checksum: StateChecksum) {
+    var hashes = [[RowHash]](repeating: [], count: Int(StateTable.allCases.map(\.rawValue).max()!) + 1)
+    var sum = StateChecksum()
+    state.forEachEncodedRow { table, id, bytes in
+      let h = RowHash(table: table.rawValue, id: id, bytes: bytes)
+      hashes[Int(table.rawValue)].append(h)
+      sum.add(h)
+    }
+    return (hashes, sum)
+  }
+
+  /// Lays every stored row over `tables` (the opening state), keeping the row hashes
+  /// and their sum up to date.
+  static func overlayStoredRows(
+    _ store: any StateStore, on tables: inout StoredTables, hashes: inout [[RowHash]],
+    checksum sum: inout StateChecksum, rowCount: ((StateTable, Int) -> Void)? = nil
+  ) throws {
+    for table in StateTable.allCases {
+      let t = Int(table.rawValue)
+      var n = 0
+      try store.scan(prefix: [table.rawValue]) { key, value in
+        guard let id = StateKeys.rowId(key) else { throw DurableError("unexpected key \(key.hexString)") }
+        try tables.overlay(table, id: id, bytes: value)
+        let h = RowHash(table: table.rawValue, id: id, bytes: value)
+        if Int(id) < hashes[t].count {
+          sum.replace(hashes[t][Int(id)], with: h)
+          hashes[t][Int(id)] = h
+        } else {
+          hashes[t].append(h)
+          sum.add(h)
+        }
+        n += 1
+        return true
+      }
+      rowCount?(table, n)
+    }
+  }
+
+  /// Room for about `events` more events (see `Engine.reserveCapacity(events:)`).
+  public func reserveCapacity(events: Int) { engine.reserveCapacity(events: events) }
 
   /// Offers the next event line with its seq. Lines already applied (seq ≤ the
   /// stored position) are only checked against the stream fingerprint.
@@ -259,79 +347,171 @@ public final class DurableEngine {
   }
 
   /// Commits what changed since the last commit, atomically with the position and
-  /// with `extra` (a replica's vote log rides in the same batch).
+  /// with `extra` (a replica's vote log rides in the same batch). Returns when the
+  /// commit is durable (after the one in flight, if any).
   public func commit(extra: StoreBatch = StoreBatch()) throws {
-    var batch = extra
-    try commitChanges(into: &batch)
+    try start(CommitJob(batch: extra))
+    outcome = write(job!)
+    try finishCommit()
   }
 
   /// Like `commit(extra:)`, with the extra writes made from the new state digest
   /// (a replica's vote carries the digest of exactly the state it commits).
   public func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws {
-    var batch = StoreBatch()
-    try commitChanges(into: &batch, extraFromDigest: extraFromDigest)
+    var job = CommitJob(batch: StoreBatch())
+    job.extraFromDigest = extraFromDigest
+    try start(job)
+    outcome = write(self.job!)
+    try finishCommit()
   }
 
-  private func commitChanges(into batch: inout StoreBatch, extraFromDigest: (([UInt8]) -> StoreBatch)? = nil)
-    throws
-  {
-    let clock = ContinuousClock()
-    let started = clock.now
-    var sum = checksum
-    var rows = unwritten
-    engine.takeChangedRows { table, id, bytes in rows.append((table, id, bytes)) }
+  /// Takes what changed since the last commit and writes it in the background while the
+  /// caller applies the next events. Waits for the previous commit first; a failure of
+  /// a background commit is thrown by the next call (this one, `commit` or
+  /// `finishCommit`). `committedSeq` and `checksum` tell what is durable.
+  public func commitInBackground() throws {
+    try start(CommitJob(batch: StoreBatch()))
+    let box = Unchecked(engine: self)
+    inFlight.enter()
+    isInFlight = true
+    committer.async {
+      let d = box.engine
+      d.outcome = d.write(d.job!)
+      d.inFlight.leave()
+    }
+  }
+
+  /// Waits for the commit in flight, if any; throws its failure.
+  public func finishCommit() throws {
+    settle()
+    if let error = pendingError {
+      pendingError = nil
+      throw error
+    }
+  }
+
+  /// Waits for the commit in flight and takes its outcome (apply thread only).
+  private func settle() {
+    if isInFlight {
+      inFlight.wait()
+      isInFlight = false
+    }
+    guard let o = outcome else { return }
+    outcome = nil
+    job = nil
+    switch o {
+    case .failed(let error): pendingError = error
+    case .committed(let sum, let seq, let written, let nanos):
+      if let written {
+        storedFingerprint = written
+        if fingerprint.lineCount == written.count { fingerprintDirty = false }
+      }
+      settledChecksum = sum
+      settledSeq = seq
+      settledNanos.append(nanos)
+    }
+  }
+
+  /// Starts a commit on the apply thread: waits for the previous one, takes the changed
+  /// rows into `rowBytes` (after a failed commit's rows, which are written again) and
+  /// what the commit must carry. Without a background commit, writes it right away.
+  private func start(_ new: CommitJob) throws {
+    try finishCommit()
+    var job = new
+    job.started = ContinuousClock().now
+    job.seq = engine.appliedSeq
+    job.previousSeq = settledSeq
+    job.checksum = settledChecksum
+    if fingerprintDirty { job.fingerprint = (fingerprint.lineCount, fingerprint.digest, fingerprint.encoded) }
+    engine.takeChangedRows(into: &rowBytes) { table, id, range in rowEntries.append((table, id, range)) }
+    self.job = job
+  }
+
+  /// Hashes the taken rows, writes them with the checksum and the job's extras in one
+  /// batch, and syncs. Runs on the committer (or inline for a synchronous commit).
+  private func write(_ job: CommitJob) -> CommitOutcome {
+    var sum = job.checksum
+    var batch = job.batch
+    batch.reserveCapacity(puts: rowEntries.count + 4, bytes: rowBytes.count + rowEntries.count * 5 + 256)
     // Row hashes are updated in place (a copy of millions of them per commit cost more
     // than the commit); `undo` restores them if the write fails.
     var undo: [(table: Int, id: Int, old: RowHash?)] = []
-    undo.reserveCapacity(rows.count)
-    for (table, id, bytes) in rows {
-      let h = RowHash(table: table.rawValue, id: id, bytes: bytes)
-      let t = Int(table.rawValue)
-      if Int(id) < rowHashes[t].count {
-        let old = rowHashes[t][Int(id)]
-        sum.replace(old, with: h)
-        rowHashes[t][Int(id)] = h
-        undo.append((t, Int(id), old))
-      } else {
-        precondition(Int(id) == rowHashes[t].count, "\(table.name) row \(id) skipped an id")
-        rowHashes[t].append(h)
-        sum.add(h)
-        undo.append((t, Int(id), nil))
+    undo.reserveCapacity(rowEntries.count)
+    rowBytes.bytes.withUnsafeBytes { raw in
+      for (table, id, range) in rowEntries {
+        let value = UnsafeRawBufferPointer(rebasing: raw[range])
+        let h = RowHash(table: table.rawValue, id: id, raw: value)
+        let t = Int(table.rawValue)
+        if Int(id) < rowHashes[t].count {
+          let old = rowHashes[t][Int(id)]
+          sum.replace(old, with: h)
+          rowHashes[t][Int(id)] = h
+          undo.append((t, Int(id), old))
+        } else {
+          precondition(Int(id) == rowHashes[t].count, "\(table.name) row \(id) skipped an id")
+          rowHashes[t].append(h)
+          sum.add(h)
+          undo.append((t, Int(id), nil))
+        }
+        let u = UInt32(bitPattern: id)
+        let key: (UInt8, UInt8, UInt8, UInt8, UInt8) = (
+          table.rawValue, UInt8(u >> 24), UInt8(truncatingIfNeeded: u >> 16),
+          UInt8(truncatingIfNeeded: u >> 8),
+          UInt8(truncatingIfNeeded: u)
+        )
+        withUnsafeBytes(of: key) { batch.put(key: $0, value: value) }
       }
-      batch.put(StateKeys.row(table, id), bytes)
     }
     batch.put(StateKeys.checksum, sum.encoded)
-    if let extraFromDigest {
-      let extra = extraFromDigest(StateDigest.of(sum))
-      for (k, v) in extra.puts { batch.put(k, v) }
+    if let extraFromDigest = job.extraFromDigest {
+      batch.append(contentsOf: extraFromDigest(StateDigest.of(sum)))
     }
-    if fingerprintDirty {
-      batch.put(StateKeys.stream, fingerprint.encoded)
-    }
+    if let f = job.fingerprint { batch.put(StateKeys.stream, f.encoded) }
     do {
       try store.commit(batch, sync: sync)
     } catch {
-      // Nothing of this commit counts: its rows are written with the next one.
+      // Nothing of this commit counts: its rows stay taken and go with the next one.
       for u in undo.reversed() {
         if let old = u.old { rowHashes[u.table][u.id] = old } else { rowHashes[u.table].removeLast() }
       }
-      unwritten = rows
-      throw DurableError(
-        "commit of seq \(engine.appliedSeq) failed: \(error); the state folder still holds seq \(committedSeq), run again to resume"
-      )
+      return .failed(
+        DurableError(
+          "commit of seq \(job.seq) failed: \(error); the state folder still holds seq \(job.previousSeq), run again to resume"
+        ))
     }
-    unwritten = []
-    if fingerprintDirty {
-      storedFingerprint = (fingerprint.lineCount, fingerprint.digest)
-      fingerprintDirty = false
-    }
-    checksum = sum
-    committedSeq = engine.appliedSeq
-    let elapsed = clock.now - started
-    commitNanos.append(
-      elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    rowBytes.reset()
+    rowEntries.removeAll(keepingCapacity: true)
+    let elapsed = ContinuousClock().now - job.started
+    return .committed(
+      sum, seq: job.seq, fingerprint: job.fingerprint.map { ($0.count, $0.digest) },
+      nanos: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
   }
 
   /// The digest of the committed state, from the incremental checksum.
   public var stateDigest: [UInt8] { StateDigest.of(checksum) }
+}
+
+/// What a commit carries besides the changed rows, fixed when it starts.
+private struct CommitJob {
+  var batch: StoreBatch
+  var extraFromDigest: (([UInt8]) -> StoreBatch)?
+  var fingerprint: (count: Int64, digest: [UInt8], encoded: [UInt8])?
+  var seq: Int64 = 0
+  var previousSeq: Int64 = 0
+  var checksum = StateChecksum()
+  var started = ContinuousClock().now
+
+  init(batch: StoreBatch) { self.batch = batch }
+}
+
+private enum CommitOutcome {
+  case committed(StateChecksum, seq: Int64, fingerprint: (count: Int64, digest: [UInt8])?, nanos: Int64)
+  case failed(DurableError)
+}
+
+/// The engine handed to its committer thread. Safe because, while a commit is in
+/// flight, the two threads touch disjoint fields (see DurableEngine's pipeline notes)
+/// and the DispatchGroup's enter/leave/wait order their memory.
+private struct Unchecked: @unchecked Sendable {
+  let engine: DurableEngine
 }

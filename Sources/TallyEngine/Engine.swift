@@ -79,6 +79,13 @@ public struct Engine {
     state.takeChangedRows(body)
   }
 
+  /// Hands over the rows changed since the last call, encoded one after another into `w`.
+  public mutating func takeChangedRows(
+    into w: inout ByteWriter, _ body: (StateTable, Int32, Range<Int>) -> Void
+  ) {
+    state.takeChangedRows(into: &w, body)
+  }
+
   /// SHA-256 of the canonical encoding of the whole business state (32 bytes).
   public var stateDigest: [UInt8] { StateDigest.of(state) }
 

@@ -1,32 +1,41 @@
-// Reads a state folder without the reference data: for `tally inspect` and for
-// operators. Decodes every row, recomputes the checksum and compares it.
+// Reads a state folder for `tally inspect` and for operators: rebuilds the opening
+// state from the reference folder (a state folder stores only the rows changed since
+// it), lays the stored rows over it, recomputes the checksum and compares it.
 import TallyCore
 
 public struct StateInspection {
   public var format: String
   public var tables = StoredTables()
-  public var rowCounts: [(table: StateTable, rows: Int)] = []
+  /// Rows per table in the state, and how many of them the folder stores (changed
+  /// since the opening state).
+  public var rowCounts: [(table: StateTable, rows: Int, stored: Int)] = []
   public var storedChecksum: StateChecksum?
   public var recomputedChecksum = StateChecksum()
 
   public var verified: Bool { storedChecksum == recomputedChecksum }
   public var appliedSeq: Int64 { tables.globals.appliedSeq }
 
-  public init(store: any StateStore) throws {
+  public init(store: any StateStore, reference: ReferenceData, kernel: any ClearingKernel) throws {
     guard let f = try store.value(for: StateKeys.format) else {
       throw DurableError("not a Tally state folder (no format marker)")
     }
     format = String(decoding: f, as: UTF8.self)
+    guard f == Array(StateKeys.formatVersion.utf8) else {
+      throw DurableError("state folder was written by '\(format)', this is '\(StateKeys.formatVersion)'")
+    }
+    guard try store.value(for: StateKeys.reference) == referenceFingerprint(reference) else {
+      throw DurableError("state folder was made with other reference data; give its --reference")
+    }
+    let opening = TallyState(reference: reference, kernel: kernel)
+    var (hashes, sum) = DurableEngine.rowHashes(of: opening)
+    tables = StoredTables(state: consume opening)
+    var stored: [StateTable: Int] = [:]
+    try DurableEngine.overlayStoredRows(store, on: &tables, hashes: &hashes, checksum: &sum) {
+      stored[$0] = $1
+    }
+    recomputedChecksum = sum
     for table in StateTable.allCases {
-      var n = 0
-      try store.scan(prefix: [table.rawValue]) { key, value in
-        guard let id = StateKeys.rowId(key) else { throw DurableError("unexpected key \(key.hexString)") }
-        try tables.add(table, id: id, bytes: value)
-        recomputedChecksum.add(RowHash(table: table.rawValue, id: id, bytes: value))
-        n += 1
-        return true
-      }
-      rowCounts.append((table, n))
+      rowCounts.append((table, tables.count(of: table), stored[table] ?? 0))
     }
     if let c = try store.value(for: StateKeys.checksum) { storedChecksum = try StateChecksum(decoding: c) }
   }

@@ -4,20 +4,84 @@
 // layout is the engine's (docs/STATE-LAYOUT.md).
 
 /// One atomic unit of change: every put and delete lands, or none does.
+///
+/// Keys and values live in one byte buffer with offsets (a commit of millions of rows
+/// makes no heap array per row); `puts` gives them back as arrays for tests and tools.
 public struct StoreBatch: Sendable {
-  public private(set) var puts: [(key: [UInt8], value: [UInt8])] = []
+  /// One put: the key at `start`, its value right after it.
+  struct Entry: Sendable {
+    var start: Int
+    var keyCount: Int32
+    var valueCount: Int32
+  }
+  /// Bytes of one put's key or value, at most (RocksDB slices are size_t, rows are small).
+  public static let partByteCountMax = Int(Int32.max)
+
+  private var data: [UInt8] = []
+  private var entries: [Entry] = []
   public private(set) var deletes: [[UInt8]] = []
 
   public init() {}
 
-  public mutating func put(_ key: [UInt8], _ value: [UInt8]) { puts.append((key, value)) }
+  /// Room for `puts` puts of `bytes` bytes in all.
+  public mutating func reserveCapacity(puts: Int, bytes: Int) {
+    entries.reserveCapacity(puts)
+    data.reserveCapacity(bytes)
+  }
+
+  public mutating func put(_ key: [UInt8], _ value: [UInt8]) {
+    precondition(key.count <= Self.partByteCountMax && value.count <= Self.partByteCountMax)
+    entries.append(Entry(start: data.count, keyCount: Int32(key.count), valueCount: Int32(value.count)))
+    data.append(contentsOf: key)
+    data.append(contentsOf: value)
+  }
+
+  /// A put from raw bytes (a key built on the stack, a row inside a larger buffer).
+  public mutating func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    precondition(key.count <= Self.partByteCountMax && value.count <= Self.partByteCountMax)
+    entries.append(Entry(start: data.count, keyCount: Int32(key.count), valueCount: Int32(value.count)))
+    data.append(contentsOf: key)
+    data.append(contentsOf: value)
+  }
+
   public mutating func delete(_ key: [UInt8]) { deletes.append(key) }
 
-  public var isEmpty: Bool { puts.isEmpty && deletes.isEmpty }
-  /// Bytes of keys and values, for metrics and limits.
-  public var byteCount: Int {
-    puts.reduce(0) { $0 + $1.key.count + $1.value.count } + deletes.reduce(0) { $0 + $1.count }
+  public var putCount: Int { entries.count }
+
+  /// The puts in order, as arrays (tests, tools; commits use `forEachPut`).
+  public var puts: [(key: [UInt8], value: [UInt8])] {
+    entries.map { e in
+      let keyEnd = e.start + Int(e.keyCount)
+      return (Array(data[e.start..<keyEnd]), Array(data[keyEnd..<(keyEnd + Int(e.valueCount))]))
+    }
   }
+
+  /// Calls `body` with every put's key and value bytes, in order, without copying them.
+  public func forEachPut(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
+    try data.withUnsafeBytes { raw in
+      for e in entries {
+        let keyEnd = e.start + Int(e.keyCount)
+        try body(
+          UnsafeRawBufferPointer(rebasing: raw[e.start..<keyEnd]),
+          UnsafeRawBufferPointer(rebasing: raw[keyEnd..<(keyEnd + Int(e.valueCount))]))
+      }
+    }
+  }
+
+  /// Appends every put of `other` (in its order) after this batch's puts, and its deletes.
+  public mutating func append(contentsOf other: StoreBatch) {
+    let base = data.count
+    data.append(contentsOf: other.data)
+    for var e in other.entries {
+      e.start += base
+      entries.append(e)
+    }
+    deletes.append(contentsOf: other.deletes)
+  }
+
+  public var isEmpty: Bool { entries.isEmpty && deletes.isEmpty }
+  /// Bytes of keys and values, for metrics and limits.
+  public var byteCount: Int { data.count + deletes.reduce(0) { $0 + $1.count } }
 }
 
 /// Errors a store reports; the message names the operation and the path.
@@ -49,7 +113,7 @@ public final class InMemoryStateStore: StateStore {
 
   public func commit(_ batch: StoreBatch, sync: Bool) throws {
     for key in batch.deletes { entries[key] = nil }
-    for (key, value) in batch.puts { entries[key] = value }
+    batch.forEachPut { key, value in entries[Array(key)] = Array(value) }
   }
 
   public func scan(prefix: [UInt8], _ body: ([UInt8], [UInt8]) throws -> Bool) throws {

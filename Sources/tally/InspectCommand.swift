@@ -11,13 +11,18 @@ struct InspectCommand: ParsableCommand {
     abstract:
       "Show what a state folder holds: applied seq, digest, rows per table, an account, a participant.",
     discussion: """
-      Opens the RocksDB state folder read-write (stop the run that owns it first), decodes
-      every row and verifies the stored checksum. The key layout is in docs/STATE-LAYOUT.md;
+      Opens the RocksDB state folder read-write (stop the run that owns it first), rebuilds
+      the opening state from --reference, lays the stored rows (those changed since the
+      opening) over it and verifies the stored checksum. The key layout is in docs/STATE-LAYOUT.md;
       `ldb --db=DIR scan --hex` (Debian package rocksdb-tools) reads the same keys.
       """)
 
   @Option(name: .long, help: "The state folder (tally run --state DIR).")
   var state: String
+
+  @Option(
+    name: .long, help: "The reference folder the state was made with (its opening state is not stored).")
+  var reference: String
 
   @Option(name: .long, help: "Show this account's holdings and lots.")
   var account: String?
@@ -36,7 +41,10 @@ struct InspectCommand: ParsableCommand {
         options: {
           var o = RocksDBOptions(); o.createIfMissing = false; return o
         }())
-      inspection = try StateInspection(store: store)
+      let referenceData = try FileIO.loadReference(reference)
+      inspection = try StateInspection(
+        store: store, reference: referenceData,
+        kernel: try KernelCatalog.make("v1", feeRows: referenceData.feeRows))
     } catch { fail("\(error)", code: 2) }
     let t = inspection.tables
     print("state folder: \(state)")
@@ -49,8 +57,10 @@ struct InspectCommand: ParsableCommand {
     print(
       "checksum:     \(inspection.verified ? "verified (stored = recomputed from rows)" : "MISMATCH: stored \(inspection.storedChecksum.map { StateDigest.of($0).hexString } ?? "none")")"
     )
-    print("rows:")
-    for (table, n) in inspection.rowCounts { print("  \(DemoSummary.pad(table.name, 14))\(n)") }
+    print("rows (in the state, of them stored as changed since the opening state):")
+    for (table, n, stored) in inspection.rowCounts {
+      print("  \(DemoSummary.pad(table.name, 14))\(n) (\(stored) stored)")
+    }
     if let account {
       guard let a = t.accounts.firstIndex(where: { $0.id == Ident(account) }) else {
         fail("no account \(account)", code: 2)

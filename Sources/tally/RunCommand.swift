@@ -40,12 +40,35 @@ struct RunCommand: ParsableCommand {
   @Flag(
     name: .long,
     help:
-      "With --state: print the commit latencies (count, p50, p99, max, as seen by the caller) on standard error."
+      "With --state: print the commit latencies (count, p50, p99, max: rows taken to write synced) on standard error."
   )
   var commitStats = false
 
   @Flag(inversion: .prefixedNo, help: "With --state: fsync every commit.")
   var sync = true
+
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "With --state: SST compression (none, snappy, lz4, zstd); for measurements.", visibility: .hidden))
+  var stateCompression = "lz4"
+
+  @Option(
+    name: .long,
+    help: ArgumentHelp("With --state: RocksDB memtable size in MiB; for measurements.", visibility: .hidden))
+  var stateWriteBufferMib = 64
+
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "With --state: memtable kind (vector, skiplist); for measurements.", visibility: .hidden))
+  var stateMemtable = "vector"
+
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "With --state: bloom filter bits per key (0: none); for measurements.", visibility: .hidden))
+  var stateBloomBits = 10
 
   @Option(
     name: .long,
@@ -81,6 +104,15 @@ struct RunCommand: ParsableCommand {
     guard commitEvents > 0, commitMs > 0 else {
       throw ValidationError("--commit-events and --commit-ms must be > 0")
     }
+    guard RocksDBOptions.Compression(rawValue: stateCompression) != nil else {
+      throw ValidationError("--state-compression must be one of none, snappy, lz4, zstd")
+    }
+    guard ["vector", "skiplist"].contains(stateMemtable), (0...64).contains(stateBloomBits) else {
+      throw ValidationError("--state-memtable must be vector or skiplist, --state-bloom-bits 0...64")
+    }
+    guard (1...4096).contains(stateWriteBufferMib) else {
+      throw ValidationError("--state-write-buffer-mib must be 1...4096")
+    }
   }
 
   func run() throws {
@@ -113,7 +145,12 @@ struct RunCommand: ParsableCommand {
     if let state {
       let store: RocksDBStateStore
       var storeOptions = RocksDBOptions()
-      storeOptions.vectorMemtable = true  // written in batches, read back only on restart
+      // Written in batches, read back only on restart: a vector memtable (measured against
+      // a skip list, docs/PERFORMANCE.md).
+      storeOptions.vectorMemtable = stateMemtable == "vector"
+      storeOptions.bloomFilterBitsPerKey = stateBloomBits
+      storeOptions.compression = RocksDBOptions.Compression(rawValue: stateCompression)!
+      storeOptions.writeBufferBytes = stateWriteBufferMib << 20
       do { store = try RocksDBStateStore(path: state, options: storeOptions) } catch {
         fail("\(error)", code: 3)
       }
@@ -134,15 +171,8 @@ struct RunCommand: ParsableCommand {
       var sinceCommit = 0
       var lastCommit = clock.now
       let interval = Duration.milliseconds(commitMs)
-      var commitNanos: [Int64] = []
-      func timedCommit() throws {
-        let t = clock.now
-        try durable.commit()
-        let d = (clock.now - t).components
-        commitNanos.append(d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000)
-      }
       do {
-        try EventLines.forEach(files: events) { line in
+        try EventLines.forEach(files: events, willRead: { durable.reserveCapacity(events: $0) }) { line in
           seq += 1
           if try durable.offer(line: line.bytes, seq: seq) != nil {
             if let effectFile, seq % Int64(Self.effectsChunkEvents) == 0 {
@@ -150,7 +180,8 @@ struct RunCommand: ParsableCommand {
             }
             sinceCommit += 1
             if sinceCommit >= commitEvents || (sinceCommit & 255 == 0 && clock.now - lastCommit >= interval) {
-              try timedCommit()
+              // Written and synced while the next events apply; the final commit waits.
+              try durable.commitInBackground()
               commits += 1
               sinceCommit = 0
               lastCommit = clock.now
@@ -159,7 +190,7 @@ struct RunCommand: ParsableCommand {
         }
         try durable.finishStream()
         try effectFile?.write(durable.takeEffects())
-        try timedCommit()
+        try durable.commit()
         commits += 1
       } catch let error as DurableError {
         fail("\(error)", code: error.description.contains("commit") ? 3 : 2)
@@ -167,7 +198,7 @@ struct RunCommand: ParsableCommand {
         fail("\(error)", code: 2)
       }
       engine = durable.engine
-      if commitStats { note(Self.commitStatsLine(commitNanos)) }
+      if commitStats || timings { note(Self.commitStatsLine(durable.commitNanos)) }
     } else {
       var memory = Engine(reference: reference, kernel: kernel)
       if let effectFile {
