@@ -1,0 +1,118 @@
+// `tally dashboard` in a real browser: a real cluster, the dashboard process, and
+// headless Chromium loading the page before and after events are submitted. The
+// numbers on the page must be the voted ones: the trade count from the events and
+// rejections, and each participant's net cash equal to the embedded run's
+// settlement.csv. Ports: 195xx (the dashboard at 19580). With DASHBOARD_SCREENSHOT=PATH
+// set, the test also saves a screenshot of the page there (docs/dashboard.png).
+import Foundation
+import XCTest
+
+final class DashboardTests: ClusterTestCase {
+  func testThePageShowsTheVotedNumbersLive() throws {
+    let chromium = try requireBrowser()
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 400)
+    let events = try m.eventCount()
+    let c = try cluster(basePort: 19_500, reference: m.reference)
+    try c.up()
+    let url = "http://127.0.0.1:19580/"
+    let dashboard = try Child(
+      Paths.tally, ["dashboard"] + c.common + ["--reference", m.reference, "--listen", "127.0.0.1:19580"],
+      workDir: work, name: "dashboard")
+    children.append(dashboard)
+    XCTAssertTrue(
+      eventually(30) { (try? httpGet(url + "state").body.contains("\"healthy\":true")) ?? false },
+      "the dashboard never showed a healthy cluster: \((try? httpGet(url + "state").body) ?? "no answer")")
+
+    // Before: no trade, every node listed.
+    let before = try dumpDOM(chromium, url)
+    XCTAssertEqual(number(before, id: "trades-cleared"), "0", before)
+    XCTAssertEqual(number(before, id: "last-seq"), "0", before)
+    for node in TestCluster.nodeNames {
+      XCTAssertTrue(before.contains("data-node=\"\(node)\""), "no row for \(node): \(before)")
+    }
+
+    try c.submit([m.events], batchLines: 100)
+    XCTAssertTrue(
+      eventually(60) { (try? httpGet(url + "state").body.contains("\"last_seq\":\(events),")) ?? false },
+      "the dashboard did not reach seq \(events): \((try? httpGet(url + "state").body) ?? "no answer")")
+
+    // After: the page (fed by server-sent events) shows the voted figures.
+    let after = try dumpDOM(chromium, url)
+    XCTAssertEqual(number(after, id: "last-seq"), String(events), after)
+    XCTAssertEqual(number(after, id: "trades-cleared"), String(try appliedTrades(m)), after)
+    let rejected = try csvRows(m.expected + "/rejections.csv").count
+    XCTAssertEqual(number(after, id: "rejections-total"), String(rejected), after)
+    // Net cash per participant for the open (latest) trade date, as in settlement.csv.
+    let settlement = try csvRows(m.expected + "/settlement.csv")
+    let openDate = settlement.map { $0[0] }.max() ?? ""
+    let rows = settlement.filter { $0[0] == openDate }
+    XCTAssertFalse(rows.isEmpty, "settlement.csv has no row")
+    for row in rows {
+      let participant = row[2]
+      let net = row[3]
+      let pattern = "data-participant=\"\(participant)\"><td>\(participant)</td><td class=\"num net [a-z]+\">"
+      guard let r = after.range(of: pattern, options: .regularExpression) else {
+        XCTFail("no row for \(participant) on \(openDate): \(after)")
+        continue
+      }
+      let shown = after[r.upperBound...].prefix { $0 != "<" }
+      XCTAssertEqual(String(shown), net, "net cash of \(participant) on \(openDate)")
+    }
+    XCTAssertEqual(number(after, id: "open-date"), openDate, after)
+    XCTAssertTrue(after.contains("id=\"health\" class=\"ok\">healthy<"), after)
+
+    if let shot = ProcessInfo.processInfo.environment["DASHBOARD_SCREENSHOT"], !shot.isEmpty {
+      let r = try runCommand(
+        chromium,
+        browserFlags() + ["--virtual-time-budget=3000", "--window-size=1280,900", "--screenshot=\(shot)", url],
+        workDir: work, timeout: 90)
+      XCTAssertEqual(r.status, 0, r.output)
+    }
+  }
+
+  func requireBrowser() throws -> String {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+      let path = "\(dir)/chromium"
+      if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    XCTFail("chromium is not installed (scripts/setup.sh installs Debian's chromium)")
+    throw TestFailure("no chromium")
+  }
+
+  func browserFlags() -> [String] {
+    [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+      "--user-data-dir=\(work)/chromium-profile",
+    ]
+  }
+
+  /// The page's DOM after its script ran (the first /state and the first events).
+  func dumpDOM(_ chromium: String, _ url: String) throws -> String {
+    let r = try runCommand(
+      chromium, browserFlags() + ["--virtual-time-budget=3000", "--dump-dom", url], workDir: work, timeout: 90)
+    XCTAssertEqual(r.status, 0, r.output)
+    return r.stdout
+  }
+
+  /// The text of the element with `id` (a leaf element).
+  func number(_ dom: String, id: String) -> String? {
+    guard let r = dom.range(of: "id=\"\(id)\"") else { return nil }
+    guard let gt = dom[r.upperBound...].firstIndex(of: ">") else { return nil }
+    return String(dom[dom.index(after: gt)...].prefix { $0 != "<" })
+  }
+
+  /// Data rows of a SPEC §5 CSV file, split on commas.
+  func csvRows(_ path: String) throws -> [[String]] {
+    try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst().map {
+      $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    }
+  }
+
+  /// TRADE lines of the events file less the rejected TRADEs: the trades cleared.
+  func appliedTrades(_ m: Market) throws -> Int {
+    let lines = try String(contentsOfFile: m.events, encoding: .utf8).split(separator: "\n")
+    let trades = lines.filter { $0.hasPrefix("TRADE,") }.count
+    let rejected = try csvRows(m.expected + "/rejections.csv").filter { $0[1] == "TRADE" }.count
+    return trades - rejected
+  }
+}
