@@ -112,7 +112,9 @@ let package = Package(
       name: "TallyChaosTests", dependencies: ["TallyChaos", "TallyCluster", "TallyEngine", "TallyCore"],
       swiftSettings: strict),
     .testTarget(
-      name: "TallyOpsTests", dependencies: ["TallyOps", "TallyCluster", "TallyCore", "TallyEngine", "TallyFormat"], swiftSettings: strict),
+      name: "TallyOpsTests",
+      dependencies: ["TallyOps", "TallyCluster", "TallyCore", "TallyEngine", "TallyFormat"],
+      swiftSettings: strict),
     .testTarget(
       name: "TallyCLITests", dependencies: ["tally"], swiftSettings: strict),
   ],

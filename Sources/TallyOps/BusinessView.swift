@@ -222,7 +222,9 @@ extension BusinessView {
       case "\"": out += "\\\""
       case "\\": out += "\\\\"
       default:
-        if u.value < 0x20 { out += "\\u00" + (u.value < 0x10 ? "0" : "") + String(u.value, radix: 16) } else {
+        if u.value < 0x20 {
+          out += "\\u00" + (u.value < 0x10 ? "0" : "") + String(u.value, radix: 16)
+        } else {
           out.unicodeScalars.append(u)
         }
       }
@@ -267,9 +269,13 @@ extension BusinessView {
     family(
       "tally_open_day_cleared_amount_yuan", "gauge",
       "Buy plus sell amount cleared on the open trade date, per participant, in yuan.")
-    for d in day { t += "tally_open_day_cleared_amount_yuan{participant=\"\(Self.label(d.participant))\"} \(Self.yuan(d.clearedFen))\n" }
+    for d in day {
+      t +=
+        "tally_open_day_cleared_amount_yuan{participant=\"\(Self.label(d.participant))\"} \(Self.yuan(d.clearedFen))\n"
+    }
     family(
-      "tally_open_day_fees_yuan", "gauge", "Fees cleared on the open trade date, per participant and fee, in yuan.")
+      "tally_open_day_fees_yuan", "gauge",
+      "Fees cleared on the open trade date, per participant and fee, in yuan.")
     for d in day {
       let p = Self.label(d.participant)
       t += "tally_open_day_fees_yuan{participant=\"\(p)\",fee=\"handling\"} \(Self.yuan(d.handlingFen))\n"
@@ -281,7 +287,8 @@ extension BusinessView {
       "tally_open_day_net_cash_yuan", "gauge",
       "Net settlement amount on the open trade date, per participant, in yuan (negative: pays).")
     for d in day where d.status != nil {
-      t += "tally_open_day_net_cash_yuan{participant=\"\(Self.label(d.participant))\"} \(Self.yuan(d.netFen))\n"
+      t +=
+        "tally_open_day_net_cash_yuan{participant=\"\(Self.label(d.participant))\"} \(Self.yuan(d.netFen))\n"
     }
     family("tally_settlement_rows", "gauge", "Settlement rows (settlement.csv, every trade date) by status.")
     let counts = settlementRowsByStatus

@@ -1,5 +1,6 @@
 // `tally dashboard` in a real browser: a real cluster, the dashboard process, and
-// headless Chromium loading the page before and after events are submitted. The
+// headless Chromium (Tests/interop/dashboard_browser.py) holding the page open while
+// events are submitted: it updates itself by server-sent events. The
 // numbers on the page must be the voted ones: the trade count from the events and
 // rejections, and each participant's net cash equal to the embedded run's
 // settlement.csv. Ports: 195xx (the dashboard at 19580). With DASHBOARD_SCREENSHOT=PATH
@@ -23,8 +24,23 @@ final class DashboardTests: ClusterTestCase {
       eventually(30) { (try? httpGet(url + "state").body.contains("\"healthy\":true")) ?? false },
       "the dashboard never showed a healthy cluster: \((try? httpGet(url + "state").body) ?? "no answer")")
 
-    // Before: no trade, every node listed.
-    let before = try dumpDOM(chromium, url)
+    // One page load in headless Chromium (DevTools protocol): the DOM once every node
+    // is listed, then, never reloaded, once server-sent events brought the last seq.
+    let browser = try Child(
+      "/usr/bin/env",
+      [
+        "python3", Paths.interop + "/dashboard_browser.py", "--chromium", chromium, "--url", url,
+        "--profile", work + "/chromium-profile",
+        "--ready-js", "document.querySelectorAll('#nodes tbody tr').length === 5",
+        "--before", work + "/before.html",
+        "--until-js", "document.getElementById('last-seq').textContent === '\(events)'",
+        "--after", work + "/after.html", "--timeout", "120",
+      ] + screenshotArguments(), workDir: work, name: "browser")
+    children.append(browser)
+    XCTAssertTrue(
+      eventually(90) { FileManager.default.fileExists(atPath: work + "/before.html") || !browser.isRunning },
+      "the browser never loaded the page")
+    let before = (try? String(contentsOfFile: work + "/before.html", encoding: .utf8)) ?? ""
     XCTAssertEqual(number(before, id: "trades-cleared"), "0", before)
     XCTAssertEqual(number(before, id: "last-seq"), "0", before)
     for node in TestCluster.nodeNames {
@@ -32,12 +48,11 @@ final class DashboardTests: ClusterTestCase {
     }
 
     try c.submit([m.events], batchLines: 100)
-    XCTAssertTrue(
-      eventually(60) { (try? httpGet(url + "state").body.contains("\"last_seq\":\(events),")) ?? false },
-      "the dashboard did not reach seq \(events): \((try? httpGet(url + "state").body) ?? "no answer")")
+    let browsed = browser.wait(timeout: 150)
+    XCTAssertEqual(browsed.status, 0, "the page did not reach seq \(events): \(browsed.output)")
+    let after = (try? String(contentsOfFile: work + "/after.html", encoding: .utf8)) ?? ""
 
     // After: the page (fed by server-sent events) shows the voted figures.
-    let after = try dumpDOM(chromium, url)
     XCTAssertEqual(number(after, id: "last-seq"), String(events), after)
     XCTAssertEqual(number(after, id: "trades-cleared"), String(try appliedTrades(m)), after)
     let rejected = try csvRows(m.expected + "/rejections.csv").count
@@ -61,13 +76,14 @@ final class DashboardTests: ClusterTestCase {
     XCTAssertEqual(number(after, id: "open-date"), openDate, after)
     XCTAssertTrue(after.contains("id=\"health\" class=\"ok\">healthy<"), after)
 
-    if let shot = ProcessInfo.processInfo.environment["DASHBOARD_SCREENSHOT"], !shot.isEmpty {
-      let r = try runCommand(
-        chromium,
-        browserFlags() + ["--virtual-time-budget=3000", "--window-size=1280,900", "--screenshot=\(shot)", url],
-        workDir: work, timeout: 90)
-      XCTAssertEqual(r.status, 0, r.output)
+  }
+
+  /// `--screenshot PATH` when DASHBOARD_SCREENSHOT is set (how docs/dashboard.png is made).
+  func screenshotArguments() -> [String] {
+    guard let shot = ProcessInfo.processInfo.environment["DASHBOARD_SCREENSHOT"], !shot.isEmpty else {
+      return []
     }
+    return ["--screenshot", shot]
   }
 
   func requireBrowser() throws -> String {
@@ -77,21 +93,6 @@ final class DashboardTests: ClusterTestCase {
     }
     XCTFail("chromium is not installed (scripts/setup.sh installs Debian's chromium)")
     throw TestFailure("no chromium")
-  }
-
-  func browserFlags() -> [String] {
-    [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-      "--user-data-dir=\(work)/chromium-profile",
-    ]
-  }
-
-  /// The page's DOM after its script ran (the first /state and the first events).
-  func dumpDOM(_ chromium: String, _ url: String) throws -> String {
-    let r = try runCommand(
-      chromium, browserFlags() + ["--virtual-time-budget=3000", "--dump-dom", url], workDir: work, timeout: 90)
-    XCTAssertEqual(r.status, 0, r.output)
-    return r.stdout
   }
 
   /// The text of the element with `id` (a leaf element).

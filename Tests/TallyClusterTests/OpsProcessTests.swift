@@ -189,7 +189,8 @@ final class OpsProcessTests: ClusterTestCase {
       "/bin/sh", ["-c", "\"$0\" check metrics < \"$1\"", promtool, try save(business, "dashboard")],
       workDir: work)
     XCTAssertEqual(check.status, 0, "promtool check metrics dashboard: \(check.output)")
-    let rejections = try String(contentsOfFile: m.expected + "/rejections.csv", encoding: .utf8)
+    let rejections =
+      try String(contentsOfFile: m.expected + "/rejections.csv", encoding: .utf8)
       .split(separator: "\n").count - 1
     let counted = business.split(separator: "\n").filter { $0.hasPrefix("tally_rejections_total{") }
       .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
