@@ -80,6 +80,7 @@ public final class DashboardHub: Sendable {
 
   public func setStreamError(_ text: String) {
     state.withLock { s in
+      guard s.streamError != text else { return }
       s.streamError = text
       s.version += 1
     }

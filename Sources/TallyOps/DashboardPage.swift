@@ -153,9 +153,11 @@ enum DashboardPage {
       text("alerts-total", s.alerts_total ? "(" + s.alerts_total + " raised)" : "");
       fill($("alerts"), s.alerts.length ? s.alerts.slice().reverse().map((a) => {
         const d = document.createElement("div"); d.className = "alert";
-        d.textContent = typeof a === "string" ? a : [a.time, a.kind, a.replica || "", a.kernel || "",
-          "seq " + a.first_seq + (a.last_seq !== a.first_seq ? "-" + a.last_seq : ""), a.detail].join(" ")
-          + (a.rows || []).map((r) => "\\n  " + r).join("");
+        if (typeof a === "string") { d.textContent = a; return d; }
+        const head = [a.time, a.kind, a.replica, a.kernel ? "(" + a.kernel + ")" : "",
+          "seq " + a.first_seq + (a.last_seq !== a.first_seq ? "-" + a.last_seq : "")].filter(Boolean).join(" ");
+        const body = (a.rows && a.rows.length) ? a.rows.map((r) => "  " + r) : [a.detail || ""];
+        d.textContent = [head, ...(a.event ? ["  event " + a.event] : []), ...body].join("\\n");
         return d; }) : [(() => { const d = document.createElement("div"); d.className = "empty";
           d.textContent = "no alert"; return d; })()]);
       if (s.stream_error) { $("health").textContent = "stream: " + s.stream_error; $("health").className = "bad"; }

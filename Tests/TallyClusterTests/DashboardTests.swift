@@ -3,7 +3,7 @@
 // events are submitted: it updates itself by server-sent events. The
 // numbers on the page must be the voted ones: the trade count from the events and
 // rejections, and each participant's net cash equal to the embedded run's
-// settlement.csv. Ports: 195xx (the dashboard at 19580). With DASHBOARD_SCREENSHOT=PATH
+// settlement.csv. Ports: 195xx and 196xx (the dashboards at 19580 and 19680). With DASHBOARD_SCREENSHOT=PATH
 // set, the test also saves a screenshot of the page there (docs/dashboard.png).
 import Foundation
 import XCTest
@@ -76,6 +76,50 @@ final class DashboardTests: ClusterTestCase {
     XCTAssertEqual(number(after, id: "open-date"), openDate, after)
     XCTAssertTrue(after.contains("id=\"health\" class=\"ok\">healthy<"), after)
 
+  }
+
+  /// SSE clients beyond `DashboardHub.clientsMax` (16) are refused with 503, and a slot
+  /// is given back when a client goes.
+  func testServerSentEventClientsAreBounded() throws {
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 50)
+    let c = try cluster(basePort: 19_600, reference: m.reference)
+    try c.up()
+    let dashboard = try Child(
+      Paths.tally, ["dashboard"] + c.common + ["--listen", "127.0.0.1:19680"], workDir: work,
+      name: "dashboard")
+    children.append(dashboard)
+    XCTAssertTrue(eventually(30) { (try? httpGet("http://127.0.0.1:19680/health").status) == 200 })
+    let script = """
+      import http.client, sys, time
+      def open_events():
+          c = http.client.HTTPConnection("127.0.0.1", 19680, timeout=10)
+          c.request("GET", "/events")
+          r = c.getresponse()
+          if r.status == 200:
+              r.fp.readline()  # the first event
+          return c, r.status
+      held = [open_events() for _ in range(16)]
+      print("held", " ".join(str(s) for _, s in held))
+      extra, status = open_events()
+      print("extra", status)
+      c = http.client.HTTPConnection("127.0.0.1", 19680, timeout=10)
+      c.request("GET", "/metrics")
+      print([l for l in c.getresponse().read().decode().split("\\n") if l.startswith("tally_dashboard_sse_clients ")][0])
+      held[0][0].close()
+      for _ in range(100):
+          time.sleep(0.1)
+          again, status = open_events()
+          if status == 200:
+              break
+      print("after one left", status)
+      """
+    let r = try runCommand("/usr/bin/env", ["python3", "-c", script], workDir: work, timeout: 60)
+    XCTAssertEqual(r.status, 0, r.output)
+    XCTAssertTrue(
+      r.stdout.contains("held " + Array(repeating: "200", count: 16).joined(separator: " ")), r.output)
+    XCTAssertTrue(r.stdout.contains("extra 503"), r.output)
+    XCTAssertTrue(r.stdout.contains("tally_dashboard_sse_clients 16"), r.output)
+    XCTAssertTrue(r.stdout.contains("after one left 200"), r.output)
   }
 
   /// `--screenshot PATH` when DASHBOARD_SCREENSHOT is set (how docs/dashboard.png is made).
