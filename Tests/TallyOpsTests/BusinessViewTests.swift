@@ -119,3 +119,30 @@ final class BusinessViewTests: XCTestCase {
     return negative ? -v : v
   }
 }
+
+final class DashboardHubTests: XCTestCase {
+  /// The hub keeps the latest `alertsKeptMax` alert lines, read from the end of the file,
+  /// and changes its version (what makes the SSE clients send) only when something changed.
+  func testAlertsAreBoundedAndVersionsChangeOnlyWithTheState() throws {
+    let path = NSTemporaryDirectory() + "dashboard-hub-\(getpid()).jsonl"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let lines = (1...30).map { "{\"kind\":\"DISSENT\",\"first_seq\":\($0)}" }
+    try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    let tail = DashboardHub.tailLines(path, max: DashboardHub.alertsKeptMax)
+    XCTAssertEqual(tail, Array(lines.suffix(20)))
+    XCTAssertEqual(DashboardHub.tailLines(path + ".missing", max: 5), [])
+
+    let hub = DashboardHub()
+    hub.setStatus("{\"healthy\":true}", alerts: lines, alertsTotal: 30)
+    let (v1, json) = hub.snapshot()
+    XCTAssertTrue(json.contains("\"first_seq\":30}"), json)
+    XCTAssertTrue(json.contains("\"first_seq\":11}"), json)
+    XCTAssertFalse(json.contains("\"first_seq\":10}"), "only the latest 20 are kept: \(json)")
+    XCTAssertEqual(hub.snapshot().version, v1)
+    hub.setStreamError("")  // unchanged
+    XCTAssertEqual(hub.snapshot().version, v1)
+    hub.setStreamError("the stream no longer holds seq 1")
+    XCTAssertGreaterThan(hub.snapshot().version, v1)
+    XCTAssertTrue(hub.snapshot().json.contains("\"stream_error\":\"the stream no longer holds seq 1\""))
+  }
+}
