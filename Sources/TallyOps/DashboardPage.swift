@@ -24,12 +24,13 @@ enum DashboardPage {
     .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 14px; }
     .card .label { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
     .card .value { font-size:26px; font-weight:650; font-variant-numeric:tabular-nums; }
-    .cols { display:grid; grid-template-columns:1.1fr 1fr; gap:14px; }
+    .cols { display:grid; grid-template-columns:1fr 1.2fr; gap:14px; }
+    .cols > div { min-width:0; }
     section { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 14px;
-      margin-bottom:14px; }
+      margin-bottom:14px; overflow-x:auto; }
     h2 { font-size:15px; margin:2px 0 8px; color:var(--accent); }
     table { width:100%; border-collapse:collapse; font-variant-numeric:tabular-nums; }
-    th, td { text-align:left; padding:3px 8px; border-bottom:1px solid #eaeef1; white-space:nowrap; }
+    th, td { text-align:left; padding:3px 6px; border-bottom:1px solid #eaeef1; white-space:nowrap; }
     th { color:var(--muted); font-weight:600; font-size:12px; }
     td.num, th.num { text-align:right; }
     .neg { color:var(--bad); } .pos { color:var(--ok); }
@@ -82,8 +83,8 @@ enum DashboardPage {
         <section>
           <h2>Nodes</h2>
           <table id="nodes">
-            <thead><tr><th>Node</th><th>Role</th><th>State</th><th class="num">Seq</th><th class="num">Lag</th>
-              <th>Kernel</th><th class="num">Agreed</th><th class="num">Dissents</th><th>Quarantine</th></tr></thead>
+            <thead><tr><th>Node</th><th>Role</th><th>State</th><th class="num">Seq</th><th class="num" title="replicas: committed; voter: streamed">Durable</th><th class="num">Lag</th>
+              <th>Kernel</th><th class="num">Agreed</th><th class="num">Dissents</th><th>Quarantined</th></tr></thead>
             <tbody></tbody></table>
           <div id="problems"></div>
         </section>
@@ -142,10 +143,12 @@ enum DashboardPage {
           cell(tr, n.alive ? (n.answering ? "up" : "not answering") : "DOWN", n.alive && n.answering ? "pos" : "neg");
           const seq = n.role === "sequencer" ? n.last_seq : n.role === "replica" ? n.applied_seq : n.decided_through;
           cell(tr, seq == null ? "-" : seq, "num");
+          const durable = n.role === "replica" ? n.committed_seq : n.role === "voter" ? n.streamed_through : null;
+          cell(tr, durable == null ? "" : durable, "num");
           cell(tr, n.lag == null ? "" : n.lag, "num");
           cell(tr, n.kernel || ""); cell(tr, n.agreed == null ? "" : n.agreed, "num");
           cell(tr, n.dissents == null ? "" : n.dissents, "num" + (n.dissents > 0 ? " neg" : ""));
-          cell(tr, n.quarantined ? "QUARANTINED" : "", n.quarantined ? "neg" : "");
+          cell(tr, n.role !== "replica" ? "" : n.quarantined ? "yes" : "no", n.quarantined ? "neg" : "");
           return tr; }));
         $("problems").textContent = st.problems.length ? "Problems: " + st.problems.join("; ") : "";
         $("problems").className = st.problems.length ? "neg" : "";

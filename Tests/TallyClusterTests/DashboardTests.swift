@@ -3,7 +3,7 @@
 // events are submitted: it updates itself by server-sent events. The
 // numbers on the page must be the voted ones: the trade count from the events and
 // rejections, and each participant's net cash equal to the embedded run's
-// settlement.csv. Ports: 195xx and 196xx (the dashboards at 19580 and 19680). With DASHBOARD_SCREENSHOT=PATH
+// settlement.csv. Ports: 211xx and 212xx (the dashboards at 21180 and 21280). With DASHBOARD_SCREENSHOT=PATH
 // set, the test also saves a screenshot of the page there (docs/dashboard.png).
 import Foundation
 import XCTest
@@ -13,11 +13,11 @@ final class DashboardTests: ClusterTestCase {
     let chromium = try requireBrowser()
     let m = try Market.generate(in: work, days: 1, tradesPerDay: 400)
     let events = try m.eventCount()
-    let c = try cluster(basePort: 19_500, reference: m.reference)
+    let c = try cluster(basePort: 21_100, reference: m.reference)
     try c.up()
-    let url = "http://127.0.0.1:19580/"
+    let url = "http://127.0.0.1:21180/"
     let dashboard = try Child(
-      Paths.tally, ["dashboard"] + c.common + ["--reference", m.reference, "--listen", "127.0.0.1:19580"],
+      Paths.tally, ["dashboard"] + c.common + ["--reference", m.reference, "--listen", "127.0.0.1:21180"],
       workDir: work, name: "dashboard")
     children.append(dashboard)
     XCTAssertTrue(
@@ -33,7 +33,10 @@ final class DashboardTests: ClusterTestCase {
         "--profile", work + "/chromium-profile",
         "--ready-js", "document.querySelectorAll('#nodes tbody tr').length === 5",
         "--before", work + "/before.html",
-        "--until-js", "document.getElementById('last-seq').textContent === '\(events)'",
+        // (and the cluster shown healthy: one status poll may time out on a loaded machine)
+        "--until-js",
+        "document.getElementById('last-seq').textContent === '\(events)'"
+          + " && document.getElementById('health').textContent === 'healthy'",
         "--after", work + "/after.html", "--timeout", "120",
       ] + screenshotArguments(), workDir: work, name: "browser")
     children.append(browser)
@@ -82,17 +85,17 @@ final class DashboardTests: ClusterTestCase {
   /// is given back when a client goes.
   func testServerSentEventClientsAreBounded() throws {
     let m = try Market.generate(in: work, days: 1, tradesPerDay: 50)
-    let c = try cluster(basePort: 19_600, reference: m.reference)
+    let c = try cluster(basePort: 21_200, reference: m.reference)
     try c.up()
     let dashboard = try Child(
-      Paths.tally, ["dashboard"] + c.common + ["--listen", "127.0.0.1:19680"], workDir: work,
+      Paths.tally, ["dashboard"] + c.common + ["--listen", "127.0.0.1:21280"], workDir: work,
       name: "dashboard")
     children.append(dashboard)
-    XCTAssertTrue(eventually(30) { (try? httpGet("http://127.0.0.1:19680/health").status) == 200 })
+    XCTAssertTrue(eventually(30) { (try? httpGet("http://127.0.0.1:21280/health").status) == 200 })
     let script = """
       import http.client, sys, time
       def open_events():
-          c = http.client.HTTPConnection("127.0.0.1", 19680, timeout=10)
+          c = http.client.HTTPConnection("127.0.0.1", 21280, timeout=10)
           c.request("GET", "/events")
           r = c.getresponse()
           if r.status == 200:
@@ -102,7 +105,7 @@ final class DashboardTests: ClusterTestCase {
       print("held", " ".join(str(s) for _, s in held))
       extra, status = open_events()
       print("extra", status)
-      c = http.client.HTTPConnection("127.0.0.1", 19680, timeout=10)
+      c = http.client.HTTPConnection("127.0.0.1", 21280, timeout=10)
       c.request("GET", "/metrics")
       print([l for l in c.getresponse().read().decode().split("\\n") if l.startswith("tally_dashboard_sse_clients ")][0])
       held[0][0].close()

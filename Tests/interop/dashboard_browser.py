@@ -110,8 +110,10 @@ def main():
             return False
 
         def save(path):
-            with open(path, "w", encoding="utf-8") as f:
+            # Written whole, then renamed: the test waits for the file to appear.
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
                 f.write(evaluate("document.documentElement.outerHTML") or "")
+            os.rename(path + ".tmp", path)
 
         ok = wait(a.ready_js)
         save(a.before)
