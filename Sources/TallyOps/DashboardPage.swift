@@ -84,7 +84,7 @@ enum DashboardPage {
           <h2>Nodes</h2>
           <table id="nodes">
             <thead><tr><th>Node</th><th>Role</th><th>State</th><th class="num">Seq</th><th class="num" title="replicas: committed; voter: streamed">Durable</th><th class="num">Lag</th>
-              <th>Kernel</th><th class="num">Agreed</th><th class="num">Dissents</th><th>Quarantined</th></tr></thead>
+              <th>Kernel</th><th class="num">Agreed</th><th class="num">Dissents</th><th title="quarantined: its votes do not count">Quar.</th></tr></thead>
             <tbody></tbody></table>
           <div id="problems"></div>
         </section>
