@@ -59,7 +59,7 @@ let package = Package(
     .target(
       name: "TallyOps",
       dependencies: [
-        "TallyCluster", "TallyEngine",
+        "TallyCluster", "TallyEngine", "TallyCore",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
@@ -112,7 +112,9 @@ let package = Package(
       name: "TallyChaosTests", dependencies: ["TallyChaos", "TallyCluster", "TallyEngine", "TallyCore"],
       swiftSettings: strict),
     .testTarget(
-      name: "TallyOpsTests", dependencies: ["TallyOps", "TallyCluster"], swiftSettings: strict),
+      name: "TallyOpsTests",
+      dependencies: ["TallyOps", "TallyCluster", "TallyCore", "TallyEngine", "TallyFormat"],
+      swiftSettings: strict),
     .testTarget(
       name: "TallyCLITests", dependencies: ["tally"], swiftSettings: strict),
   ],

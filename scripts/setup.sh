@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Tally needs to build on a fresh Debian machine with Swift:
 # the C libraries (RocksDB, ZeroMQ), rocksdb-tools (ldb, for reading state folders) and
-# prometheus (its promtool checks the nodes' /metrics and Config/alerts.yml in the tests).
+# prometheus (its promtool checks the nodes' /metrics and Config/alerts.yml in the tests) and
+# chromium (headless, for the dashboard's browser test).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ need=()
 [ -f /usr/include/zmq.h ] || need+=(libzmq3-dev)
 command -v ldb >/dev/null 2>&1 || command -v rocksdb_ldb >/dev/null 2>&1 || need+=(rocksdb-tools)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# chromium: the dashboard test loads the page in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

@@ -13,8 +13,6 @@ import ZeroMQTransport
 public final class Follower {
   /// Files are written at most this often while batches keep arriving.
   public static let renderEveryMs = 500
-  /// How long a REPLAY may go unanswered before it is asked again.
-  static let replayTimeoutMs = 5_000
 
   let config: ClusterConfig
   let out: String
@@ -112,79 +110,19 @@ public final class Follower {
 
   /// Subscribes and follows until `exitAtSeq` is written (or forever).
   public func run(context: ZMQContext, stop: () -> Bool = { false }) throws {
-    let sub = try ZMQSocket(context: context, type: .sub)
-    try Secure.client(sub, config.curve)
-    try sub.subscribe(StreamProtocol.tag)
-    try sub.connect(config.voterStream)
-    let dealer = try ZMQSocket(context: context, type: .dealer)
-    try Secure.client(dealer, config.curve)
-    try dealer.connect(config.voterStreamReplay)
     let clock = ContinuousClock()
-    var replaying = false
-    var replayAskedAt = clock.now
     var lastRender = clock.now
-    func askReplay() throws {
-      _ = try dealer.send(
-        [StreamProtocol.tag, Array("REPLAY".utf8), Array(String(next).utf8)], dontWait: true)
-      replaying = true
-      replayAskedAt = clock.now
-    }
-    try askReplay()
-    log("follow: subscribed to \(config.voterStream), replaying from seq \(next)")
-    while !stop() {
-      if done {
-        try render()
-        return
-      }
-      let ready = try ZMQPoller.poll([sub, dealer], timeoutMs: 200)
-      if ready[1] {
-        while let msg = try dealer.receive(timeoutMs: 0) {
-          guard msg.count >= 3, msg[0] == StreamProtocol.tag else { continue }
-          switch msg[1].text {
-          case "BATCH":
-            guard msg.count == 6, let first = StreamProtocol.decimal(msg[2]),
-              let last = StreamProtocol.decimal(msg[3]),
-              EffectDigest.of(msg[5]) == msg[4]
-            else { continue }
-            if first <= next { try apply(first: first, last: last, records: msg[5]) }
-          case "END":
-            guard msg.count == 4, let sentTo = StreamProtocol.decimal(msg[2]),
-              let voterNext = StreamProtocol.decimal(msg[3])
-            else { continue }
-            if sentTo < voterNext && !done { try askReplay() } else { replaying = false }
-          case "GONE":
-            throw FollowError("the stream no longer holds seq \(next) (window starts at \(msg[2].text))")
-          default:
-            log("follow: replay answered \(msg[1].text) \(msg.count > 2 ? msg[2].text : "")")
-            replaying = false
-          }
+    let tap = StreamTap(config: config) { [log] in log("follow: " + $0) }
+    try tap.run(
+      context: context, next: { next }, apply: { try apply(first: $0, last: $1, records: $2) },
+      finished: { done || stop() },
+      idle: { caughtUp in
+        if caughtUp && clock.now - lastRender > .milliseconds(Self.renderEveryMs) {
+          try render()
+          lastRender = clock.now
         }
-      }
-      if ready[0] {
-        while let msg = try sub.receive(timeoutMs: 0) {
-          guard msg.count >= 3, msg[0] == StreamProtocol.tag else { continue }
-          if msg[1].text == "HUGZ" {
-            if let voterNext = StreamProtocol.decimal(msg[2]), voterNext > next, !replaying {
-              try askReplay()
-            }
-            continue
-          }
-          guard msg[1].text == "BATCH", msg.count == 6, let first = StreamProtocol.decimal(msg[2]),
-            let last = StreamProtocol.decimal(msg[3]), EffectDigest.of(msg[5]) == msg[4]
-          else { continue }
-          if first <= next {
-            try apply(first: first, last: last, records: msg[5])
-          } else if !replaying {
-            try askReplay()  // a gap: replay what was missed
-          }
-        }
-      }
-      if replaying && clock.now - replayAskedAt > .milliseconds(Self.replayTimeoutMs) { try askReplay() }
-      if !replaying && clock.now - lastRender > .milliseconds(Self.renderEveryMs) {
-        try render()
-        lastRender = clock.now
-      }
-    }
+      })
+    if done { try render() }
   }
 }
 

@@ -108,8 +108,20 @@ struct ClusterStatus: ParsableCommand {
 
   func run() throws {
     let c = cluster.load()
-    let sup = cluster.supervisor(c)
-    let context = makeContext()
+    let g = Self.gather(c, cluster.supervisor(c), makeContext())
+    if json {
+      print(g.json)
+    } else {
+      print(g.lines.joined(separator: "\n"))
+    }
+    if !g.problems.isEmpty { throw ExitCode(1) }
+  }
+
+  /// Every node's status (what `cluster status` prints): the JSON object, the text lines
+  /// and the problems (empty when healthy). Also polled by `tally dashboard`.
+  static func gather(_ c: ClusterConfig, _ sup: Supervisor, _ context: ZMQContext) -> (
+    json: String, lines: [String], problems: [String]
+  ) {
     let seqStatus = ControlClient.status(
       context: context, endpoint: c.sequencerControl, timeoutMs: 500, curve: c.curve)
     let voterStatus = ControlClient.status(
@@ -189,23 +201,18 @@ struct ClusterStatus: ParsableCommand {
       problems.append(
         "no quorum: \(votingReplicas) of \(c.replicas.count) replicas up and voting, \(c.quorum) needed")
     }
-    if json {
-      print(
-        JSON.render([
-          ("cluster", .string(c.name)), ("data", .string(sup.data)), ("ingest", .string(c.ingest)),
-          ("quorum", .int(Int64(c.quorum))), ("healthy", .bool(problems.isEmpty)),
-          ("problems", .array(problems.map { .string($0) })), ("stream", .string(c.voterStream)),
-          ("stream_replay", .string(c.voterStreamReplay)), ("nodes", .array(nodes)),
-        ]))
-    } else {
-      if !problems.isEmpty { lines.append("NOT HEALTHY: " + problems.joined(separator: "; ")) }
-      print(lines.joined(separator: "\n"))
-    }
-    if !problems.isEmpty { throw ExitCode(1) }
+    let json = JSON.render([
+      ("cluster", .string(c.name)), ("data", .string(sup.data)), ("ingest", .string(c.ingest)),
+      ("quorum", .int(Int64(c.quorum))), ("healthy", .bool(problems.isEmpty)),
+      ("problems", .array(problems.map { .string($0) })), ("stream", .string(c.voterStream)),
+      ("stream_replay", .string(c.voterStreamReplay)), ("nodes", .array(nodes)),
+    ])
+    if !problems.isEmpty { lines.append("NOT HEALTHY: " + problems.joined(separator: "; ")) }
+    return (json, lines, problems)
   }
 
   /// The voter's view of one replica, from its status JSON.
-  func replicaView(_ voterJSON: String, _ id: String) -> [(String, JSON)]? {
+  static func replicaView(_ voterJSON: String, _ id: String) -> [(String, JSON)]? {
     guard let r = voterJSON.range(of: "{\"id\":\"\(id)\"") else { return nil }
     let rest = voterJSON[r.lowerBound...]
     guard let end = rest.firstIndex(of: "}") else { return nil }
@@ -221,12 +228,12 @@ struct ClusterStatus: ParsableCommand {
     return fields
   }
 
-  func stringField(_ f: [(String, JSON)], _ name: String) -> String {
+  static func stringField(_ f: [(String, JSON)], _ name: String) -> String {
     if case .string(let s)? = f.first(where: { $0.0 == name })?.1 { return s }
     return "?"
   }
 
-  func intField(_ f: [(String, JSON)], _ name: String) -> String {
+  static func intField(_ f: [(String, JSON)], _ name: String) -> String {
     if case .int(let i)? = f.first(where: { $0.0 == name })?.1 { return String(i) }
     return "?"
   }

@@ -1,6 +1,7 @@
 // Operations against real node processes: graceful SIGTERM (exit 0, state committed),
 // `cluster status` exit codes, the HTTP endpoints checked by the real `promtool`, and
-// structured log lines. Ports: 161xx-163xx (HTTP endpoints at base+50...base+62).
+// structured log lines. Ports: 161xx-163xx (HTTP endpoints at base+50...base+62, the
+// dashboard's at base+80).
 import Foundation
 import XCTest
 
@@ -172,6 +173,34 @@ final class OpsProcessTests: ClusterTestCase {
       "tally_voter_dissents_total{replica=\"r2\"}", "tally_process_resident_memory_bytes",
     ] {
       XCTAssertTrue(bodies.values.contains { $0.contains(name) }, "no \(name)")
+    }
+    // `tally dashboard` serves the business metrics from voted data (default address:
+    // base_port + 80); promtool accepts them too.
+    let dashboard = try Child(
+      Paths.tally, ["dashboard"] + c.common + ["--reference", m.reference], workDir: work, name: "dashboard")
+    children.append(dashboard)
+    var business = ""
+    XCTAssertTrue(
+      eventually(60) {
+        business = (try? httpGet("http://127.0.0.1:16380/metrics").body) ?? ""
+        return business.contains("\ntally_voted_seq \(events)\n")
+      }, "dashboard metrics: \(business)")
+    let check = try runCommand(
+      "/bin/sh", ["-c", "\"$0\" check metrics < \"$1\"", promtool, try save(business, "dashboard")],
+      workDir: work)
+    XCTAssertEqual(check.status, 0, "promtool check metrics dashboard: \(check.output)")
+    let rejections =
+      try String(contentsOfFile: m.expected + "/rejections.csv", encoding: .utf8)
+      .split(separator: "\n").count - 1
+    let counted = business.split(separator: "\n").filter { $0.hasPrefix("tally_rejections_total{") }
+      .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
+    XCTAssertEqual(counted, rejections, business)
+    for name in [
+      "tally_trades_cleared_total ", "tally_open_day_cleared_amount_yuan{participant=",
+      "tally_open_day_fees_yuan{participant=", "tally_settlement_rows{status=\"PENDING\"}",
+      "tally_defaults_outstanding ", "tally_dividend_tax_withheld_yuan ",
+    ] {
+      XCTAssertTrue(business.contains("\n" + name), "no \(name) in \(business)")
     }
     // One structured logfmt line per event, with the node and the replica's kernel.
     let log = (try? String(contentsOfFile: c.data + "/r2.log", encoding: .utf8)) ?? ""
