@@ -21,6 +21,9 @@ public struct Supervisor {
   public let reference: String?
   public let configPath: String
   public let executable: String
+  /// A command that each node's command line is run under (e.g. `ip netns exec NS`, to
+  /// start a node in its own network namespace); none by default.
+  public var launchers: [String: [String]] = [:]
 
   public init(config: ClusterConfig, configPath: String, data: String, reference: String?, executable: String)
   {
@@ -88,7 +91,7 @@ public struct Supervisor {
       arguments += extraArguments[node.name] ?? []
       let p = Process()
       p.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-      p.arguments = arguments
+      p.arguments = (launchers[node.name] ?? []) + arguments
       if !FileManager.default.fileExists(atPath: logPath(node)) {
         _ = FileManager.default.createFile(atPath: logPath(node), contents: nil)
       }
