@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Tally needs to build on a fresh Debian machine with Swift:
 # the C libraries (RocksDB, ZeroMQ), rocksdb-tools (ldb, for reading state folders) and
-# prometheus (its promtool checks the nodes' /metrics and Config/alerts.yml in the tests).
+# prometheus (its promtool checks the nodes' /metrics and Config/alerts.yml in the tests)
+# and iproute2 (network namespaces for the tests of nodes on separate hosts).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ need=()
 [ -f /usr/include/zmq.h ] || need+=(libzmq3-dev)
 command -v ldb >/dev/null 2>&1 || command -v rocksdb_ldb >/dev/null 2>&1 || need+=(rocksdb-tools)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# iproute2 (`ip netns`, veth, bridges): the namespace cluster test and Chaos/scenarios/netns.toml.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
