@@ -145,7 +145,8 @@ final class NetnsClusterTests: ClusterTestCase {
     let hosts = ["sequencer": 10, "voter": 11, "r1": 21, "r2": 22, "r3": 23, "client": 30]
     for (node, host) in hosts.sorted(by: { $0.value < $1.value }) { try lab.add(node: node, host: host) }
 
-    // One config for every "host"; each node binds its own address.
+    // One config for every "host"; each node binds its own address (the voter every
+    // address of its namespace).
     let config = work + "/netns.toml"
     try """
     [cluster]
@@ -155,6 +156,7 @@ final class NetnsClusterTests: ClusterTestCase {
     host = "\(lab.address("sequencer"))"
     [voter]
     host = "\(lab.address("voter"))"
+    bind = "0.0.0.0"
     [limits]
     heartbeat_ms = 200
     checkpoint_events = 2000
