@@ -207,9 +207,15 @@ extension ClusterConfig {
     host == "localhost" || host.hasPrefix("127.") || local.contains(host)
   }
 
-  /// The IPv4 addresses of this machine's interfaces (in this network namespace).
+  /// The IPv4 addresses of this machine's interfaces (in this network namespace), and
+  /// its host name (a node's `host` given as a name matches only that name: no DNS).
   public static func localAddresses() -> Set<String> {
     var result: Set<String> = []
+    var name = [CChar](repeating: 0, count: 256)
+    if gethostname(&name, name.count - 1) == 0 {
+      let text = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      if !text.isEmpty { result.insert(text) }
+    }
     var list: UnsafeMutablePointer<ifaddrs>? = nil
     guard getifaddrs(&list) == 0, let first = list else { return result }
     defer { freeifaddrs(list) }
