@@ -6,7 +6,7 @@ import XCTest
 final class NodeSelectionTests: ClusterTestCase {
   func testUpStatusDownOnlyActOnTheNamedNodes() throws {
     let m = try Market.generate(in: work, days: 1, tradesPerDay: 300)
-    let c = try cluster(basePort: 19_540, reference: m.reference)
+    let c = try cluster(basePort: 16_700, reference: m.reference)
     let up = try c.tally(
       ["cluster", "up"], ["--reference", m.reference, "--only", "sequencer,voter"], timeout: 60)
     XCTAssertEqual(up.status, 0, up.output)
