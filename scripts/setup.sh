@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Tally needs to build on a fresh Debian machine with Swift:
 # the C libraries (RocksDB, ZeroMQ), rocksdb-tools (ldb, for reading state folders) and
-# prometheus (its promtool checks the nodes' /metrics and Config/alerts.yml in the tests) and
-# chromium (headless, for the dashboard's browser test).
+# prometheus (its promtool checks the nodes' /metrics and Config/alerts.yml in the tests),
+# chromium (headless, for the dashboard's browser test) and iproute2 (network namespaces
+# for the tests of nodes on separate hosts).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ command -v ldb >/dev/null 2>&1 || command -v rocksdb_ldb >/dev/null 2>&1 || need
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # chromium: the dashboard test loads the page in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# iproute2 (`ip netns`, veth, bridges): the namespace cluster test and Chaos/scenarios/netns.toml.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

@@ -150,6 +150,24 @@ public struct ChaosHarness {
     }
     log("\(s.name) seed \(s.seed): \(lines.count) events in \(batches.count) batches; data in \(work)")
 
+    // [netns]: every node in its own network namespace, reached through the bridge
+    // (the harness's address): sequencer .10, voter .11, replica i .(21 + i).
+    var lab: NetnsLab? = nil
+    defer { lab?.destroy() }  // declared first: runs after the cluster is down
+    var nodeHosts: [String: String] = [:]
+    if s.netns {
+      let l = try NetnsLab(subnet: s.netnsSubnet)
+      lab = l
+      try l.add(node: "sequencer", host: 10)
+      try l.add(node: "voter", host: 11)
+      for (i, r) in s.replicas.enumerated() { try l.add(node: r.id, host: 21 + i) }
+      for n in ["sequencer", "voter"] + s.replicas.map(\.id) { nodeHosts[n] = l.address(n) }
+      log("netns: \(nodeHosts.count) namespaces on bridge \(l.bridge) (\(l.harnessAddress)/24)")
+    }
+    let harnessHost = lab?.harnessAddress ?? "127.0.0.1"
+    let seqHost = nodeHosts["sequencer"] ?? "127.0.0.1"
+    let voterHost = nodeHosts["voter"] ?? "127.0.0.1"
+
     // The cluster: config file written here; a byzantine replica by kernel or flag.
     var toml = """
       [cluster]
@@ -165,19 +183,22 @@ public struct ChaosHarness {
       checkpoint_events = 100   # frequent state-digest votes: a byzantine replica shows quickly
 
       """
+    if lab != nil {
+      toml += "\n[sequencer]\nhost = \"\(seqHost)\"\n\n[voter]\nhost = \"\(voterHost)\"\n"
+    }
     // Lossy links: replicas fetch and vote through the proxy (ports base+6 and base+7,
     // unused by the cluster itself).
     let linkEndpoints = LinkProxy.Endpoints(
-      votesVia: "tcp://127.0.0.1:\(s.basePort + 6)", voterCollect: "tcp://127.0.0.1:\(s.basePort + 3)",
-      fetchVia: "tcp://127.0.0.1:\(s.basePort + 7)", sequencerFetch: "tcp://127.0.0.1:\(s.basePort + 1)")
+      votesVia: "tcp://\(harnessHost):\(s.basePort + 6)",
+      voterCollect: "tcp://\(voterHost):\(s.basePort + 3)",
+      fetchVia: "tcp://\(harnessHost):\(s.basePort + 7)", sequencerFetch: "tcp://\(seqHost):\(s.basePort + 1)"
+    )
+    // With [netns] and the voter cut from a replica, votes go straight to the voter (a
+    // vote through the proxy would go around the cut); fetches still cross the proxy.
+    let votesThroughProxy = s.links.isActive && !(lab != nil && s.partitionVoterReplica)
     if s.links.isActive {
-      toml += """
-
-        [links]
-        replica_fetch_via = "\(linkEndpoints.fetchVia)"
-        replica_votes_via = "\(linkEndpoints.votesVia)"
-
-        """
+      toml += "\n[links]\nreplica_fetch_via = \"\(linkEndpoints.fetchVia)\"\n"
+      if votesThroughProxy { toml += "replica_votes_via = \"\(linkEndpoints.votesVia)\"\n" }
     }
     var byzantine: [(id: String, kernel: String, flipsDigest: Bool)] = []
     for r in s.replicas {
@@ -187,13 +208,15 @@ public struct ChaosHarness {
         byzantine.append((r.id, kernel, s.byzantine == "flip"))
       }
       toml += "\n[[replica]]\nid = \"\(r.id)\"\nkernel = \"\(kernel)\"\n"
+      if let h = nodeHosts[r.id] { toml += "host = \"\(h)\"\n" }
     }
     let configPath = work + "/cluster.toml"
     try Data(toml.utf8).write(to: URL(fileURLWithPath: configPath))
     let config = try ClusterConfig.load(configPath)
-    let sup = Supervisor(
+    var sup = Supervisor(
       config: config, configPath: configPath, data: work + "/data", reference: work + "/market/reference",
       executable: executable)
+    if let lab { for n in config.nodeNames { sup.launchers[n] = lab.launcher(n) } }
     var extra: [String: [String]] = [:]
     if s.byzantine == "flip" { extra[s.byzantineReplica] = ["--flip-digest-bit"] }
     let context = try ZMQContext()
@@ -215,7 +238,7 @@ public struct ChaosHarness {
         config.replicaFetchEndpoint == linkEndpoints.fetchVia
           && config.voterCollect == linkEndpoints.voterCollect
           && config.sequencerFetch == linkEndpoints.sequencerFetch
-          && config.replicaVotesEndpoint == linkEndpoints.votesVia
+          && config.replicaVotesEndpoint == (votesThroughProxy ? linkEndpoints.votesVia : config.voterCollect)
       else { throw ScenarioError("link proxy: cluster.toml endpoints differ from the proxy's") }
       // Its own seed stream: the fault schedule of scenarios without links is unchanged.
       let p = LinkProxy(
@@ -312,6 +335,24 @@ public struct ChaosHarness {
         count(kind)
         perNode.append("wipe-" + node.name)
         log("fault \(injected): SIGKILL \(node.name) and delete its state folder")
+      case "partition-replica", "partition-sequencer":
+        let node = kind == "partition-replica" ? rng.pick(replicaNodes).name : "sequencer"
+        let ms = rng.int(100...s.partitionMsMax)
+        try lab!.link(node, up: false)
+        count(kind)
+        perNode.append("partition-" + node)
+        log("fault \(injected): \(node)'s link down for \(ms) ms")
+        Thread.sleep(forTimeInterval: Double(ms) / 1000)
+        try lab!.link(node, up: true)
+      case "partition-voter-replica":
+        let node = rng.pick(replicaNodes).name
+        let ms = rng.int(100...s.partitionMsMax)
+        try lab!.partition("voter", node, cut: true)
+        count(kind)
+        perNode.append("cut-voter-" + node)
+        log("fault \(injected): voter cut from \(node) for \(ms) ms")
+        Thread.sleep(forTimeInterval: Double(ms) / 1000)
+        try lab!.partition("voter", node, cut: false)
       case "full-restart":
         _ = sup.down(graceSeconds: 3)
         count("full-restart")

@@ -52,6 +52,15 @@ public struct Scenario: Sendable {
   /// Lost, duplicated and delayed messages on the replicas' links (`[links]`), through a
   /// `LinkProxy` for the fault window; healed when the window ends.
   public var links = LinkProxy.Rates()
+  /// `[netns]`: every node in its own network namespace with its own address in
+  /// `<subnet>.0/24` (root needed), and the partition faults below.
+  public var netns = false
+  public var netnsSubnet = "10.231.1"
+  /// A replica's link down; the voter cut from one replica; the sequencer's link down.
+  public var partitionReplica = false
+  public var partitionVoterReplica = false
+  public var partitionSequencer = false
+  public var partitionMsMax = 3_000
 
   public var replicas: [ReplicaSpec] = [
     ReplicaSpec(id: "r1", kernel: "v1"), ReplicaSpec(id: "r2", kernel: "v2"),
@@ -88,8 +97,10 @@ public struct Scenario: Sendable {
         ("kill_voter", .bool), ("kill_sequencer", .bool), ("down_ms_max", .integer),
         ("freeze_replica", .bool),
         ("freeze_ms_max", .integer), ("wipe_replica", .bool), ("full_restart", .bool), ("byzantine", .string),
-        ("byzantine_replica", .string), ("faults_max", .integer),
+        ("byzantine_replica", .string), ("faults_max", .integer), ("partition_replica", .bool),
+        ("partition_voter_replica", .bool), ("partition_sequencer", .bool), ("partition_ms_max", .integer),
       ]),
+    .init("netns", keys: [("enabled", .bool), ("subnet", .string)]),
     .init(
       "links",
       keys: [
@@ -114,6 +125,12 @@ public struct Scenario: Sendable {
       var interval_ms_min, interval_ms_max, down_ms_max, freeze_ms_max, faults_max: Int?
       var kill_replica, kill_voter, kill_sequencer, freeze_replica, wipe_replica, full_restart: Bool?
       var byzantine, byzantine_replica: String?
+      var partition_replica, partition_voter_replica, partition_sequencer: Bool?
+      var partition_ms_max: Int?
+    }
+    struct Netns: Decodable {
+      var enabled: Bool?
+      var subnet: String?
     }
     struct Links: Decodable {
       var votes_drop, votes_dup, votes_delay: TOMLNumber?
@@ -127,6 +144,7 @@ public struct Scenario: Sendable {
     var submit: Submit?
     var faults: Faults?
     var links: Links?
+    var netns: Netns?
     var replica: [Replica]?
   }
 
@@ -178,6 +196,26 @@ public struct Scenario: Sendable {
       s.byzantine = f.byzantine ?? s.byzantine
       s.byzantineReplica = f.byzantine_replica ?? s.byzantineReplica
       s.faultsMax = f.faults_max ?? s.faultsMax
+      s.partitionReplica = f.partition_replica ?? s.partitionReplica
+      s.partitionVoterReplica = f.partition_voter_replica ?? s.partitionVoterReplica
+      s.partitionSequencer = f.partition_sequencer ?? s.partitionSequencer
+      s.partitionMsMax = f.partition_ms_max ?? s.partitionMsMax
+    }
+    if let n = doc.netns {
+      s.netns = n.enabled ?? false
+      s.netnsSubnet = n.subnet ?? s.netnsSubnet
+      let octets = s.netnsSubnet.split(separator: ".", omittingEmptySubsequences: false)
+      guard octets.count == 3, octets.allSatisfy({ UInt8($0) != nil }), octets[0] == "10" else {
+        throw ConfigError(
+          "\(at("netns", "subnet")) [netns] subnet = \"\(s.netnsSubnet)\" (allowed: three octets of a private 10.x.y network, e.g. \"10.231.1\")"
+        )
+      }
+    }
+    if (s.partitionReplica || s.partitionVoterReplica || s.partitionSequencer) && !s.netns {
+      throw ConfigError("\(file): partition faults need [netns] enabled = true")
+    }
+    guard (100...60_000).contains(s.partitionMsMax) else {
+      throw ConfigError("\(at("faults", "partition_ms_max")) partition_ms_max must be 100...60000")
     }
     let l = doc.links
     s.links.votes = LinkFaults(
@@ -247,6 +285,9 @@ public struct Scenario: Sendable {
     if freezeReplica { k.append("freeze-replica") }
     if wipeReplica { k.append("wipe-replica") }
     if fullRestart { k.append("full-restart") }
+    if partitionReplica { k.append("partition-replica") }
+    if partitionVoterReplica { k.append("partition-voter-replica") }
+    if partitionSequencer { k.append("partition-sequencer") }
     return k
   }
 }

@@ -12,6 +12,10 @@ public struct ClusterConfig: Sendable, Equatable {
     /// The port of this replica's HTTP endpoints (`/metrics`, `/health`, `/ready`);
     /// `base_port + 60 + index` when the config names none.
     public var metricsPort: Int? = nil
+    /// Where this replica runs (`host`, `bind`) and its control port (`control_port`);
+    /// the cluster's host and `base_port + 10 + index` when the config names none.
+    public var address = NodeAddress()
+    public var controlPort: Int? = nil
 
     public init(id: String, kernel: String, metricsPort: Int? = nil) {
       self.id = id
@@ -20,15 +24,40 @@ public struct ClusterConfig: Sendable, Equatable {
     }
   }
 
+  /// `[sequencer]`: where the sequencer runs and its ports (defaults: the cluster's
+  /// host; ingest `base_port`, fetch `+ 1`, control `+ 2`).
+  public struct SequencerNode: Sendable, Equatable {
+    public var address = NodeAddress()
+    public var ingestPort: Int? = nil
+    public var fetchPort: Int? = nil
+    public var controlPort: Int? = nil
+    public init() {}
+  }
+
+  /// `[voter]`: where the voter runs and its ports (defaults: the cluster's host;
+  /// collect `base_port + 3`, control `+ 4`, publish `+ 5`, stream `+ 8`, replay `+ 9`).
+  public struct VoterNode: Sendable, Equatable {
+    public var address = NodeAddress()
+    public var collectPort: Int? = nil
+    public var controlPort: Int? = nil
+    public var publishPort: Int? = nil
+    public var streamPort: Int? = nil
+    public var streamReplayPort: Int? = nil
+    public init() {}
+  }
+
   public var name: String
   /// Default data folder (pid files, logs, node state), relative to the working directory.
   public var data: String
   /// Default reference folder, if the config names one.
   public var reference: String?
-  /// Endpoints are `tcp://host:port` with ports counted from `basePort`.
+  /// The default address of every node (`[cluster] host`); a node's own `host` in
+  /// `[sequencer]`, `[voter]` or its `[[replica]]` overrides it (NodeAddresses.swift).
   public var host: String
   public var basePort: Int
   public var replicas: [Replica]
+  public var sequencer = SequencerNode()
+  public var voter = VoterNode()
   /// Events per commit batch and limits.
   public var fetchBatchesMax: Int
   public var heartbeatMs: Int
@@ -49,15 +78,6 @@ public struct ClusterConfig: Sendable, Equatable {
   public var curve: CurveKeys? = nil
 
   public var quorum: Int { replicas.count / 2 + 1 }
-
-  public var ingest: String { "tcp://\(host):\(basePort)" }
-  public var sequencerFetch: String { "tcp://\(host):\(basePort + 1)" }
-  public var sequencerControl: String { "tcp://\(host):\(basePort + 2)" }
-  public var voterCollect: String { "tcp://\(host):\(basePort + 3)" }
-  public var voterControl: String { "tcp://\(host):\(basePort + 4)" }
-  /// The voted output stream (PUB): one message per decided batch, in seq order.
-  public var voterPublish: String { "tcp://\(host):\(basePort + 5)" }
-  public func replicaControl(_ index: Int) -> String { "tcp://\(host):\(basePort + 10 + index)" }
 
   public func replicaIndex(_ id: String) -> Int? { replicas.firstIndex { $0.id == id } }
 
@@ -83,7 +103,7 @@ public struct ClusterConfig: Sendable, Equatable {
   /// Where a node serves `/metrics`, `/health` and `/ready`: `(host, port)`.
   /// Defaults: sequencer `base_port + 50`, voter `base_port + 51`, replica i `base_port + 60 + i`.
   public func metricsAddress(node: String) -> (host: String, port: Int) {
-    let host = ops.metricsHost ?? self.host
+    let host = ops.metricsHost ?? bindHost(node: node)
     switch node {
     case "sequencer": return (host, ops.sequencerMetricsPort ?? basePort + 50)
     case "voter": return (host, ops.voterMetricsPort ?? basePort + 51)
@@ -95,7 +115,8 @@ public struct ClusterConfig: Sendable, Equatable {
 
   public func metricsURL(node: String) -> String {
     let a = metricsAddress(node: node)
-    return "http://\(a.host):\(a.port)/metrics"
+    let host = ops.metricsHost ?? self.host(node: node)
+    return "http://\(host):\(a.port)/metrics"
   }
 
   public static func load(_ path: String) throws(ConfigError) -> ClusterConfig {
@@ -128,7 +149,25 @@ public struct ClusterConfig: Sendable, Equatable {
       keys: [
         ("target", .string), ("file_bytes_max", .integer), ("files_kept", .integer),
       ]),
-    .init("replica", array: true, keys: [("id", .string), ("kernel", .string), ("metrics_port", .integer)]),
+    .init(
+      "sequencer",
+      keys: [
+        ("host", .string), ("bind", .string), ("ingest_port", .integer), ("fetch_port", .integer),
+        ("control_port", .integer),
+      ]),
+    .init(
+      "voter",
+      keys: [
+        ("host", .string), ("bind", .string), ("collect_port", .integer), ("control_port", .integer),
+        ("publish_port", .integer), ("stream_port", .integer), ("stream_replay_port", .integer),
+      ]),
+    .init(
+      "replica", array: true,
+      keys: [
+        ("id", .string), ("kernel", .string), ("metrics_port", .integer), ("host", .string),
+        ("bind", .string),
+        ("control_port", .integer),
+      ]),
   ])
 
   /// The file as written: every key optional, defaults applied after.
@@ -152,8 +191,16 @@ public struct ClusterConfig: Sendable, Equatable {
       var file_bytes_max, files_kept: Int?
     }
     struct Replica: Decodable {
-      var id, kernel: String?
-      var metrics_port: Int?
+      var id, kernel, host, bind: String?
+      var metrics_port, control_port: Int?
+    }
+    struct Sequencer: Decodable {
+      var host, bind: String?
+      var ingest_port, fetch_port, control_port: Int?
+    }
+    struct Voter: Decodable {
+      var host, bind: String?
+      var collect_port, control_port, publish_port, stream_port, stream_replay_port: Int?
     }
     var cluster: Cluster?
     var limits: Limits?
@@ -162,6 +209,8 @@ public struct ClusterConfig: Sendable, Equatable {
     var metrics: Metrics?
     var logs: Logs?
     var replica: [Replica]?
+    var sequencer: Sequencer?
+    var voter: Voter?
   }
 
   public static func parse(_ text: String, file: String) throws(ConfigError) -> ClusterConfig {
@@ -180,6 +229,10 @@ public struct ClusterConfig: Sendable, Equatable {
           "\(toml.place(toml.line(table: "replica", element: i))) replica \(i + 1) needs an id of letters, digits, - or _"
         )
       }
+      guard id != "sequencer" && id != "voter" else {
+        throw ConfigError(
+          "\(at("replica", "id", i)) replica id \(id) is a node name (not allowed: sequencer, voter)")
+      }
       guard !replicas.contains(where: { $0.id == id }) else {
         throw ConfigError("\(at("replica", "id", i)) replica id \(id) repeats")
       }
@@ -189,7 +242,10 @@ public struct ClusterConfig: Sendable, Equatable {
           "\(at("replica", "kernel", i)) replica \(id): unknown kernel '\(kernel)' (allowed: \(KernelCatalog.names.joined(separator: ", ")))"
         )
       }
-      replicas.append(Replica(id: id, kernel: kernel, metricsPort: r.metrics_port))
+      var replica = Replica(id: id, kernel: kernel, metricsPort: r.metrics_port)
+      replica.address = NodeAddress(host: r.host, bind: r.bind)
+      replica.controlPort = r.control_port
+      replicas.append(replica)
     }
     guard !replicas.isEmpty else { throw ConfigError("\(file): at least one [[replica]] is needed") }
     let cluster = f.cluster
@@ -246,6 +302,7 @@ public struct ClusterConfig: Sendable, Equatable {
       try positive(config.ops.logBytesMax, "logs", "file_bytes_max", 4_096...(1 << 40))
       try positive(config.ops.logFilesKept, "logs", "files_kept", 1...100)
     }
+    try config.parseNodes(f, toml: toml)
     if let keys = f.security?.keys, !keys.isEmpty {
       config.curve = try CurveKeys.load(keys)
     }

@@ -178,7 +178,7 @@ public final class Replica {
     try votes.connect(config.replicaVotesEndpoint)
     let control = try ZMQSocket(context: context, type: .router)
     try Secure.server(control, config.curve)
-    try control.bind(config.replicaControl(index))
+    try control.bind(config.replicaControlBind(index))
     log.info(
       "replica \(id): fetching from \(config.replicaFetchEndpoint), voting to \(config.replicaVotesEndpoint)")
     let clock = ContinuousClock()

@@ -143,15 +143,15 @@ public final class Sequencer {
     let ingest = try ZMQSocket(context: context, type: .router)
     try Secure.server(ingest, config.curve)
     try ingest.setMaxMessageBytes(Int64(WireLimits.ingestMessageBytesMax))
-    try ingest.bind(config.ingest)
+    try ingest.bind(config.ingestBind)
     let fetch = try ZMQSocket(context: context, type: .router)
     try Secure.server(fetch, config.curve)
-    try fetch.bind(config.sequencerFetch)
+    try fetch.bind(config.sequencerFetchBind)
     let control = try ZMQSocket(context: context, type: .router)
     try Secure.server(control, config.curve)
-    try control.bind(config.sequencerControl)
+    try control.bind(config.sequencerControlBind)
     log.info(
-      "sequencer: ingest \(config.ingest), fetch \(config.sequencerFetch), control \(config.sequencerControl)"
+      "sequencer: ingest \(config.ingestBind), fetch \(config.sequencerFetchBind), control \(config.sequencerControlBind)"
     )
     let clock = ContinuousClock()
     while !stop() {

@@ -1,5 +1,6 @@
-// Starting and stopping a local cluster's nodes as background processes, with a
-// pid file and a log file per node under the data folder.
+// Starting and stopping a cluster's nodes on this machine as background processes, with
+// a pid file and a log file per node under the data folder. On several hosts, each host
+// starts its own nodes (`cluster up --here` or `--only`; or one systemd unit per node).
 import Foundation
 import ZeroMQTransport
 
@@ -20,6 +21,9 @@ public struct Supervisor {
   public let reference: String?
   public let configPath: String
   public let executable: String
+  /// A command that each node's command line is run under (e.g. `ip netns exec NS`, to
+  /// start a node in its own network namespace); none by default.
+  public var launchers: [String: [String]] = [:]
 
   public init(config: ClusterConfig, configPath: String, data: String, reference: String?, executable: String)
   {
@@ -63,11 +67,21 @@ public struct Supervisor {
     return fields?.first != "Z"
   }
 
-  /// Starts every node that is not running; returns the names started.
-  public func up(context: ZMQContext, readyTimeoutSeconds: Int = 30, extraArguments: [String: [String]] = [:])
+  /// The nodes named in `only` (all of them when nil), in start order.
+  public func nodes(only: Set<String>?) -> [NodeSpec] {
+    guard let only else { return nodes }
+    return nodes.filter { only.contains($0.name) }
+  }
+
+  /// Starts every node (of `only`, when given) that is not running; returns the names started.
+  public func up(
+    context: ZMQContext, readyTimeoutSeconds: Int = 30, extraArguments: [String: [String]] = [:],
+    only: Set<String>? = nil
+  )
     throws
     -> [String]
   {
+    let nodes = self.nodes(only: only)
     try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
     var started: [String] = []
     for node in nodes where !isAlive(node) {
@@ -77,7 +91,7 @@ public struct Supervisor {
       arguments += extraArguments[node.name] ?? []
       let p = Process()
       p.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-      p.arguments = arguments
+      p.arguments = (launchers[node.name] ?? []) + arguments
       if !FileManager.default.fileExists(atPath: logPath(node)) {
         _ = FileManager.default.createFile(atPath: logPath(node), contents: nil)
       }
@@ -115,7 +129,8 @@ public struct Supervisor {
 
   /// Stops every running node: SIGTERM, then SIGKILL after a grace period (by default
   /// the nodes' own bound, `shutdown_grace_ms`, and one second more).
-  public func down(graceSeconds: Int? = nil) -> [String] {
+  public func down(graceSeconds: Int? = nil, only: Set<String>? = nil) -> [String] {
+    let nodes = self.nodes(only: only)
     let graceSeconds = graceSeconds ?? (config.ops.shutdownGraceMs + 1_999) / 1_000
     var stopped: [String] = []
     for node in nodes {

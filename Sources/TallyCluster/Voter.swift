@@ -178,13 +178,13 @@ public final class Voter {
     let collect = try ZMQSocket(context: context, type: .pull)
     try Secure.server(collect, config.curve)
     try collect.setMaxMessageBytes(Int64(WireLimits.batchLinesMax * 2 + 4096))
-    try collect.bind(config.voterCollect)
+    try collect.bind(config.voterCollectBind)
     let control = try ZMQSocket(context: context, type: .router)
     try Secure.server(control, config.curve)
-    try control.bind(config.voterControl)
+    try control.bind(config.voterControlBind)
     publish = try ZMQSocket(context: context, type: .pub)
     if let publish { try Secure.server(publish, config.curve) }
-    try publish?.bind(config.voterPublish)
+    try publish?.bind(config.voterPublishBind)
     var commands: [ZMQSocket] = []
     for i in config.replicas.indices {
       let s = try ZMQSocket(context: context, type: .dealer)
@@ -193,7 +193,7 @@ public final class Voter {
       try s.connect(config.replicaControl(i))
       commands.append(s)
     }
-    log.info("voter: collecting at \(config.voterCollect), control \(config.voterControl)")
+    log.info("voter: collecting at \(config.voterCollectBind), control \(config.voterControlBind)")
     for s in commands { _ = try s.send(["RESEND".bytes, core.watermark.leBytes], dontWait: true) }
     let clock = ContinuousClock()
     var lastResend = clock.now

@@ -11,13 +11,6 @@ import TallyCore
 import TallyEngine
 import ZeroMQTransport
 
-extension ClusterConfig {
-  /// The voted stream (PUB): `base_port + 8`.
-  public var voterStream: String { "tcp://\(host):\(basePort + 8)" }
-  /// Replays of the voted stream (ROUTER): `base_port + 9`.
-  public var voterStreamReplay: String { "tcp://\(host):\(basePort + 9)" }
-}
-
 /// The stream protocol's names and limits (docs/STREAM.md).
 public enum StreamProtocol {
   /// Frame 1 of every message: the protocol and the effects encoding version.
@@ -124,11 +117,11 @@ extension Voter {
       let pub = try ZMQSocket(context: context, type: .pub)
       try Secure.server(pub, config.curve)
       try pub.setSendHighWaterMark(Int32(StreamProtocol.publishHighWaterMark))
-      try pub.bind(config.voterStream)
+      try pub.bind(config.voterStreamBind)
       let router = try ZMQSocket(context: context, type: .router)
       try Secure.server(router, config.curve)
       try router.setMaxMessageBytes(4_096)
-      try router.bind(config.voterStreamReplay)
+      try router.bind(config.voterStreamReplayBind)
       s.publish = pub
       s.replay = router
       log.info("voter: voted stream at \(config.voterStream), replays at \(config.voterStreamReplay)")

@@ -24,7 +24,10 @@ struct ClusterOptions: ParsableArguments {
   func load() -> ClusterConfig {
     do {
       var c = try ClusterConfig.load(config)
-      if let basePort { c.basePort = basePort }
+      if let basePort {
+        c.basePort = basePort
+        try c.checkListeners(file: config + " (with --base-port \(basePort))")
+      }
       return c
     } catch { fail("\(error)", code: 2) }
   }
@@ -58,21 +61,60 @@ struct ClusterCommand: ParsableCommand {
     subcommands: [ClusterUp.self, ClusterDown.self, ClusterStatus.self, ClusterRun.self, ClusterBench.self])
 }
 
+/// Which nodes a command acts on: all of them, `--only NODE,...`, or `--here` (those
+/// whose `host` is an address of this machine), for a cluster spread over hosts.
+struct NodeSelection: ParsableArguments {
+  @Option(name: .long, help: "Only these nodes (comma-separated: sequencer, voter, replica ids).")
+  var only: String?
+
+  @Flag(name: .long, help: "Only the nodes whose host is an address of this machine.")
+  var here = false
+
+  /// nil: every node.
+  func select(_ c: ClusterConfig) -> Set<String>? {
+    if only != nil && here { fail("give --only or --here, not both", code: 64) }
+    if let only {
+      let names = only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+      for n in names where !c.nodeNames.contains(n) {
+        fail("--only: no node '\(n)' in the config (nodes: \(c.nodeNames.joined(separator: ", ")))", code: 64)
+      }
+      guard !names.isEmpty else { fail("--only needs at least one node", code: 64) }
+      return Set(names)
+    }
+    if here {
+      let mine = c.nodesHere()
+      guard !mine.isEmpty else {
+        fail(
+          "--here: no node's host is an address of this machine (this machine: \(ClusterConfig.localAddresses().sorted().joined(separator: ", ")); nodes: \(c.nodeNames.map { "\($0) \(c.host(node: $0))" }.joined(separator: ", ")))",
+          code: 64)
+      }
+      return Set(mine)
+    }
+    return nil
+  }
+}
+
 struct ClusterUp: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "up",
-    abstract: "Start every node that is not running (also how a killed node is brought back).")
+    abstract: "Start every node that is not running (also how a killed node is brought back).",
+    discussion: """
+      With --only or --here, only those nodes: on a cluster spread over hosts, each host
+      starts its own nodes (docs/OPERATIONS.md).
+      """)
   @OptionGroup var cluster: ClusterOptions
+  @OptionGroup var selection: NodeSelection
 
   func run() throws {
     let c = cluster.load()
+    let only = selection.select(c)
     guard cluster.referenceDir(c) != nil else {
       fail("give --reference (or set reference in the config)", code: 64)
     }
     let sup = cluster.supervisor(c)
     do {
       let extra = Dictionary(uniqueKeysWithValues: sup.nodes.map { ($0.name, cluster.nodeArguments()) })
-      let started = try sup.up(context: makeContext(), extraArguments: extra)
+      let started = try sup.up(context: makeContext(), extraArguments: extra, only: only)
       note(
         started.isEmpty
           ? "cluster up: every node was already running"
@@ -82,12 +124,14 @@ struct ClusterUp: ParsableCommand {
 }
 
 struct ClusterDown: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "down", abstract: "Stop every node (SIGTERM).")
+  static let configuration = CommandConfiguration(
+    commandName: "down", abstract: "Stop every node of this machine (SIGTERM), or those of --only/--here.")
   @OptionGroup var cluster: ClusterOptions
+  @OptionGroup var selection: NodeSelection
 
   func run() throws {
     let c = cluster.load()
-    let stopped = cluster.supervisor(c).down()
+    let stopped = cluster.supervisor(c).down(only: selection.select(c))
     note(
       "cluster down: stopped \(stopped.isEmpty ? "nothing (no node was running)" : stopped.joined(separator: ", "))"
     )
@@ -101,14 +145,19 @@ struct ClusterStatus: ParsableCommand {
     discussion: """
       Exits 0 when every node is up and answering and a quorum of replicas is up, not
       quarantined, and the voter is not halted; 1 otherwise (for scripts and probes).
+      A node whose host is an address of this machine is checked by its pid file and
+      its control endpoint; a node on another host by its control endpoint alone.
+      With --only or --here, only those nodes (and no quorum check unless every
+      replica is among them).
       """)
   @OptionGroup var cluster: ClusterOptions
+  @OptionGroup var selection: NodeSelection
   @Flag(name: .long, help: "JSON for scripts.")
   var json = false
 
   func run() throws {
     let c = cluster.load()
-    let g = Self.gather(c, cluster.supervisor(c), makeContext())
+    let g = Self.gather(c, cluster.supervisor(c), makeContext(), only: selection.select(c))
     if json {
       print(g.json)
     } else {
@@ -118,10 +167,14 @@ struct ClusterStatus: ParsableCommand {
   }
 
   /// Every node's status (what `cluster status` prints): the JSON object, the text lines
-  /// and the problems (empty when healthy). Also polled by `tally dashboard`.
-  static func gather(_ c: ClusterConfig, _ sup: Supervisor, _ context: ZMQContext) -> (
-    json: String, lines: [String], problems: [String]
-  ) {
+  /// and the problems (empty when healthy). Also polled by `tally dashboard`. `only`:
+  /// just these nodes (no quorum check unless every replica is among them).
+  static func gather(_ c: ClusterConfig, _ sup: Supervisor, _ context: ZMQContext, only: Set<String>? = nil)
+    -> (
+      json: String, lines: [String], problems: [String]
+    )
+  {
+    let localAddresses = ClusterConfig.localAddresses()
     let seqStatus = ControlClient.status(
       context: context, endpoint: c.sequencerControl, timeoutMs: 500, curve: c.curve)
     let voterStatus = ControlClient.status(
@@ -133,14 +186,19 @@ struct ClusterStatus: ParsableCommand {
     var votingReplicas = 0
     lines.append(
       "cluster \(c.name): data \(sup.data), ingest \(c.ingest), quorum \(c.quorum) of \(c.replicas.count)")
-    for node in sup.nodes {
-      let alive = sup.isAlive(node)
+    for node in sup.nodes(only: only) {
+      let host = c.host(node: node.name)
+      let local = ClusterConfig.isLocal(host, local: localAddresses)
+      // A node on another host has no pid file here: it is alive when it answers.
+      let pidAlive = local ? sup.isAlive(node) : true
       let status =
-        alive
+        pidAlive
         ? ControlClient.status(context: context, endpoint: node.control, timeoutMs: 500, curve: c.curve) : nil
+      let alive = local ? pidAlive : status != nil
+      let pid = local ? sup.pid(node) : nil
       var fields: [(String, JSON)] = [
         ("name", .string(node.name)), ("role", .string(node.role)),
-        ("pid", sup.pid(node).map { .int(Int64($0)) } ?? .null),
+        ("pid", pid.map { .int(Int64($0)) } ?? .null), ("host", .string(host)), ("local", .bool(local)),
         ("alive", .bool(alive)), ("control", .string(node.control)), ("answering", .bool(status != nil)),
         ("metrics", c.ops.metricsEnabled ? .string(c.metricsURL(node: node.name)) : .null),
       ]
@@ -150,7 +208,8 @@ struct ClusterStatus: ParsableCommand {
         problems.append("\(node.name) is not answering")
       }
       var text =
-        "  \(DemoSummary.pad(node.name, 10)) \(DemoSummary.pad(node.role, 10)) pid \(sup.pid(node).map(String.init) ?? "-") "
+        "  \(DemoSummary.pad(node.name, 10)) \(DemoSummary.pad(node.role, 10)) "
+        + (local ? "pid \(pid.map(String.init) ?? "-") " : "at \(host) ")
       text += alive ? (status != nil ? "up" : "up (not answering)") : "DOWN"
       switch node.role {
       case "sequencer":
@@ -197,7 +256,8 @@ struct ClusterStatus: ParsableCommand {
       nodes.append(.object(fields))
       lines.append(text)
     }
-    if votingReplicas < c.quorum {
+    let everyReplicaShown = c.replicas.allSatisfy { only?.contains($0.id) ?? true }
+    if everyReplicaShown && votingReplicas < c.quorum {
       problems.append(
         "no quorum: \(votingReplicas) of \(c.replicas.count) replicas up and voting, \(c.quorum) needed")
     }

@@ -144,7 +144,7 @@ final class CheckerTests: XCTestCase {
       files,
       [
         "byzantine.toml", "freeze-replica.toml", "full-restart.toml", "kill-any.toml", "kill-replicas.toml",
-        "lossy-links.toml", "short-ci.toml", "soak.toml", "wipe-replica.toml",
+        "lossy-links.toml", "netns.toml", "short-ci.toml", "soak.toml", "wipe-replica.toml",
       ])
     var ports: [Int] = []
     for f in files {
@@ -154,6 +154,25 @@ final class CheckerTests: XCTestCase {
       ports.append(s.basePort)
     }
     XCTAssertThrowsError(try Scenario.parse("[faults]\nkill_replicas = true\n", file: "typo.toml"))
+  }
+
+  func testNetnsTableAndPartitionFaultsParse() throws {
+    let s = try Scenario.load(packageRoot() + "/Chaos/scenarios/netns.toml")
+    XCTAssertTrue(s.netns)
+    XCTAssertEqual(s.netnsSubnet, "10.231.1")
+    XCTAssertEqual(
+      Set(s.faultKinds),
+      ["partition-replica", "partition-voter-replica", "partition-sequencer", "kill-replica"])
+    // Partitions need namespaces; the subnet is a private 10.x.y; keys are checked.
+    XCTAssertThrowsError(try Scenario.parse("[faults]\npartition_replica = true\n", file: "p.toml")) {
+      XCTAssertTrue("\($0)".contains("[netns]"), "\($0)")
+    }
+    XCTAssertThrowsError(
+      try Scenario.parse("[netns]\nenabled = true\nsubnet = \"192.168.1\"\n", file: "s.toml")
+    ) { XCTAssertTrue("\($0)".hasPrefix("s.toml:3:") && "\($0)".contains("10.231.1"), "\($0)") }
+    XCTAssertThrowsError(try Scenario.parse("[netns]\nenable = true\n", file: "t.toml")) {
+      XCTAssertTrue("\($0)".contains("enable") && "\($0)".contains("subnet"), "\($0)")
+    }
   }
 
   func testLinksTableParses() throws {
