@@ -162,25 +162,14 @@ struct CSVBuffer {
   }
 
   mutating func digits(_ value: UInt128, minimum: Int) {
-    // 128-bit division is slow: nearly every value fits 64 bits.
+    // 128-bit division is slow: nearly every value fits 64 bits; a larger one is
+    // written as 64-bit groups of 19 digits.
     if let small = UInt64(exactly: value) {
       digits64(small, minimum: minimum)
       return
     }
-    var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
-    withUnsafeMutableBytes(of: &scratch) { buffer in
-      var v = value
-      var i = buffer.count
-      repeat {
-        i -= 1
-        buffer[i] = UInt8(truncatingIfNeeded: v % 10) + 48
-        v /= 10
-      } while v > 0
-      while buffer.count - i < minimum {
-        i -= 1
-        buffer[i] = 48
-      }
-      bytes.append(contentsOf: buffer[i...])
-    }
+    let group: UInt128 = 10_000_000_000_000_000_000  // 10^19
+    digits(value / group, minimum: max(1, minimum - 19))
+    digits64(UInt64(value % group), minimum: 19)
   }
 }
