@@ -1,9 +1,10 @@
+import TallyFormat
+import XCTest
+
 // The output formats of SPEC §5 for values beyond 64 bits: sums of money are Int128
 // (10^4 deposits of 10^13 CNY exceed Int64 fen), and the writer prints them in
 // 19-digit groups.
 @testable import TallyCore
-import TallyFormat
-import XCTest
 
 final class ReportWriterTests: XCTestCase {
   func balancesFile(_ fen: Int128) -> String {
