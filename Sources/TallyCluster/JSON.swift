@@ -23,7 +23,8 @@ public indirect enum JSON {
 
   public static func render(_ fields: [(String, JSON)]) -> String { JSON.object(fields).text }
 
-  static func quote(_ s: String) -> String {
+  /// `s` as a JSON string literal: quotes, backslashes and control characters escaped.
+  public static func quote(_ s: String) -> String {
     var out = "\""
     for u in s.unicodeScalars {
       switch u {

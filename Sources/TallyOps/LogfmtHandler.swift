@@ -4,6 +4,7 @@
 import Foundation
 import Logging
 import Synchronization
+import TallyCluster
 
 #if canImport(Glibc)
   import Glibc
@@ -168,25 +169,8 @@ public struct LogfmtLogHandler: LogHandler {
     return bare ? s : quoted(s)
   }
 
-  static func quoted(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-      switch u {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      default:
-        if u.value < 0x20 {
-          out += "\\u{\(String(u.value, radix: 16))}"
-        } else {
-          out.unicodeScalars.append(u)
-        }
-      }
-    }
-    return out + "\""
-  }
+  /// Quoted and escaped as a JSON string (one escaping rule for logs and status JSON).
+  static func quoted(_ s: String) -> String { JSON.quote(s) }
 }
 
 extension NodeLogging {
