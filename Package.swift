@@ -23,15 +23,18 @@ let package = Package(
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
   ],
   targets: [
-    // The business core: domain types and the state machine. No I/O, no Foundation.
-    .target(name: "TallyCore", swiftSettings: strict),
+    // What a business kernel is: events, effects, canonical state rows, digest rules.
+    // No I/O, no Foundation, no dependencies.
+    .target(name: "KernelAPI", swiftSettings: strict),
+    // Version 1 of the business state machine (SPEC §3-§5). Depends on KernelAPI only.
+    .target(name: "KernelV1", dependencies: ["KernelAPI"], swiftSettings: strict),
     // SPEC §1-§3 and §5 text formats: field patterns, event lines, reference CSV, output CSV.
-    .target(name: "TallyFormat", dependencies: ["TallyCore"], swiftSettings: strict),
+    .target(name: "TallyFormat", dependencies: ["KernelAPI"], swiftSettings: strict),
     // Running the core: batches, digests, the state-store port, file I/O.
     .target(
       name: "TallyEngine",
       dependencies: [
-        "TallyCore", "TallyFormat", "ClearingKernelV2", .product(name: "Crypto", package: "swift-crypto"),
+        "KernelAPI", "KernelV1", "TallyFormat", .product(name: "Crypto", package: "swift-crypto"),
       ],
       swiftSettings: strict),
     // RocksDB: the C library and the one adapter that owns its pointers.
@@ -42,13 +45,11 @@ let package = Package(
     .systemLibrary(
       name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
     .target(name: "ZeroMQTransport", dependencies: ["CZeroMQ"], swiftSettings: strict),
-    // The second, independently written per-trade clearing kernel (N-version voting).
-    .target(name: "ClearingKernelV2", dependencies: ["TallyCore"], swiftSettings: strict),
     // The replicated cluster: sequencer, replicas, voter, their wire format and supervisor.
     .target(
       name: "TallyCluster",
       dependencies: [
-        "TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
+        "KernelAPI", "KernelV1", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
         .product(name: "TOMLKit", package: "TOMLKit"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
@@ -59,7 +60,7 @@ let package = Package(
     .target(
       name: "TallyOps",
       dependencies: [
-        "TallyCluster", "TallyEngine", "TallyCore",
+        "TallyCluster", "TallyEngine", "KernelAPI",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
@@ -71,27 +72,29 @@ let package = Package(
     .target(
       name: "TallyChaos",
       dependencies: [
-        "TallyCluster", "TallyEngine", "TallyCore", "TallyFormat", "MarketGenerator", "ZeroMQTransport",
+        "TallyCluster", "TallyEngine", "KernelAPI", "TallyFormat", "MarketGenerator", "ZeroMQTransport",
         .product(name: "TOMLKit", package: "TOMLKit"),
       ],
       swiftSettings: strict),
     // Synthetic but realistic markets for demos, tests and benchmarks.
-    .target(name: "MarketGenerator", dependencies: ["TallyCore"], swiftSettings: strict),
+    .target(name: "MarketGenerator", dependencies: ["KernelAPI"], swiftSettings: strict),
     // The command line: parse arguments and compose the modules above.
     .executableTarget(
       name: "tally",
       dependencies: [
-        "TallyCore", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
-        "MarketGenerator", "ClearingKernelV2", "TallyCluster", "TallyChaos", "TallyOps",
+        "KernelAPI", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
+        "MarketGenerator", "KernelV1", "TallyCluster", "TallyChaos", "TallyOps",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),
     .testTarget(
-      name: "TallyCoreTests", dependencies: ["TallyCore", "TallyFormat", "TallyEngine"],
+      name: "TallyCoreTests", dependencies: ["KernelAPI", "KernelV1", "TallyFormat", "TallyEngine"],
       swiftSettings: strict),
     .testTarget(
       name: "TallyEngineTests",
-      dependencies: ["TallyCore", "TallyFormat", "TallyEngine", "MarketGenerator", "RocksDBStore"],
+      dependencies: [
+        "KernelAPI", "KernelV1", "TallyFormat", "TallyEngine", "MarketGenerator", "RocksDBStore",
+      ],
       swiftSettings: strict),
     .testTarget(
       name: "RocksDBStoreTests", dependencies: ["RocksDBStore", "TallyEngine"],
@@ -99,21 +102,18 @@ let package = Package(
     .testTarget(
       name: "ZeroMQTransportTests", dependencies: ["ZeroMQTransport"], swiftSettings: strict),
     .testTarget(
-      name: "MarketGeneratorTests", dependencies: ["MarketGenerator", "TallyCore"],
-      swiftSettings: strict),
-    .testTarget(
-      name: "ClearingKernelV2Tests", dependencies: ["ClearingKernelV2", "TallyCore"],
+      name: "MarketGeneratorTests", dependencies: ["MarketGenerator", "KernelAPI"],
       swiftSettings: strict),
     .testTarget(
       name: "TallyClusterTests",
-      dependencies: ["TallyCluster", "TallyEngine", "TallyCore", "MarketGenerator"],
+      dependencies: ["TallyCluster", "TallyEngine", "KernelAPI", "MarketGenerator"],
       swiftSettings: strict),
     .testTarget(
-      name: "TallyChaosTests", dependencies: ["TallyChaos", "TallyCluster", "TallyEngine", "TallyCore"],
+      name: "TallyChaosTests", dependencies: ["TallyChaos", "TallyCluster", "TallyEngine", "KernelAPI"],
       swiftSettings: strict),
     .testTarget(
       name: "TallyOpsTests",
-      dependencies: ["TallyOps", "TallyCluster", "TallyCore", "TallyEngine", "TallyFormat"],
+      dependencies: ["TallyOps", "TallyCluster", "KernelAPI", "TallyEngine", "TallyFormat"],
       swiftSettings: strict),
     .testTarget(
       name: "TallyCLITests", dependencies: ["tally"], swiftSettings: strict),

@@ -1,3 +1,4 @@
+import KernelAPI
 // The checker: judges a run from what a client and an outside observer saw, never
 // from the cluster's own claims. Its truth is (1) the sequencer's acks (which
 // events got which seqs), (2) an embedded `Engine` run of those events in seq
@@ -5,7 +6,6 @@
 // the voter's PUB feed, or every emit in the simulator), the final report, the
 // replicas' digests and the alerts.
 import TallyCluster
-import TallyCore
 import TallyEngine
 
 public struct Anomaly: Sendable, Equatable, CustomStringConvertible {
@@ -140,14 +140,17 @@ public enum Checker {
   public static func embeddedRun(reference: ReferenceData, kernel: String, lines: [[UInt8]]) -> (
     outcomes: [UInt8], files: [(name: String, bytes: [UInt8])], digest: [UInt8]
   ) {
-    var engine = Engine(
-      reference: reference, kernel: try! KernelCatalog.make(kernel, feeRows: reference.feeRows))
-    var outcomes: [UInt8] = []
-    outcomes.reserveCapacity(lines.count)
-    for (i, line) in lines.enumerated() {
-      outcomes.append(Vote.outcomeByte(engine.apply(line: line[...], seq: Int64(i + 1))))
+    let (type, fault) = try! KernelCatalog.resolve(kernel)
+    func run<K: BusinessKernel>(_: K.Type) -> ([UInt8], [(name: String, bytes: [UInt8])], [UInt8]) {
+      var engine = Engine<K>(reference: reference, plantedFault: fault)
+      var outcomes: [UInt8] = []
+      outcomes.reserveCapacity(lines.count)
+      for (i, line) in lines.enumerated() {
+        outcomes.append(OutcomeByte.of(engine.apply(line: line[...], seq: Int64(i + 1))))
+      }
+      return (outcomes, engine.outputFiles(), engine.stateDigest)
     }
-    return (outcomes, engine.outputFiles(), engine.stateDigest)
+    return run(type)
   }
 
   public static func check(_ input: CheckInput) -> CheckResult {

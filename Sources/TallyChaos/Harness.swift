@@ -4,9 +4,9 @@
 // freezes (SIGSTOP/SIGCONT), wipes and restarts nodes. At the end the checker
 // judges what the client and the observer saw (see Checker.swift).
 import Foundation
+import KernelAPI
 import MarketGenerator
 import TallyCluster
-import TallyCore
 import TallyEngine
 import TallyFormat
 import ZeroMQTransport

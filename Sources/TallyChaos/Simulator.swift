@@ -11,9 +11,9 @@
 // Nothing that decides behaviour iterates a Dictionary or a Set; the event queue
 // orders by (time, insertion number); a failing seed replays exactly.
 import Foundation
+import KernelAPI
 import MarketGenerator
 import TallyCluster
-import TallyCore
 import TallyEngine
 import TallyFormat
 
@@ -218,7 +218,7 @@ public final class Simulation {
     var kernel: String
     var flip: Bool
     var store: InMemoryStateStore
-    var engine: DurableEngine?
+    var engine: (any ReplicaEngine)?
     var fetchSentAt: Int64?
     var lastHeartbeat: Int64 = -10_000
   }
@@ -279,7 +279,10 @@ public final class Simulation {
         byzantine.append(("r\(r + 1)", kernel, flip))
       }
       let store = InMemoryStateStore()
-      replicas.append(SimReplica(id: "r\(r + 1)", kernel: kernel, flip: flip, store: store, engine: nil))
+      replicas.append(
+        SimReplica(
+          id: "r\(r + 1)", kernel: kernel, flip: flip, store: store, engine: Optional<any ReplicaEngine>.none)
+      )
       try openReplica(r)
     }
     core = makeVoterCore()
@@ -411,7 +414,7 @@ public final class Simulation {
     let input = CheckInput(
       batches: clientBatches, acks: acks, observed: emitted, observedIsComplete: true,
       reference: market.reference,
-      report: reportReplica?.engine?.engine.outputFiles(),
+      report: reportReplica?.engine?.outputFiles(),
       replicas: replicas.map {
         ReplicaFinal(
           id: $0.id, appliedSeq: $0.engine?.committedSeq, stateDigest: $0.engine?.stateDigest,
@@ -659,9 +662,8 @@ public final class Simulation {
 
   // The replicas (Replica.swift).
   func openReplica(_ r: Int) throws {
-    let kernel = try KernelCatalog.make(replicas[r].kernel, feeRows: market.reference.feeRows)
-    replicas[r].engine = try DurableEngine(
-      store: replicas[r].store, reference: market.reference, kernel: kernel)
+    replicas[r].engine = try KernelCatalog.openDurable(
+      replicas[r].kernel, store: replicas[r].store, reference: market.reference)
     replicas[r].engine!.enableEffects()
     replicas[r].fetchSentAt = nil
     replicas[r].lastHeartbeat = -10_000
@@ -693,10 +695,7 @@ public final class Simulation {
         log("r\(r + 1) gap: have \(durable.committedSeq), got \(batch.first)")
         break
       }
-      var outcomes: [UInt8] = []
-      for (i, line) in batch.lines.enumerated() {
-        outcomes.append(Vote.outcomeByte(durable.apply(line: line[...], seq: batch.first + Int64(i))))
-      }
+      let outcomes = durable.applyBatch(batch.lines, first: batch.first)
       let effectsDigest = EffectDigest.of(durable.takeEffects())
       if rng.chance(perMillion: healed ? 0 : crashMidBatchPerMillion) {
         countFault("crash-replica-mid-batch")
@@ -706,7 +705,7 @@ public final class Simulation {
       let (id, kernel, flip) = (replicas[r].id, replicas[r].kernel, replicas[r].flip)
       let built = SimVoteBox()
       do {
-        try durable.commit { digest in
+        try durable.commit(extraFromDigest: { digest in
           var d = digest
           if flip { d[0] ^= 1 }
           let v = Vote(
@@ -716,7 +715,7 @@ public final class Simulation {
           var extra = StoreBatch()
           extra.put(Self.voteKey(batch.first), v.encoded)
           return extra
-        }
+        })
       } catch {
         preconditionFailure("in-memory commit failed: \(error)")
       }

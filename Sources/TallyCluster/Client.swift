@@ -1,7 +1,7 @@
 // Client side of the cluster: submitting event files (SPEC §7) with safe retries,
 // asking nodes for status, and assembling a report from voted data only.
 import Foundation
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import ZeroMQTransport

@@ -5,7 +5,8 @@
 // the stream for what follows. The files are rewritten atomically (each file by a
 // rename, then `as_of_seq`) whenever it has caught up.
 import Foundation
-import TallyCore
+import KernelAPI
+import KernelV1
 import TallyEngine
 import TallyFormat
 import ZeroMQTransport
@@ -37,7 +38,7 @@ public final class Follower {
     stateDir = out + "/.follow"
     try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
     // Seq 0: the state the reference data describes.
-    let genesis = TallyState(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
+    let genesis = V1Kernel(reference: reference, plantedFault: nil)
     try replay.apply(try EffectDecoder.decode(genesis.snapshotEffects()))
     let logPath = stateDir + "/effects.log"
     if !FileManager.default.fileExists(atPath: logPath) {

@@ -3,8 +3,8 @@
 // write, and pushes the vote (outcomes, output digest, state digest) to the voter.
 // It never skips a gap: it only ever asks for the batch after its applied seq.
 import Foundation
+import KernelAPI
 import RocksDBStore
-import TallyCore
 import TallyEngine
 import TallyFormat
 import ZeroMQTransport
@@ -31,7 +31,7 @@ public final class Replica {
   let reference: ReferenceData
   let faults: ReplicaFaults
   let log: Logger
-  var durable: DurableEngine
+  var durable: any ReplicaEngine
   var store: RocksDBStateStore
   public private(set) var repairs = 0
   /// Metrics hooks (TallyOps); no-ops by default.
@@ -57,14 +57,13 @@ public final class Replica {
   }
 
   static func open(dataDir: String, reference: ReferenceData, kernel: String) throws -> (
-    RocksDBStateStore, DurableEngine
+    RocksDBStateStore, any ReplicaEngine
   ) {
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
     var options = RocksDBOptions()
     options.vectorMemtable = true  // state is written in batches and read back only on restart
     let store = try RocksDBStateStore(path: dataDir + "/state", options: options)
-    let engine = try DurableEngine(
-      store: store, reference: reference, kernel: try KernelCatalog.make(kernel, feeRows: reference.feeRows))
+    let engine = try KernelCatalog.openDurable(kernel, store: store, reference: reference)
     engine.enableEffects()
     return (store, engine)
   }
@@ -73,7 +72,7 @@ public final class Replica {
     [votePrefix] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(first) >> UInt64(56 - 8 * $0)) }
   }
 
-  public var appliedSeq: Int64 { durable.engine.appliedSeq }
+  public var appliedSeq: Int64 { durable.appliedSeq }
 
   /// Votes sent since the last commit: logged (for resends) with the next commit.
   var uncommittedVotes: [Vote] = []
@@ -95,11 +94,7 @@ public final class Replica {
   /// give the same votes.
   public func apply(_ batch: JournalBatch) throws -> Vote {
     precondition(batch.first == appliedSeq + 1, "replica \(id) would skip a gap")
-    var outcomes: [UInt8] = []
-    outcomes.reserveCapacity(batch.lines.count)
-    for (i, line) in batch.lines.enumerated() {
-      outcomes.append(Vote.outcomeByte(durable.apply(line: line[...], seq: batch.first + Int64(i))))
-    }
+    let outcomes = durable.applyBatch(batch.lines, first: batch.first)
     let effects = durable.takeEffects()
     let effectsDigest = EffectDigest.of(effects)
     uncommittedEffects.append((batch.first, batch.last, effects))
@@ -114,7 +109,7 @@ public final class Replica {
     let (id, kernelName, flip) = (self.id, self.kernelName, faults.flipDigestBit)
     let earlier = uncommittedVotes
     let earlierEffects = uncommittedEffects
-    try durable.commit { digest in
+    try durable.commit(extraFromDigest: { digest in
       var d = digest
       if flip { d[0] ^= 1 }
       let v = Vote(
@@ -126,7 +121,7 @@ public final class Replica {
       for e in earlierEffects { extra.put(Self.effectsKey(e.first), Self.encodeEffects(e)) }
       extra.put(Self.voteKey(batch.first), v.encoded)
       return extra
-    }
+    })
     uncommittedVotes = []
     uncommittedEffects = []
     guard let vote = box.vote else { preconditionFailure("commit did not build the vote") }
@@ -269,7 +264,7 @@ public final class Replica {
             guard msg.count == 3, let seq = Int64(leBytes: msg[2]) else { continue }
             if seq == appliedSeq {
               if durable.committedSeq < appliedSeq { try commitNow() }
-              let bundle = FileBundle.encode(durable.engine.outputFiles())
+              let bundle = FileBundle.encode(durable.outputFiles())
               try control.send([who, "REPORT".bytes, seq.leBytes, durable.stateDigest, bundle])
             } else {
               try control.send([who, "NOTAT".bytes, appliedSeq.leBytes])

@@ -2,7 +2,7 @@
 // committed with its votes at checkpoints (batches since the last checkpoint are in
 // memory, and are produced again by the replay after a crash). The voter asks for a
 // batch's records to explain a dissent and to publish the voted stream.
-import TallyCore
+import KernelAPI
 import TallyEngine
 
 extension Replica {

@@ -8,8 +8,8 @@
 // gap, and catches up after a restart through the same path (the ZeroMQ guide's
 // credit-based flow control; PUB/SUB drops silently at its high-water mark).
 import Foundation
+import KernelAPI
 import RocksDBStore
-import TallyCore
 import TallyEngine
 import ZeroMQTransport
 

@@ -2,7 +2,7 @@
 // SUB to the live batches, DEALER to the replay socket, the join-late sequence and the
 // gap rule. It hands each digest-checked batch to `apply`; the consumer keeps `next`.
 // Used by `tally follow` (Follower) and `tally dashboard`.
-import TallyCore
+import KernelAPI
 import ZeroMQTransport
 
 public struct StreamTap {

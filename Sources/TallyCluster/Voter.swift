@@ -3,8 +3,8 @@
 // as emitted (so a restarted voter neither repeats nor skips), writes alerts to
 // <data>/alerts.jsonl, and tells dissenting replicas to repair themselves.
 import Foundation
+import KernelAPI
 import RocksDBStore
-import TallyCore
 import TallyEngine
 import ZeroMQTransport
 

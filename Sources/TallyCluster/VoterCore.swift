@@ -1,7 +1,7 @@
 // The voter's decisions, as a state machine without I/O (the SwiftNIO pattern):
 // votes in, actions out. The service around it does sockets, storage and alerts,
 // and a simulator can drive it directly.
-import TallyCore
+import KernelAPI
 
 public struct DecidedBatch: Sendable, Equatable {
   public var first: Int64

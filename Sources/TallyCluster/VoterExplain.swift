@@ -3,7 +3,7 @@
 // names the first seq whose effects differ and the differing rows, majority vs
 // dissenter (`clearing 20260105,...: handling_fee 3.41 vs 3.40`).
 import Foundation
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import ZeroMQTransport

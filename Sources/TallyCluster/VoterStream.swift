@@ -6,8 +6,8 @@
 // digest equals the voted one; they are stored before they are published, so a
 // restarted voter neither repeats nor skips.
 import Foundation
+import KernelAPI
 import RocksDBStore
-import TallyCore
 import TallyEngine
 import ZeroMQTransport
 

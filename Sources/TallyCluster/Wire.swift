@@ -1,7 +1,7 @@
 // Messages between the cluster's nodes, in the project's one canonical binary
 // encoding (TallyCore's ByteWriter/ByteReader). Every message has a limit and a
 // decoder that refuses malformed bytes with a reason instead of crashing.
-import TallyCore
+import KernelAPI
 import TallyEngine
 
 public enum WireLimits {

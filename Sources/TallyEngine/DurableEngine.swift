@@ -7,7 +7,7 @@
 // over it, recomputes the checksum and refuses to run if it differs from the
 // stored one. Key layout: docs/STATE-LAYOUT.md.
 import Dispatch
-import TallyCore
+import KernelAPI
 import TallyFormat
 
 public struct DurableError: Error, CustomStringConvertible, Sendable {
@@ -136,8 +136,8 @@ struct StreamFingerprint: Equatable {
   }
 }
 
-public final class DurableEngine {
-  public private(set) var engine: Engine
+public final class DurableEngine<K: BusinessKernel> {
+  public private(set) var engine: Engine<K>
   public let store: any StateStore
   public var sync: Bool
   /// The last sequence number durably committed (waits for a commit in flight).
@@ -189,7 +189,9 @@ public final class DurableEngine {
   /// empty, else the opening state from `reference` with the stored rows laid over it,
   /// verified. Throws when the store belongs to other reference data or another
   /// format, or when its checksum does not verify.
-  public init(store: any StateStore, reference: ReferenceData, kernel: any ClearingKernel, sync: Bool = true)
+  public init(
+    store: any StateStore, reference: ReferenceData, plantedFault: PlantedFault? = nil, sync: Bool = true
+  )
     throws
   {
     self.store = store
@@ -209,8 +211,8 @@ public final class DurableEngine {
       }
     }
     // The opening state and the hash of each of its rows: the stored rows are changes to it.
-    var opening = TallyState(reference: reference, kernel: kernel)
-    var (hashes, sum) = Self.rowHashes(of: opening)
+    var opening = K(reference: reference, plantedFault: plantedFault)
+    var (hashes, sum) = TallyEngine.rowHashes(of: opening)
     guard existing != nil else {
       // A fresh state: the first commit writes the markers and the opening checksum only.
       opening.forgetChanges()
@@ -224,11 +226,11 @@ public final class DurableEngine {
       try commit(extra: batch)
       return
     }
-    // `consume`: the opening state ends here, so `stored` owns its tables alone and the
-    // overlays copy no table.
-    var stored = StoredTables(state: consume opening)
+    let restored: K
     do {
-      try Self.overlayStoredRows(store, on: &stored, hashes: &hashes, checksum: &sum)
+      restored = try K.restore(opening: consume opening) { overlay in
+        try overlayStoredRows(store, hashes: &hashes, checksum: &sum, overlay)
+      }
     } catch {
       throw DurableError("state folder cannot be read: \(error)")
     }
@@ -247,49 +249,51 @@ public final class DurableEngine {
     }
     rowHashes = hashes
     settledChecksum = sum
-    engine = Engine(state: TallyState(restoring: stored, reference: reference, kernel: kernel))
+    engine = Engine(state: restored)
     settledSeq = engine.appliedSeq
   }
+}
 
-  /// The hash of every row of `state`, per table in row order, and their sum.
-  static func rowHashes(of state: TallyState) -> (hashes: [[RowHash]], checksum: StateChecksum) {
-    var hashes = [[RowHash]](repeating: [], count: Int(StateTable.allCases.map(\.rawValue).max()!) + 1)
-    var sum = StateChecksum()
-    state.forEachEncodedRow { table, id, bytes in
-      let h = RowHash(table: table.rawValue, id: id, bytes: bytes)
-      hashes[Int(table.rawValue)].append(h)
-      sum.add(h)
-    }
-    return (hashes, sum)
+/// The hash of every row of `state`, per table in row order, and their sum.
+func rowHashes<K: BusinessKernel>(of state: K) -> (hashes: [[RowHash]], checksum: StateChecksum) {
+  var hashes = [[RowHash]](repeating: [], count: Int(StateTable.allCases.map(\.rawValue).max()!) + 1)
+  var sum = StateChecksum()
+  state.forEachEncodedRow { table, id, bytes in
+    let h = RowHash(table: table.rawValue, id: id, bytes: bytes)
+    hashes[Int(table.rawValue)].append(h)
+    sum.add(h)
   }
+  return (hashes, sum)
+}
 
-  /// Lays every stored row over `tables` (the opening state), keeping the row hashes
-  /// and their sum up to date.
-  static func overlayStoredRows(
-    _ store: any StateStore, on tables: inout StoredTables, hashes: inout [[RowHash]],
-    checksum sum: inout StateChecksum, rowCount: ((StateTable, Int) -> Void)? = nil
-  ) throws {
-    for table in StateTable.allCases {
-      let t = Int(table.rawValue)
-      var n = 0
-      try store.scan(prefix: [table.rawValue]) { key, value in
-        guard let id = StateKeys.rowId(key) else { throw DurableError("unexpected key \(key.hexString)") }
-        try tables.overlay(table, id: id, bytes: value)
-        let h = RowHash(table: table.rawValue, id: id, bytes: value)
-        if Int(id) < hashes[t].count {
-          sum.replace(hashes[t][Int(id)], with: h)
-          hashes[t][Int(id)] = h
-        } else {
-          hashes[t].append(h)
-          sum.add(h)
-        }
-        n += 1
-        return true
+/// Hands every stored row to `overlay` (which lays it over the opening state), keeping
+/// the row hashes and their sum up to date.
+func overlayStoredRows(
+  _ store: any StateStore, hashes: inout [[RowHash]], checksum sum: inout StateChecksum,
+  rowCount: ((StateTable, Int) -> Void)? = nil, _ overlay: (StateTable, Int32, [UInt8]) throws -> Void
+) throws {
+  for table in StateTable.allCases {
+    let t = Int(table.rawValue)
+    var n = 0
+    try store.scan(prefix: [table.rawValue]) { key, value in
+      guard let id = StateKeys.rowId(key) else { throw DurableError("unexpected key \(key.hexString)") }
+      try overlay(table, id, value)
+      let h = RowHash(table: table.rawValue, id: id, bytes: value)
+      if Int(id) < hashes[t].count {
+        sum.replace(hashes[t][Int(id)], with: h)
+        hashes[t][Int(id)] = h
+      } else {
+        hashes[t].append(h)
+        sum.add(h)
       }
-      rowCount?(table, n)
+      n += 1
+      return true
     }
+    rowCount?(table, n)
   }
+}
 
+extension DurableEngine {
   /// Room for about `events` more events (see `Engine.reserveCapacity(events:)`).
   public func reserveCapacity(events: Int) { engine.reserveCapacity(events: events) }
 
@@ -512,6 +516,6 @@ private enum CommitOutcome {
 /// The engine handed to its committer thread. Safe because, while a commit is in
 /// flight, the two threads touch disjoint fields (see DurableEngine's pipeline notes)
 /// and the DispatchGroup's enter/leave/wait order their memory.
-private struct Unchecked: @unchecked Sendable {
-  let engine: DurableEngine
+private struct Unchecked<K: BusinessKernel>: @unchecked Sendable {
+  let engine: DurableEngine<K>
 }

@@ -1,7 +1,7 @@
 // Writes effect records to a file as they are produced (`tally run --effects`):
 // binary (docs/EFFECTS.md: the magic, then event records) or text.
 import Foundation
-import TallyCore
+import KernelAPI
 import TallyFormat
 
 public final class EffectFileWriter {

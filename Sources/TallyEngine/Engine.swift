@@ -2,7 +2,7 @@
 // sequence numbers (SPEC §3: they run on across all files of a run), parses,
 // applies, counts, and computes digests. The embedded mode, a replica and a
 // replay all go through this type, so they compute the same bytes.
-import TallyCore
+import KernelAPI
 import TallyFormat
 
 public struct RunStatistics: Sendable, Equatable {
@@ -14,17 +14,19 @@ public struct RunStatistics: Sendable, Equatable {
   public var rejected: Int { rejectedByReason.reduce(0, +) }
 }
 
-public struct Engine {
-  public private(set) var state: TallyState
+/// Generic over the kernel version (KernelAPI's `BusinessKernel`): the per-event path
+/// calls the kernel directly, with no existential in between.
+public struct Engine<K: BusinessKernel> {
+  public private(set) var state: K
   public private(set) var statistics = RunStatistics()
 
-  public init(reference: ReferenceData, kernel: any ClearingKernel) {
-    state = TallyState(reference: reference, kernel: kernel)
+  public init(reference: ReferenceData, plantedFault: PlantedFault? = nil) {
+    state = K(reference: reference, plantedFault: plantedFault)
   }
 
-  public init(state: TallyState) { self.state = state }
+  public init(state: K) { self.state = state }
 
-  /// Room for about `events` more events (see `TallyState.reserveCapacity(events:)`).
+  /// Room for about `events` more events (a hint to the kernel).
   public mutating func reserveCapacity(events: Int) { state.reserveCapacity(events: events) }
 
   /// A run that never commits (`tally run` without `--state`) turns this off: rows
@@ -32,7 +34,7 @@ public struct Engine {
   public mutating func setChangeTracking(_ on: Bool) { state.setChangeTracking(on) }
 
   /// The last sequence number applied (0 before the first event).
-  public var appliedSeq: Int64 { state.globals.appliedSeq }
+  public var appliedSeq: Int64 { state.appliedSeq }
 
   /// Applies one event line (not blank, not a comment) as event `seq`.
   @discardableResult
@@ -76,7 +78,10 @@ public struct Engine {
 
   /// Hands over the rows changed since the last call (for a durable commit).
   public mutating func takeChangedRows(_ body: (StateTable, Int32, [UInt8]) -> Void) {
-    state.takeChangedRows(body)
+    var w = ByteWriter(capacity: 4096)
+    var rows: [(StateTable, Int32, Range<Int>)] = []
+    state.takeChangedRows(into: &w) { rows.append(($0, $1, $2)) }
+    for (table, id, range) in rows { body(table, id, Array(w.bytes[range])) }
   }
 
   /// Hands over the rows changed since the last call, encoded one after another into `w`.
@@ -90,7 +95,7 @@ public struct Engine {
   public var stateDigest: [UInt8] { StateDigest.of(state) }
 
   /// The seven SPEC §5 files.
-  public func outputFiles() -> [(name: String, bytes: [UInt8])] { ReportWriter.render(state: state) }
+  public func outputFiles() -> [(name: String, bytes: [UInt8])] { ReportWriter.render(kernel: state) }
 }
 
 public enum StateDigest {
@@ -102,7 +107,7 @@ public enum StateDigest {
     Digests.sha256(domain + checksum.encoded)
   }
 
-  public static func of(_ state: TallyState) -> [UInt8] { of(state.computeChecksum()) }
+  public static func of<K: BusinessKernel>(_ state: K) -> [UInt8] { of(state.computeChecksum()) }
 }
 
 /// Event lines of a sequence of files, numbered per SPEC §3.

@@ -1,7 +1,7 @@
 // File I/O for the embedded mode: reference folders, event files, output folders.
 // Errors name the path and what went wrong.
 import Foundation
-import TallyCore
+import KernelAPI
 import TallyFormat
 
 public enum FileIO {

@@ -1,23 +1,30 @@
-// The clearing kernel versions a node can run, by the name used in configs and flags.
-import ClearingKernelV2
-import TallyCore
+// The kernel versions a node can run, by the name used in configs and flags
+// (KernelAPI's KernelName: `v1`, `v2`, and `-faulty…` variants with a planted fault,
+// for N-version tests and chaos scenarios only).
+import KernelAPI
+import KernelV1
 
 public enum KernelCatalog {
-  /// `v1`, `v2`, and kernels with a planted fault (TallyCore/PlantedFaults.swift), for
-  /// N-version tests and chaos scenarios only: `v1-faulty` truncates the handling fee,
-  /// `v1-faulty-transfer` makes bought shares available at once, `v1-faulty-settlement`
-  /// withholds nothing from a defaulting payer.
-  public static let names = ["v1", "v2", "v1-faulty", "v1-faulty-transfer", "v1-faulty-settlement"]
+  /// Version name → kernel type.
+  public static let versions: [(name: String, type: any BusinessKernel.Type)] = [
+    ("v1", V1Kernel.self),
+    // INTERIM: v2 runs V1's code until KernelV2 lands.
+    ("v2", V1Kernel.self),
+  ]
 
-  public static func make(_ name: String, feeRows: [FeeRateRow]) throws(UsageError) -> any ClearingKernel {
-    switch name {
-    case "v1": return ClearingKernelV1(feeRows: feeRows)
-    case "v2": return ClearingKernelV2(feeRows: feeRows)
-    case "v1-faulty": return ClearingKernelV1(feeRows: feeRows, plantedFault: .feeRounding)
-    case "v1-faulty-transfer": return ClearingKernelV1(feeRows: feeRows, plantedFault: .transfer)
-    case "v1-faulty-settlement": return ClearingKernelV1(feeRows: feeRows, plantedFault: .settlement)
-    default: throw UsageError("unknown kernel '\(name)'; known: \(names.joined(separator: ", "))")
-    }
+  /// Every accepted name: each version, then each version with each planted fault.
+  public static let names: [String] =
+    versions.map(\.name)
+    + versions.flatMap { v in PlantedFault.allCases.map { KernelName.name(version: v.name, fault: $0) } }
+
+  /// The kernel type and planted fault a name stands for.
+  public static func resolve(_ name: String) throws(UsageError) -> (
+    type: any BusinessKernel.Type, fault: PlantedFault?
+  ) {
+    guard let (version, fault) = KernelName.parse(name),
+      let entry = versions.first(where: { $0.name == version })
+    else { throw UsageError("unknown kernel '\(name)'; known: \(names.joined(separator: ", "))") }
+    return (entry.type, fault)
   }
 }
 
@@ -25,4 +32,65 @@ public enum KernelCatalog {
 public struct UsageError: Error, CustomStringConvertible, Sendable {
   public var description: String
   public init(_ description: String) { self.description = description }
+}
+
+/// A durable engine of whichever kernel a node's config names, as a replica holds it.
+/// Every call is per journal batch or rarer, never per event: the per-event loop runs
+/// inside `applyBatch`, specialised for the kernel.
+public protocol ReplicaEngine: AnyObject {
+  var kernelName: String { get }
+  var committedSeq: Int64 { get }
+  var appliedSeq: Int64 { get }
+  var stateDigest: [UInt8] { get }
+  var commitNanos: [Int64] { get }
+  /// Applies `lines` as seqs `first`, `first + 1`, ...; one outcome byte each
+  /// (`Vote.outcomeByte`: 0 applied, 1 + reason code rejected).
+  func applyBatch(_ lines: [[UInt8]], first: Int64) -> [UInt8]
+  func enableEffects()
+  func takeEffects() -> [UInt8]
+  func commit(extra: StoreBatch) throws
+  func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws
+  func outputFiles() -> [(name: String, bytes: [UInt8])]
+  func snapshotEffects() -> [UInt8]
+}
+
+extension DurableEngine: ReplicaEngine {
+  public var kernelName: String { engine.state.kernelName }
+  public var appliedSeq: Int64 { engine.appliedSeq }
+
+  public func applyBatch(_ lines: [[UInt8]], first: Int64) -> [UInt8] {
+    var outcomes: [UInt8] = []
+    outcomes.reserveCapacity(lines.count)
+    for (i, line) in lines.enumerated() {
+      outcomes.append(OutcomeByte.of(apply(line: line[...], seq: first + Int64(i))))
+    }
+    return outcomes
+  }
+
+  public func outputFiles() -> [(name: String, bytes: [UInt8])] { engine.outputFiles() }
+  public func snapshotEffects() -> [UInt8] { engine.state.snapshotEffects() }
+}
+
+/// One byte per event outcome, as votes carry them: 0 applied, 1 + the reason's raw
+/// value rejected.
+public enum OutcomeByte {
+  public static func of(_ o: Outcome) -> UInt8 {
+    switch o {
+    case .applied: return 0
+    case .rejected(let r): return 1 + r.rawValue
+    }
+  }
+}
+
+extension KernelCatalog {
+  /// Opens (or creates) the durable state in `store` for the kernel `name` names.
+  public static func openDurable(
+    _ name: String, store: any StateStore, reference: ReferenceData, sync: Bool = true
+  ) throws -> any ReplicaEngine {
+    let (type, fault) = try resolve(name)
+    func open<K: BusinessKernel>(_: K.Type) throws -> any ReplicaEngine {
+      try DurableEngine<K>(store: store, reference: reference, plantedFault: fault, sync: sync)
+    }
+    return try open(type)
+  }
 }

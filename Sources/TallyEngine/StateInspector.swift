@@ -1,7 +1,10 @@
 // Reads a state folder for `tally inspect` and for operators: rebuilds the opening
 // state from the reference folder (a state folder stores only the rows changed since
-// it), lays the stored rows over it, recomputes the checksum and compares it.
-import TallyCore
+// it), lays the stored rows over it, recomputes the checksum and compares it. The
+// canonical rows are the same for every kernel version; they are decoded here with V1's
+// tables.
+import KernelAPI
+import KernelV1
 
 public struct StateInspection {
   public var format: String
@@ -15,7 +18,7 @@ public struct StateInspection {
   public var verified: Bool { storedChecksum == recomputedChecksum }
   public var appliedSeq: Int64 { tables.globals.appliedSeq }
 
-  public init(store: any StateStore, reference: ReferenceData, kernel: any ClearingKernel) throws {
+  public init(store: any StateStore, reference: ReferenceData) throws {
     guard let f = try store.value(for: StateKeys.format) else {
       throw DurableError("not a Tally state folder (no format marker)")
     }
@@ -26,13 +29,14 @@ public struct StateInspection {
     guard try store.value(for: StateKeys.reference) == referenceFingerprint(reference) else {
       throw DurableError("state folder was made with other reference data; give its --reference")
     }
-    let opening = TallyState(reference: reference, kernel: kernel)
-    var (hashes, sum) = DurableEngine.rowHashes(of: opening)
-    tables = StoredTables(state: consume opening)
+    let opening = V1Kernel(reference: reference, plantedFault: nil)
+    var (hashes, sum) = rowHashes(of: opening)
+    var tables = StoredTables(state: consume opening)
     var stored: [StateTable: Int] = [:]
-    try DurableEngine.overlayStoredRows(store, on: &tables, hashes: &hashes, checksum: &sum) {
-      stored[$0] = $1
+    try overlayStoredRows(store, hashes: &hashes, checksum: &sum, rowCount: { stored[$0] = $1 }) {
+      try tables.overlay($0, id: $1, bytes: $2)
     }
+    self.tables = tables
     recomputedChecksum = sum
     for table in StateTable.allCases {
       rowCounts.append((table, tables.count(of: table), stored[table] ?? 0))

@@ -1,7 +1,7 @@
 // The text rendering of effect records (docs/EFFECTS.md, "Text"): one line per
 // record, fields in SPEC §5 column order and formats. For people and diffs; the
 // binary encoding is the canonical one.
-import TallyCore
+import KernelAPI
 
 public enum EffectText {
   /// Lines of `events`, each ending in LF.

@@ -1,6 +1,6 @@
 // SPEC §3 event lines → Event. Shape errors become `.malformed`, which the core
 // rejects with MALFORMED; unknown identifiers are the core's business.
-import TallyCore
+import KernelAPI
 
 public enum EventParser {
   /// True for a line that is not an event (empty, or starting with `#`).

@@ -1,5 +1,5 @@
 // SPEC §1 field patterns, parsed from bytes (no String work on the hot path).
-import TallyCore
+import KernelAPI
 
 public enum Fields {
   @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }

@@ -1,6 +1,6 @@
 // SPEC §2 reference folder: every file checked before anything runs. An error
 // names the file, the line, the field and what is wrong.
-import TallyCore
+import KernelAPI
 
 /// A problem with an input file: where it is and what is wrong.
 public struct InputError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -260,7 +260,7 @@ public enum ReferenceParser {
           "both, buy or sell")
         let rateText = Fields.text(f[3])
         _ = try value(
-          DecimalRate(rateText), "fees.csv", n, "rate", f[3],
+          FeeRateRow.isValidRateText(rateText) ? rateText : nil, "fees.csv", n, "rate", f[3],
           "a rate ([0-9]+(.[0-9]+)?, below 10, at most 18 significant fraction digits)")
         let date = try value(Fields.date(f[4]), "fees.csv", n, "effective_date", f[4], "a date (YYYYMMDD)")
         guard seen.insert(FeeKey(kind: kind, fee: fee, side: side, date: date)).inserted else {

@@ -1,6 +1,6 @@
 // SPEC §5 output files rendered to bytes: header, LF line ends, amounts with
 // exactly two fraction digits.
-import TallyCore
+import KernelAPI
 
 public enum ReportWriter {
   public static let fileNames = [
@@ -22,24 +22,21 @@ public enum ReportWriter {
 
   /// The seven files of a state: holdings.csv is rendered straight from the state's
   /// positions (millions of rows, no intermediate row values); the rest from `report`.
-  public static func render(state: TallyState) -> [(name: String, bytes: [UInt8])] {
-    var files = render(state.report(holdings: false))
-    let order = state.holdingOrder()
-    var b = CSVBuffer(capacity: 64 + order.count * 40)
+  public static func render<K: BusinessKernel>(kernel: K) -> [(name: String, bytes: [UInt8])] {
+    var files = render(kernel.report(holdings: false))
+    var b = CSVBuffer(capacity: 1 << 16)
     b.text("account,security,quantity,available,withheld")
     b.end()
-    let positions = state.positions.rows
-    for i in order {
-      let p = positions[Int(i)]
-      b.text(state.accounts.rows[Int(p.account)].id.text)
+    kernel.forEachHolding { account, security, quantity, available, withheld in
+      b.text(account.text)
       b.comma()
-      b.text(state.securities.rows[Int(p.security)].code.text)
+      b.text(security.text)
       b.comma()
-      b.int(p.quantity)
+      b.int(quantity)
       b.comma()
-      b.int(p.available)
+      b.int(available)
       b.comma()
-      b.int(p.withheld)
+      b.int(withheld)
       b.end()
     }
     guard let k = files.firstIndex(where: { $0.name == "holdings.csv" }) else {

@@ -3,7 +3,7 @@
 // applying decoded event records in seq order. No I/O and no clock: the caller passes
 // the time to `sample(at:)` for the rates, so the type is tested with plain values.
 // It reads voted data only and never reaches engine state.
-import TallyCore
+import KernelAPI
 
 public struct BusinessView: Sendable {
   /// Trades-per-second is measured over this many seconds of samples.

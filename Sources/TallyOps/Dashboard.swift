@@ -7,9 +7,9 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import KernelAPI
 import Logging
 import Synchronization
-import TallyCore
 
 public final class DashboardHub: Sendable {
   /// SSE clients served at once; more get 503.

@@ -1,8 +1,7 @@
 import ArgumentParser
-import ClearingKernelV2
 import Foundation
+import KernelAPI
 import MarketGenerator
-import TallyCore
 import TallyEngine
 import TallyFormat
 
@@ -324,35 +323,24 @@ struct BenchCommand: ParsableCommand {
   ) -> (
     wall: Double, cpu: Double
   ) {
-    // Concrete kernel types through a generic function, so this compiles whether `Engine`
-    // takes `any ClearingKernel` (today) or becomes generic over its kernel.
-    switch kernel {
-    case "v1":
-      return engineOnlySeconds(
-        events, reference: reference, ClearingKernelV1(feeRows: reference.feeRows), effects: effects)
-    case "v2":
-      return engineOnlySeconds(
-        events, reference: reference, ClearingKernelV2(feeRows: reference.feeRows), effects: effects)
-    case "v1-faulty":
-      return engineOnlySeconds(
-        events, reference: reference,
-        ClearingKernelV1(feeRows: reference.feeRows, truncatesHandlingFee: true),
-        effects: effects)
-    default: fail("unknown kernel '\(kernel)'", code: 64)
+    // The kernel type opened once, outside the loop: the loop is specialised for it.
+    guard let (type, fault) = try? KernelCatalog.resolve(kernel) else {
+      fail("unknown kernel '\(kernel)'", code: 64)
     }
+    return engineOnlySeconds(events, reference: reference, type, fault: fault, effects: effects)
   }
 
   /// Events per batch in the effects phase (a replica votes per journal batch).
   static let effectsBatch = 1_000
 
-  static func engineOnlySeconds<K: ClearingKernel>(
-    _ events: [ParsedLine], reference: ReferenceData, _ kernel: K, effects: Bool
+  static func engineOnlySeconds<K: BusinessKernel>(
+    _ events: [ParsedLine], reference: ReferenceData, _: K.Type, fault: PlantedFault?, effects: Bool
   )
     -> (
       wall: Double, cpu: Double
     )
   {
-    var engine = Engine(reference: reference, kernel: kernel)
+    var engine = Engine<K>(reference: reference, plantedFault: fault)
     engine.setChangeTracking(false)  // as `tally run` without --state
     engine.reserveCapacity(events: events.count)
     if effects { engine.enableEffects() }

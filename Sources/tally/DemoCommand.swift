@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
+import KernelAPI
+import KernelV1
 import MarketGenerator
-import TallyCore
 import TallyEngine
 import TallyFormat
 
@@ -46,7 +47,7 @@ struct DemoCommand: ParsableCommand {
       "demo: generated in \(String(format: "%.2f", (clock.now - generated).seconds)) s; running the engine")
     let reference: ReferenceData
     do { reference = try FileIO.loadReference(marketDir + "/reference") } catch { fail("\(error)", code: 2) }
-    var engine = Engine(reference: reference, kernel: ClearingKernelV1(feeRows: reference.feeRows))
+    var engine = Engine<V1Kernel>(reference: reference)
     let bytes: [UInt8]
     do { bytes = try FileIO.read(marketDir + "/events.txt") } catch { fail("\(error)", code: 2) }
     let started = clock.now
@@ -62,9 +63,9 @@ struct DemoCommand: ParsableCommand {
 }
 
 enum DemoSummary {
-  static func render(engine: Engine, seconds: Double, outDir: String) -> String {
+  static func render<K: BusinessKernel>(engine: Engine<K>, seconds: Double, outDir: String) -> String {
     let s = engine.statistics
-    let report = engine.state.report()
+    let report = engine.state.report(holdings: true)
     var lines: [String] = []
     lines.append("Tally demo: one trading week through the embedded engine")
     lines.append("")

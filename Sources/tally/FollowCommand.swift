@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
+import KernelAPI
 import TallyCluster
-import TallyCore
 import TallyEngine
 
 struct FollowCommand: ParsableCommand {

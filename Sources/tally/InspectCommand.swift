@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
+import KernelAPI
 import RocksDBStore
-import TallyCore
 import TallyEngine
 import TallyFormat
 
@@ -43,8 +43,7 @@ struct InspectCommand: ParsableCommand {
         }())
       let referenceData = try FileIO.loadReference(reference)
       inspection = try StateInspection(
-        store: store, reference: referenceData,
-        kernel: try KernelCatalog.make("v1", feeRows: referenceData.feeRows))
+        store: store, reference: referenceData)
     } catch { fail("\(error)", code: 2) }
     let t = inspection.tables
     print("state folder: \(state)")

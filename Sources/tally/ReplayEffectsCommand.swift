@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 

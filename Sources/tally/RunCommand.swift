@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
+import KernelAPI
 import RocksDBStore
-import TallyCore
 import TallyEngine
 import TallyFormat
 
@@ -87,6 +87,13 @@ struct RunCommand: ParsableCommand {
   /// Effects are taken from the engine and written after this many events.
   static let effectsChunkEvents = 4_096
 
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "Write every canonical state row after the run to this file, one `table id hex` a line (docs/CANONICAL-ROWS.md): for comparing kernel versions row by row.",
+      visibility: .hidden))
+  var dumpRows: String?
+
   @Flag(name: .long, help: "Print no summary on standard error.")
   var quiet = false
 
@@ -127,10 +134,19 @@ struct RunCommand: ParsableCommand {
     var reference: ReferenceData
     do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
     phase("reference folder read and checked")
-    let kernel: any ClearingKernel
-    do { kernel = try KernelCatalog.make(self.kernel, feeRows: reference.feeRows) } catch {
+    let kernelType: any BusinessKernel.Type
+    let fault: PlantedFault?
+    do { (kernelType, fault) = try KernelCatalog.resolve(self.kernel) } catch {
       throw ValidationError(error.description)
     }
+    try execute(kernelType, fault: fault, reference: reference, phase: phase)
+  }
+
+  /// The run proper, specialised for the kernel version.
+  func execute<K: BusinessKernel>(
+    _: K.Type, fault: PlantedFault?, reference: consuming ReferenceData, phase: (String) -> Void
+  ) throws {
+    var reference = reference
     var effectFile: EffectFileWriter? = nil
     if let effects {
       do { effectFile = try EffectFileWriter(path: effects, format: .init(rawValue: effectsFormat)!) } catch {
@@ -139,7 +155,7 @@ struct RunCommand: ParsableCommand {
     }
     let clock = ContinuousClock()
     let started = clock.now
-    let engine: Engine
+    let engine: Engine<K>
     var resumedFrom: Int64 = 0
     var commits = 0
     if let state {
@@ -154,9 +170,9 @@ struct RunCommand: ParsableCommand {
       do { store = try RocksDBStateStore(path: state, options: storeOptions) } catch {
         fail("\(error)", code: 3)
       }
-      let durable: DurableEngine
+      let durable: DurableEngine<K>
       do {
-        durable = try DurableEngine(store: store, reference: reference, kernel: kernel, sync: sync)
+        durable = try DurableEngine<K>(store: store, reference: reference, plantedFault: fault, sync: sync)
       } catch {
         fail("\(error)", code: 2)
       }
@@ -200,7 +216,7 @@ struct RunCommand: ParsableCommand {
       engine = durable.engine
       if commitStats || timings { note(Self.commitStatsLine(durable.commitNanos)) }
     } else {
-      var memory = Engine(reference: reference, kernel: kernel)
+      var memory = Engine<K>(reference: reference, plantedFault: fault)
       if let effectFile {
         memory.enableEffects()
         do { try effectFile.write(memory.state.snapshotEffects()) } catch { fail("\(error)", code: 3) }
@@ -233,6 +249,15 @@ struct RunCommand: ParsableCommand {
     do { try FileIO.writeFolder(out, files: files) } catch { fail("\(error)", code: 3) }
     phase("outputs written")
     if digest { print(engine.stateDigest.hexString) }
+    if let dumpRows {
+      var text: [UInt8] = []
+      engine.state.forEachEncodedRow { table, id, bytes in
+        text += Array("\(table.name) \(id) \(bytes.hexString)\n".utf8)
+      }
+      guard FileManager.default.createFile(atPath: dumpRows, contents: Data(text)) else {
+        fail("cannot write \(dumpRows)", code: 3)
+      }
+    }
     if !quiet {
       let s = engine.statistics
       var text =

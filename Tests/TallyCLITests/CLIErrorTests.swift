@@ -2,8 +2,8 @@
 // inputs or a state folder of other inputs; 3: output or state folder cannot be
 // written; 64: bad arguments), and `--help` of every subcommand.
 import Foundation
+import KernelAPI
 import RocksDBStore
-import TallyCore
 import TallyEngine
 import XCTest
 

@@ -7,8 +7,8 @@
 // scripts/soak-crash.sh does the same with a release build, a larger market and
 // hundreds of kills.
 import Foundation
+import KernelAPI
 import RocksDBStore
-import TallyCore
 import TallyEngine
 import XCTest
 

@@ -1,6 +1,6 @@
 import Foundation
+import KernelAPI
 import TallyCluster
-import TallyCore
 import TallyEngine
 import XCTest
 

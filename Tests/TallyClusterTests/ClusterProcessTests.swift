@@ -4,8 +4,8 @@
 // Ports: every test has its own base port (171xx ... 179xx); a cluster uses
 // base+0...4 and base+10...12.
 import Foundation
+import KernelAPI
 import TallyCluster
-import TallyCore
 import XCTest
 
 #if canImport(Glibc)

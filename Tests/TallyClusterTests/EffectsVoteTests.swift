@@ -3,7 +3,7 @@
 // differing effect, and the DISSENT names that seq and the differing rows. The seq
 // is computed independently, from two embedded runs' effect files.
 import Foundation
-import TallyCore
+import KernelAPI
 import XCTest
 
 final class EffectsVoteTests: ClusterTestCase {

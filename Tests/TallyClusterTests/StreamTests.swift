@@ -2,7 +2,7 @@
 // docs alone: it joins late, drops live messages on purpose, replays the gaps, checks
 // every digest, and rebuilds exactly the effect records of the embedded run.
 import Foundation
-import TallyCore
+import KernelAPI
 import XCTest
 
 final class StreamTests: ClusterTestCase {

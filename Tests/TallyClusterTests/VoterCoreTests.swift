@@ -1,6 +1,6 @@
+import KernelAPI
 // The voter's decisions, driven directly (no sockets): votes in, actions out.
 import TallyCluster
-import TallyCore
 import XCTest
 
 final class VoterCoreTests: XCTestCase {

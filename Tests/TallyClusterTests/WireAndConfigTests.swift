@@ -1,7 +1,7 @@
+import KernelAPI
 // Decoders of what crosses a process boundary refuse garbage with an error (never a
 // crash), and config errors name the file.
 import TallyCluster
-import TallyCore
 import XCTest
 
 /// A small deterministic generator (no randomness in tests: failures must replay).

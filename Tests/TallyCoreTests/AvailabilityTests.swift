@@ -1,5 +1,5 @@
 // SPEC §3 TRADE transfer and §4.2: T+1 availability for STOCK and FUND, same-day for BOND.
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

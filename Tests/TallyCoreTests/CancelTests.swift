@@ -1,6 +1,6 @@
 // SPEC §3 CANCEL (冲正): checks in order, and the effects undone (clearing, tax,
 // transfer, lots per §4.5); nothing else recomputed.
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

@@ -1,5 +1,5 @@
 // SPEC §3 DIVIDEND / BONUS checks and §4.4 corporate actions (权益).
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

@@ -1,5 +1,5 @@
 // SPEC §3 OPEN and CLOSE: the trading day cycle over the calendar.
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

@@ -1,7 +1,7 @@
 // SPEC §4.5 lots and the differentiated dividend tax (差异化红利税):
 // INDIVIDUAL seller, STOCK; per slice with accrued d > 0: <= 30 days 20%,
 // 31..365 days 10%, > 365 days 0%; tax = round_half_up(sum, 0.01), row when > 0.
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

@@ -1,6 +1,6 @@
 // Corners of the SPEC: the largest numbers §1 allows with exact arithmetic, identifiers
 // compared by bytes, a self-trade, money formatting, a skipped SETTLE.
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

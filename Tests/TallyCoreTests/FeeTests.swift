@@ -1,7 +1,7 @@
 // SPEC §2 fee table (built-in and fees.csv) and §4.1 clearing rows.
 // Fee = round_half_up(amount x rate, 0.01), amount = round_half_up(price x quantity, 0.01),
 // per trade per side.
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

@@ -17,7 +17,7 @@
 // 0.00002 both, transfer 0.00001 both, stamp 0.0005 sell. For a 10.00 x 1000
 // trade (amount 10000.00): handling 0.341 -> 0.34, regulatory 0.20, transfer
 // 0.10, stamp 5.00 (sell side only).
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -108,27 +108,47 @@ struct Fixture {
   }
 
   /// Runs several event files given as bytes; seq runs on across them (SPEC §3).
+  /// Every kernel version runs them (N-version: each hand-computed test checks them
+  /// all); they must agree on every outcome, every event's effects, the seven files and
+  /// the state digest. The run returned is the first version's.
   func run(files eventFiles: [[UInt8]], file: StaticString = #filePath, line: UInt = #line) throws -> Run {
     let ref = try reference()
-    var engine = Engine(reference: ref, kernel: ClearingKernelV1(feeRows: ref.feeRows))
-    var seq: Int64 = 0
-    var outcomes: [Outcome] = []
-    for bytes in eventFiles {
-      for (_, l) in LineReader(bytes) where !EventParser.isSkipped(l) {
-        seq += 1
-        outcomes.append(engine.apply(line: l, seq: seq))
+    let lines = EmbeddedRun.lines(of: eventFiles)
+    var first: EmbeddedRunResult?
+    for version in KernelCatalog.versions {
+      let r = try EmbeddedRun.run(kernel: version.name, reference: ref, lines: lines, effects: true)
+      XCTAssertEqual(r.selfCheck, [], "self-check of \(version.name)", file: file, line: line)
+      XCTAssertEqual(r.files.count, 7, file: file, line: line)
+      guard let f = first else {
+        first = r
+        continue
       }
+      XCTAssertEqual(
+        r.outcomes, f.outcomes, "\(version.name) vs \(f.kernel): outcomes", file: file, line: line)
+      for (a, b) in zip(r.files, f.files) {
+        XCTAssertEqual(
+          String(decoding: a.bytes, as: UTF8.self), String(decoding: b.bytes, as: UTF8.self),
+          "\(version.name) vs \(f.kernel): \(a.name)", file: file, line: line)
+      }
+      XCTAssertEqual(
+        r.snapshot, f.snapshot, "\(version.name) vs \(f.kernel): snapshot", file: file, line: line)
+      if let i = zip(r.effectsPerEvent, f.effectsPerEvent).enumerated().first(where: {
+        $0.element.0 != $0.element.1
+      })?.offset {
+        XCTFail("\(version.name) vs \(f.kernel): effects of seq \(i + 1) differ", file: file, line: line)
+      }
+      XCTAssertEqual(
+        r.stateDigest, f.stateDigest, "\(version.name) vs \(f.kernel): state digest", file: file, line: line)
     }
-    XCTAssertEqual(engine.state.selfCheckViolations(), [], "self-check", file: file, line: line)
+    guard let f = first else { preconditionFailure("no kernel versions") }
     let out = Dictionary(
-      uniqueKeysWithValues: engine.outputFiles().map { ($0.name, String(decoding: $0.bytes, as: UTF8.self)) })
-    XCTAssertEqual(out.count, 7, file: file, line: line)
-    return Run(engine: engine, outcomes: outcomes, files: out)
+      uniqueKeysWithValues: f.files.map { ($0.name, String(decoding: $0.bytes, as: UTF8.self)) })
+    return Run(statistics: f.statistics, outcomes: f.outcomes, files: out)
   }
 }
 
 struct Run {
-  var engine: Engine
+  var statistics: RunStatistics
   var outcomes: [Outcome]
   var files: [String: String]
 

@@ -1,4 +1,4 @@
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

@@ -1,6 +1,7 @@
 // SPEC §3 (lines, seq numbering) and §1 (UTF-8 byte-order mark).
 import Foundation
-import TallyCore
+import KernelAPI
+import KernelV1
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -99,7 +100,7 @@ final class LineHandlingTests: XCTestCase {
     try Data("OPEN,20260105\r\n\n# x\nDEPOSIT,P1,1.0".utf8).write(to: URL(fileURLWithPath: a))
     try Data("\u{FEFF}0\nDEPOSIT,P2,2.50\n".utf8).write(to: URL(fileURLWithPath: b))
     let ref = try Fixture.standard.reference()
-    var engine = Engine(reference: ref, kernel: ClearingKernelV1(feeRows: ref.feeRows))
+    var engine = Engine<V1Kernel>(reference: ref)
     var seq: Int64 = 0
     var seen: [(String, Int)] = []
     try EventLines.forEach(files: [a, b]) { line in

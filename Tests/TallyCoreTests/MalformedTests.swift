@@ -1,5 +1,5 @@
 // SPEC §3 MALFORMED and §1 field patterns; §5 rejections.csv `record` and `ref`.
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

@@ -1,5 +1,5 @@
 // SPEC §3 PARTICIPANT, UNIT, ACCOUNT, SECURITY: reference data while running.
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

@@ -1,6 +1,6 @@
 // SPEC §2: the reference folder is refused as a whole, with the file, the line and the
 // problem (and, in this implementation's InputError, the field's name).
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

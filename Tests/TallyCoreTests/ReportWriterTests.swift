@@ -4,7 +4,7 @@ import XCTest
 // The output formats of SPEC §5 for values beyond 64 bits: sums of money are Int128
 // (10^4 deposits of 10^13 CNY exceed Int64 fen), and the writer prints them in
 // 19-digit groups.
-@testable import TallyCore
+@testable import KernelAPI
 
 final class ReportWriterTests: XCTestCase {
   func balancesFile(_ fen: Int128) -> String {

@@ -4,7 +4,7 @@
 // The recurring trade: A2 buys 1000 x 10.00 from A1 through U2 (P2) / U1 (P1).
 // 10000.00: handling 0.34, regulatory 0.20, transfer 0.10 each side, stamp 5.00 sell.
 // P1 net = 10000 - 5.64 = 9994.36 (receives); P2 net = -10000 - 0.64 = -10000.64 (pays).
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest

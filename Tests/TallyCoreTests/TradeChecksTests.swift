@@ -1,6 +1,6 @@
 // SPEC §3 TRADE: every reason code, in the order the checks run, and no effect
 // from a rejected trade. DEPOSIT's checks too.
-import TallyCore
+import KernelAPI
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -86,11 +86,11 @@ final class TradeChecksTests: XCTestCase {
         "A2,600000,1000,1000,0",
         "B1,600000,1900,1900,0",
         "B2,600000,100,0,0"))
-    XCTAssertEqual(r.engine.statistics.tradesApplied, 3)
-    XCTAssertEqual(r.engine.statistics.events, 22)
-    XCTAssertEqual(r.engine.statistics.applied, 6)
-    XCTAssertEqual(r.engine.statistics.rejected, 16)
-    XCTAssertEqual(r.engine.statistics.rejectedByReason[Int(RejectReason.unknownAccount.rawValue)], 3)
+    XCTAssertEqual(r.statistics.tradesApplied, 3)
+    XCTAssertEqual(r.statistics.events, 22)
+    XCTAssertEqual(r.statistics.applied, 6)
+    XCTAssertEqual(r.statistics.rejected, 16)
+    XCTAssertEqual(r.statistics.rejectedByReason[Int(RejectReason.unknownAccount.rawValue)], 3)
   }
 
   func testDuplicateTradeCountsCancelledTradesButNotRejectedOnes() throws {

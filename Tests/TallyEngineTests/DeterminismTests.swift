@@ -4,8 +4,9 @@
 // SWIFT_DETERMINISTIC_HASHING removed from their environment, so each has its own
 // random hash seed.
 import Foundation
+import KernelAPI
+import KernelV1
 import MarketGenerator
-import TallyCore
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -76,7 +77,7 @@ final class DeterminismTests: XCTestCase {
     XCTAssertEqual(v1.digest, v2.digest)
     XCTAssertEqual(v1.statistics, v2.statistics)
     XCTAssertEqual(v1.outcomes, v2.outcomes)
-    XCTAssertEqual(v1.state.selfCheckViolations(), [])
+    XCTAssertEqual(v1.engine.selfCheckViolations(), [])
 
     // The fault-injecting kernel must be told apart by the digest (the digest is not blind).
     let faulty = try H.run(reference: market.reference, kernel: "v1-faulty", lines: market.lines)
@@ -109,8 +110,8 @@ final class DeterminismTests: XCTestCase {
     XCTAssertEqual(H.differingFiles(runA.files, runB.files), [])
     XCTAssertEqual(H.differingFiles(runA.files, runA2.files), [])
     // The digest is a pure function of the state: computing it twice changes nothing.
-    XCTAssertEqual(StateDigest.of(runA.state), runA.digest)
-    XCTAssertEqual(StateDigest.of(runA.state), StateDigest.of(runA.state))
+    XCTAssertEqual(StateDigest.of(runA.engine.checksum), runA.digest)
+    XCTAssertEqual(StateDigest.of(runA.engine.checksum), StateDigest.of(runA.engine.checksum))
 
     // A different seed is a different market and must give a different digest.
     let c = try H.generate(Self.weekOptions(seed: 4_243), into: dir + "/c")
@@ -126,7 +127,7 @@ final class DeterminismTests: XCTestCase {
       seed: 5, days: 2, tradesPerDay: 60, accounts: 40, securities: 4, participants: 3)
     options.badLinesPerMillion = 50_000
     let market = try H.generate(options, into: dir)
-    var engine = Engine(reference: market.reference, kernel: try H.kernel("v1", market.reference))
+    var engine = Engine<V1Kernel>(reference: market.reference)
     var seen = Set<[UInt8]>([engine.stateDigest])
     for (i, line) in market.lines.enumerated() {
       engine.apply(line: line, seq: Int64(i + 1))

@@ -4,9 +4,10 @@
 // store shows each batch); DurableEngineRocksDBTests checks the same against a real
 // RocksDB that is closed and reopened. The real process, killed, is in TallyCLITests.
 import Foundation
+import KernelAPI
+import KernelV1
 import MarketGenerator
 import RocksDBStore
-import TallyCore
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -20,13 +21,13 @@ final class DurableEngineTests: XCTestCase {
   }
 
   private func open(_ store: any StateStore, _ m: TestMarket, reference: ReferenceData? = nil) throws
-    -> DurableEngine
+    -> DurableEngine<V1Kernel>
   {
-    try DurableEngine(store: store, reference: reference ?? m.reference, kernel: try m.kernel())
+    try DurableEngine<V1Kernel>(store: store, reference: reference ?? m.reference)
   }
 
   /// Offers lines `range` (seq = index + 1).
-  private func offer(_ d: DurableEngine, _ m: TestMarket, _ range: Range<Int>) throws {
+  private func offer(_ d: DurableEngine<V1Kernel>, _ m: TestMarket, _ range: Range<Int>) throws {
     for i in range { try d.offer(line: m.lines[i], seq: Int64(i + 1)) }
   }
 
@@ -581,19 +582,19 @@ final class DurableEngineRocksDBTests: XCTestCase {
 
   private func openStore() throws -> RocksDBStateStore { try RocksDBStateStore(path: statePath) }
 
-  private func open(_ store: RocksDBStateStore, reference: ReferenceData? = nil) throws -> DurableEngine {
+  private func open(_ store: RocksDBStateStore, reference: ReferenceData? = nil) throws -> DurableEngine<
+    V1Kernel
+  > {
     let reference = reference ?? self.reference!
-    return try DurableEngine(
-      store: store, reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows))
+    return try DurableEngine<V1Kernel>(store: store, reference: reference)
   }
 
-  private func offer(_ d: DurableEngine, _ range: Range<Int>) throws {
+  private func offer(_ d: DurableEngine<V1Kernel>, _ range: Range<Int>) throws {
     for i in range { try d.offer(line: lines[i], seq: Int64(i + 1)) }
   }
 
-  private func memoryEngine(through count: Int) throws -> Engine {
-    var engine = Engine(
-      reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows))
+  private func memoryEngine(through count: Int) throws -> Engine<V1Kernel> {
+    var engine = Engine<V1Kernel>(reference: reference)
     for i in 0..<count { engine.apply(line: lines[i], seq: Int64(i + 1)) }
     return engine
   }
@@ -671,8 +672,7 @@ final class DurableEngineRocksDBTests: XCTestCase {
     let rocks = try openStore()
     defer { rocks.close() }
     let store = CountingStore(rocks)
-    let d = try DurableEngine(
-      store: store, reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows))
+    let d = try DurableEngine<V1Kernel>(store: store, reference: reference)
     try offer(d, 0..<1_200)
     try d.commit()
     var rows = 0

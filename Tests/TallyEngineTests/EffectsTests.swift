@@ -3,8 +3,9 @@
 // refuses damaged bytes; effects and digests are the same whether taken per event,
 // per batch, or with effects off (they never change the state).
 import Foundation
+import KernelAPI
+import KernelV1
 import MarketGenerator
-import TallyCore
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -17,12 +18,11 @@ final class EffectsTests: XCTestCase {
   func runWithEffects(
     _ reference: ReferenceData, kernel: String = "v1", lines: [ArraySlice<UInt8>], chunk: Int
   )
-    throws -> (engine: Engine, records: [UInt8], chunks: [[UInt8]])
+    throws -> (engine: AnyEngine, records: [UInt8], chunks: [[UInt8]])
   {
-    var engine = Engine(
-      reference: reference, kernel: try KernelCatalog.make(kernel, feeRows: reference.feeRows))
+    let engine = try AnyEngine(kernel: kernel, reference: reference)
     engine.enableEffects()
-    var records = engine.state.snapshotEffects()
+    var records = engine.snapshotEffects()
     var chunks: [[UInt8]] = []
     for (i, line) in lines.enumerated() {
       engine.apply(line: line, seq: Int64(i + 1))
@@ -80,14 +80,13 @@ final class EffectsTests: XCTestCase {
       var lines: [ArraySlice<UInt8>] = []
       try EventLines.forEach(files: [dir + "/events.txt"]) { lines.append($0.bytes) }
       let run = try runWithEffects(reference, kernel: kernel, lines: lines, chunk: 997)
-      let direct = outputs(run.engine)
+      let direct = Dictionary(uniqueKeysWithValues: run.engine.outputFiles().map { ($0.name, $0.bytes) })
       assertSameOutputs(direct, try replayed(run.records))
       let events = try EffectDecoder.decode(run.records)
       kinds.formUnion(events.flatMap { $0.effects.map(\.kind) })
       XCTAssertGreaterThan(summary.cancels, 0)
       // The state is the same as a run without effects: effects only observe.
-      var plain = Engine(
-        reference: reference, kernel: try KernelCatalog.make(kernel, feeRows: reference.feeRows))
+      let plain = try AnyEngine(kernel: kernel, reference: reference)
       for (i, line) in lines.enumerated() { plain.apply(line: line, seq: Int64(i + 1)) }
       XCTAssertEqual(plain.stateDigest, run.engine.stateDigest)
       // Chunking does not change the bytes.
@@ -117,8 +116,7 @@ final class EffectsTests: XCTestCase {
     let straight = try runWithEffects(reference, lines: lines, chunk: 1)
     var expected: [[UInt8]] = straight.chunks
     let store = InMemoryStateStore()
-    var durable = try DurableEngine(
-      store: store, reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows))
+    var durable = try DurableEngine<V1Kernel>(store: store, reference: reference)
     durable.enableEffects()
     var restarts = 0
     for (i, line) in lines.enumerated() {
@@ -131,9 +129,7 @@ final class EffectsTests: XCTestCase {
       if i % 397 == 396 {
         try durable.commit()
         // Restart from the commit, as a crashed replica does.
-        durable = try DurableEngine(
-          store: store, reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows)
-        )
+        durable = try DurableEngine<V1Kernel>(store: store, reference: reference)
         durable.enableEffects()
         restarts += 1
       }

@@ -9,8 +9,8 @@
 // kernels v1 and v2 agree; and a state serialised after any prefix of events and
 // restored gives the same outputs and digest as a straight run.
 import Foundation
+import KernelAPI
 import MarketGenerator
-import TallyCore
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -121,7 +121,7 @@ final class PropertyTests: XCTestCase {
   func runAtLimits(_ label: String, events: [String]) throws -> (run: H.ChildRun, out: String) {
     let (run, out) = try runLimitsMarket(label, events: events)
     let crash = (run.stderr + "\n" + run.stdout).split(separator: "\n").filter {
-      $0.contains("failure") || $0.contains("failed") || $0.contains("TallyState.")
+      $0.contains("failure") || $0.contains("failed") || $0.contains("V1Kernel.")
     }.prefix(6)
     XCTAssertEqual(
       run.status, 0,
@@ -336,7 +336,7 @@ final class PropertyTests: XCTestCase {
       let text = String(decoding: lines[i], as: UTF8.self)
       // SPEC §3 OPEN: every holding becomes available except what is withheld.
       if outcome == .applied && text.hasPrefix("OPEN,") {
-        for p in engine.state.positions.rows where p.available != p.quantity - p.withheld {
+        for p in engine.report().holdings where p.available != p.quantity - p.withheld {
           firstViolation =
             "after seq \(i + 1) (\(text)): a position has quantity \(p.quantity), "
             + "available \(p.available), withheld \(p.withheld)"
@@ -347,7 +347,7 @@ final class PropertyTests: XCTestCase {
       else {
         return
       }
-      let violations = engine.state.selfCheckViolations()
+      let violations = engine.selfCheckViolations()
       if !violations.isEmpty {
         firstViolation = "after seq \(i + 1) (\(text)): " + violations.joined(separator: "; ")
       }
@@ -411,7 +411,12 @@ enum OutputChecks {
       guard let d = Int32(date), let i = calendar.firstIndex(where: { $0 > d }) else { return nil }
       return String(calendar[i])
     }
-    let lastOpened = result.state.globals.lastOpened
+    // The last applied OPEN's date (0 before any).
+    var lastOpened: Int32 = 0
+    for (i, l) in lines.enumerated()
+    where result.outcomes[i] == .applied && l.starts(with: Array("OPEN,".utf8)) {
+      lastOpened = Int32(String(decoding: l.dropFirst(5).prefix(8), as: UTF8.self)) ?? 0
+    }
 
     // Exactly one outcome per event line.
     if stats.events != events { fail("statistics.events \(stats.events) != \(events) event lines") }
@@ -879,21 +884,17 @@ enum PropHarness {
     var statistics: RunStatistics
     /// The outcome of event i (seq i + 1).
     var outcomes: [Outcome]
-    var state: TallyState
+    var engine: AnyEngine
 
     func file(_ name: String) -> [UInt8] { files.first { $0.name == name }?.bytes ?? [] }
-  }
-
-  static func kernel(_ name: String, _ reference: ReferenceData) throws -> any ClearingKernel {
-    try KernelCatalog.make(name, feeRows: reference.feeRows)
   }
 
   /// Runs `lines` through a fresh engine; `afterEvent(engine, index)` is called after every event.
   static func run(
     reference: ReferenceData, kernel name: String, lines: [ArraySlice<UInt8>],
-    afterEvent: ((Engine, Int, Outcome) -> Void)? = nil
+    afterEvent: ((AnyEngine, Int, Outcome) -> Void)? = nil
   ) throws -> RunResult {
-    var engine = Engine(reference: reference, kernel: try kernel(name, reference))
+    let engine = try AnyEngine(kernel: name, reference: reference)
     var outcomes: [Outcome] = []
     outcomes.reserveCapacity(lines.count)
     for (i, line) in lines.enumerated() {
@@ -904,34 +905,19 @@ enum PropHarness {
     return RunResult(
       files: engine.outputFiles(), digest: engine.stateDigest, statistics: engine.statistics,
       outcomes: outcomes,
-      state: engine.state)
+      engine: engine)
   }
 
-  /// Serialises a state row by row (the way a store would) and rebuilds it.
-  static func roundTrip(_ state: TallyState, reference: ReferenceData, kernel: any ClearingKernel) throws
-    -> TallyState
-  {
-    var tables = StoredTables()
-    var failure: (any Error)?
-    state.forEachEncodedRow { table, id, bytes in
-      guard failure == nil else { return }
-      do { try tables.add(table, id: id, bytes: bytes) } catch { failure = error }
-    }
-    if let failure { throw failure }
-    return TallyState(restoring: tables, reference: reference, kernel: kernel)
-  }
-
-  /// Applies events 0..<k, round-trips the state through `StoredTables`, applies the rest
-  /// with `resumeKernel`, and returns the final outputs and digest.
+  /// Applies events 0..<k on `kernel`, hands every canonical row of that state to a fresh
+  /// `resumeKernel` (the way a store would: rows written by one version, read by another),
+  /// applies the rest there, and returns the final outputs and digest.
   static func resumedRun(
     reference: ReferenceData, lines: [ArraySlice<UInt8>], k: Int, kernel: String, resumeKernel: String,
     file: StaticString = #filePath, line: UInt = #line
   ) throws -> (files: [(name: String, bytes: [UInt8])], digest: [UInt8]) {
-    var first = Engine(reference: reference, kernel: try self.kernel(kernel, reference))
+    let first = try AnyEngine(kernel: kernel, reference: reference)
     for i in 0..<k { first.apply(line: lines[i], seq: Int64(i + 1)) }
-    let restored = try roundTrip(
-      first.state, reference: reference, kernel: try self.kernel(resumeKernel, reference))
-    var second = Engine(state: restored)
+    let second = try AnyEngine(kernel: resumeKernel, reference: reference, restoringRows: first.encodedRows())
     XCTAssertEqual(second.appliedSeq, Int64(k), "restored appliedSeq", file: file, line: line)
     XCTAssertEqual(
       second.stateDigest, first.stateDigest, "digest right after restore at k=\(k)", file: file, line: line)

@@ -1,8 +1,9 @@
 // Test helpers for the engine: temporary folders, small generated markets, a store
 // that records the batches it is given, and straight (non-durable) runs to compare with.
 import Foundation
+import KernelAPI
+import KernelV1
 import MarketGenerator
-import TallyCore
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -36,17 +37,15 @@ struct TestMarket {
     return TestMarket(directory: directory, reference: reference, lines: lines)
   }
 
-  func kernel() throws -> any ClearingKernel { try KernelCatalog.make("v1", feeRows: reference.feeRows) }
-
   /// The outputs and digest of an uninterrupted in-memory run over every line.
   func straightRun() throws -> (outputs: [String: [UInt8]], digest: [UInt8]) {
-    var engine = Engine(reference: reference, kernel: try kernel())
+    var engine = Engine<V1Kernel>(reference: reference)
     for (i, line) in lines.enumerated() { engine.apply(line: line, seq: Int64(i + 1)) }
     return (outputs(engine), engine.stateDigest)
   }
 }
 
-func outputs(_ engine: Engine) -> [String: [UInt8]] {
+func outputs<K: BusinessKernel>(_ engine: Engine<K>) -> [String: [UInt8]] {
   var result: [String: [UInt8]] = [:]
   for file in engine.outputFiles() { result[file.name] = file.bytes }
   return result

@@ -2,7 +2,8 @@
 // (Tests/Fixtures/basic) run by the embedded engine with effects on, fed to
 // BusinessView, gives the figures of its expected SPEC §5 files.
 import Foundation
-import TallyCore
+import KernelAPI
+import KernelV1
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -18,8 +19,7 @@ final class BusinessViewTests: XCTestCase {
     let reference = try FileIO.loadReference(Self.basic + "/reference")
     var lines: [ArraySlice<UInt8>] = []
     try EventLines.forEach(files: [Self.basic + "/events.txt"]) { lines.append($0.bytes) }
-    var engine = Engine(
-      reference: reference, kernel: try KernelCatalog.make("v1", feeRows: reference.feeRows))
+    var engine = Engine<V1Kernel>(reference: reference)
     engine.enableEffects()
     for (i, line) in lines.enumerated() { engine.apply(line: line, seq: Int64(i + 1)) }
     return try EffectDecoder.decode(engine.takeEffects())

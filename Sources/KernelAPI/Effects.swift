@@ -107,8 +107,8 @@ public struct EffectEvent: Sendable, Equatable {
 public struct EffectWriter: Sendable {
   public private(set) var bytes: [UInt8] = []
   /// The settle date of the last trade date written (a calendar lookup saved per row).
-  var settleCacheTradeDate: Int32 = 0
-  var settleCacheSettleDate: Int32 = 0
+  public var settleCacheTradeDate: Int32 = 0
+  public var settleCacheSettleDate: Int32 = 0
 
   public init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
 
@@ -136,7 +136,7 @@ public struct EffectWriter: Sendable {
   @inline(__always) static func size(_ s: String) -> Int { 4 + s.utf8.count }
 
   /// Patches an event header's effect count (written by `eventHeader`).
-  mutating func patchCount(headerAt at: Int, count: Int) {
+  public mutating func patchCount(headerAt at: Int, count: Int) {
     let n = UInt32(count)
     let base = at + 5 + 8 + 1
     bytes[base] = UInt8(truncatingIfNeeded: n)
@@ -149,7 +149,7 @@ public struct EffectWriter: Sendable {
   // these, so a decoded and re-encoded record has the same bytes.
 
   /// Returns the offset to patch the effect count at (`patchCount`).
-  mutating func eventHeader(seq: Int64, outcome: EffectOutcome, count: Int) -> Int {
+  public mutating func eventHeader(seq: Int64, outcome: EffectOutcome, count: Int) -> Int {
     let at = bytes.count
     record(.event, size: 13) { c in
       c.i64(seq)
@@ -159,7 +159,7 @@ public struct EffectWriter: Sendable {
     return at
   }
 
-  mutating func clearing(
+  public mutating func clearing(
     tradeDate: Int32, settleDate: Int32, participant: String, security: String, buyQuantity: Int64,
     sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128, fees: SideFees
   ) {
@@ -179,7 +179,7 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  mutating func settlement(
+  public mutating func settlement(
     tradeDate: Int32, settleDate: Int32, participant: String, netFen: Int128, status: SettlementStatus,
     settledOn: Int32, visible: Bool
   ) {
@@ -194,15 +194,16 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  mutating func balance(participant: String, balanceFen: Int128) {
+  public mutating func balance(participant: String, balanceFen: Int128) {
     record(.balance, size: Self.size(participant) + 16) { c in
       c.string(participant)
       c.i128(balanceFen)
     }
   }
 
-  mutating func holding(account: String, security: String, quantity: Int64, available: Int64, withheld: Int64)
-  {
+  public mutating func holding(
+    account: String, security: String, quantity: Int64, available: Int64, withheld: Int64
+  ) {
     record(.holding, size: Self.size(account) + Self.size(security) + 24) { c in
       c.string(account)
       c.string(security)
@@ -212,7 +213,7 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  mutating func entitlement(
+  public mutating func entitlement(
     ordinal: Int64, security: String, recordDate: Int32, payDate: Int32, account: String,
     kind: EntitlementKind,
     value: Int64
@@ -228,7 +229,7 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  mutating func tax(
+  public mutating func tax(
     tradeDate: Int32, tradeId: String, account: String, security: String, quantity: Int64, taxFen: Int64
   ) {
     record(.tax, size: 4 + Self.size(tradeId) + Self.size(account) + Self.size(security) + 16) { c in
@@ -241,14 +242,14 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  mutating func taxRemoved(tradeDate: Int32, tradeId: String) {
+  public mutating func taxRemoved(tradeDate: Int32, tradeId: String) {
     record(.taxRemoved, size: 4 + Self.size(tradeId)) { c in
       c.i32(tradeDate)
       c.string(tradeId)
     }
   }
 
-  mutating func rejection(seq: Int64, record recordWord: String, ref: String, reason: RejectReason) {
+  public mutating func rejection(seq: Int64, record recordWord: String, ref: String, reason: RejectReason) {
     record(.rejection, size: 8 + Self.size(recordWord) + Self.size(ref) + 1) { c in
       c.i64(seq)
       c.string(recordWord)

@@ -8,6 +8,8 @@
 // restored state rebuilds differently). Disabled (the default), every hook is one
 // predictable branch.
 
+import KernelAPI
+
 /// Where the state machine writes effect records; the engine takes them per batch.
 public struct EffectBuffer: Sendable {
   /// Above this many bytes the engine did not take the buffer (one batch of SPEC §7
@@ -40,7 +42,7 @@ public struct EffectBuffer: Sendable {
   }
 }
 
-extension TallyState {
+extension V1Kernel {
   // MARK: Control (the engine)
 
   /// Turns effect production on; until then every hook returns at once.

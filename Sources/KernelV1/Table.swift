@@ -3,43 +3,7 @@
 // since the last commit, so that a durable store writes only those (issue 3:
 // commit cost follows what changed, not the size of the state).
 
-/// Identifiers compare, hash and sort by their UTF-8 bytes (SPEC §1), never by
-/// Swift's Unicode-aware String comparison, which would merge canonically
-/// equivalent but different byte strings.
-public struct Ident: Hashable, Comparable, Sendable, CustomStringConvertible {
-  public let text: String
-
-  @inlinable public init(_ text: String) { self.text = text }
-
-  public var description: String { text }
-
-  @inlinable public static func == (a: Ident, b: Ident) -> Bool {
-    // Compare contiguous UTF-8 buffers (native strings always have them); the
-    // fallback walks the views.
-    let fast = a.text.utf8.withContiguousStorageIfAvailable { x in
-      b.text.utf8.withContiguousStorageIfAvailable { y in x.count == y.count && x.elementsEqual(y) }
-    }
-    if let fast, let result = fast { return result }
-    return a.text.utf8.elementsEqual(b.text.utf8)
-  }
-
-  @inlinable public static func < (a: Ident, b: Ident) -> Bool {
-    a.text.utf8.lexicographicallyPrecedes(b.text.utf8)
-  }
-
-  @inlinable public func hash(into hasher: inout Hasher) {
-    let hashed: Void? = text.utf8.withContiguousStorageIfAvailable {
-      hasher.combine(bytes: UnsafeRawBufferPointer($0))
-    }
-    if hashed != nil { return }
-    var count = 0
-    for byte in text.utf8 {
-      hasher.combine(byte)
-      count += 1
-    }
-    hasher.combine(count)
-  }
-}
+import KernelAPI
 
 public struct Table<Row> {
   public private(set) var rows: [Row] = []
@@ -120,3 +84,5 @@ public struct Table<Row> {
     dirtyBits = [UInt64](repeating: 0, count: loaded.count / 64 + 1)
   }
 }
+
+extension Table: Sendable where Row: Sendable {}

@@ -4,6 +4,8 @@
 // account with more overflows into an open-addressing index. Derived storage:
 // rebuilt on load, never digested, never iterated into state or output.
 
+import KernelAPI
+
 struct AccountPositions {
   /// Security row ids, -1 in unused lanes.
   var securities = SIMD8<Int32>(repeating: -1)

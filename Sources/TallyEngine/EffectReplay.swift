@@ -2,6 +2,8 @@
 // rows are kept in maps keyed by their SPEC §5 key and sorted by identifier bytes
 // when a report is made, never in Dictionary order.
 
+import KernelAPI
+
 public struct EffectReplayError: Error, CustomStringConvertible, Sendable {
   public var description: String
   public init(_ description: String) { self.description = description }

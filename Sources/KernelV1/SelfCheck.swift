@@ -2,7 +2,9 @@
 // violation stops the engine loudly (before any output is written) rather than
 // letting it write wrong figures.
 
-extension TallyState {
+import KernelAPI
+
+extension V1Kernel {
   /// Every invariant that does not hold, in a deterministic order; empty when all hold.
   public func selfCheckViolations(limit: Int = 10) -> [String] {
     var problems: [String] = []

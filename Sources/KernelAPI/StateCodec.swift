@@ -95,13 +95,13 @@ public protocol CanonicalRow {
 }
 
 extension SideFees {
-  func encode(into w: inout ByteWriter) {
+  public func encode(into w: inout ByteWriter) {
     w.i64(handling)
     w.i64(regulatory)
     w.i64(transfer)
     w.i64(stamp)
   }
-  init(from r: inout ByteReader) throws(DecodeError) {
+  public init(from r: inout ByteReader) throws(DecodeError) {
     self.init(handling: try r.i64(), regulatory: try r.i64(), transfer: try r.i64(), stamp: try r.i64())
   }
 }
@@ -163,43 +163,41 @@ extension Lot: CanonicalRow {
     self.init(acquired: try r.i32(), creation: try r.i64(), accruedMicro: try r.i64(), quantity: try r.i64())
   }
 }
-
 extension PositionRecord {
-  /// The canonical encoding of a position carries its lots (oldest first), from the pool.
-  func encode(lots pool: LotPool, into w: inout ByteWriter) {
+  /// The canonical encoding of a position: its fields, the lot count, then each lot
+  /// (oldest first, in (acquired, creation, accrued) order) as `Lot.encode`.
+  public func encode(lots: some Collection<Lot>, into w: inout ByteWriter) {
+    encodeFields(lotCount: Int32(lots.count), into: &w)
+    for lot in lots { lot.encode(into: &w) }
+  }
+
+  /// The fields and the lot count; the caller writes the lots after it.
+  public func encodeFields(lotCount: Int32, into w: inout ByteWriter) {
     w.i32(account)
     w.i32(security)
     w.i64(quantity)
     w.i64(available)
     w.i64(withheld)
-    var count: Int32 = 0
-    var slot = firstLot
-    while slot != LotPool.none {
-      count += 1
-      slot = pool.next(after: slot)
-    }
-    w.i32(count)
-    slot = firstLot
-    while slot != LotPool.none {
-      pool[slot].encode(into: &w)
-      slot = pool.next(after: slot)
-    }
+    w.i32(lotCount)
   }
 
-  /// Decodes a position, putting its lots into `pool`.
-  init(from r: inout ByteReader, lots pool: inout LotPool) throws(DecodeError) {
-    self.init(
+  /// Decodes a position's fields and its lots (the storage fields are left at `noLot`).
+  public static func decode(from r: inout ByteReader) throws(DecodeError) -> (PositionRecord, [Lot]) {
+    let p = PositionRecord(
       account: try r.i32(), security: try r.i32(), quantity: try r.i64(), available: try r.i64(),
       withheld: try r.i64())
     let count = Int(try r.i32())
-    guard count >= 0 && count < 1 << 24 else { throw DecodeError(description: "bad lot count \(count)") }
-    for _ in 0..<count {
-      let slot = pool.allocate(try Lot(from: &r))
-      var (first, last) = (firstLot, lastLot)
-      pool.link(slot, after: last, first: &first, last: &last)
-      (firstLot, lastLot) = (first, last)
+    guard count >= 0 && count < PositionRecord.lotCountMax else {
+      throw DecodeError(description: "bad lot count \(count)")
     }
+    var lots: [Lot] = []
+    lots.reserveCapacity(count)
+    for _ in 0..<count { lots.append(try Lot(from: &r)) }
+    return (p, lots)
   }
+
+  /// Lots one position may hold in a decoded row.
+  public static let lotCountMax = 1 << 24
 }
 
 extension ClearingRecord: CanonicalRow {
@@ -379,93 +377,5 @@ public enum StateTable: UInt8, CaseIterable, Sendable {
     case .rejections: return "rejections"
     case .days: return "days"
     }
-  }
-}
-
-extension TallyState {
-  /// Visits every row of the business state in canonical order (table tag, then row id)
-  /// with its encoding. The digest and a full snapshot are built from this. One writer
-  /// serves every row: `body` must not keep the bytes beyond the call (a copy is fine).
-  public func forEachEncodedRow(_ body: (StateTable, Int32, [UInt8]) -> Void) {
-    var w = ByteWriter(capacity: 256)
-    func visit<R: CanonicalRow>(_ tag: StateTable, _ table: Table<R>) {
-      for i in table.indices {
-        w.reset()
-        table.rows[i].encode(into: &w)
-        body(tag, Int32(i), w.bytes)
-      }
-    }
-    globals.encode(into: &w)
-    body(.globals, 0, w.bytes)
-    visit(.participants, participants)
-    visit(.units, units)
-    visit(.accounts, accounts)
-    visit(.securities, securities)
-    for i in positions.indices {
-      w.reset()
-      positions.rows[i].encode(lots: lotPool, into: &w)
-      body(.positions, Int32(i), w.bytes)
-    }
-    visit(.clearing, clearingRows)
-    visit(.settlement, settlementRows)
-    visit(.trades, trades)
-    visit(.slices, slices)
-    visit(.actions, actions)
-    visit(.entitlements, entitlements)
-    visit(.rejections, rejections)
-    visit(.days, days)
-  }
-
-  /// Rows changed since the last call, in canonical order, encoded one after another
-  /// into `w` (no array per row); `body` gets each row's table, id and byte range in
-  /// `w.bytes`. Forgets them.
-  public mutating func takeChangedRows(
-    into w: inout ByteWriter, _ body: (StateTable, Int32, Range<Int>) -> Void
-  ) {
-    func visit<R: CanonicalRow>(_ tag: StateTable, _ table: inout Table<R>, _ w: inout ByteWriter) {
-      for i in table.takeDirty() {
-        let start = w.count
-        table[i].encode(into: &w)
-        body(tag, i, start..<w.count)
-      }
-    }
-    if globalsDirty {
-      let start = w.count
-      globals.encode(into: &w)
-      body(.globals, 0, start..<w.count)
-      globalsDirty = false
-    }
-    visit(.participants, &participants, &w)
-    visit(.units, &units, &w)
-    visit(.accounts, &accounts, &w)
-    visit(.securities, &securities, &w)
-    for i in positions.takeDirty() {
-      let start = w.count
-      positions[i].encode(lots: lotPool, into: &w)
-      body(.positions, i, start..<w.count)
-    }
-    visit(.clearing, &clearingRows, &w)
-    visit(.settlement, &settlementRows, &w)
-    visit(.trades, &trades, &w)
-    visit(.slices, &slices, &w)
-    visit(.actions, &actions, &w)
-    visit(.entitlements, &entitlements, &w)
-    visit(.rejections, &rejections, &w)
-    visit(.days, &days, &w)
-  }
-
-  /// Rows changed since the last call, each in its own array; forgets them.
-  public mutating func takeChangedRows(_ body: (StateTable, Int32, [UInt8]) -> Void) {
-    var w = ByteWriter(capacity: 4096)
-    var rows: [(StateTable, Int32, Range<Int>)] = []
-    takeChangedRows(into: &w) { rows.append(($0, $1, $2)) }
-    for (table, id, range) in rows { body(table, id, Array(w.bytes[range])) }
-  }
-
-  /// Forgets which rows changed (a state whose rows are known to the store another way).
-  public mutating func forgetChanges() {
-    globalsDirty = false
-    setChangeTracking(false)
-    setChangeTracking(true)
   }
 }

@@ -5,6 +5,8 @@
 // reused. Slot numbers are storage only: they never reach a digest or an output
 // (positions encode their lots by walking the list, see StateCodec).
 
+import KernelAPI
+
 public struct LotPool: Sendable {
   /// No lot (list end, empty position).
   public static let none: Int32 = -1
@@ -77,7 +79,7 @@ public struct LotPool: Sendable {
   }
 }
 
-extension TallyState {
+extension V1Kernel {
   /// The lots of position `p`, oldest first (tools, checks and encoding; not the hot path).
   public func lots(of p: Int32) -> [Lot] {
     var result: [Lot] = []

@@ -10,7 +10,7 @@ public protocol FastHashKey: Equatable {
   static var placeholder: Self { get }
 }
 
-@inline(__always) func mix64(_ x: UInt64) -> UInt64 {
+@inline(__always) public func mix64(_ x: UInt64) -> UInt64 {
   var z = x &* 0x9e37_79b9_7f4a_7c15
   z ^= z >> 32
   z &*= 0xd6e8_feb8_6659_fd93

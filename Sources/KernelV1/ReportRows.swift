@@ -1,44 +1,7 @@
-// The seven outputs of SPEC §5 as sorted rows. Sorting is by identifier bytes
-// (Ident) and happens here, once, from tables: never from Dictionary order.
+// SPEC §5 rows of V1's state, sorted by identifier bytes, for the output writer.
+import KernelAPI
 
-public struct Report: Sendable, Equatable {
-  public struct Clearing: Sendable, Equatable {
-    public var tradeDate: Int32, settleDate: Int32, participant: String, security: String
-    public var buyQuantity: Int64, sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128
-    public var fees: SideFees
-  }
-  public struct Settlement: Sendable, Equatable {
-    public var tradeDate: Int32, settleDate: Int32, participant: String, netFen: Int128
-    public var status: SettlementStatus, settledOn: Int32
-  }
-  public struct Balance: Sendable, Equatable {
-    public var participant: String, balanceFen: Int128
-  }
-  public struct Holding: Sendable, Equatable {
-    public var account: String, security: String, quantity: Int64, available: Int64, withheld: Int64
-  }
-  public struct Entitlement: Sendable, Equatable {
-    public var security: String, recordDate: Int32, payDate: Int32, account: String
-    public var kind: EntitlementKind, value: Int64
-  }
-  public struct Tax: Sendable, Equatable {
-    public var tradeDate: Int32, tradeId: String, account: String, security: String
-    public var quantity: Int64, taxFen: Int64
-  }
-  public struct Rejection: Sendable, Equatable {
-    public var seq: Int64, record: String, ref: String, reason: RejectReason
-  }
-
-  public var clearing: [Clearing] = []
-  public var settlement: [Settlement] = []
-  public var balances: [Balance] = []
-  public var holdings: [Holding] = []
-  public var entitlements: [Entitlement] = []
-  public var tax: [Tax] = []
-  public var rejections: [Rejection] = []
-}
-
-extension TallyState {
+extension V1Kernel {
   /// The settle date of a trade date: the next trading day (always exists for an opened day).
   func settleDate(of tradeDate: Int32) -> Int32 {
     guard let d = nextTradingDay(after: tradeDate) else {

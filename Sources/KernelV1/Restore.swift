@@ -1,6 +1,8 @@
 // Rebuilding a state from stored rows (restart after a crash, a replica's
 // checkpoint). Derived indexes are recomputed here from the tables alone.
 
+import KernelAPI
+
 /// The business tables as stored, each in row-id order.
 public struct StoredTables: Sendable {
   public var globals = GlobalRecord()
@@ -34,7 +36,7 @@ public struct StoredTables: Sendable {
   }
 
   /// The tables of `state` as they are (arrays are shared until one side changes).
-  public init(state: TallyState) {
+  public init(state: V1Kernel) {
     globals = state.globals
     participants = state.participants.rows
     units = state.units.rows
@@ -149,13 +151,13 @@ public struct StoredTables: Sendable {
   }
 }
 
-extension TallyState {
+extension V1Kernel {
   /// A state rebuilt from stored tables; nothing is dirty afterwards.
-  public init(restoring stored: StoredTables, reference: ReferenceData, kernel: any ClearingKernel) {
+  public init(restoring stored: StoredTables, reference: ReferenceData, plantedFault: PlantedFault?) {
     self.init(
       reference: ReferenceData(
         calendar: reference.calendar, securities: [], participants: [], units: [], accounts: [], holdings: [],
-        feeRows: reference.feeRows), kernel: kernel)
+        feeRows: reference.feeRows), plantedFault: plantedFault)
     globals = stored.globals
     globalsDirty = false
     participants = Table(loaded: stored.participants)

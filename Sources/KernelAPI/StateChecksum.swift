@@ -96,12 +96,3 @@ public struct StateChecksum: Sendable, Equatable {
     rowCount = try r.i64()
   }
 }
-
-extension TallyState {
-  /// The checksum of the whole state, computed from scratch.
-  public func computeChecksum() -> StateChecksum {
-    var c = StateChecksum()
-    forEachEncodedRow { table, id, bytes in c.add(RowHash(table: table.rawValue, id: id, bytes: bytes)) }
-    return c
-  }
-}

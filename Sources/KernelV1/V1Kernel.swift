@@ -2,12 +2,15 @@
 // no clock, no randomness, no Dictionary iteration that reaches state or output.
 // Dictionaries here are lookup indexes only, derived from the tables.
 
-public struct TallyState {
+import KernelAPI
+
+public struct V1Kernel: Sendable {
   // MARK: Reference data that never changes during a run.
   public let calendar: [Int32]
   private let calendarIndex: [Int32: Int]
   public let feeRows: [FeeRateRow]
-  public let kernel: any ClearingKernel
+  /// Fee arithmetic (and the fee and transfer planted faults).
+  public let fees: ClearingKernelV1
 
   // MARK: Business state (persisted, digested).
   public internal(set) var globals = GlobalRecord()
@@ -79,14 +82,14 @@ public struct TallyState {
   // MARK: - Start from reference data
 
   /// A fresh state from a validated reference folder.
-  public init(reference: ReferenceData, kernel: any ClearingKernel) {
+  public init(reference: ReferenceData, plantedFault: PlantedFault?) {
     let sortedCalendar = Array(Set(reference.calendar)).sorted()
     calendar = sortedCalendar
     var index: [Int32: Int] = [:]
     for (i, d) in sortedCalendar.enumerated() { index[d] = i }
     calendarIndex = index
     feeRows = reference.feeRows
-    self.kernel = kernel
+    fees = ClearingKernelV1(feeRows: reference.feeRows, plantedFault: plantedFault)
     for p in reference.participants { addParticipant(Ident(p.id), name: p.name) }
     for u in reference.units {
       guard let p = participantById[Ident(u.participant)] else {
@@ -397,7 +400,7 @@ public struct TallyState {
     }
 
     let kind = securities[security].kind
-    let c = kernel.clear(kind: kind, tradeDate: t.date, priceMilli: t.priceMilli, quantity: q)
+    let c = fees.clear(kind: kind, tradeDate: t.date, priceMilli: t.priceMilli, quantity: q)
     let buyParticipant = units[buyUnit].participant
     let sellParticipant = units[sellUnit].participant
 

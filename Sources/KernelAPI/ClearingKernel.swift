@@ -1,7 +1,5 @@
-// The per-trade clearing kernel: the part of the business that N-version voting
-// runs in independently written versions (see docs/ARCHITECTURE.md, "N-version").
-// Everything a kernel needs comes in through this file's types; a kernel shares
-// nothing else with the rest of the core.
+// The vocabulary of the fee table and of one trade's clearing (SPEC §2, §3 TRADE,
+// §4.1, §4.2): kinds, fees, sides, rate rows as written, and the per-trade result.
 
 /// `kind` of securities.csv / SECURITY (SPEC §2).
 public enum SecurityKind: UInt8, Sendable, CaseIterable {
@@ -116,13 +114,27 @@ public struct TradeClearing: Sendable, Equatable {
   }
 }
 
-/// A version of the per-trade clearing kernel. Implementations must be pure and
-/// deterministic: the same rows and the same trade give the same result in any
-/// process. Invalid input never reaches a kernel (price > 0, 0 < quantity < 10^10,
-/// price < 10^6 CNY, a valid trade date), so a kernel may `precondition` on it.
-public protocol ClearingKernel: Sendable {
-  /// A short stable name, e.g. `v1`, shown in status and alerts.
-  var versionName: String { get }
-  /// `priceMilli` is the price in 0.001 CNY (`10.23` is 10230).
-  func clear(kind: SecurityKind, tradeDate: Int32, priceMilli: Int64, quantity: Int64) -> TradeClearing
+extension FeeRateRow {
+  /// Limits on a rate as written, which every kernel handles exactly: `[0-9]+(\.[0-9]+)?`,
+  /// below 10 (one integer digit once leading zeros are dropped) and at most 18
+  /// significant fraction digits (trailing zeros do not count).
+  public static let rateIntegerDigitsMax = 1
+  public static let rateFractionDigitsMax = 18
+
+  /// True when `text` is a rate within the limits above (the reference parser refuses others).
+  public static func isValidRateText(_ text: String) -> Bool {
+    let bytes = Array(text.utf8)
+    var integer = bytes[...]
+    var fraction: ArraySlice<UInt8> = []
+    if let dot = bytes.firstIndex(of: UInt8(ascii: ".")) {
+      integer = bytes[..<dot]
+      fraction = bytes[(dot + 1)...]
+      if fraction.isEmpty { return false }
+    }
+    let isDigit = { (b: UInt8) in b >= 48 && b <= 57 }
+    guard !integer.isEmpty, integer.allSatisfy(isDigit), fraction.allSatisfy(isDigit) else { return false }
+    while let first = integer.first, first == 48, integer.count > 1 { integer = integer.dropFirst() }
+    while let last = fraction.last, last == 48 { fraction = fraction.dropLast() }
+    return integer.count <= rateIntegerDigitsMax && fraction.count <= rateFractionDigitsMax
+  }
 }

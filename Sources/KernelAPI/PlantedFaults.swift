@@ -1,5 +1,6 @@
 // Faults planted on purpose in a kernel, for N-version tests and chaos scenarios
-// only (kernel names `v1-faulty`, `v1-faulty-transfer`, `v1-faulty-settlement`).
+// only (kernel names `v1-faulty`, `v1-faulty-transfer`, `v1-faulty-settlement`,
+// `v1-faulty-action`, and the same for `v2`; KernelName in BusinessKernel.swift).
 // Each one changes a business result in a way the self-check does not catch, so
 // only voting on effects can find it.
 
@@ -12,14 +13,8 @@ public enum PlantedFault: String, Sendable, CaseIterable {
   /// A defaulting payer's bought shares are not withheld (SPEC §4.3 step 3;
   /// holdings.csv `available` and `withheld`).
   case settlement
-}
-
-/// A kernel that carries a planted fault.
-public protocol FaultPlanting {
-  var plantedFault: PlantedFault? { get }
-}
-
-extension TallyState {
-  /// True when the kernel plants the settlement fault (read at defaults only).
-  var skipsDefaultWithholding: Bool { (kernel as? any FaultPlanting)?.plantedFault == .settlement }
+  /// A bonus allocation rounds the largest remainder the wrong way: ties go to the
+  /// account with the greatest id instead of the smallest (SPEC §4.4; holdings.csv,
+  /// entitlements.csv).
+  case corporateAction = "action"
 }

@@ -1,6 +1,8 @@
 // Version 1 of the per-trade clearing kernel (SPEC §2 fee table, §3 TRADE, §4.1).
 // Version 2 lives in its own module, written independently from SPEC.md alone.
 
+import KernelAPI
+
 /// A rate `[0-9]+(\.[0-9]+)?` as an exact fraction `numerator / 10^scale`.
 public struct DecimalRate: Sendable, Equatable {
   public var numerator: Int128
@@ -39,7 +41,7 @@ public struct DecimalRate: Sendable, Equatable {
   }
 }
 
-public struct ClearingKernelV1: ClearingKernel, FaultPlanting {
+public struct ClearingKernelV1: Sendable {
   private struct RateStep {
     var effectiveDate: Int32
     var rate: DecimalRate
@@ -51,15 +53,6 @@ public struct ClearingKernelV1: ClearingKernel, FaultPlanting {
   /// tests and chaos scenarios.
   public let plantedFault: PlantedFault?
   var truncatesHandlingFee: Bool { plantedFault == .feeRounding }
-
-  public var versionName: String {
-    switch plantedFault {
-    case nil: return "v1"
-    case .feeRounding: return "v1-faulty"
-    case .transfer: return "v1-faulty-transfer"
-    case .settlement: return "v1-faulty-settlement"
-    }
-  }
 
   private static func slot(_ kind: SecurityKind, _ fee: FeeKind, sell: Bool) -> Int {
     (Int(kind.rawValue) * FeeKind.allCases.count + Int(fee.rawValue)) * 2 + (sell ? 1 : 0)

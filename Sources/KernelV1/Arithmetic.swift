@@ -2,6 +2,8 @@
 // half-up (away from zero on .5) to 0.01 CNY, only where the SPEC says so.
 // Money is Int64 fen; products go through Int128 so that they cannot overflow.
 
+import KernelAPI
+
 /// `numerator / divisor` rounded half away from zero. `divisor > 0`.
 @inlinable
 public func roundHalfUpDivide(_ numerator: Int128, by divisor: Int128) -> Int128 {

@@ -1,0 +1,124 @@
+// What a business kernel is (N-version voting, docs/ARCHITECTURE.md "N-version"):
+// the complete state machine of SPEC §3-§5, from the reference folder's opening
+// state through every event, producing three things that every version must
+// produce byte for byte alike:
+//   - the outcome of each event (applied, or rejected with its SPEC reason code);
+//   - its business effects (Effects.swift, docs/EFFECTS.md), in canonical order;
+//   - the canonical rows of the state (Records.swift, StateCodec.swift,
+//     docs/CANONICAL-ROWS.md): what the state digest covers and what a durable
+//     store keeps, so that a replica restarts from rows another version wrote.
+// How a version keeps its state inside (layout, indexes, arithmetic) is its own.
+//
+// The engine is generic over the kernel (`Engine<K>`): no existential on the
+// per-event path. Everything a kernel may use of the project is in this module.
+
+public protocol BusinessKernel: Sendable {
+  /// The version's stable name without a fault: `v1`, `v2`.
+  static var versionName: String { get }
+
+  /// The opening state of a validated reference folder (SPEC §2), optionally with a
+  /// planted fault (tests and chaos only).
+  init(reference: ReferenceData, plantedFault: PlantedFault?)
+
+  /// The planted fault this instance runs with, if any.
+  var plantedFault: PlantedFault? { get }
+
+  /// A restart: `opening` (the state `init(reference:plantedFault:)` made) with stored
+  /// canonical rows laid over it. `stored` calls its argument once per stored row, in
+  /// table-tag order and, within a table, by ascending row id; a stored row replaces
+  /// the row of the same id or, when its id is the table's row count, appends it
+  /// (docs/STATE-LAYOUT.md). Derived indexes are rebuilt from the rows. A row that does
+  /// not decode, or an id beyond the end of its table, throws.
+  static func restore(
+    opening: consuming Self,
+    stored: ((StateTable, Int32, [UInt8]) throws -> Void) throws -> Void
+  ) throws -> Self
+
+  /// The last sequence number applied (0 before the first event).
+  var appliedSeq: Int64 { get }
+
+  /// Applies event `seq` (SPEC §3: checks in order, the first failing one rejects).
+  mutating func apply(_ event: Event, seq: Int64) -> Outcome
+
+  /// Applies a TRADE line already split by the parser (`TradeLine`'s ranges index
+  /// `line`). Must give exactly what `apply(.trade(…))` of the same line gives.
+  mutating func applyTrade(_ trade: TradeLine, line: UnsafeRawBufferPointer, seq: Int64) -> Outcome
+
+  /// Room for about `events` more events (a hint; may do nothing).
+  mutating func reserveCapacity(events: Int)
+
+  /// Effects (docs/EFFECTS.md) are off until this is called; off, they cost ~nothing.
+  mutating func enableEffects()
+
+  /// The effect records (encoded, concatenated) of the events applied since the last call.
+  mutating func takeEffects() -> [UInt8]
+
+  /// The complete SPEC §5 state as effect records: one event record with outcome
+  /// `snapshot` and `seq = appliedSeq`, then every row (docs/EFFECTS.md, "Snapshot").
+  func snapshotEffects() -> [UInt8]
+
+  /// Every canonical row, in table-tag order then by row id, with its encoding.
+  /// `body` must not keep the array beyond the call.
+  func forEachEncodedRow(_ body: (StateTable, Int32, [UInt8]) -> Void)
+
+  /// Change tracking for durable commits. Off (an in-memory run), `takeChangedRows`
+  /// hands over nothing.
+  mutating func setChangeTracking(_ on: Bool)
+
+  /// The rows changed or added since the last call (or since `forgetChanges`), each once
+  /// with its current encoding, appended one after another to `w`; `body` gets each
+  /// row's table, id and byte range in `w`. In table-tag order, then by row id.
+  mutating func takeChangedRows(into w: inout ByteWriter, _ body: (StateTable, Int32, Range<Int>) -> Void)
+
+  /// Forgets which rows changed (the store already has them).
+  mutating func forgetChanges()
+
+  /// SPEC §5 rows, each file's rows sorted as SPEC §5 says. Without `holdings`, the
+  /// holdings rows are left out (`forEachHolding` gives them).
+  func report(holdings: Bool) -> Report
+
+  /// holdings.csv rows in SPEC §5 order (account, then security, by identifier bytes),
+  /// rows of quantity 0 and withheld 0 left out.
+  func forEachHolding(
+    _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
+      Void)
+
+  /// Invariants that do not hold (empty when all hold), at most `limit` lines.
+  func selfCheckViolations(limit: Int) -> [String]
+}
+
+extension BusinessKernel {
+  /// `v1`, or `v1-faulty-transfer` with a planted fault: the name configs and alerts use.
+  public var kernelName: String { KernelName.name(version: Self.versionName, fault: plantedFault) }
+
+  /// The checksum of all canonical rows, computed from scratch.
+  public func computeChecksum() -> StateChecksum {
+    var c = StateChecksum()
+    forEachEncodedRow { table, id, bytes in c.add(RowHash(table: table.rawValue, id: id, bytes: bytes)) }
+    return c
+  }
+}
+
+/// Kernel names as configs and flags write them: the version, then for a planted
+/// fault `-faulty` (fee rounding) or `-faulty-<fault>`.
+public enum KernelName {
+  public static func name(version: String, fault: PlantedFault?) -> String {
+    switch fault {
+    case nil: return version
+    case .feeRounding: return version + "-faulty"
+    case .some(let f): return version + "-faulty-" + f.rawValue
+    }
+  }
+
+  /// The version and fault of a kernel name; nil when it is not of that shape.
+  public static func parse(_ name: String) -> (version: String, fault: PlantedFault?)? {
+    guard let dash = name.firstIndex(of: "-") else { return name.isEmpty ? nil : (name, nil) }
+    let version = String(name[..<dash])
+    let rest = name[name.index(after: dash)...]
+    if rest == "faulty" { return (version, .feeRounding) }
+    guard rest.hasPrefix("faulty-"), let f = PlantedFault(rawValue: String(rest.dropFirst(7))),
+      f != .feeRounding
+    else { return nil }
+    return (version, f)
+  }
+}
