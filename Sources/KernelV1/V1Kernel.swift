@@ -579,7 +579,12 @@ public struct V1Kernel: Sendable {
       precondition(leftover >= 0 && leftover <= Int128(holders.count), "bonus leftover out of range")
       if leftover > 0 {
         // Largest remainder first; ties to the smaller account (holders are in account order).
-        let order = holders.indices.sorted { (remainders[$0], $1) > (remainders[$1], $0) }
+        // The planted corporate-action fault (tests only) breaks ties the other way.
+        let tiesToGreater = fees.plantedFault == .corporateAction
+        let order = holders.indices.sorted {
+          tiesToGreater
+            ? (remainders[$0], $0) > (remainders[$1], $1) : (remainders[$0], $1) > (remainders[$1], $0)
+        }
         for i in order where leftover > 0 {
           shares[i] += 1
           leftover -= 1

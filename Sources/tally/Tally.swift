@@ -18,7 +18,7 @@ struct Tally: AsyncParsableCommand {
       RunCommand.self, GenerateCommand.self, DemoCommand.self, BenchCommand.self, InspectCommand.self,
       ClusterCommand.self, SubmitCommand.self, ReportCommand.self, SequencerCommand.self, ReplicaCommand.self,
       VoterCommand.self, ChaosCommand.self, KeygenCommand.self, ReplayEffectsCommand.self, FollowCommand.self,
-      DashboardCommand.self,
+      DashboardCommand.self, DifferentialCommand.self,
     ])
 }
 
