@@ -1,5 +1,5 @@
 // Issue 9: votes on effects, every batch. A replica on a kernel with a planted fault
-// (fee rounding, transfer, settlement) is outvoted in the journal batch of its first
+// (fee rounding, transfer, settlement, corporate action; in v1 or v2) is outvoted in the journal batch of its first
 // differing effect, and the DISSENT names that seq and the differing rows. The seq
 // is computed independently, from two embedded runs' effect files.
 import Foundation
@@ -25,9 +25,12 @@ final class EffectsVoteTests: ClusterTestCase {
     return nil
   }
 
-  func runFaulty(kernel: String, basePort: Int, field: String, record: String) throws {
+  func runFaulty(kernel: String, basePort: Int, field: String, record: String, tyingBonus: Bool = false)
+    throws
+  {
     try FileManager.default.createDirectory(atPath: work + "/" + kernel, withIntermediateDirectories: true)
     let m = try Market.generate(in: work + "/" + kernel, days: 3, tradesPerDay: 1_500, seed: 7)
+    if tyingBonus { try m.insertTyingBonus(work: work) }
     guard let expected = try firstDifferingSeq(m, kernel: kernel) else {
       return XCTFail("\(kernel): the planted fault changes no effect on this market")
     }
@@ -102,5 +105,20 @@ final class EffectsVoteTests: ClusterTestCase {
 
   func testSettlementFaultIsOutvotedAtItsFirstDifferingEffect() throws {
     try runFaulty(kernel: "v1-faulty-settlement", basePort: 17_840, field: "withheld", record: "SETTLE")
+  }
+
+  func testCorporateActionFaultIsOutvotedAtItsFirstDifferingEffect() throws {
+    try runFaulty(
+      kernel: "v1-faulty-action", basePort: 18_600, field: "value", record: "CLOSE", tyingBonus: true)
+  }
+
+  // The same four faults planted in the second version (issue 11): r3 runs v2 with the
+  // fault, r1 v1 and r2 v2 outvote it.
+  func testFaultsPlantedInTheSecondVersionAreOutvotedToo() throws {
+    try runFaulty(kernel: "v2-faulty", basePort: 18_620, field: "handling_fee", record: "TRADE")
+    try runFaulty(kernel: "v2-faulty-transfer", basePort: 18_640, field: "available", record: "TRADE")
+    try runFaulty(kernel: "v2-faulty-settlement", basePort: 18_660, field: "withheld", record: "SETTLE")
+    try runFaulty(
+      kernel: "v2-faulty-action", basePort: 18_680, field: "value", record: "CLOSE", tyingBonus: true)
   }
 }

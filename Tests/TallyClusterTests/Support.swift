@@ -130,6 +130,26 @@ struct Market {
     return m
   }
 
+  /// Inserts `BONUS,<first security>,<first trading day>,3,1` before the first CLOSE (1 share
+  /// per 3: board lots of 100 leave remainders 1 and 2, so holders tie for the leftover
+  /// shares) and recomputes the expected outputs.
+  func insertTyingBonus(work: String) throws {
+    let text = try String(contentsOfFile: events, encoding: .utf8)
+    var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    guard let close = lines.firstIndex(where: { $0.hasPrefix("CLOSE,") }) else {
+      throw TestFailure("no CLOSE in \(events)")
+    }
+    let date = lines[close].dropFirst(6)
+    let securities = try String(contentsOfFile: reference + "/securities.csv", encoding: .utf8)
+    let code = securities.split(separator: "\n")[1].split(separator: ",")[0]
+    lines.insert("BONUS,\(code),\(date),3,1", at: close)
+    try lines.joined(separator: "\n").write(toFile: events, atomically: true, encoding: .utf8)
+    try? FileManager.default.removeItem(atPath: expected)
+    let r = try runCommand(
+      Paths.tally, ["run", "--reference", reference, "--out", expected, events], workDir: work)
+    guard r.status == 0 else { throw TestFailure("tally run failed: \(r.output)") }
+  }
+
   /// The events file cut into `parts` consecutive files of whole lines (their concatenation is the file).
   func split(_ parts: Int, into work: String) throws -> [String] {
     let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: events)))
