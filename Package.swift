@@ -88,7 +88,7 @@ let package = Package(
       ],
       swiftSettings: strict),
     .testTarget(
-      name: "TallyCoreTests", dependencies: ["KernelAPI", "KernelV1", "TallyFormat", "TallyEngine"],
+      name: "KernelSpecTests", dependencies: ["KernelAPI", "KernelV1", "TallyFormat", "TallyEngine"],
       swiftSettings: strict),
     .testTarget(
       name: "TallyEngineTests",
