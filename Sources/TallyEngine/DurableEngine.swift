@@ -8,6 +8,7 @@
 // stored one. Key layout: docs/STATE-LAYOUT.md.
 import Dispatch
 import KernelAPI
+import KernelV1
 import TallyFormat
 
 public struct DurableError: Error, CustomStringConvertible, Sendable {
@@ -299,8 +300,10 @@ extension DurableEngine {
 
   /// Offers the next event line with its seq. Lines already applied (seq ≤ the
   /// stored position) are only checked against the stream fingerprint.
-  /// Returns nil for a line that was skipped.
+  /// Returns nil for a line that was skipped. Pre-specialised for each kernel version
+  /// (exported: a caller that names the kernel type calls the specialised code).
   @discardableResult
+  @_specialize(exported:true,where K == V1Kernel)
   public func offer(line: ArraySlice<UInt8>, seq: Int64) throws -> Outcome? {
     offeredLines += 1
     if !fingerprint.isComplete {
@@ -336,6 +339,7 @@ extension DurableEngine {
   /// Applies a journaled line (cluster replicas: the journal is the stream, so no
   /// fingerprint check).
   @discardableResult
+  @_specialize(exported:true,where K == V1Kernel)
   public func apply(line: ArraySlice<UInt8>, seq: Int64) -> Outcome {
     engine.apply(line: line, seq: seq)
   }

@@ -59,6 +59,14 @@ extension DurableEngine: ReplicaEngine {
   public var appliedSeq: Int64 { engine.appliedSeq }
 
   public func applyBatch(_ lines: [[UInt8]], first: Int64) -> [UInt8] {
+    // The witness of a generic class runs unspecialised code: hand the batch to the
+    // code specialised for the concrete kernel (one cast per batch).
+    if let v1 = self as? DurableEngine<V1Kernel> { return v1.applyBatchSpecialised(lines, first: first) }
+    return applyBatchSpecialised(lines, first: first)
+  }
+
+  @_specialize(where K == V1Kernel)
+  func applyBatchSpecialised(_ lines: [[UInt8]], first: Int64) -> [UInt8] {
     var outcomes: [UInt8] = []
     outcomes.reserveCapacity(lines.count)
     for (i, line) in lines.enumerated() {

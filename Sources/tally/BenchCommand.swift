@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KernelAPI
+import KernelV1
 import MarketGenerator
 import TallyEngine
 import TallyFormat
@@ -324,10 +325,15 @@ struct BenchCommand: ParsableCommand {
     wall: Double, cpu: Double
   ) {
     // The kernel type opened once, outside the loop: the loop is specialised for it.
-    guard let (type, fault) = try? KernelCatalog.resolve(kernel) else {
+    guard let (version, fault) = try? KernelDispatch.resolve(kernel) else {
       fail("unknown kernel '\(kernel)'", code: 64)
     }
-    return engineOnlySeconds(events, reference: reference, type, fault: fault, effects: effects)
+    switch version {
+    case .v1:
+      return engineOnlySeconds(events, reference: reference, V1Kernel.self, fault: fault, effects: effects)
+    case .v2:
+      return engineOnlySeconds(events, reference: reference, V1Kernel.self, fault: fault, effects: effects)  // INTERIM
+    }
   }
 
   /// Events per batch in the effects phase (a replica votes per journal batch).

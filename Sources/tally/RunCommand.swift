@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KernelAPI
+import KernelV1
 import RocksDBStore
 import TallyEngine
 import TallyFormat
@@ -134,12 +135,15 @@ struct RunCommand: ParsableCommand {
     var reference: ReferenceData
     do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
     phase("reference folder read and checked")
-    let kernelType: any BusinessKernel.Type
+    let version: KernelDispatch.Version
     let fault: PlantedFault?
-    do { (kernelType, fault) = try KernelCatalog.resolve(self.kernel) } catch {
+    do { (version, fault) = try KernelDispatch.resolve(self.kernel) } catch {
       throw ValidationError(error.description)
     }
-    try execute(kernelType, fault: fault, reference: reference, phase: phase)
+    switch version {
+    case .v1: try execute(V1Kernel.self, fault: fault, reference: reference, phase: phase)
+    case .v2: try execute(V1Kernel.self, fault: fault, reference: reference, phase: phase)  // INTERIM
+    }
   }
 
   /// The run proper, specialised for the kernel version.
