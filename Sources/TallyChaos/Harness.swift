@@ -397,7 +397,8 @@ public struct ChaosHarness {
       var status: ReplicaStatus? = nil
       var digest: [UInt8]? = nil
       repeat {
-        status = ControlClient.status(ReplicaStatus.self, context: context, endpoint: config.replicaControl(k))
+        status = ControlClient.status(
+          ReplicaStatus.self, context: context, endpoint: config.replicaControl(k))
         digest = status.flatMap { Self.hexBytes($0.committedStateDigest) }
         guard let st = status, let lastSeq, st.appliedSeq == lastSeq else {
           Thread.sleep(forTimeInterval: 0.2)

@@ -216,7 +216,7 @@ public final class Simulation {
   var ackAnomalies: [Anomaly] = []
 
   // The sequencer: the real core; its store is its disk.
-  var sequencerStore = InMemoryStateStore()
+  var sequencerStore = SimDisk()
   var sequencer: SequencerCore?
   /// The journal's last seq as of the last write (what the checker compares with).
   var lastSeq: Int64 = 0
@@ -226,7 +226,7 @@ public final class Simulation {
     var id: String
     var kernel: String
     var flip: Bool
-    var store: InMemoryStateStore
+    var store: SimDisk
     var core: ReplicaCore<DurableBatchApplier>?
   }
   var replicas: [SimReplica] = []
@@ -289,7 +289,7 @@ public final class Simulation {
         if byzantineFlips { flip = true } else { kernel = "v1-faulty" }
         byzantine.append(("r\(r + 1)", kernel, flip))
       }
-      let store = InMemoryStateStore()
+      let store = SimDisk()
       replicas.append(SimReplica(id: "r\(r + 1)", kernel: kernel, flip: flip, store: store, core: nil))
       try openReplica(r)
     }
@@ -497,7 +497,7 @@ public final class Simulation {
     case 6:
       countFault("wipe-replica")
       crash(.replica(r), downMs: downMs)
-      replicas[r].store = InMemoryStateStore()
+      replicas[r].store = SimDisk()
       log("wipe r\(r + 1)")
     case 7:
       countFault("crash-client")
@@ -571,16 +571,18 @@ public final class Simulation {
       do { try openReplica(r) } catch {
         ackAnomalies.append(
           Anomaly("RESTART_FAILED", "replica r\(r + 1) could not reopen its state: \(error)"))
-        replicas[r].store = InMemoryStateStore()
+        replicas[r].store = SimDisk()
         try? openReplica(r)
       }
     case .voter:
       core = makeVoterCore()
       voterStarted()
     case .sequencer:
-      do { sequencer = try SequencerCore(store: sequencerStore, fetchBatchesMax: Self.fetchBatchesMax) } catch {
+      do { sequencer = try SequencerCore(store: sequencerStore, fetchBatchesMax: Self.fetchBatchesMax) } catch
+      {
         preconditionFailure("the sequencer's in-memory journal does not open: \(error)")
       }
+      lastSeq = sequencer!.lastSeq  // a write whose acks were lost in the crash counts
     case .client: break
     }
     queue.push(now + 1, .tick(n, incarnation: incarnation[i]))
@@ -676,7 +678,9 @@ public final class Simulation {
   func sequencerTick() {
     guard var c = sequencer else { return }
     let actions: [SequencerCore.Action]
-    do { actions = try c.tick(nowMs: now) } catch { preconditionFailure("in-memory journal read failed: \(error)") }
+    do { actions = try c.tick(nowMs: now) } catch {
+      preconditionFailure("in-memory journal read failed: \(error)")
+    }
     sequencer = c
     performSequencer(actions)
   }
@@ -712,7 +716,9 @@ public final class Simulation {
         var batches: [JournalBatch] = []
         for e in encoded {
           var r = ByteReader(e)
-          guard let b = try? JournalBatch(decoding: &r) else { preconditionFailure("journal batch does not decode") }
+          guard let b = try? JournalBatch(decoding: &r) else {
+            preconditionFailure("journal batch does not decode")
+          }
           batches.append(b)
         }
         send(.sequencer, .replica(Int(peer[1])), .batches(batches))
@@ -729,7 +735,8 @@ public final class Simulation {
   func openReplica(_ r: Int) throws {
     let applier = try DurableBatchApplier.open(
       store: replicas[r].store, reference: market.reference, kernel: replicas[r].kernel)
-    replicas[r].core = try ReplicaCore(settings: replicaSettings(r), applier: applier, store: replicas[r].store)
+    replicas[r].core = try ReplicaCore(
+      settings: replicaSettings(r), applier: applier, store: replicas[r].store)
     log("open r\(r + 1) at seq \(applier.committedSeq)")
   }
 
@@ -786,7 +793,7 @@ public final class Simulation {
   func replicaRepair(_ r: Int) {
     guard replicas[r].core != nil else { return }
     log("repair r\(r + 1): wipe and replay")
-    replicas[r].store = InMemoryStateStore()
+    replicas[r].store = SimDisk()
     do {
       let applier = try DurableBatchApplier.open(
         store: replicas[r].store, reference: market.reference, kernel: replicas[r].kernel)

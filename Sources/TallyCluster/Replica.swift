@@ -91,7 +91,8 @@ public final class Replica {
     self.store = store
     try core.rebuilt(applier: applier, store: store)
     log.warn(
-      "replica \(id): state deleted on repair request; replaying the journal from seq 1 (repair \(core.repairs))")
+      "replica \(id): state deleted on repair request; replaying the journal from seq 1 (repair \(core.repairs))"
+    )
   }
 
   public var status: ReplicaStatus {
@@ -105,7 +106,9 @@ public final class Replica {
 
   /// Performs the core's actions (sends are non-blocking: a vote the voter cannot
   /// take now is resent on its request).
-  func perform(_ actions: [ReplicaCore<DurableBatchApplier>.Action], fetch: ZMQSocket, votes: ZMQSocket) throws {
+  func perform(_ actions: [ReplicaCore<DurableBatchApplier>.Action], fetch: ZMQSocket, votes: ZMQSocket)
+    throws
+  {
     for a in actions {
       switch a {
       case .fetch(let from): try fetch.send(["FETCH".bytes, from.leBytes])
@@ -182,7 +185,8 @@ public final class Replica {
             guard msg.count == 3, let from = Int64(leBytes: msg[2]) else { continue }
             let resent = try core.resend(from: from)
             try perform(resent, fetch: fetch, votes: votes)
-            log.info("replica \(id): resent \(resent.count) votes from seq \(from)", metadata: ["seq": "\(from)"])
+            log.info(
+              "replica \(id): resent \(resent.count) votes from seq \(from)", metadata: ["seq": "\(from)"])
           case "PRUNE":
             // The voter judged and streamed this replica's batches through seq: the log
             // behind it (less the retention) goes with the next commit.

@@ -55,8 +55,9 @@ public struct ReplicaCore<Applier: BatchApplier> {
     public var flipDigestBit = false
     /// Seqs of log kept behind the voter's PRUNE position (`logRetainedSeqsDefault`).
     public var logRetainedSeqs = ReplicaCore.logRetainedSeqsDefault
-    public init(id: String, kernel: String, checkpointEvents: Int64, heartbeatMs: Int64, flipDigestBit: Bool = false)
-    {
+    public init(
+      id: String, kernel: String, checkpointEvents: Int64, heartbeatMs: Int64, flipDigestBit: Bool = false
+    ) {
       precondition(checkpointEvents >= 1 && heartbeatMs >= 1)
       self.id = id
       self.kernel = kernel
@@ -190,7 +191,8 @@ public struct ReplicaCore<Applier: BatchApplier> {
     uncommittedEffects.append((batch.first, batch.last, effects))
     guard isCheckpoint(first: batch.first, last: batch.last) else {
       let vote = Vote(
-        replica: settings.id, kernel: settings.kernel, first: batch.first, last: batch.last, outcomes: outcomes,
+        replica: settings.id, kernel: settings.kernel, first: batch.first, last: batch.last,
+        outcomes: outcomes,
         effectsDigest: effectsDigest, stateDigest: [])
       uncommittedVotes.append(vote)
       if uncommittedVotes.count >= Self.uncommittedBatchesMax {
@@ -260,10 +262,17 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// at most `resendVotesMax`.
   public func resend(from: Int64) throws -> [Action] {
     var out: [Action] = []
-    try store.scan(prefix: [Self.votePrefix]) { key, value in
-      guard !key.lexicographicallyPrecedes(Self.voteKey(from)) else { return true }
-      if let vote = try? Vote(decoding: value) { out.append(.vote(vote)) }
-      return out.count < Self.resendVotesMax
+    // The log index is in seq order: start at the first batch from `from`, read by key.
+    var lo = 0
+    var hi = logged.count
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      if logged[mid].first < from { lo = mid + 1 } else { hi = mid }
+    }
+    for l in logged[lo...] where out.count < Self.resendVotesMax {
+      if let value = try store.value(for: Self.voteKey(l.first)), let vote = try? Vote(decoding: value) {
+        out.append(.vote(vote))
+      }
     }
     for vote in uncommittedVotes where vote.first >= from && out.count < Self.resendVotesMax {
       out.append(.vote(vote))
@@ -300,8 +309,9 @@ public struct ReplicaCore<Applier: BatchApplier> {
 
   /// A report at `seq`: the committed state's digest and the files, when this
   /// replica is at exactly `seq` (it commits first); nil otherwise.
-  public mutating func report(at seq: Int64) throws -> (stateDigest: [UInt8], files: [(name: String, bytes: [UInt8])])?
-  {
+  public mutating func report(at seq: Int64) throws -> (
+    stateDigest: [UInt8], files: [(name: String, bytes: [UInt8])]
+  )? {
     guard seq == appliedSeq else { return nil }
     if applier.committedSeq < appliedSeq { try commitNow() }
     return (applier.committedStateDigest, applier.outputFiles())

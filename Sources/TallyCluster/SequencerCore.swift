@@ -144,7 +144,8 @@ public struct SequencerCore {
       write.put([Self.dedupePrefix] + key, range.first.leBytes + range.last.leBytes)
       ranges.append(range)
     }
-    let p = PendingWrite(accepted: batches, ranges: ranges, fresh: fresh, newBatches: newBatches, lastSeq: next)
+    let p = PendingWrite(
+      accepted: batches, ranges: ranges, fresh: fresh, newBatches: newBatches, lastSeq: next)
     if write.isEmpty {
       // Only retries: nothing to write, ack at once.
       return acks(p)

@@ -123,7 +123,8 @@ public final class Voter {
   public var status: VoterStatus {
     VoterStatus(
       watermark: core.watermark, quorum: Int64(core.quorum), alerts: Int64(alertsRaised),
-      halted: core.halted?.detail, lastStateDigest: lastDecidedStateDigest.hexString, stream: config.voterStream,
+      halted: core.halted?.detail, lastStateDigest: lastDecidedStateDigest.hexString,
+      stream: config.voterStream,
       streamReplay: config.voterStreamReplay, streamedThrough: stream.next - 1,
       replicas: core.replicas.map {
         VoterStatus.Replica(

@@ -146,7 +146,8 @@ extension Voter {
       seq = d.last + 1
       asked += 1
     }
-    precondition(s.fetches.count <= StreamProtocol.fetchWindowBatches, "voter: stream fetches beyond the window")
+    precondition(
+      s.fetches.count <= StreamProtocol.fetchWindowBatches, "voter: stream fetches beyond the window")
     try publishReady()
     try serveReplays(now: now)
     if now - s.lastHeartbeat > .milliseconds(StreamProtocol.heartbeatMs) {

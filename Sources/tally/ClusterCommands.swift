@@ -319,7 +319,8 @@ struct SubmitCommand: ParsableCommand {
     let started = clock.now
     let context = makeContext()
     let before =
-      ControlClient.status(SequencerStatus.self, context: context, endpoint: c.sequencerControl, curve: c.curve)?
+      ControlClient.status(
+        SequencerStatus.self, context: context, endpoint: c.sequencerControl, curve: c.curve)?
       .lastSeq ?? 0
     do {
       let r = try Submitter.submit(

@@ -55,7 +55,8 @@ final class ReplicaCoreTests: XCTestCase {
 
   func make(_ store: InMemoryStateStore, checkpoint: Int64 = 10, flip: Bool = false) throws -> Core {
     try Core(
-      settings: .init(id: "r1", kernel: "v1", checkpointEvents: checkpoint, heartbeatMs: 500, flipDigestBit: flip),
+      settings: .init(
+        id: "r1", kernel: "v1", checkpointEvents: checkpoint, heartbeatMs: 500, flipDigestBit: flip),
       applier: FakeApplier(store: store), store: store)
   }
 
@@ -72,7 +73,8 @@ final class ReplicaCoreTests: XCTestCase {
     var core = try make(store)
     let v = votes(try core.receive([batch(1, 4), batch(5, 9), batch(10, 12), batch(13, 15)]))
     XCTAssertEqual(v.map(\.first), [1, 5, 10, 13])
-    XCTAssertEqual(v.map(\.stateDigest.count), [0, 0, 32, 0], "only the batch crossing seq 10 carries the state")
+    XCTAssertEqual(
+      v.map(\.stateDigest.count), [0, 0, 32, 0], "only the batch crossing seq 10 carries the state")
     XCTAssertEqual(core.applier.committedSeq, 12)
     XCTAssertEqual(core.applier.commits, 1)
     XCTAssertEqual(core.uncommittedCount, 1)
@@ -114,9 +116,12 @@ final class ReplicaCoreTests: XCTestCase {
     var core = try make(InMemoryStateStore())
     XCTAssertEqual(core.tick(nowMs: 0).count, 2, "a fetch and a heartbeat at once")
     XCTAssertEqual(core.tick(nowMs: 400), [])
-    guard case .heartbeat(let hb)? = core.tick(nowMs: 501).first else { return XCTFail("heartbeat every 500 ms") }
+    guard case .heartbeat(let hb)? = core.tick(nowMs: 501).first else {
+      return XCTFail("heartbeat every 500 ms")
+    }
     XCTAssertEqual(hb.appliedSeq, 0)
-    XCTAssertEqual(core.tick(nowMs: Core.fetchRetryMs + 1).first, .fetch(from: 1), "an unanswered fetch is retried")
+    XCTAssertEqual(
+      core.tick(nowMs: Core.fetchRetryMs + 1).first, .fetch(from: 1), "an unanswered fetch is retried")
     core.nothingNew()
     XCTAssertEqual(core.tick(nowMs: Core.fetchRetryMs + 2), [.fetch(from: 1)], "NONE: ask again at once")
   }
@@ -148,7 +153,9 @@ final class ReplicaCoreTests: XCTestCase {
     var settings = Core.Settings(id: "r1", kernel: "v1", checkpointEvents: 5, heartbeatMs: 500)
     settings.logRetainedSeqs = 10
     var core = try Core(settings: settings, applier: FakeApplier(store: store), store: store)
-    for first in stride(from: Int64(1), through: 36, by: 5) { _ = try core.receive([batch(first, first + 4)]) }
+    for first in stride(from: Int64(1), through: 36, by: 5) {
+      _ = try core.receive([batch(first, first + 4)])
+    }
     XCTAssertEqual(core.loggedCount, 8)
     core.prune(through: 30)  // keeps what ends after seq 20
     XCTAssertEqual(core.loggedCount, 4)

@@ -5,14 +5,21 @@ import TallyEngine
 import XCTest
 
 final class SequencerCoreTests: XCTestCase {
-  func batch(_ client: String, _ number: Int64, _ lines: [String], peer: UInt8 = 9) -> SequencerCore.ClientBatch {
+  func batch(_ client: String, _ number: Int64, _ lines: [String], peer: UInt8 = 9)
+    -> SequencerCore.ClientBatch
+  {
     SequencerCore.ClientBatch(
-      peer: [peer], batch: IngestBatch(client: Array(client.utf8), batchNumber: number, eventLines: lines.map { Array($0.utf8) }),
+      peer: [peer],
+      batch: IngestBatch(
+        client: Array(client.utf8), batchNumber: number, eventLines: lines.map { Array($0.utf8) }),
       numberFrame: Array(String(number).utf8))
   }
 
   /// Performs the journal write as the shell does, then reports it done.
-  func written(_ core: inout SequencerCore, _ store: InMemoryStateStore, _ actions: [SequencerCore.Action], nowMs: Int64 = 0)
+  func written(
+    _ core: inout SequencerCore, _ store: InMemoryStateStore, _ actions: [SequencerCore.Action],
+    nowMs: Int64 = 0
+  )
     throws -> [SequencerCore.Action]
   {
     var out: [SequencerCore.Action] = []
@@ -82,7 +89,8 @@ final class SequencerCoreTests: XCTestCase {
   func testFetchIsAnsweredParkedOrRefused() throws {
     let store = InMemoryStateStore()
     var core = try SequencerCore(store: store, fetchBatchesMax: 2)
-    _ = try written(&core, store, core.ingest([batch("c", 1, ["a"]), batch("c", 2, ["b", "c"]), batch("c", 3, ["d"])]))
+    _ = try written(
+      &core, store, core.ingest([batch("c", 1, ["a"]), batch("c", 2, ["b", "c"]), batch("c", 3, ["d"])]))
     // From a batch boundary: at most fetchBatchesMax batches.
     XCTAssertEqual(served(try core.fetch(peer: [1], from: 1, nowMs: 0)).map { $0.map(\.first) }, [[1, 2]])
     XCTAssertEqual(served(try core.fetch(peer: [1], from: 4, nowMs: 0)).map { $0.map(\.first) }, [[4]])
@@ -114,7 +122,9 @@ final class SequencerCoreTests: XCTestCase {
       XCTAssertTrue(try core.fetch(peer: [UInt8(i % 256), UInt8(i / 256)], from: 1, nowMs: 0).isEmpty)
     }
     let over = try core.fetch(peer: [7, 7], from: 1, nowMs: 1)
-    guard case .none(let peer, 0)? = over.first else { return XCTFail("the oldest is answered NONE: \(over)") }
+    guard case .none(let peer, 0)? = over.first else {
+      return XCTFail("the oldest is answered NONE: \(over)")
+    }
     XCTAssertEqual(peer, [0, 0])
     XCTAssertEqual(core.parkedCount, SequencerCore.parkedFetchesMax)
     XCTAssertEqual(core.parkedDropped, 1)
