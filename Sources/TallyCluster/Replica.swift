@@ -183,10 +183,13 @@ public final class Replica {
           case "STATUS": try control.send([who, statusJSON().bytes])
           case "RESEND":
             guard msg.count == 3, let from = Int64(leBytes: msg[2]) else { continue }
-            let resent = try core.resend(from: from)
-            try perform(resent, fetch: fetch, votes: votes)
-            log.info(
-              "replica \(id): resent \(resent.count) votes from seq \(from)", metadata: ["seq": "\(from)"])
+            // Sent until the voter's queue is full: it asks again from where it got to.
+            var sent = 0
+            for case .vote(let vote) in try core.resend(from: from) {
+              guard try votes.send(["VOTE".bytes, vote.encoded], dontWait: true) else { break }
+              sent += 1
+            }
+            log.info("replica \(id): resent \(sent) votes from seq \(from)", metadata: ["seq": "\(from)"])
           case "PRUNE":
             // The voter judged and streamed this replica's batches through seq: the log
             // behind it (less the retention) goes with the next commit.

@@ -9,6 +9,14 @@ public struct DecidedBatch: Sendable, Equatable {
   public var outcomes: [UInt8]
   public var outputDigest: [UInt8]
   public var stateDigest: [UInt8]
+
+  public init(first: Int64, last: Int64, outcomes: [UInt8], outputDigest: [UInt8], stateDigest: [UInt8]) {
+    self.first = first
+    self.last = last
+    self.outcomes = outcomes
+    self.outputDigest = outputDigest
+    self.stateDigest = stateDigest
+  }
 }
 
 public struct VoterAlert: Sendable, Equatable {
