@@ -390,21 +390,21 @@ public struct ChaosHarness {
       notes.append("the client did not finish within \(s.settleSeconds) s")
     }
     // Replicas that lag (a repaired byzantine one) get until the deadline to catch up.
-    let lastSeq = ControlClient.status(context: context, endpoint: config.sequencerControl).flatMap {
-      ControlClient.field($0, "last_seq")
-    }
+    let lastSeq = ControlClient.status(
+      SequencerStatus.self, context: context, endpoint: config.sequencerControl)?.lastSeq
     var finals: [ReplicaFinal] = []
     for (k, r) in config.replicas.enumerated() {
-      var status: String? = nil
+      var status: ReplicaStatus? = nil
       var digest: [UInt8]? = nil
       repeat {
-        status = ControlClient.status(context: context, endpoint: config.replicaControl(k))
-        digest = status.flatMap { Self.stringField($0, "committed_state_digest") }.flatMap(Self.hexBytes)
-        guard let st = status, let lastSeq, ControlClient.field(st, "applied_seq") == lastSeq else {
+        status = ControlClient.status(
+          ReplicaStatus.self, context: context, endpoint: config.replicaControl(k))
+        digest = status.flatMap { Self.hexBytes($0.committedStateDigest) }
+        guard let st = status, let lastSeq, st.appliedSeq == lastSeq else {
           Thread.sleep(forTimeInterval: 0.2)
           continue
         }
-        if ControlClient.field(st, "committed_seq") == lastSeq { break }
+        if st.committedSeq == lastSeq { break }
         // STATUS gives the committed state's digest: a replica that caught up
         // after the report (which commits) still shows its last checkpoint's digest.
         // REPORT at its applied seq commits and answers with the digest at that seq.
@@ -420,11 +420,11 @@ public struct ChaosHarness {
       } while clock.now < settleDeadline
       finals.append(
         ReplicaFinal(
-          id: r.id, appliedSeq: status.flatMap { ControlClient.field($0, "applied_seq") },
+          id: r.id, appliedSeq: status?.appliedSeq,
           stateDigest: digest,
           honestState: r.kernel != "v1-faulty"))
     }
-    let voterStatus = ControlClient.status(context: context, endpoint: config.voterControl)
+    let voterStatus = ControlClient.status(VoterStatus.self, context: context, endpoint: config.voterControl)
     Thread.sleep(forTimeInterval: 0.5)
     shared.stop = true
     while !observer.isFinished || !client.isFinished { Thread.sleep(forTimeInterval: 0.05) }
@@ -436,7 +436,7 @@ public struct ChaosHarness {
       CheckInput(
         batches: batches, acks: shared.acks, observed: shared.observed, observedIsComplete: false,
         reference: reference, report: report, replicas: finals,
-        decidedThrough: voterStatus.flatMap { ControlClient.field($0, "decided_through") },
+        decidedThrough: voterStatus?.decidedThrough,
         journalLastSeq: lastSeq,
         alerts: alerts, byzantine: byzantine))
     notes += result.notes
@@ -546,11 +546,6 @@ public struct ChaosHarness {
     var v: UInt64 = 0
     for (k, b) in bytes.enumerated() { v |= UInt64(b) << UInt64(8 * k) }
     return Int64(bitPattern: v)
-  }
-
-  static func stringField(_ json: String, _ name: String) -> String? {
-    guard let r = json.range(of: "\"\(name)\":\"") else { return nil }
-    return String(json[r.upperBound...].prefix { $0 != "\"" })
   }
 
   static func hexBytes(_ hex: String) -> [UInt8]? {

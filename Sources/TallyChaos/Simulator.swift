@@ -1,12 +1,15 @@
 // A deterministic simulator (the TigerBeetle VOPR idea): the whole cluster in one
 // process, one thread, on a simulated clock and a simulated network that loses,
 // delays, reorders and duplicates messages, with crashes, restarts and wiped disks,
-// all drawn from one seed. The parts that decide are the real ones: replicas are
-// the real `DurableEngine` (over an in-memory store that plays the disk: a crash
-// drops the engine and keeps the store, so work not committed is lost and the
-// restart is the real verified restore), the voter is the real `VoterCore`, votes
-// are built exactly as `Replica.apply` builds them. The sequencer and the client
-// are small models of Sequencer.swift and Submitter (journal + dedupe, retries).
+// all drawn from one seed. The parts that decide are the real ones: the sequencer is
+// the real `SequencerCore`, each replica the real `ReplicaCore` over the real
+// `DurableEngine` (through `DurableBatchApplier`), the voter the real `VoterCore`.
+// Each plays its disk with an in-memory `StateStore`: a crash drops the core and
+// keeps the store, so a replica loses what it applied since its last checkpoint,
+// replays it from the journal on restart (the real verified restore), and is judged
+// again by its state digest only at checkpoints, as a real one. This file is only
+// the network, the clock, the faults, the client (a model of Submitter) and what
+// the services' loops do with the cores' actions.
 //
 // Nothing that decides behaviour iterates a Dictionary or a Set; the event queue
 // orders by (time, insertion number); a failing seed replays exactly.
@@ -64,6 +67,7 @@ enum SimMessage {
   case ingest(batch: Int, lines: [[UInt8]])
   case ack(batch: Int, first: Int64, last: Int64)
   case fetch(replica: Int, from: Int64)
+  case prune(through: Int64)
   case batches([JournalBatch])
   case none
   case vote(Vote)
@@ -76,6 +80,7 @@ enum SimMessage {
     case .ingest(let b, let l): "INGEST b\(b) n\(l.count)"
     case .ack(let b, let f, let l): "ACK b\(b) \(f)-\(l)"
     case .fetch(let r, let f): "FETCH r\(r + 1) \(f)"
+    case .prune(let t): "PRUNE \(t)"
     case .batches(let bs): "BATCHES \(bs.first?.first ?? 0)-\(bs.last?.last ?? 0)"
     case .none: "NONE"
     case .vote(let v): "VOTE \(v.replica) \(v.first)-\(v.last) \(Array(v.stateDigest.prefix(4)).hexString)"
@@ -170,6 +175,9 @@ public final class Simulation {
   static let ackTimeoutMs: Int64 = 2_000
   static let fetchBatchesMax = 4
   static let repairsMax = 3
+  /// Small, so that the simulation prunes replicas' logs (the real one is 100,000).
+  static let logRetainedSeqs: Int64 = 30
+  static let clientId = Array("sim".utf8)
 
   let options: SimOptions
   var rng: SplitMix64
@@ -189,6 +197,8 @@ public final class Simulation {
   var faultEveryMs: ClosedRange<Int64> = 200...2_000
   var crashMidBatchPerMillion = 0
   var voterCrashBeforeStorePerMillion = 0
+  var sequencerCrashBeforeAckPerMillion = 0
+  var checkpointEvents: Int64 = 1
   var healed = false
 
   // Nodes.
@@ -205,22 +215,19 @@ public final class Simulation {
   var windowBatches = 1
   var ackAnomalies: [Anomaly] = []
 
-  // The sequencer (the journal and dedupe table are its disk).
-  var journal: [JournalBatch] = []
-  var journalIndex: [Int64: Int] = [:]
-  var dedupe: [Int: (Int64, Int64)] = [:]
+  // The sequencer: the real core; its store is its disk.
+  var sequencerStore = SimDisk()
+  var sequencer: SequencerCore?
+  /// The journal's last seq as of the last write (what the checker compares with).
   var lastSeq: Int64 = 0
-  var parked: [(replica: Int, from: Int64, since: Int64)] = []
 
-  // The replicas.
+  // The replicas: the real core over the real engine; the store is the disk.
   struct SimReplica {
     var id: String
     var kernel: String
     var flip: Bool
-    var store: InMemoryStateStore
-    var engine: (any ReplicaEngine)?
-    var fetchSentAt: Int64?
-    var lastHeartbeat: Int64 = -10_000
+    var store: SimDisk
+    var core: ReplicaCore<DurableBatchApplier>?
   }
   var replicas: [SimReplica] = []
 
@@ -229,6 +236,8 @@ public final class Simulation {
   var voterDecided: [DecidedBatch] = []
   var voterWatermark: Int64 = 1
   var lastResend: Int64 = 0
+  /// PRUNE positions sent, per replica, this voter incarnation.
+  var prunedSent: [Int64] = []
   var emitted: [ObservedBatch] = []
   var alerts: [ObservedAlert] = []
   var byzantine: [(id: String, kernel: String, flipsDigest: Bool)] = []
@@ -256,6 +265,8 @@ public final class Simulation {
     crashMidBatchPerMillion = rng.pick([0, 2_000, 20_000])
     voterCrashBeforeStorePerMillion = rng.pick([0, 5_000, 30_000])
     windowBatches = rng.int(1...4)
+    sequencerCrashBeforeAckPerMillion = rng.pick([0, 5_000, 30_000])
+    checkpointEvents = Int64(rng.pick([1, 5, 12, 25]))
 
     // Client batches of random sizes (the journal batches follow them).
     var i = 0
@@ -278,13 +289,11 @@ public final class Simulation {
         if byzantineFlips { flip = true } else { kernel = "v1-faulty" }
         byzantine.append(("r\(r + 1)", kernel, flip))
       }
-      let store = InMemoryStateStore()
-      replicas.append(
-        SimReplica(
-          id: "r\(r + 1)", kernel: kernel, flip: flip, store: store, engine: Optional<any ReplicaEngine>.none)
-      )
+      let store = SimDisk()
+      replicas.append(SimReplica(id: "r\(r + 1)", kernel: kernel, flip: flip, store: store, core: nil))
       try openReplica(r)
     }
+    sequencer = try SequencerCore(store: sequencerStore, fetchBatchesMax: Self.fetchBatchesMax)
     core = makeVoterCore()
     for n in 0..<(3 + options.replicaCount) { queue.push(Int64(n), .tick(node(n), incarnation: 0)) }
     queue.push(rng.int64(faultEveryMs), .fault)
@@ -293,7 +302,7 @@ public final class Simulation {
   }
 
   var parameters: String {
-    "events \(market.lines.count) in \(clientBatches.count) batches, window \(windowBatches), loss \(lossPerMillion / 10_000)%, dup \(duplicatePerMillion / 10_000)%, delay ≤\(delayMaxMs) ms, long delays \(longDelayPerMillion / 10_000)%, faults every \(faultEveryMs) ms, mid-batch crash \(crashMidBatchPerMillion / 10_000)%, voter crash before store \(voterCrashBeforeStorePerMillion / 10_000)%, byzantine \(byzantine.map { "\($0.id) \($0.flipsDigest ? "flip" : $0.kernel)" }.joined(separator: ","))"
+    "events \(market.lines.count) in \(clientBatches.count) batches, window \(windowBatches), loss \(lossPerMillion / 10_000)%, dup \(duplicatePerMillion / 10_000)%, delay ≤\(delayMaxMs) ms, long delays \(longDelayPerMillion / 10_000)%, faults every \(faultEveryMs) ms, mid-batch crash \(crashMidBatchPerMillion / 10_000)%, voter crash before store \(voterCrashBeforeStorePerMillion / 10_000)%, sequencer crash before ack \(sequencerCrashBeforeAckPerMillion / 10_000)%, checkpoint every \(checkpointEvents), byzantine \(byzantine.map { "\($0.id) \($0.flipsDigest ? "flip" : $0.kernel)" }.joined(separator: ","))"
   }
 
   func index(_ n: SimNode) -> Int {
@@ -394,32 +403,55 @@ public final class Simulation {
 
   func isDone() -> Bool {
     guard acked.allSatisfy({ $0 }), voterWatermark > lastSeq, alive.allSatisfy({ $0 }) else { return false }
-    return replicas.allSatisfy { $0.engine?.committedSeq == lastSeq }
+    return replicas.allSatisfy { $0.core?.appliedSeq == lastSeq }
   }
 
   func finish(stuck: Bool) -> SimResult {
     var anomalies = ackAnomalies
     var notes: [String] = []
     if stuck {
-      let behind = replicas.map { "\($0.id)@\($0.engine?.committedSeq ?? -1)" }.joined(separator: " ")
+      let behind = replicas.map { "\($0.id)@\($0.core?.appliedSeq ?? -1)" }.joined(separator: " ")
       anomalies.append(
         Anomaly(
           "STUCK", seq: voterWatermark,
           "not finished \(options.settleMs) ms after the faults stopped: acked \(acks.filter { $0 != nil }.count)/\(acks.count) batches, journal \(lastSeq), voter watermark \(voterWatermark)\(core?.halted != nil ? " (halted)" : ""), replicas \(behind)"
         ))
     }
-    // The "report": the files of a replica whose state is the voted one.
-    let votedDigest = voterDecided.last?.stateDigest
-    let reportReplica = replicas.first { $0.engine != nil && $0.engine!.stateDigest == votedDigest }
+    // What `tally report` and the harness do: REPORT at the journal's last seq (the
+    // replica commits what it applied since its checkpoint and answers with the
+    // digest of that state and its files). The report is a replica's whose state is
+    // the voted one when the last decided batch ended on a checkpoint, else a quorum
+    // of replicas with identical digest and files (Reporter.report).
+    var finals: [ReplicaFinal] = []
+    var answers: [(digest: [UInt8], files: [(name: String, bytes: [UInt8])])] = []
+    for r in replicas.indices {
+      var answer: (stateDigest: [UInt8], files: [(name: String, bytes: [UInt8])])? = nil
+      if replicas[r].core != nil {
+        do { answer = try replicas[r].core!.report(at: lastSeq) } catch {
+          preconditionFailure("in-memory commit failed: \(error)")
+        }
+      }
+      if let answer { answers.append((answer.stateDigest, answer.files)) }
+      finals.append(
+        ReplicaFinal(
+          id: replicas[r].id, appliedSeq: replicas[r].core?.appliedSeq, stateDigest: answer?.stateDigest,
+          honestState: replicas[r].kernel != "v1-faulty"))
+    }
+    var report: [(name: String, bytes: [UInt8])]? = nil
+    if let voted = voterDecided.last, voted.last == lastSeq, !voted.stateDigest.isEmpty {
+      report = answers.first { $0.digest == voted.stateDigest }?.files
+    } else {
+      let quorum = options.replicaCount / 2 + 1
+      report =
+        answers.first { a in
+          answers.filter { $0.digest == a.digest && $0.files.elementsEqual(a.files, by: { $0 == $1 }) }.count
+            >= quorum
+        }?.files
+    }
     let input = CheckInput(
       batches: clientBatches, acks: acks, observed: emitted, observedIsComplete: true,
-      reference: market.reference,
-      report: reportReplica?.engine?.outputFiles(),
-      replicas: replicas.map {
-        ReplicaFinal(
-          id: $0.id, appliedSeq: $0.engine?.committedSeq, stateDigest: $0.engine?.stateDigest,
-          honestState: $0.kernel != "v1-faulty")
-      }, decidedThrough: voterWatermark - 1, journalLastSeq: lastSeq, alerts: alerts, byzantine: byzantine)
+      reference: market.reference, report: report, replicas: finals, decidedThrough: voterWatermark - 1,
+      journalLastSeq: lastSeq, alerts: alerts, byzantine: byzantine)
     let check = Checker.check(input)
     var knownIssues: [Anomaly] = []
     for a in check.anomalies {
@@ -465,7 +497,7 @@ public final class Simulation {
     case 6:
       countFault("wipe-replica")
       crash(.replica(r), downMs: downMs)
-      replicas[r].store = InMemoryStateStore()
+      replicas[r].store = SimDisk()
       log("wipe r\(r + 1)")
     case 7:
       countFault("crash-client")
@@ -488,11 +520,11 @@ public final class Simulation {
     incarnation[i] += 1
     log("crash \(n.name) for \(downMs) ms")
     switch n {
-    case .sequencer: parked = []
+    case .sequencer: sequencer = nil
     case .voter:
       core = nil
       byzantinePending = [:]
-    case .replica(let r): replicas[r].engine = nil
+    case .replica(let r): replicas[r].core = nil
     case .client:
       acked = [Bool](repeating: false, count: clientBatches.count)
       sentAt = [Int64?](repeating: nil, count: clientBatches.count)
@@ -539,13 +571,19 @@ public final class Simulation {
       do { try openReplica(r) } catch {
         ackAnomalies.append(
           Anomaly("RESTART_FAILED", "replica r\(r + 1) could not reopen its state: \(error)"))
-        replicas[r].store = InMemoryStateStore()
+        replicas[r].store = SimDisk()
         try? openReplica(r)
       }
     case .voter:
       core = makeVoterCore()
       voterStarted()
-    case .sequencer, .client: break
+    case .sequencer:
+      do { sequencer = try SequencerCore(store: sequencerStore, fetchBatchesMax: Self.fetchBatchesMax) } catch
+      {
+        preconditionFailure("the sequencer's in-memory journal does not open: \(error)")
+      }
+      lastSeq = sequencer!.lastSeq  // a write whose acks were lost in the crash counts
+    case .client: break
     }
     queue.push(now + 1, .tick(n, incarnation: incarnation[i]))
   }
@@ -558,9 +596,11 @@ public final class Simulation {
     case (.sequencer, .fetch(let r, let from)): sequencerFetch(replica: r, from: from)
     case (.client, .ack(let batch, let first, let last)): clientAck(batch: batch, first: first, last: last)
     case (.replica(let r), .batches(let bs)): replicaBatches(r, bs)
-    case (.replica(let r), .none): replicas[r].fetchSentAt = nil
+    case (.replica(let r), .none): replicas[r].core?.nothingNew()
     case (.replica(let r), .resend(let from)): replicaResend(r, from: from)
-    case (.replica(let r), .repair): replicaRepair(r)
+    case (.replica(let r), .repair):
+      if let actions = replicas[r].core?.repair() { performReplica(r, actions) }
+    case (.replica(let r), .prune(let through)): replicas[r].core?.prune(through: through)
     case (.voter, .vote(let v)): voterReceive(v)
     case (.voter, .heartbeat(let r, let applied)):
       core?.heartbeat(replica: r, appliedSeq: applied, kernel: replicas[r].kernel)
@@ -610,136 +650,157 @@ public final class Simulation {
     acks[i] = (first, last)
   }
 
-  // The sequencer: journal + dedupe, then ack; fetches answered from the journal or parked.
+  // The sequencer: what Sequencer.run does with the real core's actions.
+  static let clientPeer: [UInt8] = [0]
+  static func replicaPeer(_ r: Int) -> [UInt8] { [1, UInt8(r)] }
+
   func sequencerIngest(batch: Int, lines: [[UInt8]]) {
-    if let known = dedupe[batch] {
-      send(.sequencer, .client, .ack(batch: batch, first: known.0, last: known.1))
-      return
-    }
-    var range: (Int64, Int64) = (0, 0)
-    if !lines.isEmpty {
-      range = (lastSeq + 1, lastSeq + Int64(lines.count))
-      journalIndex[range.0] = journal.count
-      journal.append(JournalBatch(first: range.0, last: range.1, lines: lines))
-      lastSeq = range.1
-    }
-    dedupe[batch] = range
-    send(.sequencer, .client, .ack(batch: batch, first: range.0, last: range.1))
-    sequencerTick()
+    guard var c = sequencer else { return }
+    let b = SequencerCore.ClientBatch(
+      peer: Self.clientPeer,
+      batch: IngestBatch(client: Self.clientId, batchNumber: Int64(batch), eventLines: lines),
+      numberFrame: Array(String(batch).utf8))
+    let actions = c.ingest([b])
+    sequencer = c
+    performSequencer(actions)
   }
 
   func sequencerFetch(replica r: Int, from: Int64) {
-    if from > lastSeq {
-      parked.append((r, from, now))
-    } else {
-      answerFetch(r, from: from)
+    guard var c = sequencer else { return }
+    let actions: [SequencerCore.Action]
+    do { actions = try c.fetch(peer: Self.replicaPeer(r), from: from, nowMs: now) } catch {
+      preconditionFailure("in-memory journal read failed: \(error)")
     }
-  }
-
-  func answerFetch(_ r: Int, from: Int64) {
-    guard var k = journalIndex[from] else { return }  // not a batch boundary: ERR, ignored
-    var out: [JournalBatch] = []
-    while k < journal.count && out.count < Self.fetchBatchesMax {
-      out.append(journal[k])
-      k += 1
-    }
-    send(.sequencer, .replica(r), .batches(out))
+    sequencer = c
+    performSequencer(actions)
   }
 
   func sequencerTick() {
-    var still: [(replica: Int, from: Int64, since: Int64)] = []
-    for p in parked {
-      if p.from <= lastSeq {
-        answerFetch(p.replica, from: p.from)
-      } else if now - p.since > Self.parkMs {
-        send(.sequencer, .replica(p.replica), .none)
-      } else {
-        still.append(p)
+    guard var c = sequencer else { return }
+    let actions: [SequencerCore.Action]
+    do { actions = try c.tick(nowMs: now) } catch {
+      preconditionFailure("in-memory journal read failed: \(error)")
+    }
+    sequencer = c
+    performSequencer(actions)
+  }
+
+  func performSequencer(_ actions: [SequencerCore.Action]) {
+    var todo = actions
+    var i = 0
+    while i < todo.count {
+      let action = todo[i]
+      i += 1
+      switch action {
+      case .writeJournal(let write, let batches, let events):
+        do { try sequencerStore.commit(write, sync: true) } catch {
+          preconditionFailure("in-memory journal write failed: \(error)")
+        }
+        log("journal \(batches) batches, \(events) events")
+        if rng.chance(perMillion: healed ? 0 : sequencerCrashBeforeAckPerMillion) {
+          // Journaled, crashed before the acks: the client's retry is acked from the dedupe keys.
+          countFault("crash-sequencer-before-ack")
+          crash(.sequencer, downMs: rng.int64(1...300))
+          return
+        }
+        guard var c = sequencer else { return }
+        do { todo += try c.journalWritten(nowMs: now) } catch {
+          preconditionFailure("in-memory journal read failed: \(error)")
+        }
+        sequencer = c
+        lastSeq = c.lastSeq
+      case .ack(_, let number, let first, let last):
+        guard let batch = Int(String(decoding: number, as: UTF8.self)) else { preconditionFailure("bad ack") }
+        send(.sequencer, .client, .ack(batch: batch, first: first, last: last))
+      case .batches(let peer, let encoded):
+        var batches: [JournalBatch] = []
+        for e in encoded {
+          var r = ByteReader(e)
+          guard let b = try? JournalBatch(decoding: &r) else {
+            preconditionFailure("journal batch does not decode")
+          }
+          batches.append(b)
+        }
+        send(.sequencer, .replica(Int(peer[1])), .batches(batches))
+      case .none(let peer, _):
+        send(.sequencer, .replica(Int(peer[1])), .none)
+      case .notABoundary(let peer, let from):
+        // ERR to the replica: it asks again after its fetch retry.
+        log("sequencer: \(from) is not a batch boundary for r\(Int(peer[1]) + 1)")
       }
     }
-    parked = still
   }
 
-  // The replicas (Replica.swift).
+  // The replicas: what Replica.run does with the real core's actions.
   func openReplica(_ r: Int) throws {
-    replicas[r].engine = try KernelCatalog.openDurable(
-      replicas[r].kernel, store: replicas[r].store, reference: market.reference)
-    replicas[r].engine!.enableEffects()
-    replicas[r].fetchSentAt = nil
-    replicas[r].lastHeartbeat = -10_000
-    log("open r\(r + 1) at seq \(replicas[r].engine!.committedSeq)")
+    let applier = try DurableBatchApplier.open(
+      store: replicas[r].store, reference: market.reference, kernel: replicas[r].kernel)
+    replicas[r].core = try ReplicaCore(
+      settings: replicaSettings(r), applier: applier, store: replicas[r].store)
+    log("open r\(r + 1) at seq \(applier.committedSeq)")
   }
 
-  static func voteKey(_ first: Int64) -> [UInt8] {
-    [0x20] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(first) >> UInt64(56 - 8 * $0)) }
+  func replicaSettings(_ r: Int) -> ReplicaCore<DurableBatchApplier>.Settings {
+    var s = ReplicaCore<DurableBatchApplier>.Settings(
+      id: replicas[r].id, kernel: replicas[r].kernel, checkpointEvents: checkpointEvents,
+      heartbeatMs: Self.heartbeatMs, flipDigestBit: replicas[r].flip)
+    s.logRetainedSeqs = Self.logRetainedSeqs
+    return s
+  }
+
+  func performReplica(_ r: Int, _ actions: [ReplicaCore<DurableBatchApplier>.Action]) {
+    for a in actions {
+      switch a {
+      case .fetch(let from): send(.replica(r), .sequencer, .fetch(replica: r, from: from))
+      case .heartbeat(let hb): send(.replica(r), .voter, .heartbeat(replica: r, applied: hb.appliedSeq))
+      case .vote(let v): send(.replica(r), .voter, .vote(v))
+      case .gap(let have, let got): log("r\(r + 1) gap: have \(have), got \(got)")
+      case .rebuild: replicaRepair(r)
+      }
+    }
   }
 
   func replicaTick(_ r: Int) {
-    guard let engine = replicas[r].engine else { return }
-    if replicas[r].fetchSentAt.map({ now - $0 > Self.fetchRetryMs }) ?? true {
-      send(.replica(r), .sequencer, .fetch(replica: r, from: engine.committedSeq + 1))
-      replicas[r].fetchSentAt = now
-    }
-    if now - replicas[r].lastHeartbeat > Self.heartbeatMs {
-      send(.replica(r), .voter, .heartbeat(replica: r, applied: engine.committedSeq))
-      replicas[r].lastHeartbeat = now
-    }
+    guard replicas[r].core != nil else { return }
+    performReplica(r, replicas[r].core!.tick(nowMs: now))
   }
 
   func replicaBatches(_ r: Int, _ batches: [JournalBatch]) {
-    replicas[r].fetchSentAt = nil
-    for batch in batches {
-      guard let durable = replicas[r].engine else { return }
-      if batch.last <= durable.committedSeq { continue }
-      guard batch.first == durable.committedSeq + 1 else {
-        log("r\(r + 1) gap: have \(durable.committedSeq), got \(batch.first)")
-        break
-      }
-      let outcomes = durable.applyBatch(batch.lines, first: batch.first)
-      let effectsDigest = EffectDigest.of(durable.takeEffects())
-      if rng.chance(perMillion: healed ? 0 : crashMidBatchPerMillion) {
-        countFault("crash-replica-mid-batch")
-        crash(.replica(r), downMs: rng.int64(1...500))
-        return
-      }
-      let (id, kernel, flip) = (replicas[r].id, replicas[r].kernel, replicas[r].flip)
-      let built = SimVoteBox()
-      do {
-        try durable.commit(extraFromDigest: { digest in
-          var d = digest
-          if flip { d[0] ^= 1 }
-          let v = Vote(
-            replica: id, kernel: kernel, first: batch.first, last: batch.last, outcomes: outcomes,
-            effectsDigest: effectsDigest, stateDigest: d)
-          built.vote = v
-          var extra = StoreBatch()
-          extra.put(Self.voteKey(batch.first), v.encoded)
-          return extra
-        })
-      } catch {
-        preconditionFailure("in-memory commit failed: \(error)")
-      }
-      send(.replica(r), .voter, .vote(built.vote!))
+    guard replicas[r].core != nil else { return }
+    let actions: [ReplicaCore<DurableBatchApplier>.Action]
+    do { actions = try replicas[r].core!.receive(batches) } catch {
+      preconditionFailure("in-memory commit failed: \(error)")
     }
+    if actions.contains(where: { if case .vote = $0 { true } else { false } })
+      && rng.chance(perMillion: healed ? 0 : crashMidBatchPerMillion)
+    {
+      // Applied (and maybe committed at a checkpoint), crashed before the votes went out.
+      countFault("crash-replica-mid-batch")
+      crash(.replica(r), downMs: rng.int64(1...500))
+      return
+    }
+    performReplica(r, actions)
   }
 
   func replicaResend(_ r: Int, from: Int64) {
-    var sent = 0
-    try? replicas[r].store.scan(prefix: [0x20]) { key, value in
-      guard key.lexicographicallyPrecedes(Self.voteKey(from)) == false, let vote = try? Vote(decoding: value)
-      else {
-        return true
-      }
-      sent += 1
-      send(.replica(r), .voter, .vote(vote))
-      return sent < 4_096
+    guard let c = replicas[r].core else { return }
+    do { performReplica(r, try c.resend(from: from)) } catch {
+      preconditionFailure("in-memory log read failed: \(error)")
     }
   }
 
+  /// REPAIR: the core says rebuild; the shell wipes the disk and opens a fresh state.
   func replicaRepair(_ r: Int) {
+    guard replicas[r].core != nil else { return }
     log("repair r\(r + 1): wipe and replay")
-    replicas[r].store = InMemoryStateStore()
-    try? openReplica(r)
+    replicas[r].store = SimDisk()
+    do {
+      let applier = try DurableBatchApplier.open(
+        store: replicas[r].store, reference: market.reference, kernel: replicas[r].kernel)
+      try replicas[r].core!.rebuilt(applier: applier, store: replicas[r].store)
+    } catch {
+      preconditionFailure("a fresh in-memory state does not open: \(error)")
+    }
   }
 
   // The voter (Voter.swift around the real VoterCore).
@@ -750,6 +811,7 @@ public final class Simulation {
   }
 
   func voterStarted() {
+    prunedSent = [Int64](repeating: 0, count: replicas.count)
     for r in replicas.indices { send(.voter, .replica(r), .resend(from: voterWatermark)) }
     lastResend = now
   }
@@ -808,12 +870,16 @@ public final class Simulation {
     guard let c = core, now - lastResend > Self.voterResendMs else { return }
     lastResend = now
     for ask in c.replicasToAskForResend() { send(.voter, .replica(ask.replica), .resend(from: ask.from)) }
+    // As Voter.run: replicas may prune their logs behind what was judged and streamed
+    // (the simulated voter streams what it decides).
+    for r in replicas.indices {
+      let through = c.prunableThrough(replica: r, streamedThrough: voterWatermark - 1)
+      if through > prunedSent[r] {
+        send(.voter, .replica(r), .prune(through: through))
+        prunedSent[r] = through
+      }
+    }
   }
-}
-
-/// Carries the vote out of the commit closure (same thread, synchronous call).
-final class SimVoteBox {
-  var vote: Vote?
 }
 
 public enum Simulator {

@@ -39,7 +39,18 @@ public enum ControlClient {
     return first.text
   }
 
-  /// Reads an integer field from a flat status JSON (our own writer's output).
+  /// A node's typed status (`SequencerStatus`, `ReplicaStatus`, `VoterStatus`); nil
+  /// when it does not answer in time or answers something else.
+  public static func status<S: Decodable>(
+    _ type: S.Type, context: ZMQContext, endpoint: String, timeoutMs: Int32 = 1_000, curve: CurveKeys? = nil
+  ) -> S? {
+    status(context: context, endpoint: endpoint, timeoutMs: timeoutMs, curve: curve).flatMap {
+      NodeStatus.decode(type, from: $0)
+    }
+  }
+
+  /// Reads an integer field from a flat JSON line of our own writer (alerts.jsonl);
+  /// node status is decoded, never read this way.
   public static func field(_ json: String, _ name: String) -> Int64? {
     guard let r = json.range(of: "\"\(name)\":") else { return nil }
     let digits = json[r.upperBound...].prefix { $0 == "-" || $0.isNumber }
@@ -178,16 +189,16 @@ public enum Reporter {
     let deadline = clock.now + .seconds(timeoutSeconds)
     let curve = config.curve
     guard
-      let seqStatus = ControlClient.status(context: context, endpoint: config.sequencerControl, curve: curve),
-      let lastSeq = ControlClient.field(seqStatus, "last_seq")
+      let lastSeq = ControlClient.status(
+        SequencerStatus.self, context: context, endpoint: config.sequencerControl, curve: curve)?.lastSeq
     else { throw ClusterClientError("the sequencer does not answer at \(config.sequencerControl)") }
     var reported = Int64(-1)
     while true {
       guard clock.now < deadline else {
         throw ClusterClientError("timed out waiting for the voter to reach seq \(lastSeq)")
       }
-      if let s = ControlClient.status(context: context, endpoint: config.voterControl, curve: curve),
-        let w = ControlClient.field(s, "watermark")
+      if let w = ControlClient.status(
+        VoterStatus.self, context: context, endpoint: config.voterControl, curve: curve)?.watermark
       {
         if w > lastSeq { break }
         if w != reported {

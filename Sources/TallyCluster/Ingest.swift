@@ -14,6 +14,12 @@ public struct IngestBatch: Sendable, Equatable {
   public var batchNumber: Int64
   /// The event lines (blank and comment lines removed), as sent.
   public var eventLines: [[UInt8]]
+
+  public init(client: [UInt8], batchNumber: Int64, eventLines: [[UInt8]]) {
+    self.client = client
+    self.batchNumber = batchNumber
+    self.eventLines = eventLines
+  }
 }
 
 public enum Ingest {

@@ -99,9 +99,9 @@ public final class SequencerMetrics {
     journalSeq.record(s.lastSeq)
     journalBatches.record(s.batchCount)
     refusedTotal.advance(to: Int64(s.refused), refused)
-    parked.record(s.parked.count)
-    recent.record(s.recentOrder.count)
-    clientBatches.record(s.dedupe.count)
+    parked.record(s.core.parkedCount)
+    recent.record(s.core.recentCount)
+    clientBatches.record(s.core.clientBatchCount)
   }
 }
 
@@ -129,12 +129,12 @@ public final class ReplicaMetrics {
 
   public func sample(_ r: Replica) {
     applied.record(r.appliedSeq)
-    committed.record(r.durable.committedSeq)
+    committed.record(r.committedSeq)
     repairsTotal.advance(to: Int64(r.repairs), repairs)
-    uncommitted.record(r.uncommittedVotes.count)
+    uncommitted.record(r.core.uncommittedCount)
     // The durable engine keeps each commit's time; take the ones not seen yet (a
     // rebuild starts a new engine, and its list, again).
-    let nanos = r.durable.commitNanos
+    let nanos = r.core.applier.commitNanos
     if nanos.count < commitsSeen { commitsSeen = 0 }
     for n in nanos[commitsSeen...] { commit.recordNanoseconds(n) }
     commitsSeen = nanos.count
@@ -217,6 +217,6 @@ extension Replica {
   /// votes sent since), so that a planned restart replays nothing. A kill skips this
   /// and is safe all the same: the journal gives the same batches again.
   public func commitOnShutdown() throws {
-    if durable.committedSeq < appliedSeq { try commitNow() }
+    if committedSeq < appliedSeq { try commitNow() }
   }
 }

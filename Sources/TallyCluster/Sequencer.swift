@@ -14,126 +14,78 @@ import TallyEngine
 import ZeroMQTransport
 
 public final class Sequencer {
-  static let journalPrefix: UInt8 = 0x10
-  static let dedupePrefix: UInt8 = 0x11
-  static let lastSeqKey: [UInt8] = [0x00] + Array("last_seq".utf8)
   /// Client messages journaled in one fsync (group commit).
-  public static let groupCommitMessagesMax = 256
+  public static let groupCommitMessagesMax = SequencerCore.groupCommitMessagesMax
   /// How long a parked fetch waits before an empty answer.
-  public static let parkMs = 1_000
+  public static let parkMs = Int(SequencerCore.parkMs)
 
   let config: ClusterConfig
   let store: RocksDBStateStore
   let log: Logger
-  public private(set) var lastSeq: Int64
-  public private(set) var batchCount = 0
-  var dedupe: [[UInt8]: (first: Int64, last: Int64)] = [:]
-  /// Recent journal batches by first seq, so that live replicas are served from memory.
-  var recent: [Int64: [UInt8]] = [:]
-  var recentOrder: [Int64] = []
-  static let recentBatchesMax = 256
-  var parked: [(identity: [UInt8], from: Int64, since: ContinuousClock.Instant)] = []
+  /// The decisions (SequencerCore.swift); this class only does sockets, the clock and the writes.
+  public private(set) var core: SequencerCore
+  public var lastSeq: Int64 { core.lastSeq }
+  public var batchCount: Int { core.batchCount }
   public private(set) var refused = 0
   /// Metrics hooks (TallyOps); no-ops by default.
   public var hooks = OpsHooks()
+  let started = ContinuousClock.now
 
   public init(config: ClusterConfig, dataDir: String, log: Logger) throws {
     self.config = config
     self.log = log
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
     store = try RocksDBStateStore(path: dataDir + "/journal")
-    lastSeq = (try store.value(for: Self.lastSeqKey)).flatMap { Int64(leBytes: $0) } ?? 0
-    try store.scan(prefix: [Self.dedupePrefix]) { key, value in
-      dedupe[Array(key.dropFirst())] = (
-        Int64(leBytes: Array(value[0..<8]))!, Int64(leBytes: Array(value[8..<16]))!
-      )
-      return true
-    }
-    try store.scan(prefix: [Self.journalPrefix]) { _, _ in
-      batchCount += 1
-      return true
-    }
+    core = try SequencerCore(store: store, fetchBatchesMax: config.fetchBatchesMax)
     log.info(
-      "sequencer: journal at seq \(lastSeq), \(batchCount) batches, \(dedupe.count) client batches known")
+      "sequencer: journal at seq \(core.lastSeq), \(core.batchCount) batches, \(core.clientBatchCount) client batches known"
+    )
   }
 
-  static func journalKey(_ first: Int64) -> [UInt8] {
-    [journalPrefix] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(first) >> UInt64(56 - 8 * $0)) }
-  }
-
-  static func dedupeKey(_ client: [UInt8], _ number: Int64) -> [UInt8] {
-    client + [0] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(number) >> UInt64(56 - 8 * $0)) }
-  }
-
-  /// Journals a group of validated client batches in one atomic, synced write and
-  /// returns each one's seq range (a retry returns its original range).
-  public func journal(_ batches: [IngestBatch]) throws -> [(first: Int64, last: Int64)] {
-    var write = StoreBatch()
-    var ranges: [(Int64, Int64)] = []
-    var newBatches: [(Int64, [UInt8])] = []
-    var next = lastSeq
-    var fresh: [[UInt8]: (Int64, Int64)] = [:]
-    for b in batches {
-      let key = Self.dedupeKey(b.client, b.batchNumber)
-      if let known = dedupe[key] ?? fresh[key] {
-        ranges.append(known)
-        continue
-      }
-      var range: (Int64, Int64) = (0, 0)
-      if !b.eventLines.isEmpty {
-        let first = next + 1
-        next += Int64(b.eventLines.count)
-        range = (first, next)
-        let encoded = JournalBatch(first: first, last: next, lines: b.eventLines).encoded
-        write.put(Self.journalKey(first), encoded)
-        newBatches.append((first, encoded))
-      }
-      fresh[key] = range
-      write.put([Self.dedupePrefix] + key, range.0.leBytes + range.1.leBytes)
-      ranges.append(range)
-    }
-    if write.isEmpty { return ranges }
-    write.put(Self.lastSeqKey, next.leBytes)
-    let started = ContinuousClock.now
-    try store.commit(write, sync: true)
-    hooks.journalCommitted(newBatches.count, Int(next - lastSeq), .now - started)
-    lastSeq = next
-    for (k, v) in fresh { dedupe[k] = v }
-    for (first, encoded) in newBatches {
-      batchCount += 1
-      recent[first] = encoded
-      recentOrder.append(first)
-      if recentOrder.count > Self.recentBatchesMax { recent[recentOrder.removeFirst()] = nil }
-    }
-    return ranges
+  /// Milliseconds since this process started: the core's clock (monotonic).
+  var nowMs: Int64 {
+    let (s, atto) = (ContinuousClock.now - started).components
+    return s * 1_000 + atto / 1_000_000_000_000_000
   }
 
   /// Journal batches starting exactly at `from`, as many as fit in one reply.
   public func batches(from: Int64, max: Int) throws -> [[UInt8]]? {
-    var out: [[UInt8]] = []
-    var next = from
-    var bytes = 0
-    while next <= lastSeq && out.count < max && bytes < WireLimits.fetchReplyBytesMax {
-      guard let encoded = try recent[next] ?? store.value(for: Self.journalKey(next)) else {
-        if out.isEmpty { return nil }  // not a batch boundary
-        break
-      }
-      var r = ByteReader(encoded)
-      _ = try r.i64()
-      let last = try r.i64()
-      out.append(encoded)
-      bytes += encoded.count
-      next = last + 1
-    }
-    return out
+    try core.batches(from: from, max: max)
   }
 
-  public func statusJSON() -> String {
-    JSON.render([
-      ("role", .string("sequencer")), ("last_seq", .int(lastSeq)), ("batches", .int(Int64(batchCount))),
-      ("client_batches", .int(Int64(dedupe.count))), ("refused", .int(Int64(refused))),
-      ("ingest", .string(config.ingest)),
-    ])
+  public var status: SequencerStatus {
+    SequencerStatus(
+      lastSeq: core.lastSeq, batches: Int64(core.batchCount), clientBatches: Int64(core.clientBatchCount),
+      refused: Int64(refused), ingest: config.ingest, parkedFetches: Int64(core.parkedCount),
+      parkedFetchesDropped: Int64(core.parkedDropped))
+  }
+
+  public func statusJSON() -> String { status.json }
+
+  /// Performs the core's actions in order: the journal write (then tells the core),
+  /// acks, fetch answers.
+  func perform(_ actions: [SequencerCore.Action], fetch: ZMQSocket, ingest: ZMQSocket?) throws {
+    var todo = actions
+    var i = 0
+    while i < todo.count {
+      let action = todo[i]
+      i += 1
+      switch action {
+      case .writeJournal(let write, let batches, let events):
+        let started = ContinuousClock.now
+        try store.commit(write, sync: true)
+        hooks.journalCommitted(batches, events, .now - started)
+        todo += try core.journalWritten(nowMs: nowMs)
+      case .ack(let peer, let number, let first, let last):
+        try ingest?.send([peer] + Ingest.ok(batch: number, first: first, last: last))
+      case .batches(let peer, let batches):
+        try fetch.send([peer, "BATCHES".bytes] + batches)
+      case .none(let peer, let lastSeq):
+        try fetch.send([peer, "NONE".bytes, lastSeq.leBytes])
+      case .notABoundary(let peer, let from):
+        try fetch.send([peer, "ERR".bytes, "seq \(from) is not the start of a journal batch".bytes])
+      }
+    }
   }
 
   /// Runs until the process is killed or `stop` returns true.
@@ -153,10 +105,9 @@ public final class Sequencer {
     log.info(
       "sequencer: ingest \(config.ingestBind), fetch \(config.sequencerFetchBind), control \(config.sequencerControlBind)"
     )
-    let clock = ContinuousClock()
     while !stop() {
       let ready = try ZMQPoller.poll([ingest, fetch, control], timeoutMs: 100)
-      if ready[0] { try serveIngest(ingest) }
+      if ready[0] { try serveIngest(ingest, fetch: fetch) }
       if ready[1] {
         while let msg = try fetch.receive(timeoutMs: 0) { try serveFetch(fetch, msg) }
       }
@@ -170,31 +121,18 @@ public final class Sequencer {
           }
         }
       }
-      // Answer parked fetches: new data, or their time is up.
-      if !parked.isEmpty {
-        let now = clock.now
-        var still: [(identity: [UInt8], from: Int64, since: ContinuousClock.Instant)] = []
-        for p in parked {
-          if p.from <= lastSeq {
-            try answerFetch(fetch, identity: p.identity, from: p.from)
-          } else if now - p.since > .milliseconds(Self.parkMs) {
-            try fetch.send([p.identity, "NONE".bytes, lastSeq.leBytes])
-          } else {
-            still.append(p)
-          }
-        }
-        parked = still
-      }
+      // Parked fetches: new data, or their time is up.
+      try perform(core.tick(nowMs: nowMs), fetch: fetch, ingest: ingest)
     }
   }
 
-  func serveIngest(_ ingest: ZMQSocket) throws {
-    var accepted: [(identity: [UInt8], frames: [[UInt8]], batch: IngestBatch)] = []
-    while accepted.count < Self.groupCommitMessagesMax, let msg = try ingest.receive(timeoutMs: 0) {
+  func serveIngest(_ ingest: ZMQSocket, fetch: ZMQSocket) throws {
+    var accepted: [SequencerCore.ClientBatch] = []
+    while accepted.count < SequencerCore.groupCommitMessagesMax, let msg = try ingest.receive(timeoutMs: 0) {
       guard msg.count >= 1 else { continue }
       let frames = Array(msg.dropFirst())
       switch Ingest.parse(frames) {
-      case .success(let batch): accepted.append((msg[0], frames, batch))
+      case .success(let batch): accepted.append(.init(peer: msg[0], batch: batch, numberFrame: frames[2]))
       case .failure(let reason):
         refused += 1
         log.warn("sequencer: refused a client message: \(reason.rawValue) (\(frames.count) frames)")
@@ -202,11 +140,7 @@ public final class Sequencer {
       }
     }
     guard !accepted.isEmpty else { return }
-    let ranges = try journal(accepted.map(\.batch))
-    for (i, a) in accepted.enumerated() {
-      try ingest.send(
-        [a.identity] + Ingest.ok(batch: a.frames[2], first: ranges[i].first, last: ranges[i].last))
-    }
+    try perform(core.ingest(accepted), fetch: fetch, ingest: ingest)
   }
 
   func serveFetch(_ fetch: ZMQSocket, _ msg: [[UInt8]]) throws {
@@ -215,18 +149,6 @@ public final class Sequencer {
       if let id = msg.first { try fetch.send([id, "ERR".bytes, "malformed fetch".bytes]) }
       return
     }
-    if from > lastSeq {
-      parked.append((msg[0], from, ContinuousClock().now))
-    } else {
-      try answerFetch(fetch, identity: msg[0], from: from)
-    }
-  }
-
-  func answerFetch(_ fetch: ZMQSocket, identity: [UInt8], from: Int64) throws {
-    guard let batches = try batches(from: from, max: config.fetchBatchesMax) else {
-      try fetch.send([identity, "ERR".bytes, "seq \(from) is not the start of a journal batch".bytes])
-      return
-    }
-    try fetch.send([identity, "BATCHES".bytes] + batches)
+    try perform(core.fetch(peer: msg[0], from: from, nowMs: nowMs), fetch: fetch, ingest: nil)
   }
 }

@@ -120,29 +120,20 @@ public final class Voter {
     return views
   }
 
-  public func statusJSON() -> String {
-    JSON.render([
-      ("role", .string("voter")), ("watermark", .int(core.watermark)),
-      ("decided_through", .int(core.watermark - 1)),
-      ("quorum", .int(Int64(core.quorum))), ("alerts", .int(Int64(alertsRaised))),
-      ("halted", core.halted.map { .string($0.detail) } ?? .null),
-      ("last_state_digest", .string(lastDecidedStateDigest.hexString)),
-      ("stream", .string(config.voterStream)), ("stream_replay", .string(config.voterStreamReplay)),
-      ("streamed_through", .int(stream.next - 1)),
-      (
-        "replicas",
-        .array(
-          core.replicas.map {
-            .object([
-              ("id", .string($0.id)), ("kernel", .string($0.kernel)), ("applied_seq", .int($0.appliedSeq)),
-              ("agreed", .int($0.agreed)), ("dissents", .int($0.dissents)),
-              ("quarantined", .bool($0.quarantined)),
-              ("repairs", .int(Int64($0.repairs))),
-            ])
-          })
-      ),
-    ])
+  public var status: VoterStatus {
+    VoterStatus(
+      watermark: core.watermark, quorum: Int64(core.quorum), alerts: Int64(alertsRaised),
+      halted: core.halted?.detail, lastStateDigest: lastDecidedStateDigest.hexString,
+      stream: config.voterStream,
+      streamReplay: config.voterStreamReplay, streamedThrough: stream.next - 1,
+      replicas: core.replicas.map {
+        VoterStatus.Replica(
+          id: $0.id, kernel: $0.kernel, appliedSeq: $0.appliedSeq, agreed: $0.agreed, dissents: $0.dissents,
+          quarantined: $0.quarantined, repairs: Int64($0.repairs))
+      }, pendingBatches: Int64(core.pending.count))
   }
+
+  public func statusJSON() -> String { status.json }
 
   func record(_ alert: VoterAlert) {
     alertsRaised += 1
@@ -197,6 +188,7 @@ public final class Voter {
     for s in commands { _ = try s.send(["RESEND".bytes, core.watermark.leBytes], dontWait: true) }
     let clock = ContinuousClock()
     var lastResend = clock.now
+    var prunedSent = [Int64](repeating: 0, count: commands.count)
     while !stop() {
       let ready = try ZMQPoller.poll([collect, control] + commands, timeoutMs: 100)
       if ready[0] {
@@ -231,6 +223,14 @@ public final class Voter {
         lastResend = clock.now
         for ask in core.replicasToAskForResend() {
           _ = try commands[ask.replica].send(["RESEND".bytes, ask.from.leBytes], dontWait: true)
+        }
+        // Replicas may drop their vote and effect logs behind what was judged and streamed.
+        for r in commands.indices {
+          let through = core.prunableThrough(replica: r, streamedThrough: stream.next - 1)
+          if through > prunedSent[r] {
+            _ = try commands[r].send(["PRUNE".bytes, through.leBytes], dontWait: true)
+            prunedSent[r] = through
+          }
         }
       }
     }

@@ -9,6 +9,14 @@ public struct DecidedBatch: Sendable, Equatable {
   public var outcomes: [UInt8]
   public var outputDigest: [UInt8]
   public var stateDigest: [UInt8]
+
+  public init(first: Int64, last: Int64, outcomes: [UInt8], outputDigest: [UInt8], stateDigest: [UInt8]) {
+    self.first = first
+    self.last = last
+    self.outcomes = outcomes
+    self.outputDigest = outputDigest
+    self.stateDigest = stateDigest
+  }
 }
 
 public struct VoterAlert: Sendable, Equatable {
@@ -39,6 +47,20 @@ public enum VoterAction: Sendable, Equatable {
 }
 
 public struct VoterCore: Sendable {
+  /// Batches at or past the watermark with votes waiting for a decision, at most. A
+  /// replica far ahead of the others fills this; a vote for a new batch beyond it is
+  /// dropped and counted (`votesDropped`): the replica is asked to resend once the
+  /// watermark gets there. A vote at the watermark always finds room (the farthest
+  /// batch is dropped instead).
+  public static let pendingBatchesMax = 4_096
+  /// Decided batches whose vote keys are kept to judge late votes. Older ones are
+  /// forgotten: a replica whose votes for them were never judged counts as judged
+  /// through them (its state digest is still compared at the next checkpoint kept).
+  public static let decidedRetainedBatchesMax = 100_000
+  /// Judged batches kept per replica beyond its contiguous judged prefix; past it the
+  /// farthest is forgotten (and asked for again by a resend).
+  public static let judgedAheadMax = 4_096
+
   public struct ReplicaView: Sendable, Equatable {
     public var id: String
     public var kernel: String = ""
@@ -66,7 +88,11 @@ public struct VoterCore: Sendable {
   public private(set) var decidedKeys: [Int64: (last: Int64, key: [UInt8])] = [:]
   /// First seq of the decided batch ending at each seq (reports ask by last seq).
   public private(set) var decidedFirstByLast: [Int64: Int64] = [:]
+  /// First seqs of the decided batches in `decidedKeys`, in order (for the retention).
+  var decidedOrder: [Int64] = []
   public private(set) var halted: VoterAlert? = nil
+  /// Votes dropped at `pendingBatchesMax`.
+  public private(set) var votesDropped: Int64 = 0
   /// Judged batches beyond each replica's contiguous judged prefix (first → last).
   var judgedAhead: [[Int64: Int64]] = []
 
@@ -77,10 +103,30 @@ public struct VoterCore: Sendable {
     self.watermark = watermark
     replicas = replicaIds.map { ReplicaView(id: $0) }
     judgedAhead = [[Int64: Int64]](repeating: [:], count: replicaIds.count)
-    for d in decided {
-      decidedKeys[d.first] = (d.last, d.outputDigest + d.stateDigest)
-      decidedFirstByLast[d.last] = d.first
+    for d in decided.suffix(Self.decidedRetainedBatchesMax) {
+      remember(first: d.first, last: d.last, key: d.outputDigest + d.stateDigest)
     }
+  }
+
+  /// Keeps a decided batch's key, forgetting the oldest beyond `decidedRetainedBatchesMax`.
+  mutating func remember(first: Int64, last: Int64, key: [UInt8]) {
+    decidedKeys[first] = (last, key)
+    decidedFirstByLast[last] = first
+    decidedOrder.append(first)
+    guard decidedOrder.count > Self.decidedRetainedBatchesMax else { return }
+    let oldest = decidedOrder.removeFirst()
+    guard let gone = decidedKeys.removeValue(forKey: oldest) else { return }
+    decidedFirstByLast[gone.last] = nil
+    for r in replicas.indices where replicas[r].judgedThrough < gone.last {
+      replicas[r].judgedThrough = gone.last
+      judgedAhead[r] = judgedAhead[r].filter { $0.key > gone.last }
+    }
+  }
+
+  /// What the voter has judged of replica `r` and streamed: its vote and effect log
+  /// through there is no longer needed (PRUNE, ReplicaCore.prune).
+  public func prunableThrough(replica r: Int, streamedThrough: Int64) -> Int64 {
+    min(streamedThrough, replicas[r].judgedThrough, watermark - 1)
   }
 
   /// Restores what the voter knew about each replica before a restart.
@@ -105,6 +151,9 @@ public struct VoterCore: Sendable {
       }
     } else {
       judgedAhead[r][first] = last
+      if judgedAhead[r].count > Self.judgedAheadMax, let farthest = judgedAhead[r].keys.max() {
+        judgedAhead[r][farthest] = nil
+      }
     }
   }
 
@@ -141,6 +190,14 @@ public struct VoterCore: Sendable {
         actions += dissent(r, vote: vote, expected: decided.key)
       }
       return actions
+    }
+    if pending[vote.first] == nil && pending.count >= Self.pendingBatchesMax {
+      guard vote.first == watermark, let farthest = pending.keys.max() else {
+        votesDropped += 1
+        return actions
+      }
+      votesDropped += Int64(pending[farthest]?.count ?? 0)
+      pending[farthest] = nil
     }
     pending[vote.first, default: [:]][r] = vote
     actions += decideReady()
@@ -213,8 +270,7 @@ public struct VoterCore: Sendable {
         first: v.first, last: v.last, outcomes: v.outcomes, outputDigest: v.outputDigest,
         stateDigest: v.stateDigest)
       actions.append(.emit(decided))
-      decidedKeys[v.first] = (v.last, winner.key)
-      decidedFirstByLast[v.last] = v.first
+      remember(first: v.first, last: v.last, key: winner.key)
       pending[watermark] = nil
       watermark = v.last + 1
       for r in votes.keys.sorted() {

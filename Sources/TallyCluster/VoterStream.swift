@@ -58,6 +58,8 @@ final class VotedStream {
   var windowBytes = 0
   /// Batch sizes by first seq, for the byte bound (parallel to `window`).
   var sizes: [Int] = []
+  /// Records being fetched, by first seq: only the `fetchWindowBatches` decided
+  /// batches from `next` are asked for, and each leaves when it is published.
   var fetches: [Int64: Fetch] = [:]
   var askRotation = 0
   var publish: ZMQSocket? = nil
@@ -65,7 +67,8 @@ final class VotedStream {
   /// The voter's context, for short-lived sockets (VoterExplain.swift).
   var context: ZMQContext? = nil
   var lastHeartbeat = ContinuousClock.now
-  /// Replay clients seen recently (identity → last request), bounded by replayClientsMax.
+  /// Replay clients seen recently (identity → last request), at most `replayClientsMax`
+  /// (idle ones leave after `replayClientIdleMs`; a new one beyond is answered BUSY).
   var clients: [[UInt8]: ContinuousClock.Instant] = [:]
   var published: Int64 = 0
 
@@ -143,6 +146,8 @@ extension Voter {
       seq = d.last + 1
       asked += 1
     }
+    precondition(
+      s.fetches.count <= StreamProtocol.fetchWindowBatches, "voter: stream fetches beyond the window")
     try publishReady()
     try serveReplays(now: now)
     if now - s.lastHeartbeat > .milliseconds(StreamProtocol.heartbeatMs) {

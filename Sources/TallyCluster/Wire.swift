@@ -1,5 +1,5 @@
 // Messages between the cluster's nodes, in the project's one canonical binary
-// encoding (TallyCore's ByteWriter/ByteReader). Every message has a limit and a
+// encoding (KernelAPI's ByteWriter/ByteReader). Every message has a limit and a
 // decoder that refuses malformed bytes with a reason instead of crashing.
 import KernelAPI
 import TallyEngine

@@ -171,15 +171,15 @@ struct ClusterStatus: ParsableCommand {
   /// just these nodes (no quorum check unless every replica is among them).
   static func gather(_ c: ClusterConfig, _ sup: Supervisor, _ context: ZMQContext, only: Set<String>? = nil)
     -> (
-      json: String, lines: [String], problems: [String]
+      json: String, lines: [String], problems: [String], alerts: Int64
     )
   {
     let localAddresses = ClusterConfig.localAddresses()
     let seqStatus = ControlClient.status(
-      context: context, endpoint: c.sequencerControl, timeoutMs: 500, curve: c.curve)
+      SequencerStatus.self, context: context, endpoint: c.sequencerControl, timeoutMs: 500, curve: c.curve)
     let voterStatus = ControlClient.status(
-      context: context, endpoint: c.voterControl, timeoutMs: 500, curve: c.curve)
-    let lastSeq = seqStatus.flatMap { ControlClient.field($0, "last_seq") } ?? -1
+      VoterStatus.self, context: context, endpoint: c.voterControl, timeoutMs: 500, curve: c.curve)
+    let lastSeq = seqStatus?.lastSeq ?? -1
     var nodes: [JSON] = []
     var lines: [String] = []
     var problems: [String] = []
@@ -217,17 +217,14 @@ struct ClusterStatus: ParsableCommand {
         fields.append(("last_seq", lastSeq >= 0 ? .int(lastSeq) : .null))
         if lastSeq >= 0 { text += ", journal seq \(lastSeq)" }
       case "replica":
-        let applied = status.flatMap { ControlClient.field($0, "applied_seq") }
+        let replica = status.flatMap { NodeStatus.decode(ReplicaStatus.self, from: $0) }
+        let applied = replica?.appliedSeq
         fields.append(("applied_seq", applied.map { .int($0) } ?? .null))
-        let committed = status.flatMap { ControlClient.field($0, "committed_seq") }
-        fields.append(("committed_seq", committed.map { .int($0) } ?? .null))
-        if let st = status, let r = st.range(of: "\"committed_state_digest\":\"") {
-          fields.append(
-            ("committed_state_digest", .string(String(st[r.upperBound...].prefix { $0 != "\"" }))))
-        }
+        fields.append(("committed_seq", replica.map { .int($0.committedSeq) } ?? .null))
+        if let replica { fields.append(("committed_state_digest", .string(replica.committedStateDigest))) }
         fields.append(("lag", applied.map { .int(max(0, lastSeq - $0)) } ?? .null))
         if let applied { text += ", applied \(applied), lag \(max(0, lastSeq - applied))" }
-        if let v = voterStatus, let view = replicaView(v, node.name) {
+        if let view = voterStatus.flatMap({ replicaView($0, node.name) }) {
           fields += view.map { ($0.0, $0.1) }
           text +=
             ", kernel \(stringField(view, "kernel")), agreed \(intField(view, "agreed")), dissents \(intField(view, "dissents"))"
@@ -240,14 +237,14 @@ struct ClusterStatus: ParsableCommand {
           votingReplicas += 1
         }
       default:
-        if let v = voterStatus, let w = ControlClient.field(v, "watermark") {
-          fields.append(("decided_through", .int(w - 1)))
+        if let v = voterStatus {
+          fields.append(("decided_through", .int(v.decidedThrough)))
           fields.append(("stream", .string(c.voterStream)))
           fields.append(("stream_replay", .string(c.voterStreamReplay)))
-          fields.append(("streamed_through", .int(ControlClient.field(v, "streamed_through") ?? 0)))
-          fields.append(("alerts", .int(ControlClient.field(v, "alerts") ?? 0)))
-          text += ", decided through seq \(w - 1), alerts \(ControlClient.field(v, "alerts") ?? 0)"
-          if v.contains("\"halted\":\"") {
+          fields.append(("streamed_through", .int(v.streamedThrough)))
+          fields.append(("alerts", .int(v.alerts)))
+          text += ", decided through seq \(v.decidedThrough), alerts \(v.alerts)"
+          if v.halted != nil {
             text += ", HALTED (no majority)"
             problems.append("the voter is halted (no majority)")
           }
@@ -268,24 +265,16 @@ struct ClusterStatus: ParsableCommand {
       ("stream_replay", .string(c.voterStreamReplay)), ("nodes", .array(nodes)),
     ])
     if !problems.isEmpty { lines.append("NOT HEALTHY: " + problems.joined(separator: "; ")) }
-    return (json, lines, problems)
+    return (json, lines, problems, voterStatus?.alerts ?? 0)
   }
 
-  /// The voter's view of one replica, from its status JSON.
-  static func replicaView(_ voterJSON: String, _ id: String) -> [(String, JSON)]? {
-    guard let r = voterJSON.range(of: "{\"id\":\"\(id)\"") else { return nil }
-    let rest = voterJSON[r.lowerBound...]
-    guard let end = rest.firstIndex(of: "}") else { return nil }
-    let object = String(rest[...end])
-    var fields: [(String, JSON)] = []
-    if let k = object.range(of: "\"kernel\":\"") {
-      fields.append(("kernel", .string(String(object[k.upperBound...].prefix { $0 != "\"" }))))
-    }
-    for name in ["agreed", "dissents", "repairs"] {
-      if let v = ControlClient.field(object, name) { fields.append((name, .int(v))) }
-    }
-    fields.append(("quarantined", .bool(object.contains("\"quarantined\":true"))))
-    return fields
+  /// The voter's view of one replica, from its status.
+  static func replicaView(_ voter: VoterStatus, _ id: String) -> [(String, JSON)]? {
+    guard let v = voter.replicas.first(where: { $0.id == id }) else { return nil }
+    return [
+      ("kernel", .string(v.kernel)), ("agreed", .int(v.agreed)), ("dissents", .int(v.dissents)),
+      ("repairs", .int(v.repairs)), ("quarantined", .bool(v.quarantined)),
+    ]
   }
 
   static func stringField(_ f: [(String, JSON)], _ name: String) -> String {
@@ -330,8 +319,9 @@ struct SubmitCommand: ParsableCommand {
     let started = clock.now
     let context = makeContext()
     let before =
-      ControlClient.status(context: context, endpoint: c.sequencerControl, curve: c.curve)
-      .flatMap { ControlClient.field($0, "last_seq") } ?? 0
+      ControlClient.status(
+        SequencerStatus.self, context: context, endpoint: c.sequencerControl, curve: c.curve)?
+      .lastSeq ?? 0
     do {
       let r = try Submitter.submit(
         context: context, ingest: c.ingest, files: files, clientId: id, linesMax: batchLines, curve: c.curve,
@@ -387,9 +377,9 @@ extension ReportCommand {
     do { reference = try FileIO.loadReference(referenceDir) } catch { fail("\(error)", code: 2) }
     let context = makeContext()
     guard
-      let status = ControlClient.status(
-        context: context, endpoint: c.voterControl, timeoutMs: 2_000, curve: c.curve),
-      let streamed = ControlClient.field(status, "streamed_through")
+      let streamed = ControlClient.status(
+        VoterStatus.self, context: context, endpoint: c.voterControl, timeoutMs: 2_000, curve: c.curve)?
+        .streamedThrough
     else { fail("the voter does not answer at \(c.voterControl)") }
     let scratch = out + "/.report-stream"
     try? FileManager.default.removeItem(atPath: scratch)

@@ -67,7 +67,7 @@ struct DashboardCommand: AsyncParsableCommand {
       while true {
         let g = ClusterStatus.gather(c, sup, context)
         let alerts = DashboardHub.tailLines(data + "/alerts.jsonl", max: DashboardHub.alertsKeptMax)
-        hub.setStatus(g.json, alerts: alerts, alertsTotal: Int(ControlClient.field(g.json, "alerts") ?? 0))
+        hub.setStatus(g.json, alerts: alerts, alertsTotal: Int(g.alerts))
         hub.sample()
         Thread.sleep(forTimeInterval: Double(Self.statusPollMs) / 1_000)
       }

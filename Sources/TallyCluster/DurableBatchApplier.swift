@@ -1,0 +1,39 @@
+// The replica core's `BatchApplier` over a durable engine of whichever kernel the
+// replica's config names (`KernelCatalog.openDurable`: every call is per batch; the
+// per-event loop runs inside `applyBatch`, specialised for the kernel). The replica
+// service and the simulator use only this.
+import KernelAPI
+import TallyEngine
+
+public struct DurableBatchApplier: BatchApplier {
+  public let durable: any ReplicaEngine
+
+  public init(_ durable: any ReplicaEngine) { self.durable = durable }
+
+  /// A replica's engine over `store`: the verified restore of what the store holds
+  /// (fresh when empty), with effect records on.
+  public static func open(store: any StateStore, reference: ReferenceData, kernel: String) throws
+    -> DurableBatchApplier
+  {
+    let engine = try KernelCatalog.openDurable(kernel, store: store, reference: reference)
+    engine.enableEffects()
+    return DurableBatchApplier(engine)
+  }
+
+  public var appliedSeq: Int64 { durable.appliedSeq }
+  public var committedSeq: Int64 { durable.committedSeq }
+  public var committedStateDigest: [UInt8] { durable.stateDigest }
+  /// Commit latencies (metrics).
+  public var commitNanos: [Int64] { durable.commitNanos }
+
+  public mutating func apply(_ batch: JournalBatch) -> (outcomes: [UInt8], effects: [UInt8]) {
+    let outcomes = durable.applyBatch(batch.lines, first: batch.first)
+    return (outcomes, durable.takeEffects())
+  }
+
+  public mutating func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws {
+    try durable.commit(extraFromDigest: extraFromDigest)
+  }
+
+  public func outputFiles() -> [(name: String, bytes: [UInt8])] { durable.outputFiles() }
+}

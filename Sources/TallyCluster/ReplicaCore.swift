@@ -1,0 +1,324 @@
+// The replica's decisions, as a state machine without I/O (like VoterCore and
+// SequencerCore): journal batches, voter requests and the current time in, actions
+// out. It checks gaps, places checkpoints (the same batches on every replica),
+// builds votes, logs votes and effect records with the state at checkpoints, answers
+// resends, decides repairs and heartbeat and fetch timing. The business apply is
+// behind `BatchApplier` (the one adapter over `DurableEngine` is
+// DurableBatchApplier.swift); the vote and effect logs are read through the
+// `StateStore` port. Sockets, the clock and deleting a state folder are the shell's
+// (Replica.swift), and the simulator drives this same core.
+import KernelAPI
+import TallyEngine
+
+/// The business state machine as the replica core sees it: apply a journal batch,
+/// commit atomically with extra writes, tell what is applied and committed.
+public protocol BatchApplier {
+  /// The last seq applied (in memory).
+  var appliedSeq: Int64 { get }
+  /// The last seq durably committed.
+  var committedSeq: Int64 { get }
+  /// The digest of the committed state (32 bytes).
+  var committedStateDigest: [UInt8] { get }
+  /// Applies the events of `batch` at their seqs: one outcome byte per event
+  /// (`Vote.outcomeByte`) and the batch's effect records (docs/EFFECTS.md).
+  mutating func apply(_ batch: JournalBatch) -> (outcomes: [UInt8], effects: [UInt8])
+  /// Commits everything applied, with the writes `extra` makes from the new state
+  /// digest, in one atomic write.
+  mutating func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws
+  /// The seven output files of the applied state (reports).
+  func outputFiles() -> [(name: String, bytes: [UInt8])]
+}
+
+public struct ReplicaCore<Applier: BatchApplier> {
+  static var votePrefix: UInt8 { 0x20 }
+  /// Effect records of each journal batch (by first seq), logged with the votes.
+  static var effectsPrefix: UInt8 { 0x21 }
+  /// Milliseconds before an unanswered fetch is sent again (the sequencer may have restarted).
+  public static var fetchRetryMs: Int64 { 3_000 }
+  /// Votes sent for one RESEND, at most (the voter asks again from where they end).
+  public static var resendVotesMax: Int { 4_096 }
+  /// Batches applied since the last commit, at most: with a `checkpoint_events`
+  /// much larger than the journal batches, the replica commits (without a state
+  /// digest in the vote, as for a report) rather than hold more in memory.
+  public static var uncommittedBatchesMax: Int { 4_096 }
+  /// Seqs of vote and effect log kept behind what the voter has judged and streamed
+  /// (`prune(through:)`): older entries are deleted with the next commit. The vote
+  /// of every batch since the voter's judged prefix is kept, so a RESEND finds them.
+  public static var logRetainedSeqsDefault: Int64 { 100_000 }
+
+  public struct Settings: Sendable {
+    public var id: String
+    public var kernel: String
+    public var checkpointEvents: Int64
+    public var heartbeatMs: Int64
+    /// Flip one bit of the state digest in every vote (a byzantine replica; tests only).
+    public var flipDigestBit = false
+    /// Seqs of log kept behind the voter's PRUNE position (`logRetainedSeqsDefault`).
+    public var logRetainedSeqs = ReplicaCore.logRetainedSeqsDefault
+    public init(
+      id: String, kernel: String, checkpointEvents: Int64, heartbeatMs: Int64, flipDigestBit: Bool = false
+    ) {
+      precondition(checkpointEvents >= 1 && heartbeatMs >= 1)
+      self.id = id
+      self.kernel = kernel
+      self.checkpointEvents = checkpointEvents
+      self.heartbeatMs = heartbeatMs
+      self.flipDigestBit = flipDigestBit
+    }
+  }
+
+  public enum Action: Equatable {
+    /// Ask the sequencer for the journal batches from this seq.
+    case fetch(from: Int64)
+    case heartbeat(Heartbeat)
+    /// Send this vote to the voter (a new one or a resend).
+    case vote(Vote)
+    /// A batch did not follow the applied seq: nothing applied, the next fetch asks again.
+    case gap(have: Int64, got: Int64)
+    /// Delete the state and start again from seq 1; then call `rebuilt`.
+    case rebuild
+  }
+
+  struct Logged {
+    var first: Int64
+    var last: Int64
+  }
+
+  public let settings: Settings
+  public private(set) var applier: Applier
+  var store: any StateStore
+  /// Votes and effect records since the last commit: logged with the next commit,
+  /// served to the voter meanwhile.
+  var uncommittedVotes: [Vote] = []
+  var uncommittedEffects: [(first: Int64, last: Int64, bytes: [UInt8])] = []
+  /// Committed vote and effect log entries, in seq order (for pruning).
+  var logged: [Logged] = []
+  /// Log entries to delete with the next commit.
+  var pruneKeys: [[UInt8]] = []
+  var fetchSentAtMs: Int64? = nil
+  var lastHeartbeatMs: Int64? = nil
+  public private(set) var repairs = 0
+  /// Commits forced by `uncommittedBatchesMax`.
+  public private(set) var forcedCommits = 0
+
+  public var appliedSeq: Int64 { applier.appliedSeq }
+  public var uncommittedCount: Int { uncommittedVotes.count }
+  public var loggedCount: Int { logged.count }
+
+  /// `store` is the one the applier commits to (the log lives beside the state).
+  public init(settings: Settings, applier: Applier, store: any StateStore) throws {
+    self.settings = settings
+    self.applier = applier
+    self.store = store
+    try loadLog()
+  }
+
+  mutating func loadLog() throws {
+    var logged: [Logged] = []
+    try store.scan(prefix: [Self.votePrefix]) { _, value in
+      if let v = try? Vote(decoding: value) { logged.append(Logged(first: v.first, last: v.last)) }
+      return true
+    }
+    self.logged = logged
+  }
+
+  static func voteKey(_ first: Int64) -> [UInt8] { [votePrefix] + first.beBytes }
+  static func effectsKey(_ first: Int64) -> [UInt8] { [effectsPrefix] + first.beBytes }
+
+  /// `last:i64 bytes` (the first seq is in the key).
+  static func encodeEffects(_ e: (first: Int64, last: Int64, bytes: [UInt8])) -> [UInt8] {
+    var w = ByteWriter(capacity: 8 + e.bytes.count)
+    w.i64(e.last)
+    w.raw(e.bytes)
+    return w.bytes
+  }
+
+  /// True when a batch ends on a checkpoint: it crosses a multiple of
+  /// `checkpointEvents` seqs. Every replica places checkpoints at the same batches.
+  public func isCheckpoint(first: Int64, last: Int64) -> Bool {
+    let c = settings.checkpointEvents
+    return last / c > (first - 1) / c
+  }
+
+  /// Time passes: fetch when nothing is outstanding (or the last fetch is unanswered
+  /// for `fetchRetryMs`), heartbeat every `heartbeatMs`.
+  public mutating func tick(nowMs: Int64) -> [Action] {
+    var actions: [Action] = []
+    if fetchSentAtMs.map({ nowMs - $0 > Self.fetchRetryMs }) ?? true {
+      actions.append(.fetch(from: appliedSeq + 1))
+      fetchSentAtMs = nowMs
+    }
+    if lastHeartbeatMs.map({ nowMs - $0 > settings.heartbeatMs }) ?? true {
+      actions.append(
+        .heartbeat(
+          Heartbeat(
+            replica: settings.id, kernel: settings.kernel, appliedSeq: appliedSeq,
+            stateDigest: applier.committedStateDigest)))
+      lastHeartbeatMs = nowMs
+    }
+    return actions
+  }
+
+  /// The sequencer answered NONE: nothing new, ask again at the next tick.
+  public mutating func nothingNew() { fetchSentAtMs = nil }
+
+  /// Journal batches from the sequencer: duplicates are skipped, a gap stops the
+  /// answer, every other batch is applied and voted on (committed at checkpoints).
+  public mutating func receive(_ batches: [JournalBatch]) throws -> [Action] {
+    fetchSentAtMs = nil
+    var actions: [Action] = []
+    for batch in batches {
+      if batch.last <= appliedSeq { continue }  // already applied (a duplicate reply)
+      guard batch.first == appliedSeq + 1 else {
+        actions.append(.gap(have: appliedSeq, got: batch.first))
+        break
+      }
+      actions.append(.vote(try apply(batch)))
+    }
+    return actions
+  }
+
+  /// Applies one journal batch and returns its vote. At a checkpoint the state is
+  /// committed (with the votes and effect records since the last commit) and the
+  /// vote carries the state digest; between checkpoints the vote carries the outputs
+  /// only. A crash between checkpoints loses nothing: the batches are applied again
+  /// from the journal and give the same votes.
+  mutating func apply(_ batch: JournalBatch) throws -> Vote {
+    precondition(batch.first == appliedSeq + 1, "replica \(settings.id) would skip a gap")
+    let (outcomes, effects) = applier.apply(batch)
+    precondition(outcomes.count == batch.lines.count, "one outcome per event")
+    let effectsDigest = EffectDigest.of(effects)
+    uncommittedEffects.append((batch.first, batch.last, effects))
+    guard isCheckpoint(first: batch.first, last: batch.last) else {
+      let vote = Vote(
+        replica: settings.id, kernel: settings.kernel, first: batch.first, last: batch.last,
+        outcomes: outcomes,
+        effectsDigest: effectsDigest, stateDigest: [])
+      uncommittedVotes.append(vote)
+      if uncommittedVotes.count >= Self.uncommittedBatchesMax {
+        forcedCommits += 1
+        try commitNow()
+      }
+      return vote
+    }
+    let box = VoteBox()
+    let (id, kernel, flip) = (settings.id, settings.kernel, settings.flipDigestBit)
+    var extra = logWrites()
+    try applier.commit { digest in
+      var d = digest
+      if flip { d[0] ^= 1 }
+      let v = Vote(
+        replica: id, kernel: kernel, first: batch.first, last: batch.last, outcomes: outcomes,
+        effectsDigest: effectsDigest, stateDigest: d)
+      box.vote = v
+      extra.put(Self.voteKey(batch.first), v.encoded)
+      return extra
+    }
+    guard let vote = box.vote else { preconditionFailure("commit did not build the vote") }
+    logCommitted(also: Logged(first: batch.first, last: batch.last))
+    return vote
+  }
+
+  /// The log writes of the uncommitted batches and the pending prunes (the vote of a
+  /// checkpoint batch is added by the caller, with the digest).
+  func logWrites() -> StoreBatch {
+    var extra = StoreBatch()
+    for key in pruneKeys { extra.delete(key) }
+    for e in uncommittedVotes { extra.put(Self.voteKey(e.first), e.encoded) }
+    for e in uncommittedEffects { extra.put(Self.effectsKey(e.first), Self.encodeEffects(e)) }
+    return extra
+  }
+
+  mutating func logCommitted(also checkpoint: Logged? = nil) {
+    for v in uncommittedVotes { logged.append(Logged(first: v.first, last: v.last)) }
+    if let checkpoint { logged.append(checkpoint) }
+    uncommittedVotes = []
+    uncommittedEffects = []
+    pruneKeys = []
+  }
+
+  /// Commits what was applied since the last checkpoint (a report, a graceful stop).
+  public mutating func commitNow() throws {
+    let extra = logWrites()
+    try applier.commit { _ in extra }
+    logCommitted()
+  }
+
+  /// The voter has judged this replica's votes and streamed the records through
+  /// `seq`: log entries more than `logRetainedSeqs` behind it go with the next commit.
+  public mutating func prune(through seq: Int64) {
+    let horizon = seq - settings.logRetainedSeqs
+    var n = 0
+    while n < logged.count && logged[n].last <= horizon { n += 1 }
+    guard n > 0 else { return }
+    for l in logged[0..<n] {
+      pruneKeys.append(Self.voteKey(l.first))
+      pruneKeys.append(Self.effectsKey(l.first))
+    }
+    logged.removeFirst(n)
+  }
+
+  /// The voter asks for this replica's votes from `from` (logged, then uncommitted),
+  /// at most `resendVotesMax`.
+  public func resend(from: Int64) throws -> [Action] {
+    var out: [Action] = []
+    // The log index is in seq order: start at the first batch from `from`, read by key.
+    var lo = 0
+    var hi = logged.count
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      if logged[mid].first < from { lo = mid + 1 } else { hi = mid }
+    }
+    for l in logged[lo...] where out.count < Self.resendVotesMax {
+      if let value = try store.value(for: Self.voteKey(l.first)), let vote = try? Vote(decoding: value) {
+        out.append(.vote(vote))
+      }
+    }
+    for vote in uncommittedVotes where vote.first >= from && out.count < Self.resendVotesMax {
+      out.append(.vote(vote))
+    }
+    return out
+  }
+
+  /// The effect records of the batch starting at `first` that ends at `last`; nil
+  /// when this replica has not applied it (or applied a different range, or pruned it).
+  public func effects(first: Int64, last: Int64) throws -> [UInt8]? {
+    if let e = uncommittedEffects.first(where: { $0.first == first }) {
+      return e.last == last ? e.bytes : nil
+    }
+    guard let stored = try store.value(for: Self.effectsKey(first)), stored.count >= 8 else { return nil }
+    var r = ByteReader(Array(stored.prefix(8)))
+    guard try r.i64() == last else { return nil }
+    return Array(stored.dropFirst(8))
+  }
+
+  /// The voter told this replica to repair: it deletes its state and replays.
+  public mutating func repair() -> [Action] { [.rebuild] }
+
+  /// The shell deleted the state and opened a fresh one: start again from seq 1.
+  public mutating func rebuilt(applier: Applier, store: any StateStore) throws {
+    self.applier = applier
+    self.store = store
+    uncommittedVotes = []
+    uncommittedEffects = []
+    pruneKeys = []
+    fetchSentAtMs = nil
+    repairs += 1
+    try loadLog()
+  }
+
+  /// A report at `seq`: the committed state's digest and the files, when this
+  /// replica is at exactly `seq` (it commits first); nil otherwise.
+  public mutating func report(at seq: Int64) throws -> (
+    stateDigest: [UInt8], files: [(name: String, bytes: [UInt8])]
+  )? {
+    guard seq == appliedSeq else { return nil }
+    if applier.committedSeq < appliedSeq { try commitNow() }
+    return (applier.committedStateDigest, applier.outputFiles())
+  }
+}
+
+/// Carries the vote out of the commit closure (same thread, synchronous call).
+final class VoteBox {
+  var vote: Vote?
+}

@@ -1,0 +1,175 @@
+import KernelAPI
+// The replica's decisions, driven directly over a fake business applier: journal
+// batches, voter requests and time in, actions out.
+import TallyCluster
+import TallyEngine
+import XCTest
+
+/// A business state machine in a few lines: the state is the running sum of line
+/// lengths; committing writes it with the extra writes into the store.
+struct FakeApplier: BatchApplier {
+  let store: InMemoryStateStore
+  var appliedSeq: Int64 = 0
+  var committedSeq: Int64 = 0
+  var sum: Int64 = 0
+  var committedSum: Int64 = 0
+  var commits = 0
+
+  init(store: InMemoryStateStore) {
+    self.store = store
+    if let v = try? store.value(for: [0x01]), v.count == 16 {
+      var r = ByteReader(v)
+      committedSeq = (try? r.i64()) ?? 0
+      committedSum = (try? r.i64()) ?? 0
+      appliedSeq = committedSeq
+      sum = committedSum
+    }
+  }
+
+  static func digest(_ sum: Int64) -> [UInt8] { Array(repeating: UInt8(truncatingIfNeeded: sum), count: 32) }
+  var committedStateDigest: [UInt8] { Self.digest(committedSum) }
+
+  mutating func apply(_ batch: JournalBatch) -> (outcomes: [UInt8], effects: [UInt8]) {
+    for line in batch.lines { sum += Int64(line.count) }
+    appliedSeq = batch.last
+    return (batch.lines.map { $0.first == 0x78 ? 1 : 0 }, batch.lines.flatMap { $0 })
+  }
+
+  mutating func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws {
+    var w = ByteWriter()
+    w.i64(appliedSeq)
+    w.i64(sum)
+    var batch = extraFromDigest(Self.digest(sum))
+    batch.put([0x01], w.bytes)
+    try store.commit(batch, sync: true)
+    committedSeq = appliedSeq
+    committedSum = sum
+    commits += 1
+  }
+
+  func outputFiles() -> [(name: String, bytes: [UInt8])] { [("sum.txt", Array(String(sum).utf8))] }
+}
+
+final class ReplicaCoreTests: XCTestCase {
+  typealias Core = ReplicaCore<FakeApplier>
+
+  func make(_ store: InMemoryStateStore, checkpoint: Int64 = 10, flip: Bool = false) throws -> Core {
+    try Core(
+      settings: .init(
+        id: "r1", kernel: "v1", checkpointEvents: checkpoint, heartbeatMs: 500, flipDigestBit: flip),
+      applier: FakeApplier(store: store), store: store)
+  }
+
+  func batch(_ first: Int64, _ last: Int64) -> JournalBatch {
+    JournalBatch(first: first, last: last, lines: (first...last).map { Array("e\($0)".utf8) })
+  }
+
+  func votes(_ actions: [Core.Action]) -> [Vote] {
+    actions.compactMap { if case .vote(let v) = $0 { return v } else { return nil } }
+  }
+
+  func testVotesCommitAtCheckpointsOnly() throws {
+    let store = InMemoryStateStore()
+    var core = try make(store)
+    let v = votes(try core.receive([batch(1, 4), batch(5, 9), batch(10, 12), batch(13, 15)]))
+    XCTAssertEqual(v.map(\.first), [1, 5, 10, 13])
+    XCTAssertEqual(
+      v.map(\.stateDigest.count), [0, 0, 32, 0], "only the batch crossing seq 10 carries the state")
+    XCTAssertEqual(core.applier.committedSeq, 12)
+    XCTAssertEqual(core.applier.commits, 1)
+    XCTAssertEqual(core.uncommittedCount, 1)
+    // The checkpoint's vote carries the digest of exactly the committed state.
+    XCTAssertEqual(v[2].stateDigest, core.applier.committedStateDigest)
+    // The log: the votes and effect records through the checkpoint are in the store.
+    XCTAssertEqual(try core.effects(first: 5, last: 9), Array("e5e6e7e8e9".utf8))
+    XCTAssertEqual(try core.effects(first: 13, last: 15), Array("e13e14e15".utf8), "uncommitted: from memory")
+    XCTAssertNil(try core.effects(first: 5, last: 8), "another range")
+    XCTAssertEqual(core.loggedCount, 3)
+  }
+
+  func testGapsAndDuplicates() throws {
+    var core = try make(InMemoryStateStore())
+    _ = try core.receive([batch(1, 3)])
+    let dup = try core.receive([batch(1, 3)])
+    XCTAssertTrue(dup.isEmpty, "a duplicate is skipped")
+    let gap = try core.receive([batch(6, 7), batch(4, 5)])
+    XCTAssertEqual(gap, [.gap(have: 3, got: 6)], "a gap stops the answer; nothing after it is applied")
+    XCTAssertEqual(core.appliedSeq, 3)
+  }
+
+  func testCrashReplaysFromTheCheckpointWithTheSameVotes() throws {
+    let store = InMemoryStateStore()
+    var core = try make(store)
+    let journal = [batch(1, 4), batch(5, 11), batch(12, 14), batch(15, 16)]
+    let before = votes(try core.receive(journal))
+    // Crash: the core and the applier are gone, the store stays; the restart is at the checkpoint.
+    var restarted = try make(store)
+    XCTAssertEqual(restarted.appliedSeq, 11)
+    XCTAssertEqual(restarted.tick(nowMs: 0).first, .fetch(from: 12))
+    let replayed = votes(try restarted.receive(Array(journal[2...])))
+    XCTAssertEqual(replayed, Array(before[2...]), "the replay gives the same votes")
+    // RESEND from 1: logged votes, then the uncommitted ones.
+    XCTAssertEqual(votes(try restarted.resend(from: 5)).map(\.first), [5, 12, 15])
+  }
+
+  func testTimersFetchRetryAndHeartbeat() throws {
+    var core = try make(InMemoryStateStore())
+    XCTAssertEqual(core.tick(nowMs: 0).count, 2, "a fetch and a heartbeat at once")
+    XCTAssertEqual(core.tick(nowMs: 400), [])
+    guard case .heartbeat(let hb)? = core.tick(nowMs: 501).first else {
+      return XCTFail("heartbeat every 500 ms")
+    }
+    XCTAssertEqual(hb.appliedSeq, 0)
+    XCTAssertEqual(
+      core.tick(nowMs: Core.fetchRetryMs + 1).first, .fetch(from: 1), "an unanswered fetch is retried")
+    core.nothingNew()
+    XCTAssertEqual(core.tick(nowMs: Core.fetchRetryMs + 2), [.fetch(from: 1)], "NONE: ask again at once")
+  }
+
+  func testRepairRebuildsFromSeqOne() throws {
+    var core = try make(InMemoryStateStore())
+    _ = try core.receive([batch(1, 12)])
+    XCTAssertEqual(core.repair(), [.rebuild])
+    let fresh = InMemoryStateStore()
+    try core.rebuilt(applier: FakeApplier(store: fresh), store: fresh)
+    XCTAssertEqual(core.repairs, 1)
+    XCTAssertEqual(core.appliedSeq, 0)
+    XCTAssertEqual(core.loggedCount, 0)
+    XCTAssertEqual(core.tick(nowMs: 0).first, .fetch(from: 1))
+  }
+
+  func testByzantineFlipAndReport() throws {
+    var core = try make(InMemoryStateStore(), flip: true)
+    let v = votes(try core.receive([batch(1, 10), batch(11, 13)]))
+    XCTAssertNotEqual(v[0].stateDigest, core.applier.committedStateDigest, "a flipped bit")
+    XCTAssertNil(try core.report(at: 12))
+    let report = try XCTUnwrap(try core.report(at: 13))
+    XCTAssertEqual(core.applier.committedSeq, 13, "a report commits first")
+    XCTAssertEqual(report.stateDigest, core.applier.committedStateDigest)
+  }
+
+  func testLogIsPrunedBehindTheVoterWithTheRetention() throws {
+    let store = InMemoryStateStore()
+    var settings = Core.Settings(id: "r1", kernel: "v1", checkpointEvents: 5, heartbeatMs: 500)
+    settings.logRetainedSeqs = 10
+    var core = try Core(settings: settings, applier: FakeApplier(store: store), store: store)
+    for first in stride(from: Int64(1), through: 36, by: 5) {
+      _ = try core.receive([batch(first, first + 4)])
+    }
+    XCTAssertEqual(core.loggedCount, 8)
+    core.prune(through: 30)  // keeps what ends after seq 20
+    XCTAssertEqual(core.loggedCount, 4)
+    _ = try core.receive([batch(41, 45)])  // the next commit deletes
+    XCTAssertNil(try core.effects(first: 16, last: 20))
+    XCTAssertNotNil(try core.effects(first: 21, last: 25))
+    XCTAssertEqual(votes(try core.resend(from: 1)).map(\.first), [21, 26, 31, 36, 41])
+  }
+
+  func testUncommittedBatchesAreBounded() throws {
+    var core = try make(InMemoryStateStore(), checkpoint: 1_000_000_000)
+    for s in 1...Int64(Core.uncommittedBatchesMax) { _ = try core.receive([batch(s, s)]) }
+    XCTAssertEqual(core.uncommittedCount, 0, "a commit without a state digest in the vote")
+    XCTAssertEqual(core.forcedCommits, 1)
+    XCTAssertEqual(core.applier.committedSeq, Int64(Core.uncommittedBatchesMax))
+  }
+}
