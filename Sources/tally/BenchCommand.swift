@@ -331,8 +331,8 @@ struct BenchCommand: ParsableCommand {
     switch version {
     case .v1:
       return engineOnlySeconds(events, reference: reference, V1Kernel.self, fault: fault, effects: effects)
-    case .v2:
-      return engineOnlySeconds(events, reference: reference, V1Kernel.self, fault: fault, effects: effects)  // INTERIM
+    case .v2:  // INTERIM: v2 runs V1 until KernelV2 lands.
+      return engineOnlySeconds(events, reference: reference, V1Kernel.self, fault: fault, effects: effects)
     }
   }
 
