@@ -28,13 +28,16 @@ let package = Package(
     .target(name: "KernelAPI", swiftSettings: strict),
     // Version 1 of the business state machine (SPEC §3-§5). Depends on KernelAPI only.
     .target(name: "KernelV1", dependencies: ["KernelAPI"], swiftSettings: strict),
+    // Version 2, written independently from SPEC.md and KernelAPI alone (never KernelV1's
+    // code or tests: docs/ARCHITECTURE.md "N-version"). Depends on KernelAPI only.
+    .target(name: "KernelV2", dependencies: ["KernelAPI"], swiftSettings: strict),
     // SPEC §1-§3 and §5 text formats: field patterns, event lines, reference CSV, output CSV.
     .target(name: "TallyFormat", dependencies: ["KernelAPI"], swiftSettings: strict),
     // Running the core: batches, digests, the state-store port, file I/O.
     .target(
       name: "TallyEngine",
       dependencies: [
-        "KernelAPI", "KernelV1", "TallyFormat", .product(name: "Crypto", package: "swift-crypto"),
+        "KernelAPI", "KernelV1", "KernelV2", "TallyFormat", .product(name: "Crypto", package: "swift-crypto"),
       ],
       swiftSettings: strict),
     // RocksDB: the C library and the one adapter that owns its pointers.
@@ -83,7 +86,7 @@ let package = Package(
       name: "tally",
       dependencies: [
         "KernelAPI", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
-        "MarketGenerator", "KernelV1", "TallyCluster", "TallyChaos", "TallyOps",
+        "MarketGenerator", "KernelV1", "KernelV2", "TallyCluster", "TallyChaos", "TallyOps",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),
@@ -98,6 +101,9 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(
       name: "RocksDBStoreTests", dependencies: ["RocksDBStore", "TallyEngine"],
+      swiftSettings: strict),
+    .testTarget(
+      name: "KernelV2Tests", dependencies: ["KernelV2", "KernelAPI", "TallyFormat"], exclude: ["Fixtures"],
       swiftSettings: strict),
     .testTarget(
       name: "ZeroMQTransportTests", dependencies: ["ZeroMQTransport"], swiftSettings: strict),

@@ -62,7 +62,8 @@ public protocol BusinessKernel: Sendable {
   func forEachEncodedRow(_ body: (StateTable, Int32, [UInt8]) -> Void)
 
   /// Change tracking for durable commits. Off (an in-memory run), `takeChangedRows`
-  /// hands over nothing.
+  /// hands over nothing. The engine always sets it explicitly (a durable engine turns it
+  /// on right after opening or restoring), so a kernel's initial setting is its own.
   mutating func setChangeTracking(_ on: Bool)
 
   /// The rows changed or added since the last call (or since `forgetChanges`), each once

@@ -9,6 +9,7 @@
 import Dispatch
 import KernelAPI
 import KernelV1
+import KernelV2
 import TallyFormat
 
 public struct DurableError: Error, CustomStringConvertible, Sendable {
@@ -216,6 +217,9 @@ public final class DurableEngine<K: BusinessKernel> {
     var (hashes, sum) = TallyEngine.rowHashes(of: opening)
     guard existing != nil else {
       // A fresh state: the first commit writes the markers and the opening checksum only.
+      // Tracking on explicitly: a kernel's initial setting is its own (V2 starts off,
+      // V1 on; the cluster test of v1/v2/v1 found the difference).
+      opening.setChangeTracking(true)
       opening.forgetChanges()
       engine = Engine(state: opening)
       settledSeq = 0
@@ -250,7 +254,10 @@ public final class DurableEngine<K: BusinessKernel> {
     }
     rowHashes = hashes
     settledChecksum = sum
-    engine = Engine(state: restored)
+    var tracked = restored
+    tracked.setChangeTracking(true)
+    tracked.forgetChanges()
+    engine = Engine(state: tracked)
     settledSeq = engine.appliedSeq
   }
 }

@@ -3,13 +3,13 @@
 // for N-version tests and chaos scenarios only).
 import KernelAPI
 import KernelV1
+import KernelV2
 
 public enum KernelCatalog {
   /// Version name → kernel type.
   public static let versions: [(name: String, type: any BusinessKernel.Type)] = [
     ("v1", V1Kernel.self),
-    // INTERIM: v2 runs V1's code until KernelV2 lands.
-    ("v2", V1Kernel.self),
+    ("v2", V2Kernel.self),
   ]
 
   /// Every accepted name: each version, then each version with each planted fault.
@@ -62,10 +62,12 @@ extension DurableEngine: ReplicaEngine {
     // The witness of a generic class runs unspecialised code: hand the batch to the
     // code specialised for the concrete kernel (one cast per batch).
     if let v1 = self as? DurableEngine<V1Kernel> { return v1.applyBatchSpecialised(lines, first: first) }
+    if let v2 = self as? DurableEngine<V2Kernel> { return v2.applyBatchSpecialised(lines, first: first) }
     return applyBatchSpecialised(lines, first: first)
   }
 
   @_specialize(where K == V1Kernel)
+  @_specialize(where K == V2Kernel)
   func applyBatchSpecialised(_ lines: [[UInt8]], first: Int64) -> [UInt8] {
     var outcomes: [UInt8] = []
     outcomes.reserveCapacity(lines.count)

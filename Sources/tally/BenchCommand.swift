@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KernelAPI
 import KernelV1
+import KernelV2
 import MarketGenerator
 import TallyEngine
 import TallyFormat
@@ -331,8 +332,8 @@ struct BenchCommand: ParsableCommand {
     switch version {
     case .v1:
       return engineOnlySeconds(events, reference: reference, V1Kernel.self, fault: fault, effects: effects)
-    case .v2:  // INTERIM: v2 runs V1 until KernelV2 lands.
-      return engineOnlySeconds(events, reference: reference, V1Kernel.self, fault: fault, effects: effects)
+    case .v2:
+      return engineOnlySeconds(events, reference: reference, V2Kernel.self, fault: fault, effects: effects)
     }
   }
 

@@ -4,6 +4,7 @@
 // instead ran the loop unspecialised, at 2.7x the CPU time (docs/PERFORMANCE.md).
 import KernelAPI
 import KernelV1
+import KernelV2
 import TallyEngine
 
 enum KernelDispatch {

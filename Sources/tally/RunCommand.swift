@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KernelAPI
 import KernelV1
+import KernelV2
 import RocksDBStore
 import TallyEngine
 import TallyFormat
@@ -142,7 +143,7 @@ struct RunCommand: ParsableCommand {
     }
     switch version {
     case .v1: try execute(V1Kernel.self, fault: fault, reference: reference, phase: phase)
-    case .v2: try execute(V1Kernel.self, fault: fault, reference: reference, phase: phase)  // INTERIM
+    case .v2: try execute(V2Kernel.self, fault: fault, reference: reference, phase: phase)
     }
   }
 

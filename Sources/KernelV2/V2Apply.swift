@@ -1,0 +1,599 @@
+// V2Kernel: the events of SPEC §3 and the rules of §4, checks in SPEC order.
+
+import KernelAPI
+
+extension V2Kernel {
+  public mutating func apply(_ event: Event, seq: Int64) -> Outcome {
+    begin()
+    let outcome: Outcome
+    switch event {
+    case .open(let date): outcome = open(date)
+    case .trade(let t): outcome = trade(t)
+    case .cancel(let date, let tradeId): outcome = cancel(date: date, tradeId: tradeId)
+    case .close(let date): outcome = close(date)
+    case .settle(let date): outcome = settle(date)
+    case .deposit(let p, let amount): outcome = deposit(p, amount)
+    case .dividend(let s, let recordDate, let perShare):
+      outcome = scheduleAction(s, recordDate, .dividend, perShare: perShare, base: 0, bonus: 0)
+    case .bonus(let s, let recordDate, let base, let bonus):
+      outcome = scheduleAction(s, recordDate, .bonus, perShare: 0, base: base, bonus: bonus)
+    case .participant(let id, let name): outcome = addParticipant(id, name)
+    case .unit(let id, let participant): outcome = addUnit(id, participant)
+    case .account(let id, let kind): outcome = addAccount(id, kind)
+    case .security(let id, let isin, let name, let kind): outcome = addSecurity(id, isin, name, kind)
+    case .malformed: outcome = .rejected(.malformed)
+    }
+    finish(seq: seq, outcome: outcome, record: event.recordWord) { event.refText }
+    return outcome
+  }
+
+  public mutating func applyTrade(_ t: TradeLine, line: UnsafeRawBufferPointer, seq: Int64) -> Outcome {
+    begin()
+    let idBytes = UnsafeRawBufferPointer(rebasing: line[t.tradeId])
+    let outcome = tradeChecked(
+      date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
+      isDuplicate: { k, day in k.tradeIx.find(idBytes, salt: day) != nil },
+      security: { k in k.securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])) },
+      buyAccount: { k in k.accountIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyAccount])) },
+      sellAccount: { k in k.accountIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellAccount])) },
+      buyUnit: { k in k.unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])) },
+      sellUnit: { k in k.unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])) },
+      tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) })
+    finish(seq: seq, outcome: outcome, record: "TRADE") { String(decoding: idBytes, as: UTF8.self) }
+    return outcome
+  }
+
+  // MARK: - Event frame
+
+  mutating func begin() {
+    if effectsOn { touched.reset() }
+  }
+
+  mutating func finish(seq: Int64, outcome: Outcome, record: String, ref: () -> String) {
+    if case .rejected(let reason) = outcome {
+      rejections.append(RejectionRecord(seq: seq, record: record, ref: ref(), reason: reason))
+    }
+    globals.appliedSeq = seq
+    if effectsOn { writeEventEffects(seq: seq, outcome: outcome) }
+  }
+
+  // MARK: - OPEN
+
+  mutating func open(_ date: Int32) -> Outcome {
+    if globals.dayOpen { return .rejected(.dayAlreadyOpen) }
+    guard isTradingDay(date), nextTradingDay(date) != 0 else { return .rejected(.badDate) }
+    if globals.lastOpened != 0 && date != nextTradingDay(globals.lastOpened) { return .rejected(.badDate) }
+    globals.dayOpen = true
+    globals.lastOpened = date
+    let count = Int32(trades.count)
+    days.append(DayRecord(date: date, closed: false, settled: false, tradeStart: count, tradeEnd: count))
+    dayIx.insert(Int64(date), Int32(days.count - 1))
+    // Every holding becomes available except what is withheld.
+    pendingPositions.sort()
+    for id in pendingPositions {
+      isPending[Int(id)] = false
+      let p = positions[Int(id)]
+      let available = p.quantity - p.withheld
+      if available != p.available {
+        positions[Int(id)].available = available
+        mark(.positions, id)
+        if effectsOn { touched.holding.append(id) }
+      }
+    }
+    pendingPositions.removeAll(keepingCapacity: true)
+    // Bonus shares whose pay date is today, in entitlement order.
+    if let credits = creditsByPayDate.removeValue(forKey: date) {
+      for e in credits.sorted() {
+        let ent = entitlements[Int(e)]
+        let pos = positionFor(account: ent.account, security: ent.security)
+        positions[Int(pos)].quantity += ent.value
+        positions[Int(pos)].available += ent.value
+        books[Int(pos)].insert(newLot(acquired: ent.recordDate, quantity: ent.value))
+        securities[Int(ent.security)].issuedQuantity += ent.value
+        entitlements[Int(e)].credited = true
+        mark(.positions, pos)
+        mark(.entitlements, e)
+        mark(.securities, ent.security)
+        if effectsOn { touched.holding.append(pos) }
+      }
+    }
+    return .applied
+  }
+
+  // MARK: - TRADE
+
+  mutating func trade(_ t: TradeEvent) -> Outcome {
+    let id = Ident(t.tradeId)
+    return tradeChecked(
+      date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
+      isDuplicate: { k, day in k.tradeIx.find(t.tradeId, salt: day) != nil },
+      security: { k in k.securityIx.find(t.security) },
+      buyAccount: { k in k.accountIx.find(t.buyAccount) },
+      sellAccount: { k in k.accountIx.find(t.sellAccount) },
+      buyUnit: { k in k.unitIx.find(t.buyUnit) },
+      sellUnit: { k in k.unitIx.find(t.sellUnit) },
+      tradeId: { id })
+  }
+
+  /// SPEC §3 TRADE checks in order; lookups are done lazily, in check order.
+  @inline(__always)
+  mutating func tradeChecked(
+    date: Int32, priceMilli: Int64, quantity: Int64,
+    isDuplicate: (V2Kernel, Int32) -> Bool,
+    security: (V2Kernel) -> Int32?, buyAccount: (V2Kernel) -> Int32?, sellAccount: (V2Kernel) -> Int32?,
+    buyUnit: (V2Kernel) -> Int32?, sellUnit: (V2Kernel) -> Int32?, tradeId: () -> Ident
+  ) -> Outcome {
+    guard globals.dayOpen else { return .rejected(.dayNotOpen) }
+    guard date == globals.lastOpened else { return .rejected(.wrongDate) }
+    let day = Int32(days.count - 1)
+    if isDuplicate(self, day) { return .rejected(.duplicateTrade) }
+    guard let sec = security(self) else { return .rejected(.unknownSecurity) }
+    guard priceMilli > 0 else { return .rejected(.invalidPrice) }
+    guard quantity > 0 else { return .rejected(.invalidQuantity) }
+    guard let buyer = buyAccount(self), let seller = sellAccount(self) else {
+      return .rejected(.unknownAccount)
+    }
+    guard let bu = buyUnit(self), let su = sellUnit(self) else { return .rejected(.unknownUnit) }
+    guard let sellPos = positionIx[Self.positionKey(seller, sec)],
+      positions[Int(sellPos)].available >= quantity
+    else { return .rejected(.insufficientHoldings) }
+    executeTrade(
+      day: day, date: date, priceMilli: priceMilli, quantity: quantity, security: sec, buyer: buyer,
+      seller: seller, sellPos: sellPos, buyParticipant: units[Int(bu)].participant,
+      sellParticipant: units[Int(su)].participant, tradeId: tradeId())
+    return .applied
+  }
+
+  mutating func executeTrade(
+    day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, security sec: Int32, buyer: Int32,
+    seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32, tradeId: Ident
+  ) {
+    let kind = securities[Int(sec)].kind
+    let immediate = kind == .bond || plantedFault == .transfer
+    let availableNow = immediate ? quantity : 0
+    let tc = fees.clear(
+      kind: kind, date: date, priceMilli: priceMilli, quantity: quantity,
+      truncateHandling: plantedFault == .feeRounding, availableNow: availableNow)
+    let tradeNo = Int32(trades.count)
+
+    // Transfer: the seller first (its lots, then its counts).
+    let sliceStart = Int32(slices.count)
+    books[Int(sellPos)].consumeOldest(quantity, into: &slices)
+    let sliceCount = Int32(slices.count) - sliceStart
+    var taxFen: Int64 = 0
+    if kind == .stock && accounts[Int(seller)].kind == .individual {
+      taxFen = Self.dividendTax(slices[Int(sliceStart)..<Int(sliceStart + sliceCount)], saleDate: date)
+    }
+    positions[Int(sellPos)].quantity -= quantity
+    positions[Int(sellPos)].available -= quantity
+    precondition(
+      positions[Int(sellPos)].available >= 0
+        && positions[Int(sellPos)].available + positions[Int(sellPos)].withheld
+          <= positions[Int(sellPos)].quantity,
+      "V2: seller's position broke quantity ≥ available + withheld ≥ 0")
+    mark(.positions, sellPos)
+    let buyPos = positionFor(account: buyer, security: sec)
+    positions[Int(buyPos)].quantity += quantity
+    positions[Int(buyPos)].available += availableNow
+    if !immediate { markPending(buyPos) }
+    books[Int(buyPos)].insert(newLot(acquired: date, quantity: quantity))
+    mark(.positions, buyPos)
+
+    // Clearing and settlement: the buyer's rows first.
+    let bc = clearingRow(day: day, date: date, participant: bp, security: sec)
+    clearingRows[Int(bc)].buyQuantity += quantity
+    clearingRows[Int(bc)].buyAmount += Int128(tc.amountFen)
+    Self.add(&clearingRows[Int(bc)].fees, tc.buyerFees, sign: 1)
+    let sc = clearingRow(day: day, date: date, participant: sp, security: sec)
+    clearingRows[Int(sc)].sellQuantity += quantity
+    clearingRows[Int(sc)].sellAmount += Int128(tc.amountFen)
+    Self.add(&clearingRows[Int(sc)].fees, tc.sellerFees, sign: 1)
+    let bs = settlementRow(day: day, date: date, participant: bp)
+    settlementRows[Int(bs)].netFen += Int128(tc.buyerNetFen)
+    settlementRows[Int(bs)].liveSides += 1
+    let ss = settlementRow(day: day, date: date, participant: sp)
+    settlementRows[Int(ss)].netFen += Int128(tc.sellerNetFen)
+    settlementRows[Int(ss)].liveSides += 1
+    mark(.clearing, bc)
+    mark(.clearing, sc)
+    mark(.settlement, bs)
+    mark(.settlement, ss)
+
+    trades.append(
+      TradeRecord(
+        tradeId: tradeId, date: date, security: sec, quantity: quantity, buyAccount: buyer,
+        sellAccount: seller,
+        buyParticipant: bp, sellParticipant: sp, clearing: tc, taxFen: taxFen, cancelled: false, withheld: 0,
+        sliceStart: sliceStart, sliceCount: sliceCount))
+    links.append(TradeLinks(buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss))
+    tradeIx.insert(tradeId.text, salt: day)
+    days[Int(day)].tradeEnd = tradeNo + 1
+    mark(.days, day)
+
+    if effectsOn {
+      touched.clearing.append(bc)
+      touched.clearing.append(sc)
+      touched.settlement.append(bs)
+      touched.settlement.append(ss)
+      touched.holding.append(sellPos)
+      touched.holding.append(buyPos)
+      if taxFen > 0 { touched.tax.append(tradeNo) }
+    }
+  }
+
+  @inline(__always)
+  static func add(_ into: inout SideFees, _ f: SideFees, sign: Int64) {
+    into.handling += sign * f.handling
+    into.regulatory += sign * f.regulatory
+    into.transfer += sign * f.transfer
+    into.stamp += sign * f.stamp
+  }
+
+  mutating func clearingRow(day: Int32, date: Int32, participant: Int32, security: Int32) -> Int32 {
+    let key = Self.clearingKey(day: day, participant: participant, security: security)
+    if let id = clearingIx[key] { return id }
+    let id = Int32(clearingRows.count)
+    clearingRows.append(ClearingRecord(tradeDate: date, participant: participant, security: security))
+    clearingIx.insert(key, id)
+    return id
+  }
+
+  mutating func settlementRow(day: Int32, date: Int32, participant: Int32) -> Int32 {
+    let key = Self.settlementKey(day: day, participant: participant)
+    if let id = settlementIx[key] { return id }
+    let id = Int32(settlementRows.count)
+    settlementRows.append(SettlementRecord(tradeDate: date, participant: participant))
+    settlementIx.insert(key, id)
+    return id
+  }
+
+  /// SPEC §4.5: Σ slice × accrued × rate, rates 20% (≤ 30 days), 10% (31..365), 0%.
+  /// Sum in 1e-7 CNY (µCNY × rate tenths), one half-up division to fen at the end.
+  static func dividendTax(_ taken: ArraySlice<Lot>, saleDate: Int32) -> Int64 {
+    var sum: Int128 = 0
+    for s in taken where s.accruedMicro > 0 {
+      let held = CalendarDate.daysBetween(s.acquired, saleDate)
+      let tenths: Int128 = held <= 30 ? 2 : (held <= 365 ? 1 : 0)
+      sum += Int128(s.quantity) * Int128(s.accruedMicro) * tenths
+    }
+    return Int64(roundHalfUp(sum, 100_000))
+  }
+
+  /// round_half_up(n / d) for n ≥ 0 (away from zero for negative n), d > 0.
+  @inline(__always) static func roundHalfUp(_ n: Int128, _ d: Int128) -> Int128 {
+    let m = n.magnitude
+    let q = (m + UInt128(d) / 2) / UInt128(d)
+    return n < 0 ? -Int128(q) : Int128(q)
+  }
+
+  // MARK: - CANCEL
+
+  mutating func cancel(date: Int32, tradeId: String) -> Outcome {
+    guard let day = dayIx[Int64(date)], let t = tradeIx.find(tradeId, salt: day) else {
+      return .rejected(.unknownTrade)
+    }
+    let tr = trades[Int(t)]
+    if tr.cancelled { return .rejected(.alreadyCancelled) }
+    let settleDate = nextTradingDay(tr.date)
+    if let sd = dayIx[Int64(settleDate)], days[Int(sd)].settled { return .rejected(.alreadySettled) }
+    guard let buyPos = positionIx[Self.positionKey(tr.buyAccount, tr.security)],
+      let sellPos = positionIx[Self.positionKey(tr.sellAccount, tr.security)]
+    else { preconditionFailure("V2: trade without positions") }
+    let bp = positions[Int(buyPos)]
+    if bp.quantity - bp.withheld < tr.quantity { return .rejected(.cannotReverse) }
+
+    let l = links[Int(t)]
+    let q = tr.quantity
+    let tc = tr.clearing
+    clearingRows[Int(l.buyClearing)].buyQuantity -= q
+    clearingRows[Int(l.buyClearing)].buyAmount -= Int128(tc.amountFen)
+    Self.add(&clearingRows[Int(l.buyClearing)].fees, tc.buyerFees, sign: -1)
+    clearingRows[Int(l.sellClearing)].sellQuantity -= q
+    clearingRows[Int(l.sellClearing)].sellAmount -= Int128(tc.amountFen)
+    Self.add(&clearingRows[Int(l.sellClearing)].fees, tc.sellerFees, sign: -1)
+    settlementRows[Int(l.buySettlement)].netFen -= Int128(tc.buyerNetFen)
+    settlementRows[Int(l.buySettlement)].liveSides -= 1
+    settlementRows[Int(l.sellSettlement)].netFen -= Int128(tc.sellerNetFen)
+    settlementRows[Int(l.sellSettlement)].liveSides -= 1
+    trades[Int(t)].cancelled = true
+
+    // The seller gets its quantity and slices back.
+    positions[Int(sellPos)].quantity += q
+    positions[Int(sellPos)].available += q
+    for i in Int(tr.sliceStart)..<Int(tr.sliceStart + tr.sliceCount) { books[Int(sellPos)].insert(slices[i]) }
+    // The buyer loses it: first shares not yet available, then available ones.
+    let b = positions[Int(buyPos)]
+    let notYet = b.quantity - b.available - b.withheld
+    if notYet < q { positions[Int(buyPos)].available -= q - notYet }
+    positions[Int(buyPos)].quantity -= q
+    precondition(
+      positions[Int(buyPos)].available >= 0
+        && positions[Int(buyPos)].available + positions[Int(buyPos)].withheld
+          <= positions[Int(buyPos)].quantity,
+      "V2: reversal broke the buyer's quantity ≥ available + withheld ≥ 0")
+    books[Int(buyPos)].removeNewest(q)
+
+    mark(.clearing, l.buyClearing)
+    mark(.clearing, l.sellClearing)
+    mark(.settlement, l.buySettlement)
+    mark(.settlement, l.sellSettlement)
+    mark(.trades, t)
+    mark(.positions, sellPos)
+    mark(.positions, buyPos)
+    if effectsOn {
+      touched.clearing.append(l.buyClearing)
+      touched.clearing.append(l.sellClearing)
+      touched.settlement.append(l.buySettlement)
+      touched.settlement.append(l.sellSettlement)
+      touched.holding.append(sellPos)
+      touched.holding.append(buyPos)
+      if tr.taxFen > 0 { touched.taxRemoved.append(t) }
+    }
+    return .applied
+  }
+
+  // MARK: - CLOSE and corporate actions
+
+  mutating func close(_ date: Int32) -> Outcome {
+    guard globals.dayOpen, date == globals.lastOpened, let day = dayIx[Int64(date)] else {
+      return .rejected(.badDate)
+    }
+    globals.dayOpen = false
+    days[Int(day)].closed = true
+    mark(.days, day)
+    let first = Int32(entitlements.count)
+    if let due = actionsByRecordDate.removeValue(forKey: date) {
+      for a in due.sorted() { execute(action: a) }
+    }
+    if effectsOn { touched.entitlements = first..<Int32(entitlements.count) }
+    return .applied
+  }
+
+  /// Holders of record: positions of the security with quantity > 0, by account bytes.
+  func holders(of security: Int32) -> [Int32] {
+    var list = positionsOfSecurity[Int(security)].filter { positions[Int($0)].quantity > 0 }
+    list.sort { accounts[Int(positions[Int($0)].account)].id < accounts[Int(positions[Int($1)].account)].id }
+    return list
+  }
+
+  mutating func execute(action a: Int32) {
+    let act = actions[Int(a)]
+    actions[Int(a)].executed = true
+    mark(.actions, a)
+    let list = holders(of: act.security)
+    switch act.kind {
+    case .dividend:
+      for pos in list {
+        let q = positions[Int(pos)].quantity
+        let fen = Int64(Self.roundHalfUp(Int128(q) * Int128(act.perShareMicro), 10_000))
+        books[Int(pos)].accrue(act.perShareMicro)
+        mark(.positions, pos)
+        if fen > 0 { appendEntitlement(act, account: positions[Int(pos)].account, kind: .cash, value: fen) }
+      }
+    case .bonus:
+      let base = Int128(act.base)
+      let bonus = Int128(act.bonus)
+      var shares: [Int128] = []
+      var remainders: [Int128] = []
+      shares.reserveCapacity(list.count)
+      remainders.reserveCapacity(list.count)
+      var total: Int128 = 0
+      var given: Int128 = 0
+      for pos in list {
+        let x = Int128(positions[Int(pos)].quantity) * bonus
+        total += x
+        shares.append(x / base)
+        remainders.append(x % base)
+        given += x / base
+      }
+      var leftover = Int(total / base - given)
+      if leftover > 0 {
+        // Largest remainder first; ties to the smaller account (list order), or the
+        // greater under the planted fault.
+        let towardGreatest = plantedFault == .corporateAction
+        var order = Array(0..<list.count)
+        order.sort { i, j in
+          if remainders[i] != remainders[j] { return remainders[i] > remainders[j] }
+          return towardGreatest ? i > j : i < j
+        }
+        for i in order where leftover > 0 {
+          shares[i] += 1
+          leftover -= 1
+        }
+      }
+      for (i, pos) in list.enumerated() where shares[i] > 0 {
+        appendEntitlement(act, account: positions[Int(pos)].account, kind: .shares, value: Int64(shares[i]))
+      }
+    }
+  }
+
+  mutating func appendEntitlement(_ act: ActionRecord, account: Int32, kind: EntitlementKind, value: Int64) {
+    let id = Int32(entitlements.count)
+    entitlements.append(
+      EntitlementRecord(
+        security: act.security, recordDate: act.recordDate, payDate: act.payDate, account: account,
+        kind: kind,
+        value: value, credited: false))
+    if kind == .shares { creditsByPayDate[act.payDate, default: []].append(id) }
+  }
+
+  mutating func scheduleAction(
+    _ security: String, _ recordDate: Int32, _ kind: ActionKind, perShare: Int64, base: Int64, bonus: Int64
+  ) -> Outcome {
+    guard let sec = securityIx.find(security) else { return .rejected(.unknownSecurity) }
+    if kind == .dividend && perShare <= 0 { return .rejected(.invalidAmount) }
+    if kind == .bonus && (base <= 0 || bonus <= 0) { return .rejected(.invalidRatio) }
+    let pay = nextTradingDay(recordDate)
+    guard isTradingDay(recordDate), pay != 0 else { return .rejected(.badDate) }
+    if globals.lastOpened != 0
+      && (recordDate < globals.lastOpened || (recordDate == globals.lastOpened && !globals.dayOpen))
+    {
+      return .rejected(.recordDatePassed)
+    }
+    let id = Int32(actions.count)
+    actions.append(
+      ActionRecord(
+        security: sec, recordDate: recordDate, payDate: pay, kind: kind, perShareMicro: perShare, base: base,
+        bonus: bonus, executed: false))
+    actionsByRecordDate[recordDate, default: []].append(id)
+    return .applied
+  }
+
+  // MARK: - SETTLE
+
+  mutating func settle(_ date: Int32) -> Outcome {
+    guard globals.lastOpened != 0, date == globals.lastOpened, let dday = dayIx[Int64(date)],
+      !days[Int(dday)].settled
+    else { return .rejected(.badDate) }
+    days[Int(dday)].settled = true
+    mark(.days, dday)
+    let tradeDate = previousTradingDay(date)
+    var payers: [Int32] = []
+    var tday: Int32 = -1
+    if tradeDate != 0, let td = dayIx[Int64(tradeDate)] {
+      tday = td
+      var rows: [Int32] = []
+      for (i, s) in settlementRows.enumerated() where s.tradeDate == tradeDate && s.liveSides > 0 {
+        rows.append(Int32(i))
+      }
+      rows.sort {
+        participants[Int(settlementRows[Int($0)].participant)].id
+          < participants[Int(settlementRows[Int($1)].participant)].id
+      }
+      // 1. Receivers are credited.
+      for r in rows {
+        let s = settlementRows[Int(r)]
+        if s.netFen >= 0 {
+          credit(s.participant, s.netFen)
+          settlementRows[Int(r)].status = .settled
+          settlementRows[Int(r)].settledOn = date
+          touchSettlement(r)
+        } else {
+          payers.append(r)
+        }
+      }
+    }
+    // 2. Earlier defaults, in (trade date, participant) order.
+    var defaults: [Int32] = []
+    for (i, s) in settlementRows.enumerated() where s.status == .defaulted { defaults.append(Int32(i)) }
+    defaults.sort { a, b in
+      let x = settlementRows[Int(a)]
+      let y = settlementRows[Int(b)]
+      if x.tradeDate != y.tradeDate { return x.tradeDate < y.tradeDate }
+      return participants[Int(x.participant)].id < participants[Int(y.participant)].id
+    }
+    for r in defaults {
+      let s = settlementRows[Int(r)]
+      let owed = -s.netFen
+      if participants[Int(s.participant)].balance >= owed {
+        credit(s.participant, -owed)
+        settlementRows[Int(r)].status = .cured
+        settlementRows[Int(r)].settledOn = date
+        touchSettlement(r)
+        release(tradeDate: s.tradeDate, participant: s.participant)
+      }
+    }
+    // 3. Payers of T.
+    for r in payers {
+      let s = settlementRows[Int(r)]
+      if participants[Int(s.participant)].balance >= -s.netFen {
+        credit(s.participant, s.netFen)
+        settlementRows[Int(r)].status = .settled
+        settlementRows[Int(r)].settledOn = date
+      } else {
+        settlementRows[Int(r)].status = .defaulted
+        if plantedFault != .settlement { withhold(day: tday, participant: s.participant) }
+      }
+      touchSettlement(r)
+    }
+    return .applied
+  }
+
+  mutating func touchSettlement(_ r: Int32) {
+    mark(.settlement, r)
+    if effectsOn { touched.settlement.append(r) }
+  }
+
+  mutating func credit(_ participant: Int32, _ amount: Int128) {
+    participants[Int(participant)].balance += amount
+    mark(.participants, participant)
+    if effectsOn { touched.balance.append(participant) }
+  }
+
+  /// A default: each live trade the participant bought on that day withholds
+  /// min(quantity, available now) from the buyer.
+  mutating func withhold(day: Int32, participant: Int32) {
+    let d = days[Int(day)]
+    for t in Int(d.tradeStart)..<Int(d.tradeEnd) {
+      let tr = trades[t]
+      guard tr.buyParticipant == participant, !tr.cancelled else { continue }
+      guard let pos = positionIx[Self.positionKey(tr.buyAccount, tr.security)] else { continue }
+      let w = min(tr.quantity, positions[Int(pos)].available)
+      positions[Int(pos)].available -= w
+      positions[Int(pos)].withheld += w
+      trades[t].withheld = w
+      mark(.trades, Int32(t))
+      mark(.positions, pos)
+      if effectsOn && w > 0 { touched.holding.append(pos) }
+    }
+  }
+
+  /// A cure: the shares withheld for the participant's trades of that date are released.
+  mutating func release(tradeDate: Int32, participant: Int32) {
+    guard let day = dayIx[Int64(tradeDate)] else { return }
+    let d = days[Int(day)]
+    for t in Int(d.tradeStart)..<Int(d.tradeEnd) {
+      let tr = trades[t]
+      guard tr.buyParticipant == participant, tr.withheld > 0 else { continue }
+      guard let pos = positionIx[Self.positionKey(tr.buyAccount, tr.security)] else { continue }
+      positions[Int(pos)].available += tr.withheld
+      positions[Int(pos)].withheld -= tr.withheld
+      precondition(positions[Int(pos)].withheld >= 0, "V2: released more than was withheld")
+      trades[t].withheld = 0
+      mark(.trades, Int32(t))
+      mark(.positions, pos)
+      if effectsOn { touched.holding.append(pos) }
+    }
+  }
+
+  // MARK: - DEPOSIT and reference data
+
+  mutating func deposit(_ participant: String, _ amountFen: Int64) -> Outcome {
+    guard let p = participantIx.find(participant) else { return .rejected(.unknownParticipant) }
+    guard amountFen > 0 else { return .rejected(.invalidAmount) }
+    credit(p, Int128(amountFen))
+    return .applied
+  }
+
+  mutating func addParticipant(_ id: String, _ name: String) -> Outcome {
+    if participantIx.find(id) != nil { return .rejected(.duplicateParticipant) }
+    let p = Int32(participants.count)
+    participants.append(ParticipantRecord(id: Ident(id), name: name, balance: 0))
+    participantIx.insert(id)
+    if effectsOn { touched.balance.append(p) }
+    return .applied
+  }
+
+  mutating func addUnit(_ id: String, _ participant: String) -> Outcome {
+    if unitIx.find(id) != nil { return .rejected(.duplicateUnit) }
+    guard let p = participantIx.find(participant) else { return .rejected(.unknownParticipant) }
+    unitIx.insert(id)
+    units.append(UnitRecord(id: Ident(id), participant: p))
+    return .applied
+  }
+
+  mutating func addAccount(_ id: String, _ kind: AccountKind) -> Outcome {
+    if accountIx.find(id) != nil { return .rejected(.duplicateAccount) }
+    accountIx.insert(id)
+    accounts.append(AccountRecord(id: Ident(id), kind: kind))
+    return .applied
+  }
+
+  mutating func addSecurity(_ id: String, _ isin: String, _ name: String, _ kind: SecurityKind) -> Outcome {
+    if securityIx.find(id) != nil { return .rejected(.duplicateSecurity) }
+    securityIx.insert(id)
+    securities.append(SecurityRecord(code: Ident(id), isin: isin, name: name, kind: kind, issuedQuantity: 0))
+    positionsOfSecurity.append([])
+    return .applied
+  }
+}

@@ -1,0 +1,159 @@
+// V2 fee arithmetic (SPEC §2 fee table, §4.1), adapted from the earlier
+// independently written ClearingKernelV2 (docs/earlier-fee-kernel-v2).
+//
+// Technique: every rate is one UInt64 `n` meaning `n / 10^18`, parsed digit by
+// digit; a fee is `round_half_up(amountFen × n / 10^18)` computed at full width
+// (`multipliedFullWidth` / `dividingFullWidth`). The rows are resolved at init into
+// one timeline per (kind, fee, paying side) (a side-specific row beats `both` on
+// the same date). The planted `.feeRounding` fault truncates the handling fee.
+
+import KernelAPI
+
+struct V2FeeSchedule: Sendable {
+  static let rateScale: UInt64 = 1_000_000_000_000_000_000
+  static let halfRateScale: UInt64 = 500_000_000_000_000_000
+  static let slotCount = 24
+
+  private let dates: [Int32]
+  private let rates: [UInt64]
+  private let bounds: [Int]
+
+  @inline(__always)
+  static func slot(_ kind: SecurityKind, _ fee: FeeKind, seller: Bool) -> Int {
+    (Int(kind.rawValue) &* 4 &+ Int(fee.rawValue)) &* 2 &+ (seller ? 1 : 0)
+  }
+
+  init(feeRows: [FeeRateRow]) {
+    var dates: [Int32] = []
+    var rates: [UInt64] = []
+    var bounds: [Int] = [0]
+    for kind in SecurityKind.allCases {
+      for fee in FeeKind.allCases {
+        for seller in [false, true] {
+          let party: FeeSide = seller ? .sell : .buy
+          // (date, specific?, rate), sorted; a specific row wins on its date.
+          var entries: [(date: Int32, specific: Bool, rate: UInt64)] = []
+          for row in feeRows
+          where row.kind == kind && row.fee == fee && (row.side == party || row.side == .both) {
+            entries.append((row.effectiveDate, row.side != .both, Self.parseRate(row.rateText)))
+          }
+          entries.sort { ($0.date, $0.specific ? 1 : 0) < ($1.date, $1.specific ? 1 : 0) }
+          var resolvedDates: [Int32] = []
+          var resolvedRates: [UInt64] = []
+          for e in entries {
+            if let last = resolvedDates.last, last == e.date {
+              resolvedRates[resolvedRates.count - 1] = e.rate
+            } else {
+              resolvedDates.append(e.date)
+              resolvedRates.append(e.rate)
+            }
+          }
+          dates += resolvedDates
+          rates += resolvedRates
+          bounds.append(dates.count)
+        }
+      }
+    }
+    self.dates = dates
+    self.rates = rates
+    self.bounds = bounds
+  }
+
+  /// `[0-9]+(\.[0-9]+)?` → n with value n / 10^18 (the reference parser bounds it).
+  static func parseRate(_ text: String) -> UInt64 {
+    var n: UInt64 = 0
+    var fractionDigits = 0
+    var seenPoint = false
+    for byte in text.utf8 {
+      if byte == UInt8(ascii: ".") {
+        seenPoint = true
+        continue
+      }
+      precondition(byte >= 48 && byte <= 57, "V2FeeSchedule: bad rate \(text)")
+      let digit = UInt64(byte - 48)
+      if seenPoint {
+        fractionDigits += 1
+        if fractionDigits > 18 {
+          precondition(digit == 0, "V2FeeSchedule: rate too precise \(text)")
+          continue
+        }
+      }
+      let (t, o1) = n.multipliedReportingOverflow(by: 10)
+      let (s, o2) = t.addingReportingOverflow(digit)
+      precondition(!o1 && !o2, "V2FeeSchedule: rate too large \(text)")
+      n = s
+    }
+    var up = 18 - min(fractionDigits, 18)
+    while up > 0 {
+      let (t, o) = n.multipliedReportingOverflow(by: 10)
+      precondition(!o, "V2FeeSchedule: rate too large \(text)")
+      n = t
+      up -= 1
+    }
+    return n
+  }
+
+  @inline(__always)
+  private func rate(slot: Int, on date: Int32) -> UInt64 {
+    let start = bounds[slot]
+    var low = start
+    var high = bounds[slot &+ 1]
+    while low < high {
+      let mid = (low &+ high) >> 1
+      if dates[mid] <= date { low = mid &+ 1 } else { high = mid }
+    }
+    return low == start ? 0 : rates[low &- 1]
+  }
+
+  @inline(__always)
+  static func amountFen(priceMilli: Int64, quantity: Int64) -> Int64 {
+    let p = UInt64(priceMilli).multipliedFullWidth(by: UInt64(quantity))
+    precondition(p.high < 10, "V2: price × quantity too large")
+    let (q, r) = UInt64(10).dividingFullWidth(p)
+    precondition(q < UInt64(Int64.max), "V2: amount overflows")
+    return Int64(r >= 5 ? q &+ 1 : q)
+  }
+
+  @inline(__always)
+  static func fee(amountFen: Int64, rate: UInt64, truncate: Bool) -> Int64 {
+    if rate == 0 { return 0 }
+    let p = UInt64(amountFen).multipliedFullWidth(by: rate)
+    precondition(p.high < rateScale, "V2: amount × rate too large")
+    let (q, r) = rateScale.dividingFullWidth(p)
+    precondition(q < UInt64(Int64.max), "V2: fee overflows")
+    return Int64(!truncate && r >= halfRateScale ? q &+ 1 : q)
+  }
+
+  @inline(__always)
+  private func sideFees(_ kind: SecurityKind, _ date: Int32, _ amount: Int64, seller: Bool, truncate: Bool)
+    -> SideFees
+  {
+    SideFees(
+      handling: Self.fee(
+        amountFen: amount, rate: rate(slot: Self.slot(kind, .handling, seller: seller), on: date),
+        truncate: truncate),
+      regulatory: Self.fee(
+        amountFen: amount, rate: rate(slot: Self.slot(kind, .regulatory, seller: seller), on: date),
+        truncate: false),
+      transfer: Self.fee(
+        amountFen: amount, rate: rate(slot: Self.slot(kind, .transfer, seller: seller), on: date),
+        truncate: false),
+      stamp: Self.fee(
+        amountFen: amount, rate: rate(slot: Self.slot(kind, .stamp, seller: seller), on: date),
+        truncate: false)
+    )
+  }
+
+  /// One trade's clearing (SPEC §4.1); `availableNow` is what the buyer may sell at once.
+  func clear(
+    kind: SecurityKind, date: Int32, priceMilli: Int64, quantity: Int64, truncateHandling: Bool,
+    availableNow: Int64
+  ) -> TradeClearing {
+    let amount = Self.amountFen(priceMilli: priceMilli, quantity: quantity)
+    let buyer = sideFees(kind, date, amount, seller: false, truncate: truncateHandling)
+    let seller = sideFees(kind, date, amount, seller: true, truncate: truncateHandling)
+    return TradeClearing(
+      amountFen: amount, buyerFees: buyer, sellerFees: seller, buyerNetFen: -amount - buyer.total,
+      sellerNetFen: amount - seller.total, buyerAvailableNow: availableNow)
+  }
+}

@@ -1,0 +1,420 @@
+// V2Kernel: effects (docs/EFFECTS.md), canonical rows and change tracking
+// (docs/CANONICAL-ROWS.md), restore, SPEC §5 report and self-check.
+
+import KernelAPI
+
+extension V2Kernel {
+  // MARK: - Effects
+
+  public mutating func enableEffects() { effectsOn = true }
+
+  public mutating func takeEffects() -> [UInt8] {
+    let out = fx.bytes
+    fx.removeAll()
+    return out
+  }
+
+  static func sortedUnique(_ a: inout [Int32]) {
+    if a.count < 2 { return }
+    a.sort()
+    var w = 1
+    for i in 1..<a.count where a[i] != a[w - 1] {
+      a[w] = a[i]
+      w += 1
+    }
+    a.removeLast(a.count - w)
+  }
+
+  mutating func writeEventEffects(seq: Int64, outcome: Outcome) {
+    // The writer leaves `self` while rows are written through `self`'s (non-mutating)
+    // row writers: no second reference to its buffer, so no copy-on-write per record.
+    var w = EffectWriter()
+    swap(&w, &fx)
+    defer { swap(&w, &fx) }
+    if case .rejected = outcome {
+      _ = w.eventHeader(seq: seq, outcome: .rejected, count: 1)
+      writeRejection(rejections.count - 1, into: &w)
+      return
+    }
+    Self.sortedUnique(&touched.clearing)
+    Self.sortedUnique(&touched.settlement)
+    Self.sortedUnique(&touched.balance)
+    Self.sortedUnique(&touched.holding)
+    Self.sortedUnique(&touched.tax)
+    Self.sortedUnique(&touched.taxRemoved)
+    let header = w.eventHeader(seq: seq, outcome: .applied, count: 0)
+    for c in touched.clearing { writeClearing(c, into: &w) }
+    for s in touched.settlement { writeSettlement(s, into: &w) }
+    for p in touched.balance { writeBalance(p, into: &w) }
+    for p in touched.holding { writeHolding(p, into: &w) }
+    for e in touched.entitlements { writeEntitlement(e, into: &w) }
+    for x in touched.tax { writeTax(x, into: &w) }
+    for x in touched.taxRemoved {
+      w.taxRemoved(tradeDate: trades[Int(x)].date, tradeId: trades[Int(x)].tradeId.text)
+    }
+    let n =
+      touched.clearing.count + touched.settlement.count + touched.balance.count + touched.holding.count
+      + touched.entitlements.count + touched.tax.count + touched.taxRemoved.count
+    w.patchCount(headerAt: header, count: n)
+  }
+
+  func writeClearing(_ id: Int32, into w: inout EffectWriter) {
+    let c = clearingRows[Int(id)]
+    w.clearing(
+      tradeDate: c.tradeDate, settleDate: nextTradingDay(c.tradeDate),
+      participant: participants[Int(c.participant)].id.text,
+      security: securities[Int(c.security)].code.text, buyQuantity: c.buyQuantity,
+      sellQuantity: c.sellQuantity,
+      buyAmount: c.buyAmount, sellAmount: c.sellAmount, fees: c.fees)
+  }
+
+  func writeSettlement(_ id: Int32, into w: inout EffectWriter) {
+    let s = settlementRows[Int(id)]
+    w.settlement(
+      tradeDate: s.tradeDate, settleDate: nextTradingDay(s.tradeDate),
+      participant: participants[Int(s.participant)].id.text,
+      netFen: s.netFen, status: s.status, settledOn: s.settledOn, visible: s.liveSides > 0)
+  }
+
+  func writeBalance(_ id: Int32, into w: inout EffectWriter) {
+    let p = participants[Int(id)]
+    w.balance(participant: p.id.text, balanceFen: p.balance)
+  }
+
+  func writeHolding(_ id: Int32, into w: inout EffectWriter) {
+    let p = positions[Int(id)]
+    w.holding(
+      account: accounts[Int(p.account)].id.text, security: securities[Int(p.security)].code.text,
+      quantity: p.quantity, available: p.available, withheld: p.withheld)
+  }
+
+  func writeEntitlement(_ id: Int32, into w: inout EffectWriter) {
+    let e = entitlements[Int(id)]
+    w.entitlement(
+      ordinal: Int64(id), security: securities[Int(e.security)].code.text, recordDate: e.recordDate,
+      payDate: e.payDate, account: accounts[Int(e.account)].id.text, kind: e.kind, value: e.value)
+  }
+
+  func writeTax(_ id: Int32, into w: inout EffectWriter) {
+    let t = trades[Int(id)]
+    w.tax(
+      tradeDate: t.date, tradeId: t.tradeId.text, account: accounts[Int(t.sellAccount)].id.text,
+      security: securities[Int(t.security)].code.text, quantity: t.quantity, taxFen: t.taxFen)
+  }
+
+  func writeRejection(_ index: Int, into w: inout EffectWriter) {
+    let r = rejections[index]
+    w.rejection(seq: r.seq, record: r.record, ref: r.ref, reason: r.reason)
+  }
+
+  public func snapshotEffects() -> [UInt8] {
+    var w = EffectWriter()
+    let header = w.eventHeader(seq: globals.appliedSeq, outcome: .snapshot, count: 0)
+    var n = 0
+    // Observed canonical snapshot order: balances first, then the other kinds.
+    for i in participants.indices {
+      writeBalance(Int32(i), into: &w)
+      n += 1
+    }
+    for (i, c) in clearingRows.enumerated() where c.buyQuantity != 0 || c.sellQuantity != 0 {
+      writeClearing(Int32(i), into: &w)
+      n += 1
+    }
+    for (i, s) in settlementRows.enumerated() where s.liveSides > 0 {
+      writeSettlement(Int32(i), into: &w)
+      n += 1
+    }
+    for (i, p) in positions.enumerated() where p.quantity > 0 {
+      writeHolding(Int32(i), into: &w)
+      n += 1
+    }
+    for i in entitlements.indices {
+      writeEntitlement(Int32(i), into: &w)
+      n += 1
+    }
+    for (i, t) in trades.enumerated() where t.taxFen > 0 && !t.cancelled {
+      writeTax(Int32(i), into: &w)
+      n += 1
+    }
+    for i in rejections.indices {
+      writeRejection(i, into: &w)
+      n += 1
+    }
+    w.patchCount(headerAt: header, count: n)
+    return w.bytes
+  }
+
+  // MARK: - Canonical rows
+
+  func rowCount(_ table: StateTable) -> Int {
+    switch table {
+    case .globals: return 1
+    case .participants: return participants.count
+    case .units: return units.count
+    case .accounts: return accounts.count
+    case .securities: return securities.count
+    case .positions: return positions.count
+    case .clearing: return clearingRows.count
+    case .settlement: return settlementRows.count
+    case .trades: return trades.count
+    case .slices: return slices.count
+    case .actions: return actions.count
+    case .entitlements: return entitlements.count
+    case .rejections: return rejections.count
+    case .days: return days.count
+    }
+  }
+
+  func encodeRow(_ table: StateTable, _ id: Int, into w: inout ByteWriter) {
+    switch table {
+    case .globals: globals.encode(into: &w)
+    case .participants: participants[id].encode(into: &w)
+    case .units: units[id].encode(into: &w)
+    case .accounts: accounts[id].encode(into: &w)
+    case .securities: securities[id].encode(into: &w)
+    case .positions: positions[id].encode(lots: books[id].live, into: &w)
+    case .clearing: clearingRows[id].encode(into: &w)
+    case .settlement: settlementRows[id].encode(into: &w)
+    case .trades: trades[id].encode(into: &w)
+    case .slices: slices[id].encode(into: &w)
+    case .actions: actions[id].encode(into: &w)
+    case .entitlements: entitlements[id].encode(into: &w)
+    case .rejections: rejections[id].encode(into: &w)
+    case .days: days[id].encode(into: &w)
+    }
+  }
+
+  public func forEachEncodedRow(_ body: (StateTable, Int32, [UInt8]) -> Void) {
+    var w = ByteWriter(capacity: 256)
+    for table in StateTable.allCases {
+      for id in 0..<rowCount(table) {
+        w.reset()
+        encodeRow(table, id, into: &w)
+        body(table, Int32(id), w.bytes)
+      }
+    }
+  }
+
+  public mutating func setChangeTracking(_ on: Bool) {
+    tracking = on
+    forgetChanges()
+  }
+
+  public mutating func takeChangedRows(
+    into w: inout ByteWriter, _ body: (StateTable, Int32, Range<Int>) -> Void
+  ) {
+    guard tracking else { return }
+    for table in StateTable.allCases {
+      let t = Int(table.rawValue)
+      let count = rowCount(table)
+      var ids = modified[t]
+      Self.sortedUnique(&ids)
+      let start = table == .globals ? 0 : min(watermark[t], count)
+      for id in ids where Int(id) < start {
+        let at = w.count
+        encodeRow(table, Int(id), into: &w)
+        body(table, id, at..<w.count)
+      }
+      for id in start..<count {
+        let at = w.count
+        encodeRow(table, id, into: &w)
+        body(table, Int32(id), at..<w.count)
+      }
+    }
+    forgetChanges()
+  }
+
+  public mutating func forgetChanges() {
+    for table in StateTable.allCases {
+      let t = Int(table.rawValue)
+      watermark[t] = rowCount(table)
+      modified[t].removeAll(keepingCapacity: true)
+    }
+  }
+
+  // MARK: - Restore
+
+  public static func restore(
+    opening: consuming V2Kernel, stored: ((StateTable, Int32, [UInt8]) throws -> Void) throws -> Void
+  ) throws -> V2Kernel {
+    var k = opening
+    try stored { table, id, bytes in try k.lay(table, Int(id), bytes) }
+    k.rebuildDerived()
+    k.forgetChanges()
+    return k
+  }
+
+  static func put<R>(_ rows: inout [R], _ id: Int, _ row: R, _ table: StateTable) throws {
+    if id < rows.count {
+      rows[id] = row
+    } else if id == rows.count {
+      rows.append(row)
+    } else {
+      throw DecodeError(description: "\(table.name) row \(id) beyond the table's end \(rows.count)")
+    }
+  }
+
+  mutating func lay(_ table: StateTable, _ id: Int, _ bytes: [UInt8]) throws {
+    var r = ByteReader(bytes)
+    switch table {
+    case .globals:
+      guard id == 0 else { throw DecodeError(description: "globals row \(id)") }
+      globals = try GlobalRecord(from: &r)
+    case .participants: try Self.put(&participants, id, try ParticipantRecord(from: &r), table)
+    case .units: try Self.put(&units, id, try UnitRecord(from: &r), table)
+    case .accounts: try Self.put(&accounts, id, try AccountRecord(from: &r), table)
+    case .securities: try Self.put(&securities, id, try SecurityRecord(from: &r), table)
+    case .positions:
+      let (p, lots) = try PositionRecord.decode(from: &r)
+      try Self.put(&positions, id, p, table)
+      try Self.put(&books, id, LotBook(lots: lots, head: 0), table)
+    case .clearing: try Self.put(&clearingRows, id, try ClearingRecord(from: &r), table)
+    case .settlement: try Self.put(&settlementRows, id, try SettlementRecord(from: &r), table)
+    case .trades: try Self.put(&trades, id, try TradeRecord(from: &r), table)
+    case .slices: try Self.put(&slices, id, try Lot(from: &r), table)
+    case .actions: try Self.put(&actions, id, try ActionRecord(from: &r), table)
+    case .entitlements: try Self.put(&entitlements, id, try EntitlementRecord(from: &r), table)
+    case .rejections: try Self.put(&rejections, id, try RejectionRecord(from: &r), table)
+    case .days: try Self.put(&days, id, try DayRecord(from: &r), table)
+    }
+    guard r.isAtEnd else { throw DecodeError(description: "\(table.name) row \(id) has trailing bytes") }
+  }
+
+  // MARK: - SPEC §5
+
+  /// Ranks of identifiers by their bytes (for sorting rows by ids without comparing text twice).
+  static func ranks(_ n: Int, _ ident: (Int) -> Ident) -> [Int32] {
+    var order = Array(0..<n)
+    order.sort { ident($0) < ident($1) }
+    var rank = [Int32](repeating: 0, count: n)
+    for (r, i) in order.enumerated() { rank[i] = Int32(r) }
+    return rank
+  }
+
+  public func report(holdings: Bool) -> Report {
+    var r = Report()
+    let pRank = Self.ranks(participants.count) { participants[$0].id }
+    let sRank = Self.ranks(securities.count) { securities[$0].code }
+    var cl = clearingRows.indices.filter {
+      clearingRows[$0].buyQuantity != 0 || clearingRows[$0].sellQuantity != 0
+    }
+    cl.sort { a, b in
+      let x = clearingRows[a]
+      let y = clearingRows[b]
+      return (x.tradeDate, pRank[Int(x.participant)], sRank[Int(x.security)])
+        < (y.tradeDate, pRank[Int(y.participant)], sRank[Int(y.security)])
+    }
+    r.clearing = cl.map { i in
+      let c = clearingRows[i]
+      return Report.Clearing(
+        tradeDate: c.tradeDate, settleDate: nextTradingDay(c.tradeDate),
+        participant: participants[Int(c.participant)].id.text,
+        security: securities[Int(c.security)].code.text, buyQuantity: c.buyQuantity,
+        sellQuantity: c.sellQuantity,
+        buyAmount: c.buyAmount, sellAmount: c.sellAmount, fees: c.fees)
+    }
+    var st = settlementRows.indices.filter { settlementRows[$0].liveSides > 0 }
+    st.sort { a, b in
+      let x = settlementRows[a]
+      let y = settlementRows[b]
+      return (x.tradeDate, pRank[Int(x.participant)]) < (y.tradeDate, pRank[Int(y.participant)])
+    }
+    r.settlement = st.map { i in
+      let s = settlementRows[i]
+      return Report.Settlement(
+        tradeDate: s.tradeDate, settleDate: nextTradingDay(s.tradeDate),
+        participant: participants[Int(s.participant)].id.text,
+        netFen: s.netFen, status: s.status, settledOn: s.settledOn)
+    }
+    let byP = participants.indices.sorted { pRank[$0] < pRank[$1] }
+    r.balances = byP.map {
+      Report.Balance(participant: participants[$0].id.text, balanceFen: participants[$0].balance)
+    }
+    if holdings {
+      forEachHolding { a, s, q, av, w in
+        r.holdings.append(
+          Report.Holding(account: a.text, security: s.text, quantity: q, available: av, withheld: w))
+      }
+    }
+    var en = Array(entitlements.indices)
+    if !en.isEmpty {
+      let aRank = Self.ranks(accounts.count) { accounts[$0].id }
+      en.sort { a, b in
+        let x = entitlements[a]
+        let y = entitlements[b]
+        return (sRank[Int(x.security)], x.recordDate, aRank[Int(x.account)], x.kind.rawValue, a)
+          < (sRank[Int(y.security)], y.recordDate, aRank[Int(y.account)], y.kind.rawValue, b)
+      }
+    }
+    r.entitlements = en.map { i in
+      let e = entitlements[i]
+      return Report.Entitlement(
+        security: securities[Int(e.security)].code.text, recordDate: e.recordDate, payDate: e.payDate,
+        account: accounts[Int(e.account)].id.text, kind: e.kind, value: e.value)
+    }
+    var tx = trades.indices.filter { trades[$0].taxFen > 0 && !trades[$0].cancelled }
+    tx.sort { a, b in
+      let x = trades[a]
+      let y = trades[b]
+      if x.date != y.date { return x.date < y.date }
+      return x.tradeId < y.tradeId
+    }
+    r.tax = tx.map { i in
+      let t = trades[i]
+      return Report.Tax(
+        tradeDate: t.date, tradeId: t.tradeId.text, account: accounts[Int(t.sellAccount)].id.text,
+        security: securities[Int(t.security)].code.text, quantity: t.quantity, taxFen: t.taxFen)
+    }
+    r.rejections = rejections.map {
+      Report.Rejection(seq: $0.seq, record: $0.record, ref: $0.ref, reason: $0.reason)
+    }
+    return r
+  }
+
+  public func forEachHolding(
+    _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
+      Void
+  ) {
+    let aRank = Self.ranks(accounts.count) { accounts[$0].id }
+    let sRank = Self.ranks(securities.count) { securities[$0].code }
+    var ids = positions.indices.filter { positions[$0].quantity > 0 || positions[$0].withheld > 0 }
+    ids.sort { a, b in
+      let x = positions[a]
+      let y = positions[b]
+      return (aRank[Int(x.account)], sRank[Int(x.security)]) < (aRank[Int(y.account)], sRank[Int(y.security)])
+    }
+    for i in ids {
+      let p = positions[i]
+      body(accounts[Int(p.account)].id, securities[Int(p.security)].code, p.quantity, p.available, p.withheld)
+    }
+  }
+
+  // MARK: - Self-check
+
+  public func selfCheckViolations(limit: Int) -> [String] {
+    var out: [String] = []
+    func note(_ s: @autoclosure () -> String) { if out.count < limit { out.append(s()) } }
+    var held = [Int64](repeating: 0, count: securities.count)
+    for (i, p) in positions.enumerated() {
+      held[Int(p.security)] += p.quantity
+      if p.quantity < 0 || p.available < 0 || p.withheld < 0 { note("position \(i): negative value") }
+      if p.available + p.withheld > p.quantity { note("position \(i): available + withheld > quantity") }
+      var sum: Int64 = 0
+      var prev: Lot?
+      for lot in books[i].live {
+        sum += lot.quantity
+        if lot.quantity <= 0 { note("position \(i): empty lot") }
+        if let q = prev, !q.orderedBefore(lot) { note("position \(i): lots out of order") }
+        prev = lot
+      }
+      if sum != p.quantity { note("position \(i): lots sum \(sum) != quantity \(p.quantity)") }
+    }
+    for (i, s) in securities.enumerated() where held[i] != s.issuedQuantity {
+      note("security \(s.code.text): held \(held[i]) != issued \(s.issuedQuantity)")
+    }
+    for (i, s) in settlementRows.enumerated() where s.liveSides < 0 {
+      note("settlement \(i): negative live sides")
+    }
+    return out
+  }
+}
