@@ -114,11 +114,21 @@ final class EffectsVoteTests: ClusterTestCase {
 
   // The same four faults planted in the second version (issue 11): r3 runs v2 with the
   // fault, r1 v1 and r2 v2 outvote it.
-  func testFaultsPlantedInTheSecondVersionAreOutvotedToo() throws {
+  func testV2FeeRoundingFaultIsOutvoted() throws {
     try runFaulty(kernel: "v2-faulty", basePort: 18_620, field: "handling_fee", record: "TRADE")
+  }
+
+  func testV2TransferFaultIsOutvoted() throws {
     try runFaulty(kernel: "v2-faulty-transfer", basePort: 18_640, field: "available", record: "TRADE")
+  }
+
+  func testV2SettlementFaultIsOutvoted() throws {
     try runFaulty(kernel: "v2-faulty-settlement", basePort: 18_660, field: "withheld", record: "SETTLE")
+  }
+
+  func testV2CorporateActionFaultIsOutvoted() throws {
     try runFaulty(
       kernel: "v2-faulty-action", basePort: 18_680, field: "value", record: "CLOSE", tyingBonus: true)
   }
+
 }
