@@ -64,8 +64,11 @@ public final class Replica {
     RocksDBStateStore, DurableBatchApplier
   ) {
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-    var options = RocksDBOptions()
-    options.vectorMemtable = true  // state is written in batches and read back only on restart
+    // A skip-list memtable (RocksDB's default): the voter reads each decided batch's
+    // effect records back from a replica for the voted stream, and a vector memtable
+    // sorts itself on every read (perf: 60% of a replica's CPU in memtable comparisons,
+    // 6,200 voted events/s; docs/PERFORMANCE.md).
+    let options = RocksDBOptions()
     let store = try RocksDBStateStore(path: dataDir + "/state", options: options)
     return (store, try DurableBatchApplier.open(store: store, reference: reference, kernel: kernel))
   }
