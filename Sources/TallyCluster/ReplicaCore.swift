@@ -20,7 +20,7 @@ public protocol BatchApplier {
   /// The digest of the committed state (32 bytes).
   var committedStateDigest: [UInt8] { get }
   /// Applies the events of `batch` at their seqs: one outcome byte per event
-  /// (`Vote.outcomeByte`) and the batch's effect records (docs/EFFECTS.md).
+  /// (`OutcomeByte.of`) and the batch's effect records (docs/EFFECTS.md).
   mutating func apply(_ batch: JournalBatch) -> (outcomes: [UInt8], effects: [UInt8])
   /// Commits everything applied, with the writes `extra` makes from the new state
   /// digest, in one atomic write.

@@ -92,13 +92,6 @@ public struct Vote: Sendable, Equatable {
     self.stateDigest = stateDigest
   }
 
-  public static func outcomeByte(_ o: Outcome) -> UInt8 {
-    switch o {
-    case .applied: return 0
-    case .rejected(let r): return r.rawValue + 1
-    }
-  }
-
   /// What the voter compares: outputs, and at checkpoints the state too (a vote
   /// between checkpoints has an empty state digest; all replicas agree on where
   /// checkpoints are, since they are placed by seq).

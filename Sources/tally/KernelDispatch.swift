@@ -11,12 +11,9 @@ enum KernelDispatch {
   enum Version { case v1, v2 }
 
   static func resolve(_ name: String) throws(UsageError) -> (version: Version, fault: PlantedFault?) {
-    _ = try KernelCatalog.resolve(name)  // the name's shape and version are known
-    guard let (version, fault) = KernelName.parse(name) else { throw UsageError("unknown kernel '\(name)'") }
-    switch version {
-    case "v1": return (.v1, fault)
-    case "v2": return (.v2, fault)
-    default: throw UsageError("unknown kernel '\(name)'")
-    }
+    let (type, fault) = try KernelCatalog.resolve(name)
+    if type == V1Kernel.self { return (.v1, fault) }
+    if type == V2Kernel.self { return (.v2, fault) }
+    throw UsageError("kernel '\(name)' has no case in KernelDispatch")
   }
 }
