@@ -53,6 +53,11 @@ public protocol BusinessKernel: Sendable {
   /// The effect records (encoded, concatenated) of the events applied since the last call.
   mutating func takeEffects() -> [UInt8]
 
+  /// The same records, handed over in `out` (whose old contents are dropped); a kernel
+  /// may keep `out`'s buffer to write on, so a caller that takes every batch into one
+  /// array allocates nothing per batch. The default calls `takeEffects()`.
+  mutating func takeEffects(into out: inout [UInt8])
+
   /// The complete SPEC §5 state as effect records: one event record with outcome
   /// `snapshot` and `seq = appliedSeq`, then every row (docs/EFFECTS.md, "Snapshot").
   func snapshotEffects() -> [UInt8]
@@ -89,6 +94,8 @@ public protocol BusinessKernel: Sendable {
 }
 
 extension BusinessKernel {
+  public mutating func takeEffects(into out: inout [UInt8]) { out = takeEffects() }
+
   /// `v1`, or `v1-faulty-transfer` with a planted fault: the name configs and alerts use.
   public var kernelName: String { KernelName.name(version: Self.versionName, fault: plantedFault) }
 

@@ -116,6 +116,15 @@ public struct EffectWriter: Sendable {
 
   public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
 
+  /// Hands the records written so far to `out` and keeps `out`'s old buffer, emptied,
+  /// to write on: a consumer that takes every batch into the same array allocates
+  /// nothing in steady state (a fresh buffer per batch cost more in page faults than
+  /// the digest of its bytes).
+  public mutating func take(into out: inout [UInt8]) {
+    swap(&bytes, &out)
+    bytes.removeAll(keepingCapacity: true)
+  }
+
   /// Appends one record of a body of exactly `size` bytes, written by `body` through
   /// a cursor: one growth of the array per record, not one per field (measured: the
   /// per-field appends cost more than the rest of the effects together).
@@ -213,6 +222,20 @@ public struct EffectWriter: Sendable {
     }
   }
 
+  /// A holding whose account identifier is given as bytes (a TRADE line's field):
+  /// the same record as `holding(account:…)` with that text.
+  public mutating func holding(
+    accountBytes: UnsafeRawBufferPointer, security: String, quantity: Int64, available: Int64, withheld: Int64
+  ) {
+    record(.holding, size: 4 + accountBytes.count + Self.size(security) + 24) { c in
+      c.bytes(accountBytes)
+      c.string(security)
+      c.i64(quantity)
+      c.i64(available)
+      c.i64(withheld)
+    }
+  }
+
   public mutating func entitlement(
     ordinal: Int64, security: String, recordDate: Int32, payDate: Int32, account: String,
     kind: EntitlementKind,
@@ -236,6 +259,22 @@ public struct EffectWriter: Sendable {
       c.i32(tradeDate)
       c.string(tradeId)
       c.string(account)
+      c.string(security)
+      c.i64(quantity)
+      c.i64(taxFen)
+    }
+  }
+
+  /// A tax row whose account identifier is given as bytes (the same record as `tax(…)`).
+  public mutating func tax(
+    tradeDate: Int32, tradeId: String, accountBytes: UnsafeRawBufferPointer, security: String,
+    quantity: Int64,
+    taxFen: Int64
+  ) {
+    record(.tax, size: 4 + Self.size(tradeId) + 4 + accountBytes.count + Self.size(security) + 16) { c in
+      c.i32(tradeDate)
+      c.string(tradeId)
+      c.bytes(accountBytes)
       c.string(security)
       c.i64(quantity)
       c.i64(taxFen)
@@ -315,6 +354,13 @@ struct RecordCursor {
   @inline(__always) mutating func i128(_ v: Int128) {
     i64(Int64(truncatingIfNeeded: v))
     i64(Int64(truncatingIfNeeded: v >> 64))
+  }
+  /// Length-prefixed bytes: the encoding of a string with these UTF-8 bytes.
+  @inline(__always) mutating func bytes(_ b: UnsafeRawBufferPointer) {
+    let n = b.count
+    i32(Int32(n))
+    if n > 0 { (raw.baseAddress! + offset).copyMemory(from: b.baseAddress!, byteCount: n) }
+    offset += n
   }
   @inline(__always) mutating func string(_ s: String) {
     let n = s.utf8.count

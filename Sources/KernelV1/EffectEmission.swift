@@ -58,6 +58,9 @@ extension V1Kernel {
     return bytes
   }
 
+  /// The same, swapping buffers with `out` (no allocation per batch).
+  public mutating func takeEffects(into out: inout [UInt8]) { effects.writer.take(into: &out) }
+
   // MARK: Hooks (called from the apply functions)
 
   @inline(__always) mutating func emitClearing(_ row: Int32) {
@@ -127,6 +130,59 @@ extension V1Kernel {
       "effects buffer over bytesMax: the engine must take it per batch")
     buffer.touched.removeAll(keepingCapacity: true)
     if !buffer.touchedSet.isEmpty { buffer.touchedSet.removeAll() }
+  }
+
+  /// An applied TRADE's records, written straight from the rows it changed (the
+  /// per-row bookkeeping of `touch` cost more than the writing): the same bytes the
+  /// generic path writes, in the same canonical order (kind, then row number, each
+  /// row once). The account identifiers are the line's bytes.
+  mutating func writeTradeEffects(
+    seq: Int64, rows: TradeRows, buyAccount: UnsafeRawBufferPointer, sellAccount: UnsafeRawBufferPointer
+  ) {
+    precondition(effects.touched.isEmpty, "a TRADE's effects are written by one path only")
+    var w = EffectWriter()
+    swap(&w, &effects.writer)  // write while reading self, without copying either
+    writeTrade(seq: seq, rows: rows, buyAccount: buyAccount, sellAccount: sellAccount, into: &w)
+    swap(&w, &effects.writer)
+    precondition(effects.writer.count <= EffectBuffer.bytesMax, "effects buffer over bytesMax")
+  }
+
+  func writeTrade(
+    seq: Int64, rows r: TradeRows, buyAccount: UnsafeRawBufferPointer, sellAccount: UnsafeRawBufferPointer,
+    into w: inout EffectWriter
+  ) {
+    let hasTax = trades.rows[Int(r.trade)].taxFen > 0
+    let clearingCount = r.buyClearing == r.sellClearing ? 1 : 2
+    let settlementCount = r.buySettlement == r.sellSettlement ? 1 : 2
+    let holdingCount = r.buyPosition == r.sellPosition ? 1 : 2
+    _ = w.eventHeader(
+      seq: seq, outcome: .applied, count: clearingCount + settlementCount + holdingCount + (hasTax ? 1 : 0))
+    _ = writeRow(.clearing, min(r.buyClearing, r.sellClearing), into: &w)
+    if clearingCount == 2 { _ = writeRow(.clearing, max(r.buyClearing, r.sellClearing), into: &w) }
+    _ = writeRow(.settlement, min(r.buySettlement, r.sellSettlement), into: &w)
+    if settlementCount == 2 { _ = writeRow(.settlement, max(r.buySettlement, r.sellSettlement), into: &w) }
+    let security = securities.rows[Int(positions.rows[Int(r.sellPosition)].security)].code.text
+    func holding(_ p: Int32, _ account: UnsafeRawBufferPointer) {
+      let i = Int(p)
+      w.holding(
+        accountBytes: account, security: security, quantity: positions.rows[i].quantity,
+        available: positions.rows[i].available, withheld: positions.rows[i].withheld)
+    }
+    if holdingCount == 1 {
+      holding(r.sellPosition, sellAccount)
+    } else if r.sellPosition < r.buyPosition {
+      holding(r.sellPosition, sellAccount)
+      holding(r.buyPosition, buyAccount)
+    } else {
+      holding(r.buyPosition, buyAccount)
+      holding(r.sellPosition, sellAccount)
+    }
+    if hasTax {
+      let t = trades.rows[Int(r.trade)]
+      w.tax(
+        tradeDate: t.date, tradeId: t.tradeId.text, accountBytes: sellAccount, security: security,
+        quantity: t.quantity, taxFen: t.taxFen)
+    }
   }
 
   @inline(__always) func cachedSettleDate(_ tradeDate: Int32, _ w: inout EffectWriter) -> Int32 {

@@ -322,8 +322,20 @@ public struct V1Kernel: Sendable {
       trade: tradeByKey[TradeKey(date: t.date, id: tradeId)], security: securityById[Ident(t.security)],
       buyAccount: accountById[Ident(t.buyAccount)], sellAccount: accountById[Ident(t.sellAccount)],
       buyUnit: unitById[Ident(t.buyUnit)], sellUnit: unitById[Ident(t.sellUnit)])
-    return applyTrade(
-      date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, tradeId: { tradeId })
+    var rows = TradeRows()
+    let outcome = applyTrade(
+      date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
+      tradeId: { tradeId })
+    if case .applied = outcome {
+      emitClearing(rows.buyClearing)
+      emitClearing(rows.sellClearing)
+      emitSettlement(rows.buySettlement)
+      emitSettlement(rows.sellSettlement)
+      emitHolding(rows.sellPosition)
+      emitHolding(rows.buyPosition)
+      emitTax(rows.trade)
+    }
+    return outcome
   }
 
   /// A TRADE straight from its line's bytes (the hot path: no String is made unless
@@ -350,18 +362,24 @@ public struct V1Kernel: Sendable {
       buyAccount: accountById.find(buyProbe) { $0.hasBytes(buyAccountBytes) },
       sellAccount: accountById.find(sellProbe) { $0.hasBytes(sellAccountBytes) },
       buyUnit: unitById[bytes: bytes(t.buyUnit)], sellUnit: unitById[bytes: bytes(t.sellUnit)])
+    var rows = TradeRows()
     let outcome = applyTrade(
-      date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found,
+      date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
       tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) })
+    globals.appliedSeq = seq
+    globalsDirty = true
     if case .rejected(let reason) = outcome {
       rejections.append(
         RejectionRecord(
           seq: seq, record: "TRADE", ref: String(decoding: idBytes, as: UTF8.self), reason: reason))
       emitRejection(Int32(rejections.count - 1))
+      emitEvent(seq: seq, outcome: outcome)
+    } else if effects.enabled {
+      // The hot path writes the trade's records directly; the account identifiers come
+      // from the line (reading them from the 1M-row account table missed the cache
+      // twice a trade: most of the effects' cost).
+      writeTradeEffects(seq: seq, rows: rows, buyAccount: buyAccountBytes, sellAccount: sellAccountBytes)
     }
-    globals.appliedSeq = seq
-    globalsDirty = true
-    emitEvent(seq: seq, outcome: outcome)
     return outcome
   }
 
@@ -376,8 +394,21 @@ public struct V1Kernel: Sendable {
     var sellUnit: Int32?
   }
 
+  /// The rows an applied TRADE changed (its effects, docs/EFFECTS.md).
+  struct TradeRows {
+    var buyClearing: Int32 = -1
+    var sellClearing: Int32 = -1
+    var buySettlement: Int32 = -1
+    var sellSettlement: Int32 = -1
+    var sellPosition: Int32 = -1
+    var buyPosition: Int32 = -1
+    var trade: Int32 = -1
+  }
+
+  /// Applies a TRADE whose identifiers are looked up; `rows` gets what it changed.
   mutating func applyTrade(
-    date: Int32, priceMilli: Int64, quantity: Int64, found: TradeLookups, tradeId: () -> Ident
+    date: Int32, priceMilli: Int64, quantity: Int64, found: TradeLookups, rows: inout TradeRows,
+    tradeId: () -> Ident
   ) -> Outcome {
     guard globals.dayOpen else { return .rejected(.dayNotOpen) }
     guard date == globals.lastOpened else { return .rejected(.wrongDate) }
@@ -413,21 +444,21 @@ public struct V1Kernel: Sendable {
     clearingRows[sellRow].sellQuantity += q
     clearingRows[sellRow].sellAmount += Int128(c.amountFen)
     clearingRows[sellRow].fees.add(c.sellerFees)
-    emitClearing(buyRow)
-    emitClearing(sellRow)
+    rows.buyClearing = buyRow
+    rows.sellClearing = sellRow
     let buySettlement = settlementRow(date: t.date, participant: buyParticipant)
     settlementRows[buySettlement].netFen += Int128(c.buyerNetFen)
     settlementRows[buySettlement].liveSides += 1
     let sellSettlement = settlementRow(date: t.date, participant: sellParticipant)
     settlementRows[sellSettlement].netFen += Int128(c.sellerNetFen)
     settlementRows[sellSettlement].liveSides += 1
-    emitSettlement(buySettlement)
-    emitSettlement(sellSettlement)
+    rows.buySettlement = buySettlement
+    rows.sellSettlement = sellSettlement
 
     // Transfer (§4.2) and lots (§4.5): the seller first, then the buyer.
     positions[sellPosition].quantity -= q
     positions[sellPosition].available -= q
-    emitHolding(sellPosition)
+    rows.sellPosition = sellPosition
     let sliceStart = Int32(slices.count)
     let taxable = accountKinds[Int(sellAccount)] == .individual && kind == .stock
     var taxUnits: Int128 = 0  // Σ quantity × accrued(µCNY) × rate(%), in 1e-8 CNY
@@ -449,7 +480,7 @@ public struct V1Kernel: Sendable {
     positions[buyPosition].quantity += q
     positions[buyPosition].available += c.buyerAvailableNow
     if c.buyerAvailableNow < q { markAwaitingAvailability(buyPosition) }
-    emitHolding(buyPosition)
+    rows.buyPosition = buyPosition
     insertLot(
       Lot(acquired: t.date, creation: takeLotCreation(), accruedMicro: 0, quantity: q), into: buyPosition)
 
@@ -462,7 +493,7 @@ public struct V1Kernel: Sendable {
         taxFen: taxFen, cancelled: false, withheld: 0, sliceStart: sliceStart,
         sliceCount: Int32(slices.count) - sliceStart))
     tradeByKey[tradeKey] = tradeIndex
-    emitTax(tradeIndex)
+    rows.trade = tradeIndex
     days[Int32(days.count - 1)].tradeEnd = tradeIndex + 1
     return .applied
   }

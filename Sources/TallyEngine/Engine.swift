@@ -81,6 +81,9 @@ public struct Engine<K: BusinessKernel> {
   /// The effect records of the events applied since the last call (one batch).
   public mutating func takeEffects() -> [UInt8] { state.takeEffects() }
 
+  /// The same, into `out` (its buffer is kept for the next batch: no allocation per batch).
+  public mutating func takeEffects(into out: inout [UInt8]) { state.takeEffects(into: &out) }
+
   /// Hands over the rows changed since the last call (for a durable commit).
   public mutating func takeChangedRows(_ body: (StateTable, Int32, [UInt8]) -> Void) {
     var w = ByteWriter(capacity: 4096)

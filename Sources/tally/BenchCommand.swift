@@ -352,6 +352,7 @@ struct BenchCommand: ParsableCommand {
     engine.reserveCapacity(events: events.count)
     if effects { engine.enableEffects() }
     var digested = 0
+    var batch: [UInt8] = []
     let clock = ContinuousClock()
     let cpu = threadCPUSeconds()
     let t = clock.now
@@ -361,7 +362,8 @@ struct BenchCommand: ParsableCommand {
       case .other(let event): engine.apply(event, seq: Int64(i + 1))
       }
       if effects && ((i + 1) % effectsBatch == 0 || i + 1 == events.count) {
-        digested += EffectDigest.of(engine.takeEffects()).count
+        engine.takeEffects(into: &batch)
+        digested += EffectDigest.of(batch).count
       }
     }
     precondition(!effects || digested > 0, "effects phase digested nothing")
