@@ -186,8 +186,9 @@ extension V1Kernel {
     accountById.reserveCapacity(accounts.count)
     positionDirectory = PositionDirectory()
     positionDirectory.reserveAccounts(accounts.count)
-    accountKinds = accounts.rows.map(\.kind)
+    individualAccounts = AccountBits()
     for i in accounts.indices {
+      individualAccounts.append(accounts.rows[i].kind == .individual)
       accountById[accounts.rows[i].id] = Int32(i)
       positionDirectory.addAccount(Int32(i))
     }

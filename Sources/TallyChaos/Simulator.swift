@@ -660,7 +660,10 @@ public final class Simulation {
       peer: Self.clientPeer,
       batch: IngestBatch(client: Self.clientId, batchNumber: Int64(batch), eventLines: lines),
       numberFrame: Array(String(batch).utf8))
-    let actions = c.ingest([b])
+    let actions: [SequencerCore.Action]
+    do { actions = try c.ingest([b]) } catch {
+      preconditionFailure("in-memory journal read failed: \(error)")
+    }
     sequencer = c
     performSequencer(actions)
   }

@@ -26,6 +26,11 @@ public struct SequencerCore {
   /// retried one at most a few), so more means a misbehaving peer: the oldest is
   /// answered NONE at once (it asks again), and counted.
   public static let parkedFetchesMax = 1_024
+  /// Client batches whose seq ranges are kept in memory (the most recent ones: a
+  /// client retries its latest batches). Every range is also in the journal store,
+  /// which answers a retry of an older batch: exactly once needs all of them, memory
+  /// needs only the recent ones.
+  public static let dedupeCachedMax = 65_536
 
   /// A client batch that passed `Ingest.parse`, with who sent it.
   public struct ClientBatch: Sendable, Equatable {
@@ -72,9 +77,15 @@ public struct SequencerCore {
   public let fetchBatchesMax: Int
   public private(set) var lastSeq: Int64
   public private(set) var batchCount = 0
-  /// (client, batch number) → seq range: every client batch ever journaled (exactly
-  /// once needs all of them; the journal holds them on disk as well).
+  /// (client, batch number) → seq range of the most recent client batches (at most
+  /// `dedupeCachedMax`); older ones are read back from the store.
   var dedupe: [[UInt8]: (first: Int64, last: Int64)] = [:]
+  /// `dedupe`'s keys in insertion order from `dedupeOrderHead` (the oldest is forgotten first).
+  var dedupeOrder: [[UInt8]] = []
+  var dedupeOrderHead = 0
+  public let dedupeCachedLimit: Int
+  /// Retries answered from the store (their batch had left the memory cache).
+  public private(set) var dedupeStoreHits = 0
   var recent: [Int64: [UInt8]] = [:]
   var recentOrder: [Int64] = []
   var parked: [Parked] = []
@@ -82,26 +93,22 @@ public struct SequencerCore {
   /// Parked fetches answered early because `parkedFetchesMax` was reached.
   public private(set) var parkedDropped = 0
 
+  /// Client batches in the dedupe cache (at most `dedupeCachedLimit`).
   public var clientBatchCount: Int { dedupe.count }
   public var parkedCount: Int { parked.count }
   public var recentCount: Int { recentOrder.count }
   public var isWriting: Bool { pending != nil }
 
   /// Opens the journal in `store` (empty: a new journal).
-  public init(store: any StateStore, fetchBatchesMax: Int) throws {
-    precondition(fetchBatchesMax >= 1)
+  /// Opens the journal in `store` (empty: a new journal). The dedupe cache starts
+  /// empty: retries after a restart are answered from the store.
+  public init(store: any StateStore, fetchBatchesMax: Int, dedupeCachedMax: Int = Self.dedupeCachedMax) throws
+  {
+    precondition(fetchBatchesMax >= 1 && dedupeCachedMax >= 1)
     self.store = store
     self.fetchBatchesMax = fetchBatchesMax
+    self.dedupeCachedLimit = dedupeCachedMax
     lastSeq = (try store.value(for: Self.lastSeqKey)).flatMap { Int64(leBytes: $0) } ?? 0
-    var dedupe: [[UInt8]: (first: Int64, last: Int64)] = [:]
-    try store.scan(prefix: [Self.dedupePrefix]) { key, value in
-      guard value.count == 16, let f = Int64(leBytes: Array(value[0..<8])),
-        let l = Int64(leBytes: Array(value[8..<16]))
-      else { throw StoreError("sequencer journal: bad dedupe entry") }
-      dedupe[Array(key.dropFirst())] = (f, l)
-      return true
-    }
-    self.dedupe = dedupe
     var count = 0
     try store.scan(prefix: [Self.journalPrefix]) { _, _ in
       count += 1
@@ -114,10 +121,37 @@ public struct SequencerCore {
 
   static func dedupeKey(_ client: [UInt8], _ number: Int64) -> [UInt8] { client + [0] + number.beBytes }
 
+  /// The seq range of a journaled client batch: from memory, else from the store.
+  mutating func journaledRange(_ key: [UInt8]) throws -> (first: Int64, last: Int64)? {
+    if let known = dedupe[key] { return known }
+    guard let value = try store.value(for: [Self.dedupePrefix] + key) else { return nil }
+    guard value.count == 16, let f = Int64(leBytes: Array(value[0..<8])),
+      let l = Int64(leBytes: Array(value[8..<16]))
+    else { throw StoreError("sequencer journal: bad dedupe entry") }
+    dedupeStoreHits += 1
+    return (f, l)
+  }
+
+  /// Remembers a journaled client batch, forgetting the oldest beyond the limit.
+  mutating func cache(_ key: [UInt8], _ range: (first: Int64, last: Int64)) {
+    if dedupe.updateValue(range, forKey: key) != nil { return }
+    dedupeOrder.append(key)
+    if dedupe.count > dedupeCachedLimit {
+      dedupe[dedupeOrder[dedupeOrderHead]] = nil
+      dedupeOrderHead += 1
+      // Drop the forgotten prefix now and then (amortised O(1) per batch).
+      if dedupeOrderHead >= dedupeCachedLimit {
+        dedupeOrder.removeFirst(dedupeOrderHead)
+        dedupeOrderHead = 0
+      }
+    }
+    precondition(dedupe.count <= dedupeCachedLimit, "sequencer: dedupe cache over its limit")
+  }
+
   /// Client batches that arrived together (at most `groupCommitMessagesMax`): one
   /// journal write for all new ones. Retries of journaled batches are acked with
   /// their original range. Call `journalWritten` after performing `.writeJournal`.
-  public mutating func ingest(_ batches: [ClientBatch]) -> [Action] {
+  public mutating func ingest(_ batches: [ClientBatch]) throws -> [Action] {
     precondition(pending == nil, "sequencer: ingest while a journal write is in flight")
     precondition(batches.count <= Self.groupCommitMessagesMax, "sequencer: group larger than the limit")
     var write = StoreBatch()
@@ -127,7 +161,7 @@ public struct SequencerCore {
     var next = lastSeq
     for b in batches {
       let key = Self.dedupeKey(b.batch.client, b.batch.batchNumber)
-      if let known = dedupe[key] ?? fresh.first(where: { $0.key == key })?.range {
+      if let known = try fresh.first(where: { $0.key == key })?.range ?? journaledRange(key) {
         ranges.append(known)
         continue
       }
@@ -169,7 +203,7 @@ public struct SequencerCore {
     guard let p = pending else { preconditionFailure("sequencer: journal written without a write") }
     pending = nil
     lastSeq = p.lastSeq
-    for f in p.fresh { dedupe[f.key] = f.range }
+    for f in p.fresh { cache(f.key, f.range) }
     for (first, encoded) in p.newBatches {
       batchCount += 1
       recent[first] = encoded

@@ -41,7 +41,11 @@ public final class Voter {
     let watermark = (try store.value(for: Self.watermarkKey)).flatMap { Int64(leBytes: $0) } ?? 1
     var decided: [DecidedBatch] = []
     try store.scan(prefix: [Self.decidedPrefix]) { _, value in
-      decided.append(try Self.decode(value))
+      // The core keeps only each batch's vote key: the outcome bytes (one per event)
+      // are not held for the whole retained window.
+      var d = try Self.decode(value)
+      d.outcomes = []
+      decided.append(d)
       return true
     }
     lastDecidedStateDigest = decided.last(where: { !$0.stateDigest.isEmpty })?.stateDigest ?? []
@@ -293,9 +297,11 @@ public final class Voter {
       }
     }
     if viewsChanged || last != nil { write.put(Self.replicasKey, Self.encodeViews(core.replicas)) }
+    // Decided batches beyond the retention leave the store with this write (bounded store).
+    for first in core.takeForgottenDecided() { write.delete(Self.key(first)) }
     let started = ContinuousClock.now
     var committed: Duration? = nil
-    if last == nil && viewsChanged {
+    if last == nil && (viewsChanged || !write.isEmpty) {
       try store.commit(write, sync: true)
       committed = .now - started
     }

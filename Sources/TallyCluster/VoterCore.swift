@@ -88,8 +88,14 @@ public struct VoterCore: Sendable {
   public private(set) var decidedKeys: [Int64: (last: Int64, key: [UInt8])] = [:]
   /// First seq of the decided batch ending at each seq (reports ask by last seq).
   public private(set) var decidedFirstByLast: [Int64: Int64] = [:]
-  /// First seqs of the decided batches in `decidedKeys`, in order (for the retention).
+  /// First seqs of the decided batches in `decidedKeys`, in order from
+  /// `decidedOrderHead` (for the retention; the head moves, the prefix is dropped now
+  /// and then: forgetting is O(1) amortised, not a shift of the whole array).
   var decidedOrder: [Int64] = []
+  var decidedOrderHead = 0
+  /// First seqs of decided batches forgotten since the shell last took them: it deletes
+  /// their stored records, so the voter's store keeps at most `decidedRetainedBatchesMax`.
+  var forgottenDecided: [Int64] = []
   public private(set) var halted: VoterAlert? = nil
   /// Votes dropped at `pendingBatchesMax`.
   public private(set) var votesDropped: Int64 = 0
@@ -103,9 +109,17 @@ public struct VoterCore: Sendable {
     self.watermark = watermark
     replicas = replicaIds.map { ReplicaView(id: $0) }
     judgedAhead = [[Int64: Int64]](repeating: [:], count: replicaIds.count)
+    for d in decided.dropLast(Self.decidedRetainedBatchesMax) { forgottenDecided.append(d.first) }
     for d in decided.suffix(Self.decidedRetainedBatchesMax) {
       remember(first: d.first, last: d.last, key: d.outputDigest + d.stateDigest)
     }
+  }
+
+  /// The first seqs of the decided batches forgotten since the last call (their stored
+  /// records are to be deleted in the shell's next write).
+  public mutating func takeForgottenDecided() -> [Int64] {
+    defer { forgottenDecided.removeAll(keepingCapacity: true) }
+    return forgottenDecided
   }
 
   /// Keeps a decided batch's key, forgetting the oldest beyond `decidedRetainedBatchesMax`.
@@ -113,8 +127,14 @@ public struct VoterCore: Sendable {
     decidedKeys[first] = (last, key)
     decidedFirstByLast[last] = first
     decidedOrder.append(first)
-    guard decidedOrder.count > Self.decidedRetainedBatchesMax else { return }
-    let oldest = decidedOrder.removeFirst()
+    guard decidedOrder.count - decidedOrderHead > Self.decidedRetainedBatchesMax else { return }
+    let oldest = decidedOrder[decidedOrderHead]
+    decidedOrderHead += 1
+    if decidedOrderHead >= Self.decidedRetainedBatchesMax {
+      decidedOrder.removeFirst(decidedOrderHead)
+      decidedOrderHead = 0
+    }
+    forgottenDecided.append(oldest)
     guard let gone = decidedKeys.removeValue(forKey: oldest) else { return }
     decidedFirstByLast[gone.last] = nil
     for r in replicas.indices where replicas[r].judgedThrough < gone.last {

@@ -43,6 +43,18 @@ final class VoterBoundsTests: XCTestCase {
     XCTAssertNil(core.decidedKeys[10])
     XCTAssertNotNil(core.decidedKeys[11])
     XCTAssertEqual(core.prunableThrough(replica: 0, streamedThrough: Int64(n)), 0, "nothing judged yet")
+    // The ten not retained are handed to the shell to delete from its store, once.
+    var c = core
+    XCTAssertEqual(c.takeForgottenDecided(), Array(1...10))
+    XCTAssertEqual(c.takeForgottenDecided(), [])
+    // Deciding one more forgets the oldest retained one.
+    let next = Int64(n) + 1
+    _ = c.receive(vote(0, next, next), from: 0)
+    let actions = c.receive(vote(1, next, next), from: 1)
+    XCTAssertTrue(actions.contains { if case .emit(let d) = $0 { d.first == next } else { false } })
+    XCTAssertEqual(c.takeForgottenDecided(), [11])
+    XCTAssertEqual(c.decidedKeys.count, VoterCore.decidedRetainedBatchesMax)
+    XCTAssertNil(c.decidedKeys[11])
   }
 }
 
