@@ -143,6 +143,23 @@ public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
 }
 
 extension FastIndex {
+  /// Adds `key → value` unless `key` is there already (then returns false and changes
+  /// nothing): one probe sequence where a lookup and then an insert took two.
+  @inlinable public mutating func insertIfAbsent(_ key: Key, _ value: Int32) -> Bool {
+    precondition(value >= 0, "FastIndex values are row ids (>= 0)")
+    if (storedCount + 1) * 10 > slots.count * 7 { grow(to: slots.count * 2) }
+    var i = Int(truncatingIfNeeded: key.fastHash) & mask
+    while true {
+      if slots[i].value < 0 {
+        slots[i] = Slot(key: key, value: value)
+        storedCount += 1
+        return true
+      }
+      if slots[i].key == key { return false }
+      i = (i + 1) & mask
+    }
+  }
+
   /// The first slot a key with this hash is looked for in, read now. A caller with
   /// several independent lookups reads all their first slots before comparing keys, so
   /// the cache misses overlap instead of following one another.

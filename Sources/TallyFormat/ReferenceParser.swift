@@ -171,10 +171,9 @@ public enum ReferenceParser {
       let kind = try value(
         Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
       let id = Ident(Fields.text(f[0]))
-      guard accountIds[id] == nil else {
+      guard accountIds.insertIfAbsent(id, Int32(accounts.count)) else {
         throw fail("accounts.csv", n, "account", "account \(id) repeats")
       }
-      accountIds[id] = Int32(accounts.count)
       accounts.append((id.text, kind))
     }
 
@@ -213,6 +212,13 @@ public enum ReferenceParser {
       let account: Int32
       if lastAccount.index >= 0 && accountField.elementsEqual(lastAccount.bytes) {
         account = lastAccount.index
+      } else if Int(lastAccount.index) + 1 < accounts.count,
+        accounts[Int(lastAccount.index) + 1].id.utf8.elementsEqual(accountField)
+      {
+        // Holdings usually list accounts in the order of accounts.csv: the next account
+        // is read in sequence, where the index lookup would miss the cache.
+        account = lastAccount.index + 1
+        lastAccount = (accountField, account)
       } else {
         guard let found = accountField.withUnsafeBytes({ accountIds[bytes: $0] }) else { return false }
         account = found
