@@ -132,7 +132,14 @@ public struct EffectWriter: Sendable {
   {
     precondition(size <= EffectFormat.recordBytesMax, "effect record of \(size) bytes exceeds recordBytesMax")
     let start = bytes.count
-    bytes.append(contentsOf: repeatElement(0 as UInt8, count: 5 + size))
+    // Room for the record: zeros appended from a contiguous buffer (a memcpy; appending
+    // a `repeatElement` sequence went element by element).
+    let room = 5 + size
+    if room <= Self.zeros.count {
+      bytes.append(contentsOf: Self.zeros[0..<room])
+    } else {
+      bytes.append(contentsOf: repeatElement(0 as UInt8, count: room))
+    }
     bytes.withUnsafeMutableBytes { raw in
       var c = RecordCursor(raw: raw, offset: start)
       c.u8(kind.rawValue)
@@ -143,6 +150,9 @@ public struct EffectWriter: Sendable {
   }
 
   @inline(__always) static func size(_ s: String) -> Int { 4 + s.utf8.count }
+
+  /// Zero bytes to make room for a record from (most records are far smaller).
+  static let zeros = [UInt8](repeating: 0, count: 1_024)
 
   /// Patches an event header's effect count (written by `eventHeader`).
   public mutating func patchCount(headerAt at: Int, count: Int) {

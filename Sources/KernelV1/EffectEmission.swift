@@ -15,13 +15,14 @@ public struct EffectBuffer: Sendable {
   /// Above this many bytes the engine did not take the buffer (one batch of SPEC §7
   /// is far below it): a programming error, stopped loudly.
   public static let bytesMax = 1 << 30
-  /// A linear scan dedupes the touched rows of an event up to this many; beyond it a
-  /// set is used (membership only: never iterated).
+  /// A linear scan dedupes the touched rows of an event up to this many; beyond it they
+  /// are appended as they come and deduplicated when sorted (an OPEN that makes a
+  /// million bought positions available touches each once: a set cost more per row
+  /// than the rest of its record).
   static let linearTouchedMax = 16
 
   public internal(set) var enabled = false
   var touched: [UInt64] = []
-  var touchedSet = Set<UInt64>()
   var writer = EffectWriter(capacity: 0)
 
   public init() {}
@@ -32,13 +33,8 @@ public struct EffectBuffer: Sendable {
 
   @inline(__always) mutating func touch(_ kind: EffectKind, _ id: Int32) {
     let k = Self.key(kind, id)
-    if touched.count < Self.linearTouchedMax {
-      if touched.contains(k) { return }
-      touched.append(k)
-      if touched.count == Self.linearTouchedMax { touchedSet = Set(touched) }
-    } else if touchedSet.insert(k).inserted {
-      touched.append(k)
-    }
+    if touched.count < Self.linearTouchedMax && touched.contains(k) { return }
+    touched.append(k)
   }
 }
 
@@ -111,10 +107,21 @@ extension V1Kernel {
   func write(seq: Int64, outcome: Outcome, into buffer: inout EffectBuffer) {
     let isRejected: Bool
     if case .rejected = outcome { isRejected = true } else { isRejected = false }
+    // Kind, then row number (creation order): the touched keys sort as integers; a row
+    // touched twice (only possible beyond `linearTouchedMax`) is written once.
+    if buffer.touched.count > 1 {
+      buffer.touched.sort()
+      if buffer.touched.count > EffectBuffer.linearTouchedMax {
+        var kept = 1
+        for i in 1..<buffer.touched.count where buffer.touched[i] != buffer.touched[kept - 1] {
+          buffer.touched[kept] = buffer.touched[i]
+          kept += 1
+        }
+        buffer.touched.removeLast(buffer.touched.count - kept)
+      }
+    }
     let at = buffer.writer.eventHeader(
       seq: seq, outcome: isRejected ? .rejected : .applied, count: buffer.touched.count)
-    // Kind, then row number (creation order): the touched keys sort as integers.
-    if buffer.touched.count > 1 { buffer.touched.sort() }
     var written = 0
     for k in buffer.touched {
       guard let kind = EffectKind(rawValue: UInt8(truncatingIfNeeded: k >> 32)) else {
@@ -129,7 +136,6 @@ extension V1Kernel {
       buffer.writer.count <= EffectBuffer.bytesMax,
       "effects buffer over bytesMax: the engine must take it per batch")
     buffer.touched.removeAll(keepingCapacity: true)
-    if !buffer.touchedSet.isEmpty { buffer.touchedSet.removeAll() }
   }
 
   /// An applied TRADE's records, written straight from the rows it changed (the
