@@ -15,12 +15,25 @@ struct ClusterBench: ParsableCommand {
       Phase 1 sends as fast as acks allow; phase 2 paces batches of --latency-batch lines
       at --rate events/s and reports p50/p99 from send to voted. Phase 3 pushes the same
       bytes over a bare ZeroMQ PUSH/PULL pair on tcp loopback, for the ratio.
+      Phase 4 (recovery; --no-recovery skips it) paces the events at half the voted rate
+      of phase 1 (the live rate), SIGKILLs the first replica 1 s in, restarts it after
+      --down-seconds and reports the time from its restart to its first newly applied
+      batch (restart to voting) and its catch-up rate over the live rate (catch-up
+      ratio). The replica's progress is read from its status, which it answers between
+      batches: the figures are as fine as its batches.
+      --json prints one JSON object with every figure instead of the text lines.
       """)
   @OptionGroup var cluster: ClusterOptions
   @Option(name: .long, help: "Event file (e.g. from tally generate).")
   var events: String
   @Option(name: .long, help: "Paced rate for the latency phase, events per second.")
   var rate = 100_000
+  @Option(name: .long, help: "Recovery phase: seconds the killed replica stays down.")
+  var downSeconds = 30
+  @Flag(name: .long, help: "Skip the recovery phase.")
+  var noRecovery = false
+  @Flag(name: .long, help: "Print one JSON object with every figure instead of text.")
+  var json = false
   @Option(name: .long, help: "Lines per batch in the latency phase.")
   var latencyBatch = 1_000
 
@@ -54,10 +67,13 @@ struct ClusterBench: ParsableCommand {
     try watcher.wait(through: r.lastSeq, timeoutSeconds: 600)
     let voted = (clock.now - t0).seconds
     _ = sup.down()
-    print(
-      "cluster throughput (\(c.replicas.count) replicas, \(c.replicas.map(\.kernel).joined(separator: "/"))): "
+    var figures = Figures(
+      replicas: c.replicas.map(\.kernel).joined(separator: "/"), events: r.events,
+      votedEventsPerSecond: Double(r.events) / voted, offeredEventsPerSecond: Double(rate))
+    say(
+      "cluster throughput (\(c.replicas.count) replicas, \(figures.replicas)): "
         + "\(r.events) events journaled in \(String(format: "%.2f", acked)) s (\(Int(Double(r.events) / acked))/s), "
-        + "voted in \(String(format: "%.2f", voted)) s = \(Int(Double(r.events) / voted)) voted events/s")
+        + "voted in \(String(format: "%.2f", voted)) s = \(Int(figures.votedEventsPerSecond)) voted events/s")
 
     // Phase 2: latency at a paced rate.
     sup = try fresh("latency")
@@ -102,7 +118,13 @@ struct ClusterBench: ParsableCommand {
         ? "n/a"
         : String(format: "%.2f", latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))])
     }
-    print(
+    func value(_ p: Double) -> Double? {
+      latencies.isEmpty ? nil : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
+    }
+    figures.latencyP50Milliseconds = value(0.5)
+    figures.latencyP99Milliseconds = value(0.99)
+    figures.latencyMaxMilliseconds = value(1.0)
+    say(
       "latency at \(rate) events/s offered (\(frames.count) batches of \(latencyBatch), \(String(format: "%.1f", sendSeconds)) s): "
         + "ingest→voted p50 \(pct(0.5)) ms, p99 \(pct(0.99)) ms, max \(pct(1.0)) ms")
 
@@ -121,10 +143,157 @@ struct ClusterBench: ParsableCommand {
     }
     while received < all.count { if try pull.receive(timeoutMs: 1000) != nil { received += 1 } }
     let raw = (clock.now - t0).seconds
-    print(
+    figures.rawEventsPerSecond = Double(r.events) / raw
+    figures.votedRawRatio = raw / voted
+    say(
       "raw ZeroMQ PUSH→PULL of the same bytes: \(String(format: "%.3f", raw)) s = \(Int(Double(r.events) / raw)) events/s; "
         + "voted/raw ratio \(String(format: "%.3f", raw / voted))")
+
+    // Phase 4: a replica killed under load, restarted, catching up.
+    if !noRecovery {
+      sup = try fresh("recovery")
+      defer { _ = sup.down() }
+      let recovery = try measureRecovery(
+        sup, c, bytes: bytes, liveRate: max(1_000, figures.votedEventsPerSecond / 2), context: context)
+      figures.liveEventsPerSecond = recovery.liveRate
+      figures.restartToVotingSeconds = recovery.restartToVoting
+      figures.catchUpRatio = recovery.catchUpRatio
+      say(recovery.text)
+    }
     try? FileManager.default.removeItem(atPath: base)
+    if json { print(figures.json) }
+  }
+
+  /// A text line of the benchmark, on standard output (standard error with --json).
+  func say(_ line: String) {
+    if json { note(line) } else { print(line) }
+  }
+
+  /// Every figure of a bench run (`--json`); nil where a phase did not measure it.
+  struct Figures: Encodable {
+    var replicas: String
+    var events: Int64
+    var votedEventsPerSecond: Double
+    var offeredEventsPerSecond: Double
+    var latencyP50Milliseconds: Double?
+    var latencyP99Milliseconds: Double?
+    var latencyMaxMilliseconds: Double?
+    var rawEventsPerSecond: Double?
+    var votedRawRatio: Double?
+    var liveEventsPerSecond: Double?
+    var restartToVotingSeconds: Double?
+    var catchUpRatio: Double?
+
+    enum CodingKeys: String, CodingKey {
+      case replicas, events
+      case votedEventsPerSecond = "voted_events_per_s"
+      case offeredEventsPerSecond = "offered_events_per_s"
+      case latencyP50Milliseconds = "latency_p50_ms"
+      case latencyP99Milliseconds = "latency_p99_ms"
+      case latencyMaxMilliseconds = "latency_max_ms"
+      case rawEventsPerSecond = "raw_events_per_s"
+      case votedRawRatio = "voted_raw_ratio"
+      case liveEventsPerSecond = "live_events_per_s"
+      case restartToVotingSeconds = "restart_to_voting_s"
+      case catchUpRatio = "catch_up_ratio"
+    }
+
+    var json: String {
+      let e = JSONEncoder()
+      e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+      return String(decoding: (try? e.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+  }
+
+  struct Recovery {
+    var liveRate: Double
+    var restartToVoting: Double?
+    var catchUpRatio: Double?
+    var text: String
+  }
+
+  /// Paces the events at `liveRate`, kills the first replica 1 s in, restarts it after
+  /// `downSeconds` (or when 80% of the events are sent, whichever comes first) and
+  /// follows its status until it has caught up with the sequencer.
+  func measureRecovery(
+    _ sup: Supervisor, _ c: ClusterConfig, bytes: [UInt8], liveRate: Double, context: ZMQContext
+  ) throws -> Recovery {
+    let clock = ContinuousClock()
+    guard let victim = sup.nodes.first(where: { $0.role == "replica" }),
+      let sequencer = sup.nodes.first(where: { $0.role == "sequencer" })
+    else { fail("recovery phase: the config has no replica", code: 64) }
+    let frames = Submitter.batches([bytes], linesMax: latencyBatch)
+    let dealer = try ZMQSocket(context: context, type: .dealer)
+    try Secure.client(dealer, c.curve)
+    try dealer.connect(c.ingest)
+    let interval = Duration.seconds(Double(latencyBatch) / liveRate)
+    func status<S: Decodable>(_ type: S.Type, _ node: NodeSpec) -> S? {
+      ControlClient.status(type, context: context, endpoint: node.control, timeoutMs: 100, curve: c.curve)
+    }
+    var pendingAcks = 0
+    var killedAt: ContinuousClock.Instant? = nil
+    var restartedAt: ContinuousClock.Instant? = nil
+    var appliedAtKill: Int64 = 0
+    var votingAgainAt: ContinuousClock.Instant? = nil
+    var appliedWhenVoting: Int64 = 0
+    var caughtUpAt: ContinuousClock.Instant? = nil
+    var appliedWhenCaughtUp: Int64 = 0
+    var lastPoll = clock.now
+    let t0 = clock.now
+    func step() throws {
+      while pendingAcks > 0, try dealer.receive(timeoutMs: 0) != nil { pendingAcks -= 1 }
+      let now = clock.now
+      guard now - lastPoll >= .milliseconds(100) else { return }
+      lastPoll = now
+      if killedAt == nil, now - t0 >= .seconds(1) {
+        appliedAtKill = status(ReplicaStatus.self, victim)?.appliedSeq ?? 0
+        if let pid = sup.pid(victim) { kill(pid, SIGKILL) }
+        killedAt = clock.now
+      } else if let killedAt, restartedAt == nil, now - killedAt >= .seconds(downSeconds) {
+        try restart()
+      } else if restartedAt != nil, caughtUpAt == nil, let s = status(ReplicaStatus.self, victim) {
+        if votingAgainAt == nil, s.appliedSeq > appliedAtKill {
+          votingAgainAt = clock.now
+          appliedWhenVoting = s.appliedSeq
+        }
+        if votingAgainAt != nil, let head = status(SequencerStatus.self, sequencer)?.lastSeq,
+          s.appliedSeq >= head
+        {
+          caughtUpAt = clock.now
+          appliedWhenCaughtUp = s.appliedSeq
+        }
+      }
+    }
+    func restart() throws {
+      // From the spawn: opening its state is part of a restart.
+      let spawned = clock.now
+      _ = try sup.up(context: context, only: [victim.name])
+      restartedAt = spawned
+    }
+    for (i, frame) in frames.enumerated() {
+      let due = t0 + interval * i
+      while clock.now < due { try step() }
+      if killedAt != nil, restartedAt == nil, i >= frames.count * 4 / 5 { try restart() }
+      try dealer.send([Ingest.magic, "bench-4".bytes, String(i + 1).bytes, frame])
+      pendingAcks += 1
+    }
+    if restartedAt == nil { try restart() }
+    let deadline = clock.now + .seconds(600)
+    while caughtUpAt == nil && clock.now < deadline { try step() }
+    var result = Recovery(liveRate: liveRate, text: "")
+    if let restartedAt, let votingAgainAt {
+      result.restartToVoting = (votingAgainAt - restartedAt).seconds
+    }
+    if let votingAgainAt, let caughtUpAt, caughtUpAt > votingAgainAt {
+      let rate = Double(appliedWhenCaughtUp - appliedWhenVoting) / (caughtUpAt - votingAgainAt).seconds
+      result.catchUpRatio = rate / liveRate
+    }
+    func fmt(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
+    result.text =
+      "recovery at \(Int(liveRate)) events/s live (half the voted rate): \(victim.name) "
+      + "SIGKILLed at seq \(appliedAtKill), down \(downSeconds) s; restart to voting "
+      + "\(fmt(result.restartToVoting, 2)) s, catch-up \(fmt(result.catchUpRatio, 1))x the live rate"
+    return result
   }
 
   func drainAcks(
