@@ -4,7 +4,6 @@ import KernelAPI
 
 extension V2Kernel {
   public mutating func apply(_ event: Event, seq: Int64) -> Outcome {
-    begin()
     let outcome: Outcome
     switch event {
     case .open(let date): outcome = open(date)
@@ -23,31 +22,65 @@ extension V2Kernel {
     case .security(let id, let isin, let name, let kind): outcome = addSecurity(id, isin, name, kind)
     case .malformed: outcome = .rejected(.malformed)
     }
+    if effectsOn, case .trade = event, outcome == .applied {
+      globals.appliedSeq = seq
+      let t = trades[trades.count - 1]
+      var buyer = accounts[Int(t.buyAccount)].id.text
+      var seller = accounts[Int(t.sellAccount)].id.text
+      buyer.withUTF8 { b in
+        seller.withUTF8 { s in
+          writeTradeEffects(seq: seq, buyer: UnsafeRawBufferPointer(b), seller: UnsafeRawBufferPointer(s))
+        }
+      }
+      return outcome
+    }
     finish(seq: seq, outcome: outcome, record: event.recordWord) { event.refText }
     return outcome
   }
 
   public mutating func applyTrade(_ t: TradeLine, line: UnsafeRawBufferPointer, seq: Int64) -> Outcome {
-    begin()
     let idBytes = UnsafeRawBufferPointer(rebasing: line[t.tradeId])
-    let outcome = tradeChecked(
-      date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
-      isDuplicate: { k, day in k.tradeIx.find(idBytes, salt: day) != nil },
-      security: { k in k.securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])) },
-      buyAccount: { k in k.accountIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyAccount])) },
-      sellAccount: { k in k.accountIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellAccount])) },
-      buyUnit: { k in k.unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])) },
-      sellUnit: { k in k.unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])) },
-      tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) })
+    let buyerBytes = UnsafeRawBufferPointer(rebasing: line[t.buyAccount])
+    let sellerBytes = UnsafeRawBufferPointer(rebasing: line[t.sellAccount])
+    let security = { (k: V2Kernel) in k.securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])) }
+    let buyUnit = { (k: V2Kernel) in k.unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])) }
+    let sellUnit = { (k: V2Kernel) in k.unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])) }
+    let tradeId = { Ident(String(decoding: idBytes, as: UTF8.self)) }
+    let outcome: Outcome
+    if globals.dayOpen && t.date == globals.lastOpened {
+      // The three big tables' slots are read first, their misses overlapping; the
+      // lookups then run in SPEC's check order on lines already on their way.
+      let idProbe = KeyBytesTable.Probe(idBytes, salt: Int32(days.count - 1))
+      let buyerProbe = KeyBytesTable.Probe(buyerBytes, salt: 0)
+      let sellerProbe = KeyBytesTable.Probe(sellerBytes, salt: 0)
+      prefetchSink &+= Int64(
+        truncatingIfNeeded: tradeIx.touch(idProbe) &+ accountIx.touch(buyerProbe)
+          &+ accountIx.touch(sellerProbe))
+      outcome = tradeChecked(
+        date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
+        isDuplicate: { k, _ in k.tradeIx.find(idProbe) != nil }, security: security,
+        buyAccount: { k in k.accountIx.find(buyerProbe) },
+        sellAccount: { k in k.accountIx.find(sellerProbe) },
+        buyUnit: buyUnit, sellUnit: sellUnit, tradeId: tradeId)
+    } else {
+      outcome = tradeChecked(
+        date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
+        isDuplicate: { k, day in k.tradeIx.find(idBytes, salt: day) != nil }, security: security,
+        buyAccount: { k in k.accountIx.find(buyerBytes) },
+        sellAccount: { k in k.accountIx.find(sellerBytes) },
+        buyUnit: buyUnit, sellUnit: sellUnit, tradeId: tradeId)
+    }
+    if outcome == .applied {
+      globals.appliedSeq = seq
+      // The holdings' account identifiers straight from the line's bytes.
+      if effectsOn { writeTradeEffects(seq: seq, buyer: buyerBytes, seller: sellerBytes) }
+      return outcome
+    }
     finish(seq: seq, outcome: outcome, record: "TRADE") { String(decoding: idBytes, as: UTF8.self) }
     return outcome
   }
 
   // MARK: - Event frame
-
-  mutating func begin() {
-    if effectsOn { touched.reset() }
-  }
 
   mutating func finish(seq: Int64, outcome: Outcome, record: String, ref: () -> String) {
     if case .rejected(let reason) = outcome {
@@ -71,7 +104,7 @@ extension V2Kernel {
     // Every holding becomes available except what is withheld.
     pendingPositions.sort()
     for id in pendingPositions {
-      isPending[Int(id)] = false
+      positions[Int(id)].pending = false
       let p = positions[Int(id)]
       let available = p.quantity - p.withheld
       if available != p.available {
@@ -88,7 +121,7 @@ extension V2Kernel {
         let pos = positionFor(account: ent.account, security: ent.security)
         positions[Int(pos)].quantity += ent.value
         positions[Int(pos)].available += ent.value
-        books[Int(pos)].insert(newLot(acquired: ent.recordDate, quantity: ent.value))
+        insertLot(pos, newLot(acquired: ent.recordDate, quantity: ent.value))
         securities[Int(ent.security)].issuedQuantity += ent.value
         entitlements[Int(e)].credited = true
         mark(.positions, pos)
@@ -133,20 +166,32 @@ extension V2Kernel {
     guard let buyer = buyAccount(self), let seller = sellAccount(self) else {
       return .rejected(.unknownAccount)
     }
+    // Both positions' slots and the seller's account kind, misses issued together.
+    let sellKey = Self.positionKey(seller, sec)
+    let buyKey = Self.positionKey(buyer, sec)
+    prefetchSink &+= positionIx.touch(sellKey) &+ positionIx.touch(buyKey) &+ Int64(accountKind[Int(seller)])
     guard let bu = buyUnit(self), let su = sellUnit(self) else { return .rejected(.unknownUnit) }
-    guard let sellPos = positionIx[Self.positionKey(seller, sec)],
-      positions[Int(sellPos)].available >= quantity
+    let sellFound = positionIx[sellKey]
+    let buyFound = positionIx[buyKey]
+    if let b = buyFound { prefetchSink &+= positions[Int(b)].quantity }
+    guard let sellPos = sellFound, positions[Int(sellPos)].available >= quantity
     else { return .rejected(.insufficientHoldings) }
+    // The seller's oldest lot and the buyer's newest: read now, used after the fees.
+    prefetchSink &+= pool.lots[Int(positions[Int(sellPos)].lotHead)].quantity
+    if let b = buyFound, positions[Int(b)].lotEnd > positions[Int(b)].lotHead {
+      prefetchSink &+= pool.lots[Int(positions[Int(b)].lotEnd) - 1].quantity
+    }
     executeTrade(
       day: day, date: date, priceMilli: priceMilli, quantity: quantity, security: sec, buyer: buyer,
-      seller: seller, sellPos: sellPos, buyParticipant: units[Int(bu)].participant,
+      buyFound: buyFound, seller: seller, sellPos: sellPos, buyParticipant: units[Int(bu)].participant,
       sellParticipant: units[Int(su)].participant, tradeId: tradeId())
     return .applied
   }
 
   mutating func executeTrade(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, security sec: Int32, buyer: Int32,
-    seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32, tradeId: Ident
+    buyFound: Int32?, seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32,
+    tradeId: Ident
   ) {
     let kind = securities[Int(sec)].kind
     let immediate = kind == .bond || plantedFault == .transfer
@@ -158,10 +203,10 @@ extension V2Kernel {
 
     // Transfer: the seller first (its lots, then its counts).
     let sliceStart = Int32(slices.count)
-    books[Int(sellPos)].consumeOldest(quantity, into: &slices)
+    consumeOldest(sellPos, quantity)
     let sliceCount = Int32(slices.count) - sliceStart
     var taxFen: Int64 = 0
-    if kind == .stock && accounts[Int(seller)].kind == .individual {
+    if kind == .stock && accountKind[Int(seller)] == AccountKind.individual.rawValue {
       taxFen = Self.dividendTax(slices[Int(sliceStart)..<Int(sliceStart + sliceCount)], saleDate: date)
     }
     positions[Int(sellPos)].quantity -= quantity
@@ -172,11 +217,11 @@ extension V2Kernel {
           <= positions[Int(sellPos)].quantity,
       "V2: seller's position broke quantity ≥ available + withheld ≥ 0")
     mark(.positions, sellPos)
-    let buyPos = positionFor(account: buyer, security: sec)
+    let buyPos = buyFound ?? newPosition(account: buyer, security: sec)
     positions[Int(buyPos)].quantity += quantity
     positions[Int(buyPos)].available += availableNow
     if !immediate { markPending(buyPos) }
-    books[Int(buyPos)].insert(newLot(acquired: date, quantity: quantity))
+    insertLot(buyPos, newLot(acquired: date, quantity: quantity))
     mark(.positions, buyPos)
 
     // Clearing and settlement: the buyer's rows first.
@@ -200,24 +245,19 @@ extension V2Kernel {
     mark(.settlement, ss)
 
     trades.append(
-      TradeRecord(
-        tradeId: tradeId, date: date, security: sec, quantity: quantity, buyAccount: buyer,
-        sellAccount: seller,
-        buyParticipant: bp, sellParticipant: sp, clearing: tc, taxFen: taxFen, cancelled: false, withheld: 0,
-        sliceStart: sliceStart, sliceCount: sliceCount))
-    links.append(TradeLinks(buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss))
+      V2Trade(
+        tradeId: tradeId, amountFen: tc.amountFen, quantity: quantity, taxFen: taxFen, withheld: 0,
+        date: date,
+        security: sec, buyAccount: buyer, sellAccount: seller, buyParticipant: bp, sellParticipant: sp,
+        sliceStart: sliceStart, sliceCount: sliceCount, cancelled: false))
     tradeIx.insert(tradeId.text, salt: day)
     days[Int(day)].tradeEnd = tradeNo + 1
     mark(.days, day)
 
     if effectsOn {
-      touched.clearing.append(bc)
-      touched.clearing.append(sc)
-      touched.settlement.append(bs)
-      touched.settlement.append(ss)
-      touched.holding.append(sellPos)
-      touched.holding.append(buyPos)
-      if taxFen > 0 { touched.tax.append(tradeNo) }
+      lastTrade = TradeTouch(
+        buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss, sellPosition: sellPos,
+        buyPosition: buyPos, trade: tradeNo, taxed: taxFen > 0)
     }
   }
 
@@ -249,7 +289,7 @@ extension V2Kernel {
 
   /// SPEC §4.5: Σ slice × accrued × rate, rates 20% (≤ 30 days), 10% (31..365), 0%.
   /// Sum in 1e-7 CNY (µCNY × rate tenths), one half-up division to fen at the end.
-  static func dividendTax(_ taken: ArraySlice<Lot>, saleDate: Int32) -> Int64 {
+  static func dividendTax(_ taken: ArraySlice<V2Lot>, saleDate: Int32) -> Int64 {
     var sum: Int128 = 0
     for s in taken where s.accruedMicro > 0 {
       let held = CalendarDate.daysBetween(s.acquired, saleDate)
@@ -282,9 +322,9 @@ extension V2Kernel {
     let bp = positions[Int(buyPos)]
     if bp.quantity - bp.withheld < tr.quantity { return .rejected(.cannotReverse) }
 
-    let l = links[Int(t)]
+    let l = tradeLinks(Int(t))
     let q = tr.quantity
-    let tc = tr.clearing
+    let tc = tradeClearing(Int(t))
     clearingRows[Int(l.buyClearing)].buyQuantity -= q
     clearingRows[Int(l.buyClearing)].buyAmount -= Int128(tc.amountFen)
     Self.add(&clearingRows[Int(l.buyClearing)].fees, tc.buyerFees, sign: -1)
@@ -300,7 +340,7 @@ extension V2Kernel {
     // The seller gets its quantity and slices back.
     positions[Int(sellPos)].quantity += q
     positions[Int(sellPos)].available += q
-    for i in Int(tr.sliceStart)..<Int(tr.sliceStart + tr.sliceCount) { books[Int(sellPos)].insert(slices[i]) }
+    for i in Int(tr.sliceStart)..<Int(tr.sliceStart + tr.sliceCount) { insertLot(sellPos, slices[i]) }
     // The buyer loses it: first shares not yet available, then available ones.
     let b = positions[Int(buyPos)]
     let notYet = b.quantity - b.available - b.withheld
@@ -311,7 +351,7 @@ extension V2Kernel {
         && positions[Int(buyPos)].available + positions[Int(buyPos)].withheld
           <= positions[Int(buyPos)].quantity,
       "V2: reversal broke the buyer's quantity ≥ available + withheld ≥ 0")
-    books[Int(buyPos)].removeNewest(q)
+    removeNewest(buyPos, q)
 
     mark(.clearing, l.buyClearing)
     mark(.clearing, l.sellClearing)
@@ -366,7 +406,7 @@ extension V2Kernel {
       for pos in list {
         let q = positions[Int(pos)].quantity
         let fen = Int64(Self.roundHalfUp(Int128(q) * Int128(act.perShareMicro), 10_000))
-        books[Int(pos)].accrue(act.perShareMicro)
+        accrue(pos, act.perShareMicro)
         mark(.positions, pos)
         if fen > 0 { appendEntitlement(act, account: positions[Int(pos)].account, kind: .cash, value: fen) }
       }
@@ -569,6 +609,7 @@ extension V2Kernel {
     if participantIx.find(id) != nil { return .rejected(.duplicateParticipant) }
     let p = Int32(participants.count)
     participants.append(ParticipantRecord(id: Ident(id), name: name, balance: 0))
+    syncCodes()
     participantIx.insert(id)
     if effectsOn { touched.balance.append(p) }
     return .applied
@@ -586,6 +627,7 @@ extension V2Kernel {
     if accountIx.find(id) != nil { return .rejected(.duplicateAccount) }
     accountIx.insert(id)
     accounts.append(AccountRecord(id: Ident(id), kind: kind))
+    accountKind.append(kind.rawValue)
     return .applied
   }
 
@@ -593,6 +635,7 @@ extension V2Kernel {
     if securityIx.find(id) != nil { return .rejected(.duplicateSecurity) }
     securityIx.insert(id)
     securities.append(SecurityRecord(code: Ident(id), isin: isin, name: name, kind: kind, issuedQuantity: 0))
+    syncCodes()
     positionsOfSecurity.append([])
     return .applied
   }

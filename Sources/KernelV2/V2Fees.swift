@@ -149,7 +149,17 @@ struct V2FeeSchedule: Sendable {
     kind: SecurityKind, date: Int32, priceMilli: Int64, quantity: Int64, truncateHandling: Bool,
     availableNow: Int64
   ) -> TradeClearing {
-    let amount = Self.amountFen(priceMilli: priceMilli, quantity: quantity)
+    clear(
+      kind: kind, date: date, amountFen: Self.amountFen(priceMilli: priceMilli, quantity: quantity),
+      truncateHandling: truncateHandling, availableNow: availableNow)
+  }
+
+  /// The same from the trade's amount (fees depend on the amount only).
+  func clear(
+    kind: SecurityKind, date: Int32, amountFen amount: Int64, truncateHandling: Bool, availableNow: Int64
+  )
+    -> TradeClearing
+  {
     let buyer = sideFees(kind, date, amount, seller: false, truncate: truncateHandling)
     let seller = sideFees(kind, date, amount, seller: true, truncate: truncateHandling)
     return TradeClearing(

@@ -3,124 +3,172 @@
 //
 // Techniques that differ from a typical implementation
 // ----------------------------------------------------
-// - Lots are kept per position in their own array (`LotBook`), oldest first, with a
-//   consumed-prefix offset `head`: a sale advances `head` instead of unlinking nodes
-//   of a pooled list; the prefix is compacted away when it dominates the array.
-//   Returned slices go in by binary search (or straight in front of `head`).
+// - Lots of ALL positions live in one flat pool (`LotPool`) of power-of-two segments,
+//   one per position, in V2's compact 24-byte `V2Lot`; the position row (`V2Position`,
+//   V2's own layout) holds the segment and its live range `lotHead..<lotEnd`, oldest
+//   first. A sale advances `lotHead`; a lot that does not fit compacts the segment or
+//   moves it to a segment twice as large (freed segments reused per size, LIFO).
+//   Returned slices go in by binary search (or straight in front of `lotHead`).
 // - Every derived index (identifier lookups, position / clearing / settlement keys,
-//   per-day trade-id indexes, the per-trade row links, scheduled actions, pending
+//   per-day trade-id indexes, scheduled actions, pending
 //   bonus credits, positions with shares not yet available) is rebuilt by ONE routine,
 //   `rebuildDerived`, from the canonical rows: the opening state and a restart take the
 //   same path, incrementally over rows not indexed yet.
-// - Lookups use V2's own concrete hash tables (V2Tables.swift): identifier bytes in
-//   one arena per table, looked up straight from the event line's bytes; trade ids are
-//   keyed (bytes, day) in ONE table instead of one index per day.
+// - Lookups use V2's own concrete hash tables (V2Tables.swift), looked up straight from
+//   the event line's bytes: identifiers of up to 16 bytes sit inline in 24-byte slots
+//   (one cache miss per lookup; longer ones in an arena); trade ids are keyed
+//   (bytes, day) in ONE table instead of one index per day.
+// - Memory-level parallelism on the TRADE path: the slots of the trade id and both
+//   accounts are read first, back to back, then both positions' slots, then both
+//   position rows, then the seller's oldest and the buyer's newest lot, so that the
+//   cache misses of each level overlap (results still checked in SPEC order). Account
+//   kinds are one byte per account, apart from the account rows.
+// - Trade rows in V2's own 88-byte layout (`V2Trade`): clearing figures are recomputed
+//   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides.
 // - Clearing and settlement keys pack (day ordinal, participant, security) into one
-//   Int64; a trade keeps direct links to its four rows, so a CANCEL never looks up.
-// - Effects: each event collects the row numbers it touched per effect kind and writes
-//   them at its end, sorted by row number (= creation number) and deduplicated.
+//   Int64; a CANCEL finds a trade's four rows again by key (no per-trade links kept).
+// - Effects: an applied TRADE writes its records itself (V2Encoding.swift: one stack
+//   buffer sized up front, one copy into the output, identifier bytes from one arena),
+//   accounts straight from the line; other events collect the row numbers they touched
+//   per effect kind and write them at their end, sorted by row number (= creation
+//   number) and deduplicated (an OPEN's many holdings through V2's encoder too).
+//   `takeEffects(into:)` swaps buffers with the caller.
+// - Capacity: positions and the lot pool are reserved at init for a day's growth
+//   (reserved, never-written pages cost no memory; a later grow would copy them).
 // - Change tracking: per table, an append watermark plus a list of modified row ids.
 // - Tax and dividends use exact Int128 arithmetic in sub-units (1e-7 CNY for the tax,
 //   µCNY for accruals) with a single half-up division at the end.
 
 import KernelAPI
 
-/// The lots of one position: `lots[head...]`, ascending (acquired, creation, accrued).
-struct LotBook: Sendable {
-  var lots: [Lot] = []
-  var head = 0
+/// A lot in V2's own compact layout (24 bytes; KernelAPI's `Lot` is 32): the creation
+/// number fits 32 bits (checked where lots are made).
+struct V2Lot: Sendable {
+  var accruedMicro: Int64
+  var quantity: Int64
+  var acquired: Int32
+  var creation: Int32
 
-  var live: ArraySlice<Lot> { lots[head...] }
-  var count: Int { lots.count - head }
-
-  /// Inserts a lot, merging with an equal-keyed one (CANONICAL-ROWS §6).
-  mutating func insert(_ lot: Lot) {
-    if head == lots.count {
-      lots.removeAll(keepingCapacity: true)
-      head = 0
-      lots.append(lot)
-      return
-    }
-    if let last = lots.last, last.orderedBefore(lot) {
-      lots.append(lot)
-      return
-    }
-    // First index in head..<count whose lot is not ordered before `lot`.
-    var low = head
-    var high = lots.count
-    while low < high {
-      let mid = (low + high) >> 1
-      if lots[mid].orderedBefore(lot) { low = mid + 1 } else { high = mid }
-    }
-    if low < lots.count && lots[low].sameLot(lot) {
-      lots[low].quantity += lot.quantity
-    } else if low == head && head > 0 {
-      head -= 1
-      lots[head] = lot
-    } else {
-      lots.insert(lot, at: low)
-    }
+  init(acquired: Int32, creation: Int64, accruedMicro: Int64, quantity: Int64) {
+    precondition(creation >= 0 && creation <= Int64(Int32.max), "V2: lot creation number beyond 32 bits")
+    self.acquired = acquired
+    self.creation = Int32(creation)
+    self.accruedMicro = accruedMicro
+    self.quantity = quantity
   }
 
-  /// A dividend's accrual: every live lot gains the same amount, so the order holds.
-  mutating func accrue(_ micro: Int64) {
-    for i in head..<lots.count { lots[i].accruedMicro += micro }
+  init(_ lot: Lot) {
+    self.init(
+      acquired: lot.acquired, creation: lot.creation, accruedMicro: lot.accruedMicro, quantity: lot.quantity)
   }
 
-  /// Takes `quantity` from the oldest lots, appending each slice taken to `slices`.
-  mutating func consumeOldest(_ quantity: Int64, into slices: inout [Lot]) {
-    var left = quantity
-    while left > 0 {
-      precondition(head < lots.count, "V2: lots short of the position's quantity")
-      let lot = lots[head]
-      if lot.quantity <= left {
-        slices.append(lot)
-        left -= lot.quantity
-        head += 1
-      } else {
-        var part = lot
-        part.quantity = left
-        slices.append(part)
-        lots[head].quantity -= left
-        left = 0
-      }
-    }
-    if head == lots.count {
-      lots.removeAll(keepingCapacity: true)
-      head = 0
-    } else if head > 16 && head * 2 > lots.count {
-      lots.removeFirst(head)
-      head = 0
-    }
+  var lot: Lot {
+    Lot(acquired: acquired, creation: Int64(creation), accruedMicro: accruedMicro, quantity: quantity)
   }
 
-  /// Takes `quantity` from the newest lots (a cancelled purchase).
-  mutating func removeNewest(_ quantity: Int64) {
-    var left = quantity
-    while left > 0 {
-      precondition(head < lots.count, "V2: lots short of the position's quantity")
-      let n = lots.count - 1
-      if lots[n].quantity <= left {
-        left -= lots[n].quantity
-        lots.removeLast()
-      } else {
-        lots[n].quantity -= left
-        left = 0
-      }
-    }
-    if head == lots.count {
-      lots.removeAll(keepingCapacity: true)
-      head = 0
-    }
+  @inline(__always) func orderedBefore(_ o: V2Lot) -> Bool {
+    if acquired != o.acquired { return acquired < o.acquired }
+    if creation != o.creation { return creation < o.creation }
+    return accruedMicro < o.accruedMicro
+  }
+
+  @inline(__always) func sameLot(_ o: V2Lot) -> Bool {
+    acquired == o.acquired && creation == o.creation && accruedMicro == o.accruedMicro
   }
 }
 
-/// The four rows a trade added to (row ids).
+/// A position row plus where its lots are: the live lots are `pool[lotHead..<lotEnd]`,
+/// inside the segment `pool[lotBase ..< lotBase + 1 << lotLog]` (oldest first).
+struct V2Position: Sendable {
+  var account: Int32
+  var security: Int32
+  var quantity: Int64 = 0
+  var available: Int64 = 0
+  var withheld: Int64 = 0
+  var lotBase: Int32 = 0
+  var lotHead: Int32 = 0
+  var lotEnd: Int32 = 0
+  /// log2 of the segment's capacity; `V2Position.noSegment` before the first lot.
+  var lotLog: UInt8 = V2Position.noSegment
+  /// In `pendingPositions`: may hold shares not yet available.
+  var pending = false
+
+  static let noSegment: UInt8 = 0xFF
+
+  init(account: Int32, security: Int32) {
+    self.account = account
+    self.security = security
+  }
+
+  var lotCount: Int { Int(lotEnd - lotHead) }
+
+  var record: PositionRecord {
+    PositionRecord(
+      account: account, security: security, quantity: quantity, available: available, withheld: withheld)
+  }
+}
+
+/// Every position's lots in ONE flat array of power-of-two segments, one per position
+/// (no array per position): a sale advances the position's `lotHead`; a lot that does
+/// not fit compacts the segment or moves it to a segment twice as large; segments left
+/// behind are reused through one free list per size (LIFO: deterministic).
+struct LotPool: Sendable {
+  var lots: [V2Lot] = []
+  var free: [[Int32]] = Array(repeating: [], count: 32)
+
+  static let empty = V2Lot(acquired: 0, creation: 0, accruedMicro: 0, quantity: 0)
+
+  mutating func allocate(log: Int) -> Int32 {
+    if let base = free[log].popLast() { return base }
+    let base = lots.count
+    precondition(base + (1 << log) < Int(Int32.max), "V2: lot pool beyond 32-bit indexes")
+    lots.append(contentsOf: repeatElement(Self.empty, count: 1 << log))
+    return Int32(base)
+  }
+
+  mutating func release(base: Int32, log: UInt8) {
+    if log != V2Position.noSegment { free[Int(log)].append(base) }
+  }
+}
+
+/// The four rows a trade added to (row ids), found again by key on a CANCEL.
 struct TradeLinks: Sendable {
   var buyClearing: Int32
   var sellClearing: Int32
   var buySettlement: Int32
   var sellSettlement: Int32
+}
+
+/// A trade row in V2's own layout (88 bytes; the canonical `TradeRecord` is 176): the
+/// clearing figures are not stored but recomputed from the amount when needed (a
+/// CANCEL, an encoding), as SPEC §4.1 defines them from (kind, date, amount).
+struct V2Trade: Sendable {
+  var tradeId: Ident
+  var amountFen: Int64
+  var quantity: Int64
+  var taxFen: Int64
+  var withheld: Int64
+  var date: Int32
+  var security: Int32
+  var buyAccount: Int32
+  var sellAccount: Int32
+  var buyParticipant: Int32
+  var sellParticipant: Int32
+  var sliceStart: Int32
+  var sliceCount: Int32
+  var cancelled: Bool
+}
+
+/// The rows an applied TRADE touched (its effects are written straight from these).
+struct TradeTouch: Sendable {
+  var buyClearing: Int32 = 0
+  var sellClearing: Int32 = 0
+  var buySettlement: Int32 = 0
+  var sellSettlement: Int32 = 0
+  var sellPosition: Int32 = 0
+  var buyPosition: Int32 = 0
+  var trade: Int32 = 0
+  var taxed = false
 }
 
 /// Rows one event touched, per effect kind (row ids; sorted and deduplicated at the end).
@@ -157,13 +205,18 @@ public struct V2Kernel: BusinessKernel {
   var participants: [ParticipantRecord] = []
   var units: [UnitRecord] = []
   var accounts: [AccountRecord] = []
+  /// Each account's kind, one byte per account (1 MB per million: stays in cache).
+  var accountKind: [UInt8] = []
   var securities: [SecurityRecord] = []
-  var positions: [PositionRecord] = []
-  var books: [LotBook] = []
+  var positions: [V2Position] = []
+  var pool = LotPool()
   var clearingRows: [ClearingRecord] = []
   var settlementRows: [SettlementRecord] = []
-  var trades: [TradeRecord] = []
-  var slices: [Lot] = []
+  var trades: [V2Trade] = []
+  /// Restored trade rows whose clearing figures differ from the recomputed ones (rows
+  /// written elsewhere): looked up only, never iterated.
+  var clearingOverrides: [Int32: TradeClearing] = [:]
+  var slices: [V2Lot] = []
   var actions: [ActionRecord] = []
   var entitlements: [EntitlementRecord] = []
   var rejections: [RejectionRecord] = []
@@ -178,20 +231,27 @@ public struct V2Kernel: BusinessKernel {
   var positionsOfSecurity: [[Int32]] = []
   /// Positions that may hold shares not yet available (bought STOCK/FUND).
   var pendingPositions: [Int32] = []
-  var isPending: [Bool] = []
   var clearingIx = IntKeyTable()
   var settlementIx = IntKeyTable()
   var dayIx = IntKeyTable()
   /// (trade id bytes, salt = day ordinal) → trade number.
   var tradeIx = KeyBytesTable()
-  var links: [TradeLinks] = []
   var actionsByRecordDate: [Int32: [Int32]] = [:]
   var creditsByPayDate: [Int32: [Int32]] = [:]
 
   // Effects.
   var effectsOn = false
   var fx = EffectWriter()
+  /// The effect bytes of the events applied since the last take.
+  var fxOut: [UInt8] = []
+  /// Identifier bytes of participants and securities, for V2's own effect encoder.
+  var codes = V2Codes()
+  /// The settle date of the last trade date written (a calendar search saved per trade).
+  var settleCache: (tradeDate: Int32, settleDate: Int32) = (0, 0)
   var touched = Touched()
+  var lastTrade = TradeTouch()
+  /// Where the hot path's early reads go (so that the compiler keeps them).
+  var prefetchSink: Int64 = 0
 
   // Change tracking: rows at or above the watermark are new; `modified` lists others.
   var tracking = false
@@ -218,27 +278,46 @@ public struct V2Kernel: BusinessKernel {
       securities.append(
         SecurityRecord(code: Ident(s.code), isin: s.isin, name: s.name, kind: s.kind, issuedQuantity: 0))
     }
+    // Positions in order of first appearance; each gets a segment that fits its lots.
     var pos = IntKeyTable()
     pos.reserveCapacity(reference.holdings.count)
+    var lotCounts: [Int32] = []
+    // Room reserved now for a day's new positions and lots: reserved pages that are
+    // never written cost no memory, while growing a large array later copies it (old
+    // and new both resident for a moment: the peak).
+    positions.reserveCapacity(2 * reference.holdings.count)
     for h in reference.holdings {
       let key = Self.positionKey(h.account, h.security)
-      let id: Int32
       if let existing = pos[key] {
-        id = existing
+        lotCounts[Int(existing)] += 1
       } else {
-        id = Int32(positions.count)
-        pos.insert(key, id)
-        positions.append(
-          PositionRecord(account: h.account, security: h.security, quantity: 0, available: 0, withheld: 0))
-        books.append(LotBook())
+        pos.insert(key, Int32(positions.count))
+        positions.append(V2Position(account: h.account, security: h.security))
+        lotCounts.append(1)
+      }
+    }
+    var total = 0
+    for (i, n) in lotCounts.enumerated() {
+      var log = 0
+      while 1 << log < Int(n) { log += 1 }
+      positions[i].lotBase = Int32(total)
+      positions[i].lotHead = Int32(total)
+      positions[i].lotEnd = Int32(total)
+      positions[i].lotLog = UInt8(log)
+      total += 1 << log
+    }
+    lotCounts = []
+    precondition(total < Int(Int32.max), "V2: lot pool beyond 32-bit indexes")
+    pool.lots.reserveCapacity(2 * total)
+    pool.lots.append(contentsOf: repeatElement(LotPool.empty, count: total))
+    for h in reference.holdings {
+      guard let id = pos[Self.positionKey(h.account, h.security)] else {
+        preconditionFailure("V2: lost position")
       }
       positions[Int(id)].quantity += h.quantity
       positions[Int(id)].available += h.quantity
       securities[Int(h.security)].issuedQuantity += h.quantity
-      books[Int(id)].insert(
-        Lot(
-          acquired: h.acquiredDate, creation: globals.nextLotCreation, accruedMicro: 0, quantity: h.quantity))
-      globals.nextLotCreation += 1
+      insertLot(id, newLot(acquired: h.acquiredDate, quantity: h.quantity))
     }
     positionIx = pos
     rebuildDerived()
@@ -299,10 +378,13 @@ public struct V2Kernel: BusinessKernel {
   /// Builds every derived index from the canonical rows, incrementally over rows not
   /// indexed yet (rows never change their keys), and recomputes the scheduled work.
   mutating func rebuildDerived() {
+    codes = V2Codes()
+    syncCodes()
     while participantIx.count < participants.count {
       participantIx.insert(participants[participantIx.count].id.text)
     }
     while unitIx.count < units.count { unitIx.insert(units[unitIx.count].id.text) }
+    accountKind = accounts.map { $0.kind.rawValue }
     accountIx.reserveCapacity(accounts.count)
     while accountIx.count < accounts.count { accountIx.insert(accounts[accountIx.count].id.text) }
     while securityIx.count < securities.count { securityIx.insert(securities[securityIx.count].code.text) }
@@ -314,10 +396,10 @@ public struct V2Kernel: BusinessKernel {
     positionsOfSecurity = Array(repeating: [], count: securities.count)
     for (i, p) in positions.enumerated() { positionsOfSecurity[Int(p.security)].append(Int32(i)) }
     pendingPositions = []
-    isPending = Array(repeating: false, count: positions.count)
-    for (i, p) in positions.enumerated() where p.available + p.withheld < p.quantity {
-      pendingPositions.append(Int32(i))
-      isPending[i] = true
+    for i in positions.indices {
+      let p = positions[i]
+      positions[i].pending = p.available + p.withheld < p.quantity
+      if positions[i].pending { pendingPositions.append(Int32(i)) }
     }
     while dayIx.count < days.count { dayIx.insert(Int64(days[dayIx.count].date), Int32(dayIx.count)) }
     while clearingIx.count < clearingRows.count {
@@ -335,17 +417,10 @@ public struct V2Kernel: BusinessKernel {
       }
       settlementIx.insert(Self.settlementKey(day: day, participant: s.participant), Int32(settlementIx.count))
     }
-    while links.count < trades.count {
-      let t = trades[links.count]
-      guard let day = dayIx[Int64(t.date)],
-        let bc = clearingIx[Self.clearingKey(day: day, participant: t.buyParticipant, security: t.security)],
-        let sc = clearingIx[Self.clearingKey(day: day, participant: t.sellParticipant, security: t.security)],
-        let bs = settlementIx[Self.settlementKey(day: day, participant: t.buyParticipant)],
-        let ss = settlementIx[Self.settlementKey(day: day, participant: t.sellParticipant)]
-      else { preconditionFailure("V2: trade without its clearing rows") }
-      precondition(tradeIx.count == links.count, "V2: trade index out of step")
+    while tradeIx.count < trades.count {
+      let t = trades[tradeIx.count]
+      guard let day = dayIx[Int64(t.date)] else { preconditionFailure("V2: trade of a day never opened") }
       tradeIx.insert(t.tradeId.text, salt: day)
-      links.append(TradeLinks(buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss))
     }
     actionsByRecordDate = [:]
     for (i, a) in actions.enumerated() where !a.executed {
@@ -357,6 +432,65 @@ public struct V2Kernel: BusinessKernel {
     }
   }
 
+  /// Keeps `codes` in step with the participant and security rows.
+  mutating func syncCodes() {
+    if codes.participants.count > participants.count || codes.securities.count > securities.count {
+      codes = V2Codes()
+    }
+    while codes.participants.count < participants.count {
+      codes.participants.append(codes.add(participants[codes.participants.count].id.text))
+    }
+    while codes.securities.count < securities.count {
+      codes.securities.append(codes.add(securities[codes.securities.count].code.text))
+    }
+  }
+
+  // MARK: - Trade rows
+
+  /// The clearing and settlement rows a trade added to.
+  func tradeLinks(_ t: Int) -> TradeLinks {
+    let tr = trades[t]
+    guard let day = dayIx[Int64(tr.date)],
+      let bc = clearingIx[Self.clearingKey(day: day, participant: tr.buyParticipant, security: tr.security)],
+      let sc = clearingIx[Self.clearingKey(day: day, participant: tr.sellParticipant, security: tr.security)],
+      let bs = settlementIx[Self.settlementKey(day: day, participant: tr.buyParticipant)],
+      let ss = settlementIx[Self.settlementKey(day: day, participant: tr.sellParticipant)]
+    else { preconditionFailure("V2: trade without its clearing rows") }
+    return TradeLinks(buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss)
+  }
+
+  /// A trade's clearing figures (SPEC §4.1), recomputed from its amount.
+  func tradeClearing(_ t: Int) -> TradeClearing {
+    if !clearingOverrides.isEmpty, let c = clearingOverrides[Int32(t)] { return c }
+    let tr = trades[t]
+    let kind = securities[Int(tr.security)].kind
+    let immediate = kind == .bond || plantedFault == .transfer
+    return fees.clear(
+      kind: kind, date: tr.date, amountFen: tr.amountFen, truncateHandling: plantedFault == .feeRounding,
+      availableNow: immediate ? tr.quantity : 0)
+  }
+
+  func tradeRecord(_ t: Int) -> TradeRecord {
+    let tr = trades[t]
+    return TradeRecord(
+      tradeId: tr.tradeId, date: tr.date, security: tr.security, quantity: tr.quantity,
+      buyAccount: tr.buyAccount, sellAccount: tr.sellAccount, buyParticipant: tr.buyParticipant,
+      sellParticipant: tr.sellParticipant, clearing: tradeClearing(t), taxFen: tr.taxFen,
+      cancelled: tr.cancelled, withheld: tr.withheld, sliceStart: tr.sliceStart, sliceCount: tr.sliceCount)
+  }
+
+  /// Lays a decoded trade row (a restart).
+  mutating func layTrade(_ id: Int, _ r: TradeRecord) {
+    let v = V2Trade(
+      tradeId: r.tradeId, amountFen: r.clearing.amountFen, quantity: r.quantity, taxFen: r.taxFen,
+      withheld: r.withheld, date: r.date, security: r.security, buyAccount: r.buyAccount,
+      sellAccount: r.sellAccount, buyParticipant: r.buyParticipant, sellParticipant: r.sellParticipant,
+      sliceStart: r.sliceStart, sliceCount: r.sliceCount, cancelled: r.cancelled)
+    if id < trades.count { trades[id] = v } else { trades.append(v) }
+    clearingOverrides[Int32(id)] = nil
+    if tradeClearing(id) != r.clearing { clearingOverrides[Int32(id)] = r.clearing }
+  }
+
   // MARK: - Change marks
 
   @inline(__always) mutating func mark(_ table: StateTable, _ id: Int32) {
@@ -364,28 +498,31 @@ public struct V2Kernel: BusinessKernel {
   }
 
   @inline(__always) mutating func markPending(_ position: Int32) {
-    if !isPending[Int(position)] {
-      isPending[Int(position)] = true
+    if !positions[Int(position)].pending {
+      positions[Int(position)].pending = true
       pendingPositions.append(position)
     }
   }
 
   /// The position of (account, security), created when missing.
   mutating func positionFor(account: Int32, security: Int32) -> Int32 {
+    if let id = positionIx[Self.positionKey(account, security)] { return id }
+    return newPosition(account: account, security: security)
+  }
+
+  /// A new position of (account, security), which has none.
+  mutating func newPosition(account: Int32, security: Int32) -> Int32 {
     let key = Self.positionKey(account, security)
-    if let id = positionIx[key] { return id }
     let id = Int32(positions.count)
-    positions.append(
-      PositionRecord(account: account, security: security, quantity: 0, available: 0, withheld: 0))
-    books.append(LotBook())
-    isPending.append(false)
+    positions.append(V2Position(account: account, security: security))
     positionIx.insert(key, id)
     positionsOfSecurity[Int(security)].append(id)
     return id
   }
 
-  mutating func newLot(acquired: Int32, quantity: Int64) -> Lot {
-    let lot = Lot(acquired: acquired, creation: globals.nextLotCreation, accruedMicro: 0, quantity: quantity)
+  mutating func newLot(acquired: Int32, quantity: Int64) -> V2Lot {
+    let lot = V2Lot(
+      acquired: acquired, creation: globals.nextLotCreation, accruedMicro: 0, quantity: quantity)
     globals.nextLotCreation += 1
     return lot
   }
@@ -397,7 +534,10 @@ public struct V2Kernel: BusinessKernel {
       if a.capacity < need { a.reserveCapacity(max(need, a.capacity * 2)) }
     }
     grow(&trades, events)
-    grow(&links, events)
     grow(&slices, events * 2)
+    grow(&pool.lots, events * 2)
+    grow(&positions, events)
+    tradeIx.reserveCapacity(tradeIx.count + events)
+    positionIx.reserveCapacity(positionIx.count + events)
   }
 }

@@ -9,9 +9,135 @@ extension V2Kernel {
   public mutating func enableEffects() { effectsOn = true }
 
   public mutating func takeEffects() -> [UInt8] {
-    let out = fx.bytes
-    fx.removeAll()
+    var out: [UInt8] = []
+    swap(&out, &fxOut)
     return out
+  }
+
+  /// Swaps buffers with the caller: no allocation, no fresh pages per batch.
+  public mutating func takeEffects(into out: inout [UInt8]) {
+    swap(&fxOut, &out)
+    // A buffer an exceptional event (an OPEN's holdings) made large is let go.
+    if fxOut.capacity > 16 << 20 { fxOut = [] } else { fxOut.removeAll(keepingCapacity: true) }
+  }
+
+  /// An applied TRADE's records: its two clearing rows, two settlement rows and two
+  /// holdings (each once, by row number), then its tax row. V2 encodes these itself
+  /// (docs/EFFECTS.md, version 1) into one stack buffer sized up front and appends it
+  /// with one copy: no per-record growth of the output, no per-event lists.
+  mutating func writeTradeEffects(seq: Int64, buyer: UnsafeRawBufferPointer, seller: UnsafeRawBufferPointer) {
+    let t = lastTrade
+    let c0 = min(t.buyClearing, t.sellClearing)
+    let c1 = max(t.buyClearing, t.sellClearing)
+    let s0 = min(t.buySettlement, t.sellSettlement)
+    let s1 = max(t.buySettlement, t.sellSettlement)
+    let samePosition = t.sellPosition == t.buyPosition
+    let n = (c0 == c1 ? 1 : 2) + (s0 == s1 ? 1 : 2) + (samePosition ? 1 : 2) + (t.taxed ? 1 : 0)
+    let date = clearingRows[Int(c0)].tradeDate
+    if settleCache.tradeDate != date { settleCache = (date, nextTradingDay(date)) }
+    let settle = settleCache.settleDate
+    let sec = clearingRows[Int(c0)].security
+    let (first, second) =
+      samePosition || t.sellPosition < t.buyPosition
+      ? ((t.sellPosition, seller), (t.buyPosition, buyer))
+      : ((t.buyPosition, buyer), (t.sellPosition, seller))
+    do {
+      // The output leaves `self` while `self`'s rows and codes are read: no exclusivity
+      // conflict, no retain of the code arena.
+      var out: [UInt8] = []
+      swap(&out, &fxOut)
+      defer { swap(&out, &fxOut) }
+      codes.arena.withUnsafeBytes { arena in
+        let secCode = V2Codes.slice(arena, codes.securities[Int(sec)])
+        let p0 = V2Codes.slice(arena, codes.participants[Int(clearingRows[Int(c0)].participant)])
+        let p1 = V2Codes.slice(arena, codes.participants[Int(clearingRows[Int(c1)].participant)])
+        let q0 = settlementRows[Int(s0)].participant == clearingRows[Int(c0)].participant ? p0 : p1
+        let q1 = settlementRows[Int(s1)].participant == clearingRows[Int(c0)].participant ? p0 : p1
+        var size = 18
+        size += 5 + 8 + 4 + p0.count + 4 + secCode.count + 80
+        if c1 != c0 { size += 5 + 8 + 4 + p1.count + 4 + secCode.count + 80 }
+        size += 5 + 8 + 4 + q0.count + 22
+        if s1 != s0 { size += 5 + 8 + 4 + q1.count + 22 }
+        size += 5 + 4 + first.1.count + 4 + secCode.count + 24
+        if !samePosition { size += 5 + 4 + second.1.count + 4 + secCode.count + 24 }
+        withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { buffer in
+          var c = V2Cursor(buffer.baseAddress!)
+          c.record(EffectKind.event, 13)
+          c.i64(seq)
+          c.u8(EffectOutcome.applied.rawValue)
+          c.i32(Int32(n))
+          encodeClearing(c0, date, settle, p0, secCode, &c)
+          if c1 != c0 { encodeClearing(c1, date, settle, p1, secCode, &c) }
+          encodeSettlement(s0, date, settle, q0, &c)
+          if s1 != s0 { encodeSettlement(s1, date, settle, q1, &c) }
+          encodeHolding(first.0, first.1, secCode, &c)
+          if !samePosition { encodeHolding(second.0, second.1, secCode, &c) }
+          precondition(c.p == buffer.baseAddress! + size, "V2: trade effects size mismatch")
+          out.append(contentsOf: UnsafeRawBufferPointer(buffer))
+        }
+      }
+    }
+    if t.taxed {
+      writeTax(t.trade, into: &fx)
+      flushWriter()
+    }
+  }
+
+  func encodeClearing(
+    _ id: Int32, _ date: Int32, _ settle: Int32, _ participant: UnsafeRawBufferPointer,
+    _ security: UnsafeRawBufferPointer, _ c: inout V2Cursor
+  ) {
+    let r = clearingRows[Int(id)]
+    c.record(EffectKind.clearing, 8 + 4 + participant.count + 4 + security.count + 80)
+    c.i32(date)
+    c.i32(settle)
+    c.bytes(participant)
+    c.bytes(security)
+    c.i64(r.buyQuantity)
+    c.i64(r.sellQuantity)
+    c.i128(r.buyAmount)
+    c.i128(r.sellAmount)
+    c.i64(r.fees.handling)
+    c.i64(r.fees.regulatory)
+    c.i64(r.fees.transfer)
+    c.i64(r.fees.stamp)
+  }
+
+  func encodeSettlement(
+    _ id: Int32, _ date: Int32, _ settle: Int32, _ participant: UnsafeRawBufferPointer, _ c: inout V2Cursor
+  ) {
+    let r = settlementRows[Int(id)]
+    c.record(EffectKind.settlement, 8 + 4 + participant.count + 22)
+    c.i32(date)
+    c.i32(settle)
+    c.bytes(participant)
+    c.i128(r.netFen)
+    c.u8(r.status.rawValue)
+    c.i32(r.settledOn)
+    c.u8(r.liveSides > 0 ? 1 : 0)
+  }
+
+  func encodeHolding(
+    _ id: Int32, _ account: UnsafeRawBufferPointer, _ security: UnsafeRawBufferPointer, _ c: inout V2Cursor
+  ) {
+    let p = positions[Int(id)]
+    c.record(EffectKind.holding, 4 + account.count + 4 + security.count + 24)
+    c.bytes(account)
+    c.bytes(security)
+    c.i64(p.quantity)
+    c.i64(p.available)
+    c.i64(p.withheld)
+  }
+
+  /// Moves what the EffectWriter holds (events other than applied TRADEs) to the output.
+  mutating func flushWriter() {
+    if fx.count == 0 { return }
+    if fxOut.isEmpty {
+      fx.take(into: &fxOut)
+    } else {
+      fxOut.append(contentsOf: fx.bytes)
+      fx.removeAll()
+    }
   }
 
   static func sortedUnique(_ a: inout [Int32]) {
@@ -30,7 +156,11 @@ extension V2Kernel {
     // row writers: no second reference to its buffer, so no copy-on-write per record.
     var w = EffectWriter()
     swap(&w, &fx)
-    defer { swap(&w, &fx) }
+    defer {
+      swap(&w, &fx)
+      touched.reset()
+      flushWriter()
+    }
     if case .rejected = outcome {
       _ = w.eventHeader(seq: seq, outcome: .rejected, count: 1)
       writeRejection(rejections.count - 1, into: &w)
@@ -42,26 +172,68 @@ extension V2Kernel {
     Self.sortedUnique(&touched.holding)
     Self.sortedUnique(&touched.tax)
     Self.sortedUnique(&touched.taxRemoved)
-    let header = w.eventHeader(seq: seq, outcome: .applied, count: 0)
+    let n =
+      touched.clearing.count + touched.settlement.count + touched.balance.count + touched.holding.count
+      + touched.entitlements.count + touched.tax.count + touched.taxRemoved.count
+    _ = w.eventHeader(seq: seq, outcome: .applied, count: n)
     for c in touched.clearing { writeClearing(c, into: &w) }
     for s in touched.settlement { writeSettlement(s, into: &w) }
     for p in touched.balance { writeBalance(p, into: &w) }
-    for p in touched.holding { writeHolding(p, into: &w) }
+    if !touched.holding.isEmpty {
+      // An OPEN may write a holding per position bought the day before: V2's encoder
+      // writes them straight to the output (no second copy of a large buffer).
+      if w.count > 0 {
+        fxOut.append(contentsOf: w.bytes)
+        w.removeAll()
+      }
+      let holdings = touched.holding
+      // One allocation for a large batch of holdings, not a doubling series (each
+      // doubling has the old and the new buffer resident at once).
+      if holdings.count > 4096 && fxOut.capacity < fxOut.count + holdings.count * 64 {
+        fxOut.reserveCapacity(fxOut.count + holdings.count * 64)
+      }
+      var sink: UInt8 = 0
+      var j = 0
+      while j < holdings.count {
+        // 16 account rows read back to back (their misses overlap), then written.
+        let end = min(j + 16, holdings.count)
+        for k in j..<end { sink &+= accounts[Int(positions[Int(holdings[k])].account)].kind.rawValue }
+        for k in j..<end { encodeHolding(holdings[k]) }
+        j = end
+      }
+      prefetchSink &+= Int64(sink)
+    }
     for e in touched.entitlements { writeEntitlement(e, into: &w) }
     for x in touched.tax { writeTax(x, into: &w) }
     for x in touched.taxRemoved {
       w.taxRemoved(tradeDate: trades[Int(x)].date, tradeId: trades[Int(x)].tradeId.text)
     }
-    let n =
-      touched.clearing.count + touched.settlement.count + touched.balance.count + touched.holding.count
-      + touched.entitlements.count + touched.tax.count + touched.taxRemoved.count
-    w.patchCount(headerAt: header, count: n)
+  }
+
+  /// A holding record appended to the output by V2's encoder.
+  mutating func encodeHolding(_ id: Int32) {
+    var account = accounts[Int(positions[Int(id)].account)].id.text
+    let security = positions[Int(id)].security
+    account.withUTF8 { a in
+      codes.with(security: security) { sec in
+        let size = 5 + 4 + a.count + 4 + sec.count + 24
+        withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { buffer in
+          var c = V2Cursor(buffer.baseAddress!)
+          encodeHolding(id, UnsafeRawBufferPointer(a), sec, &c)
+          fxOut.append(contentsOf: UnsafeRawBufferPointer(buffer))
+        }
+      }
+    }
   }
 
   func writeClearing(_ id: Int32, into w: inout EffectWriter) {
+    writeClearing(id, settle: nextTradingDay(clearingRows[Int(id)].tradeDate), into: &w)
+  }
+
+  func writeClearing(_ id: Int32, settle: Int32, into w: inout EffectWriter) {
     let c = clearingRows[Int(id)]
     w.clearing(
-      tradeDate: c.tradeDate, settleDate: nextTradingDay(c.tradeDate),
+      tradeDate: c.tradeDate, settleDate: settle,
       participant: participants[Int(c.participant)].id.text,
       security: securities[Int(c.security)].code.text, buyQuantity: c.buyQuantity,
       sellQuantity: c.sellQuantity,
@@ -69,9 +241,13 @@ extension V2Kernel {
   }
 
   func writeSettlement(_ id: Int32, into w: inout EffectWriter) {
+    writeSettlement(id, settle: nextTradingDay(settlementRows[Int(id)].tradeDate), into: &w)
+  }
+
+  func writeSettlement(_ id: Int32, settle: Int32, into w: inout EffectWriter) {
     let s = settlementRows[Int(id)]
     w.settlement(
-      tradeDate: s.tradeDate, settleDate: nextTradingDay(s.tradeDate),
+      tradeDate: s.tradeDate, settleDate: settle,
       participant: participants[Int(s.participant)].id.text,
       netFen: s.netFen, status: s.status, settledOn: s.settledOn, visible: s.liveSides > 0)
   }
@@ -85,6 +261,14 @@ extension V2Kernel {
     let p = positions[Int(id)]
     w.holding(
       account: accounts[Int(p.account)].id.text, security: securities[Int(p.security)].code.text,
+      quantity: p.quantity, available: p.available, withheld: p.withheld)
+  }
+
+  /// A holding whose account identifier's bytes the caller has at hand.
+  func writeHolding(_ id: Int32, account: UnsafeRawBufferPointer, into w: inout EffectWriter) {
+    let p = positions[Int(id)]
+    w.holding(
+      accountBytes: account, security: securities[Int(p.security)].code.text,
       quantity: p.quantity, available: p.available, withheld: p.withheld)
   }
 
@@ -172,11 +356,14 @@ extension V2Kernel {
     case .units: units[id].encode(into: &w)
     case .accounts: accounts[id].encode(into: &w)
     case .securities: securities[id].encode(into: &w)
-    case .positions: positions[id].encode(lots: books[id].live, into: &w)
+    case .positions:
+      let p = positions[id]
+      p.record.encodeFields(lotCount: Int32(p.lotCount), into: &w)
+      for j in Int(p.lotHead)..<Int(p.lotEnd) { pool.lots[j].lot.encode(into: &w) }
     case .clearing: clearingRows[id].encode(into: &w)
     case .settlement: settlementRows[id].encode(into: &w)
-    case .trades: trades[id].encode(into: &w)
-    case .slices: slices[id].encode(into: &w)
+    case .trades: tradeRecord(id).encode(into: &w)
+    case .slices: slices[id].lot.encode(into: &w)
     case .actions: actions[id].encode(into: &w)
     case .entitlements: entitlements[id].encode(into: &w)
     case .rejections: rejections[id].encode(into: &w)
@@ -266,12 +453,25 @@ extension V2Kernel {
     case .securities: try Self.put(&securities, id, try SecurityRecord(from: &r), table)
     case .positions:
       let (p, lots) = try PositionRecord.decode(from: &r)
-      try Self.put(&positions, id, p, table)
-      try Self.put(&books, id, LotBook(lots: lots, head: 0), table)
+      var v = V2Position(account: p.account, security: p.security)
+      v.quantity = p.quantity
+      v.available = p.available
+      v.withheld = p.withheld
+      if id < positions.count {
+        v.lotBase = positions[id].lotBase
+        v.lotLog = positions[id].lotLog
+      }
+      try Self.put(&positions, id, v, table)
+      layLots(Int32(id), lots)
     case .clearing: try Self.put(&clearingRows, id, try ClearingRecord(from: &r), table)
     case .settlement: try Self.put(&settlementRows, id, try SettlementRecord(from: &r), table)
-    case .trades: try Self.put(&trades, id, try TradeRecord(from: &r), table)
-    case .slices: try Self.put(&slices, id, try Lot(from: &r), table)
+    case .trades:
+      let record = try TradeRecord(from: &r)
+      guard id <= trades.count else {
+        throw DecodeError(description: "\(table.name) row \(id) beyond the table's end \(trades.count)")
+      }
+      layTrade(id, record)
+    case .slices: try Self.put(&slices, id, V2Lot(try Lot(from: &r)), table)
     case .actions: try Self.put(&actions, id, try ActionRecord(from: &r), table)
     case .entitlements: try Self.put(&entitlements, id, try EntitlementRecord(from: &r), table)
     case .rejections: try Self.put(&rejections, id, try RejectionRecord(from: &r), table)
@@ -400,8 +600,8 @@ extension V2Kernel {
       if p.quantity < 0 || p.available < 0 || p.withheld < 0 { note("position \(i): negative value") }
       if p.available + p.withheld > p.quantity { note("position \(i): available + withheld > quantity") }
       var sum: Int64 = 0
-      var prev: Lot?
-      for lot in books[i].live {
+      var prev: V2Lot?
+      for lot in pool.lots[Int(p.lotHead)..<Int(p.lotEnd)] {
         sum += lot.quantity
         if lot.quantity <= 0 { note("position \(i): empty lot") }
         if let q = prev, !q.orderedBefore(lot) { note("position \(i): lots out of order") }

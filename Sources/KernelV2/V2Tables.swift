@@ -1,8 +1,9 @@
 // V2's own lookup tables (not KernelAPI's generic FastIndex): concrete, non-generic
 // open addressing, so the hot path needs no generic metadata across modules.
 // - `KeyBytesTable`: identifier bytes (+ an optional Int32 salt, the day for trade
-//   ids) → dense id. A slot packs the full 64-bit hash, the id and the arena offset of
-//   the key's entry (length, salt, bytes): a lookup costs about two cache misses.
+//   ids) → dense id. Keys of up to 16 bytes (SPEC's identifiers in practice) sit in the
+//   24-byte slot itself: a lookup costs one cache miss. Longer keys keep their hash
+//   in the slot and their bytes in an arena.
 // - `IntKeyTable`: Int64 key → Int32 id.
 // Neither is ever iterated: their order cannot reach state or outputs.
 
@@ -34,16 +35,20 @@
 }
 
 struct KeyBytesTable: Sendable {
-  /// One slot: the key's full hash (0: empty), its id, and where its entry starts in
-  /// the arena. One cache line holds 4 slots; a probe reads one slot, then one entry.
+  /// One 24-byte slot. A key of at most 16 bytes sits in the slot itself (`k0`, `k1`:
+  /// its bytes, zero-padded): a lookup reads ONE slot, no second cache miss. A longer
+  /// key keeps its full hash in `k0` and its arena offset in `k1`.
+  /// `meta`: 0 empty; else salt << 8 | (length + 1) inline, or salt << 8 | 0xFF long.
   struct Slot: Sendable {
-    var hash: UInt64
+    var k0: UInt64
+    var k1: UInt64
     var id: Int32
-    var start: UInt32
+    var meta: UInt32
   }
-  private var slots: [Slot] = Array(repeating: Slot(hash: 0, id: -1, start: 0), count: 16)
+  static let inlineMax = 16
+  private var slots: [Slot] = Array(repeating: Slot(k0: 0, k1: 0, id: -1, meta: 0), count: 16)
   private var mask = 15
-  /// Entries: length (u32 LE), salt (i32 LE), then the key's bytes.
+  /// Long keys only: length (u32 LE), salt (i32 LE), then the key's bytes.
   private var arena: [UInt8] = []
   private(set) var count = 0
 
@@ -55,38 +60,113 @@ struct KeyBytesTable: Sendable {
     if cap > slots.count { rehash(cap) }
   }
 
+  /// A key of at most 16 bytes as two little-endian words, zero-padded.
+  @inline(__always) static func words(_ b: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+    let n = b.count
+    if n >= 8 {
+      let k0 = b.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+      if n == 8 { return (k0, 0) }
+      // Bytes 8..<n are the top bytes of the word that ends at n.
+      let last = b.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+      return (k0, last >> UInt64(8 * (16 - n)))
+    }
+    if n >= 4 {
+      let lo = UInt64(b.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+      let hi = UInt64(b.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
+      return (lo | (hi >> UInt64(8 * (8 - n))) << 32, 0)
+    }
+    var k0: UInt64 = 0
+    for i in 0..<n { k0 |= UInt64(b[i]) << UInt64(8 * i) }
+    return (k0, 0)
+  }
+
+  @inline(__always) static func inlineHash(_ k0: UInt64, _ k1: UInt64, _ meta: UInt32) -> UInt64 {
+    v2Mix(k0 ^ v2Mix(k1 ^ UInt64(meta)))
+  }
+
+  @inline(__always) static func slotHash(_ s: Slot) -> UInt64 {
+    s.meta & 0xFF == 0xFF ? s.k0 : inlineHash(s.k0, s.k1, s.meta)
+  }
+
+  @inline(__always) static func saltBits(_ salt: Int32) -> UInt32 {
+    precondition(salt >= 0 && salt < 1 << 24, "KeyBytesTable: salt out of range")
+    return UInt32(salt) << 8
+  }
+
   private mutating func rehash(_ capacity: Int) {
     let old = slots
-    slots = Array(repeating: Slot(hash: 0, id: -1, start: 0), count: capacity)
+    slots = Array(repeating: Slot(k0: 0, k1: 0, id: -1, meta: 0), count: capacity)
     mask = capacity - 1
-    for slot in old where slot.hash != 0 {
-      var i = Int(truncatingIfNeeded: slot.hash) & mask
-      while slots[i].hash != 0 { i = (i + 1) & mask }
+    for slot in old where slot.meta != 0 {
+      var i = Int(truncatingIfNeeded: Self.slotHash(slot)) & mask
+      while slots[i].meta != 0 { i = (i + 1) & mask }
       slots[i] = slot
     }
   }
 
   @inline(__always)
-  private func entryEquals(_ start: UInt32, _ key: UnsafeRawBufferPointer, _ salt: Int32) -> Bool {
+  private func entryEquals(_ start: UInt64, _ key: UnsafeRawBufferPointer) -> Bool {
     arena.withUnsafeBytes { a in
       let at = Int(start)
       let length = Int(UInt32(littleEndian: a.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-      guard length == key.count,
-        Int32(littleEndian: a.loadUnaligned(fromByteOffset: at + 4, as: Int32.self)) == salt
-      else { return false }
-      return length == 0 || memcmpEqual(a.baseAddress! + at + 8, key.baseAddress!, length)
+      return length == key.count && memcmpEqual(a.baseAddress! + at + 8, key.baseAddress!, length)
     }
+  }
+
+  /// A key ready to look up: its words (inline keys), meta and hash, computed once.
+  struct Probe {
+    let key: UnsafeRawBufferPointer
+    let k0: UInt64
+    let k1: UInt64
+    let meta: UInt32
+    let hash: UInt64
+
+    @inline(__always) init(_ key: UnsafeRawBufferPointer, salt: Int32) {
+      self.key = key
+      let saltBits = KeyBytesTable.saltBits(salt)
+      if key.count <= KeyBytesTable.inlineMax {
+        (k0, k1) = KeyBytesTable.words(key)
+        meta = saltBits | UInt32(key.count + 1)
+        hash = KeyBytesTable.inlineHash(k0, k1, meta)
+      } else {
+        hash = v2HashBytes(key, salt: salt)
+        k0 = hash
+        k1 = 0
+        meta = saltBits | 0xFF
+      }
+    }
+  }
+
+  /// Reads the probe's first slot and returns a word of it: a caller that has several
+  /// independent lookups to make issues their cache misses together this way.
+  @inline(__always) func touch(_ p: Probe) -> UInt64 {
+    slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: p.hash) & mask].k0 }
   }
 
   @inline(__always)
   func find(_ key: UnsafeRawBufferPointer, salt: Int32 = 0) -> Int32? {
-    let h = v2HashBytes(key, salt: salt)
+    find(Probe(key, salt: salt))
+  }
+
+  @inline(__always)
+  func find(_ p: Probe) -> Int32? {
+    if p.meta & 0xFF != 0xFF {
+      return slots.withUnsafeBufferPointer { slots in
+        var i = Int(truncatingIfNeeded: p.hash) & mask
+        while true {
+          let slot = slots[i]
+          if slot.meta == p.meta && slot.k0 == p.k0 && slot.k1 == p.k1 { return slot.id }
+          if slot.meta == 0 { return nil }
+          i = (i + 1) & mask
+        }
+      }
+    }
     return slots.withUnsafeBufferPointer { slots in
-      var i = Int(truncatingIfNeeded: h) & mask
+      var i = Int(truncatingIfNeeded: p.hash) & mask
       while true {
         let slot = slots[i]
-        if slot.hash == 0 { return nil }
-        if slot.hash == h && entryEquals(slot.start, key, salt) { return slot.id }
+        if slot.meta == 0 { return nil }
+        if slot.meta == p.meta && slot.k0 == p.hash && entryEquals(slot.k1, p.key) { return slot.id }
         i = (i + 1) & mask
       }
     }
@@ -101,15 +181,22 @@ struct KeyBytesTable: Sendable {
   @discardableResult
   mutating func insert(_ key: UnsafeRawBufferPointer, salt: Int32 = 0) -> Int32 {
     if (count + 1) * 3 > slots.count * 2 { rehash(slots.count * 2) }
-    precondition(arena.count + key.count + 8 < Int(UInt32.max), "KeyBytesTable: arena full")
     let id = Int32(count)
-    let h = v2HashBytes(key, salt: salt)
-    var i = Int(truncatingIfNeeded: h) & mask
-    while slots[i].hash != 0 { i = (i + 1) & mask }
-    slots[i] = Slot(hash: h, id: id, start: UInt32(arena.count))
-    withUnsafeBytes(of: UInt32(key.count).littleEndian) { arena.append(contentsOf: $0) }
-    withUnsafeBytes(of: salt.littleEndian) { arena.append(contentsOf: $0) }
-    arena.append(contentsOf: key)
+    let saltBits = Self.saltBits(salt)
+    let slot: Slot
+    if key.count <= Self.inlineMax {
+      let (k0, k1) = Self.words(key)
+      slot = Slot(k0: k0, k1: k1, id: id, meta: saltBits | UInt32(key.count + 1))
+    } else {
+      precondition(arena.count + key.count + 8 < Int(UInt32.max), "KeyBytesTable: arena full")
+      slot = Slot(k0: v2HashBytes(key, salt: salt), k1: UInt64(arena.count), id: id, meta: saltBits | 0xFF)
+      withUnsafeBytes(of: UInt32(key.count).littleEndian) { arena.append(contentsOf: $0) }
+      withUnsafeBytes(of: salt.littleEndian) { arena.append(contentsOf: $0) }
+      arena.append(contentsOf: key)
+    }
+    var i = Int(truncatingIfNeeded: Self.slotHash(slot)) & mask
+    while slots[i].meta != 0 { i = (i + 1) & mask }
+    slots[i] = slot
     count += 1
     return id
   }
@@ -179,6 +266,11 @@ struct IntKeyTable: Sendable {
         i = (i + 1) & mask
       }
     }
+  }
+
+  /// Reads the key's first slot (see `KeyBytesTable.touch`).
+  @inline(__always) func touch(_ key: Int64) -> Int64 {
+    slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: v2Mix(UInt64(bitPattern: key))) & mask].key }
   }
 
   /// Adds a key not present yet.

@@ -16,7 +16,8 @@ struct ClusterBench: ParsableCommand {
       at --rate events/s and reports p50/p99 from send to voted. Phase 3 pushes the same
       bytes over a bare ZeroMQ PUSH/PULL pair on tcp loopback, for the ratio.
       Phase 4 (recovery; --no-recovery skips it) paces the events at half the voted rate
-      of phase 1 (the live rate), SIGKILLs the first replica 1 s in, restarts it after
+      of phase 1 (the live rate), SIGKILLs the first replica 1 s in (or 30% into a short
+      stream), restarts it after
       --down-seconds and reports the time from its restart to its first newly applied
       batch (restart to voting) and its catch-up rate over the live rate (catch-up
       ratio). The replica's progress is read from its status, which it answers between
@@ -212,7 +213,8 @@ struct ClusterBench: ParsableCommand {
     var text: String
   }
 
-  /// Paces the events at `liveRate`, kills the first replica 1 s in, restarts it after
+  /// Paces the events at `liveRate`, kills the first replica 1 s in (or when 30% of the
+  /// batches are sent, for a short stream), restarts it after
   /// `downSeconds` (or when 80% of the events are sent, whichever comes first) and
   /// follows its status until it has caught up with the sequencer.
   func measureRecovery(
@@ -239,26 +241,27 @@ struct ClusterBench: ParsableCommand {
     var caughtUpAt: ContinuousClock.Instant? = nil
     var appliedWhenCaughtUp: Int64 = 0
     var lastPoll = clock.now
+    var sent = 0
     let t0 = clock.now
     func step() throws {
       while pendingAcks > 0, try dealer.receive(timeoutMs: 0) != nil { pendingAcks -= 1 }
       let now = clock.now
       guard now - lastPoll >= .milliseconds(100) else { return }
       lastPoll = now
-      if killedAt == nil, now - t0 >= .seconds(1) {
+      if killedAt == nil, now - t0 >= .seconds(1) || sent * 10 >= frames.count * 3 {
         appliedAtKill = status(ReplicaStatus.self, victim)?.appliedSeq ?? 0
         if let pid = sup.pid(victim) { kill(pid, SIGKILL) }
         killedAt = clock.now
       } else if let killedAt, restartedAt == nil, now - killedAt >= .seconds(downSeconds) {
         try restart()
       } else if restartedAt != nil, caughtUpAt == nil, let s = status(ReplicaStatus.self, victim) {
-        if votingAgainAt == nil, s.appliedSeq > appliedAtKill {
-          votingAgainAt = clock.now
-          appliedWhenVoting = s.appliedSeq
-        }
-        if votingAgainAt != nil, let head = status(SequencerStatus.self, sequencer)?.lastSeq,
-          s.appliedSeq >= head
-        {
+        if votingAgainAt == nil {
+          if s.appliedSeq > appliedAtKill {
+            votingAgainAt = clock.now
+            appliedWhenVoting = s.appliedSeq
+          }
+        } else if let head = status(SequencerStatus.self, sequencer)?.lastSeq, s.appliedSeq >= head {
+          // Caught up at a later status than the first new batch: a measurable span.
           caughtUpAt = clock.now
           appliedWhenCaughtUp = s.appliedSeq
         }
@@ -276,7 +279,9 @@ struct ClusterBench: ParsableCommand {
       if killedAt != nil, restartedAt == nil, i >= frames.count * 4 / 5 { try restart() }
       try dealer.send([Ingest.magic, "bench-4".bytes, String(i + 1).bytes, frame])
       pendingAcks += 1
+      sent += 1
     }
+    while killedAt == nil { try step() }
     if restartedAt == nil { try restart() }
     let deadline = clock.now + .seconds(600)
     while caughtUpAt == nil && clock.now < deadline { try step() }

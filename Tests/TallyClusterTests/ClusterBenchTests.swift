@@ -1,0 +1,47 @@
+// `tally cluster bench --json`: every phase runs against a real cluster of processes
+// (throughput, paced latency, raw ZeroMQ, a replica SIGKILLed and restarted) and the
+// one JSON object carries every figure the cluster issue asks for.
+import Foundation
+import XCTest
+
+final class ClusterBenchTests: ClusterTestCase {
+  func testBenchPrintsEveryFigureAsOneJSONObject() throws {
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 6_000)
+    let eventLines = try String(contentsOfFile: m.events, encoding: .utf8)
+      .split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("#") }.count
+    let c = try cluster(basePort: 19_100, reference: m.reference)
+    let r = try c.tally(
+      ["cluster", "bench"],
+      [
+        "--reference", m.reference, "--events", m.events, "--rate", "5000", "--latency-batch", "200",
+        "--down-seconds", "1", "--json",
+      ],
+      timeout: 600)
+    XCTAssertEqual(r.status, 0, r.output)
+    let line = try XCTUnwrap(r.stdout.split(separator: "\n").last, r.output)
+    let object = try XCTUnwrap(
+      try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+      "not one JSON object: \(line)")
+    func number(_ key: String) throws -> Double {
+      try XCTUnwrap((object[key] as? NSNumber)?.doubleValue, "\(key) missing in \(line)")
+    }
+    XCTAssertEqual(object["replicas"] as? String, "v1/v2/v1")
+    XCTAssertEqual(try number("events"), Double(eventLines), "every event line is counted once")
+    XCTAssertEqual(try number("offered_events_per_s"), 5_000)
+    let voted = try number("voted_events_per_s")
+    XCTAssertGreaterThan(voted, 0)
+    XCTAssertGreaterThan(try number("raw_events_per_s"), voted, "bare ZeroMQ is faster than the cluster")
+    XCTAssertEqual(try number("voted_raw_ratio"), voted / (try number("raw_events_per_s")), accuracy: 1e-6)
+    let p50 = try number("latency_p50_ms")
+    let p99 = try number("latency_p99_ms")
+    XCTAssertGreaterThan(p50, 0)
+    XCTAssertLessThanOrEqual(p50, p99)
+    XCTAssertLessThanOrEqual(p99, try number("latency_max_ms"))
+    XCTAssertEqual(try number("live_events_per_s"), max(1_000, voted / 2), accuracy: 1e-6)
+    // The killed replica came back: it was timed from its spawn to its first new batch,
+    // and it caught up (a positive rate).
+    XCTAssertGreaterThan(try number("restart_to_voting_s"), 0)
+    XCTAssertGreaterThan(try number("catch_up_ratio"), 0)
+    XCTAssertTrue(r.stderr.contains("SIGKILLed at seq"), r.stderr)
+  }
+}
