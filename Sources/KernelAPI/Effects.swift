@@ -105,42 +105,48 @@ public struct EffectEvent: Sendable, Equatable {
 /// Appends records in the canonical encoding: `kind:u8 length:u32le body`, all
 /// integers little-endian, strings as `u32le byte count` + UTF-8 bytes.
 public struct EffectWriter: Sendable {
-  public private(set) var bytes: [UInt8] = []
+  /// The records written so far (`bytes`); internal storage reachable from the
+  /// inlinable writers, so that a kernel's per-record calls inline into its own code.
+  @usableFromInline var storage: [UInt8] = []
+  public var bytes: [UInt8] { storage }
   /// The settle date of the last trade date written (a calendar lookup saved per row).
   public var settleCacheTradeDate: Int32 = 0
   public var settleCacheSettleDate: Int32 = 0
 
-  public init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
+  public init(capacity: Int = 0) { storage.reserveCapacity(capacity) }
 
-  public var count: Int { bytes.count }
+  @inlinable public var count: Int { storage.count }
 
-  public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+  public mutating func removeAll() { storage.removeAll(keepingCapacity: true) }
 
   /// Hands the records written so far to `out` and keeps `out`'s old buffer, emptied,
   /// to write on: a consumer that takes every batch into the same array allocates
   /// nothing in steady state (a fresh buffer per batch cost more in page faults than
   /// the digest of its bytes).
   public mutating func take(into out: inout [UInt8]) {
-    swap(&bytes, &out)
-    bytes.removeAll(keepingCapacity: true)
+    swap(&storage, &out)
+    storage.removeAll(keepingCapacity: true)
   }
 
   /// Appends one record of a body of exactly `size` bytes, written by `body` through
   /// a cursor: one growth of the array per record, not one per field (measured: the
   /// per-field appends cost more than the rest of the effects together).
-  @inline(__always) mutating func record(_ kind: EffectKind, size: Int, _ body: (inout RecordCursor) -> Void)
-  {
+  @inlinable @inline(__always)
+  mutating func record(_ kind: EffectKind, size: Int, _ body: (inout RecordCursor) -> Void) {
     precondition(size <= EffectFormat.recordBytesMax, "effect record of \(size) bytes exceeds recordBytesMax")
-    let start = bytes.count
-    // Room for the record: zeros appended from a contiguous buffer (a memcpy; appending
-    // a `repeatElement` sequence went element by element).
+    let start = storage.count
+    // Room for the record: zeros appended from a contiguous buffer on the stack (a
+    // memcpy; appending a `repeatElement` sequence went element by element, and a
+    // shared zero array cost a retain and release per record).
     let room = 5 + size
-    if room <= Self.zeros.count {
-      bytes.append(contentsOf: Self.zeros[0..<room])
+    if room <= MemoryLayout<SIMD32<UInt64>>.size {
+      withUnsafeBytes(of: SIMD32<UInt64>()) { zeros in
+        storage.append(contentsOf: UnsafeRawBufferPointer(rebasing: zeros[0..<room]))
+      }
     } else {
-      bytes.append(contentsOf: repeatElement(0 as UInt8, count: room))
+      storage.append(contentsOf: repeatElement(0 as UInt8, count: room))
     }
-    bytes.withUnsafeMutableBytes { raw in
+    storage.withUnsafeMutableBytes { raw in
       var c = RecordCursor(raw: raw, offset: start)
       c.u8(kind.rawValue)
       c.i32(Int32(size))
@@ -149,27 +155,24 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  @inline(__always) static func size(_ s: String) -> Int { 4 + s.utf8.count }
-
-  /// Zero bytes to make room for a record from (most records are far smaller).
-  static let zeros = [UInt8](repeating: 0, count: 1_024)
+  @inlinable @inline(__always) static func size(_ s: String) -> Int { 4 + s.utf8.count }
 
   /// Patches an event header's effect count (written by `eventHeader`).
   public mutating func patchCount(headerAt at: Int, count: Int) {
     let n = UInt32(count)
     let base = at + 5 + 8 + 1
-    bytes[base] = UInt8(truncatingIfNeeded: n)
-    bytes[base + 1] = UInt8(truncatingIfNeeded: n >> 8)
-    bytes[base + 2] = UInt8(truncatingIfNeeded: n >> 16)
-    bytes[base + 3] = UInt8(truncatingIfNeeded: n >> 24)
+    storage[base] = UInt8(truncatingIfNeeded: n)
+    storage[base + 1] = UInt8(truncatingIfNeeded: n >> 8)
+    storage[base + 2] = UInt8(truncatingIfNeeded: n >> 16)
+    storage[base + 3] = UInt8(truncatingIfNeeded: n >> 24)
   }
 
   // One function per record kind: the emission hooks and `encode(_:)` both call
   // these, so a decoded and re-encoded record has the same bytes.
 
   /// Returns the offset to patch the effect count at (`patchCount`).
-  public mutating func eventHeader(seq: Int64, outcome: EffectOutcome, count: Int) -> Int {
-    let at = bytes.count
+  @inlinable public mutating func eventHeader(seq: Int64, outcome: EffectOutcome, count: Int) -> Int {
+    let at = storage.count
     record(.event, size: 13) { c in
       c.i64(seq)
       c.u8(outcome.rawValue)
@@ -178,7 +181,7 @@ public struct EffectWriter: Sendable {
     return at
   }
 
-  public mutating func clearing(
+  @inlinable public mutating func clearing(
     tradeDate: Int32, settleDate: Int32, participant: String, security: String, buyQuantity: Int64,
     sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128, fees: SideFees
   ) {
@@ -198,7 +201,7 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  public mutating func settlement(
+  @inlinable public mutating func settlement(
     tradeDate: Int32, settleDate: Int32, participant: String, netFen: Int128, status: SettlementStatus,
     settledOn: Int32, visible: Bool
   ) {
@@ -213,14 +216,14 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  public mutating func balance(participant: String, balanceFen: Int128) {
+  @inlinable public mutating func balance(participant: String, balanceFen: Int128) {
     record(.balance, size: Self.size(participant) + 16) { c in
       c.string(participant)
       c.i128(balanceFen)
     }
   }
 
-  public mutating func holding(
+  @inlinable public mutating func holding(
     account: String, security: String, quantity: Int64, available: Int64, withheld: Int64
   ) {
     record(.holding, size: Self.size(account) + Self.size(security) + 24) { c in
@@ -234,7 +237,7 @@ public struct EffectWriter: Sendable {
 
   /// A holding whose account identifier is given as bytes (a TRADE line's field):
   /// the same record as `holding(account:…)` with that text.
-  public mutating func holding(
+  @inlinable public mutating func holding(
     accountBytes: UnsafeRawBufferPointer, security: String, quantity: Int64, available: Int64, withheld: Int64
   ) {
     record(.holding, size: 4 + accountBytes.count + Self.size(security) + 24) { c in
@@ -262,7 +265,7 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  public mutating func tax(
+  @inlinable public mutating func tax(
     tradeDate: Int32, tradeId: String, account: String, security: String, quantity: Int64, taxFen: Int64
   ) {
     record(.tax, size: 4 + Self.size(tradeId) + Self.size(account) + Self.size(security) + 16) { c in
@@ -276,7 +279,7 @@ public struct EffectWriter: Sendable {
   }
 
   /// A tax row whose account identifier is given as bytes (the same record as `tax(…)`).
-  public mutating func tax(
+  @inlinable public mutating func tax(
     tradeDate: Int32, tradeId: String, accountBytes: UnsafeRawBufferPointer, security: String,
     quantity: Int64,
     taxFen: Int64
@@ -345,34 +348,39 @@ public struct EffectWriter: Sendable {
 }
 
 /// Writes a record's fields into its reserved bytes (little-endian, unaligned).
-struct RecordCursor {
-  let raw: UnsafeMutableRawBufferPointer
-  var offset: Int
+@usableFromInline struct RecordCursor {
+  @usableFromInline let raw: UnsafeMutableRawBufferPointer
+  @usableFromInline var offset: Int
 
-  @inline(__always) mutating func u8(_ v: UInt8) {
+  @inlinable init(raw: UnsafeMutableRawBufferPointer, offset: Int) {
+    self.raw = raw
+    self.offset = offset
+  }
+
+  @inlinable @inline(__always) mutating func u8(_ v: UInt8) {
     raw[offset] = v
     offset += 1
   }
-  @inline(__always) mutating func i32(_ v: Int32) {
+  @inlinable @inline(__always) mutating func i32(_ v: Int32) {
     raw.storeBytes(of: v.littleEndian, toByteOffset: offset, as: Int32.self)
     offset += 4
   }
-  @inline(__always) mutating func i64(_ v: Int64) {
+  @inlinable @inline(__always) mutating func i64(_ v: Int64) {
     raw.storeBytes(of: v.littleEndian, toByteOffset: offset, as: Int64.self)
     offset += 8
   }
-  @inline(__always) mutating func i128(_ v: Int128) {
+  @inlinable @inline(__always) mutating func i128(_ v: Int128) {
     i64(Int64(truncatingIfNeeded: v))
     i64(Int64(truncatingIfNeeded: v >> 64))
   }
   /// Length-prefixed bytes: the encoding of a string with these UTF-8 bytes.
-  @inline(__always) mutating func bytes(_ b: UnsafeRawBufferPointer) {
+  @inlinable @inline(__always) mutating func bytes(_ b: UnsafeRawBufferPointer) {
     let n = b.count
     i32(Int32(n))
     if n > 0 { (raw.baseAddress! + offset).copyMemory(from: b.baseAddress!, byteCount: n) }
     offset += n
   }
-  @inline(__always) mutating func string(_ s: String) {
+  @inlinable @inline(__always) mutating func string(_ s: String) {
     let n = s.utf8.count
     i32(Int32(n))
     let at = offset

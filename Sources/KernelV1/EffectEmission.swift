@@ -123,13 +123,25 @@ extension V1Kernel {
     let at = buffer.writer.eventHeader(
       seq: seq, outcome: isRejected ? .rejected : .applied, count: buffer.touched.count)
     var written = 0
-    for k in buffer.touched {
+    var i = 0
+    let touched = buffer.touched
+    while i < touched.count {
+      let k = touched[i]
       guard let kind = EffectKind(rawValue: UInt8(truncatingIfNeeded: k >> 32)) else {
         preconditionFailure("bad touched effect key")
+      }
+      if kind == .holding && i + Self.holdingGroup <= touched.count
+        && touched[i + Self.holdingGroup - 1] >> 32 == k >> 32
+      {
+        writeHoldingGroup(touched[i..<(i + Self.holdingGroup)], into: &buffer.writer)
+        written += Self.holdingGroup
+        i += Self.holdingGroup
+        continue
       }
       if writeRow(kind, Int32(bitPattern: UInt32(truncatingIfNeeded: k)), into: &buffer.writer) {
         written += 1
       }
+      i += 1
     }
     if written != buffer.touched.count { buffer.writer.patchCount(headerAt: at, count: written) }
     precondition(
@@ -188,6 +200,30 @@ extension V1Kernel {
       w.tax(
         tradeDate: t.date, tradeId: t.tradeId.text, accountBytes: sellAccount, security: security,
         quantity: t.quantity, taxFen: t.taxFen)
+    }
+  }
+
+  /// Holdings written together when an event touches many (an OPEN releasing a day's
+  /// purchases touches about one per trade).
+  static let holdingGroup = 16
+
+  /// Writes a group of touched holdings (sorted keys of one kind). Their account rows
+  /// are random rows of a large table: all of the group's account identifiers are read
+  /// first, back to back, so that the cache misses overlap instead of following one
+  /// another, then the records are written.
+  func writeHoldingGroup(_ keys: ArraySlice<UInt64>, into w: inout EffectWriter) {
+    precondition(keys.count == Self.holdingGroup, "a holding group has holdingGroup rows")
+    var accountIds = [Ident](repeating: Ident.placeholder, count: Self.holdingGroup)
+    for (j, k) in keys.enumerated() {
+      let p = Int(UInt32(truncatingIfNeeded: k))
+      accountIds[j] = accounts.rows[Int(positions.rows[p].account)].id
+    }
+    for (j, k) in keys.enumerated() {
+      let p = Int(UInt32(truncatingIfNeeded: k))
+      w.holding(
+        account: accountIds[j].text, security: securities.rows[Int(positions.rows[p].security)].code.text,
+        quantity: positions.rows[p].quantity, available: positions.rows[p].available,
+        withheld: positions.rows[p].withheld)
     }
   }
 
