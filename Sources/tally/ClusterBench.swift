@@ -270,7 +270,8 @@ struct ClusterBench: ParsableCommand {
     func restart() throws {
       // From the spawn: opening its state is part of a restart.
       let spawned = clock.now
-      _ = try sup.up(context: context, only: [victim.name])
+      _ = try sup.up(
+        context: context, extraArguments: [victim.name: cluster.nodeArguments()], only: [victim.name])
       restartedAt = spawned
     }
     for (i, frame) in frames.enumerated() {
