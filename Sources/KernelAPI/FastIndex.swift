@@ -124,20 +124,25 @@ public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
     set {
       guard let newValue else { preconditionFailure("FastIndex does not remove keys") }
       precondition(newValue >= 0, "FastIndex values are row ids (>= 0)")
-      if (storedCount + 1) * 10 > slots.count * 7 { grow(to: slots.count * 2) }
-      var i = Int(truncatingIfNeeded: key.fastHash) & mask
-      while true {
-        if slots[i].value < 0 {
-          slots[i] = Slot(key: key, value: newValue)
-          storedCount += 1
-          return
-        }
-        if slots[i].key == key {
-          slots[i].value = newValue
-          return
-        }
-        i = (i + 1) & mask
+      let (i, found) = slotForInsert(key)
+      if found {
+        slots[i].value = newValue
+      } else {
+        slots[i] = Slot(key: key, value: newValue)
+        storedCount += 1
       }
+    }
+  }
+
+  /// The slot that holds `key` (found) or would take it (the first free slot of its
+  /// probe sequence), after growing the table if one more key would overfill it.
+  @inlinable mutating func slotForInsert(_ key: Key) -> (index: Int, found: Bool) {
+    if (storedCount + 1) * 10 > slots.count * 7 { grow(to: slots.count * 2) }
+    var i = Int(truncatingIfNeeded: key.fastHash) & mask
+    while true {
+      if slots[i].value < 0 { return (i, false) }
+      if slots[i].key == key { return (i, true) }
+      i = (i + 1) & mask
     }
   }
 }
@@ -147,17 +152,11 @@ extension FastIndex {
   /// nothing): one probe sequence where a lookup and then an insert took two.
   @inlinable public mutating func insertIfAbsent(_ key: Key, _ value: Int32) -> Bool {
     precondition(value >= 0, "FastIndex values are row ids (>= 0)")
-    if (storedCount + 1) * 10 > slots.count * 7 { grow(to: slots.count * 2) }
-    var i = Int(truncatingIfNeeded: key.fastHash) & mask
-    while true {
-      if slots[i].value < 0 {
-        slots[i] = Slot(key: key, value: value)
-        storedCount += 1
-        return true
-      }
-      if slots[i].key == key { return false }
-      i = (i + 1) & mask
-    }
+    let (i, found) = slotForInsert(key)
+    if found { return false }
+    slots[i] = Slot(key: key, value: value)
+    storedCount += 1
+    return true
   }
 
   /// The first slot a key with this hash is looked for in, read now. A caller with
