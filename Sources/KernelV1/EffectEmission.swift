@@ -219,12 +219,17 @@ extension V1Kernel {
       accountIds[j] = accounts.rows[Int(positions.rows[p].account)].id
     }
     for (j, k) in keys.enumerated() {
-      let p = Int(UInt32(truncatingIfNeeded: k))
-      w.holding(
-        account: accountIds[j].text, security: securities.rows[Int(positions.rows[p].security)].code.text,
-        quantity: positions.rows[p].quantity, available: positions.rows[p].available,
-        withheld: positions.rows[p].withheld)
+      writeHolding(Int(UInt32(truncatingIfNeeded: k)), account: accountIds[j].text, into: &w)
     }
+  }
+
+  /// The holding record of position `p` whose account identifier is `account`. Fields
+  /// one by one: copying the record would copy more than the record needs.
+  @inline(__always) func writeHolding(_ p: Int, account: String, into w: inout EffectWriter) {
+    w.holding(
+      account: account, security: securities.rows[Int(positions.rows[p].security)].code.text,
+      quantity: positions.rows[p].quantity, available: positions.rows[p].available,
+      withheld: positions.rows[p].withheld)
   }
 
   @inline(__always) func cachedSettleDate(_ tradeDate: Int32, _ w: inout EffectWriter) -> Int32 {
@@ -255,12 +260,8 @@ extension V1Kernel {
       let p = participants.rows[Int(id)]
       w.balance(participant: p.id.text, balanceFen: p.balance)
     case .holding:
-      let i = Int(id)  // fields one by one: copying the record would copy its lots array
-      w.holding(
-        account: accounts.rows[Int(positions.rows[i].account)].id.text,
-        security: securities.rows[Int(positions.rows[i].security)].code.text,
-        quantity: positions.rows[i].quantity,
-        available: positions.rows[i].available, withheld: positions.rows[i].withheld)
+      let i = Int(id)
+      writeHolding(i, account: accounts.rows[Int(positions.rows[i].account)].id.text, into: &w)
     case .entitlement:
       let e = entitlements.rows[Int(id)]
       w.entitlement(

@@ -212,7 +212,7 @@ public struct V1Kernel: Sendable {
     precondition(seq > globals.appliedSeq, "seq \(seq) applied out of order after \(globals.appliedSeq)")
     let outcome: Outcome
     switch event {
-    case .trade(let t): outcome = applyTrade(t)
+    case .trade(let t): return applyTrade(t, seq: seq)
     case .open(let d): outcome = applyOpen(d)
     case .cancel(let d, let id): outcome = applyCancel(date: d, tradeId: Ident(id))
     case .close(let d): outcome = applyClose(d, seq: seq)
@@ -316,7 +316,9 @@ public struct V1Kernel: Sendable {
 
   // MARK: TRADE
 
-  mutating func applyTrade(_ t: TradeEvent) -> Outcome {
+  /// A TRADE already parsed into an `Event` (tests, tools): the same checks, state
+  /// changes and effects as the line path below.
+  mutating func applyTrade(_ t: TradeEvent, seq: Int64) -> Outcome {
     let tradeId = Ident(t.tradeId)
     let found = TradeLookups(
       trade: tradeByKey[TradeKey(date: t.date, id: tradeId)], security: securityById[Ident(t.security)],
@@ -326,14 +328,14 @@ public struct V1Kernel: Sendable {
     let outcome = applyTrade(
       date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
       tradeId: { tradeId })
-    if case .applied = outcome {
-      emitClearing(rows.buyClearing)
-      emitClearing(rows.sellClearing)
-      emitSettlement(rows.buySettlement)
-      emitSettlement(rows.sellSettlement)
-      emitHolding(rows.sellPosition)
-      emitHolding(rows.buyPosition)
-      emitTax(rows.trade)
+    var buy = t.buyAccount
+    var sell = t.sellAccount
+    buy.withUTF8 { b in
+      sell.withUTF8 { s in
+        finishTrade(
+          seq: seq, outcome: outcome, rows: rows, tradeId: t.tradeId, buyAccount: UnsafeRawBufferPointer(b),
+          sellAccount: UnsafeRawBufferPointer(s))
+      }
     }
     return outcome
   }
@@ -366,21 +368,31 @@ public struct V1Kernel: Sendable {
     let outcome = applyTrade(
       date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
       tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) })
+    finishTrade(
+      seq: seq, outcome: outcome, rows: rows, tradeId: String(decoding: idBytes, as: UTF8.self),
+      buyAccount: buyAccountBytes, sellAccount: sellAccountBytes)
+    return outcome
+  }
+
+  /// Ends TRADE `seq` on either path: the applied seq, the rejection row when rejected,
+  /// and the event's effects. An applied trade's records are written straight from the
+  /// rows it changed, the account identifiers being the trade's own (reading them from
+  /// the 1M-row account table missed the cache twice a trade: most of the effects'
+  /// cost). `tradeId` is only read for a rejection (an autoclosure: no String is made
+  /// for an applied trade).
+  mutating func finishTrade(
+    seq: Int64, outcome: Outcome, rows: TradeRows, tradeId: @autoclosure () -> String,
+    buyAccount: UnsafeRawBufferPointer, sellAccount: UnsafeRawBufferPointer
+  ) {
     globals.appliedSeq = seq
     globalsDirty = true
     if case .rejected(let reason) = outcome {
-      rejections.append(
-        RejectionRecord(
-          seq: seq, record: "TRADE", ref: String(decoding: idBytes, as: UTF8.self), reason: reason))
+      rejections.append(RejectionRecord(seq: seq, record: "TRADE", ref: tradeId(), reason: reason))
       emitRejection(Int32(rejections.count - 1))
       emitEvent(seq: seq, outcome: outcome)
     } else if effects.enabled {
-      // The hot path writes the trade's records directly; the account identifiers come
-      // from the line (reading them from the 1M-row account table missed the cache
-      // twice a trade: most of the effects' cost).
-      writeTradeEffects(seq: seq, rows: rows, buyAccount: buyAccountBytes, sellAccount: sellAccountBytes)
+      writeTradeEffects(seq: seq, rows: rows, buyAccount: buyAccount, sellAccount: sellAccount)
     }
-    return outcome
   }
 
   /// What a TRADE's identifiers name (nil: unknown). Looked up before any check:

@@ -844,7 +844,10 @@ public final class Simulation {
       crash(.voter, downMs: rng.int64(1...300))
       return
     }
+    // As the voter's shell does: batches beyond the retention leave its store.
+    let forgotten = c.takeForgottenDecided()
     core = c
+    if let newest = forgotten.last { voterDecided.removeAll { $0.first <= newest } }
     for d in emits {
       voterDecided.append(d)
       voterWatermark = d.last + 1

@@ -80,14 +80,13 @@ public struct SequencerCore {
   /// (client, batch number) → seq range of the most recent client batches (at most
   /// `dedupeCachedMax`); older ones are read back from the store.
   var dedupe: [[UInt8]: (first: Int64, last: Int64)] = [:]
-  /// `dedupe`'s keys in insertion order from `dedupeOrderHead` (the oldest is forgotten first).
-  var dedupeOrder: [[UInt8]] = []
-  var dedupeOrderHead = 0
-  public let dedupeCachedLimit: Int
+  /// `dedupe`'s keys in insertion order (the oldest is forgotten first).
+  var dedupeOrder: RetentionQueue<[UInt8]>
+  public var dedupeCachedLimit: Int { dedupeOrder.limit }
   /// Retries answered from the store (their batch had left the memory cache).
   public private(set) var dedupeStoreHits = 0
   var recent: [Int64: [UInt8]] = [:]
-  var recentOrder: [Int64] = []
+  var recentOrder = RetentionQueue<Int64>(limit: SequencerCore.recentBatchesMax)
   var parked: [Parked] = []
   var pending: PendingWrite? = nil
   /// Parked fetches answered early because `parkedFetchesMax` was reached.
@@ -107,7 +106,7 @@ public struct SequencerCore {
     precondition(fetchBatchesMax >= 1 && dedupeCachedMax >= 1)
     self.store = store
     self.fetchBatchesMax = fetchBatchesMax
-    self.dedupeCachedLimit = dedupeCachedMax
+    dedupeOrder = RetentionQueue(limit: dedupeCachedMax)
     lastSeq = (try store.value(for: Self.lastSeqKey)).flatMap { Int64(leBytes: $0) } ?? 0
     var count = 0
     try store.scan(prefix: [Self.journalPrefix]) { _, _ in
@@ -135,16 +134,7 @@ public struct SequencerCore {
   /// Remembers a journaled client batch, forgetting the oldest beyond the limit.
   mutating func cache(_ key: [UInt8], _ range: (first: Int64, last: Int64)) {
     if dedupe.updateValue(range, forKey: key) != nil { return }
-    dedupeOrder.append(key)
-    if dedupe.count > dedupeCachedLimit {
-      dedupe[dedupeOrder[dedupeOrderHead]] = nil
-      dedupeOrderHead += 1
-      // Drop the forgotten prefix now and then (amortised O(1) per batch).
-      if dedupeOrderHead >= dedupeCachedLimit {
-        dedupeOrder.removeFirst(dedupeOrderHead)
-        dedupeOrderHead = 0
-      }
-    }
+    if let oldest = dedupeOrder.append(key) { dedupe[oldest] = nil }
     precondition(dedupe.count <= dedupeCachedLimit, "sequencer: dedupe cache over its limit")
   }
 
@@ -207,8 +197,7 @@ public struct SequencerCore {
     for (first, encoded) in p.newBatches {
       batchCount += 1
       recent[first] = encoded
-      recentOrder.append(first)
-      if recentOrder.count > Self.recentBatchesMax { recent[recentOrder.removeFirst()] = nil }
+      if let oldest = recentOrder.append(first) { recent[oldest] = nil }
     }
     return acks(p) + (try tick(nowMs: nowMs))
   }

@@ -88,11 +88,8 @@ public struct VoterCore: Sendable {
   public private(set) var decidedKeys: [Int64: (last: Int64, key: [UInt8])] = [:]
   /// First seq of the decided batch ending at each seq (reports ask by last seq).
   public private(set) var decidedFirstByLast: [Int64: Int64] = [:]
-  /// First seqs of the decided batches in `decidedKeys`, in order from
-  /// `decidedOrderHead` (for the retention; the head moves, the prefix is dropped now
-  /// and then: forgetting is O(1) amortised, not a shift of the whole array).
-  var decidedOrder: [Int64] = []
-  var decidedOrderHead = 0
+  /// First seqs of the decided batches in `decidedKeys`, in order (for the retention).
+  var decidedOrder = RetentionQueue<Int64>(limit: VoterCore.decidedRetainedBatchesMax)
   /// First seqs of decided batches forgotten since the shell last took them: it deletes
   /// their stored records, so the voter's store keeps at most `decidedRetainedBatchesMax`.
   var forgottenDecided: [Int64] = []
@@ -126,14 +123,7 @@ public struct VoterCore: Sendable {
   mutating func remember(first: Int64, last: Int64, key: [UInt8]) {
     decidedKeys[first] = (last, key)
     decidedFirstByLast[last] = first
-    decidedOrder.append(first)
-    guard decidedOrder.count - decidedOrderHead > Self.decidedRetainedBatchesMax else { return }
-    let oldest = decidedOrder[decidedOrderHead]
-    decidedOrderHead += 1
-    if decidedOrderHead >= Self.decidedRetainedBatchesMax {
-      decidedOrder.removeFirst(decidedOrderHead)
-      decidedOrderHead = 0
-    }
+    guard let oldest = decidedOrder.append(first) else { return }
     forgottenDecided.append(oldest)
     guard let gone = decidedKeys.removeValue(forKey: oldest) else { return }
     decidedFirstByLast[gone.last] = nil
