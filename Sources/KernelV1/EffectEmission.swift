@@ -20,6 +20,14 @@ public struct EffectBuffer: Sendable {
   /// million bought positions available touches each once: a set cost more per row
   /// than the rest of its record).
   static let linearTouchedMax = 16
+  /// From this many touched rows an event's keys are sorted through bitmaps
+  /// (`sortUniqueByBitmap`), if they need at most `bitmapWordsPerKeyMax` bitmap words
+  /// a key; below, or sparser, by `sort`.
+  static let bitmapTouchedMin = 4_096
+  static let bitmapWordsPerKeyMax = 4
+  /// Bytes reserved a touched row when an event touches many (a holding record with
+  /// SPEC §1's longest identifiers stays under it; a longer one only grows the buffer).
+  static let reservedBytesPerRow = 64
 
   public internal(set) var enabled = false
   var touched: [UInt64] = []
@@ -109,7 +117,9 @@ extension V1Kernel {
     if case .rejected = outcome { isRejected = true } else { isRejected = false }
     // Kind, then row number (creation order): the touched keys sort as integers; a row
     // touched twice (only possible beyond `linearTouchedMax`) is written once.
-    if buffer.touched.count > 1 {
+    if buffer.touched.count >= EffectBuffer.bitmapTouchedMin, Self.sortUniqueByBitmap(&buffer.touched) {
+      // Sorted and unique already (an OPEN releasing a day's purchases: ~1M holdings).
+    } else if buffer.touched.count > 1 {
       buffer.touched.sort()
       if buffer.touched.count > EffectBuffer.linearTouchedMax {
         var kept = 1
@@ -119,6 +129,9 @@ extension V1Kernel {
         }
         buffer.touched.removeLast(buffer.touched.count - kept)
       }
+    }
+    if buffer.touched.count >= EffectBuffer.bitmapTouchedMin {
+      buffer.writer.reserve(additional: buffer.touched.count * EffectBuffer.reservedBytesPerRow)
     }
     let at = buffer.writer.eventHeader(
       seq: seq, outcome: isRejected ? .rejected : .applied, count: buffer.touched.count)
@@ -150,56 +163,115 @@ extension V1Kernel {
     buffer.touched.removeAll(keepingCapacity: true)
   }
 
+  /// Sorts and deduplicates touched keys (kind << 32 | row) with one bitmap per kind:
+  /// two passes over the keys and one over the bitmaps, where sorting a million keys
+  /// cost more than writing their records. False (keys untouched) when the rows are
+  /// too sparse for bitmaps to pay: more than `bitmapWordsPerKeyMax` words a key.
+  static func sortUniqueByBitmap(_ keys: inout [UInt64]) -> Bool {
+    let kinds = Int(UInt8.max) + 1
+    var rowsOfKind = [Int](repeating: 0, count: kinds)  // 1 + the largest row, per kind
+    for k in keys {
+      let kind = Int(k >> 32)
+      rowsOfKind[kind] = max(rowsOfKind[kind], Int(UInt32(truncatingIfNeeded: k)) + 1)
+    }
+    var firstWord = [Int](repeating: 0, count: kinds + 1)
+    for kind in 0..<kinds { firstWord[kind + 1] = firstWord[kind] + (rowsOfKind[kind] + 63) / 64 }
+    guard firstWord[kinds] <= keys.count * EffectBuffer.bitmapWordsPerKeyMax else { return false }
+    var bits = [UInt64](repeating: 0, count: firstWord[kinds])
+    for k in keys {
+      let row = Int(UInt32(truncatingIfNeeded: k))
+      bits[firstWord[Int(k >> 32)] + row >> 6] |= 1 << UInt64(row & 63)
+    }
+    keys.removeAll(keepingCapacity: true)
+    for kind in 0..<kinds where rowsOfKind[kind] > 0 {
+      for w in firstWord[kind]..<firstWord[kind + 1] {
+        var word = bits[w]
+        while word != 0 {
+          let row = (w - firstWord[kind]) << 6 + word.trailingZeroBitCount
+          keys.append(UInt64(kind) << 32 | UInt64(row))
+          word &= word - 1
+        }
+      }
+    }
+    return true
+  }
+
   /// An applied TRADE's records, written straight from the rows it changed (the
   /// per-row bookkeeping of `touch` cost more than the writing): the same bytes the
   /// generic path writes, in the same canonical order (kind, then row number, each
-  /// row once). The account identifiers are the line's bytes.
-  mutating func writeTradeEffects(
-    seq: Int64, rows: TradeRows, buyAccount: UnsafeRawBufferPointer, sellAccount: UnsafeRawBufferPointer
-  ) {
+  /// row once). Only the fields the apply just wrote are read back; the rest (dates,
+  /// participants, identifiers) come from `rows` and the trade's own bytes (reading a
+  /// row's key fields missed the cache: they lie on lines the apply did not touch).
+  mutating func writeTradeEffects(seq: Int64, rows: TradeRows, bytes: TradeBytes) {
     precondition(effects.touched.isEmpty, "a TRADE's effects are written by one path only")
     var w = EffectWriter()
     swap(&w, &effects.writer)  // write while reading self, without copying either
-    writeTrade(seq: seq, rows: rows, buyAccount: buyAccount, sellAccount: sellAccount, into: &w)
+    writeTrade(seq: seq, rows: rows, bytes: bytes, into: &w)
     swap(&w, &effects.writer)
     precondition(effects.writer.count <= EffectBuffer.bytesMax, "effects buffer over bytesMax")
   }
 
-  func writeTrade(
-    seq: Int64, rows r: TradeRows, buyAccount: UnsafeRawBufferPointer, sellAccount: UnsafeRawBufferPointer,
-    into w: inout EffectWriter
-  ) {
-    let hasTax = trades.rows[Int(r.trade)].taxFen > 0
+  func writeTrade(seq: Int64, rows r: TradeRows, bytes: TradeBytes, into w: inout EffectWriter) {
+    let hasTax = r.taxFen > 0
     let clearingCount = r.buyClearing == r.sellClearing ? 1 : 2
     let settlementCount = r.buySettlement == r.sellSettlement ? 1 : 2
     let holdingCount = r.buyPosition == r.sellPosition ? 1 : 2
     _ = w.eventHeader(
       seq: seq, outcome: .applied, count: clearingCount + settlementCount + holdingCount + (hasTax ? 1 : 0))
-    _ = writeRow(.clearing, min(r.buyClearing, r.sellClearing), into: &w)
-    if clearingCount == 2 { _ = writeRow(.clearing, max(r.buyClearing, r.sellClearing), into: &w) }
-    _ = writeRow(.settlement, min(r.buySettlement, r.sellSettlement), into: &w)
-    if settlementCount == 2 { _ = writeRow(.settlement, max(r.buySettlement, r.sellSettlement), into: &w) }
-    let security = securities.rows[Int(positions.rows[Int(r.sellPosition)].security)].code.text
+    let settleDate = cachedSettleDate(r.date, &w)
+    func clearing(_ row: Int32, _ participant: Int32) {
+      let i = Int(row)
+      w.clearing(
+        tradeDate: r.date, settleDate: settleDate, participant: participants.rows[Int(participant)].id.text,
+        securityBytes: bytes.security, buyQuantity: clearingRows.rows[i].buyQuantity,
+        sellQuantity: clearingRows.rows[i].sellQuantity, buyAmount: clearingRows.rows[i].buyAmount,
+        sellAmount: clearingRows.rows[i].sellAmount, fees: clearingRows.rows[i].fees)
+    }
+    func settlement(_ row: Int32, _ participant: Int32) {
+      let i = Int(row)
+      w.settlement(
+        tradeDate: r.date, settleDate: settleDate, participant: participants.rows[Int(participant)].id.text,
+        netFen: settlementRows.rows[i].netFen, status: settlementRows.rows[i].status,
+        settledOn: settlementRows.rows[i].settledOn, visible: settlementRows.rows[i].liveSides > 0)
+    }
     func holding(_ p: Int32, _ account: UnsafeRawBufferPointer) {
       let i = Int(p)
       w.holding(
-        accountBytes: account, security: security, quantity: positions.rows[i].quantity,
+        accountBytes: account, securityBytes: bytes.security, quantity: positions.rows[i].quantity,
         available: positions.rows[i].available, withheld: positions.rows[i].withheld)
     }
-    if holdingCount == 1 {
-      holding(r.sellPosition, sellAccount)
-    } else if r.sellPosition < r.buyPosition {
-      holding(r.sellPosition, sellAccount)
-      holding(r.buyPosition, buyAccount)
+    // Rows of a kind in creation order; a row both sides share is written once.
+    if r.buyClearing < r.sellClearing {
+      clearing(r.buyClearing, r.buyParticipant)
+      clearing(r.sellClearing, r.sellParticipant)
+    } else if r.buyClearing > r.sellClearing {
+      clearing(r.sellClearing, r.sellParticipant)
+      clearing(r.buyClearing, r.buyParticipant)
     } else {
-      holding(r.buyPosition, buyAccount)
-      holding(r.sellPosition, sellAccount)
+      clearing(r.buyClearing, r.buyParticipant)
+    }
+    if r.buySettlement < r.sellSettlement {
+      settlement(r.buySettlement, r.buyParticipant)
+      settlement(r.sellSettlement, r.sellParticipant)
+    } else if r.buySettlement > r.sellSettlement {
+      settlement(r.sellSettlement, r.sellParticipant)
+      settlement(r.buySettlement, r.buyParticipant)
+    } else {
+      settlement(r.buySettlement, r.buyParticipant)
+    }
+    if holdingCount == 1 {
+      holding(r.sellPosition, bytes.sellAccount)
+    } else if r.sellPosition < r.buyPosition {
+      holding(r.sellPosition, bytes.sellAccount)
+      holding(r.buyPosition, bytes.buyAccount)
+    } else {
+      holding(r.buyPosition, bytes.buyAccount)
+      holding(r.sellPosition, bytes.sellAccount)
     }
     if hasTax {
-      let t = trades.rows[Int(r.trade)]
       w.tax(
-        tradeDate: t.date, tradeId: t.tradeId.text, accountBytes: sellAccount, security: security,
-        quantity: t.quantity, taxFen: t.taxFen)
+        tradeDate: r.date, tradeIdBytes: bytes.tradeId, accountBytes: bytes.sellAccount,
+        securityBytes: bytes.security, quantity: r.quantity, taxFen: r.taxFen)
     }
   }
 
@@ -213,13 +285,16 @@ extension V1Kernel {
   /// another, then the records are written.
   func writeHoldingGroup(_ keys: ArraySlice<UInt64>, into w: inout EffectWriter) {
     precondition(keys.count == Self.holdingGroup, "a holding group has holdingGroup rows")
-    var accountIds = [Ident](repeating: Ident.placeholder, count: Self.holdingGroup)
-    for (j, k) in keys.enumerated() {
-      let p = Int(UInt32(truncatingIfNeeded: k))
-      accountIds[j] = accounts.rows[Int(positions.rows[p].account)].id
-    }
-    for (j, k) in keys.enumerated() {
-      writeHolding(Int(UInt32(truncatingIfNeeded: k)), account: accountIds[j].text, into: &w)
+    // On the stack: an array per group was a heap allocation per 16 records.
+    withUnsafeTemporaryAllocation(of: Ident.self, capacity: Self.holdingGroup) { accountIds in
+      for (j, k) in keys.enumerated() {
+        let p = Int(UInt32(truncatingIfNeeded: k))
+        accountIds.initializeElement(at: j, to: accounts.rows[Int(positions.rows[p].account)].id)
+      }
+      for (j, k) in keys.enumerated() {
+        writeHolding(Int(UInt32(truncatingIfNeeded: k)), account: accountIds[j].text, into: &w)
+      }
+      _ = accountIds.deinitialize()
     }
   }
 

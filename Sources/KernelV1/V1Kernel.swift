@@ -328,13 +328,21 @@ public struct V1Kernel: Sendable {
     let outcome = applyTrade(
       date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
       tradeId: { tradeId })
+    var id = t.tradeId
+    var security = t.security
     var buy = t.buyAccount
     var sell = t.sellAccount
-    buy.withUTF8 { b in
-      sell.withUTF8 { s in
-        finishTrade(
-          seq: seq, outcome: outcome, rows: rows, tradeId: t.tradeId, buyAccount: UnsafeRawBufferPointer(b),
-          sellAccount: UnsafeRawBufferPointer(s))
+    id.withUTF8 { i in
+      security.withUTF8 { c in
+        buy.withUTF8 { b in
+          sell.withUTF8 { s in
+            finishTrade(
+              seq: seq, outcome: outcome, rows: rows, tradeIdText: t.tradeId,
+              bytes: TradeBytes(
+                tradeId: UnsafeRawBufferPointer(i), security: UnsafeRawBufferPointer(c),
+                buyAccount: UnsafeRawBufferPointer(b), sellAccount: UnsafeRawBufferPointer(s)))
+          }
+        }
       }
     }
     return outcome
@@ -369,30 +377,41 @@ public struct V1Kernel: Sendable {
       date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
       tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) })
     finishTrade(
-      seq: seq, outcome: outcome, rows: rows, tradeId: String(decoding: idBytes, as: UTF8.self),
-      buyAccount: buyAccountBytes, sellAccount: sellAccountBytes)
+      seq: seq, outcome: outcome, rows: rows, tradeIdText: String(decoding: idBytes, as: UTF8.self),
+      bytes: TradeBytes(
+        tradeId: idBytes, security: bytes(t.security), buyAccount: buyAccountBytes,
+        sellAccount: sellAccountBytes))
     return outcome
   }
 
   /// Ends TRADE `seq` on either path: the applied seq, the rejection row when rejected,
   /// and the event's effects. An applied trade's records are written straight from the
-  /// rows it changed, the account identifiers being the trade's own (reading them from
+  /// rows it changed and the trade's own identifier bytes (reading the identifiers from
   /// the 1M-row account table missed the cache twice a trade: most of the effects'
-  /// cost). `tradeId` is only read for a rejection (an autoclosure: no String is made
-  /// for an applied trade).
+  /// cost). `tradeIdText` is only read for a rejection (an autoclosure: no String is
+  /// made for an applied trade).
   mutating func finishTrade(
-    seq: Int64, outcome: Outcome, rows: TradeRows, tradeId: @autoclosure () -> String,
-    buyAccount: UnsafeRawBufferPointer, sellAccount: UnsafeRawBufferPointer
+    seq: Int64, outcome: Outcome, rows: TradeRows, tradeIdText: @autoclosure () -> String, bytes: TradeBytes
   ) {
     globals.appliedSeq = seq
     globalsDirty = true
     if case .rejected(let reason) = outcome {
-      rejections.append(RejectionRecord(seq: seq, record: "TRADE", ref: tradeId(), reason: reason))
+      rejections.append(RejectionRecord(seq: seq, record: "TRADE", ref: tradeIdText(), reason: reason))
       emitRejection(Int32(rejections.count - 1))
       emitEvent(seq: seq, outcome: outcome)
     } else if effects.enabled {
-      writeTradeEffects(seq: seq, rows: rows, buyAccount: buyAccount, sellAccount: sellAccount)
+      writeTradeEffects(seq: seq, rows: rows, bytes: bytes)
     }
+  }
+
+  /// A TRADE's identifiers as UTF-8 bytes (fields of its line, or of its Event's
+  /// strings): the texts its effect records carry, equal byte for byte to the
+  /// reference rows they matched.
+  struct TradeBytes {
+    var tradeId: UnsafeRawBufferPointer
+    var security: UnsafeRawBufferPointer
+    var buyAccount: UnsafeRawBufferPointer
+    var sellAccount: UnsafeRawBufferPointer
   }
 
   /// What a TRADE's identifiers name (nil: unknown). Looked up before any check:
@@ -406,8 +425,15 @@ public struct V1Kernel: Sendable {
     var sellUnit: Int32?
   }
 
-  /// The rows an applied TRADE changed (its effects, docs/EFFECTS.md).
+  /// The rows an applied TRADE changed (its effects, docs/EFFECTS.md), and what the
+  /// effect writer would otherwise read back from rows the apply did not touch (a row's
+  /// key fields: a cache miss per row, measured).
   struct TradeRows {
+    var date: Int32 = 0
+    var buyParticipant: Int32 = -1
+    var sellParticipant: Int32 = -1
+    var quantity: Int64 = 0
+    var taxFen: Int64 = 0
     var buyClearing: Int32 = -1
     var sellClearing: Int32 = -1
     var buySettlement: Int32 = -1
@@ -456,6 +482,10 @@ public struct V1Kernel: Sendable {
     clearingRows[sellRow].sellQuantity += q
     clearingRows[sellRow].sellAmount += Int128(c.amountFen)
     clearingRows[sellRow].fees.add(c.sellerFees)
+    rows.date = t.date
+    rows.buyParticipant = buyParticipant
+    rows.sellParticipant = sellParticipant
+    rows.quantity = q
     rows.buyClearing = buyRow
     rows.sellClearing = sellRow
     let buySettlement = settlementRow(date: t.date, participant: buyParticipant)
@@ -485,6 +515,7 @@ public struct V1Kernel: Sendable {
       }
     }
     let taxFen = exactInt64(roundHalfUpDivide(taxUnits, by: 1_000_000), "tax")
+    rows.taxFen = taxFen
 
     let buyPosition =
       positionDirectory.find(in: buyLine, account: buyAccount, security: security)

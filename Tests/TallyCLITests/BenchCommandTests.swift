@@ -88,6 +88,29 @@ final class BenchCommandTests: XCTestCase {
     }
   }
 
+  /// `--no-whole-process --no-state`: the engine-only phase alone; no child runs, and the
+  /// effects cost (issue 9) is printed as the median of the run pairs, with its parts.
+  func testEngineOnlyPhaseAloneReportsTheEffectsCost() throws {
+    let result = try runTally(
+      [
+        "bench", "--market", dir + "/market", "--seed", "12", "--trades-per-day", "400", "--accounts", "50",
+        "--securities", "6", "--participants", "3", "--runs", "2", "--kernel", "v1", "--no-state",
+        "--no-whole-process", "--json",
+      ], scratch: dir)
+    XCTAssertEqual(result.status, 0, result.stderr)
+    XCTAssertFalse(result.stderr.contains("tally run (child)"), result.stderr)
+    XCTAssertEqual(
+      result.stderr.components(separatedBy: "effects cost of this pair").count - 1, 2, result.stderr)
+    XCTAssertTrue(result.stderr.contains("; digest "), result.stderr)
+    XCTAssertTrue(result.stderr.contains("OPEN "), result.stderr)
+    let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+    let kernels = try XCTUnwrap(object?["kernels"] as? [[String: Any]], result.stdout)
+    XCTAssertEqual(kernels.count, 1)
+    XCTAssertNil(kernels[0]["runWallSeconds"])
+    XCTAssertNotNil(kernels[0]["effectsCostFraction"] as? Double, result.stdout)
+    XCTAssertGreaterThan(kernels[0]["engineOnlyTradesPerSecond"] as? Double ?? 0, 0)
+  }
+
   func testRunCommitStatsReportsEveryCommit() throws {
     // 2 days x 200 trades with a commit every 50 events: at least 8 commits reported.
     let market = dir + "/m"

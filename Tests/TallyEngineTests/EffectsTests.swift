@@ -4,11 +4,12 @@
 // per batch, or with effects off (they never change the state).
 import Foundation
 import KernelAPI
-import KernelV1
 import MarketGenerator
 import TallyEngine
 import TallyFormat
 import XCTest
+
+@testable import KernelV1
 
 final class EffectsTests: XCTestCase {
   static let basic = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -98,6 +99,51 @@ final class EffectsTests: XCTestCase {
     ] {
       XCTAssertTrue(kinds.contains(k), "no \(k.word) effect in the generated weeks")
     }
+  }
+
+  /// An OPEN that releases more bought positions than `bitmapTouchedMin` takes the
+  /// bitmap path of V1's effect writer: its records must still equal V2's (written
+  /// independently) byte for byte, and rebuild the run's outputs.
+  func testAnOpenReleasingThousandsOfHoldingsHasTheSameEffectsInBothKernels() throws {
+    let options = MarketOptions(
+      seed: 7, days: 2, tradesPerDay: 3 * KernelV1.EffectBuffer.bitmapTouchedMin, accounts: 20_000,
+      securities: 30, participants: 5)
+    let dir = try makeTemporaryDirectory("effects-big-open")
+    defer { removeDirectory(dir) }
+    _ = try MarketGenerator.generate(options, into: dir)
+    let reference = try FileIO.loadReference(dir + "/reference")
+    var lines: [ArraySlice<UInt8>] = []
+    try EventLines.forEach(files: [dir + "/events.txt"]) { lines.append($0.bytes) }
+    let v1 = try runWithEffects(reference, kernel: "v1", lines: lines, chunk: 5_000)
+    let v2 = try runWithEffects(reference, kernel: "v2", lines: lines, chunk: 5_000)
+    XCTAssertEqual(v1.records, v2.records)
+    let events = try EffectDecoder.decode(v1.records)
+    let largest = events.map { $0.effects.filter { $0.kind == .holding }.count }.max() ?? 0
+    XCTAssertGreaterThan(largest, KernelV1.EffectBuffer.bitmapTouchedMin, "no event took the bitmap path")
+    let direct = Dictionary(uniqueKeysWithValues: v1.engine.outputFiles().map { ($0.name, $0.bytes) })
+    assertSameOutputs(direct, try replayed(v1.records))
+  }
+
+  /// The bitmap sort equals sort-then-unique on dense keys of several kinds, and
+  /// declines (keys untouched) when the rows are too sparse for bitmaps.
+  func testBitmapSortOfTouchedRowsEqualsSortAndUnique() {
+    var random = SystemRandomNumberGenerator()
+    for _ in 0..<20 {
+      var keys: [UInt64] = []
+      for _ in 0..<Int.random(in: 1...20_000, using: &random) {
+        let kind = [EffectKind.clearing, .holding, .tax, .rejection].randomElement(using: &random)!
+        keys.append(UInt64(kind.rawValue) << 32 | UInt64.random(in: 0..<30_000, using: &random))
+      }
+      let expected = Array(Set(keys)).sorted()
+      var sorted = keys
+      XCTAssertTrue(V1Kernel.sortUniqueByBitmap(&sorted))
+      XCTAssertEqual(sorted, expected)
+    }
+    var sparse: [UInt64] = (0..<5_000).map { UInt64(EffectKind.holding.rawValue) << 32 | UInt64($0) * 1_000 }
+    sparse.reverse()
+    let before = sparse
+    XCTAssertFalse(V1Kernel.sortUniqueByBitmap(&sparse))
+    XCTAssertEqual(sparse, before)
   }
 
   /// A replica restarts from its last commit and replays: the effects it produces
@@ -190,15 +236,21 @@ final class EffectsTests: XCTestCase {
     let d = EffectDigest.of(bytes)
     XCTAssertEqual(d.count, 16)
     XCTAssertEqual(EffectDigest.of(bytes), d)
-    for i in [0, 7, 8, 500, 999] {
+    for i in [0, 7, 8, 16, 24, 31, 500, 999] {
       var x = bytes
       x[i] ^= 1
       XCTAssertNotEqual(EffectDigest.of(x), d, "flipping byte \(i) keeps the digest")
     }
     XCTAssertNotEqual(EffectDigest.of(bytes + [0]), d, "a trailing zero keeps the digest")
     XCTAssertNotEqual(EffectDigest.of([]), EffectDigest.of([0]))
-    // Pinned: the digest is part of the wire contract (docs/EFFECTS.md).
-    XCTAssertEqual(EffectDigest.of(Array("tally effects".utf8)).hexString, "0de30d2903066ea2841a3c3bdc05fb53")
+    // Pinned: the digest is part of the wire contract (docs/EFFECTS.md). The values come
+    // from Tests/interop/subscribe.py's separate implementation of the definition; the
+    // lengths reach every lane from the tail (13 bytes: lanes 0-1; 57: 1 block, then
+    // lanes 0-3; 1,000: 31 blocks, then lane 0).
+    XCTAssertEqual(EffectDigest.of(Array("tally effects".utf8)).hexString, "73e4c91b353e990376531cf7e4a9d888")
+    XCTAssertEqual(EffectDigest.of(Array(bytes[0..<57])).hexString, "70afa882c1777a39e243368418709c37")
+    XCTAssertEqual(EffectDigest.of(bytes).hexString, "d95b5a4fd7468567bd3b0dda2f12197b")
+    XCTAssertEqual(EffectDigest.of([]).hexString, "b6971429be281685eed9a9883e40bdb4")
   }
 
   func testTextNamesFieldsAndTheFirstDifference() throws {

@@ -29,16 +29,15 @@ def fmix(k):
 
 
 def effect_digest(data):
-    """docs/EFFECTS.md, "Digest"."""
-    a, b = 0x74616C6C79667831, 0x9E3779B97F4A7C15
+    """docs/EFFECTS.md, "Digest": word j of the zero-padded bytes to lane j mod 4."""
+    lanes = [0x74616C6C79667832, 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB]
     n = len(data)
     padded = data + b"\x00" * ((8 - n % 8) % 8)
-    for i in range(0, len(padded), 8):
-        w = int.from_bytes(padded[i:i + 8], "little")
-        a = rotl(((a ^ w) * 0x9FB21C651E98DF25) & M64, 29)
-        b = rotl(((b + w) * 0xC2B2AE3D27D4EB4F) & M64, 31) ^ a
-    a = fmix(a ^ n)
-    b = fmix((b + a) & M64)
+    for j in range(len(padded) // 8):
+        w = int.from_bytes(padded[8 * j:8 * j + 8], "little")
+        lanes[j % 4] = rotl(((lanes[j % 4] ^ w) * 0x9FB21C651E98DF25) & M64, 29)
+    a = fmix(lanes[0] ^ rotl(lanes[2], 32) ^ n)
+    b = fmix(lanes[1] ^ rotl(lanes[3], 32) ^ a)
     a = (a + b) & M64
     return a.to_bytes(8, "little") + b.to_bytes(8, "little")
 
