@@ -192,19 +192,12 @@ public struct EffectWriter: Sendable {
     tradeDate: Int32, settleDate: Int32, participant: String, security: String, buyQuantity: Int64,
     sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128, fees: SideFees
   ) {
-    record(.clearing, size: 8 + Self.size(participant) + Self.size(security) + 80) { c in
-      c.i32(tradeDate)
-      c.i32(settleDate)
-      c.string(participant)
-      c.string(security)
-      c.i64(buyQuantity)
-      c.i64(sellQuantity)
-      c.i128(buyAmount)
-      c.i128(sellAmount)
-      c.i64(fees.handling)
-      c.i64(fees.regulatory)
-      c.i64(fees.transfer)
-      c.i64(fees.stamp)
+    var code = security
+    code.withUTF8 { bytes in
+      clearing(
+        tradeDate: tradeDate, settleDate: settleDate, participant: participant,
+        securityBytes: UnsafeRawBufferPointer(bytes), buyQuantity: buyQuantity, sellQuantity: sellQuantity,
+        buyAmount: buyAmount, sellAmount: sellAmount, fees: fees)
     }
   }
 

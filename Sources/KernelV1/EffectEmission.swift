@@ -241,24 +241,19 @@ extension V1Kernel {
         available: positions.rows[i].available, withheld: positions.rows[i].withheld)
     }
     // Rows of a kind in creation order; a row both sides share is written once.
-    if r.buyClearing < r.sellClearing {
-      clearing(r.buyClearing, r.buyParticipant)
-      clearing(r.sellClearing, r.sellParticipant)
-    } else if r.buyClearing > r.sellClearing {
-      clearing(r.sellClearing, r.sellParticipant)
-      clearing(r.buyClearing, r.buyParticipant)
-    } else {
-      clearing(r.buyClearing, r.buyParticipant)
+    func bothSides(_ buyRow: Int32, _ sellRow: Int32, _ write: (Int32, Int32) -> Void) {
+      if buyRow < sellRow {
+        write(buyRow, r.buyParticipant)
+        write(sellRow, r.sellParticipant)
+      } else if buyRow > sellRow {
+        write(sellRow, r.sellParticipant)
+        write(buyRow, r.buyParticipant)
+      } else {
+        write(buyRow, r.buyParticipant)
+      }
     }
-    if r.buySettlement < r.sellSettlement {
-      settlement(r.buySettlement, r.buyParticipant)
-      settlement(r.sellSettlement, r.sellParticipant)
-    } else if r.buySettlement > r.sellSettlement {
-      settlement(r.sellSettlement, r.sellParticipant)
-      settlement(r.buySettlement, r.buyParticipant)
-    } else {
-      settlement(r.buySettlement, r.buyParticipant)
-    }
+    bothSides(r.buyClearing, r.sellClearing, clearing)
+    bothSides(r.buySettlement, r.sellSettlement, settlement)
     if holdingCount == 1 {
       holding(r.sellPosition, bytes.sellAccount)
     } else if r.sellPosition < r.buyPosition {

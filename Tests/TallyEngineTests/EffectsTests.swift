@@ -124,20 +124,24 @@ final class EffectsTests: XCTestCase {
     assertSameOutputs(direct, try replayed(v1.records))
   }
 
-  /// The bitmap sort equals sort-then-unique on dense keys of several kinds, and
-  /// declines (keys untouched) when the rows are too sparse for bitmaps.
+  /// The bitmap sort equals sort-then-unique on keys of several kinds as dense as an
+  /// event that takes it (at least `bitmapTouchedMin` keys), and declines (keys
+  /// untouched) when the rows are too sparse for bitmaps. Seeded: the same keys each run.
   func testBitmapSortOfTouchedRowsEqualsSortAndUnique() {
-    var random = SystemRandomNumberGenerator()
+    var state: UInt64 = 0x5EED
+    func next(_ bound: UInt64) -> UInt64 {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return (state >> 33) % bound
+    }
+    let kinds = [EffectKind.clearing, .holding, .tax, .rejection]
     for _ in 0..<20 {
-      var keys: [UInt64] = []
-      for _ in 0..<Int.random(in: 1...20_000, using: &random) {
-        let kind = [EffectKind.clearing, .holding, .tax, .rejection].randomElement(using: &random)!
-        keys.append(UInt64(kind.rawValue) << 32 | UInt64.random(in: 0..<30_000, using: &random))
+      let count = KernelV1.EffectBuffer.bitmapTouchedMin + Int(next(16_000))
+      let keys = (0..<count).map { _ in
+        UInt64(kinds[Int(next(4))].rawValue) << 32 | next(30_000)
       }
-      let expected = Array(Set(keys)).sorted()
       var sorted = keys
-      XCTAssertTrue(V1Kernel.sortUniqueByBitmap(&sorted))
-      XCTAssertEqual(sorted, expected)
+      XCTAssertTrue(V1Kernel.sortUniqueByBitmap(&sorted), "\(count) keys")
+      XCTAssertEqual(sorted, Array(Set(keys)).sorted())
     }
     var sparse: [UInt64] = (0..<5_000).map { UInt64(EffectKind.holding.rawValue) << 32 | UInt64($0) * 1_000 }
     sparse.reverse()
