@@ -210,6 +210,8 @@ struct ClusterBench: ParsableCommand {
     var liveRate: Double
     var restartToVoting: Double?
     var catchUpRatio: Double?
+    /// True when the victim was caught up at its first status after the restart.
+    var catchUpIsLowerBound = false
     var text: String
   }
 
@@ -290,15 +292,25 @@ struct ClusterBench: ParsableCommand {
     if let restartedAt, let votingAgainAt {
       result.restartToVoting = (votingAgainAt - restartedAt).seconds
     }
-    if let votingAgainAt, let caughtUpAt, caughtUpAt > votingAgainAt {
+    if let votingAgainAt, let caughtUpAt, caughtUpAt > votingAgainAt, appliedWhenCaughtUp > appliedWhenVoting
+    {
       let rate = Double(appliedWhenCaughtUp - appliedWhenVoting) / (caughtUpAt - votingAgainAt).seconds
       result.catchUpRatio = rate / liveRate
+    } else if let restartedAt, let caughtUpAt, appliedWhenCaughtUp > appliedAtKill {
+      // Its first new batches already reached the head (a short backlog): no span
+      // between two statuses to time, so the rate from its spawn, start-up included,
+      // a lower bound.
+      let rate = Double(appliedWhenCaughtUp - appliedAtKill) / (caughtUpAt - restartedAt).seconds
+      result.catchUpRatio = rate / liveRate
+      result.catchUpIsLowerBound = true
     }
     func fmt(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
     result.text =
       "recovery at \(Int(liveRate)) events/s live (half the voted rate): \(victim.name) "
       + "SIGKILLed at seq \(appliedAtKill), down \(downSeconds) s; restart to voting "
       + "\(fmt(result.restartToVoting, 2)) s, catch-up \(fmt(result.catchUpRatio, 1))x the live rate"
+      + (result.catchUpIsLowerBound
+        ? " (at least: caught up by its first new batches, timed from its spawn)" : "")
     return result
   }
 
