@@ -120,8 +120,8 @@ public struct EffectWriter: Sendable {
   public mutating func removeAll() { storage.removeAll(keepingCapacity: true) }
 
   /// Makes room for `bytes` more bytes at once: an event of a million records (an OPEN
-  /// releasing a day's purchases, ~53 MB) grew the buffer by doubling, copying it
-  /// each time and faulting in twice the pages it kept.
+  /// releasing a day's purchases, ~53 MB) would otherwise grow the buffer by doubling,
+  /// copying what it holds at each step.
   public mutating func reserve(additional bytes: Int) {
     if storage.capacity - storage.count < bytes { storage.reserveCapacity(storage.count + bytes) }
   }
