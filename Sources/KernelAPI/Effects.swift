@@ -262,12 +262,11 @@ public struct EffectWriter: Sendable {
   @inlinable public mutating func holding(
     accountBytes: UnsafeRawBufferPointer, security: String, quantity: Int64, available: Int64, withheld: Int64
   ) {
-    record(.holding, size: 4 + accountBytes.count + Self.size(security) + 24) { c in
-      c.bytes(accountBytes)
-      c.string(security)
-      c.i64(quantity)
-      c.i64(available)
-      c.i64(withheld)
+    var code = security
+    code.withUTF8 { bytes in
+      holding(
+        accountBytes: accountBytes, securityBytes: UnsafeRawBufferPointer(bytes), quantity: quantity,
+        available: available, withheld: withheld)
     }
   }
 

@@ -440,7 +440,6 @@ public struct V1Kernel: Sendable {
     var sellSettlement: Int32 = -1
     var sellPosition: Int32 = -1
     var buyPosition: Int32 = -1
-    var trade: Int32 = -1
   }
 
   /// Applies a TRADE whose identifiers are looked up; `rows` gets what it changed.
@@ -536,7 +535,6 @@ public struct V1Kernel: Sendable {
         taxFen: taxFen, cancelled: false, withheld: 0, sliceStart: sliceStart,
         sliceCount: Int32(slices.count) - sliceStart))
     tradeByKey[tradeKey] = tradeIndex
-    rows.trade = tradeIndex
     days[Int32(days.count - 1)].tradeEnd = tradeIndex + 1
     return .applied
   }
