@@ -214,61 +214,98 @@ extension V1Kernel {
   }
 
   func writeTrade(seq: Int64, rows r: TradeRows, bytes: TradeBytes, into w: inout EffectWriter) {
-    let hasTax = r.taxFen > 0
-    let clearingCount = r.buyClearing == r.sellClearing ? 1 : 2
-    let settlementCount = r.buySettlement == r.sellSettlement ? 1 : 2
-    let holdingCount = r.buyPosition == r.sellPosition ? 1 : 2
-    _ = w.eventHeader(
-      seq: seq, outcome: .applied, count: clearingCount + settlementCount + holdingCount + (hasTax ? 1 : 0))
+    var buyParticipant = participants.rows[Int(r.buyParticipant)].id.text
+    var sellParticipant = participants.rows[Int(r.sellParticipant)].id.text
     let settleDate = cachedSettleDate(r.date, &w)
-    func clearing(_ row: Int32, _ participant: Int32) {
-      let i = Int(row)
-      w.clearing(
-        tradeDate: r.date, settleDate: settleDate, participant: participants.rows[Int(participant)].id.text,
-        securityBytes: bytes.security, buyQuantity: clearingRows.rows[i].buyQuantity,
-        sellQuantity: clearingRows.rows[i].sellQuantity, buyAmount: clearingRows.rows[i].buyAmount,
-        sellAmount: clearingRows.rows[i].sellAmount, fees: clearingRows.rows[i].fees)
-    }
-    func settlement(_ row: Int32, _ participant: Int32) {
-      let i = Int(row)
-      w.settlement(
-        tradeDate: r.date, settleDate: settleDate, participant: participants.rows[Int(participant)].id.text,
-        netFen: settlementRows.rows[i].netFen, status: settlementRows.rows[i].status,
-        settledOn: settlementRows.rows[i].settledOn, visible: settlementRows.rows[i].liveSides > 0)
-    }
-    func holding(_ p: Int32, _ account: UnsafeRawBufferPointer) {
-      let i = Int(p)
-      w.holding(
-        accountBytes: account, securityBytes: bytes.security, quantity: positions.rows[i].quantity,
-        available: positions.rows[i].available, withheld: positions.rows[i].withheld)
-    }
-    // Rows of a kind in creation order; a row both sides share is written once.
-    func bothSides(_ buyRow: Int32, _ sellRow: Int32, _ write: (Int32, Int32) -> Void) {
-      if buyRow < sellRow {
-        write(buyRow, r.buyParticipant)
-        write(sellRow, r.sellParticipant)
-      } else if buyRow > sellRow {
-        write(sellRow, r.sellParticipant)
-        write(buyRow, r.buyParticipant)
-      } else {
-        write(buyRow, r.buyParticipant)
+    buyParticipant.withUTF8 { buyer in
+      sellParticipant.withUTF8 { seller in
+        writeTrade(
+          seq: seq, rows: r, bytes: bytes, settleDate: settleDate,
+          buyParticipant: UnsafeRawBufferPointer(buyer),
+          sellParticipant: UnsafeRawBufferPointer(seller), into: &w)
       }
     }
-    bothSides(r.buyClearing, r.sellClearing, clearing)
-    bothSides(r.buySettlement, r.sellSettlement, settlement)
-    if holdingCount == 1 {
-      holding(r.sellPosition, bytes.sellAccount)
-    } else if r.sellPosition < r.buyPosition {
-      holding(r.sellPosition, bytes.sellAccount)
-      holding(r.buyPosition, bytes.buyAccount)
-    } else {
-      holding(r.buyPosition, bytes.buyAccount)
-      holding(r.sellPosition, bytes.sellAccount)
+  }
+
+  /// All of a TRADE's records in one room of the buffer (`EffectWriter.append(bytes:)`):
+  /// their sizes are known from the identifiers before any is written.
+  @inline(__always) func writeTrade(
+    seq: Int64, rows r: TradeRows, bytes: TradeBytes, settleDate: Int32,
+    buyParticipant: UnsafeRawBufferPointer,
+    sellParticipant: UnsafeRawBufferPointer, into w: inout EffectWriter
+  ) {
+    let hasTax = r.taxFen > 0
+    let twoClearing = r.buyClearing != r.sellClearing
+    let twoSettlement = r.buySettlement != r.sellSettlement
+    let twoHoldings = r.buyPosition != r.sellPosition
+    let security = bytes.security.count
+    var size = EffectWriter.eventHeaderBytes
+    size += EffectWriter.clearingBytes(participant: buyParticipant.count, security: security)
+    size += EffectWriter.settlementBytes(participant: buyParticipant.count)
+    if twoClearing {
+      size += EffectWriter.clearingBytes(participant: sellParticipant.count, security: security)
     }
+    if twoSettlement { size += EffectWriter.settlementBytes(participant: sellParticipant.count) }
+    size += EffectWriter.holdingBytes(account: bytes.sellAccount.count, security: security)
+    if twoHoldings { size += EffectWriter.holdingBytes(account: bytes.buyAccount.count, security: security) }
     if hasTax {
-      w.tax(
-        tradeDate: r.date, tradeIdBytes: bytes.tradeId, accountBytes: bytes.sellAccount,
-        securityBytes: bytes.security, quantity: r.quantity, taxFen: r.taxFen)
+      size += EffectWriter.taxBytes(
+        tradeId: bytes.tradeId.count, account: bytes.sellAccount.count, security: security)
+    }
+    let count = (twoClearing ? 2 : 1) + (twoSettlement ? 2 : 1) + (twoHoldings ? 2 : 1) + (hasTax ? 1 : 0)
+    w.append(bytes: size) { c in
+      c.eventHeader(seq: seq, outcome: .applied, count: count)
+      func clearing(_ row: Int32, _ participant: UnsafeRawBufferPointer) {
+        let i = Int(row)
+        c.clearing(
+          tradeDate: r.date, settleDate: settleDate, participant: participant, security: bytes.security,
+          buyQuantity: clearingRows.rows[i].buyQuantity, sellQuantity: clearingRows.rows[i].sellQuantity,
+          buyAmount: clearingRows.rows[i].buyAmount, sellAmount: clearingRows.rows[i].sellAmount,
+          fees: clearingRows.rows[i].fees)
+      }
+      func settlement(_ row: Int32, _ participant: UnsafeRawBufferPointer) {
+        let i = Int(row)
+        c.settlement(
+          tradeDate: r.date, settleDate: settleDate, participant: participant,
+          netFen: settlementRows.rows[i].netFen, status: settlementRows.rows[i].status,
+          settledOn: settlementRows.rows[i].settledOn, visible: settlementRows.rows[i].liveSides > 0)
+      }
+      func holding(_ p: Int32, _ account: UnsafeRawBufferPointer) {
+        let i = Int(p)
+        c.holding(
+          account: account, security: bytes.security, quantity: positions.rows[i].quantity,
+          available: positions.rows[i].available, withheld: positions.rows[i].withheld)
+      }
+      // Rows of a kind in creation order; a row both sides share is written once.
+      func bothSides(
+        _ buyRow: Int32, _ sellRow: Int32, _ write: (Int32, UnsafeRawBufferPointer) -> Void
+      ) {
+        if buyRow < sellRow {
+          write(buyRow, buyParticipant)
+          write(sellRow, sellParticipant)
+        } else if buyRow > sellRow {
+          write(sellRow, sellParticipant)
+          write(buyRow, buyParticipant)
+        } else {
+          write(buyRow, buyParticipant)
+        }
+      }
+      bothSides(r.buyClearing, r.sellClearing, clearing)
+      bothSides(r.buySettlement, r.sellSettlement, settlement)
+      if !twoHoldings {
+        holding(r.sellPosition, bytes.sellAccount)
+      } else if r.sellPosition < r.buyPosition {
+        holding(r.sellPosition, bytes.sellAccount)
+        holding(r.buyPosition, bytes.buyAccount)
+      } else {
+        holding(r.buyPosition, bytes.buyAccount)
+        holding(r.sellPosition, bytes.sellAccount)
+      }
+      if hasTax {
+        c.tax(
+          tradeDate: r.date, tradeId: bytes.tradeId, account: bytes.sellAccount, security: bytes.security,
+          quantity: r.quantity, taxFen: r.taxFen)
+      }
     }
   }
 
@@ -284,12 +321,30 @@ extension V1Kernel {
     precondition(keys.count == Self.holdingGroup, "a holding group has holdingGroup rows")
     // On the stack: an array per group was a heap allocation per 16 records.
     withUnsafeTemporaryAllocation(of: Ident.self, capacity: Self.holdingGroup) { accountIds in
+      var size = 0
       for (j, k) in keys.enumerated() {
         let p = Int(UInt32(truncatingIfNeeded: k))
-        accountIds.initializeElement(at: j, to: accounts.rows[Int(positions.rows[p].account)].id)
+        let id = accounts.rows[Int(positions.rows[p].account)].id
+        accountIds.initializeElement(at: j, to: id)
+        size += EffectWriter.holdingBytes(
+          account: id.text.utf8.count,
+          security: securities.rows[Int(positions.rows[p].security)].code.text.utf8.count)
       }
-      for (j, k) in keys.enumerated() {
-        writeHolding(Int(UInt32(truncatingIfNeeded: k)), account: accountIds[j].text, into: &w)
+      // The group's records in one room of the buffer.
+      w.append(bytes: size) { c in
+        for (j, k) in keys.enumerated() {
+          let p = Int(UInt32(truncatingIfNeeded: k))
+          var account = accountIds[j].text
+          var security = securities.rows[Int(positions.rows[p].security)].code.text
+          account.withUTF8 { a in
+            security.withUTF8 { s in
+              c.holding(
+                account: UnsafeRawBufferPointer(a), security: UnsafeRawBufferPointer(s),
+                quantity: positions.rows[p].quantity, available: positions.rows[p].available,
+                withheld: positions.rows[p].withheld)
+            }
+          }
+        }
       }
       _ = accountIds.deinitialize()
     }

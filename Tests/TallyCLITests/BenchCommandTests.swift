@@ -90,12 +90,14 @@ final class BenchCommandTests: XCTestCase {
 
   /// `--no-whole-process --no-state`: the engine-only phase alone; no child runs, and the
   /// effects cost (issue 9) is printed as the median of the run pairs, with its parts.
+  /// A slice of 100 events makes the pair's engines take many turns (each engine checks
+  /// at its end that it applied every event once).
   func testEngineOnlyPhaseAloneReportsTheEffectsCost() throws {
     let result = try runTally(
       [
         "bench", "--market", dir + "/market", "--seed", "12", "--trades-per-day", "400", "--accounts", "50",
         "--securities", "6", "--participants", "3", "--runs", "2", "--kernel", "v1", "--no-state",
-        "--no-whole-process", "--json",
+        "--no-whole-process", "--slice-events", "100", "--json",
       ], scratch: dir)
     XCTAssertEqual(result.status, 0, result.stderr)
     XCTAssertFalse(result.stderr.contains("tally run (child)"), result.stderr)

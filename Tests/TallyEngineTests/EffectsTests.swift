@@ -235,6 +235,68 @@ final class EffectsTests: XCTestCase {
     XCTAssertEqual(try EffectDecoder.decodeFile(EffectFormat.fileMagic + records), events)
   }
 
+  /// Identifiers of every length from 1 to 40 bytes (the cursor copies 4-7 and 8-16 bytes
+  /// by overlapping word moves, others by memcpy), multi-byte UTF-8 among them, written
+  /// through one room (`append(bytes:)`) decode to the same rows as written one by one
+  /// from Strings, and both hold exactly the identifiers' bytes.
+  func testRecordsWrittenThroughOneRoomEqualTheStringWritersForEveryIdentifierLength() throws {
+    for n in 1...40 {
+      var bytes = [UInt8]((0..<n).map { UInt8(65 + ($0 * 7) % 26) })
+      if n >= 3 { bytes.replaceSubrange(1..<3, with: [0xC3, 0xA9]) }  // "é" inside
+      let id = String(decoding: bytes, as: UTF8.self)
+      let security = String(id.reversed())
+      let participant = "P" + id
+      var oneByOne = EffectWriter()
+      _ = oneByOne.eventHeader(seq: Int64(n), outcome: .applied, count: 4)
+      oneByOne.clearing(
+        tradeDate: 20_260_105, settleDate: 20_260_106, participant: participant, security: security,
+        buyQuantity: 300, sellQuantity: 0, buyAmount: 3000, sellAmount: -1, fees: SideFees())
+      oneByOne.settlement(
+        tradeDate: 20_260_105, settleDate: 20_260_106, participant: participant, netFen: -3019,
+        status: .pending,
+        settledOn: 0, visible: true)
+      oneByOne.holding(account: id, security: security, quantity: 1200, available: 900, withheld: 300)
+      oneByOne.tax(
+        tradeDate: 20_260_105, tradeId: id + "T", account: id, security: security, quantity: 100, taxFen: 7)
+      var room = EffectWriter()
+      func utf8(_ s: String) -> [UInt8] { Array(s.utf8) }
+      let (p, s, a, t) = (utf8(participant), utf8(security), utf8(id), utf8(id + "T"))
+      p.withUnsafeBytes { p in
+        s.withUnsafeBytes { s in
+          a.withUnsafeBytes { a in
+            t.withUnsafeBytes { t in
+              let size =
+                EffectWriter.eventHeaderBytes
+                + EffectWriter.clearingBytes(participant: p.count, security: s.count)
+                + EffectWriter.settlementBytes(participant: p.count)
+                + EffectWriter.holdingBytes(account: a.count, security: s.count)
+                + EffectWriter.taxBytes(tradeId: t.count, account: a.count, security: s.count)
+              room.append(bytes: size) { c in
+                c.eventHeader(seq: Int64(n), outcome: .applied, count: 4)
+                c.clearing(
+                  tradeDate: 20_260_105, settleDate: 20_260_106, participant: p, security: s,
+                  buyQuantity: 300,
+                  sellQuantity: 0, buyAmount: 3000, sellAmount: -1, fees: SideFees())
+                c.settlement(
+                  tradeDate: 20_260_105, settleDate: 20_260_106, participant: p, netFen: -3019,
+                  status: .pending,
+                  settledOn: 0, visible: true)
+                c.holding(account: a, security: s, quantity: 1200, available: 900, withheld: 300)
+                c.tax(tradeDate: 20_260_105, tradeId: t, account: a, security: s, quantity: 100, taxFen: 7)
+              }
+            }
+          }
+        }
+      }
+      XCTAssertEqual(room.bytes, oneByOne.bytes, "identifier of \(n) bytes")
+      let events = try EffectDecoder.decode(room.bytes)
+      guard case .holding(let h) = events.first?.effects[2] else { return XCTFail("no holding for \(n)") }
+      XCTAssertEqual(Array(h.account.utf8), bytes, "identifier of \(n) bytes")
+      XCTAssertEqual(h.security, security)
+      guard case .tax(let tax) = events.first?.effects[3] else { return XCTFail("no tax for \(n)") }
+      XCTAssertEqual(tax.tradeId, id + "T")
+    }
+  }
   func testDigestSeesEveryByteAndIsStable() {
     let bytes = (0..<1_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
     let d = EffectDigest.of(bytes)
