@@ -24,6 +24,8 @@ public struct Engine<K: BusinessKernel> {
   /// Public (settable) only so that the inlinable methods can reach it: treat as read-only.
   public var state: K
   public var statistics = RunStatistics()
+  /// Where `takeEffects()` receives the kernel's buffer before giving it back.
+  var effectsScratch: [UInt8] = []
 
   public init(reference: ReferenceData, plantedFault: PlantedFault? = nil) {
     state = K(reference: reference, plantedFault: plantedFault)
@@ -78,8 +80,18 @@ public struct Engine<K: BusinessKernel> {
   /// Turns on business effects (docs/EFFECTS.md); off, they cost one branch per hook.
   public mutating func enableEffects() { state.enableEffects() }
 
-  /// The effect records of the events applied since the last call (one batch).
-  public mutating func takeEffects() -> [UInt8] { state.takeEffects() }
+  /// The effect records of the events applied since the last call (one batch), copied
+  /// out of the kernel's buffer, which goes back to the kernel emptied: the kernel writes
+  /// every batch into memory its last batch just used, still in cache. (Taking the
+  /// buffer itself left the kernel a fresh or older one: most of a TRADE's record stores
+  /// then missed the cache, a cost above the copy's; measured with `tally bench`.)
+  public mutating func takeEffects() -> [UInt8] {
+    state.takeEffects(into: &effectsScratch)
+    let bytes = effectsScratch.withUnsafeBufferPointer { Array($0) }
+    state.takeEffects(into: &effectsScratch)  // back to the kernel, emptied
+    precondition(effectsScratch.isEmpty, "effects written between two takes")
+    return bytes
+  }
 
   /// The same, into `out` (its buffer is kept for the next batch: no allocation per batch).
   public mutating func takeEffects(into out: inout [UInt8]) { state.takeEffects(into: &out) }
