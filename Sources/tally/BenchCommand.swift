@@ -28,7 +28,7 @@ struct BenchCommand: ParsableCommand {
 
       Whole process: `tally run` as a child process; wall clock from spawn to exit, peak
       RSS (ru_maxrss from wait4), user and system CPU.
-      Engine only: in this process; events parsed once, then the apply loop alone (one untimed warm-up pair; then per run an engine without effects and one with, advanced side by side 50,000 events at a time, so that both see the same minutes of the machine).
+      Engine only: in this process; events parsed once, then the apply loop alone (one untimed warm-up pair; then per run an engine without effects and one with, advanced side by side 250,000 events at a time, so that both see the same minutes of the machine).
       Durable: `tally run --state` as a child (fresh state folder, fsync per commit, a
       commit every --commit-events events), its ratio to the in-memory child run, and
       the commit latency p50/p99 it reports (--commit-stats).
@@ -77,7 +77,7 @@ struct BenchCommand: ParsableCommand {
     name: .long,
     help:
       "Engine only: events each engine of a pair (without and with effects) applies before the other's turn.")
-  var sliceEvents = 50_000
+  var sliceEvents = 250_000
 
   @Flag(name: .long, help: "Skip the durable phases (`--state`, resume, commit latency).")
   var noState = false
@@ -375,8 +375,11 @@ struct BenchCommand: ParsableCommand {
   /// One engine-only pair: an engine without effects and one with, each slice of
   /// `sliceEvents` events applied by one and then the other (the order swapped every
   /// slice, and the engines built in the order `withEffectsFirst` says). The default
-  /// slice (`--slice-events`, 50,000) is about 0.2 s an engine: far above the cost of the
-  /// timer reads around it, far below the minutes over which the machine drifts.
+  /// slice (`--slice-events`, 250,000) is about 1 s an engine: the machine's drift over a
+  /// few seconds is shared, and the two engines, which evict each other's data from the
+  /// shared cache at every turn, pay for it 4 times a run (at 50,000 the pairs agreed
+  /// more closely, but both engines ran up to 1.4x slower: a base inflated that way
+  /// makes the effects' share look smaller).
   static func engineOnlyPair(
     _ events: [ParsedLine], reference: ReferenceData, kernel: String, withEffectsFirst: Bool, sliceEvents: Int
   ) -> (without: EngineOnlyTiming, with: EngineOnlyTiming) {
