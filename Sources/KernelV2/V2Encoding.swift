@@ -26,10 +26,26 @@ struct V2Cursor {
     i64(Int64(truncatingIfNeeded: v))
     i64(Int64(truncatingIfNeeded: v >> 64))
   }
+  /// Length-prefixed bytes. An identifier of the usual sizes (4-16 bytes) is copied
+  /// by two overlapping word moves: a `memmove` call per identifier cost more than
+  /// the rest of its record.
   @inline(__always) mutating func bytes(_ b: UnsafeRawBufferPointer) {
-    i32(Int32(b.count))
-    if b.count > 0 { p.copyMemory(from: b.baseAddress!, byteCount: b.count) }
-    p += b.count
+    let n = b.count
+    i32(Int32(n))
+    if n >= 8 && n <= 16 {
+      let from = b.baseAddress!
+      p.storeBytes(of: from.loadUnaligned(as: UInt64.self), as: UInt64.self)
+      p.storeBytes(
+        of: from.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self), toByteOffset: n - 8, as: UInt64.self)
+    } else if n >= 4 && n < 8 {
+      let from = b.baseAddress!
+      p.storeBytes(of: from.loadUnaligned(as: UInt32.self), as: UInt32.self)
+      p.storeBytes(
+        of: from.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self), toByteOffset: n - 4, as: UInt32.self)
+    } else if n > 0 {
+      p.copyMemory(from: b.baseAddress!, byteCount: n)
+    }
+    p += n
   }
   /// A record's kind and body length.
   @inline(__always) mutating func record(_ kind: EffectKind, _ bodySize: Int) {
