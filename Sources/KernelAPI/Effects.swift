@@ -158,10 +158,9 @@ public struct EffectWriter: Sendable {
       storage.append(contentsOf: repeatElement(0 as UInt8, count: bytes))
     }
     storage.withUnsafeMutableBytes { raw in
-      var c = RecordCursor(raw: raw, offset: start)
+      var c = RecordCursor(room: UnsafeMutableRawBufferPointer(rebasing: raw[start..<(start + bytes)]))
       body(&c)
-      precondition(
-        c.offset == start + bytes, "effect records of \(c.offset - start) bytes, room for \(bytes)")
+      precondition(c.remaining == 0, "effect records left \(c.remaining) of \(bytes) bytes unwritten")
     }
   }
 
@@ -170,8 +169,7 @@ public struct EffectWriter: Sendable {
   mutating func record(_ kind: EffectKind, size: Int, _ body: (inout RecordCursor) -> Void) {
     precondition(size <= EffectFormat.recordBytesMax, "effect record of \(size) bytes exceeds recordBytesMax")
     append(bytes: 5 + size) { c in
-      c.u8(kind.rawValue)
-      c.i32(Int32(size))
+      c.begin(kind, recordBytes: 5 + size)
       body(&c)
     }
   }
@@ -405,19 +403,29 @@ public struct EffectWriter: Sendable {
 /// unaligned): the record writers below are the one layout of each record kind; the
 /// `EffectWriter` methods of the same names call them.
 public struct RecordCursor {
-  @usableFromInline let raw: UnsafeMutableRawBufferPointer
-  @usableFromInline var offset: Int
+  // A pointer that moves through the room, not an offset: no overflow check per field
+  // (the checked `offset += n` of each field cost more than its store). Bounds are
+  // checked once per record (`begin`) and per identifier (`bytes`); `append` checks
+  // that the records filled the room exactly.
+  @usableFromInline var p: UnsafeMutableRawPointer
+  @usableFromInline let end: UnsafeMutableRawPointer
 
-  @inlinable init(raw: UnsafeMutableRawBufferPointer, offset: Int) {
-    self.raw = raw
-    self.offset = offset
+  @inlinable init(room: UnsafeMutableRawBufferPointer) {
+    p = room.baseAddress!
+    end = p + room.count
   }
+
+  /// Bytes of the room not yet written.
+  @inlinable public var remaining: Int { end - p }
 
   // MARK: Records
 
   @inlinable @inline(__always) mutating func begin(_ kind: EffectKind, recordBytes: Int) {
+    precondition(
+      recordBytes >= 5 && recordBytes <= 5 + EffectFormat.recordBytesMax && recordBytes <= end - p,
+      "effect record of \(recordBytes) bytes does not fit its room")
     u8(kind.rawValue)
-    i32(Int32(recordBytes - 5))
+    i32(Int32(truncatingIfNeeded: recordBytes - 5))
   }
 
   @inlinable @inline(__always)
@@ -499,16 +507,16 @@ public struct RecordCursor {
   // MARK: Fields
 
   @inlinable @inline(__always) mutating func u8(_ v: UInt8) {
-    raw[offset] = v
-    offset += 1
+    p.storeBytes(of: v, as: UInt8.self)
+    p += 1
   }
   @inlinable @inline(__always) mutating func i32(_ v: Int32) {
-    raw.storeBytes(of: v.littleEndian, toByteOffset: offset, as: Int32.self)
-    offset += 4
+    p.storeBytes(of: v.littleEndian, as: Int32.self)
+    p += 4
   }
   @inlinable @inline(__always) mutating func i64(_ v: Int64) {
-    raw.storeBytes(of: v.littleEndian, toByteOffset: offset, as: Int64.self)
-    offset += 8
+    p.storeBytes(of: v.littleEndian, as: Int64.self)
+    p += 8
   }
   @inlinable @inline(__always) mutating func i128(_ v: Int128) {
     i64(Int64(truncatingIfNeeded: v))
@@ -519,25 +527,24 @@ public struct RecordCursor {
   /// word moves, not a `memmove` call (which cost more than the rest of its record).
   @inlinable @inline(__always) mutating func bytes(_ b: UnsafeRawBufferPointer) {
     let n = b.count
-    i32(Int32(n))
-    if n > 0 {
-      let to = raw.baseAddress! + offset
-      let from = b.baseAddress!
+    precondition(n <= end - p - 4, "an identifier of \(n) bytes overruns its record's room")
+    i32(Int32(truncatingIfNeeded: n))
+    if let from = b.baseAddress, n > 0 {
       if n >= 8 && n <= 16 {
         let head = from.loadUnaligned(as: UInt64.self)
         let tail = from.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
-        to.storeBytes(of: head, as: UInt64.self)
-        to.storeBytes(of: tail, toByteOffset: n - 8, as: UInt64.self)
+        p.storeBytes(of: head, as: UInt64.self)
+        p.storeBytes(of: tail, toByteOffset: n - 8, as: UInt64.self)
       } else if n >= 4 && n < 8 {
         let head = from.loadUnaligned(as: UInt32.self)
         let tail = from.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
-        to.storeBytes(of: head, as: UInt32.self)
-        to.storeBytes(of: tail, toByteOffset: n - 4, as: UInt32.self)
+        p.storeBytes(of: head, as: UInt32.self)
+        p.storeBytes(of: tail, toByteOffset: n - 4, as: UInt32.self)
       } else {
-        to.copyMemory(from: from, byteCount: n)
+        p.copyMemory(from: from, byteCount: n)
       }
     }
-    offset += n
+    p += n
   }
   @inlinable @inline(__always) mutating func string(_ s: String) {
     var s = s
