@@ -320,22 +320,22 @@ extension V1Kernel {
   func writeHoldingGroup(_ keys: ArraySlice<UInt64>, into w: inout EffectWriter) {
     precondition(keys.count == Self.holdingGroup, "a holding group has holdingGroup rows")
     // On the stack: an array per group was a heap allocation per 16 records.
-    withUnsafeTemporaryAllocation(of: Ident.self, capacity: Self.holdingGroup) { accountIds in
+    withUnsafeTemporaryAllocation(of: (account: Ident, security: Ident).self, capacity: Self.holdingGroup) {
+      ids in
       var size = 0
       for (j, k) in keys.enumerated() {
         let p = Int(UInt32(truncatingIfNeeded: k))
-        let id = accounts.rows[Int(positions.rows[p].account)].id
-        accountIds.initializeElement(at: j, to: id)
+        let account = accounts.rows[Int(positions.rows[p].account)].id
+        let security = securities.rows[Int(positions.rows[p].security)].code
+        ids.initializeElement(at: j, to: (account, security))
         size += EffectWriter.holdingBytes(
-          account: id.text.utf8.count,
-          security: securities.rows[Int(positions.rows[p].security)].code.text.utf8.count)
+          account: account.text.utf8.count, security: security.text.utf8.count)
       }
       // The group's records in one room of the buffer.
       w.append(bytes: size) { c in
         for (j, k) in keys.enumerated() {
           let p = Int(UInt32(truncatingIfNeeded: k))
-          var account = accountIds[j].text
-          var security = securities.rows[Int(positions.rows[p].security)].code.text
+          var (account, security) = (ids[j].account.text, ids[j].security.text)
           account.withUTF8 { a in
             security.withUTF8 { s in
               c.holding(
@@ -346,7 +346,7 @@ extension V1Kernel {
           }
         }
       }
-      _ = accountIds.deinitialize()
+      _ = ids.deinitialize()
     }
   }
 
