@@ -16,10 +16,7 @@ public final class EffectFileWriter {
   public init(path: String, format: Format) throws(OutputError) {
     self.path = path
     self.format = format
-    guard FileManager.default.createFile(atPath: path, contents: nil),
-      let h = FileHandle(forWritingAtPath: path)
-    else { throw OutputError("cannot write effects file \(path)") }
-    handle = h
+    handle = try FileIO.openForWriting(path, what: "effects file ")
     if format == .binary { try write(raw: EffectFormat.fileMagic) }
   }
 

@@ -47,6 +47,21 @@ public enum FileIO {
     return bytes
   }
 
+  /// Opens `path` for writing from its start: created if missing, else truncated, but
+  /// never replaced. A file the user names (`--effects`, `--dump-rows`) may be a device
+  /// or a pipe: Foundation's `createFile` writes a temporary file and renames it over the
+  /// path, which turned `--effects /dev/null` into a regular file (found 2026-12-03,
+  /// running as root). The output folder's files are still written atomically
+  /// (`writeFolder`): those are ours.
+  /// `what` names the file in the error (e.g. "effects file ").
+  public static func openForWriting(_ path: String, what: String = "") throws(OutputError) -> FileHandle {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+      throw OutputError("cannot write \(what)\(path): \(String(cString: strerror(errno)))")
+    }
+    return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+  }
+
   static func describe(_ error: any Error) -> String {
     if let e = error as? CocoaError, let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError {
       return underlying.localizedDescription

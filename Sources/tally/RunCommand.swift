@@ -262,8 +262,14 @@ struct RunCommand: ParsableCommand {
       engine.state.forEachEncodedRow { table, id, bytes in
         text += Array("\(table.name) \(id) \(bytes.hexString)\n".utf8)
       }
-      guard FileManager.default.createFile(atPath: dumpRows, contents: Data(text)) else {
-        fail("cannot write \(dumpRows)", code: 3)
+      do {
+        let handle = try FileIO.openForWriting(dumpRows, what: "row dump ")
+        try handle.write(contentsOf: Data(text))
+        try handle.close()
+      } catch let error as OutputError {
+        fail("\(error)", code: 3)
+      } catch {
+        fail("cannot write row dump \(dumpRows): \(error)", code: 3)
       }
     }
     if !quiet {

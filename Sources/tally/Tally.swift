@@ -20,6 +20,12 @@ struct Tally: AsyncParsableCommand {
       VoterCommand.self, ChaosCommand.self, KeygenCommand.self, ReplayEffectsCommand.self, FollowCommand.self,
       DashboardCommand.self, DifferentialCommand.self,
     ])
+
+  /// Huge pages first (HugePages.swift: this may execute the program again), then the command.
+  static func main() async {
+    HugePages.enableByReexecution()
+    await main(nil)
+  }
 }
 
 /// Prints to standard error (progress and diagnostics never mix with output data).

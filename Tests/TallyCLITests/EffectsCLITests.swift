@@ -4,6 +4,10 @@
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 final class EffectsCLITests: XCTestCase {
   static let basic = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/basic").path
@@ -51,6 +55,47 @@ final class EffectsCLITests: XCTestCase {
     XCTAssertEqual(bad.status, 64, bad.stderr)
   }
 
+  /// `--effects` names a file the user chooses, which may be a pipe or a device: it is
+  /// written in place, never replaced (Foundation's atomic `createFile` once turned
+  /// `--effects /dev/null` into a regular file). A named pipe read by this test receives
+  /// the same bytes a regular file does, and is still a pipe afterwards.
+  func testEffectsIntoANamedPipeArriveWholeAndLeaveThePipeInPlace() throws {
+    let dir = try makeTemporaryDirectory("effects-fifo")
+    defer { removeDirectory(dir) }
+    let b = Self.basic
+    let fifo = dir + "/effects.pipe"
+    XCTAssertEqual(mkfifo(fifo, 0o600), 0, String(cString: strerror(errno)))
+    let received = LockedBytes()
+    let reader = Thread {
+      // Opening blocks until tally opens the pipe for writing; EOF when it closes it.
+      if let handle = FileHandle(forReadingAtPath: fifo) { received.set(handle.readDataToEndOfFile()) }
+    }
+    reader.start()
+    let run = try runTally(
+      [
+        "run", "--reference", b + "/reference", "--out", dir + "/out", "--effects", fifo,
+        "--effects-format", "binary", "--quiet", b + "/events.txt",
+      ], scratch: dir)
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let ended = received.wait(seconds: 30)
+    XCTAssertTrue(ended, "the pipe's reader got no end of file")
+    if !ended {  // let the reader's open return, so that its thread ends
+      let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+      if fd >= 0 { close(fd) }
+    }
+    let regular = try runTally(
+      [
+        "run", "--reference", b + "/reference", "--out", dir + "/out2", "--effects", dir + "/e.bin",
+        "--effects-format", "binary", "--quiet", b + "/events.txt",
+      ], scratch: dir)
+    XCTAssertEqual(regular.status, 0, regular.stderr)
+    XCTAssertEqual(received.value, try Data(contentsOf: URL(fileURLWithPath: dir + "/e.bin")))
+    XCTAssertGreaterThan(received.value?.count ?? 0, 8, "no records came through the pipe")
+    var info = stat()
+    XCTAssertEqual(stat(fifo, &info), 0)
+    XCTAssertEqual(info.st_mode & S_IFMT, S_IFIFO, "the named pipe was replaced by another kind of file")
+  }
+
   /// Effects never depend on Dictionary or Set order: two processes (each with its own
   /// hash seed) and both clearing kernels write identical effect bytes for a generated week.
   func testEffectsAreIdenticalAcrossProcessesAndKernels() throws {
@@ -78,4 +123,27 @@ final class EffectsCLITests: XCTestCase {
     XCTAssertEqual(files[0], files[1], "two processes wrote different effects")
     XCTAssertEqual(files[0], files[2], "kernels v1 and v2 wrote different effects")
   }
+}
+
+/// Bytes handed from a reader thread to the test, with a wait for them.
+final class LockedBytes: @unchecked Sendable {
+  private let lock = NSLock()
+  private let done = DispatchSemaphore(value: 0)
+  private var bytes: Data?
+
+  func set(_ data: Data) {
+    lock.lock()
+    bytes = data
+    lock.unlock()
+    done.signal()
+  }
+
+  var value: Data? {
+    lock.lock()
+    defer { lock.unlock() }
+    return bytes
+  }
+
+  /// True when `set` was called within `seconds`.
+  func wait(seconds: Double) -> Bool { done.wait(timeout: .now() + seconds) == .success }
 }

@@ -41,7 +41,8 @@ final class TallyProcess {
   private let stdoutPath: String
   private let stderrPath: String
 
-  init(_ arguments: [String], scratch: String) throws {
+  /// `environment`: variables added to (or replacing) the test process's own.
+  init(_ arguments: [String], scratch: String, environment: [String: String] = [:]) throws {
     let id = UUID().uuidString
     stdoutPath = scratch + "/stdout-\(id)"
     stderrPath = scratch + "/stderr-\(id)"
@@ -49,6 +50,9 @@ final class TallyProcess {
     _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
     process.executableURL = URL(fileURLWithPath: tallyBinary())
     process.arguments = arguments
+    if !environment.isEmpty {
+      process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
     process.standardError = FileHandle(forWritingAtPath: stderrPath)
