@@ -7,7 +7,8 @@
 // read only when a process starts, so `tally` sets it and executes itself again, once,
 // before doing anything else. Measured (docs/PERFORMANCE.md, 2026-12-03 morning): the
 // 1M-trade day's apply loop 14% faster in `tally run`, the engine-only loop of `tally
-// bench` up to 1.7x; outputs are the same bytes (memory placement reaches no output).
+// bench` +14-24% (medians of alternated runs); outputs are the same bytes (memory
+// placement reaches no output).
 // `TALLY_HUGE_PAGES=0` turns it off; where the kernel's THP mode is `never` the advice
 // does nothing.
 import Glibc
