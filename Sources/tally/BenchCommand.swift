@@ -672,6 +672,9 @@ struct BenchReport: Encodable {
     /// /proc/loadavg's 1-minute figure when the benchmark started: above the core count, other
     /// processes compete for the CPU and wall clocks are inflated (compare the CPU times).
     var loadAverage: Double
+    /// Whether this process's heap asks for transparent huge pages (HugePages.swift), and
+    /// the kernel's THP mode: figures with and without differ by 10-25%.
+    var hugePages: String
 
     static func current() -> Machine {
       var cpu = "unknown"
@@ -684,7 +687,20 @@ struct BenchReport: Encodable {
       return Machine(
         cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpu,
         memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
-        loadAverage: loadAverage())
+        loadAverage: loadAverage(), hugePages: hugePagesState())
+    }
+
+    /// `on (THP madvise)`, `off (THP madvise)`, or `advised, but THP never`.
+    static func hugePagesState() -> String {
+      let advised =
+        ProcessInfo.processInfo.environment["GLIBC_TUNABLES"]?.contains("glibc.malloc.hugetlb=1") ?? false
+      let modes =
+        (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? ""
+      let mode =
+        modes.split(separator: "[").dropFirst().first?.split(separator: "]").first.map(String.init)
+        ?? "unknown"
+      if advised && mode == "never" { return "advised, but THP never" }
+      return (advised ? "on" : "off") + " (THP \(mode))"
     }
 
     static func loadAverage() -> Double {
@@ -812,7 +828,7 @@ struct BenchReport: Encodable {
     lines.append(
       "  \(events) events, \(trades) TRADE lines; medians of \(runs) run(s); \(machine.cores) cores, "
         + "\(machine.cpu), \(fmt(machine.memoryGiB)) GiB; load average \(fmt(machine.loadAverage, 2)) at start, "
-        + "\(fmt(Machine.loadAverage(), 2)) at end")
+        + "\(fmt(Machine.loadAverage(), 2)) at end; huge pages \(machine.hugePages)")
     lines.append("  parse (in process): \(Int(parseEventsPerSecond)) events/s")
     lines.append("")
     lines.append(

@@ -58,6 +58,12 @@ final class BenchCommandTests: XCTestCase {
     let json = try XCTUnwrap(object, result.stdout)
     XCTAssertEqual(json["isIssueDay"] as? Bool, false)
     XCTAssertEqual(json["runs"] as? Int, 1)
+    // Huge pages are on by default (HugePages.swift), as the kernel's THP mode allows.
+    let machine = try XCTUnwrap(json["machine"] as? [String: Any])
+    let modes =
+      (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? ""
+    let expected = modes.contains("[never]") ? "advised, but THP never" : "on (THP "
+    XCTAssertTrue((machine["hugePages"] as? String ?? "").hasPrefix(expected), "\(machine)")
     let trades = try XCTUnwrap(json["trades"] as? Int)
     // Every generated trade, plus the bad TRADE lines that still parse as trades (duplicates,
     // unknown ids), at most every line starting with TRADE.
