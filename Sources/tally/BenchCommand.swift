@@ -687,20 +687,7 @@ struct BenchReport: Encodable {
       return Machine(
         cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpu,
         memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
-        loadAverage: loadAverage(), hugePages: hugePagesState())
-    }
-
-    /// `on (THP madvise)`, `off (THP madvise)`, or `advised, but THP never`.
-    static func hugePagesState() -> String {
-      let advised =
-        ProcessInfo.processInfo.environment["GLIBC_TUNABLES"]?.contains("glibc.malloc.hugetlb=1") ?? false
-      let modes =
-        (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? ""
-      let mode =
-        modes.split(separator: "[").dropFirst().first?.split(separator: "]").first.map(String.init)
-        ?? "unknown"
-      if advised && mode == "never" { return "advised, but THP never" }
-      return (advised ? "on" : "off") + " (THP \(mode))"
+        loadAverage: loadAverage(), hugePages: HugePages.state())
     }
 
     static func loadAverage() -> Double {

@@ -11,7 +11,7 @@
 // placement reaches no output).
 // `TALLY_HUGE_PAGES=0` turns it off; where the kernel's THP mode is `never` the advice
 // does nothing.
-import Glibc
+import Foundation
 
 enum HugePages {
   static let tunable = "glibc.malloc.hugetlb=1"
@@ -31,5 +31,18 @@ enum HugePages {
     execv("/proc/self/exe", CommandLine.unsafeArgv)
     // Not executed (no /proc, say): carry on with normal pages and say nothing; the
     // children this process starts inherit the tunable.
+  }
+
+  /// What this process runs with, for benchmark reports: `on (THP madvise)`,
+  /// `off (THP madvise)`, or `advised, but THP never` (the kernel ignores the advice).
+  static func state() -> String {
+    let advised = getenv("GLIBC_TUNABLES").map { String(cString: $0).contains(tunable) } ?? false
+    let modes =
+      (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? ""
+    // The file lists the modes with the current one in brackets: `always [madvise] never`.
+    let mode =
+      modes.split(separator: "[").dropFirst().first?.split(separator: "]").first.map(String.init) ?? "unknown"
+    if advised && mode == "never" { return "advised, but THP never" }
+    return (advised ? "on" : "off") + " (THP \(mode))"
   }
 }
