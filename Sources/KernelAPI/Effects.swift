@@ -1,26 +1,42 @@
 // Business effects (docs/EFFECTS.md): for every applied or rejected event, the
 // SPEC §5 rows it created or changed, with their full new values. This file owns
-// the canonical binary encoding (version 1), its decoder, the per-batch digest and
-// the buffer the state machine writes into. The emission hooks are in
-// EffectEmission.swift; the text rendering is TallyFormat's EffectText.
+// the canonical binary encoding (version 2), its decoder, the per-batch digest and
+// the buffer the state machine writes into. The text rendering is TallyFormat's
+// EffectText.
+//
+// Version 2 names rows by their canonical row ids (docs/CANONICAL-ROWS.md), not by
+// their key strings: a row's key is written once, in a key record of the event that
+// creates it (or in a snapshot), and a decoder keeps the id → key dictionary. A
+// TRADE's records shrank from ~436 to ~250 bytes and no longer read identifier
+// strings (issue 9: the effects cost).
 
 /// Version of the effect encoding (docs/EFFECTS.md). A change of any record's
 /// layout is a new version.
 public enum EffectFormat {
-  public static let version: UInt8 = 1
+  public static let version: UInt8 = 2
   /// `TALLYFX` and the version byte: the first 8 bytes of an effects file.
   public static let fileMagic: [UInt8] = Array("TALLYFX".utf8) + [version]
   /// Limits a decoder enforces (a record is refused above them).
   public static let recordBytesMax = 1 << 20
   public static let effectsPerEventMax = 1 << 26
   /// The most bytes one `EffectWriter.append(bytes:_:)` makes room for (the largest
-  /// event, an OPEN releasing a day's purchases, is ~53 MB on the 1M-trade day).
+  /// event, an OPEN releasing a day's purchases, is ~33 MB on the 1M-trade day).
   public static let roomBytesMax = 1 << 30
+  /// The most rows a decoder's dictionary keeps per table (a row id at or above it is
+  /// refused): far above the 1M-account day's ~5M positions.
+  public static let dictionaryRowsMax = 1 << 28
 }
 
-/// Record kinds: the first byte of every record.
+/// Record kinds: the first byte of every record. Key records (0x02-0x07) name a row
+/// once; value records (0x10-0x17) carry a row's new value.
 public enum EffectKind: UInt8, Sendable, CaseIterable {
   case event = 0x01
+  case participantKey = 0x02
+  case accountKey = 0x03
+  case securityKey = 0x04
+  case clearingKey = 0x05
+  case settlementKey = 0x06
+  case positionKey = 0x07
   case clearing = 0x10
   case settlement = 0x11
   case balance = 0x12
@@ -33,6 +49,12 @@ public enum EffectKind: UInt8, Sendable, CaseIterable {
   public var word: String {
     switch self {
     case .event: return "event"
+    case .participantKey: return "participant_key"
+    case .accountKey: return "account_key"
+    case .securityKey: return "security_key"
+    case .clearingKey: return "clearing_key"
+    case .settlementKey: return "settlement_key"
+    case .positionKey: return "position_key"
     case .clearing: return "clearing"
     case .settlement: return "settlement"
     case .balance: return "balance"
@@ -43,6 +65,9 @@ public enum EffectKind: UInt8, Sendable, CaseIterable {
     case .rejection: return "rejection"
     }
   }
+
+  /// A key record: it names a row for the records that follow and is not an effect.
+  public var isKey: Bool { rawValue >= 0x02 && rawValue <= 0x07 }
 }
 
 /// What an event record says happened to the event.
@@ -62,7 +87,8 @@ public enum EffectOutcome: UInt8, Sendable {
   }
 }
 
-/// One effect row, decoded. The row structs are SPEC §5's columns (Report's rows).
+/// One effect row, decoded (its keys resolved through the dictionary). The row structs
+/// are SPEC §5's columns (Report's rows).
 public enum Effect: Sendable, Equatable {
   case clearing(Report.Clearing)
   /// `visible`: the row is in settlement.csv (the participant has live trade sides that date).
@@ -90,7 +116,8 @@ public enum Effect: Sendable, Equatable {
   }
 }
 
-/// One event's record: its header and its effects, in emission order.
+/// One event's record, decoded: its header and its effects (value records, keys
+/// resolved), in emission order. Key records are not effects: they feed the decoder.
 public struct EffectEvent: Sendable, Equatable {
   public var seq: Int64
   public var outcome: EffectOutcome
@@ -106,7 +133,7 @@ public struct EffectEvent: Sendable, Equatable {
 // MARK: - Writing
 
 /// Appends records in the canonical encoding: `kind:u8 length:u32le body`, all
-/// integers little-endian, strings as `u32le byte count` + UTF-8 bytes.
+/// integers little-endian, strings as `u32le byte count` + UTF-8 bytes, row ids u32.
 public struct EffectWriter: Sendable {
   /// The records written so far (`bytes`); internal storage reachable from the
   /// inlinable writers, so that a kernel's per-record calls inline into its own code.
@@ -123,7 +150,7 @@ public struct EffectWriter: Sendable {
   public mutating func removeAll() { storage.removeAll(keepingCapacity: true) }
 
   /// Makes room for `bytes` more bytes at once: an event of a million records (an OPEN
-  /// releasing a day's purchases, ~53 MB) would otherwise grow the buffer by doubling,
+  /// releasing a day's purchases, ~33 MB) would otherwise grow the buffer by doubling,
   /// copying what it holds at each step.
   public mutating func reserve(additional bytes: Int) {
     if storage.capacity - storage.count < bytes { storage.reserveCapacity(storage.count + bytes) }
@@ -164,32 +191,23 @@ public struct EffectWriter: Sendable {
     }
   }
 
-  /// Appends one record of a body of exactly `size` bytes, written by `body`.
-  @inlinable @inline(__always)
-  mutating func record(_ kind: EffectKind, size: Int, _ body: (inout RecordCursor) -> Void) {
-    precondition(size <= EffectFormat.recordBytesMax, "effect record of \(size) bytes exceeds recordBytesMax")
-    append(bytes: 5 + size) { c in
-      c.begin(kind, recordBytes: 5 + size)
-      body(&c)
-    }
-  }
-
   // Whole record sizes (kind, length and body), for `append(bytes:_:)`.
   public static let eventHeaderBytes = 5 + 13
-  @inlinable public static func clearingBytes(participant: Int, security: Int) -> Int {
-    5 + 8 + 4 + participant + 4 + security + 80
-  }
-  @inlinable public static func settlementBytes(participant: Int) -> Int { 5 + 8 + 4 + participant + 22 }
-  @inlinable public static func holdingBytes(account: Int, security: Int) -> Int {
-    5 + 4 + account + 4 + security + 24
-  }
-  @inlinable public static func taxBytes(tradeId: Int, account: Int, security: Int) -> Int {
-    5 + 4 + 4 + tradeId + 4 + account + 4 + security + 16
-  }
+  public static let clearingKeyBytes = 5 + 20
+  public static let settlementKeyBytes = 5 + 16
+  public static let positionKeyBytes = 5 + 12
+  public static let clearingBytes = 5 + 4 + 80
+  public static let settlementBytes = 5 + 26
+  public static let balanceBytes = 5 + 20
+  public static let holdingBytes = 5 + 28
+  public static let entitlementBytes = 5 + 37
+  /// A participant, account or security key record of an identifier of `name` bytes.
+  @inlinable public static func nameKeyBytes(name: Int) -> Int { 5 + 8 + name }
+  @inlinable public static func taxBytes(tradeId: Int) -> Int { 5 + 8 + tradeId + 24 }
+  @inlinable public static func taxRemovedBytes(tradeId: Int) -> Int { 5 + 8 + tradeId }
+  @inlinable public static func rejectionBytes(record: Int, ref: Int) -> Int { 5 + 17 + record + ref }
 
-  @inlinable @inline(__always) static func size(_ s: String) -> Int { 4 + s.utf8.count }
-
-  /// Patches an event header's effect count (written by `eventHeader`).
+  /// Patches an event header's record count (written by `eventHeader`).
   public mutating func patchCount(headerAt at: Int, count: Int) {
     let n = UInt32(count)
     let base = at + 5 + 8 + 1
@@ -199,202 +217,122 @@ public struct EffectWriter: Sendable {
     storage[base + 3] = UInt8(truncatingIfNeeded: n >> 24)
   }
 
-  // One function per record kind: the emission hooks and `encode(_:)` both call
-  // these, so a decoded and re-encoded record has the same bytes.
+  // One function per record kind, each a room of one record written by the cursor's
+  // writer of the same name (the one layout of each kind).
 
-  /// Returns the offset to patch the effect count at (`patchCount`).
+  /// Returns the offset to patch the record count at (`patchCount`).
   @inlinable public mutating func eventHeader(seq: Int64, outcome: EffectOutcome, count: Int) -> Int {
     let at = storage.count
     append(bytes: Self.eventHeaderBytes) { $0.eventHeader(seq: seq, outcome: outcome, count: count) }
     return at
   }
 
-  @inlinable public mutating func clearing(
-    tradeDate: Int32, settleDate: Int32, participant: String, security: String, buyQuantity: Int64,
-    sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128, fees: SideFees
-  ) {
-    var code = security
-    code.withUTF8 { bytes in
-      clearing(
-        tradeDate: tradeDate, settleDate: settleDate, participant: participant,
-        securityBytes: UnsafeRawBufferPointer(bytes), buyQuantity: buyQuantity, sellQuantity: sellQuantity,
-        buyAmount: buyAmount, sellAmount: sellAmount, fees: fees)
+  public mutating func participantKey(_ id: Int32, _ participant: String) {
+    nameKey(.participantKey, id, participant)
+  }
+  public mutating func accountKey(_ id: Int32, _ account: String) { nameKey(.accountKey, id, account) }
+  public mutating func securityKey(_ id: Int32, _ security: String) { nameKey(.securityKey, id, security) }
+
+  @inlinable mutating func nameKey(_ kind: EffectKind, _ id: Int32, _ name: String) {
+    var s = name
+    s.withUTF8 { b in
+      let b = UnsafeRawBufferPointer(b)
+      append(bytes: Self.nameKeyBytes(name: b.count)) { $0.nameKey(kind, id, b) }
     }
   }
 
-  /// A clearing row whose security code is given as bytes (a TRADE line's field): the
-  /// same record as `clearing(…security: String…)` with that text.
-  @inlinable public mutating func clearing(
-    tradeDate: Int32, settleDate: Int32, participant: String, securityBytes: UnsafeRawBufferPointer,
-    buyQuantity: Int64, sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128, fees: SideFees
+  @inlinable public mutating func clearingKey(
+    _ row: Int32, tradeDate: Int32, settleDate: Int32, participant: Int32, security: Int32
   ) {
-    var id = participant
-    id.withUTF8 { p in
-      let p = UnsafeRawBufferPointer(p)
-      append(bytes: Self.clearingBytes(participant: p.count, security: securityBytes.count)) {
-        $0.clearing(
-          tradeDate: tradeDate, settleDate: settleDate, participant: p, security: securityBytes,
-          buyQuantity: buyQuantity, sellQuantity: sellQuantity, buyAmount: buyAmount, sellAmount: sellAmount,
-          fees: fees)
-      }
+    append(bytes: Self.clearingKeyBytes) {
+      $0.clearingKey(
+        row, tradeDate: tradeDate, settleDate: settleDate, participant: participant, security: security)
+    }
+  }
+
+  @inlinable public mutating func settlementKey(
+    _ row: Int32, tradeDate: Int32, settleDate: Int32, participant: Int32
+  ) {
+    append(bytes: Self.settlementKeyBytes) {
+      $0.settlementKey(row, tradeDate: tradeDate, settleDate: settleDate, participant: participant)
+    }
+  }
+
+  @inlinable public mutating func positionKey(_ row: Int32, account: Int32, security: Int32) {
+    append(bytes: Self.positionKeyBytes) { $0.positionKey(row, account: account, security: security) }
+  }
+
+  @inlinable public mutating func clearing(
+    _ row: Int32, buyQuantity: Int64, sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128,
+    fees: SideFees
+  ) {
+    append(bytes: Self.clearingBytes) {
+      $0.clearing(
+        row, buyQuantity: buyQuantity, sellQuantity: sellQuantity, buyAmount: buyAmount,
+        sellAmount: sellAmount, fees: fees)
     }
   }
 
   @inlinable public mutating func settlement(
-    tradeDate: Int32, settleDate: Int32, participant: String, netFen: Int128, status: SettlementStatus,
-    settledOn: Int32, visible: Bool
+    _ row: Int32, netFen: Int128, status: SettlementStatus, settledOn: Int32, visible: Bool
   ) {
-    var id = participant
-    id.withUTF8 { p in
-      let p = UnsafeRawBufferPointer(p)
-      append(bytes: Self.settlementBytes(participant: p.count)) {
-        $0.settlement(
-          tradeDate: tradeDate, settleDate: settleDate, participant: p, netFen: netFen, status: status,
-          settledOn: settledOn, visible: visible)
-      }
+    append(bytes: Self.settlementBytes) {
+      $0.settlement(row, netFen: netFen, status: status, settledOn: settledOn, visible: visible)
     }
   }
 
-  @inlinable public mutating func balance(participant: String, balanceFen: Int128) {
-    record(.balance, size: Self.size(participant) + 16) { c in
-      c.string(participant)
-      c.i128(balanceFen)
-    }
+  @inlinable public mutating func balance(participant: Int32, balanceFen: Int128) {
+    append(bytes: Self.balanceBytes) { $0.balance(participant: participant, balanceFen: balanceFen) }
   }
 
-  @inlinable public mutating func holding(
-    account: String, security: String, quantity: Int64, available: Int64, withheld: Int64
-  ) {
-    var id = account
-    id.withUTF8 { a in
-      holding(
-        accountBytes: UnsafeRawBufferPointer(a), security: security, quantity: quantity, available: available,
-        withheld: withheld)
-    }
-  }
-
-  /// A holding whose account identifier is given as bytes (a TRADE line's field):
-  /// the same record as `holding(account:…)` with that text.
-  @inlinable public mutating func holding(
-    accountBytes: UnsafeRawBufferPointer, security: String, quantity: Int64, available: Int64, withheld: Int64
-  ) {
-    var code = security
-    code.withUTF8 { bytes in
-      holding(
-        accountBytes: accountBytes, securityBytes: UnsafeRawBufferPointer(bytes), quantity: quantity,
-        available: available, withheld: withheld)
-    }
-  }
-
-  /// A holding whose account identifier and security code are both given as bytes.
-  @inlinable public mutating func holding(
-    accountBytes: UnsafeRawBufferPointer, securityBytes: UnsafeRawBufferPointer, quantity: Int64,
-    available: Int64, withheld: Int64
-  ) {
-    append(bytes: Self.holdingBytes(account: accountBytes.count, security: securityBytes.count)) {
-      $0.holding(
-        account: accountBytes, security: securityBytes, quantity: quantity, available: available,
-        withheld: withheld)
+  @inlinable public mutating func holding(_ row: Int32, quantity: Int64, available: Int64, withheld: Int64) {
+    append(bytes: Self.holdingBytes) {
+      $0.holding(row, quantity: quantity, available: available, withheld: withheld)
     }
   }
 
   public mutating func entitlement(
-    ordinal: Int64, security: String, recordDate: Int32, payDate: Int32, account: String,
-    kind: EntitlementKind,
+    ordinal: Int64, security: Int32, recordDate: Int32, payDate: Int32, account: Int32, kind: EntitlementKind,
     value: Int64
   ) {
-    record(.entitlement, size: 8 + Self.size(security) + 8 + Self.size(account) + 1 + 8) { c in
-      c.i64(ordinal)
-      c.string(security)
-      c.i32(recordDate)
-      c.i32(payDate)
-      c.string(account)
-      c.u8(kind.rawValue)
-      c.i64(value)
+    append(bytes: Self.entitlementBytes) {
+      $0.entitlement(
+        ordinal: ordinal, security: security, recordDate: recordDate, payDate: payDate, account: account,
+        kind: kind, value: value)
     }
   }
 
-  @inlinable public mutating func tax(
-    tradeDate: Int32, tradeId: String, account: String, security: String, quantity: Int64, taxFen: Int64
+  public mutating func tax(
+    tradeDate: Int32, tradeId: String, account: Int32, security: Int32, quantity: Int64, taxFen: Int64
   ) {
-    var (id, holder, code) = (tradeId, account, security)
+    var id = tradeId
     id.withUTF8 { i in
-      holder.withUTF8 { a in
-        code.withUTF8 { c in
-          tax(
-            tradeDate: tradeDate, tradeIdBytes: UnsafeRawBufferPointer(i),
-            accountBytes: UnsafeRawBufferPointer(a),
-            securityBytes: UnsafeRawBufferPointer(c), quantity: quantity, taxFen: taxFen)
-        }
+      let i = UnsafeRawBufferPointer(i)
+      append(bytes: Self.taxBytes(tradeId: i.count)) {
+        $0.tax(
+          tradeDate: tradeDate, tradeId: i, account: account, security: security, quantity: quantity,
+          taxFen: taxFen)
       }
     }
   }
 
-  /// A tax row whose trade id, account identifier and security code are given as bytes
-  /// (a TRADE line's fields): the same record as `tax(…)` with those texts.
-  @inlinable public mutating func tax(
-    tradeDate: Int32, tradeIdBytes: UnsafeRawBufferPointer, accountBytes: UnsafeRawBufferPointer,
-    securityBytes: UnsafeRawBufferPointer, quantity: Int64, taxFen: Int64
-  ) {
-    append(
-      bytes: Self.taxBytes(
-        tradeId: tradeIdBytes.count, account: accountBytes.count, security: securityBytes.count)
-    ) {
-      $0.tax(
-        tradeDate: tradeDate, tradeId: tradeIdBytes, account: accountBytes, security: securityBytes,
-        quantity: quantity, taxFen: taxFen)
-    }
-  }
-
   public mutating func taxRemoved(tradeDate: Int32, tradeId: String) {
-    record(.taxRemoved, size: 4 + Self.size(tradeId)) { c in
-      c.i32(tradeDate)
-      c.string(tradeId)
+    var id = tradeId
+    id.withUTF8 { i in
+      let i = UnsafeRawBufferPointer(i)
+      append(bytes: Self.taxRemovedBytes(tradeId: i.count)) { $0.taxRemoved(tradeDate: tradeDate, tradeId: i) }
     }
   }
 
   public mutating func rejection(seq: Int64, record recordWord: String, ref: String, reason: RejectReason) {
-    record(.rejection, size: 8 + Self.size(recordWord) + Self.size(ref) + 1) { c in
-      c.i64(seq)
-      c.string(recordWord)
-      c.string(ref)
-      c.u8(reason.rawValue)
-    }
-  }
-
-  /// Appends a decoded event record again, byte for byte as the kernel wrote it.
-  public mutating func encode(_ event: EffectEvent) {
-    _ = eventHeader(seq: event.seq, outcome: event.outcome, count: event.effects.count)
-    for e in event.effects { encode(e) }
-  }
-
-  public mutating func encode(_ effect: Effect) {
-    switch effect {
-    case .clearing(let c):
-      clearing(
-        tradeDate: c.tradeDate, settleDate: c.settleDate, participant: c.participant, security: c.security,
-        buyQuantity: c.buyQuantity, sellQuantity: c.sellQuantity, buyAmount: c.buyAmount,
-        sellAmount: c.sellAmount, fees: c.fees)
-    case .settlement(let s, let visible):
-      settlement(
-        tradeDate: s.tradeDate, settleDate: s.settleDate, participant: s.participant, netFen: s.netFen,
-        status: s.status, settledOn: s.settledOn, visible: visible)
-    case .balance(let b): balance(participant: b.participant, balanceFen: b.balanceFen)
-    case .holding(let h):
-      holding(
-        account: h.account, security: h.security, quantity: h.quantity, available: h.available,
-        withheld: h.withheld)
-    case .entitlement(let ordinal, let e):
-      entitlement(
-        ordinal: ordinal, security: e.security, recordDate: e.recordDate, payDate: e.payDate,
-        account: e.account,
-        kind: e.kind, value: e.value)
-    case .tax(let t):
-      tax(
-        tradeDate: t.tradeDate, tradeId: t.tradeId, account: t.account, security: t.security,
-        quantity: t.quantity, taxFen: t.taxFen)
-    case .taxRemoved(let date, let id): taxRemoved(tradeDate: date, tradeId: id)
-    case .rejection(let r): rejection(seq: r.seq, record: r.record, ref: r.ref, reason: r.reason)
+    var (word, r) = (recordWord, ref)
+    word.withUTF8 { w in
+      r.withUTF8 { f in
+        let (w, f) = (UnsafeRawBufferPointer(w), UnsafeRawBufferPointer(f))
+        append(bytes: Self.rejectionBytes(record: w.count, ref: f.count)) {
+          $0.rejection(seq: seq, record: w, ref: f, reason: reason)
+        }
+      }
     }
   }
 }
@@ -436,19 +374,52 @@ public struct RecordCursor {
     i32(Int32(truncatingIfNeeded: count))
   }
 
+  /// A participant, account or security key record: `id`, the identifier's bytes.
   @inlinable @inline(__always)
-  public mutating func clearing(
-    tradeDate: Int32, settleDate: Int32, participant: UnsafeRawBufferPointer,
-    security: UnsafeRawBufferPointer,
-    buyQuantity: Int64, sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128, fees: SideFees
+  public mutating func nameKey(_ kind: EffectKind, _ id: Int32, _ name: UnsafeRawBufferPointer) {
+    precondition(
+      kind == .participantKey || kind == .accountKey || kind == .securityKey, "\(kind.word) is no name key")
+    begin(kind, recordBytes: EffectWriter.nameKeyBytes(name: name.count))
+    row(id)
+    bytes(name)
+  }
+
+  @inlinable @inline(__always)
+  public mutating func clearingKey(
+    _ id: Int32, tradeDate: Int32, settleDate: Int32, participant: Int32, security: Int32
   ) {
-    begin(
-      .clearing,
-      recordBytes: EffectWriter.clearingBytes(participant: participant.count, security: security.count))
+    begin(.clearingKey, recordBytes: EffectWriter.clearingKeyBytes)
+    row(id)
     i32(tradeDate)
     i32(settleDate)
-    bytes(participant)
-    bytes(security)
+    row(participant)
+    row(security)
+  }
+
+  @inlinable @inline(__always)
+  public mutating func settlementKey(_ id: Int32, tradeDate: Int32, settleDate: Int32, participant: Int32) {
+    begin(.settlementKey, recordBytes: EffectWriter.settlementKeyBytes)
+    row(id)
+    i32(tradeDate)
+    i32(settleDate)
+    row(participant)
+  }
+
+  @inlinable @inline(__always)
+  public mutating func positionKey(_ id: Int32, account: Int32, security: Int32) {
+    begin(.positionKey, recordBytes: EffectWriter.positionKeyBytes)
+    row(id)
+    row(account)
+    row(security)
+  }
+
+  @inlinable @inline(__always)
+  public mutating func clearing(
+    _ id: Int32, buyQuantity: Int64, sellQuantity: Int64, buyAmount: Int128, sellAmount: Int128,
+    fees: SideFees
+  ) {
+    begin(.clearing, recordBytes: EffectWriter.clearingBytes)
+    row(id)
     i64(buyQuantity)
     i64(sellQuantity)
     i128(buyAmount)
@@ -461,13 +432,10 @@ public struct RecordCursor {
 
   @inlinable @inline(__always)
   public mutating func settlement(
-    tradeDate: Int32, settleDate: Int32, participant: UnsafeRawBufferPointer, netFen: Int128,
-    status: SettlementStatus, settledOn: Int32, visible: Bool
+    _ id: Int32, netFen: Int128, status: SettlementStatus, settledOn: Int32, visible: Bool
   ) {
-    begin(.settlement, recordBytes: EffectWriter.settlementBytes(participant: participant.count))
-    i32(tradeDate)
-    i32(settleDate)
-    bytes(participant)
+    begin(.settlement, recordBytes: EffectWriter.settlementBytes)
+    row(id)
     i128(netFen)
     u8(status.rawValue)
     i32(settledOn)
@@ -475,33 +443,66 @@ public struct RecordCursor {
   }
 
   @inlinable @inline(__always)
-  public mutating func holding(
-    account: UnsafeRawBufferPointer, security: UnsafeRawBufferPointer, quantity: Int64, available: Int64,
-    withheld: Int64
-  ) {
-    begin(.holding, recordBytes: EffectWriter.holdingBytes(account: account.count, security: security.count))
-    bytes(account)
-    bytes(security)
+  public mutating func balance(participant: Int32, balanceFen: Int128) {
+    begin(.balance, recordBytes: EffectWriter.balanceBytes)
+    row(participant)
+    i128(balanceFen)
+  }
+
+  @inlinable @inline(__always)
+  public mutating func holding(_ id: Int32, quantity: Int64, available: Int64, withheld: Int64) {
+    begin(.holding, recordBytes: EffectWriter.holdingBytes)
+    row(id)
     i64(quantity)
     i64(available)
     i64(withheld)
   }
 
   @inlinable @inline(__always)
-  public mutating func tax(
-    tradeDate: Int32, tradeId: UnsafeRawBufferPointer, account: UnsafeRawBufferPointer,
-    security: UnsafeRawBufferPointer, quantity: Int64, taxFen: Int64
+  public mutating func entitlement(
+    ordinal: Int64, security: Int32, recordDate: Int32, payDate: Int32, account: Int32, kind: EntitlementKind,
+    value: Int64
   ) {
-    begin(
-      .tax,
-      recordBytes: EffectWriter.taxBytes(
-        tradeId: tradeId.count, account: account.count, security: security.count))
+    begin(.entitlement, recordBytes: EffectWriter.entitlementBytes)
+    i64(ordinal)
+    row(security)
+    i32(recordDate)
+    i32(payDate)
+    row(account)
+    u8(kind.rawValue)
+    i64(value)
+  }
+
+  @inlinable @inline(__always)
+  public mutating func tax(
+    tradeDate: Int32, tradeId: UnsafeRawBufferPointer, account: Int32, security: Int32, quantity: Int64,
+    taxFen: Int64
+  ) {
+    begin(.tax, recordBytes: EffectWriter.taxBytes(tradeId: tradeId.count))
     i32(tradeDate)
     bytes(tradeId)
-    bytes(account)
-    bytes(security)
+    row(account)
+    row(security)
     i64(quantity)
     i64(taxFen)
+  }
+
+  @inlinable @inline(__always)
+  public mutating func taxRemoved(tradeDate: Int32, tradeId: UnsafeRawBufferPointer) {
+    begin(.taxRemoved, recordBytes: EffectWriter.taxRemovedBytes(tradeId: tradeId.count))
+    i32(tradeDate)
+    bytes(tradeId)
+  }
+
+  @inlinable @inline(__always)
+  public mutating func rejection(
+    seq: Int64, record: UnsafeRawBufferPointer, ref: UnsafeRawBufferPointer, reason: RejectReason
+  ) {
+    begin(.rejection, recordBytes: EffectWriter.rejectionBytes(record: record.count, ref: ref.count))
+    i64(seq)
+    bytes(record)
+    bytes(ref)
+    u8(reason.rawValue)
   }
 
   // MARK: Fields
@@ -513,6 +514,11 @@ public struct RecordCursor {
   @inlinable @inline(__always) mutating func i32(_ v: Int32) {
     p.storeBytes(of: v.littleEndian, as: Int32.self)
     p += 4
+  }
+  /// A row id (u32): canonical ids are never negative.
+  @inlinable @inline(__always) mutating func row(_ id: Int32) {
+    precondition(id >= 0, "a negative row id in an effect record")
+    i32(id)
   }
   @inlinable @inline(__always) mutating func i64(_ v: Int64) {
     p.storeBytes(of: v.littleEndian, as: Int64.self)
@@ -546,48 +552,80 @@ public struct RecordCursor {
     }
     p += n
   }
-  @inlinable @inline(__always) mutating func string(_ s: String) {
-    var s = s
-    s.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
-  }
 }
 
 // MARK: - Reading
 
-public enum EffectDecoder {
-  /// Decodes a concatenation of event records (a batch's effect bytes, or a file's
-  /// bytes after its magic). Refuses anything that breaks docs/EFFECTS.md.
-  public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> [EffectEvent] {
-    var r = ByteReader(bytes)
-    var events: [EffectEvent] = []
-    while !r.isAtEnd {
-      let (kind, body) = try record(&r)
-      guard kind == .event else {
-        throw DecodeError(description: "effect record \(kind.word) outside an event")
+/// What a decoder knows of the rows records name: the keys of every row whose key
+/// record it has read (docs/EFFECTS.md, "Keys"), by table and row id.
+public struct EffectDictionary: Sendable, Equatable {
+  public struct ClearingKey: Sendable, Equatable {
+    public var tradeDate: Int32
+    public var settleDate: Int32
+    public var participant: Int32
+    public var security: Int32
+  }
+  public struct SettlementKey: Sendable, Equatable {
+    public var tradeDate: Int32
+    public var settleDate: Int32
+    public var participant: Int32
+  }
+  public struct PositionKey: Sendable, Equatable {
+    public var account: Int32
+    public var security: Int32
+  }
+  public var participants: [String] = []
+  public var accounts: [String] = []
+  public var securities: [String] = []
+  public var clearing: [ClearingKey] = []
+  public var settlement: [SettlementKey] = []
+  public var positions: [PositionKey] = []
+
+  public init() {}
+
+  /// Adds the row `id` of a table holding `table.count` rows: the next id appends, a
+  /// known id must repeat its key exactly (a batch delivered twice), a later id is a gap.
+  static func learn<T: Equatable>(_ table: inout [T], _ id: Int32, _ key: T, _ kind: EffectKind)
+    throws(DecodeError)
+  {
+    let i = Int(id)
+    if i == table.count {
+      guard i < EffectFormat.dictionaryRowsMax else {
+        throw DecodeError(description: "\(kind.word) \(id): over dictionaryRowsMax rows")
       }
-      var b = ByteReader(body)
-      let seq = try b.i64()
-      let outcomeRaw = try b.u8()
-      guard let outcome = EffectOutcome(rawValue: outcomeRaw) else {
-        throw DecodeError(description: "bad outcome \(outcomeRaw) at seq \(seq)")
+      table.append(key)
+    } else if i < table.count {
+      guard table[i] == key else {
+        throw DecodeError(description: "\(kind.word) \(id) names another key than it did before")
       }
-      let count = Int(UInt32(bitPattern: try b.i32()))
-      guard b.isAtEnd else { throw DecodeError(description: "event record of seq \(seq) has trailing bytes") }
-      guard seq >= 0, count <= EffectFormat.effectsPerEventMax else {
-        throw DecodeError(description: "bad event record: seq \(seq), \(count) effects")
-      }
-      var effects: [Effect] = []
-      effects.reserveCapacity(min(count, 1024))
-      for _ in 0..<count {
-        let (k, body) = try record(&r)
-        effects.append(try effect(k, body, seq: seq))
-      }
-      events.append(EffectEvent(seq: seq, outcome: outcome, effects: effects))
+    } else {
+      throw DecodeError(description: "\(kind.word) \(id) arrived before row \(table.count) of its table")
     }
-    return events
+  }
+}
+
+/// Decodes records (docs/EFFECTS.md) into events whose effects carry their SPEC §5
+/// keys. It keeps the dictionary of row keys across calls, so the bytes of a stream or
+/// file are decoded in order, from a snapshot (which resets it) or from a decoder that
+/// has read everything before them.
+public struct EffectDecoder: Sendable {
+  public private(set) var dictionary = EffectDictionary()
+  /// Ids missing from the dictionary decode as placeholders (`participant#3`,
+  /// `position#17`) instead of failing: for one batch read without the records before
+  /// it (the voter's explanation of a dissent).
+  public let lenient: Bool
+
+  public init(lenient: Bool = false) { self.lenient = lenient }
+
+  /// Decodes a concatenation of event records (a batch's effect bytes, or a file's
+  /// bytes after its magic) with a fresh dictionary: the bytes must start with a
+  /// snapshot, or name no row of an earlier event.
+  public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> [EffectEvent] {
+    var d = EffectDecoder()
+    return try d.decode(bytes)
   }
 
-  /// Decodes an effects file: the magic, then event records.
+  /// Decodes an effects file: the magic, then event records from a snapshot.
   public static func decodeFile(_ bytes: [UInt8]) throws(DecodeError) -> [EffectEvent] {
     guard bytes.count >= 8, Array(bytes.prefix(7)) == Array(EffectFormat.fileMagic.prefix(7)) else {
       throw DecodeError(description: "not an effects file (no TALLYFX magic)")
@@ -596,6 +634,94 @@ public enum EffectDecoder {
       throw DecodeError(description: "effects file version \(bytes[7]); this reads \(EffectFormat.version)")
     }
     return try decode(Array(bytes[8...]))
+  }
+
+  /// The events of `bytes` by seq and byte range, from the framing alone (no
+  /// dictionary): to keep some of a batch's events (`tally follow` drops those it has).
+  public static func events(_ bytes: [UInt8]) throws(DecodeError) -> [(seq: Int64, range: Range<Int>)] {
+    var r = ByteReader(bytes)
+    var out: [(seq: Int64, range: Range<Int>)] = []
+    var at = 0
+    while !r.isAtEnd {
+      let (kind, body) = try record(&r)
+      guard kind == .event else {
+        throw DecodeError(description: "effect record \(kind.word) outside an event")
+      }
+      let (seq, _, count) = try header(body)
+      var end = at + 5 + body.count
+      for _ in 0..<count {
+        let (k, b) = try record(&r)
+        guard k != .event else {
+          throw DecodeError(description: "event record of seq \(seq) has fewer records than it announced")
+        }
+        end += 5 + b.count
+      }
+      out.append((seq, at..<end))
+      at = end
+    }
+    return out
+  }
+
+  /// Decodes event records in order, learning their key records.
+  public mutating func decode(_ bytes: [UInt8]) throws(DecodeError) -> [EffectEvent] {
+    var r = ByteReader(bytes)
+    var events: [EffectEvent] = []
+    while !r.isAtEnd {
+      let (kind, body) = try Self.record(&r)
+      guard kind == .event else {
+        throw DecodeError(description: "effect record \(kind.word) outside an event")
+      }
+      let (seq, outcome, count) = try Self.header(body)
+      if outcome == .snapshot { dictionary = EffectDictionary() }
+      var effects: [Effect] = []
+      effects.reserveCapacity(min(count, 1024))
+      for _ in 0..<count {
+        let (k, body) = try Self.record(&r)
+        if k.isKey {
+          try learn(k, body, seq: seq)
+        } else {
+          effects.append(try effect(k, body, seq: seq))
+        }
+      }
+      events.append(EffectEvent(seq: seq, outcome: outcome, effects: effects))
+    }
+    return events
+  }
+
+  /// Reads only the key records of `bytes` (value records are skipped, not checked
+  /// beyond their framing): keeps the dictionary current at a fraction of `decode`'s cost.
+  public mutating func learnKeys(_ bytes: [UInt8]) throws(DecodeError) {
+    var r = ByteReader(bytes)
+    while !r.isAtEnd {
+      let (kind, body) = try Self.record(&r)
+      guard kind == .event else {
+        throw DecodeError(description: "effect record \(kind.word) outside an event")
+      }
+      let (seq, outcome, count) = try Self.header(body)
+      if outcome == .snapshot { dictionary = EffectDictionary() }
+      for _ in 0..<count {
+        let (k, body) = try Self.record(&r)
+        guard k != .event else {
+          throw DecodeError(description: "event record of seq \(seq) has fewer records than it announced")
+        }
+        if k.isKey { try learn(k, body, seq: seq) }
+      }
+    }
+  }
+
+  static func header(_ body: [UInt8]) throws(DecodeError) -> (Int64, EffectOutcome, Int) {
+    var b = ByteReader(body)
+    let seq = try b.i64()
+    let outcomeRaw = try b.u8()
+    guard let outcome = EffectOutcome(rawValue: outcomeRaw) else {
+      throw DecodeError(description: "bad outcome \(outcomeRaw) at seq \(seq)")
+    }
+    let count = Int(UInt32(bitPattern: try b.i32()))
+    guard b.isAtEnd else { throw DecodeError(description: "event record of seq \(seq) has trailing bytes") }
+    guard seq >= 0, count <= EffectFormat.effectsPerEventMax else {
+      throw DecodeError(description: "bad event record: seq \(seq), \(count) records")
+    }
+    return (seq, outcome, count)
   }
 
   static func record(_ r: inout ByteReader) throws(DecodeError) -> (EffectKind, [UInt8]) {
@@ -610,46 +736,145 @@ public enum EffectDecoder {
     return (kind, try r.bytes(n))
   }
 
-  static func effect(_ kind: EffectKind, _ body: [UInt8], seq: Int64) throws(DecodeError) -> Effect {
+  mutating func learn(_ kind: EffectKind, _ body: [UInt8], seq: Int64) throws(DecodeError) {
+    var b = ByteReader(body)
+    let id = try Self.rowId(&b, kind)
+    switch kind {
+    case .participantKey:
+      try EffectDictionary.learn(&dictionary.participants, id, try b.string(), kind)
+    case .accountKey:
+      try EffectDictionary.learn(&dictionary.accounts, id, try b.string(), kind)
+    case .securityKey:
+      try EffectDictionary.learn(&dictionary.securities, id, try b.string(), kind)
+    case .clearingKey:
+      let key = EffectDictionary.ClearingKey(
+        tradeDate: try b.i32(), settleDate: try b.i32(), participant: try Self.rowId(&b, kind),
+        security: try Self.rowId(&b, kind))
+      if !lenient {
+        _ = try name(dictionary.participants, key.participant, "participant")
+        _ = try name(dictionary.securities, key.security, "security")
+      }
+      try EffectDictionary.learn(&dictionary.clearing, id, key, kind)
+    case .settlementKey:
+      let key = EffectDictionary.SettlementKey(
+        tradeDate: try b.i32(), settleDate: try b.i32(), participant: try Self.rowId(&b, kind))
+      if !lenient { _ = try name(dictionary.participants, key.participant, "participant") }
+      try EffectDictionary.learn(&dictionary.settlement, id, key, kind)
+    case .positionKey:
+      let key = EffectDictionary.PositionKey(account: try Self.rowId(&b, kind), security: try Self.rowId(&b, kind))
+      if !lenient {
+        _ = try name(dictionary.accounts, key.account, "account")
+        _ = try name(dictionary.securities, key.security, "security")
+      }
+      try EffectDictionary.learn(&dictionary.positions, id, key, kind)
+    default:
+      preconditionFailure("\(kind.word) is not a key record")
+    }
+    guard b.isAtEnd else {
+      throw DecodeError(description: "\(kind.word) record at seq \(seq) has trailing bytes")
+    }
+  }
+
+  static func rowId(_ b: inout ByteReader, _ kind: EffectKind) throws(DecodeError) -> Int32 {
+    let id = try b.i32()
+    guard id >= 0, Int(id) < EffectFormat.dictionaryRowsMax else {
+      throw DecodeError(description: "\(kind.word) record names row \(UInt32(bitPattern: id))")
+    }
+    return id
+  }
+
+  /// The identifier of row `id` of a name table; a placeholder when lenient.
+  func name(_ table: [String], _ id: Int32, _ what: String) throws(DecodeError) -> String {
+    if Int(id) < table.count { return table[Int(id)] }
+    guard lenient else { throw DecodeError(description: "\(what) \(id) is not in the dictionary") }
+    return "\(what)#\(id)"
+  }
+
+  func clearingKey(_ id: Int32) throws(DecodeError) -> (Int32, Int32, String, String) {
+    if Int(id) < dictionary.clearing.count {
+      let k = dictionary.clearing[Int(id)]
+      return (
+        k.tradeDate, k.settleDate, try name(dictionary.participants, k.participant, "participant"),
+        try name(dictionary.securities, k.security, "security")
+      )
+    }
+    guard lenient else { throw DecodeError(description: "clearing row \(id) is not in the dictionary") }
+    return (0, 0, "clearing#\(id)", "")
+  }
+
+  func settlementKey(_ id: Int32) throws(DecodeError) -> (Int32, Int32, String) {
+    if Int(id) < dictionary.settlement.count {
+      let k = dictionary.settlement[Int(id)]
+      return (k.tradeDate, k.settleDate, try name(dictionary.participants, k.participant, "participant"))
+    }
+    guard lenient else { throw DecodeError(description: "settlement row \(id) is not in the dictionary") }
+    return (0, 0, "settlement#\(id)")
+  }
+
+  func positionKey(_ id: Int32) throws(DecodeError) -> (String, String) {
+    if Int(id) < dictionary.positions.count {
+      let k = dictionary.positions[Int(id)]
+      return (
+        try name(dictionary.accounts, k.account, "account"), try name(dictionary.securities, k.security, "security")
+      )
+    }
+    guard lenient else { throw DecodeError(description: "position \(id) is not in the dictionary") }
+    return ("position#\(id)", "")
+  }
+
+  func effect(_ kind: EffectKind, _ body: [UInt8], seq: Int64) throws(DecodeError) -> Effect {
     var b = ByteReader(body)
     let e: Effect
     switch kind {
     case .event:
-      throw DecodeError(description: "event record of seq \(seq) has fewer effects than it announced")
+      throw DecodeError(description: "event record of seq \(seq) has fewer records than it announced")
+    case .participantKey, .accountKey, .securityKey, .clearingKey, .settlementKey, .positionKey:
+      preconditionFailure("\(kind.word) is a key record")
     case .clearing:
+      let (tradeDate, settleDate, participant, security) = try clearingKey(try Self.rowId(&b, kind))
       e = .clearing(
         Report.Clearing(
-          tradeDate: try b.i32(), settleDate: try b.i32(), participant: try b.string(),
-          security: try b.string(),
+          tradeDate: tradeDate, settleDate: settleDate, participant: participant, security: security,
           buyQuantity: try b.i64(), sellQuantity: try b.i64(), buyAmount: try b.i128(),
           sellAmount: try b.i128(),
           fees: SideFees(
             handling: try b.i64(), regulatory: try b.i64(), transfer: try b.i64(), stamp: try b.i64())))
     case .settlement:
+      let (tradeDate, settleDate, participant) = try settlementKey(try Self.rowId(&b, kind))
       let s = Report.Settlement(
-        tradeDate: try b.i32(), settleDate: try b.i32(), participant: try b.string(), netFen: try b.i128(),
+        tradeDate: tradeDate, settleDate: settleDate, participant: participant, netFen: try b.i128(),
         status: try b.enumeration(SettlementStatus.self), settledOn: try b.i32())
       let visible = try b.u8()
       guard visible <= 1 else { throw DecodeError(description: "bad visible flag \(visible)") }
       e = .settlement(s, visible: visible == 1)
     case .balance:
-      e = .balance(Report.Balance(participant: try b.string(), balanceFen: try b.i128()))
+      let participant = try name(dictionary.participants, try Self.rowId(&b, kind), "participant")
+      e = .balance(Report.Balance(participant: participant, balanceFen: try b.i128()))
     case .holding:
+      let (account, security) = try positionKey(try Self.rowId(&b, kind))
       e = .holding(
         Report.Holding(
-          account: try b.string(), security: try b.string(), quantity: try b.i64(), available: try b.i64(),
+          account: account, security: security, quantity: try b.i64(), available: try b.i64(),
           withheld: try b.i64()))
     case .entitlement:
       let ordinal = try b.i64()
+      let security = try name(dictionary.securities, try Self.rowId(&b, kind), "security")
+      let recordDate = try b.i32()
+      let payDate = try b.i32()
+      let account = try name(dictionary.accounts, try Self.rowId(&b, kind), "account")
       e = .entitlement(
         ordinal: ordinal,
         Report.Entitlement(
-          security: try b.string(), recordDate: try b.i32(), payDate: try b.i32(), account: try b.string(),
+          security: security, recordDate: recordDate, payDate: payDate, account: account,
           kind: try b.enumeration(EntitlementKind.self), value: try b.i64()))
     case .tax:
+      let tradeDate = try b.i32()
+      let tradeId = try b.string()
+      let account = try name(dictionary.accounts, try Self.rowId(&b, kind), "account")
+      let security = try name(dictionary.securities, try Self.rowId(&b, kind), "security")
       e = .tax(
         Report.Tax(
-          tradeDate: try b.i32(), tradeId: try b.string(), account: try b.string(), security: try b.string(),
+          tradeDate: tradeDate, tradeId: tradeId, account: account, security: security,
           quantity: try b.i64(), taxFen: try b.i64()))
     case .taxRemoved:
       e = .taxRemoved(tradeDate: try b.i32(), tradeId: try b.string())

@@ -2,8 +2,8 @@
 // SPEC §5 row (`emitClearing(row)`, `emitHolding(position)`, ...) and at the end of
 // every event (`emitEvent`). A hook only notes which row was touched; at the end of
 // the event each touched row is written once, with its final value, in the canonical
-// order of docs/EFFECTS.md: by kind, then by the row's creation number (rows of a
-// kind are numbered in the order they first appear in the run). That order depends
+// order of docs/EFFECTS.md: by kind, then by row id (canonical ids are creation
+// numbers), after the key records of the rows the event created. That order depends
 // neither on the order of the hooks nor on the order of derived indexes (which a
 // restored state rebuilds differently). Disabled (the default), every hook is one
 // predictable branch.
@@ -32,6 +32,20 @@ public struct EffectBuffer: Sendable {
   public internal(set) var enabled = false
   var touched: [UInt64] = []
   var writer = EffectWriter(capacity: 0)
+  /// Rows per table whose key the stream already carries (in a snapshot or an earlier
+  /// event's key records): rows at and above these counts were created by the event
+  /// being written, which writes their key records.
+  var keysEmitted = KeyCounts()
+
+  struct KeyCounts: Equatable {
+    var participants = 0
+    var accounts = 0
+    var securities = 0
+    var clearing = 0
+    var settlement = 0
+    var positions = 0
+    var total: Int { participants + accounts + securities + clearing + settlement + positions }
+  }
 
   public init() {}
 
@@ -53,6 +67,15 @@ extension V1Kernel {
   public mutating func enableEffects() {
     effects.enabled = true
     effects.writer.removeAll()
+    effects.keysEmitted = keyCounts
+  }
+
+  /// The rows of each keyed table: the stream (a snapshot of this state, or the
+  /// records of the events before it) carries the keys of all of them.
+  var keyCounts: EffectBuffer.KeyCounts {
+    EffectBuffer.KeyCounts(
+      participants: participants.count, accounts: accounts.count, securities: securities.count,
+      clearing: clearingRows.count, settlement: settlementRows.count, positions: positions.count)
   }
 
   /// The effect records of the events applied since the last call (a batch).
@@ -133,9 +156,15 @@ extension V1Kernel {
     if buffer.touched.count >= EffectBuffer.bitmapTouchedMin {
       buffer.writer.reserve(additional: buffer.touched.count * EffectBuffer.reservedBytesPerRow)
     }
+    // The key records of the rows this event created, then the touched rows' values.
+    let keys = keyCounts
+    let newKeys = keys.total - buffer.keysEmitted.total
+    let announced = newKeys + buffer.touched.count
     let at = buffer.writer.eventHeader(
-      seq: seq, outcome: isRejected ? .rejected : .applied, count: buffer.touched.count)
-    var written = 0
+      seq: seq, outcome: isRejected ? .rejected : .applied, count: announced)
+    writeKeys(from: buffer.keysEmitted, to: keys, into: &buffer.writer)
+    buffer.keysEmitted = keys
+    var written = newKeys
     var i = 0
     let touched = buffer.touched
     while i < touched.count {
@@ -156,7 +185,7 @@ extension V1Kernel {
       }
       i += 1
     }
-    if written != buffer.touched.count { buffer.writer.patchCount(headerAt: at, count: written) }
+    if written != announced { buffer.writer.patchCount(headerAt: at, count: written) }
     precondition(
       buffer.writer.count <= EffectBuffer.bytesMax,
       "effects buffer over bytesMax: the engine must take it per batch")
@@ -200,163 +229,117 @@ extension V1Kernel {
 
   /// An applied TRADE's records, written straight from the rows it changed (the
   /// per-row bookkeeping of `touch` cost more than the writing): the same bytes the
-  /// generic path writes, in the same canonical order (kind, then row number, each
-  /// row once). Only the fields the apply just wrote are read back; the rest (dates,
-  /// participants, identifiers) come from `rows` and the trade's own bytes (reading a
-  /// row's key fields missed the cache: they lie on lines the apply did not touch).
+  /// generic path writes, in the same canonical order (key records of the rows it
+  /// created, then values by kind and row id, each row once). Only the fields the
+  /// apply just wrote are read back: version 2 names rows by id, so no identifier is
+  /// read (reading them from the 1M-row account table missed the cache twice a trade).
   mutating func writeTradeEffects(seq: Int64, rows: TradeRows, bytes: TradeBytes) {
     precondition(effects.touched.isEmpty, "a TRADE's effects are written by one path only")
+    let keys = keyCounts
     var w = EffectWriter()
     swap(&w, &effects.writer)  // write while reading self, without copying either
-    writeTrade(seq: seq, rows: rows, bytes: bytes, into: &w)
+    writeTrade(seq: seq, rows: rows, bytes: bytes, keysFrom: effects.keysEmitted, to: keys, into: &w)
     swap(&w, &effects.writer)
+    effects.keysEmitted = keys
     precondition(effects.writer.count <= EffectBuffer.bytesMax, "effects buffer over bytesMax")
   }
 
-  func writeTrade(seq: Int64, rows r: TradeRows, bytes: TradeBytes, into w: inout EffectWriter) {
-    var buyParticipant = participants.rows[Int(r.buyParticipant)].id.text
-    var sellParticipant = participants.rows[Int(r.sellParticipant)].id.text
-    let settleDate = cachedSettleDate(r.date, &w)
-    buyParticipant.withUTF8 { buyer in
-      sellParticipant.withUTF8 { seller in
-        writeTrade(
-          seq: seq, rows: r, bytes: bytes, settleDate: settleDate,
-          buyParticipant: UnsafeRawBufferPointer(buyer),
-          sellParticipant: UnsafeRawBufferPointer(seller), into: &w)
-      }
-    }
-  }
-
   /// All of a TRADE's records in one room of the buffer (`EffectWriter.append(bytes:)`):
-  /// their sizes are known from the identifiers before any is written.
-  @inline(__always) func writeTrade(
-    seq: Int64, rows r: TradeRows, bytes: TradeBytes, settleDate: Int32,
-    buyParticipant: UnsafeRawBufferPointer,
-    sellParticipant: UnsafeRawBufferPointer, into w: inout EffectWriter
+  /// their sizes are known before any is written. A TRADE creates at most the buyer's
+  /// and the seller's clearing and settlement rows and the buyer's position.
+  func writeTrade(
+    seq: Int64, rows r: TradeRows, bytes: TradeBytes, keysFrom old: EffectBuffer.KeyCounts,
+    to new: EffectBuffer.KeyCounts, into w: inout EffectWriter
   ) {
+    precondition(
+      old.participants == new.participants && old.accounts == new.accounts && old.securities == new.securities,
+      "a TRADE creates no participant, account or security")
     let hasTax = r.taxFen > 0
     let twoClearing = r.buyClearing != r.sellClearing
     let twoSettlement = r.buySettlement != r.sellSettlement
     let twoHoldings = r.buyPosition != r.sellPosition
-    let security = bytes.security.count
+    let newClearing = new.clearing - old.clearing
+    let newSettlement = new.settlement - old.settlement
+    let newPositions = new.positions - old.positions
+    let settleDate = newClearing + newSettlement > 0 ? cachedSettleDate(r.date, &w) : 0
     var size = EffectWriter.eventHeaderBytes
-    size += EffectWriter.clearingBytes(participant: buyParticipant.count, security: security)
-    size += EffectWriter.settlementBytes(participant: buyParticipant.count)
-    if twoClearing {
-      size += EffectWriter.clearingBytes(participant: sellParticipant.count, security: security)
-    }
-    if twoSettlement { size += EffectWriter.settlementBytes(participant: sellParticipant.count) }
-    size += EffectWriter.holdingBytes(account: bytes.sellAccount.count, security: security)
-    if twoHoldings { size += EffectWriter.holdingBytes(account: bytes.buyAccount.count, security: security) }
-    if hasTax {
-      size += EffectWriter.taxBytes(
-        tradeId: bytes.tradeId.count, account: bytes.sellAccount.count, security: security)
-    }
-    let count = (twoClearing ? 2 : 1) + (twoSettlement ? 2 : 1) + (twoHoldings ? 2 : 1) + (hasTax ? 1 : 0)
+    size += newClearing * EffectWriter.clearingKeyBytes + newSettlement * EffectWriter.settlementKeyBytes
+    size += newPositions * EffectWriter.positionKeyBytes
+    size += (twoClearing ? 2 : 1) * EffectWriter.clearingBytes
+    size += (twoSettlement ? 2 : 1) * EffectWriter.settlementBytes
+    size += (twoHoldings ? 2 : 1) * EffectWriter.holdingBytes
+    if hasTax { size += EffectWriter.taxBytes(tradeId: bytes.tradeId.count) }
+    let count =
+      newClearing + newSettlement + newPositions + (twoClearing ? 2 : 1) + (twoSettlement ? 2 : 1)
+      + (twoHoldings ? 2 : 1) + (hasTax ? 1 : 0)
     w.append(bytes: size) { c in
       c.eventHeader(seq: seq, outcome: .applied, count: count)
-      func clearing(_ row: Int32, _ participant: UnsafeRawBufferPointer) {
+      // Keys of the rows this trade created (rows of a table are created in id order).
+      for id in old.clearing..<new.clearing {
+        let row = clearingRows.rows[id]
+        c.clearingKey(
+          Int32(id), tradeDate: row.tradeDate, settleDate: settleDate, participant: row.participant,
+          security: row.security)
+      }
+      for id in old.settlement..<new.settlement {
+        let row = settlementRows.rows[id]
+        c.settlementKey(Int32(id), tradeDate: row.tradeDate, settleDate: settleDate, participant: row.participant)
+      }
+      for id in old.positions..<new.positions {
+        precondition(id == Int(r.buyPosition), "a TRADE creates only the buyer's position")
+        c.positionKey(Int32(id), account: r.buyAccount, security: r.security)
+      }
+      func clearing(_ row: Int32) {
         let i = Int(row)
         c.clearing(
-          tradeDate: r.date, settleDate: settleDate, participant: participant, security: bytes.security,
-          buyQuantity: clearingRows.rows[i].buyQuantity, sellQuantity: clearingRows.rows[i].sellQuantity,
+          row, buyQuantity: clearingRows.rows[i].buyQuantity, sellQuantity: clearingRows.rows[i].sellQuantity,
           buyAmount: clearingRows.rows[i].buyAmount, sellAmount: clearingRows.rows[i].sellAmount,
           fees: clearingRows.rows[i].fees)
       }
-      func settlement(_ row: Int32, _ participant: UnsafeRawBufferPointer) {
+      func settlement(_ row: Int32) {
         let i = Int(row)
         c.settlement(
-          tradeDate: r.date, settleDate: settleDate, participant: participant,
-          netFen: settlementRows.rows[i].netFen, status: settlementRows.rows[i].status,
+          row, netFen: settlementRows.rows[i].netFen, status: settlementRows.rows[i].status,
           settledOn: settlementRows.rows[i].settledOn, visible: settlementRows.rows[i].liveSides > 0)
       }
-      func holding(_ p: Int32, _ account: UnsafeRawBufferPointer) {
-        let i = Int(p)
+      func holding(_ row: Int32) {
+        let i = Int(row)
         c.holding(
-          account: account, security: bytes.security, quantity: positions.rows[i].quantity,
-          available: positions.rows[i].available, withheld: positions.rows[i].withheld)
+          row, quantity: positions.rows[i].quantity, available: positions.rows[i].available,
+          withheld: positions.rows[i].withheld)
       }
-      // Rows of a kind in creation order; a row both sides share is written once.
-      func bothSides(
-        _ buyRow: Int32, _ sellRow: Int32, _ write: (Int32, UnsafeRawBufferPointer) -> Void
-      ) {
-        if buyRow < sellRow {
-          write(buyRow, buyParticipant)
-          write(sellRow, sellParticipant)
-        } else if buyRow > sellRow {
-          write(sellRow, sellParticipant)
-          write(buyRow, buyParticipant)
-        } else {
-          write(buyRow, buyParticipant)
-        }
+      // Rows of a kind in id order; a row both sides share is written once.
+      func bothSides(_ a: Int32, _ b: Int32, _ write: (Int32) -> Void) {
+        write(min(a, b))
+        if a != b { write(max(a, b)) }
       }
       bothSides(r.buyClearing, r.sellClearing, clearing)
       bothSides(r.buySettlement, r.sellSettlement, settlement)
-      if !twoHoldings {
-        holding(r.sellPosition, bytes.sellAccount)
-      } else if r.sellPosition < r.buyPosition {
-        holding(r.sellPosition, bytes.sellAccount)
-        holding(r.buyPosition, bytes.buyAccount)
-      } else {
-        holding(r.buyPosition, bytes.buyAccount)
-        holding(r.sellPosition, bytes.sellAccount)
-      }
+      bothSides(r.sellPosition, r.buyPosition, holding)
       if hasTax {
         c.tax(
-          tradeDate: r.date, tradeId: bytes.tradeId, account: bytes.sellAccount, security: bytes.security,
+          tradeDate: r.date, tradeId: bytes.tradeId, account: r.sellAccount, security: r.security,
           quantity: r.quantity, taxFen: r.taxFen)
       }
     }
   }
 
   /// Holdings written together when an event touches many (an OPEN releasing a day's
-  /// purchases touches about one per trade).
+  /// purchases touches about one per trade): one room of the buffer for the group.
   static let holdingGroup = 16
 
-  /// Writes a group of touched holdings (sorted keys of one kind). Their account rows
-  /// are random rows of a large table: all of the group's account identifiers are read
-  /// first, back to back, so that the cache misses overlap instead of following one
-  /// another, then the records are written.
+  /// Writes a group of touched holdings (sorted keys of one kind).
   func writeHoldingGroup(_ keys: ArraySlice<UInt64>, into w: inout EffectWriter) {
     precondition(keys.count == Self.holdingGroup, "a holding group has holdingGroup rows")
-    // On the stack: an array per group was a heap allocation per 16 records.
-    withUnsafeTemporaryAllocation(of: (account: Ident, security: Ident).self, capacity: Self.holdingGroup) {
-      ids in
-      var size = 0
-      for (j, k) in keys.enumerated() {
-        let p = Int(UInt32(truncatingIfNeeded: k))
-        let account = accounts.rows[Int(positions.rows[p].account)].id
-        let security = securities.rows[Int(positions.rows[p].security)].code
-        ids.initializeElement(at: j, to: (account, security))
-        size += EffectWriter.holdingBytes(
-          account: account.text.utf8.count, security: security.text.utf8.count)
+    w.append(bytes: Self.holdingGroup * EffectWriter.holdingBytes) { c in
+      for k in keys {
+        let p = Int32(bitPattern: UInt32(truncatingIfNeeded: k))
+        let i = Int(p)
+        c.holding(
+          p, quantity: positions.rows[i].quantity, available: positions.rows[i].available,
+          withheld: positions.rows[i].withheld)
       }
-      // The group's records in one room of the buffer.
-      w.append(bytes: size) { c in
-        for (j, k) in keys.enumerated() {
-          let p = Int(UInt32(truncatingIfNeeded: k))
-          var (account, security) = (ids[j].account.text, ids[j].security.text)
-          account.withUTF8 { a in
-            security.withUTF8 { s in
-              c.holding(
-                account: UnsafeRawBufferPointer(a), security: UnsafeRawBufferPointer(s),
-                quantity: positions.rows[p].quantity, available: positions.rows[p].available,
-                withheld: positions.rows[p].withheld)
-            }
-          }
-        }
-      }
-      _ = ids.deinitialize()
     }
-  }
-
-  /// The holding record of position `p` whose account identifier is `account`. Fields
-  /// one by one: copying the record would copy more than the record needs.
-  @inline(__always) func writeHolding(_ p: Int, account: String, into w: inout EffectWriter) {
-    w.holding(
-      account: account, security: securities.rows[Int(positions.rows[p].security)].code.text,
-      quantity: positions.rows[p].quantity, available: positions.rows[p].available,
-      withheld: positions.rows[p].withheld)
   }
 
   @inline(__always) func cachedSettleDate(_ tradeDate: Int32, _ w: inout EffectWriter) -> Int32 {
@@ -367,33 +350,52 @@ extension V1Kernel {
     return w.settleCacheSettleDate
   }
 
+  /// The key records of rows `from ..< to` of every keyed table, tables in kind order.
+  func writeKeys(from: EffectBuffer.KeyCounts, to: EffectBuffer.KeyCounts, into w: inout EffectWriter) {
+    for i in from.participants..<to.participants { w.participantKey(Int32(i), participants.rows[i].id.text) }
+    for i in from.accounts..<to.accounts { w.accountKey(Int32(i), accounts.rows[i].id.text) }
+    for i in from.securities..<to.securities { w.securityKey(Int32(i), securities.rows[i].code.text) }
+    for i in from.clearing..<to.clearing {
+      let c = clearingRows.rows[i]
+      w.clearingKey(
+        Int32(i), tradeDate: c.tradeDate, settleDate: cachedSettleDate(c.tradeDate, &w),
+        participant: c.participant, security: c.security)
+    }
+    for i in from.settlement..<to.settlement {
+      let s = settlementRows.rows[i]
+      w.settlementKey(
+        Int32(i), tradeDate: s.tradeDate, settleDate: cachedSettleDate(s.tradeDate, &w),
+        participant: s.participant)
+    }
+    if to.positions - from.positions >= EffectBuffer.bitmapTouchedMin {
+      w.reserve(additional: (to.positions - from.positions) * EffectWriter.positionKeyBytes)
+    }
+    for i in from.positions..<to.positions {
+      w.positionKey(Int32(i), account: positions.rows[i].account, security: positions.rows[i].security)
+    }
+  }
+
   /// Writes one touched row; false when the row has nothing to say (a trade without tax).
   func writeRow(_ kind: EffectKind, _ id: Int32, into w: inout EffectWriter) -> Bool {
     switch kind {
     case .clearing:
       let c = clearingRows.rows[Int(id)]
       w.clearing(
-        tradeDate: c.tradeDate, settleDate: cachedSettleDate(c.tradeDate, &w),
-        participant: participants.rows[Int(c.participant)].id.text,
-        security: securities.rows[Int(c.security)].code.text, buyQuantity: c.buyQuantity,
-        sellQuantity: c.sellQuantity, buyAmount: c.buyAmount, sellAmount: c.sellAmount, fees: c.fees)
+        id, buyQuantity: c.buyQuantity, sellQuantity: c.sellQuantity, buyAmount: c.buyAmount,
+        sellAmount: c.sellAmount, fees: c.fees)
     case .settlement:
       let s = settlementRows.rows[Int(id)]
-      w.settlement(
-        tradeDate: s.tradeDate, settleDate: cachedSettleDate(s.tradeDate, &w),
-        participant: participants.rows[Int(s.participant)].id.text, netFen: s.netFen, status: s.status,
-        settledOn: s.settledOn, visible: s.liveSides > 0)
+      w.settlement(id, netFen: s.netFen, status: s.status, settledOn: s.settledOn, visible: s.liveSides > 0)
     case .balance:
-      let p = participants.rows[Int(id)]
-      w.balance(participant: p.id.text, balanceFen: p.balance)
+      w.balance(participant: id, balanceFen: participants.rows[Int(id)].balance)
     case .holding:
-      let i = Int(id)
-      writeHolding(i, account: accounts.rows[Int(positions.rows[i].account)].id.text, into: &w)
+      let p = positions.rows[Int(id)]
+      w.holding(id, quantity: p.quantity, available: p.available, withheld: p.withheld)
     case .entitlement:
       let e = entitlements.rows[Int(id)]
       w.entitlement(
-        ordinal: Int64(id), security: securities.rows[Int(e.security)].code.text, recordDate: e.recordDate,
-        payDate: e.payDate, account: accounts.rows[Int(e.account)].id.text, kind: e.kind, value: e.value)
+        ordinal: Int64(id), security: e.security, recordDate: e.recordDate, payDate: e.payDate,
+        account: e.account, kind: e.kind, value: e.value)
     case .tax:
       guard trades.rows[Int(id)].taxFen > 0 else { return false }
       let t = trades.rows[Int(id)]
@@ -401,24 +403,29 @@ extension V1Kernel {
         w.taxRemoved(tradeDate: t.date, tradeId: t.tradeId.text)
       } else {
         w.tax(
-          tradeDate: t.date, tradeId: t.tradeId.text, account: accounts.rows[Int(t.sellAccount)].id.text,
-          security: securities.rows[Int(t.security)].code.text, quantity: t.quantity, taxFen: t.taxFen)
+          tradeDate: t.date, tradeId: t.tradeId.text, account: t.sellAccount, security: t.security,
+          quantity: t.quantity, taxFen: t.taxFen)
       }
     case .rejection:
       let r = rejections.rows[Int(id)]
       w.rejection(seq: r.seq, record: r.record, ref: r.ref, reason: r.reason)
-    case .event, .taxRemoved:
+    case .event, .taxRemoved, .participantKey, .accountKey, .securityKey, .clearingKey, .settlementKey,
+      .positionKey:
       preconditionFailure("\(kind.word) is not a touchable row")
     }
     return true
   }
 
   /// The complete SPEC §5 state as one snapshot record at the applied seq: what an
-  /// effects file or stream starts from (reference data, or a resumed state).
+  /// effects file or stream starts from (reference data, or a resumed state). The key
+  /// of every row ever created first (later records may name any of them, a position
+  /// at 0 shares too), then the visible rows' values.
   public func snapshotEffects() -> [UInt8] {
     var w = EffectWriter(capacity: 4096)
     let at = w.eventHeader(seq: globals.appliedSeq, outcome: .snapshot, count: 0)
-    var n = 0
+    let keys = keyCounts
+    writeKeys(from: EffectBuffer.KeyCounts(), to: keys, into: &w)
+    var n = keys.total
     func row(_ kind: EffectKind, _ id: Int) {
       if writeRow(kind, Int32(id), into: &w) { n += 1 }
     }

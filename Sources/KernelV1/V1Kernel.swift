@@ -440,6 +440,9 @@ public struct V1Kernel: Sendable {
     var sellSettlement: Int32 = -1
     var sellPosition: Int32 = -1
     var buyPosition: Int32 = -1
+    var security: Int32 = -1
+    var sellAccount: Int32 = -1
+    var buyAccount: Int32 = -1
   }
 
   /// Applies a TRADE whose identifiers are looked up; `rows` gets what it changed.
@@ -485,6 +488,9 @@ public struct V1Kernel: Sendable {
     rows.buyParticipant = buyParticipant
     rows.sellParticipant = sellParticipant
     rows.quantity = q
+    rows.security = security
+    rows.sellAccount = sellAccount
+    rows.buyAccount = buyAccount
     rows.buyClearing = buyRow
     rows.sellClearing = sellRow
     let buySettlement = settlementRow(date: t.date, participant: buyParticipant)
