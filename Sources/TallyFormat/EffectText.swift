@@ -91,7 +91,8 @@ public enum EffectText {
     case .entitlement: return 1
     case .tax, .taxRemoved: return 2
     case .rejection: return 1
-    case .event: return 0
+    case .event, .participantKey, .accountKey, .securityKey, .clearingKey, .settlementKey, .positionKey:
+      return 0  // not effects: a decoder keeps key records in its dictionary
     }
   }
 
