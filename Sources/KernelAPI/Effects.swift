@@ -320,7 +320,9 @@ public struct EffectWriter: Sendable {
     var id = tradeId
     id.withUTF8 { i in
       let i = UnsafeRawBufferPointer(i)
-      append(bytes: Self.taxRemovedBytes(tradeId: i.count)) { $0.taxRemoved(tradeDate: tradeDate, tradeId: i) }
+      append(bytes: Self.taxRemovedBytes(tradeId: i.count)) {
+        $0.taxRemoved(tradeDate: tradeDate, tradeId: i)
+      }
     }
   }
 
@@ -761,7 +763,8 @@ public struct EffectDecoder: Sendable {
       if !lenient { _ = try name(dictionary.participants, key.participant, "participant") }
       try EffectDictionary.learn(&dictionary.settlement, id, key, kind)
     case .positionKey:
-      let key = EffectDictionary.PositionKey(account: try Self.rowId(&b, kind), security: try Self.rowId(&b, kind))
+      let key = EffectDictionary.PositionKey(
+        account: try Self.rowId(&b, kind), security: try Self.rowId(&b, kind))
       if !lenient {
         _ = try name(dictionary.accounts, key.account, "account")
         _ = try name(dictionary.securities, key.security, "security")
@@ -815,7 +818,8 @@ public struct EffectDecoder: Sendable {
     if Int(id) < dictionary.positions.count {
       let k = dictionary.positions[Int(id)]
       return (
-        try name(dictionary.accounts, k.account, "account"), try name(dictionary.securities, k.security, "security")
+        try name(dictionary.accounts, k.account, "account"),
+        try name(dictionary.securities, k.security, "security")
       )
     }
     guard lenient else { throw DecodeError(description: "position \(id) is not in the dictionary") }

@@ -252,7 +252,8 @@ extension V1Kernel {
     to new: EffectBuffer.KeyCounts, into w: inout EffectWriter
   ) {
     precondition(
-      old.participants == new.participants && old.accounts == new.accounts && old.securities == new.securities,
+      old.participants == new.participants && old.accounts == new.accounts
+        && old.securities == new.securities,
       "a TRADE creates no participant, account or security")
     let hasTax = r.taxFen > 0
     let twoClearing = r.buyClearing != r.sellClearing
@@ -283,7 +284,8 @@ extension V1Kernel {
       }
       for id in old.settlement..<new.settlement {
         let row = settlementRows.rows[id]
-        c.settlementKey(Int32(id), tradeDate: row.tradeDate, settleDate: settleDate, participant: row.participant)
+        c.settlementKey(
+          Int32(id), tradeDate: row.tradeDate, settleDate: settleDate, participant: row.participant)
       }
       for id in old.positions..<new.positions {
         precondition(id == Int(r.buyPosition), "a TRADE creates only the buyer's position")

@@ -129,9 +129,15 @@ public enum KernelDifferential {
     }
     let snapA = a.snapshotEffects()
     let snapB = b.snapshotEffects()
+    // The row keys each side's records have named so far (docs/EFFECTS.md), to show a
+    // difference as rows; kept by key records only (a full decode per event costs more).
+    var keysA = EffectDecoder()
+    var keysB = EffectDecoder()
     if snapA != snapB {
-      return (0, 0, failure(0, differences(snapA, snapB, options)))
+      return (0, 0, failure(0, differences(snapA, snapB, options, keysA, keysB)))
     }
+    try keysA.learnKeys(snapA)
+    try keysB.learnKeys(snapB)
     var rejected = 0
     for (i, line) in lines.enumerated() {
       let seq = Int64(i + 1)
@@ -145,9 +151,11 @@ public enum KernelDifferential {
         if oa != ob {
           text.append("outcome \(describe(oa)) (\(options.kernelA)) vs \(describe(ob)) (\(options.kernelB))")
         }
-        text += differences(ea, eb, options)
+        text += differences(ea, eb, options, keysA, keysB)
         return (i + 1, rejected, failure(seq, text))
       }
+      try keysA.learnKeys(ea)
+      try keysB.learnKeys(eb)
       if (i + 1) % options.digestEvery == 0 || i + 1 == lines.count, a.stateDigest != b.stateDigest {
         return (
           i + 1, rejected,
@@ -171,8 +179,11 @@ public enum KernelDifferential {
   }
 
   /// The first differing rows of two event's effect records, as text (A vs B).
-  static func differences(_ a: [UInt8], _ b: [UInt8], _ options: DifferentialOptions) -> [String] {
-    guard let ea = try? EffectDecoder.decode(a), let eb = try? EffectDecoder.decode(b) else {
+  static func differences(
+    _ a: [UInt8], _ b: [UInt8], _ options: DifferentialOptions, _ keysA: EffectDecoder, _ keysB: EffectDecoder
+  ) -> [String] {
+    var (da, db) = (keysA, keysB)
+    guard let ea = try? da.decode(a), let eb = try? db.decode(b) else {
       return ["effect records differ and one side does not decode"]
     }
     guard let d = EffectText.firstDifference(majority: ea, dissenter: eb) else {

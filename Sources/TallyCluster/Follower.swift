@@ -21,6 +21,8 @@ public final class Follower {
   let exitAtSeq: Int64?
   let log: (String) -> Void
   var replay = EffectReplay()
+  /// Keeps the row keys of the stream from the seq-0 snapshot on (docs/EFFECTS.md).
+  var decoder = EffectDecoder()
   /// The first seq not yet applied.
   public private(set) var next: Int64 = 1
   var logLength = 0
@@ -38,8 +40,7 @@ public final class Follower {
     stateDir = out + "/.follow"
     try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
     // Seq 0: the state the reference data describes.
-    let genesis = V1Kernel(reference: reference, plantedFault: nil)
-    try replay.apply(try EffectDecoder.decode(genesis.snapshotEffects()))
+    try replay.apply(try decoder.decode(Self.genesisSnapshot(reference)))
     let logPath = stateDir + "/effects.log"
     if !FileManager.default.fileExists(atPath: logPath) {
       _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -61,7 +62,7 @@ public final class Follower {
       guard bytes.count == position.length else {
         throw FollowError("log is shorter than its recorded position")
       }
-      try replay.apply(try EffectDecoder.decode(bytes))
+      try replay.apply(try decoder.decode(bytes))
       guard replay.seq == position.seq else {
         throw FollowError("log ends at seq \(replay.seq ?? 0), its position says \(position.seq)")
       }
@@ -71,19 +72,28 @@ public final class Follower {
     if position.seq > 0 { log("follow: resumed at seq \(position.seq) from \(stateDir)") }
   }
 
+  /// The effects snapshot of the reference data (seq 0), where the voted stream starts:
+  /// it carries the key of every reference row the stream's records name by id.
+  public static func genesisSnapshot(_ reference: ReferenceData) -> [UInt8] {
+    V1Kernel(reference: reference, plantedFault: nil).snapshotEffects()
+  }
+
   /// Applies one batch's records (those of seqs ≥ next, ≤ exitAtSeq), durably.
   func apply(first: Int64, last: Int64, records: [UInt8]) throws {
     guard last >= next else { return }  // a duplicate
     precondition(first <= next, "batch \(first)...\(last) would skip seq \(next)")
-    var events = try EffectDecoder.decode(records)
-    events.removeAll { $0.seq < next || $0.seq > (exitAtSeq ?? Int64.max) }
-    guard !events.isEmpty else { return }
-    var w = EffectWriter()
-    for e in events { w.encode(e) }
+    // The events not yet applied, as the stream's own bytes (the log keeps them as
+    // sent: their key records name rows for the records after them).
+    let kept = try EffectDecoder.events(records).filter {
+      $0.seq >= next && $0.seq <= (exitAtSeq ?? Int64.max)
+    }
+    guard let from = kept.first?.range.lowerBound, let to = kept.last?.range.upperBound else { return }
+    let bytes = Array(records[from..<to])
+    let events = try decoder.decode(bytes)
     try replay.apply(events)
-    try logHandle.write(contentsOf: Data(w.bytes))
+    try logHandle.write(contentsOf: Data(bytes))
     try logHandle.synchronize()
-    logLength += w.bytes.count
+    logLength += bytes.count
     next = events.last!.seq + 1
     try writeAtomically(stateDir + "/position", Array("\(next - 1) \(logLength)".utf8))
   }

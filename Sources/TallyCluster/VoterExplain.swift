@@ -69,11 +69,16 @@ extension Voter {
         break
       }
     }
-    guard let majorityBytes, let majority = try? EffectDecoder.decode(majorityBytes) else {
+    // Lenient decoders: a batch names rows created before it by id only (docs/EFFECTS.md);
+    // the voter keeps no dictionary, so those rows are named by placeholders
+    // (`position#17`) and the journaled event line says which trade it was.
+    var majorityDecoder = EffectDecoder(lenient: true)
+    var dissenterDecoder = EffectDecoder(lenient: true)
+    guard let majorityBytes, let majority = try? majorityDecoder.decode(majorityBytes) else {
       a.detail += "; no majority replica sent the batch's effect records"
       return a
     }
-    guard let dissenter = try? EffectDecoder.decode(dissenterBytes) else {
+    guard let dissenter = try? dissenterDecoder.decode(dissenterBytes) else {
       a.detail += "; the dissenter's effect records do not decode"
       return a
     }

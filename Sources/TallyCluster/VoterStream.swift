@@ -14,7 +14,7 @@ import ZeroMQTransport
 /// The stream protocol's names and limits (docs/STREAM.md).
 public enum StreamProtocol {
   /// Frame 1 of every message: the protocol and the effects encoding version.
-  public static let tag = Array("TALLYFX1".utf8)
+  public static let tag = Array("TALLYFX2".utf8)
   /// Batches kept for replay; older ones are dropped (a replay from before answers GONE).
   public static let replayWindowBatchesMax = 100_000
   /// Bytes of effect records kept for replay.
@@ -224,7 +224,7 @@ extension Voter {
     }
   }
 
-  /// Answers REPLAY requests: [TALLYFX1, REPLAY, from] → BATCH messages, then END.
+  /// Answers REPLAY requests: [TALLYFX2, REPLAY, from] → BATCH messages, then END.
   func serveReplays(now: ContinuousClock.Instant) throws {
     let s = stream
     guard let router = s.replay else { return }

@@ -12,6 +12,9 @@ public final class EffectFileWriter {
   let handle: FileHandle
   let format: Format
   public let path: String
+  /// The text is rendered from decoded events: the decoder keeps the key dictionary
+  /// from the first write (the snapshot) on.
+  var decoder = EffectDecoder()
 
   public init(path: String, format: Format) throws(OutputError) {
     self.path = path
@@ -29,7 +32,7 @@ public final class EffectFileWriter {
     case .binary: try write(raw: records)
     case .text:
       let events: [EffectEvent]
-      do { events = try EffectDecoder.decode(records) } catch {
+      do { events = try decoder.decode(records) } catch {
         preconditionFailure("the engine wrote effects its decoder refuses: \(error)")
       }
       try write(raw: EffectText.render(events))

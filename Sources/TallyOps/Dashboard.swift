@@ -25,6 +25,9 @@ public final class DashboardHub: Sendable {
 
   struct State {
     var view = BusinessView()
+    /// The row keys of the voted stream (docs/EFFECTS.md): seeded with the reference
+    /// data's snapshot, then kept by every batch applied.
+    var decoder = EffectDecoder()
     var status = "null"
     var alerts: [String] = []
     var alertsTotal = 0
@@ -47,6 +50,23 @@ public final class DashboardHub: Sendable {
 
   /// The first seq not yet applied.
   public var next: Int64 { state.withLock { $0.view.lastSeq + 1 } }
+
+  /// Learns the row keys of the state the stream starts from (the seq-0 snapshot of the
+  /// reference data), without showing its rows: the view counts from seq 1.
+  public func seed(snapshot: [UInt8]) throws {
+    try state.withLock { s throws(DecodeError) in try s.decoder.learnKeys(snapshot) }
+  }
+
+  /// Decodes and applies a batch of the voted stream, in order (events below `next`,
+  /// already applied, are skipped: their key records are known).
+  public func apply(records: [UInt8]) throws {
+    try state.withLock { s throws(DecodeError) in
+      let fresh = try EffectDecoder.events(records).filter { $0.seq > s.view.lastSeq }
+      guard let from = fresh.first?.range.lowerBound, let to = fresh.last?.range.upperBound else { return }
+      s.view.apply(try s.decoder.decode(Array(records[from..<to])))
+      s.version += 1
+    }
+  }
 
   /// Applies a decoded batch (records of seqs below `next` are dropped).
   public func apply(_ events: [EffectEvent]) {

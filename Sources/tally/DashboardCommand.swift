@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KernelAPI
 import TallyCluster
+import TallyEngine
 import TallyOps
 
 struct DashboardCommand: AsyncParsableCommand {
@@ -40,6 +41,10 @@ struct DashboardCommand: AsyncParsableCommand {
     let configPath = cluster.config
     let data = cluster.dataDir(c)
     let reference = cluster.referenceDir(c)
+    // The stream names rows by id; their keys start with the reference data's snapshot.
+    do { try hub.seed(snapshot: Follower.genesisSnapshot(try FileIO.loadReference(reference))) } catch {
+      fail("dashboard: reference data \(reference): \(error)", code: 2)
+    }
     let executable = selfExecutable()
 
     // The voted stream, from seq 1 (the business view), on its own thread (blocking ZeroMQ).
@@ -50,7 +55,7 @@ struct DashboardCommand: AsyncParsableCommand {
           let tap = StreamTap(config: c) { note("dashboard: " + $0) }
           try tap.run(
             context: context, next: { hub.next },
-            apply: { _, _, records in hub.apply(try EffectDecoder.decode(records)) },
+            apply: { _, _, records in try hub.apply(records: records) },
             idle: { caughtUp in if caughtUp { hub.setStreamError("") } })
         } catch {
           note("dashboard: stream: \(error); retrying")

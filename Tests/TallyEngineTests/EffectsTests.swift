@@ -213,15 +213,22 @@ final class EffectsTests: XCTestCase {
       all.contains { if case .entitlement(_, let e) = $0 { return e.kind == .cash } else { return false } })
   }
 
-  func testEncodingRoundTripsAndRefusesDamage() throws {
+  func testEncodingSplitsIntoEventsAndRefusesDamage() throws {
     let reference = try FileIO.loadReference(Self.basic + "/reference")
     var lines: [ArraySlice<UInt8>] = []
     try EventLines.forEach(files: [Self.basic + "/events.txt"]) { lines.append($0.bytes) }
     let records = try runWithEffects(reference, lines: lines, chunk: 100).records
     let events = try EffectDecoder.decode(records)
-    var w = EffectWriter()
-    for e in events { w.encode(e) }
-    XCTAssertEqual(w.bytes, records, "decode then encode changes bytes")
+    // The framing alone splits the bytes into events; decoding them in order, piece by
+    // piece with one decoder, gives the same events as decoding them at once.
+    let ranges = try EffectDecoder.events(records)
+    XCTAssertEqual(ranges.map(\.seq), events.map(\.seq))
+    XCTAssertEqual(ranges.first?.range.lowerBound, 0)
+    XCTAssertEqual(ranges.last?.range.upperBound, records.count)
+    var decoder = EffectDecoder()
+    var pieces: [EffectEvent] = []
+    for r in ranges { pieces += try decoder.decode(Array(records[r.range])) }
+    XCTAssertEqual(pieces, events)
     // Truncations are refused (except at a record boundary, which decodes a prefix).
     var refused = 0
     for n in stride(from: 1, to: records.count, by: 7) {
@@ -233,6 +240,91 @@ final class EffectsTests: XCTestCase {
     XCTAssertThrowsError(try EffectDecoder.decode(bad))
     XCTAssertThrowsError(try EffectDecoder.decodeFile(records), "no magic")
     XCTAssertEqual(try EffectDecoder.decodeFile(EffectFormat.fileMagic + records), events)
+    var v1 = EffectFormat.fileMagic + records
+    v1[7] = 1
+    XCTAssertThrowsError(try EffectDecoder.decodeFile(v1)) {
+      XCTAssertTrue("\($0)".contains("version 1"), "\($0)")
+    }
+  }
+
+  /// Version 2's dictionary (docs/EFFECTS.md, "Rows are named by id"): events after the
+  /// snapshot name reference rows by id only, so they do not decode alone; a key record
+  /// that skips an id or contradicts a known key is refused; a repeated one (a batch
+  /// delivered twice) is accepted; a lenient decoder names unknown rows by placeholders.
+  func testTheDictionaryRefusesUnknownIdsGapsAndContradictions() throws {
+    let reference = try FileIO.loadReference(Self.basic + "/reference")
+    var lines: [ArraySlice<UInt8>] = []
+    try EventLines.forEach(files: [Self.basic + "/events.txt"]) { lines.append($0.bytes) }
+    let records = try runWithEffects(reference, lines: lines, chunk: 100).records
+    let ranges = try EffectDecoder.events(records)
+    let snapshot = Array(records[ranges[0].range])
+    let rest = Array(records[ranges[1].range.lowerBound...])
+    XCTAssertThrowsError(try EffectDecoder.decode(rest), "events without their snapshot decode") {
+      XCTAssertTrue("\($0)".contains("not in the dictionary"), "\($0)")
+    }
+    var seeded = EffectDecoder()
+    try seeded.learnKeys(snapshot)
+    XCTAssertEqual(try seeded.decode(rest), Array(try EffectDecoder.decode(records).dropFirst()))
+    XCTAssertEqual(seeded.dictionary.participants, ["P0001", "P0002"])
+    // The same batch again: its key records repeat known keys.
+    var twice = EffectDecoder()
+    _ = try twice.decode(records)
+    XCTAssertNoThrow(try twice.decode(rest))
+
+    func keys(_ body: (inout EffectWriter) -> Void) -> [UInt8] {
+      var w = EffectWriter()
+      _ = w.eventHeader(seq: 0, outcome: .snapshot, count: 2)
+      body(&w)
+      return w.bytes
+    }
+    XCTAssertThrowsError(
+      try EffectDecoder.decode(
+        keys {
+          $0.participantKey(1, "P1"); $0.balance(participant: 1, balanceFen: 0)
+        })
+    ) {
+      XCTAssertTrue("\($0)".contains("before row 0"), "\($0)")
+    }
+    XCTAssertThrowsError(
+      try EffectDecoder.decode(
+        keys {
+          $0.participantKey(0, "P1")
+          $0.participantKey(0, "P2")
+        }))
+    XCTAssertNoThrow(
+      try EffectDecoder.decode(
+        keys {
+          $0.participantKey(0, "P1")
+          $0.participantKey(0, "P1")
+        }))
+    // A position naming an account the dictionary lacks.
+    XCTAssertThrowsError(
+      try EffectDecoder.decode(
+        keys {
+          $0.securityKey(0, "600000")
+          $0.positionKey(0, account: 0, security: 0)
+        }))
+    // Lenient: placeholders instead of errors, the values intact.
+    var lenient = EffectDecoder(lenient: true)
+    var w = EffectWriter()
+    _ = w.eventHeader(seq: 9, outcome: .applied, count: 2)
+    w.holding(17, quantity: 100, available: 40, withheld: 0)
+    w.clearing(5, buyQuantity: 1, sellQuantity: 2, buyAmount: 3, sellAmount: 4, fees: SideFees())
+    let events = try lenient.decode(w.bytes)
+    XCTAssertEqual(
+      events,
+      [
+        EffectEvent(
+          seq: 9, outcome: .applied,
+          effects: [
+            .holding(
+              Report.Holding(account: "position#17", security: "", quantity: 100, available: 40, withheld: 0)),
+            .clearing(
+              Report.Clearing(
+                tradeDate: 0, settleDate: 0, participant: "clearing#5", security: "", buyQuantity: 1,
+                sellQuantity: 2, buyAmount: 3, sellAmount: 4, fees: SideFees())),
+          ])
+      ])
   }
 
   /// Identifiers of every length from 1 to 40 bytes (the cursor copies 4-7 and 8-16 bytes
@@ -247,17 +339,19 @@ final class EffectsTests: XCTestCase {
       let security = String(id.reversed())
       let participant = "P" + id
       var oneByOne = EffectWriter()
-      _ = oneByOne.eventHeader(seq: Int64(n), outcome: .applied, count: 4)
+      _ = oneByOne.eventHeader(seq: 0, outcome: .snapshot, count: 10)
+      oneByOne.participantKey(0, participant)
+      oneByOne.accountKey(0, id)
+      oneByOne.securityKey(0, security)
+      oneByOne.clearingKey(0, tradeDate: 20_260_105, settleDate: 20_260_106, participant: 0, security: 0)
+      oneByOne.settlementKey(0, tradeDate: 20_260_105, settleDate: 20_260_106, participant: 0)
+      oneByOne.positionKey(0, account: 0, security: 0)
       oneByOne.clearing(
-        tradeDate: 20_260_105, settleDate: 20_260_106, participant: participant, security: security,
-        buyQuantity: 300, sellQuantity: 0, buyAmount: 3000, sellAmount: -1, fees: SideFees())
-      oneByOne.settlement(
-        tradeDate: 20_260_105, settleDate: 20_260_106, participant: participant, netFen: -3019,
-        status: .pending,
-        settledOn: 0, visible: true)
-      oneByOne.holding(account: id, security: security, quantity: 1200, available: 900, withheld: 300)
+        0, buyQuantity: 300, sellQuantity: 0, buyAmount: 3000, sellAmount: -1, fees: SideFees())
+      oneByOne.settlement(0, netFen: -3019, status: .pending, settledOn: 0, visible: true)
+      oneByOne.holding(0, quantity: 1200, available: 900, withheld: 300)
       oneByOne.tax(
-        tradeDate: 20_260_105, tradeId: id + "T", account: id, security: security, quantity: 100, taxFen: 7)
+        tradeDate: 20_260_105, tradeId: id + "T", account: 0, security: 0, quantity: 100, taxFen: 7)
       var room = EffectWriter()
       func utf8(_ s: String) -> [UInt8] { Array(s.utf8) }
       let (p, s, a, t) = (utf8(participant), utf8(security), utf8(id), utf8(id + "T"))
@@ -266,23 +360,25 @@ final class EffectsTests: XCTestCase {
           a.withUnsafeBytes { a in
             t.withUnsafeBytes { t in
               let size =
-                EffectWriter.eventHeaderBytes
-                + EffectWriter.clearingBytes(participant: p.count, security: s.count)
-                + EffectWriter.settlementBytes(participant: p.count)
-                + EffectWriter.holdingBytes(account: a.count, security: s.count)
-                + EffectWriter.taxBytes(tradeId: t.count, account: a.count, security: s.count)
+                EffectWriter.eventHeaderBytes + EffectWriter.nameKeyBytes(name: p.count)
+                + EffectWriter.nameKeyBytes(name: a.count) + EffectWriter.nameKeyBytes(name: s.count)
+                + EffectWriter.clearingKeyBytes + EffectWriter.settlementKeyBytes
+                + EffectWriter.positionKeyBytes
+                + EffectWriter.clearingBytes + EffectWriter.settlementBytes + EffectWriter.holdingBytes
+                + EffectWriter.taxBytes(tradeId: t.count)
               room.append(bytes: size) { c in
-                c.eventHeader(seq: Int64(n), outcome: .applied, count: 4)
+                c.eventHeader(seq: 0, outcome: .snapshot, count: 10)
+                c.nameKey(.participantKey, 0, p)
+                c.nameKey(.accountKey, 0, a)
+                c.nameKey(.securityKey, 0, s)
+                c.clearingKey(0, tradeDate: 20_260_105, settleDate: 20_260_106, participant: 0, security: 0)
+                c.settlementKey(0, tradeDate: 20_260_105, settleDate: 20_260_106, participant: 0)
+                c.positionKey(0, account: 0, security: 0)
                 c.clearing(
-                  tradeDate: 20_260_105, settleDate: 20_260_106, participant: p, security: s,
-                  buyQuantity: 300,
-                  sellQuantity: 0, buyAmount: 3000, sellAmount: -1, fees: SideFees())
-                c.settlement(
-                  tradeDate: 20_260_105, settleDate: 20_260_106, participant: p, netFen: -3019,
-                  status: .pending,
-                  settledOn: 0, visible: true)
-                c.holding(account: a, security: s, quantity: 1200, available: 900, withheld: 300)
-                c.tax(tradeDate: 20_260_105, tradeId: t, account: a, security: s, quantity: 100, taxFen: 7)
+                  0, buyQuantity: 300, sellQuantity: 0, buyAmount: 3000, sellAmount: -1, fees: SideFees())
+                c.settlement(0, netFen: -3019, status: .pending, settledOn: 0, visible: true)
+                c.holding(0, quantity: 1200, available: 900, withheld: 300)
+                c.tax(tradeDate: 20_260_105, tradeId: t, account: 0, security: 0, quantity: 100, taxFen: 7)
               }
             }
           }
@@ -290,11 +386,15 @@ final class EffectsTests: XCTestCase {
       }
       XCTAssertEqual(room.bytes, oneByOne.bytes, "identifier of \(n) bytes")
       let events = try EffectDecoder.decode(room.bytes)
+      XCTAssertEqual(events.first?.effects.count, 4, "key records are not effects")
+      guard case .clearing(let c) = events.first?.effects[0] else { return XCTFail("no clearing for \(n)") }
+      XCTAssertEqual((c.participant, c.security, c.settleDate), (participant, security, 20_260_106))
       guard case .holding(let h) = events.first?.effects[2] else { return XCTFail("no holding for \(n)") }
       XCTAssertEqual(Array(h.account.utf8), bytes, "identifier of \(n) bytes")
       XCTAssertEqual(h.security, security)
       guard case .tax(let tax) = events.first?.effects[3] else { return XCTFail("no tax for \(n)") }
       XCTAssertEqual(tax.tradeId, id + "T")
+      XCTAssertEqual(tax.account, id)
     }
   }
   func testDigestSeesEveryByteAndIsStable() {

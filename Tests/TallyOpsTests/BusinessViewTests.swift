@@ -21,8 +21,11 @@ final class BusinessViewTests: XCTestCase {
     try EventLines.forEach(files: [Self.basic + "/events.txt"]) { lines.append($0.bytes) }
     var engine = Engine<V1Kernel>(reference: reference)
     engine.enableEffects()
+    // The records name reference rows by id: their keys come with the snapshot.
+    var decoder = EffectDecoder()
+    try decoder.learnKeys(engine.state.snapshotEffects())
     for (i, line) in lines.enumerated() { engine.apply(line: line, seq: Int64(i + 1)) }
-    return try EffectDecoder.decode(engine.takeEffects())
+    return try decoder.decode(engine.takeEffects())
   }
 
   func testTheWorkedExampleGivesTheExpectedFigures() throws {

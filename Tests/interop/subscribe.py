@@ -11,7 +11,7 @@ import time
 
 import zmq
 
-TAG = b"TALLYFX1"
+TAG = b"TALLYFX2"
 M64 = (1 << 64) - 1
 
 
