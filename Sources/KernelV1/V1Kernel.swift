@@ -329,21 +329,10 @@ public struct V1Kernel: Sendable {
       date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
       tradeId: { tradeId })
     var id = t.tradeId
-    var security = t.security
-    var buy = t.buyAccount
-    var sell = t.sellAccount
     id.withUTF8 { i in
-      security.withUTF8 { c in
-        buy.withUTF8 { b in
-          sell.withUTF8 { s in
-            finishTrade(
-              seq: seq, outcome: outcome, rows: rows, tradeIdText: t.tradeId,
-              bytes: TradeBytes(
-                tradeId: UnsafeRawBufferPointer(i), security: UnsafeRawBufferPointer(c),
-                buyAccount: UnsafeRawBufferPointer(b), sellAccount: UnsafeRawBufferPointer(s)))
-          }
-        }
-      }
+      finishTrade(
+        seq: seq, outcome: outcome, rows: rows, tradeIdText: t.tradeId,
+        bytes: TradeBytes(tradeId: UnsafeRawBufferPointer(i)))
     }
     return outcome
   }
@@ -378,18 +367,16 @@ public struct V1Kernel: Sendable {
       tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) })
     finishTrade(
       seq: seq, outcome: outcome, rows: rows, tradeIdText: String(decoding: idBytes, as: UTF8.self),
-      bytes: TradeBytes(
-        tradeId: idBytes, security: bytes(t.security), buyAccount: buyAccountBytes,
-        sellAccount: sellAccountBytes))
+      bytes: TradeBytes(tradeId: idBytes))
     return outcome
   }
 
   /// Ends TRADE `seq` on either path: the applied seq, the rejection row when rejected,
   /// and the event's effects. An applied trade's records are written straight from the
-  /// rows it changed and the trade's own identifier bytes (reading the identifiers from
-  /// the 1M-row account table missed the cache twice a trade: most of the effects'
-  /// cost). `tradeIdText` is only read for a rejection (an autoclosure: no String is
-  /// made for an applied trade).
+  /// rows it changed, rows named by id (reading identifiers from the 1M-row account
+  /// table missed the cache twice a trade: most of version 1's effects cost).
+  /// `tradeIdText` is only read for a rejection (an autoclosure: no String is made for
+  /// an applied trade).
   mutating func finishTrade(
     seq: Int64, outcome: Outcome, rows: TradeRows, tradeIdText: @autoclosure () -> String, bytes: TradeBytes
   ) {
@@ -404,14 +391,10 @@ public struct V1Kernel: Sendable {
     }
   }
 
-  /// A TRADE's identifiers as UTF-8 bytes (fields of its line, or of its Event's
-  /// strings): the texts its effect records carry, equal byte for byte to the
-  /// reference rows they matched.
+  /// A TRADE's trade id as UTF-8 bytes (a field of its line, or its Event's string):
+  /// the one text its effect records carry (in a tax row; rows are named by id).
   struct TradeBytes {
     var tradeId: UnsafeRawBufferPointer
-    var security: UnsafeRawBufferPointer
-    var buyAccount: UnsafeRawBufferPointer
-    var sellAccount: UnsafeRawBufferPointer
   }
 
   /// What a TRADE's identifiers name (nil: unknown). Looked up before any check:
