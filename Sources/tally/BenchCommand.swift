@@ -307,7 +307,9 @@ struct BenchCommand: ParsableCommand {
               "bench:   \(effects ? "with effects:   " : "without effects:") \(fmt(seconds, 3)) s wall, "
                 + "\(fmt(cpuSeconds, 3)) s CPU: \(Int(Double(tradeLines) / seconds)) trades/s"
                 + " (events other than TRADE \(fmt(timing.otherEvents, 3)) s: \(timing.costliest)"
-                + (effects ? "; digest \(fmt(timing.digest, 3)) s)" : ")"))
+                + (effects
+                  ? "; digest \(fmt(timing.digest, 3)) s; \(timing.effectBytes) effect bytes, "
+                    + "\(fmt(Double(timing.effectBytes) / Double(parsed.count), 1)) an event)" : ")"))
             if effects {
               effectCPURates.append(Double(tradeLines) / cpuSeconds)
             } else {
@@ -361,6 +363,8 @@ struct BenchCommand: ParsableCommand {
     var wall = 0.0
     var cpu = 0.0
     var digest = 0.0
+    /// Effect bytes produced (the records a replica digests and keeps for the stream).
+    var effectBytes = 0
     var otherEvents = 0.0
     /// `otherEvents` by record word (OPEN, CLOSE, CANCEL, ...), for the progress line.
     var byRecord: [String: Double] = [:]
@@ -459,6 +463,7 @@ struct BenchCommand: ParsableCommand {
           // As a replica does per journal batch: the records copied out (it keeps them
           // for the voted stream), then digested.
           let batch = engine.takeEffects()
+          timing.effectBytes += batch.count
           let started = clock.now
           digested += EffectDigest.of(batch).count
           timing.digest += (clock.now - started).seconds
