@@ -200,7 +200,7 @@ public struct EffectWriter: Sendable {
   public static let settlementBytes = 5 + 26
   public static let balanceBytes = 5 + 20
   public static let holdingBytes = 5 + 28
-  public static let entitlementBytes = 5 + 37
+  public static let entitlementBytes = 5 + 33
   /// A participant, account or security key record of an identifier of `name` bytes.
   @inlinable public static func nameKeyBytes(name: Int) -> Int { 5 + 8 + name }
   @inlinable public static func taxBytes(tradeId: Int) -> Int { 5 + 8 + tradeId + 24 }
