@@ -24,14 +24,7 @@ extension V2Kernel {
     }
     if effectsOn, case .trade = event, outcome == .applied {
       globals.appliedSeq = seq
-      let t = trades[trades.count - 1]
-      var buyer = accounts[Int(t.buyAccount)].id.text
-      var seller = accounts[Int(t.sellAccount)].id.text
-      buyer.withUTF8 { b in
-        seller.withUTF8 { s in
-          writeTradeEffects(seq: seq, buyer: UnsafeRawBufferPointer(b), seller: UnsafeRawBufferPointer(s))
-        }
-      }
+      writeTradeEffects(seq: seq)
       return outcome
     }
     finish(seq: seq, outcome: outcome, record: event.recordWord) { event.refText }
@@ -72,8 +65,7 @@ extension V2Kernel {
     }
     if outcome == .applied {
       globals.appliedSeq = seq
-      // The holdings' account identifiers straight from the line's bytes.
-      if effectsOn { writeTradeEffects(seq: seq, buyer: buyerBytes, seller: sellerBytes) }
+      if effectsOn { writeTradeEffects(seq: seq) }
       return outcome
     }
     finish(seq: seq, outcome: outcome, record: "TRADE") { String(decoding: idBytes, as: UTF8.self) }
@@ -609,7 +601,6 @@ extension V2Kernel {
     if participantIx.find(id) != nil { return .rejected(.duplicateParticipant) }
     let p = Int32(participants.count)
     participants.append(ParticipantRecord(id: Ident(id), name: name, balance: 0))
-    syncCodes()
     participantIx.insert(id)
     if effectsOn { touched.balance.append(p) }
     return .applied
@@ -635,7 +626,6 @@ extension V2Kernel {
     if securityIx.find(id) != nil { return .rejected(.duplicateSecurity) }
     securityIx.insert(id)
     securities.append(SecurityRecord(code: Ident(id), isin: isin, name: name, kind: kind, issuedQuantity: 0))
-    syncCodes()
     positionsOfSecurity.append([])
     return .applied
   }

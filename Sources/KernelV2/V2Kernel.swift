@@ -27,11 +27,13 @@
 //   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides.
 // - Clearing and settlement keys pack (day ordinal, participant, security) into one
 //   Int64; a CANCEL finds a trade's four rows again by key (no per-trade links kept).
-// - Effects: an applied TRADE writes its records itself (V2Encoding.swift: one stack
-//   buffer sized up front, one copy into the output, identifier bytes from one arena),
-//   accounts straight from the line; other events collect the row numbers they touched
-//   per effect kind and write them at their end, sorted by row number (= creation
-//   number) and deduplicated (an OPEN's many holdings through V2's encoder too).
+// - Effects (encoding version 2: rows named by canonical row id, each key written once):
+//   an applied TRADE writes its records itself (V2Encoding.swift: one stack buffer
+//   sized up front, one copy into the output, no identifier string read); a row is
+//   "new" (gets its key record) when its id is at or above the per-table count of rows
+//   already named (`keyed`); other events collect the row ids they touched per effect
+//   kind and write them at their end, sorted by id and deduplicated (an OPEN's many
+//   holdings through V2's encoder too). V2Output.swift's header says more.
 //   `takeEffects(into:)` swaps buffers with the caller.
 // - Capacity: positions and the lot pool are reserved at init for a day's growth
 //   (reserved, never-written pages cost no memory; a later grow would copy them).
@@ -244,8 +246,9 @@ public struct V2Kernel: BusinessKernel {
   var fx = EffectWriter()
   /// The effect bytes of the events applied since the last take.
   var fxOut: [UInt8] = []
-  /// Identifier bytes of participants and securities, for V2's own effect encoder.
-  var codes = V2Codes()
+  /// Rows the effect stream has named (key records), per keyed table: rows at or above
+  /// these counts get key records at the end of the event that created them.
+  var keyed = V2Keyed()
   /// The settle date of the last trade date written (a calendar search saved per trade).
   var settleCache: (tradeDate: Int32, settleDate: Int32) = (0, 0)
   var touched = Touched()
@@ -321,6 +324,8 @@ public struct V2Kernel: BusinessKernel {
     }
     positionIx = pos
     rebuildDerived()
+    // The opening rows are named by the seq-0 snapshot.
+    markAllKeyed()
   }
 
   public var appliedSeq: Int64 { globals.appliedSeq }
@@ -378,8 +383,6 @@ public struct V2Kernel: BusinessKernel {
   /// Builds every derived index from the canonical rows, incrementally over rows not
   /// indexed yet (rows never change their keys), and recomputes the scheduled work.
   mutating func rebuildDerived() {
-    codes = V2Codes()
-    syncCodes()
     while participantIx.count < participants.count {
       participantIx.insert(participants[participantIx.count].id.text)
     }
@@ -429,19 +432,6 @@ public struct V2Kernel: BusinessKernel {
     creditsByPayDate = [:]
     for (i, e) in entitlements.enumerated() where e.kind == .shares && !e.credited {
       creditsByPayDate[e.payDate, default: []].append(Int32(i))
-    }
-  }
-
-  /// Keeps `codes` in step with the participant and security rows.
-  mutating func syncCodes() {
-    if codes.participants.count > participants.count || codes.securities.count > securities.count {
-      codes = V2Codes()
-    }
-    while codes.participants.count < participants.count {
-      codes.participants.append(codes.add(participants[codes.participants.count].id.text))
-    }
-    while codes.securities.count < securities.count {
-      codes.securities.append(codes.add(securities[codes.securities.count].code.text))
     }
   }
 

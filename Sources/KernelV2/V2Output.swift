@@ -1,12 +1,52 @@
-// V2Kernel: effects (docs/EFFECTS.md), canonical rows and change tracking
-// (docs/CANONICAL-ROWS.md), restore, SPEC §5 report and self-check.
+// V2Kernel: effects (docs/EFFECTS.md, encoding version 2), canonical rows and change
+// tracking (docs/CANONICAL-ROWS.md), restore, SPEC §5 report and self-check.
+//
+// Effects, version 2 (rows named by canonical row id, keys written once):
+// - Which rows get key records: V2 keeps, per keyed table (participants, accounts,
+//   securities, clearing, settlement, positions), the count of rows the stream has
+//   already named (`keyed`, V2Keyed). Every row at or above that count when an event
+//   ends was created by that event and gets its key record there, in kind order then
+//   by id, before the event's value records; the counts then move to the tables'
+//   ends. Ids are dense and in creation order, so "created by this event" is exactly
+//   "id ≥ count before it": no per-row flag, no list of new rows. The counts are set
+//   to the tables' ends when the kernel is made (the seq-0 snapshot carries the
+//   reference rows), when effects are enabled mid-run, and after a restore from
+//   stored rows: every row existing then is named by the stream before (its snapshot).
+// - An applied TRADE writes its records itself (V2Encoding.swift, V2's own encoder
+//   written from docs/EFFECTS.md): one stack buffer sized up front, one copy into the
+//   output. Its new rows are known from the row ids the apply returned against the
+//   counts (at most the buyer's and seller's clearing and settlement rows and the
+//   buyer's position), their keys from the trade's own ids: a TRADE reads no
+//   identifier string (only a taxed sale's trade id, which the tax record carries).
+// - Other events collect the row ids they touched per effect kind and write them at
+//   their end, sorted by id and deduplicated: clearing, settlement, balance, tax,
+//   tax_removed and rejection records through KernelAPI's EffectWriter; holdings (an
+//   OPEN's many) and entitlements (a CLOSE's many) through V2's encoder, fixed-size
+//   records written straight into the output (one new buffer for a large event).
+//   Entitlements must not go through EffectWriter.entitlement: its room
+//   (`entitlementBytes`, 5 + 37) is 4 bytes larger than the version 2 record (5 + 33:
+//   ordinal, security id, two dates, account id, kind, value), and it traps.
+// - `snapshotEffects()`: the SNAPSHOT header, the key records of every row of the six
+//   keyed tables (kind order, ids ascending, hidden rows too), then the values in the
+//   snapshot order of docs/EFFECTS.md.
 
 import KernelAPI
 
 extension V2Kernel {
   // MARK: - Effects
 
-  public mutating func enableEffects() { effectsOn = true }
+  public mutating func enableEffects() {
+    effectsOn = true
+    // Rows existing now are named by the snapshot a stream starts from.
+    markAllKeyed()
+  }
+
+  /// Every existing row counts as named by the stream (its snapshot).
+  mutating func markAllKeyed() {
+    keyed = V2Keyed(
+      participants: participants.count, accounts: accounts.count, securities: securities.count,
+      clearing: clearingRows.count, settlement: settlementRows.count, positions: positions.count)
+  }
 
   public mutating func takeEffects() -> [UInt8] {
     var out: [UInt8] = []
@@ -21,154 +61,110 @@ extension V2Kernel {
     if fxOut.capacity > 16 << 20 { fxOut = [] } else { fxOut.removeAll(keepingCapacity: true) }
   }
 
-  /// An applied TRADE's records: its two clearing rows, two settlement rows and two
-  /// holdings (each once, by row number), then its tax row. V2 encodes these itself
-  /// (docs/EFFECTS.md, version 1) into one stack buffer sized up front and appends it
-  /// with one copy: no per-record growth of the output, no per-event lists. Measured
-  /// (perf, 1M-trade day): the encoders are static and reach the rows through pointers
-  /// taken once (a method of `self` called inside the closures cost a retain and
-  /// release per trade, ~45% of this function's samples), and they read only the
-  /// fields the apply has just written (a copy of a whole clearing row also loaded
-  /// its first cache line, which the apply never touches: those misses were a third
-  /// of the function's samples).
-  mutating func writeTradeEffects(seq: Int64, buyer: UnsafeRawBufferPointer, seller: UnsafeRawBufferPointer) {
+  /// An applied TRADE's records: the key records of the rows it created (clearing,
+  /// settlement, then the buyer's position, each by id), its one or two clearing rows,
+  /// one or two settlement rows and one or two holdings (each once, by row id), then
+  /// its tax row. Encoded by V2 into one stack buffer sized up front and appended with
+  /// one copy. The encoders reach the rows through pointers taken once and read only
+  /// the value fields the apply has just written; the keys come from the trade row's
+  /// ids (no identifier string is read, no clearing row's key fields).
+  mutating func writeTradeEffects(seq: Int64) {
     let t = lastTrade
-    let c0 = Int(min(t.buyClearing, t.sellClearing))
-    let c1 = Int(max(t.buyClearing, t.sellClearing))
-    let s0 = Int(min(t.buySettlement, t.sellSettlement))
-    let s1 = Int(max(t.buySettlement, t.sellSettlement))
-    let samePosition = t.sellPosition == t.buyPosition
-    let n = (c0 == c1 ? 1 : 2) + (s0 == s1 ? 1 : 2) + (samePosition ? 1 : 2) + (t.taxed ? 1 : 0)
-    // The rows' keys (date, participant, security) are the trade's: read from the trade
-    // row the apply has just appended, not from the clearing rows' first cache line,
-    // which the apply does not touch (those loads missed: ~30% of this function).
+    let c0 = min(t.buyClearing, t.sellClearing)
+    let c1 = max(t.buyClearing, t.sellClearing)
+    let s0 = min(t.buySettlement, t.sellSettlement)
+    let s1 = max(t.buySettlement, t.sellSettlement)
+    let h0 = min(t.sellPosition, t.buyPosition)
+    let h1 = max(t.sellPosition, t.buyPosition)
     let i = Int(t.trade)
     let date = trades[i].date
     if settleCache.tradeDate != date { settleCache = (date, nextTradingDay(date)) }
     let settle = settleCache.settleDate
-    let (first, second) =
-      samePosition || t.sellPosition < t.buyPosition
-      ? ((Int(t.sellPosition), seller), (Int(t.buyPosition), buyer))
-      : ((Int(t.buyPosition), buyer), (Int(t.sellPosition), seller))
     let buyParticipant = trades[i].buyParticipant
     let sellParticipant = trades[i].sellParticipant
-    let participant0 = c0 == Int(t.buyClearing) ? buyParticipant : sellParticipant
-    let participant1 = c1 == Int(t.buyClearing) ? buyParticipant : sellParticipant
-    let secRange = codes.securities[Int(trades[i].security)]
-    let p0Range = codes.participants[Int(participant0)]
-    let p1Range = codes.participants[Int(participant1)]
-    let q0IsP0 = (s0 == Int(t.buySettlement) ? buyParticipant : sellParticipant) == participant0
-    let q1IsP0 = (s1 == Int(t.buySettlement) ? buyParticipant : sellParticipant) == participant0
-    // The tax row: the trade's own fields (its id as stored, the seller's account bytes).
+    let security = trades[i].security
+    let buyAccount = trades[i].buyAccount
+    let participantC0 = c0 == t.buyClearing ? buyParticipant : sellParticipant
+    let participantC1 = c1 == t.buyClearing ? buyParticipant : sellParticipant
+    let participantS0 = s0 == t.buySettlement ? buyParticipant : sellParticipant
+    let participantS1 = s1 == t.buySettlement ? buyParticipant : sellParticipant
+    // The rows this trade created: ids at or above the counts already named.
+    let newC0 = Int(c0) >= keyed.clearing
+    let newC1 = c1 != c0 && Int(c1) >= keyed.clearing
+    let newS0 = Int(s0) >= keyed.settlement
+    let newS1 = s1 != s0 && Int(s1) >= keyed.settlement
+    let newPosition = Int(t.buyPosition) >= keyed.positions
+    let keys =
+      (newC0 ? 1 : 0) + (newC1 ? 1 : 0) + (newS0 ? 1 : 0) + (newS1 ? 1 : 0) + (newPosition ? 1 : 0)
+    precondition(
+      clearingRows.count - keyed.clearing == (newC0 ? 1 : 0) + (newC1 ? 1 : 0)
+        && settlementRows.count - keyed.settlement == (newS0 ? 1 : 0) + (newS1 ? 1 : 0)
+        && positions.count - keyed.positions == (newPosition ? 1 : 0),
+      "V2: a trade created rows other than its own")
+    keyed.clearing = clearingRows.count
+    keyed.settlement = settlementRows.count
+    keyed.positions = positions.count
+    let n = keys + (c0 == c1 ? 1 : 2) + (s0 == s1 ? 1 : 2) + (h0 == h1 ? 1 : 2) + (t.taxed ? 1 : 0)
+    // The tax row: the trade's own fields (its id as stored, the seller's account id).
     var taxId = ""
-    var tax: (quantity: Int64, taxFen: Int64) = (0, 0)
+    var tax: (quantity: Int64, taxFen: Int64, seller: Int32) = (0, 0, 0)
     if t.taxed {
       taxId = trades[i].tradeId.text
-      tax = (trades[i].quantity, trades[i].taxFen)
+      tax = (trades[i].quantity, trades[i].taxFen, trades[i].sellAccount)
     }
-    // The output leaves `self` while `self`'s rows and code arena are read: no
-    // exclusivity conflict, no retain of the arena.
+    var size = V2RecordBytes.eventHeader
+    size += (newC0 ? 1 : 0) * V2RecordBytes.clearingKey + (newC1 ? 1 : 0) * V2RecordBytes.clearingKey
+    size += (newS0 ? 1 : 0) * V2RecordBytes.settlementKey + (newS1 ? 1 : 0) * V2RecordBytes.settlementKey
+    size += (newPosition ? 1 : 0) * V2RecordBytes.positionKey
+    size += (c0 == c1 ? 1 : 2) * V2RecordBytes.clearing
+    size += (s0 == s1 ? 1 : 2) * V2RecordBytes.settlement
+    size += (h0 == h1 ? 1 : 2) * V2RecordBytes.holding
+    // The output leaves `self` while `self`'s rows are read: no exclusivity conflict.
     var out: [UInt8] = []
     swap(&out, &fxOut)
     defer { swap(&out, &fxOut) }
     taxId.withUTF8 { idBytes in
       let taxIdBytes = UnsafeRawBufferPointer(idBytes)
-      codes.arena.withUnsafeBytes { arena in
-        clearingRows.withUnsafeBufferPointer { cr in
-          settlementRows.withUnsafeBufferPointer { sr in
-            positions.withUnsafeBufferPointer { pos in
-              let secCode = V2Codes.slice(arena, secRange)
-              let p0 = V2Codes.slice(arena, p0Range)
-              let p1 = V2Codes.slice(arena, p1Range)
-              let q0 = q0IsP0 ? p0 : p1
-              let q1 = q1IsP0 ? p0 : p1
-              var size = 18
-              size += 5 + 8 + 4 + p0.count + 4 + secCode.count + 80
-              if c1 != c0 { size += 5 + 8 + 4 + p1.count + 4 + secCode.count + 80 }
-              size += 5 + 8 + 4 + q0.count + 22
-              if s1 != s0 { size += 5 + 8 + 4 + q1.count + 22 }
-              size += 5 + 4 + first.1.count + 4 + secCode.count + 24
-              if !samePosition { size += 5 + 4 + second.1.count + 4 + secCode.count + 24 }
-              let taxBody = 4 + 4 + taxIdBytes.count + 4 + seller.count + 4 + secCode.count + 16
-              if t.taxed { size += 5 + taxBody }
-              withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { buffer in
-                var c = V2Cursor(buffer.baseAddress!)
-                c.record(EffectKind.event, 13)
-                c.i64(seq)
-                c.u8(EffectOutcome.applied.rawValue)
-                c.i32(Int32(n))
-                Self.encodeClearing(cr.baseAddress! + c0, date, settle, p0, secCode, &c)
-                if c1 != c0 { Self.encodeClearing(cr.baseAddress! + c1, date, settle, p1, secCode, &c) }
-                Self.encodeSettlement(sr.baseAddress! + s0, date, settle, q0, &c)
-                if s1 != s0 { Self.encodeSettlement(sr.baseAddress! + s1, date, settle, q1, &c) }
-                Self.encodeHolding(pos.baseAddress! + first.0, first.1, secCode, &c)
-                if !samePosition { Self.encodeHolding(pos.baseAddress! + second.0, second.1, secCode, &c) }
-                if t.taxed {
-                  c.record(EffectKind.tax, taxBody)
-                  c.i32(date)
-                  c.bytes(taxIdBytes)
-                  c.bytes(seller)
-                  c.bytes(secCode)
-                  c.i64(tax.quantity)
-                  c.i64(tax.taxFen)
-                }
-                precondition(c.p == buffer.baseAddress! + size, "V2: trade effects size mismatch")
-                out.append(contentsOf: UnsafeRawBufferPointer(buffer))
+      if t.taxed { size += V2RecordBytes.tax(tradeId: taxIdBytes.count) }
+      clearingRows.withUnsafeBufferPointer { cr in
+        settlementRows.withUnsafeBufferPointer { sr in
+          positions.withUnsafeBufferPointer { pos in
+            withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { buffer in
+              var c = V2Cursor(buffer.baseAddress!)
+              c.eventHeader(seq: seq, outcome: .applied, count: n)
+              if newC0 {
+                c.clearingKey(
+                  c0, tradeDate: date, settleDate: settle, participant: participantC0, security: security)
               }
+              if newC1 {
+                c.clearingKey(
+                  c1, tradeDate: date, settleDate: settle, participant: participantC1, security: security)
+              }
+              if newS0 {
+                c.settlementKey(s0, tradeDate: date, settleDate: settle, participant: participantS0)
+              }
+              if newS1 {
+                c.settlementKey(s1, tradeDate: date, settleDate: settle, participant: participantS1)
+              }
+              if newPosition { c.positionKey(t.buyPosition, account: buyAccount, security: security) }
+              c.clearing(c0, cr.baseAddress! + Int(c0))
+              if c1 != c0 { c.clearing(c1, cr.baseAddress! + Int(c1)) }
+              c.settlement(s0, sr.baseAddress! + Int(s0))
+              if s1 != s0 { c.settlement(s1, sr.baseAddress! + Int(s1)) }
+              c.holding(h0, pos.baseAddress! + Int(h0))
+              if h1 != h0 { c.holding(h1, pos.baseAddress! + Int(h1)) }
+              if t.taxed {
+                c.tax(
+                  tradeDate: date, tradeId: taxIdBytes, account: tax.seller, security: security,
+                  quantity: tax.quantity, taxFen: tax.taxFen)
+              }
+              precondition(c.p == buffer.baseAddress! + size, "V2: trade effects size mismatch")
+              out.append(contentsOf: UnsafeRawBufferPointer(buffer))
             }
           }
         }
       }
     }
-  }
-
-  @inline(__always)
-  static func encodeClearing(
-    _ r: UnsafePointer<ClearingRecord>, _ date: Int32, _ settle: Int32, _ participant: UnsafeRawBufferPointer,
-    _ security: UnsafeRawBufferPointer, _ c: inout V2Cursor
-  ) {
-    c.record(EffectKind.clearing, 8 + 4 + participant.count + 4 + security.count + 80)
-    c.i32(date)
-    c.i32(settle)
-    c.bytes(participant)
-    c.bytes(security)
-    c.i64(r.pointee.buyQuantity)
-    c.i64(r.pointee.sellQuantity)
-    c.i128(r.pointee.buyAmount)
-    c.i128(r.pointee.sellAmount)
-    c.i64(r.pointee.fees.handling)
-    c.i64(r.pointee.fees.regulatory)
-    c.i64(r.pointee.fees.transfer)
-    c.i64(r.pointee.fees.stamp)
-  }
-
-  @inline(__always)
-  static func encodeSettlement(
-    _ r: UnsafePointer<SettlementRecord>, _ date: Int32, _ settle: Int32,
-    _ participant: UnsafeRawBufferPointer,
-    _ c: inout V2Cursor
-  ) {
-    c.record(EffectKind.settlement, 8 + 4 + participant.count + 22)
-    c.i32(date)
-    c.i32(settle)
-    c.bytes(participant)
-    c.i128(r.pointee.netFen)
-    c.u8(r.pointee.status.rawValue)
-    c.i32(r.pointee.settledOn)
-    c.u8(r.pointee.liveSides > 0 ? 1 : 0)
-  }
-
-  @inline(__always)
-  static func encodeHolding(
-    _ p: UnsafePointer<V2Position>, _ account: UnsafeRawBufferPointer, _ security: UnsafeRawBufferPointer,
-    _ c: inout V2Cursor
-  ) {
-    c.record(EffectKind.holding, 4 + account.count + 4 + security.count + 24)
-    c.bytes(account)
-    c.bytes(security)
-    c.i64(p.pointee.quantity)
-    c.i64(p.pointee.available)
-    c.i64(p.pointee.withheld)
   }
 
   /// Moves what the EffectWriter holds (events other than applied TRADEs) to the output.
@@ -193,6 +189,36 @@ extension V2Kernel {
     a.removeLast(a.count - w)
   }
 
+  /// Key records of the rows not named yet (created by the event ending), by kind then id.
+  var unkeyedRows: Int {
+    (participants.count - keyed.participants) + (accounts.count - keyed.accounts)
+      + (securities.count - keyed.securities) + (clearingRows.count - keyed.clearing)
+      + (settlementRows.count - keyed.settlement) + (positions.count - keyed.positions)
+  }
+
+  /// Writes the key records of rows `from` (a table's first unnamed row, per table) to
+  /// the tables' ends: participants, accounts, securities, clearing, settlement,
+  /// positions (docs/EFFECTS.md kinds 0x02-0x07), each by ascending id.
+  func writeKeys(from k: V2Keyed, into w: inout EffectWriter) {
+    for i in k.participants..<participants.count { w.participantKey(Int32(i), participants[i].id.text) }
+    for i in k.accounts..<accounts.count { w.accountKey(Int32(i), accounts[i].id.text) }
+    for i in k.securities..<securities.count { w.securityKey(Int32(i), securities[i].code.text) }
+    for i in k.clearing..<clearingRows.count {
+      let c = clearingRows[i]
+      w.clearingKey(
+        Int32(i), tradeDate: c.tradeDate, settleDate: nextTradingDay(c.tradeDate), participant: c.participant,
+        security: c.security)
+    }
+    for i in k.settlement..<settlementRows.count {
+      let s = settlementRows[i]
+      w.settlementKey(
+        Int32(i), tradeDate: s.tradeDate, settleDate: nextTradingDay(s.tradeDate), participant: s.participant)
+    }
+    for i in k.positions..<positions.count {
+      w.positionKey(Int32(i), account: positions[i].account, security: positions[i].security)
+    }
+  }
+
   mutating func writeEventEffects(seq: Int64, outcome: Outcome) {
     // The writer leaves `self` while rows are written through `self`'s (non-mutating)
     // row writers: no second reference to its buffer, so no copy-on-write per record.
@@ -203,8 +229,12 @@ extension V2Kernel {
       touched.reset()
       flushWriter()
     }
+    // Rows the event created (a rejected event creates none): named first.
+    let keys = unkeyedRows
     if case .rejected = outcome {
-      _ = w.eventHeader(seq: seq, outcome: .rejected, count: 1)
+      _ = w.eventHeader(seq: seq, outcome: .rejected, count: keys + 1)
+      if keys > 0 { writeKeys(from: keyed, into: &w) }
+      markAllKeyed()
       writeRejection(rejections.count - 1, into: &w)
       return
     }
@@ -217,184 +247,114 @@ extension V2Kernel {
     let n =
       touched.clearing.count + touched.settlement.count + touched.balance.count + touched.holding.count
       + touched.entitlements.count + touched.tax.count + touched.taxRemoved.count
-    _ = w.eventHeader(seq: seq, outcome: .applied, count: n)
+    _ = w.eventHeader(seq: seq, outcome: .applied, count: keys + n)
+    if keys > 0 { writeKeys(from: keyed, into: &w) }
+    markAllKeyed()
     for c in touched.clearing { writeClearing(c, into: &w) }
     for s in touched.settlement { writeSettlement(s, into: &w) }
     for p in touched.balance { writeBalance(p, into: &w) }
-    if !touched.holding.isEmpty {
-      // An OPEN may write a holding per position bought the day before: V2's encoder
-      // writes them straight into the output (no second copy of a large buffer).
+    if !touched.holding.isEmpty || !touched.entitlements.isEmpty {
+      // An OPEN may write a holding per position bought the day before, a CLOSE an
+      // entitlement per holder: V2's encoder writes them straight into the output (no
+      // second copy of a large buffer), after the records written so far.
       if w.count > 0 {
         fxOut.append(contentsOf: w.bytes)
         w.removeAll()
       }
-      appendHoldings(touched.holding)
+      var out: [UInt8] = []
+      swap(&out, &fxOut)
+      appendHoldings(touched.holding, into: &out)
+      appendEntitlements(touched.entitlements, into: &out)
+      swap(&out, &fxOut)
     }
-    for e in touched.entitlements { writeEntitlement(e, into: &w) }
     for x in touched.tax { writeTax(x, into: &w) }
     for x in touched.taxRemoved {
       w.taxRemoved(tradeDate: trades[Int(x)].date, tradeId: trades[Int(x)].tradeId.text)
     }
   }
 
-  /// The holding records of `ids`, appended to the output by V2's encoder. An OPEN
-  /// releasing a day's purchases writes ~1M of them (53 MB on the 1M-trade day): they
-  /// are written in place into a new buffer made with room for them, through
-  /// pointers taken once (no append, no uniqueness check, no retain per record),
-  /// each group of 16 account rows read back to back first (their misses overlap).
-  mutating func appendHoldings(_ ids: [Int32]) {
-    var out: [UInt8] = []
-    swap(&out, &fxOut)
-    defer { swap(&out, &fxOut) }
-    if ids.count < 1024 {
-      // A few holdings (a CANCEL's, a SETTLE's): appended one by one (a new buffer
-      // would copy the batch's bytes so far each time).
-      for id in ids {
-        var account = accounts[Int(positions[Int(id)].account)].id.text
-        let range = codes.securities[Int(positions[Int(id)].security)]
-        account.withUTF8 { a in
-          codes.arena.withUnsafeBytes { arena in
-            let sec = V2Codes.slice(arena, range)
-            withUnsafeTemporaryAllocation(byteCount: 5 + 4 + a.count + 4 + sec.count + 24, alignment: 8) {
-              buffer in
-              var c = V2Cursor(buffer.baseAddress!)
-              positions.withUnsafeBufferPointer { pos in
-                Self.encodeHolding(pos.baseAddress! + Int(id), UnsafeRawBufferPointer(a), sec, &c)
-              }
-              precondition(c.p == buffer.baseAddress! + buffer.count, "V2: holding record size mismatch")
-              out.append(contentsOf: UnsafeRawBufferPointer(buffer))
-            }
-          }
+  /// Appends `count` records of `recordBytes` bytes each, record `j` written by
+  /// `write(&cursor, j)` (V2's encoder). Many (an OPEN releasing a day's purchases:
+  /// ~1M holdings, 33 MB on the 1M-trade day) are written in place into one new buffer
+  /// made with room for them (the bytes so far copied once, slack left for the rest of
+  /// the batch), through a pointer taken once: no append, no uniqueness check per
+  /// record. A few (a CANCEL's, a SETTLE's) are appended one by one from the stack.
+  static func appendFixed(
+    count: Int, recordBytes: Int, into out: inout [UInt8], _ write: (inout V2Cursor, Int) -> Void
+  ) {
+    if count == 0 { return }
+    let bytes = count * recordBytes
+    if count < 1024 || out.capacity - out.count >= bytes {
+      withUnsafeTemporaryAllocation(byteCount: recordBytes, alignment: 8) { buffer in
+        for j in 0..<count {
+          var c = V2Cursor(buffer.baseAddress!)
+          write(&c, j)
+          precondition(c.p == buffer.baseAddress! + recordBytes, "V2: effect record size mismatch")
+          out.append(contentsOf: UnsafeRawBufferPointer(buffer))
         }
       }
       return
     }
-    var sink: UInt8 = 0
-    var k = 0
+    let old = out.count
+    let total = old + bytes
+    let next = [UInt8](unsafeUninitializedCapacity: total + (1 << 20)) { buffer, initialized in
+      let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+      out.withUnsafeBytes { o in
+        if o.count > 0 { base.copyMemory(from: o.baseAddress!, byteCount: o.count) }
+      }
+      var c = V2Cursor(base + old)
+      for j in 0..<count { write(&c, j) }
+      precondition(c.p == base + total, "V2: effect records size mismatch")
+      initialized = total
+    }
+    out = next
+  }
+
+  /// The holding records of positions `ids` (ascending), by V2's encoder.
+  func appendHoldings(_ ids: [Int32], into out: inout [UInt8]) {
     positions.withUnsafeBufferPointer { pos in
-      accounts.withUnsafeBufferPointer { acc in
-        codes.securities.withUnsafeBufferPointer { secs in
-          codes.arena.withUnsafeBytes { arena in
-            ids.withUnsafeBufferPointer { ids in
-              var written = 0
-              var slack = 4096
-              while k < ids.count {
-                // Room for the rest at the average record size so far (64 bytes before
-                // the first): a longer identifier than foreseen only means one more round.
-                let perRecord = k == 0 ? 64 : max(64, written / k + 8)
-                let room = out.count + (ids.count - k) * perRecord + slack
-                let before = k
-                var next = [UInt8](unsafeUninitializedCapacity: room) { buffer, initialized in
-                  let base = UnsafeMutableRawPointer(buffer.baseAddress!)
-                  out.withUnsafeBytes { old in
-                    if old.count > 0 { base.copyMemory(from: old.baseAddress!, byteCount: old.count) }
-                  }
-                  var at = out.count
-                  var full = false
-                  while k < ids.count && !full {
-                    let end = min(k + 16, ids.count)
-                    for j in k..<end {
-                      let a = acc.baseAddress! + Int(pos[Int(ids[j])].account)
-                      let r = UnsafeRawPointer(a)
-                      sink &+=
-                        r.load(as: UInt8.self)
-                        &+ r.load(
-                          fromByteOffset: MemoryLayout<AccountRecord>.size - 1, as: UInt8.self)
-                    }
-                    for j in k..<end {
-                      let p = pos.baseAddress! + Int(ids[j])
-                      let sec = V2Codes.slice(arena, secs[Int(p.pointee.security)])
-                      var account = acc[Int(p.pointee.account)].id.text
-                      let size = account.withUTF8 { a -> Int in
-                        let size = 5 + 4 + a.count + 4 + sec.count + 24
-                        if at + size > room { return 0 }
-                        var c = V2Cursor(base + at)
-                        Self.encodeHolding(p, UnsafeRawBufferPointer(a), sec, &c)
-                        return size
-                      }
-                      if size == 0 {
-                        full = true
-                        break
-                      }
-                      at += size
-                      k += 1
-                    }
-                  }
-                  initialized = at
-                }
-                if k == before {
-                  precondition(slack < EffectFormat.recordBytesMax, "V2: no room for a holding record")
-                  slack *= 2
-                }
-                written += next.count - out.count
-                swap(&out, &next)
-              }
-            }
-          }
-        }
+      Self.appendFixed(count: ids.count, recordBytes: V2RecordBytes.holding, into: &out) { c, j in
+        c.holding(ids[j], pos.baseAddress! + Int(ids[j]))
       }
     }
-    prefetchSink &+= Int64(sink)
+  }
+
+  /// The entitlement records of `ids` (by ordinal = row id), by V2's encoder.
+  func appendEntitlements(_ ids: Range<Int32>, into out: inout [UInt8]) {
+    entitlements.withUnsafeBufferPointer { ent in
+      Self.appendFixed(count: ids.count, recordBytes: V2RecordBytes.entitlement, into: &out) { c, j in
+        let id = ids.lowerBound + Int32(j)
+        c.entitlement(id, ent.baseAddress! + Int(id))
+      }
+    }
   }
 
   func writeClearing(_ id: Int32, into w: inout EffectWriter) {
-    writeClearing(id, settle: nextTradingDay(clearingRows[Int(id)].tradeDate), into: &w)
-  }
-
-  func writeClearing(_ id: Int32, settle: Int32, into w: inout EffectWriter) {
     let c = clearingRows[Int(id)]
     w.clearing(
-      tradeDate: c.tradeDate, settleDate: settle,
-      participant: participants[Int(c.participant)].id.text,
-      security: securities[Int(c.security)].code.text, buyQuantity: c.buyQuantity,
-      sellQuantity: c.sellQuantity,
-      buyAmount: c.buyAmount, sellAmount: c.sellAmount, fees: c.fees)
+      id, buyQuantity: c.buyQuantity, sellQuantity: c.sellQuantity, buyAmount: c.buyAmount,
+      sellAmount: c.sellAmount, fees: c.fees)
   }
 
   func writeSettlement(_ id: Int32, into w: inout EffectWriter) {
-    writeSettlement(id, settle: nextTradingDay(settlementRows[Int(id)].tradeDate), into: &w)
-  }
-
-  func writeSettlement(_ id: Int32, settle: Int32, into w: inout EffectWriter) {
     let s = settlementRows[Int(id)]
-    w.settlement(
-      tradeDate: s.tradeDate, settleDate: settle,
-      participant: participants[Int(s.participant)].id.text,
-      netFen: s.netFen, status: s.status, settledOn: s.settledOn, visible: s.liveSides > 0)
+    w.settlement(id, netFen: s.netFen, status: s.status, settledOn: s.settledOn, visible: s.liveSides > 0)
   }
 
   func writeBalance(_ id: Int32, into w: inout EffectWriter) {
-    let p = participants[Int(id)]
-    w.balance(participant: p.id.text, balanceFen: p.balance)
+    w.balance(participant: id, balanceFen: participants[Int(id)].balance)
   }
 
   func writeHolding(_ id: Int32, into w: inout EffectWriter) {
     let p = positions[Int(id)]
-    w.holding(
-      account: accounts[Int(p.account)].id.text, security: securities[Int(p.security)].code.text,
-      quantity: p.quantity, available: p.available, withheld: p.withheld)
-  }
-
-  /// A holding whose account identifier's bytes the caller has at hand.
-  func writeHolding(_ id: Int32, account: UnsafeRawBufferPointer, into w: inout EffectWriter) {
-    let p = positions[Int(id)]
-    w.holding(
-      accountBytes: account, security: securities[Int(p.security)].code.text,
-      quantity: p.quantity, available: p.available, withheld: p.withheld)
-  }
-
-  func writeEntitlement(_ id: Int32, into w: inout EffectWriter) {
-    let e = entitlements[Int(id)]
-    w.entitlement(
-      ordinal: Int64(id), security: securities[Int(e.security)].code.text, recordDate: e.recordDate,
-      payDate: e.payDate, account: accounts[Int(e.account)].id.text, kind: e.kind, value: e.value)
+    w.holding(id, quantity: p.quantity, available: p.available, withheld: p.withheld)
   }
 
   func writeTax(_ id: Int32, into w: inout EffectWriter) {
     let t = trades[Int(id)]
     w.tax(
-      tradeDate: t.date, tradeId: t.tradeId.text, account: accounts[Int(t.sellAccount)].id.text,
-      security: securities[Int(t.security)].code.text, quantity: t.quantity, taxFen: t.taxFen)
+      tradeDate: t.date, tradeId: t.tradeId.text, account: t.sellAccount, security: t.security,
+      quantity: t.quantity, taxFen: t.taxFen)
   }
 
   func writeRejection(_ index: Int, into w: inout EffectWriter) {
@@ -405,8 +365,12 @@ extension V2Kernel {
   public func snapshotEffects() -> [UInt8] {
     var w = EffectWriter()
     let header = w.eventHeader(seq: globals.appliedSeq, outcome: .snapshot, count: 0)
-    var n = 0
-    // Observed canonical snapshot order: balances first, then the other kinds.
+    // The key of every row of the six keyed tables, hidden rows too.
+    writeKeys(from: V2Keyed(), into: &w)
+    var n =
+      participants.count + accounts.count + securities.count + clearingRows.count + settlementRows.count
+      + positions.count
+    // docs/EFFECTS.md's snapshot order: balances, then the other kinds, each by id.
     for i in participants.indices {
       writeBalance(Int32(i), into: &w)
       n += 1
@@ -423,10 +387,11 @@ extension V2Kernel {
       writeHolding(Int32(i), into: &w)
       n += 1
     }
-    for i in entitlements.indices {
-      writeEntitlement(Int32(i), into: &w)
-      n += 1
-    }
+    // Entitlements by V2's encoder, between what `w` holds so far and the rest.
+    var out = w.bytes
+    w.removeAll()
+    appendEntitlements(0..<Int32(entitlements.count), into: &out)
+    n += entitlements.count
     for (i, t) in trades.enumerated() where t.taxFen > 0 && !t.cancelled {
       writeTax(Int32(i), into: &w)
       n += 1
@@ -435,8 +400,10 @@ extension V2Kernel {
       writeRejection(i, into: &w)
       n += 1
     }
-    w.patchCount(headerAt: header, count: n)
-    return w.bytes
+    out.append(contentsOf: w.bytes)
+    // The header's count (the last field of the event record at `header`), little-endian.
+    for k in 0..<4 { out[header + 14 + k] = UInt8(truncatingIfNeeded: n >> (8 * k)) }
+    return out
   }
 
   // MARK: - Canonical rows
@@ -539,6 +506,8 @@ extension V2Kernel {
     try stored { table, id, bytes in try k.lay(table, Int(id), bytes) }
     k.rebuildDerived()
     k.forgetChanges()
+    // Every row existing now was named by the stream before (its snapshot).
+    k.markAllKeyed()
     return k
   }
 

@@ -57,6 +57,12 @@ public final class DashboardHub: Sendable {
     try state.withLock { s throws(DecodeError) in try s.decoder.learnKeys(snapshot) }
   }
 
+  /// Without the reference data: rows the stream did not name are shown by id
+  /// (`participant#3`), from a lenient decoder.
+  public func nameUnknownRowsById() {
+    state.withLock { $0.decoder = EffectDecoder(lenient: true) }
+  }
+
   /// Decodes and applies a batch of the voted stream, in order (events below `next`,
   /// already applied, are skipped: their key records are known).
   public func apply(records: [UInt8]) throws {

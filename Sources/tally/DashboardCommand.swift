@@ -42,8 +42,15 @@ struct DashboardCommand: AsyncParsableCommand {
     let data = cluster.dataDir(c)
     let reference = cluster.referenceDir(c)
     // The stream names rows by id; their keys start with the reference data's snapshot.
-    do { try hub.seed(snapshot: Follower.genesisSnapshot(try FileIO.loadReference(reference))) } catch {
-      fail("dashboard: reference data \(reference): \(error)", code: 2)
+    if let reference {
+      do { try hub.seed(snapshot: Follower.genesisSnapshot(try FileIO.loadReference(reference))) } catch {
+        fail("dashboard: reference data \(reference): \(error)", code: 2)
+      }
+    } else {
+      hub.nameUnknownRowsById()
+      note(
+        "dashboard: no reference folder (--reference or the config's `reference`): reference rows are named by id"
+      )
     }
     let executable = selfExecutable()
 

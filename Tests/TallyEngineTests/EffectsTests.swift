@@ -388,7 +388,9 @@ final class EffectsTests: XCTestCase {
       let events = try EffectDecoder.decode(room.bytes)
       XCTAssertEqual(events.first?.effects.count, 4, "key records are not effects")
       guard case .clearing(let c) = events.first?.effects[0] else { return XCTFail("no clearing for \(n)") }
-      XCTAssertEqual((c.participant, c.security, c.settleDate), (participant, security, 20_260_106))
+      XCTAssertEqual(c.participant, participant)
+      XCTAssertEqual(c.security, security)
+      XCTAssertEqual(c.settleDate, 20_260_106)
       guard case .holding(let h) = events.first?.effects[2] else { return XCTFail("no holding for \(n)") }
       XCTAssertEqual(Array(h.account.utf8), bytes, "identifier of \(n) bytes")
       XCTAssertEqual(h.security, security)
