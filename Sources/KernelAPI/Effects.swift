@@ -612,6 +612,18 @@ public struct EffectDictionary: Sendable, Equatable {
 /// has read everything before them.
 public struct EffectDecoder: Sendable {
   public private(set) var dictionary = EffectDictionary()
+  /// Lenient only: key records read out of order (a batch's own, without the rows
+  /// before them), by table and id.
+  var sparse = SparseKeys()
+
+  struct SparseKeys: Sendable {
+    var participants: [Int32: String] = [:]
+    var accounts: [Int32: String] = [:]
+    var securities: [Int32: String] = [:]
+    var clearing: [Int32: EffectDictionary.ClearingKey] = [:]
+    var settlement: [Int32: EffectDictionary.SettlementKey] = [:]
+    var positions: [Int32: EffectDictionary.PositionKey] = [:]
+  }
   /// Ids missing from the dictionary decode as placeholders (`participant#3`,
   /// `position#17`) instead of failing: for one batch read without the records before
   /// it (the voter's explanation of a dissent).
@@ -674,7 +686,10 @@ public struct EffectDecoder: Sendable {
         throw DecodeError(description: "effect record \(kind.word) outside an event")
       }
       let (seq, outcome, count) = try Self.header(body)
-      if outcome == .snapshot { dictionary = EffectDictionary() }
+      if outcome == .snapshot {
+        dictionary = EffectDictionary()
+        sparse = SparseKeys()
+      }
       var effects: [Effect] = []
       effects.reserveCapacity(min(count, 1024))
       for _ in 0..<count {
@@ -700,7 +715,10 @@ public struct EffectDecoder: Sendable {
         throw DecodeError(description: "effect record \(kind.word) outside an event")
       }
       let (seq, outcome, count) = try Self.header(body)
-      if outcome == .snapshot { dictionary = EffectDictionary() }
+      if outcome == .snapshot {
+        dictionary = EffectDictionary()
+        sparse = SparseKeys()
+      }
       for _ in 0..<count {
         let (k, body) = try Self.record(&r)
         guard k != .event else {
@@ -743,39 +761,52 @@ public struct EffectDecoder: Sendable {
     let id = try Self.rowId(&b, kind)
     switch kind {
     case .participantKey:
-      try EffectDictionary.learn(&dictionary.participants, id, try b.string(), kind)
+      try keep(&dictionary.participants, &sparse.participants, id, try b.string(), kind)
     case .accountKey:
-      try EffectDictionary.learn(&dictionary.accounts, id, try b.string(), kind)
+      try keep(&dictionary.accounts, &sparse.accounts, id, try b.string(), kind)
     case .securityKey:
-      try EffectDictionary.learn(&dictionary.securities, id, try b.string(), kind)
+      try keep(&dictionary.securities, &sparse.securities, id, try b.string(), kind)
     case .clearingKey:
       let key = EffectDictionary.ClearingKey(
         tradeDate: try b.i32(), settleDate: try b.i32(), participant: try Self.rowId(&b, kind),
         security: try Self.rowId(&b, kind))
-      if !lenient {
-        _ = try name(dictionary.participants, key.participant, "participant")
-        _ = try name(dictionary.securities, key.security, "security")
-      }
-      try EffectDictionary.learn(&dictionary.clearing, id, key, kind)
+      _ = try participantName(key.participant)
+      _ = try securityName(key.security)
+      try keep(&dictionary.clearing, &sparse.clearing, id, key, kind)
     case .settlementKey:
       let key = EffectDictionary.SettlementKey(
         tradeDate: try b.i32(), settleDate: try b.i32(), participant: try Self.rowId(&b, kind))
-      if !lenient { _ = try name(dictionary.participants, key.participant, "participant") }
-      try EffectDictionary.learn(&dictionary.settlement, id, key, kind)
+      _ = try participantName(key.participant)
+      try keep(&dictionary.settlement, &sparse.settlement, id, key, kind)
     case .positionKey:
       let key = EffectDictionary.PositionKey(
         account: try Self.rowId(&b, kind), security: try Self.rowId(&b, kind))
-      if !lenient {
-        _ = try name(dictionary.accounts, key.account, "account")
-        _ = try name(dictionary.securities, key.security, "security")
-      }
-      try EffectDictionary.learn(&dictionary.positions, id, key, kind)
+      _ = try accountName(key.account)
+      _ = try securityName(key.security)
+      try keep(&dictionary.positions, &sparse.positions, id, key, kind)
     default:
       preconditionFailure("\(kind.word) is not a key record")
     }
     guard b.isAtEnd else {
       throw DecodeError(description: "\(kind.word) record at seq \(seq) has trailing bytes")
     }
+  }
+
+  /// Adds a key to its table; a lenient decoder keeps one it cannot append (a batch read
+  /// without the rows before it) aside, by id.
+  func keep<T: Equatable>(
+    _ table: inout [T], _ aside: inout [Int32: T], _ id: Int32, _ key: T, _ kind: EffectKind
+  )
+    throws(DecodeError)
+  {
+    if lenient && Int(id) > table.count {
+      if let known = aside[id], known != key {
+        throw DecodeError(description: "\(kind.word) \(id) names another key than it did before")
+      }
+      aside[id] = key
+      return
+    }
+    try EffectDictionary.learn(&table, id, key, kind)
   }
 
   static func rowId(_ b: inout ByteReader, _ kind: EffectKind) throws(DecodeError) -> Int32 {
@@ -786,41 +817,50 @@ public struct EffectDecoder: Sendable {
     return id
   }
 
-  /// The identifier of row `id` of a name table; a placeholder when lenient.
-  func name(_ table: [String], _ id: Int32, _ what: String) throws(DecodeError) -> String {
+  /// The identifier of row `id` of a name table (the dense table, else the lenient
+  /// decoder's keys read out of order); a placeholder when lenient and unknown.
+  func name(_ table: [String], _ aside: [Int32: String], _ id: Int32, _ what: String) throws(DecodeError)
+    -> String
+  {
     if Int(id) < table.count { return table[Int(id)] }
+    if let known = aside[id] { return known }
     guard lenient else { throw DecodeError(description: "\(what) \(id) is not in the dictionary") }
     return "\(what)#\(id)"
   }
+  func participantName(_ id: Int32) throws(DecodeError) -> String {
+    try name(dictionary.participants, sparse.participants, id, "participant")
+  }
+  func accountName(_ id: Int32) throws(DecodeError) -> String {
+    try name(dictionary.accounts, sparse.accounts, id, "account")
+  }
+  func securityName(_ id: Int32) throws(DecodeError) -> String {
+    try name(dictionary.securities, sparse.securities, id, "security")
+  }
+
+  /// A row's key from the dense table or the lenient decoder's keys read out of order.
+  func row<T>(_ table: [T], _ aside: [Int32: T], _ id: Int32) -> T? {
+    Int(id) < table.count ? table[Int(id)] : aside[id]
+  }
 
   func clearingKey(_ id: Int32) throws(DecodeError) -> (Int32, Int32, String, String) {
-    if Int(id) < dictionary.clearing.count {
-      let k = dictionary.clearing[Int(id)]
-      return (
-        k.tradeDate, k.settleDate, try name(dictionary.participants, k.participant, "participant"),
-        try name(dictionary.securities, k.security, "security")
-      )
+    if let k = row(dictionary.clearing, sparse.clearing, id) {
+      return (k.tradeDate, k.settleDate, try participantName(k.participant), try securityName(k.security))
     }
     guard lenient else { throw DecodeError(description: "clearing row \(id) is not in the dictionary") }
     return (0, 0, "clearing#\(id)", "")
   }
 
   func settlementKey(_ id: Int32) throws(DecodeError) -> (Int32, Int32, String) {
-    if Int(id) < dictionary.settlement.count {
-      let k = dictionary.settlement[Int(id)]
-      return (k.tradeDate, k.settleDate, try name(dictionary.participants, k.participant, "participant"))
+    if let k = row(dictionary.settlement, sparse.settlement, id) {
+      return (k.tradeDate, k.settleDate, try participantName(k.participant))
     }
     guard lenient else { throw DecodeError(description: "settlement row \(id) is not in the dictionary") }
     return (0, 0, "settlement#\(id)")
   }
 
   func positionKey(_ id: Int32) throws(DecodeError) -> (String, String) {
-    if Int(id) < dictionary.positions.count {
-      let k = dictionary.positions[Int(id)]
-      return (
-        try name(dictionary.accounts, k.account, "account"),
-        try name(dictionary.securities, k.security, "security")
-      )
+    if let k = row(dictionary.positions, sparse.positions, id) {
+      return (try accountName(k.account), try securityName(k.security))
     }
     guard lenient else { throw DecodeError(description: "position \(id) is not in the dictionary") }
     return ("position#\(id)", "")
@@ -852,7 +892,7 @@ public struct EffectDecoder: Sendable {
       guard visible <= 1 else { throw DecodeError(description: "bad visible flag \(visible)") }
       e = .settlement(s, visible: visible == 1)
     case .balance:
-      let participant = try name(dictionary.participants, try Self.rowId(&b, kind), "participant")
+      let participant = try participantName(try Self.rowId(&b, kind))
       e = .balance(Report.Balance(participant: participant, balanceFen: try b.i128()))
     case .holding:
       let (account, security) = try positionKey(try Self.rowId(&b, kind))
@@ -862,10 +902,10 @@ public struct EffectDecoder: Sendable {
           withheld: try b.i64()))
     case .entitlement:
       let ordinal = try b.i64()
-      let security = try name(dictionary.securities, try Self.rowId(&b, kind), "security")
+      let security = try securityName(try Self.rowId(&b, kind))
       let recordDate = try b.i32()
       let payDate = try b.i32()
-      let account = try name(dictionary.accounts, try Self.rowId(&b, kind), "account")
+      let account = try accountName(try Self.rowId(&b, kind))
       e = .entitlement(
         ordinal: ordinal,
         Report.Entitlement(
@@ -874,8 +914,8 @@ public struct EffectDecoder: Sendable {
     case .tax:
       let tradeDate = try b.i32()
       let tradeId = try b.string()
-      let account = try name(dictionary.accounts, try Self.rowId(&b, kind), "account")
-      let security = try name(dictionary.securities, try Self.rowId(&b, kind), "security")
+      let account = try accountName(try Self.rowId(&b, kind))
+      let security = try securityName(try Self.rowId(&b, kind))
       e = .tax(
         Report.Tax(
           tradeDate: tradeDate, tradeId: tradeId, account: account, security: security,

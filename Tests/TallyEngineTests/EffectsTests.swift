@@ -307,8 +307,11 @@ final class EffectsTests: XCTestCase {
     // Lenient: placeholders instead of errors, the values intact.
     var lenient = EffectDecoder(lenient: true)
     var w = EffectWriter()
-    _ = w.eventHeader(seq: 9, outcome: .applied, count: 2)
+    _ = w.eventHeader(seq: 9, outcome: .applied, count: 4)
+    w.securityKey(2, "600000")  // a batch's own key records, without the rows before them
+    w.positionKey(18, account: 3, security: 2)
     w.holding(17, quantity: 100, available: 40, withheld: 0)
+    w.holding(18, quantity: 5, available: 5, withheld: 0)
     w.clearing(5, buyQuantity: 1, sellQuantity: 2, buyAmount: 3, sellAmount: 4, fees: SideFees())
     let events = try lenient.decode(w.bytes)
     XCTAssertEqual(
@@ -319,6 +322,9 @@ final class EffectsTests: XCTestCase {
           effects: [
             .holding(
               Report.Holding(account: "position#17", security: "", quantity: 100, available: 40, withheld: 0)),
+            .holding(
+              Report.Holding(account: "account#3", security: "600000", quantity: 5, available: 5, withheld: 0)
+            ),
             .clearing(
               Report.Clearing(
                 tradeDate: 0, settleDate: 0, participant: "clearing#5", security: "", buyQuantity: 1,
