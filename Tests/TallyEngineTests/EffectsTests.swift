@@ -307,7 +307,7 @@ final class EffectsTests: XCTestCase {
     // Lenient: placeholders instead of errors, the values intact.
     var lenient = EffectDecoder(lenient: true)
     var w = EffectWriter()
-    _ = w.eventHeader(seq: 9, outcome: .applied, count: 4)
+    _ = w.eventHeader(seq: 9, outcome: .applied, count: 5)
     w.securityKey(2, "600000")  // a batch's own key records, without the rows before them
     w.positionKey(18, account: 3, security: 2)
     w.holding(17, quantity: 100, available: 40, withheld: 0)
