@@ -585,6 +585,25 @@ public struct EffectDictionary: Sendable, Equatable {
 
   public init() {}
 
+  /// The keys of the reference rows (docs/CANONICAL-ROWS.md: reference rows first, in
+  /// file order; a position where holdings.csv first names its (account, security)),
+  /// without building a state: what a decoder of the voted stream knows before seq 1
+  /// (the voter's explanation of a dissent). Equal to what the seq-0 snapshot's key
+  /// records give (`EffectsTests`).
+  public init(reference: ReferenceData) {
+    participants = reference.participants.map(\.id)
+    accounts = reference.accounts.map(\.id)
+    securities = reference.securities.map(\.code)
+    var seen = Set<UInt64>()
+    seen.reserveCapacity(reference.holdings.count)
+    for h in reference.holdings
+    where seen.insert(UInt64(UInt32(bitPattern: h.account)) << 32 | UInt64(UInt32(bitPattern: h.security)))
+      .inserted
+    {
+      positions.append(PositionKey(account: h.account, security: h.security))
+    }
+  }
+
   /// Adds the row `id` of a table holding `table.count` rows: the next id appends, a
   /// known id must repeat its key exactly (a batch delivered twice), a later id is a gap.
   static func learn<T: Equatable>(_ table: inout [T], _ id: Int32, _ key: T, _ kind: EffectKind)
@@ -629,7 +648,11 @@ public struct EffectDecoder: Sendable {
   /// it (the voter's explanation of a dissent).
   public let lenient: Bool
 
-  public init(lenient: Bool = false) { self.lenient = lenient }
+  /// A decoder that starts from `dictionary` (e.g. the reference rows' keys).
+  public init(lenient: Bool = false, dictionary: EffectDictionary = EffectDictionary()) {
+    self.lenient = lenient
+    self.dictionary = dictionary
+  }
 
   /// Decodes a concatenation of event records (a batch's effect bytes, or a file's
   /// bytes after its magic) with a fresh dictionary: the bytes must start with a

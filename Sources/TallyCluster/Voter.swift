@@ -30,6 +30,9 @@ public final class Voter {
   public var hooks = OpsHooks()
   /// The voted results stream with effect records (VoterStream.swift, docs/STREAM.md).
   let stream: VotedStream
+  /// The reference rows' keys, to name rows in the explanation of a dissent (records
+  /// name rows by id); empty when the voter was given no reference folder.
+  public var explainKeys = EffectDictionary()
 
   public init(config: ClusterConfig, dataDir: String, alertsPath: String, log: Logger) throws {
     self.config = config

@@ -69,11 +69,12 @@ extension Voter {
         break
       }
     }
-    // Lenient decoders: a batch names rows created before it by id only (docs/EFFECTS.md);
-    // the voter keeps no dictionary, so those rows are named by placeholders
-    // (`position#17`) and the journaled event line says which trade it was.
-    var majorityDecoder = EffectDecoder(lenient: true)
-    var dissenterDecoder = EffectDecoder(lenient: true)
+    // Lenient decoders: a batch names rows by id (docs/EFFECTS.md). The voter knows the
+    // reference rows' keys (`explainKeys`) and reads the batch's own key records; rows
+    // created by earlier batches are named by placeholders (`position#17`), and the
+    // journaled event line says which trade it was.
+    var majorityDecoder = EffectDecoder(lenient: true, dictionary: explainKeys)
+    var dissenterDecoder = EffectDecoder(lenient: true, dictionary: explainKeys)
     guard let majorityBytes, let majority = try? majorityDecoder.decode(majorityBytes) else {
       a.detail += "; no majority replica sent the batch's effect records"
       return a

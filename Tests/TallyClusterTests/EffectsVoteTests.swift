@@ -84,6 +84,9 @@ final class EffectsVoteTests: ClusterTestCase {
     let rows = first["rows"] as? [String] ?? []
     XCTAssertFalse(rows.isEmpty, "\(kernel): no differing rows named: \(first)")
     XCTAssertTrue(rows.joined().contains(field), "\(kernel): rows do not name \(field): \(rows)")
+    // Rows are named by their keys (the voter knows the reference rows' keys and reads
+    // the batch's own key records), not by placeholders such as `position#17`.
+    XCTAssertFalse(rows.joined().contains("#"), "\(kernel): rows named by id: \(rows)")
     XCTAssertTrue(
       rows.joined().contains(" vs ") || rows.joined().contains("(majority only)"), "\(kernel): rows: \(rows)")
     // Once per incident (and once more when it stays quarantined after its repair).

@@ -81,6 +81,9 @@ final class EffectsTests: XCTestCase {
       var lines: [ArraySlice<UInt8>] = []
       try EventLines.forEach(files: [dir + "/events.txt"]) { lines.append($0.bytes) }
       let run = try runWithEffects(reference, kernel: kernel, lines: lines, chunk: 997)
+      var keys = EffectDecoder()
+      try keys.learnKeys(Array(run.records[try EffectDecoder.events(run.records)[0].range]))
+      XCTAssertEqual(EffectDictionary(reference: reference), keys.dictionary, "reference keys, seed \(seed)")
       let direct = Dictionary(uniqueKeysWithValues: run.engine.outputFiles().map { ($0.name, $0.bytes) })
       assertSameOutputs(direct, try replayed(run.records))
       let events = try EffectDecoder.decode(run.records)
@@ -264,6 +267,8 @@ final class EffectsTests: XCTestCase {
     }
     var seeded = EffectDecoder()
     try seeded.learnKeys(snapshot)
+    // The reference rows' keys computed from the reference alone equal the snapshot's.
+    XCTAssertEqual(EffectDictionary(reference: reference), seeded.dictionary)
     XCTAssertEqual(try seeded.decode(rest), Array(try EffectDecoder.decode(records).dropFirst()))
     XCTAssertEqual(seeded.dictionary.participants, ["P0001", "P0002"])
     // The same batch again: its key records repeat known keys.
