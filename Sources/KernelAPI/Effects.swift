@@ -701,6 +701,16 @@ public struct EffectDecoder: Sendable {
 
   /// Decodes event records in order, learning their key records.
   public mutating func decode(_ bytes: [UInt8]) throws(DecodeError) -> [EffectEvent] {
+    try read(bytes, values: true)
+  }
+
+  /// Reads only the key records of `bytes` (value records are skipped, not checked
+  /// beyond their framing): keeps the dictionary current at a fraction of `decode`'s cost.
+  public mutating func learnKeys(_ bytes: [UInt8]) throws(DecodeError) {
+    _ = try read(bytes, values: false)
+  }
+
+  mutating func read(_ bytes: [UInt8], values: Bool) throws(DecodeError) -> [EffectEvent] {
     var r = ByteReader(bytes)
     var events: [EffectEvent] = []
     while !r.isAtEnd {
@@ -714,42 +724,21 @@ public struct EffectDecoder: Sendable {
         sparse = SparseKeys()
       }
       var effects: [Effect] = []
-      effects.reserveCapacity(min(count, 1024))
-      for _ in 0..<count {
-        let (k, body) = try Self.record(&r)
-        if k.isKey {
-          try learn(k, body, seq: seq)
-        } else {
-          effects.append(try effect(k, body, seq: seq))
-        }
-      }
-      events.append(EffectEvent(seq: seq, outcome: outcome, effects: effects))
-    }
-    return events
-  }
-
-  /// Reads only the key records of `bytes` (value records are skipped, not checked
-  /// beyond their framing): keeps the dictionary current at a fraction of `decode`'s cost.
-  public mutating func learnKeys(_ bytes: [UInt8]) throws(DecodeError) {
-    var r = ByteReader(bytes)
-    while !r.isAtEnd {
-      let (kind, body) = try Self.record(&r)
-      guard kind == .event else {
-        throw DecodeError(description: "effect record \(kind.word) outside an event")
-      }
-      let (seq, outcome, count) = try Self.header(body)
-      if outcome == .snapshot {
-        dictionary = EffectDictionary()
-        sparse = SparseKeys()
-      }
+      if values { effects.reserveCapacity(min(count, 1024)) }
       for _ in 0..<count {
         let (k, body) = try Self.record(&r)
         guard k != .event else {
           throw DecodeError(description: "event record of seq \(seq) has fewer records than it announced")
         }
-        if k.isKey { try learn(k, body, seq: seq) }
+        if k.isKey {
+          try learn(k, body, seq: seq)
+        } else if values {
+          effects.append(try effect(k, body, seq: seq))
+        }
       }
+      if values { events.append(EffectEvent(seq: seq, outcome: outcome, effects: effects)) }
     }
+    return events
   }
 
   static func header(_ body: [UInt8]) throws(DecodeError) -> (Int64, EffectOutcome, Int) {
@@ -893,10 +882,8 @@ public struct EffectDecoder: Sendable {
     var b = ByteReader(body)
     let e: Effect
     switch kind {
-    case .event:
-      throw DecodeError(description: "event record of seq \(seq) has fewer records than it announced")
-    case .participantKey, .accountKey, .securityKey, .clearingKey, .settlementKey, .positionKey:
-      preconditionFailure("\(kind.word) is a key record")
+    case .event, .participantKey, .accountKey, .securityKey, .clearingKey, .settlementKey, .positionKey:
+      preconditionFailure("\(kind.word) is not a value record")
     case .clearing:
       let (tradeDate, settleDate, participant, security) = try clearingKey(try Self.rowId(&b, kind))
       e = .clearing(
