@@ -74,16 +74,6 @@ public final class DashboardHub: Sendable {
     }
   }
 
-  /// Applies a decoded batch (records of seqs below `next` are dropped).
-  public func apply(_ events: [EffectEvent]) {
-    state.withLock { s in
-      let fresh = events.filter { $0.seq > s.view.lastSeq }
-      guard !fresh.isEmpty else { return }
-      s.view.apply(fresh)
-      s.version += 1
-    }
-  }
-
   /// Samples the rates (call about once a second).
   public func sample() {
     let now = seconds
