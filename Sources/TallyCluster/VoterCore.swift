@@ -230,13 +230,19 @@ public struct VoterCore: Sendable {
               + "; still after \(repairsMax) repairs, stays quarantined for an operator"))
       ]
     }
-    var actions: [VoterAction] = [
-      .alert(
-        VoterAlert(
-          kind: .dissent, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
-          detail: vote.outputDigest != Array(expected.prefix(EffectDigest.byteCount))
-            ? "outputs differ from the majority's" : "state digest differs from the majority's"))
-    ]
+    // A repaired replica that dissents again (it replayed from seq 1 into a difference
+    // again) is the same incident: repaired again without a new alert. The alert comes
+    // once at the first dissent and once more when the repairs run out (above).
+    let repeated = replicas[r].quarantined && replicas[r].repairs > 0
+    var actions: [VoterAction] = []
+    if !repeated {
+      actions.append(
+        .alert(
+          VoterAlert(
+            kind: .dissent, replica: replicas[r].id, kernel: vote.kernel, first: vote.first, last: vote.last,
+            detail: vote.outputDigest != Array(expected.prefix(EffectDigest.byteCount))
+              ? "outputs differ from the majority's" : "state digest differs from the majority's")))
+    }
     if !replicas[r].quarantined {
       replicas[r].quarantined = true
       actions.append(.quarantine(replica: r))

@@ -90,9 +90,11 @@ extension Voter {
     a.first = diff.seq
     a.rows = diff.lines
     a.event = journalLine(seq: diff.seq, batchFirst: alert.first)
+    // What the core added (e.g. "; still after 3 repairs, stays quarantined") is kept.
+    let note = alert.detail.range(of: "; ").map { String(alert.detail[$0.lowerBound...]) } ?? ""
     a.detail =
       "effects differ from the majority's first at seq \(diff.seq) (batch \(alert.first)...\(alert.last))"
-      + (a.event.map { " for event \($0)" } ?? "") + ": " + diff.lines.joined(separator: "; ")
+      + (a.event.map { " for event \($0)" } ?? "") + ": " + diff.lines.joined(separator: "; ") + note
     return a
   }
 
