@@ -73,8 +73,9 @@ extension Voter {
     // reference rows' keys (`explainKeys`) and reads the batch's own key records; rows
     // created by earlier batches are named by placeholders (`position#17`), and the
     // journaled event line says which trade it was.
-    var majorityDecoder = EffectDecoder(lenient: true, dictionary: explainKeys)
-    var dissenterDecoder = EffectDecoder(lenient: true, dictionary: explainKeys)
+    let keys = explainKeys()
+    var majorityDecoder = EffectDecoder(lenient: true, dictionary: keys)
+    var dissenterDecoder = EffectDecoder(lenient: true, dictionary: keys)
     guard let majorityBytes, let majority = try? majorityDecoder.decode(majorityBytes) else {
       a.detail += "; no majority replica sent the batch's effect records"
       return a
@@ -96,6 +97,27 @@ extension Voter {
       "effects differ from the majority's first at seq \(diff.seq) (batch \(alert.first)...\(alert.last))"
       + (a.event.map { " for event \($0)" } ?? "") + ": " + diff.lines.joined(separator: "; ") + note
     return a
+  }
+
+  /// The reference rows' keys (`explainReference`), read once at the first dissent;
+  /// empty without a reference folder or when it cannot be read (rows are then named by
+  /// id).
+  func explainKeys() -> EffectDictionary {
+    if let keys = explainKeysLoaded { return keys }
+    var keys = EffectDictionary()
+    if let path = explainReference {
+      let clock = ContinuousClock()
+      let started = clock.now
+      do {
+        keys = EffectDictionary(reference: try FileIO.loadReference(path))
+        log.info(
+          "voter: read the reference rows' keys of \(path) to explain dissents (\(clock.now - started))")
+      } catch {
+        log.warning("voter: cannot read the reference folder \(path) to explain dissents: \(error)")
+      }
+    }
+    explainKeysLoaded = keys
+    return keys
   }
 
   /// The journaled event line at `seq`, asked of the sequencer (its batch starts at

@@ -516,10 +516,8 @@ struct VoterCommand: AsyncParsableCommand {
     do {
       try await NodeRunner.run(options, logger: log) { probe in
         let v = try Voter(config: c, dataDir: data + "/voter", alertsPath: data + "/alerts.jsonl", log: log)
-        if let reference = node.cluster.referenceDir(c) {
-          // Names for the rows a DISSENT shows (the records name them by id).
-          v.explainKeys = EffectDictionary(reference: try FileIO.loadReference(reference))
-        }
+        // Names for the rows a DISSENT shows (the records name them by id).
+        v.explainReference = node.cluster.referenceDir(c)
         let metrics = VoterMetrics(replicaIds: c.replicas.map(\.id))
         metrics.attach(to: v)
         try v.run(context: makeContext(), stop: { probe.tick { metrics.sample(v) } })
