@@ -139,9 +139,6 @@ public struct EffectWriter: Sendable {
   /// inlinable writers, so that a kernel's per-record calls inline into its own code.
   @usableFromInline var storage: [UInt8] = []
   public var bytes: [UInt8] { storage }
-  /// The settle date of the last trade date written (a calendar lookup saved per row).
-  public var settleCacheTradeDate: Int32 = 0
-  public var settleCacheSettleDate: Int32 = 0
 
   public init(capacity: Int = 0) { storage.reserveCapacity(capacity) }
 
@@ -671,6 +668,15 @@ public struct EffectDecoder: Sendable {
       throw DecodeError(description: "effects file version \(bytes[7]); this reads \(EffectFormat.version)")
     }
     return try decode(Array(bytes[8...]))
+  }
+
+  /// The records of the events of `bytes` whose seqs lie in `seqs` (a batch's events
+  /// are in seq order, so they are one run of bytes), from the framing alone; empty when
+  /// none does. A consumer keeps what it has not applied yet and decodes that.
+  public static func records(of bytes: [UInt8], seqs: ClosedRange<Int64>) throws(DecodeError) -> [UInt8] {
+    let kept = try events(bytes).filter { seqs.contains($0.seq) }
+    guard let from = kept.first?.range.lowerBound, let to = kept.last?.range.upperBound else { return [] }
+    return Array(bytes[from..<to])
   }
 
   /// The events of `bytes` by seq and byte range, from the framing alone (no

@@ -262,10 +262,11 @@ extension V1Kernel {
     let newClearing = new.clearing - old.clearing
     let newSettlement = new.settlement - old.settlement
     let newPositions = new.positions - old.positions
-    let settleDate = newClearing + newSettlement > 0 ? cachedSettleDate(r.date, &w) : 0
-    var size = EffectWriter.eventHeaderBytes
-    size += newClearing * EffectWriter.clearingKeyBytes + newSettlement * EffectWriter.settlementKeyBytes
-    size += newPositions * EffectWriter.positionKeyBytes
+    precondition(
+      newPositions == 0 || (newPositions == 1 && new.positions - 1 == Int(r.buyPosition)),
+      "a TRADE creates only the buyer's position")
+    let keyBytes = keyBytes(from: old, to: new)
+    var size = EffectWriter.eventHeaderBytes + keyBytes
     size += (twoClearing ? 2 : 1) * EffectWriter.clearingBytes
     size += (twoSettlement ? 2 : 1) * EffectWriter.settlementBytes
     size += (twoHoldings ? 2 : 1) * EffectWriter.holdingBytes
@@ -275,22 +276,7 @@ extension V1Kernel {
       + (twoHoldings ? 2 : 1) + (hasTax ? 1 : 0)
     w.append(bytes: size) { c in
       c.eventHeader(seq: seq, outcome: .applied, count: count)
-      // Keys of the rows this trade created (rows of a table are created in id order).
-      for id in old.clearing..<new.clearing {
-        let row = clearingRows.rows[id]
-        c.clearingKey(
-          Int32(id), tradeDate: row.tradeDate, settleDate: settleDate, participant: row.participant,
-          security: row.security)
-      }
-      for id in old.settlement..<new.settlement {
-        let row = settlementRows.rows[id]
-        c.settlementKey(
-          Int32(id), tradeDate: row.tradeDate, settleDate: settleDate, participant: row.participant)
-      }
-      for id in old.positions..<new.positions {
-        precondition(id == Int(r.buyPosition), "a TRADE creates only the buyer's position")
-        c.positionKey(Int32(id), account: r.buyAccount, security: r.security)
-      }
+      if keyBytes > 0 { writeKeys(from: old, to: new, into: &c) }
       func clearing(_ row: Int32) {
         let i = Int(row)
         c.clearing(
@@ -344,36 +330,61 @@ extension V1Kernel {
     }
   }
 
-  @inline(__always) func cachedSettleDate(_ tradeDate: Int32, _ w: inout EffectWriter) -> Int32 {
-    if w.settleCacheTradeDate != tradeDate {
-      w.settleCacheTradeDate = tradeDate
-      w.settleCacheSettleDate = settleDate(of: tradeDate)
+  /// Bytes of the key records of rows `from ..< to` of every keyed table.
+  func keyBytes(from: EffectBuffer.KeyCounts, to: EffectBuffer.KeyCounts) -> Int {
+    var n = (to.clearing - from.clearing) * EffectWriter.clearingKeyBytes
+    n += (to.settlement - from.settlement) * EffectWriter.settlementKeyBytes
+    n += (to.positions - from.positions) * EffectWriter.positionKeyBytes
+    for i in from.participants..<to.participants {
+      n += EffectWriter.nameKeyBytes(name: participants.rows[i].id.text.utf8.count)
     }
-    return w.settleCacheSettleDate
+    for i in from.accounts..<to.accounts {
+      n += EffectWriter.nameKeyBytes(name: accounts.rows[i].id.text.utf8.count)
+    }
+    for i in from.securities..<to.securities {
+      n += EffectWriter.nameKeyBytes(name: securities.rows[i].code.text.utf8.count)
+    }
+    return n
   }
 
-  /// The key records of rows `from ..< to` of every keyed table, tables in kind order.
+  /// Writes the key records of rows `from ..< to` of every keyed table (tables in kind
+  /// order, rows by id) into a room of `keyBytes(from:to:)` bytes; one appended room,
+  /// also for a snapshot's millions of keys.
   func writeKeys(from: EffectBuffer.KeyCounts, to: EffectBuffer.KeyCounts, into w: inout EffectWriter) {
-    for i in from.participants..<to.participants { w.participantKey(Int32(i), participants.rows[i].id.text) }
-    for i in from.accounts..<to.accounts { w.accountKey(Int32(i), accounts.rows[i].id.text) }
-    for i in from.securities..<to.securities { w.securityKey(Int32(i), securities.rows[i].code.text) }
+    let n = keyBytes(from: from, to: to)
+    if n > 0 { w.append(bytes: n) { writeKeys(from: from, to: to, into: &$0) } }
+  }
+
+  /// The same, through the cursor of a room already made (a TRADE's one room).
+  func writeKeys(from: EffectBuffer.KeyCounts, to: EffectBuffer.KeyCounts, into c: inout RecordCursor) {
+    func name(_ kind: EffectKind, _ id: Int, _ text: String) {
+      var text = text
+      text.withUTF8 { c.nameKey(kind, Int32(id), UnsafeRawBufferPointer($0)) }
+    }
+    for i in from.participants..<to.participants { name(.participantKey, i, participants.rows[i].id.text) }
+    for i in from.accounts..<to.accounts { name(.accountKey, i, accounts.rows[i].id.text) }
+    for i in from.securities..<to.securities { name(.securityKey, i, securities.rows[i].code.text) }
+    // The settle date of the last trade date seen (rows come in creation order, so by date).
+    var settle: (tradeDate: Int32, settleDate: Int32) = (0, 0)
+    func settleDateOf(_ tradeDate: Int32) -> Int32 {
+      if settle.tradeDate != tradeDate { settle = (tradeDate, settleDate(of: tradeDate)) }
+      return settle.settleDate
+    }
     for i in from.clearing..<to.clearing {
-      let c = clearingRows.rows[i]
-      w.clearingKey(
-        Int32(i), tradeDate: c.tradeDate, settleDate: cachedSettleDate(c.tradeDate, &w),
-        participant: c.participant, security: c.security)
+      let row = clearingRows.rows[i]
+      c.clearingKey(
+        Int32(i), tradeDate: row.tradeDate, settleDate: settleDateOf(row.tradeDate),
+        participant: row.participant,
+        security: row.security)
     }
     for i in from.settlement..<to.settlement {
-      let s = settlementRows.rows[i]
-      w.settlementKey(
-        Int32(i), tradeDate: s.tradeDate, settleDate: cachedSettleDate(s.tradeDate, &w),
-        participant: s.participant)
-    }
-    if to.positions - from.positions >= EffectBuffer.bitmapTouchedMin {
-      w.reserve(additional: (to.positions - from.positions) * EffectWriter.positionKeyBytes)
+      let row = settlementRows.rows[i]
+      c.settlementKey(
+        Int32(i), tradeDate: row.tradeDate, settleDate: settleDateOf(row.tradeDate),
+        participant: row.participant)
     }
     for i in from.positions..<to.positions {
-      w.positionKey(Int32(i), account: positions.rows[i].account, security: positions.rows[i].security)
+      c.positionKey(Int32(i), account: positions.rows[i].account, security: positions.rows[i].security)
     }
   }
 

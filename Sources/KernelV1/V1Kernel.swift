@@ -425,7 +425,6 @@ public struct V1Kernel: Sendable {
     var buyPosition: Int32 = -1
     var security: Int32 = -1
     var sellAccount: Int32 = -1
-    var buyAccount: Int32 = -1
   }
 
   /// Applies a TRADE whose identifiers are looked up; `rows` gets what it changed.
@@ -473,7 +472,6 @@ public struct V1Kernel: Sendable {
     rows.quantity = q
     rows.security = security
     rows.sellAccount = sellAccount
-    rows.buyAccount = buyAccount
     rows.buyClearing = buyRow
     rows.sellClearing = sellRow
     let buySettlement = settlementRow(date: t.date, participant: buyParticipant)

@@ -84,11 +84,10 @@ public final class Follower {
     precondition(first <= next, "batch \(first)...\(last) would skip seq \(next)")
     // The events not yet applied, as the stream's own bytes (the log keeps them as
     // sent: their key records name rows for the records after them).
-    let kept = try EffectDecoder.events(records).filter {
-      $0.seq >= next && $0.seq <= (exitAtSeq ?? Int64.max)
-    }
-    guard let from = kept.first?.range.lowerBound, let to = kept.last?.range.upperBound else { return }
-    let bytes = Array(records[from..<to])
+    let through = exitAtSeq ?? Int64.max
+    guard through >= next else { return }  // past --exit-at-seq
+    let bytes = try EffectDecoder.records(of: records, seqs: next...through)
+    guard !bytes.isEmpty else { return }
     let events = try decoder.decode(bytes)
     try replay.apply(events)
     try logHandle.write(contentsOf: Data(bytes))

@@ -67,9 +67,9 @@ public final class DashboardHub: Sendable {
   /// already applied, are skipped: their key records are known).
   public func apply(records: [UInt8]) throws {
     try state.withLock { s throws(DecodeError) in
-      let fresh = try EffectDecoder.events(records).filter { $0.seq > s.view.lastSeq }
-      guard let from = fresh.first?.range.lowerBound, let to = fresh.last?.range.upperBound else { return }
-      s.view.apply(try s.decoder.decode(Array(records[from..<to])))
+      let fresh = try EffectDecoder.records(of: records, seqs: (s.view.lastSeq + 1)...Int64.max)
+      guard !fresh.isEmpty else { return }
+      s.view.apply(try s.decoder.decode(fresh))
       s.version += 1
     }
   }
