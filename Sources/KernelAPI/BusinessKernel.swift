@@ -44,6 +44,16 @@ public protocol BusinessKernel: Sendable {
   /// `line`). Must give exactly what `apply(.trade(…))` of the same line gives.
   mutating func applyTrade(_ trade: TradeLine, line: UnsafeRawBufferPointer, seq: Int64) -> Outcome
 
+  /// Applies consecutive TRADE lines in order, each exactly as `applyTrade` would, and
+  /// writes trade i's outcome to `outcomes[i]` (`outcomes.count == trades.count`).
+  /// `bytes` holds every line (`TradeInput.line`). A kernel may start the memory loads
+  /// of later trades before it applies earlier ones (KernelAPI's `prefetch`): the
+  /// outcomes, effects and state must be those of one `applyTrade` after another.
+  /// The default does exactly that.
+  mutating func applyTrades(
+    _ trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
+    outcomes: UnsafeMutableBufferPointer<Outcome>)
+
   /// Room for about `events` more events (a hint; may do nothing).
   mutating func reserveCapacity(events: Int)
 
@@ -94,6 +104,17 @@ public protocol BusinessKernel: Sendable {
 }
 
 extension BusinessKernel {
+  public mutating func applyTrades(
+    _ trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
+    outcomes: UnsafeMutableBufferPointer<Outcome>
+  ) {
+    precondition(outcomes.count == trades.count, "one outcome per trade")
+    for i in trades.indices {
+      let t = trades[i]
+      outcomes[i] = applyTrade(t.trade, line: UnsafeRawBufferPointer(rebasing: bytes[t.line]), seq: t.seq)
+    }
+  }
+
   public mutating func takeEffects(into out: inout [UInt8]) { out = takeEffects() }
 
   /// `v1`, or `v1-faulty-transfer` with a planted fault: the name configs and alerts use.

@@ -69,6 +69,22 @@ public struct TradeLine: Sendable {
   }
 }
 
+/// One TRADE of a group handed to `BusinessKernel.applyTrades`: the line split by the
+/// parser, where the line lies in the group's bytes, and its sequence number.
+public struct TradeInput: Sendable {
+  /// Ranges relative to the line's first byte (as `EventParser.tradeLine` gives them).
+  public var trade: TradeLine
+  /// The line's bytes within the group's byte buffer.
+  public var line: Range<Int>
+  public var seq: Int64
+
+  public init(trade: TradeLine, line: Range<Int>, seq: Int64) {
+    self.trade = trade
+    self.line = line
+    self.seq = seq
+  }
+}
+
 public enum Event: Sendable, Equatable {
   case open(date: Int32)
   case trade(TradeEvent)

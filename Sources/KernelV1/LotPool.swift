@@ -37,6 +37,9 @@ public struct LotPool: Sendable {
   @inline(__always) public func next(after slot: Int32) -> Int32 { nodes[Int(slot)].next }
   @inline(__always) public func previous(before slot: Int32) -> Int32 { nodes[Int(slot)].previous }
 
+  /// Starts loading the lot in `slot` (nothing for `none`).
+  @inline(__always) func prefetch(_ slot: Int32) { nodes.prefetch(Int(slot)) }
+
   /// A slot holding `lot`, not linked anywhere yet.
   mutating func allocate(_ lot: Lot) -> Int32 {
     liveCount += 1

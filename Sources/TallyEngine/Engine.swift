@@ -24,6 +24,10 @@ public struct Engine<K: BusinessKernel> {
   /// Public (settable) only so that the inlinable methods can reach it: treat as read-only.
   public var state: K
   public var statistics = RunStatistics()
+  /// Scratch buffers of `apply(lines:of:firstSeq:)`, kept between blocks (public only for
+  /// the inlinable code: not part of the API).
+  public var pendingTrades: [TradeInput] = []
+  public var pendingOutcomes: [Outcome] = []
   /// The size of the last batch `takeEffects()` handed over.
   var lastEffectsBatchBytes = 0
 
@@ -57,6 +61,65 @@ public struct Engine<K: BusinessKernel> {
     let outcome = line.withUnsafeBytes { state.applyTrade(trade, line: $0, seq: seq) }
     count(outcome, isTrade: true)
     return outcome
+  }
+
+  /// Applies consecutive event lines, all of them slices of `bytes` (`lines` are their
+  /// index ranges; no blank or comment lines), as events `firstSeq`, `firstSeq + 1`, ….
+  /// Runs of TRADE lines go to the kernel in one call (`BusinessKernel.applyTrades`: a
+  /// kernel may overlap their memory loads); outcomes, state and effects are those of
+  /// `apply(line:seq:)` line after line. `outcome(i, o)` is told line i's outcome, in
+  /// order, once the whole block is applied.
+  @inlinable
+  public mutating func apply(
+    lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64,
+    outcome: (Int, Outcome) -> Void = { _, _ in }
+  ) {
+    var trades = pendingTrades
+    var tradeOutcomes = pendingOutcomes
+    pendingTrades = []
+    pendingOutcomes = []
+    trades.removeAll(keepingCapacity: true)
+    var outcomes = [Outcome](repeating: .applied, count: lines.count)
+    var tradeLines: [Int] = []
+    tradeLines.reserveCapacity(lines.count)
+    bytes.withUnsafeBytes { raw in
+      func flush() {
+        guard !trades.isEmpty else { return }
+        tradeOutcomes.removeAll(keepingCapacity: true)
+        tradeOutcomes.append(contentsOf: repeatElement(.applied, count: trades.count))
+        trades.withUnsafeBufferPointer { t in
+          tradeOutcomes.withUnsafeMutableBufferPointer { o in apply(trades: t, bytes: raw, outcomes: o) }
+        }
+        for (k, i) in tradeLines.enumerated() { outcomes[i] = tradeOutcomes[k] }
+        trades.removeAll(keepingCapacity: true)
+        tradeLines.removeAll(keepingCapacity: true)
+      }
+      for (i, range) in zip(0..., lines) {
+        let seq = firstSeq + Int64(i)
+        if let trade = EventParser.tradeLine(bytes[range]) {
+          trades.append(TradeInput(trade: trade, line: range, seq: seq))
+          tradeLines.append(i)
+        } else {
+          flush()
+          outcomes[i] = apply(EventParser.parse(bytes[range]), seq: seq)
+        }
+      }
+      flush()
+    }
+    pendingTrades = trades
+    pendingOutcomes = tradeOutcomes
+    for (i, o) in outcomes.enumerated() { outcome(i, o) }
+  }
+
+  /// TRADE lines in a row, already split (`EventParser.tradeLine`), their lines in
+  /// `bytes`: one `BusinessKernel.applyTrades` call, then counted.
+  @inlinable
+  public mutating func apply(
+    trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
+    outcomes: UnsafeMutableBufferPointer<Outcome>
+  ) {
+    state.applyTrades(trades, bytes: bytes, outcomes: outcomes)
+    for o in outcomes { count(o, isTrade: true) }
   }
 
   @inlinable @discardableResult
@@ -141,6 +204,41 @@ public struct EventLines {
     public var file: String
     public var lineNumber: Int
     public var bytes: ArraySlice<UInt8>
+  }
+
+  /// Event lines given a block at a time (`Engine.apply(lines:of:firstSeq:)`).
+  public static let blockLinesMax = 4_096
+
+  /// Calls `body` with blocks of at most `blockLinesMax` consecutive event lines of one
+  /// file, in order: the file's bytes, the lines' index ranges in them, and their line
+  /// numbers. `willRead` is told each file's line count first (a capacity hint).
+  public static func forEachBlock(
+    files: [String], willRead: (Int) -> Void = { _ in },
+    _ body: (_ file: String, _ bytes: [UInt8], _ lines: ArraySlice<Range<Int>>, _ numbers: ArraySlice<Int>)
+      throws -> Void
+  ) throws {
+    var lines: [Range<Int>] = []
+    var numbers: [Int] = []
+    lines.reserveCapacity(blockLinesMax)
+    numbers.reserveCapacity(blockLinesMax)
+    for file in files {
+      let bytes = try FileIO.read(file)
+      willRead(Fields.lineCount(bytes))
+      for (number, line) in LineReader(bytes) where !EventParser.isSkipped(line) {
+        lines.append(line.startIndex..<line.endIndex)
+        numbers.append(number)
+        if lines.count == blockLinesMax {
+          try body(file, bytes, lines[...], numbers[...])
+          lines.removeAll(keepingCapacity: true)
+          numbers.removeAll(keepingCapacity: true)
+        }
+      }
+      if !lines.isEmpty {
+        try body(file, bytes, lines[...], numbers[...])
+        lines.removeAll(keepingCapacity: true)
+        numbers.removeAll(keepingCapacity: true)
+      }
+    }
   }
 
   /// Calls `body` for every event line of every file, in order. `willRead` is told

@@ -155,22 +155,25 @@ struct BenchCommand: ParsableCommand {
     note("bench: reading and parsing \(events)")
     let loaded: ReferenceData
     do { loaded = try FileIO.loadReference(reference) } catch { fail("\(error)", code: 2) }
-    var parsed: [ParsedLine] = []
+    var parsed = ParsedDay()
     let clock = ContinuousClock()
     var t = clock.now
     do {
       // Parsed as the engine parses: a TRADE line to its fields (identifiers stay bytes
       // of the line), any other line to an Event.
-      for (_, line) in LineReader(try FileIO.read(events)) where !EventParser.isSkipped(line) {
+      parsed.bytes = try FileIO.read(events)
+      for (_, line) in LineReader(parsed.bytes) where !EventParser.isSkipped(line) {
+        let seq = Int64(parsed.lines.count + 1)
         if let trade = EventParser.tradeLine(line) {
-          parsed.append(.trade(trade, line))
+          parsed.lines.append(
+            .trade(TradeInput(trade: trade, line: line.startIndex..<line.endIndex, seq: seq)))
         } else {
-          parsed.append(.other(EventParser.parse(line)))
+          parsed.lines.append(.other(EventParser.parse(line)))
         }
       }
     } catch { fail("\(error)", code: 2) }
     let parseSeconds = (clock.now - t).seconds
-    let tradeLines = parsed.reduce(0) {
+    let tradeLines = parsed.lines.reduce(0) {
       switch $1 {
       case .trade: return $0 + 1
       case .other(let e): if case .trade = e { return $0 + 1 } else { return $0 }
@@ -328,7 +331,7 @@ struct BenchCommand: ParsableCommand {
 
       report.kernels[i] = k
     }
-    parsed = []
+    parsed = ParsedDay()
 
     if vsPostgres {
       t = clock.now
@@ -349,8 +352,16 @@ struct BenchCommand: ParsableCommand {
   /// Returns the wall clock and this thread's CPU time of the loop.
   /// An event line as the engine parses it.
   enum ParsedLine {
-    case trade(TradeLine, ArraySlice<UInt8>)
+    /// A TRADE line split by the parser (its seq is its place in the day, from 1).
+    case trade(TradeInput)
     case other(Event)
+  }
+
+  /// A day's event lines, parsed, and the file bytes the TRADE lines point into.
+  struct ParsedDay {
+    var bytes: [UInt8] = []
+    var lines: [ParsedLine] = []
+    var count: Int { lines.count }
   }
 
   /// With `effects`, every event's effect records are produced, taken every
@@ -385,7 +396,7 @@ struct BenchCommand: ParsableCommand {
   /// more closely, but both engines ran up to 1.4x slower: a base inflated that way
   /// makes the effects' share look smaller).
   static func engineOnlyPair(
-    _ events: [ParsedLine], reference: ReferenceData, kernel: String, withEffectsFirst: Bool, sliceEvents: Int
+    _ events: ParsedDay, reference: ReferenceData, kernel: String, withEffectsFirst: Bool, sliceEvents: Int
   ) -> (without: EngineOnlyTiming, with: EngineOnlyTiming) {
     // The kernel type opened once, outside the loop: the loop is specialised for it.
     guard let (version, fault) = try? KernelDispatch.resolve(kernel) else {
@@ -406,7 +417,7 @@ struct BenchCommand: ParsableCommand {
   /// Events per batch in the effects phase (a replica votes per journal batch).
   static let effectsBatch = 1_000
   static func engineOnlyPair<K: BusinessKernel>(
-    _ events: [ParsedLine], _ reference: ReferenceData, _: K.Type, fault: PlantedFault?,
+    _ events: ParsedDay, _ reference: ReferenceData, _: K.Type, fault: PlantedFault?,
     withEffectsFirst: Bool,
     sliceEvents: Int
   ) -> (without: EngineOnlyTiming, with: EngineOnlyTiming) {
@@ -445,28 +456,48 @@ struct BenchCommand: ParsableCommand {
       self.effects = effects
     }
 
-    mutating func advance(_ events: [ParsedLine], _ range: Range<Int>) {
+    mutating func advance(_ events: ParsedDay, _ range: Range<Int>) {
       let clock = ContinuousClock()
       let cpu = BenchCommand.threadCPUSeconds()
       let t = clock.now
-      for i in range {
-        switch events[i] {
-        case .trade(let trade, let line): engine.apply(trade: trade, line: line, seq: Int64(i + 1))
-        case .other(let event):
-          let started = clock.now
-          engine.apply(event, seq: Int64(i + 1))
-          let spent = (clock.now - started).seconds
-          timing.otherEvents += spent
-          timing.byRecord[event.recordWord, default: 0] += spent
+      var trades: [TradeInput] = []
+      var outcomes: [Outcome] = []
+      trades.reserveCapacity(BenchCommand.effectsBatch)
+      outcomes.reserveCapacity(BenchCommand.effectsBatch)
+      // TRADEs in a row go to the kernel together (as `tally run` gives them: its blocks
+      // of event lines), at most up to the next effects batch.
+      func flush(_ raw: UnsafeRawBufferPointer) {
+        guard !trades.isEmpty else { return }
+        outcomes.removeAll(keepingCapacity: true)
+        outcomes.append(contentsOf: repeatElement(.applied, count: trades.count))
+        trades.withUnsafeBufferPointer { t in
+          outcomes.withUnsafeMutableBufferPointer { o in engine.apply(trades: t, bytes: raw, outcomes: o) }
         }
-        if effects && ((i + 1) % BenchCommand.effectsBatch == 0 || i + 1 == events.count) {
-          // As a replica does per journal batch: the records copied out (it keeps them
-          // for the voted stream), then digested.
-          let batch = engine.takeEffects()
-          timing.effectBytes += batch.count
-          let started = clock.now
-          digested += EffectDigest.of(batch).count
-          timing.digest += (clock.now - started).seconds
+        trades.removeAll(keepingCapacity: true)
+      }
+      events.bytes.withUnsafeBytes { raw in
+        for i in range {
+          switch events.lines[i] {
+          case .trade(let trade): trades.append(trade)
+          case .other(let event):
+            flush(raw)
+            let started = clock.now
+            engine.apply(event, seq: Int64(i + 1))
+            let spent = (clock.now - started).seconds
+            timing.otherEvents += spent
+            timing.byRecord[event.recordWord, default: 0] += spent
+          }
+          let batchEnds = (i + 1) % BenchCommand.effectsBatch == 0 || i + 1 == events.count
+          if batchEnds || i + 1 == range.upperBound { flush(raw) }
+          if effects && batchEnds {
+            // As a replica does per journal batch: the records copied out (it keeps them
+            // for the voted stream), then digested.
+            let batch = engine.takeEffects()
+            timing.effectBytes += batch.count
+            let started = clock.now
+            digested += EffectDigest.of(batch).count
+            timing.digest += (clock.now - started).seconds
+          }
         }
       }
       timing.wall += (clock.now - t).seconds

@@ -235,12 +235,13 @@ struct RunCommand: ParsableCommand {
       phase("opening state built")
       var seq: Int64 = 0
       do {
-        try EventLines.forEach(files: events, willRead: { memory.reserveCapacity(events: $0) }) { line in
-          seq += 1
-          memory.apply(line: line.bytes, seq: seq)
-          if let effectFile, seq % Int64(Self.effectsChunkEvents) == 0 {
-            try effectFile.write(memory.takeEffects())
-          }
+        try EventLines.forEachBlock(files: events, willRead: { memory.reserveCapacity(events: $0) }) {
+          _, bytes, lines, _ in
+          memory.apply(lines: lines, of: bytes, firstSeq: seq + 1)
+          seq += Int64(lines.count)
+          // Blocks are at most effectsChunkEvents lines: the effects file is written in
+          // pieces of about that size (its bytes do not depend on where it is cut).
+          if let effectFile { try effectFile.write(memory.takeEffects()) }
         }
         if let effectFile { try effectFile.write(memory.takeEffects()) }
       } catch let error as OutputError {
