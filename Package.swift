@@ -115,7 +115,10 @@ let package = Package(
       dependencies: ["TallyCluster", "TallyEngine", "KernelAPI", "MarketGenerator"],
       swiftSettings: strict),
     .testTarget(
-      name: "TallyChaosTests", dependencies: ["TallyChaos", "TallyCluster", "TallyEngine", "KernelAPI"],
+      name: "TallyChaosTests",
+      dependencies: [
+        "TallyChaos", "TallyCluster", "TallyEngine", "KernelAPI", "KernelV1", "MarketGenerator",
+      ],
       swiftSettings: strict),
     .testTarget(
       name: "TallyOpsTests",

@@ -13,8 +13,8 @@ import KernelAPI
 
 extension V1Kernel {
   /// TRADEs whose loads are started together: enough to cover a miss's latency with
-  /// the work of the stage (measured: docs/PERFORMANCE.md), few enough that the rows
-  /// loaded stay in L1/L2 until their trade is applied.
+  /// the work of a stage, few enough that the rows loaded stay in L1/L2 until their
+  /// trade is applied. 8 and 32 measured no better (docs/PERFORMANCE.md).
   static let tradeGroupSize = 16
 
   public mutating func applyTrades(
@@ -34,7 +34,7 @@ extension V1Kernel {
     }
   }
 
-  /// Starts the loads of a group's trades, in three stages of dependent reads.
+  /// Starts the loads of a group's trades, in four stages of dependent reads.
   func prefetchGroup(_ group: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer) {
     precondition(group.count <= Self.tradeGroupSize, "a trade group is at most tradeGroupSize trades")
     // Per trade: buyer, seller, security (row ids; -1 unknown).

@@ -60,6 +60,36 @@ public enum KernelDifferential {
   public static func run(
     _ options: DifferentialOptions, workDirectory: String, progress: (String) -> Void = { _ in }
   ) throws -> DifferentialResult {
+    try forEachStream(options, workDirectory: workDirectory, progress: progress) { reference, lines, _ in
+      try compare(options, reference: reference, lines: lines.map { $0[...] })
+    }
+  }
+
+  /// The same streams, each kernel against itself: event lines applied in blocks of
+  /// random length (`Engine.apply(lines:of:firstSeq:)`: runs of TRADEs go to the kernel
+  /// together, `BusinessKernel.applyTrades`) against one line at a time. Outcomes must be
+  /// equal for every event, effects for every block, digests and outputs at the end.
+  public static func runGrouped(
+    _ options: DifferentialOptions, workDirectory: String, progress: (String) -> Void = { _ in }
+  ) throws -> DifferentialResult {
+    try forEachStream(options, workDirectory: workDirectory, progress: progress) { reference, lines, rng in
+      var rejected = 0
+      for kernel in [options.kernelA, options.kernelB] {
+        let (events, r, failure) = try compareGrouped(kernel, reference: reference, lines: lines, rng: &rng)
+        if failure != nil { return (events, r, failure) }
+        rejected = r
+      }
+      return (lines.count, rejected, nil)
+    }
+  }
+
+  /// Generates the markets and their mutated streams and runs `check` on each stream.
+  static func forEachStream(
+    _ options: DifferentialOptions, workDirectory: String, progress: (String) -> Void,
+    _ check: (ReferenceData, [[UInt8]], inout DiffRandom) throws -> (
+      events: Int, rejected: Int, failure: DifferentialFailure?
+    )
+  ) throws -> DifferentialResult {
     var result = DifferentialResult()
     var counts = [Int](repeating: 0, count: Mutation.allCases.count)
     var rng = DiffRandom(seed: options.seed)
@@ -87,9 +117,7 @@ public enum KernelDifferential {
             }
           }
         }
-        let slices = lines.map { $0[...] }
-        let (events, rejected, failure) = try compare(
-          options, reference: reference, lines: slices)
+        let (events, rejected, failure) = try check(reference, lines, &rng)
         result.streams += 1
         result.events += events
         result.rejected += rejected
@@ -108,6 +136,73 @@ public enum KernelDifferential {
       try? FileManager.default.removeItem(atPath: dir)
     }
     return finish(result, counts)
+  }
+
+  /// One stream on one kernel, in blocks (random lengths, 1-48 lines) and line by line.
+  static func compareGrouped(
+    _ kernel: String, reference: ReferenceData, lines: [[UInt8]], rng: inout DiffRandom
+  ) throws -> (events: Int, rejected: Int, failure: DifferentialFailure?) {
+    let (type, fault) = try KernelCatalog.resolve(kernel)
+    func go<K: BusinessKernel>(_: K.Type) -> (events: Int, rejected: Int, failure: DifferentialFailure?) {
+      compareGrouped(K.self, fault: fault, name: kernel, reference: reference, lines: lines, rng: &rng)
+    }
+    return go(type)
+  }
+
+  /// `compareGrouped` for a kernel type (tests hand it a kernel that groups wrongly).
+  static func compareGrouped<K: BusinessKernel>(
+    _: K.Type, fault: PlantedFault?, name kernel: String, reference: ReferenceData, lines: [[UInt8]],
+    rng: inout DiffRandom
+  ) -> (events: Int, rejected: Int, failure: DifferentialFailure?) {
+    func failure(_ seq: Int64, _ text: String) -> DifferentialFailure {
+      DifferentialFailure(
+        seed: 0, market: 0, stream: 0, mutations: [], seq: seq,
+        lines: ["\(kernel), blocks against lines: " + text])
+    }
+    do {
+      var single = Engine<K>(reference: reference, plantedFault: fault)
+      var blocks = Engine<K>(reference: reference, plantedFault: fault)
+      single.enableEffects()
+      blocks.enableEffects()
+      var bytes: [UInt8] = []
+      var ranges: [Range<Int>] = []
+      for line in lines {
+        ranges.append(bytes.count..<(bytes.count + line.count))
+        bytes.append(contentsOf: line)
+      }
+      var rejected = 0
+      var i = 0
+      while i < lines.count {
+        let n = min(1 + Int(rng.below(48)), lines.count - i)
+        var grouped = [Outcome](repeating: .applied, count: n)
+        blocks.apply(lines: ranges[i..<(i + n)], of: bytes, firstSeq: Int64(i + 1)) { k, o in grouped[k] = o }
+        for k in 0..<n {
+          let seq = Int64(i + k + 1)
+          let o = single.apply(line: bytes[ranges[i + k]], seq: seq)
+          if o != .applied { rejected += 1 }
+          if o != grouped[k] {
+            let line = String(decoding: bytes[ranges[i + k]], as: UTF8.self)
+            return (
+              i + k + 1, rejected, failure(seq, "outcome \(describe(grouped[k])) vs \(describe(o)): \(line)")
+            )
+          }
+        }
+        if blocks.takeEffects() != single.takeEffects() {
+          return (i + n, rejected, failure(Int64(i + n), "effect records of seqs \(i + 1)...\(i + n) differ"))
+        }
+        i += n
+      }
+      if blocks.stateDigest != single.stateDigest {
+        return (lines.count, rejected, failure(Int64(lines.count), "state digests differ at the end"))
+      }
+      if blocks.outputFiles().map(\.bytes) != single.outputFiles().map(\.bytes) {
+        return (lines.count, rejected, failure(Int64(lines.count), "output files differ at the end"))
+      }
+      if blocks.statistics != single.statistics {
+        return (lines.count, rejected, failure(Int64(lines.count), "run statistics differ at the end"))
+      }
+      return (lines.count, rejected, nil)
+    }
   }
 
   static func finish(_ r: DifferentialResult, _ counts: [Int]) -> DifferentialResult {

@@ -351,6 +351,39 @@ extension DurableEngine {
     engine.apply(line: line, seq: seq)
   }
 
+  /// Applies journaled lines (slices of `bytes`) as seqs `firstSeq`, …: see
+  /// `Engine.apply(lines:of:firstSeq:)` (TRADE runs go to the kernel together).
+  @_specialize(exported:true,where K == V1Kernel)
+  public func apply(
+    lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64, outcome: (Int, Outcome) -> Void
+  ) {
+    engine.apply(lines: lines, of: bytes, firstSeq: firstSeq, outcome: outcome)
+  }
+
+  /// Offers consecutive event lines (slices of `bytes`) as seqs `firstSeq`, …, as
+  /// `offer(line:seq:)` does one by one: lines already applied are only checked against
+  /// the stream fingerprint, the rest applied together. Returns how many were applied.
+  @discardableResult
+  @_specialize(exported:true,where K == V1Kernel)
+  public func offer(lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) throws -> Int {
+    var next = lines.startIndex
+    var seq = firstSeq
+    var applied = 0
+    // Line by line while the fingerprint is being taken or the lines were applied before.
+    while next < lines.endIndex && (!fingerprint.isComplete || seq <= engine.appliedSeq) {
+      if try offer(line: bytes[lines[next]], seq: seq) != nil { applied += 1 }
+      next += 1
+      seq += 1
+    }
+    let rest = lines.endIndex - next
+    if rest > 0 {
+      offeredLines += Int64(rest)
+      engine.apply(lines: lines[next...], of: bytes, firstSeq: seq)
+      applied += rest
+    }
+    return applied
+  }
+
   /// Business effects (docs/EFFECTS.md): on for replicas, taken per journal batch.
   public func enableEffects() { engine.enableEffects() }
   public func takeEffects() -> [UInt8] { engine.takeEffects() }

@@ -20,9 +20,13 @@ public struct EmbeddedRunResult: Sendable {
 public enum EmbeddedRun {
   /// Runs event `lines` (already split, comments and blanks left out) as seqs 1, 2, ...
   /// on the kernel `name` names. With `effects`, keeps every event's effect records.
+  /// `grouped` (not with `effects`): the lines are applied in blocks as `tally run` does
+  /// (`Engine.apply(lines:of:firstSeq:)`: runs of TRADEs go to the kernel together).
   public static func run(
-    kernel name: String, reference: ReferenceData, lines: [ArraySlice<UInt8>], effects: Bool = false
+    kernel name: String, reference: ReferenceData, lines: [ArraySlice<UInt8>], effects: Bool = false,
+    grouped: Bool = false
   ) throws(UsageError) -> EmbeddedRunResult {
+    precondition(!(effects && grouped), "per-event effects need one event at a time")
     let (type, fault) = try KernelCatalog.resolve(name)
     func go<K: BusinessKernel>(_: K.Type) -> EmbeddedRunResult {
       var engine = Engine<K>(reference: reference, plantedFault: fault)
@@ -35,9 +39,26 @@ public enum EmbeddedRun {
       var outcomes: [Outcome] = []
       var perEvent: [[UInt8]] = []
       outcomes.reserveCapacity(lines.count)
-      for (i, line) in lines.enumerated() {
-        outcomes.append(engine.apply(line: line, seq: Int64(i + 1)))
-        if effects { perEvent.append(engine.takeEffects()) }
+      if grouped {
+        var bytes: [UInt8] = []
+        var ranges: [Range<Int>] = []
+        for line in lines {
+          ranges.append(bytes.count..<(bytes.count + line.count))
+          bytes.append(contentsOf: line)
+        }
+        var start = 0
+        while start < ranges.count {
+          let end = min(start + EventLines.blockLinesMax, ranges.count)
+          engine.apply(lines: ranges[start..<end], of: bytes, firstSeq: Int64(start + 1)) { _, o in
+            outcomes.append(o)
+          }
+          start = end
+        }
+      } else {
+        for (i, line) in lines.enumerated() {
+          outcomes.append(engine.apply(line: line, seq: Int64(i + 1)))
+          if effects { perEvent.append(engine.takeEffects()) }
+        }
       }
       return EmbeddedRunResult(
         kernel: name, outcomes: outcomes, statistics: engine.statistics, files: engine.outputFiles(),

@@ -69,10 +69,19 @@ extension DurableEngine: ReplicaEngine {
   @_specialize(where K == V1Kernel)
   @_specialize(where K == V2Kernel)
   func applyBatchSpecialised(_ lines: [[UInt8]], first: Int64) -> [UInt8] {
-    var outcomes: [UInt8] = []
-    outcomes.reserveCapacity(lines.count)
-    for (i, line) in lines.enumerated() {
-      outcomes.append(OutcomeByte.of(apply(line: line[...], seq: first + Int64(i))))
+    // The journal's lines, joined into one buffer: the engine hands runs of TRADEs to
+    // the kernel together (`Engine.apply(lines:of:firstSeq:)`).
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(lines.reduce(0) { $0 + $1.count })
+    var ranges: [Range<Int>] = []
+    ranges.reserveCapacity(lines.count)
+    for line in lines {
+      ranges.append(bytes.count..<(bytes.count + line.count))
+      bytes.append(contentsOf: line)
+    }
+    var outcomes = [UInt8](repeating: 0, count: lines.count)
+    apply(lines: ranges[...], of: bytes, firstSeq: first) { i, outcome in
+      outcomes[i] = OutcomeByte.of(outcome)
     }
     return outcomes
   }

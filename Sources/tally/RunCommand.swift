@@ -197,13 +197,20 @@ struct RunCommand: ParsableCommand {
       var lastCommit = clock.now
       let interval = Duration.milliseconds(commitMs)
       do {
-        try EventLines.forEach(files: events, willRead: { durable.reserveCapacity(events: $0) }) { line in
-          seq += 1
-          if try durable.offer(line: line.bytes, seq: seq) != nil {
-            if let effectFile, seq % Int64(Self.effectsChunkEvents) == 0 {
-              try effectFile.write(durable.takeEffects())
-            }
-            sinceCommit += 1
+        try EventLines.forEachBlock(files: events, willRead: { durable.reserveCapacity(events: $0) }) {
+          _, bytes, lines, _ in
+          // Offered in pieces that end where a commit may fall (every 256 applied events
+          // the clock is read, at commitEvents a commit is due), so that blocks commit
+          // exactly where lines one at a time did.
+          var next = lines.startIndex
+          while next < lines.endIndex {
+            let room = min(256 - sinceCommit % 256, commitEvents - sinceCommit)
+            let end = min(next + room, lines.endIndex)
+            let applied = try durable.offer(lines: lines[next..<end], of: bytes, firstSeq: seq + 1)
+            seq += Int64(end - next)
+            next = end
+            guard applied > 0 else { continue }
+            sinceCommit += applied
             if sinceCommit >= commitEvents || (sinceCommit & 255 == 0 && clock.now - lastCommit >= interval) {
               // Written and synced while the next events apply; the final commit waits.
               try durable.commitInBackground()
@@ -212,6 +219,7 @@ struct RunCommand: ParsableCommand {
               lastCommit = clock.now
             }
           }
+          if let effectFile { try effectFile.write(durable.takeEffects()) }
         }
         try durable.finishStream()
         try effectFile?.write(durable.takeEffects())

@@ -119,6 +119,14 @@ struct Fixture {
       let r = try EmbeddedRun.run(kernel: version.name, reference: ref, lines: lines, effects: true)
       XCTAssertEqual(r.selfCheck, [], "self-check of \(version.name)", file: file, line: line)
       XCTAssertEqual(r.files.count, 7, file: file, line: line)
+      // The same lines in blocks, as `tally run` applies them (TRADEs grouped).
+      let g = try EmbeddedRun.run(kernel: version.name, reference: ref, lines: lines, grouped: true)
+      XCTAssertEqual(g.outcomes, r.outcomes, "\(version.name) in blocks: outcomes", file: file, line: line)
+      XCTAssertEqual(
+        g.files.map(\.bytes), r.files.map(\.bytes), "\(version.name) in blocks: outputs", file: file,
+        line: line)
+      XCTAssertEqual(
+        g.stateDigest, r.stateDigest, "\(version.name) in blocks: digest", file: file, line: line)
       guard let f = first else {
         first = r
         continue
