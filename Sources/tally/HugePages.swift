@@ -11,24 +11,10 @@
 // placement reaches no output).
 // `TALLY_HUGE_PAGES=0` turns it off; where the kernel's THP mode is `never` the advice
 // does nothing.
-//
-// The same re-execution keeps freed memory in the heap for reuse: `mmap_max=0` has malloc
-// take even its largest blocks from the heap (not from mmap, which gives them back to the
-// kernel on free) and the high `trim_threshold` keeps the heap from shrinking. A run of
-// the 1M-account day frees ~300 MB it read or built on the way (the holdings file, the
-// parsed holdings) before it needs ~300 MB more (the day's trades, lots, indexes): taken
-// again from the heap, those pages are not faulted in and zeroed a second time, which on
-// this project's virtual machines costs 0.3-2.3 s a GB. Measured (docs/PERFORMANCE.md,
-// 2026-12-03): `tally run` median 4.72 s → 4.02 s, system time 1.06 s → 0.47 s, peak RSS
-// +1%. A process's resident memory then stays at its high-water mark (a replica's or the
-// voter's peak, bounded by their limits) rather than shrinking after a peak.
 import Foundation
 
 enum HugePages {
-  /// 64 GiB: more than any heap here shrinks from.
-  static let trimThresholdBytes = 1 << 36
-  static let tunable =
-    "glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=\(trimThresholdBytes)"
+  static let tunable = "glibc.malloc.hugetlb=1"
   /// Set before the re-execution: never execute again (a setuid start, where glibc drops
   /// GLIBC_TUNABLES, would otherwise loop).
   static let marker = "TALLY_HUGE_PAGES_STARTED"
@@ -50,8 +36,7 @@ enum HugePages {
   /// What this process runs with, for benchmark reports: `on (THP madvise)`,
   /// `off (THP madvise)`, or `advised, but THP never` (the kernel ignores the advice).
   static func state() -> String {
-    let advised =
-      getenv("GLIBC_TUNABLES").map { String(cString: $0).contains("glibc.malloc.hugetlb=1") } ?? false
+    let advised = getenv("GLIBC_TUNABLES").map { String(cString: $0).contains(tunable) } ?? false
     let modes =
       (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? ""
     // The file lists the modes with the current one in brackets: `always [madvise] never`.

@@ -52,9 +52,6 @@ final class HugePagesTests: XCTestCase {
       environment.contains("TALLY_HUGE_PAGES_STARTED=1"), "process \(pid) never executed itself again")
     // Added to whatever tunables the test's own environment has (usually none).
     let tunables = environment.first { $0.hasPrefix("GLIBC_TUNABLES=") } ?? ""
-    // glibc 2.36 applies every tunable of the string (huge pages, mmap_max, trim_threshold:
-    // strace shows a 200 MB malloc served by brk with MADV_HUGEPAGE) but rewrites the
-    // variable it leaves in the environment to its first tunable, which is ours.
     XCTAssertTrue(
       tunables == "GLIBC_TUNABLES=glibc.malloc.hugetlb=1" || tunables.hasSuffix(":glibc.malloc.hugetlb=1"),
       tunables)
