@@ -164,12 +164,7 @@ public enum KernelDifferential {
       var blocks = Engine<K>(reference: reference, plantedFault: fault)
       single.enableEffects()
       blocks.enableEffects()
-      var bytes: [UInt8] = []
-      var ranges: [Range<Int>] = []
-      for line in lines {
-        ranges.append(bytes.count..<(bytes.count + line.count))
-        bytes.append(contentsOf: line)
-      }
+      let (bytes, ranges) = EventLines.joined(lines)
       var rejected = 0
       var i = 0
       while i < lines.count {

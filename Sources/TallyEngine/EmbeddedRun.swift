@@ -40,12 +40,7 @@ public enum EmbeddedRun {
       var perEvent: [[UInt8]] = []
       outcomes.reserveCapacity(lines.count)
       if grouped {
-        var bytes: [UInt8] = []
-        var ranges: [Range<Int>] = []
-        for line in lines {
-          ranges.append(bytes.count..<(bytes.count + line.count))
-          bytes.append(contentsOf: line)
-        }
+        let (bytes, ranges) = EventLines.joined(lines)
         var start = 0
         while start < ranges.count {
           let end = min(start + EventLines.blockLinesMax, ranges.count)

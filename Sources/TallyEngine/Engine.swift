@@ -206,37 +206,48 @@ public struct EventLines {
     public var bytes: ArraySlice<UInt8>
   }
 
+  /// Lines held one array each (a journal batch, a test's stream) joined into one byte
+  /// buffer, with each line's range in it: the form `Engine.apply(lines:of:firstSeq:)`
+  /// takes.
+  public static func joined<Line: Collection<UInt8>>(_ lines: [Line]) -> (
+    bytes: [UInt8], ranges: [Range<Int>]
+  ) {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(lines.reduce(0) { $0 + $1.count })
+    var ranges: [Range<Int>] = []
+    ranges.reserveCapacity(lines.count)
+    for line in lines {
+      ranges.append(bytes.count..<(bytes.count + line.count))
+      bytes.append(contentsOf: line)
+    }
+    return (bytes, ranges)
+  }
+
   /// Event lines given a block at a time (`Engine.apply(lines:of:firstSeq:)`).
   public static let blockLinesMax = 4_096
 
   /// Calls `body` with blocks of at most `blockLinesMax` consecutive event lines of one
-  /// file, in order: the file's bytes, the lines' index ranges in them, and their line
-  /// numbers. `willRead` is told each file's line count first (a capacity hint).
+  /// file, in order: the file's bytes and the lines' index ranges in them. `willRead` is
+  /// told each file's line count first (a capacity hint).
   public static func forEachBlock(
     files: [String], willRead: (Int) -> Void = { _ in },
-    _ body: (_ file: String, _ bytes: [UInt8], _ lines: ArraySlice<Range<Int>>, _ numbers: ArraySlice<Int>)
-      throws -> Void
+    _ body: (_ bytes: [UInt8], _ lines: ArraySlice<Range<Int>>) throws -> Void
   ) throws {
     var lines: [Range<Int>] = []
-    var numbers: [Int] = []
     lines.reserveCapacity(blockLinesMax)
-    numbers.reserveCapacity(blockLinesMax)
     for file in files {
       let bytes = try FileIO.read(file)
       willRead(Fields.lineCount(bytes))
-      for (number, line) in LineReader(bytes) where !EventParser.isSkipped(line) {
+      for (_, line) in LineReader(bytes) where !EventParser.isSkipped(line) {
         lines.append(line.startIndex..<line.endIndex)
-        numbers.append(number)
         if lines.count == blockLinesMax {
-          try body(file, bytes, lines[...], numbers[...])
+          try body(bytes, lines[...])
           lines.removeAll(keepingCapacity: true)
-          numbers.removeAll(keepingCapacity: true)
         }
       }
       if !lines.isEmpty {
-        try body(file, bytes, lines[...], numbers[...])
+        try body(bytes, lines[...])
         lines.removeAll(keepingCapacity: true)
-        numbers.removeAll(keepingCapacity: true)
       }
     }
   }

@@ -71,14 +71,7 @@ extension DurableEngine: ReplicaEngine {
   func applyBatchSpecialised(_ lines: [[UInt8]], first: Int64) -> [UInt8] {
     // The journal's lines, joined into one buffer: the engine hands runs of TRADEs to
     // the kernel together (`Engine.apply(lines:of:firstSeq:)`).
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(lines.reduce(0) { $0 + $1.count })
-    var ranges: [Range<Int>] = []
-    ranges.reserveCapacity(lines.count)
-    for line in lines {
-      ranges.append(bytes.count..<(bytes.count + line.count))
-      bytes.append(contentsOf: line)
-    }
+    let (bytes, ranges) = EventLines.joined(lines)
     var outcomes = [UInt8](repeating: 0, count: lines.count)
     apply(lines: ranges[...], of: bytes, firstSeq: first) { i, outcome in
       outcomes[i] = OutcomeByte.of(outcome)

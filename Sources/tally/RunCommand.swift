@@ -86,9 +86,6 @@ struct RunCommand: ParsableCommand {
   @Option(name: .long, help: "Format of --effects: text or binary.")
   var effectsFormat = "text"
 
-  /// Effects are taken from the engine and written after this many events.
-  static let effectsChunkEvents = 4_096
-
   @Option(
     name: .long,
     help: ArgumentHelp(
@@ -198,7 +195,7 @@ struct RunCommand: ParsableCommand {
       let interval = Duration.milliseconds(commitMs)
       do {
         try EventLines.forEachBlock(files: events, willRead: { durable.reserveCapacity(events: $0) }) {
-          _, bytes, lines, _ in
+          bytes, lines in
           // Offered in pieces that end where a commit may fall (every 256 applied events
           // the clock is read, at commitEvents a commit is due), so that blocks commit
           // exactly where lines one at a time did.
@@ -244,11 +241,11 @@ struct RunCommand: ParsableCommand {
       var seq: Int64 = 0
       do {
         try EventLines.forEachBlock(files: events, willRead: { memory.reserveCapacity(events: $0) }) {
-          _, bytes, lines, _ in
+          bytes, lines in
           memory.apply(lines: lines, of: bytes, firstSeq: seq + 1)
           seq += Int64(lines.count)
-          // Blocks are at most effectsChunkEvents lines: the effects file is written in
-          // pieces of about that size (its bytes do not depend on where it is cut).
+          // The effects file is written a block at a time (its bytes do not depend on
+          // where it is cut).
           if let effectFile { try effectFile.write(memory.takeEffects()) }
         }
         if let effectFile { try effectFile.write(memory.takeEffects()) }

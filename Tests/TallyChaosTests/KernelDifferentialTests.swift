@@ -10,13 +10,18 @@ import XCTest
 
 @testable import TallyChaos
 
-final class KernelDifferentialTests: XCTestCase {
-  func workDirectory() throws -> String {
-    let path = FileManager.default.temporaryDirectory.path + "/tally-diff-\(UUID().uuidString)"
+extension XCTestCase {
+  /// A fresh temporary folder, removed when the test ends.
+  func makeWorkDirectory(_ prefix: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.path + "/\(prefix)-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
     return path
   }
+}
+
+final class KernelDifferentialTests: XCTestCase {
+  func workDirectory() throws -> String { try makeWorkDirectory("tally-diff") }
 
   func testVersionsAgreeOnEveryEventOfAThousandMutatedStreams() throws {
     var o = DifferentialOptions(seed: 20_261_202)
@@ -53,12 +58,7 @@ final class KernelDifferentialTests: XCTestCase {
 /// TRADEs handed to a kernel in groups (`BusinessKernel.applyTrades`, where V1 and V2
 /// overlap the trades' memory loads) must give what one `applyTrade` after another gives.
 final class TradeGroupTests: XCTestCase {
-  func workDirectory() throws -> String {
-    let path = FileManager.default.temporaryDirectory.path + "/tally-groups-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-    return path
-  }
+  func workDirectory() throws -> String { try makeWorkDirectory("tally-groups") }
 
   func testTradesInGroupsEqualOneAtATimeInBothVersions() throws {
     var o = DifferentialOptions(seed: 20_261_203)
