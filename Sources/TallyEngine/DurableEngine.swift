@@ -302,8 +302,15 @@ func overlayStoredRows(
 }
 
 extension DurableEngine {
-  /// Room for about `events` more events (see `Engine.reserveCapacity(events:)`).
-  public func reserveCapacity(events: Int) { engine.reserveCapacity(events: events) }
+  /// Room for about `events` more events offered (see `Engine.reserveCapacity(events:)`),
+  /// less those the stored state has applied already: a resumed run would otherwise
+  /// grow every day-sized table (1M trade rows, the trade index rehashed) for events it
+  /// only skips.
+  public func reserveCapacity(events: Int) {
+    let alreadyApplied = max(0, engine.appliedSeq - offeredLines)
+    let toApply = max(0, Int64(events) - alreadyApplied)
+    if toApply > 0 { engine.reserveCapacity(events: Int(toApply)) }
+  }
 
   /// Offers the next event line with its seq. Lines already applied (seq ≤ the
   /// stored position) are only checked against the stream fingerprint.
