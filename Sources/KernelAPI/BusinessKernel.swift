@@ -110,8 +110,7 @@ extension BusinessKernel {
   ) {
     precondition(outcomes.count == trades.count, "one outcome per trade")
     for i in trades.indices {
-      let t = trades[i]
-      outcomes[i] = applyTrade(t.trade, line: UnsafeRawBufferPointer(rebasing: bytes[t.line]), seq: t.seq)
+      outcomes[i] = applyTrade(trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq)
     }
   }
 

@@ -83,6 +83,19 @@ public struct TradeInput: Sendable {
     self.line = line
     self.seq = seq
   }
+
+  /// The line's bytes in the group's buffer (what `applyTrade` takes as `line`).
+  @inlinable public func line(in bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    UnsafeRawBufferPointer(rebasing: bytes[line])
+  }
+
+  /// Field `range` of the line (a range of `trade`) in the group's buffer.
+  @inlinable public func field(_ range: Range<Int>, in bytes: UnsafeRawBufferPointer)
+    -> UnsafeRawBufferPointer
+  {
+    UnsafeRawBufferPointer(
+      rebasing: bytes[(line.lowerBound + range.lowerBound)..<(line.lowerBound + range.upperBound)])
+  }
 }
 
 public enum Event: Sendable, Equatable {

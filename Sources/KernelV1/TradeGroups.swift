@@ -27,63 +27,68 @@ extension V1Kernel {
       let end = min(start + Self.tradeGroupSize, trades.count)
       prefetchGroup(UnsafeBufferPointer(rebasing: trades[start..<end]), bytes: bytes)
       for i in start..<end {
-        let t = trades[i]
-        outcomes[i] = applyTrade(t.trade, line: UnsafeRawBufferPointer(rebasing: bytes[t.line]), seq: t.seq)
+        outcomes[i] = applyTrade(trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq)
       }
       start = end
     }
   }
 
-  /// Starts the loads of a group's trades, in four stages of dependent reads.
+  /// What the stages of `prefetchGroup` found for one trade (row ids; -1 unknown).
+  struct GroupedTrade {
+    var buyHash: UInt64
+    var sellHash: UInt64
+    var buy: Int32 = -1
+    var sell: Int32 = -1
+    var security: Int32 = -1
+    var buyPosition: Int32 = -1
+    var sellPosition: Int32 = -1
+  }
+
+  /// Starts the loads of a group's trades, in four stages of dependent reads; each
+  /// stage keeps what it found for the next (no identifier hashed or looked up twice).
   func prefetchGroup(_ group: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer) {
     precondition(group.count <= Self.tradeGroupSize, "a trade group is at most tradeGroupSize trades")
-    // Per trade: buyer, seller, security (row ids; -1 unknown).
-    withUnsafeTemporaryAllocation(of: (Int32, Int32, Int32).self, capacity: Self.tradeGroupSize) { found in
-      @inline(__always) func field(_ t: TradeInput, _ r: Range<Int>) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(
-          rebasing: bytes[(t.line.lowerBound + r.lowerBound)..<(t.line.lowerBound + r.upperBound)])
-      }
+    withUnsafeTemporaryAllocation(of: GroupedTrade.self, capacity: Self.tradeGroupSize) { found in
       // 1. The index slots of the trade id and both accounts.
-      for t in group {
-        tradeByKey.prefetch(
-          hash: mix64(
-            Ident.fastHash(of: field(t, t.trade.tradeId)) ^ UInt64(UInt32(bitPattern: t.trade.date))))
-        accountById.prefetch(hash: Ident.fastHash(of: field(t, t.trade.buyAccount)))
-        accountById.prefetch(hash: Ident.fastHash(of: field(t, t.trade.sellAccount)))
-      }
-      // 2. The accounts' position-directory lines.
       for (i, t) in group.enumerated() {
-        let buyBytes = field(t, t.trade.buyAccount)
-        let sellBytes = field(t, t.trade.sellAccount)
-        let buy = accountById.find(hash: Ident.fastHash(of: buyBytes)) { $0.hasBytes(buyBytes) } ?? -1
-        let sell = accountById.find(hash: Ident.fastHash(of: sellBytes)) { $0.hasBytes(sellBytes) } ?? -1
-        let security = securityById[bytes: field(t, t.trade.security)] ?? -1
-        found.initializeElement(at: i, to: (buy, sell, security))
-        if buy >= 0 { positionDirectory.prefetch(buy) }
-        if sell >= 0 { positionDirectory.prefetch(sell) }
+        let tradeHash = Ident.fastHash(of: t.field(t.trade.tradeId, in: bytes))
+        tradeByKey.prefetch(hash: mix64(tradeHash ^ UInt64(UInt32(bitPattern: t.trade.date))))
+        let g = GroupedTrade(
+          buyHash: Ident.fastHash(of: t.field(t.trade.buyAccount, in: bytes)),
+          sellHash: Ident.fastHash(of: t.field(t.trade.sellAccount, in: bytes)))
+        accountById.prefetch(hash: g.buyHash)
+        accountById.prefetch(hash: g.sellHash)
+        found.initializeElement(at: i, to: g)
       }
-      // 3. The positions, and the lots a trade reads first: the seller's oldest, the
-      // buyer's newest (the new lot is linked after it).
-      for i in group.indices {
-        let (buy, sell, security) = found[i]
-        guard security >= 0 else { continue }
-        if sell >= 0, let p = positionDirectory.find(account: sell, security: security) {
+      // 2. The accounts' position-directory lines (their index slots are in cache now).
+      for (i, t) in group.enumerated() {
+        let buyBytes = t.field(t.trade.buyAccount, in: bytes)
+        let sellBytes = t.field(t.trade.sellAccount, in: bytes)
+        found[i].buy = accountById.find(hash: found[i].buyHash) { $0.hasBytes(buyBytes) } ?? -1
+        found[i].sell = accountById.find(hash: found[i].sellHash) { $0.hasBytes(sellBytes) } ?? -1
+        found[i].security = securityById[bytes: t.field(t.trade.security, in: bytes)] ?? -1
+        if found[i].buy >= 0 { positionDirectory.prefetch(found[i].buy) }
+        if found[i].sell >= 0 { positionDirectory.prefetch(found[i].sell) }
+      }
+      // 3. The positions.
+      for i in group.indices where found[i].security >= 0 {
+        let g = found[i]
+        if g.sell >= 0, let p = positionDirectory.find(account: g.sell, security: g.security) {
+          found[i].sellPosition = p
           positions.prefetch(p)
         }
-        if buy >= 0, let p = positionDirectory.find(account: buy, security: security) {
+        if g.buy >= 0, let p = positionDirectory.find(account: g.buy, security: g.security) {
+          found[i].buyPosition = p
           positions.prefetch(p)
         }
       }
+      // 4. The lots a trade reads first: the seller's oldest, the buyer's newest (the
+      // new lot is linked after it).
       for i in group.indices {
-        let (buy, sell, security) = found[i]
-        guard security >= 0 else { continue }
-        if sell >= 0, let p = positionDirectory.find(account: sell, security: security) {
-          lotPool.prefetch(positions[p].firstLot)
-        }
-        if buy >= 0, let p = positionDirectory.find(account: buy, security: security) {
-          lotPool.prefetch(positions[p].lastLot)
-        }
+        if found[i].sellPosition >= 0 { lotPool.prefetch(positions[found[i].sellPosition].firstLot) }
+        if found[i].buyPosition >= 0 { lotPool.prefetch(positions[found[i].buyPosition].lastLot) }
       }
+      found.baseAddress!.deinitialize(count: group.count)
     }
   }
 }

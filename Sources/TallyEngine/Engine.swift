@@ -24,10 +24,9 @@ public struct Engine<K: BusinessKernel> {
   /// Public (settable) only so that the inlinable methods can reach it: treat as read-only.
   public var state: K
   public var statistics = RunStatistics()
-  /// Scratch buffers of `apply(lines:of:firstSeq:)`, kept between blocks (public only for
-  /// the inlinable code: not part of the API).
+  /// The scratch buffer of `apply(lines:of:firstSeq:)`, kept between blocks (public only
+  /// for the inlinable code: not part of the API).
   public var pendingTrades: [TradeInput] = []
-  public var pendingOutcomes: [Outcome] = []
   /// The size of the last batch `takeEffects()` handed over.
   var lastEffectsBatchBytes = 0
 
@@ -74,31 +73,30 @@ public struct Engine<K: BusinessKernel> {
     lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64,
     outcome: (Int, Outcome) -> Void = { _, _ in }
   ) {
+    // A run of TRADEs is always consecutive lines (any other line ends it): its outcomes
+    // are written in place, from the line where the run starts.
     var trades = pendingTrades
-    var tradeOutcomes = pendingOutcomes
     pendingTrades = []
-    pendingOutcomes = []
     trades.removeAll(keepingCapacity: true)
+    var runStart = 0
     var outcomes = [Outcome](repeating: .applied, count: lines.count)
-    var tradeLines: [Int] = []
-    tradeLines.reserveCapacity(lines.count)
     bytes.withUnsafeBytes { raw in
       func flush() {
         guard !trades.isEmpty else { return }
-        tradeOutcomes.removeAll(keepingCapacity: true)
-        tradeOutcomes.append(contentsOf: repeatElement(.applied, count: trades.count))
         trades.withUnsafeBufferPointer { t in
-          tradeOutcomes.withUnsafeMutableBufferPointer { o in apply(trades: t, bytes: raw, outcomes: o) }
+          outcomes.withUnsafeMutableBufferPointer { o in
+            apply(
+              trades: t, bytes: raw,
+              outcomes: UnsafeMutableBufferPointer(rebasing: o[runStart..<(runStart + t.count)]))
+          }
         }
-        for (k, i) in tradeLines.enumerated() { outcomes[i] = tradeOutcomes[k] }
         trades.removeAll(keepingCapacity: true)
-        tradeLines.removeAll(keepingCapacity: true)
       }
       for (i, range) in zip(0..., lines) {
         let seq = firstSeq + Int64(i)
         if let trade = EventParser.tradeLine(bytes[range]) {
+          if trades.isEmpty { runStart = i }
           trades.append(TradeInput(trade: trade, line: range, seq: seq))
-          tradeLines.append(i)
         } else {
           flush()
           outcomes[i] = apply(EventParser.parse(bytes[range]), seq: seq)
@@ -107,7 +105,6 @@ public struct Engine<K: BusinessKernel> {
       flush()
     }
     pendingTrades = trades
-    pendingOutcomes = tradeOutcomes
     for (i, o) in outcomes.enumerated() { outcome(i, o) }
   }
 

@@ -97,6 +97,22 @@ public enum FileIO {
     }
   }
 
+  /// Writes all of `bytes` to `fd` (a short write or EINTR is continued); 0, or the
+  /// errno of the write that failed.
+  public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32 {
+    bytes.withUnsafeBytes { raw in
+      var done = 0
+      while done < raw.count {
+        let n = write(fd, raw.baseAddress! + done, raw.count - done)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return errno }
+        if n == 0 { return EIO }
+        done += n
+      }
+      return 0
+    }
+  }
+
   /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a
   /// reader sees the old file or the new one, never a part. Straight from the array
   /// (`Data(bytes)` copied the 77 MB holdings file of the 1M-account day into fresh
@@ -105,19 +121,7 @@ public enum FileIO {
     let temporary = path + ".tmp-\(getpid())"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw OutputError("cannot write \(path): \(String(cString: strerror(errno)))") }
-    var failure: Int32 = 0
-    bytes.withUnsafeBytes { raw in
-      var done = 0
-      while done < raw.count {
-        let n = write(fd, raw.baseAddress! + done, raw.count - done)
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 {
-          failure = errno
-          return
-        }
-        done += n
-      }
-    }
+    var failure = writeAll(fd, bytes)
     if close(fd) != 0 && failure == 0 { failure = errno }
     if failure == 0 && rename(temporary, path) != 0 { failure = errno }
     if failure != 0 {

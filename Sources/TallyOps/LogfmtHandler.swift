@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Synchronization
 import TallyCluster
+import TallyEngine
 
 #if canImport(Glibc)
   import Glibc
@@ -65,17 +66,8 @@ public final class LogSink: Sendable {
       {
         rotate(path: path, filesKept: filesKept, state: &s)
       }
-      line.withUnsafeBytes { raw in
-        var offset = 0
-        while offset < raw.count {
-          let n = Glibc.write(s.fd, raw.baseAddress! + offset, raw.count - offset)
-          if n <= 0 {
-            if n < 0 && errno == EINTR { continue }
-            return
-          }
-          offset += n
-        }
-      }
+      // A log line that cannot be written is dropped: logging never stops the node.
+      _ = FileIO.writeAll(s.fd, line)
       s.bytes += line.count
     }
   }
