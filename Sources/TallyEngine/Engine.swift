@@ -181,7 +181,25 @@ public struct Engine<K: BusinessKernel> {
 
   /// The seven SPEC §5 files.
   public func outputFiles() -> [(name: String, bytes: [UInt8])] { ReportWriter.render(kernel: state) }
+
+  /// Writes the seven SPEC §5 files into `folder` (created if needed), each atomically:
+  /// the same bytes as `outputFiles()`, but holdings.csv (millions of rows) goes out a
+  /// piece at a time through one reused buffer instead of being rendered whole first.
+  /// `pieceBytes`: how much of holdings.csv is rendered before it is written.
+  public func writeOutputs(to folder: String, pieceBytes: Int = outputPieceBytes) throws(OutputError) {
+    precondition(pieceBytes > 0, "pieces of holdings.csv hold at least one byte")
+    try FileIO.createFolder(folder)
+    for file in ReportWriter.render(state.report(holdings: false)) where file.name != "holdings.csv" {
+      try FileIO.writeAtomically(folder + "/" + file.name, file.bytes)
+    }
+    try FileIO.writeAtomically(folder + "/holdings.csv") { write in
+      ReportWriter.renderHoldings(kernel: state, chunkBytes: pieceBytes, write)
+    }
+  }
 }
+
+/// Bytes of holdings.csv rendered before they are written (`Engine.writeOutputs`).
+public let outputPieceBytes = 1 << 20
 
 public enum StateDigest {
   static let domain = Array("tally-state-v1".utf8)

@@ -86,14 +86,19 @@ public enum FileIO {
   public static func writeFolder(_ folder: String, files: [(name: String, bytes: [UInt8])])
     throws(OutputError)
   {
+    try createFolder(folder)
+    for file in files {
+      let path = folder + "/" + file.name
+      try writeAtomically(path, file.bytes)
+    }
+  }
+
+  /// Creates `folder` if needed (the first step of `writeFolder`).
+  public static func createFolder(_ folder: String) throws(OutputError) {
     do {
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     } catch {
       throw OutputError("cannot create output folder \(folder): \(describe(error))")
-    }
-    for file in files {
-      let path = folder + "/" + file.name
-      try writeAtomically(path, file.bytes)
     }
   }
 
@@ -118,10 +123,22 @@ public enum FileIO {
   /// (`Data(bytes)` copied the 77 MB holdings file of the 1M-account day into fresh
   /// pages first: memory the kernel had to zero, docs/PERFORMANCE.md).
   static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(OutputError) {
+    try writeAtomically(path) { write in write(bytes) }
+  }
+
+  /// Writes the file at `path` atomically from the pieces `produce` hands to `write`,
+  /// in order (a large file rendered a piece at a time into one reused buffer). After a
+  /// failed write the rest are ignored and the error thrown once `produce` returns.
+  public static func writeAtomically(_ path: String, _ produce: (_ write: ([UInt8]) -> Void) -> Void)
+    throws(OutputError)
+  {
     let temporary = path + ".tmp-\(getpid())"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw OutputError("cannot write \(path): \(String(cString: strerror(errno)))") }
-    var failure = writeAll(fd, bytes)
+    var failure: Int32 = 0
+    produce { piece in
+      if failure == 0 { failure = writeAll(fd, piece) }
+    }
     if close(fd) != 0 && failure == 0 { failure = errno }
     if failure == 0 && rename(temporary, path) != 0 { failure = errno }
     if failure != 0 {

@@ -57,7 +57,7 @@ struct DemoCommand: ParsableCommand {
       engine.apply(line: line, seq: seq)
     }
     let elapsed = clock.now - started
-    do { try FileIO.writeFolder(outDir, files: engine.outputFiles()) } catch { fail("\(error)", code: 3) }
+    do { try engine.writeOutputs(to: outDir) } catch { fail("\(error)", code: 3) }
     print(DemoSummary.render(engine: engine, seconds: elapsed.seconds, outDir: outDir))
   }
 }

@@ -258,10 +258,8 @@ struct RunCommand: ParsableCommand {
     }
     do { try effectFile?.close() } catch { fail("\(error)", code: 3) }
     phase(state == nil ? "events applied" : "state opened and events applied")
-    let files = engine.outputFiles()
-    phase("outputs rendered")
-    do { try FileIO.writeFolder(out, files: files) } catch { fail("\(error)", code: 3) }
-    phase("outputs written")
+    do { try engine.writeOutputs(to: out) } catch { fail("\(error)", code: 3) }
+    phase("outputs rendered and written")
     if digest { print(engine.stateDigest.hexString) }
     if let dumpRows {
       var text: [UInt8] = []
