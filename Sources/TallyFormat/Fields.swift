@@ -162,6 +162,18 @@ public struct LineReader: Sequence, IteratorProtocol {
     position = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
   }
 
+  /// The lines from `start` (the first byte of a line, after the first) on, the first
+  /// numbered `firstNumber`: a part of a file read apart from the rest.
+  public init(_ bytes: [UInt8], from start: Int, firstNumber: Int) {
+    precondition(start > 0 && start <= bytes.count && bytes[start - 1] == 10, "a part starts a line")
+    self.bytes = bytes
+    position = start
+    lineNumber = firstNumber - 1
+  }
+
+  /// The byte offset of the next line (`bytes.count` at the end).
+  public var offset: Int { Swift.min(position, bytes.count) }
+
   public mutating func next() -> (number: Int, line: ArraySlice<UInt8>)? {
     guard position < bytes.count else { return nil }
     let start = position

@@ -62,13 +62,28 @@ public enum ReferenceParser {
         return false
       }
       reserve(Fields.lineCount(bytes))
+      var sawHeader = false
+      try forEachRow(name, path, bytes, LineReader(bytes), sawHeader: &sawHeader, fast: fast, body)
+      if !sawHeader {
+        throw InputError(
+          file: path, line: 1, problem: "header must be exactly '\(headers[name]!)', file is empty")
+      }
+      return true
+    }
+    /// The rows of the lines `reader` gives (a whole file or a part of it), up to
+    /// `endOffset` when given.
+    func forEachRow(
+      _ name: String, _ path: String, _ bytes: [UInt8], _ reader: LineReader, endOffset: Int? = nil,
+      sawHeader: inout Bool, fast: (ArraySlice<UInt8>) -> Bool,
+      _ body: (Int, [ArraySlice<UInt8>]) throws(InputError) -> Void
+    ) throws(InputError) {
       let header = headers[name]!
       let columns = header.split(separator: ",").map(String.init)
-      var sawHeader = false
       // One array of fields for every line (millions of lines: no array each).
       var fields: [ArraySlice<UInt8>] = []
       fields.reserveCapacity(columns.count + 1)
-      for (number, line) in LineReader(bytes) {
+      var reader = reader
+      while endOffset.map({ reader.offset < $0 }) ?? true, let (number, line) = reader.next() {
         // A data line that `fast` takes whole is done; anything else (the header, a
         // line it does not take) goes the general way, which names the problem.
         if sawHeader && fast(line) { continue }
@@ -96,10 +111,6 @@ public enum ReferenceParser {
         }
         try body(number, fields)
       }
-      if !sawHeader {
-        throw InputError(file: path, line: 1, problem: "header must be exactly '\(header)', file is empty")
-      }
-      return true
     }
     func fail(_ name: String, _ line: Int, _ field: String?, _ problem: String) -> InputError {
       InputError(
@@ -178,58 +189,10 @@ public enum ReferenceParser {
     }
 
     var holdings: [ReferenceData.HoldingRow] = []
-    // Lines of one account follow each other: its bytes and index are kept from the last line.
+    var fastHoldings = FastHoldingLines(accounts: accounts, accountIds: accountIds, securityIds: securityIds)
+    // Lines of one account follow each other: the general path keeps its index too.
     var lastAccount: (bytes: ArraySlice<UInt8>, index: Int32) = ([], -1)
-    /// A holdings line that is all ASCII, has four non-empty fields and passes every
-    /// check is appended here in one pass; false leaves the line (and its error) to the
-    /// general path below.
-    func fastHolding(_ line: ArraySlice<UInt8>) -> Bool {
-      var commas = (0, 0, 0)
-      var found = 0
-      var i = line.startIndex
-      while i < line.endIndex {
-        let b = line[i]
-        if b >= 0x80 { return false }
-        if b == UInt8(ascii: ",") {
-          switch found {
-          case 0: commas.0 = i
-          case 1: commas.1 = i
-          case 2: commas.2 = i
-          default: return false
-          }
-          found += 1
-        }
-        i += 1
-      }
-      guard found == 3 else { return false }
-      let accountField = line[line.startIndex..<commas.0]
-      let securityField = line[(commas.0 + 1)..<commas.1]
-      let quantityField = line[(commas.1 + 1)..<commas.2]
-      let dateField = line[(commas.2 + 1)..<line.endIndex]
-      guard !accountField.isEmpty, !securityField.isEmpty, let quantity = Fields.quantity(quantityField),
-        quantity > 0, let acquired = Fields.date(dateField)
-      else { return false }
-      let account: Int32
-      if lastAccount.index >= 0 && accountField.elementsEqual(lastAccount.bytes) {
-        account = lastAccount.index
-      } else if Int(lastAccount.index) + 1 < accounts.count,
-        accounts[Int(lastAccount.index) + 1].id.utf8.elementsEqual(accountField)
-      {
-        // Holdings usually list accounts in the order of accounts.csv: the next account
-        // is read in sequence, where the index lookup would miss the cache.
-        account = lastAccount.index + 1
-        lastAccount = (accountField, account)
-      } else {
-        guard let found = accountField.withUnsafeBytes({ accountIds[bytes: $0] }) else { return false }
-        account = found
-        lastAccount = (accountField, found)
-      }
-      guard let security = securityField.withUnsafeBytes({ securityIds[bytes: $0] }) else { return false }
-      holdings.append(.init(account: account, security: security, quantity: quantity, acquiredDate: acquired))
-      return true
-    }
-    try forEachRow("holdings.csv", reserve: { holdings.reserveCapacity($0) }, fast: fastHolding) {
-      (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
+    func holding(_ n: Int, _ f: [ArraySlice<UInt8>]) throws(InputError) {
       let account: Int32
       if lastAccount.index >= 0 && f[0].elementsEqual(lastAccount.bytes) {
         account = lastAccount.index
@@ -248,6 +211,51 @@ public enum ReferenceParser {
       let acquired = try value(
         Fields.date(f[3]), "holdings.csv", n, "acquired_date", f[3], "a date (YYYYMMDD)")
       holdings.append(.init(account: account, security: security, quantity: quantity, acquiredDate: acquired))
+    }
+    let holdingsPath = prefix.isEmpty ? "holdings.csv" : prefix + "/holdings.csv"
+    guard let holdingBytes = contents("holdings.csv") else {
+      throw InputError(file: holdingsPath, line: 0, problem: "required file is missing or unreadable")
+    }
+    holdings.reserveCapacity(Fields.lineCount(holdingBytes))
+    var sawHoldingsHeader = false
+    if let split = FastHoldingLines.secondPart(of: holdingBytes) {
+      // Millions of lines: the second half is read on another core while this one reads
+      // the first (`FastHoldingLines.parseInBackground`). Rows, line numbers and errors
+      // are those of one pass: the halves' rows are joined in file order, and a line the
+      // fast path does not take stops the other core, leaving the rest of the file to the
+      // general path here, line numbers counted on.
+      let background = fastHoldings.parseInBackground(holdingBytes, from: split)
+      var firstPart = LineReader(holdingBytes)
+      let firstError: InputError?
+      do {
+        try forEachRow(
+          "holdings.csv", holdingsPath, holdingBytes, firstPart, endOffset: split,
+          sawHeader: &sawHoldingsHeader,
+          fast: { fastHoldings.take($0, into: &holdings) }, holding)
+        firstError = nil
+      } catch { firstError = error }
+      let second = background.wait()
+      if let firstError { throw firstError }
+      holdings.append(contentsOf: second.rows)
+      if second.stoppedAt < holdingBytes.count {
+        // The lines before the split, then those the other core took.
+        var linesBefore = 0
+        firstPart = LineReader(holdingBytes)
+        while firstPart.offset < split, firstPart.next() != nil { linesBefore += 1 }
+        try forEachRow(
+          "holdings.csv", holdingsPath, holdingBytes,
+          LineReader(holdingBytes, from: second.stoppedAt, firstNumber: linesBefore + second.lines + 1),
+          sawHeader: &sawHoldingsHeader, fast: { fastHoldings.take($0, into: &holdings) }, holding)
+      }
+    } else {
+      try forEachRow(
+        "holdings.csv", holdingsPath, holdingBytes, LineReader(holdingBytes), sawHeader: &sawHoldingsHeader,
+        fast: { fastHoldings.take($0, into: &holdings) }, holding)
+    }
+    if !sawHoldingsHeader {
+      throw InputError(
+        file: holdingsPath, line: 1,
+        problem: "header must be exactly '\(headers["holdings.csv"]!)', file is empty")
     }
 
     var feeRows: [FeeRateRow] = []

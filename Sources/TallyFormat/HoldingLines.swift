@@ -1,0 +1,134 @@
+// The fast path of holdings.csv (millions of lines): a line that is all ASCII, has four
+// non-empty fields and passes every check becomes a row in one pass; anything else is
+// left to ReferenceParser's general path, which names the problem. A large file is read
+// in two parts at once, the second on another core.
+import Dispatch
+import KernelAPI
+
+struct FastHoldingLines: Sendable {
+  let accounts: [(id: String, kind: AccountKind)]
+  let accountIds: FastIndex<Ident>
+  let securityIds: FastIndex<Ident>
+  /// Lines of one account follow each other: its bytes and index are kept from the last line.
+  var lastAccount: (bytes: ArraySlice<UInt8>, index: Int32) = ([], -1)
+
+  init(
+    accounts: [(id: String, kind: AccountKind)], accountIds: FastIndex<Ident>, securityIds: FastIndex<Ident>
+  ) {
+    self.accounts = accounts
+    self.accountIds = accountIds
+    self.securityIds = securityIds
+  }
+
+  /// Files at least this large are read in two parts at once (below it a thread costs
+  /// more than it saves).
+  static let twoPartBytesMin = 4 << 20
+
+  /// Where the second part of a large file starts: the first line starting at or after
+  /// its middle. Nil for a small file or one without such a line.
+  static func secondPart(of bytes: [UInt8]) -> Int? {
+    guard bytes.count >= twoPartBytesMin else { return nil }
+    var i = bytes.count / 2
+    while i < bytes.count && bytes[i] != 10 { i += 1 }
+    guard i + 1 < bytes.count else { return nil }
+    return i + 1
+  }
+
+  /// Appends the row of `line` when the fast path takes it; false leaves the line
+  /// (and its error) to the general path.
+  mutating func take(_ line: ArraySlice<UInt8>, into holdings: inout [ReferenceData.HoldingRow]) -> Bool {
+    var commas = (0, 0, 0)
+    var found = 0
+    var i = line.startIndex
+    while i < line.endIndex {
+      let b = line[i]
+      if b >= 0x80 { return false }
+      if b == UInt8(ascii: ",") {
+        switch found {
+        case 0: commas.0 = i
+        case 1: commas.1 = i
+        case 2: commas.2 = i
+        default: return false
+        }
+        found += 1
+      }
+      i += 1
+    }
+    guard found == 3 else { return false }
+    let accountField = line[line.startIndex..<commas.0]
+    let securityField = line[(commas.0 + 1)..<commas.1]
+    let quantityField = line[(commas.1 + 1)..<commas.2]
+    let dateField = line[(commas.2 + 1)..<line.endIndex]
+    guard !accountField.isEmpty, !securityField.isEmpty, let quantity = Fields.quantity(quantityField),
+      quantity > 0, let acquired = Fields.date(dateField)
+    else { return false }
+    let account: Int32
+    if lastAccount.index >= 0 && accountField.elementsEqual(lastAccount.bytes) {
+      account = lastAccount.index
+    } else if Int(lastAccount.index) + 1 < accounts.count,
+      accounts[Int(lastAccount.index) + 1].id.utf8.elementsEqual(accountField)
+    {
+      // Holdings usually list accounts in the order of accounts.csv: the next account
+      // is read in sequence, where the index lookup would miss the cache.
+      account = lastAccount.index + 1
+      lastAccount = (accountField, account)
+    } else {
+      guard let found = accountField.withUnsafeBytes({ accountIds[bytes: $0] }) else { return false }
+      account = found
+      lastAccount = (accountField, found)
+    }
+    guard let security = securityField.withUnsafeBytes({ securityIds[bytes: $0] }) else { return false }
+    holdings.append(.init(account: account, security: security, quantity: quantity, acquiredDate: acquired))
+    return true
+  }
+
+  /// The rows of the lines from `start` on, taken on another core; `wait()` gives them.
+  func parseInBackground(_ bytes: [UInt8], from start: Int) -> PendingPart {
+    let pending = PendingPart()
+    let base = self
+    pending.group.enter()
+    DispatchQueue.global().async {
+      var parser = base
+      var rows: [ReferenceData.HoldingRow] = []
+      var newlines = 0
+      for i in start..<bytes.count where bytes[i] == 10 { newlines += 1 }
+      rows.reserveCapacity(newlines + 1)
+      var reader = LineReader(bytes, from: start, firstNumber: 1)
+      var part = Part(rows: [], stoppedAt: bytes.count, lines: 0)
+      while true {
+        let offset = reader.offset
+        guard let (_, line) = reader.next() else { break }
+        guard parser.take(line, into: &rows) else {
+          part.stoppedAt = offset
+          break
+        }
+        part.lines += 1
+      }
+      part.rows = rows
+      pending.part = part
+      pending.group.leave()
+    }
+    return pending
+  }
+
+  /// What the other core took: its rows, where it stopped (the first line it did not
+  /// take, or the end of the file) and how many lines it took.
+  struct Part: Sendable {
+    var rows: [ReferenceData.HoldingRow]
+    var stoppedAt: Int
+    var lines: Int
+  }
+
+  /// A part being read. `part` is written once by the worker before it leaves the
+  /// group and read only after `wait()`, which orders the two.
+  final class PendingPart: @unchecked Sendable {
+    let group = DispatchGroup()
+    var part: Part?
+
+    func wait() -> Part {
+      group.wait()
+      guard let part else { preconditionFailure("the worker leaves the group only after writing its part") }
+      return part
+    }
+  }
+}

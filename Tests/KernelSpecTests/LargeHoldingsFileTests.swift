@@ -1,0 +1,86 @@
+// A large holdings.csv is read in two parts at once (TallyFormat/HoldingLines.swift).
+// Whatever the part a line falls in, the rows come out in file order and a problem is
+// reported at its own line, exactly as a single pass would.
+import KernelAPI
+import TallyFormat
+import XCTest
+
+final class LargeHoldingsFileTests: XCTestCase {
+  let base = Fixture.standard.with(
+    "accounts.csv", "account,kind\nA1,INDIVIDUAL\nA2,INDIVIDUAL\n账户3,INDIVIDUAL\nB1,INSTITUTION\n")
+  /// Lines well past the size at which the file is split (about 6 MB).
+  let lineCount = 240_000
+  let securities = ["600000", "510300", "019547"]
+
+  /// Data line `i` (1-based, the header is line 1 of the file, so this is line i + 1).
+  func line(_ i: Int) -> String {
+    "\(i % 7 == 0 ? "B1" : (i % 2 == 0 ? "A1" : "A2")),\(securities[i % 3]),\(i % 9_000 + 1),2025\(String(format: "%02d", i % 12 + 1))15"
+  }
+
+  func expectedRow(_ i: Int) -> ReferenceData.HoldingRow {
+    .init(
+      account: i % 7 == 0 ? 3 : (i % 2 == 0 ? 0 : 1), security: Int32(i % 3), quantity: Int64(i % 9_000 + 1),
+      acquiredDate: Int32(2025_00_15 + (i % 12 + 1) * 100))
+  }
+
+  func fixture(_ change: (inout [String]) -> Void = { _ in }, trailingNewline: Bool = true) -> Fixture {
+    var lines = (1...lineCount).map(line)
+    change(&lines)
+    var text = "account,security,quantity,acquired_date\n" + lines.joined(separator: "\n")
+    if trailingNewline { text += "\n" }
+    return base.with("holdings.csv", text)
+  }
+
+  func testRowsInFileOrder() throws {
+    for trailing in [true, false] {
+      let f = fixture(trailingNewline: trailing)
+      XCTAssertGreaterThan(f.files["holdings.csv"]!.utf8.count, 4 << 20, "large enough to be split")
+      let r = try f.reference()
+      XCTAssertEqual(r.holdings.count, lineCount)
+      XCTAssertEqual(r.holdings, (1...lineCount).map(expectedRow))
+    }
+  }
+
+  func testLineOnlyTheGeneralPathTakesInTheSecondPart() throws {
+    // A non-ASCII account is valid (SPEC §1: any text without a comma); the fast path
+    // leaves it to the general path, which reads the rest of the file.
+    let at = lineCount * 3 / 4
+    let r = try fixture { $0[at - 1] = "账户3,600000,5,20250105" }.reference()
+    var expected = (1...lineCount).map(expectedRow)
+    expected[at - 1] = .init(account: 2, security: 0, quantity: 5, acquiredDate: 2025_01_05)
+    XCTAssertEqual(r.holdings, expected)
+  }
+
+  func testProblemsAreReportedAtTheirLine() {
+    // i is a data line; its file line is i + 1.
+    for (i, bad, field) in [
+      (lineCount * 3 / 4, "A1,600000,0,20250105", "quantity" as String?),
+      (lineCount - 1, "A9,600000,5,20250105", "account"),
+      (lineCount / 4, "A1,999999,5,20250105", "security"),
+      (lineCount / 2 + 1, "A1,600000,5", nil),
+      (lineCount, "", nil),
+    ] {
+      do {
+        _ = try fixture { $0[i - 1] = bad }.reference()
+        XCTFail("line \(i + 1) '\(bad)' accepted")
+      } catch {
+        XCTAssertEqual(error.file, "ref/holdings.csv", "\(error)")
+        XCTAssertEqual(error.line, i + 1, "\(error)")
+        XCTAssertEqual(error.field, field, "\(error)")
+      }
+    }
+  }
+
+  func testTheFirstProblemInTheFileIsTheOneReported() {
+    // One problem in each part: the earlier line is reported, as by a single pass.
+    do {
+      _ = try fixture {
+        $0[lineCount / 3] = "A1,600000,-1,20250105"
+        $0[lineCount * 5 / 6] = "A1,600000,x,20250105"
+      }.reference()
+      XCTFail("accepted")
+    } catch {
+      XCTAssertEqual(error.line, lineCount / 3 + 2, "\(error)")
+    }
+  }
+}
