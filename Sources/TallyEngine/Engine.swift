@@ -198,6 +198,9 @@ public struct Engine<K: BusinessKernel> {
   }
 }
 
+/// Bytes of an event file read at a time (`EventLines.forEachBlock`).
+public let eventPieceBytes = 4 << 20
+
 /// Bytes of holdings.csv rendered before they are written (`Engine.writeOutputs`).
 public let outputPieceBytes = 1 << 20
 
@@ -242,27 +245,38 @@ public struct EventLines {
   public static let blockLinesMax = 4_096
 
   /// Calls `body` with blocks of at most `blockLinesMax` consecutive event lines of one
-  /// file, in order: the file's bytes and the lines' index ranges in them. `willRead` is
-  /// told each file's line count first (a capacity hint).
+  /// file, in order: a buffer holding a piece of the file (reused once `body` returns)
+  /// and the lines' index ranges in it. `willRead` is told each file's line count first
+  /// (a capacity hint; not for a pipe).
   public static func forEachBlock(
-    files: [String], willRead: (Int) -> Void = { _ in },
+    files: [String], pieceBytes: Int = eventPieceBytes, willRead: (Int) -> Void = { _ in },
     _ body: (_ bytes: [UInt8], _ lines: ArraySlice<Range<Int>>) throws -> Void
   ) throws {
     var lines: [Range<Int>] = []
     lines.reserveCapacity(blockLinesMax)
     for file in files {
-      let bytes = try FileIO.read(file)
-      willRead(Fields.lineCount(bytes))
-      for (_, line) in LineReader(bytes) where !EventParser.isSkipped(line) {
-        lines.append(line.startIndex..<line.endIndex)
-        if lines.count == blockLinesMax {
+      // Read a piece at a time through one reused buffer (not whole: fresh pages cost
+      // more than the second read of a file the page cache holds).
+      if let count = try FileIO.lineFeedCount(file, pieceBytes: pieceBytes) { willRead(count) }
+      var first = true
+      try FileIO.forEachPieceOfLines(file, pieceBytes: pieceBytes) { bytes, piece in
+        // A byte order mark is skipped at the start of a file only (as LineReader does).
+        let start =
+          first && bytes[piece].starts(with: [0xEF, 0xBB, 0xBF]) ? piece.lowerBound + 3 : piece.lowerBound
+        first = false
+        for (_, line) in LineReader(bytes, from: start, to: piece.upperBound, firstNumber: 1)
+        where !EventParser.isSkipped(line) {
+          lines.append(line.startIndex..<line.endIndex)
+          if lines.count == blockLinesMax {
+            try body(bytes, lines[...])
+            lines.removeAll(keepingCapacity: true)
+          }
+        }
+        // A block ends with its piece: the buffer is reused for the next one.
+        if !lines.isEmpty {
           try body(bytes, lines[...])
           lines.removeAll(keepingCapacity: true)
         }
-      }
-      if !lines.isEmpty {
-        try body(bytes, lines[...])
-        lines.removeAll(keepingCapacity: true)
       }
     }
   }

@@ -47,6 +47,71 @@ public enum FileIO {
     return bytes
   }
 
+  /// Reads the file at `path` a piece at a time through one buffer that is reused:
+  /// `body` gets the buffer and the range of the piece's whole lines (every line ends
+  /// in LF but maybe the file's last), in order. A piece is about `pieceBytes` (more when
+  /// one line is longer). For files larger than memory should hold at once: an event
+  /// file of a million trades read whole was 80 MB of fresh pages. Works on a pipe too.
+  public static func forEachPieceOfLines(
+    _ path: String, pieceBytes: Int, _ body: (_ buffer: [UInt8], _ lines: Range<Int>) throws -> Void
+  ) throws {
+    precondition(pieceBytes > 0, "a piece holds at least one byte")
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      throw InputError(file: path, line: 0, problem: "cannot read: \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: pieceBytes)
+    var filled = 0
+    var atEnd = false
+    while !atEnd {
+      if filled == buffer.count {
+        // One line longer than the buffer: room for the rest of it.
+        buffer.append(contentsOf: repeatElement(0, count: buffer.count))
+      }
+      var failure: Int32 = 0
+      let n = buffer.withUnsafeMutableBytes { raw -> Int in
+        while true {
+          let n = Glibc.read(fd, raw.baseAddress! + filled, raw.count - filled)
+          if n < 0 && errno == EINTR { continue }
+          if n < 0 { failure = errno }
+          return n
+        }
+      }
+      if n < 0 {
+        throw InputError(file: path, line: 0, problem: "cannot read: \(String(cString: strerror(failure)))")
+      }
+      atEnd = n == 0
+      filled += n
+      // Whole lines end at the last LF read, or at the end of the file.
+      var end = filled
+      if !atEnd {
+        while end > 0 && buffer[end - 1] != 10 { end -= 1 }
+        if end == 0 { continue }  // no whole line yet: read on
+      }
+      if end > 0 { try body(buffer, 0..<end) }
+      // The start of the next line moves to the front.
+      if end < filled {
+        buffer.withUnsafeMutableBytes { raw in
+          (raw.baseAddress! + 0).copyMemory(from: raw.baseAddress! + end, byteCount: filled - end)
+        }
+      }
+      filled -= end
+    }
+  }
+
+  /// The number of LF bytes in the file at `path` (a regular file; nil for a pipe or a
+  /// device, which cannot be read twice), read through one buffer of `pieceBytes`.
+  public static func lineFeedCount(_ path: String, pieceBytes: Int) throws -> Int? {
+    var info = stat()
+    guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+    var count = 0
+    try forEachPieceOfLines(path, pieceBytes: pieceBytes) { buffer, lines in
+      for i in lines where buffer[i] == 10 { count += 1 }
+    }
+    return count
+  }
+
   /// Opens `path` for writing from its start: created if missing, else truncated, but
   /// never replaced. A file the user names (`--effects`, `--dump-rows`) may be a device
   /// or a pipe: Foundation's `createFile` writes a temporary file and renames it over the

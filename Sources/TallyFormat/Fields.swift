@@ -155,32 +155,37 @@ public enum Fields {
 public struct LineReader: Sequence, IteratorProtocol {
   private let bytes: [UInt8]
   private var position: Int
+  /// Where the lines end: `bytes.count` for a whole file.
+  private let end: Int
   private var lineNumber = 0
 
   public init(_ bytes: [UInt8]) {
     self.bytes = bytes
     position = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+    end = bytes.count
   }
 
-  /// The lines from `start` (the first byte of a line, after the first) on, the first
-  /// numbered `firstNumber`: a part of a file read apart from the rest.
-  public init(_ bytes: [UInt8], from start: Int, firstNumber: Int) {
-    precondition(start > 0 && start <= bytes.count && bytes[start - 1] == 10, "a part starts a line")
+  /// The lines of `bytes[start..<end]` (a part of a file: `start` begins a line), the
+  /// first numbered `firstNumber`.
+  public init(_ bytes: [UInt8], from start: Int, to end: Int? = nil, firstNumber: Int) {
+    let end = end ?? bytes.count
+    precondition(0 <= start && start <= end && end <= bytes.count, "a part lies within the bytes")
     self.bytes = bytes
+    self.end = end
     position = start
     lineNumber = firstNumber - 1
   }
 
-  /// The byte offset of the next line (`bytes.count` at the end).
-  public var offset: Int { Swift.min(position, bytes.count) }
+  /// The byte offset of the next line (`end` when there is none).
+  public var offset: Int { Swift.min(position, end) }
 
   public mutating func next() -> (number: Int, line: ArraySlice<UInt8>)? {
-    guard position < bytes.count else { return nil }
+    guard position < end else { return nil }
     let start = position
-    var end = start
-    while end < bytes.count && bytes[end] != 10 { end += 1 }
-    position = end + 1
-    var lineEnd = end
+    var stop = start
+    while stop < end && bytes[stop] != 10 { stop += 1 }
+    position = stop + 1
+    var lineEnd = stop
     if lineEnd > start && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
     lineNumber += 1
     return (lineNumber, bytes[start..<lineEnd])
