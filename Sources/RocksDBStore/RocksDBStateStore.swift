@@ -43,6 +43,10 @@ public final class RocksDBStateStore: StateStore {
   private let readOptions: CHandle
   private let writeOptions: CHandle
   private let syncWriteOptions: CHandle
+  /// One write batch for every commit, cleared after it: RocksDB keeps its buffer's
+  /// capacity, so a commit of thousands of rows does not grow a new one into fresh pages.
+  private let writeBatch = CHandle(
+    rocksdb_writebatch_create(), "write batch", destroy: rocksdb_writebatch_destroy)
   /// Iterators alive inside `scan`/`lastKey`; the database must not close under them.
   private var activeIterators = 0
 
@@ -178,26 +182,25 @@ public final class RocksDBStateStore: StateStore {
       if sync { try makeDurable(db) }
       return
     }
-    let writeBatch = CHandle(rocksdb_writebatch_create(), "write batch", destroy: rocksdb_writebatch_destroy)
-    try withExtendedLifetime(writeBatch) {
-      let wb = writeBatch.pointer
-      for key in batch.deletes {
-        withCBytes(key) { rocksdb_writebatch_delete(wb, $0, $1) }
-      }
-      // Straight from the batch's one buffer: RocksDB copies each slice into its batch.
-      batch.forEachPut { key, value in
-        withCBytes(key) { keyBytes, keyLength in
-          withCBytes(value) { rocksdb_writebatch_put(wb, keyBytes, keyLength, $0, $1) }
-        }
-      }
-      precondition(
-        Int(rocksdb_writebatch_count(wb)) == batch.putCount + batch.deletes.count,
-        "write batch lost operations")
-      let options = sync && !walDisabled ? syncWriteOptions : writeOptions
-      try withErrorPointer(
-        "RocksDB commit of \(batch.putCount) puts and \(batch.deletes.count) deletes to '\(path)' failed"
-      ) { rocksdb_write(db, options.pointer, wb, $0) }
+    let wb = writeBatch.pointer
+    rocksdb_writebatch_clear(wb)
+    defer { rocksdb_writebatch_clear(wb) }
+    for key in batch.deletes {
+      withCBytes(key) { rocksdb_writebatch_delete(wb, $0, $1) }
     }
+    // Straight from the batch's one buffer: RocksDB copies each slice into its batch.
+    batch.forEachPut { key, value in
+      withCBytes(key) { keyBytes, keyLength in
+        withCBytes(value) { rocksdb_writebatch_put(wb, keyBytes, keyLength, $0, $1) }
+      }
+    }
+    precondition(
+      Int(rocksdb_writebatch_count(wb)) == batch.putCount + batch.deletes.count,
+      "write batch lost operations")
+    let options = sync && !walDisabled ? syncWriteOptions : writeOptions
+    try withErrorPointer(
+      "RocksDB commit of \(batch.putCount) puts and \(batch.deletes.count) deletes to '\(path)' failed"
+    ) { rocksdb_write(db, options.pointer, wb, $0) }
     if sync && walDisabled { try flush() }
   }
 

@@ -166,7 +166,8 @@ public final class DurableEngine<K: BusinessKernel> {
   // Commit pipeline (depth 1): `commitInBackground()` takes the changed rows on the
   // apply thread and leaves hashing, the write and the fsync to `committer` while the
   // next events apply. While a commit is in flight, ONLY the committer touches
-  // `rowHashes`, `rowBytes`, `rowEntries`, `store`, `job` and `outcome`; the apply
+  // `rowHashes`, `rowBytes`, `rowEntries`, `commitBatch`, `undo`, `store`, `job` and
+  // `outcome`; the apply
   // thread touches them again only after `inFlight.wait()` (which orders memory).
   private let committer = DispatchQueue(label: "tally.durable.commit")
   private let inFlight = DispatchGroup()
@@ -186,6 +187,11 @@ public final class DurableEngine<K: BusinessKernel> {
   /// failed write it still holds that commit's rows, written with the next one.
   private var rowBytes = ByteWriter(capacity: 1 << 20)
   private var rowEntries: [(table: StateTable, id: Int32, range: Range<Int>)] = []
+  /// The batch a commit writes and the row hashes it replaced (to undo them if the write
+  /// fails), kept from commit to commit: built anew, their megabytes came from fresh
+  /// pages every commit.
+  private var commitBatch = StoreBatch()
+  private var undo: [(table: Int, id: Int, old: RowHash?)] = []
 
   /// Opens the state in `store`: a fresh state from `reference` when the store is
   /// empty, else the opening state from `reference` with the stored rows laid over it,
@@ -486,11 +492,17 @@ extension DurableEngine {
   /// batch, and syncs. Runs on the committer (or inline for a synchronous commit).
   private func write(_ job: CommitJob) -> CommitOutcome {
     var sum = job.checksum
-    var batch = job.batch
+    var batch = commitBatch
+    commitBatch = StoreBatch()  // the buffers move to `batch` (no copy) and come back below
+    defer {
+      batch.removeAll()
+      commitBatch = batch
+    }
+    batch.append(contentsOf: job.batch)
     batch.reserveCapacity(puts: rowEntries.count + 4, bytes: rowBytes.count + rowEntries.count * 5 + 256)
     // Row hashes are updated in place (a copy of millions of them per commit cost more
     // than the commit); `undo` restores them if the write fails.
-    var undo: [(table: Int, id: Int, old: RowHash?)] = []
+    undo.removeAll(keepingCapacity: true)
     undo.reserveCapacity(rowEntries.count)
     rowBytes.bytes.withUnsafeBytes { raw in
       for (table, id, range) in rowEntries {

@@ -46,6 +46,13 @@ public struct StoreBatch: Sendable {
 
   public mutating func delete(_ key: [UInt8]) { deletes.append(key) }
 
+  /// Empties the batch, keeping its buffers' capacity for the next one.
+  public mutating func removeAll() {
+    data.removeAll(keepingCapacity: true)
+    entries.removeAll(keepingCapacity: true)
+    deletes.removeAll()
+  }
+
   public var putCount: Int { entries.count }
 
   /// The puts in order, as arrays (tests, tools; commits use `forEachPut`).
