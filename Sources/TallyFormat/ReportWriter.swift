@@ -44,16 +44,19 @@ public enum ReportWriter {
     b.text("account,security,quantity,available,withheld")
     b.end()
     kernel.forEachHolding { account, security, quantity, available, withheld in
-      b.text(account.text)
-      b.comma()
-      b.text(security.text)
-      b.comma()
-      b.int(quantity)
-      b.comma()
-      b.int(available)
-      b.comma()
-      b.int(withheld)
-      b.end()
+      if !b.holdingRow(account.text, security.text, quantity, available, withheld) {
+        // Identifiers too long for the row scratch: field by field.
+        b.text(account.text)
+        b.comma()
+        b.text(security.text)
+        b.comma()
+        b.int(quantity)
+        b.comma()
+        b.int(available)
+        b.comma()
+        b.int(withheld)
+        b.end()
+      }
       if b.bytes.count >= chunkBytes {
         take(b.bytes)
         b.bytes.removeAll(keepingCapacity: true)
@@ -120,6 +123,83 @@ public enum ReportWriter {
 
 /// A growing byte buffer with the SPEC §5 field formats.
 struct CSVBuffer {
+  /// Bytes of a holdings row formatted on the stack (`holdingRow`).
+  static let rowScratchBytes = 192
+
+  /// Appends a holdings.csv row (`account,security,quantity,available,withheld` and LF)
+  /// formatted in a stack scratch and copied in once: millions of rows, and an append
+  /// per field was most of their cost. False, appending nothing, when the identifiers
+  /// do not fit the scratch (SPEC §1 puts no limit on their length).
+  mutating func holdingRow(
+    _ account: String, _ security: String, _ quantity: Int64, _ available: Int64, _ withheld: Int64
+  ) -> Bool {
+    var scratch:
+      (
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+      ) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return withUnsafeMutableBytes(of: &scratch) { raw -> Bool in
+      precondition(raw.count == Self.rowScratchBytes, "the scratch is rowScratchBytes long")
+      // Three integers of at most 20 characters, four commas and the LF.
+      let identifierRoom = raw.count - 3 * 20 - 5
+      guard
+        let fits = account.utf8.withContiguousStorageIfAvailable({ a in
+          security.utf8.withContiguousStorageIfAvailable { s -> Bool in
+            guard a.count + s.count <= identifierRoom else { return false }
+            var i = 0
+            for byte in a {
+              raw[i] = byte
+              i += 1
+            }
+            raw[i] = UInt8(ascii: ",")
+            i += 1
+            for byte in s {
+              raw[i] = byte
+              i += 1
+            }
+            raw[i] = UInt8(ascii: ",")
+            i += 1
+            Self.put(quantity, raw, &i)
+            raw[i] = UInt8(ascii: ",")
+            i += 1
+            Self.put(available, raw, &i)
+            raw[i] = UInt8(ascii: ",")
+            i += 1
+            Self.put(withheld, raw, &i)
+            raw[i] = 10
+            i += 1
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[0..<i]))
+            return true
+          }
+        }) ?? nil
+      else { return false }
+      return fits
+    }
+  }
+
+  /// Writes `v` in decimal (`-` when negative) at `raw[i...]`, advancing `i`.
+  @inline(__always)
+  static func put(_ v: Int64, _ raw: UnsafeMutableRawBufferPointer, _ i: inout Int) {
+    if v < 0 {
+      raw[i] = UInt8(ascii: "-")
+      i += 1
+    }
+    var m = v.magnitude
+    var digits = 1
+    var probe = m / 10
+    while probe > 0 {
+      digits += 1
+      probe /= 10
+    }
+    var k = i + digits
+    i = k
+    repeat {
+      k -= 1
+      raw[k] = UInt8(truncatingIfNeeded: m % 10) + 48
+      m /= 10
+    } while m > 0
+  }
+
   mutating func digits64(_ value: UInt64, minimum: Int) {
     var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
     withUnsafeMutableBytes(of: &scratch) { buffer in
