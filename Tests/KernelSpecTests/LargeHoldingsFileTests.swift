@@ -84,3 +84,22 @@ final class LargeHoldingsFileTests: XCTestCase {
     }
   }
 }
+
+/// holdings.csv rows are formatted in a stack scratch (TallyFormat's CSVBuffer.holdingRow)
+/// unless the identifiers are too long for it: both ways give SPEC §5's row.
+final class HoldingRowFormatTests: XCTestCase {
+  func testLongAndMultiByteIdentifiersAndLargeQuantities() throws {
+    let long = String(repeating: "账", count: 60)  // 180 bytes: too long for the scratch
+    let medium = "A" + String(repeating: "7", count: 99)  // 100 bytes: fits with a short security
+    let accounts = "account,kind\nA1,INDIVIDUAL\n\(long),INDIVIDUAL\n\(medium),INSTITUTION\n"
+    let holdings = [
+      "A1,600000,9999999999,20250101", "\(long),600000,5,20250101", "\(medium),510300,120,20250101",
+    ]
+    let r = try Fixture.standard.with("accounts.csv", accounts).with(holdings: holdings).run("")
+    XCTAssertEqual(
+      r.holdings,
+      csv(
+        Header.holdings, "A1,600000,9999999999,9999999999,0", "\(medium),510300,120,120,0",
+        "\(long),600000,5,5,0"))
+  }
+}
