@@ -384,7 +384,16 @@ extension V2Kernel {
   /// Holders of record: positions of the security with quantity > 0, by account bytes.
   func holders(of security: Int32) -> [Int32] {
     var list = positionsOfSecurity[Int(security)].filter { positions[Int($0)].quantity > 0 }
-    list.sort { accounts[Int(positions[Int($0)].account)].id < accounts[Int(positions[Int($1)].account)].id }
+    // One position per account: when the account rows are in identifier order, the
+    // account's row id orders them alike.
+    if accountsAscending {
+      list.sort { positions[Int($0)].account < positions[Int($1)].account }
+    } else {
+      list.sort {
+        Self.identLess(
+          accounts[Int(positions[Int($0)].account)].id, accounts[Int(positions[Int($1)].account)].id)
+      }
+    }
     return list
   }
 
@@ -617,6 +626,9 @@ extension V2Kernel {
   mutating func addAccount(_ id: String, _ kind: AccountKind) -> Outcome {
     if accountIx.find(id) != nil { return .rejected(.duplicateAccount) }
     accountIx.insert(id)
+    if accountsAscending, let last = accounts.last, !Self.identLess(last.id, Ident(id)) {
+      accountsAscending = false
+    }
     accounts.append(AccountRecord(id: Ident(id), kind: kind))
     accountKind.append(kind.rawValue)
     return .applied

@@ -209,6 +209,9 @@ public struct V2Kernel: BusinessKernel {
   var accounts: [AccountRecord] = []
   /// Each account's kind, one byte per account (1 MB per million: stays in cache).
   var accountKind: [UInt8] = []
+  /// The account rows are in ascending identifier bytes (row order is SPEC §5's account
+  /// order: no ranks to sort for the outputs). Derived: rebuildDerived, addAccount.
+  var accountsAscending = true
   var securities: [SecurityRecord] = []
   var positions: [V2Position] = []
   var pool = LotPool()
@@ -281,48 +284,7 @@ public struct V2Kernel: BusinessKernel {
       securities.append(
         SecurityRecord(code: Ident(s.code), isin: s.isin, name: s.name, kind: s.kind, issuedQuantity: 0))
     }
-    // Positions in order of first appearance; each gets a segment that fits its lots.
-    var pos = IntKeyTable()
-    pos.reserveCapacity(reference.holdings.count)
-    var lotCounts: [Int32] = []
-    // Room reserved now for a day's new positions and lots: reserved pages that are
-    // never written cost no memory, while growing a large array later copies it (old
-    // and new both resident for a moment: the peak).
-    positions.reserveCapacity(2 * reference.holdings.count)
-    for h in reference.holdings {
-      let key = Self.positionKey(h.account, h.security)
-      if let existing = pos[key] {
-        lotCounts[Int(existing)] += 1
-      } else {
-        pos.insert(key, Int32(positions.count))
-        positions.append(V2Position(account: h.account, security: h.security))
-        lotCounts.append(1)
-      }
-    }
-    var total = 0
-    for (i, n) in lotCounts.enumerated() {
-      var log = 0
-      while 1 << log < Int(n) { log += 1 }
-      positions[i].lotBase = Int32(total)
-      positions[i].lotHead = Int32(total)
-      positions[i].lotEnd = Int32(total)
-      positions[i].lotLog = UInt8(log)
-      total += 1 << log
-    }
-    lotCounts = []
-    precondition(total < Int(Int32.max), "V2: lot pool beyond 32-bit indexes")
-    pool.lots.reserveCapacity(2 * total)
-    pool.lots.append(contentsOf: repeatElement(LotPool.empty, count: total))
-    for h in reference.holdings {
-      guard let id = pos[Self.positionKey(h.account, h.security)] else {
-        preconditionFailure("V2: lost position")
-      }
-      positions[Int(id)].quantity += h.quantity
-      positions[Int(id)].available += h.quantity
-      securities[Int(h.security)].issuedQuantity += h.quantity
-      insertLot(id, newLot(acquired: h.acquiredDate, quantity: h.quantity))
-    }
-    positionIx = pos
+    layOpeningHoldings(reference.holdings)
     rebuildDerived()
     // The opening rows are named by the seq-0 snapshot.
     markAllKeyed()
@@ -388,22 +350,28 @@ public struct V2Kernel: BusinessKernel {
     }
     while unitIx.count < units.count { unitIx.insert(units[unitIx.count].id.text) }
     accountKind = accounts.map { $0.kind.rawValue }
-    accountIx.reserveCapacity(accounts.count)
-    while accountIx.count < accounts.count { accountIx.insert(accounts[accountIx.count].id.text) }
+    accountIx.insertAll(upTo: accounts.count) { accounts[$0].id.text }
+    accountsAscending = Self.identsAscending(accounts.count) { accounts[$0].id }
     while securityIx.count < securities.count { securityIx.insert(securities[securityIx.count].code.text) }
-    positionIx.reserveCapacity(positions.count)
-    while positionIx.count < positions.count {
-      let p = positions[positionIx.count]
-      positionIx.insert(Self.positionKey(p.account, p.security), Int32(positionIx.count))
+    positionIx.insertDense(upTo: positions.count) {
+      Self.positionKey(positions[$0].account, positions[$0].security)
     }
-    positionsOfSecurity = Array(repeating: [], count: securities.count)
-    for (i, p) in positions.enumerated() { positionsOfSecurity[Int(p.security)].append(Int32(i)) }
+    // Each security's positions, every list reserved at its final size.
+    var perSecurity = [Int32](repeating: 0, count: securities.count)
     pendingPositions = []
     for i in positions.indices {
       let p = positions[i]
-      positions[i].pending = p.available + p.withheld < p.quantity
-      if positions[i].pending { pendingPositions.append(Int32(i)) }
+      perSecurity[Int(p.security)] += 1
+      let pending = p.available + p.withheld < p.quantity
+      if pending != p.pending { positions[i].pending = pending }
+      if pending { pendingPositions.append(Int32(i)) }
     }
+    positionsOfSecurity = perSecurity.map { n in
+      var list: [Int32] = []
+      list.reserveCapacity(Int(n))
+      return list
+    }
+    for (i, p) in positions.enumerated() { positionsOfSecurity[Int(p.security)].append(Int32(i)) }
     while dayIx.count < days.count { dayIx.insert(Int64(days[dayIx.count].date), Int32(dayIx.count)) }
     while clearingIx.count < clearingRows.count {
       let c = clearingRows[clearingIx.count]

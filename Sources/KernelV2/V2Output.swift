@@ -565,10 +565,53 @@ extension V2Kernel {
   /// Ranks of identifiers by their bytes (for sorting rows by ids without comparing text twice).
   static func ranks(_ n: Int, _ ident: (Int) -> Ident) -> [Int32] {
     var order = Array(0..<n)
-    order.sort { ident($0) < ident($1) }
+    order.sort { identLess(ident($0), ident($1)) }
     var rank = [Int32](repeating: 0, count: n)
     for (r, i) in order.enumerated() { rank[i] = Int32(r) }
     return rank
+  }
+
+  /// `a < b` by UTF-8 bytes (SPEC §1; Ident's `<`), compared a word at a time.
+  @inline(__always) static func identLess(_ a: Ident, _ b: Ident) -> Bool {
+    var x = a.text
+    var y = b.text
+    return x.withUTF8 { xa in
+      y.withUTF8 { yb in bytesLess(UnsafeRawBufferPointer(xa), UnsafeRawBufferPointer(yb)) }
+    }
+  }
+
+  /// Lexicographic order of byte strings (unsigned bytes; a prefix first).
+  @inline(__always) static func bytesLess(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    let n = min(a.count, b.count)
+    var i = 0
+    while i + 8 <= n {
+      let x = UInt64(bigEndian: a.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+      let y = UInt64(bigEndian: b.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+      if x != y { return x < y }
+      i += 8
+    }
+    while i < n {
+      if a[i] != b[i] { return a[i] < b[i] }
+      i += 1
+    }
+    return a.count < b.count
+  }
+
+  /// Whether `ident(0..<n)` are in strictly ascending bytes (one pass).
+  static func identsAscending(_ n: Int, _ ident: (Int) -> Ident) -> Bool {
+    if n < 2 { return true }
+    var previous = ident(0)
+    for i in 1..<n {
+      let next = ident(i)
+      if !identLess(previous, next) { return false }
+      previous = next
+    }
+    return true
+  }
+
+  /// Account ranks by identifier bytes, or nil when row order already is that order.
+  func accountRanks() -> [Int32]? {
+    accountsAscending ? nil : Self.ranks(accounts.count) { accounts[$0].id }
   }
 
   public func report(holdings: Bool) -> Report {
@@ -618,12 +661,14 @@ extension V2Kernel {
     }
     var en = Array(entitlements.indices)
     if !en.isEmpty {
-      let aRank = Self.ranks(accounts.count) { accounts[$0].id }
+      let aRank = accountRanks()
       en.sort { a, b in
         let x = entitlements[a]
         let y = entitlements[b]
-        return (sRank[Int(x.security)], x.recordDate, aRank[Int(x.account)], x.kind.rawValue, a)
-          < (sRank[Int(y.security)], y.recordDate, aRank[Int(y.account)], y.kind.rawValue, b)
+        let xa = aRank?[Int(x.account)] ?? x.account
+        let ya = aRank?[Int(y.account)] ?? y.account
+        return (sRank[Int(x.security)], x.recordDate, xa, x.kind.rawValue, a)
+          < (sRank[Int(y.security)], y.recordDate, ya, y.kind.rawValue, b)
       }
     }
     r.entitlements = en.map { i in
@@ -637,7 +682,7 @@ extension V2Kernel {
       let x = trades[a]
       let y = trades[b]
       if x.date != y.date { return x.date < y.date }
-      return x.tradeId < y.tradeId
+      return Self.identLess(x.tradeId, y.tradeId)
     }
     r.tax = tx.map { i in
       let t = trades[i]
@@ -651,21 +696,73 @@ extension V2Kernel {
     return r
   }
 
+  /// holdings.csv's rows in SPEC §5 order without a comparison sort of the positions:
+  /// they are counted per account (by rank, the row itself when the accounts are in
+  /// order) and placed in account order (one Int32 per row); each account's few rows
+  /// are then ordered by security rank (an insertion sort) just before they are
+  /// handed over, their position rows requested some rows ahead (a day's new positions
+  /// lie far apart: their cache misses overlap).
   public func forEachHolding(
     _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
       Void
   ) {
-    let aRank = Self.ranks(accounts.count) { accounts[$0].id }
+    let aRank = accountRanks()
     let sRank = Self.ranks(securities.count) { securities[$0].code }
-    var ids = positions.indices.filter { positions[$0].quantity > 0 || positions[$0].withheld > 0 }
-    ids.sort { a, b in
-      let x = positions[a]
-      let y = positions[b]
-      return (aRank[Int(x.account)], sRank[Int(x.security)]) < (aRank[Int(y.account)], sRank[Int(y.security)])
+    // start[r + 1]: rows of account rank r; then the first row of rank r (a prefix sum).
+    var start = [Int32](repeating: 0, count: accounts.count + 1)
+    var rows = 0
+    positions.withUnsafeBufferPointer { pos in
+      start.withUnsafeMutableBufferPointer { start in
+        for p in pos where p.quantity > 0 || p.withheld > 0 {
+          let r = aRank?[Int(p.account)] ?? p.account
+          start[Int(r) + 1] += 1
+          rows += 1
+        }
+        for r in 0..<(start.count - 1) { start[r + 1] += start[r] }
+      }
     }
-    for i in ids {
-      let p = positions[i]
-      body(accounts[Int(p.account)].id, securities[Int(p.security)].code, p.quantity, p.available, p.withheld)
+    // Placing moves each rank's start to the next rank's: start[r] is then where rank
+    // r's rows end, and start[r - 1] (0 for r = 0) where they begin.
+    var order = [Int32](unsafeUninitializedCapacity: rows) { ids, initialized in
+      positions.withUnsafeBufferPointer { pos in
+        start.withUnsafeMutableBufferPointer { start in
+          for (i, p) in pos.enumerated() where p.quantity > 0 || p.withheld > 0 {
+            let r = Int(aRank?[Int(p.account)] ?? p.account)
+            ids.initializeElement(at: Int(start[r]), to: Int32(i))
+            start[r] += 1
+          }
+        }
+      }
+      initialized = rows
+    }
+    let ahead = 16
+    for j in 0..<min(ahead, rows) { positions.prefetch(Int(order[j])) }
+    var from = 0
+    for r in 0..<accounts.count where Int(start[r]) > from {
+      let end = Int(start[r])
+      for j in from..<end where j + ahead < rows { positions.prefetch(Int(order[j + ahead])) }
+      if end - from > 1 {
+        order.withUnsafeMutableBufferPointer { ids in
+          positions.withUnsafeBufferPointer { pos in
+            for j in (from + 1)..<end {
+              let id = ids[j]
+              let key = sRank[Int(pos[Int(id)].security)]
+              var k = j
+              while k > from && sRank[Int(pos[Int(ids[k - 1])].security)] > key {
+                ids[k] = ids[k - 1]
+                k -= 1
+              }
+              ids[k] = id
+            }
+          }
+        }
+      }
+      for j in from..<end {
+        let p = positions[Int(order[j])]
+        body(
+          accounts[Int(p.account)].id, securities[Int(p.security)].code, p.quantity, p.available, p.withheld)
+      }
+      from = end
     }
   }
 

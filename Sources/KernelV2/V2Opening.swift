@@ -1,0 +1,165 @@
+// V2Kernel: the opening positions and lots, laid from the reference holdings (SPEC §2).
+//
+// Positions are numbered in order of first appearance and lots get creation numbers in
+// file order, whatever the file's order. Reference files usually list each account's
+// holdings together, accounts in order: then a position is found again without any
+// hash lookup (`seen[security]`, valid from the account's first position on), and
+// `positionIx` is built once, at its final size, after the positions are known. When
+// an account comes back after another (the file not grouped by account), the build
+// starts over on the general path: a hash table of the positions seen so far.
+//
+// Two passes over the holdings: the first makes the positions and counts their lots
+// (kept in `lotEnd` meanwhile, no separate array), the segments are then laid out in
+// position order, and the second pass writes each lot into its position's segment.
+
+import KernelAPI
+
+extension V2Kernel {
+  mutating func layOpeningHoldings(_ holdings: [ReferenceData.HoldingRow]) {
+    // Room reserved now for a day's new positions and lots: reserved pages that are
+    // never written cost no memory, while growing a large array later copies it (old
+    // and new both resident for a moment: the peak).
+    positions.reserveCapacity(2 * holdings.count)
+    var seen = [Int32](repeating: -1, count: securities.count)
+    let grouped = Self.openingPositionsGrouped(holdings, &positions, &seen)
+    var table = IntKeyTable()
+    if grouped {
+      // Sized as the general path's table (for as many positions as holding lines): a
+      // day's new positions then fit without a rehash.
+      positionIx.reserveCapacity(holdings.count)
+      positionIx.insertDense(upTo: positions.count) {
+        Self.positionKey(positions[$0].account, positions[$0].security)
+      }
+    } else {
+      positions.removeAll(keepingCapacity: true)
+      table.reserveCapacity(holdings.count)
+      for h in holdings {
+        let key = Self.positionKey(h.account, h.security)
+        if let existing = table[key] {
+          positions[Int(existing)].lotEnd += 1
+        } else {
+          table.insert(key, Int32(positions.count))
+          var p = V2Position(account: h.account, security: h.security)
+          p.lotEnd = 1
+          positions.append(p)
+        }
+      }
+    }
+    // Each position's segment fits its lots (a power of two), in position order.
+    var total = 0
+    for i in positions.indices {
+      let n = Int(positions[i].lotEnd)
+      var log = 0
+      while 1 << log < n { log += 1 }
+      positions[i].lotBase = Int32(total)
+      positions[i].lotHead = Int32(total)
+      positions[i].lotEnd = Int32(total)
+      positions[i].lotLog = UInt8(log)
+      total += 1 << log
+    }
+    precondition(total < Int(Int32.max), "V2: lot pool beyond 32-bit indexes")
+    pool.lots.reserveCapacity(2 * total)
+    pool.lots.append(contentsOf: repeatElement(LotPool.empty, count: total))
+    var issued = [Int64](repeating: 0, count: securities.count)
+    var creation = globals.nextLotCreation
+    // The rows leave `self` while their buffers are written (no exclusivity conflict).
+    var rows: [V2Position] = []
+    var lots: [V2Lot] = []
+    swap(&rows, &positions)
+    swap(&lots, &pool.lots)
+    rows.withUnsafeMutableBufferPointer { pos in
+      lots.withUnsafeMutableBufferPointer { lot in
+        /// Adds a lot (a unique creation number: never merged) to position `id`, in
+        /// lot order: at the end when it is the newest (the usual case), else by
+        /// binary search, the later ones moved up (the segment has room for all).
+        @inline(__always) func place(_ id: Int, _ h: ReferenceData.HoldingRow) {
+          let l = V2Lot(acquired: h.acquiredDate, creation: creation, accruedMicro: 0, quantity: h.quantity)
+          creation += 1
+          pos[id].quantity += h.quantity
+          pos[id].available += h.quantity
+          issued[Int(h.security)] += h.quantity
+          let head = Int(pos[id].lotHead)
+          let end = Int(pos[id].lotEnd)
+          if head == end || lot[end - 1].orderedBefore(l) {
+            lot[end] = l
+          } else {
+            var low = head
+            var high = end
+            while low < high {
+              let mid = (low + high) >> 1
+              if lot[mid].orderedBefore(l) { low = mid + 1 } else { high = mid }
+            }
+            var j = end
+            while j > low {
+              lot[j] = lot[j - 1]
+              j -= 1
+            }
+            lot[low] = l
+          }
+          pos[id].lotEnd = Int32(end + 1)
+        }
+        if grouped {
+          // The first pass's walk again: the same positions in the same order.
+          for k in seen.indices { seen[k] = -1 }
+          var account: Int32 = -1
+          var groupStart: Int32 = 0
+          var next: Int32 = 0
+          for h in holdings {
+            if h.account != account {
+              account = h.account
+              groupStart = next
+            }
+            var id = seen[Int(h.security)]
+            if id < groupStart {
+              id = next
+              seen[Int(h.security)] = next
+              next += 1
+            }
+            place(Int(id), h)
+          }
+        } else {
+          for h in holdings {
+            guard let id = table[Self.positionKey(h.account, h.security)] else {
+              preconditionFailure("V2: lost position")
+            }
+            place(Int(id), h)
+          }
+        }
+      }
+    }
+    swap(&rows, &positions)
+    swap(&lots, &pool.lots)
+    globals.nextLotCreation = creation
+    for (s, q) in issued.enumerated() where q != 0 { securities[s].issuedQuantity += q }
+    if !grouped { positionIx = table }
+  }
+
+  /// The first pass when each account's holdings are together and accounts come in
+  /// order (ascending index): appends the positions in order of first appearance, each
+  /// with its lot count in `lotEnd`. `seen[security]` is the current account's position
+  /// of that security when it is at or above the account's first position. Returns
+  /// false (positions partly made) as soon as an account comes back out of order.
+  static func openingPositionsGrouped(
+    _ holdings: [ReferenceData.HoldingRow], _ positions: inout [V2Position], _ seen: inout [Int32]
+  ) -> Bool {
+    var account: Int32 = -1
+    var groupStart: Int32 = 0
+    for h in holdings {
+      if h.account != account {
+        if h.account < account { return false }
+        account = h.account
+        groupStart = Int32(positions.count)
+      }
+      let known = seen[Int(h.security)]
+      if known >= groupStart {
+        positions[Int(known)].lotEnd += 1
+        continue
+      }
+      seen[Int(h.security)] = Int32(positions.count)
+      var p = V2Position(account: h.account, security: h.security)
+      p.lotEnd = 1
+      positions.append(p)
+    }
+    return true
+  }
+}
