@@ -21,7 +21,21 @@ public struct Ident: Hashable, Comparable, Sendable, CustomStringConvertible {
   }
 
   @inlinable public static func < (a: Ident, b: Ident) -> Bool {
-    a.text.utf8.lexicographicallyPrecedes(b.text.utf8)
+    // Contiguous UTF-8 buffers (native strings always have them) compare with memcmp's
+    // order; the fallback walks the views. Same order either way: bytes, then length.
+    let fast = a.text.utf8.withContiguousStorageIfAvailable { x in
+      b.text.utf8.withContiguousStorageIfAvailable { y -> Bool in
+        let n = Swift.min(x.count, y.count)
+        var i = 0
+        while i < n {
+          if x[i] != y[i] { return x[i] < y[i] }
+          i += 1
+        }
+        return x.count < y.count
+      }
+    }
+    if let fast, let result = fast { return result }
+    return a.text.utf8.lexicographicallyPrecedes(b.text.utf8)
   }
 
   @inlinable public func hash(into hasher: inout Hasher) {

@@ -119,10 +119,15 @@ extension V1Kernel {
     }
     for i in 0..<accounts.count { start[i + 1] += start[i] }
     var order = [Int32](repeating: 0, count: held)
+    // Each placed position's security rank beside it: the sort below then reads no
+    // position row (the day's new ones lie far apart, a cache miss each).
+    var keys = [Int32](repeating: 0, count: held)
     var fill = start
     for i in positions.indices where positions.rows[i].quantity > 0 {
-      let a = accountRank[Int(positions.rows[i].account)]
+      let p = positions.rows[i]
+      let a = accountRank[Int(p.account)]
       order[Int(fill[a])] = Int32(i)
+      keys[Int(fill[a])] = Int32(securityRank[Int(p.security)])
       fill[a] += 1
     }
     for a in 0..<accounts.count where start[a + 1] - start[a] > 1 {
@@ -130,13 +135,15 @@ extension V1Kernel {
       let lo = Int(start[a])
       for j in (lo + 1)..<Int(start[a + 1]) {
         let x = order[j]
-        let key = securityRank[Int(positions.rows[Int(x)].security)]
+        let key = keys[j]
         var k = j
-        while k > lo && securityRank[Int(positions.rows[Int(order[k - 1])].security)] > key {
+        while k > lo && keys[k - 1] > key {
           order[k] = order[k - 1]
+          keys[k] = keys[k - 1]
           k -= 1
         }
         order[k] = x
+        keys[k] = key
       }
     }
     return order

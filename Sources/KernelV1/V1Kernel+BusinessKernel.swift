@@ -29,11 +29,18 @@ extension V1Kernel: BusinessKernel {
       Void
   ) {
     let rows = positions.rows
-    for i in holdingOrder() {
-      let p = rows[Int(i)]
+    let order = holdingOrder()
+    for k in order.indices {
+      // The day's new positions lie far apart: the rows a few places ahead are loaded
+      // while this one is written out.
+      if k + holdingPrefetchDistance < order.count { rows.prefetch(Int(order[k + holdingPrefetchDistance])) }
+      let p = rows[Int(order[k])]
       body(
         accounts.rows[Int(p.account)].id, securities.rows[Int(p.security)].code, p.quantity, p.available,
         p.withheld)
     }
   }
 }
+
+/// Rows of holdings.csv ahead of the one written whose position row is prefetched.
+let holdingPrefetchDistance = 16
