@@ -64,11 +64,14 @@ public final class Replica {
     RocksDBStateStore, DurableBatchApplier
   ) {
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-    // A skip-list memtable (RocksDB's default): the voter reads each decided batch's
-    // effect records back from a replica for the voted stream, and a vector memtable
-    // sorts itself on every read (perf: 60% of a replica's CPU in memtable comparisons,
-    // 6,200 voted events/s; docs/PERFORMANCE.md).
-    let options = RocksDBOptions()
+    // A vector memtable: commits append, and the memtable is sorted once at flush. The
+    // voter's fetches of effect records are served from memory (ReplicaCore's recent
+    // effects), so the store is read back only on a restart or a late fetch; before
+    // that, every decided batch was read back and a vector memtable sorted itself on
+    // each read (60% of a replica's CPU), so a skip list was used, whose inserts cost
+    // ~20% of the cluster's CPU (docs/PERFORMANCE.md).
+    var options = RocksDBOptions()
+    options.vectorMemtable = true
     let store = try RocksDBStateStore(path: dataDir + "/state", options: options)
     return (store, try DurableBatchApplier.open(store: store, reference: reference, kernel: kernel))
   }

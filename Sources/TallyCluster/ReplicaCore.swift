@@ -41,6 +41,8 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// much larger than the journal batches, the replica commits (without a state
   /// digest in the vote, as for a report) rather than hold more in memory.
   public static var uncommittedBatchesMax: Int { 4_096 }
+  /// Bytes of committed effect records kept in memory for the voter's fetches.
+  public static var recentEffectsBytesMaxDefault: Int { 64 << 20 }
   /// Seqs of vote and effect log kept behind what the voter has judged and streamed
   /// (`prune(through:)`): older entries are deleted with the next commit. The vote
   /// of every batch since the voter's judged prefix is kept, so a RESEND finds them.
@@ -55,6 +57,8 @@ public struct ReplicaCore<Applier: BatchApplier> {
     public var flipDigestBit = false
     /// Seqs of log kept behind the voter's PRUNE position (`logRetainedSeqsDefault`).
     public var logRetainedSeqs = ReplicaCore.logRetainedSeqsDefault
+    /// Bytes of committed effect records served from memory (`recentEffectsBytesMaxDefault`).
+    public var recentEffectsBytesMax = ReplicaCore.recentEffectsBytesMaxDefault
     public init(
       id: String, kernel: String, checkpointEvents: Int64, heartbeatMs: Int64, flipDigestBit: Bool = false
     ) {
@@ -91,6 +95,13 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// served to the voter meanwhile.
   var uncommittedVotes: [Vote] = []
   var uncommittedEffects: [(first: Int64, last: Int64, bytes: [UInt8])] = []
+  /// Effect records of the latest committed batches, oldest first, at most
+  /// `settings.recentEffectsBytesMax` bytes: the voter fetches a decided batch's records within
+  /// milliseconds, and served from here they are never read back from the store (whose
+  /// memtable can then be a vector, sorted once at flush, not a skip list sorted on
+  /// every insert).
+  var recentEffects: [(first: Int64, last: Int64, bytes: [UInt8])] = []
+  var recentEffectsBytes = 0
   /// Committed vote and effect log entries, in seq order (for pruning).
   var logged: [Logged] = []
   /// Log entries to delete with the next commit.
@@ -232,6 +243,16 @@ public struct ReplicaCore<Applier: BatchApplier> {
   mutating func logCommitted(also checkpoint: Logged? = nil) {
     for v in uncommittedVotes { logged.append(Logged(first: v.first, last: v.last)) }
     if let checkpoint { logged.append(checkpoint) }
+    for e in uncommittedEffects {
+      recentEffects.append(e)
+      recentEffectsBytes += e.bytes.count
+    }
+    var drop = 0
+    while drop < recentEffects.count && recentEffectsBytes > settings.recentEffectsBytesMax {
+      recentEffectsBytes -= recentEffects[drop].bytes.count
+      drop += 1
+    }
+    recentEffects.removeFirst(drop)
     uncommittedVotes = []
     uncommittedEffects = []
     pruneKeys = []
@@ -256,6 +277,12 @@ public struct ReplicaCore<Applier: BatchApplier> {
       pruneKeys.append(Self.effectsKey(l.first))
     }
     logged.removeFirst(n)
+    var drop = 0
+    while drop < recentEffects.count && recentEffects[drop].last <= horizon {
+      recentEffectsBytes -= recentEffects[drop].bytes.count
+      drop += 1
+    }
+    recentEffects.removeFirst(drop)
   }
 
   /// The voter asks for this replica's votes from `from` (logged, then uncommitted),
@@ -283,9 +310,19 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// The effect records of the batch starting at `first` that ends at `last`; nil
   /// when this replica has not applied it (or applied a different range, or pruned it).
   public func effects(first: Int64, last: Int64) throws -> [UInt8]? {
+    // Not applied yet (the voter asks every replica; a slower one is behind): no read of
+    // the store, whose vector memtable would sort itself for it.
+    guard first <= appliedSeq else { return nil }
     if let e = uncommittedEffects.first(where: { $0.first == first }) {
       return e.last == last ? e.bytes : nil
     }
+    // Newest first: the voter asks for batches it has just decided.
+    if let e = recentEffects.last(where: { $0.first == first }) {
+      return e.last == last ? e.bytes : nil
+    }
+    // The recent records are consecutive batches: one not among them but after their
+    // start was a different batch range.
+    if let oldest = recentEffects.first, first >= oldest.first { return nil }
     guard let stored = try store.value(for: Self.effectsKey(first)), stored.count >= 8 else { return nil }
     var r = ByteReader(Array(stored.prefix(8)))
     guard try r.i64() == last else { return nil }
@@ -301,6 +338,8 @@ public struct ReplicaCore<Applier: BatchApplier> {
     self.store = store
     uncommittedVotes = []
     uncommittedEffects = []
+    recentEffects = []
+    recentEffectsBytes = 0
     pruneKeys = []
     fetchSentAtMs = nil
     repairs += 1

@@ -165,11 +165,54 @@ final class ReplicaCoreTests: XCTestCase {
     XCTAssertEqual(votes(try core.resend(from: 1)).map(\.first), [21, 26, 31, 36, 41])
   }
 
+  /// The replica's store keeps a vector memtable, which sorts itself on every read: the
+  /// voter's fetches are answered from memory, and the store is read only for batches
+  /// older than the records kept (a restart, a late fetch), with the same answers.
+  func testCommittedEffectsAreServedFromMemory() throws {
+    let inner = InMemoryStateStore()
+    let reads = ReadCountingStore(inner)
+    var settings = Core.Settings(id: "r1", kernel: "v1", checkpointEvents: 5, heartbeatMs: 500)
+    settings.recentEffectsBytesMax = 40  // a few batches' records ("e1e2..." bytes)
+    var core = try Core(settings: settings, applier: FakeApplier(store: inner), store: reads)
+    for first in stride(from: Int64(1), through: 36, by: 5) {
+      _ = try core.receive([batch(first, first + 4)])  // every batch ends on a checkpoint
+    }
+    func records(_ first: Int64, _ last: Int64) -> [UInt8] { (first...last).flatMap { Array("e\($0)".utf8) } }
+    XCTAssertEqual(try core.effects(first: 36, last: 40), records(36, 40))
+    XCTAssertEqual(try core.effects(first: 31, last: 35), records(31, 35))
+    XCTAssertNil(try core.effects(first: 41, last: 45), "not applied yet")
+    XCTAssertNil(try core.effects(first: 31, last: 34), "another range")
+    XCTAssertEqual(reads.count, 0, "recent batches and batches not applied never read the store")
+    XCTAssertEqual(
+      try core.effects(first: 1, last: 5), records(1, 5), "older than the memory bound: the store")
+    XCTAssertEqual(reads.count, 1)
+    // A restarted replica has nothing in memory: the same answers from the store.
+    let restarted = try Core(settings: settings, applier: FakeApplier(store: inner), store: inner)
+    for first in stride(from: Int64(1), through: 36, by: 5) {
+      XCTAssertEqual(try restarted.effects(first: first, last: first + 4), records(first, first + 4))
+    }
+  }
+
   func testUncommittedBatchesAreBounded() throws {
     var core = try make(InMemoryStateStore(), checkpoint: 1_000_000_000)
     for s in 1...Int64(Core.uncommittedBatchesMax) { _ = try core.receive([batch(s, s)]) }
     XCTAssertEqual(core.uncommittedCount, 0, "a commit without a state digest in the vote")
     XCTAssertEqual(core.forcedCommits, 1)
     XCTAssertEqual(core.applier.committedSeq, Int64(Core.uncommittedBatchesMax))
+  }
+}
+
+/// A store that counts point reads (the replica's fetch answers must not read it).
+final class ReadCountingStore: StateStore {
+  let inner: InMemoryStateStore
+  private(set) var count = 0
+  init(_ inner: InMemoryStateStore) { self.inner = inner }
+  func value(for key: [UInt8]) throws -> [UInt8]? {
+    count += 1
+    return try inner.value(for: key)
+  }
+  func commit(_ batch: StoreBatch, sync: Bool) throws { try inner.commit(batch, sync: sync) }
+  func scan(prefix: [UInt8], _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+    try inner.scan(prefix: prefix, body)
   }
 }
