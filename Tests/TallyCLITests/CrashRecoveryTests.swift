@@ -186,6 +186,16 @@ final class CrashRecoveryTests: XCTestCase {
       XCTAssertEqual(run.stdout, straight.stdout, "digest of attempt \(attempt)")
       try assertSameOutputs(out, expected, "attempt \(attempt)")
       if attempt == 2 { XCTAssertTrue(run.stderr.contains("0 events applied now"), run.stderr) }
+      // A completed run flushes its last commits out of RocksDB's write-ahead log, so a
+      // resume does not replay and flush them first.
+      let logs = try FileManager.default.contentsOfDirectory(atPath: dir + "/state").filter {
+        $0.hasSuffix(".log")
+      }
+      XCTAssertFalse(logs.isEmpty, "the state folder has a write-ahead log")
+      for log in logs {
+        let size = try FileManager.default.attributesOfItem(atPath: dir + "/state/" + log)[.size] as? Int
+        XCTAssertEqual(size, 0, "attempt \(attempt): \(log) is empty after a completed run")
+      }
     }
   }
 }
