@@ -33,42 +33,43 @@ extension V2Kernel {
 
   public mutating func applyTrade(_ t: TradeLine, line: UnsafeRawBufferPointer, seq: Int64) -> Outcome {
     let idBytes = UnsafeRawBufferPointer(rebasing: line[t.tradeId])
-    let buyerBytes = UnsafeRawBufferPointer(rebasing: line[t.buyAccount])
-    let sellerBytes = UnsafeRawBufferPointer(rebasing: line[t.sellAccount])
-    let security = { (k: V2Kernel) in k.securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])) }
-    let buyUnit = { (k: V2Kernel) in k.unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])) }
-    let sellUnit = { (k: V2Kernel) in k.unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])) }
-    let tradeId = { Ident(String(decoding: idBytes, as: UTF8.self)) }
     let outcome: Outcome
-    if globals.dayOpen && t.date == globals.lastOpened {
+    if !globals.dayOpen {
+      outcome = .rejected(.dayNotOpen)
+    } else if t.date != globals.lastOpened {
+      outcome = .rejected(.wrongDate)
+    } else {
       // The three big tables' slots are read first, their misses overlapping; the
-      // lookups then run in SPEC's check order on lines already on their way.
-      let idProbe = KeyBytesTable.Probe(idBytes, salt: Int32(days.count - 1))
-      let buyerProbe = KeyBytesTable.Probe(buyerBytes, salt: 0)
-      let sellerProbe = KeyBytesTable.Probe(sellerBytes, salt: 0)
+      // lookups then run in SPEC's check order on lines already on their way. (No
+      // closures here: a closure kept in a local is a heap object, four per trade.)
+      let day = Int32(days.count - 1)
+      let idProbe = tradeIx.probe(idBytes, salt: day)
+      let buyerProbe = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.buyAccount]), salt: 0)
+      let sellerProbe = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.sellAccount]), salt: 0)
       prefetchSink &+= Int64(
         truncatingIfNeeded: tradeIx.touch(idProbe) &+ accountIx.touch(buyerProbe)
           &+ accountIx.touch(sellerProbe))
       outcome = tradeChecked(
-        date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
-        isDuplicate: { k, _ in k.tradeIx.find(idProbe) != nil }, security: security,
-        buyAccount: { k in k.accountIx.find(buyerProbe) },
-        sellAccount: { k in k.accountIx.find(sellerProbe) },
-        buyUnit: buyUnit, sellUnit: sellUnit, tradeId: tradeId)
-    } else {
-      outcome = tradeChecked(
-        date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
-        isDuplicate: { k, day in k.tradeIx.find(idBytes, salt: day) != nil }, security: security,
-        buyAccount: { k in k.accountIx.find(buyerBytes) },
-        sellAccount: { k in k.accountIx.find(sellerBytes) },
-        buyUnit: buyUnit, sellUnit: sellUnit, tradeId: tradeId)
+        day: day, date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
+        isDuplicate: tradeIx.find(idProbe) != nil,
+        security: securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])),
+        buyAccount: accountIx.find(buyerProbe), sellAccount: accountIx.find(sellerProbe),
+        buyUnit: unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])),
+        sellUnit: unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])), tradeIdProbe: idProbe
+      ) { Ident(String(decoding: idBytes, as: UTF8.self)) }
     }
+    return tradeDone(outcome, seq: seq, tradeId: idBytes)
+  }
+
+  /// A TRADE's event frame: an applied one writes its own effects.
+  @inline(__always)
+  mutating func tradeDone(_ outcome: Outcome, seq: Int64, tradeId: UnsafeRawBufferPointer) -> Outcome {
     if outcome == .applied {
       globals.appliedSeq = seq
       if effectsOn { writeTradeEffects(seq: seq) }
       return outcome
     }
-    finish(seq: seq, outcome: outcome, record: "TRADE") { String(decoding: idBytes, as: UTF8.self) }
+    finish(seq: seq, outcome: outcome, record: "TRADE") { String(decoding: tradeId, as: UTF8.self) }
     return outcome
   }
 
@@ -128,43 +129,43 @@ extension V2Kernel {
   // MARK: - TRADE
 
   mutating func trade(_ t: TradeEvent) -> Outcome {
-    let id = Ident(t.tradeId)
+    guard globals.dayOpen else { return .rejected(.dayNotOpen) }
+    guard t.date == globals.lastOpened else { return .rejected(.wrongDate) }
+    let day = Int32(days.count - 1)
     return tradeChecked(
-      date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
-      isDuplicate: { k, day in k.tradeIx.find(t.tradeId, salt: day) != nil },
-      security: { k in k.securityIx.find(t.security) },
-      buyAccount: { k in k.accountIx.find(t.buyAccount) },
-      sellAccount: { k in k.accountIx.find(t.sellAccount) },
-      buyUnit: { k in k.unitIx.find(t.buyUnit) },
-      sellUnit: { k in k.unitIx.find(t.sellUnit) },
-      tradeId: { id })
+      day: day, date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
+      isDuplicate: tradeIx.find(t.tradeId, salt: day) != nil, security: securityIx.find(t.security),
+      buyAccount: accountIx.find(t.buyAccount), sellAccount: accountIx.find(t.sellAccount),
+      buyUnit: unitIx.find(t.buyUnit), sellUnit: unitIx.find(t.sellUnit)
+    ) { Ident(t.tradeId) }
   }
 
-  /// SPEC §3 TRADE checks in order; lookups are done lazily, in check order.
+  /// SPEC §3 TRADE checks in order, for an open day's trade of that day (the caller
+  /// checked both); the lookups (pure reads) are done by the caller.
   @inline(__always)
   mutating func tradeChecked(
-    date: Int32, priceMilli: Int64, quantity: Int64,
-    isDuplicate: (V2Kernel, Int32) -> Bool,
-    security: (V2Kernel) -> Int32?, buyAccount: (V2Kernel) -> Int32?, sellAccount: (V2Kernel) -> Int32?,
-    buyUnit: (V2Kernel) -> Int32?, sellUnit: (V2Kernel) -> Int32?, tradeId: () -> Ident
+    day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, isDuplicate: Bool, security: Int32?,
+    buyAccount: Int32?, sellAccount: Int32?, buyUnit: Int32?, sellUnit: Int32?, sellPosition: Int32 = -1,
+    buyPosition: Int32 = -1, tradeIdProbe: KeyBytesTable.Probe? = nil, tradeId: () -> Ident
   ) -> Outcome {
-    guard globals.dayOpen else { return .rejected(.dayNotOpen) }
-    guard date == globals.lastOpened else { return .rejected(.wrongDate) }
-    let day = Int32(days.count - 1)
-    if isDuplicate(self, day) { return .rejected(.duplicateTrade) }
-    guard let sec = security(self) else { return .rejected(.unknownSecurity) }
+    if isDuplicate { return .rejected(.duplicateTrade) }
+    guard let sec = security else { return .rejected(.unknownSecurity) }
     guard priceMilli > 0 else { return .rejected(.invalidPrice) }
     guard quantity > 0 else { return .rejected(.invalidQuantity) }
-    guard let buyer = buyAccount(self), let seller = sellAccount(self) else {
+    guard let buyer = buyAccount, let seller = sellAccount else {
       return .rejected(.unknownAccount)
     }
     // Both positions' slots and the seller's account kind, misses issued together.
     let sellKey = Self.positionKey(seller, sec)
     let buyKey = Self.positionKey(buyer, sec)
-    prefetchSink &+= positionIx.touch(sellKey) &+ positionIx.touch(buyKey) &+ Int64(accountKind[Int(seller)])
-    guard let bu = buyUnit(self), let su = sellUnit(self) else { return .rejected(.unknownUnit) }
-    let sellFound = positionIx[sellKey]
-    let buyFound = positionIx[buyKey]
+    // (A position id passed in is the one these keys map to: positions are never
+    // removed or re-keyed; -1 means not known, looked up here.)
+    prefetchSink &+= Int64(accountKind[Int(seller)])
+    if sellPosition < 0 { prefetchSink &+= positionIx.touch(sellKey) }
+    if buyPosition < 0 { prefetchSink &+= positionIx.touch(buyKey) }
+    guard let bu = buyUnit, let su = sellUnit else { return .rejected(.unknownUnit) }
+    let sellFound = sellPosition >= 0 ? sellPosition : positionIx[sellKey]
+    let buyFound = buyPosition >= 0 ? buyPosition : positionIx[buyKey]
     if let b = buyFound { prefetchSink &+= positions[Int(b)].quantity }
     guard let sellPos = sellFound, positions[Int(sellPos)].available >= quantity
     else { return .rejected(.insufficientHoldings) }
@@ -176,16 +177,16 @@ extension V2Kernel {
     executeTrade(
       day: day, date: date, priceMilli: priceMilli, quantity: quantity, security: sec, buyer: buyer,
       buyFound: buyFound, seller: seller, sellPos: sellPos, buyParticipant: units[Int(bu)].participant,
-      sellParticipant: units[Int(su)].participant, tradeId: tradeId())
+      sellParticipant: units[Int(su)].participant, tradeIdProbe: tradeIdProbe, tradeId: tradeId())
     return .applied
   }
 
   mutating func executeTrade(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, security sec: Int32, buyer: Int32,
     buyFound: Int32?, seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32,
-    tradeId: Ident
+    tradeIdProbe: KeyBytesTable.Probe? = nil, tradeId: Ident
   ) {
-    let kind = securities[Int(sec)].kind
+    let kind = securityKind[Int(sec)]
     let immediate = kind == .bond || plantedFault == .transfer
     let availableNow = immediate ? quantity : 0
     let tc = fees.clear(
@@ -201,36 +202,44 @@ extension V2Kernel {
     if kind == .stock && accountKind[Int(seller)] == AccountKind.individual.rawValue {
       taxFen = Self.dividendTax(slices[Int(sliceStart)..<Int(sliceStart + sliceCount)], saleDate: date)
     }
-    positions[Int(sellPos)].quantity -= quantity
-    positions[Int(sellPos)].available -= quantity
-    precondition(
-      positions[Int(sellPos)].available >= 0
-        && positions[Int(sellPos)].available + positions[Int(sellPos)].withheld
-          <= positions[Int(sellPos)].quantity,
-      "V2: seller's position broke quantity ≥ available + withheld ≥ 0")
+    positions.withUnsafeMutableBufferPointer { rows in
+      rows[Int(sellPos)].quantity -= quantity
+      rows[Int(sellPos)].available -= quantity
+      precondition(
+        rows[Int(sellPos)].available >= 0
+          && rows[Int(sellPos)].available + rows[Int(sellPos)].withheld <= rows[Int(sellPos)].quantity,
+        "V2: seller's position broke quantity ≥ available + withheld ≥ 0")
+    }
     mark(.positions, sellPos)
     let buyPos = buyFound ?? newPosition(account: buyer, security: sec)
-    positions[Int(buyPos)].quantity += quantity
-    positions[Int(buyPos)].available += availableNow
+    positions.withUnsafeMutableBufferPointer { rows in
+      rows[Int(buyPos)].quantity += quantity
+      rows[Int(buyPos)].available += availableNow
+    }
     if !immediate { markPending(buyPos) }
     insertLot(buyPos, newLot(acquired: date, quantity: quantity))
     mark(.positions, buyPos)
 
     // Clearing and settlement: the buyer's rows first.
+    // (Rows found or made first; then each table's updates through one buffer access.)
     let bc = clearingRow(day: day, date: date, participant: bp, security: sec)
-    clearingRows[Int(bc)].buyQuantity += quantity
-    clearingRows[Int(bc)].buyAmount += Int128(tc.amountFen)
-    Self.add(&clearingRows[Int(bc)].fees, tc.buyerFees, sign: 1)
     let sc = clearingRow(day: day, date: date, participant: sp, security: sec)
-    clearingRows[Int(sc)].sellQuantity += quantity
-    clearingRows[Int(sc)].sellAmount += Int128(tc.amountFen)
-    Self.add(&clearingRows[Int(sc)].fees, tc.sellerFees, sign: 1)
     let bs = settlementRow(day: day, date: date, participant: bp)
-    settlementRows[Int(bs)].netFen += Int128(tc.buyerNetFen)
-    settlementRows[Int(bs)].liveSides += 1
     let ss = settlementRow(day: day, date: date, participant: sp)
-    settlementRows[Int(ss)].netFen += Int128(tc.sellerNetFen)
-    settlementRows[Int(ss)].liveSides += 1
+    clearingRows.withUnsafeMutableBufferPointer { rows in
+      rows[Int(bc)].buyQuantity += quantity
+      rows[Int(bc)].buyAmount += Int128(tc.amountFen)
+      Self.add(&rows[Int(bc)].fees, tc.buyerFees, sign: 1)
+      rows[Int(sc)].sellQuantity += quantity
+      rows[Int(sc)].sellAmount += Int128(tc.amountFen)
+      Self.add(&rows[Int(sc)].fees, tc.sellerFees, sign: 1)
+    }
+    settlementRows.withUnsafeMutableBufferPointer { rows in
+      rows[Int(bs)].netFen += Int128(tc.buyerNetFen)
+      rows[Int(bs)].liveSides += 1
+      rows[Int(ss)].netFen += Int128(tc.sellerNetFen)
+      rows[Int(ss)].liveSides += 1
+    }
     mark(.clearing, bc)
     mark(.clearing, sc)
     mark(.settlement, bs)
@@ -238,11 +247,11 @@ extension V2Kernel {
 
     trades.append(
       V2Trade(
-        tradeId: tradeId, amountFen: tc.amountFen, quantity: quantity, taxFen: taxFen, withheld: 0,
-        date: date,
+        tradeId: tradeId, amountFen: tc.amountFen, quantity: quantity, date: date,
         security: sec, buyAccount: buyer, sellAccount: seller, buyParticipant: bp, sellParticipant: sp,
         sliceStart: sliceStart, sliceCount: sliceCount, cancelled: false))
-    tradeIx.insert(tradeId.text, salt: day)
+    if taxFen != 0 { tradeTax[tradeNo] = taxFen }
+    if let p = tradeIdProbe { tradeIx.insert(p) } else { tradeIx.insert(tradeId.text, salt: day) }
     days[Int(day)].tradeEnd = tradeNo + 1
     mark(.days, day)
 
@@ -359,7 +368,7 @@ extension V2Kernel {
       touched.settlement.append(l.sellSettlement)
       touched.holding.append(sellPos)
       touched.holding.append(buyPos)
-      if tr.taxFen > 0 { touched.taxRemoved.append(t) }
+      if taxFen(Int(t)) > 0 { touched.taxRemoved.append(t) }
     }
     return .applied
   }
@@ -401,6 +410,7 @@ extension V2Kernel {
     let act = actions[Int(a)]
     actions[Int(a)].executed = true
     mark(.actions, a)
+    listNewPositions()
     let list = holders(of: act.security)
     switch act.kind {
     case .dividend:
@@ -572,7 +582,7 @@ extension V2Kernel {
       let w = min(tr.quantity, positions[Int(pos)].available)
       positions[Int(pos)].available -= w
       positions[Int(pos)].withheld += w
-      trades[t].withheld = w
+      setWithheld(t, w)
       mark(.trades, Int32(t))
       mark(.positions, pos)
       if effectsOn && w > 0 { touched.holding.append(pos) }
@@ -585,12 +595,13 @@ extension V2Kernel {
     let d = days[Int(day)]
     for t in Int(d.tradeStart)..<Int(d.tradeEnd) {
       let tr = trades[t]
-      guard tr.buyParticipant == participant, tr.withheld > 0 else { continue }
+      let held = withheld(t)
+      guard tr.buyParticipant == participant, held > 0 else { continue }
       guard let pos = positionIx[Self.positionKey(tr.buyAccount, tr.security)] else { continue }
-      positions[Int(pos)].available += tr.withheld
-      positions[Int(pos)].withheld -= tr.withheld
+      positions[Int(pos)].available += held
+      positions[Int(pos)].withheld -= held
       precondition(positions[Int(pos)].withheld >= 0, "V2: released more than was withheld")
-      trades[t].withheld = 0
+      setWithheld(t, 0)
       mark(.trades, Int32(t))
       mark(.positions, pos)
       if effectsOn { touched.holding.append(pos) }
@@ -638,6 +649,7 @@ extension V2Kernel {
     if securityIx.find(id) != nil { return .rejected(.duplicateSecurity) }
     securityIx.insert(id)
     securities.append(SecurityRecord(code: Ident(id), isin: isin, name: name, kind: kind, issuedQuantity: 0))
+    securityKind.append(kind)
     positionsOfSecurity.append([])
     return .applied
   }

@@ -23,7 +23,7 @@
 //   position rows, then the seller's oldest and the buyer's newest lot, so that the
 //   cache misses of each level overlap (results still checked in SPEC order). Account
 //   kinds are one byte per account, apart from the account rows.
-// - Trade rows in V2's own 88-byte layout (`V2Trade`): clearing figures are recomputed
+// - Trade rows in V2's own 64-byte layout (`V2Trade`): clearing figures are recomputed
 //   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides.
 // - Clearing and settlement keys pack (day ordinal, participant, security) into one
 //   Int64; a CANCEL finds a trade's four rows again by key (no per-trade links kept).
@@ -141,15 +141,16 @@ struct TradeLinks: Sendable {
   var sellSettlement: Int32
 }
 
-/// A trade row in V2's own layout (88 bytes; the canonical `TradeRecord` is 176): the
-/// clearing figures are not stored but recomputed from the amount when needed (a
-/// CANCEL, an encoding), as SPEC §4.1 defines them from (kind, date, amount).
+/// A trade row in V2's own layout (64 bytes, one cache line of fresh memory per trade;
+/// the canonical `TradeRecord` is 176): the clearing figures are not stored but
+/// recomputed from the amount when needed (a CANCEL, an encoding), as SPEC §4.1 defines
+/// them from (kind, date, amount); the tax and the withheld quantity, rarely not 0, are
+/// kept apart (`V2Kernel.tradeTax`, `tradeWithheld`); `cancelled` is bit 31 of the
+/// slice count's word.
 struct V2Trade: Sendable {
   var tradeId: Ident
   var amountFen: Int64
   var quantity: Int64
-  var taxFen: Int64
-  var withheld: Int64
   var date: Int32
   var security: Int32
   var buyAccount: Int32
@@ -157,8 +158,33 @@ struct V2Trade: Sendable {
   var buyParticipant: Int32
   var sellParticipant: Int32
   var sliceStart: Int32
-  var sliceCount: Int32
-  var cancelled: Bool
+  private var sliceWord: UInt32
+
+  init(
+    tradeId: Ident, amountFen: Int64, quantity: Int64, date: Int32, security: Int32, buyAccount: Int32,
+    sellAccount: Int32, buyParticipant: Int32, sellParticipant: Int32, sliceStart: Int32, sliceCount: Int32,
+    cancelled: Bool
+  ) {
+    precondition(sliceCount >= 0, "V2: negative slice count")
+    self.tradeId = tradeId
+    self.amountFen = amountFen
+    self.quantity = quantity
+    self.date = date
+    self.security = security
+    self.buyAccount = buyAccount
+    self.sellAccount = sellAccount
+    self.buyParticipant = buyParticipant
+    self.sellParticipant = sellParticipant
+    self.sliceStart = sliceStart
+    self.sliceWord = UInt32(sliceCount) | (cancelled ? 1 << 31 : 0)
+  }
+
+  var sliceCount: Int32 { Int32(sliceWord & 0x7FFF_FFFF) }
+
+  var cancelled: Bool {
+    get { sliceWord >> 31 != 0 }
+    set { sliceWord = sliceWord & 0x7FFF_FFFF | (newValue ? 1 << 31 : 0) }
+  }
 }
 
 /// The rows an applied TRADE touched (its effects are written straight from these).
@@ -213,11 +239,18 @@ public struct V2Kernel: BusinessKernel {
   /// order: no ranks to sort for the outputs). Derived: rebuildDerived, addAccount.
   var accountsAscending = true
   var securities: [SecurityRecord] = []
+  /// Each security's kind, one byte per security (always cached; a TRADE reads it, not
+  /// the 64-byte row). Derived: rebuildDerived, addSecurity.
+  var securityKind: [SecurityKind] = []
   var positions: [V2Position] = []
   var pool = LotPool()
   var clearingRows: [ClearingRecord] = []
   var settlementRows: [SettlementRecord] = []
   var trades: [V2Trade] = []
+  /// The trade rows' `taxFen` and `withheld` where not 0, by trade number (looked up
+  /// only, never iterated).
+  var tradeTax: [Int32: Int64] = [:]
+  var tradeWithheld: [Int32: Int64] = [:]
   /// Restored trade rows whose clearing figures differ from the recomputed ones (rows
   /// written elsewhere): looked up only, never iterated.
   var clearingOverrides: [Int32: TradeClearing] = [:]
@@ -234,13 +267,17 @@ public struct V2Kernel: BusinessKernel {
   var securityIx = KeyBytesTable()
   var positionIx = IntKeyTable()
   var positionsOfSecurity: [[Int32]] = []
+  /// Positions `0 ..< positionsListed` are in `positionsOfSecurity`; newer ones are added
+  /// when a corporate action needs the lists (`listNewPositions`), not one by one during
+  /// the day (a list grown by doubling copies itself into fresh memory).
+  var positionsListed = 0
   /// Positions that may hold shares not yet available (bought STOCK/FUND).
   var pendingPositions: [Int32] = []
   var clearingIx = IntKeyTable()
   var settlementIx = IntKeyTable()
   var dayIx = IntKeyTable()
   /// (trade id bytes, salt = day ordinal) → trade number.
-  var tradeIx = KeyBytesTable()
+  var tradeIx = KeyBytesTable(digitRuns: true)
   var actionsByRecordDate: [Int32: [Int32]] = [:]
   var creditsByPayDate: [Int32: [Int32]] = [:]
 
@@ -353,6 +390,7 @@ public struct V2Kernel: BusinessKernel {
     accountIx.insertAll(upTo: accounts.count) { accounts[$0].id.text }
     accountsAscending = Self.identsAscending(accounts.count) { accounts[$0].id }
     while securityIx.count < securities.count { securityIx.insert(securities[securityIx.count].code.text) }
+    securityKind = securities.map { $0.kind }
     positionIx.insertDense(upTo: positions.count) {
       Self.positionKey(positions[$0].account, positions[$0].security)
     }
@@ -372,6 +410,7 @@ public struct V2Kernel: BusinessKernel {
       return list
     }
     for (i, p) in positions.enumerated() { positionsOfSecurity[Int(p.security)].append(Int32(i)) }
+    positionsListed = positions.count
     while dayIx.count < days.count { dayIx.insert(Int64(days[dayIx.count].date), Int32(dayIx.count)) }
     while clearingIx.count < clearingRows.count {
       let c = clearingRows[clearingIx.count]
@@ -417,6 +456,20 @@ public struct V2Kernel: BusinessKernel {
     return TradeLinks(buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss)
   }
 
+  /// Trade row `t`'s tax (fen).
+  @inline(__always) func taxFen(_ t: Int) -> Int64 {
+    tradeTax.isEmpty ? 0 : tradeTax[Int32(t)] ?? 0
+  }
+
+  /// Trade row `t`'s withheld quantity.
+  @inline(__always) func withheld(_ t: Int) -> Int64 {
+    tradeWithheld.isEmpty ? 0 : tradeWithheld[Int32(t)] ?? 0
+  }
+
+  mutating func setWithheld(_ t: Int, _ w: Int64) {
+    tradeWithheld[Int32(t)] = w != 0 ? w : nil
+  }
+
   /// A trade's clearing figures (SPEC §4.1), recomputed from its amount.
   func tradeClearing(_ t: Int) -> TradeClearing {
     if !clearingOverrides.isEmpty, let c = clearingOverrides[Int32(t)] { return c }
@@ -433,18 +486,20 @@ public struct V2Kernel: BusinessKernel {
     return TradeRecord(
       tradeId: tr.tradeId, date: tr.date, security: tr.security, quantity: tr.quantity,
       buyAccount: tr.buyAccount, sellAccount: tr.sellAccount, buyParticipant: tr.buyParticipant,
-      sellParticipant: tr.sellParticipant, clearing: tradeClearing(t), taxFen: tr.taxFen,
-      cancelled: tr.cancelled, withheld: tr.withheld, sliceStart: tr.sliceStart, sliceCount: tr.sliceCount)
+      sellParticipant: tr.sellParticipant, clearing: tradeClearing(t), taxFen: taxFen(t),
+      cancelled: tr.cancelled, withheld: withheld(t), sliceStart: tr.sliceStart, sliceCount: tr.sliceCount)
   }
 
   /// Lays a decoded trade row (a restart).
   mutating func layTrade(_ id: Int, _ r: TradeRecord) {
     let v = V2Trade(
-      tradeId: r.tradeId, amountFen: r.clearing.amountFen, quantity: r.quantity, taxFen: r.taxFen,
-      withheld: r.withheld, date: r.date, security: r.security, buyAccount: r.buyAccount,
+      tradeId: r.tradeId, amountFen: r.clearing.amountFen, quantity: r.quantity, date: r.date,
+      security: r.security, buyAccount: r.buyAccount,
       sellAccount: r.sellAccount, buyParticipant: r.buyParticipant, sellParticipant: r.sellParticipant,
       sliceStart: r.sliceStart, sliceCount: r.sliceCount, cancelled: r.cancelled)
     if id < trades.count { trades[id] = v } else { trades.append(v) }
+    tradeTax[Int32(id)] = r.taxFen != 0 ? r.taxFen : nil
+    setWithheld(id, r.withheld)
     clearingOverrides[Int32(id)] = nil
     if tradeClearing(id) != r.clearing { clearingOverrides[Int32(id)] = r.clearing }
   }
@@ -474,8 +529,16 @@ public struct V2Kernel: BusinessKernel {
     let id = Int32(positions.count)
     positions.append(V2Position(account: account, security: security))
     positionIx.insert(key, id)
-    positionsOfSecurity[Int(security)].append(id)
     return id
+  }
+
+  /// Adds the positions created since the lists were last completed to their security's
+  /// list (in id order: each list stays ascending).
+  mutating func listNewPositions() {
+    while positionsListed < positions.count {
+      positionsOfSecurity[Int(positions[positionsListed].security)].append(Int32(positionsListed))
+      positionsListed += 1
+    }
   }
 
   mutating func newLot(acquired: Int32, quantity: Int64) -> V2Lot {

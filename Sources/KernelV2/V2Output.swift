@@ -110,7 +110,7 @@ extension V2Kernel {
     var tax: (quantity: Int64, taxFen: Int64, seller: Int32) = (0, 0, 0)
     if t.taxed {
       taxId = trades[i].tradeId.text
-      tax = (trades[i].quantity, trades[i].taxFen, trades[i].sellAccount)
+      tax = (trades[i].quantity, taxFen(i), trades[i].sellAccount)
     }
     var size = V2RecordBytes.eventHeader
     size += (newC0 ? 1 : 0) * V2RecordBytes.clearingKey + (newC1 ? 1 : 0) * V2RecordBytes.clearingKey
@@ -354,7 +354,7 @@ extension V2Kernel {
     let t = trades[Int(id)]
     w.tax(
       tradeDate: t.date, tradeId: t.tradeId.text, account: t.sellAccount, security: t.security,
-      quantity: t.quantity, taxFen: t.taxFen)
+      quantity: t.quantity, taxFen: taxFen(Int(id)))
   }
 
   func writeRejection(_ index: Int, into w: inout EffectWriter) {
@@ -392,7 +392,7 @@ extension V2Kernel {
     w.removeAll()
     appendEntitlements(0..<Int32(entitlements.count), into: &out)
     n += entitlements.count
-    for (i, t) in trades.enumerated() where t.taxFen > 0 && !t.cancelled {
+    for (i, t) in trades.enumerated() where taxFen(i) > 0 && !t.cancelled {
       writeTax(Int32(i), into: &w)
       n += 1
     }
@@ -677,7 +677,7 @@ extension V2Kernel {
         security: securities[Int(e.security)].code.text, recordDate: e.recordDate, payDate: e.payDate,
         account: accounts[Int(e.account)].id.text, kind: e.kind, value: e.value)
     }
-    var tx = trades.indices.filter { trades[$0].taxFen > 0 && !trades[$0].cancelled }
+    var tx = trades.indices.filter { taxFen($0) > 0 && !trades[$0].cancelled }
     tx.sort { a, b in
       let x = trades[a]
       let y = trades[b]
@@ -688,7 +688,7 @@ extension V2Kernel {
       let t = trades[i]
       return Report.Tax(
         tradeDate: t.date, tradeId: t.tradeId.text, account: accounts[Int(t.sellAccount)].id.text,
-        security: securities[Int(t.security)].code.text, quantity: t.quantity, taxFen: t.taxFen)
+        security: securities[Int(t.security)].code.text, quantity: t.quantity, taxFen: taxFen(i))
     }
     r.rejections = rejections.map {
       Report.Rejection(seq: $0.seq, record: $0.record, ref: $0.ref, reason: $0.reason)

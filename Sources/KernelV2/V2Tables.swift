@@ -51,13 +51,50 @@ struct KeyBytesTable: Sendable {
   /// Long keys only: length (u32 LE), salt (i32 LE), then the key's bytes.
   private var arena: [UInt8] = []
   private(set) var count = 0
+  /// Keys of 1 to 16 ASCII digits hash by runs of `1 << runBits` consecutive values
+  /// (`digitHash`): the trade ids of a day, usually consecutive numbers, then fill
+  /// neighbouring slots (one cache line serves several trades) instead of one random
+  /// line each. Other keys hash as in any table. Set for `tradeIx` only.
+  let digitRuns: Bool
 
-  init() {}
+  init(digitRuns: Bool = false) { self.digitRuns = digitRuns }
 
   mutating func reserveCapacity(_ n: Int) {
     var cap = 16
     while cap * 2 < n * 3 { cap *= 2 }
     if cap > slots.count { rehash(cap) }
+  }
+
+  static let runBits: UInt64 = 3
+
+  /// The decimal value of an inline key of 1 to 16 bytes, all ASCII digits; nil otherwise.
+  @inline(__always) static func digitValue(_ k0: UInt64, _ k1: UInt64, count n: Int) -> UInt64? {
+    if n < 1 || n > 16 { return nil }
+    var v: UInt64 = 0
+    var i = 0
+    while i < n {
+      let word = i < 8 ? k0 : k1
+      let d = ((word >> UInt64(8 * (i & 7))) & 0xFF) &- 48
+      if d > 9 { return nil }
+      v = v &* 10 &+ d
+      i += 1
+    }
+    return v
+  }
+
+  /// An inline key's hash: with `digitRuns`, a digit key's run (value >> runBits, and
+  /// the meta: salt and length) is mixed and its place in the run kept in the low bits.
+  @inline(__always) static func hash(_ k0: UInt64, _ k1: UInt64, _ meta: UInt32, digitRuns: Bool) -> UInt64 {
+    if digitRuns, let v = digitValue(k0, k1, count: Int(meta & 0xFF) - 1) {
+      let low = (UInt64(1) << runBits) - 1
+      return v2Mix((v >> runBits) ^ v2Mix(UInt64(meta))) & ~low | v & low
+    }
+    return inlineHash(k0, k1, meta)
+  }
+
+  /// A probe for this table (its hash as the table hashes).
+  @inline(__always) func probe(_ key: UnsafeRawBufferPointer, salt: Int32) -> Probe {
+    Probe(key, salt: salt, digitRuns: digitRuns)
   }
 
   /// A key of at most 16 bytes as two little-endian words, zero-padded.
@@ -84,8 +121,8 @@ struct KeyBytesTable: Sendable {
     v2Mix(k0 ^ v2Mix(k1 ^ UInt64(meta)))
   }
 
-  @inline(__always) static func slotHash(_ s: Slot) -> UInt64 {
-    s.meta & 0xFF == 0xFF ? s.k0 : inlineHash(s.k0, s.k1, s.meta)
+  @inline(__always) func slotHash(_ s: Slot) -> UInt64 {
+    s.meta & 0xFF == 0xFF ? s.k0 : Self.hash(s.k0, s.k1, s.meta, digitRuns: digitRuns)
   }
 
   @inline(__always) static func saltBits(_ salt: Int32) -> UInt32 {
@@ -98,7 +135,7 @@ struct KeyBytesTable: Sendable {
     slots = Array(repeating: Slot(k0: 0, k1: 0, id: -1, meta: 0), count: capacity)
     mask = capacity - 1
     for slot in old where slot.meta != 0 {
-      var i = Int(truncatingIfNeeded: Self.slotHash(slot)) & mask
+      var i = Int(truncatingIfNeeded: slotHash(slot)) & mask
       while slots[i].meta != 0 { i = (i + 1) & mask }
       slots[i] = slot
     }
@@ -121,13 +158,13 @@ struct KeyBytesTable: Sendable {
     let meta: UInt32
     let hash: UInt64
 
-    @inline(__always) init(_ key: UnsafeRawBufferPointer, salt: Int32) {
+    @inline(__always) init(_ key: UnsafeRawBufferPointer, salt: Int32, digitRuns: Bool = false) {
       self.key = key
       let saltBits = KeyBytesTable.saltBits(salt)
       if key.count <= KeyBytesTable.inlineMax {
         (k0, k1) = KeyBytesTable.words(key)
         meta = saltBits | UInt32(key.count + 1)
-        hash = KeyBytesTable.inlineHash(k0, k1, meta)
+        hash = KeyBytesTable.hash(k0, k1, meta, digitRuns: digitRuns)
       } else {
         hash = v2HashBytes(key, salt: salt)
         k0 = hash
@@ -150,7 +187,7 @@ struct KeyBytesTable: Sendable {
 
   @inline(__always)
   func find(_ key: UnsafeRawBufferPointer, salt: Int32 = 0) -> Int32? {
-    find(Probe(key, salt: salt))
+    find(Probe(key, salt: salt, digitRuns: digitRuns))
   }
 
   @inline(__always)
@@ -199,7 +236,23 @@ struct KeyBytesTable: Sendable {
       withUnsafeBytes(of: salt.littleEndian) { arena.append(contentsOf: $0) }
       arena.append(contentsOf: key)
     }
-    var i = Int(truncatingIfNeeded: Self.slotHash(slot)) & mask
+    var i = Int(truncatingIfNeeded: slotHash(slot)) & mask
+    while slots[i].meta != 0 { i = (i + 1) & mask }
+    slots[i] = slot
+    count += 1
+    return id
+  }
+
+  /// Adds the key of a probe made for this table (`probe`), not present yet: an inline
+  /// key's slot straight from the probe's words and hash (no second hashing).
+  @discardableResult
+  mutating func insert(_ p: Probe) -> Int32 {
+    if p.meta & 0xFF == 0xFF { return insert(p.key, salt: Int32(bitPattern: p.meta >> 8)) }
+    if (count + 1) * 3 > slots.count * 2 { rehash(slots.count * 2) }
+    let id = Int32(count)
+    let slot = Slot(k0: p.k0, k1: p.k1, id: id, meta: p.meta)
+    assert(slotHash(slot) == p.hash, "KeyBytesTable: a probe made for another table")
+    var i = Int(truncatingIfNeeded: p.hash) & mask
     while slots[i].meta != 0 { i = (i + 1) & mask }
     slots[i] = slot
     count += 1
@@ -240,13 +293,13 @@ struct KeyBytesTable: Sendable {
       var k = key(i)
       let slot = k.withUTF8 { newSlot(UnsafeRawBufferPointer($0), salt: 0, id: Int32(i)) }
       ring[i % ahead] = slot
-      slots.prefetch(Int(truncatingIfNeeded: Self.slotHash(slot)) & mask)
+      slots.prefetch(Int(truncatingIfNeeded: slotHash(slot)) & mask)
     }
     for i in count..<min(count + ahead, n) { prepare(i) }
     var i = count
     while i < n {
       let slot = ring[i % ahead]
-      var j = Int(truncatingIfNeeded: Self.slotHash(slot)) & mask
+      var j = Int(truncatingIfNeeded: slotHash(slot)) & mask
       while slots[j].meta != 0 { j = (j + 1) & mask }
       slots[j] = slot
       if i + ahead < n { prepare(i + ahead) }

@@ -42,12 +42,42 @@
 
 import KernelAPI
 
-/// What the look-ahead learned of one trade of the group: keys and row ids of the next
-/// level (hints only; a wrong one costs a miss, nothing else).
+@_silgen_name("llvm.prefetch.p0")
+func v2Prefetch(_ address: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ cacheType: Int32)
+
+extension Array {
+  /// Starts loading every cache line of element `index` (its first and last byte: a row
+  /// of 24, 48 or 96 bytes often straddles two lines). Does nothing out of range.
+  @inline(__always) func prefetchRow(_ index: Int) {
+    guard index >= 0 && index < count else { return }
+    withUnsafeBufferPointer {
+      let row = UnsafeRawPointer($0.baseAddress! + index)
+      v2Prefetch(row, 0, 3, 1)
+      v2Prefetch(row + (MemoryLayout<Element>.size - 1), 0, 3, 1)
+    }
+  }
+}
+
+/// What the look-ahead learned of one trade of the group: probes, keys and row ids.
+/// The security, unit and account ids are exact (no TRADE adds any: they cannot change
+/// during a run of TRADEs) and the apply uses them; a position id found is exact too
+/// (positions are never removed or re-keyed), one not found is looked up again at the
+/// apply (an earlier trade of the group may create it). Everything else is a hint.
 struct V2TradeHint {
+  /// The trade id's probe (today's salt), when `sameDay`.
+  var id: KeyBytesTable.Probe
   var buyer: KeyBytesTable.Probe
   var seller: KeyBytesTable.Probe
-  /// The security id until stage 2 (-1: unknown security), then the position keys.
+  /// A day is open and the trade is of that day: the apply's fast path.
+  var sameDay = false
+  /// -1: unknown.
+  var security: Int32 = -1
+  var buyUnit: Int32 = -1
+  var sellUnit: Int32 = -1
+  /// -1: unknown, or not looked up (unknown security).
+  var buyerId: Int32 = -1
+  var sellerId: Int32 = -1
+  /// -1 until both accounts and the security are known.
   var sellKey: Int64 = -1
   var buyKey: Int64 = -1
   var sellPos: Int32 = -1
@@ -58,7 +88,7 @@ struct V2TradeHint {
 
   static var none: V2TradeHint {
     let empty = KeyBytesTable.Probe(UnsafeRawBufferPointer(start: nil, count: 0), salt: 0)
-    return V2TradeHint(buyer: empty, seller: empty)
+    return V2TradeHint(id: empty, buyer: empty, seller: empty)
   }
 }
 
@@ -85,37 +115,62 @@ extension V2Kernel {
       for i in start..<end { hintLotLevel(hints[i - start]) }
       for i in start..<end {
         let t = trades[i]
-        outcomes[i] = applyTrade(t.trade, line: UnsafeRawBufferPointer(rebasing: bytes[t.line]), seq: t.seq)
+        outcomes[i] = applyHintedTrade(
+          t.trade, line: UnsafeRawBufferPointer(rebasing: bytes[t.line]), seq: t.seq, hints[i - start])
       }
       start = end
     }
   }
 
+  /// `applyTrade` with the group's look-ahead: the same checks in the same order, on
+  /// the ids the look-ahead found (see `V2TradeHint`) instead of looking them up again.
+  @inline(__always)
+  mutating func applyHintedTrade(_ t: TradeLine, line: UnsafeRawBufferPointer, seq: Int64, _ h: V2TradeHint)
+    -> Outcome
+  {
+    let outcome: Outcome
+    if !h.sameDay {
+      outcome = globals.dayOpen ? .rejected(.wrongDate) : .rejected(.dayNotOpen)
+    } else {
+      @inline(__always) func known(_ id: Int32) -> Int32? { id >= 0 ? id : nil }
+      outcome = tradeChecked(
+        day: Int32(days.count - 1), date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
+        isDuplicate: tradeIx.find(h.id) != nil, security: known(h.security), buyAccount: known(h.buyerId),
+        sellAccount: known(h.sellerId), buyUnit: known(h.buyUnit), sellUnit: known(h.sellUnit),
+        sellPosition: h.sellPos, buyPosition: h.buyPos, tradeIdProbe: h.id
+      ) { Ident(String(decoding: UnsafeRawBufferPointer(rebasing: line[t.tradeId]), as: UTF8.self)) }
+    }
+    return tradeDone(outcome, seq: seq, tradeId: UnsafeRawBufferPointer(rebasing: line[t.tradeId]))
+  }
+
   /// Stage 1: what the line and the small tables give; starts the big tables' slots.
   @inline(__always)
   func hintLineLevel(_ t: TradeLine, _ line: UnsafeRawBufferPointer, _ h: inout V2TradeHint) {
-    if globals.dayOpen && t.date == globals.lastOpened {
-      tradeIx.prefetch(
-        KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.tradeId]), salt: Int32(days.count - 1)))
+    h.sameDay = globals.dayOpen && t.date == globals.lastOpened
+    if h.sameDay {
+      h.id = tradeIx.probe(UnsafeRawBufferPointer(rebasing: line[t.tradeId]), salt: Int32(days.count - 1))
+      tradeIx.prefetch(h.id)
     }
     h.buyer = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.buyAccount]), salt: 0)
     h.seller = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.sellAccount]), salt: 0)
     accountIx.prefetch(h.buyer)
     accountIx.prefetch(h.seller)
+    h.security = securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])) ?? -1
+    h.buyUnit = unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])) ?? -1
+    h.sellUnit = unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])) ?? -1
+    h.buyerId = -1
+    h.sellerId = -1
     h.sellKey = -1
     h.buyKey = -1
     h.buyClearingKey = -1
     h.sellClearingKey = -1
-    guard let sec = securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])) else { return }
-    h.sellKey = Int64(sec)
-    h.buyKey = Int64(sec)
-    securities.prefetch(Int(sec))
-    guard !days.isEmpty, let bu = unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])),
-      let su = unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit]))
-    else { return }
+    let sec = h.security
+    guard sec >= 0, !days.isEmpty, h.buyUnit >= 0, h.sellUnit >= 0 else { return }
     let day = Int32(days.count - 1)
-    h.buyClearingKey = Self.clearingKey(day: day, participant: units[Int(bu)].participant, security: sec)
-    h.sellClearingKey = Self.clearingKey(day: day, participant: units[Int(su)].participant, security: sec)
+    h.buyClearingKey = Self.clearingKey(
+      day: day, participant: units[Int(h.buyUnit)].participant, security: sec)
+    h.sellClearingKey = Self.clearingKey(
+      day: day, participant: units[Int(h.sellUnit)].participant, security: sec)
     clearingIx.prefetch(h.buyClearingKey)
     clearingIx.prefetch(h.sellClearingKey)
   }
@@ -125,19 +180,18 @@ extension V2Kernel {
   @inline(__always)
   func hintSlotLevel(_ h: inout V2TradeHint) {
     if h.buyClearingKey >= 0 {
-      if let c = clearingIx[h.buyClearingKey] { clearingRows.prefetch(Int(c)) }
-      if let c = clearingIx[h.sellClearingKey] { clearingRows.prefetch(Int(c)) }
+      if let c = clearingIx[h.buyClearingKey] { clearingRows.prefetchRow(Int(c)) }
+      if let c = clearingIx[h.sellClearingKey] { clearingRows.prefetchRow(Int(c)) }
     }
-    guard h.sellKey >= 0, let buyer = accountIx.find(h.buyer), let seller = accountIx.find(h.seller) else {
-      h.sellKey = -1
-      return
-    }
-    let sec = Int32(truncatingIfNeeded: h.sellKey)
-    h.sellKey = Self.positionKey(seller, sec)
-    h.buyKey = Self.positionKey(buyer, sec)
+    guard h.security >= 0 else { return }
+    h.buyerId = accountIx.find(h.buyer) ?? -1
+    h.sellerId = accountIx.find(h.seller) ?? -1
+    guard h.buyerId >= 0, h.sellerId >= 0 else { return }
+    h.sellKey = Self.positionKey(h.sellerId, h.security)
+    h.buyKey = Self.positionKey(h.buyerId, h.security)
     positionIx.prefetch(h.sellKey)
     positionIx.prefetch(h.buyKey)
-    accountKind.prefetch(Int(seller))
+    accountKind.prefetch(Int(h.sellerId))
   }
 
   /// Stage 3: the position slots; starts the position rows.
@@ -148,11 +202,11 @@ extension V2Kernel {
     guard h.sellKey >= 0 else { return }
     if let s = positionIx[h.sellKey] {
       h.sellPos = s
-      positions.prefetch(Int(s))
+      positions.prefetchRow(Int(s))
     }
     if let b = positionIx[h.buyKey] {
       h.buyPos = b
-      positions.prefetch(Int(b))
+      positions.prefetchRow(Int(b))
     }
   }
 
@@ -160,7 +214,7 @@ extension V2Kernel {
   /// and the slot after it.
   @inline(__always)
   func hintLotLevel(_ h: V2TradeHint) {
-    if h.sellPos >= 0 { pool.lots.prefetch(Int(positions[Int(h.sellPos)].lotHead)) }
+    if h.sellPos >= 0 { pool.lots.prefetchRow(Int(positions[Int(h.sellPos)].lotHead)) }
     if h.buyPos >= 0 {
       let end = Int(positions[Int(h.buyPos)].lotEnd)
       pool.lots.prefetch(end - 1)
