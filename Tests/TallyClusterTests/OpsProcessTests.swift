@@ -152,7 +152,19 @@ final class OpsProcessTests: ClusterTestCase {
         continue
       }
       XCTAssertTrue(url.hasPrefix("http://127.0.0.1:163"), url)
-      let (code, body) = try httpGet(url)
+      // Gauges are sampled between batches, at most every NodeRunner.sampleNanosMin
+      // (250 ms): right after the report, a node may not have sampled its last batch yet.
+      // The value a node must reach is read again until it does (or 5 s pass).
+      let expected = [
+        "sequencer": "\ntally_journal_seq \(events).0\n", "voter": "\ntally_voter_decided_seq \(events).0\n",
+        "r1": "\ntally_replica_applied_seq \(events).0\n",
+      ][node]
+      var (code, body) = try httpGet(url)
+      let deadline = Date().addingTimeInterval(5)
+      while let expected, code == 200, !body.contains(expected), Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.05)
+        (code, body) = try httpGet(url)
+      }
       XCTAssertEqual(code, 200, url)
       bodies[node] = body
       let check = try runCommand(
