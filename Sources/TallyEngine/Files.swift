@@ -141,12 +141,12 @@ public enum FileIO {
     else {
       throw InputError(file: folder, line: 0, problem: "reference folder does not exist or is not a folder")
     }
-    let readIfReadable: @Sendable (String) -> [UInt8]? = { path in
+    func readIfReadable(_ path: String) -> [UInt8]? {
       FileManager.default.isReadableFile(atPath: path) ? (try? read(path)) : nil
     }
     // holdings.csv, by far the largest file (123 MB for a million accounts), is read on
     // another core while this one parses the files before it.
-    let holdings = BackgroundRead(folder + "/holdings.csv", readIfReadable)
+    let holdings = BackgroundWork { readIfReadable(folder + "/holdings.csv") }
     defer { _ = holdings.wait() }  // not left running when an earlier file is refused
     return try ReferenceParser.parse(prefix: folder) { name in
       name == "holdings.csv" ? holdings.wait() : readIfReadable(folder + "/" + name)
@@ -222,25 +222,4 @@ public enum FileIO {
 public struct OutputError: Error, CustomStringConvertible, Sendable {
   public var description: String
   public init(_ description: String) { self.description = description }
-}
-
-/// A file read on another thread; `wait()` gives its bytes (nil: not readable). The
-/// worker writes `bytes` once before leaving the group; `wait()` reads it only after the
-/// group is done, which orders the two.
-private final class BackgroundRead: @unchecked Sendable {
-  private let group = DispatchGroup()
-  private var bytes: [UInt8]?
-
-  init(_ path: String, _ read: @escaping @Sendable (String) -> [UInt8]?) {
-    group.enter()
-    DispatchQueue.global().async {
-      self.bytes = read(path)
-      self.group.leave()
-    }
-  }
-
-  func wait() -> [UInt8]? {
-    group.wait()
-    return bytes
-  }
 }

@@ -2,7 +2,6 @@
 // non-empty fields and passes every check becomes a row in one pass; anything else is
 // left to ReferenceParser's general path, which names the problem. A large file is read
 // in two parts at once, the second on another core.
-import Dispatch
 import KernelAPI
 
 struct FastHoldingLines: Sendable {
@@ -83,11 +82,9 @@ struct FastHoldingLines: Sendable {
   }
 
   /// The rows of the lines from `start` on, taken on another core; `wait()` gives them.
-  func parseInBackground(_ bytes: [UInt8], from start: Int) -> PendingPart {
-    let pending = PendingPart()
+  func parseInBackground(_ bytes: [UInt8], from start: Int) -> BackgroundWork<Part> {
     let base = self
-    pending.group.enter()
-    DispatchQueue.global().async {
+    return BackgroundWork {
       var parser = base
       var rows: [ReferenceData.HoldingRow] = []
       var newlines = 0
@@ -105,10 +102,8 @@ struct FastHoldingLines: Sendable {
         part.lines += 1
       }
       part.rows = rows
-      pending.part = part
-      pending.group.leave()
+      return part
     }
-    return pending
   }
 
   /// What the other core took: its rows, where it stopped (the first line it did not
@@ -117,18 +112,5 @@ struct FastHoldingLines: Sendable {
     var rows: [ReferenceData.HoldingRow]
     var stoppedAt: Int
     var lines: Int
-  }
-
-  /// A part being read. `part` is written once by the worker before it leaves the
-  /// group and read only after `wait()`, which orders the two.
-  final class PendingPart: @unchecked Sendable {
-    let group = DispatchGroup()
-    var part: Part?
-
-    func wait() -> Part {
-      group.wait()
-      guard let part else { preconditionFailure("the worker leaves the group only after writing its part") }
-      return part
-    }
   }
 }

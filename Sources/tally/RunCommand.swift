@@ -162,9 +162,8 @@ struct RunCommand: ParsableCommand {
     }
     let clock = ContinuousClock()
     let engine: Engine<K>
-    /// With --state: the memtable's flush, started after the final commit while the
-    /// outputs are written (see below).
-    var flushing: StoreFlush? = nil
+    /// With --state: the store, flushed while the outputs are written (see below).
+    var durableStore: RocksDBStateStore? = nil
     var resumedFrom: Int64 = 0
     var commits = 0
     if let state {
@@ -232,10 +231,7 @@ struct RunCommand: ParsableCommand {
       }
       engine = durable.engine
       if commitStats || timings { note(Self.commitStatsLine(durable.commitNanos)) }
-      // The last commits are in RocksDB's write-ahead log only; opened again, the store
-      // would replay and flush them first (1.2 s of a resume of the 1M-trade day). The
-      // flush runs on the other core while this one writes the outputs.
-      flushing = StoreFlush(store)
+      durableStore = store
     } else {
       var memory = Engine<K>(reference: reference, plantedFault: fault)
       if let effectFile {
@@ -265,8 +261,20 @@ struct RunCommand: ParsableCommand {
     }
     do { try effectFile?.close() } catch { fail("\(error)", code: 3) }
     phase(state == nil ? "events applied" : "state opened and events applied")
-    do { try engine.writeOutputs(to: out) } catch { fail("\(error)", code: 3) }
-    if let flushing, let error = flushing.wait() { fail("\(error)", code: 3) }
+    // With --state, the last commits are in RocksDB's write-ahead log only; opened
+    // again, the store would replay and flush them first (1.2 s of a resume of the
+    // 1M-trade day). The flush runs on the other core while this one writes the outputs,
+    // and ends before the process does (exiting under it aborts the process).
+    let flushing = durableStore.map { store in
+      BackgroundWork { () -> (any Error)? in
+        do { try store.flush() } catch { return error }
+        return nil
+      }
+    }
+    var outputError: OutputError? = nil
+    do { try engine.writeOutputs(to: out) } catch { outputError = error }
+    let flushError = flushing?.wait() ?? nil
+    if let error = outputError ?? flushError { fail("\(error)", code: 3) }
     phase("outputs rendered and written")
     if digest { print(engine.stateDigest.hexString) }
     if let dumpRows {
@@ -308,28 +316,4 @@ extension RunCommand {
 
 extension Duration {
   var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
-/// A RocksDB memtable flush on another thread. The store is not touched by the run's
-/// thread until `wait()` (which orders the two), hence the unchecked sendability.
-final class StoreFlush: @unchecked Sendable {
-  private let group = DispatchGroup()
-  private var error: (any Error)?
-
-  private let store: RocksDBStateStore
-
-  init(_ store: RocksDBStateStore) {
-    self.store = store
-    group.enter()
-    DispatchQueue.global().async {
-      do { try self.store.flush() } catch { self.error = error }
-      self.group.leave()
-    }
-  }
-
-  /// Waits for the flush; its error, if any.
-  func wait() -> (any Error)? {
-    group.wait()
-    return error
-  }
 }
