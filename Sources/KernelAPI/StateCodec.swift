@@ -11,6 +11,10 @@ public struct ByteWriter {
   /// Bytes written so far.
   @inline(__always) public var count: Int { bytes.count }
 
+  /// Room for `n` bytes in all without growing (a writer of hundreds of megabytes grown by
+  /// doubling touches twice the memory and copies it).
+  public mutating func reserveCapacity(_ n: Int) { bytes.reserveCapacity(n) }
+
   /// Forgets the bytes, keeps the capacity (one writer reused for millions of rows).
   @inline(__always) public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
 

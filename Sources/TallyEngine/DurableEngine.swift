@@ -1,7 +1,9 @@
 // The engine with its state in a StateStore (RocksDB for real runs). State lives
-// in memory; every commit writes the rows that changed since the last commit,
-// the state checksum and the applied sequence number in ONE atomic batch, so
-// state and position never disagree. The opening state is not stored: it is a
+// in memory. In the rows layout (replicas) every commit writes the rows that changed
+// since the last commit, the state checksum and the applied sequence number in ONE
+// atomic batch, so state and position never disagree. In the input-log layout
+// (`tally run --state`, InputLog.swift) a commit writes the event lines applied since
+// the last one, and the rows go into rare packed snapshots. The opening state is not stored: it is a
 // pure function of the reference folder (whose fingerprint the store keeps), so a
 // restart rebuilds it, lays the stored rows (every row changed since the opening)
 // over it, recomputes the checksum and refuses to run if it differs from the
@@ -20,7 +22,8 @@ public struct DurableError: Error, CustomStringConvertible, Sendable {
 public enum StateKeys {
   /// Bumped when the stored layout or the business rules change incompatibly.
   /// 3: only rows changed since the opening state are stored (2 stored every row).
-  public static let formatVersion = "tally-state/3 spec/2026-11"
+  /// 4: a layout marker; the input-log layout (InputLog.swift) beside the rows layout.
+  public static let formatVersion = "tally-state/4 spec/2026-11"
   static let metaPrefix: UInt8 = 0
   public static let format = meta("format")
   public static let reference = meta("reference")
@@ -158,10 +161,45 @@ public final class DurableEngine<K: BusinessKernel> {
     settle()
     return settledNanos
   }
+  /// Snapshot latencies in nanoseconds (input-log layout; a snapshot of the rows layout
+  /// is a commit).
+  public var snapshotNanos: [Int64] {
+    settle()
+    return settledSnapshotNanos
+  }
+  /// How the folder keeps the state (the folder's own when it existed).
+  public let layout: StateLayout
+  /// Input-log layout: a commit after this many events since the last snapshot is one.
+  public let snapshotEvents: Int64
+  /// Input-log layout: called on the committer right after a snapshot is durable (the
+  /// run flushes RocksDB's memtable there, on the other core, while it writes outputs).
+  public var afterSnapshot: (() throws -> Void)?
+  /// Input-log layout: the logged events applied again at open.
+  public private(set) var replayedEvents: Int64 = 0
 
   private var settledSeq: Int64
   private var settledChecksum: StateChecksum
   private var settledNanos: [Int64] = []
+  private var settledSnapshotNanos: [Int64] = []
+
+  // Input-log layout, apply thread: the lines applied since the last commit (8 bytes
+  // for the last seq, then `[length i32 LE][line]` each), the seq of the first, and the
+  // events applied since the last snapshot.
+  private var pendingLines: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0]
+  private var pendingFirst: Int64 = 0
+  private var pendingCount: Int64 = 0
+  private var sinceSnapshot: Int64 = 0
+  // Input-log layout, committer (as `rowHashes`): the first seqs of the log entries
+  // stored since the last snapshot (the next snapshot deletes them), the snapshots
+  // stored, and whether the next commit must be a snapshot (after a failed write).
+  private var logKeys: [Int64] = []
+  private var snapshotCount = 0
+  /// Input-log layout: a failed commit or snapshot leaves the engine unable to commit
+  /// (its lines are in no entry, or its row hashes moved on); every later commit fails
+  /// with it, and a restart resumes from the folder.
+  private var broken: DurableError?
+  /// The log buffer of the last written entry, handed back to the apply thread.
+  private var spareLines: [UInt8] = []
 
   // Commit pipeline (depth 1): `commitInBackground()` takes the changed rows on the
   // apply thread and leaves hashing, the write and the fsync to `committer` while the
@@ -198,43 +236,117 @@ public final class DurableEngine<K: BusinessKernel> {
   /// verified. Throws when the store belongs to other reference data or another
   /// format, or when its checksum does not verify.
   public init(
-    store: any StateStore, reference: ReferenceData, plantedFault: PlantedFault? = nil, sync: Bool = true
+    store: any StateStore, reference: ReferenceData, plantedFault: PlantedFault? = nil, sync: Bool = true,
+    layout: StateLayout = .rows, snapshotEvents: Int64 = InputLogLimits.snapshotEventsDefault
   )
     throws
   {
+    precondition(snapshotEvents >= 1)
     self.store = store
     self.sync = sync
-    let referencePrint = referenceFingerprint(reference)
+    self.snapshotEvents = snapshotEvents
     let existing: [UInt8]?
     do { existing = try store.value(for: StateKeys.format) } catch { throw DurableError("\(error)") }
+    var storedReference: [UInt8]? = nil
     if let existing {
       guard existing == Array(StateKeys.formatVersion.utf8) else {
         throw DurableError(
           "state folder was written by '\(String(decoding: existing, as: UTF8.self))', this is '\(StateKeys.formatVersion)'; use a new --state folder"
         )
       }
-      guard try store.value(for: StateKeys.reference) == referencePrint else {
-        throw DurableError(
-          "state folder was made with other reference data; use the same --reference or a new --state folder")
+      storedReference = try store.value(for: StateKeys.reference)
+      guard let l = try store.value(for: StateKeys.layout),
+        let stored = StateLayout(rawValue: String(decoding: l, as: UTF8.self))
+      else { throw DurableError("state folder has no layout marker: it is incomplete or damaged") }
+      self.layout = stored
+    } else {
+      self.layout = layout
+    }
+    var storedChecksum: StateChecksum? = nil
+    if existing != nil {
+      if let bytes = try store.value(for: StateKeys.checksum) {
+        guard let c = try? StateChecksum(decoding: bytes) else {
+          throw DurableError("state folder's checksum does not decode: it is damaged")
+        }
+        storedChecksum = c
+      }
+      if let f = try store.value(for: StateKeys.stream) {
+        var r = ByteReader(f)
+        let count = try r.i64()
+        storedFingerprint = (count, Array(f.dropFirst(8)))
       }
     }
-    // The opening state and the hash of each of its rows: the stored rows are changes to it.
     var opening = K(reference: reference, plantedFault: plantedFault)
+    let referencePrint = referenceFingerprint(reference)
+    if existing != nil, storedReference != referencePrint {
+      throw DurableError(
+        "state folder was made with other reference data; use the same --reference or a new --state folder")
+    }
+    if self.layout == .inputLog {
+      // No row hashes: the opening state is the reference's (fingerprinted), and each
+      // snapshot's checksum is computed whole when it is taken and checked whole when it
+      // is read (hashing the 7 M opening rows had cost every run and restart 0.4 s).
+      rowHashes = []
+      settledChecksum = storedChecksum ?? StateChecksum()
+      guard existing != nil else {
+        opening.setChangeTracking(true)
+        opening.forgetChanges()
+        engine = Engine(state: opening)
+        settledSeq = 0
+        snapshotCount = 1
+        var markers = Self.markers(referencePrint, layout: .inputLog)
+        var w = ByteWriter()
+        w.i64(1)  // snapshot 0 is the opening state: no rows, no checksum
+        markers.put(StateKeys.snapshots, w.bytes)
+        try commit(extra: markers)
+        return
+      }
+      guard let n = try store.value(for: StateKeys.snapshots), n.count == 8 else {
+        throw DurableError("state folder has no snapshot count: it is incomplete or damaged")
+      }
+      var r = ByteReader(n)
+      let storedSnapshots = Int(try r.i64())
+      try deleteUncountedSnapshotChunks(store, snapshots: storedSnapshots)
+      var state = opening
+      if storedSnapshots > 1 {
+        do {
+          state = try K.restore(opening: consume opening) { overlay in
+            try overlaySnapshotRows(store, snapshots: storedSnapshots, overlay)
+          }
+        } catch let error as DurableError {
+          throw error
+        } catch {
+          throw DurableError("state folder cannot be read: \(error)")
+        }
+        let sum = state.computeChecksum()
+        guard let storedChecksum, storedChecksum == sum else {
+          throw DurableError(
+            "state folder is damaged: its last snapshot's checksum \(StateDigest.of(storedChecksum ?? StateChecksum()).hexString) differs from the loaded rows' \(StateDigest.of(sum).hexString); refusing to run"
+          )
+        }
+      }
+      state.setChangeTracking(true)
+      state.forgetChanges()
+      engine = Engine(state: state)
+      settledSeq = engine.appliedSeq
+      snapshotCount = storedSnapshots
+      try replayLog()
+      return
+    }
+    // Rows layout: the opening state and the hash of each of its rows; the stored rows are
+    // changes to it.
     var (hashes, sum) = TallyEngine.rowHashes(of: opening)
     guard existing != nil else {
       // A fresh state: the first commit writes the markers and the opening checksum only.
-      // Tracking on explicitly: a kernel's initial setting is its own (V2 starts off,
-      // V1 on; the cluster test of v1/v2/v1 found the difference).
+      // Tracking on explicitly: a kernel's initial setting is its own (V2 starts off, V1
+      // on; the cluster test of v1/v2/v1 found the difference).
       opening.setChangeTracking(true)
       opening.forgetChanges()
       engine = Engine(state: opening)
       settledSeq = 0
       settledChecksum = sum
       rowHashes = hashes
-      var batch = StoreBatch()
-      batch.put(StateKeys.format, Array(StateKeys.formatVersion.utf8))
-      batch.put(StateKeys.reference, referencePrint)
-      try commit(extra: batch)
+      try commit(extra: Self.markers(referencePrint, layout: .rows))
       return
     }
     let restored: K
@@ -242,21 +354,18 @@ public final class DurableEngine<K: BusinessKernel> {
       restored = try K.restore(opening: consume opening) { overlay in
         try overlayStoredRows(store, hashes: &hashes, checksum: &sum, overlay)
       }
+    } catch let error as DurableError {
+      throw error
     } catch {
       throw DurableError("state folder cannot be read: \(error)")
     }
-    guard let storedChecksumBytes = try store.value(for: StateKeys.checksum),
-      let storedChecksum = try? StateChecksum(decoding: storedChecksumBytes)
-    else { throw DurableError("state folder has no checksum: it is incomplete or damaged") }
+    guard let storedChecksum else {
+      throw DurableError("state folder has no checksum: it is incomplete or damaged")
+    }
     guard storedChecksum == sum else {
       throw DurableError(
         "state folder is damaged: stored checksum \(StateDigest.of(storedChecksum).hexString) differs from the loaded rows' \(StateDigest.of(sum).hexString); refusing to run"
       )
-    }
-    if let f = try store.value(for: StateKeys.stream) {
-      var r = ByteReader(f)
-      let count = try r.i64()
-      storedFingerprint = (count, Array(f.dropFirst(8)))
     }
     rowHashes = hashes
     settledChecksum = sum
@@ -265,6 +374,76 @@ public final class DurableEngine<K: BusinessKernel> {
     tracked.forgetChanges()
     engine = Engine(state: tracked)
     settledSeq = engine.appliedSeq
+  }
+
+  /// The markers a fresh folder's first commit writes (the commit adds the checksum).
+  private static func markers(_ referencePrint: [UInt8], layout: StateLayout) -> StoreBatch {
+    var batch = StoreBatch()
+    batch.put(StateKeys.format, Array(StateKeys.formatVersion.utf8))
+    batch.put(StateKeys.reference, referencePrint)
+    batch.put(StateKeys.layout, Array(layout.rawValue.utf8))
+    return batch
+  }
+
+  /// Input-log layout, at open: applies the logged lines after the snapshots again, in
+  /// order (their changes go into the next snapshot), and checks that they end where the
+  /// folder's `logged` marker says.
+  private func replayLog() throws {
+    let logged = try StateKeys.committedSeq(in: store)
+    // Room for the lines to apply again (tables grown by doubling touch twice the pages).
+    if logged > engine.appliedSeq { engine.reserveCapacity(events: Int(logged - engine.appliedSeq)) }
+    try store.scan(prefix: [StateKeys.logPrefix]) { key, value in
+      guard key.count == 9 else { throw DurableError("unexpected log key \(key.hexString)") }
+      var first: Int64 = 0
+      for k in 1..<9 { first = first << 8 | Int64(key[k]) }
+      guard first == engine.appliedSeq + 1 else {
+        throw DurableError(
+          "state folder is damaged: its log continues at seq \(first) after seq \(engine.appliedSeq); refusing to run"
+        )
+      }
+      var sha = SHA256Stream()
+      sha.update(value)
+      guard try store.value(for: StateKeys.logDigest(first)) == sha.finalize() else {
+        throw DurableError(
+          "state folder is damaged: its log entry at seq \(first) does not match its checksum; refusing to run"
+        )
+      }
+      let (last, ranges) = try LogEntry.decode(value, first: first)
+      engine.apply(lines: ranges[...], of: value, firstSeq: first)
+      precondition(engine.appliedSeq == last, "a logged line was not applied")
+      logKeys.append(first)
+      sinceSnapshot += last - first + 1
+      return true
+    }
+    // Applied again, not applied now: the run's statistics count events of its inputs.
+    replayedEvents = Int64(engine.statistics.events)
+    engine.statistics = RunStatistics()
+    guard logged == engine.appliedSeq else {
+      throw DurableError(
+        "state folder is damaged: it holds events through seq \(engine.appliedSeq) but its marker says \(logged); refusing to run"
+      )
+    }
+    settledSeq = logged
+  }
+
+  /// Input-log layout: keeps applied lines for the next commit's log entry.
+  @inline(__always)
+  private func logLine(_ line: UnsafeRawBufferPointer, seq: Int64) {
+    if pendingCount == 0 { pendingFirst = seq }
+    pendingCount += 1
+    sinceSnapshot += 1
+    appendLE32(&pendingLines, UInt32(line.count))
+    pendingLines.append(contentsOf: line)
+  }
+
+  private func logLines(_ lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) {
+    bytes.withUnsafeBytes { raw in
+      var seq = firstSeq
+      for r in lines {
+        logLine(UnsafeRawBufferPointer(rebasing: raw[r]), seq: seq)
+        seq += 1
+      }
+    }
   }
 }
 
@@ -324,6 +503,7 @@ extension DurableEngine {
   /// (exported: a caller that names the kernel type calls the specialised code).
   @discardableResult
   @_specialize(exported:true,where K == V1Kernel)
+  @_specialize(exported:true,where K == V2Kernel)
   public func offer(line: ArraySlice<UInt8>, seq: Int64) throws -> Outcome? {
     offeredLines += 1
     if !fingerprint.isComplete {
@@ -338,7 +518,9 @@ extension DurableEngine {
       if storedFingerprint.map({ fingerprint.lineCount > $0.count }) ?? true { fingerprintDirty = true }
     }
     if seq <= engine.appliedSeq { return nil }
-    return engine.apply(line: line, seq: seq)
+    let outcome = engine.apply(line: line, seq: seq)
+    if layout == .inputLog { line.withUnsafeBytes { logLine($0, seq: seq) } }
+    return outcome
   }
 
   /// Call after the last line was offered: a stream shorter than the stored
@@ -360,17 +542,22 @@ extension DurableEngine {
   /// fingerprint check).
   @discardableResult
   @_specialize(exported:true,where K == V1Kernel)
+  @_specialize(exported:true,where K == V2Kernel)
   public func apply(line: ArraySlice<UInt8>, seq: Int64) -> Outcome {
-    engine.apply(line: line, seq: seq)
+    let outcome = engine.apply(line: line, seq: seq)
+    if layout == .inputLog { line.withUnsafeBytes { logLine($0, seq: seq) } }
+    return outcome
   }
 
   /// Applies journaled lines (slices of `bytes`) as seqs `firstSeq`, …: see
   /// `Engine.apply(lines:of:firstSeq:)` (TRADE runs go to the kernel together).
   @_specialize(exported:true,where K == V1Kernel)
+  @_specialize(exported:true,where K == V2Kernel)
   public func apply(
     lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64, outcome: (Int, Outcome) -> Void
   ) {
     engine.apply(lines: lines, of: bytes, firstSeq: firstSeq, outcome: outcome)
+    if layout == .inputLog { logLines(lines, of: bytes, firstSeq: firstSeq) }
   }
 
   /// Offers consecutive event lines (slices of `bytes`) as seqs `firstSeq`, …, as
@@ -378,20 +565,30 @@ extension DurableEngine {
   /// the stream fingerprint, the rest applied together. Returns how many were applied.
   @discardableResult
   @_specialize(exported:true,where K == V1Kernel)
+  @_specialize(exported:true,where K == V2Kernel)
   public func offer(lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) throws -> Int {
     var next = lines.startIndex
     var seq = firstSeq
     var applied = 0
-    // Line by line while the fingerprint is being taken or the lines were applied before.
-    while next < lines.endIndex && (!fingerprint.isComplete || seq <= engine.appliedSeq) {
+    // Line by line while the fingerprint is being taken.
+    while next < lines.endIndex && !fingerprint.isComplete {
       if try offer(line: bytes[lines[next]], seq: seq) != nil { applied += 1 }
       next += 1
       seq += 1
+    }
+    // Lines applied before (a resumed run) are only counted.
+    let appliedSeq = engine.appliedSeq
+    if seq <= appliedSeq && next < lines.endIndex {
+      let skipped = Int(min(Int64(lines.endIndex - next), appliedSeq - seq + 1))
+      offeredLines += Int64(skipped)
+      next += skipped
+      seq += Int64(skipped)
     }
     let rest = lines.endIndex - next
     if rest > 0 {
       offeredLines += Int64(rest)
       engine.apply(lines: lines[next...], of: bytes, firstSeq: seq)
+      if layout == .inputLog { logLines(lines[next...], of: bytes, firstSeq: seq) }
       applied += rest
     }
     return applied
@@ -404,7 +601,8 @@ extension DurableEngine {
   /// Applies an already parsed event (cluster replicas).
   @discardableResult
   public func apply(_ event: Event, seq: Int64) -> Outcome {
-    engine.apply(event, seq: seq)
+    precondition(layout == .rows, "the input-log layout logs lines: apply the event's line")
+    return engine.apply(event, seq: seq)
   }
 
   /// Commits what changed since the last commit, atomically with the position and
@@ -419,6 +617,7 @@ extension DurableEngine {
   /// Like `commit(extra:)`, with the extra writes made from the new state digest
   /// (a replica's vote carries the digest of exactly the state it commits).
   public func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws {
+    precondition(layout == .rows, "a digest per commit needs the rows layout")
     var job = CommitJob(batch: StoreBatch())
     job.extraFromDigest = extraFromDigest
     try start(job)
@@ -432,6 +631,26 @@ extension DurableEngine {
   /// `finishCommit`). `committedSeq` and `checksum` tell what is durable.
   public func commitInBackground() throws {
     try start(CommitJob(batch: StoreBatch()))
+    runInBackground()
+  }
+
+  /// Commits everything as a snapshot (input-log layout; a commit in the rows layout),
+  /// returning when it is durable: a completed run ends with one, so that a restart
+  /// reads rows and applies no line again.
+  public func snapshot() throws {
+    try start(CommitJob(batch: StoreBatch()), snapshot: true)
+    outcome = write(job!)
+    try finishCommit()
+  }
+
+  /// `snapshot()` written in the background (then `afterSnapshot`): `finishCommit()`
+  /// waits for both.
+  public func snapshotInBackground() throws {
+    try start(CommitJob(batch: StoreBatch()), snapshot: true)
+    runInBackground()
+  }
+
+  private func runInBackground() {
     let box = Unchecked(engine: self)
     inFlight.enter()
     isInFlight = true
@@ -462,21 +681,25 @@ extension DurableEngine {
     job = nil
     switch o {
     case .failed(let error): pendingError = error
-    case .committed(let sum, let seq, let written, let nanos):
+    case .committed(let sum, let seq, let written, let nanos, let wasSnapshot):
       if let written {
         storedFingerprint = written
         if fingerprint.lineCount == written.count { fingerprintDirty = false }
       }
       settledChecksum = sum
       settledSeq = seq
-      settledNanos.append(nanos)
+      if wasSnapshot && layout == .inputLog {
+        settledSnapshotNanos.append(nanos)
+      } else {
+        settledNanos.append(nanos)
+      }
     }
   }
 
   /// Starts a commit on the apply thread: waits for the previous one, takes the changed
   /// rows into `rowBytes` (after a failed commit's rows, which are written again) and
   /// what the commit must carry. Without a background commit, writes it right away.
-  private func start(_ new: CommitJob) throws {
+  private func start(_ new: CommitJob, snapshot: Bool = false) throws {
     try finishCommit()
     var job = new
     job.started = ContinuousClock().now
@@ -484,13 +707,57 @@ extension DurableEngine {
     job.previousSeq = settledSeq
     job.checksum = settledChecksum
     if fingerprintDirty { job.fingerprint = (fingerprint.lineCount, fingerprint.digest, fingerprint.encoded) }
-    engine.takeChangedRows(into: &rowBytes) { table, id, range in rowEntries.append((table, id, range)) }
+    switch layout {
+    case .rows:
+      job.kind = .rows
+    case .inputLog:
+      job.kind = snapshot || sinceSnapshot >= snapshotEvents ? .snapshot : .log
+    }
+    if job.kind == .log {
+      if pendingCount > 0 {
+        withUnsafeBytes(of: (pendingFirst + pendingCount - 1).littleEndian) { last in
+          for k in 0..<8 { pendingLines[k] = last[k] }
+        }
+        job.logFirst = pendingFirst
+        // The buffer goes to the committer; the one it wrote last time comes back.
+        job.lines = pendingLines
+        pendingLines = spareLines
+        spareLines = []
+        pendingLines.removeAll(keepingCapacity: true)
+        pendingLines.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0] as [UInt8])
+        pendingCount = 0
+      }
+    } else {
+      if layout == .inputLog {
+        // About 200 bytes of rows an event; reserved, not touched (growing a buffer of
+        // hundreds of megabytes by doubling cost a second of fresh pages and copies).
+        rowBytes.reserveCapacity(rowBytes.count + Int(min(sinceSnapshot, 1 << 24)) * 256 + (1 << 20))
+      }
+      engine.takeChangedRows(into: &rowBytes) { table, id, range in rowEntries.append((table, id, range)) }
+      if job.kind == .snapshot {
+        // The whole state's checksum, computed anew (the input-log layout keeps no row
+        // hashes): what a restart that reads this snapshot must find.
+        job.checksum = engine.state.computeChecksum()
+        // The snapshot holds these lines' effects: they need no log entry.
+        pendingLines.removeSubrange(8...)
+        pendingCount = 0
+        sinceSnapshot = 0
+      }
+    }
     self.job = job
   }
 
   /// Hashes the taken rows, writes them with the checksum and the job's extras in one
   /// batch, and syncs. Runs on the committer (or inline for a synchronous commit).
   private func write(_ job: CommitJob) -> CommitOutcome {
+    if job.kind == .log { return writeLog(job) }
+    if job.kind == .snapshot && snapshotCount >= InputLogLimits.snapshotsMax {
+      return .failed(
+        DurableError(
+          "state folder holds \(snapshotCount) snapshots, its limit (InputLogLimits.snapshotsMax); finish the day into a new --state folder"
+        ))
+    }
+    if job.kind == .snapshot { return writeSnapshot(job) }
     var sum = job.checksum
     var batch = commitBatch
     commitBatch = StoreBatch()  // the buffers move to `batch` (no copy) and come back below
@@ -548,10 +815,114 @@ extension DurableEngine {
     }
     rowBytes.reset()
     rowEntries.removeAll(keepingCapacity: true)
-    let elapsed = ContinuousClock().now - job.started
     return .committed(
       sum, seq: job.seq, fingerprint: job.fingerprint.map { ($0.count, $0.digest) },
-      nanos: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+      nanos: nanosSince(job.started), snapshot: false)
+  }
+
+  /// Input-log layout: hashes the taken rows, bulk-loads them packed under this
+  /// snapshot's number (`StateStore.load(sorted:)`), then makes the snapshot count in
+  /// one synced batch: the snapshot count, the checksum, the `logged` marker, and the
+  /// deletion of the log entries it covers. Chunks loaded without that batch (a crash
+  /// between the two) belong to no counted snapshot and are deleted at the next open.
+  private func writeSnapshot(_ job: CommitJob) -> CommitOutcome {
+    if let broken { return .failed(broken) }
+    let sum = job.checksum
+    var batch = commitBatch
+    commitBatch = StoreBatch()
+    defer {
+      batch.removeAll()
+      commitBatch = batch
+    }
+    let number = snapshotCount
+    do {
+      try store.load { put in
+        var packer = SnapshotPacker(snapshot: number)
+        try rowBytes.bytes.withUnsafeBytes { raw in
+          for (table, id, range) in rowEntries {
+            try packer.add(table: table, id: id, row: UnsafeRawBufferPointer(rebasing: raw[range]), put)
+          }
+        }
+        try packer.flush(put)
+      }
+      batch.append(contentsOf: job.batch)
+      var w = ByteWriter()
+      w.i64(Int64(number + 1))
+      batch.put(StateKeys.snapshots, w.bytes)
+      w.reset()
+      w.i64(job.seq)
+      batch.put(StateKeys.logged, w.bytes)
+      batch.put(StateKeys.checksum, sum.encoded)
+      if let f = job.fingerprint { batch.put(StateKeys.stream, f.encoded) }
+      for first in logKeys {
+        batch.delete(StateKeys.logEntry(first))
+        batch.delete(StateKeys.logDigest(first))
+      }
+      try store.commit(batch, sync: sync)
+    } catch {
+      // Chunks of this number may be stored and its lines are in no entry: this engine
+      // cannot commit again. A restart resumes from what the folder counts.
+      let failure = DurableError(
+        "snapshot of seq \(job.seq) failed: \(error); the state folder still holds seq \(job.previousSeq), run again to resume"
+      )
+      broken = failure
+      return .failed(failure)
+    }
+    rowBytes.reset()
+    rowEntries.removeAll(keepingCapacity: true)
+    logKeys.removeAll()
+    snapshotCount += 1
+    if let afterSnapshot {
+      do { try afterSnapshot() } catch {
+        return .failed(DurableError("snapshot of seq \(job.seq) is durable, but then: \(error)"))
+      }
+    }
+    return .committed(
+      sum, seq: job.seq, fingerprint: job.fingerprint.map { ($0.count, $0.digest) },
+      nanos: nanosSince(job.started), snapshot: true)
+  }
+
+  /// Input-log layout: writes the lines applied since the last commit as one log entry,
+  /// with the `logged` marker, and syncs. The state checksum stays the last snapshot's.
+  private func writeLog(_ job: CommitJob) -> CommitOutcome {
+    if let broken { return .failed(broken) }
+    var batch = commitBatch
+    commitBatch = StoreBatch()
+    defer {
+      batch.removeAll()
+      commitBatch = batch
+      spareLines = job.lines
+    }
+    batch.append(contentsOf: job.batch)
+    if job.logFirst > 0 {
+      batch.put(StateKeys.logEntry(job.logFirst), job.lines)
+      var sha = SHA256Stream()
+      sha.update(job.lines)
+      batch.put(StateKeys.logDigest(job.logFirst), sha.finalize())
+    }
+    var w = ByteWriter()
+    w.i64(job.seq)
+    batch.put(StateKeys.logged, w.bytes)
+    if let f = job.fingerprint { batch.put(StateKeys.stream, f.encoded) }
+    do {
+      try store.commit(batch, sync: sync)
+    } catch {
+      // Its lines are applied but in no entry: this engine cannot commit again.
+      let failure = DurableError(
+        "commit of seq \(job.seq) failed: \(error); the state folder still holds seq \(job.previousSeq), run again to resume"
+      )
+      broken = failure
+      return .failed(failure)
+    }
+    if job.logFirst > 0 { logKeys.append(job.logFirst) }
+    return .committed(
+      job.checksum, seq: job.seq, fingerprint: job.fingerprint.map { ($0.count, $0.digest) },
+      nanos: nanosSince(job.started), snapshot: false)
+  }
+
+  private func nanosSince(_ start: ContinuousClock.Instant) -> Int64 {
+    let elapsed = ContinuousClock().now - start
+    return elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
   }
 
   /// The digest of the committed state, from the incremental checksum.
@@ -567,12 +938,19 @@ private struct CommitJob {
   var previousSeq: Int64 = 0
   var checksum = StateChecksum()
   var started = ContinuousClock().now
+  var kind = Kind.rows
+  /// A log job's entry: the last seq (8 bytes) then the lines; `logFirst` 0 when none.
+  var lines: [UInt8] = []
+  var logFirst: Int64 = 0
+
+  enum Kind { case rows, log, snapshot }
 
   init(batch: StoreBatch) { self.batch = batch }
 }
 
 private enum CommitOutcome {
-  case committed(StateChecksum, seq: Int64, fingerprint: (count: Int64, digest: [UInt8])?, nanos: Int64)
+  case committed(
+    StateChecksum, seq: Int64, fingerprint: (count: Int64, digest: [UInt8])?, nanos: Int64, snapshot: Bool)
   case failed(DurableError)
 }
 

@@ -29,6 +29,10 @@ public struct StateInspection {
     guard try store.value(for: StateKeys.reference) == referenceFingerprint(reference) else {
       throw DurableError("state folder was made with other reference data; give its --reference")
     }
+    if try store.value(for: StateKeys.layout) == Array(StateLayout.inputLog.rawValue.utf8) {
+      self = try StateInspection(inputLog: store, reference: reference)
+      return
+    }
     let opening = V1Kernel(reference: reference, plantedFault: nil)
     var (hashes, sum) = rowHashes(of: opening)
     var tables = StoredTables(state: consume opening)
@@ -42,5 +46,27 @@ public struct StateInspection {
       rowCounts.append((table, tables.count(of: table), stored[table] ?? 0))
     }
     if let c = try store.value(for: StateKeys.checksum) { storedChecksum = try StateChecksum(decoding: c) }
+  }
+
+  /// An input-log folder: opened as the engine opens it (its last snapshot's checksum and
+  /// every log entry's SHA-256 verified, the logged events applied again, in memory
+  /// only), so the state shown is the one a resumed run continues from. "Stored" counts
+  /// the rows its snapshots hold.
+  private init(inputLog store: any StateStore, reference: ReferenceData) throws {
+    format = StateKeys.formatVersion
+    let durable = try DurableEngine<V1Kernel>(store: store, reference: reference)
+    tables = StoredTables(state: durable.engine.state)
+    recomputedChecksum = durable.engine.state.computeChecksum()
+    storedChecksum = recomputedChecksum  // the open refused anything that did not verify
+    var snapshots: Int64 = 1
+    if let n = try store.value(for: StateKeys.snapshots) {
+      var r = ByteReader(n)
+      snapshots = try r.i64()
+    }
+    var stored: [StateTable: Int] = [:]
+    try overlaySnapshotRows(store, snapshots: Int(snapshots), rowCount: { stored[$0] = $1 }) { _, _, _ in }
+    for table in StateTable.allCases {
+      rowCounts.append((table, tables.count(of: table), stored[table] ?? 0))
+    }
   }
 }

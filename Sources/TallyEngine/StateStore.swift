@@ -108,6 +108,30 @@ public protocol StateStore: AnyObject {
   /// Calls `body` for every key starting with `prefix`, in ascending byte order of keys,
   /// until `body` returns false.
   func scan(prefix: [UInt8], _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool) throws
+  /// Writes the puts `body` hands to `put`, in strictly ascending key order, straight into
+  /// storage (no log, no memtable where the store can): durable and visible when this
+  /// returns, but not atomic with any commit; callers make them count with a later commit.
+  /// For bulk data (a snapshot of hundreds of megabytes).
+  func load(
+    sorted body: (_ put: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> Void)
+    throws
+}
+
+extension StateStore {
+  /// A store without a bulk path commits the puts as one synced batch.
+  public func load(
+    sorted body: (_ put: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> Void
+  ) throws {
+    var batch = StoreBatch()
+    var last: [UInt8]? = nil
+    try body { key, value in
+      let k = Array(key)
+      if let last { precondition(last.lexicographicallyPrecedes(k), "load(sorted:) keys must ascend") }
+      last = k
+      batch.put(key: key, value: value)
+    }
+    if !batch.isEmpty { try commit(batch, sync: true) }
+  }
 }
 
 /// A StateStore in memory, for tests and for runs without `--state`.

@@ -39,6 +39,13 @@ struct RunCommand: ParsableCommand {
   @Option(name: .long, help: "With --state: commit at least this often, in milliseconds.")
   var commitMs = 200
 
+  @Option(
+    name: .long,
+    help:
+      "With --state: write the state rows in a snapshot after this many events (commits in between log the event lines; a restart applies at most this many again). A completed run always ends with a snapshot."
+  )
+  var snapshotEvents = Int(InputLogLimits.snapshotEventsDefault)
+
   @Flag(
     name: .long,
     help:
@@ -107,8 +114,8 @@ struct RunCommand: ParsableCommand {
     guard EffectFileWriter.Format(rawValue: effectsFormat) != nil else {
       throw ValidationError("--effects-format must be text or binary")
     }
-    guard commitEvents > 0, commitMs > 0 else {
-      throw ValidationError("--commit-events and --commit-ms must be > 0")
+    guard commitEvents > 0, commitMs > 0, snapshotEvents > 0 else {
+      throw ValidationError("--commit-events, --commit-ms and --snapshot-events must be > 0")
     }
     guard RocksDBOptions.Compression(rawValue: stateCompression) != nil else {
       throw ValidationError("--state-compression must be one of none, snappy, lz4, zstd")
@@ -165,6 +172,7 @@ struct RunCommand: ParsableCommand {
     /// With --state: the store, flushed while the outputs are written (see below).
     var durableStore: RocksDBStateStore? = nil
     var resumedFrom: Int64 = 0
+    var replayed: Int64 = 0
     var commits = 0
     if let state {
       let store: RocksDBStateStore
@@ -180,11 +188,14 @@ struct RunCommand: ParsableCommand {
       }
       let durable: DurableEngine<K>
       do {
-        durable = try DurableEngine<K>(store: store, reference: reference, plantedFault: fault, sync: sync)
+        durable = try DurableEngine<K>(
+          store: store, reference: reference, plantedFault: fault, sync: sync, layout: .inputLog,
+          snapshotEvents: Int64(snapshotEvents))
       } catch {
         fail("\(error)", code: 2)
       }
       resumedFrom = durable.committedSeq
+      replayed = durable.replayedEvents
       if let effectFile {
         durable.enableEffects()
         do { try effectFile.write(durable.engine.state.snapshotEffects()) } catch {
@@ -222,6 +233,9 @@ struct RunCommand: ParsableCommand {
         }
         try durable.finishStream()
         try effectFile?.write(durable.takeEffects())
+        // The last commit logs the last lines; no snapshot at the end (a restart applies
+        // the logged lines again faster than it lays a day's rows over the opening state:
+        // docs/PERFORMANCE.md).
         try durable.commit()
         commits += 1
       } catch let error as DurableError {
@@ -230,7 +244,9 @@ struct RunCommand: ParsableCommand {
         fail("\(error)", code: 2)
       }
       engine = durable.engine
-      if commitStats || timings { note(Self.commitStatsLine(durable.commitNanos)) }
+      if commitStats || timings {
+        note(Self.commitStatsLine(durable.commitNanos, snapshots: durable.snapshotNanos))
+      }
       durableStore = store
     } else {
       var memory = Engine<K>(reference: reference, plantedFault: fault)
@@ -262,9 +278,9 @@ struct RunCommand: ParsableCommand {
     do { try effectFile?.close() } catch { fail("\(error)", code: 3) }
     phase(state == nil ? "events applied" : "state opened and events applied")
     // With --state, the last commits are in RocksDB's write-ahead log only; opened
-    // again, the store would replay and flush them first (1.2 s of a resume of the
-    // 1M-trade day). The flush runs on the other core while this one writes the outputs,
-    // and ends before the process does (exiting under it aborts the process).
+    // again, the store would replay and flush them first. The flush runs on the other
+    // core while this one writes the outputs, and ends before the process does (exiting
+    // under it aborts the process).
     let flushing = durableStore.map { store in
       BackgroundWork { () -> (any Error)? in
         do { try store.flush() } catch { return error }
@@ -297,7 +313,10 @@ struct RunCommand: ParsableCommand {
       var text =
         "tally run: \(s.events) events applied now, \(s.applied) applied (\(s.tradesApplied) trades), "
       text += "\(s.rejected) rejected; last seq \(engine.appliedSeq)"
-      if state != nil { text += "; resumed after seq \(resumedFrom), \(commits) commits" }
+      if state != nil {
+        text += "; resumed after seq \(resumedFrom), \(commits) commits"
+        if replayed > 0 { text += " (\(replayed) logged events applied again at open)" }
+      }
       let elapsed = clock.now - runStarted
       text += "; outputs in \(out) (\(String(format: "%.3f", elapsed.seconds)) s from reference to outputs)"
       note(text)
@@ -307,10 +326,14 @@ struct RunCommand: ParsableCommand {
 
 extension RunCommand {
   /// One line, `key=value` fields, read back by `tally bench`.
-  static func commitStatsLine(_ nanos: [Int64]) -> String {
+  /// Commits (log entries) and snapshots are counted apart: a snapshot writes the rows of
+  /// millions of events, a commit the lines of `--commit-events`.
+  static func commitStatsLine(_ nanos: [Int64], snapshots: [Int64] = []) -> String {
     let ms = nanos.map { Double($0) / 1e6 }
+    let snapshotMs = snapshots.map { Double($0) / 1e6 }
     return "tally run: commit stats commits=\(ms.count) p50_ms=\(fmt(nearestRankPercentile(ms, 50), 3)) "
-      + "p99_ms=\(fmt(nearestRankPercentile(ms, 99), 3)) max_ms=\(fmt(ms.max() ?? 0, 3))"
+      + "p99_ms=\(fmt(nearestRankPercentile(ms, 99), 3)) max_ms=\(fmt(ms.max() ?? 0, 3)) "
+      + "snapshots=\(snapshotMs.count) snapshot_max_ms=\(fmt(snapshotMs.max() ?? 0, 3))"
   }
 }
 

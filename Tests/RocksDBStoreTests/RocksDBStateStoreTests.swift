@@ -239,6 +239,54 @@ final class RocksDBStateStoreTests: XCTestCase {
 
   // MARK: Durability
 
+  func testBulkLoadIsReadBackAfterReopenAndRefusesUnsortedKeys() throws {
+    // load(sorted:) writes an SST file and moves it into the tree: no WAL, no memtable.
+    var store: RocksDBStateStore? = try open()
+    try commit(store!, sync: true, [([0x10, 0], [1]), ([0x50], [2])])
+    let big = [UInt8](repeating: 0xAB, count: 3 << 20)
+    try store!.load { put in
+      for i in 0..<1_000 {
+        let key: [UInt8] = [0x40, UInt8(i >> 8), UInt8(i & 0xFF)]
+        let value = i == 500 ? big : [UInt8](repeating: UInt8(i & 0xFF), count: i % 40)
+        try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try put(k, v) } }
+      }
+    }
+    XCTAssertEqual(try store!.value(for: [0x40, 0x01, 0xF4]), big)
+    try store!.load { _ in }  // nothing to load: no file
+    let unsorted = errorText {
+      try store!.load { put in
+        for key: [UInt8] in [[0x60, 2], [0x60, 1]] {
+          try key.withUnsafeBytes { k in try [UInt8]().withUnsafeBytes { v in try put(k, v) } }
+        }
+      }
+    }
+    XCTAssertNotNil(unsorted, "keys out of order must be refused")
+    XCTAssertNil(try store!.value(for: [0x60, 2]), "a refused load adds nothing")
+    store!.close()
+    store = nil
+    let reopened = try open()
+    defer { reopened.close() }
+    var loaded: [[UInt8]] = []
+    try reopened.scan(prefix: [0x40]) { key, value in
+      let i = Int(key[1]) << 8 | Int(key[2])
+      XCTAssertEqual(value, i == 500 ? big : [UInt8](repeating: UInt8(i & 0xFF), count: i % 40))
+      loaded.append(key)
+      return true
+    }
+    XCTAssertEqual(loaded.count, 1_000)
+    XCTAssertEqual(try reopened.value(for: [0x10, 0]), [1], "committed keys around the load are kept")
+    XCTAssertEqual(try reopened.value(for: [0x50]), [2])
+    XCTAssertFalse(
+      try FileManager.default.contentsOfDirectory(atPath: dbPath()).contains { $0.hasPrefix("tally-load-") })
+  }
+
+  private func errorText(_ body: () throws -> Void) -> String? {
+    do {
+      try body()
+      return nil
+    } catch { return "\(error)" }
+  }
+
   func testPersistsAcrossCloseAndReopen() throws {
     do {
       let store = try open()

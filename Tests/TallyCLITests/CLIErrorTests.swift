@@ -175,16 +175,23 @@ final class CLIErrorTests: XCTestCase {
   }
 
   func testADamagedStateFolderIsStatus2() throws {
+    // A state folder keeps its events in a log (docs/STATE-LAYOUT.md): one digit of a
+    // logged line changed must be refused, not applied as another event.
     let state = dir + "/state"
-    let first = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out", events])
+    let first = try run([
+      "run", "--state", state, "--commit-events", "50", "--reference", reference, "--out", dir + "/out",
+      events,
+    ])
     XCTAssertEqual(first.status, 0, first.stderr)
     do {
       let store = try RocksDBStateStore(path: state)
       defer { store.close() }
-      let key = StateKeys.row(.trades, 0)
-      let other = try XCTUnwrap(try store.value(for: StateKeys.row(.trades, 1)))
+      let key = StateKeys.logEntry(1)
+      var entry = try XCTUnwrap(try store.value(for: key), "the first 50 events are logged under seq 1")
+      let digit = try XCTUnwrap(entry.lastIndex { $0 >= UInt8(ascii: "1") && $0 <= UInt8(ascii: "8") })
+      entry[digit] += 1
       var batch = StoreBatch()
-      batch.put(key, other)
+      batch.put(key, entry)
       try store.commit(batch, sync: true)
     }
     assertError(

@@ -25,9 +25,7 @@ final class CrashRecoveryTests: XCTestCase {
     options.createIfMissing = false
     let store = try RocksDBStateStore(path: state, options: options)
     defer { store.close() }
-    guard let bytes = try store.value(for: StateKeys.row(.globals, 0)) else { return 0 }
-    var reader = ByteReader(bytes)
-    return try GlobalRecord(from: &reader).appliedSeq
+    return try StateKeys.committedSeq(in: store)
   }
 
   /// Waits (at most 20 s) until the run has committed: RocksDB starts a new, empty write-ahead

@@ -42,7 +42,7 @@ final class DurableEngineTests: XCTestCase {
     XCTAssertEqual(d.committedSeq, 0)
     XCTAssertEqual(store.batches.count, 1, "opening an empty store commits once")
     let keys = Set(store.batches[0].puts.map(\.key))
-    XCTAssertEqual(keys, [StateKeys.format, StateKeys.reference, StateKeys.checksum])
+    XCTAssertEqual(keys, [StateKeys.format, StateKeys.reference, StateKeys.layout, StateKeys.checksum])
     XCTAssertEqual(try storedRowCount(store), 0, "the opening state is not stored row by row")
     XCTAssertEqual(
       try store.value(for: StateKeys.checksum), d.engine.state.computeChecksum().encoded,
