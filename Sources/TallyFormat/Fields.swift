@@ -5,8 +5,12 @@ public enum Fields {
   @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
 
   /// `-?[0-9]{1,intMax}(\.[0-9]{1,fracMax})?` scaled to `fracMax` fraction digits.
+  /// Generic over the byte collection: array slices, and unsafe buffer slices where a hot
+  /// loop reads a file through a pointer (no retain of the file's array per field).
   @inlinable
-  public static func fixed(_ s: ArraySlice<UInt8>, integerDigitsMax: Int, fractionDigitsMax: Int) -> Int64? {
+  public static func fixed<C: RandomAccessCollection>(_ s: C, integerDigitsMax: Int, fractionDigitsMax: Int)
+    -> Int64? where C.Element == UInt8, C.Index == Int
+  {
     var i = s.startIndex
     let end = s.endIndex
     var negative = false
@@ -47,7 +51,8 @@ public enum Fields {
     fixed(s, integerDigitsMax: 6, fractionDigitsMax: 3)
   }
   /// Quantity, `base`, `bonus`.
-  @inlinable public static func quantity(_ s: ArraySlice<UInt8>) -> Int64? {
+  @inlinable public static func quantity<C: RandomAccessCollection>(_ s: C) -> Int64?
+  where C.Element == UInt8, C.Index == Int {
     fixed(s, integerDigitsMax: 10, fractionDigitsMax: 0)
   }
   /// Money amount in fen.
@@ -60,7 +65,8 @@ public enum Fields {
   }
 
   /// `YYYYMMDD`, a real calendar date.
-  @inlinable public static func date(_ s: ArraySlice<UInt8>) -> Int32? {
+  @inlinable public static func date<C: RandomAccessCollection>(_ s: C) -> Int32?
+  where C.Element == UInt8, C.Index == Int {
     guard s.count == 8 else { return nil }
     var v: Int32 = 0
     for b in s {
