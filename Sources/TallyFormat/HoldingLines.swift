@@ -122,6 +122,72 @@ struct FastHoldingLines: Sendable {
     }
   }
 
+  /// The rows of a whole holdings file the caller keeps in memory it does not own as a
+  /// Swift array (a mapped file): its header line exactly, then only lines the fast path
+  /// takes, lines split as `LineReader` splits them (a leading byte-order mark skipped, a
+  /// CR before LF dropped). The second half is parsed on another core. Nil as soon as
+  /// anything else is found: the caller then parses the file the general way, which
+  /// names the problem and its line.
+  func parseWhole(_ file: UnsafeRawBufferPointer, header: String) -> [ReferenceData.HoldingRow]? {
+    let bytes = file.bindMemory(to: UInt8.self)
+    var start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+    let headerLine = Self.line(in: bytes, at: start)
+    guard UnsafeBufferPointer(rebasing: bytes[headerLine.line]).elementsEqual(header.utf8) else { return nil }
+    start = headerLine.next
+    // The second part starts at the first line at or after the middle.
+    var split = bytes.count
+    if bytes.count >= Self.twoPartBytesMin {
+      var i = max(start, bytes.count / 2)
+      while i < bytes.count && bytes[i] != 10 { i += 1 }
+      split = min(i + 1, bytes.count)
+    }
+    let base = self
+    let secondPart = BackgroundWork { () -> [ReferenceData.HoldingRow]? in
+      var parser = base
+      return parser.rows(of: bytes, from: split, to: bytes.count)
+    }
+    var parser = self
+    let first = parser.rows(of: bytes, from: start, to: split)
+    guard var rows = first, let second = secondPart.wait() else {
+      _ = secondPart.wait()
+      return nil
+    }
+    rows.append(contentsOf: second)
+    return rows
+  }
+
+  /// The rows of the lines in `bytes[start..<end]` (`start` begins a line), or nil at the
+  /// first line the fast path does not take.
+  private mutating func rows(of bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int)
+    -> [ReferenceData.HoldingRow]?
+  {
+    var newlines = 0
+    for i in start..<end where bytes[i] == 10 { newlines += 1 }
+    var rows: [ReferenceData.HoldingRow] = []
+    rows.reserveCapacity(newlines + 1)
+    var position = start
+    while position < end {
+      let (line, next) = Self.line(in: bytes, at: position, end: end)
+      guard take(row: UnsafeBufferPointer(rebasing: bytes[line]), into: &rows) else { return nil }
+      position = next
+    }
+    return rows
+  }
+
+  /// The line starting at `start`: its bytes without LF (and without a CR before it), and
+  /// where the next line starts.
+  @inline(__always)
+  private static func line(in bytes: UnsafeBufferPointer<UInt8>, at start: Int, end: Int? = nil)
+    -> (line: Range<Int>, next: Int)
+  {
+    let end = end ?? bytes.count
+    var stop = start
+    while stop < end && bytes[stop] != 10 { stop += 1 }
+    var lineEnd = stop
+    if lineEnd > start && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
+    return (start..<lineEnd, stop + 1)
+  }
+
   /// What the other core took: its rows, where it stopped (the first line it did not
   /// take, or the end of the file) and how many lines it took.
   struct Part: Sendable {

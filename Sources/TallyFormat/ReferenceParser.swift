@@ -45,7 +45,12 @@ public enum ReferenceParser {
   ]
 
   /// Parses and validates a whole folder; `prefix` is how files are named in errors (the folder path).
-  public static func parse(prefix: String, contents: FileContents) throws(InputError) -> ReferenceData {
+  /// `mappedHoldings`, when given, is holdings.csv's bytes in memory the caller keeps
+  /// (a mapped file): read through a pointer, without a copy into an array, when every
+  /// line takes the fast path; otherwise copied and parsed the general way.
+  public static func parse(
+    prefix: String, contents: FileContents, mappedHoldings: UnsafeRawBufferPointer? = nil
+  ) throws(InputError) -> ReferenceData {
     /// Calls `body` for every data row of a file, streaming: nothing is kept per row
     /// (a holdings file has millions of lines). False when an optional file is missing.
     @discardableResult
@@ -213,49 +218,60 @@ public enum ReferenceParser {
       holdings.append(.init(account: account, security: security, quantity: quantity, acquiredDate: acquired))
     }
     let holdingsPath = prefix.isEmpty ? "holdings.csv" : prefix + "/holdings.csv"
-    guard let holdingBytes = contents("holdings.csv") else {
-      throw InputError(file: holdingsPath, line: 0, problem: "required file is missing or unreadable")
-    }
-    holdings.reserveCapacity(Fields.lineCount(holdingBytes))
-    var sawHoldingsHeader = false
-    if let split = FastHoldingLines.secondPart(of: holdingBytes) {
-      // Millions of lines: the second half is read on another core while this one reads
-      // the first (`FastHoldingLines.parseInBackground`). Rows, line numbers and errors
-      // are those of one pass: the halves' rows are joined in file order, and a line the
-      // fast path does not take stops the other core, leaving the rest of the file to the
-      // general path here, line numbers counted on.
-      let background = fastHoldings.parseInBackground(holdingBytes, from: split)
-      var firstPart = LineReader(holdingBytes)
-      let firstError: InputError?
-      do {
-        try forEachRow(
-          "holdings.csv", holdingsPath, holdingBytes, firstPart, endOffset: split,
-          sawHeader: &sawHoldingsHeader,
-          fast: { fastHoldings.take($0, into: &holdings) }, holding)
-        firstError = nil
-      } catch { firstError = error }
-      let second = background.wait()
-      if let firstError { throw firstError }
-      holdings.append(contentsOf: second.rows)
-      if second.stoppedAt < holdingBytes.count {
-        // The lines before the split, then those the other core took.
-        var linesBefore = 0
-        firstPart = LineReader(holdingBytes)
-        while firstPart.offset < split, firstPart.next() != nil { linesBefore += 1 }
-        try forEachRow(
-          "holdings.csv", holdingsPath, holdingBytes,
-          LineReader(holdingBytes, from: second.stoppedAt, firstNumber: linesBefore + second.lines + 1),
-          sawHeader: &sawHoldingsHeader, fast: { fastHoldings.take($0, into: &holdings) }, holding)
+    /// holdings.csv the general way (its lines through the fast path where they can).
+    func parseHoldingsFile() throws(InputError) {
+      guard let holdingBytes = mappedHoldings.map({ Array($0) }) ?? contents("holdings.csv") else {
+        throw InputError(file: holdingsPath, line: 0, problem: "required file is missing or unreadable")
       }
-    } else {
-      try forEachRow(
-        "holdings.csv", holdingsPath, holdingBytes, LineReader(holdingBytes), sawHeader: &sawHoldingsHeader,
-        fast: { fastHoldings.take($0, into: &holdings) }, holding)
+      holdings.reserveCapacity(Fields.lineCount(holdingBytes))
+      var sawHoldingsHeader = false
+      if let split = FastHoldingLines.secondPart(of: holdingBytes) {
+        // Millions of lines: the second half is read on another core while this one reads
+        // the first (`FastHoldingLines.parseInBackground`). Rows, line numbers and errors
+        // are those of one pass: the halves' rows are joined in file order, and a line the
+        // fast path does not take stops the other core, leaving the rest of the file to the
+        // general path here, line numbers counted on.
+        let background = fastHoldings.parseInBackground(holdingBytes, from: split)
+        var firstPart = LineReader(holdingBytes)
+        let firstError: InputError?
+        do {
+          try forEachRow(
+            "holdings.csv", holdingsPath, holdingBytes, firstPart, endOffset: split,
+            sawHeader: &sawHoldingsHeader,
+            fast: { fastHoldings.take($0, into: &holdings) }, holding)
+          firstError = nil
+        } catch { firstError = error }
+        let second = background.wait()
+        if let firstError { throw firstError }
+        holdings.append(contentsOf: second.rows)
+        if second.stoppedAt < holdingBytes.count {
+          // The lines before the split, then those the other core took.
+          var linesBefore = 0
+          firstPart = LineReader(holdingBytes)
+          while firstPart.offset < split, firstPart.next() != nil { linesBefore += 1 }
+          try forEachRow(
+            "holdings.csv", holdingsPath, holdingBytes,
+            LineReader(holdingBytes, from: second.stoppedAt, firstNumber: linesBefore + second.lines + 1),
+            sawHeader: &sawHoldingsHeader, fast: { fastHoldings.take($0, into: &holdings) }, holding)
+        }
+      } else {
+        try forEachRow(
+          "holdings.csv", holdingsPath, holdingBytes, LineReader(holdingBytes), sawHeader: &sawHoldingsHeader,
+          fast: { fastHoldings.take($0, into: &holdings) }, holding)
+      }
+      if !sawHoldingsHeader {
+        throw InputError(
+          file: holdingsPath, line: 1,
+          problem: "header must be exactly '\(headers["holdings.csv"]!)', file is empty")
+      }
     }
-    if !sawHoldingsHeader {
-      throw InputError(
-        file: holdingsPath, line: 1,
-        problem: "header must be exactly '\(headers["holdings.csv"]!)', file is empty")
+    if let mappedHoldings,
+      let rows = fastHoldings.parseWhole(mappedHoldings, header: headers["holdings.csv"]!)
+    {
+      // Every line took the fast path (the common case, no copy of the file).
+      holdings = rows
+    } else {
+      try parseHoldingsFile()
     }
 
     var feeRows: [FeeRateRow] = []

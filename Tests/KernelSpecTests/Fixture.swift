@@ -102,6 +102,20 @@ struct Fixture {
     try ReferenceParser.parse(prefix: "ref") { name in files[name].map { Array($0.utf8) } }
   }
 
+  /// The same, holdings.csv handed over as memory the parser reads through a pointer (as
+  /// a mapped file is; `FileIO.loadReference` maps it).
+  func referenceThroughAPointer() throws(InputError) -> ReferenceData {
+    let holdings = Array((files["holdings.csv"] ?? "").utf8)
+    let result: Result<ReferenceData, InputError> = holdings.withUnsafeBytes { raw in
+      Result { () throws(InputError) in
+        try ReferenceParser.parse(
+          prefix: "ref", contents: { name in files[name].map { Array($0.utf8) } },
+          mappedHoldings: files["holdings.csv"] == nil ? nil : raw)
+      }
+    }
+    return try result.get()
+  }
+
   /// Runs one event file given as text.
   func run(_ events: String, file: StaticString = #filePath, line: UInt = #line) throws -> Run {
     try run(files: [Array(events.utf8)], file: file, line: line)

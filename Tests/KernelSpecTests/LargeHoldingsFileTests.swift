@@ -1,6 +1,8 @@
 // A large holdings.csv is read in two parts at once (TallyFormat/HoldingLines.swift).
 // Whatever the part a line falls in, the rows come out in file order and a problem is
-// reported at its own line, exactly as a single pass would.
+// reported at its own line, exactly as a single pass would. Every case runs twice: the
+// file as an array, and through a pointer (a mapped file), which gives up at the first
+// unusual line and parses the file the general way.
 import KernelAPI
 import TallyFormat
 import XCTest
@@ -23,6 +25,41 @@ final class LargeHoldingsFileTests: XCTestCase {
       acquiredDate: Int32(2025_00_15 + (i % 12 + 1) * 100))
   }
 
+  /// The reference both ways; they must agree (rows, or the same error).
+  func reference(_ f: Fixture, file: StaticString = #filePath, line: UInt = #line) throws(InputError)
+    -> ReferenceData
+  {
+    let viaArray: Result<ReferenceData, InputError> = Result { () throws(InputError) in try f.reference() }
+    let viaPointer: Result<ReferenceData, InputError> = Result { () throws(InputError) in
+      try f.referenceThroughAPointer()
+    }
+    switch (viaArray, viaPointer) {
+    case (.success(let a), .success(let b)):
+      XCTAssertEqual(a, b, "the two paths differ", file: file, line: line)
+    case (.failure(let a), .failure(let b)):
+      XCTAssertEqual("\(a)", "\(b)", "the two paths report differently", file: file, line: line)
+    default:
+      XCTFail("one path accepted, the other refused: \(viaArray) / \(viaPointer)", file: file, line: line)
+    }
+    return try viaPointer.get()
+  }
+
+  func testCRLFAndAByteOrderMarkThroughAPointer() throws {
+    let lines = (1...lineCount).map(line)
+    let text =
+      "\u{FEFF}account,security,quantity,acquired_date\r\n" + lines.joined(separator: "\r\n") + "\r\n"
+    let r = try reference(base.with("holdings.csv", text))
+    XCTAssertEqual(r.holdings, (1...lineCount).map(expectedRow))
+    // A small file (one part) and a file that is only its header.
+    let small = try reference(
+      base.with("holdings.csv", "account,security,quantity,acquired_date\n\(line(1))"))
+    XCTAssertEqual(small.holdings, [expectedRow(1)])
+    XCTAssertEqual(
+      try reference(base.with("holdings.csv", "account,security,quantity,acquired_date\n")).holdings, [])
+    XCTAssertThrowsError(try reference(base.with("holdings.csv", "")))
+    XCTAssertThrowsError(try reference(base.with("holdings.csv", "account,security,quantity\n")))
+  }
+
   func fixture(_ change: (inout [String]) -> Void = { _ in }, trailingNewline: Bool = true) -> Fixture {
     var lines = (1...lineCount).map(line)
     change(&lines)
@@ -35,7 +72,7 @@ final class LargeHoldingsFileTests: XCTestCase {
     for trailing in [true, false] {
       let f = fixture(trailingNewline: trailing)
       XCTAssertGreaterThan(f.files["holdings.csv"]!.utf8.count, 4 << 20, "large enough to be split")
-      let r = try f.reference()
+      let r = try reference(f)
       XCTAssertEqual(r.holdings.count, lineCount)
       XCTAssertEqual(r.holdings, (1...lineCount).map(expectedRow))
     }
@@ -45,7 +82,7 @@ final class LargeHoldingsFileTests: XCTestCase {
     // A non-ASCII account is valid (SPEC §1: any text without a comma); the fast path
     // leaves it to the general path, which reads the rest of the file.
     let at = lineCount * 3 / 4
-    let r = try fixture { $0[at - 1] = "账户3,600000,5,20250105" }.reference()
+    let r = try reference(fixture { $0[at - 1] = "账户3,600000,5,20250105" })
     var expected = (1...lineCount).map(expectedRow)
     expected[at - 1] = .init(account: 2, security: 0, quantity: 5, acquiredDate: 2025_01_05)
     XCTAssertEqual(r.holdings, expected)
@@ -61,7 +98,7 @@ final class LargeHoldingsFileTests: XCTestCase {
       (lineCount, "", nil),
     ] {
       do {
-        _ = try fixture { $0[i - 1] = bad }.reference()
+        _ = try reference(fixture { $0[i - 1] = bad })
         XCTFail("line \(i + 1) '\(bad)' accepted")
       } catch {
         XCTAssertEqual(error.file, "ref/holdings.csv", "\(error)")
@@ -74,10 +111,11 @@ final class LargeHoldingsFileTests: XCTestCase {
   func testTheFirstProblemInTheFileIsTheOneReported() {
     // One problem in each part: the earlier line is reported, as by a single pass.
     do {
-      _ = try fixture {
-        $0[lineCount / 3] = "A1,600000,-1,20250105"
-        $0[lineCount * 5 / 6] = "A1,600000,x,20250105"
-      }.reference()
+      _ = try reference(
+        fixture {
+          $0[lineCount / 3] = "A1,600000,-1,20250105"
+          $0[lineCount * 5 / 6] = "A1,600000,x,20250105"
+        })
       XCTFail("accepted")
     } catch {
       XCTAssertEqual(error.line, lineCount / 3 + 2, "\(error)")
