@@ -860,13 +860,8 @@ extension DurableEngine {
       }
       try store.commit(batch, sync: sync)
     } catch {
-      // Chunks of this number may be stored and its lines are in no entry: this engine
-      // cannot commit again. A restart resumes from what the folder counts.
-      let failure = DurableError(
-        "snapshot of seq \(job.seq) failed: \(error); the state folder still holds seq \(job.previousSeq), run again to resume"
-      )
-      broken = failure
-      return .failed(failure)
+      // Chunks of this number may be stored and its lines are in no entry.
+      return breakOff("snapshot", job, error)
     }
     rowBytes.reset()
     rowEntries.removeAll(keepingCapacity: true)
@@ -907,17 +902,24 @@ extension DurableEngine {
     do {
       try store.commit(batch, sync: sync)
     } catch {
-      // Its lines are applied but in no entry: this engine cannot commit again.
-      let failure = DurableError(
-        "commit of seq \(job.seq) failed: \(error); the state folder still holds seq \(job.previousSeq), run again to resume"
-      )
-      broken = failure
-      return .failed(failure)
+      // Its lines are applied but in no entry.
+      return breakOff("commit", job, error)
     }
     if job.logFirst > 0 { logKeys.append(job.logFirst) }
     return .committed(
       job.checksum, seq: job.seq, fingerprint: job.fingerprint.map { ($0.count, $0.digest) },
       nanos: nanosSince(job.started), snapshot: false)
+  }
+
+  /// Input-log layout: after a failed write this engine cannot commit again (lines
+  /// applied but in no entry, or a snapshot's chunks stored but not counted); every later
+  /// commit fails with the same error, and a restart resumes from what the folder counts.
+  private func breakOff(_ what: String, _ job: CommitJob, _ error: any Error) -> CommitOutcome {
+    let failure = DurableError(
+      "\(what) of seq \(job.seq) failed: \(error); the state folder still holds seq \(job.previousSeq), run again to resume"
+    )
+    broken = failure
+    return .failed(failure)
   }
 
   private func nanosSince(_ start: ContinuousClock.Instant) -> Int64 {
