@@ -751,12 +751,6 @@ extension DurableEngine {
   /// batch, and syncs. Runs on the committer (or inline for a synchronous commit).
   private func write(_ job: CommitJob) -> CommitOutcome {
     if job.kind == .log { return writeLog(job) }
-    if job.kind == .snapshot && snapshotCount >= InputLogLimits.snapshotsMax {
-      return .failed(
-        DurableError(
-          "state folder holds \(snapshotCount) snapshots, its limit (InputLogLimits.snapshotsMax); finish the day into a new --state folder"
-        ))
-    }
     if job.kind == .snapshot { return writeSnapshot(job) }
     var sum = job.checksum
     var batch = commitBatch
@@ -827,6 +821,13 @@ extension DurableEngine {
   /// between the two) belong to no counted snapshot and are deleted at the next open.
   private func writeSnapshot(_ job: CommitJob) -> CommitOutcome {
     if let broken { return .failed(broken) }
+    guard snapshotCount < InputLogLimits.snapshotsMax else {
+      return breakOff(
+        "snapshot", job,
+        DurableError(
+          "the folder holds \(snapshotCount) snapshots, its limit (InputLogLimits.snapshotsMax): use a larger --snapshot-events or a new --state folder"
+        ))
+    }
     let sum = job.checksum
     var batch = commitBatch
     commitBatch = StoreBatch()
