@@ -98,13 +98,8 @@ public struct StoredTables: Sendable {
     case .securities: try replace(&securities)
     case .positions:
       // The opening lots go back to the pool; the stored ones take their place.
-      var slot = positions[Int(id)].firstLot
       var (first, last) = (positions[Int(id)].firstLot, positions[Int(id)].lastLot)
-      while slot != LotPool.none {
-        let next = lotPool.next(after: slot)
-        lotPool.unlinkAndFree(slot, first: &first, last: &last)
-        slot = next
-      }
+      while first != LotPool.none { lotPool.unlinkFirstAndFree(first: &first, last: &last) }
       positions[Int(id)] = try PositionRecord(from: &r, lots: &lotPool)
     case .clearing: try replace(&clearing)
     case .settlement: try replace(&settlement)
