@@ -61,7 +61,11 @@ extension V1Kernel {
     }
     visit(.clearing, clearingRows)
     visit(.settlement, settlementRows)
-    visit(.trades, trades)
+    for i in trades.indices {
+      w.reset()
+      tradeRecord(i).encode(into: &w)
+      body(.trades, Int32(i), w.bytes)
+    }
     visit(.slices, slices)
     visit(.actions, actions)
     visit(.entitlements, entitlements)
@@ -99,7 +103,11 @@ extension V1Kernel {
     }
     visit(.clearing, &clearingRows, &w)
     visit(.settlement, &settlementRows, &w)
-    visit(.trades, &trades, &w)
+    for i in trades.takeDirty() {
+      let start = w.count
+      tradeRecord(Int(i)).encode(into: &w)
+      body(.trades, i, start..<w.count)
+    }
     visit(.slices, &slices, &w)
     visit(.actions, &actions, &w)
     visit(.entitlements, &entitlements, &w)

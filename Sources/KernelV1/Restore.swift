@@ -46,7 +46,7 @@ public struct StoredTables: Sendable {
     lotPool = state.lotPool
     clearing = state.clearingRows.rows
     settlement = state.settlementRows.rows
-    trades = state.trades.rows
+    trades = state.trades.indices.map { state.tradeRecord($0) }
     slices = state.slices.rows
     actions = state.actions.rows
     entitlements = state.entitlements.rows
@@ -98,13 +98,8 @@ public struct StoredTables: Sendable {
     case .securities: try replace(&securities)
     case .positions:
       // The opening lots go back to the pool; the stored ones take their place.
-      var slot = positions[Int(id)].firstLot
       var (first, last) = (positions[Int(id)].firstLot, positions[Int(id)].lastLot)
-      while slot != LotPool.none {
-        let next = lotPool.next(after: slot)
-        lotPool.unlinkAndFree(slot, first: &first, last: &last)
-        slot = next
-      }
+      while first != LotPool.none { lotPool.unlinkFirstAndFree(first: &first, last: &last) }
       positions[Int(id)] = try PositionRecord(from: &r, lots: &lotPool)
     case .clearing: try replace(&clearing)
     case .settlement: try replace(&settlement)
@@ -168,7 +163,10 @@ extension V1Kernel {
     lotPool = stored.lotPool
     clearingRows = Table(loaded: stored.clearing)
     settlementRows = Table(loaded: stored.settlement)
-    trades = Table(loaded: stored.trades)
+    var clearings: [TradeClearing] = []
+    clearings.reserveCapacity(stored.trades.count)
+    trades = Table(loaded: stored.trades.map { Self.tradeRow(restoring: $0, clearings: &clearings) })
+    restoredTradeClearing = clearings
     slices = Table(loaded: stored.slices)
     actions = Table(loaded: stored.actions)
     entitlements = Table(loaded: stored.entitlements)
@@ -195,12 +193,12 @@ extension V1Kernel {
     securityById = [:]
     for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
     positionsOfSecurity = [[Int32]](repeating: [], count: securities.count)
+    positionsOfSecurityCount = 0
     awaitingAvailability = []
     isAwaitingAvailability = [Bool](repeating: false, count: positions.count)
     for i in positions.indices {
       let p = positions.rows[i]
       positionDirectory.insert(account: p.account, security: p.security, position: Int32(i))
-      positionsOfSecurity[Int(p.security)].append(Int32(i))
       if p.quantity != p.available + p.withheld {
         isAwaitingAvailability[i] = true
         awaitingAvailability.append(Int32(i))
@@ -218,10 +216,15 @@ extension V1Kernel {
       let s = settlementRows.rows[i]
       settlementByKey[Self.settlementKey(s.tradeDate, s.participant)] = Int32(i)
     }
-    tradeByKey = [:]
+    tradeByKey = TradeIndex()
     tradeByKey.reserveCapacity(trades.count)
-    for i in trades.indices {
-      tradeByKey[TradeKey(date: trades.rows[i].date, id: trades.rows[i].tradeId)] = Int32(i)
+    let tradeRows = trades.rows
+    for i in tradeRows.indices {
+      let t = tradeRows[i]
+      // A later row of the same key takes the slot (as a dictionary's assignment would).
+      tradeByKey.set(hash: TradeIndex.hash(id: t.tradeId, date: t.date), row: Int32(i)) {
+        tradeRows[Int($0)].date == t.date && tradeRows[Int($0)].tradeId == t.tradeId
+      }
     }
     dayByDate = [:]
     for i in days.indices { dayByDate[days.rows[i].date] = Int32(i) }

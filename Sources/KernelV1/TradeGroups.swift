@@ -6,8 +6,10 @@
 // by stage (each stage reads only what the one before loaded), then the trades are
 // applied one after another by the ordinary `applyTrade`. Loads are hints: a trade
 // earlier in the group may change what a later one reads (a new position, a used-up
-// lot), which costs that later trade a miss and nothing else. Outcomes, effects and
-// state are those of `applyTrade` one after another, by construction.
+// lot), which costs that later trade a miss and nothing else. The apply reuses what
+// the stages found that no TRADE changes (the trade id's hash, the account and security
+// rows); everything else it looks up again. Outcomes, effects and state are those of
+// `applyTrade` one after another, by construction.
 
 import KernelAPI
 
@@ -22,12 +24,14 @@ extension V1Kernel {
     outcomes: UnsafeMutableBufferPointer<Outcome>
   ) {
     precondition(outcomes.count == trades.count, "one outcome per trade")
+    var found = [GroupedTrade](repeating: GroupedTrade(), count: Self.tradeGroupSize)
     var start = 0
     while start < trades.count {
       let end = min(start + Self.tradeGroupSize, trades.count)
-      prefetchGroup(UnsafeBufferPointer(rebasing: trades[start..<end]), bytes: bytes)
+      prefetchGroup(UnsafeBufferPointer(rebasing: trades[start..<end]), bytes: bytes, into: &found)
       for i in start..<end {
-        outcomes[i] = applyTrade(trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq)
+        outcomes[i] = applyTrade(
+          trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq, grouped: found[i - start])
       }
       start = end
     }
@@ -35,8 +39,10 @@ extension V1Kernel {
 
   /// What the stages of `prefetchGroup` found for one trade (row ids; -1 unknown).
   struct GroupedTrade {
-    var buyHash: UInt64
-    var sellHash: UInt64
+    /// `TradeIndex.hash` of the trade's id and date.
+    var tradeHash: UInt64 = 0
+    var buyHash: UInt64 = 0
+    var sellHash: UInt64 = 0
     var buy: Int32 = -1
     var sell: Int32 = -1
     var security: Int32 = -1
@@ -45,20 +51,23 @@ extension V1Kernel {
   }
 
   /// Starts the loads of a group's trades, in four stages of dependent reads; each
-  /// stage keeps what it found for the next (no identifier hashed or looked up twice).
-  func prefetchGroup(_ group: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer) {
-    precondition(group.count <= Self.tradeGroupSize, "a trade group is at most tradeGroupSize trades")
-    withUnsafeTemporaryAllocation(of: GroupedTrade.self, capacity: Self.tradeGroupSize) { found in
+  /// stage keeps what it found for the next, and `found[i]` what trade i's apply may
+  /// reuse (no identifier hashed or looked up twice).
+  func prefetchGroup(
+    _ group: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer, into found: inout [GroupedTrade]
+  ) {
+    precondition(group.count <= found.count, "a trade group is at most tradeGroupSize trades")
+    found.withUnsafeMutableBufferPointer { found in
       // 1. The index slots of the trade id and both accounts.
       for (i, t) in group.enumerated() {
-        let tradeHash = Ident.fastHash(of: t.field(t.trade.tradeId, in: bytes))
-        tradeByKey.prefetch(hash: mix64(tradeHash ^ UInt64(UInt32(bitPattern: t.trade.date))))
         let g = GroupedTrade(
+          tradeHash: TradeIndex.hash(id: t.field(t.trade.tradeId, in: bytes), date: t.trade.date),
           buyHash: Ident.fastHash(of: t.field(t.trade.buyAccount, in: bytes)),
           sellHash: Ident.fastHash(of: t.field(t.trade.sellAccount, in: bytes)))
+        tradeByKey.prefetch(hash: g.tradeHash)
         accountById.prefetch(hash: g.buyHash)
         accountById.prefetch(hash: g.sellHash)
-        found.initializeElement(at: i, to: g)
+        found[i] = g
       }
       // 2. The accounts' position-directory lines (their index slots are in cache now).
       for (i, t) in group.enumerated() {
@@ -88,7 +97,6 @@ extension V1Kernel {
         if found[i].sellPosition >= 0 { lotPool.prefetch(positions[found[i].sellPosition].firstLot) }
         if found[i].buyPosition >= 0 { lotPool.prefetch(positions[found[i].buyPosition].lastLot) }
       }
-      found.baseAddress!.deinitialize(count: group.count)
     }
   }
 }

@@ -21,7 +21,10 @@ public struct V1Kernel: Sendable {
   public internal(set) var positions = Table<PositionRecord>()
   public internal(set) var clearingRows = Table<ClearingRecord>()
   public internal(set) var settlementRows = Table<SettlementRecord>()
-  public internal(set) var trades = Table<TradeRecord>()
+  /// Compact rows (TradeTable.swift); `tradeRecord(_:)` gives the canonical row.
+  public internal(set) var trades = Table<TradeRow>()
+  /// The clearing of each restored trade row (`TradeRow.clearingRestored`), as decoded.
+  var restoredTradeClearing: [TradeClearing] = []
   public internal(set) var slices = Table<Lot>()
   /// The lots of every position (linked per position; see LotPool).
   public internal(set) var lotPool = LotPool()
@@ -44,11 +47,17 @@ public struct V1Kernel: Sendable {
   /// missed it on most trades and the 24-byte account rows miss it always).
   var individualAccounts = AccountBits()
   var clearingByKey = FastIndex<ClearingKey>()
+  /// The open day's clearing and settlement rows, looked up directly (see `DayRows`).
+  var dayRows = DayRows()
   var settlementByKey = FastIndex<Int64>()
-  var tradeByKey = FastIndex<TradeKey>()
+  var tradeByKey = TradeIndex()
   var dayByDate: [Int32: Int32] = [:]
-  /// Positions of each security, in creation order (holders for corporate actions).
+  /// Positions of each security, in creation order (holders for corporate actions),
+  /// complete for the positions below `positionsOfSecurityCount`: filled in only when
+  /// an action reads them (`holders(of:)`). Kept up on every new position, the lists
+  /// cost a scattered append per bought position for a few actions a day.
   var positionsOfSecurity: [[Int32]] = []
+  var positionsOfSecurityCount = 0
   /// Positions with shares not yet available (bought STOCK/FUND), released at OPEN.
   var awaitingAvailability: [Int32] = []
   var isAwaitingAvailability: [Bool] = []
@@ -70,14 +79,6 @@ public struct V1Kernel: Sendable {
           ^ UInt64(UInt32(bitPattern: security)))
     }
     static var placeholder: ClearingKey { ClearingKey(date: 0, participant: 0, security: 0) }
-  }
-
-  struct TradeKey: Hashable, FastHashKey {
-    var date: Int32
-    var id: Ident
-
-    var fastHash: UInt64 { mix64(id.fastHash ^ UInt64(UInt32(bitPattern: date))) }
-    static var placeholder: TradeKey { TradeKey(date: 0, id: .placeholder) }
   }
 
   // MARK: - Start from reference data
@@ -155,7 +156,10 @@ public struct V1Kernel: Sendable {
   /// input size spares the doubling copies, and the fresh pages behind them).
   public mutating func reserveCapacity(events: Int) {
     trades.reserveCapacity(trades.count + events)
-    slices.reserveCapacity(slices.count + events + events / 4)
+    // Slices: the 1M-trade day takes 1.254 a trade, just over the 1.25 reserved here
+    // before, and the table's doubling then copied 40 MB into 80 MB of fresh pages.
+    // Room not written to is address space only.
+    slices.reserveCapacity(slices.count + events + events / 2)
     tradeByKey.reserveCapacity(trades.count + events)
     lotPool.reserveCapacity(lotPool.liveCount + events)
   }
@@ -320,14 +324,15 @@ public struct V1Kernel: Sendable {
   /// changes and effects as the line path below.
   mutating func applyTrade(_ t: TradeEvent, seq: Int64) -> Outcome {
     let tradeId = Ident(t.tradeId)
+    let tradeHash = TradeIndex.hash(id: tradeId, date: t.date)
     let found = TradeLookups(
-      trade: tradeByKey[TradeKey(date: t.date, id: tradeId)], security: securityById[Ident(t.security)],
+      trade: tradeRow(id: tradeId, date: t.date), security: securityById[Ident(t.security)],
       buyAccount: accountById[Ident(t.buyAccount)], sellAccount: accountById[Ident(t.sellAccount)],
       buyUnit: unitById[Ident(t.buyUnit)], sellUnit: unitById[Ident(t.sellUnit)])
     var rows = TradeRows()
     let outcome = applyTrade(
       date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
-      tradeId: { tradeId })
+      tradeId: { tradeId }, tradeHash: tradeHash)
     var id = t.tradeId
     id.withUTF8 { i in
       finishTrade(
@@ -341,30 +346,54 @@ public struct V1Kernel: Sendable {
   /// the trade is applied or rejected). `fields` holds the byte ranges of the six
   /// identifiers within `line`.
   public mutating func applyTrade(_ t: TradeLine, line: UnsafeRawBufferPointer, seq: Int64) -> Outcome {
+    applyTrade(t, line: line, seq: seq, grouped: nil)
+  }
+
+  /// The line path, with what `prefetchGroup` found for the trade when it came in a
+  /// group (`grouped`): its trade-id hash and its account and security rows, which no
+  /// TRADE changes (accounts and securities are only added by their own events), so
+  /// they are not looked up twice. Its trade id is looked up here: an earlier trade of
+  /// the group may have taken it.
+  @inline(__always)
+  mutating func applyTrade(
+    _ t: TradeLine, line: UnsafeRawBufferPointer, seq: Int64, grouped: GroupedTrade?
+  ) -> Outcome {
     precondition(seq > globals.appliedSeq, "seq \(seq) applied out of order after \(globals.appliedSeq)")
     @inline(__always) func bytes(_ r: Range<Int>) -> UnsafeRawBufferPointer {
       UnsafeRawBufferPointer(rebasing: line[r])
     }
     let idBytes = bytes(t.tradeId)
-    let buyAccountBytes = bytes(t.buyAccount)
-    let sellAccountBytes = bytes(t.sellAccount)
     let date = t.date
-    // The three lookups in large tables (trade ids, accounts) read their first slots
-    // together: their cache misses overlap.
-    let tradeProbe = tradeByKey.probe(
-      hash: mix64(Ident.fastHash(of: idBytes) ^ UInt64(UInt32(bitPattern: date))))
-    let buyProbe = accountById.probe(hash: Ident.fastHash(of: buyAccountBytes))
-    let sellProbe = accountById.probe(hash: Ident.fastHash(of: sellAccountBytes))
+    let tradeHash: UInt64
+    let security: Int32?
+    let buyAccount: Int32?
+    let sellAccount: Int32?
+    if let g = grouped {
+      tradeHash = g.tradeHash
+      security = g.security >= 0 ? g.security : nil
+      buyAccount = g.buy >= 0 ? g.buy : nil
+      sellAccount = g.sell >= 0 ? g.sell : nil
+    } else {
+      let buyAccountBytes = bytes(t.buyAccount)
+      let sellAccountBytes = bytes(t.sellAccount)
+      // The three lookups in large tables (trade ids, accounts) read their first slots
+      // together: their cache misses overlap.
+      tradeHash = TradeIndex.hash(id: idBytes, date: date)
+      tradeByKey.prefetch(hash: tradeHash)
+      let buyProbe = accountById.probe(hash: Ident.fastHash(of: buyAccountBytes))
+      let sellProbe = accountById.probe(hash: Ident.fastHash(of: sellAccountBytes))
+      security = securityById[bytes: bytes(t.security)]
+      buyAccount = accountById.find(buyProbe) { $0.hasBytes(buyAccountBytes) }
+      sellAccount = accountById.find(sellProbe) { $0.hasBytes(sellAccountBytes) }
+    }
     let found = TradeLookups(
-      trade: tradeByKey.find(tradeProbe) { $0.date == date && $0.id.hasBytes(idBytes) },
-      security: securityById[bytes: bytes(t.security)],
-      buyAccount: accountById.find(buyProbe) { $0.hasBytes(buyAccountBytes) },
-      sellAccount: accountById.find(sellProbe) { $0.hasBytes(sellAccountBytes) },
+      trade: tradeRow(hash: tradeHash, date: date, idBytes: idBytes), security: security,
+      buyAccount: buyAccount, sellAccount: sellAccount,
       buyUnit: unitById[bytes: bytes(t.buyUnit)], sellUnit: unitById[bytes: bytes(t.sellUnit)])
     var rows = TradeRows()
     let outcome = applyTrade(
       date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
-      tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) })
+      tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) }, tradeHash: tradeHash)
     finishTrade(
       seq: seq, outcome: outcome, rows: rows, tradeIdText: String(decoding: idBytes, as: UTF8.self),
       bytes: TradeBytes(tradeId: idBytes))
@@ -430,7 +459,7 @@ public struct V1Kernel: Sendable {
   /// Applies a TRADE whose identifiers are looked up; `rows` gets what it changed.
   mutating func applyTrade(
     date: Int32, priceMilli: Int64, quantity: Int64, found: TradeLookups, rows: inout TradeRows,
-    tradeId: () -> Ident
+    tradeId: () -> Ident, tradeHash: UInt64
   ) -> Outcome {
     guard globals.dayOpen else { return .rejected(.dayNotOpen) }
     guard date == globals.lastOpened else { return .rejected(.wrongDate) }
@@ -454,6 +483,7 @@ public struct V1Kernel: Sendable {
 
     let kind = securities[security].kind
     let c = fees.clear(kind: kind, tradeDate: t.date, priceMilli: t.priceMilli, quantity: q)
+    if dayRows.date != t.date { resetDayRows(date: t.date) }
     let buyParticipant = units[buyUnit].participant
     let sellParticipant = units[sellUnit].participant
 
@@ -513,15 +543,14 @@ public struct V1Kernel: Sendable {
     insertLot(
       Lot(acquired: t.date, creation: takeLotCreation(), accruedMicro: 0, quantity: q), into: buyPosition)
 
-    let tradeKey = TradeKey(date: date, id: tradeId())
     let tradeIndex = trades.append(
-      TradeRecord(
-        tradeId: tradeKey.id, date: t.date, security: security, quantity: q, buyAccount: buyAccount,
-        sellAccount: sellAccount, buyParticipant: buyParticipant, sellParticipant: sellParticipant,
-        clearing: c,
-        taxFen: taxFen, cancelled: false, withheld: 0, sliceStart: sliceStart,
+      Self.tradeRow(
+        id: tradeId(), date: t.date, security: security, priceMilli: t.priceMilli, quantity: q,
+        buyAccount: buyAccount, sellAccount: sellAccount, buyParticipant: buyParticipant,
+        sellParticipant: sellParticipant, taxFen: taxFen, sliceStart: sliceStart,
         sliceCount: Int32(slices.count) - sliceStart))
-    tradeByKey[tradeKey] = tradeIndex
+    // `found.trade` was nil: no row of this (date, id) is in the index.
+    tradeByKey.insert(hash: tradeHash, row: tradeIndex)
     days[Int32(days.count - 1)].tradeEnd = tradeIndex + 1
     return .applied
   }
@@ -529,7 +558,7 @@ public struct V1Kernel: Sendable {
   // MARK: CANCEL
 
   mutating func applyCancel(date: Int32, tradeId: Ident) -> Outcome {
-    guard let ti = tradeByKey[TradeKey(date: date, id: tradeId)] else { return .rejected(.unknownTrade) }
+    guard let ti = tradeRow(id: tradeId, date: date) else { return .rejected(.unknownTrade) }
     let t = trades[ti]
     if t.cancelled { return .rejected(.alreadyCancelled) }
     if let settleDate = nextTradingDay(after: t.date), let d = dayByDate[settleDate], days[d].settled {
@@ -540,7 +569,7 @@ public struct V1Kernel: Sendable {
     if positions[buyPosition].quantity - positions[buyPosition].withheld < q {
       return .rejected(.cannotReverse)
     }
-    let c = t.clearing
+    let c = clearing(of: t)
     let buyRow = clearingByKey[
       ClearingKey(date: t.date, participant: t.buyParticipant, security: t.security)]!
     clearingRows[buyRow].buyQuantity -= q
@@ -603,6 +632,7 @@ public struct V1Kernel: Sendable {
 
   mutating func executeAction(_ a: Int32) {
     let action = actions[a]
+    indexPositionsOfSecurity()
     var holders = positionsOfSecurity[Int(action.security)].filter { positions[$0].quantity > 0 }
     holders.sort { accounts[positions[$0].account].id < accounts[positions[$1].account].id }
     switch action.kind {
@@ -819,9 +849,16 @@ public struct V1Kernel: Sendable {
     let p = positions.append(
       PositionRecord(account: account, security: security, quantity: 0, available: 0, withheld: 0))
     positionDirectory.insert(account: account, security: security, position: p)
-    positionsOfSecurity[Int(security)].append(p)
     isAwaitingAvailability.append(false)
     return p
+  }
+
+  /// Completes `positionsOfSecurity` with the positions created since it was last read.
+  mutating func indexPositionsOfSecurity() {
+    for p in positionsOfSecurityCount..<positions.count {
+      positionsOfSecurity[Int(positions.rows[p].security)].append(Int32(p))
+    }
+    positionsOfSecurityCount = positions.count
   }
 
   mutating func markAwaitingAvailability(_ p: Int32) {
@@ -832,19 +869,39 @@ public struct V1Kernel: Sendable {
   }
 
   mutating func clearingRow(date: Int32, participant: Int32, security: Int32) -> Int32 {
+    let cached = dayRows.clearingSlot(date: date, participant: participant, security: security)
+    if let cached, dayRows.clearing[cached] >= 0 { return dayRows.clearing[cached] }
     let key = ClearingKey(date: date, participant: participant, security: security)
-    if let r = clearingByKey[key] { return r }
-    let r = clearingRows.append(ClearingRecord(tradeDate: date, participant: participant, security: security))
-    clearingByKey[key] = r
+    let r: Int32
+    if let found = clearingByKey[key] {
+      r = found
+    } else {
+      r = clearingRows.append(ClearingRecord(tradeDate: date, participant: participant, security: security))
+      clearingByKey[key] = r
+    }
+    if let cached { dayRows.clearing[cached] = r }
     return r
   }
 
   mutating func settlementRow(date: Int32, participant: Int32) -> Int32 {
+    let cached = dayRows.settlementSlot(date: date, participant: participant)
+    if let cached, dayRows.settlement[cached] >= 0 { return dayRows.settlement[cached] }
     let key = Self.settlementKey(date, participant)
-    if let r = settlementByKey[key] { return r }
-    let r = settlementRows.append(SettlementRecord(tradeDate: date, participant: participant))
-    settlementByKey[key] = r
+    let r: Int32
+    if let found = settlementByKey[key] {
+      r = found
+    } else {
+      r = settlementRows.append(SettlementRecord(tradeDate: date, participant: participant))
+      settlementByKey[key] = r
+    }
+    if let cached { dayRows.settlement[cached] = r }
     return r
+  }
+
+  /// Makes `dayRows` the direct tables of trade date `date` (a TRADE's date is the
+  /// open day), empty, sized for today's participants and securities.
+  mutating func resetDayRows(date: Int32) {
+    dayRows = DayRows(date: date, participants: participants.count, securities: securities.count)
   }
 
   mutating func addParticipant(_ id: Ident, name: String) {
@@ -899,5 +956,52 @@ struct AccountBits: Sendable {
   @inline(__always) subscript(_ i: Int32) -> Bool {
     precondition(i >= 0 && Int(i) < count, "account bit out of range")
     return words[Int(i) >> 6] & (1 << UInt64(i & 63)) != 0
+  }
+}
+
+/// A TRADE's clearing rows (trade date, participant, security) and settlement rows
+/// (trade date, participant) of one trade date, by participant and security row ids:
+/// two direct tables in front of `clearingByKey` and `settlementByKey` (hashing and
+/// probing those four times a trade was ~3% of a 1M-trade run). Rows are never
+/// removed, so a row id once found stays right. Derived: starts empty after a restore;
+/// ids beyond the sizes it was made with (a participant or security added during the
+/// day), and markets too large for a small table, go to the indexes.
+struct DayRows: Sendable {
+  /// Entries a table may have (4 MiB of row ids).
+  static let entriesMax = 1 << 20
+
+  private(set) var date: Int32 = 0
+  private let participants: Int
+  private let securities: Int
+  /// -1: not looked up yet.
+  var clearing: [Int32]
+  var settlement: [Int32]
+
+  init() {
+    participants = 0
+    securities = 0
+    clearing = []
+    settlement = []
+  }
+
+  init(date: Int32, participants: Int, securities: Int) {
+    self.date = date
+    let fits = participants * securities <= Self.entriesMax
+    self.participants = fits ? participants : 0
+    self.securities = fits ? securities : 0
+    clearing = [Int32](repeating: -1, count: self.participants * self.securities)
+    settlement = [Int32](repeating: -1, count: self.participants)
+  }
+
+  @inline(__always) func clearingSlot(date: Int32, participant: Int32, security: Int32) -> Int? {
+    guard date == self.date, participant >= 0, Int(participant) < participants, security >= 0,
+      Int(security) < securities
+    else { return nil }
+    return Int(participant) * securities + Int(security)
+  }
+
+  @inline(__always) func settlementSlot(date: Int32, participant: Int32) -> Int? {
+    guard date == self.date, participant >= 0, Int(participant) < participants else { return nil }
+    return Int(participant)
   }
 }
