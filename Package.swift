@@ -122,7 +122,7 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(
       name: "TallyOpsTests",
-      dependencies: ["TallyOps", "TallyCluster", "KernelAPI", "TallyEngine", "TallyFormat"],
+      dependencies: ["TallyOps", "TallyCluster", "KernelAPI", "KernelV1", "TallyEngine", "TallyFormat"],
       swiftSettings: strict),
     .testTarget(
       name: "TallyCLITests", dependencies: ["tally"], swiftSettings: strict),
