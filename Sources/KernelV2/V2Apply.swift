@@ -189,9 +189,16 @@ extension V2Kernel {
     let kind = securityKind[Int(sec)]
     let immediate = kind == .bond || plantedFault == .transfer
     let availableNow = immediate ? quantity : 0
-    let tc = fees.clear(
-      kind: kind, date: date, priceMilli: priceMilli, quantity: quantity,
-      truncateHandling: plantedFault == .feeRounding, availableNow: availableNow)
+    if date != feeDate {
+      feeRates = fees.rates(on: date)
+      feeDate = date
+    }
+    let tc = feeRates.withUnsafeBufferPointer {
+      V2FeeSchedule.clear(
+        kind: kind, amountFen: V2FeeSchedule.amountFen(priceMilli: priceMilli, quantity: quantity), rates: $0,
+        truncateHandling: plantedFault == .feeRounding, availableNow: availableNow)
+    }
+    prepareToday(day)
     let tradeNo = Int32(trades.count)
 
     // Transfer: the seller first (its lots, then its counts).
@@ -270,7 +277,19 @@ extension V2Kernel {
     into.stamp += sign * f.stamp
   }
 
+  /// Today's clearing row of (participant, security), made when missing (`prepareToday`
+  /// was called for `day`).
+  @inline(__always)
   mutating func clearingRow(day: Int32, date: Int32, participant: Int32, security: Int32) -> Int32 {
+    let at = Int(participant) * todayStride + Int(security)
+    let known = todayClearing[at]
+    if known >= 0 { return known }
+    let id = clearingRowByKey(day: day, date: date, participant: participant, security: security)
+    todayClearing[at] = id
+    return id
+  }
+
+  mutating func clearingRowByKey(day: Int32, date: Int32, participant: Int32, security: Int32) -> Int32 {
     let key = Self.clearingKey(day: day, participant: participant, security: security)
     if let id = clearingIx[key] { return id }
     let id = Int32(clearingRows.count)
@@ -279,12 +298,22 @@ extension V2Kernel {
     return id
   }
 
+  /// Today's settlement row of the participant, made when missing (`prepareToday` was
+  /// called for `day`).
+  @inline(__always)
   mutating func settlementRow(day: Int32, date: Int32, participant: Int32) -> Int32 {
+    let known = todaySettlement[Int(participant)]
+    if known >= 0 { return known }
     let key = Self.settlementKey(day: day, participant: participant)
-    if let id = settlementIx[key] { return id }
-    let id = Int32(settlementRows.count)
-    settlementRows.append(SettlementRecord(tradeDate: date, participant: participant))
-    settlementIx.insert(key, id)
+    let id: Int32
+    if let found = settlementIx[key] {
+      id = found
+    } else {
+      id = Int32(settlementRows.count)
+      settlementRows.append(SettlementRecord(tradeDate: date, participant: participant))
+      settlementIx.insert(key, id)
+    }
+    todaySettlement[Int(participant)] = id
     return id
   }
 

@@ -27,6 +27,9 @@
 //   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides.
 // - Clearing and settlement keys pack (day ordinal, participant, security) into one
 //   Int64; a CANCEL finds a trade's four rows again by key (no per-trade links kept).
+//   A TRADE finds today's four rows by index instead (`todayClearing`, by participant
+//   and security, filled lazily from the keyed tables), and its fee rates from the
+//   ones looked up once per trade date (`feeRates`).
 // - Effects (encoding version 2: rows named by canonical row id, each key written once):
 //   an applied TRADE writes its records itself (V2Encoding.swift: one stack buffer
 //   sized up front, one copy into the output, no identifier string read); a row is
@@ -280,6 +283,21 @@ public struct V2Kernel: BusinessKernel {
   var tradeIx = KeyBytesTable(digitRuns: true)
   var actionsByRecordDate: [Int32: [Int32]] = [:]
   var creditsByPayDate: [Int32: [Int32]] = [:]
+  /// Today's clearing rows by (participant, security), `participant * todayStride +
+  /// security`, and settlement rows by participant: a TRADE finds its four rows by index
+  /// (an 80 KB array for 20 x 1,000, always cached) instead of hashing four keys. Filled
+  /// lazily: -1 is "not asked yet" (`clearingIx` / `settlementIx` then answer, or the row
+  /// is made, and the id is kept). Valid for day `todayDay` with `todayParticipants`
+  /// participants and `todayStride` securities; `prepareToday` starts it over when any
+  /// of them changed. Never iterated.
+  var todayDay: Int32 = -1
+  var todayParticipants = 0
+  var todayStride = 0
+  var todayClearing: [Int32] = []
+  var todaySettlement: [Int32] = []
+  /// The fee rates in force on `feeDate` (`V2FeeSchedule.rates(on:)`), by slot.
+  var feeDate: Int32 = -1
+  var feeRates: [UInt64] = []
 
   // Effects.
   var effectsOn = false
@@ -440,6 +458,27 @@ public struct V2Kernel: BusinessKernel {
     for (i, e) in entitlements.enumerated() where e.kind == .shares && !e.credited {
       creditsByPayDate[e.payDate, default: []].append(Int32(i))
     }
+    todayDay = -1
+  }
+
+  /// Makes `todayClearing` / `todaySettlement` those of day `day` (see their comment).
+  @inline(__always) mutating func prepareToday(_ day: Int32) {
+    if day == todayDay && participants.count == todayParticipants && securities.count == todayStride {
+      return
+    }
+    todayDay = day
+    todayParticipants = participants.count
+    todayStride = securities.count
+    todayClearing = Array(repeating: -1, count: participants.count * securities.count)
+    todaySettlement = Array(repeating: -1, count: participants.count)
+  }
+
+  /// Today's clearing row of (participant, security) when known; -1 when not asked yet
+  /// or when the table is not today's (a hint: the look-ahead only prefetches with it).
+  @inline(__always) func knownClearingRow(day: Int32, participant: Int32, security: Int32) -> Int32 {
+    guard day == todayDay && participants.count == todayParticipants && securities.count == todayStride
+    else { return -1 }
+    return todayClearing[Int(participant) * todayStride + Int(security)]
   }
 
   // MARK: - Trade rows
