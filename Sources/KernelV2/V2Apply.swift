@@ -326,6 +326,8 @@ extension V2Kernel {
       let tenths: Int128 = held <= 30 ? 2 : (held <= 365 ? 1 : 0)
       sum += Int128(s.quantity) * Int128(s.accruedMicro) * tenths
     }
+    // Most sales take lots that never accrued: no 128-bit division (a library call) then.
+    if sum == 0 { return 0 }
     return Int64(roundHalfUp(sum, 100_000))
   }
 

@@ -39,7 +39,9 @@
 //   holdings through V2's encoder too). V2Output.swift's header says more.
 //   `takeEffects(into:)` swaps buffers with the caller.
 // - Capacity: positions and the lot pool are reserved at init for a day's growth
-//   (reserved, never-written pages cost no memory; a later grow would copy them).
+//   (reserved, never-written pages cost no memory; a later grow would copy them), and
+//   `reserveCapacity(events:)` writes the pages the next events' appends fill first
+//   (`prefault`): the OS zeroes fresh pages before the apply loop, not inside it.
 // - Change tracking: per table, an append watermark plus a list of modified row ids.
 // - Tax and dividends use exact Int128 arithmetic in sub-units (1e-7 CNY for the tax,
 //   µCNY for accruals) with a single half-up division at the end.
