@@ -94,17 +94,26 @@ extension V2Kernel {
     let count = Int32(trades.count)
     days.append(DayRecord(date: date, closed: false, settled: false, tradeStart: count, tradeEnd: count))
     dayIx.insert(Int64(date), Int32(days.count - 1))
-    // Every holding becomes available except what is withheld.
-    pendingPositions.sort()
-    for id in pendingPositions {
-      positions[Int(id)].pending = false
-      let p = positions[Int(id)]
-      let available = p.quantity - p.withheld
-      if available != p.available {
-        positions[Int(id)].available = available
-        mark(.positions, id)
-        if effectsOn { touched.holding.append(id) }
+    // Every holding becomes available except what is withheld. Each position is
+    // updated on its own, so the list's order does not matter (the change marks and the
+    // effect's holdings are sorted where they are used): no sort of the list (a million
+    // ids after the 1M-trade day), one pass through the rows' buffer.
+    let collect = tracking || effectsOn
+    var released: [Int32] = []
+    positions.withUnsafeMutableBufferPointer { rows in
+      for id in pendingPositions {
+        rows[Int(id)].pending = false
+        let p = rows[Int(id)]
+        let available = p.quantity - p.withheld
+        if available != p.available {
+          rows[Int(id)].available = available
+          if collect { released.append(id) }
+        }
       }
+    }
+    for id in released {
+      mark(.positions, id)
+      if effectsOn { touched.holding.append(id) }
     }
     pendingPositions.removeAll(keepingCapacity: true)
     // Bonus shares whose pay date is today, in entitlement order.
