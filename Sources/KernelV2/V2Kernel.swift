@@ -621,19 +621,36 @@ public struct V2Kernel: BusinessKernel {
     // single cost inside the apply loop (`clear_page_erms`, ~half of it on a loaded
     // machine). Written here, before the events, that cost is paid before the first
     // trade instead of on the way (the same bytes: an event appends at most one trade
-    // row and one position; slices and lots beyond one per event fault as before).
+    // row and one position; a sale takes a slice per lot it reaches, 1.25 a trade on
+    // that day: room for 1.5 is written; lots beyond one per event fault as before).
     Self.prefault(&trades, events, V2Trade.filler)
     Self.prefault(&positions, events, V2Position(account: 0, security: 0))
-    Self.prefault(&slices, events, LotPool.empty)
+    Self.prefault(&slices, events + events / 2, LotPool.empty)
     Self.prefault(&pool.lots, events, LotPool.empty)
     Self.prefault(&pendingPositions, events, 0)
   }
 
-  /// Writes up to `n` elements of `a`'s spare capacity and drops them again: the pages
-  /// behind them are then resident (the count, the contents and the state are as before).
+  /// Makes the pages behind up to `n` elements of `a`'s spare capacity resident (the
+  /// count, the contents and the state are as before). An empty array (the trade rows
+  /// and slices before the first day) is replaced by a buffer of the same capacity with
+  /// one byte written per 4 KB page (raw bytes into uninitialized memory: no element
+  /// made or destroyed); a non-empty one gets `filler` appended and dropped again.
   static func prefault<T>(_ a: inout [T], _ n: Int, _ filler: T) {
     let k = min(n, a.capacity - a.count)
     if k <= 0 { return }
+    if a.isEmpty {
+      a = [T](unsafeUninitializedCapacity: a.capacity) { buffer, initialized in
+        let raw = UnsafeMutableRawBufferPointer(buffer)
+        let end = k * MemoryLayout<T>.stride
+        var offset = 0
+        while offset < end {
+          raw.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self)
+          offset += 4096
+        }
+        initialized = 0
+      }
+      return
+    }
     a.append(contentsOf: repeatElement(filler, count: k))
     a.removeLast(k)
   }
