@@ -94,17 +94,26 @@ extension V2Kernel {
     let count = Int32(trades.count)
     days.append(DayRecord(date: date, closed: false, settled: false, tradeStart: count, tradeEnd: count))
     dayIx.insert(Int64(date), Int32(days.count - 1))
-    // Every holding becomes available except what is withheld.
-    pendingPositions.sort()
-    for id in pendingPositions {
-      positions[Int(id)].pending = false
-      let p = positions[Int(id)]
-      let available = p.quantity - p.withheld
-      if available != p.available {
-        positions[Int(id)].available = available
-        mark(.positions, id)
-        if effectsOn { touched.holding.append(id) }
+    // Every holding becomes available except what is withheld. Each position is
+    // updated on its own, so the list's order does not matter (the change marks and the
+    // effect's holdings are sorted where they are used): no sort of the list (a million
+    // ids after the 1M-trade day), one pass through the rows' buffer.
+    let collect = tracking || effectsOn
+    var released: [Int32] = []
+    positions.withUnsafeMutableBufferPointer { rows in
+      for id in pendingPositions {
+        rows[Int(id)].pending = false
+        let p = rows[Int(id)]
+        let available = p.quantity - p.withheld
+        if available != p.available {
+          rows[Int(id)].available = available
+          if collect { released.append(id) }
+        }
       }
+    }
+    for id in released {
+      mark(.positions, id)
+      if effectsOn { touched.holding.append(id) }
     }
     pendingPositions.removeAll(keepingCapacity: true)
     // Bonus shares whose pay date is today, in entitlement order.
@@ -189,9 +198,16 @@ extension V2Kernel {
     let kind = securityKind[Int(sec)]
     let immediate = kind == .bond || plantedFault == .transfer
     let availableNow = immediate ? quantity : 0
-    let tc = fees.clear(
-      kind: kind, date: date, priceMilli: priceMilli, quantity: quantity,
-      truncateHandling: plantedFault == .feeRounding, availableNow: availableNow)
+    if date != feeDate {
+      feeRates = fees.rates(on: date)
+      feeDate = date
+    }
+    let tc = feeRates.withUnsafeBufferPointer {
+      V2FeeSchedule.clear(
+        kind: kind, amountFen: V2FeeSchedule.amountFen(priceMilli: priceMilli, quantity: quantity), rates: $0,
+        truncateHandling: plantedFault == .feeRounding, availableNow: availableNow)
+    }
+    prepareToday(day)
     let tradeNo = Int32(trades.count)
 
     // Transfer: the seller first (its lots, then its counts).
@@ -270,7 +286,19 @@ extension V2Kernel {
     into.stamp += sign * f.stamp
   }
 
+  /// Today's clearing row of (participant, security), made when missing (`prepareToday`
+  /// was called for `day`).
+  @inline(__always)
   mutating func clearingRow(day: Int32, date: Int32, participant: Int32, security: Int32) -> Int32 {
+    let at = Int(participant) * todayStride + Int(security)
+    let known = todayClearing[at]
+    if known >= 0 { return known }
+    let id = clearingRowByKey(day: day, date: date, participant: participant, security: security)
+    todayClearing[at] = id
+    return id
+  }
+
+  mutating func clearingRowByKey(day: Int32, date: Int32, participant: Int32, security: Int32) -> Int32 {
     let key = Self.clearingKey(day: day, participant: participant, security: security)
     if let id = clearingIx[key] { return id }
     let id = Int32(clearingRows.count)
@@ -279,12 +307,22 @@ extension V2Kernel {
     return id
   }
 
+  /// Today's settlement row of the participant, made when missing (`prepareToday` was
+  /// called for `day`).
+  @inline(__always)
   mutating func settlementRow(day: Int32, date: Int32, participant: Int32) -> Int32 {
+    let known = todaySettlement[Int(participant)]
+    if known >= 0 { return known }
     let key = Self.settlementKey(day: day, participant: participant)
-    if let id = settlementIx[key] { return id }
-    let id = Int32(settlementRows.count)
-    settlementRows.append(SettlementRecord(tradeDate: date, participant: participant))
-    settlementIx.insert(key, id)
+    let id: Int32
+    if let found = settlementIx[key] {
+      id = found
+    } else {
+      id = Int32(settlementRows.count)
+      settlementRows.append(SettlementRecord(tradeDate: date, participant: participant))
+      settlementIx.insert(key, id)
+    }
+    todaySettlement[Int(participant)] = id
     return id
   }
 
@@ -297,6 +335,8 @@ extension V2Kernel {
       let tenths: Int128 = held <= 30 ? 2 : (held <= 365 ? 1 : 0)
       sum += Int128(s.quantity) * Int128(s.accruedMicro) * tenths
     }
+    // Most sales take lots that never accrued: no 128-bit division (a library call) then.
+    if sum == 0 { return 0 }
     return Int64(roundHalfUp(sum, 100_000))
   }
 

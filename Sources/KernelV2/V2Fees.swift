@@ -144,6 +144,36 @@ struct V2FeeSchedule: Sendable {
     )
   }
 
+  /// The rates in force on `date`, one per slot (`slot(kind, fee, seller:)`): a day's
+  /// trades all share their date, so the TRADE path looks them up once a day (a rate row
+  /// of a later date cannot appear mid-run: the fee table is reference data).
+  func rates(on date: Int32) -> [UInt64] {
+    (0..<Self.slotCount).map { rate(slot: $0, on: date) }
+  }
+
+  /// `clear` with the date's rates already looked up (`rates(on:)`): the same fees,
+  /// computed by the same `fee`, without the eight searches of the rate timelines.
+  @inline(__always)
+  static func clear(
+    kind: SecurityKind, amountFen amount: Int64, rates: UnsafeBufferPointer<UInt64>, truncateHandling: Bool,
+    availableNow: Int64
+  ) -> TradeClearing {
+    @inline(__always) func side(seller: Bool) -> SideFees {
+      SideFees(
+        handling: fee(
+          amountFen: amount, rate: rates[slot(kind, .handling, seller: seller)], truncate: truncateHandling),
+        regulatory: fee(
+          amountFen: amount, rate: rates[slot(kind, .regulatory, seller: seller)], truncate: false),
+        transfer: fee(amountFen: amount, rate: rates[slot(kind, .transfer, seller: seller)], truncate: false),
+        stamp: fee(amountFen: amount, rate: rates[slot(kind, .stamp, seller: seller)], truncate: false))
+    }
+    let buyer = side(seller: false)
+    let seller = side(seller: true)
+    return TradeClearing(
+      amountFen: amount, buyerFees: buyer, sellerFees: seller, buyerNetFen: -amount - buyer.total,
+      sellerNetFen: amount - seller.total, buyerAvailableNow: availableNow)
+  }
+
   /// One trade's clearing (SPEC §4.1); `availableNow` is what the buyer may sell at once.
   func clear(
     kind: SecurityKind, date: Int32, priceMilli: Int64, quantity: Int64, truncateHandling: Bool,

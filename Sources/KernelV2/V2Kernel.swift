@@ -27,6 +27,9 @@
 //   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides.
 // - Clearing and settlement keys pack (day ordinal, participant, security) into one
 //   Int64; a CANCEL finds a trade's four rows again by key (no per-trade links kept).
+//   A TRADE finds today's four rows by index instead (`todayClearing`, by participant
+//   and security, filled lazily from the keyed tables), and its fee rates from the
+//   ones looked up once per trade date (`feeRates`).
 // - Effects (encoding version 2: rows named by canonical row id, each key written once):
 //   an applied TRADE writes its records itself (V2Encoding.swift: one stack buffer
 //   sized up front, one copy into the output, no identifier string read); a row is
@@ -36,7 +39,9 @@
 //   holdings through V2's encoder too). V2Output.swift's header says more.
 //   `takeEffects(into:)` swaps buffers with the caller.
 // - Capacity: positions and the lot pool are reserved at init for a day's growth
-//   (reserved, never-written pages cost no memory; a later grow would copy them).
+//   (reserved, never-written pages cost no memory; a later grow would copy them), and
+//   `reserveCapacity(events:)` writes the pages the next events' appends fill first
+//   (`prefault`): the OS zeroes fresh pages before the apply loop, not inside it.
 // - Change tracking: per table, an append watermark plus a list of modified row ids.
 // - Tax and dividends use exact Int128 arithmetic in sub-units (1e-7 CNY for the tax,
 //   µCNY for accruals) with a single half-up division at the end.
@@ -124,7 +129,13 @@ struct LotPool: Sendable {
     if let base = free[log].popLast() { return base }
     let base = lots.count
     precondition(base + (1 << log) < Int(Int32.max), "V2: lot pool beyond 32-bit indexes")
-    lots.append(contentsOf: repeatElement(Self.empty, count: 1 << log))
+    // One lot (a new position's first segment, one per bought position) by a plain
+    // append: the repeated-element append is a generic loop around it.
+    if log == 0 {
+      lots.append(Self.empty)
+    } else {
+      lots.append(contentsOf: repeatElement(Self.empty, count: 1 << log))
+    }
     return Int32(base)
   }
 
@@ -178,6 +189,11 @@ struct V2Trade: Sendable {
     self.sliceStart = sliceStart
     self.sliceWord = UInt32(sliceCount) | (cancelled ? 1 << 31 : 0)
   }
+
+  /// A row that is never kept (`V2Kernel.prefault` writes and drops it).
+  static let filler = V2Trade(
+    tradeId: Ident(""), amountFen: 0, quantity: 0, date: 0, security: 0, buyAccount: 0, sellAccount: 0,
+    buyParticipant: 0, sellParticipant: 0, sliceStart: 0, sliceCount: 0, cancelled: false)
 
   var sliceCount: Int32 { Int32(sliceWord & 0x7FFF_FFFF) }
 
@@ -280,6 +296,21 @@ public struct V2Kernel: BusinessKernel {
   var tradeIx = KeyBytesTable(digitRuns: true)
   var actionsByRecordDate: [Int32: [Int32]] = [:]
   var creditsByPayDate: [Int32: [Int32]] = [:]
+  /// Today's clearing rows by (participant, security), `participant * todayStride +
+  /// security`, and settlement rows by participant: a TRADE finds its four rows by index
+  /// (an 80 KB array for 20 x 1,000, always cached) instead of hashing four keys. Filled
+  /// lazily: -1 is "not asked yet" (`clearingIx` / `settlementIx` then answer, or the row
+  /// is made, and the id is kept). Valid for day `todayDay` with `todayParticipants`
+  /// participants and `todayStride` securities; `prepareToday` starts it over when any
+  /// of them changed. Never iterated.
+  var todayDay: Int32 = -1
+  var todayParticipants = 0
+  var todayStride = 0
+  var todayClearing: [Int32] = []
+  var todaySettlement: [Int32] = []
+  /// The fee rates in force on `feeDate` (`V2FeeSchedule.rates(on:)`), by slot.
+  var feeDate: Int32 = -1
+  var feeRates: [UInt64] = []
 
   // Effects.
   var effectsOn = false
@@ -440,6 +471,27 @@ public struct V2Kernel: BusinessKernel {
     for (i, e) in entitlements.enumerated() where e.kind == .shares && !e.credited {
       creditsByPayDate[e.payDate, default: []].append(Int32(i))
     }
+    todayDay = -1
+  }
+
+  /// Makes `todayClearing` / `todaySettlement` those of day `day` (see their comment).
+  @inline(__always) mutating func prepareToday(_ day: Int32) {
+    if day == todayDay && participants.count == todayParticipants && securities.count == todayStride {
+      return
+    }
+    todayDay = day
+    todayParticipants = participants.count
+    todayStride = securities.count
+    todayClearing = Array(repeating: -1, count: participants.count * securities.count)
+    todaySettlement = Array(repeating: -1, count: participants.count)
+  }
+
+  /// Today's clearing row of (participant, security) when known; -1 when not asked yet
+  /// or when the table is not today's (a hint: the look-ahead only prefetches with it).
+  @inline(__always) func knownClearingRow(day: Int32, participant: Int32, security: Int32) -> Int32 {
+    guard day == todayDay && participants.count == todayParticipants && securities.count == todayStride
+    else { return -1 }
+    return todayClearing[Int(participant) * todayStride + Int(security)]
   }
 
   // MARK: - Trade rows
@@ -548,7 +600,8 @@ public struct V2Kernel: BusinessKernel {
     return lot
   }
 
-  /// Grows geometrically: the engine may call this once per batch.
+  /// Grows geometrically: the engine may call this once per batch. Then writes, once,
+  /// the pages that the next `events` TRADEs will fill first (`prefault`).
   public mutating func reserveCapacity(events: Int) {
     @inline(__always) func grow<T>(_ a: inout [T], _ more: Int) {
       let need = a.count + more
@@ -558,7 +611,47 @@ public struct V2Kernel: BusinessKernel {
     grow(&slices, events * 2)
     grow(&pool.lots, events * 2)
     grow(&positions, events)
+    grow(&pendingPositions, events)
     tradeIx.reserveCapacity(tradeIx.count + events)
     positionIx.reserveCapacity(positionIx.count + events)
+    // A TRADE appends a trade row, usually a new position (the buyer's first of that
+    // security) with a one-lot segment, a slice or two and a pending mark. Reserved
+    // capacity is address space only: its pages are zeroed by the operating system at
+    // the first write, which on the 1M-trade day (~170 MB appended) was the largest
+    // single cost inside the apply loop (`clear_page_erms`, ~half of it on a loaded
+    // machine). Written here, before the events, that cost is paid before the first
+    // trade instead of on the way (the same bytes: an event appends at most one trade
+    // row and one position; a sale takes a slice per lot it reaches, 1.25 a trade on
+    // that day: room for 1.5 is written; lots beyond one per event fault as before).
+    Self.prefault(&trades, events, V2Trade.filler)
+    Self.prefault(&positions, events, V2Position(account: 0, security: 0))
+    Self.prefault(&slices, events + events / 2, LotPool.empty)
+    Self.prefault(&pool.lots, events, LotPool.empty)
+    Self.prefault(&pendingPositions, events, 0)
+  }
+
+  /// Makes the pages behind up to `n` elements of `a`'s spare capacity resident (the
+  /// count, the contents and the state are as before). An empty array (the trade rows
+  /// and slices before the first day) is replaced by a buffer of the same capacity with
+  /// one byte written per 4 KB page (raw bytes into uninitialized memory: no element
+  /// made or destroyed); a non-empty one gets `filler` appended and dropped again.
+  static func prefault<T>(_ a: inout [T], _ n: Int, _ filler: T) {
+    let k = min(n, a.capacity - a.count)
+    if k <= 0 { return }
+    if a.isEmpty {
+      a = [T](unsafeUninitializedCapacity: a.capacity) { buffer, initialized in
+        let raw = UnsafeMutableRawBufferPointer(buffer)
+        let end = k * MemoryLayout<T>.stride
+        var offset = 0
+        while offset < end {
+          raw.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self)
+          offset += 4096
+        }
+        initialized = 0
+      }
+      return
+    }
+    a.append(contentsOf: repeatElement(filler, count: k))
+    a.removeLast(k)
   }
 }

@@ -35,15 +35,16 @@ extension V2Kernel {
     let i = Int(position)
     let p = positions[i]
     if p.lotHead == p.lotEnd {
-      var base = p.lotBase
-      if p.lotLog == V2Position.noSegment {
-        base = pool.allocate(log: 0)
-        positions[i].lotBase = base
-        positions[i].lotLog = 0
+      // No live lot (a new position, the usual purchase): the row is written once.
+      var q = p
+      if q.lotLog == V2Position.noSegment {
+        q.lotBase = pool.allocate(log: 0)
+        q.lotLog = 0
       }
-      pool.lots[Int(base)] = lot
-      positions[i].lotHead = base
-      positions[i].lotEnd = base + 1
+      pool.lots.withUnsafeMutableBufferPointer { $0[Int(q.lotBase)] = lot }
+      q.lotHead = q.lotBase
+      q.lotEnd = q.lotBase + 1
+      positions.withUnsafeMutableBufferPointer { $0[i] = q }
       return
     }
     if pool.lots[Int(p.lotEnd) - 1].orderedBefore(lot) {
@@ -80,31 +81,42 @@ extension V2Kernel {
   }
 
   /// Takes `quantity` from the oldest lots, appending each slice taken to `slices`.
+  /// (The pool and the position row are written through buffers taken once: an array
+  /// element written through `self` checks the array's uniqueness, a runtime call.)
   mutating func consumeOldest(_ position: Int32, _ quantity: Int64) {
     let i = Int(position)
-    var head = Int(positions[i].lotHead)
-    let end = Int(positions[i].lotEnd)
+    let p = positions[i]
+    var head = Int(p.lotHead)
+    let end = Int(p.lotEnd)
     var left = quantity
-    while left > 0 {
-      precondition(head < end, "V2: lots short of the position's quantity")
-      let lot = pool.lots[head]
-      if lot.quantity <= left {
-        slices.append(lot)
-        left -= lot.quantity
-        head += 1
-      } else {
-        var part = lot
-        part.quantity = left
-        slices.append(part)
-        pool.lots[head].quantity -= left
-        left = 0
+    // The slices leave `self` while the pool's buffer is written (no exclusivity conflict).
+    var taken: [V2Lot] = []
+    swap(&taken, &slices)
+    pool.lots.withUnsafeMutableBufferPointer { lots in
+      while left > 0 {
+        precondition(head < end, "V2: lots short of the position's quantity")
+        let lot = lots[head]
+        if lot.quantity <= left {
+          taken.append(lot)
+          left -= lot.quantity
+          head += 1
+        } else {
+          var part = lot
+          part.quantity = left
+          taken.append(part)
+          lots[head].quantity -= left
+          left = 0
+        }
       }
     }
-    if head == end {
-      positions[i].lotHead = positions[i].lotBase
-      positions[i].lotEnd = positions[i].lotBase
-    } else {
-      positions[i].lotHead = Int32(head)
+    swap(&taken, &slices)
+    positions.withUnsafeMutableBufferPointer { rows in
+      if head == end {
+        rows[i].lotHead = p.lotBase
+        rows[i].lotEnd = p.lotBase
+      } else {
+        rows[i].lotHead = Int32(head)
+      }
     }
   }
 

@@ -13,14 +13,12 @@
 // How: for a group of `tradeGroupSize` consecutive trades, four look-ahead stages run
 // over the whole group, each one level deeper, each only READING the state and ending
 // in prefetches (`Array.prefetch`: a hint, never a fault, never a write):
-//   1. From the line and the small tables alone (securities, units: always cached):
-//      hash the trade id (salted with today's day) and both account ids, prefetch
-//      their `tradeIx` / `accountIx` slots; prefetch the security row; compute both
-//      clearing keys (today, participant, security) and prefetch their `clearingIx`
-//      slots.
+//   1. From the line and the small tables alone (securities, units, today's clearing
+//      rows by participant and security: always cached): hash the trade id (salted
+//      with today's day) and both account ids, prefetch their `tradeIx` / `accountIx`
+//      slots; prefetch both clearing rows when today's table knows them.
 //   2. Read the account slots (stage 1's loads, now arriving) for the account ids;
-//      prefetch both `positionIx` slots and the seller's account-kind byte. Read the
-//      clearing slots; prefetch both clearing rows.
+//      prefetch both `positionIx` slots and the seller's account-kind byte.
 //   3. Read the position slots; prefetch both position rows.
 //   4. Read the position rows; prefetch the seller's oldest lot (`lotHead`, the first
 //      a sale consumes) and the buyer's newest lot and the slot after it (where a
@@ -38,7 +36,8 @@
 // roughly +40-70% over one `applyTrade` after another; their differences stayed within
 // the machine's noise and 16 had the best median. `perf` showed, once the big tables'
 // misses overlapped, the clearing rows and their index slots (L2/L3, hit by every
-// trade) as the largest stall left inside the apply: hence their place in stages 1-2.
+// trade) as the largest stall left inside the apply: hence their place in stage 1 (the
+// index slots are gone since: today's rows are found by index, `todayClearing`).
 
 import KernelAPI
 
@@ -82,9 +81,6 @@ struct V2TradeHint {
   var buyKey: Int64 = -1
   var sellPos: Int32 = -1
   var buyPos: Int32 = -1
-  /// -1 when not computed (no day opened yet, or a unit unknown).
-  var buyClearingKey: Int64 = -1
-  var sellClearingKey: Int64 = -1
 
   static var none: V2TradeHint {
     let empty = KeyBytesTable.Probe(UnsafeRawBufferPointer(start: nil, count: 0), salt: 0)
@@ -162,27 +158,19 @@ extension V2Kernel {
     h.sellerId = -1
     h.sellKey = -1
     h.buyKey = -1
-    h.buyClearingKey = -1
-    h.sellClearingKey = -1
     let sec = h.security
     guard sec >= 0, !days.isEmpty, h.buyUnit >= 0, h.sellUnit >= 0 else { return }
     let day = Int32(days.count - 1)
-    h.buyClearingKey = Self.clearingKey(
-      day: day, participant: units[Int(h.buyUnit)].participant, security: sec)
-    h.sellClearingKey = Self.clearingKey(
-      day: day, participant: units[Int(h.sellUnit)].participant, security: sec)
-    clearingIx.prefetch(h.buyClearingKey)
-    clearingIx.prefetch(h.sellClearingKey)
+    clearingRows.prefetchRow(
+      Int(knownClearingRow(day: day, participant: units[Int(h.buyUnit)].participant, security: sec)))
+    clearingRows.prefetchRow(
+      Int(knownClearingRow(day: day, participant: units[Int(h.sellUnit)].participant, security: sec)))
   }
 
-  /// Stage 2: the account and clearing slots; starts the position slots, the seller's
-  /// account kind and the clearing rows.
+  /// Stage 2: the account slots; starts the position slots and the seller's account
+  /// kind.
   @inline(__always)
   func hintSlotLevel(_ h: inout V2TradeHint) {
-    if h.buyClearingKey >= 0 {
-      if let c = clearingIx[h.buyClearingKey] { clearingRows.prefetchRow(Int(c)) }
-      if let c = clearingIx[h.sellClearingKey] { clearingRows.prefetchRow(Int(c)) }
-    }
     guard h.security >= 0 else { return }
     h.buyerId = accountIx.find(h.buyer) ?? -1
     h.sellerId = accountIx.find(h.seller) ?? -1
