@@ -171,9 +171,6 @@ public final class DurableEngine<K: BusinessKernel> {
   public let layout: StateLayout
   /// Input-log layout: a commit after this many events since the last snapshot is one.
   public let snapshotEvents: Int64
-  /// Input-log layout: called on the committer right after a snapshot is durable (the
-  /// run flushes RocksDB's memtable there, on the other core, while it writes outputs).
-  public var afterSnapshot: (() throws -> Void)?
   /// Input-log layout: the logged events applied again at open.
   public private(set) var replayedEvents: Int64 = 0
 
@@ -190,12 +187,12 @@ public final class DurableEngine<K: BusinessKernel> {
   private var pendingCount: Int64 = 0
   private var sinceSnapshot: Int64 = 0
   // Input-log layout, committer (as `rowHashes`): the first seqs of the log entries
-  // stored since the last snapshot (the next snapshot deletes them), the snapshots
-  // stored, and whether the next commit must be a snapshot (after a failed write).
+  // stored since the last snapshot (the next snapshot deletes them) and the snapshots
+  // stored.
   private var logKeys: [Int64] = []
   private var snapshotCount = 0
   /// Input-log layout: a failed commit or snapshot leaves the engine unable to commit
-  /// (its lines are in no entry, or its row hashes moved on); every later commit fails
+  /// (its lines are in no entry, or a snapshot's chunks are stored but not counted); every later commit fails
   /// with it, and a restart resumes from the folder.
   private var broken: DurableError?
   /// The log buffer of the last written entry, handed back to the apply thread.
@@ -643,7 +640,7 @@ extension DurableEngine {
     try finishCommit()
   }
 
-  /// `snapshot()` written in the background (then `afterSnapshot`): `finishCommit()`
+  /// `snapshot()` written in the background: `finishCommit()`
   /// waits for both.
   public func snapshotInBackground() throws {
     try start(CommitJob(batch: StoreBatch()), snapshot: true)
@@ -868,11 +865,6 @@ extension DurableEngine {
     rowEntries.removeAll(keepingCapacity: true)
     logKeys.removeAll()
     snapshotCount += 1
-    if let afterSnapshot {
-      do { try afterSnapshot() } catch {
-        return .failed(DurableError("snapshot of seq \(job.seq) is durable, but then: \(error)"))
-      }
-    }
     return .committed(
       sum, seq: job.seq, fingerprint: job.fingerprint.map { ($0.count, $0.digest) },
       nanos: nanosSince(job.started), snapshot: true)

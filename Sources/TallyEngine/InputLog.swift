@@ -169,24 +169,22 @@ func overlaySnapshotRows(
 enum LogEntry {
   /// The entry's lines joined (each followed by nothing: ranges give them) and their ranges.
   static func decode(_ value: [UInt8], first: Int64) throws -> (last: Int64, ranges: [Range<Int>]) {
-    guard value.count >= 8 else {
-      throw DurableError("state folder is damaged: log entry at seq \(first) is cut")
-    }
+    let cut = DurableError("state folder is damaged: log entry at seq \(first) is cut")
+    guard value.count >= 8 else { throw cut }
     var last: Int64 = 0
     for k in 0..<8 { last |= Int64(value[k]) << (8 * k) }
     var ranges: [Range<Int>] = []
     ranges.reserveCapacity(Int(max(0, min(last - first + 1, 1 << 20))))
-    var i = 8
-    while i < value.count {
-      guard i + 4 <= value.count else {
-        throw DurableError("state folder is damaged: log entry at seq \(first) is cut")
+    // One borrow of the entry for all its lines (a resume reads a million of them).
+    try value.withUnsafeBufferPointer { b in
+      var i = 8
+      while i < b.count {
+        guard i + 4 <= b.count else { throw cut }
+        let n = Int(le32(b, i))
+        guard i + 4 + n <= b.count else { throw cut }
+        ranges.append((i + 4)..<(i + 4 + n))
+        i += 4 + n
       }
-      let n = Int(value.withUnsafeBufferPointer { le32($0, i) })
-      guard i + 4 + n <= value.count else {
-        throw DurableError("state folder is damaged: log entry at seq \(first) is cut")
-      }
-      ranges.append((i + 4)..<(i + 4 + n))
-      i += 4 + n
     }
     guard Int64(ranges.count) == last - first + 1 else {
       throw DurableError(
