@@ -68,7 +68,7 @@ public enum InputLogLimits {
   /// Bytes of one snapshot value (rows are packed until a chunk reaches this).
   public static let snapshotChunkBytes = 4 << 20
   /// Events between snapshots by default: a restart after a crash applies at most this
-  /// many logged lines again (a few seconds); a completed run always ends with one.
+  /// many logged lines again (a few seconds). A completed run ends with a log commit, not a snapshot.
   public static let snapshotEventsDefault: Int64 = 2_000_000
   /// Snapshots a folder may hold: each holds only what changed since the one before, and
   /// a restart reads them all. A folder past it is refused with advice.

@@ -42,7 +42,7 @@ struct RunCommand: ParsableCommand {
   @Option(
     name: .long,
     help:
-      "With --state: write the state rows in a snapshot after this many events (commits in between log the event lines; a restart applies at most this many again). A completed run always ends with a snapshot."
+      "With --state: write the state rows in a snapshot after this many events (commits in between log the event lines; a restart applies the lines logged since the last snapshot again). A completed run ends with a log commit, not a snapshot."
   )
   var snapshotEvents = Int(InputLogLimits.snapshotEventsDefault)
 
