@@ -404,10 +404,10 @@ public struct ChaosHarness {
           Thread.sleep(forTimeInterval: 0.2)
           continue
         }
-        if st.committedSeq == lastSeq { break }
-        // STATUS gives the committed state's digest: a replica that caught up
-        // after the report (which commits) still shows its last checkpoint's digest.
-        // REPORT at its applied seq commits and answers with the digest at that seq.
+        if st.digestSeq == lastSeq { break }
+        // STATUS gives the digest at its last digest checkpoint or report: a replica that
+        // caught up after the report still shows an older one. REPORT at its applied
+        // seq commits with a digest and answers with the digest at that seq.
         if let reply = try? ControlClient.request(
           context: context, endpoint: config.replicaControl(k), ["REPORT".bytes, Self.leBytes(lastSeq)],
           timeoutMs: 30_000),

@@ -63,9 +63,15 @@ public struct ClusterConfig: Sendable, Equatable {
   public var heartbeatMs: Int
   /// Repairs of one replica before it stays quarantined for an operator.
   public var repairsMax: Int
-  /// Replicas commit their state, and vote on its digest, when a journal batch
+  /// Replicas commit (their input log, votes and effect records) when a journal batch
   /// crosses a multiple of this many seqs (the same places on every replica).
   public var checkpointEvents: Int = 50_000
+  /// Replicas snapshot their state and vote on its digest when a journal batch crosses
+  /// a multiple of this many seqs; `checkpoint_events` when not set. A digest costs a
+  /// snapshot (the rows changed since the last one, and the whole state hashed), so
+  /// large clusters set it to a million or more; divergent business results are
+  /// caught at every batch by the effects digest.
+  public var digestEvents: Int = 50_000
   /// Where replicas connect to fetch journal batches and to send votes; by default the
   /// sequencer's and the voter's own endpoints. A fault-injection proxy (Chaos/) sits
   /// in between by binding these and forwarding to the real ones.
@@ -137,7 +143,7 @@ public struct ClusterConfig: Sendable, Equatable {
       "limits",
       keys: [
         ("fetch_batches_max", .integer), ("heartbeat_ms", .integer), ("checkpoint_events", .integer),
-        ("repairs_max", .integer), ("shutdown_grace_ms", .integer),
+        ("digest_events", .integer), ("repairs_max", .integer), ("shutdown_grace_ms", .integer),
       ]),
     .init("security", keys: [("keys", .string)]),
     .init("links", keys: [("replica_fetch_via", .string), ("replica_votes_via", .string)]),
@@ -177,7 +183,8 @@ public struct ClusterConfig: Sendable, Equatable {
       var base_port: Int?
     }
     struct Limits: Decodable {
-      var fetch_batches_max, heartbeat_ms, checkpoint_events, repairs_max, shutdown_grace_ms: Int?
+      var fetch_batches_max, heartbeat_ms, checkpoint_events, digest_events, repairs_max,
+        shutdown_grace_ms: Int?
     }
     struct Security: Decodable { var keys: String? }
     struct Links: Decodable { var replica_fetch_via, replica_votes_via: String? }
@@ -256,6 +263,7 @@ public struct ClusterConfig: Sendable, Equatable {
       fetchBatchesMax: limits?.fetch_batches_max ?? 16, heartbeatMs: limits?.heartbeat_ms ?? 500,
       repairsMax: limits?.repairs_max ?? 3)
     config.checkpointEvents = limits?.checkpoint_events ?? 50_000
+    config.digestEvents = limits?.digest_events ?? config.checkpointEvents
     config.replicaFetchVia = f.links?.replica_fetch_via
     config.replicaVotesVia = f.links?.replica_votes_via
     func positive(_ v: Int, _ table: String, _ key: String, _ range: ClosedRange<Int>) throws(ConfigError) {
@@ -266,6 +274,7 @@ public struct ClusterConfig: Sendable, Equatable {
       }
     }
     try positive(config.checkpointEvents, "limits", "checkpoint_events", 1...1_000_000_000)
+    try positive(config.digestEvents, "limits", "digest_events", 1...1_000_000_000_000)
     try positive(config.fetchBatchesMax, "limits", "fetch_batches_max", 1...1_024)
     try positive(config.heartbeatMs, "limits", "heartbeat_ms", 10...60_000)
     try positive(config.repairsMax, "limits", "repairs_max", 0...1_000)

@@ -11,7 +11,9 @@ public struct DurableBatchApplier: BatchApplier {
   public init(_ durable: any ReplicaEngine) { self.durable = durable }
 
   /// A replica's engine over `store`: the verified restore of what the store holds
-  /// (fresh when empty), with effect records on.
+  /// (fresh when empty), with effect records on. A new folder keeps the input log
+  /// (docs/STATE-LAYOUT.md): a commit writes the batch lines, a digest checkpoint a
+  /// snapshot; a folder made in the rows layout keeps it.
   public static func open(store: any StateStore, reference: ReferenceData, kernel: String) throws
     -> DurableBatchApplier
   {
@@ -23,6 +25,7 @@ public struct DurableBatchApplier: BatchApplier {
   public var appliedSeq: Int64 { durable.appliedSeq }
   public var committedSeq: Int64 { durable.committedSeq }
   public var committedStateDigest: [UInt8] { durable.stateDigest }
+  public var digestSeq: Int64 { durable.digestSeq }
   /// Commit latencies (metrics).
   public var commitNanos: [Int64] { durable.commitNanos }
 
@@ -31,8 +34,8 @@ public struct DurableBatchApplier: BatchApplier {
     return (outcomes, durable.takeEffects())
   }
 
-  public mutating func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws {
-    try durable.commit(extraFromDigest: extraFromDigest)
+  public mutating func commit(withDigest: Bool, extraFromDigest: @escaping ([UInt8]?) -> StoreBatch) throws {
+    try durable.commit(withDigest: withDigest, extraFromDigest: extraFromDigest)
   }
 
   public func outputFiles() -> [(name: String, bytes: [UInt8])] { durable.outputFiles() }

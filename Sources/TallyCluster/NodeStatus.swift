@@ -62,8 +62,10 @@ public struct ReplicaStatus: Codable, Sendable, Equatable {
   public var kernel: String
   public var appliedSeq: Int64
   public var committedSeq: Int64
-  /// The digest of the committed state (its last checkpoint), at `committedSeq`, hex.
+  /// The digest of the state at `digestSeq` (its last digest checkpoint or report), hex.
   public var committedStateDigest: String
+  /// The seq of `committedStateDigest` (0: none stated yet); older statuses lack it.
+  public var digestSeq: Int64?
   public var repairs: Int64
   /// Batches applied since the last checkpoint (their votes and effect records wait
   /// in memory for the next commit; at most `ReplicaCore.uncommittedBatchesMax`).
@@ -76,19 +78,21 @@ public struct ReplicaStatus: Codable, Sendable, Equatable {
     case appliedSeq = "applied_seq"
     case committedSeq = "committed_seq"
     case committedStateDigest = "committed_state_digest"
+    case digestSeq = "digest_seq"
     case uncommittedBatches = "uncommitted_batches"
     case loggedBatches = "logged_batches"
   }
 
   public init(
     id: String, kernel: String, appliedSeq: Int64, committedSeq: Int64, committedStateDigest: String,
-    repairs: Int64, uncommittedBatches: Int64? = nil, loggedBatches: Int64? = nil
+    digestSeq: Int64? = nil, repairs: Int64, uncommittedBatches: Int64? = nil, loggedBatches: Int64? = nil
   ) {
     self.id = id
     self.kernel = kernel
     self.appliedSeq = appliedSeq
     self.committedSeq = committedSeq
     self.committedStateDigest = committedStateDigest
+    self.digestSeq = digestSeq
     self.repairs = repairs
     self.uncommittedBatches = uncommittedBatches
     self.loggedBatches = loggedBatches

@@ -50,15 +50,21 @@ public final class Replica {
     self.log = log
     let (store, applier) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
     self.store = store
-    core = try ReplicaCore(
-      settings: .init(
-        id: id, kernel: kernelName, checkpointEvents: Int64(config.checkpointEvents),
-        heartbeatMs: Int64(config.heartbeatMs), flipDigestBit: faults.flipDigestBit),
-      applier: applier, store: store)
+    var settings = ReplicaCore<DurableBatchApplier>.Settings(
+      id: id, kernel: kernelName, checkpointEvents: Int64(config.checkpointEvents),
+      heartbeatMs: Int64(config.heartbeatMs), flipDigestBit: faults.flipDigestBit)
+    settings.digestEvents = Int64(config.digestEvents)
+    core = try ReplicaCore(settings: settings, applier: applier, store: store)
     log.info(
-      "replica \(id): kernel \(kernelName), state at seq \(applier.committedSeq), checkpoint every \(config.checkpointEvents) seqs"
+      "replica \(id): kernel \(kernelName), state at seq \(applier.committedSeq) (\(applier.durable.layoutName) layout), checkpoint every \(config.checkpointEvents) seqs, state digest every \(config.digestEvents)"
     )
   }
+
+  /// Opens (or creates) a replica's state folder under `dataDir` as the service does
+  /// (also `tally cluster bench-replica`).
+  public static func openState(dataDir: String, reference: ReferenceData, kernel: String) throws -> (
+    RocksDBStateStore, DurableBatchApplier
+  ) { try open(dataDir: dataDir, reference: reference, kernel: kernel) }
 
   static func open(dataDir: String, reference: ReferenceData, kernel: String) throws -> (
     RocksDBStateStore, DurableBatchApplier
@@ -72,6 +78,10 @@ public final class Replica {
     // ~20% of the cluster's CPU (docs/PERFORMANCE.md).
     var options = RocksDBOptions()
     options.vectorMemtable = true
+    // No compression: a replica writes its input log and effect records (hundreds of
+    // bytes an event) once and reads them back only on a restart or a late fetch; LZ4 on
+    // the flush of them was a third of a replica's CPU (perf, docs/PERFORMANCE.md).
+    options.compression = .none
     let store = try RocksDBStateStore(path: dataDir + "/state", options: options)
     return (store, try DurableBatchApplier.open(store: store, reference: reference, kernel: kernel))
   }
@@ -104,7 +114,8 @@ public final class Replica {
   public var status: ReplicaStatus {
     ReplicaStatus(
       id: id, kernel: kernelName, appliedSeq: appliedSeq, committedSeq: committedSeq,
-      committedStateDigest: core.applier.committedStateDigest.hexString, repairs: Int64(core.repairs),
+      committedStateDigest: core.applier.committedStateDigest.hexString, digestSeq: core.applier.digestSeq,
+      repairs: Int64(core.repairs),
       uncommittedBatches: Int64(core.uncommittedCount), loggedBatches: Int64(core.loggedCount))
   }
 

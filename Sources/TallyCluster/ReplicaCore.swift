@@ -17,14 +17,17 @@ public protocol BatchApplier {
   var appliedSeq: Int64 { get }
   /// The last seq durably committed.
   var committedSeq: Int64 { get }
-  /// The digest of the committed state (32 bytes).
+  /// The digest of the state at `digestSeq` (32 bytes).
   var committedStateDigest: [UInt8] { get }
+  /// The seq of the last commit that stated a digest (0: none yet).
+  var digestSeq: Int64 { get }
   /// Applies the events of `batch` at their seqs: one outcome byte per event
   /// (`OutcomeByte.of`) and the batch's effect records (docs/EFFECTS.md).
   mutating func apply(_ batch: JournalBatch) -> (outcomes: [UInt8], effects: [UInt8])
-  /// Commits everything applied, with the writes `extra` makes from the new state
-  /// digest, in one atomic write.
-  mutating func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws
+  /// Commits everything applied, with the writes `extra` makes, in one atomic write.
+  /// With `withDigest` the commit states the digest of the committed state and `extra`
+  /// gets it (the input-log layout takes a snapshot for it); without, `extra` gets nil.
+  mutating func commit(withDigest: Bool, extraFromDigest: @escaping ([UInt8]?) -> StoreBatch) throws
   /// The seven output files of the applied state (reports).
   func outputFiles() -> [(name: String, bytes: [UInt8])]
 }
@@ -52,6 +55,9 @@ public struct ReplicaCore<Applier: BatchApplier> {
     public var id: String
     public var kernel: String
     public var checkpointEvents: Int64
+    /// A checkpoint batch that crosses a multiple of this also states the state digest
+    /// in its vote (a snapshot in the input-log layout); `checkpointEvents` by default.
+    public var digestEvents: Int64
     public var heartbeatMs: Int64
     /// Flip one bit of the state digest in every vote (a byzantine replica; tests only).
     public var flipDigestBit = false
@@ -66,6 +72,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
       self.id = id
       self.kernel = kernel
       self.checkpointEvents = checkpointEvents
+      self.digestEvents = checkpointEvents
       self.heartbeatMs = heartbeatMs
       self.flipDigestBit = flipDigestBit
     }
@@ -106,6 +113,13 @@ public struct ReplicaCore<Applier: BatchApplier> {
   var logged: [Logged] = []
   /// Log entries to delete with the next commit.
   var pruneKeys: [[UInt8]] = []
+  /// The voter's last `PRUNE` position: it has judged this replica's votes and stored and
+  /// published the effect records through here, so a commit logs no records of batches
+  /// ending at or before it (they are the voter's to keep; a replica writing hundreds of
+  /// bytes an event twice, write-ahead log and flush, spent a third of its CPU copying
+  /// them, docs/PERFORMANCE.md). Records after it are logged: a voter that is behind or
+  /// restarting fetches them, from the log after this replica restarted.
+  public private(set) var streamedThrough: Int64 = 0
   var fetchSentAtMs: Int64? = nil
   var lastHeartbeatMs: Int64? = nil
   public private(set) var repairs = 0
@@ -189,18 +203,26 @@ public struct ReplicaCore<Applier: BatchApplier> {
     return actions
   }
 
+  /// True when a checkpoint batch also states the state digest: it crosses a multiple
+  /// of `digestEvents` seqs (the same batches on every replica, whatever its layout).
+  public func isDigestCheckpoint(first: Int64, last: Int64) -> Bool {
+    let d = settings.digestEvents
+    return last / d > (first - 1) / d
+  }
+
   /// Applies one journal batch and returns its vote. At a checkpoint the state is
-  /// committed (with the votes and effect records since the last commit) and the
-  /// vote carries the state digest; between checkpoints the vote carries the outputs
-  /// only. A crash between checkpoints loses nothing: the batches are applied again
-  /// from the journal and give the same votes.
+  /// committed (with the votes and effect records since the last commit); at a digest
+  /// checkpoint the vote also carries the state digest; other votes carry the outputs
+  /// and effects only. A crash between checkpoints loses nothing: the batches are
+  /// applied again from the journal and give the same votes.
   mutating func apply(_ batch: JournalBatch) throws -> Vote {
     precondition(batch.first == appliedSeq + 1, "replica \(settings.id) would skip a gap")
     let (outcomes, effects) = applier.apply(batch)
     precondition(outcomes.count == batch.lines.count, "one outcome per event")
     let effectsDigest = EffectDigest.of(effects)
     uncommittedEffects.append((batch.first, batch.last, effects))
-    guard isCheckpoint(first: batch.first, last: batch.last) else {
+    let withDigest = isDigestCheckpoint(first: batch.first, last: batch.last)
+    guard withDigest || isCheckpoint(first: batch.first, last: batch.last) else {
       let vote = Vote(
         replica: settings.id, kernel: settings.kernel, first: batch.first, last: batch.last,
         outcomes: outcomes,
@@ -215,9 +237,10 @@ public struct ReplicaCore<Applier: BatchApplier> {
     let box = VoteBox()
     let (id, kernel, flip) = (settings.id, settings.kernel, settings.flipDigestBit)
     var extra = logWrites()
-    try applier.commit { digest in
-      var d = digest
-      if flip { d[0] ^= 1 }
+    try applier.commit(withDigest: withDigest) { digest in
+      var d = digest ?? []
+      precondition(d.isEmpty != withDigest, "a digest checkpoint's commit states the digest, no other")
+      if flip && !d.isEmpty { d[0] ^= 1 }
       let v = Vote(
         replica: id, kernel: kernel, first: batch.first, last: batch.last, outcomes: outcomes,
         effectsDigest: effectsDigest, stateDigest: d)
@@ -236,7 +259,9 @@ public struct ReplicaCore<Applier: BatchApplier> {
     var extra = StoreBatch()
     for key in pruneKeys { extra.delete(key) }
     for e in uncommittedVotes { extra.put(Self.voteKey(e.first), e.encoded) }
-    for e in uncommittedEffects { extra.put(Self.effectsKey(e.first), Self.encodeEffects(e)) }
+    for e in uncommittedEffects where e.last > streamedThrough {
+      extra.put(Self.effectsKey(e.first), Self.encodeEffects(e))
+    }
     return extra
   }
 
@@ -258,16 +283,18 @@ public struct ReplicaCore<Applier: BatchApplier> {
     pruneKeys = []
   }
 
-  /// Commits what was applied since the last checkpoint (a report, a graceful stop).
-  public mutating func commitNow() throws {
+  /// Commits what was applied since the last checkpoint (a graceful stop, a report
+  /// `withDigest`).
+  public mutating func commitNow(withDigest: Bool = false) throws {
     let extra = logWrites()
-    try applier.commit { _ in extra }
+    try applier.commit(withDigest: withDigest) { _ in extra }
     logCommitted()
   }
 
   /// The voter has judged this replica's votes and streamed the records through
   /// `seq`: log entries more than `logRetainedSeqs` behind it go with the next commit.
   public mutating func prune(through seq: Int64) {
+    streamedThrough = max(streamedThrough, seq)
     let horizon = seq - settings.logRetainedSeqs
     var n = 0
     while n < logged.count && logged[n].last <= horizon { n += 1 }
@@ -352,7 +379,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
     stateDigest: [UInt8], files: [(name: String, bytes: [UInt8])]
   )? {
     guard seq == appliedSeq else { return nil }
-    if applier.committedSeq < appliedSeq { try commitNow() }
+    if applier.digestSeq < appliedSeq { try commitNow(withDigest: true) }
     return (applier.committedStateDigest, applier.outputFiles())
   }
 }

@@ -15,6 +15,8 @@ public final class Voter {
   /// across restarts so that a faulty replica stays quarantined.
   static let replicasKey: [UInt8] = [0x00] + Array("replicas".utf8)
   static let resendEveryMs = 1_000
+  /// How often replicas are told how far the voter has judged and streamed (`PRUNE`).
+  static let pruneEveryMs = 20
 
   let config: ClusterConfig
   let store: RocksDBStateStore
@@ -198,6 +200,7 @@ public final class Voter {
     for s in commands { _ = try s.send(["RESEND".bytes, core.watermark.leBytes], dontWait: true) }
     let clock = ContinuousClock()
     var lastResend = clock.now
+    var lastPrune = clock.now
     var prunedSent = [Int64](repeating: 0, count: commands.count)
     while !stop() {
       let ready = try ZMQPoller.poll([collect, control] + commands, timeoutMs: 100)
@@ -234,7 +237,12 @@ public final class Voter {
         for ask in core.replicasToAskForResend() {
           _ = try commands[ask.replica].send(["RESEND".bytes, ask.from.leBytes], dontWait: true)
         }
-        // Replicas may drop their vote and effect logs behind what was judged and streamed.
+      }
+      if clock.now - lastPrune > .milliseconds(Self.pruneEveryMs) {
+        lastPrune = clock.now
+        // Replicas may drop their vote and effect logs behind what was judged and
+        // streamed, and need not log the records of streamed batches: told often, so
+        // that a replica's commit finds most of its batches streamed already.
         for r in commands.indices {
           let through = core.prunableThrough(replica: r, streamedThrough: stream.next - 1)
           if through > prunedSent[r] {

@@ -173,11 +173,19 @@ public final class DurableEngine<K: BusinessKernel> {
   public let snapshotEvents: Int64
   /// Input-log layout: the logged events applied again at open.
   public private(set) var replayedEvents: Int64 = 0
+  /// The seq at which `checksum` (and `stateDigest`) was taken: the committed seq in the
+  /// rows layout, the last snapshot's seq in the input-log layout (0: the opening state,
+  /// whose checksum that layout does not compute). Waits for a commit in flight.
+  public var digestSeq: Int64 {
+    settle()
+    return layout == .rows ? settledSeq : settledSnapshotSeq
+  }
 
   private var settledSeq: Int64
   private var settledChecksum: StateChecksum
   private var settledNanos: [Int64] = []
   private var settledSnapshotNanos: [Int64] = []
+  private var settledSnapshotSeq: Int64 = 0
 
   // Input-log layout, apply thread: the lines applied since the last commit (8 bytes
   // for the last seq, then `[length i32 LE][line]` each), the seq of the first, and the
@@ -326,6 +334,7 @@ public final class DurableEngine<K: BusinessKernel> {
       state.forgetChanges()
       engine = Engine(state: state)
       settledSeq = engine.appliedSeq
+      settledSnapshotSeq = storedSnapshots > 1 ? engine.appliedSeq : 0
       snapshotCount = storedSnapshots
       try replayLog()
       return
@@ -612,12 +621,15 @@ extension DurableEngine {
   }
 
   /// Like `commit(extra:)`, with the extra writes made from the new state digest
-  /// (a replica's vote carries the digest of exactly the state it commits).
-  public func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws {
-    precondition(layout == .rows, "a digest per commit needs the rows layout")
+  /// (a replica's vote carries the digest of exactly the state it commits). With
+  /// `withDigest` the commit states the whole state's digest and `extraFromDigest` gets
+  /// it: the rows layout has it from its row hashes at every commit, the input-log
+  /// layout takes a snapshot for it (its whole checksum, computed once). Without,
+  /// `extraFromDigest` gets nil and the input-log layout writes only a log entry.
+  public func commit(withDigest: Bool, extraFromDigest: @escaping ([UInt8]?) -> StoreBatch) throws {
     var job = CommitJob(batch: StoreBatch())
-    job.extraFromDigest = extraFromDigest
-    try start(job)
+    job.extraFromDigest = { digest in extraFromDigest(withDigest ? digest : nil) }
+    try start(job, snapshot: withDigest)
     outcome = write(self.job!)
     try finishCommit()
   }
@@ -687,6 +699,7 @@ extension DurableEngine {
       settledSeq = seq
       if wasSnapshot && layout == .inputLog {
         settledSnapshotNanos.append(nanos)
+        settledSnapshotSeq = seq
       } else {
         settledNanos.append(nanos)
       }
@@ -851,6 +864,9 @@ extension DurableEngine {
       w.i64(job.seq)
       batch.put(StateKeys.logged, w.bytes)
       batch.put(StateKeys.checksum, sum.encoded)
+      if let extraFromDigest = job.extraFromDigest {
+        batch.append(contentsOf: extraFromDigest(StateDigest.of(sum)))
+      }
       if let f = job.fingerprint { batch.put(StateKeys.stream, f.encoded) }
       for first in logKeys {
         batch.delete(StateKeys.logEntry(first))
@@ -882,6 +898,8 @@ extension DurableEngine {
       spareLines = job.lines
     }
     batch.append(contentsOf: job.batch)
+    // A log entry states no digest (the checksum is the last snapshot's).
+    if let extraFromDigest = job.extraFromDigest { batch.append(contentsOf: extraFromDigest(nil)) }
     if job.logFirst > 0 {
       batch.put(StateKeys.logEntry(job.logFirst), job.lines)
       var sha = SHA256Stream()
@@ -927,7 +945,7 @@ extension DurableEngine {
 /// What a commit carries besides the changed rows, fixed when it starts.
 private struct CommitJob {
   var batch: StoreBatch
-  var extraFromDigest: (([UInt8]) -> StoreBatch)?
+  var extraFromDigest: (([UInt8]?) -> StoreBatch)?
   var fingerprint: (count: Int64, digest: [UInt8], encoded: [UInt8])?
   var seq: Int64 = 0
   var previousSeq: Int64 = 0

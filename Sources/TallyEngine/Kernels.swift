@@ -42,6 +42,10 @@ public protocol ReplicaEngine: AnyObject {
   var committedSeq: Int64 { get }
   var appliedSeq: Int64 { get }
   var stateDigest: [UInt8] { get }
+  /// The seq `stateDigest` was taken at (`DurableEngine.digestSeq`).
+  var digestSeq: Int64 { get }
+  /// How the folder keeps the state (`StateLayout`'s name).
+  var layoutName: String { get }
   var commitNanos: [Int64] { get }
   /// Applies `lines` as seqs `first`, `first + 1`, ...; one outcome byte each
   /// (`Vote.outcomeByte`: 0 applied, 1 + reason code rejected).
@@ -49,7 +53,7 @@ public protocol ReplicaEngine: AnyObject {
   func enableEffects()
   func takeEffects() -> [UInt8]
   func commit(extra: StoreBatch) throws
-  func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws
+  func commit(withDigest: Bool, extraFromDigest: @escaping ([UInt8]?) -> StoreBatch) throws
   func outputFiles() -> [(name: String, bytes: [UInt8])]
   func snapshotEffects() -> [UInt8]
 }
@@ -57,6 +61,7 @@ public protocol ReplicaEngine: AnyObject {
 extension DurableEngine: ReplicaEngine {
   public var kernelName: String { engine.state.kernelName }
   public var appliedSeq: Int64 { engine.appliedSeq }
+  public var layoutName: String { layout.rawValue }
 
   public func applyBatch(_ lines: [[UInt8]], first: Int64) -> [UInt8] {
     // The witness of a generic class runs unspecialised code: hand the batch to the
@@ -95,13 +100,19 @@ public enum OutcomeByte {
 }
 
 extension KernelCatalog {
-  /// Opens (or creates) the durable state in `store` for the kernel `name` names.
+  /// Opens (or creates) the durable state in `store` for the kernel `name` names. A new
+  /// folder gets `layout` (an existing one keeps its own). In the input-log layout a
+  /// replica takes snapshots only when it commits `withDigest` (its digest
+  /// checkpoints), never on an event count: every replica then snapshots at the same seqs.
   public static func openDurable(
-    _ name: String, store: any StateStore, reference: ReferenceData, sync: Bool = true
+    _ name: String, store: any StateStore, reference: ReferenceData, sync: Bool = true,
+    layout: StateLayout = .inputLog
   ) throws -> any ReplicaEngine {
     let (type, fault) = try resolve(name)
     func open<K: BusinessKernel>(_: K.Type) throws -> any ReplicaEngine {
-      try DurableEngine<K>(store: store, reference: reference, plantedFault: fault, sync: sync)
+      try DurableEngine<K>(
+        store: store, reference: reference, plantedFault: fault, sync: sync, layout: layout,
+        snapshotEvents: Int64.max)
     }
     return try open(type)
   }

@@ -61,20 +61,30 @@ struct ClusterBench: ParsableCommand {
     var sup = try fresh("throughput")
     let watcher = try DecisionWatcher(context: context, endpoint: c.voterPublish, curve: c.curve)
     Thread.sleep(forTimeInterval: 0.3)  // the subscription settles before anything is decided
+    let cpuBefore = NodeCPU.seconds(sup)
     var t0 = clock.now
     let r = try Submitter.submit(
       context: context, ingest: c.ingest, files: [bytes], clientId: "bench-1", curve: c.curve)
     let acked = (clock.now - t0).seconds
     try watcher.wait(through: r.lastSeq, timeoutSeconds: 600)
     let voted = (clock.now - t0).seconds
+    let cpu = NodeCPU.seconds(sup).map { node in
+      (node.name, node.seconds - (cpuBefore.first { $0.name == node.name }?.seconds ?? 0))
+    }
     _ = sup.down()
     var figures = Figures(
       replicas: c.replicas.map(\.kernel).joined(separator: "/"), events: r.events,
       votedEventsPerSecond: Double(r.events) / voted, offeredEventsPerSecond: Double(rate))
+    figures.cpuSeconds = Dictionary(uniqueKeysWithValues: cpu)
     say(
       "cluster throughput (\(c.replicas.count) replicas, \(figures.replicas)): "
         + "\(r.events) events journaled in \(String(format: "%.2f", acked)) s (\(Int(Double(r.events) / acked))/s), "
         + "voted in \(String(format: "%.2f", voted)) s = \(Int(figures.votedEventsPerSecond)) voted events/s")
+    say(
+      "CPU seconds while voting (user + system, from /proc; \(ProcessInfo.processInfo.activeProcessorCount) cores × "
+        + "\(String(format: "%.2f", voted)) s available): "
+        + cpu.map { "\($0.0) \(String(format: "%.2f", $0.1))" }.joined(separator: ", ")
+        + ", total \(String(format: "%.2f", cpu.reduce(0) { $0 + $1.1 }))")
 
     // Phase 2: latency at a paced rate.
     sup = try fresh("latency")
@@ -93,7 +103,13 @@ struct ClusterBench: ParsableCommand {
     var sendTimes: [ContinuousClock.Instant] = []
     for (i, frame) in frames.enumerated() {
       let due = t0 + interval * i
+      // Wait for the batch's time asleep in poll, not spinning: on two cores a spinning
+      // client takes a core from the cluster it measures (perf: the bench process was
+      // the largest single consumer of CPU in this phase).
       while clock.now < due {
+        let left = (due - clock.now).components
+        let ms = Int32(min(50, left.seconds * 1_000 + left.attoseconds / 1_000_000_000_000_000))
+        _ = try ZMQPoller.poll([dealer, watcher2.socket], timeoutMs: ms)
         try drainAcks(dealer, &pendingAcks, &sentAt, sendTimes, &lastSeq)
         try watcher2.poll()
       }
@@ -184,6 +200,8 @@ struct ClusterBench: ParsableCommand {
     var liveEventsPerSecond: Double?
     var restartToVotingSeconds: Double?
     var catchUpRatio: Double?
+    /// CPU seconds (user + system) each node spent during the throughput phase.
+    var cpuSeconds: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
       case replicas, events
@@ -197,6 +215,7 @@ struct ClusterBench: ParsableCommand {
       case liveEventsPerSecond = "live_events_per_s"
       case restartToVotingSeconds = "restart_to_voting_s"
       case catchUpRatio = "catch_up_ratio"
+      case cpuSeconds = "cpu_seconds"
     }
 
     var json: String {
@@ -371,5 +390,25 @@ extension Int64 {
     var v: UInt64 = 0
     for (k, b) in bytes.enumerated() { v |= UInt64(b) << UInt64(8 * k) }
     self = Int64(bitPattern: v)
+  }
+}
+
+/// CPU time of the cluster's node processes, from `/proc/<pid>/stat` (Linux): where the
+/// cores went while the cluster voted.
+enum NodeCPU {
+  static func seconds(_ sup: Supervisor) -> [(name: String, seconds: Double)] {
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return sup.nodes.compactMap { node in
+      guard let pid = sup.pid(node),
+        let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+      else { return nil }
+      // After the command name in parentheses: state is field 3, utime 14, stime 15.
+      let fields = stat[stat.index(after: close)...].split(separator: " ")
+      guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
+        return nil
+      }
+      return (node.name, (user + system) / ticks)
+    }
   }
 }

@@ -58,7 +58,10 @@ struct ClusterCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cluster",
     abstract: "Run a replicated cluster on this machine: sequencer, N replicas, voter.",
-    subcommands: [ClusterUp.self, ClusterDown.self, ClusterStatus.self, ClusterRun.self, ClusterBench.self])
+    subcommands: [
+      ClusterUp.self, ClusterDown.self, ClusterStatus.self, ClusterRun.self, ClusterBench.self,
+      ClusterBenchReplica.self,
+    ])
 }
 
 /// Which nodes a command acts on: all of them, `--only NODE,...`, or `--here` (those
@@ -221,7 +224,10 @@ struct ClusterStatus: ParsableCommand {
         let applied = replica?.appliedSeq
         fields.append(("applied_seq", applied.map { .int($0) } ?? .null))
         fields.append(("committed_seq", replica.map { .int($0.committedSeq) } ?? .null))
-        if let replica { fields.append(("committed_state_digest", .string(replica.committedStateDigest))) }
+        if let replica {
+          fields.append(("committed_state_digest", .string(replica.committedStateDigest)))
+          fields.append(("digest_seq", replica.digestSeq.map { .int($0) } ?? .null))
+        }
         fields.append(("lag", applied.map { .int(max(0, lastSeq - $0)) } ?? .null))
         if let applied { text += ", applied \(applied), lag \(max(0, lastSeq - applied))" }
         if let view = voterStatus.flatMap({ replicaView($0, node.name) }) {

@@ -162,9 +162,12 @@ final class ClusterProcessTests: ClusterTestCase {
   /// outvoted on the state digest alone.
   func testByzantineStateDigestIsOutvoted() throws {
     let m = try Market.generate(in: work, days: 2, tradesPerDay: 800)
-    // State digests are voted at checkpoints: place one every 100 seqs here.
+    // State digests are voted at digest checkpoints: place one every 300 seqs here (a
+    // commit every 100), so that commits with and without a snapshot both happen.
     let config = try String(contentsOfFile: Paths.packageRoot + "/Config/local.toml", encoding: .utf8)
       .replacingOccurrences(of: "checkpoint_events = 10000", with: "checkpoint_events = 100")
+      .replacingOccurrences(of: "digest_events = 10000000", with: "digest_events = 300")
+    XCTAssertTrue(config.contains("digest_events = 300"), "Config/local.toml names digest_events")
     let c = try cluster(basePort: 18_400, reference: m.reference, configText: config)
     try c.up()
     try c.kill9("r3")

@@ -23,11 +23,15 @@ struct FakeApplier: BatchApplier {
       committedSum = (try? r.i64()) ?? 0
       appliedSeq = committedSeq
       sum = committedSum
+      (digestSeq, digestSum) = (committedSeq, committedSum)
     }
   }
 
   static func digest(_ sum: Int64) -> [UInt8] { Array(repeating: UInt8(truncatingIfNeeded: sum), count: 32) }
-  var committedStateDigest: [UInt8] { Self.digest(committedSum) }
+  /// As the input-log layout: the digest is the last commit's that stated one.
+  var digestSeq: Int64 = 0
+  var digestSum: Int64 = 0
+  var committedStateDigest: [UInt8] { Self.digest(digestSum) }
 
   mutating func apply(_ batch: JournalBatch) -> (outcomes: [UInt8], effects: [UInt8]) {
     for line in batch.lines { sum += Int64(line.count) }
@@ -35,15 +39,16 @@ struct FakeApplier: BatchApplier {
     return (batch.lines.map { $0.first == 0x78 ? 1 : 0 }, batch.lines.flatMap { $0 })
   }
 
-  mutating func commit(extraFromDigest: @escaping ([UInt8]) -> StoreBatch) throws {
+  mutating func commit(withDigest: Bool, extraFromDigest: @escaping ([UInt8]?) -> StoreBatch) throws {
     var w = ByteWriter()
     w.i64(appliedSeq)
     w.i64(sum)
-    var batch = extraFromDigest(Self.digest(sum))
+    var batch = extraFromDigest(withDigest ? Self.digest(sum) : nil)
     batch.put([0x01], w.bytes)
     try store.commit(batch, sync: true)
     committedSeq = appliedSeq
     committedSum = sum
+    if withDigest { (digestSeq, digestSum) = (appliedSeq, sum) }
     commits += 1
   }
 
@@ -85,6 +90,58 @@ final class ReplicaCoreTests: XCTestCase {
     XCTAssertEqual(try core.effects(first: 13, last: 15), Array("e13e14e15".utf8), "uncommitted: from memory")
     XCTAssertNil(try core.effects(first: 5, last: 8), "another range")
     XCTAssertEqual(core.loggedCount, 3)
+  }
+
+  /// With `digestEvents` a multiple of the checkpoints, only the checkpoint batches that
+  /// cross a multiple of it state the digest (the input-log layout snapshots there); the
+  /// others commit without one, and a report always states one.
+  func testDigestCheckpointsAreASubsetOfTheCheckpoints() throws {
+    let store = InMemoryStateStore()
+    var settings = Core.Settings(
+      id: "r1", kernel: "v1", checkpointEvents: 5, heartbeatMs: 500, flipDigestBit: true)
+    settings.digestEvents = 15
+    var core = try Core(settings: settings, applier: FakeApplier(store: store), store: store)
+    let v = votes(try core.receive([batch(1, 5), batch(6, 9), batch(10, 14), batch(15, 16), batch(17, 21)]))
+    XCTAssertEqual(
+      v.map(\.stateDigest.count), [0, 0, 0, 32, 0], "seq 15 only; seqs 5, 10 and 20 commit bare")
+    XCTAssertEqual(core.applier.commits, 4)
+    XCTAssertEqual(core.applier.committedSeq, 21)
+    XCTAssertTrue(core.isDigestCheckpoint(first: 15, last: 16))
+    XCTAssertFalse(core.isDigestCheckpoint(first: 10, last: 14))
+    // The byzantine flip lands on the digest vote: e1…e9 are 2 bytes, e10…e16 3, a sum of 39.
+    var unflipped = v[3].stateDigest
+    unflipped[0] ^= 1
+    XCTAssertEqual(unflipped, FakeApplier.digest(39))
+    // A report at the applied seq commits with a digest even off a digest checkpoint.
+    let report = try XCTUnwrap(try core.report(at: 21))
+    XCTAssertEqual(report.stateDigest, core.applier.committedStateDigest)
+    XCTAssertEqual(core.applier.commits, 5, "the report's commit")
+  }
+
+  /// A commit logs no effect records of batches the voter has streamed (its PRUNE
+  /// position): they are the voter's to keep. Later batches' records are logged.
+  func testStreamedEffectsAreNotLogged() throws {
+    let store = InMemoryStateStore()
+    var core = try make(store)
+    _ = try core.receive([batch(1, 4), batch(5, 9)])
+    core.prune(through: 4)
+    XCTAssertEqual(core.streamedThrough, 4)
+    _ = try core.receive([batch(10, 12)])
+    XCTAssertEqual(core.applier.commits, 1)
+    func stored(_ first: Int64) throws -> Bool {
+      var key: [UInt8] = [0x21]
+      for k in (0..<8).reversed() { key.append(UInt8(truncatingIfNeeded: first >> (8 * k))) }
+      return try store.value(for: key) != nil
+    }
+    XCTAssertFalse(try stored(1), "streamed before the commit: not logged")
+    XCTAssertTrue(try stored(5))
+    XCTAssertTrue(try stored(10))
+    // Still served from memory after the commit.
+    XCTAssertEqual(try core.effects(first: 1, last: 4), Array("e1e2e3e4".utf8))
+    // A restarted replica has lost its memory: the streamed batch is not there; the others are.
+    let restarted = try make(store)
+    XCTAssertNil(try restarted.effects(first: 1, last: 4))
+    XCTAssertEqual(try restarted.effects(first: 5, last: 9), Array("e5e6e7e8e9".utf8))
   }
 
   func testGapsAndDuplicates() throws {

@@ -283,6 +283,23 @@ final class ClusterConfigTests: XCTestCase {
     assertError("[cluster]\nbase_port = \n", mentions: [":2:"])  // not TOML: the parser's position
   }
 
+  /// `digest_events` defaults to `checkpoint_events` (a digest at every commit, as before
+  /// it existed), is read when given, and is refused out of range with its line.
+  func testDigestEventsDefaultsToCheckpointsAndIsChecked() throws {
+    let plain = try ClusterConfig.parse(
+      "[limits]\ncheckpoint_events = 700\n[[replica]]\nid = \"a\"\n", file: "p.toml")
+    XCTAssertEqual(plain.digestEvents, 700)
+    let set = try ClusterConfig.parse(
+      "[limits]\ncheckpoint_events = 700\ndigest_events = 7000000\n[[replica]]\nid = \"a\"\n", file: "s.toml")
+    XCTAssertEqual(set.checkpointEvents, 700)
+    XCTAssertEqual(set.digestEvents, 7_000_000)
+    assertError(
+      "[limits]\ndigest_events = 0\n[[replica]]\nid = \"a\"\n",
+      mentions: [":2:", "digest_events", "allowed: 1..."])
+    let shipped = try ClusterConfig.load(Paths.packageRoot + "/Config/local.toml")
+    XCTAssertEqual(shipped.digestEvents, 10_000_000)
+  }
+
   func testMetricsAddressesDefaultFromBasePortAndCanBeSet() throws {
     var c = try ClusterConfig.parse(good, file: "good.toml")
     XCTAssertEqual(c.metricsURL(node: "sequencer"), "http://127.0.0.1:17050/metrics")

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import KernelAPI
+import TallyCluster
+import TallyEngine
+
+/// One replica's work without the network: what bounds a cluster on a machine where
+/// every replica applies every event. The real `ReplicaCore` over the real durable
+/// engine and RocksDB folder a replica opens, fed journal batches from a file, with the
+/// voter's PRUNE after every batch (a voter keeping up).
+struct ClusterBenchReplica: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bench-replica",
+    abstract: "One replica's apply, vote and commit work on an event file, without the network.",
+    discussion: """
+      Opens a fresh replica state folder (RocksDB, fsync per commit, as `tally replica`
+      does), cuts the events into journal batches of --batch-lines, and hands them to the
+      replica core one by one, as the sequencer's fetch replies would; after each batch
+      the voter's PRUNE position is set to its last seq. Prints events per second, the
+      CPU time, the commits' and the digest snapshots' latencies. A cluster of N
+      replicas on C cores cannot vote faster than about C / N times this rate.
+      """)
+  @Option(name: .long, help: "Reference folder.")
+  var reference: String
+  @Option(name: .long, help: "Event file (e.g. from tally generate).")
+  var events: String
+  @Option(name: .long, help: "Kernel version (v1, v2).")
+  var kernel = "v1"
+  @Option(name: .long, help: "Lines per journal batch.")
+  var batchLines = 1_000
+  @Option(name: .long, help: "Replica commits when a batch crosses a multiple of this (checkpoint_events).")
+  var checkpointEvents = 10_000
+  @Option(name: .long, help: "Replica snapshots and states its digest at multiples of this (digest_events).")
+  var digestEvents = 1_000_000
+  @Option(name: .long, help: "State folder (a fresh temporary one by default; deleted after).")
+  var data: String?
+
+  func run() throws {
+    guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1 else {
+      fail("--batch-lines, --checkpoint-events and --digest-events must be at least 1", code: 64)
+    }
+    let reference: ReferenceData
+    do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
+    let bytes: [UInt8]
+    do { bytes = try FileIO.read(events) } catch { fail("\(error)", code: 2) }
+    var batches: [JournalBatch] = []
+    var lines: [[UInt8]] = []
+    var seq: Int64 = 1
+    var start = 0
+    for i in bytes.indices where bytes[i] == 10 {
+      lines.append(Array(bytes[start..<i]))
+      start = i + 1
+      if lines.count == batchLines {
+        batches.append(JournalBatch(first: seq, last: seq + Int64(lines.count) - 1, lines: lines))
+        seq += Int64(lines.count)
+        lines = []
+      }
+    }
+    if start < bytes.count { lines.append(Array(bytes[start...])) }
+    if !lines.isEmpty {
+      batches.append(JournalBatch(first: seq, last: seq + Int64(lines.count) - 1, lines: lines))
+    }
+    let folder = data ?? NSTemporaryDirectory() + "tally-bench-replica-\(getpid())"
+    defer { if data == nil { try? FileManager.default.removeItem(atPath: folder) } }
+    let cpu0 = processCPUSeconds()
+    let clock = ContinuousClock()
+    let t0 = clock.now
+    let (store, applier) = try Replica.openState(dataDir: folder, reference: reference, kernel: kernel)
+    defer { store.close() }
+    var settings = ReplicaCore<DurableBatchApplier>.Settings(
+      id: "bench", kernel: kernel, checkpointEvents: Int64(checkpointEvents), heartbeatMs: 500)
+    settings.digestEvents = Int64(digestEvents)
+    var core = try ReplicaCore(settings: settings, applier: applier, store: store)
+    let opened = clock.now
+    var digests = 0
+    for batch in batches {
+      for case .vote(let v) in try core.receive([batch]) where !v.stateDigest.isEmpty { digests += 1 }
+      core.prune(through: batch.last)
+    }
+    try core.commitNow()
+    let done = clock.now
+    let cpu = processCPUSeconds() - cpu0
+    let n = Double(seq - 1 + Int64(lines.count))
+    let applySeconds = (done - opened).seconds
+    let commits = applier.durable.commitNanos.sorted()
+    func ms(_ sorted: [Int64], _ p: Double) -> String {
+      sorted.isEmpty
+        ? "n/a"
+        : String(format: "%.1f", Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1e6)
+    }
+    let snapshots = (applier.durable as? SnapshotTimings)?.snapshotTimes ?? []
+    print(
+      "replica \(kernel): \(Int(n)) events in \(batches.count) batches of \(batchLines): open \(String(format: "%.2f", (opened - t0).seconds)) s, "
+        + "apply+vote+commit \(String(format: "%.2f", applySeconds)) s = \(Int(n / applySeconds)) events/s "
+        + "(\(String(format: "%.2f", applySeconds / n * 1e6)) µs an event)")
+    print(
+      "  \(commits.count) commits (every \(checkpointEvents) seqs): p50 \(ms(commits, 0.5)) ms, p99 \(ms(commits, 0.99)) ms; "
+        + "\(digests) digest votes, snapshots \(snapshots.map { String(format: "%.2f s", Double($0) / 1e9) }.joined(separator: ", ")); "
+        + "process CPU \(String(format: "%.2f", cpu)) s (user + system, open included)")
+  }
+}
+
+/// The snapshot latencies of a durable engine of any kernel (the bench reads them).
+protocol SnapshotTimings { var snapshotTimes: [Int64] { get } }
+extension DurableEngine: SnapshotTimings { var snapshotTimes: [Int64] { snapshotNanos } }
+
+/// This process's CPU time, user and system, in seconds.
+func processCPUSeconds() -> Double {
+  var usage = rusage()
+  getrusage(RUSAGE_SELF.rawValue, &usage)
+  return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+    + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
