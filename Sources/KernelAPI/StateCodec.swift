@@ -35,6 +35,7 @@ public struct ByteWriter {
     bytes.append(contentsOf: s.utf8)
   }
   public mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
+  public mutating func raw(_ b: ArraySlice<UInt8>) { bytes.append(contentsOf: b) }
 }
 
 public struct DecodeError: Error, CustomStringConvertible, Sendable {
@@ -51,6 +52,11 @@ public struct ByteReader {
   public var isAtEnd: Bool { i == bytes.count }
 
   public mutating func bytes(_ n: Int) throws(DecodeError) -> [UInt8] { Array(try take(n)) }
+
+  /// Appends the next `n` bytes to `out` (no intermediate array).
+  public mutating func append(_ n: Int, to out: inout [UInt8]) throws(DecodeError) {
+    out.append(contentsOf: try take(n))
+  }
 
   mutating func take(_ n: Int) throws(DecodeError) -> ArraySlice<UInt8> {
     guard n >= 0, i + n <= bytes.count else {

@@ -718,8 +718,7 @@ public final class Simulation {
       case .batches(let peer, let encoded):
         var batches: [JournalBatch] = []
         for e in encoded {
-          var r = ByteReader(e)
-          guard let b = try? JournalBatch(decoding: &r) else {
+          guard let b = try? JournalBatch(frame: e) else {
             preconditionFailure("journal batch does not decode")
           }
           batches.append(b)

@@ -30,7 +30,7 @@ public struct DurableBatchApplier: BatchApplier {
   public var commitNanos: [Int64] { durable.commitNanos }
 
   public mutating func apply(_ batch: JournalBatch) -> (outcomes: [UInt8], effects: [UInt8]) {
-    let outcomes = durable.applyBatch(batch.lines, first: batch.first)
+    let outcomes = durable.applyBatch(batch.storage, ranges: batch.ranges, first: batch.first)
     return (outcomes, durable.takeEffects())
   }
 

@@ -170,9 +170,8 @@ public final class Replica {
           switch verb {
           case "BATCHES":
             for encoded in msg.dropFirst() {
-              var r = ByteReader(encoded)
               let batch: JournalBatch
-              do { batch = try JournalBatch(decoding: &r) } catch {
+              do { batch = try JournalBatch(frame: encoded) } catch {
                 log.error("replica \(id): refused a malformed journal batch: \(error)")
                 core.nothingNew()
                 break
@@ -180,7 +179,7 @@ public final class Replica {
               let started = ContinuousClock.now
               let before = appliedSeq
               let actions = try core.receive([batch])
-              if appliedSeq > before { hooks.batchApplied(batch.lines.count, .now - started) }
+              if appliedSeq > before { hooks.batchApplied(batch.lineCount, .now - started) }
               try perform(actions, fetch: fetch, votes: votes)
               if actions.contains(where: { if case .gap = $0 { true } else { false } }) { break }
             }

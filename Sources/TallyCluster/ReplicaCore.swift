@@ -218,7 +218,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
   mutating func apply(_ batch: JournalBatch) throws -> Vote {
     precondition(batch.first == appliedSeq + 1, "replica \(settings.id) would skip a gap")
     let (outcomes, effects) = applier.apply(batch)
-    precondition(outcomes.count == batch.lines.count, "one outcome per event")
+    precondition(outcomes.count == batch.lineCount, "one outcome per event")
     let effectsDigest = EffectDigest.of(effects)
     uncommittedEffects.append((batch.first, batch.last, effects))
     let withDigest = isDigestCheckpoint(first: batch.first, last: batch.last)

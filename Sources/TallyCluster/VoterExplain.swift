@@ -138,7 +138,7 @@ extension Voter {
     guard let batch = try? JournalBatch(decoding: &r), batch.first <= seq, seq <= batch.last else {
       return nil
     }
-    let line = batch.lines[Int(seq - batch.first)]
+    let line = batch.line(Int(seq - batch.first))
     return String(decoding: line.prefix(200), as: UTF8.self)
   }
 }

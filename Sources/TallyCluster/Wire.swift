@@ -18,49 +18,122 @@ public enum WireLimits {
   public static let clientIdBytesMax = 64
 }
 
-/// One journal batch: a contiguous seq range and its event lines.
+/// One journal batch: a contiguous seq range and its event lines. The lines are ranges
+/// of one buffer: a batch decoded from a fetch reply keeps the reply's frame as that
+/// buffer and the replica applies the lines where they lie (one array a line, copied
+/// twice more on the way to the engine, was a malloc, a free and their retains and
+/// releases per event in every replica).
 public struct JournalBatch: Sendable, Equatable {
   public var first: Int64
   public var last: Int64
-  public var lines: [[UInt8]]
+  /// The bytes holding the lines (a decoded batch: the whole encoded frame).
+  public private(set) var storage: [UInt8]
+  /// Line `i` is `storage[ranges[i]]` (no line ends).
+  public private(set) var ranges: [Range<Int>]
 
   public init(first: Int64, last: Int64, lines: [[UInt8]]) {
     precondition(last - first + 1 == Int64(lines.count), "journal batch range and lines disagree")
     self.first = first
     self.last = last
-    self.lines = lines
+    var storage: [UInt8] = []
+    storage.reserveCapacity(lines.reduce(0) { $0 + $1.count })
+    var ranges: [Range<Int>] = []
+    ranges.reserveCapacity(lines.count)
+    for line in lines {
+      ranges.append(storage.count..<(storage.count + line.count))
+      storage.append(contentsOf: line)
+    }
+    self.storage = storage
+    self.ranges = ranges
+  }
+
+  /// The number of lines (`last - first + 1`).
+  public var lineCount: Int { ranges.count }
+  /// Line `i`, in place.
+  public func line(_ i: Int) -> ArraySlice<UInt8> { storage[ranges[i]] }
+  /// The lines as arrays (copies: tests, reports and explanations, not the apply path).
+  public var lines: [[UInt8]] { ranges.map { Array(storage[$0]) } }
+
+  public static func == (a: JournalBatch, b: JournalBatch) -> Bool {
+    a.first == b.first && a.last == b.last && a.lineCount == b.lineCount
+      && a.ranges.indices.allSatisfy { a.line($0) == b.line($0) }
   }
 
   public func encode(into w: inout ByteWriter) {
     w.i64(first)
     w.i64(last)
-    for line in lines {
-      w.i32(Int32(line.count))
-      w.raw(line)
+    for r in ranges {
+      w.i32(Int32(r.count))
+      w.raw(storage[r])
     }
   }
 
   public var encoded: [UInt8] {
-    var w = ByteWriter(capacity: lines.reduce(16) { $0 + $1.count + 4 })
+    var w = ByteWriter(capacity: 16 + storage.count + 4 * ranges.count)
     encode(into: &w)
     return w.bytes
   }
 
+  /// Decodes one batch from `r` (the lines copied into one buffer).
   public init(decoding r: inout ByteReader) throws(DecodeError) {
     first = try r.i64()
     last = try r.i64()
+    try Self.checkRange(first, last)
+    storage = []
+    ranges = []
+    ranges.reserveCapacity(Int(last - first + 1))
+    for _ in first...last {
+      let n = try Self.lineLength(try r.i32())
+      let start = storage.count
+      try r.append(n, to: &storage)
+      ranges.append(start..<storage.count)
+    }
+  }
+
+  /// Decodes a batch that is the whole of `frame` (a fetch reply's frame): the lines stay
+  /// in the frame. Trailing bytes are refused.
+  public init(frame: [UInt8]) throws(DecodeError) {
+    var r = ByteReader(frame)
+    first = try r.i64()
+    last = try r.i64()
+    try Self.checkRange(first, last)
+    var ranges: [Range<Int>] = []
+    ranges.reserveCapacity(Int(last - first + 1))
+    var at = 16
+    for _ in first...last {
+      guard at + 4 <= frame.count else {
+        throw DecodeError(description: "journal batch truncated at byte \(at) (a line length)")
+      }
+      let n = try Self.lineLength(
+        Int32(
+          bitPattern: UInt32(frame[at]) | UInt32(frame[at + 1]) << 8 | UInt32(frame[at + 2]) << 16
+            | UInt32(frame[at + 3]) << 24))
+      at += 4
+      guard at + n <= frame.count else {
+        throw DecodeError(
+          description: "journal batch truncated at byte \(at) (needs \(n) of \(frame.count - at))")
+      }
+      ranges.append(at..<(at + n))
+      at += n
+    }
+    guard at == frame.count else {
+      throw DecodeError(description: "journal batch has \(frame.count - at) bytes after its last line")
+    }
+    storage = frame
+    self.ranges = ranges
+  }
+
+  static func checkRange(_ first: Int64, _ last: Int64) throws(DecodeError) {
     guard first >= 1, last >= first, last - first < Int64(WireLimits.batchLinesMax) else {
       throw DecodeError(description: "bad journal batch range \(first)...\(last)")
     }
-    lines = []
-    lines.reserveCapacity(Int(last - first + 1))
-    for _ in first...last {
-      let n = Int(try r.i32())
-      guard n >= 0 && n <= WireLimits.batchBytesMax else {
-        throw DecodeError(description: "bad line length \(n)")
-      }
-      lines.append(try r.bytes(n))
+  }
+
+  static func lineLength(_ n: Int32) throws(DecodeError) -> Int {
+    guard n >= 0 && n <= WireLimits.batchBytesMax else {
+      throw DecodeError(description: "bad line length \(n)")
     }
+    return Int(n)
   }
 }
 

@@ -47,9 +47,9 @@ public protocol ReplicaEngine: AnyObject {
   /// How the folder keeps the state (`StateLayout`'s name).
   var layoutName: String { get }
   var commitNanos: [Int64] { get }
-  /// Applies `lines` as seqs `first`, `first + 1`, ...; one outcome byte each
-  /// (`Vote.outcomeByte`: 0 applied, 1 + reason code rejected).
-  func applyBatch(_ lines: [[UInt8]], first: Int64) -> [UInt8]
+  /// Applies the lines `bytes[ranges[i]]` as seqs `first`, `first + 1`, ...; one outcome
+  /// byte each (`Vote.outcomeByte`: 0 applied, 1 + reason code rejected).
+  func applyBatch(_ bytes: [UInt8], ranges: [Range<Int>], first: Int64) -> [UInt8]
   func enableEffects()
   func takeEffects() -> [UInt8]
   func commit(extra: StoreBatch) throws
@@ -63,21 +63,24 @@ extension DurableEngine: ReplicaEngine {
   public var appliedSeq: Int64 { engine.appliedSeq }
   public var layoutName: String { layout.rawValue }
 
-  public func applyBatch(_ lines: [[UInt8]], first: Int64) -> [UInt8] {
+  public func applyBatch(_ bytes: [UInt8], ranges: [Range<Int>], first: Int64) -> [UInt8] {
     // The witness of a generic class runs unspecialised code: hand the batch to the
     // code specialised for the concrete kernel (one cast per batch).
-    if let v1 = self as? DurableEngine<V1Kernel> { return v1.applyBatchSpecialised(lines, first: first) }
-    if let v2 = self as? DurableEngine<V2Kernel> { return v2.applyBatchSpecialised(lines, first: first) }
-    return applyBatchSpecialised(lines, first: first)
+    if let v1 = self as? DurableEngine<V1Kernel> {
+      return v1.applyBatchSpecialised(bytes, ranges: ranges, first: first)
+    }
+    if let v2 = self as? DurableEngine<V2Kernel> {
+      return v2.applyBatchSpecialised(bytes, ranges: ranges, first: first)
+    }
+    return applyBatchSpecialised(bytes, ranges: ranges, first: first)
   }
 
   @_specialize(where K == V1Kernel)
   @_specialize(where K == V2Kernel)
-  func applyBatchSpecialised(_ lines: [[UInt8]], first: Int64) -> [UInt8] {
-    // The journal's lines, joined into one buffer: the engine hands runs of TRADEs to
-    // the kernel together (`Engine.apply(lines:of:firstSeq:)`).
-    let (bytes, ranges) = EventLines.joined(lines)
-    var outcomes = [UInt8](repeating: 0, count: lines.count)
+  func applyBatchSpecialised(_ bytes: [UInt8], ranges: [Range<Int>], first: Int64) -> [UInt8] {
+    // The lines where they lie: the engine hands runs of TRADEs to the kernel together
+    // (`Engine.apply(lines:of:firstSeq:)`).
+    var outcomes = [UInt8](repeating: 0, count: ranges.count)
     apply(lines: ranges[...], of: bytes, firstSeq: first) { i, outcome in
       outcomes[i] = OutcomeByte.of(outcome)
     }

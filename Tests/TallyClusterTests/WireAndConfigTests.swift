@@ -47,6 +47,15 @@ final class WireDecodingTests: XCTestCase {
     var r = ByteReader(sampleBatch().encoded)
     XCTAssertEqual(try JournalBatch(decoding: &r), sampleBatch())
     XCTAssertTrue(r.isAtEnd)
+    // A fetch reply's frame decodes in place: the lines are ranges of the frame itself.
+    let frame = sampleBatch().encoded
+    let inPlace = try JournalBatch(frame: frame)
+    XCTAssertEqual(inPlace, sampleBatch())
+    XCTAssertEqual(inPlace.storage, frame)
+    XCTAssertEqual(inPlace.lines, [Array("OPEN,2026-01-05".utf8), [], [0xFF, 0x00, 0x0A]])
+    XCTAssertEqual(Array(inPlace.line(2)), [0xFF, 0x00, 0x0A])
+    XCTAssertThrowsError(try JournalBatch(frame: frame + [0]), "a byte after the last line")
+    XCTAssertThrowsError(try JournalBatch(frame: Array(frame.dropLast())), "a line cut short")
   }
 
   func testEmptyAndTinyInputsThrow() {
@@ -157,7 +166,12 @@ final class WireDecodingTests: XCTestCase {
       if let v = decodeVote(input) { XCTAssertEqual(v.encoded, input) }
       if let h = decodeHeartbeat(input) { XCTAssertEqual(h.encoded, input) }
       var r = ByteReader(input)
-      if let b = try? JournalBatch(decoding: &r), r.isAtEnd { XCTAssertEqual(b.encoded, input) }
+      let read = try? JournalBatch(decoding: &r)
+      if let b = read, r.isAtEnd { XCTAssertEqual(b.encoded, input) }
+      // The in-place decoder takes exactly what the reader takes when it ends the input.
+      let inPlace = try? JournalBatch(frame: input)
+      XCTAssertEqual(inPlace, read != nil && r.isAtEnd ? read : nil)
+      if let b = inPlace { XCTAssertEqual(b.encoded, input) }
       _ = try? FileBundle.decode(input)
     }
   }
