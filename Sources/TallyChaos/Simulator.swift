@@ -749,6 +749,7 @@ public final class Simulation {
     // Digests at every third checkpoint's multiple: commits with and without a snapshot
     // both happen (drawn from nothing random, so every seed replays as before).
     s.digestEvents = checkpointEvents * 3
+    s.backgroundCommits = false
     s.logRetainedSeqs = Self.logRetainedSeqs
     return s
   }

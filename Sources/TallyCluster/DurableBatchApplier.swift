@@ -38,5 +38,11 @@ public struct DurableBatchApplier: BatchApplier {
     try durable.commit(withDigest: withDigest, extraFromDigest: extraFromDigest)
   }
 
+  public mutating func commitInBackground(extra: StoreBatch) throws {
+    try durable.commitInBackground(extra: extra)
+  }
+
+  public func finishCommit() throws { try durable.finishCommit() }
+
   public func outputFiles() -> [(name: String, bytes: [UInt8])] { durable.outputFiles() }
 }

@@ -101,6 +101,7 @@ public final class Replica {
 
   /// Deletes the state and starts again from seq 1 (repair by replay).
   public func rebuild() throws {
+    try? core.applier.finishCommit()  // the committer may be writing to the store
     store.close()
     try? FileManager.default.removeItem(atPath: dataDir + "/state")
     let (store, applier) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)

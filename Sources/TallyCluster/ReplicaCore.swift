@@ -28,6 +28,12 @@ public protocol BatchApplier {
   /// With `withDigest` the commit states the digest of the committed state and `extra`
   /// gets it (the input-log layout takes a snapshot for it); without, `extra` gets nil.
   mutating func commit(withDigest: Bool, extraFromDigest: @escaping ([UInt8]?) -> StoreBatch) throws
+  /// Starts a commit without a digest, with `extra`, and returns while it is written; a
+  /// failure is thrown by the next commit or `finishCommit`. The store is the committer's
+  /// until `finishCommit` returns.
+  mutating func commitInBackground(extra: StoreBatch) throws
+  /// Waits for the commit in flight, if any; throws its failure.
+  func finishCommit() throws
   /// The seven output files of the applied state (reports).
   func outputFiles() -> [(name: String, bytes: [UInt8])]
 }
@@ -65,6 +71,10 @@ public struct ReplicaCore<Applier: BatchApplier> {
     public var logRetainedSeqs = ReplicaCore.logRetainedSeqsDefault
     /// Bytes of committed effect records served from memory (`recentEffectsBytesMaxDefault`).
     public var recentEffectsBytesMax = ReplicaCore.recentEffectsBytesMaxDefault
+    /// Commits without a digest are written while the next batches apply (the service);
+    /// the simulator commits in line, so that its simulated disk changes only at the
+    /// moments it decides.
+    public var backgroundCommits = true
     public init(
       id: String, kernel: String, checkpointEvents: Int64, heartbeatMs: Int64, flipDigestBit: Bool = false
     ) {
@@ -222,15 +232,20 @@ public struct ReplicaCore<Applier: BatchApplier> {
     let effectsDigest = EffectDigest.of(effects)
     uncommittedEffects.append((batch.first, batch.last, effects))
     let withDigest = isDigestCheckpoint(first: batch.first, last: batch.last)
-    guard withDigest || isCheckpoint(first: batch.first, last: batch.last) else {
+    guard withDigest else {
       let vote = Vote(
         replica: settings.id, kernel: settings.kernel, first: batch.first, last: batch.last,
         outcomes: outcomes,
         effectsDigest: effectsDigest, stateDigest: [])
       uncommittedVotes.append(vote)
-      if uncommittedVotes.count >= Self.uncommittedBatchesMax {
+      if isCheckpoint(first: batch.first, last: batch.last) {
+        // The vote states no digest, so it need not wait for the commit: like every vote
+        // between checkpoints, a crash before the commit is durable gives the same vote
+        // again from the journal.
+        try commitLog()
+      } else if uncommittedVotes.count >= Self.uncommittedBatchesMax {
         forcedCommits += 1
-        try commitNow()
+        try commitLog()
       }
       return vote
     }
@@ -283,6 +298,17 @@ public struct ReplicaCore<Applier: BatchApplier> {
     pruneKeys = []
   }
 
+  /// Commits the log of the batches since the last commit, without a digest: in the
+  /// background when the settings say so.
+  mutating func commitLog() throws {
+    if settings.backgroundCommits {
+      try applier.commitInBackground(extra: logWrites())
+      logCommitted()
+    } else {
+      try commitNow()
+    }
+  }
+
   /// Commits what was applied since the last checkpoint (a graceful stop, a report
   /// `withDigest`).
   public mutating func commitNow(withDigest: Bool = false) throws {
@@ -315,6 +341,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// The voter asks for this replica's votes from `from` (logged, then uncommitted),
   /// at most `resendVotesMax`.
   public func resend(from: Int64) throws -> [Action] {
+    try applier.finishCommit()  // the logged votes are read from the store
     var out: [Action] = []
     // The log index is in seq order: start at the first batch from `from`, read by key.
     var lo = 0
@@ -350,6 +377,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
     // The recent records are consecutive batches: one not among them but after their
     // start was a different batch range.
     if let oldest = recentEffects.first, first >= oldest.first { return nil }
+    try applier.finishCommit()
     guard let stored = try store.value(for: Self.effectsKey(first)), stored.count >= 8 else { return nil }
     var r = ByteReader(Array(stored.prefix(8)))
     guard try r.i64() == last else { return nil }

@@ -44,7 +44,12 @@ public final class Voter {
     self.alertsPath = alertsPath
     self.log = log
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-    store = try RocksDBStateStore(path: dataDir + "/voted")
+    // No compression: the stream's effect records (hundreds of bytes an event) are
+    // written once and read back only for replays; LZ4 and its checksums on them were a
+    // third of the voter's CPU (perf, docs/PERFORMANCE.md).
+    var options = RocksDBOptions()
+    options.compression = .none
+    store = try RocksDBStateStore(path: dataDir + "/voted", options: options)
     stream = try VotedStream(store: store)
     let watermark = (try store.value(for: Self.watermarkKey)).flatMap { Int64(leBytes: $0) } ?? 1
     var decided: [DecidedBatch] = []

@@ -638,8 +638,8 @@ extension DurableEngine {
   /// caller applies the next events. Waits for the previous commit first; a failure of
   /// a background commit is thrown by the next call (this one, `commit` or
   /// `finishCommit`). `committedSeq` and `checksum` tell what is durable.
-  public func commitInBackground() throws {
-    try start(CommitJob(batch: StoreBatch()))
+  public func commitInBackground(extra: StoreBatch = StoreBatch()) throws {
+    try start(CommitJob(batch: extra))
     runInBackground()
   }
 

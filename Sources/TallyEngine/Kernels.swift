@@ -54,6 +54,11 @@ public protocol ReplicaEngine: AnyObject {
   func takeEffects() -> [UInt8]
   func commit(extra: StoreBatch) throws
   func commit(withDigest: Bool, extraFromDigest: @escaping ([UInt8]?) -> StoreBatch) throws
+  /// Starts a commit (no digest) with `extra` and returns: the write and the fsync go on
+  /// while the next batches apply (`DurableEngine.commitInBackground`).
+  func commitInBackground(extra: StoreBatch) throws
+  /// Waits for a commit in flight; throws its failure.
+  func finishCommit() throws
   func outputFiles() -> [(name: String, bytes: [UInt8])]
   func snapshotEffects() -> [UInt8]
 }

@@ -52,6 +52,13 @@ struct FakeApplier: BatchApplier {
     commits += 1
   }
 
+  /// In line: the fake has no committer thread.
+  mutating func commitInBackground(extra: StoreBatch) throws {
+    try commit(withDigest: false) { _ in extra }
+  }
+
+  func finishCommit() throws {}
+
   func outputFiles() -> [(name: String, bytes: [UInt8])] { [("sum.txt", Array(String(sum).utf8))] }
 }
 
