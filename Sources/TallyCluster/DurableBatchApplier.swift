@@ -17,7 +17,11 @@ public struct DurableBatchApplier: BatchApplier {
   public static func open(store: any StateStore, reference: ReferenceData, kernel: String) throws
     -> DurableBatchApplier
   {
-    let engine = try KernelCatalog.openDurable(kernel, store: store, reference: reference)
+    // A last commit that owed its batches' effect records (ReplicaCore's `owedEffects`)
+    // is applied again from the journal, so that they exist again.
+    let owes = try store.value(for: ReplicaCore<DurableBatchApplier>.owedEffectsKey) != nil
+    let engine = try KernelCatalog.openDurable(
+      kernel, store: store, reference: reference, stopBeforeLastLogEntry: owes)
     engine.enableEffects()
     return DurableBatchApplier(engine)
   }

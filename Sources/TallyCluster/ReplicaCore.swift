@@ -119,6 +119,14 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// every insert).
   var recentEffects: [(first: Int64, last: Int64, bytes: [UInt8])] = []
   var recentEffectsBytes = 0
+  /// Effect records of the last background commit's batches, not logged by it: the next
+  /// commit logs those the voter has not streamed by then. A replica ahead of the
+  /// voter's decisions (the fastest one waits for no other) had logged nearly all its
+  /// records, because at its commit the voter had decided none of them yet; one commit
+  /// later the voter has streamed them. A crash loses the owed records of one commit
+  /// interval: the voter fetches them from another replica of the majority (every
+  /// replica of it has them in memory or logged), and a replica told to repair rebuilds.
+  var owedEffects: [(first: Int64, last: Int64, bytes: [UInt8])] = []
   /// Committed vote and effect log entries, in seq order (for pruning).
   var logged: [Logged] = []
   /// Log entries to delete with the next commit.
@@ -150,12 +158,21 @@ public struct ReplicaCore<Applier: BatchApplier> {
 
   mutating func loadLog() throws {
     var logged: [Logged] = []
+    let applied = applier.appliedSeq
     try store.scan(prefix: [Self.votePrefix]) { _, value in
-      if let v = try? Vote(decoding: value) { logged.append(Logged(first: v.first, last: v.last)) }
+      // Votes past the applied seq (a replica opened before its last log entry) are
+      // logged again when their batches are applied again.
+      if let v = try? Vote(decoding: value), v.last <= applied {
+        logged.append(Logged(first: v.first, last: v.last))
+      }
       return true
     }
     self.logged = logged
   }
+
+  /// Present while the last commit owes its batches' effect records to the next
+  /// (`owedEffects`): the replica then opens before that commit's log entry.
+  public static var owedEffectsKey: [UInt8] { [0x22] }
 
   static func voteKey(_ first: Int64) -> [UInt8] { [votePrefix] + first.beBytes }
   static func effectsKey(_ first: Int64) -> [UInt8] { [effectsPrefix] + first.beBytes }
@@ -251,7 +268,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
     }
     let box = VoteBox()
     let (id, kernel, flip) = (settings.id, settings.kernel, settings.flipDigestBit)
-    var extra = logWrites()
+    var extra = logWrites(all: true)
     try applier.commit(withDigest: withDigest) { digest in
       var d = digest ?? []
       precondition(d.isEmpty != withDigest, "a digest checkpoint's commit states the digest, no other")
@@ -264,23 +281,38 @@ public struct ReplicaCore<Applier: BatchApplier> {
       return extra
     }
     guard let vote = box.vote else { preconditionFailure("commit did not build the vote") }
-    logCommitted(also: Logged(first: batch.first, last: batch.last))
+    logCommitted(all: true, also: Logged(first: batch.first, last: batch.last))
     return vote
   }
 
   /// The log writes of the uncommitted batches and the pending prunes (the vote of a
-  /// checkpoint batch is added by the caller, with the digest).
-  func logWrites() -> StoreBatch {
+  /// checkpoint batch is added by the caller, with the digest): the votes, the owed
+  /// effect records the voter has not streamed, and with `all` the uncommitted batches'
+  /// records it has not streamed too (a synchronous commit: a stop, a report, a digest).
+  func logWrites(all: Bool) -> StoreBatch {
     var extra = StoreBatch()
     for key in pruneKeys { extra.delete(key) }
     for e in uncommittedVotes { extra.put(Self.voteKey(e.first), e.encoded) }
-    for e in uncommittedEffects where e.last > streamedThrough {
+    for e in owedEffects where e.last > streamedThrough {
       extra.put(Self.effectsKey(e.first), Self.encodeEffects(e))
+    }
+    if all {
+      for e in uncommittedEffects where e.last > streamedThrough {
+        extra.put(Self.effectsKey(e.first), Self.encodeEffects(e))
+      }
+      extra.delete(Self.owedEffectsKey)
+    } else if !uncommittedEffects.isEmpty {
+      extra.put(Self.owedEffectsKey, [1])
+    } else {
+      extra.delete(Self.owedEffectsKey)
     }
     return extra
   }
 
-  mutating func logCommitted(also checkpoint: Logged? = nil) {
+  /// After a commit of `logWrites(all:)`: what it logged is committed; without `all`
+  /// the uncommitted batches' records are owed to the next commit.
+  mutating func logCommitted(all: Bool, also checkpoint: Logged? = nil) {
+    owedEffects = all ? [] : uncommittedEffects
     for v in uncommittedVotes { logged.append(Logged(first: v.first, last: v.last)) }
     if let checkpoint { logged.append(checkpoint) }
     for e in uncommittedEffects {
@@ -302,8 +334,8 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// background when the settings say so.
   mutating func commitLog() throws {
     if settings.backgroundCommits {
-      try applier.commitInBackground(extra: logWrites())
-      logCommitted()
+      try applier.commitInBackground(extra: logWrites(all: false))
+      logCommitted(all: false)
     } else {
       try commitNow()
     }
@@ -312,9 +344,9 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// Commits what was applied since the last checkpoint (a graceful stop, a report
   /// `withDigest`).
   public mutating func commitNow(withDigest: Bool = false) throws {
-    let extra = logWrites()
+    let extra = logWrites(all: true)
     try applier.commit(withDigest: withDigest) { _ in extra }
-    logCommitted()
+    logCommitted(all: true)
   }
 
   /// The voter has judged this replica's votes and streamed the records through
@@ -393,6 +425,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
     self.store = store
     uncommittedVotes = []
     uncommittedEffects = []
+    owedEffects = []
     recentEffects = []
     recentEffectsBytes = 0
     pruneKeys = []

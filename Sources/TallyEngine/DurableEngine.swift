@@ -239,10 +239,14 @@ public final class DurableEngine<K: BusinessKernel> {
   /// Opens the state in `store`: a fresh state from `reference` when the store is
   /// empty, else the opening state from `reference` with the stored rows laid over it,
   /// verified. Throws when the store belongs to other reference data or another
-  /// format, or when its checksum does not verify.
+  /// format, or when its checksum does not verify. With `stopBeforeLastLogEntry` (a
+  /// replica) an input-log folder is opened at the seq before its last log entry: the
+  /// engine applies those lines again from the journal, with their effects (a replica's
+  /// last commit owes its effect records to the next, ReplicaCore's `owedEffects`).
   public init(
     store: any StateStore, reference: ReferenceData, plantedFault: PlantedFault? = nil, sync: Bool = true,
-    layout: StateLayout = .rows, snapshotEvents: Int64 = InputLogLimits.snapshotEventsDefault
+    layout: StateLayout = .rows, snapshotEvents: Int64 = InputLogLimits.snapshotEventsDefault,
+    stopBeforeLastLogEntry: Bool = false
   )
     throws
   {
@@ -336,7 +340,7 @@ public final class DurableEngine<K: BusinessKernel> {
       settledSeq = engine.appliedSeq
       settledSnapshotSeq = storedSnapshots > 1 ? engine.appliedSeq : 0
       snapshotCount = storedSnapshots
-      try replayLog()
+      try replayLog(stopBeforeLast: stopBeforeLastLogEntry)
       return
     }
     // Rows layout: the opening state and the hash of each of its rows; the stored rows are
@@ -394,10 +398,22 @@ public final class DurableEngine<K: BusinessKernel> {
   /// Input-log layout, at open: applies the logged lines after the snapshots again, in
   /// order (their changes go into the next snapshot), and checks that they end where the
   /// folder's `logged` marker says.
-  private func replayLog() throws {
+  private func replayLog(stopBeforeLast: Bool) throws {
     let logged = try StateKeys.committedSeq(in: store)
     // Room for the lines to apply again (tables grown by doubling touch twice the pages).
     if logged > engine.appliedSeq { engine.reserveCapacity(events: Int(logged - engine.appliedSeq)) }
+    // The last entry's first seq, when it is to be left for the journal.
+    var lastFirst: Int64? = nil
+    if stopBeforeLast {
+      try store.scan(prefix: [StateKeys.logPrefix]) { key, _ in
+        guard key.count == 9 else { throw DurableError("unexpected log key \(key.hexString)") }
+        var first: Int64 = 0
+        for k in 1..<9 { first = first << 8 | Int64(key[k]) }
+        lastFirst = first
+        return true
+      }
+    }
+    var stoppedAt: (first: Int64, last: Int64)? = nil
     try store.scan(prefix: [StateKeys.logPrefix]) { key, value in
       guard key.count == 9 else { throw DurableError("unexpected log key \(key.hexString)") }
       var first: Int64 = 0
@@ -415,6 +431,13 @@ public final class DurableEngine<K: BusinessKernel> {
         )
       }
       let (last, ranges) = try LogEntry.decode(value, first: first)
+      if first == lastFirst {
+        // Checked, not applied; kept in `logKeys`, so that the next snapshot deletes it
+        // (the next log commit, from the same seq, replaces it).
+        stoppedAt = (first, last)
+        logKeys.append(first)
+        return false
+      }
       engine.apply(lines: ranges[...], of: value, firstSeq: first)
       precondition(engine.appliedSeq == last, "a logged line was not applied")
       logKeys.append(first)
@@ -424,12 +447,12 @@ public final class DurableEngine<K: BusinessKernel> {
     // Applied again, not applied now: the run's statistics count events of its inputs.
     replayedEvents = Int64(engine.statistics.events)
     engine.statistics = RunStatistics()
-    guard logged == engine.appliedSeq else {
+    guard logged == (stoppedAt?.last ?? engine.appliedSeq) else {
       throw DurableError(
         "state folder is damaged: it holds events through seq \(engine.appliedSeq) but its marker says \(logged); refusing to run"
       )
     }
-    settledSeq = logged
+    settledSeq = engine.appliedSeq
   }
 
   /// Input-log layout: keeps applied lines for the next commit's log entry.

@@ -112,15 +112,18 @@ extension KernelCatalog {
   /// folder gets `layout` (an existing one keeps its own). In the input-log layout a
   /// replica takes snapshots only when it commits `withDigest` (its digest
   /// checkpoints), never on an event count: every replica then snapshots at the same seqs.
+  /// With `stopBeforeLastLogEntry` the folder opens at the seq before its last log entry
+  /// (`DurableEngine.init`): the replica applies that entry's batches again from the
+  /// journal, with their effects.
   public static func openDurable(
     _ name: String, store: any StateStore, reference: ReferenceData, sync: Bool = true,
-    layout: StateLayout = .inputLog
+    layout: StateLayout = .inputLog, stopBeforeLastLogEntry: Bool = false
   ) throws -> any ReplicaEngine {
     let (type, fault) = try resolve(name)
     func open<K: BusinessKernel>(_: K.Type) throws -> any ReplicaEngine {
       try DurableEngine<K>(
         store: store, reference: reference, plantedFault: fault, sync: sync, layout: layout,
-        snapshotEvents: Int64.max)
+        snapshotEvents: Int64.max, stopBeforeLastLogEntry: stopBeforeLastLogEntry)
     }
     return try open(type)
   }

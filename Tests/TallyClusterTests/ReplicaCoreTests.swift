@@ -125,30 +125,38 @@ final class ReplicaCoreTests: XCTestCase {
     XCTAssertEqual(core.applier.commits, 5, "the report's commit")
   }
 
-  /// A commit logs no effect records of batches the voter has streamed (its PRUNE
-  /// position): they are the voter's to keep. Later batches' records are logged.
-  func testStreamedEffectsAreNotLogged() throws {
+  /// A background commit owes its batches' effect records to the next commit, which
+  /// logs those the voter has not streamed by then (its PRUNE position); a synchronous
+  /// commit (a stop) logs every record not streamed. Streamed ones are the voter's.
+  func testEffectsAreLoggedOneCommitLateUnlessStreamed() throws {
     let store = InMemoryStateStore()
-    var core = try make(store)
-    _ = try core.receive([batch(1, 4), batch(5, 9)])
-    core.prune(through: 4)
-    XCTAssertEqual(core.streamedThrough, 4)
-    _ = try core.receive([batch(10, 12)])
-    XCTAssertEqual(core.applier.commits, 1)
+    var settings = Core.Settings(id: "r1", kernel: "v1", checkpointEvents: 10, heartbeatMs: 500)
+    settings.digestEvents = 1_000  // checkpoints without a digest: background commits
+    var core = try Core(settings: settings, applier: FakeApplier(store: store), store: store)
     func stored(_ first: Int64) throws -> Bool {
       var key: [UInt8] = [0x21]
       for k in (0..<8).reversed() { key.append(UInt8(truncatingIfNeeded: first >> (8 * k))) }
       return try store.value(for: key) != nil
     }
-    XCTAssertFalse(try stored(1), "streamed before the commit: not logged")
-    XCTAssertTrue(try stored(5))
-    XCTAssertTrue(try stored(10))
-    // Still served from memory after the commit.
+    _ = try core.receive([batch(1, 4), batch(5, 9), batch(10, 12)])
+    XCTAssertEqual(core.applier.commits, 1)
+    XCTAssertFalse(try stored(1) || stored(5) || stored(10), "the first commit owes its records")
+    core.prune(through: 9)
+    XCTAssertEqual(core.streamedThrough, 9)
+    _ = try core.receive([batch(13, 16), batch(17, 21)])
+    XCTAssertEqual(core.applier.commits, 2)
+    XCTAssertFalse(try stored(1) || stored(5), "streamed by the next commit: not logged")
+    XCTAssertTrue(try stored(10), "owed and not streamed: logged")
+    XCTAssertFalse(try stored(13) || stored(17), "owed to the third commit")
+    // Still served from memory.
     XCTAssertEqual(try core.effects(first: 1, last: 4), Array("e1e2e3e4".utf8))
+    _ = try core.receive([batch(22, 23)])
+    try core.commitNow()
+    XCTAssertTrue(try stored(13) && stored(17) && stored(22), "a stop logs every record not streamed")
     // A restarted replica has lost its memory: the streamed batch is not there; the others are.
-    let restarted = try make(store)
+    let restarted = try Core(settings: settings, applier: FakeApplier(store: store), store: store)
     XCTAssertNil(try restarted.effects(first: 1, last: 4))
-    XCTAssertEqual(try restarted.effects(first: 5, last: 9), Array("e5e6e7e8e9".utf8))
+    XCTAssertEqual(try restarted.effects(first: 10, last: 12), Array("e10e11e12".utf8))
   }
 
   func testGapsAndDuplicates() throws {
