@@ -47,4 +47,40 @@ final class InteropTests: ClusterTestCase {
     XCTAssertTrue(again.stdout.contains("total events \(events) seq 1 \(events)"), again.stdout)
     XCTAssertEqual(try c.statusInt("sequencer", "last_seq"), events)
   }
+
+  /// scripts/cluster-client.py, the independent load client of docs/PERFORMANCE.md: its
+  /// figures describe the run it made (every event acked and decided), paced and not.
+  func testIndependentLoadClientReportsTheVotedRun() throws {
+    try requirePyZMQ()
+    let m = try Market.generate(in: work, days: 2, tradesPerDay: 1_500)
+    let c = try cluster(basePort: 17_950, reference: m.reference)
+    try c.up()
+    let events = try m.eventCount()
+    let script = Paths.packageRoot + "/scripts/cluster-client.py"
+    let decided = "tcp://127.0.0.1:\(c.basePort + 5)"
+    let windowed = try runCommand(
+      "/usr/bin/env",
+      ["python3", script, "--ingest", c.ingest, "--decided", decided, "--batch-lines", "500", m.events],
+      workDir: work, timeout: 120)
+    XCTAssertEqual(windowed.status, 0, windowed.output)
+    let figures = try XCTUnwrap(
+      JSONSerialization.jsonObject(with: Data(windowed.stdout.utf8)) as? [String: Any], windowed.stdout)
+    XCTAssertEqual((figures["events"] as? NSNumber)?.int64Value, events)
+    XCTAssertGreaterThan((figures["voted_events_per_s"] as? NSNumber)?.doubleValue ?? 0, 0)
+    XCTAssertNotNil(figures["latency_p99_ms"] as? NSNumber)
+    XCTAssertEqual(try c.statusInt("sequencer", "last_seq"), events)
+    try c.report(work + "/out")
+    assertSameFolders(work + "/out", m.expected, "report after the load client's submission")
+    // Paced, as another client: every event journaled again as new seqs and decided.
+    let paced = try runCommand(
+      "/usr/bin/env",
+      [
+        "python3", script, "--ingest", c.ingest, "--decided", decided, "--client", "paced", "--batch-lines",
+        "250", "--rate", "20000", m.events,
+      ],
+      workDir: work, timeout: 120)
+    XCTAssertEqual(paced.status, 0, paced.output)
+    XCTAssertTrue(paced.stdout.contains("\"offered_events_per_s\": 20000"), paced.stdout)
+    XCTAssertEqual(try c.statusInt("sequencer", "last_seq"), 2 * events)
+  }
 }
