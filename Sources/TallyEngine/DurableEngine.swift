@@ -1,9 +1,10 @@
 // The engine with its state in a StateStore (RocksDB for real runs). State lives
-// in memory. In the rows layout (replicas) every commit writes the rows that changed
-// since the last commit, the state checksum and the applied sequence number in ONE
-// atomic batch, so state and position never disagree. In the input-log layout
-// (`tally run --state`, InputLog.swift) a commit writes the event lines applied since
-// the last one, and the rows go into rare packed snapshots. The opening state is not stored: it is a
+// in memory. In the rows layout (older replica folders) every commit writes the rows
+// that changed since the last commit, the state checksum and the applied sequence number
+// in ONE atomic batch, so state and position never disagree. In the input-log layout
+// (`tally run --state`, new replica folders, InputLog.swift) a commit writes the event
+// lines applied since the last one, and the rows go into rare packed snapshots (a
+// replica's at its digest checkpoints only). The opening state is not stored: it is a
 // pure function of the reference folder (whose fingerprint the store keeps), so a
 // restart rebuilds it, lays the stored rows (every row changed since the opening)
 // over it, recomputes the checksum and refuses to run if it differs from the

@@ -9,8 +9,8 @@ import KernelAPI
 
 /// How a state folder keeps the state; fixed when the folder is made.
 public enum StateLayout: String, Sendable, CaseIterable {
-  /// Every commit writes the changed rows, one key a row (cluster replicas: their
-  /// journal is the log, and they commit only at checkpoints).
+  /// Every commit writes the changed rows, one key a row (replica folders made before
+  /// replicas kept an input log; still read and written).
   case rows
   /// Commits log the applied event lines; rows go into rare packed snapshots.
   case inputLog = "input-log"
