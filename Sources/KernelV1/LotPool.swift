@@ -63,7 +63,7 @@ public struct LotPool: Sendable {
   @inline(__always) public func next(after slot: Int32) -> Int32 { nodes[Int(slot)].next }
 
   /// Starts loading the lot in `slot` (nothing for `none`).
-  @inline(__always) func prefetch(_ slot: Int32) { nodes.prefetch(Int(slot)) }
+  @inline(__always) func prefetch(_ slot: Int32) { nodes.prefetchWhole(Int(slot)) }
 
   /// A slot holding `lot`, not linked anywhere yet.
   mutating func allocate(_ lot: Lot) -> Int32 {

@@ -33,7 +33,7 @@ struct PositionDirectory {
   @inline(__always) func line(of account: Int32) -> AccountPositions { accounts[Int(account)] }
 
   /// Starts loading the account's line.
-  @inline(__always) func prefetch(_ account: Int32) { accounts.prefetch(Int(account)) }
+  @inline(__always) func prefetch(_ account: Int32) { accounts.prefetchWhole(Int(account)) }
 
   @inline(__always) func find(account: Int32, security: Int32) -> Int32? {
     find(in: accounts[Int(account)], account: account, security: security)

@@ -389,7 +389,10 @@ public struct V1Kernel: Sendable {
     let found = TradeLookups(
       trade: tradeRow(hash: tradeHash, date: date, idBytes: idBytes), security: security,
       buyAccount: buyAccount, sellAccount: sellAccount,
-      buyUnit: unitById[bytes: bytes(t.buyUnit)], sellUnit: unitById[bytes: bytes(t.sellUnit)])
+      buyUnit: grouped.map { $0.buyUnit >= 0 ? $0.buyUnit : nil } ?? unitById[bytes: bytes(t.buyUnit)],
+      sellUnit: grouped.map { $0.sellUnit >= 0 ? $0.sellUnit : nil } ?? unitById[bytes: bytes(t.sellUnit)],
+      buyPosition: grouped.flatMap { $0.buyPosition >= 0 ? $0.buyPosition : nil },
+      sellPosition: grouped.flatMap { $0.sellPosition >= 0 ? $0.sellPosition : nil })
     var rows = TradeRows()
     let outcome = applyTrade(
       date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
@@ -435,6 +438,10 @@ public struct V1Kernel: Sendable {
     var sellAccount: Int32?
     var buyUnit: Int32?
     var sellUnit: Int32?
+    /// The buyer's and seller's positions in the security when already found (a
+    /// pipeline stage found them; positions are never removed): nil, look them up.
+    var buyPosition: Int32? = nil
+    var sellPosition: Int32? = nil
   }
 
   /// The rows an applied TRADE changed (its effects, docs/EFFECTS.md), and what the
@@ -473,10 +480,8 @@ public struct V1Kernel: Sendable {
     guard let buyUnit = found.buyUnit, let sellUnit = found.sellUnit else { return .rejected(.unknownUnit) }
     let t = (date: date, priceMilli: priceMilli)
     let q = quantity
-    // Both accounts' position lines are read together (overlapping misses).
-    let sellLine = positionDirectory.line(of: sellAccount)
-    let buyLine = positionDirectory.line(of: buyAccount)
-    let sellPosition = positionDirectory.find(in: sellLine, account: sellAccount, security: security)
+    let sellPosition =
+      found.sellPosition ?? positionDirectory.find(account: sellAccount, security: security)
     guard let sellPosition, positions[sellPosition].available >= q else {
       return .rejected(.insufficientHoldings)
     }
@@ -534,8 +539,8 @@ public struct V1Kernel: Sendable {
     rows.taxFen = taxFen
 
     let buyPosition =
-      positionDirectory.find(in: buyLine, account: buyAccount, security: security)
-      ?? position(account: buyAccount, security: security)
+      found.buyPosition ?? positionDirectory.find(account: buyAccount, security: security)
+      ?? newPosition(account: buyAccount, security: security)
     positions[buyPosition].quantity += q
     positions[buyPosition].available += c.buyerAvailableNow
     if c.buyerAvailableNow < q { markAwaitingAvailability(buyPosition) }
@@ -846,6 +851,11 @@ public struct V1Kernel: Sendable {
 
   mutating func position(account: Int32, security: Int32) -> Int32 {
     if let p = positionDirectory.find(account: account, security: security) { return p }
+    return newPosition(account: account, security: security)
+  }
+
+  /// A new empty position; the account has none in the security.
+  mutating func newPosition(account: Int32, security: Int32) -> Int32 {
     let p = positions.append(
       PositionRecord(account: account, security: security, quantity: 0, available: 0, withheld: 0))
     positionDirectory.insert(account: account, security: security, position: p)
@@ -952,6 +962,9 @@ struct AccountBits: Sendable {
     if bit { words[count >> 6] |= 1 << UInt64(count & 63) }
     count += 1
   }
+
+  /// Starts loading the word of bit `i`.
+  @inline(__always) func prefetch(_ i: Int32) { words.prefetch(Int(i) >> 6) }
 
   @inline(__always) subscript(_ i: Int32) -> Bool {
     precondition(i >= 0 && Int(i) < count, "account bit out of range")
