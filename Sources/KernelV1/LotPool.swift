@@ -49,6 +49,9 @@ public struct LotPool: Sendable {
 
   public mutating func reserveCapacity(_ n: Int) { nodes.reserveCapacity(n) }
 
+  /// The room reserved beyond the slots in use (`BusinessKernel.reservedRegions`).
+  var unusedCapacity: MemoryRegion? { MemoryRegion.unusedCapacity(of: nodes) }
+
   @inline(__always) public subscript(slot: Int32) -> Lot { nodes[Int(slot)].lot }
 
   /// The quantity of the lot in `slot` (read and changed in place, no `Lot` made).

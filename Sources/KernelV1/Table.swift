@@ -67,6 +67,9 @@ public struct Table<Row> {
   /// out of range).
   @inline(__always) public func prefetch(_ index: Int32) { rows.prefetchWhole(Int(index)) }
 
+  /// The room reserved beyond the rows (`BusinessKernel.reservedRegions`).
+  var unusedCapacity: MemoryRegion? { MemoryRegion.unusedCapacity(of: rows) }
+
   /// Marks a row changed whose canonical encoding changed outside the row itself
   /// (a position's pooled lots).
   @inline(__always) public mutating func touch(_ index: Int32) {
