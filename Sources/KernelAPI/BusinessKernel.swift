@@ -57,14 +57,6 @@ public protocol BusinessKernel: Sendable {
   /// Room for about `events` more events (a hint; may do nothing).
   mutating func reserveCapacity(events: Int)
 
-  /// Memory the kernel has reserved and not written yet, that the coming events will
-  /// write (after `reserveCapacity`): the engine may have its pages mapped ahead of the
-  /// writes, on another core (`PageWarmer`), so that the apply loop meets no page
-  /// zeroing. A hint: the regions are never read or written through, only handed to
-  /// the OS to populate, which changes no byte; a region freed meanwhile is harmless.
-  /// The default: none.
-  func reservedRegions() -> [MemoryRegion]
-
   /// Effects (docs/EFFECTS.md) are off until this is called; off, they cost ~nothing.
   mutating func enableEffects()
 
@@ -124,8 +116,6 @@ extension BusinessKernel {
 
   public mutating func takeEffects(into out: inout [UInt8]) { out = takeEffects() }
 
-  public func reservedRegions() -> [MemoryRegion] { [] }
-
   /// `v1`, or `v1-faulty-transfer` with a planted fault: the name configs and alerts use.
   public var kernelName: String { KernelName.name(version: Self.versionName, fault: plantedFault) }
 
@@ -158,28 +148,5 @@ public enum KernelName {
       f != .feeRounding
     else { return nil }
     return (version, f)
-  }
-}
-
-/// A range of a kernel's address space (`BusinessKernel.reservedRegions`): an address
-/// as a number, never dereferenced by its receiver.
-public struct MemoryRegion: Sendable, Equatable {
-  public var start: UInt
-  public var bytes: Int
-
-  public init(start: UInt, bytes: Int) {
-    self.start = start
-    self.bytes = bytes
-  }
-
-  /// The capacity of `array` beyond its elements (nil when there is none).
-  @inlinable public static func unusedCapacity<Element>(of array: [Element]) -> MemoryRegion? {
-    let spare = array.capacity - array.count
-    guard spare > 0 else { return nil }
-    return array.withUnsafeBufferPointer { b -> MemoryRegion? in
-      guard let base = b.baseAddress else { return nil }
-      return MemoryRegion(
-        start: UInt(bitPattern: base + array.count), bytes: spare * MemoryLayout<Element>.stride)
-    }
   }
 }

@@ -49,8 +49,10 @@ public struct LotPool: Sendable {
 
   public mutating func reserveCapacity(_ n: Int) { nodes.reserveCapacity(n) }
 
-  /// The room reserved beyond the slots in use (`BusinessKernel.reservedRegions`).
-  var unusedCapacity: MemoryRegion? { MemoryRegion.unusedCapacity(of: nodes) }
+  /// The room reserved beyond the slots, at most `limit` slots of it (`PageWarmer`).
+  func unusedCapacity(limit: Int = .max) -> MemoryRegion? {
+    MemoryRegion.unusedCapacity(of: nodes, limit: limit)
+  }
 
   @inline(__always) public subscript(slot: Int32) -> Lot { nodes[Int(slot)].lot }
 

@@ -67,8 +67,10 @@ public struct Table<Row> {
   /// out of range).
   @inline(__always) public func prefetch(_ index: Int32) { rows.prefetchWhole(Int(index)) }
 
-  /// The room reserved beyond the rows (`BusinessKernel.reservedRegions`).
-  var unusedCapacity: MemoryRegion? { MemoryRegion.unusedCapacity(of: rows) }
+  /// The room reserved beyond the rows, at most `limit` rows of it (`PageWarmer`).
+  func unusedCapacity(limit: Int = .max) -> MemoryRegion? {
+    MemoryRegion.unusedCapacity(of: rows, limit: limit)
+  }
 
   /// Marks a row changed whose canonical encoding changed outside the row itself
   /// (a position's pooled lots).

@@ -33,8 +33,6 @@ public struct V1Kernel: Sendable {
   public internal(set) var rejections = Table<RejectionRecord>()
   public internal(set) var days = Table<DayRecord>()
   var globalsDirty = true
-  /// The last `reserveCapacity(events:)` (bounds `reservedRegions`).
-  var reservedEvents = 0
   /// Effect records of the events applied since the engine last took them (EffectEmission.swift).
   var effects = EffectBuffer()
 
@@ -101,6 +99,13 @@ public struct V1Kernel: Sendable {
       }
       addUnit(Ident(u.id), participant: p)
     }
+    // The opening positions and lots (~200 MB on the 1M-account day) have their room
+    // reserved first, its pages mapped on another core while the accounts are added.
+    positions.reserveCapacity(reference.holdings.count)
+    isAwaitingAvailability.reserveCapacity(reference.holdings.count)
+    lotPool.reserveCapacity(reference.holdings.count + reference.holdings.count / 2)
+    PageWarmer.warm(
+      [positions.unusedCapacity(), lotPool.unusedCapacity(limit: reference.holdings.count)].compactMap { $0 })
     // Accounts and securities keep their reference order: row id = index in the files,
     // so the parser's lookups are adopted as they are.
     accounts.reserveCapacity(reference.accounts.count)
@@ -126,9 +131,6 @@ public struct V1Kernel: Sendable {
       for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
     }
     precondition(accountById.count == accounts.count && securityById.count == securities.count)
-    positions.reserveCapacity(reference.holdings.count)
-    isAwaitingAvailability.reserveCapacity(reference.holdings.count)
-    lotPool.reserveCapacity(reference.holdings.count + reference.holdings.count / 2)
     // Lines of one account and security usually follow each other: the last position
     // is tried before the index.
     var last: (account: Int32, security: Int32, position: Int32) = (-1, -1, -1)
@@ -157,7 +159,7 @@ public struct V1Kernel: Sendable {
   /// Room for about `events` more events, most of them trades (a run that knows its
   /// input size spares the doubling copies, and the fresh pages behind them).
   public mutating func reserveCapacity(events: Int) {
-    reservedEvents = events
+    defer { PageWarmer.warm(reservedRegions(events: events)) }
     trades.reserveCapacity(trades.count + events)
     // Slices: the 1M-trade day takes 1.254 a trade, just over the 1.25 reserved here
     // before, and the table's doubling then copied 40 MB into 80 MB of fresh pages.
@@ -167,19 +169,15 @@ public struct V1Kernel: Sendable {
     lotPool.reserveCapacity(lotPool.liveCount + events)
   }
 
-  /// What the day's TRADEs write first-hand (`BusinessKernel.reservedRegions`): the
-  /// room of the trade rows, slices, lots and positions, ~200 MB of fresh pages on the
-  /// 1M-trade day, whose zeroing by the OS was about half the apply loop's time when
-  /// met there.
-  public func reservedRegions() -> [MemoryRegion] {
-    // Positions have room for every opening holding; the day adds at most one a trade.
-    var newPositions = positions.unusedCapacity
-    if let room = newPositions {
-      newPositions?.bytes = min(room.bytes, reservedEvents * MemoryLayout<PositionRecord>.stride)
-    }
-    return [trades.unusedCapacity, slices.unusedCapacity, lotPool.unusedCapacity, newPositions].compactMap {
-      $0
-    }
+  /// What the day's TRADEs write first-hand: the room of the trade rows, slices, lots
+  /// and (at most one a trade) new positions, ~200 MB of fresh pages on the 1M-trade
+  /// day, whose zeroing by the OS was about half the apply loop's time when met there
+  /// (`PageWarmer` maps them on another core meanwhile).
+  func reservedRegions(events: Int) -> [MemoryRegion] {
+    [
+      trades.unusedCapacity(), slices.unusedCapacity(), lotPool.unusedCapacity(),
+      positions.unusedCapacity(limit: events),
+    ].compactMap { $0 }
   }
 
   /// Stops (or restarts) recording which rows changed. A run that never commits

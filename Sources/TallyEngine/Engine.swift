@@ -37,12 +37,7 @@ public struct Engine<K: BusinessKernel> {
   public init(state: K) { self.state = state }
 
   /// Room for about `events` more events (a hint to the kernel).
-  /// The pages of the room the kernel reserved are mapped on another core meanwhile
-  /// (`PageWarmer`).
-  public mutating func reserveCapacity(events: Int) {
-    state.reserveCapacity(events: events)
-    PageWarmer.warm(state.reservedRegions())
-  }
+  public mutating func reserveCapacity(events: Int) { state.reserveCapacity(events: events) }
 
   /// A run that never commits (`tally run` without `--state`) turns this off: rows
   /// are then not tracked for `takeChangedRows`.

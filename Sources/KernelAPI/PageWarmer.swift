@@ -1,18 +1,18 @@
 // Pages mapped ahead of the writes, on another core. A kernel that has reserved room
-// for the day (`BusinessKernel.reserveCapacity`) writes it first-hand while applying:
-// trade rows, slices, lots, new positions, ~200 MB on the 1M-trade day, every 2 MiB
-// (a huge page) zeroed by the OS at its first write, in the apply loop. On this
-// project's virtual machines that zeroing is slow and varies with the host (0.4 to 5 ms
-// a MiB measured): about half the engine-only loop. Here a background thread asks the
-// OS to populate the reserved regions (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+:
-// the pages are faulted in as by a write, but nothing is written), so that the loop,
-// which fills them from the front, finds them mapped. It never reads or writes the
-// memory: no byte of any state changes, whenever it runs, and a region freed or reused
-// meanwhile is populated to no effect (or the call fails, ignored). Each region is
-// taken a slice at a time, all of them in turn, as the loop fills them together.
-// `TALLY_PAGE_WARMER=0` turns it off (measurements).
-
-import KernelAPI
+// (for its opening state, or for the day: `BusinessKernel.reserveCapacity`) then writes
+// it first-hand: on the 1M-account day ~200 MB of opening lots and positions, then
+// ~200 MB of trade rows, slices, lots and new positions, every 2 MiB (a huge page)
+// zeroed by the OS at its first write, on the kernel's thread. On this project's
+// virtual machines that zeroing is slow and varies with the host (0.4 to 5 ms a MiB
+// measured): about half of V1's apply loop. Here a background thread asks the OS to
+// populate the reserved regions (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+: the pages
+// are faulted in as by a write, but nothing is written), so that the kernel, filling
+// them from the front, finds them mapped. It never reads or writes the memory: no
+// byte of any state changes, whenever it runs; a region freed or reused meanwhile is
+// populated to no effect (or the call fails, ignored). It reads no clock and no input:
+// determinism is untouched. Each region is taken a slice at a time, all of them in
+// turn, as a kernel fills them together. Regions under `minimumBytes` in all are left
+// (tests make thousands of small kernels). `TALLY_PAGE_WARMER=0` turns it off.
 
 #if canImport(Glibc)
   import Glibc
@@ -29,8 +29,12 @@ import KernelAPI
       return String(cString: value) != "0"
     }
 
+    /// Less than this in all is not worth a thread.
+    public static let minimumBytes = 16 << 20
+
     /// Starts populating `regions` on a background thread and returns at once.
     public static func warm(_ regions: [MemoryRegion]) {
+      guard regions.reduce(0, { $0 + $1.bytes }) >= minimumBytes else { return }
       let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
       // Whole pages inside each region: the first and last partial pages are left.
       let whole = regions.compactMap { r -> MemoryRegion? in
@@ -87,3 +91,29 @@ import KernelAPI
     public static func warm(_ regions: [MemoryRegion]) {}
   }
 #endif
+
+/// A range of a kernel's address space, for `PageWarmer`: an address as a number,
+/// never dereferenced.
+public struct MemoryRegion: Sendable, Equatable {
+  public var start: UInt
+  public var bytes: Int
+
+  public init(start: UInt, bytes: Int) {
+    self.start = start
+    self.bytes = bytes
+  }
+
+  /// The capacity of `array` beyond its elements, at most `limit` elements of it (nil
+  /// when there is none).
+  @inlinable public static func unusedCapacity<Element>(of array: [Element], limit: Int = .max)
+    -> MemoryRegion?
+  {
+    let spare = min(array.capacity - array.count, limit)
+    guard spare > 0 else { return nil }
+    return array.withUnsafeBufferPointer { b -> MemoryRegion? in
+      guard let base = b.baseAddress else { return nil }
+      return MemoryRegion(
+        start: UInt(bitPattern: base + array.count), bytes: spare * MemoryLayout<Element>.stride)
+    }
+  }
+}
