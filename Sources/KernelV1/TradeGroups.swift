@@ -54,7 +54,7 @@ extension V1Kernel {
         locatePositions(trades[positionStage], into: &ring[positionStage & m])
       }
       let lotStage = step - 3 * d
-      if lotStage >= 0 && lotStage < n { locateLots(ring[lotStage & m]) }
+      if lotStage >= 0 && lotStage < n { locateLots(&ring[lotStage & m]) }
       let i = step - 4 * d
       if i >= 0 && i < n {
         outcomes[i] = applyTrade(
@@ -77,6 +77,10 @@ extension V1Kernel {
     var sellUnit: Int32 = -1
     var buyPosition: Int32 = -1
     var sellPosition: Int32 = -1
+    /// The account's directory line is full without the security: the overflow's slot
+    /// is loading (stage 3), to be read by stage 4.
+    var buyInOverflow = false
+    var sellInOverflow = false
   }
 
   // The stages change nothing: they are `mutating` only so that `self` is passed by
@@ -113,7 +117,7 @@ extension V1Kernel {
     if g.security >= 0 { securities.prefetch(g.security) }
   }
 
-  /// Stage 3: the positions (their directory lines loaded); the day's clearing rows of
+  /// Stage 3: the positions in their directory lines (loaded); the day's clearing rows of
   /// both sides when they exist (20,000 rows of 96 bytes on the 1M day: in no cache
   /// close to the core).
   @inline(__always)
@@ -121,14 +125,24 @@ extension V1Kernel {
     guard g.security >= 0 else { return }
     if g.buyUnit >= 0 { prefetchClearing(date: t.trade.date, unit: g.buyUnit, security: g.security) }
     if g.sellUnit >= 0 { prefetchClearing(date: t.trade.date, unit: g.sellUnit, security: g.security) }
-    if g.sell >= 0, let p = positionDirectory.find(account: g.sell, security: g.security) {
-      g.sellPosition = p
-      positions.prefetch(p)
+    if g.sell >= 0 {
+      switch positionDirectory.lookInLine(account: g.sell, security: g.security) {
+      case .found(let p):
+        g.sellPosition = p
+        positions.prefetch(p)
+      case .overflow: g.sellInOverflow = true
+      case .absent: break
+      }
     }
-    if g.buy >= 0, let p = positionDirectory.find(account: g.buy, security: g.security) {
-      g.buyPosition = p
-      positions.prefetch(p)
-      isAwaitingAvailability.prefetch(Int(p))
+    if g.buy >= 0 {
+      switch positionDirectory.lookInLine(account: g.buy, security: g.security) {
+      case .found(let p):
+        g.buyPosition = p
+        positions.prefetch(p)
+        isAwaitingAvailability.prefetch(Int(p))
+      case .overflow: g.buyInOverflow = true
+      case .absent: break
+      }
     }
   }
 
@@ -140,11 +154,23 @@ extension V1Kernel {
     }
   }
 
-  /// Stage 4: the lots a trade reads first (its positions loaded): the seller's oldest,
-  /// the buyer's newest (the new lot is linked after it).
+  /// Stage 4: a position in the directory's overflow (an account with more than eight;
+  /// its slot loaded); the lots a trade reads first (its positions loaded): the
+  /// seller's oldest, the buyer's newest (the new lot is linked after it).
   @inline(__always)
-  mutating func locateLots(_ g: GroupedTrade) {
-    if g.sellPosition >= 0 { lotPool.prefetch(positions.rows[Int(g.sellPosition)].firstLot) }
-    if g.buyPosition >= 0 { lotPool.prefetch(positions.rows[Int(g.buyPosition)].lastLot) }
+  mutating func locateLots(_ g: inout GroupedTrade) {
+    if g.sellInOverflow, let p = positionDirectory.find(account: g.sell, security: g.security) {
+      g.sellPosition = p
+      positions.prefetch(p)
+    }
+    if g.buyInOverflow, let p = positionDirectory.find(account: g.buy, security: g.security) {
+      g.buyPosition = p
+      positions.prefetch(p)
+    }
+    // (Not the lots of a position found just now: its row is not loaded yet.)
+    if g.sellPosition >= 0 && !g.sellInOverflow {
+      lotPool.prefetch(positions.rows[Int(g.sellPosition)].firstLot)
+    }
+    if g.buyPosition >= 0 && !g.buyInOverflow { lotPool.prefetch(positions.rows[Int(g.buyPosition)].lastLot) }
   }
 }
