@@ -33,16 +33,22 @@
     public static let minimumBytes = 16 << 20
 
     /// Starts populating `regions` on a background thread and returns at once.
-    public static func warm(_ regions: [MemoryRegion]) {
-      guard regions.reduce(0, { $0 + $1.bytes }) >= minimumBytes else { return }
+    public static func warm(_ regions: [MemoryRegion]) { warm(inTurn: [regions]) }
+
+    /// Starts populating `groups` on a background thread, one group after another
+    /// (the order the kernel fills them in), the regions of a group together.
+    public static func warm(inTurn groups: [[MemoryRegion]]) {
+      guard groups.joined().reduce(0, { $0 + $1.bytes }) >= minimumBytes else { return }
       let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
       // Whole pages inside each region: the first and last partial pages are left.
-      let whole = regions.compactMap { r -> MemoryRegion? in
-        let start = (r.start + page - 1) / page * page
-        let end = (r.start + UInt(r.bytes)) / page * page
-        return end > start ? MemoryRegion(start: start, bytes: Int(end - start)) : nil
+      let whole = groups.map { regions in
+        regions.compactMap { r -> MemoryRegion? in
+          let start = (r.start + page - 1) / page * page
+          let end = (r.start + UInt(r.bytes)) / page * page
+          return end > start ? MemoryRegion(start: start, bytes: Int(end - start)) : nil
+        }
       }
-      guard enabled, !whole.isEmpty else { return }
+      guard enabled, !whole.joined().isEmpty else { return }
       var thread = pthread_t()
       let box = Unmanaged.passRetained(Regions(whole, page: page))
       let started = pthread_create(
@@ -61,15 +67,21 @@
 
     /// The regions a warming thread owns.
     final class Regions: Sendable {
-      let regions: [MemoryRegion]
+      let groups: [[MemoryRegion]]
       let page: UInt
 
-      init(_ regions: [MemoryRegion], page: UInt) {
-        self.regions = regions
+      init(_ groups: [[MemoryRegion]], page: UInt) {
+        self.groups = groups
         self.page = page
       }
 
       func populate() {
+        for regions in groups {
+          populate(together: regions)
+        }
+      }
+
+      func populate(together regions: [MemoryRegion]) {
         for step in 0..<PageWarmer.steps {
           for r in regions {
             // This step's slice of the region, in whole pages.
@@ -89,6 +101,7 @@
   public enum PageWarmer {
     public static var enabled: Bool { false }
     public static func warm(_ regions: [MemoryRegion]) {}
+    public static func warm(inTurn groups: [[MemoryRegion]]) {}
   }
 #endif
 

@@ -19,6 +19,9 @@ struct PositionDirectory {
 
   mutating func reserveAccounts(_ n: Int) { accounts.reserveCapacity(n) }
 
+  /// The room reserved beyond the accounts' lines (`PageWarmer`).
+  func unusedCapacity() -> MemoryRegion? { MemoryRegion.unusedCapacity(of: accounts) }
+
   /// Makes room for account `a` (accounts are added in row-id order).
   mutating func addAccount(_ a: Int32) {
     precondition(Int(a) == accounts.count, "accounts are added in row-id order")

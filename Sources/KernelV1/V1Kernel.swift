@@ -99,17 +99,20 @@ public struct V1Kernel: Sendable {
       }
       addUnit(Ident(u.id), participant: p)
     }
-    // The opening positions and lots (~200 MB on the 1M-account day) have their room
-    // reserved first, its pages mapped on another core while the accounts are added.
+    // The opening state's large tables (~300 MB on the 1M-account day: accounts and
+    // their directory lines, then positions and lots) have their room reserved first,
+    // its pages mapped on another core, in the order they are filled, meanwhile.
+    accounts.reserveCapacity(reference.accounts.count)
+    positionDirectory.reserveAccounts(reference.accounts.count)
     positions.reserveCapacity(reference.holdings.count)
     isAwaitingAvailability.reserveCapacity(reference.holdings.count)
     lotPool.reserveCapacity(reference.holdings.count + reference.holdings.count / 2)
-    PageWarmer.warm(
-      [positions.unusedCapacity(), lotPool.unusedCapacity(limit: reference.holdings.count)].compactMap { $0 })
+    PageWarmer.warm(inTurn: [
+      [accounts.unusedCapacity(), positionDirectory.unusedCapacity()].compactMap { $0 },
+      [positions.unusedCapacity(), lotPool.unusedCapacity(limit: reference.holdings.count)].compactMap { $0 },
+    ])
     // Accounts and securities keep their reference order: row id = index in the files,
     // so the parser's lookups are adopted as they are.
-    accounts.reserveCapacity(reference.accounts.count)
-    positionDirectory.reserveAccounts(reference.accounts.count)
     for a in reference.accounts {
       positionDirectory.addAccount(accounts.append(AccountRecord(id: Ident(a.id), kind: a.kind)))
       individualAccounts.append(a.kind == .individual)
