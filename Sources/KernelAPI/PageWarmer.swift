@@ -37,7 +37,11 @@
 
     /// Starts populating `groups` on a background thread, one group after another
     /// (the order the kernel fills them in), the regions of a group together.
-    public static func warm(inTurn groups: [[MemoryRegion]]) {
+    /// `fromTheEnd`: the last group first, each from its end back, for memory the
+    /// kernel fills faster than it is populated (an opening state): the two threads
+    /// then meet halfway, each zeroing its own pages, where a warmer that starts at the
+    /// front is overtaken and zeroes pages the kernel waits for.
+    public static func warm(inTurn groups: [[MemoryRegion]], fromTheEnd: Bool = false) {
       guard groups.joined().reduce(0, { $0 + $1.bytes }) >= minimumBytes else { return }
       let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
       // Whole pages inside each region: the first and last partial pages are left.
@@ -50,7 +54,7 @@
       }
       guard enabled, !whole.joined().isEmpty else { return }
       var thread = pthread_t()
-      let box = Unmanaged.passRetained(Regions(whole, page: page))
+      let box = Unmanaged.passRetained(Regions(whole, page: page, fromTheEnd: fromTheEnd))
       let started = pthread_create(
         &thread, nil,
         { context in
@@ -69,20 +73,23 @@
     final class Regions: Sendable {
       let groups: [[MemoryRegion]]
       let page: UInt
+      let fromTheEnd: Bool
 
-      init(_ groups: [[MemoryRegion]], page: UInt) {
+      init(_ groups: [[MemoryRegion]], page: UInt, fromTheEnd: Bool) {
         self.groups = groups
         self.page = page
+        self.fromTheEnd = fromTheEnd
       }
 
       func populate() {
-        for regions in groups {
+        for regions in fromTheEnd ? groups.reversed() : groups {
           populate(together: regions)
         }
       }
 
       func populate(together regions: [MemoryRegion]) {
-        for step in 0..<PageWarmer.steps {
+        let steps = Array(0..<PageWarmer.steps)
+        for step in fromTheEnd ? steps.reversed() : steps {
           for r in regions {
             // This step's slice of the region, in whole pages.
             let pages = (UInt(r.bytes) / page)
@@ -101,7 +108,7 @@
   public enum PageWarmer {
     public static var enabled: Bool { false }
     public static func warm(_ regions: [MemoryRegion]) {}
-    public static func warm(inTurn groups: [[MemoryRegion]]) {}
+    public static func warm(inTurn groups: [[MemoryRegion]], fromTheEnd: Bool = false) {}
   }
 #endif
 

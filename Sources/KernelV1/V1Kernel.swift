@@ -101,16 +101,20 @@ public struct V1Kernel: Sendable {
     }
     // The opening state's large tables (~300 MB on the 1M-account day: accounts and
     // their directory lines, then positions and lots) have their room reserved first,
-    // its pages mapped on another core, in the order they are filled, meanwhile.
+    // its pages mapped on another core meanwhile, from the end (this thread fills them
+    // from the front, faster than the other can map them).
     accounts.reserveCapacity(reference.accounts.count)
     positionDirectory.reserveAccounts(reference.accounts.count)
     positions.reserveCapacity(reference.holdings.count)
     isAwaitingAvailability.reserveCapacity(reference.holdings.count)
     lotPool.reserveCapacity(reference.holdings.count + reference.holdings.count / 2)
-    PageWarmer.warm(inTurn: [
-      [accounts.unusedCapacity(), positionDirectory.unusedCapacity()].compactMap { $0 },
-      [positions.unusedCapacity(), lotPool.unusedCapacity(limit: reference.holdings.count)].compactMap { $0 },
-    ])
+    PageWarmer.warm(
+      inTurn: [
+        [accounts.unusedCapacity(), positionDirectory.unusedCapacity()].compactMap { $0 },
+        [positions.unusedCapacity(), lotPool.unusedCapacity(limit: reference.holdings.count)].compactMap {
+          $0
+        },
+      ], fromTheEnd: true)
     // Accounts and securities keep their reference order: row id = index in the files,
     // so the parser's lookups are adopted as they are.
     for a in reference.accounts {
