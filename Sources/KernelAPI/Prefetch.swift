@@ -29,3 +29,33 @@ extension FastIndex {
     slots.prefetch(Int(truncatingIfNeeded: hash) & mask)
   }
 }
+
+extension Array {
+  /// Starts loading every cache line of element `index`: an element need not start a
+  /// line (an array's elements follow its 32-byte header), and one that straddles two
+  /// lines, prefetched by its first byte only, still misses on the second. Does nothing
+  /// when `index` is out of range.
+  @inlinable @inline(__always) public func prefetchWhole(_ index: Int) {
+    guard index >= 0 && index < count else { return }
+    withUnsafeBufferPointer {
+      let start = UnsafeRawPointer($0.baseAddress! + index)
+      let size = MemoryLayout<Element>.size
+      var offset = 0
+      while offset < size {
+        llvmPrefetch(start + offset, 0, 3, 1)
+        offset += 64
+      }
+      if size > 1 { llvmPrefetch(start + (size - 1), 0, 3, 1) }
+    }
+  }
+}
+
+extension FastIndex {
+  /// `prefetch(hash:)` for the whole first slot and the one after it (a probe goes on
+  /// to it when the first holds another key: ~1 lookup in 4 at the index's load).
+  @inlinable @inline(__always) public func prefetchSlot(hash: UInt64) {
+    let home = Int(truncatingIfNeeded: hash) & mask
+    slots.prefetchWhole(home)
+    slots.prefetchWhole((home + 1) & mask)
+  }
+}

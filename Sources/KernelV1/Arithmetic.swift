@@ -10,6 +10,15 @@ public func roundHalfUpDivide(_ numerator: Int128, by divisor: Int128) -> Int128
   precondition(divisor > 0, "rounding divisor must be positive")
   let magnitude = numerator.magnitude
   let d = divisor.magnitude
+  if magnitude >> 64 == 0 && d >> 64 == 0 {
+    // Both fit 64 bits (every fee and amount of a real trade): the same quotient and
+    // remainder from a 64-bit division, where Int128's is a library call (~9% of a
+    // trade's apply, perf). `2r >= d` as `r >= d - r` (r < d: no overflow).
+    let (m, d64) = (UInt64(magnitude), UInt64(d))
+    let (quotient, remainder) = m.quotientAndRemainder(dividingBy: d64)
+    let rounded = Int128(remainder >= d64 - remainder ? quotient + 1 : quotient)
+    return numerator < 0 ? -rounded : rounded
+  }
   let quotient = magnitude / d
   let remainder = magnitude % d
   let rounded = remainder * 2 >= d ? quotient + 1 : quotient

@@ -49,6 +49,11 @@ public struct LotPool: Sendable {
 
   public mutating func reserveCapacity(_ n: Int) { nodes.reserveCapacity(n) }
 
+  /// The room reserved beyond the slots, at most `limit` slots of it (`PageWarmer`).
+  func unusedCapacity(limit: Int = .max) -> MemoryRegion? {
+    MemoryRegion.unusedCapacity(of: nodes, limit: limit)
+  }
+
   @inline(__always) public subscript(slot: Int32) -> Lot { nodes[Int(slot)].lot }
 
   /// The quantity of the lot in `slot` (read and changed in place, no `Lot` made).
@@ -63,7 +68,7 @@ public struct LotPool: Sendable {
   @inline(__always) public func next(after slot: Int32) -> Int32 { nodes[Int(slot)].next }
 
   /// Starts loading the lot in `slot` (nothing for `none`).
-  @inline(__always) func prefetch(_ slot: Int32) { nodes.prefetch(Int(slot)) }
+  @inline(__always) func prefetch(_ slot: Int32) { nodes.prefetchWhole(Int(slot)) }
 
   /// A slot holding `lot`, not linked anywhere yet.
   mutating func allocate(_ lot: Lot) -> Int32 {

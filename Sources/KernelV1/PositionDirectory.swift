@@ -19,6 +19,9 @@ struct PositionDirectory {
 
   mutating func reserveAccounts(_ n: Int) { accounts.reserveCapacity(n) }
 
+  /// The room reserved beyond the accounts' lines (`PageWarmer`).
+  func unusedCapacity() -> MemoryRegion? { MemoryRegion.unusedCapacity(of: accounts) }
+
   /// Makes room for account `a` (accounts are added in row-id order).
   mutating func addAccount(_ a: Int32) {
     precondition(Int(a) == accounts.count, "accounts are added in row-id order")
@@ -33,7 +36,24 @@ struct PositionDirectory {
   @inline(__always) func line(of account: Int32) -> AccountPositions { accounts[Int(account)] }
 
   /// Starts loading the account's line.
-  @inline(__always) func prefetch(_ account: Int32) { accounts.prefetch(Int(account)) }
+  @inline(__always) func prefetch(_ account: Int32) { accounts.prefetchWhole(Int(account)) }
+
+  /// Where (account, security) is, its line loaded: `.found`, `.absent`, or in the
+  /// overflow, whose slot this starts loading (`find` then reads it).
+  enum LineLookup {
+    case found(Int32)
+    case absent
+    case overflow
+  }
+
+  @inline(__always) func lookInLine(account: Int32, security: Int32) -> LineLookup {
+    let line = accounts[Int(account)]
+    let lanes = line.securities .== SIMD8(repeating: security)
+    for lane in 0..<8 where lanes[lane] { return .found(line.positions[lane]) }
+    if line.securities[7] < 0 { return .absent }
+    overflow.prefetchSlot(hash: Self.key(account, security).fastHash)
+    return .overflow
+  }
 
   @inline(__always) func find(account: Int32, security: Int32) -> Int32? {
     find(in: accounts[Int(account)], account: account, security: security)

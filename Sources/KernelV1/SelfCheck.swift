@@ -15,6 +15,11 @@ extension V1Kernel {
     var held = [Int64](repeating: 0, count: securities.count)
     var lotsSeen = 0
     for i in positions.indices {
+      // The first lots of the positions a few rows ahead are loaded while this one is
+      // walked (the day's lots lie anywhere in the pool: a miss each, one after another).
+      if i + Self.selfCheckLotDistance < positions.count {
+        lotPool.prefetch(positions.rows[i + Self.selfCheckLotDistance].firstLot)
+      }
       let p = positions.rows[i]
       held[Int(p.security)] += p.quantity
       func name() -> String { "\(accounts.rows[Int(p.account)].id)/\(securities.rows[Int(p.security)].code)" }
@@ -71,6 +76,9 @@ extension V1Kernel {
     for p in participants.rows where p.balance < 0 { report("participant \(p.id): balance \(p.balance) < 0") }
     return problems
   }
+
+  /// Positions ahead of the one checked whose first lot is prefetched.
+  static let selfCheckLotDistance = 16
 
   func enforceSelfCheck(seq: Int64, event: String) {
     let problems = selfCheckViolations()

@@ -63,8 +63,14 @@ public struct Table<Row> {
     }
   }
 
-  /// Starts loading row `index` (KernelAPI `prefetch`; nothing when out of range).
-  @inline(__always) public func prefetch(_ index: Int32) { rows.prefetch(Int(index)) }
+  /// Starts loading row `index`, all its lines (KernelAPI `prefetchWhole`; nothing when
+  /// out of range).
+  @inline(__always) public func prefetch(_ index: Int32) { rows.prefetchWhole(Int(index)) }
+
+  /// The room reserved beyond the rows, at most `limit` rows of it (`PageWarmer`).
+  func unusedCapacity(limit: Int = .max) -> MemoryRegion? {
+    MemoryRegion.unusedCapacity(of: rows, limit: limit)
+  }
 
   /// Marks a row changed whose canonical encoding changed outside the row itself
   /// (a position's pooled lots).

@@ -1,43 +1,70 @@
-// TRADEs applied in groups, their memory loads overlapped. A TRADE on the 1M-account
-// day touches about ten rows that are nowhere near the cache (its trade-id slot, two
-// account slots, two position-directory lines, two positions, the seller's oldest lot,
-// the buyer's newest), each a dependent miss of ~180 ns on this project's machines:
-// most of a trade's time. Within a group, the loads of every trade are started stage
-// by stage (each stage reads only what the one before loaded), then the trades are
-// applied one after another by the ordinary `applyTrade`. Loads are hints: a trade
-// earlier in the group may change what a later one reads (a new position, a used-up
-// lot), which costs that later trade a miss and nothing else. The apply reuses what
-// the stages found that no TRADE changes (the trade id's hash, the account and security
-// rows); everything else it looks up again. Outcomes, effects and state are those of
-// `applyTrade` one after another, by construction.
+// TRADEs applied through a look-ahead pipeline, their memory loads overlapped. A TRADE
+// on the 1M-account day touches about ten rows that are nowhere near the cache (its
+// trade-id slot, two account slots, two position-directory lines, two positions, the
+// seller's oldest lot, the buyer's newest), in four rounds of dependent loads, each a
+// miss of ~100-180 ns on this project's machines: most of a trade's time when taken
+// one after another. Here every trade goes through four locating stages before it is
+// applied, each stage `lookAhead` trades behind the one before: while trade i is
+// applied, trade i + lookAhead has its lots' loads started, trade i + 2·lookAhead its
+// positions', i + 3·lookAhead its directory lines', and i + 4·lookAhead its index
+// slots'. A stage reads only lines the stage before started loading `lookAhead`
+// trades' work earlier, so they have arrived, and every trade has its loads in flight
+// at once with those of the 31 trades around it.
+//
+// Loads are hints: a trade earlier in the pipeline may change what a later one reads
+// (a new position, a used-up lot), which costs that later trade a miss and nothing
+// else. The apply reuses what the stages found that no TRADE changes or removes (the
+// trade id's hash, the account and security rows, a position row found: positions are
+// never removed); everything else (the trade id, a position not found, the lots) it
+// looks up again. Outcomes, effects and state are those of `applyTrade` one after
+// another, by construction.
 
 import KernelAPI
 
 extension V1Kernel {
-  /// TRADEs whose loads are started together: enough to cover a miss's latency with
-  /// the work of a stage, few enough that the rows loaded stay in L1/L2 until their
-  /// trade is applied. 8 and 32 measured no better (docs/PERFORMANCE.md).
-  static let tradeGroupSize = 16
+  /// Trades between two stages of the pipeline: enough to cover a miss's latency with
+  /// the work of the trades in between, few enough that the lines loaded stay in L1/L2
+  /// until their trade is applied (4 stages × 8 trades × ~10 lines = ~20 KB).
+  static let lookAhead = 8
+  /// Slots of the pipeline's ring of located trades: a power of two above the trades
+  /// in flight (4 · lookAhead + 1).
+  static let pipelineSlots = 64
 
   public mutating func applyTrades(
     _ trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
     outcomes: UnsafeMutableBufferPointer<Outcome>
   ) {
     precondition(outcomes.count == trades.count, "one outcome per trade")
-    var found = [GroupedTrade](repeating: GroupedTrade(), count: Self.tradeGroupSize)
-    var start = 0
-    while start < trades.count {
-      let end = min(start + Self.tradeGroupSize, trades.count)
-      prefetchGroup(UnsafeBufferPointer(rebasing: trades[start..<end]), bytes: bytes, into: &found)
-      for i in start..<end {
-        outcomes[i] = applyTrade(
-          trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq, grouped: found[i - start])
+    precondition(
+      Self.pipelineSlots & (Self.pipelineSlots - 1) == 0 && Self.pipelineSlots > 4 * Self.lookAhead,
+      "the pipeline ring holds every trade in flight")
+    var ring = [GroupedTrade](repeating: GroupedTrade(), count: Self.pipelineSlots)
+    let n = trades.count
+    let d = Self.lookAhead
+    let m = Self.pipelineSlots - 1
+    var step = 0
+    while step < n + 4 * d {
+      if step < n { locateSlots(trades[step], bytes: bytes, into: &ring[step & m]) }
+      let directory = step - d
+      if directory >= 0 && directory < n {
+        locateDirectory(trades[directory], bytes: bytes, into: &ring[directory & m])
       }
-      start = end
+      let positionStage = step - 2 * d
+      if positionStage >= 0 && positionStage < n {
+        locatePositions(trades[positionStage], into: &ring[positionStage & m])
+      }
+      let lotStage = step - 3 * d
+      if lotStage >= 0 && lotStage < n { locateLots(&ring[lotStage & m]) }
+      let i = step - 4 * d
+      if i >= 0 && i < n {
+        outcomes[i] = applyTrade(
+          trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq, grouped: ring[i & m])
+      }
+      step += 1
     }
   }
 
-  /// What the stages of `prefetchGroup` found for one trade (row ids; -1 unknown).
+  /// What the stages found for one trade (row ids; -1 unknown).
   struct GroupedTrade {
     /// `TradeIndex.hash` of the trade's id and date.
     var tradeHash: UInt64 = 0
@@ -46,57 +73,104 @@ extension V1Kernel {
     var buy: Int32 = -1
     var sell: Int32 = -1
     var security: Int32 = -1
+    var buyUnit: Int32 = -1
+    var sellUnit: Int32 = -1
     var buyPosition: Int32 = -1
     var sellPosition: Int32 = -1
+    /// The account's directory line is full without the security: the overflow's slot
+    /// is loading (stage 3), to be read by stage 4.
+    var buyInOverflow = false
+    var sellInOverflow = false
   }
 
-  /// Starts the loads of a group's trades, in four stages of dependent reads; each
-  /// stage keeps what it found for the next, and `found[i]` what trade i's apply may
-  /// reuse (no identifier hashed or looked up twice).
-  func prefetchGroup(
-    _ group: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer, into found: inout [GroupedTrade]
-  ) {
-    precondition(group.count <= found.count, "a trade group is at most tradeGroupSize trades")
-    found.withUnsafeMutableBufferPointer { found in
-      // 1. The index slots of the trade id and both accounts.
-      for (i, t) in group.enumerated() {
-        let g = GroupedTrade(
-          tradeHash: TradeIndex.hash(id: t.field(t.trade.tradeId, in: bytes), date: t.trade.date),
-          buyHash: Ident.fastHash(of: t.field(t.trade.buyAccount, in: bytes)),
-          sellHash: Ident.fastHash(of: t.field(t.trade.sellAccount, in: bytes)))
-        tradeByKey.prefetch(hash: g.tradeHash)
-        accountById.prefetch(hash: g.buyHash)
-        accountById.prefetch(hash: g.sellHash)
-        found[i] = g
-      }
-      // 2. The accounts' position-directory lines (their index slots are in cache now).
-      for (i, t) in group.enumerated() {
-        let buyBytes = t.field(t.trade.buyAccount, in: bytes)
-        let sellBytes = t.field(t.trade.sellAccount, in: bytes)
-        found[i].buy = accountById.find(hash: found[i].buyHash) { $0.hasBytes(buyBytes) } ?? -1
-        found[i].sell = accountById.find(hash: found[i].sellHash) { $0.hasBytes(sellBytes) } ?? -1
-        found[i].security = securityById[bytes: t.field(t.trade.security, in: bytes)] ?? -1
-        if found[i].buy >= 0 { positionDirectory.prefetch(found[i].buy) }
-        if found[i].sell >= 0 { positionDirectory.prefetch(found[i].sell) }
-      }
-      // 3. The positions.
-      for i in group.indices where found[i].security >= 0 {
-        let g = found[i]
-        if g.sell >= 0, let p = positionDirectory.find(account: g.sell, security: g.security) {
-          found[i].sellPosition = p
-          positions.prefetch(p)
-        }
-        if g.buy >= 0, let p = positionDirectory.find(account: g.buy, security: g.security) {
-          found[i].buyPosition = p
-          positions.prefetch(p)
-        }
-      }
-      // 4. The lots a trade reads first: the seller's oldest, the buyer's newest (the
-      // new lot is linked after it).
-      for i in group.indices {
-        if found[i].sellPosition >= 0 { lotPool.prefetch(positions[found[i].sellPosition].firstLot) }
-        if found[i].buyPosition >= 0 { lotPool.prefetch(positions[found[i].buyPosition].lastLot) }
+  // The stages change nothing: they are `mutating` only so that `self` is passed by
+  // reference (a non-mutating call from the loop copied the 900-byte kernel struct).
+
+  /// Stage 1: the hashes; the index slots of the trade id and both accounts.
+  @inline(__always)
+  mutating func locateSlots(_ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade) {
+    g = GroupedTrade(
+      tradeHash: TradeIndex.hash(id: t.field(t.trade.tradeId, in: bytes), date: t.trade.date),
+      buyHash: Ident.fastHash(of: t.field(t.trade.buyAccount, in: bytes)),
+      sellHash: Ident.fastHash(of: t.field(t.trade.sellAccount, in: bytes)))
+    tradeByKey.prefetch(hash: g.tradeHash)
+    accountById.prefetchSlot(hash: g.buyHash)
+    accountById.prefetchSlot(hash: g.sellHash)
+  }
+
+  /// Stage 2: the account and security rows (their index slots loaded); the accounts'
+  /// position-directory lines.
+  @inline(__always)
+  mutating func locateDirectory(_ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade) {
+    let buyBytes = t.field(t.trade.buyAccount, in: bytes)
+    let sellBytes = t.field(t.trade.sellAccount, in: bytes)
+    g.buy = accountById.find(hash: g.buyHash) { $0.hasBytes(buyBytes) } ?? -1
+    g.sell = accountById.find(hash: g.sellHash) { $0.hasBytes(sellBytes) } ?? -1
+    g.security = securityById[bytes: t.field(t.trade.security, in: bytes)] ?? -1
+    g.buyUnit = unitById[bytes: t.field(t.trade.buyUnit, in: bytes)] ?? -1
+    g.sellUnit = unitById[bytes: t.field(t.trade.sellUnit, in: bytes)] ?? -1
+    if g.buy >= 0 { positionDirectory.prefetch(g.buy) }
+    if g.sell >= 0 {
+      positionDirectory.prefetch(g.sell)
+      individualAccounts.prefetch(g.sell)
+    }
+    if g.security >= 0 { securities.prefetch(g.security) }
+  }
+
+  /// Stage 3: the positions in their directory lines (loaded); the day's clearing rows of
+  /// both sides when they exist (20,000 rows of 96 bytes on the 1M day: in no cache
+  /// close to the core).
+  @inline(__always)
+  mutating func locatePositions(_ t: TradeInput, into g: inout GroupedTrade) {
+    guard g.security >= 0 else { return }
+    if g.buyUnit >= 0 { prefetchClearing(date: t.trade.date, unit: g.buyUnit, security: g.security) }
+    if g.sellUnit >= 0 { prefetchClearing(date: t.trade.date, unit: g.sellUnit, security: g.security) }
+    if g.sell >= 0 {
+      switch positionDirectory.lookInLine(account: g.sell, security: g.security) {
+      case .found(let p):
+        g.sellPosition = p
+        positions.prefetch(p)
+      case .overflow: g.sellInOverflow = true
+      case .absent: break
       }
     }
+    if g.buy >= 0 {
+      switch positionDirectory.lookInLine(account: g.buy, security: g.security) {
+      case .found(let p):
+        g.buyPosition = p
+        positions.prefetch(p)
+        isAwaitingAvailability.prefetch(Int(p))
+      case .overflow: g.buyInOverflow = true
+      case .absent: break
+      }
+    }
+  }
+
+  @inline(__always)
+  func prefetchClearing(date: Int32, unit: Int32, security: Int32) {
+    let participant = units.rows[Int(unit)].participant
+    if let slot = dayRows.clearingSlot(date: date, participant: participant, security: security) {
+      clearingRows.prefetch(dayRows.clearing[slot])
+    }
+  }
+
+  /// Stage 4: a position in the directory's overflow (an account with more than eight;
+  /// its slot loaded); the lots a trade reads first (its positions loaded): the
+  /// seller's oldest, the buyer's newest (the new lot is linked after it).
+  @inline(__always)
+  mutating func locateLots(_ g: inout GroupedTrade) {
+    if g.sellInOverflow, let p = positionDirectory.find(account: g.sell, security: g.security) {
+      g.sellPosition = p
+      positions.prefetch(p)
+    }
+    if g.buyInOverflow, let p = positionDirectory.find(account: g.buy, security: g.security) {
+      g.buyPosition = p
+      positions.prefetch(p)
+    }
+    // (Not the lots of a position found just now: its row is not loaded yet.)
+    if g.sellPosition >= 0 && !g.sellInOverflow {
+      lotPool.prefetch(positions.rows[Int(g.sellPosition)].firstLot)
+    }
+    if g.buyPosition >= 0 && !g.buyInOverflow { lotPool.prefetch(positions.rows[Int(g.buyPosition)].lastLot) }
   }
 }

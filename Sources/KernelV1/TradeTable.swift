@@ -172,11 +172,13 @@ extension V1Kernel {
   }
 
   /// The row id of the trade with UTF-8 id `idBytes` on `date` (`hash` is
-  /// `TradeIndex.hash` of them), if one was applied. Non-mutating: the closure reads
-  /// `self` (in a mutating method that copied the state).
+  /// `TradeIndex.hash` of them), if one was applied. The closure reads the trade rows
+  /// through a reference held for this call only (one that read `self` had the whole
+  /// 900-byte state copied, with a retain of each of its arrays, on every TRADE).
   @inline(__always) func tradeRow(hash: UInt64, date: Int32, idBytes: UnsafeRawBufferPointer) -> Int32? {
-    tradeByKey.find(hash: hash) {
-      trades.rows[Int($0)].date == date && trades.rows[Int($0)].tradeId.hasBytes(idBytes)
+    let rows = trades.rows
+    return tradeByKey.find(hash: hash) {
+      rows[Int($0)].date == date && rows[Int($0)].tradeId.hasBytes(idBytes)
     }
   }
 

@@ -33,7 +33,9 @@ extension V1Kernel: BusinessKernel {
     for k in order.indices {
       // The day's new positions lie far apart: the rows a few places ahead are loaded
       // while this one is written out.
-      if k + holdingPrefetchDistance < order.count { rows.prefetch(Int(order[k + holdingPrefetchDistance])) }
+      if k + holdingPrefetchDistance < order.count {
+        rows.prefetchWhole(Int(order[k + holdingPrefetchDistance]))
+      }
       let p = rows[Int(order[k])]
       body(
         accounts.rows[Int(p.account)].id, securities.rows[Int(p.security)].code, p.quantity, p.available,

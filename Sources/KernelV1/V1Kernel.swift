@@ -99,10 +99,24 @@ public struct V1Kernel: Sendable {
       }
       addUnit(Ident(u.id), participant: p)
     }
-    // Accounts and securities keep their reference order: row id = index in the files,
-    // so the parser's lookups are adopted as they are.
+    // The opening state's large tables (~300 MB on the 1M-account day: accounts and
+    // their directory lines, then positions and lots) have their room reserved first,
+    // its pages mapped on another core meanwhile, from the end (this thread fills them
+    // from the front, faster than the other can map them).
     accounts.reserveCapacity(reference.accounts.count)
     positionDirectory.reserveAccounts(reference.accounts.count)
+    positions.reserveCapacity(reference.holdings.count)
+    isAwaitingAvailability.reserveCapacity(reference.holdings.count)
+    lotPool.reserveCapacity(reference.holdings.count + reference.holdings.count / 2)
+    PageWarmer.warm(
+      inTurn: [
+        [accounts.unusedCapacity(), positionDirectory.unusedCapacity()].compactMap { $0 },
+        [positions.unusedCapacity(), lotPool.unusedCapacity(limit: reference.holdings.count)].compactMap {
+          $0
+        },
+      ], fromTheEnd: true)
+    // Accounts and securities keep their reference order: row id = index in the files,
+    // so the parser's lookups are adopted as they are.
     for a in reference.accounts {
       positionDirectory.addAccount(accounts.append(AccountRecord(id: Ident(a.id), kind: a.kind)))
       individualAccounts.append(a.kind == .individual)
@@ -124,9 +138,6 @@ public struct V1Kernel: Sendable {
       for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
     }
     precondition(accountById.count == accounts.count && securityById.count == securities.count)
-    positions.reserveCapacity(reference.holdings.count)
-    isAwaitingAvailability.reserveCapacity(reference.holdings.count)
-    lotPool.reserveCapacity(reference.holdings.count + reference.holdings.count / 2)
     // Lines of one account and security usually follow each other: the last position
     // is tried before the index.
     var last: (account: Int32, security: Int32, position: Int32) = (-1, -1, -1)
@@ -155,6 +166,7 @@ public struct V1Kernel: Sendable {
   /// Room for about `events` more events, most of them trades (a run that knows its
   /// input size spares the doubling copies, and the fresh pages behind them).
   public mutating func reserveCapacity(events: Int) {
+    defer { PageWarmer.warm(reservedRegions(events: events)) }
     trades.reserveCapacity(trades.count + events)
     // Slices: the 1M-trade day takes 1.254 a trade, just over the 1.25 reserved here
     // before, and the table's doubling then copied 40 MB into 80 MB of fresh pages.
@@ -162,6 +174,17 @@ public struct V1Kernel: Sendable {
     slices.reserveCapacity(slices.count + events + events / 2)
     tradeByKey.reserveCapacity(trades.count + events)
     lotPool.reserveCapacity(lotPool.liveCount + events)
+  }
+
+  /// What the day's TRADEs write first-hand: the room of the trade rows, slices, lots
+  /// and (at most one a trade) new positions, ~200 MB of fresh pages on the 1M-trade
+  /// day, whose zeroing by the OS was about half the apply loop's time when met there
+  /// (`PageWarmer` maps them on another core meanwhile).
+  func reservedRegions(events: Int) -> [MemoryRegion] {
+    [
+      trades.unusedCapacity(), slices.unusedCapacity(), lotPool.unusedCapacity(),
+      positions.unusedCapacity(limit: events),
+    ].compactMap { $0 }
   }
 
   /// Stops (or restarts) recording which rows changed. A run that never commits
@@ -389,7 +412,10 @@ public struct V1Kernel: Sendable {
     let found = TradeLookups(
       trade: tradeRow(hash: tradeHash, date: date, idBytes: idBytes), security: security,
       buyAccount: buyAccount, sellAccount: sellAccount,
-      buyUnit: unitById[bytes: bytes(t.buyUnit)], sellUnit: unitById[bytes: bytes(t.sellUnit)])
+      buyUnit: grouped.map { $0.buyUnit >= 0 ? $0.buyUnit : nil } ?? unitById[bytes: bytes(t.buyUnit)],
+      sellUnit: grouped.map { $0.sellUnit >= 0 ? $0.sellUnit : nil } ?? unitById[bytes: bytes(t.sellUnit)],
+      buyPosition: grouped.flatMap { $0.buyPosition >= 0 ? $0.buyPosition : nil },
+      sellPosition: grouped.flatMap { $0.sellPosition >= 0 ? $0.sellPosition : nil })
     var rows = TradeRows()
     let outcome = applyTrade(
       date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
@@ -435,6 +461,10 @@ public struct V1Kernel: Sendable {
     var sellAccount: Int32?
     var buyUnit: Int32?
     var sellUnit: Int32?
+    /// The buyer's and seller's positions in the security when already found (a
+    /// pipeline stage found them; positions are never removed): nil, look them up.
+    var buyPosition: Int32? = nil
+    var sellPosition: Int32? = nil
   }
 
   /// The rows an applied TRADE changed (its effects, docs/EFFECTS.md), and what the
@@ -473,10 +503,8 @@ public struct V1Kernel: Sendable {
     guard let buyUnit = found.buyUnit, let sellUnit = found.sellUnit else { return .rejected(.unknownUnit) }
     let t = (date: date, priceMilli: priceMilli)
     let q = quantity
-    // Both accounts' position lines are read together (overlapping misses).
-    let sellLine = positionDirectory.line(of: sellAccount)
-    let buyLine = positionDirectory.line(of: buyAccount)
-    let sellPosition = positionDirectory.find(in: sellLine, account: sellAccount, security: security)
+    let sellPosition =
+      found.sellPosition ?? positionDirectory.find(account: sellAccount, security: security)
     guard let sellPosition, positions[sellPosition].available >= q else {
       return .rejected(.insufficientHoldings)
     }
@@ -534,8 +562,8 @@ public struct V1Kernel: Sendable {
     rows.taxFen = taxFen
 
     let buyPosition =
-      positionDirectory.find(in: buyLine, account: buyAccount, security: security)
-      ?? position(account: buyAccount, security: security)
+      found.buyPosition ?? positionDirectory.find(account: buyAccount, security: security)
+      ?? newPosition(account: buyAccount, security: security)
     positions[buyPosition].quantity += q
     positions[buyPosition].available += c.buyerAvailableNow
     if c.buyerAvailableNow < q { markAwaitingAvailability(buyPosition) }
@@ -757,17 +785,16 @@ public struct V1Kernel: Sendable {
     return .applied
   }
 
-  /// Settlement rows created on a trading day: those of its trades' dates, contiguous.
+  /// Settlement rows created on a trading day, ascending: the rows of its date. Only
+  /// an applied TRADE makes a settlement row, of its date (the open day) and of both its
+  /// participants, so these are the rows of the participants of the day's trades (which
+  /// this read from a million trade rows, with a Set and an array a trade). A few dozen
+  /// rows a day: scanned.
   func settlementRange(ofDay d: Int32) -> [Int32] {
-    let day = days[d]
+    let date = days[d].date
     var rows: [Int32] = []
-    var seen = Set<Int32>()
-    for t in day.tradeStart..<day.tradeEnd {
-      for p in [trades[t].buyParticipant, trades[t].sellParticipant] where seen.insert(p).inserted {
-        rows.append(settlementByKey[Self.settlementKey(day.date, p)]!)
-      }
-    }
-    return rows.sorted()
+    for s in settlementRows.indices where settlementRows.rows[s].tradeDate == date { rows.append(Int32(s)) }
+    return rows
   }
 
   mutating func withhold(_ row: SettlementRecord) {
@@ -846,6 +873,11 @@ public struct V1Kernel: Sendable {
 
   mutating func position(account: Int32, security: Int32) -> Int32 {
     if let p = positionDirectory.find(account: account, security: security) { return p }
+    return newPosition(account: account, security: security)
+  }
+
+  /// A new empty position; the account has none in the security.
+  mutating func newPosition(account: Int32, security: Int32) -> Int32 {
     let p = positions.append(
       PositionRecord(account: account, security: security, quantity: 0, available: 0, withheld: 0))
     positionDirectory.insert(account: account, security: security, position: p)
@@ -952,6 +984,9 @@ struct AccountBits: Sendable {
     if bit { words[count >> 6] |= 1 << UInt64(count & 63) }
     count += 1
   }
+
+  /// Starts loading the word of bit `i`.
+  @inline(__always) func prefetch(_ i: Int32) { words.prefetch(Int(i) >> 6) }
 
   @inline(__always) subscript(_ i: Int32) -> Bool {
     precondition(i >= 0 && Int(i) < count, "account bit out of range")
