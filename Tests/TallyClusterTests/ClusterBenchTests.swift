@@ -43,5 +43,38 @@ final class ClusterBenchTests: ClusterTestCase {
     XCTAssertGreaterThan(try number("restart_to_voting_s"), 0)
     XCTAssertGreaterThan(try number("catch_up_ratio"), 0)
     XCTAssertTrue(r.stderr.contains("SIGKILLed at seq"), r.stderr)
+    // The CPU each node spent while voting, read from /proc: every node, some of it.
+    let cpu = try XCTUnwrap(object["cpu_seconds"] as? [String: NSNumber], "cpu_seconds missing in \(line)")
+    XCTAssertEqual(Set(cpu.keys), ["sequencer", "r1", "r2", "r3", "voter"])
+    XCTAssertGreaterThan(cpu["r2"]?.doubleValue ?? 0, 0, "a replica applied every event")
+    XCTAssertTrue(r.stderr.contains("CPU seconds while voting"), r.stderr)
+  }
+
+  /// `tally cluster bench-replica`: one replica's work on a real RocksDB folder, its
+  /// figures for the events given, digest votes at the multiples asked for.
+  func testBenchReplicaAppliesEveryEventAndSaysWhatItCost() throws {
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 3_000)
+    let lines = try String(contentsOfFile: m.events, encoding: .utf8).split(
+      separator: "\n", omittingEmptySubsequences: false
+    ).count - 1
+    for kernel in ["v1", "v2"] {
+      let r = try runCommand(
+        Paths.tally,
+        [
+          "cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--kernel", kernel,
+          "--batch-lines", "250", "--checkpoint-events", "500", "--digest-events", "1000",
+        ],
+        workDir: work, timeout: 300)
+      XCTAssertEqual(r.status, 0, r.output)
+      XCTAssertTrue(r.stdout.contains("replica \(kernel): \(lines) events in "), r.stdout)
+      XCTAssertTrue(r.stdout.contains(" events/s "), r.stdout)
+      XCTAssertTrue(r.stdout.contains("\(lines / 1000) digest votes"), r.stdout)
+    }
+    let bad = try runCommand(
+      Paths.tally,
+      ["cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--batch-lines", "0"],
+      workDir: work, timeout: 60)
+    XCTAssertNotEqual(bad.status, 0)
+    XCTAssertTrue(bad.stderr.contains("--batch-lines"), bad.output)
   }
 }
