@@ -35,16 +35,7 @@ public struct JournalBatch: Sendable, Equatable {
     precondition(last - first + 1 == Int64(lines.count), "journal batch range and lines disagree")
     self.first = first
     self.last = last
-    var storage: [UInt8] = []
-    storage.reserveCapacity(lines.reduce(0) { $0 + $1.count })
-    var ranges: [Range<Int>] = []
-    ranges.reserveCapacity(lines.count)
-    for line in lines {
-      ranges.append(storage.count..<(storage.count + line.count))
-      storage.append(contentsOf: line)
-    }
-    self.storage = storage
-    self.ranges = ranges
+    (storage, ranges) = EventLines.joined(lines)
   }
 
   /// The number of lines (`last - first + 1`).
