@@ -21,9 +21,10 @@ struct Tally: AsyncParsableCommand {
       DashboardCommand.self, DifferentialCommand.self,
     ])
 
-  /// Huge pages first (HugePages.swift: this may execute the program again), then the command.
+  /// Huge pages first (HugePages.swift: this may execute the program again; cluster
+  /// nodes run without), then the command.
   static func main() async {
-    HugePages.enableByReexecution()
+    HugePages.configure(arguments: CommandLine.arguments)
     await main(nil)
   }
 }

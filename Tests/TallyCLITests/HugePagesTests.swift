@@ -60,6 +60,33 @@ final class HugePagesTests: XCTestCase {
     XCTAssertEqual(Array(arguments.dropFirst()), follower.process.arguments ?? [], "arguments changed")
   }
 
+  /// A cluster node started with the tunable (as `cluster up`, itself re-executed with
+  /// it, passes it on) executes itself again without it, once.
+  func testAClusterNodeDropsTheInheritedTunable() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().path
+    let voter = try TallyProcess(
+      ["voter", "--config", root + "/Config/local.toml", "--data", dir + "/voter", "--base-port", "19460"],
+      scratch: dir,
+      environment: [
+        "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "TALLY_HUGE_PAGES_STARTED": "1",
+      ])
+    defer {
+      voter.kill()
+      _ = voter.wait()
+    }
+    var environment: [String] = []
+    let deadline = Date().addingTimeInterval(20)
+    while Date() < deadline {
+      environment = procEntries(voter.pid, "environ")
+      if environment.contains("TALLY_HUGE_PAGES_DROPPED=1") { break }
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+    XCTAssertTrue(environment.contains("TALLY_HUGE_PAGES_DROPPED=1"), "the voter kept the tunable")
+    XCTAssertFalse(environment.contains { $0.hasPrefix("GLIBC_TUNABLES=") }, "\(environment)")
+    XCTAssertTrue(voter.process.isRunning, "the re-executed process is the one that was started")
+  }
+
   func testTallyHugePagesZeroTurnsItOff() throws {
     let follower = try startFollower("off", environment: ["TALLY_HUGE_PAGES": "0"])
     defer {
