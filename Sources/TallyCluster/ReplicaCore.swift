@@ -123,9 +123,10 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// commit logs those the voter has not streamed by then. A replica ahead of the
   /// voter's decisions (the fastest one waits for no other) had logged nearly all its
   /// records, because at its commit the voter had decided none of them yet; one commit
-  /// later the voter has streamed them. A crash loses the owed records of one commit
-  /// interval: the voter fetches them from another replica of the majority (every
-  /// replica of it has them in memory or logged), and a replica told to repair rebuilds.
+  /// later the voter has streamed them. While records are owed, `owedEffectsKey` is
+  /// stored with the commit, and a replica that crashed before paying them opens before
+  /// that commit's log entry (DurableBatchApplier.open) and applies its batches again
+  /// from the journal, which makes the records again (OwedEffectsRestartTests).
   var owedEffects: [(first: Int64, last: Int64, bytes: [UInt8])] = []
   /// Committed vote and effect log entries, in seq order (for pruning).
   var logged: [Logged] = []
