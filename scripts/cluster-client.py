@@ -18,6 +18,8 @@ Start the cluster first, e.g.:
 Exit status: 0 ok, 1 a batch refused, 2 usage, 3 timed out.
 """
 import argparse
+import bisect
+import itertools
 import json
 import sys
 import time
@@ -67,7 +69,8 @@ def main():
         p.error("--batch-lines must be 1...100000 and --window at least 1")
     with open(a.events, "rb") as f:
         batches = split_batches(f.read(), a.batch_lines)
-    lines_in = [b.count(b"\n") for b in batches]
+    # Events before each batch: a paced batch is due when the rate has offered them.
+    lines_before = [0] + list(itertools.accumulate(b.count(b"\n") for b in batches))
 
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
@@ -114,7 +117,7 @@ def main():
                   file=sys.stderr)
             sys.exit(3)
         can_send = next_batch < len(batches) and next_batch - acked < a.window
-        due = t0 + (sum(lines_in[:next_batch]) / a.rate if a.rate > 0 else 0)
+        due = t0 + (lines_before[next_batch] / a.rate if a.rate > 0 else 0)
         if can_send and now >= due:
             number = next_batch + 1
             dealer.send_multipart([MAGIC, client, str(number).encode(), batches[next_batch]])
@@ -151,7 +154,6 @@ def main():
     # last seq (the first decided last seq at or after it).
     decided_lasts = sorted(decided_at)
     latencies = []
-    import bisect
     for number, last in last_of.items():
         k = bisect.bisect_left(decided_lasts, last)
         if k < len(decided_lasts):

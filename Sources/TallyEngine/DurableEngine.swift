@@ -403,25 +403,22 @@ public final class DurableEngine<K: BusinessKernel> {
     let logged = try StateKeys.committedSeq(in: store)
     // Room for the lines to apply again (tables grown by doubling touch twice the pages).
     if logged > engine.appliedSeq { engine.reserveCapacity(events: Int(logged - engine.appliedSeq)) }
-    // The last entry's first seq, when it is to be left for the journal.
-    var lastFirst: Int64? = nil
-    if stopBeforeLast {
-      try store.scan(prefix: [StateKeys.logPrefix]) { key, _ in
-        guard key.count == 9 else { throw DurableError("unexpected log key \(key.hexString)") }
-        var first: Int64 = 0
-        for k in 1..<9 { first = first << 8 | Int64(key[k]) }
-        lastFirst = first
-        return true
-      }
+    // Each entry is checked when it is read and applied when the next one is (one scan):
+    // with `stopBeforeLast` the last is checked and left for the journal.
+    var held: (first: Int64, last: Int64, value: [UInt8], ranges: [Range<Int>])? = nil
+    func apply(_ e: (first: Int64, last: Int64, value: [UInt8], ranges: [Range<Int>])) {
+      engine.apply(lines: e.ranges[...], of: e.value, firstSeq: e.first)
+      precondition(engine.appliedSeq == e.last, "a logged line was not applied")
+      sinceSnapshot += e.last - e.first + 1
     }
-    var stoppedAt: (first: Int64, last: Int64)? = nil
+    var expected = engine.appliedSeq + 1
     try store.scan(prefix: [StateKeys.logPrefix]) { key, value in
       guard key.count == 9 else { throw DurableError("unexpected log key \(key.hexString)") }
       var first: Int64 = 0
       for k in 1..<9 { first = first << 8 | Int64(key[k]) }
-      guard first == engine.appliedSeq + 1 else {
+      guard first == expected else {
         throw DurableError(
-          "state folder is damaged: its log continues at seq \(first) after seq \(engine.appliedSeq); refusing to run"
+          "state folder is damaged: its log continues at seq \(first) after seq \(expected - 1); refusing to run"
         )
       }
       var sha = SHA256Stream()
@@ -432,23 +429,22 @@ public final class DurableEngine<K: BusinessKernel> {
         )
       }
       let (last, ranges) = try LogEntry.decode(value, first: first)
-      if first == lastFirst {
-        // Checked, not applied; kept in `logKeys`, so that the next snapshot deletes it
-        // (the next log commit, from the same seq, replaces it).
-        stoppedAt = (first, last)
-        logKeys.append(first)
-        return false
-      }
-      engine.apply(lines: ranges[...], of: value, firstSeq: first)
-      precondition(engine.appliedSeq == last, "a logged line was not applied")
+      if let h = held { apply(h) }
+      held = (first, last, value, ranges)
+      // Every entry, applied or left, is deleted by the next snapshot (a left one is
+      // replaced by the next log commit, from the same seq).
       logKeys.append(first)
-      sinceSnapshot += last - first + 1
+      expected = last + 1
       return true
+    }
+    var stoppedAt: Int64? = nil
+    if let h = held {
+      if stopBeforeLast { stoppedAt = h.last } else { apply(h) }
     }
     // Applied again, not applied now: the run's statistics count events of its inputs.
     replayedEvents = Int64(engine.statistics.events)
     engine.statistics = RunStatistics()
-    guard logged == (stoppedAt?.last ?? engine.appliedSeq) else {
+    guard logged == (stoppedAt ?? engine.appliedSeq) else {
       throw DurableError(
         "state folder is damaged: it holds events through seq \(engine.appliedSeq) but its marker says \(logged); refusing to run"
       )

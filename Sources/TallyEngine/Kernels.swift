@@ -47,6 +47,8 @@ public protocol ReplicaEngine: AnyObject {
   /// How the folder keeps the state (`StateLayout`'s name).
   var layoutName: String { get }
   var commitNanos: [Int64] { get }
+  /// Snapshot latencies (`DurableEngine.snapshotNanos`).
+  var snapshotNanos: [Int64] { get }
   /// Applies the lines `bytes[ranges[i]]` as seqs `first`, `first + 1`, ...; one outcome
   /// byte each (`Vote.outcomeByte`: 0 applied, 1 + reason code rejected).
   func applyBatch(_ bytes: [UInt8], ranges: [Range<Int>], first: Int64) -> [UInt8]

@@ -41,24 +41,14 @@ struct ClusterBenchReplica: ParsableCommand {
     }
     let reference: ReferenceData
     do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
-    let bytes: [UInt8]
-    do { bytes = try FileIO.read(events) } catch { fail("\(error)", code: 2) }
-    var batches: [JournalBatch] = []
-    var lines: [[UInt8]] = []
-    var seq: Int64 = 1
-    var start = 0
-    for i in bytes.indices where bytes[i] == 10 {
-      lines.append(Array(bytes[start..<i]))
-      start = i + 1
-      if lines.count == batchLines {
-        batches.append(JournalBatch(first: seq, last: seq + Int64(lines.count) - 1, lines: lines))
-        seq += Int64(lines.count)
-        lines = []
-      }
-    }
-    if start < bytes.count { lines.append(Array(bytes[start...])) }
-    if !lines.isEmpty {
-      batches.append(JournalBatch(first: seq, last: seq + Int64(lines.count) - 1, lines: lines))
+    let file: [UInt8]
+    do { file = try FileIO.read(events) } catch { fail("\(error)", code: 2) }
+    // The event lines the sequencer would journal (comments and blank lines skipped).
+    let lines = EmbeddedRun.lines(of: [file])
+    let batches = stride(from: 0, to: lines.count, by: batchLines).map { start in
+      let end = min(start + batchLines, lines.count)
+      return JournalBatch(
+        first: Int64(start + 1), last: Int64(end), lines: lines[start..<end].map { Array($0) })
     }
     let folder = data ?? NSTemporaryDirectory() + "tally-bench-replica-\(getpid())"
     defer { if data == nil { try? FileManager.default.removeItem(atPath: folder) } }
@@ -80,7 +70,7 @@ struct ClusterBenchReplica: ParsableCommand {
     try core.commitNow()
     let done = clock.now
     let cpu = processCPUSeconds() - cpu0
-    let n = Double(seq - 1 + Int64(lines.count))
+    let n = Double(lines.count)
     let applySeconds = (done - opened).seconds
     let commits = applier.durable.commitNanos.sorted()
     func ms(_ sorted: [Int64], _ p: Double) -> String {
@@ -88,7 +78,7 @@ struct ClusterBenchReplica: ParsableCommand {
         ? "n/a"
         : String(format: "%.1f", Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1e6)
     }
-    let snapshots = (applier.durable as? SnapshotTimings)?.snapshotTimes ?? []
+    let snapshots = applier.durable.snapshotNanos
     print(
       "replica \(kernel): \(Int(n)) events in \(batches.count) batches of \(batchLines): open \(String(format: "%.2f", (opened - t0).seconds)) s, "
         + "apply+vote+commit \(String(format: "%.2f", applySeconds)) s = \(Int(n / applySeconds)) events/s "
@@ -99,10 +89,6 @@ struct ClusterBenchReplica: ParsableCommand {
         + "process CPU \(String(format: "%.2f", cpu)) s (user + system, open included)")
   }
 }
-
-/// The snapshot latencies of a durable engine of any kernel (the bench reads them).
-protocol SnapshotTimings { var snapshotTimes: [Int64] { get } }
-extension DurableEngine: SnapshotTimings { var snapshotTimes: [Int64] { snapshotNanos } }
 
 /// This process's CPU time, user and system, in seconds.
 func processCPUSeconds() -> Double {
