@@ -11,17 +11,20 @@ public struct DurableBatchApplier: BatchApplier {
   public init(_ durable: any ReplicaEngine) { self.durable = durable }
 
   /// A replica's engine over `store`: the verified restore of what the store holds
-  /// (fresh when empty), with effect records on. A new folder keeps the input log
-  /// (docs/STATE-LAYOUT.md): a commit writes the batch lines, a digest checkpoint a
-  /// snapshot; a folder made in the rows layout keeps it.
-  public static func open(store: any StateStore, reference: ReferenceData, kernel: String) throws
-    -> DurableBatchApplier
-  {
+  /// (fresh when empty), with effect records on. A new folder keeps the input-log
+  /// layout (docs/STATE-LAYOUT.md) without its lines: a commit writes the votes, a
+  /// digest checkpoint a snapshot, and a restart resumes from the last snapshot and
+  /// fetches the rest of the journal again (`logLines` true logs the lines too, as
+  /// replicas did before: a restart then applies them from the folder). A folder made
+  /// in the rows layout keeps it.
+  public static func open(
+    store: any StateStore, reference: ReferenceData, kernel: String, logLines: Bool = false
+  ) throws -> DurableBatchApplier {
     // A last commit that owed its batches' effect records (ReplicaCore's `owedEffects`)
     // is applied again from the journal, so that they exist again.
     let owes = try store.value(for: ReplicaCore<DurableBatchApplier>.owedEffectsKey) != nil
     let engine = try KernelCatalog.openDurable(
-      kernel, store: store, reference: reference, stopBeforeLastLogEntry: owes)
+      kernel, store: store, reference: reference, stopBeforeLastLogEntry: owes, logLines: logLines)
     engine.enableEffects()
     return DurableBatchApplier(engine)
   }
@@ -30,6 +33,7 @@ public struct DurableBatchApplier: BatchApplier {
   public var committedSeq: Int64 { durable.committedSeq }
   public var committedStateDigest: [UInt8] { durable.stateDigest }
   public var digestSeq: Int64 { durable.digestSeq }
+  public var restartsFromDigest: Bool { durable.restartsFromSnapshot }
   /// Commit latencies (metrics).
   public var commitNanos: [Int64] { durable.commitNanos }
 

@@ -36,6 +36,14 @@ public protocol BatchApplier {
   func finishCommit() throws
   /// The seven output files of the applied state (reports).
   func outputFiles() -> [(name: String, bytes: [UInt8])]
+  /// True when a restart resumes from the last digest commit and applies the journal
+  /// after it again (commits log no lines): effect records of batches after that commit
+  /// are made again, so they need logging only when they leave memory unstreamed.
+  var restartsFromDigest: Bool { get }
+}
+
+extension BatchApplier {
+  public var restartsFromDigest: Bool { false }
 }
 
 public struct ReplicaCore<Applier: BatchApplier> {
@@ -294,6 +302,19 @@ public struct ReplicaCore<Applier: BatchApplier> {
     var extra = StoreBatch()
     for key in pruneKeys { extra.delete(key) }
     for e in uncommittedVotes { extra.put(Self.voteKey(e.first), e.encoded) }
+    if applier.restartsFromDigest {
+      // A restart applies everything after the last digest commit again, effects
+      // included: a commit without a digest logs only the unstreamed records that leave
+      // memory with it (the voter is far behind or away). A digest commit moves the
+      // restart point, so it logs every unstreamed record this replica holds.
+      let held = recentEffects + uncommittedEffects
+      let leaving = all ? held.count : evictions(adding: uncommittedEffects)
+      for e in held[..<leaving] where e.last > streamedThrough {
+        extra.put(Self.effectsKey(e.first), Self.encodeEffects(e))
+      }
+      if all { extra.delete(Self.owedEffectsKey) }  // a folder's marker from before
+      return extra
+    }
     for e in owedEffects where e.last > streamedThrough {
       extra.put(Self.effectsKey(e.first), Self.encodeEffects(e))
     }
@@ -313,22 +334,34 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// After a commit of `logWrites(all:)`: what it logged is committed; without `all`
   /// the uncommitted batches' records are owed to the next commit.
   mutating func logCommitted(all: Bool, also checkpoint: Logged? = nil) {
-    owedEffects = all ? [] : uncommittedEffects
+    owedEffects = all || applier.restartsFromDigest ? [] : uncommittedEffects
     for v in uncommittedVotes { logged.append(Logged(first: v.first, last: v.last)) }
     if let checkpoint { logged.append(checkpoint) }
+    let drop = evictions(adding: uncommittedEffects)
     for e in uncommittedEffects {
       recentEffects.append(e)
       recentEffectsBytes += e.bytes.count
     }
-    var drop = 0
-    while drop < recentEffects.count && recentEffectsBytes > settings.recentEffectsBytesMax {
-      recentEffectsBytes -= recentEffects[drop].bytes.count
-      drop += 1
-    }
+    for e in recentEffects[..<drop] { recentEffectsBytes -= e.bytes.count }
     recentEffects.removeFirst(drop)
     uncommittedVotes = []
     uncommittedEffects = []
     pruneKeys = []
+  }
+
+  /// How many of `recentEffects` followed by `added` leave memory when `added` joins it:
+  /// the oldest, while the bytes held exceed `recentEffectsBytesMax`.
+  func evictions(adding added: [(first: Int64, last: Int64, bytes: [UInt8])]) -> Int {
+    var bytes = recentEffectsBytes + added.reduce(0) { $0 + $1.bytes.count }
+    let count = recentEffects.count + added.count
+    var drop = 0
+    while drop < count && bytes > settings.recentEffectsBytesMax {
+      bytes -=
+        drop < recentEffects.count
+        ? recentEffects[drop].bytes.count : added[drop - recentEffects.count].bytes.count
+      drop += 1
+    }
+    return drop
   }
 
   /// Commits the log of the batches since the last commit, without a digest: in the

@@ -170,6 +170,12 @@ public final class DurableEngine<K: BusinessKernel> {
   }
   /// How the folder keeps the state (the folder's own when it existed).
   public let layout: StateLayout
+  /// Input-log layout: whether commits log the applied lines. A cluster replica logs
+  /// none (`logLines: false`): its lines are in the sequencer's journal, durable before
+  /// they were acknowledged, and a restart resumes from its last snapshot and fetches the
+  /// rest again (docs/DECISIONS.md). The folder's `logged` marker then moves only with
+  /// snapshots (or with the entries of a folder written before, applied again at open).
+  public let logsLines: Bool
   /// Input-log layout: a commit after this many events since the last snapshot is one.
   public let snapshotEvents: Int64
   /// Input-log layout: the logged events applied again at open.
@@ -247,11 +253,12 @@ public final class DurableEngine<K: BusinessKernel> {
   public init(
     store: any StateStore, reference: ReferenceData, plantedFault: PlantedFault? = nil, sync: Bool = true,
     layout: StateLayout = .rows, snapshotEvents: Int64 = InputLogLimits.snapshotEventsDefault,
-    stopBeforeLastLogEntry: Bool = false
+    stopBeforeLastLogEntry: Bool = false, logLines: Bool = true
   )
     throws
   {
     precondition(snapshotEvents >= 1)
+    self.logsLines = logLines
     self.store = store
     self.sync = sync
     self.snapshotEvents = snapshotEvents
@@ -312,6 +319,7 @@ public final class DurableEngine<K: BusinessKernel> {
         var w = ByteWriter()
         w.i64(1)  // snapshot 0 is the opening state: no rows, no checksum
         markers.put(StateKeys.snapshots, w.bytes)
+        markers.put(StateKeys.logged, [UInt8](repeating: 0, count: 8))  // i64 0: nothing logged yet
         try commit(extra: markers)
         return
       }
@@ -459,14 +467,19 @@ public final class DurableEngine<K: BusinessKernel> {
   /// Input-log layout: keeps applied lines for the next commit's log entry.
   @inline(__always)
   private func logLine(_ line: UnsafeRawBufferPointer, seq: Int64) {
+    sinceSnapshot += 1
+    guard logsLines else { return }
     if pendingCount == 0 { pendingFirst = seq }
     pendingCount += 1
-    sinceSnapshot += 1
     appendLE32(&pendingLines, UInt32(line.count))
     pendingLines.append(contentsOf: line)
   }
 
   private func logLines(_ lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) {
+    guard logsLines else {
+      sinceSnapshot += Int64(lines.count)
+      return
+    }
     bytes.withUnsafeBytes { raw in
       var seq = firstSeq
       for r in lines {
@@ -930,9 +943,11 @@ extension DurableEngine {
       sha.update(job.lines)
       batch.put(StateKeys.logDigest(job.logFirst), sha.finalize())
     }
-    var w = ByteWriter()
-    w.i64(job.seq)
-    batch.put(StateKeys.logged, w.bytes)
+    if logsLines {
+      var w = ByteWriter()
+      w.i64(job.seq)
+      batch.put(StateKeys.logged, w.bytes)
+    }
     if let f = job.fingerprint { batch.put(StateKeys.stream, f.encoded) }
     do {
       try store.commit(batch, sync: sync)

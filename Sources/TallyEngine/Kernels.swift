@@ -46,6 +46,10 @@ public protocol ReplicaEngine: AnyObject {
   var digestSeq: Int64 { get }
   /// How the folder keeps the state (`StateLayout`'s name).
   var layoutName: String { get }
+  /// True when commits log no lines (a cluster replica's input-log folder): a restart
+  /// resumes from the last snapshot, and what was applied after it comes again from
+  /// the sequencer's journal.
+  var restartsFromSnapshot: Bool { get }
   var commitNanos: [Int64] { get }
   /// Snapshot latencies (`DurableEngine.snapshotNanos`).
   var snapshotNanos: [Int64] { get }
@@ -69,6 +73,7 @@ extension DurableEngine: ReplicaEngine {
   public var kernelName: String { engine.state.kernelName }
   public var appliedSeq: Int64 { engine.appliedSeq }
   public var layoutName: String { layout.rawValue }
+  public var restartsFromSnapshot: Bool { layout == .inputLog && !logsLines }
 
   public func applyBatch(_ bytes: [UInt8], ranges: [Range<Int>], first: Int64) -> [UInt8] {
     // The witness of a generic class runs unspecialised code: hand the batch to the
@@ -116,16 +121,17 @@ extension KernelCatalog {
   /// checkpoints), never on an event count: every replica then snapshots at the same seqs.
   /// With `stopBeforeLastLogEntry` the folder opens at the seq before its last log entry
   /// (`DurableEngine.init`): the replica applies that entry's batches again from the
-  /// journal, with their effects.
+  /// journal, with their effects. With `logLines` false (a cluster replica) commits
+  /// log no lines: a restart resumes from the last snapshot (`restartsFromSnapshot`).
   public static func openDurable(
     _ name: String, store: any StateStore, reference: ReferenceData, sync: Bool = true,
-    layout: StateLayout = .inputLog, stopBeforeLastLogEntry: Bool = false
+    layout: StateLayout = .inputLog, stopBeforeLastLogEntry: Bool = false, logLines: Bool = true
   ) throws -> any ReplicaEngine {
     let (type, fault) = try resolve(name)
     func open<K: BusinessKernel>(_: K.Type) throws -> any ReplicaEngine {
       try DurableEngine<K>(
         store: store, reference: reference, plantedFault: fault, sync: sync, layout: layout,
-        snapshotEvents: Int64.max, stopBeforeLastLogEntry: stopBeforeLastLogEntry)
+        snapshotEvents: Int64.max, stopBeforeLastLogEntry: stopBeforeLastLogEntry, logLines: logLines)
     }
     return try open(type)
   }

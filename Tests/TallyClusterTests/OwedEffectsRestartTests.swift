@@ -1,8 +1,11 @@
-// A replica's background commit owes its batches' effect records to the next commit
-// (ReplicaCore's `owedEffects`); a replica that stops before paying them opens before
-// that commit's log entry and applies those batches again from the journal, with the
-// same votes and the same effect records. The real core, the real durable engine of
-// both kernels, an in-memory store standing for the folder.
+// A replica restarts with the same votes and the same effect records as before its
+// crash. A replica (the default) logs no lines: it reopens at its last snapshot and
+// applies the journal after it again. A folder that logs lines (replicas before
+// 2026-12-03's seventh session): a background commit owes its batches' effect records to
+// the next commit (ReplicaCore's `owedEffects`); a replica that stops before paying them
+// opens before that commit's log entry and applies those batches again from the
+// journal. The real core, the real durable engine of both kernels, an in-memory store
+// standing for the folder.
 import Foundation
 import KernelAPI
 import MarketGenerator
@@ -25,11 +28,102 @@ final class OwedEffectsRestartTests: XCTestCase {
     return (reference, lines)
   }
 
-  func open(_ store: InMemoryStateStore, _ reference: ReferenceData, kernel: String) throws -> Core {
+  func open(
+    _ store: InMemoryStateStore, _ reference: ReferenceData, kernel: String, logLines: Bool = true,
+    digestEvents: Int64 = 1_000_000, recentEffectsBytesMax: Int? = nil
+  ) throws -> Core {
     var settings = Core.Settings(id: "r1", kernel: kernel, checkpointEvents: 100, heartbeatMs: 500)
-    settings.digestEvents = 1_000_000
-    let applier = try DurableBatchApplier.open(store: store, reference: reference, kernel: kernel)
+    settings.digestEvents = digestEvents
+    if let recentEffectsBytesMax { settings.recentEffectsBytesMax = recentEffectsBytesMax }
+    let applier = try DurableBatchApplier.open(
+      store: store, reference: reference, kernel: kernel, logLines: logLines)
     return try Core(settings: settings, applier: applier, store: store)
+  }
+
+  func logEntries(_ store: InMemoryStateStore) throws -> Int {
+    var n = 0
+    try store.scan(prefix: [StateKeys.logEntry(1)[0]]) { _, _ in
+      n += 1
+      return true
+    }
+    return n
+  }
+
+  func testAReplicaThatLogsNoLinesReopensAtItsLastSnapshot() throws {
+    let (reference, lines) = try market()
+    XCTAssertGreaterThan(lines.count, 260)
+    let journal = batches(lines, through: 260)
+    for kernel in ["v1", "v2"] {
+      // A snapshot (digest checkpoint) at the batch crossing 200.
+      let store = InMemoryStateStore()
+      var core = try open(store, reference, kernel: kernel, logLines: false, digestEvents: 200)
+      var before: [Vote] = []
+      for b in journal { before += votes(try core.receive([b])) }
+      try core.applier.finishCommit()
+      XCTAssertEqual(core.applier.digestSeq, 200, "\(kernel): the snapshot at 200")
+      XCTAssertEqual(try logEntries(store), 0, "\(kernel): no line is logged")
+      let recordsOf241 = try XCTUnwrap(try core.effects(first: 241, last: 260))
+      let recordsOf161 = try XCTUnwrap(try core.effects(first: 161, last: 200))
+      // A crash: memory gone. The folder resumes from the snapshot.
+      var reopened = try open(store, reference, kernel: kernel, logLines: false, digestEvents: 200)
+      XCTAssertEqual(reopened.appliedSeq, 200, "\(kernel): opened at the last snapshot")
+      XCTAssertNil(try reopened.effects(first: 241, last: 260), "not applied again yet")
+      XCTAssertEqual(
+        try reopened.effects(first: 161, last: 200), recordsOf161,
+        "\(kernel): the snapshot's commit logged the records the voter had not streamed")
+      var again: [Vote] = []
+      for b in journal where b.first > 200 { again += votes(try reopened.receive([b])) }
+      XCTAssertEqual(again, Array(before.suffix(again.count)), "\(kernel): the same votes again")
+      XCTAssertEqual(try reopened.effects(first: 241, last: 260), recordsOf241, "\(kernel): the same records")
+
+      // No snapshot yet: the replica opens at the opening state and applies everything again.
+      let fresh = InMemoryStateStore()
+      var first = try open(fresh, reference, kernel: kernel, logLines: false)
+      var firstVotes: [Vote] = []
+      for b in journal { firstVotes += votes(try first.receive([b])) }
+      try first.applier.finishCommit()
+      var second = try open(fresh, reference, kernel: kernel, logLines: false)
+      XCTAssertEqual(second.appliedSeq, 0, "\(kernel): no snapshot, no line: the opening state")
+      var replayed: [Vote] = []
+      for b in journal { replayed += votes(try second.receive([b])) }
+      XCTAssertEqual(replayed, firstVotes, "\(kernel): every vote again, the same")
+    }
+  }
+
+  func testRecordsLeavingMemoryUnstreamedAreLogged() throws {
+    let (reference, lines) = try market()
+    let journal = batches(lines, through: 260)
+    for kernel in ["v1", "v2"] {
+      // Memory for no record: every commit's records leave it at the next commit.
+      let store = InMemoryStateStore()
+      var core = try open(store, reference, kernel: kernel, logLines: false, recentEffectsBytesMax: 0)
+      var records: [Int64: [UInt8]] = [:]
+      for b in journal {
+        _ = try core.receive([b])
+        records[b.first] = try XCTUnwrap(try core.effects(first: b.first, last: b.last))
+      }
+      try core.applier.finishCommit()
+      // Commits at the batches crossing 100 and 200; the second logged the first's records.
+      for b in journal where b.last <= 120 {
+        XCTAssertEqual(
+          try core.effects(first: b.first, last: b.last), records[b.first], "\(kernel): \(b.first)")
+      }
+      // Streamed records are not logged: with the voter's PRUNE after every batch, a commit
+      // logs only the records of the batch it commits at (not streamed yet when it leaves).
+      let streamed = InMemoryStateStore()
+      var pruned = try open(streamed, reference, kernel: kernel, logLines: false, recentEffectsBytesMax: 0)
+      for b in journal {
+        _ = try pruned.receive([b])
+        pruned.prune(through: b.last)
+      }
+      try pruned.applier.finishCommit()
+      var logged: [UInt8] = []
+      try streamed.scan(prefix: [0x21]) { key, _ in
+        logged.append(key[8])
+        return true
+      }
+      XCTAssertEqual(logged, [81, 161], "\(kernel): the records of the committing batches only")
+    }
   }
 
   func batches(_ lines: [[UInt8]], through last: Int, size: Int = 40) -> [JournalBatch] {
@@ -48,7 +142,7 @@ final class OwedEffectsRestartTests: XCTestCase {
     XCTAssertGreaterThan(lines.count, 260)
     for kernel in ["v1", "v2"] {
       let store = InMemoryStateStore()
-      var core = try open(store, reference, kernel: kernel)
+      var core = try open(store, reference, kernel: kernel, logLines: true)
       let journal = batches(lines, through: 260)
       var before: [Vote] = []
       for b in journal { before += votes(try core.receive([b])) }
