@@ -52,5 +52,7 @@ public struct DurableBatchApplier: BatchApplier {
 
   public func finishCommit() throws { try durable.finishCommit() }
 
+  public mutating func snapshot(extra: StoreBatch) throws { try durable.snapshot(extra: extra) }
+
   public func outputFiles() -> [(name: String, bytes: [UInt8])] { durable.outputFiles() }
 }

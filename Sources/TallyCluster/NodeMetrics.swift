@@ -217,6 +217,6 @@ extension Replica {
   /// votes sent since), so that a planned restart replays nothing. A kill skips this
   /// and is safe all the same: the journal gives the same batches again.
   public func commitOnShutdown() throws {
-    if committedSeq < appliedSeq { try commitNow() }
+    try commitForStop()
   }
 }

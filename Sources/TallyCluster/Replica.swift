@@ -99,6 +99,9 @@ public final class Replica {
   /// Commits what was applied since the last checkpoint (before a report, on a stop).
   func commitNow() throws { try core.commitNow() }
 
+  /// A graceful stop's commit (`ReplicaCore.commitForStop`).
+  func commitForStop() throws { try core.commitForStop() }
+
   /// Deletes the state and starts again from seq 1 (repair by replay).
   public func rebuild() throws {
     try? core.applier.finishCommit()  // the committer may be writing to the store

@@ -40,10 +40,16 @@ public protocol BatchApplier {
   /// after it again (commits log no lines): effect records of batches after that commit
   /// are made again, so they need logging only when they leave memory unstreamed.
   var restartsFromDigest: Bool { get }
+  /// Commits everything as a snapshot with `extra` (no digest in any vote), returning
+  /// when it is durable: a graceful stop of an applier that `restartsFromDigest`.
+  mutating func snapshot(extra: StoreBatch) throws
 }
 
 extension BatchApplier {
   public var restartsFromDigest: Bool { false }
+  public mutating func snapshot(extra: StoreBatch) throws {
+    try commit(withDigest: false) { _ in extra }
+  }
 }
 
 public struct ReplicaCore<Applier: BatchApplier> {
@@ -380,6 +386,21 @@ public struct ReplicaCore<Applier: BatchApplier> {
   public mutating func commitNow(withDigest: Bool = false) throws {
     let extra = logWrites(all: true)
     try applier.commit(withDigest: withDigest) { _ in extra }
+    logCommitted(all: true)
+  }
+
+  /// A graceful stop: commits what was applied since the last commit so that a planned
+  /// restart applies nothing again. A replica that logs no lines takes a snapshot for it
+  /// (2-5 µs for every event since the last one); a kill meanwhile leaves the previous
+  /// snapshot, and the restart fetches the journal after it, as after any crash.
+  public mutating func commitForStop() throws {
+    guard applier.restartsFromDigest else {
+      if applier.committedSeq < appliedSeq { try commitNow() }
+      return
+    }
+    guard applier.digestSeq < appliedSeq else { return }
+    let extra = logWrites(all: true)
+    try applier.snapshot(extra: extra)
     logCommitted(all: true)
   }
 

@@ -683,8 +683,8 @@ extension DurableEngine {
   /// Commits everything as a snapshot (input-log layout; a commit in the rows layout),
   /// returning when it is durable: a completed run ends with one, so that a restart
   /// reads rows and applies no line again.
-  public func snapshot() throws {
-    try start(CommitJob(batch: StoreBatch()), snapshot: true)
+  public func snapshot(extra: StoreBatch = StoreBatch()) throws {
+    try start(CommitJob(batch: extra), snapshot: true)
     outcome = write(job!)
     try finishCommit()
   }

@@ -63,6 +63,9 @@ public protocol ReplicaEngine: AnyObject {
   /// Starts a commit (no digest) with `extra` and returns: the write and the fsync go on
   /// while the next batches apply (`DurableEngine.commitInBackground`).
   func commitInBackground(extra: StoreBatch) throws
+  /// Commits everything as a snapshot with `extra`, returning when it is durable
+  /// (`DurableEngine.snapshot(extra:)`): a replica's graceful stop.
+  func snapshot(extra: StoreBatch) throws
   /// Waits for a commit in flight; throws its failure.
   func finishCommit() throws
   func outputFiles() -> [(name: String, bytes: [UInt8])]

@@ -75,6 +75,12 @@ final class OwedEffectsRestartTests: XCTestCase {
       for b in journal where b.first > 200 { again += votes(try reopened.receive([b])) }
       XCTAssertEqual(again, Array(before.suffix(again.count)), "\(kernel): the same votes again")
       XCTAssertEqual(try reopened.effects(first: 241, last: 260), recordsOf241, "\(kernel): the same records")
+      // A graceful stop snapshots: the planned restart applies nothing again.
+      try reopened.commitForStop()
+      let third = try open(store, reference, kernel: kernel, logLines: false, digestEvents: 200)
+      XCTAssertEqual(third.appliedSeq, 260, "\(kernel): a stop's snapshot")
+      XCTAssertEqual(third.applier.digestSeq, 260)
+      XCTAssertEqual(try third.effects(first: 241, last: 260), recordsOf241, "\(kernel): logged at the stop")
 
       // No snapshot yet: the replica opens at the opening state and applies everything again.
       let fresh = InMemoryStateStore()
