@@ -389,16 +389,24 @@ public struct ReplicaCore<Applier: BatchApplier> {
     logCommitted(all: true)
   }
 
+  /// Events since the last snapshot up to which a graceful stop of a replica that logs no
+  /// lines takes a snapshot: at 2-5 µs an event (docs/PERFORMANCE.md) it stays well within
+  /// the default `shutdown_grace_ms` (5 s). Past it the stop commits the votes only, and
+  /// the restart applies the journal after the last snapshot again.
+  public static var stopSnapshotEventsMax: Int64 { 500_000 }
+
   /// A graceful stop: commits what was applied since the last commit so that a planned
   /// restart applies nothing again. A replica that logs no lines takes a snapshot for it
-  /// (2-5 µs for every event since the last one); a kill meanwhile leaves the previous
-  /// snapshot, and the restart fetches the journal after it, as after any crash.
+  /// when at most `stopSnapshotEventsMax` events were applied since the last one; a kill
+  /// meanwhile leaves the previous snapshot, and the restart fetches the journal after
+  /// it, as after any crash.
   public mutating func commitForStop() throws {
-    guard applier.restartsFromDigest else {
+    let sinceSnapshot = appliedSeq - applier.digestSeq
+    guard applier.restartsFromDigest, sinceSnapshot <= Self.stopSnapshotEventsMax else {
       if applier.committedSeq < appliedSeq { try commitNow() }
       return
     }
-    guard applier.digestSeq < appliedSeq else { return }
+    guard sinceSnapshot > 0 else { return }
     let extra = logWrites(all: true)
     try applier.snapshot(extra: extra)
     logCommitted(all: true)
