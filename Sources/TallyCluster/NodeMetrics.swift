@@ -213,9 +213,10 @@ public final class VoterMetrics {
 }
 
 extension Replica {
-  /// A graceful stop commits what was applied since the last checkpoint (with the
-  /// votes sent since), so that a planned restart replays nothing. A kill skips this
-  /// and is safe all the same: the journal gives the same batches again.
+  /// A graceful stop commits what was applied since the last checkpoint (a replica that
+  /// logs no lines: a snapshot, within `ReplicaCore.stopSnapshotEventsMax`), so that a
+  /// planned restart replays nothing. A kill skips this and is safe all the same: the
+  /// journal gives the same batches again.
   public func commitOnShutdown() throws {
     try commitForStop()
   }
