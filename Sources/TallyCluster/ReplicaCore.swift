@@ -64,8 +64,13 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// much larger than the journal batches, the replica commits (without a state
   /// digest in the vote, as for a report) rather than hold more in memory.
   public static var uncommittedBatchesMax: Int { 4_096 }
-  /// Bytes of committed effect records kept in memory for the voter's fetches.
-  public static var recentEffectsBytesMaxDefault: Int { 64 << 20 }
+  /// Bytes of committed effect records kept in memory for the voter's fetches. A replica
+  /// that logs no lines logs a record only when it leaves this window unstreamed, so the
+  /// window is sized for a voter seconds behind at full rate (~290 bytes an event on the
+  /// 1M-event day: about 0.9M events); with 64 MiB the replicas of a cluster at full rate
+  /// logged records and voted 107-151k events/s, with 256 MiB 156-189k (alternated,
+  /// docs/PERFORMANCE.md).
+  public static var recentEffectsBytesMaxDefault: Int { 256 << 20 }
   /// Seqs of vote and effect log kept behind what the voter has judged and streamed
   /// (`prune(through:)`): older entries are deleted with the next commit. The vote
   /// of every batch since the voter's judged prefix is kept, so a RESEND finds them.
