@@ -95,34 +95,81 @@ public struct ClearingKernelV1: Sendable {
     self.steps = steps
   }
 
-  @inline(__always)
-  private func fee(_ fee: FeeKind, kind: SecurityKind, sell: Bool, date: Int32, amountFen: Int64) -> Int64 {
-    let list = steps[Self.slot(kind, fee, sell: sell)]
-    var i = list.count - 1
-    while i >= 0 && list[i].effectiveDate > date { i -= 1 }
-    if i < 0 { return 0 }
-    let rate = list[i].rate
-    let product = Int128(amountFen) * rate.numerator
-    let divisor = powersOfTen[rate.scale]
-    if truncatesHandlingFee && fee == .handling { return exactInt64(product / divisor, "fee") }
-    return exactInt64(roundHalfUpDivide(product, by: divisor), "fee")
+  /// A fee rate as applied: `numerator / 10^scale` (0 when no step is in force yet).
+  public struct Rate: Sendable {
+    var numerator: Int128
+    var scale: Int
   }
 
-  private func sideFees(kind: SecurityKind, sell: Bool, date: Int32, amountFen: Int64) -> SideFees {
+  /// The rates in force on one date, by `slot`: a TRADE's eight fees read them where
+  /// each walked its list of steps (every trade of a day has the open day's date).
+  public struct RatesOnDate: Sendable {
+    public let date: Int32
+    fileprivate let rates: [Rate]
+
+    /// Rates of no date (a kernel's cache before its first TRADE).
+    public static let none = RatesOnDate(date: .min, rates: [])
+  }
+
+  @inline(__always)
+  private func rate(slot: Int, date: Int32) -> Rate {
+    let list = steps[slot]
+    var i = list.count - 1
+    while i >= 0 && list[i].effectiveDate > date { i -= 1 }
+    // No step yet: a zero rate, whose fee is 0 as before (0 rounds and truncates to 0).
+    if i < 0 { return Rate(numerator: 0, scale: 0) }
+    return Rate(numerator: list[i].rate.numerator, scale: list[i].rate.scale)
+  }
+
+  /// The rates of every (kind, fee, side) in force on `date`.
+  public func rates(on date: Int32) -> RatesOnDate {
+    RatesOnDate(date: date, rates: steps.indices.map { rate(slot: $0, date: date) })
+  }
+
+  @inline(__always)
+  private func fee(_ fee: FeeKind, rate: Rate, amountFen: Int64) -> Int64 {
+    let product = Int128(amountFen) * rate.numerator
+    if truncatesHandlingFee && fee == .handling {
+      return exactInt64(product / powersOfTen[rate.scale], "fee")
+    }
+    return exactInt64(roundHalfUpDivide(product, byPowerOfTen: rate.scale), "fee")
+  }
+
+  @inline(__always)
+  private func sideFees(kind: SecurityKind, sell: Bool, amountFen: Int64, rate: (Int) -> Rate) -> SideFees {
     SideFees(
-      handling: fee(.handling, kind: kind, sell: sell, date: date, amountFen: amountFen),
-      regulatory: fee(.regulatory, kind: kind, sell: sell, date: date, amountFen: amountFen),
-      transfer: fee(.transfer, kind: kind, sell: sell, date: date, amountFen: amountFen),
-      stamp: fee(.stamp, kind: kind, sell: sell, date: date, amountFen: amountFen))
+      handling: fee(.handling, rate: rate(Self.slot(kind, .handling, sell: sell)), amountFen: amountFen),
+      regulatory: fee(
+        .regulatory, rate: rate(Self.slot(kind, .regulatory, sell: sell)), amountFen: amountFen),
+      transfer: fee(.transfer, rate: rate(Self.slot(kind, .transfer, sell: sell)), amountFen: amountFen),
+      stamp: fee(.stamp, rate: rate(Self.slot(kind, .stamp, sell: sell)), amountFen: amountFen))
   }
 
   public func clear(kind: SecurityKind, tradeDate: Int32, priceMilli: Int64, quantity: Int64) -> TradeClearing
   {
+    clear(kind: kind, priceMilli: priceMilli, quantity: quantity) { rate(slot: $0, date: tradeDate) }
+  }
+
+  /// `clear(kind:tradeDate:priceMilli:quantity:)` with the rates of the trade date
+  /// resolved beforehand (`rates(on:)` of that date): the same arithmetic on the same
+  /// rates.
+  public func clear(kind: SecurityKind, priceMilli: Int64, quantity: Int64, rates: RatesOnDate)
+    -> TradeClearing
+  {
+    precondition(rates.rates.count == steps.count, "rates of this fee table")
+    return clear(kind: kind, priceMilli: priceMilli, quantity: quantity) { rates.rates[$0] }
+  }
+
+  @inline(__always)
+  private func clear(kind: SecurityKind, priceMilli: Int64, quantity: Int64, rate: (Int) -> Rate)
+    -> TradeClearing
+  {
     precondition(priceMilli > 0 && quantity > 0, "kernel input not validated")
     // price is in 0.001 CNY, so price × quantity is in 0.001 CNY; fen = that / 10.
-    let amount = exactInt64(roundHalfUpDivide(Int128(priceMilli) * Int128(quantity), by: 10), "amount")
-    let buyer = sideFees(kind: kind, sell: false, date: tradeDate, amountFen: amount)
-    let seller = sideFees(kind: kind, sell: true, date: tradeDate, amountFen: amount)
+    let amount = exactInt64(
+      roundHalfUpDivide(Int128(priceMilli) * Int128(quantity), byPowerOfTen: 1), "amount")
+    let buyer = sideFees(kind: kind, sell: false, amountFen: amount, rate: rate)
+    let seller = sideFees(kind: kind, sell: true, amountFen: amount, rate: rate)
     return TradeClearing(
       amountFen: amount, buyerFees: buyer, sellerFees: seller,
       buyerNetFen: -amount - buyer.total, sellerNetFen: amount - seller.total,

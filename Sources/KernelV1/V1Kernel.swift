@@ -11,6 +11,8 @@ public struct V1Kernel: Sendable {
   public let feeRows: [FeeRateRow]
   /// Fee arithmetic (and the fee and transfer planted faults).
   public let fees: ClearingKernelV1
+  /// The fee rates of the last TRADE's date (`fees.rates(on:)`), resolved once a day.
+  var feeRates = ClearingKernelV1.RatesOnDate.none
 
   // MARK: Business state (persisted, digested).
   public internal(set) var globals = GlobalRecord()
@@ -510,7 +512,8 @@ public struct V1Kernel: Sendable {
     }
 
     let kind = securities[security].kind
-    let c = fees.clear(kind: kind, tradeDate: t.date, priceMilli: t.priceMilli, quantity: q)
+    if feeRates.date != t.date { feeRates = fees.rates(on: t.date) }
+    let c = fees.clear(kind: kind, priceMilli: t.priceMilli, quantity: q, rates: feeRates)
     if dayRows.date != t.date { resetDayRows(date: t.date) }
     let buyParticipant = units[buyUnit].participant
     let sellParticipant = units[sellUnit].participant
@@ -558,7 +561,7 @@ public struct V1Kernel: Sendable {
         taxUnits += Int128(lot.quantity) * Int128(lot.accruedMicro) * percent
       }
     }
-    let taxFen = exactInt64(roundHalfUpDivide(taxUnits, by: 1_000_000), "tax")
+    let taxFen = exactInt64(roundHalfUpDivide(taxUnits, byPowerOfTen: 6), "tax")
     rows.taxFen = taxFen
 
     let buyPosition =
@@ -667,7 +670,7 @@ public struct V1Kernel: Sendable {
     case .dividend:
       for p in holders {
         let value = exactInt64(
-          roundHalfUpDivide(Int128(positions[p].quantity) * Int128(action.perShareMicro), by: 10_000),
+          roundHalfUpDivide(Int128(positions[p].quantity) * Int128(action.perShareMicro), byPowerOfTen: 4),
           "dividend")
         if value > 0 {
           entitlements.append(
