@@ -80,6 +80,37 @@ final class V1ArithmeticTests: XCTestCase {
     }
   }
 
+  /// The 64-bit product path of fees and amounts against Int128: products just below and
+  /// above 2^64, results at Int64.max, negative and zero factors.
+  func testRoundedProductIsTheInt128Rounding() {
+    var factors: [Int64] = [0, 1, 2, 5, 9, 10, 15, 99, 1_000, Int64(Int32.max), 1 << 32, (1 << 32) + 1]
+    factors += [Int64.max, Int64.max - 1, Int64.max / 10, Int64.max / 10 + 1, -1, Int64.min]
+    var x: UInt64 = 77
+    for _ in 0..<200 {
+      x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      factors.append(Int64(bitPattern: x >> (x & 31)))
+    }
+    let rates: [UInt64] = [
+      0, 1, 3, 487, 10, 1_000, 9_999_999_999_999_999_999, 1 << 32, (1 << 33) + 7, UInt64.max,
+    ]
+    for scale in 0...19 {
+      for a in factors {
+        for b in rates + factors.filter({ $0 >= 0 }).map({ UInt64($0) }) {
+          let exact = roundHalfUpDivide(Int128(a) * Int128(b), byPowerOfTen: scale)
+          if let fast = roundedProduct(a, b, byPowerOfTen: scale) {
+            XCTAssertEqual(Int128(fast), exact, "\(a) × \(b) / 10^\(scale)")
+          } else {
+            // Only when the Int128 path is needed: a negative factor, or a product or
+            // result beyond 64 bits.
+            XCTAssertTrue(
+              a < 0 || Int128(a) * Int128(b) > Int128(UInt64.max) || exact > Int128(Int64.max),
+              "\(a) × \(b) / 10^\(scale) left the fast path")
+          }
+        }
+      }
+    }
+  }
+
   /// Steps on several dates (some side-specific, one rate of 18 fraction digits, a kind
   /// without some fees), trades before, on and after each step: `clear` with `rates(on:)`
   /// is `clear` with the steps walked, with and without the planted fee fault.
