@@ -47,7 +47,7 @@ public struct V1Kernel: Sendable {
   /// Whether `accounts[a]` is an individual's account, one bit each (read on every
   /// sale of a stock: a 1M-account market fits in 125 KB, in cache, where a byte each
   /// missed it on most trades and the 24-byte account rows miss it always).
-  var individualAccounts = AccountBits()
+  var individualAccounts = RowBits()
   var clearingByKey = FastIndex<ClearingKey>()
   /// The open day's clearing and settlement rows, looked up directly (see `DayRows`).
   var dayRows = DayRows()
@@ -62,7 +62,8 @@ public struct V1Kernel: Sendable {
   var positionsOfSecurityCount = 0
   /// Positions with shares not yet available (bought STOCK/FUND), released at OPEN.
   var awaitingAvailability: [Int32] = []
-  var isAwaitingAvailability: [Bool] = []
+  /// Whether a position is in `awaitingAvailability`, a bit each (`RowBits`).
+  var isAwaitingAvailability = RowBits()
   /// Scheduled actions not yet executed, in application order.
   var pendingActions: [Int32] = []
   /// SHARES entitlements not yet credited, in computation order.
@@ -318,7 +319,7 @@ public struct V1Kernel: Sendable {
         positions[p].available = free
         emitHolding(p)
       }
-      isAwaitingAvailability[Int(p)] = false
+      isAwaitingAvailability[p] = false
     }
     awaitingAvailability.removeAll(keepingCapacity: true)
     // Bonus shares whose pay date is today.
@@ -897,8 +898,8 @@ public struct V1Kernel: Sendable {
   }
 
   mutating func markAwaitingAvailability(_ p: Int32) {
-    if !isAwaitingAvailability[Int(p)] {
-      isAwaitingAvailability[Int(p)] = true
+    if !isAwaitingAvailability[p] {
+      isAwaitingAvailability[p] = true
       awaitingAvailability.append(p)
     }
   }
@@ -977,10 +978,23 @@ extension SideFees {
   }
 }
 
-/// One bit per account row (SPEC §1's account kind, for the dividend tax).
-struct AccountBits: Sendable {
+/// One bit per row: an account's kind (SPEC §1, for the dividend tax), a position
+/// awaiting availability. A bit each keeps a million-row list in cache (125 KB a
+/// million rows) where a byte each (`[Bool]`, 3 MB for the 1M-account day's positions)
+/// missed it on most trades.
+struct RowBits: Sendable {
   private var words: [UInt64] = []
   private(set) var count = 0
+
+  init() {}
+
+  /// `count` bits, all clear.
+  init(clearCount count: Int) {
+    words = [UInt64](repeating: 0, count: (count + 63) / 64)
+    self.count = count
+  }
+
+  mutating func reserveCapacity(_ n: Int) { words.reserveCapacity((n + 63) / 64) }
 
   mutating func append(_ bit: Bool) {
     if count & 63 == 0 { words.append(0) }
@@ -992,8 +1006,15 @@ struct AccountBits: Sendable {
   @inline(__always) func prefetch(_ i: Int32) { words.prefetch(Int(i) >> 6) }
 
   @inline(__always) subscript(_ i: Int32) -> Bool {
-    precondition(i >= 0 && Int(i) < count, "account bit out of range")
-    return words[Int(i) >> 6] & (1 << UInt64(i & 63)) != 0
+    get {
+      precondition(i >= 0 && Int(i) < count, "row bit out of range")
+      return words[Int(i) >> 6] & (1 << UInt64(i & 63)) != 0
+    }
+    set {
+      precondition(i >= 0 && Int(i) < count, "row bit out of range")
+      let bit: UInt64 = 1 << UInt64(i & 63)
+      if newValue { words[Int(i) >> 6] |= bit } else { words[Int(i) >> 6] &= ~bit }
+    }
   }
 }
 
