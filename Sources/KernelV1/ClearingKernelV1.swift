@@ -95,37 +95,155 @@ public struct ClearingKernelV1: Sendable {
     self.steps = steps
   }
 
-  @inline(__always)
-  private func fee(_ fee: FeeKind, kind: SecurityKind, sell: Bool, date: Int32, amountFen: Int64) -> Int64 {
+  /// A fee rate as applied: `numerator / 10^scale` (0 when no step is in force yet).
+  /// A `DecimalRate` has at most 19 digits (`integerDigitsMax` + `fractionDigitsMax`):
+  /// its numerator is below 10^19 < 2^64.
+  public struct Rate: Sendable {
+    var numerator: UInt64
+    var scale: Int
+  }
+
+  /// The four fee rates of one side.
+  public struct SideRates: Sendable {
+    var handling: Rate
+    var regulatory: Rate
+    var transfer: Rate
+    var stamp: Rate
+  }
+
+  /// The rates of one security kind.
+  public struct KindRates: Sendable {
+    var buyer: SideRates
+    var seller: SideRates
+  }
+
+  /// The rates in force on one date, for every kind: a TRADE's eight fees read them
+  /// where each walked its list of steps (every trade of a day has the open day's
+  /// date). Values only, no array: nothing is retained per trade.
+  public struct RatesOnDate: Sendable {
+    public let date: Int32
+    fileprivate let stock: KindRates
+    fileprivate let fund: KindRates
+    fileprivate let bond: KindRates
+
+    @inline(__always) fileprivate func of(_ kind: SecurityKind) -> KindRates {
+      switch kind {
+      case .stock: return stock
+      case .fund: return fund
+      case .bond: return bond
+      }
+    }
+
+    /// Rates of no date (a kernel's cache before its first TRADE).
+    public static let none: RatesOnDate = {
+      let zero = Rate(numerator: 0, scale: 0)
+      let side = SideRates(handling: zero, regulatory: zero, transfer: zero, stamp: zero)
+      let kind = KindRates(buyer: side, seller: side)
+      return RatesOnDate(date: .min, stock: kind, fund: kind, bond: kind)
+    }()
+  }
+
+  private func rate(_ fee: FeeKind, kind: SecurityKind, sell: Bool, date: Int32) -> Rate {
     let list = steps[Self.slot(kind, fee, sell: sell)]
     var i = list.count - 1
     while i >= 0 && list[i].effectiveDate > date { i -= 1 }
-    if i < 0 { return 0 }
+    // No step yet: a zero rate, whose fee is 0 as before (0 rounds and truncates to 0).
+    if i < 0 { return Rate(numerator: 0, scale: 0) }
     let rate = list[i].rate
-    let product = Int128(amountFen) * rate.numerator
-    let divisor = powersOfTen[rate.scale]
-    if truncatesHandlingFee && fee == .handling { return exactInt64(product / divisor, "fee") }
-    return exactInt64(roundHalfUpDivide(product, by: divisor), "fee")
+    precondition(
+      rate.numerator >= 0 && rate.numerator <= Int128(UInt64.max), "fee rate has at most 19 digits")
+    return Rate(numerator: UInt64(rate.numerator), scale: rate.scale)
   }
 
-  private func sideFees(kind: SecurityKind, sell: Bool, date: Int32, amountFen: Int64) -> SideFees {
+  private func sideRates(kind: SecurityKind, sell: Bool, date: Int32) -> SideRates {
+    SideRates(
+      handling: rate(.handling, kind: kind, sell: sell, date: date),
+      regulatory: rate(.regulatory, kind: kind, sell: sell, date: date),
+      transfer: rate(.transfer, kind: kind, sell: sell, date: date),
+      stamp: rate(.stamp, kind: kind, sell: sell, date: date))
+  }
+
+  private func kindRates(_ kind: SecurityKind, date: Int32) -> KindRates {
+    KindRates(
+      buyer: sideRates(kind: kind, sell: false, date: date),
+      seller: sideRates(kind: kind, sell: true, date: date))
+  }
+
+  /// The rates of every (kind, fee, side) in force on `date`.
+  public func rates(on date: Int32) -> RatesOnDate {
+    RatesOnDate(
+      date: date, stock: kindRates(.stock, date: date), fund: kindRates(.fund, date: date),
+      bond: kindRates(.bond, date: date))
+  }
+
+  /// `amountFen × rate` rounded half up to a fen (truncated for the planted handling
+  /// fault). Every real fee's product fits 64 bits: one 64×64 multiplication and a
+  /// division by a literal power of ten (`roundedQuotient`); anything larger (or a
+  /// negative amount, which no trade has) goes through Int128 as before, to the same
+  /// value or the same overflow stop.
+  @inline(__always)
+  private func fee(_ fee: FeeKind, rate: Rate, amountFen: Int64) -> Int64 {
+    let truncates = truncatesHandlingFee && fee == .handling
+    if !truncates, let fast = roundedProduct(amountFen, rate.numerator, byPowerOfTen: rate.scale) {
+      return fast
+    }
+    let product = Int128(amountFen) * Int128(rate.numerator)
+    if truncates { return exactInt64(product / powersOfTen[rate.scale], "fee") }
+    return exactInt64(roundHalfUpDivide(product, byPowerOfTen: rate.scale), "fee")
+  }
+
+  @inline(__always)
+  private func sideFees(_ rates: SideRates, amountFen: Int64) -> SideFees {
     SideFees(
-      handling: fee(.handling, kind: kind, sell: sell, date: date, amountFen: amountFen),
-      regulatory: fee(.regulatory, kind: kind, sell: sell, date: date, amountFen: amountFen),
-      transfer: fee(.transfer, kind: kind, sell: sell, date: date, amountFen: amountFen),
-      stamp: fee(.stamp, kind: kind, sell: sell, date: date, amountFen: amountFen))
+      handling: fee(.handling, rate: rates.handling, amountFen: amountFen),
+      regulatory: fee(.regulatory, rate: rates.regulatory, amountFen: amountFen),
+      transfer: fee(.transfer, rate: rates.transfer, amountFen: amountFen),
+      stamp: fee(.stamp, rate: rates.stamp, amountFen: amountFen))
   }
 
   public func clear(kind: SecurityKind, tradeDate: Int32, priceMilli: Int64, quantity: Int64) -> TradeClearing
   {
+    clear(kind: kind, priceMilli: priceMilli, quantity: quantity, rates: kindRates(kind, date: tradeDate))
+  }
+
+  /// `clear(kind:tradeDate:priceMilli:quantity:)` with the rates of the trade date
+  /// resolved beforehand (`rates(on:)` of that date): the same arithmetic on the same
+  /// rates.
+  @inline(__always)
+  public func clear(kind: SecurityKind, priceMilli: Int64, quantity: Int64, rates: RatesOnDate)
+    -> TradeClearing
+  {
+    clear(kind: kind, priceMilli: priceMilli, quantity: quantity, rates: rates.of(kind))
+  }
+
+  @inline(__always)
+  private func clear(kind: SecurityKind, priceMilli: Int64, quantity: Int64, rates: KindRates)
+    -> TradeClearing
+  {
     precondition(priceMilli > 0 && quantity > 0, "kernel input not validated")
     // price is in 0.001 CNY, so price × quantity is in 0.001 CNY; fen = that / 10.
-    let amount = exactInt64(roundHalfUpDivide(Int128(priceMilli) * Int128(quantity), by: 10), "amount")
-    let buyer = sideFees(kind: kind, sell: false, date: tradeDate, amountFen: amount)
-    let seller = sideFees(kind: kind, sell: true, date: tradeDate, amountFen: amount)
+    let amount =
+      roundedProduct(priceMilli, UInt64(quantity), byPowerOfTen: 1)
+      ?? exactInt64(roundHalfUpDivide(Int128(priceMilli) * Int128(quantity), byPowerOfTen: 1), "amount")
+    let buyer = sideFees(rates.buyer, amountFen: amount)
+    let seller = sideFees(rates.seller, amountFen: amount)
     return TradeClearing(
       amountFen: amount, buyerFees: buyer, sellerFees: seller,
       buyerNetFen: -amount - buyer.total, sellerNetFen: amount - seller.total,
       buyerAvailableNow: kind == .bond || plantedFault == .transfer ? quantity : 0)
   }
+}
+
+/// `a × b / 10^scale` rounded half up, when `a >= 0` and the product fits 64 bits and
+/// the result Int64 (every real amount and fee); nil otherwise, for the Int128 path.
+/// The same value as `roundHalfUpDivide(Int128(a) * Int128(b), byPowerOfTen: scale)`:
+/// an exact product, then `roundedQuotient`.
+@inline(__always)
+func roundedProduct(_ a: Int64, _ b: UInt64, byPowerOfTen scale: Int) -> Int64? {
+  guard a >= 0 else { return nil }
+  let (high, low) = b.multipliedFullWidth(by: UInt64(a))
+  guard high == 0, let q = roundedQuotient(low, byPowerOfTen: scale), q <= UInt64(Int64.max) else {
+    return nil
+  }
+  return Int64(q)
 }

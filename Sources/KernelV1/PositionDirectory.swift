@@ -1,11 +1,18 @@
 // Where an account's position in a security is: a lookup on every side of every
-// trade. The first eight positions of each account sit in one 64-byte line of
-// `AccountPositions` (a trade's lookup costs one cache miss, and no hash); an
-// account with more overflows into an open-addressing index. Derived storage:
-// rebuilt on load, never digested, never iterated into state or output.
+// trade. The first eight positions of each account sit in one 64-byte line (a trade's
+// lookup costs one cache miss, and no hash); an account with more overflows into an
+// open-addressing index. Derived storage: rebuilt on load, never digested, never
+// iterated into state or output.
+//
+// The lines are lanes of one `[Int32]`, started `pad` lanes into the array so that
+// every account's line is one cache line: an array's elements begin 32 bytes after its
+// header, 48 bytes into a line here, so an `[AccountPositions]` straddled two lines
+// per account, and the second missed in the apply or stalled the prefetches (perf,
+// docs/PERFORMANCE.md, V1's fourth round).
 
 import KernelAPI
 
+/// One account's line as read: its first eight positions.
 struct AccountPositions {
   /// Security row ids, -1 in unused lanes.
   var securities = SIMD8<Int32>(repeating: -1)
@@ -14,29 +21,85 @@ struct AccountPositions {
 }
 
 struct PositionDirectory {
-  private var accounts: [AccountPositions] = []
+  /// Int32 lanes a line holds: eight security ids, then eight position ids.
+  static let lanesPerLine = 16
+  /// Account `a`'s line is `lanes[pad + 16a ..< pad + 16a + 16]`; one line of lanes
+  /// more than the accounts is kept as room for `pad`. Lanes outside the accounts'
+  /// lines hold anything.
+  private var lanes = PositionDirectory.emptyLine
+  private static let emptyLine = [Int32](repeating: -1, count: PositionDirectory.lanesPerLine)
+  /// Where the lines start (0..<16): 64-byte aligned when the array was last changed.
+  /// Reads use it as it is (a copy of the kernel whose array moved reads right, only
+  /// misaligned, until its next change realigns it).
+  private var pad = 0
+  private(set) var accountCount = 0
   private var overflow = FastIndex<Int64>()
 
-  mutating func reserveAccounts(_ n: Int) { accounts.reserveCapacity(n) }
+  mutating func reserveAccounts(_ n: Int) {
+    lanes.reserveCapacity((n + 1) * Self.lanesPerLine)
+    realign()
+  }
 
   /// The room reserved beyond the accounts' lines (`PageWarmer`).
-  func unusedCapacity() -> MemoryRegion? { MemoryRegion.unusedCapacity(of: accounts) }
+  func unusedCapacity() -> MemoryRegion? { MemoryRegion.unusedCapacity(of: lanes) }
+
+  /// Makes the array unique and moves the lines so that they start a cache line (an
+  /// append that grew the array, or a copy on write, may have moved it to an address
+  /// with another offset in its line). Rare: growth and the first change of a copy.
+  private mutating func realign() {
+    let lineLanes = Self.lanesPerLine
+    let (count, oldPad) = (accountCount * lineLanes, pad)
+    pad = lanes.withUnsafeMutableBufferPointer { b -> Int in
+      guard let base = b.baseAddress else { return oldPad }
+      // The element size is 4 and malloc aligns to 16: `wanted` is a whole lane count.
+      let misalignment = Int(bitPattern: UInt(bitPattern: base) & 63)
+      let wanted = ((64 - misalignment) & 63) / MemoryLayout<Int32>.stride
+      precondition(wanted < lineLanes && b.count >= count + lineLanes, "directory keeps a line of room")
+      if wanted < oldPad {
+        for i in 0..<count { b[wanted + i] = b[oldPad + i] }
+      } else if wanted > oldPad {
+        for i in stride(from: count - 1, through: 0, by: -1) { b[wanted + i] = b[oldPad + i] }
+      }
+      return wanted
+    }
+  }
 
   /// Makes room for account `a` (accounts are added in row-id order).
   mutating func addAccount(_ a: Int32) {
-    precondition(Int(a) == accounts.count, "accounts are added in row-id order")
-    accounts.append(AccountPositions())
+    precondition(Int(a) == accountCount, "accounts are added in row-id order")
+    precondition(accountCount < Int(Int32.max), "position directory is full")
+    // An array's append is a copy (a generic `repeatElement` append was 5% of the
+    // opening, perf); the new line's lanes are written after the realignment.
+    lanes.append(contentsOf: Self.emptyLine)
+    accountCount += 1
+    realign()
+    let start = pad + Int(a) * Self.lanesPerLine
+    lanes.withUnsafeMutableBufferPointer { b in
+      for i in start..<(start + Self.lanesPerLine) { b[i] = -1 }
+    }
   }
 
   @inline(__always) static func key(_ account: Int32, _ security: Int32) -> Int64 {
     Int64(account) << 32 | Int64(UInt32(bitPattern: security))
   }
 
-  /// The account's line (to read it early; see `find(in:account:security:)`).
-  @inline(__always) func line(of account: Int32) -> AccountPositions { accounts[Int(account)] }
+  /// The account's line.
+  @inline(__always) func line(of account: Int32) -> AccountPositions {
+    precondition(account >= 0 && Int(account) < accountCount, "directory line of an unknown account")
+    return lanes.withUnsafeBufferPointer { b in
+      // In bounds: the line's 16 lanes are within `lanes` (checked above).
+      let raw = UnsafeRawPointer(b.baseAddress! + pad + Int(account) * Self.lanesPerLine)
+      return AccountPositions(
+        securities: raw.loadUnaligned(as: SIMD8<Int32>.self),
+        positions: raw.loadUnaligned(fromByteOffset: 32, as: SIMD8<Int32>.self))
+    }
+  }
 
-  /// Starts loading the account's line.
-  @inline(__always) func prefetch(_ account: Int32) { accounts.prefetchWhole(Int(account)) }
+  /// Starts loading the account's line (one cache line).
+  @inline(__always) func prefetch(_ account: Int32) {
+    guard account >= 0 && Int(account) < accountCount else { return }
+    lanes.prefetch(pad + Int(account) * Self.lanesPerLine)
+  }
 
   /// Where (account, security) is, its line loaded: `.found`, `.absent`, or in the
   /// overflow, whose slot this starts loading (`find` then reads it).
@@ -47,7 +110,7 @@ struct PositionDirectory {
   }
 
   @inline(__always) func lookInLine(account: Int32, security: Int32) -> LineLookup {
-    let line = accounts[Int(account)]
+    let line = line(of: account)
     let lanes = line.securities .== SIMD8(repeating: security)
     for lane in 0..<8 where lanes[lane] { return .found(line.positions[lane]) }
     if line.securities[7] < 0 { return .absent }
@@ -56,7 +119,7 @@ struct PositionDirectory {
   }
 
   @inline(__always) func find(account: Int32, security: Int32) -> Int32? {
-    find(in: accounts[Int(account)], account: account, security: security)
+    find(in: line(of: account), account: account, security: security)
   }
 
   /// `line` must be `line(of: account)`, read since the last insert for the account.
@@ -70,10 +133,12 @@ struct PositionDirectory {
 
   mutating func insert(account: Int32, security: Int32, position: Int32) {
     precondition(security >= 0 && position >= 0, "position directory takes row ids")
-    let line = accounts[Int(account)]
+    let line = line(of: account)
+    realign()
+    let start = pad + Int(account) * Self.lanesPerLine
     for lane in 0..<8 where line.securities[lane] < 0 {
-      accounts[Int(account)].securities[lane] = security
-      accounts[Int(account)].positions[lane] = position
+      lanes[start + lane] = security
+      lanes[start + 8 + lane] = position
       return
     }
     overflow[Self.key(account, security)] = position

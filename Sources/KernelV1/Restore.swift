@@ -184,7 +184,7 @@ extension V1Kernel {
     accountById.reserveCapacity(accounts.count)
     positionDirectory = PositionDirectory()
     positionDirectory.reserveAccounts(accounts.count)
-    individualAccounts = AccountBits()
+    individualAccounts = RowBits()
     for i in accounts.indices {
       individualAccounts.append(accounts.rows[i].kind == .individual)
       accountById[accounts.rows[i].id] = Int32(i)
@@ -195,12 +195,12 @@ extension V1Kernel {
     positionsOfSecurity = [[Int32]](repeating: [], count: securities.count)
     positionsOfSecurityCount = 0
     awaitingAvailability = []
-    isAwaitingAvailability = [Bool](repeating: false, count: positions.count)
+    isAwaitingAvailability = RowBits(clearCount: positions.count)
     for i in positions.indices {
       let p = positions.rows[i]
       positionDirectory.insert(account: p.account, security: p.security, position: Int32(i))
       if p.quantity != p.available + p.withheld {
-        isAwaitingAvailability[i] = true
+        isAwaitingAvailability[Int32(i)] = true
         awaitingAvailability.append(Int32(i))
       }
     }

@@ -139,7 +139,7 @@ extension V1Kernel {
       case .found(let p):
         g.buyPosition = p
         positions.prefetch(p)
-        isAwaitingAvailability.prefetch(Int(p))
+        isAwaitingAvailability.prefetch(p)
       case .overflow: g.buyInOverflow = true
       case .absent: break
       }

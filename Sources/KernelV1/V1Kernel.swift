@@ -11,6 +11,8 @@ public struct V1Kernel: Sendable {
   public let feeRows: [FeeRateRow]
   /// Fee arithmetic (and the fee and transfer planted faults).
   public let fees: ClearingKernelV1
+  /// The fee rates of the last TRADE's date (`fees.rates(on:)`), resolved once a day.
+  var feeRates = ClearingKernelV1.RatesOnDate.none
 
   // MARK: Business state (persisted, digested).
   public internal(set) var globals = GlobalRecord()
@@ -45,7 +47,7 @@ public struct V1Kernel: Sendable {
   /// Whether `accounts[a]` is an individual's account, one bit each (read on every
   /// sale of a stock: a 1M-account market fits in 125 KB, in cache, where a byte each
   /// missed it on most trades and the 24-byte account rows miss it always).
-  var individualAccounts = AccountBits()
+  var individualAccounts = RowBits()
   var clearingByKey = FastIndex<ClearingKey>()
   /// The open day's clearing and settlement rows, looked up directly (see `DayRows`).
   var dayRows = DayRows()
@@ -60,7 +62,8 @@ public struct V1Kernel: Sendable {
   var positionsOfSecurityCount = 0
   /// Positions with shares not yet available (bought STOCK/FUND), released at OPEN.
   var awaitingAvailability: [Int32] = []
-  var isAwaitingAvailability: [Bool] = []
+  /// Whether a position is in `awaitingAvailability`, a bit each (`RowBits`).
+  var isAwaitingAvailability = RowBits()
   /// Scheduled actions not yet executed, in application order.
   var pendingActions: [Int32] = []
   /// SHARES entitlements not yet credited, in computation order.
@@ -316,7 +319,7 @@ public struct V1Kernel: Sendable {
         positions[p].available = free
         emitHolding(p)
       }
-      isAwaitingAvailability[Int(p)] = false
+      isAwaitingAvailability[p] = false
     }
     awaitingAvailability.removeAll(keepingCapacity: true)
     // Bonus shares whose pay date is today.
@@ -510,7 +513,8 @@ public struct V1Kernel: Sendable {
     }
 
     let kind = securities[security].kind
-    let c = fees.clear(kind: kind, tradeDate: t.date, priceMilli: t.priceMilli, quantity: q)
+    if feeRates.date != t.date { feeRates = fees.rates(on: t.date) }
+    let c = fees.clear(kind: kind, priceMilli: t.priceMilli, quantity: q, rates: feeRates)
     if dayRows.date != t.date { resetDayRows(date: t.date) }
     let buyParticipant = units[buyUnit].participant
     let sellParticipant = units[sellUnit].participant
@@ -558,7 +562,7 @@ public struct V1Kernel: Sendable {
         taxUnits += Int128(lot.quantity) * Int128(lot.accruedMicro) * percent
       }
     }
-    let taxFen = exactInt64(roundHalfUpDivide(taxUnits, by: 1_000_000), "tax")
+    let taxFen = exactInt64(roundHalfUpDivide(taxUnits, byPowerOfTen: 6), "tax")
     rows.taxFen = taxFen
 
     let buyPosition =
@@ -667,7 +671,7 @@ public struct V1Kernel: Sendable {
     case .dividend:
       for p in holders {
         let value = exactInt64(
-          roundHalfUpDivide(Int128(positions[p].quantity) * Int128(action.perShareMicro), by: 10_000),
+          roundHalfUpDivide(Int128(positions[p].quantity) * Int128(action.perShareMicro), byPowerOfTen: 4),
           "dividend")
         if value > 0 {
           entitlements.append(
@@ -894,8 +898,8 @@ public struct V1Kernel: Sendable {
   }
 
   mutating func markAwaitingAvailability(_ p: Int32) {
-    if !isAwaitingAvailability[Int(p)] {
-      isAwaitingAvailability[Int(p)] = true
+    if !isAwaitingAvailability[p] {
+      isAwaitingAvailability[p] = true
       awaitingAvailability.append(p)
     }
   }
@@ -974,10 +978,23 @@ extension SideFees {
   }
 }
 
-/// One bit per account row (SPEC §1's account kind, for the dividend tax).
-struct AccountBits: Sendable {
+/// One bit per row: an account's kind (SPEC §1, for the dividend tax), a position
+/// awaiting availability. A bit each keeps a million-row list in cache (125 KB a
+/// million rows) where a byte each (`[Bool]`, 3 MB for the 1M-account day's positions)
+/// missed it on most trades.
+struct RowBits: Sendable {
   private var words: [UInt64] = []
   private(set) var count = 0
+
+  init() {}
+
+  /// `count` bits, all clear.
+  init(clearCount count: Int) {
+    words = [UInt64](repeating: 0, count: (count + 63) / 64)
+    self.count = count
+  }
+
+  mutating func reserveCapacity(_ n: Int) { words.reserveCapacity((n + 63) / 64) }
 
   mutating func append(_ bit: Bool) {
     if count & 63 == 0 { words.append(0) }
@@ -989,8 +1006,15 @@ struct AccountBits: Sendable {
   @inline(__always) func prefetch(_ i: Int32) { words.prefetch(Int(i) >> 6) }
 
   @inline(__always) subscript(_ i: Int32) -> Bool {
-    precondition(i >= 0 && Int(i) < count, "account bit out of range")
-    return words[Int(i) >> 6] & (1 << UInt64(i & 63)) != 0
+    get {
+      precondition(i >= 0 && Int(i) < count, "row bit out of range")
+      return words[Int(i) >> 6] & (1 << UInt64(i & 63)) != 0
+    }
+    set {
+      precondition(i >= 0 && Int(i) < count, "row bit out of range")
+      let bit: UInt64 = 1 << UInt64(i & 63)
+      if newValue { words[Int(i) >> 6] |= bit } else { words[Int(i) >> 6] &= ~bit }
+    }
   }
 }
 

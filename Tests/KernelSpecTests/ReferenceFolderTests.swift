@@ -133,6 +133,34 @@ final class ReferenceFolderTests: XCTestCase {
     assertAccepted(base.with(holdings: ["A1,600000,5,20250101", "A1,600000,5,20250101"]))
   }
 
+  /// accounts.csv is read whole before its ids are indexed (ReferenceParser): the first
+  /// error in file order is still the one reported, a repeat above a bad line or a bad
+  /// line above a repeat, among more rows than the index's look-ahead.
+  func testAccountErrorsInFileOrder() {
+    let rows = (1...20).map { "A\($0),INDIVIDUAL" }
+    var repeatFirst = rows
+    repeatFirst[12] = "A3,INSTITUTION"
+    repeatFirst[17] = "A18,PERSON"
+    assertRefused(
+      base.with("accounts.csv", "account,kind\n" + repeatFirst.joined(separator: "\n") + "\n").with(
+        holdings: []),
+      file: "accounts.csv", line: 14, field: "account")
+    var badFirst = rows
+    badFirst[12] = "A13,PERSON"
+    badFirst[17] = "A3,INSTITUTION"
+    assertRefused(
+      base.with("accounts.csv", "account,kind\n" + badFirst.joined(separator: "\n") + "\n").with(holdings: []
+      ),
+      file: "accounts.csv", line: 14, field: "kind")
+    var wrongCount = rows
+    wrongCount[4] = "A1,INDIVIDUAL"
+    wrongCount[9] = "A10,INDIVIDUAL,x"
+    assertRefused(
+      base.with("accounts.csv", "account,kind\n" + wrongCount.joined(separator: "\n") + "\n").with(
+        holdings: []),
+      file: "accounts.csv", line: 6, field: "account")
+  }
+
   func testUnknownReferences() {
     assertRefused(
       base.with("units.csv", "unit,participant\nU1,P1\nU2,P7\n"), file: "units.csv", line: 3,
