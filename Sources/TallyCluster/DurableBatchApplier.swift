@@ -33,7 +33,7 @@ public struct DurableBatchApplier: BatchApplier {
   public var committedSeq: Int64 { durable.committedSeq }
   public var committedStateDigest: [UInt8] { durable.stateDigest }
   public var digestSeq: Int64 { durable.digestSeq }
-  public var restartsFromDigest: Bool { durable.restartsFromSnapshot }
+  public var restartsFromSnapshot: Bool { durable.restartsFromSnapshot }
   /// Commit latencies (metrics).
   public var commitNanos: [Int64] { durable.commitNanos }
 

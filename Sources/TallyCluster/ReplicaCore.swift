@@ -36,17 +36,18 @@ public protocol BatchApplier {
   func finishCommit() throws
   /// The seven output files of the applied state (reports).
   func outputFiles() -> [(name: String, bytes: [UInt8])]
-  /// True when a restart resumes from the last digest commit and applies the journal
-  /// after it again (commits log no lines): effect records of batches after that commit
-  /// are made again, so they need logging only when they leave memory unstreamed.
-  var restartsFromDigest: Bool { get }
+  /// True when a restart resumes from the last snapshot (a digest commit, or a stop's)
+  /// and applies the journal after it again (commits log no lines): effect records of
+  /// batches after it are made again, so they need logging only when they leave memory
+  /// unstreamed.
+  var restartsFromSnapshot: Bool { get }
   /// Commits everything as a snapshot with `extra` (no digest in any vote), returning
-  /// when it is durable: a graceful stop of an applier that `restartsFromDigest`.
+  /// when it is durable: a graceful stop of an applier that `restartsFromSnapshot`.
   mutating func snapshot(extra: StoreBatch) throws
 }
 
 extension BatchApplier {
-  public var restartsFromDigest: Bool { false }
+  public var restartsFromSnapshot: Bool { false }
   public mutating func snapshot(extra: StoreBatch) throws {
     try commit(withDigest: false) { _ in extra }
   }
@@ -313,14 +314,17 @@ public struct ReplicaCore<Applier: BatchApplier> {
     var extra = StoreBatch()
     for key in pruneKeys { extra.delete(key) }
     for e in uncommittedVotes { extra.put(Self.voteKey(e.first), e.encoded) }
-    if applier.restartsFromDigest {
-      // A restart applies everything after the last digest commit again, effects
-      // included: a commit without a digest logs only the unstreamed records that leave
-      // memory with it (the voter is far behind or away). A digest commit moves the
-      // restart point, so it logs every unstreamed record this replica holds.
-      let held = recentEffects + uncommittedEffects
-      let leaving = all ? held.count : evictions(adding: uncommittedEffects)
-      for e in held[..<leaving] where e.last > streamedThrough {
+    if applier.restartsFromSnapshot {
+      // A restart applies everything after the last snapshot again, effects included: a
+      // commit without a digest logs only the unstreamed records that leave memory with
+      // it (the oldest of `recentEffects` then `uncommittedEffects`: the voter is far
+      // behind or away). A digest commit, stop or report logs every unstreamed record
+      // this replica holds (the first two move the restart point).
+      let leaving =
+        all ? recentEffects.count + uncommittedEffects.count : evictions(adding: uncommittedEffects)
+      let fromRecent = min(leaving, recentEffects.count)
+      for e in recentEffects[..<fromRecent] + uncommittedEffects[..<(leaving - fromRecent)]
+      where e.last > streamedThrough {
         extra.put(Self.effectsKey(e.first), Self.encodeEffects(e))
       }
       if all { extra.delete(Self.owedEffectsKey) }  // a folder's marker from before
@@ -345,7 +349,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// After a commit of `logWrites(all:)`: what it logged is committed; without `all`
   /// the uncommitted batches' records are owed to the next commit.
   mutating func logCommitted(all: Bool, also checkpoint: Logged? = nil) {
-    owedEffects = all || applier.restartsFromDigest ? [] : uncommittedEffects
+    owedEffects = all || applier.restartsFromSnapshot ? [] : uncommittedEffects
     for v in uncommittedVotes { logged.append(Logged(first: v.first, last: v.last)) }
     if let checkpoint { logged.append(checkpoint) }
     let drop = evictions(adding: uncommittedEffects)
@@ -407,7 +411,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// it, as after any crash.
   public mutating func commitForStop() throws {
     let sinceSnapshot = appliedSeq - applier.digestSeq
-    guard applier.restartsFromDigest, sinceSnapshot <= Self.stopSnapshotEventsMax else {
+    guard applier.restartsFromSnapshot, sinceSnapshot <= Self.stopSnapshotEventsMax else {
       if applier.committedSeq < appliedSeq { try commitNow() }
       return
     }
