@@ -48,11 +48,14 @@ let package = Package(
     .systemLibrary(
       name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
     .target(name: "ZeroMQTransport", dependencies: ["CZeroMQ"], swiftSettings: strict),
+    // Append-only segment files written with direct I/O (the voter's stream records).
+    .target(name: "SegmentLog", swiftSettings: strict),
     // The replicated cluster: sequencer, replicas, voter, their wire format and supervisor.
     .target(
       name: "TallyCluster",
       dependencies: [
         "KernelAPI", "KernelV1", "TallyFormat", "TallyEngine", "RocksDBStore", "ZeroMQTransport",
+        "SegmentLog",
         .product(name: "TOMLKit", package: "TOMLKit"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
@@ -105,6 +108,7 @@ let package = Package(
     .testTarget(
       name: "KernelV2Tests", dependencies: ["KernelV2", "KernelAPI", "TallyFormat"], exclude: ["Fixtures"],
       swiftSettings: strict),
+    .testTarget(name: "SegmentLogTests", dependencies: ["SegmentLog"], swiftSettings: strict),
     .testTarget(
       name: "ZeroMQTransportTests", dependencies: ["ZeroMQTransport"], swiftSettings: strict),
     .testTarget(
@@ -112,7 +116,9 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(
       name: "TallyClusterTests",
-      dependencies: ["TallyCluster", "TallyEngine", "KernelAPI", "MarketGenerator"],
+      dependencies: [
+        "TallyCluster", "TallyEngine", "KernelAPI", "MarketGenerator", "RocksDBStore", "SegmentLog",
+      ],
       swiftSettings: strict),
     .testTarget(
       name: "TallyChaosTests",

@@ -50,7 +50,7 @@ public final class Voter {
     var options = RocksDBOptions()
     options.compression = .none
     store = try RocksDBStateStore(path: dataDir + "/voted", options: options)
-    stream = try VotedStream(store: store)
+    stream = try VotedStream(store: store, directory: dataDir + "/voted-stream")
     let watermark = (try store.value(for: Self.watermarkKey)).flatMap { Int64(leBytes: $0) } ?? 1
     var decided: [DecidedBatch] = []
     try store.scan(prefix: [Self.decidedPrefix]) { _, value in
@@ -70,6 +70,9 @@ public final class Voter {
     }
     log.info(
       "voter: watermark \(watermark) (\(decided.count) batches decided), quorum \(config.quorum) of \(config.replicas.count)"
+    )
+    log.info(
+      "voter: stream records from \(stream.log.entries.first?.first ?? stream.next) to \(stream.next - 1) in \(stream.log.segmentCount) segment files at \(stream.log.directory) (\(stream.log.direct ? "direct I/O where the file system allows it" : "buffered: no direct I/O here"))"
     )
   }
 

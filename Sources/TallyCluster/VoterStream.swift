@@ -8,6 +8,7 @@
 import Foundation
 import KernelAPI
 import RocksDBStore
+import SegmentLog
 import TallyEngine
 import ZeroMQTransport
 
@@ -36,13 +37,12 @@ public enum StreamProtocol {
 
 /// The voter's stream: fetching, storing, publishing and replaying.
 final class VotedStream {
-  static let logPrefix: UInt8 = 0x31
-  static let nextKey: [UInt8] = [0x00] + Array("streamed".utf8)
+  /// Before the eighth session the records were RocksDB values under this prefix, with
+  /// the next seq under `legacyNextKey`; an old voter folder is moved into the segment
+  /// log when it is opened.
+  static let legacyPrefix: UInt8 = 0x31
+  static let legacyNextKey: [UInt8] = [0x00] + Array("streamed".utf8)
 
-  struct Stored {
-    var first: Int64
-    var last: Int64
-  }
   struct Fetch {
     var first: Int64
     var last: Int64
@@ -51,13 +51,12 @@ final class VotedStream {
     var bytes: [UInt8]?
   }
 
+  /// The replay window: each entry is one batch, its payload the voted digest
+  /// (`EffectDigest.byteCount` bytes) followed by the records. Written once with direct
+  /// I/O (SegmentLog.swift), trimmed by whole segments.
+  let log: SegmentLog
   /// The next seq to publish: everything before it is stored and was published.
   var next: Int64
-  /// Batches in the replay window, in seq order.
-  var window: [Stored] = []
-  var windowBytes = 0
-  /// Batch sizes by first seq, for the byte bound (parallel to `window`).
-  var sizes: [Int] = []
   /// Records being fetched, by first seq: only the `fetchWindowBatches` decided
   /// batches from `next` are asked for, and each leaves when it is published.
   var fetches: [Int64: Fetch] = [:]
@@ -72,40 +71,40 @@ final class VotedStream {
   var clients: [[UInt8]: ContinuousClock.Instant] = [:]
   var published: Int64 = 0
 
-  init(store: RocksDBStateStore) throws {
-    next = (try store.value(for: Self.nextKey)).flatMap { Int64(leBytes: $0) } ?? 1
-    try store.scan(prefix: [Self.logPrefix]) { _, value in
+  init(store: RocksDBStateStore, directory: String) throws {
+    log = try SegmentLog(directory: directory)
+    try Self.moveLegacyRecords(from: store, to: log)
+    next = log.entries.last.map { $0.last + 1 } ?? 1
+  }
+
+  /// Moves the records an older voter kept in RocksDB into the segment log (once).
+  static func moveLegacyRecords(from store: RocksDBStateStore, to log: SegmentLog) throws {
+    var keys: [[UInt8]] = []
+    try store.scan(prefix: [legacyPrefix]) { key, value in
       var r = ByteReader(value)
       let first = try r.i64()
       let last = try r.i64()
-      window.append(Stored(first: first, last: last))
-      sizes.append(value.count)
-      windowBytes += value.count
+      // A restart after a move that crashed before its delete finds them in the log.
+      if log.entries.last.map({ first > $0.last }) ?? true {
+        try log.append(first: first, last: last, parts: [Array(value[16...])])
+      }
+      keys.append(key)
       return true
     }
+    let legacyNext = try store.value(for: legacyNextKey)
+    guard !keys.isEmpty || legacyNext != nil else { return }
+    try log.sync()
+    var write = StoreBatch()
+    for key in keys { write.delete(key) }
+    write.delete(legacyNextKey)
+    try store.commit(write, sync: true)
   }
 
-  static func key(_ first: Int64) -> [UInt8] {
-    [logPrefix] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(first) >> UInt64(56 - 8 * $0)) }
-  }
-
-  /// `first:i64 last:i64 digest[16] records`.
-  static func encode(first: Int64, last: Int64, digest: [UInt8], records: [UInt8]) -> [UInt8] {
-    var w = ByteWriter(capacity: 32 + records.count)
-    w.i64(first)
-    w.i64(last)
-    w.raw(digest)
-    w.raw(records)
-    return w.bytes
-  }
-
-  static func message(_ stored: [UInt8]) -> [[UInt8]]? {
-    guard stored.count >= 32 else { return nil }
-    var r = ByteReader(Array(stored.prefix(16)))
-    guard let first = try? r.i64(), let last = try? r.i64() else { return nil }
-    return [
-      StreamProtocol.tag, Array("BATCH".utf8), Array(String(first).utf8), Array(String(last).utf8),
-      Array(stored[16..<32]), Array(stored[32...]),
+  /// A stream message for a batch: `BATCH first last digest records`.
+  static func message(first: Int64, last: Int64, digest: [UInt8], records: [UInt8]) -> [[UInt8]] {
+    [
+      StreamProtocol.tag, Array("BATCH".utf8), Array(String(first).utf8), Array(String(last).utf8), digest,
+      records,
     ]
   }
 }
@@ -188,39 +187,27 @@ extension Voter {
   /// Stores and publishes fetched batches at `next`, in order, and trims the window.
   func publishReady() throws {
     let s = stream
-    var write = StoreBatch()
-    var ready: [[UInt8]] = []
+    var ready: [[[UInt8]]] = []
     var n = s.next
     while let f = s.fetches[n], let bytes = f.bytes {
-      let decided = core.decidedKeys[n]!
-      let value = VotedStream.encode(
-        first: f.first, last: f.last, digest: Array(decided.key.prefix(EffectDigest.byteCount)),
-        records: bytes)
-      write.put(VotedStream.key(f.first), value)
-      ready.append(value)
-      s.window.append(.init(first: f.first, last: f.last))
-      s.sizes.append(value.count)
-      s.windowBytes += value.count
+      let digest = Array(core.decidedKeys[n]!.key.prefix(EffectDigest.byteCount))
+      try s.log.append(first: f.first, last: f.last, parts: [digest, bytes])
+      ready.append(VotedStream.message(first: f.first, last: f.last, digest: digest, records: bytes))
       s.fetches[n] = nil
       n = f.last + 1
     }
     guard !ready.isEmpty else { return }
-    while s.window.count > StreamProtocol.replayWindowBatchesMax
-      || (s.windowBytes > StreamProtocol.replayWindowBytesMax && s.window.count > 1)
-    {
-      write.delete(VotedStream.key(s.window[0].first))
-      s.windowBytes -= s.sizes[0]
-      s.window.removeFirst()
-      s.sizes.removeFirst()
-    }
-    write.put(VotedStream.nextKey, n.leBytes)
-    try store.commit(write, sync: true)
+    // Stored (synced) before published: a restarted voter neither repeats nor skips.
+    try s.log.sync()
     s.next = n
-    for value in ready {
-      if let m = VotedStream.message(value) {
-        _ = try s.publish?.send(m, dontWait: true)
-        s.published += 1
-      }
+    while s.log.entries.count > StreamProtocol.replayWindowBatchesMax
+      || s.log.totalBytes > StreamProtocol.replayWindowBytesMax, s.log.segmentCount > 1
+    {
+      try s.log.dropOldestSegment()
+    }
+    for m in ready {
+      _ = try s.publish?.send(m, dontWait: true)
+      s.published += 1
     }
   }
 
@@ -248,26 +235,29 @@ extension Voter {
         continue
       }
       s.clients[who] = now
-      if let oldest = s.window.first, from < oldest.first {
+      let window = s.log.entries
+      if let oldest = window.first, from < oldest.first {
         try answer([StreamProtocol.tag, Array("GONE".utf8), Array(String(oldest.first).utf8)])
         continue
       }
       // The batch that holds `from`, then on.
       var lo = 0
-      var hi = s.window.count
+      var hi = window.count
       while lo < hi {
         let mid = (lo + hi) / 2
-        if s.window[mid].last < from { lo = mid + 1 } else { hi = mid }
+        if window[mid].last < from { lo = mid + 1 } else { hi = mid }
       }
       var sent = 0
       var i = lo
       var upTo = from
-      while i < s.window.count && sent < StreamProtocol.replayBatchesPerRequestMax {
-        guard let value = try store.value(for: VotedStream.key(s.window[i].first)),
-          let m = VotedStream.message(value)
-        else { break }
-        try answer(m)
-        upTo = s.window[i].last + 1
+      while i < window.count && sent < StreamProtocol.replayBatchesPerRequestMax {
+        let payload = try s.log.read(i)
+        guard payload.count >= EffectDigest.byteCount else { break }
+        try answer(
+          VotedStream.message(
+            first: window[i].first, last: window[i].last, digest: Array(payload[..<EffectDigest.byteCount]),
+            records: Array(payload[EffectDigest.byteCount...])))
+        upTo = window[i].last + 1
         sent += 1
         i += 1
       }

@@ -5,8 +5,9 @@
 // base+0...4 and base+10...12.
 import Foundation
 import KernelAPI
-import TallyCluster
 import XCTest
+
+@testable import TallyCluster
 
 #if canImport(Glibc)
   import Glibc
@@ -228,6 +229,9 @@ final class ClusterProcessTests: ClusterTestCase {
     let after = try c.status()
     XCTAssertEqual(c.int(after, "voter", "decided_through"), lastSeq)
     XCTAssertTrue(c.alerts().isEmpty, "a voter restart raises no alert: \(c.alerts())")
+    XCTAssertTrue(
+      try eventually(30) { (try c.statusInt("voter", "streamed_through") ?? 0) == lastSeq },
+      "the restarted voter streamed everything")
 
     // The voter's persisted decisions, read back after the cluster is down: one
     // decided batch per journal batch, contiguous from seq 1 to the journal's end.
@@ -256,6 +260,10 @@ final class ClusterProcessTests: ClusterTestCase {
     }
     XCTAssertEqual(decided.count, journalRanges.count, "decided batches vs journal batches")
     XCTAssertEqual(decided, journalRanges, "the decided stream is the journal's batches, each once, in order")
+    // Its stream records (the segment log): the same batches, each once, in order.
+    let streamed = voter.stream.log.entries.map { $0.first...$0.last }
+    XCTAssertEqual(
+      streamed, journalRanges, "the stream's records are the journal's batches, each once, in order")
   }
 
   // MARK: more crashes

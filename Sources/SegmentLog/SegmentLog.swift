@@ -1,0 +1,352 @@
+// An append-only log of entries in segment files, written once with direct I/O.
+//
+// Why not RocksDB: the voter's stream records (hundreds of bytes an event, written once,
+// read back only for replays, dropped oldest first) went through RocksDB's WAL, its
+// memtable flush and its compaction: three copies of every byte into fresh page-cache
+// pages, which perf showed as the single largest cost of the whole cluster
+// (docs/PERFORMANCE.md, eighth session). Here each entry is written once, from one
+// reused, block-aligned buffer straight to the device (O_DIRECT, no page-cache copy),
+// and made durable with one fdatasync per `sync()`. This is Kafka's log layout: segment
+// files named by the first sequence number they hold, retention by whole segments.
+//
+// On disk, each entry starts on a 4 KiB block: a 40-byte header (magic, payload length,
+// the entry's first and last sequence numbers, a checksum of the payload), the payload,
+// zeros to the next block. Opening walks the headers; the newest segment's entries are
+// also checked against their checksums and its torn tail (a crash inside a write that
+// was never synced, so never acknowledged) is cut off. A bad header in an older
+// segment is corruption, reported with the file and offset.
+//
+// The unsafe code (the aligned buffer, pread/pwrite) stays inside this type.
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Linux's O_DIRECT, which Glibc's Swift module does not export (it is behind
+/// _GNU_SOURCE); its value differs by architecture. 0 where unknown: buffered writes.
+#if arch(x86_64) || arch(i386)
+  let openDirect: Int32 = 0o40000
+#elseif arch(arm64) || arch(arm)
+  let openDirect: Int32 = 0o200000
+#else
+  let openDirect: Int32 = 0
+#endif
+
+public struct SegmentLogError: Error, CustomStringConvertible {
+  public let description: String
+  init(_ description: String) { self.description = description }
+}
+
+public final class SegmentLog {
+  /// Entries start on this boundary (the direct-I/O alignment of every Linux block device).
+  public static let blockBytes = 4_096
+  /// Bytes a segment grows to before the next entry opens a new one.
+  public static let segmentBytesDefault = 64 << 20
+  /// The largest payload of one entry.
+  public static let entryBytesMax = 256 << 20
+  static let headerBytes = 40
+  static let magic: UInt32 = 0x3147_5354  // "TSG1", little-endian
+
+  public struct Entry: Equatable, Sendable {
+    public let first: Int64
+    public let last: Int64
+    /// Payload bytes (the header and padding are not counted).
+    public let length: Int
+    let segment: Int64
+    let offset: Int
+  }
+
+  struct Segment {
+    /// The first sequence number the segment was opened for: its file name.
+    let id: Int64
+    /// Bytes written and synced, always a multiple of `blockBytes`.
+    var end: Int
+    /// A read-only descriptor for replays, opened at the first read.
+    var reader: Int32 = -1
+  }
+
+  public let directory: String
+  public let segmentBytes: Int
+  /// Whether writes bypass the page cache (false where the file system refuses O_DIRECT).
+  public private(set) var direct = true
+  /// Every entry on disk and staged, oldest first.
+  public private(set) var entries: [Entry] = []
+  /// Bytes the segments take on disk, including what is staged.
+  public private(set) var totalBytes = 0
+  var segments: [Segment] = []
+  var writer: Int32 = -1
+  /// Staged entries, not yet written: block-aligned, reused across syncs so that its
+  /// pages are faulted in once.
+  var buffer: UnsafeMutableRawPointer
+  var capacity: Int
+  var staged = 0
+
+  public init(directory: String, segmentBytes: Int = SegmentLog.segmentBytesDefault) throws {
+    precondition(
+      segmentBytes >= Self.blockBytes && segmentBytes % Self.blockBytes == 0,
+      "segment log: segment size must be a positive multiple of \(Self.blockBytes)")
+    self.directory = directory
+    self.segmentBytes = segmentBytes
+    capacity = 4 << 20
+    buffer = Self.allocate(capacity)
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+      .filter { $0.hasSuffix(".seg") }.sorted()
+    for (i, name) in names.enumerated() {
+      guard let id = Int64(name.dropLast(4)), name.count == 24 else {
+        throw SegmentLogError("\(directory)/\(name): not a segment file name (20 digits and .seg)")
+      }
+      try recover(id: id, newest: i == names.count - 1)
+    }
+    if let newest = segments.last { try openWriter(newest.id, creating: false) }
+  }
+
+  deinit {
+    if writer >= 0 { close(writer) }
+    for s in segments where s.reader >= 0 { close(s.reader) }
+    free(buffer)
+  }
+
+  static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+    var p: UnsafeMutableRawPointer? = nil
+    precondition(posix_memalign(&p, blockBytes, bytes) == 0 && p != nil, "segment log: out of memory")
+    return p!
+  }
+
+  func path(_ id: Int64) -> String {
+    let digits = String(id)
+    return directory + "/" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".seg"
+  }
+
+  /// Reads a segment's headers into `entries`. The newest segment's payloads are
+  /// checked and a torn tail is cut off; anything wrong in an older one is corruption.
+  func recover(id: Int64, newest: Bool) throws {
+    let file = path(id)
+    let fd = open(file, O_RDWR | O_CLOEXEC)
+    guard fd >= 0 else { throw SegmentLogError("\(file): cannot open (errno \(errno))") }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw SegmentLogError("\(file): cannot stat (errno \(errno))") }
+    let size = Int(st.st_size)
+    var offset = 0
+    var header = [UInt8](repeating: 0, count: Self.headerBytes)
+    var payload: [UInt8] = []
+    var previousLast = entries.last?.last
+    while offset + Self.headerBytes <= size {
+      let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Self.headerBytes, off_t(offset)) }
+      guard n == Self.headerBytes else { throw SegmentLogError("\(file): read failed at offset \(offset)") }
+      let magic = Self.u32(header, 0)
+      let length = Int(Self.u64(header, 8))
+      let first = Int64(bitPattern: Self.u64(header, 16))
+      let last = Int64(bitPattern: Self.u64(header, 24))
+      let sum = Self.u64(header, 32)
+      var problem: String? = nil
+      if magic != Self.magic {
+        problem = magic == 0 ? "no entry" : "bad magic"
+      } else if length > Self.entryBytesMax || offset + Self.headerBytes + length > size {
+        problem = "entry length \(length) runs past the file (\(size) bytes)"
+      } else if last < first || (previousLast.map { first != $0 + 1 } ?? false) {
+        problem = "entry \(first)...\(last) does not follow \(previousLast.map(String.init) ?? "-")"
+      } else if newest {
+        if payload.count < length { payload = [UInt8](repeating: 0, count: length) }
+        let got = payload.withUnsafeMutableBytes {
+          pread(fd, $0.baseAddress, length, off_t(offset + Self.headerBytes))
+        }
+        let actual = payload.withUnsafeBytes {
+          Self.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<length]))
+        }
+        if got != length || actual != sum { problem = "checksum mismatch" }
+      }
+      if let problem {
+        guard newest else {
+          throw SegmentLogError("\(file): corrupt at offset \(offset): \(problem)")
+        }
+        break  // a torn tail: written but never synced, so never acknowledged
+      }
+      entries.append(Entry(first: first, last: last, length: length, segment: id, offset: offset))
+      previousLast = last
+      offset += Self.blockAligned(Self.headerBytes + length)
+    }
+    if offset != size {
+      guard newest else { throw SegmentLogError("\(file): corrupt at offset \(offset): trailing bytes") }
+      guard ftruncate(fd, off_t(offset)) == 0, fdatasync(fd) == 0 else {
+        throw SegmentLogError("\(file): cannot cut the torn tail at \(offset) (errno \(errno))")
+      }
+    }
+    segments.append(Segment(id: id, end: offset))
+    totalBytes += offset
+  }
+
+  func openWriter(_ id: Int64, creating: Bool) throws {
+    if writer >= 0 { close(writer) }
+    let file = path(id)
+    let flags = O_WRONLY | O_CLOEXEC | (creating ? O_CREAT | O_EXCL : 0)
+    if openDirect == 0 { direct = false }
+    var fd = direct ? open(file, flags | openDirect, 0o644) : -1
+    if fd < 0 && direct && errno == EINVAL {
+      direct = false  // e.g. tmpfs: buffered writes, still synced
+    }
+    if fd < 0 { fd = open(file, flags, 0o644) }
+    guard fd >= 0 else { throw SegmentLogError("\(file): cannot open for writing (errno \(errno))") }
+    writer = fd
+    if creating {
+      // The new file's name must be durable before anything in it is relied on.
+      let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+      guard dir >= 0 else { throw SegmentLogError("\(directory): cannot open (errno \(errno))") }
+      defer { close(dir) }
+      guard fsync(dir) == 0 else { throw SegmentLogError("\(directory): fsync failed (errno \(errno))") }
+    }
+  }
+
+  static func blockAligned(_ n: Int) -> Int { (n + blockBytes - 1) / blockBytes * blockBytes }
+
+  /// Stages one entry (its payload is `parts` joined); `sync()` makes it durable.
+  /// Entries must continue the sequence: `first` is the previous entry's `last + 1`.
+  public func append(first: Int64, last: Int64, parts: [[UInt8]]) throws {
+    let length = parts.reduce(0) { $0 + $1.count }
+    precondition(length <= Self.entryBytesMax, "segment log: entry of \(length) bytes over the limit")
+    precondition(last >= first, "segment log: entry \(first)...\(last) is empty")
+    if let previous = entries.last {
+      precondition(first == previous.last + 1, "segment log: entry \(first) does not follow \(previous.last)")
+    }
+    let size = Self.blockAligned(Self.headerBytes + length)
+    // A full segment (or none yet) starts a new one, named by this entry's first seq.
+    let current = segments.last.map { $0.end + staged } ?? 0
+    if segments.isEmpty || (current > 0 && current + size > segmentBytes) {
+      try sync()
+      segments.append(Segment(id: first, end: 0))
+      try openWriter(first, creating: true)
+    }
+    if staged + size > capacity {
+      let grown = Self.blockAligned(max(capacity * 2, staged + size))
+      let bigger = Self.allocate(grown)
+      bigger.copyMemory(from: buffer, byteCount: staged)
+      free(buffer)
+      buffer = bigger
+      capacity = grown
+    }
+    let at = buffer + staged
+    var cursor = at + Self.headerBytes
+    for part in parts {
+      part.withUnsafeBytes { cursor.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+      cursor += part.count
+    }
+    let sum = Self.checksum(UnsafeRawBufferPointer(start: at + Self.headerBytes, count: length))
+    at.storeBytes(of: Self.magic.littleEndian, as: UInt32.self)
+    (at + 4).storeBytes(of: UInt32(0), as: UInt32.self)
+    (at + 8).storeBytes(of: UInt64(length).littleEndian, toByteOffset: 0, as: UInt64.self)
+    (at + 16).storeBytes(of: UInt64(bitPattern: first).littleEndian, as: UInt64.self)
+    (at + 24).storeBytes(of: UInt64(bitPattern: last).littleEndian, as: UInt64.self)
+    (at + 32).storeBytes(of: sum.littleEndian, as: UInt64.self)
+    (at + Self.headerBytes + length).initializeMemory(
+      as: UInt8.self, repeating: 0, count: size - Self.headerBytes - length)
+    let segment = segments[segments.count - 1]
+    entries.append(
+      Entry(first: first, last: last, length: length, segment: segment.id, offset: segment.end + staged))
+    staged += size
+    totalBytes += size
+  }
+
+  /// Writes the staged entries to the newest segment and syncs it.
+  public func sync() throws {
+    guard staged > 0 else { return }
+    let i = segments.count - 1
+    var done = 0
+    while done < staged {
+      let n = pwrite(writer, buffer + done, staged - done, off_t(segments[i].end + done))
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else { throw SegmentLogError("\(path(segments[i].id)): write failed (errno \(errno))") }
+      done += n
+    }
+    guard fdatasync(writer) == 0 else {
+      throw SegmentLogError("\(path(segments[i].id)): fdatasync failed (errno \(errno))")
+    }
+    segments[i].end += staged
+    staged = 0
+  }
+
+  /// The payload of `entries[index]` (a synced entry).
+  public func read(_ index: Int) throws -> [UInt8] {
+    let e = entries[index]
+    guard let s = segments.firstIndex(where: { $0.id == e.segment }) else {
+      throw SegmentLogError("segment log: entry \(e.first) has no segment")
+    }
+    precondition(
+      e.offset + Self.headerBytes + e.length <= segments[s].end, "segment log: reading an unsynced entry")
+    if segments[s].reader < 0 {
+      segments[s].reader = open(path(e.segment), O_RDONLY | O_CLOEXEC)
+      guard segments[s].reader >= 0 else {
+        throw SegmentLogError("\(path(e.segment)): cannot open (errno \(errno))")
+      }
+    }
+    var bytes = [UInt8](repeating: 0, count: e.length)
+    let fd = segments[s].reader
+    var done = 0
+    while done < e.length {
+      let n = bytes.withUnsafeMutableBytes {
+        pread(fd, $0.baseAddress! + done, e.length - done, off_t(e.offset + Self.headerBytes + done))
+      }
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else {
+        throw SegmentLogError("\(path(e.segment)): read failed at \(e.offset) (errno \(errno))")
+      }
+      done += n
+    }
+    return bytes
+  }
+
+  /// How many segments there are (the newest is the one written to).
+  public var segmentCount: Int { segments.count }
+
+  /// Deletes the oldest segment and its entries; the newest is never deleted.
+  /// Returns the number of entries dropped.
+  @discardableResult
+  public func dropOldestSegment() throws -> Int {
+    guard segments.count > 1 else { return 0 }
+    let oldest = segments.removeFirst()
+    if oldest.reader >= 0 { close(oldest.reader) }
+    guard unlink(path(oldest.id)) == 0 || errno == ENOENT else {
+      throw SegmentLogError("\(path(oldest.id)): cannot delete (errno \(errno))")
+    }
+    totalBytes -= oldest.end
+    let n = entries.prefix { $0.segment == oldest.id }.count
+    entries.removeFirst(n)
+    return n
+  }
+
+  static func u32(_ b: [UInt8], _ at: Int) -> UInt32 {
+    (0..<4).reduce(0) { $0 | UInt32(b[at + $1]) << (8 * UInt32($1)) }
+  }
+  static func u64(_ b: [UInt8], _ at: Int) -> UInt64 {
+    (0..<8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * UInt64($1)) }
+  }
+
+  /// A fast 64-bit checksum (four independent multiply-xor lanes) for torn and
+  /// damaged entries: not a cryptographic digest (the payloads carry their own).
+  static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    let k: UInt64 = 0x9E37_79B9_7F4A_7C15
+    var lanes: (UInt64, UInt64, UInt64, UInt64) = (1, 2, 3, 4)
+    let n = bytes.count
+    var i = 0
+    guard let base = bytes.baseAddress else { return 0 }
+    while i + 32 <= n {
+      lanes.0 = ((lanes.0 ^ base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* k).rotated(29)
+      lanes.1 = ((lanes.1 ^ base.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)) &* k).rotated(29)
+      lanes.2 = ((lanes.2 ^ base.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self)) &* k).rotated(29)
+      lanes.3 = ((lanes.3 ^ base.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)) &* k).rotated(29)
+      i += 32
+    }
+    var h = UInt64(n) &* k
+    for lane in [lanes.0, lanes.1, lanes.2, lanes.3] { h = ((h ^ lane) &* k).rotated(31) }
+    while i < n {
+      h = ((h ^ UInt64(base.load(fromByteOffset: i, as: UInt8.self))) &* k).rotated(23)
+      i += 1
+    }
+    return h ^ (h >> 29)
+  }
+}
+
+extension UInt64 {
+  fileprivate func rotated(_ r: UInt64) -> UInt64 { (self << r) | (self >> (64 - r)) }
+}

@@ -1,0 +1,161 @@
+// The segment log on a real disk: entries survive a reopen, segments roll and are
+// dropped whole, a torn tail is cut off, and damage in an older segment is reported
+// with its file and offset.
+import Foundation
+import XCTest
+
+@testable import SegmentLog
+
+final class SegmentLogTests: XCTestCase {
+  var dir = ""
+
+  override func setUpWithError() throws {
+    dir = FileManager.default.temporaryDirectory.appendingPathComponent("seglog-\(UUID().uuidString)").path
+  }
+  override func tearDownWithError() throws {
+    try? FileManager.default.removeItem(atPath: dir)
+  }
+
+  func payload(_ first: Int64, _ bytes: Int) -> [UInt8] {
+    (0..<bytes).map { UInt8(truncatingIfNeeded: Int(first) &* 31 &+ $0 &* 7) }
+  }
+
+  func segmentFiles() throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".seg") }.sorted()
+  }
+
+  func testEntriesSurviveReopenAndReadBack() throws {
+    do {
+      let log = try SegmentLog(directory: dir)
+      var first: Int64 = 1
+      for size in [0, 1, 39, 4_056, 4_057, 100_000] {
+        try log.append(
+          first: first, last: first + 9,
+          parts: [Array(payload(first, size).prefix(3)), Array(payload(first, size).dropFirst(3))])
+        first += 10
+      }
+      try log.sync()
+      XCTAssertEqual(log.entries.count, 6)
+      XCTAssertEqual(try log.read(5), payload(51, 100_000))
+    }
+    let log = try SegmentLog(directory: dir)
+    XCTAssertEqual(log.entries.map(\.first), [1, 11, 21, 31, 41, 51])
+    XCTAssertEqual(log.entries.map(\.length), [0, 1, 39, 4_056, 4_057, 100_000])
+    for (i, e) in log.entries.enumerated() { XCTAssertEqual(try log.read(i), payload(e.first, e.length)) }
+    XCTAssertEqual(log.totalBytes % SegmentLog.blockBytes, 0)
+    // Appending continues the same segment after a reopen.
+    try log.append(first: 61, last: 61, parts: [payload(61, 10)])
+    try log.sync()
+    XCTAssertEqual(try segmentFiles(), ["00000000000000000001.seg"])
+    XCTAssertEqual(try SegmentLog(directory: dir).entries.last?.first, 61)
+  }
+
+  func testUnsyncedEntriesAreNotOnDisk() throws {
+    do {
+      let log = try SegmentLog(directory: dir)
+      try log.append(first: 1, last: 5, parts: [payload(1, 500)])
+      try log.sync()
+      try log.append(first: 6, last: 7, parts: [payload(6, 500)])  // staged, never synced
+    }
+    XCTAssertEqual(try SegmentLog(directory: dir).entries.map(\.last), [5])
+  }
+
+  func testSegmentsRollAndTheOldestAreDroppedWhole() throws {
+    let log = try SegmentLog(directory: dir, segmentBytes: 16_384)
+    for k in 0..<10 {
+      let first = Int64(k * 100 + 1)
+      try log.append(first: first, last: first + 99, parts: [payload(first, 5_000)])  // 8 KiB on disk
+      try log.sync()
+    }
+    XCTAssertEqual(log.segmentCount, 5)
+    XCTAssertEqual(try segmentFiles().first, "00000000000000000001.seg")
+    XCTAssertEqual(try segmentFiles().last, "00000000000000000801.seg")
+    XCTAssertEqual(try log.dropOldestSegment(), 2)
+    XCTAssertEqual(log.entries.first?.first, 201)
+    XCTAssertEqual(log.totalBytes, 4 * 16_384)
+    XCTAssertEqual(try log.read(0), payload(201, 5_000))
+    while log.segmentCount > 1 { try log.dropOldestSegment() }
+    XCTAssertEqual(try log.dropOldestSegment(), 0, "the newest segment is never dropped")
+    XCTAssertEqual(try segmentFiles(), ["00000000000000000801.seg"])
+    let reopened = try SegmentLog(directory: dir, segmentBytes: 16_384)
+    XCTAssertEqual(reopened.entries.map(\.first), [801, 901])
+  }
+
+  func testATornTailIsCutOff() throws {
+    do {
+      let log = try SegmentLog(directory: dir)
+      for k in 0..<3 {
+        let first = Int64(k * 10 + 1)
+        try log.append(first: first, last: first + 9, parts: [payload(first, 6_000)])
+      }
+      try log.sync()
+    }
+    let file = dir + "/" + (try segmentFiles()[0])
+    let size = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int)
+    XCTAssertEqual(size, 3 * 8_192)
+    // Damage a byte of the last entry's payload: as if its write was torn.
+    let h = try XCTUnwrap(FileHandle(forUpdatingAtPath: file))
+    try h.seek(toOffset: UInt64(2 * 8_192 + 40 + 100))
+    try h.write(contentsOf: [0xFF, 0xFE])
+    try h.close()
+    let log = try SegmentLog(directory: dir)
+    XCTAssertEqual(log.entries.map(\.first), [1, 11])
+    XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int, 2 * 8_192)
+    // The log goes on from the cut.
+    try log.append(first: 21, last: 22, parts: [payload(21, 10)])
+    try log.sync()
+    XCTAssertEqual(try SegmentLog(directory: dir).entries.map(\.last), [10, 20, 22])
+  }
+
+  func testGarbageAfterTheLastEntryIsCutOff() throws {
+    do {
+      let log = try SegmentLog(directory: dir)
+      try log.append(first: 1, last: 1, parts: [payload(1, 10)])
+      try log.sync()
+    }
+    let file = dir + "/" + (try segmentFiles()[0])
+    let h = try XCTUnwrap(FileHandle(forUpdatingAtPath: file))
+    try h.seekToEnd()
+    try h.write(contentsOf: [UInt8](repeating: 0, count: 4_096) + [1, 2, 3])
+    try h.close()
+    XCTAssertEqual(try SegmentLog(directory: dir).entries.count, 1)
+    XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int, 4_096)
+  }
+
+  func testDamageInAnOlderSegmentIsReportedWithFileAndOffset() throws {
+    do {
+      let log = try SegmentLog(directory: dir, segmentBytes: 8_192)
+      for k in 0..<3 {
+        let first = Int64(k * 10 + 1)
+        try log.append(first: first, last: first + 9, parts: [payload(first, 5_000)])
+        try log.sync()
+      }
+    }
+    let oldest = dir + "/" + (try segmentFiles()[0])
+    let h = try XCTUnwrap(FileHandle(forUpdatingAtPath: oldest))
+    try h.write(contentsOf: [0x00, 0x00])  // the magic
+    try h.close()
+    XCTAssertThrowsError(try SegmentLog(directory: dir, segmentBytes: 8_192)) { error in
+      XCTAssertTrue("\(error)".contains("00000000000000000001.seg: corrupt at offset 0"), "\(error)")
+    }
+  }
+
+  func testAForeignFileNameIsRefused() throws {
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/notes.seg", contents: Data()))
+    XCTAssertThrowsError(try SegmentLog(directory: dir)) { error in
+      XCTAssertTrue("\(error)".contains("notes.seg: not a segment file name"), "\(error)")
+    }
+  }
+
+  func testChecksumSeesEveryByte() {
+    let base = payload(7, 1_000)
+    let sum = base.withUnsafeBytes { SegmentLog.checksum($0) }
+    for i in stride(from: 0, to: base.count, by: 37) {
+      var changed = base
+      changed[i] ^= 1
+      XCTAssertNotEqual(changed.withUnsafeBytes { SegmentLog.checksum($0) }, sum, "byte \(i)")
+    }
+    XCTAssertNotEqual(Array(base.prefix(999)).withUnsafeBytes { SegmentLog.checksum($0) }, sum)
+  }
+}
