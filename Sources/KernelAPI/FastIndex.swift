@@ -90,7 +90,7 @@ public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
     for (k, v) in elements { self[k] = v }
   }
 
-  @usableFromInline mutating func allocate(_ capacity: Int) {
+  @inlinable mutating func allocate(_ capacity: Int) {
     precondition(capacity > 0 && capacity & (capacity - 1) == 0, "index capacity must be a power of two")
     slots = [Slot](repeating: Slot(key: .placeholder, value: -1), count: capacity)
     mask = capacity - 1
@@ -103,10 +103,23 @@ public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
     if capacity > slots.count { grow(to: capacity) }
   }
 
-  @usableFromInline mutating func grow(to capacity: Int) {
+  /// Moves every key into a table of `capacity` slots. Inlinable like the rest: left
+  /// generic (it was), a rehash of the position directory's 600k overflow keys looked
+  /// up type metadata per key and stalled a replica for 20-40 ms (perf of the cluster,
+  /// docs/PERFORMANCE.md, eighth session).
+  @inlinable mutating func grow(to capacity: Int) {
     let old = slots
+    let moved = storedCount
     allocate(capacity)
-    for slot in old where slot.value >= 0 { self[slot.key] = slot.value }
+    let mask = self.mask
+    slots.withUnsafeMutableBufferPointer { new in
+      for slot in old where slot.value >= 0 {
+        var i = Int(truncatingIfNeeded: slot.key.fastHash) & mask
+        while new[i].value >= 0 { i = (i + 1) & mask }  // keys are distinct: no compare
+        new[i] = slot
+      }
+    }
+    storedCount = moved
   }
 
   @inlinable public subscript(key: Key) -> Int32? {

@@ -74,6 +74,11 @@ public enum Submitter {
   /// the journal keeps each file's order even when a retry follows a sequencer
   /// crash (SPEC §7 lets a new batch number through whatever came before it).
   public static let windowBatches = 1
+  /// The most batches a caller may keep in flight (`window`): a client that knows no
+  /// retry will follow (the cluster bench on a fresh cluster) keeps several, as the
+  /// independent client (scripts/cluster-client.py) does, so that the sequencer's
+  /// journal write of one overlaps the transfer of the next.
+  public static let windowBatchesMax = 64
   public static let ackTimeoutMs = 5_000
   public static let attemptsMax = 20
 
@@ -117,9 +122,11 @@ public enum Submitter {
 
   public static func submit(
     context: ZMQContext, ingest: String, files: [[UInt8]], clientId: String,
-    linesMax: Int = batchLinesDefault,
+    linesMax: Int = batchLinesDefault, window: Int = windowBatches,
     curve: CurveKeys? = nil, journalEndBefore: Int64 = 0, progress: (String) -> Void = { _ in }
   ) throws -> SubmitResult {
+    precondition(
+      window >= 1 && window <= windowBatchesMax, "submit: window of \(window) batches out of range")
     let frames = batches(files, linesMax: linesMax)
     let socket = try ZMQSocket(context: context, type: .dealer)
     defer { socket.close() }
@@ -135,7 +142,7 @@ public enum Submitter {
       inFlight[i] = (clock.now, (inFlight[i]?.attempts ?? 0) + 1)
     }
     while acked < frames.count {
-      while next < frames.count && inFlight.count < windowBatches {
+      while next < frames.count && inFlight.count < window {
         try send(next)
         next += 1
       }

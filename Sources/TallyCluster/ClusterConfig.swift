@@ -72,6 +72,13 @@ public struct ClusterConfig: Sendable, Equatable {
   /// large clusters set it to a million or more; divergent business results are
   /// caught at every batch by the effects digest.
   public var digestEvents: Int = 50_000
+  /// Events a replica reserves room for when it opens its state (a day's volume, or
+  /// more): the kernel's day-sized tables (trades, lots, positions) are allocated for
+  /// them at once. Room not written is address space only. A table that outgrows its
+  /// room doubles, and the copy into fresh pages stalls that batch: 180-380 ms at about
+  /// 800k events on the 1M-event day, on both V1 replicas at once, which made the
+  /// ingest→voted p99 (docs/PERFORMANCE.md, eighth session).
+  public var reserveEvents: Int = 2_000_000
   /// Where replicas connect to fetch journal batches and to send votes; by default the
   /// sequencer's and the voter's own endpoints. A fault-injection proxy (Chaos/) sits
   /// in between by binding these and forwarding to the real ones.
@@ -144,6 +151,7 @@ public struct ClusterConfig: Sendable, Equatable {
       keys: [
         ("fetch_batches_max", .integer), ("heartbeat_ms", .integer), ("checkpoint_events", .integer),
         ("digest_events", .integer), ("repairs_max", .integer), ("shutdown_grace_ms", .integer),
+        ("reserve_events", .integer),
       ]),
     .init("security", keys: [("keys", .string)]),
     .init("links", keys: [("replica_fetch_via", .string), ("replica_votes_via", .string)]),
@@ -184,7 +192,7 @@ public struct ClusterConfig: Sendable, Equatable {
     }
     struct Limits: Decodable {
       var fetch_batches_max, heartbeat_ms, checkpoint_events, digest_events, repairs_max,
-        shutdown_grace_ms: Int?
+        shutdown_grace_ms, reserve_events: Int?
     }
     struct Security: Decodable { var keys: String? }
     struct Links: Decodable { var replica_fetch_via, replica_votes_via: String? }
@@ -264,6 +272,7 @@ public struct ClusterConfig: Sendable, Equatable {
       repairsMax: limits?.repairs_max ?? 3)
     config.checkpointEvents = limits?.checkpoint_events ?? 50_000
     config.digestEvents = limits?.digest_events ?? config.checkpointEvents
+    config.reserveEvents = limits?.reserve_events ?? config.reserveEvents
     config.replicaFetchVia = f.links?.replica_fetch_via
     config.replicaVotesVia = f.links?.replica_votes_via
     func positive(_ v: Int, _ table: String, _ key: String, _ range: ClosedRange<Int>) throws(ConfigError) {
@@ -275,6 +284,7 @@ public struct ClusterConfig: Sendable, Equatable {
     }
     try positive(config.checkpointEvents, "limits", "checkpoint_events", 1...1_000_000_000)
     try positive(config.digestEvents, "limits", "digest_events", 1...1_000_000_000_000)
+    try positive(config.reserveEvents, "limits", "reserve_events", 0...100_000_000)
     try positive(config.fetchBatchesMax, "limits", "fetch_batches_max", 1...1_024)
     try positive(config.heartbeatMs, "limits", "heartbeat_ms", 10...60_000)
     try positive(config.repairsMax, "limits", "repairs_max", 0...1_000)

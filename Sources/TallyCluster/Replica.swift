@@ -48,7 +48,8 @@ public final class Replica {
     self.reference = reference
     self.faults = faults
     self.log = log
-    let (store, applier) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
+    let (store, applier) = try Self.open(
+      dataDir: dataDir, reference: reference, kernel: kernelName, reserveEvents: config.reserveEvents)
     self.store = store
     var settings = ReplicaCore<DurableBatchApplier>.Settings(
       id: id, kernel: kernelName, checkpointEvents: Int64(config.checkpointEvents),
@@ -62,11 +63,14 @@ public final class Replica {
 
   /// Opens (or creates) a replica's state folder under `dataDir` as the service does
   /// (also `tally cluster bench-replica`).
-  public static func openState(dataDir: String, reference: ReferenceData, kernel: String) throws -> (
+  public static func openState(
+    dataDir: String, reference: ReferenceData, kernel: String, reserveEvents: Int = 0
+  ) throws -> (
     RocksDBStateStore, DurableBatchApplier
-  ) { try open(dataDir: dataDir, reference: reference, kernel: kernel) }
+  ) { try open(dataDir: dataDir, reference: reference, kernel: kernel, reserveEvents: reserveEvents) }
 
-  static func open(dataDir: String, reference: ReferenceData, kernel: String) throws -> (
+  /// `reserveEvents`: room for that many events past the stored position (`reserve_events`).
+  static func open(dataDir: String, reference: ReferenceData, kernel: String, reserveEvents: Int) throws -> (
     RocksDBStateStore, DurableBatchApplier
   ) {
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
@@ -83,7 +87,10 @@ public final class Replica {
     // the flush of them was a third of a replica's CPU (perf, docs/PERFORMANCE.md).
     options.compression = .none
     let store = try RocksDBStateStore(path: dataDir + "/state", options: options)
-    return (store, try DurableBatchApplier.open(store: store, reference: reference, kernel: kernel))
+    let applier = try DurableBatchApplier.open(store: store, reference: reference, kernel: kernel)
+    // `DurableEngine.reserveCapacity` counts from seq 1: room for the events applied and `reserveEvents` more.
+    if reserveEvents > 0 { applier.durable.reserveCapacity(events: Int(applier.appliedSeq) + reserveEvents) }
+    return (store, applier)
   }
 
   public var appliedSeq: Int64 { core.appliedSeq }
@@ -107,7 +114,8 @@ public final class Replica {
     try? core.applier.finishCommit()  // the committer may be writing to the store
     store.close()
     try? FileManager.default.removeItem(atPath: dataDir + "/state")
-    let (store, applier) = try Self.open(dataDir: dataDir, reference: reference, kernel: kernelName)
+    let (store, applier) = try Self.open(
+      dataDir: dataDir, reference: reference, kernel: kernelName, reserveEvents: config.reserveEvents)
     self.store = store
     try core.rebuilt(applier: applier, store: store)
     log.warn(

@@ -70,6 +70,8 @@ public protocol ReplicaEngine: AnyObject {
   func finishCommit() throws
   func outputFiles() -> [(name: String, bytes: [UInt8])]
   func snapshotEffects() -> [UInt8]
+  /// Room for about `events` events past the stored position (`DurableEngine.reserveCapacity`).
+  func reserveCapacity(events: Int)
 }
 
 extension DurableEngine: ReplicaEngine {

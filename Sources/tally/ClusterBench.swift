@@ -5,6 +5,8 @@ import TallyEngine
 import ZeroMQTransport
 
 struct ClusterBench: ParsableCommand {
+  /// Batches in flight in the throughput phase.
+  static let throughputWindow = 8
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract:
@@ -12,7 +14,8 @@ struct ClusterBench: ParsableCommand {
     discussion: """
       Starts a fresh cluster in a temporary data folder (twice: throughput, then latency),
       submits the events, watches the voter's published decisions, and stops the cluster.
-      Phase 1 sends as fast as acks allow; phase 2 paces batches of --latency-batch lines
+      Phase 1 sends 10,000-line batches as fast as acks allow, 8 in flight (as
+      scripts/cluster-client.py does); phase 2 paces batches of --latency-batch lines
       at --rate events/s and reports p50/p99 from send to voted. Phase 3 pushes the same
       bytes over a bare ZeroMQ PUSH/PULL pair on tcp loopback, for the ratio.
       Phase 4 (recovery; --no-recovery skips it) paces the events at half the voted rate
@@ -63,8 +66,11 @@ struct ClusterBench: ParsableCommand {
     Thread.sleep(forTimeInterval: 0.3)  // the subscription settles before anything is decided
     let cpuBefore = NodeCPU.seconds(sup)
     var t0 = clock.now
+    // Eight 10,000-line batches in flight, as the independent client sends them: on a
+    // fresh cluster no retry can reorder them (`tally submit` keeps one, for that).
     let r = try Submitter.submit(
-      context: context, ingest: c.ingest, files: [bytes], clientId: "bench-1", curve: c.curve)
+      context: context, ingest: c.ingest, files: [bytes], clientId: "bench-1", window: Self.throughputWindow,
+      curve: c.curve)
     let acked = (clock.now - t0).seconds
     try watcher.wait(through: r.lastSeq, timeoutSeconds: 600)
     let voted = (clock.now - t0).seconds

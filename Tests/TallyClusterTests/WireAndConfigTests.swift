@@ -314,6 +314,19 @@ final class ClusterConfigTests: XCTestCase {
     XCTAssertEqual(shipped.digestEvents, 10_000_000)
   }
 
+  /// `reserve_events` (room a replica reserves at start) has a day-sized default, is
+  /// read when given (0: reserve nothing), and is refused out of range with its line.
+  func testReserveEventsDefaultsAndIsChecked() throws {
+    XCTAssertEqual(
+      try ClusterConfig.parse("[[replica]]\nid = \"a\"\n", file: "d.toml").reserveEvents, 2_000_000)
+    let set = try ClusterConfig.parse(
+      "[limits]\nreserve_events = 0\n[[replica]]\nid = \"a\"\n", file: "z.toml")
+    XCTAssertEqual(set.reserveEvents, 0)
+    assertError(
+      "[limits]\nreserve_events = -1\n[[replica]]\nid = \"a\"\n",
+      mentions: [":2:", "reserve_events", "allowed: 0...100000000"])
+  }
+
   func testMetricsAddressesDefaultFromBasePortAndCanBeSet() throws {
     var c = try ClusterConfig.parse(good, file: "good.toml")
     XCTAssertEqual(c.metricsURL(node: "sequencer"), "http://127.0.0.1:17050/metrics")
