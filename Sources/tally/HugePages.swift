@@ -35,6 +35,7 @@ enum HugePages {
     if ["sequencer", "replica", "voter"].contains(command) || (command == "cluster" && sub == "bench-replica")
     {
       disableByReexecution()
+      NodeHeap.keepFreedMemory()
     } else {
       enableByReexecution()
     }
