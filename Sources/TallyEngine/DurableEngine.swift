@@ -415,40 +415,61 @@ public final class DurableEngine<K: BusinessKernel> {
     let logged = try StateKeys.committedSeq(in: store)
     // Room for the lines to apply again (tables grown by doubling touch twice the pages).
     if logged > engine.appliedSeq { engine.reserveCapacity(events: Int(logged - engine.appliedSeq)) }
-    // Each entry is checked when it is read and applied when the next one is (one scan):
-    // with `stopBeforeLast` the last is checked and left for the journal.
-    var held: (first: Int64, last: Int64, value: [UInt8], ranges: [Range<Int>])? = nil
-    func apply(_ e: (first: Int64, last: Int64, value: [UInt8], ranges: [Range<Int>])) {
+    // Each entry is read, checked and decoded on the other core (`LogEntryPipe`) and
+    // applied here when the next one arrives: with `stopBeforeLast` the last is checked
+    // and left for the journal. Only the reader touches the store until it is done.
+    let pipe = LogEntryPipe()
+    let store = UncheckedStore(self.store)
+    let reader = BackgroundWork { [from = engine.appliedSeq + 1] () -> [Int64] in
+      var keys: [Int64] = []
+      var expected = from
+      do {
+        try store.value.scan(prefix: [StateKeys.logPrefix]) { key, value in
+          guard key.count == 9 else { throw DurableError("unexpected log key \(key.hexString)") }
+          var first: Int64 = 0
+          for k in 1..<9 { first = first << 8 | Int64(key[k]) }
+          guard first == expected else {
+            throw DurableError(
+              "state folder is damaged: its log continues at seq \(first) after seq \(expected - 1); refusing to run"
+            )
+          }
+          var sha = SHA256Stream()
+          sha.update(value)
+          guard try store.value.value(for: StateKeys.logDigest(first)) == sha.finalize() else {
+            throw DurableError(
+              "state folder is damaged: its log entry at seq \(first) does not match its checksum; refusing to run"
+            )
+          }
+          let (last, ranges) = try LogEntry.decode(value, first: first)
+          keys.append(first)
+          expected = last + 1
+          return pipe.put(.init(first: first, last: last, value: value, ranges: ranges))
+        }
+        pipe.finish(nil)
+      } catch {
+        pipe.finish(error)
+      }
+      return keys
+    }
+    var held: LogEntryPipe.Entry? = nil
+    func apply(_ e: LogEntryPipe.Entry) {
       engine.apply(lines: e.ranges[...], of: e.value, firstSeq: e.first)
       precondition(engine.appliedSeq == e.last, "a logged line was not applied")
       sinceSnapshot += e.last - e.first + 1
     }
-    var expected = engine.appliedSeq + 1
-    try store.scan(prefix: [StateKeys.logPrefix]) { key, value in
-      guard key.count == 9 else { throw DurableError("unexpected log key \(key.hexString)") }
-      var first: Int64 = 0
-      for k in 1..<9 { first = first << 8 | Int64(key[k]) }
-      guard first == expected else {
-        throw DurableError(
-          "state folder is damaged: its log continues at seq \(first) after seq \(expected - 1); refusing to run"
-        )
+    do {
+      while let e = try pipe.take() {
+        if let h = held { apply(h) }
+        held = e
       }
-      var sha = SHA256Stream()
-      sha.update(value)
-      guard try store.value(for: StateKeys.logDigest(first)) == sha.finalize() else {
-        throw DurableError(
-          "state folder is damaged: its log entry at seq \(first) does not match its checksum; refusing to run"
-        )
-      }
-      let (last, ranges) = try LogEntry.decode(value, first: first)
-      if let h = held { apply(h) }
-      held = (first, last, value, ranges)
-      // Every entry, applied or left, is deleted by the next snapshot (a left one is
-      // replaced by the next log commit, from the same seq).
-      logKeys.append(first)
-      expected = last + 1
-      return true
+    } catch {
+      pipe.cancel()
+      _ = reader.wait()
+      throw error
     }
+    // Every entry, applied or left, is deleted by the next snapshot (a left one is
+    // replaced by the next log commit, from the same seq).
+    logKeys.append(contentsOf: reader.wait())
     var stoppedAt: Int64? = nil
     if let h = held {
       if stopBeforeLast { stoppedAt = h.last } else { apply(h) }
