@@ -1,0 +1,66 @@
+// The resume's read-ahead of log entries (`LogEntryPipe`): entries arrive in order, at
+// most `depth` wait, a reader's failure reaches the taker after the entries before it,
+// and a cancelled pipe lets a blocked reader go.
+import Foundation
+import TallyFormat
+import XCTest
+
+@testable import TallyEngine
+
+final class LogEntryPipeTests: XCTestCase {
+  func entry(_ first: Int64) -> LogEntryPipe.Entry {
+    .init(first: first, last: first, value: [UInt8(truncatingIfNeeded: first)], ranges: [0..<1])
+  }
+
+  func testEntriesArriveInOrderAndAtMostDepthWait() throws {
+    let pipe = LogEntryPipe()
+    let queued = Counter()
+    let reader = BackgroundWork { () -> Bool in
+      for k in 1...50 {
+        guard pipe.put(self.entry(Int64(k))) else { return false }
+        queued.add()
+      }
+      pipe.finish(nil)
+      return true
+    }
+    Thread.sleep(forTimeInterval: 0.2)
+    XCTAssertEqual(queued.value, LogEntryPipe.depth, "the reader waits with depth entries queued")
+    var got: [Int64] = []
+    while let e = try pipe.take() { got.append(e.first) }
+    XCTAssertEqual(got, Array(1...50))
+    XCTAssertTrue(reader.wait())
+  }
+
+  func testAFailureComesAfterTheEntriesBeforeIt() throws {
+    let pipe = LogEntryPipe()
+    let reader = BackgroundWork { () -> Bool in
+      _ = pipe.put(self.entry(1))
+      _ = pipe.put(self.entry(2))
+      pipe.finish(DurableError("state folder is damaged: test"))
+      return true
+    }
+    XCTAssertEqual(try pipe.take()?.first, 1)
+    XCTAssertEqual(try pipe.take()?.first, 2)
+    XCTAssertThrowsError(try pipe.take()) { XCTAssertTrue("\($0)".contains("damaged: test")) }
+    XCTAssertTrue(reader.wait())
+  }
+
+  func testCancelReleasesABlockedReader() {
+    let pipe = LogEntryPipe()
+    let reader = BackgroundWork { () -> Bool in
+      for k in 1...100 where !pipe.put(self.entry(Int64(k))) { return false }
+      return true
+    }
+    Thread.sleep(forTimeInterval: 0.1)
+    pipe.cancel()
+    XCTAssertFalse(reader.wait(), "the reader saw the cancel instead of blocking for ever")
+  }
+}
+
+/// A counter two threads share (the test's own, behind a lock).
+final class Counter: @unchecked Sendable {
+  private let lock = NSLock()
+  private var n = 0
+  func add() { lock.withLock { n += 1 } }
+  var value: Int { lock.withLock { n } }
+}
