@@ -177,17 +177,28 @@ public final class Replica {
       try perform(core.tick(nowMs: nowMs), fetch: fetch, votes: votes)
       let ready = try ZMQPoller.poll([fetch, control], timeoutMs: 50)
       if ready[0] {
-        while let msg = try fetch.receive(timeoutMs: 0) {
-          guard let verb = msg.first?.text else { continue }
+        // One reply a turn: with a fetch sent ahead the next reply is usually waiting, and
+        // draining them all would starve the control socket (the voter's EFFECTS and
+        // PRUNE, status) until the replica caught up.
+        if let msg = try fetch.receive(timeoutMs: 0), let verb = msg.first?.text {
           switch verb {
           case "BATCHES":
+            var batches: [JournalBatch] = []
+            var malformed = false
             for encoded in msg.dropFirst() {
-              let batch: JournalBatch
-              do { batch = try JournalBatch(frame: encoded) } catch {
+              do { batches.append(try JournalBatch(frame: encoded)) } catch {
                 log.error("replica \(id): refused a malformed journal batch: \(error)")
-                core.nothingNew()
+                malformed = true
                 break
               }
+            }
+            // The next fetch goes before these apply (`ReplicaCore.fetchAhead`).
+            if !malformed, let first = batches.first, let last = batches.last,
+              let ahead = core.fetchAhead(first: first.first, last: last.last, nowMs: nowMs)
+            {
+              try perform([ahead], fetch: fetch, votes: votes)
+            }
+            for batch in batches {
               let started = ContinuousClock.now
               let before = appliedSeq
               let actions = try core.receive([batch])
@@ -195,6 +206,7 @@ public final class Replica {
               try perform(actions, fetch: fetch, votes: votes)
               if actions.contains(where: { if case .gap = $0 { true } else { false } }) { break }
             }
+            if malformed { core.nothingNew() }  // ask again from the first unapplied seq
           case "NONE": core.nothingNew()
           default:
             core.nothingNew()

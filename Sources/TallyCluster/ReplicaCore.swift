@@ -160,6 +160,8 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// restarting fetches them, from the log after this replica restarted.
   public private(set) var streamedThrough: Int64 = 0
   var fetchSentAtMs: Int64? = nil
+  /// The seq a fetch sent ahead asks from (`fetchAhead`), while it is unanswered.
+  var aheadFrom: Int64? = nil
   var lastHeartbeatMs: Int64? = nil
   public private(set) var repairs = 0
   /// Commits forced by `uncommittedBatchesMax`.
@@ -233,17 +235,40 @@ public struct ReplicaCore<Applier: BatchApplier> {
   }
 
   /// The sequencer answered NONE: nothing new, ask again at the next tick.
-  public mutating func nothingNew() { fetchSentAtMs = nil }
+  public mutating func nothingNew() {
+    fetchSentAtMs = nil
+    aheadFrom = nil
+  }
+
+  /// A reply of journal batches `first...last` arrived and is about to be applied: the
+  /// next fetch goes now, from `last + 1`, so that the sequencer reads and sends the
+  /// next batches while these apply (two fetches of credit: the one answered and the
+  /// one ahead; ZeroMQ guide, credit-based flow control). A replica waiting for each
+  /// answer before asking again was idle ~23% of a catch-up (perf of a replica catching
+  /// up the 1M-event day alone). Nil when the reply brings nothing new (the tick asks).
+  public mutating func fetchAhead(first: Int64, last: Int64, nowMs: Int64) -> Action? {
+    fetchSentAtMs = nil
+    aheadFrom = nil
+    guard last > appliedSeq, first <= appliedSeq + 1 else { return nil }
+    aheadFrom = last + 1
+    fetchSentAtMs = nowMs
+    return .fetch(from: last + 1)
+  }
 
   /// Journal batches from the sequencer: duplicates are skipped, a gap stops the
   /// answer, every other batch is applied and voted on (committed at checkpoints).
   public mutating func receive(_ batches: [JournalBatch]) throws -> [Action] {
-    fetchSentAtMs = nil
+    // A fetch sent ahead is still outstanding: the tick must not ask again meanwhile.
+    if aheadFrom == nil { fetchSentAtMs = nil }
     var actions: [Action] = []
     for batch in batches {
       if batch.last <= appliedSeq { continue }  // already applied (a duplicate reply)
       guard batch.first == appliedSeq + 1 else {
         actions.append(.gap(have: appliedSeq, got: batch.first))
+        // Ask again from here at the next tick (a reply to a fetch ahead that arrives
+        // later is a duplicate or another gap, and is dropped the same way).
+        fetchSentAtMs = nil
+        aheadFrom = nil
         break
       }
       actions.append(.vote(try apply(batch)))
@@ -502,6 +527,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
     recentEffectsBytes = 0
     pruneKeys = []
     fetchSentAtMs = nil
+    aheadFrom = nil
     repairs += 1
     try loadLog()
   }

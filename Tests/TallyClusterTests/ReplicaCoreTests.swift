@@ -198,6 +198,32 @@ final class ReplicaCoreTests: XCTestCase {
     XCTAssertEqual(core.tick(nowMs: Core.fetchRetryMs + 2), [.fetch(from: 1)], "NONE: ask again at once")
   }
 
+  /// The next fetch goes when a reply arrives, before it is applied; the tick asks for
+  /// nothing more while that fetch is out; a gap or NONE makes the tick ask again.
+  func testFetchAheadKeepsOneFetchOutAndRecovers() throws {
+    var core = try make(InMemoryStateStore(), checkpoint: 1_000)
+    XCTAssertEqual(core.tick(nowMs: 0).first, .fetch(from: 1))
+    XCTAssertEqual(core.fetchAhead(first: 1, last: 8, nowMs: 5), .fetch(from: 9))
+    XCTAssertEqual(votes(try core.receive([batch(1, 4), batch(5, 8)])).count, 2)
+    XCTAssertEqual(core.tick(nowMs: 10).filter { if case .fetch = $0 { true } else { false } }, [])
+    // The answer to the fetch ahead: the next one goes from its end.
+    XCTAssertEqual(core.fetchAhead(first: 9, last: 9, nowMs: 20), .fetch(from: 10))
+    _ = try core.receive([batch(9, 9)])
+    // Duplicates only (nothing new): no fetch ahead; the tick asks.
+    XCTAssertNil(core.fetchAhead(first: 1, last: 9, nowMs: 30))
+    XCTAssertEqual(core.tick(nowMs: 31).first, .fetch(from: 10))
+    // A reply that would leave a gap: no fetch ahead; the gap makes the tick ask again.
+    XCTAssertNil(core.fetchAhead(first: 12, last: 13, nowMs: 40))
+    XCTAssertEqual(try core.receive([batch(12, 13)]), [.gap(have: 9, got: 12)])
+    XCTAssertEqual(core.tick(nowMs: 41).first, .fetch(from: 10))
+    // A fetch ahead answered NONE (the journal had nothing new for a while): ask again.
+    XCTAssertEqual(core.fetchAhead(first: 10, last: 11, nowMs: 50), .fetch(from: 12))
+    _ = try core.receive([batch(10, 11)])
+    core.nothingNew()
+    XCTAssertEqual(core.tick(nowMs: 51).first, .fetch(from: 12))
+    XCTAssertEqual(core.appliedSeq, 11)
+  }
+
   func testRepairRebuildsFromSeqOne() throws {
     var core = try make(InMemoryStateStore())
     _ = try core.receive([batch(1, 12)])
