@@ -29,6 +29,10 @@ extension V1Kernel {
   /// Slots of the pipeline's ring of located trades: a power of two above the trades
   /// in flight (4 · lookAhead + 1).
   static let pipelineSlots = 64
+  /// Rows past the end of a growing table whose line is prefetched for writing before
+  /// each trade: one row a trade at most, so every line is asked for ~16 trades (a
+  /// few microseconds) before its first store.
+  static let appendLookAhead = 16
 
   public mutating func applyTrades(
     _ trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
@@ -44,6 +48,11 @@ extension V1Kernel {
     let m = Self.pipelineSlots - 1
     var step = 0
     while step < n + 4 * d {
+      // The input a lookAhead ahead of stage 1: its TradeInput (~150 bytes) and its
+      // line's bytes (a line every few hundred nanoseconds is too slow a stream for
+      // the hardware prefetchers to run ahead of, perf: hashing stage 1's ids waited
+      // on their bytes).
+      if step + d < n { prefetchInput(trades, at: step + d, bytes: bytes) }
       if step < n { locateSlots(trades[step], bytes: bytes, into: &ring[step & m]) }
       let directory = step - d
       if directory >= 0 && directory < n {
@@ -56,12 +65,39 @@ extension V1Kernel {
       let lotStage = step - 3 * d
       if lotStage >= 0 && lotStage < n { locateLots(&ring[lotStage & m]) }
       let i = step - 4 * d
+      // The rows a trade appends (its trade row, its slices, the buyer's new
+      // position, most purchases' case): their lines a few trades ahead, for writing.
+      self.trades.prefetchForAppend(ahead: Self.appendLookAhead)
+      positions.prefetchForAppend(ahead: Self.appendLookAhead)
+      slices.prefetchForAppend(ahead: Self.appendLookAhead)
       if i >= 0 && i < n {
         outcomes[i] = applyTrade(
           trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq, grouped: ring[i & m])
       }
       step += 1
     }
+  }
+
+  /// Starts loading `trades[i]` (every line of it) and the first and last byte of its
+  /// line in `bytes` (a line is shorter than 128 bytes: at most three cache lines,
+  /// the middle one then loaded by the hardware with its neighbours).
+  @inline(__always)
+  func prefetchInput(_ trades: UnsafeBufferPointer<TradeInput>, at i: Int, bytes: UnsafeRawBufferPointer) {
+    precondition(i >= 0 && i < trades.count, "prefetch of a trade input in the group")
+    let input = UnsafeRawPointer(trades.baseAddress! + i)
+    let size = MemoryLayout<TradeInput>.size
+    var offset = 0
+    while offset < size {
+      v1PrefetchForRead(input + offset)
+      offset += 64
+    }
+    v1PrefetchForRead(input + (size - 1))
+    let line = trades[i].line
+    guard line.lowerBound >= 0 && line.lowerBound < line.upperBound && line.upperBound <= bytes.count,
+      let base = bytes.baseAddress
+    else { return }
+    v1PrefetchForRead(base + line.lowerBound)
+    v1PrefetchForRead(base + (line.upperBound - 1))
   }
 
   /// What the stages found for one trade (row ids; -1 unknown).
