@@ -48,7 +48,7 @@ public struct LotPool: Sendable {
   /// buyer's newest), and their prefetches stalled on full miss buffers (perf, V1's
   /// fifth round). `lanesOfRoom` lanes past the nodes are kept as room for `pad`.
   /// Reads use `pad` as it is: a copy whose array moved reads right, only misaligned,
-  /// until its next append realigns it.
+  /// until its next allocation realigns it.
   private var lanes = [UInt64](repeating: 0, count: LotPool.lanesOfRoom)
   private var pad = 0
   /// Slots made (in use or free).
@@ -66,6 +66,7 @@ public struct LotPool: Sendable {
       MemoryLayout<Node>.size == Self.lanesPerNode * MemoryLayout<UInt64>.stride
         && MemoryLayout<Node>.alignment <= MemoryLayout<UInt64>.alignment,
       "a lot node is four 8-byte lanes")
+    realign()
   }
 
   public mutating func reserveCapacity(_ n: Int) {
@@ -80,8 +81,8 @@ public struct LotPool: Sendable {
       of: lanes, limit: limit > Int.max / Self.lanesPerNode ? .max : limit * Self.lanesPerNode)
   }
 
-  /// True when every node starts a 32-byte half line (tests; a copy is aligned again
-  /// by its next append).
+  /// True when every node starts a 32-byte half line (a copy is aligned again by its
+  /// next allocation).
   var isAligned: Bool {
     lanes.withUnsafeBufferPointer { b in
       UInt(bitPattern: b.baseAddress! + pad) & UInt(Self.lanesPerNode * MemoryLayout<UInt64>.stride - 1) == 0
@@ -90,7 +91,7 @@ public struct LotPool: Sendable {
 
   /// Makes the array unique and moves the nodes so that they start half lines (an
   /// append that grew the array, or a copy on write, may have moved it to an address
-  /// with another offset). Rare: growth and the first append to a copy.
+  /// with another offset). Rare: growth and the first allocation in a copy.
   private mutating func realign() {
     let (count, oldPad) = (slotCount * Self.lanesPerNode, pad)
     pad = lanes.withUnsafeMutableBufferPointer { b -> Int in
@@ -167,6 +168,10 @@ public struct LotPool: Sendable {
   /// A slot holding `lot`, not linked anywhere yet.
   mutating func allocate(_ lot: Lot) -> Int32 {
     liveCount += 1
+    // A copy's first change copies its array, maybe to a misaligned address; every
+    // purchase allocates, so this realigns a copy at once (after making the array
+    // unique: a check and a comparison when it is already).
+    realign()
     if freeHead != Self.none {
       let slot = freeHead
       freeHead = node(slot).next
