@@ -140,11 +140,11 @@ extension V1Kernel {
   mutating func locateDirectory(_ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade) {
     let buyBytes = t.field(t.trade.buyAccount, in: bytes)
     let sellBytes = t.field(t.trade.sellAccount, in: bytes)
-    g.buy = accountById.find(hash: g.buyHash) { $0.hasBytes(buyBytes) } ?? -1
-    g.sell = accountById.find(hash: g.sellHash) { $0.hasBytes(sellBytes) } ?? -1
-    g.security = securityById[bytes: t.field(t.trade.security, in: bytes)] ?? -1
-    g.buyUnit = unitById[bytes: t.field(t.trade.buyUnit, in: bytes)] ?? -1
-    g.sellUnit = unitById[bytes: t.field(t.trade.sellUnit, in: bytes)] ?? -1
+    g.buy = accountById.find(hash: g.buyHash) { $0.v1HasBytes(buyBytes) } ?? -1
+    g.sell = accountById.find(hash: g.sellHash) { $0.v1HasBytes(sellBytes) } ?? -1
+    g.security = securityById.v1Find(bytes: t.field(t.trade.security, in: bytes)) ?? -1
+    g.buyUnit = unitById.v1Find(bytes: t.field(t.trade.buyUnit, in: bytes)) ?? -1
+    g.sellUnit = unitById.v1Find(bytes: t.field(t.trade.sellUnit, in: bytes)) ?? -1
     if g.buy >= 0 { positionDirectory.prefetch(g.buy) }
     if g.sell >= 0 {
       positionDirectory.prefetch(g.sell)

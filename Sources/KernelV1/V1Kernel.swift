@@ -408,15 +408,16 @@ public struct V1Kernel: Sendable {
       tradeByKey.prefetch(hash: tradeHash)
       let buyProbe = accountById.probe(hash: Ident.fastHash(of: buyAccountBytes))
       let sellProbe = accountById.probe(hash: Ident.fastHash(of: sellAccountBytes))
-      security = securityById[bytes: bytes(t.security)]
-      buyAccount = accountById.find(buyProbe) { $0.hasBytes(buyAccountBytes) }
-      sellAccount = accountById.find(sellProbe) { $0.hasBytes(sellAccountBytes) }
+      security = securityById.v1Find(bytes: bytes(t.security))
+      buyAccount = accountById.find(buyProbe) { $0.v1HasBytes(buyAccountBytes) }
+      sellAccount = accountById.find(sellProbe) { $0.v1HasBytes(sellAccountBytes) }
     }
     let found = TradeLookups(
       trade: tradeRow(hash: tradeHash, date: date, idBytes: idBytes), security: security,
       buyAccount: buyAccount, sellAccount: sellAccount,
-      buyUnit: grouped.map { $0.buyUnit >= 0 ? $0.buyUnit : nil } ?? unitById[bytes: bytes(t.buyUnit)],
-      sellUnit: grouped.map { $0.sellUnit >= 0 ? $0.sellUnit : nil } ?? unitById[bytes: bytes(t.sellUnit)],
+      buyUnit: grouped.map { $0.buyUnit >= 0 ? $0.buyUnit : nil } ?? unitById.v1Find(bytes: bytes(t.buyUnit)),
+      sellUnit: grouped.map { $0.sellUnit >= 0 ? $0.sellUnit : nil }
+        ?? unitById.v1Find(bytes: bytes(t.sellUnit)),
       buyPosition: grouped.flatMap { $0.buyPosition >= 0 ? $0.buyPosition : nil },
       sellPosition: grouped.flatMap { $0.sellPosition >= 0 ? $0.sellPosition : nil })
     var rows = TradeRows()
