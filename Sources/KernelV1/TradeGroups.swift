@@ -43,6 +43,12 @@ extension V1Kernel {
       Self.pipelineSlots & (Self.pipelineSlots - 1) == 0 && Self.pipelineSlots > 4 * Self.lookAhead,
       "the pipeline ring holds every trade in flight")
     var ring = [GroupedTrade](repeating: GroupedTrade(), count: Self.pipelineSlots)
+    // The memo is taken out of `self` for the loop (the stages mutate `self`; the
+    // memo alone is passed inout) and put back after it.
+    tradeGroupMemo.prepare(securities: securities.count, units: units.count)
+    var memo = TradeGroupMemo()
+    swap(&memo, &tradeGroupMemo)
+    defer { swap(&memo, &tradeGroupMemo) }
     let n = trades.count
     let d = Self.lookAhead
     let m = Self.pipelineSlots - 1
@@ -56,7 +62,7 @@ extension V1Kernel {
       if step < n { locateSlots(trades[step], bytes: bytes, into: &ring[step & m]) }
       let directory = step - d
       if directory >= 0 && directory < n {
-        locateDirectory(trades[directory], bytes: bytes, into: &ring[directory & m])
+        locateDirectory(trades[directory], bytes: bytes, into: &ring[directory & m], memo: &memo)
       }
       let positionStage = step - 2 * d
       if positionStage >= 0 && positionStage < n {
@@ -137,14 +143,17 @@ extension V1Kernel {
   /// Stage 2: the account and security rows (their index slots loaded); the accounts'
   /// position-directory lines.
   @inline(__always)
-  mutating func locateDirectory(_ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade) {
+  mutating func locateDirectory(
+    _ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade, memo: inout TradeGroupMemo
+  ) {
     let buyBytes = t.field(t.trade.buyAccount, in: bytes)
     let sellBytes = t.field(t.trade.sellAccount, in: bytes)
     g.buy = accountById.find(hash: g.buyHash) { $0.v1HasBytes(buyBytes) } ?? -1
     g.sell = accountById.find(hash: g.sellHash) { $0.v1HasBytes(sellBytes) } ?? -1
-    g.security = securityById.v1Find(bytes: t.field(t.trade.security, in: bytes)) ?? -1
-    g.buyUnit = unitById.v1Find(bytes: t.field(t.trade.buyUnit, in: bytes)) ?? -1
-    g.sellUnit = unitById.v1Find(bytes: t.field(t.trade.sellUnit, in: bytes)) ?? -1
+    g.security =
+      securityById.v1Find(bytes: t.field(t.trade.security, in: bytes), memo: &memo.securities) ?? -1
+    g.buyUnit = unitById.v1Find(bytes: t.field(t.trade.buyUnit, in: bytes), memo: &memo.units) ?? -1
+    g.sellUnit = unitById.v1Find(bytes: t.field(t.trade.sellUnit, in: bytes), memo: &memo.units) ?? -1
     if g.buy >= 0 { positionDirectory.prefetch(g.buy) }
     if g.sell >= 0 {
       positionDirectory.prefetch(g.sell)

@@ -43,6 +43,8 @@ public struct V1Kernel: Sendable {
   var unitById = FastIndex<Ident>()
   var accountById = FastIndex<Ident>()
   var securityById = FastIndex<Ident>()
+  /// Securities and units of TRADEs remembered by their bytes (`IdMemo.swift`).
+  var tradeGroupMemo = TradeGroupMemo()
   var positionDirectory = PositionDirectory()
   /// Whether `accounts[a]` is an individual's account, one bit each (read on every
   /// sale of a stock: a 1M-account market fits in 125 KB, in cache, where a byte each

@@ -190,6 +190,69 @@ final class V1LayoutTests: XCTestCase {
     }
     Array("A100000500".utf8).withUnsafeBytes { XCTAssertNil(index.v1Find(bytes: $0)) }
   }
+
+  /// The memo of securities and units: every id length 0-16 packs to a key of its own
+  /// (ids that differ in one byte, or only in length with zero bytes, do not meet);
+  /// a remembered row is found, an unremembered id is not; longer ids and a half-full
+  /// memo remember nothing; `prepare` makes room (forgetting) only when needed;
+  /// `v1Find(bytes:memo:)` gives the index's answer, remembered or not.
+  func testIdMemoRemembersExactlyTheIdsFound() {
+    var memo = IdMemo(ids: 2_000)
+    var ids: [[UInt8]] = []
+    for length in 0...16 {
+      let base = (0..<length).map { UInt8(48 + ($0 * 7 + length) % 10) }
+      ids.append(base)
+      for i in 0..<length {
+        var changed = base
+        changed[i] ^= 0x40
+        ids.append(changed)
+      }
+      if length > 0 { ids.append([UInt8](repeating: 0, count: length)) }
+    }
+    XCTAssertEqual(Set(ids).count, ids.count, "the ids are distinct")
+    for (row, id) in ids.enumerated() {
+      id.withUnsafeBytes {
+        XCTAssertNil(memo.row($0), "not remembered yet: \(id)")
+        memo.remember($0, row: Int32(row))
+      }
+    }
+    for (row, id) in ids.enumerated() {
+      id.withUnsafeBytes { XCTAssertEqual(memo.row($0), Int32(row), "\(id)") }
+    }
+    let long = [UInt8](repeating: 65, count: 17)
+    long.withUnsafeBytes {
+      memo.remember($0, row: 5)
+      XCTAssertNil(memo.row($0), "ids over 16 bytes are not remembered")
+    }
+    var small = IdMemo(ids: 4)
+    for i in 0..<10 { [UInt8(i)].withUnsafeBytes { small.remember($0, row: Int32(i)) } }
+    let remembered = (0..<10).filter { i in [UInt8(i)].withUnsafeBytes { small.row($0) != nil } }
+    XCTAssertEqual(remembered, [0, 1, 2, 3], "a full memo remembers no more")
+    var off = IdMemo(ids: 0)
+    [UInt8(1)].withUnsafeBytes {
+      off.remember($0, row: 1)
+      XCTAssertNil(off.row($0))
+    }
+    var group = TradeGroupMemo()
+    group.prepare(securities: 1_000, units: 30)
+    XCTAssertGreaterThanOrEqual(group.securities.roomIds, 1_000)
+    [UInt8(7)].withUnsafeBytes { group.securities.remember($0, row: 7) }
+    group.prepare(securities: 1_001, units: 30)
+    [UInt8(7)].withUnsafeBytes { XCTAssertEqual(group.securities.row($0), 7, "room enough: kept") }
+    group.prepare(securities: 100_000, units: 30)
+    [UInt8(7)].withUnsafeBytes { XCTAssertNil(group.securities.row($0), "remade for more: forgotten") }
+    var index = FastIndex<Ident>()
+    for i in 0..<300 { index[Ident("\(600_000 + i)")] = Int32(i) }
+    var units = IdMemo(ids: 600)
+    for _ in 0..<2 {
+      for i in [0, 17, 299] {
+        Array("\(600_000 + i)".utf8).withUnsafeBytes {
+          XCTAssertEqual(index.v1Find(bytes: $0, memo: &units), Int32(i))
+        }
+      }
+      Array("600300".utf8).withUnsafeBytes { XCTAssertNil(index.v1Find(bytes: $0, memo: &units)) }
+    }
+  }
 }
 
 /// A small deterministic generator for the tests above (no system randomness).
