@@ -192,6 +192,7 @@ extension V1Kernel {
     }
     securityById = [:]
     for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
+    tradeGroupMemo = TradeGroupMemo()
     positionsOfSecurity = [[Int32]](repeating: [], count: securities.count)
     positionsOfSecurityCount = 0
     awaitingAvailability = []

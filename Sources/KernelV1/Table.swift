@@ -46,7 +46,12 @@ public struct Table<Row> {
 
   /// Adds a row; it is moved in (`consuming`: a borrowed row was copied, and a trade
   /// row's copy retained its id through a value witness, ~2% of a TRADE's apply, perf).
-  @discardableResult
+  /// Inlined: called out of line, a trade row was built on the stack field by field
+  /// and then copied 16 bytes at a time, and a copy that spans two of those field
+  /// stores cannot be forwarded from them: it waited for every older store to reach
+  /// the cache, the stores to fresh lines among them (~1.5% of a run, perf, V1's fifth
+  /// round).
+  @discardableResult @inline(__always)
   public mutating func append(_ row: consuming Row) -> Int32 {
     precondition(rows.count < Int(Int32.max), "table is full")
     let index = Int32(rows.count)
@@ -68,6 +73,21 @@ public struct Table<Row> {
   /// Starts loading row `index`, all its lines (KernelAPI `prefetchWhole`; nothing when
   /// out of range).
   @inline(__always) public func prefetch(_ index: Int32) { rows.prefetchWhole(Int(index)) }
+
+  /// Starts loading, for writing, the line of the row `ahead` rows past the last:
+  /// a table that grows by one row a trade (trade rows, new positions, lot slices)
+  /// writes fresh lines, whose stores waited in order behind each other for their
+  /// lines and filled the store buffer (the apply stalled on whichever load came
+  /// next, perf, V1's fifth round). Nothing when that row is beyond the reserved
+  /// room (the address stays within the array's allocation). A hint only: changes
+  /// nothing observable.
+  @inline(__always) func prefetchForAppend(ahead: Int) {
+    rows.withUnsafeBufferPointer { b in
+      let index = b.count + ahead
+      guard ahead >= 0 && index < rows.capacity, let base = b.baseAddress else { return }
+      v1PrefetchForWrite(UnsafeRawPointer(base + index))
+    }
+  }
 
   /// The room reserved beyond the rows, at most `limit` rows of it (`PageWarmer`).
   func unusedCapacity(limit: Int = .max) -> MemoryRegion? {
@@ -97,3 +117,16 @@ public struct Table<Row> {
 }
 
 extension Table: Sendable where Row: Sendable {}
+
+/// LLVM's prefetch intrinsic (KernelAPI's `Prefetch.swift` names it for reads; this is
+/// V1's own name for it): `write` 1 emits `prefetchw` on x86-64, a load of the line in
+/// a state that a store may change without asking again.
+@_silgen_name("llvm.prefetch.p0")
+private func v1LLVMPrefetch(
+  _ address: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ cacheType: Int32)
+
+/// Starts loading the cache line at `address` for writing (kept in every level).
+@inline(__always) func v1PrefetchForWrite(_ address: UnsafeRawPointer) { v1LLVMPrefetch(address, 1, 3, 1) }
+
+/// Starts loading the cache line at `address` for reading (kept in every level).
+@inline(__always) func v1PrefetchForRead(_ address: UnsafeRawPointer) { v1LLVMPrefetch(address, 0, 3, 1) }

@@ -29,6 +29,10 @@ extension V1Kernel {
   /// Slots of the pipeline's ring of located trades: a power of two above the trades
   /// in flight (4 · lookAhead + 1).
   static let pipelineSlots = 64
+  /// Rows past the end of a growing table whose line is prefetched for writing before
+  /// each trade: one row a trade at most, so every line is asked for ~16 trades (a
+  /// few microseconds) before its first store.
+  static let appendLookAhead = 16
 
   public mutating func applyTrades(
     _ trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
@@ -39,15 +43,26 @@ extension V1Kernel {
       Self.pipelineSlots & (Self.pipelineSlots - 1) == 0 && Self.pipelineSlots > 4 * Self.lookAhead,
       "the pipeline ring holds every trade in flight")
     var ring = [GroupedTrade](repeating: GroupedTrade(), count: Self.pipelineSlots)
+    // The memo is taken out of `self` for the loop (the stages mutate `self`; the
+    // memo alone is passed inout) and put back after it.
+    tradeGroupMemo.prepare(securities: securities.count, units: units.count)
+    var memo = TradeGroupMemo()
+    swap(&memo, &tradeGroupMemo)
+    defer { swap(&memo, &tradeGroupMemo) }
     let n = trades.count
     let d = Self.lookAhead
     let m = Self.pipelineSlots - 1
     var step = 0
     while step < n + 4 * d {
+      // The input a lookAhead ahead of stage 1: its TradeInput (~150 bytes) and its
+      // line's bytes (a line every few hundred nanoseconds is too slow a stream for
+      // the hardware prefetchers to run ahead of, perf: hashing stage 1's ids waited
+      // on their bytes).
+      if step + d < n { prefetchInput(trades, at: step + d, bytes: bytes) }
       if step < n { locateSlots(trades[step], bytes: bytes, into: &ring[step & m]) }
       let directory = step - d
       if directory >= 0 && directory < n {
-        locateDirectory(trades[directory], bytes: bytes, into: &ring[directory & m])
+        locateDirectory(trades[directory], bytes: bytes, into: &ring[directory & m], memo: &memo)
       }
       let positionStage = step - 2 * d
       if positionStage >= 0 && positionStage < n {
@@ -56,12 +71,39 @@ extension V1Kernel {
       let lotStage = step - 3 * d
       if lotStage >= 0 && lotStage < n { locateLots(&ring[lotStage & m]) }
       let i = step - 4 * d
+      // The rows a trade appends (its trade row, its slices, the buyer's new
+      // position, most purchases' case): their lines a few trades ahead, for writing.
+      self.trades.prefetchForAppend(ahead: Self.appendLookAhead)
+      positions.prefetchForAppend(ahead: Self.appendLookAhead)
+      slices.prefetchForAppend(ahead: Self.appendLookAhead)
       if i >= 0 && i < n {
         outcomes[i] = applyTrade(
           trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq, grouped: ring[i & m])
       }
       step += 1
     }
+  }
+
+  /// Starts loading `trades[i]` (every line of it) and the first and last byte of its
+  /// line in `bytes` (a line is shorter than 128 bytes: at most three cache lines,
+  /// the middle one then loaded by the hardware with its neighbours).
+  @inline(__always)
+  func prefetchInput(_ trades: UnsafeBufferPointer<TradeInput>, at i: Int, bytes: UnsafeRawBufferPointer) {
+    precondition(i >= 0 && i < trades.count, "prefetch of a trade input in the group")
+    let input = UnsafeRawPointer(trades.baseAddress! + i)
+    let size = MemoryLayout<TradeInput>.size
+    var offset = 0
+    while offset < size {
+      v1PrefetchForRead(input + offset)
+      offset += 64
+    }
+    v1PrefetchForRead(input + (size - 1))
+    let line = trades[i].line
+    guard line.lowerBound >= 0 && line.lowerBound < line.upperBound && line.upperBound <= bytes.count,
+      let base = bytes.baseAddress
+    else { return }
+    v1PrefetchForRead(base + line.lowerBound)
+    v1PrefetchForRead(base + (line.upperBound - 1))
   }
 
   /// What the stages found for one trade (row ids; -1 unknown).
@@ -101,14 +143,17 @@ extension V1Kernel {
   /// Stage 2: the account and security rows (their index slots loaded); the accounts'
   /// position-directory lines.
   @inline(__always)
-  mutating func locateDirectory(_ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade) {
+  mutating func locateDirectory(
+    _ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade, memo: inout TradeGroupMemo
+  ) {
     let buyBytes = t.field(t.trade.buyAccount, in: bytes)
     let sellBytes = t.field(t.trade.sellAccount, in: bytes)
-    g.buy = accountById.find(hash: g.buyHash) { $0.hasBytes(buyBytes) } ?? -1
-    g.sell = accountById.find(hash: g.sellHash) { $0.hasBytes(sellBytes) } ?? -1
-    g.security = securityById[bytes: t.field(t.trade.security, in: bytes)] ?? -1
-    g.buyUnit = unitById[bytes: t.field(t.trade.buyUnit, in: bytes)] ?? -1
-    g.sellUnit = unitById[bytes: t.field(t.trade.sellUnit, in: bytes)] ?? -1
+    g.buy = accountById.find(hash: g.buyHash) { $0.v1HasBytes(buyBytes) } ?? -1
+    g.sell = accountById.find(hash: g.sellHash) { $0.v1HasBytes(sellBytes) } ?? -1
+    g.security =
+      securityById.v1Find(bytes: t.field(t.trade.security, in: bytes), memo: &memo.securities) ?? -1
+    g.buyUnit = unitById.v1Find(bytes: t.field(t.trade.buyUnit, in: bytes), memo: &memo.units) ?? -1
+    g.sellUnit = unitById.v1Find(bytes: t.field(t.trade.sellUnit, in: bytes), memo: &memo.units) ?? -1
     if g.buy >= 0 { positionDirectory.prefetch(g.buy) }
     if g.sell >= 0 {
       positionDirectory.prefetch(g.sell)

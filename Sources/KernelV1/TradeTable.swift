@@ -178,7 +178,7 @@ extension V1Kernel {
   @inline(__always) func tradeRow(hash: UInt64, date: Int32, idBytes: UnsafeRawBufferPointer) -> Int32? {
     let rows = trades.rows
     return tradeByKey.find(hash: hash) {
-      rows[Int($0)].date == date && rows[Int($0)].tradeId.hasBytes(idBytes)
+      rows[Int($0)].date == date && rows[Int($0)].tradeId.v1HasBytes(idBytes)
     }
   }
 

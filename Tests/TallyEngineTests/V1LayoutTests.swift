@@ -63,4 +63,207 @@ final class V1LayoutTests: XCTestCase {
     XCTAssertEqual(a.computeChecksum(), b.computeChecksum())
     XCTAssertEqual(a.report(holdings: true), b.report(holdings: true))
   }
+
+  /// The lot pool on aligned lanes: lists through growth (the array moves and is
+  /// realigned), freed slots reused, a copy changed apart from the original (copy on
+  /// write; a copy reads right before its next append realigns it), extreme values.
+  func testLotPoolThroughGrowthReuseAndCopies() {
+    func lot(_ i: Int) -> Lot {
+      Lot(
+        acquired: Int32(20_240_101 + i % 300), creation: Int64(i), accruedMicro: Int64(i % 7),
+        quantity: Int64(i + 1))
+    }
+    func list(_ pool: LotPool, _ first: Int32) -> [Lot] {
+      var result: [Lot] = []
+      var slot = first
+      while slot != LotPool.none {
+        result.append(pool[slot])
+        slot = pool.next(after: slot)
+      }
+      return result
+    }
+    var pool = LotPool()
+    XCTAssertTrue(pool.isAligned)
+    // Three lists grown side by side, one node at a time: the array grows many times.
+    var firsts = [Int32](repeating: LotPool.none, count: 3)
+    var lasts = [Int32](repeating: LotPool.none, count: 3)
+    var expected: [[Lot]] = [[], [], []]
+    for i in 0..<5_000 {
+      let k = i % 3
+      let slot = pool.allocate(lot(i))
+      pool.link(slot, after: lasts[k], first: &firsts[k], last: &lasts[k])
+      expected[k].append(lot(i))
+      XCTAssertTrue(pool.isAligned, "aligned after append \(i)")
+    }
+    XCTAssertEqual(pool.liveCount, 5_000)
+    for k in 0..<3 { XCTAssertEqual(list(pool, firsts[k]), expected[k]) }
+    // Freed slots are reused before the pool grows.
+    let slots = pool.slotCount
+    for _ in 0..<10 { pool.unlinkFirstAndFree(first: &firsts[0], last: &lasts[0]) }
+    expected[0].removeFirst(10)
+    for i in 0..<10 {
+      let slot = pool.allocate(lot(9_000 + i))
+      pool.link(slot, after: lasts[1], first: &firsts[1], last: &lasts[1])
+      expected[1].append(lot(9_000 + i))
+    }
+    XCTAssertEqual(pool.slotCount, slots, "freed slots reused")
+    pool.unlinkLastAndFree(first: &firsts[2], last: &lasts[2])
+    expected[2].removeLast()
+    // A copy shares its lanes until one side changes.
+    let copy = pool
+    var changed = pool
+    changed.addQuantity(firsts[1], 1_000)
+    changed.addAccrued(firsts[1], Int64.max / 2)
+    XCTAssertEqual(list(copy, firsts[1]), expected[1], "the copy is unchanged")
+    XCTAssertEqual(changed.quantity(firsts[1]), expected[1][0].quantity + 1_000)
+    XCTAssertEqual(changed[firsts[1]].accruedMicro, expected[1][0].accruedMicro + Int64.max / 2)
+    // A copy that allocates (here a freed slot: no append) is realigned; it still
+    // reads every list.
+    let extreme = Lot(acquired: Int32.max, creation: Int64.max, accruedMicro: Int64.min, quantity: Int64.max)
+    var grown = copy
+    let slot = grown.allocate(extreme)
+    grown.link(slot, after: lasts[2], first: &firsts[2], last: &lasts[2])
+    XCTAssertTrue(grown.isAligned)
+    XCTAssertEqual(grown[slot], extreme)
+    XCTAssertEqual(list(grown, firsts[2]), expected[2] + [extreme])
+    for k in 0..<2 { XCTAssertEqual(list(grown, firsts[k]), expected[k]) }
+    XCTAssertEqual(list(copy, firsts[0]), expected[0])
+    var reserved = LotPool()
+    reserved.reserveCapacity(1_000)
+    XCTAssertTrue(reserved.isAligned)
+    XCTAssertNotNil(reserved.unusedCapacity(limit: 10))
+  }
+
+  /// The directory's branch-free lane lookup against a scan of the lanes: every lane,
+  /// absent securities, unused lanes (-1), extreme row ids.
+  func testDirectoryLanePositionIsTheLaneScan() {
+    var generator = LayoutTestGenerator(seed: 42)
+    for round in 0..<2_000 {
+      let used = round % 9
+      var line = AccountPositions()
+      var taken = Set<Int32>()
+      for lane in 0..<used {
+        var security: Int32
+        repeat { security = Int32(truncatingIfNeeded: generator.next() % 40) } while taken.contains(security)
+        taken.insert(security)
+        line.securities[lane] = round == 7 ? Int32.max - Int32(lane) : security
+        line.positions[lane] =
+          lane == 0 && round % 2 == 0 ? Int32.max : Int32(truncatingIfNeeded: generator.next() % 3_000_000)
+      }
+      for security in [Int32(0), 1, 5, 39, 40, Int32.max, Int32.max - 3] + Array(taken) {
+        var expected: Int32 = -1
+        for lane in 0..<8 where line.securities[lane] == security { expected = line.positions[lane] }
+        XCTAssertEqual(
+          PositionDirectory.position(in: line, security: security), expected,
+          "round \(round) security \(security)")
+      }
+    }
+  }
+
+  /// V1's byte compare of identifiers against `hasBytes`: every length 0-40 (small and
+  /// heap strings), a difference at every position, non-ASCII text.
+  func testIdentBytesCompareIsHasBytes() {
+    for length in 0...40 {
+      let text = String((0..<length).map { Character(UnicodeScalar(UInt8(65 + $0 % 26))) })
+      let ident = Ident(text)
+      var bytes = Array(text.utf8)
+      bytes.withUnsafeBytes { XCTAssertTrue(ident.v1HasBytes($0)) }
+      for i in 0..<length {
+        bytes[i] ^= 1
+        bytes.withUnsafeBytes {
+          XCTAssertFalse(ident.v1HasBytes($0), "length \(length) differs at \(i)")
+          XCTAssertEqual(ident.v1HasBytes($0), ident.hasBytes($0))
+        }
+        bytes[i] ^= 1
+      }
+      (bytes + [65]).withUnsafeBytes { XCTAssertFalse(ident.v1HasBytes($0), "a longer run") }
+      if length > 0 {
+        bytes.dropLast().withUnsafeBytes { XCTAssertFalse(ident.v1HasBytes($0), "a shorter run") }
+      }
+    }
+    let accented = Ident("Société-Générale-账户-0001")
+    Array("Société-Générale-账户-0001".utf8).withUnsafeBytes { XCTAssertTrue(accented.v1HasBytes($0)) }
+    var index = FastIndex<Ident>()
+    for i in 0..<500 { index[Ident("A\(100_000_000 + i)")] = Int32(i) }
+    for i in [0, 1, 250, 499] {
+      Array("A\(100_000_000 + i)".utf8).withUnsafeBytes { XCTAssertEqual(index.v1Find(bytes: $0), Int32(i)) }
+    }
+    Array("A100000500".utf8).withUnsafeBytes { XCTAssertNil(index.v1Find(bytes: $0)) }
+  }
+
+  /// The memo of securities and units: every id length 0-16 packs to a key of its own
+  /// (ids that differ in one byte, or only in length with zero bytes, do not meet);
+  /// a remembered row is found, an unremembered id is not; longer ids and a half-full
+  /// memo remember nothing; `prepare` makes room (forgetting) only when needed;
+  /// `v1Find(bytes:memo:)` gives the index's answer, remembered or not.
+  func testIdMemoRemembersExactlyTheIdsFound() {
+    var memo = IdMemo(ids: 2_000)
+    var ids: [[UInt8]] = []
+    for length in 0...16 {
+      let base = (0..<length).map { UInt8(48 + ($0 * 7 + length) % 10) }
+      ids.append(base)
+      for i in 0..<length {
+        var changed = base
+        changed[i] ^= 0x40
+        ids.append(changed)
+      }
+      if length > 0 { ids.append([UInt8](repeating: 0, count: length)) }
+    }
+    XCTAssertEqual(Set(ids).count, ids.count, "the ids are distinct")
+    for (row, id) in ids.enumerated() {
+      id.withUnsafeBytes {
+        XCTAssertNil(memo.row($0), "not remembered yet: \(id)")
+        memo.remember($0, row: Int32(row))
+      }
+    }
+    for (row, id) in ids.enumerated() {
+      id.withUnsafeBytes { XCTAssertEqual(memo.row($0), Int32(row), "\(id)") }
+    }
+    let long = [UInt8](repeating: 65, count: 17)
+    long.withUnsafeBytes {
+      memo.remember($0, row: 5)
+      XCTAssertNil(memo.row($0), "ids over 16 bytes are not remembered")
+    }
+    var small = IdMemo(ids: 4)
+    for i in 0..<10 { [UInt8(i)].withUnsafeBytes { small.remember($0, row: Int32(i)) } }
+    let remembered = (0..<10).filter { i in [UInt8(i)].withUnsafeBytes { small.row($0) != nil } }
+    XCTAssertEqual(remembered, [0, 1, 2, 3], "a full memo remembers no more")
+    var off = IdMemo(ids: 0)
+    [UInt8(1)].withUnsafeBytes {
+      off.remember($0, row: 1)
+      XCTAssertNil(off.row($0))
+    }
+    var group = TradeGroupMemo()
+    group.prepare(securities: 1_000, units: 30)
+    XCTAssertGreaterThanOrEqual(group.securities.roomIds, 1_000)
+    [UInt8(7)].withUnsafeBytes { group.securities.remember($0, row: 7) }
+    group.prepare(securities: 1_001, units: 30)
+    [UInt8(7)].withUnsafeBytes { XCTAssertEqual(group.securities.row($0), 7, "room enough: kept") }
+    group.prepare(securities: 100_000, units: 30)
+    [UInt8(7)].withUnsafeBytes { XCTAssertNil(group.securities.row($0), "remade for more: forgotten") }
+    var index = FastIndex<Ident>()
+    for i in 0..<300 { index[Ident("\(600_000 + i)")] = Int32(i) }
+    var units = IdMemo(ids: 600)
+    for _ in 0..<2 {
+      for i in [0, 17, 299] {
+        Array("\(600_000 + i)".utf8).withUnsafeBytes {
+          XCTAssertEqual(index.v1Find(bytes: $0, memo: &units), Int32(i))
+        }
+      }
+      Array("600300".utf8).withUnsafeBytes { XCTAssertNil(index.v1Find(bytes: $0, memo: &units)) }
+    }
+  }
+}
+
+/// A small deterministic generator for the tests above (no system randomness).
+private struct LayoutTestGenerator {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9e37_79b9_7f4a_7c15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+    z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+    return z ^ (z >> 31)
+  }
 }
