@@ -312,7 +312,7 @@ public final class DurableEngine<K: BusinessKernel> {
       guard existing != nil else {
         opening.setChangeTracking(true)
         opening.forgetChanges()
-        engine = Engine(state: opening)
+        engine = Engine(state: consume opening)
         settledSeq = 0
         snapshotCount = 1
         var markers = Self.markers(referencePrint, layout: .inputLog)
@@ -329,7 +329,11 @@ public final class DurableEngine<K: BusinessKernel> {
       var r = ByteReader(n)
       let storedSnapshots = Int(try r.i64())
       try deleteUncountedSnapshotChunks(store, snapshots: storedSnapshots)
-      var state = opening
+      // The opening state is moved, never copied: a second reference to its tables (a
+      // `var state = opening` here had one) made the first change of each table copy it
+      // whole into fresh pages, hundreds of MB on the 1M-account day, in every resume and
+      // replica restart.
+      var state: K
       if storedSnapshots > 1 {
         do {
           state = try K.restore(opening: consume opening) { overlay in
@@ -346,10 +350,12 @@ public final class DurableEngine<K: BusinessKernel> {
             "state folder is damaged: its last snapshot's checksum \(StateDigest.of(storedChecksum ?? StateChecksum()).hexString) differs from the loaded rows' \(StateDigest.of(sum).hexString); refusing to run"
           )
         }
+      } else {
+        state = consume opening
       }
       state.setChangeTracking(true)
       state.forgetChanges()
-      engine = Engine(state: state)
+      engine = Engine(state: consume state)
       settledSeq = engine.appliedSeq
       settledSnapshotSeq = storedSnapshots > 1 ? engine.appliedSeq : 0
       snapshotCount = storedSnapshots
@@ -365,7 +371,7 @@ public final class DurableEngine<K: BusinessKernel> {
       // on; the cluster test of v1/v2/v1 found the difference).
       opening.setChangeTracking(true)
       opening.forgetChanges()
-      engine = Engine(state: opening)
+      engine = Engine(state: consume opening)
       settledSeq = 0
       settledChecksum = sum
       rowHashes = hashes
