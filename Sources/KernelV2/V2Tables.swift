@@ -48,12 +48,6 @@ struct KeyBytesTable: Sendable {
   static let inlineMax = 16
   private var slots: [Slot] = Array(repeating: Slot(k0: 0, k1: 0, id: -1, meta: 0), count: 16)
   private var mask = 15
-  /// The number of slots. A `digitRuns` table has a power of two and finds a key's first
-  /// slot by `mask` (the low hash bits keep a run's ids in neighbouring slots); any
-  /// other table has any number (sized to its keys, `IntKeyTable.slotsFor`) and takes
-  /// the high word of hash x size: the 1M-account identifier index needs 1.5M slots
-  /// (36 MB) where a power of two took 2M (48 MB), fresh pages at every opening.
-  private var size: UInt64 = 16
   /// Long keys only: length (u32 LE), salt (i32 LE), then the key's bytes.
   private var arena: [UInt8] = []
   private(set) var count = 0
@@ -67,28 +61,9 @@ struct KeyBytesTable: Sendable {
 
   mutating func reserveCapacity(_ n: Int) {
     var cap = 16
-    if digitRuns {
-      while cap * 2 < n * 3 { cap *= 2 }
-    } else {
-      cap = IntKeyTable.slotsFor(n)
-    }
+    while cap * 2 < n * 3 { cap *= 2 }
     if cap > slots.count { rehash(cap) }
   }
-
-  /// A hash's first slot (see `size`).
-  @inline(__always) func home(_ hash: UInt64) -> Int {
-    digitRuns
-      ? Int(truncatingIfNeeded: hash) & mask
-      : Int(truncatingIfNeeded: hash.multipliedFullWidth(by: size).high)
-  }
-
-  /// The slot after `i` (linear probing, wrapping at the end).
-  @inline(__always) func next(_ i: Int) -> Int {
-    i + 1 == Int(truncatingIfNeeded: size) ? 0 : i + 1
-  }
-
-  /// The number of slots (tests).
-  var slotCount: Int { slots.count }
 
   static let runBits: UInt64 = 3
 
@@ -158,14 +133,10 @@ struct KeyBytesTable: Sendable {
   private mutating func rehash(_ capacity: Int) {
     let old = slots
     slots = Array(repeating: Slot(k0: 0, k1: 0, id: -1, meta: 0), count: capacity)
-    precondition(
-      !digitRuns || capacity & (capacity - 1) == 0, "KeyBytesTable: digit runs need a power of two")
-    precondition(capacity <= IntKeyTable.slotsMax, "KeyBytesTable: beyond slotsMax")
     mask = capacity - 1
-    size = UInt64(capacity)
     for slot in old where slot.meta != 0 {
-      var i = home(slotHash(slot))
-      while slots[i].meta != 0 { i = next(i) }
+      var i = Int(truncatingIfNeeded: slotHash(slot)) & mask
+      while slots[i].meta != 0 { i = (i + 1) & mask }
       slots[i] = slot
     }
   }
@@ -206,12 +177,12 @@ struct KeyBytesTable: Sendable {
   /// Reads the probe's first slot and returns a word of it: a caller that has several
   /// independent lookups to make issues their cache misses together this way.
   @inline(__always) func touch(_ p: Probe) -> UInt64 {
-    slots.withUnsafeBufferPointer { $0[home(p.hash)].k0 }
+    slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: p.hash) & mask].k0 }
   }
 
   /// Starts loading the probe's first slot (a hint: `find` later finds it cached).
   @inline(__always) func prefetch(_ p: Probe) {
-    slots.prefetch(home(p.hash))
+    slots.prefetch(Int(truncatingIfNeeded: p.hash) & mask)
   }
 
   @inline(__always)
@@ -223,22 +194,22 @@ struct KeyBytesTable: Sendable {
   func find(_ p: Probe) -> Int32? {
     if p.meta & 0xFF != 0xFF {
       return slots.withUnsafeBufferPointer { slots in
-        var i = home(p.hash)
+        var i = Int(truncatingIfNeeded: p.hash) & mask
         while true {
           let slot = slots[i]
           if slot.meta == p.meta && slot.k0 == p.k0 && slot.k1 == p.k1 { return slot.id }
           if slot.meta == 0 { return nil }
-          i = next(i)
+          i = (i + 1) & mask
         }
       }
     }
     return slots.withUnsafeBufferPointer { slots in
-      var i = home(p.hash)
+      var i = Int(truncatingIfNeeded: p.hash) & mask
       while true {
         let slot = slots[i]
         if slot.meta == 0 { return nil }
         if slot.meta == p.meta && slot.k0 == p.hash && entryEquals(slot.k1, p.key) { return slot.id }
-        i = next(i)
+        i = (i + 1) & mask
       }
     }
   }
@@ -265,8 +236,8 @@ struct KeyBytesTable: Sendable {
       withUnsafeBytes(of: salt.littleEndian) { arena.append(contentsOf: $0) }
       arena.append(contentsOf: key)
     }
-    var i = home(slotHash(slot))
-    while slots[i].meta != 0 { i = next(i) }
+    var i = Int(truncatingIfNeeded: slotHash(slot)) & mask
+    while slots[i].meta != 0 { i = (i + 1) & mask }
     slots[i] = slot
     count += 1
     return id
@@ -281,8 +252,8 @@ struct KeyBytesTable: Sendable {
     let id = Int32(count)
     let slot = Slot(k0: p.k0, k1: p.k1, id: id, meta: p.meta)
     assert(slotHash(slot) == p.hash, "KeyBytesTable: a probe made for another table")
-    var i = home(p.hash)
-    while slots[i].meta != 0 { i = next(i) }
+    var i = Int(truncatingIfNeeded: p.hash) & mask
+    while slots[i].meta != 0 { i = (i + 1) & mask }
     slots[i] = slot
     count += 1
     return id
@@ -322,14 +293,14 @@ struct KeyBytesTable: Sendable {
       var k = key(i)
       let slot = k.withUTF8 { newSlot(UnsafeRawBufferPointer($0), salt: 0, id: Int32(i)) }
       ring[i % ahead] = slot
-      slots.prefetch(home(slotHash(slot)))
+      slots.prefetch(Int(truncatingIfNeeded: slotHash(slot)) & mask)
     }
     for i in count..<min(count + ahead, n) { prepare(i) }
     var i = count
     while i < n {
       let slot = ring[i % ahead]
-      var j = home(slotHash(slot))
-      while slots[j].meta != 0 { j = next(j) }
+      var j = Int(truncatingIfNeeded: slotHash(slot)) & mask
+      while slots[j].meta != 0 { j = (j + 1) & mask }
       slots[j] = slot
       if i + ahead < n { prepare(i + ahead) }
       i += 1

@@ -64,21 +64,4 @@ final class IntKeyTableTests: XCTestCase {
     XCTAssertEqual(s, 5_825_536)
     XCTAssertGreaterThanOrEqual(s * 2, 3_883_378 * 3 + 1)
   }
-
-  /// The identifier tables other than the trade ids' take any number of slots too.
-  func testKeyBytesTableOfAnySizeFindsEveryKey() {
-    for n in [0, 1, 11, 700, 1_025, 5_000] {
-      var table = KeyBytesTable()
-      table.insertAll(upTo: n) { "A" + String(100_000_000 + $0) }
-      if n > 0 { XCTAssertEqual(table.slotCount, IntKeyTable.slotsFor(n)) }
-      for i in 0..<(n + 300) { table.insert("LONG-IDENTIFIER-" + String(i)) }
-      for i in 0..<n { XCTAssertEqual(table.find("A" + String(100_000_000 + i)), Int32(i)) }
-      for i in 0..<(n + 300) { XCTAssertEqual(table.find("LONG-IDENTIFIER-" + String(i)), Int32(n + i)) }
-      XCTAssertNil(table.find("A" + String(100_000_000 + n)))
-      XCTAssertNil(table.find("LONG-IDENTIFIER-" + String(n + 300)))
-    }
-    var runs = KeyBytesTable(digitRuns: true)
-    runs.reserveCapacity(1_000)
-    XCTAssertEqual(runs.slotCount, 2_048, "digit runs keep a power of two")
-  }
 }
