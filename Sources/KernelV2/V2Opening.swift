@@ -58,17 +58,19 @@ extension V2Kernel {
       total += 1 << log
     }
     precondition(total < Int(Int32.max), "V2: lot pool beyond 32-bit indexes")
-    pool.lots.reserveCapacity(2 * total)
-    pool.lots.append(contentsOf: repeatElement(LotPool.empty, count: total))
+    precondition(pool.lots.isEmpty, "V2: opening holdings laid twice")
+    // V2Lot is plain bytes (no references): its uninitialized memory may be written by
+    // assignment. Each slot of the pool is written ONCE: the lots by `place`, the rest
+    // of each segment (a position of 3 lots has 4 slots) by `empty` after them; the
+    // pool used to be filled with `empty` first, a second pass over ~110 MB.
+    precondition(_isPOD(V2Lot.self), "V2: V2Lot must stay plain bytes")
     var issued = [Int64](repeating: 0, count: securities.count)
     var creation = globals.nextLotCreation
     // The rows leave `self` while their buffers are written (no exclusivity conflict).
     var rows: [V2Position] = []
-    var lots: [V2Lot] = []
     swap(&rows, &positions)
-    swap(&lots, &pool.lots)
-    rows.withUnsafeMutableBufferPointer { pos in
-      lots.withUnsafeMutableBufferPointer { lot in
+    let lots = [V2Lot](unsafeUninitializedCapacity: 2 * total) { lot, initialized in
+      rows.withUnsafeMutableBufferPointer { pos in
         /// Adds a lot (a unique creation number: never merged) to position `id`, in
         /// lot order: at the end when it is the newest (the usual case), else by
         /// binary search, the later ones moved up (the segment has room for all).
@@ -125,10 +127,16 @@ extension V2Kernel {
             place(Int(id), h)
           }
         }
+        // The slots after each position's lots (reached by no lot) are written empty.
+        for i in 0..<pos.count {
+          let capEnd = Int(pos[i].lotBase) + 1 << Int(pos[i].lotLog)
+          for j in Int(pos[i].lotEnd)..<capEnd { lot[j] = LotPool.empty }
+        }
       }
+      initialized = total
     }
     swap(&rows, &positions)
-    swap(&lots, &pool.lots)
+    pool.lots = lots
     globals.nextLotCreation = creation
     for (s, q) in issued.enumerated() where q != 0 { securities[s].issuedQuantity += q }
     if !grouped { positionIx = table }

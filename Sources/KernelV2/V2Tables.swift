@@ -330,7 +330,7 @@ func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool
 struct IntKeyTable: Sendable {
   /// Key and value side by side: one cache miss per probe. The key is kept as two
   /// 32-bit halves: a 12-byte slot (16 with an Int64 field), a quarter less memory to
-  /// fault in and fill (positions: 8M slots for a million-account opening).
+  /// fault in and fill (positions: 5.8M slots for a million-account opening).
   struct Slot: Sendable {
     var keyLow: UInt32
     var keyHigh: UInt32
@@ -344,25 +344,53 @@ struct IntKeyTable: Sendable {
 
     @inline(__always) var key: Int64 { Int64(bitPattern: UInt64(keyHigh) << 32 | UInt64(keyLow)) }
   }
-  private var slots: [Slot] = Array(repeating: Slot(key: 0, value: -1), count: 16)
-  private var mask = 15
+  /// Any number of slots (not a power of two): a key's first slot is the high word of
+  /// hash x size (`home`), so the table is sized to what it must hold at a load of 2/3
+  /// (`slotsFor`) instead of up to twice that. On the 1M-account day the position
+  /// index needs 5.8M slots (70 MB) where a power of two took 8M (96 MB): every page of
+  /// it is a fresh page the operating system zeroes, the largest cost of an opening.
+  private var slots: [Slot] = Array(repeating: Slot(key: 0, value: -1), count: IntKeyTable.slotsMin)
+  private var size = UInt64(IntKeyTable.slotsMin)
   private(set) var count = 0
+
+  static let slotsMin = 16
+  /// Slots are added in steps of this many (a whole number of 4 KB pages' worth, 12 KB).
+  static let slotsStep = 1024
+  /// The largest table: ids are Int32 and `home` multiplies by the size in 64 bits.
+  static let slotsMax = 1 << 40
 
   init() {}
 
+  /// The slots for `n` keys at a load of at most 2/3, rounded up to `slotsStep`.
+  static func slotsFor(_ n: Int) -> Int {
+    precondition(n >= 0 && n <= slotsMax / 2, "IntKeyTable: more keys than slotsMax allows")
+    let need = (3 * n + 1) / 2 + 1
+    return max(slotsMin, (need + slotsStep - 1) / slotsStep * slotsStep)
+  }
+
+  /// The first slot of a key (Lemire's multiply-shift: uniform for a uniform hash).
+  @inline(__always) func home(_ key: Int64) -> Int {
+    Int(truncatingIfNeeded: v2Mix(UInt64(bitPattern: key)).multipliedFullWidth(by: size).high)
+  }
+
+  /// The slot after `i` (linear probing, wrapping at the end).
+  @inline(__always) func next(_ i: Int) -> Int {
+    i + 1 == Int(truncatingIfNeeded: size) ? 0 : i + 1
+  }
+
   mutating func reserveCapacity(_ n: Int) {
-    var cap = 16
-    while cap * 2 < n * 3 { cap *= 2 }
-    if cap > slots.count { rehash(cap) }
+    let want = Self.slotsFor(n)
+    if want > slots.count { rehash(want) }
   }
 
   private mutating func rehash(_ capacity: Int) {
+    precondition(capacity <= Self.slotsMax, "IntKeyTable: beyond slotsMax")
     let old = slots
     slots = Array(repeating: Slot(key: 0, value: -1), count: capacity)
-    mask = capacity - 1
+    size = UInt64(capacity)
     for slot in old where slot.value >= 0 {
-      var i = Int(truncatingIfNeeded: v2Mix(UInt64(bitPattern: slot.key))) & mask
-      while slots[i].value >= 0 { i = (i + 1) & mask }
+      var i = home(slot.key)
+      while slots[i].value >= 0 { i = next(i) }
       slots[i] = slot
     }
   }
@@ -370,24 +398,24 @@ struct IntKeyTable: Sendable {
   @inline(__always)
   subscript(key: Int64) -> Int32? {
     slots.withUnsafeBufferPointer { slots in
-      var i = Int(truncatingIfNeeded: v2Mix(UInt64(bitPattern: key))) & mask
+      var i = home(key)
       while true {
         let slot = slots[i]
         if slot.value < 0 { return nil }
         if slot.key == key { return slot.value }
-        i = (i + 1) & mask
+        i = next(i)
       }
     }
   }
 
   /// Reads the key's first slot (see `KeyBytesTable.touch`).
   @inline(__always) func touch(_ key: Int64) -> Int64 {
-    slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: v2Mix(UInt64(bitPattern: key))) & mask].key }
+    slots.withUnsafeBufferPointer { $0[home(key)].key }
   }
 
   /// Starts loading the key's first slot (a hint: the lookup later finds it cached).
   @inline(__always) func prefetch(_ key: Int64) {
-    slots.prefetch(Int(truncatingIfNeeded: v2Mix(UInt64(bitPattern: key))) & mask)
+    slots.prefetch(home(key))
   }
 
   /// Adds the keys `key(i)` → i for `count..<n` (none present yet): the same table as
@@ -403,10 +431,10 @@ struct IntKeyTable: Sendable {
     while i < n {
       if i + ahead < n { prefetch(key(i + ahead)) }
       let k = key(i)
-      var j = Int(truncatingIfNeeded: v2Mix(UInt64(bitPattern: k))) & mask
+      var j = home(k)
       while slots[j].value >= 0 {
         precondition(slots[j].key != k, "IntKeyTable: duplicate key")
-        j = (j + 1) & mask
+        j = next(j)
       }
       slots[j] = Slot(key: k, value: Int32(i))
       i += 1
@@ -417,13 +445,16 @@ struct IntKeyTable: Sendable {
   /// Adds a key not present yet.
   mutating func insert(_ key: Int64, _ value: Int32) {
     precondition(value >= 0, "IntKeyTable values are row ids")
-    if (count + 1) * 3 > slots.count * 2 { rehash(slots.count * 2) }
-    var i = Int(truncatingIfNeeded: v2Mix(UInt64(bitPattern: key))) & mask
+    if (count + 1) * 3 > slots.count * 2 { rehash(Self.slotsFor(2 * (count + 1))) }
+    var i = home(key)
     while slots[i].value >= 0 {
       precondition(slots[i].key != key, "IntKeyTable: duplicate key")
-      i = (i + 1) & mask
+      i = next(i)
     }
     slots[i] = Slot(key: key, value: value)
     count += 1
   }
+
+  /// The number of slots (tests).
+  var slotCount: Int { slots.count }
 }
