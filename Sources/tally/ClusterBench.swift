@@ -21,10 +21,10 @@ struct ClusterBench: ParsableCommand {
       scripts/cluster-client.py does); phase 2 paces batches of --latency-batch lines
       at --rate events/s and reports p50/p99 from send to voted. Phase 3 pushes the same
       bytes over a bare ZeroMQ PUSH/PULL pair on tcp loopback, for the ratio.
-      Phase 4 (recovery; --no-recovery skips it) paces the events at half the voted rate
-      of phase 1 (the live rate), SIGKILLs the first replica 1 s in (or 30% into a short
-      stream), restarts it after
-      --down-seconds and reports the time from its restart to its first newly applied
+      Phase 4 (recovery; --no-recovery skips it) paces the events at --live-rate
+      (default: half the voted rate of phase 1, the harder case on two cores), SIGKILLs
+      the first replica 1 s in (or 30% into a short stream), restarts it after
+      --down-seconds (or when 80% of the events are sent) and reports the time from its restart to its first newly applied
       batch (restart to voting) and its catch-up rate over the live rate (catch-up
       ratio). The replica's progress is read from its status, which it answers between
       batches: the figures are as fine as its batches.
@@ -37,6 +37,10 @@ struct ClusterBench: ParsableCommand {
   var rate = 100_000
   @Option(name: .long, help: "Recovery phase: seconds the killed replica stays down.")
   var downSeconds = 30
+  @Option(
+    name: .long,
+    help: "Recovery phase: the live rate, events/s (default: half the voted rate of phase 1).")
+  var liveRate: Int?
   @Flag(name: .long, help: "Skip the recovery phase.")
   var noRecovery = false
   @Flag(name: .long, help: "Print one JSON object with every figure instead of text.")
@@ -46,6 +50,7 @@ struct ClusterBench: ParsableCommand {
 
   func run() throws {
     var c = cluster.load()
+    if let liveRate, liveRate <= 0 { fail("--live-rate must be positive, got \(liveRate)", code: 64) }
     guard let reference = cluster.referenceDir(c) else { fail("give --reference", code: 64) }
     let bytes: [UInt8]
     do { bytes = try FileIO.read(events) } catch { fail("\(error)", code: 2) }
@@ -180,7 +185,9 @@ struct ClusterBench: ParsableCommand {
       sup = try fresh("recovery")
       defer { _ = sup.down() }
       let recovery = try measureRecovery(
-        sup, c, bytes: bytes, liveRate: max(1_000, figures.votedEventsPerSecond / 2), context: context)
+        sup, c, bytes: bytes,
+        liveRate: liveRate.map(Double.init) ?? max(1_000, figures.votedEventsPerSecond / 2),
+        context: context)
       figures.liveEventsPerSecond = recovery.liveRate
       figures.restartToVotingSeconds = recovery.restartToVoting
       figures.catchUpRatio = recovery.catchUpRatio
@@ -352,7 +359,8 @@ struct ClusterBench: ParsableCommand {
     }
     func fmt(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
     result.text =
-      "recovery at \(Int(liveRate)) events/s live (half the voted rate): \(victim.name) "
+      "recovery at \(Int(liveRate)) events/s live"
+      + (self.liveRate == nil ? " (half the voted rate)" : "") + ": \(victim.name) "
       + "SIGKILLed at seq \(appliedAtKill), down \(downSeconds) s; restart to voting "
       + "\(fmt(result.restartToVoting, 2)) s, catch-up \(fmt(result.catchUpRatio, 1))x the live rate"
       + (result.catchUpIsLowerBound
