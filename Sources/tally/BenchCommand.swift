@@ -719,6 +719,8 @@ struct BenchReport: Encodable {
     /// Whether this process's heap asks for transparent huge pages (HugePages.swift), and
     /// the kernel's THP mode: figures with and without differ by 10-25%.
     var hugePages: String
+    /// The host's speed at memory-bound work when the benchmark started (HostProbe.swift).
+    var probe: HostProbe.Result
 
     static func current() -> Machine {
       var cpu = "unknown"
@@ -731,7 +733,7 @@ struct BenchReport: Encodable {
       return Machine(
         cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpu,
         memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
-        loadAverage: loadAverage(), hugePages: HugePages.state())
+        loadAverage: loadAverage(), hugePages: HugePages.state(), probe: HostProbe.measure())
     }
 
     static func loadAverage() -> Double {
@@ -860,6 +862,7 @@ struct BenchReport: Encodable {
       "  \(events) events, \(trades) TRADE lines; medians of \(runs) run(s); \(machine.cores) cores, "
         + "\(machine.cpu), \(fmt(machine.memoryGiB)) GiB; load average \(fmt(machine.loadAverage, 2)) at start, "
         + "\(fmt(Machine.loadAverage(), 2)) at end; huge pages \(machine.hugePages)")
+    lines.append("  host probe (HostProbe.swift): \(machine.probe.text)")
     lines.append("  parse (in process): \(Int(parseEventsPerSecond)) events/s")
     lines.append("")
     lines.append(

@@ -68,6 +68,10 @@ struct ClusterBench: ParsableCommand {
       return sup
     }
 
+    // Before any node runs: the host's speed, for comparing runs on a shared machine.
+    let probe = HostProbe.measure()
+    say("host probe (HostProbe.swift): \(probe.text)")
+
     // Phase 1: throughput.
     var sup = try fresh("throughput")
     let watcher = try DecisionWatcher(context: context, endpoint: c.voterPublish, curve: c.curve)
@@ -90,6 +94,8 @@ struct ClusterBench: ParsableCommand {
       replicas: c.replicas.map(\.kernel).joined(separator: "/"), events: r.events,
       votedEventsPerSecond: Double(r.events) / voted, offeredEventsPerSecond: Double(rate))
     figures.cpuSeconds = Dictionary(uniqueKeysWithValues: cpu)
+    figures.hostRandomReadNanoseconds = probe.randomReadNanoseconds
+    figures.hostFreshMemoryGBPerSecond = probe.freshMemoryGBPerSecond
     say(
       "cluster throughput (\(c.replicas.count) replicas, \(figures.replicas)): "
         + "\(r.events) events journaled in \(String(format: "%.2f", acked)) s (\(Int(Double(r.events) / acked))/s), "
@@ -218,6 +224,9 @@ struct ClusterBench: ParsableCommand {
     var catchUpRatio: Double?
     /// CPU seconds (user + system) each node spent during the throughput phase.
     var cpuSeconds: [String: Double]?
+    /// The host's speed at memory-bound work before the phases (HostProbe.swift).
+    var hostRandomReadNanoseconds: Double?
+    var hostFreshMemoryGBPerSecond: Double?
 
     enum CodingKeys: String, CodingKey {
       case replicas, events
@@ -232,6 +241,8 @@ struct ClusterBench: ParsableCommand {
       case restartToVotingSeconds = "restart_to_voting_s"
       case catchUpRatio = "catch_up_ratio"
       case cpuSeconds = "cpu_seconds"
+      case hostRandomReadNanoseconds = "host_random_read_ns"
+      case hostFreshMemoryGBPerSecond = "host_fresh_memory_gb_per_s"
     }
 
     var json: String {

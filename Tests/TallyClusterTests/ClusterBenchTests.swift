@@ -49,6 +49,9 @@ final class ClusterBenchTests: ClusterTestCase {
     XCTAssertGreaterThan(cpu["r2"]?.doubleValue ?? 0, 0, "a replica applied every event")
     XCTAssertTrue(r.stderr.contains("CPU seconds while voting"), r.stderr)
     XCTAssertTrue(r.stderr.contains("recovery at 2500 events/s live: "), r.stderr)
+    XCTAssertTrue(r.stderr.contains("host probe (HostProbe.swift): random read "), r.stderr)
+    XCTAssertGreaterThan(try number("host_random_read_ns"), 1)
+    XCTAssertGreaterThan(try number("host_fresh_memory_gb_per_s"), 0)
     let bad = try c.tally(
       ["cluster", "bench"], ["--reference", m.reference, "--events", m.events, "--live-rate", "0"],
       timeout: 60)

@@ -1,0 +1,65 @@
+// A fixed workload timed beside the benchmark figures. This project's machines are
+// virtual and their speed moves with the host: the same binary ran the 1M-account day's
+// `tally run` in 1.5 s one day and 2.2-2.9 s the next (docs/PERFORMANCE.md), and one
+// replica alone from 0.8 to 3.5 µs an event. The figures that moved most are the ones
+// bound by memory: reads that miss the caches and fresh pages the host has to back.
+// So the bench measures those two on their own, with the same code every time, and
+// prints them beside the figures: a slow host phase shows in the probe, not only as a
+// regression nobody can explain.
+import Foundation
+
+enum HostProbe {
+  /// Entries of the random-read ring (4 bytes each, 64 MiB: beyond the caches).
+  static let ringEntries = 1 << 24
+  /// Dependent reads timed on the ring.
+  static let reads = 4_000_000
+  /// Bytes of fresh memory made and written once.
+  static let freshBytes = 256 << 20
+
+  struct Result: Encodable {
+    /// Nanoseconds per dependent read at a random place in 64 MiB (a pointer chase:
+    /// each address comes from the previous read, so no two overlap).
+    var randomReadNanoseconds: Double
+    /// GB/s at which the process gets fresh memory and writes it once (page faults, the
+    /// host's backing and zeroing of the pages, the writes).
+    var freshMemoryGBPerSecond: Double
+
+    var text: String {
+      String(
+        format: "random read %.1f ns, fresh memory %.2f GB/s", randomReadNanoseconds, freshMemoryGBPerSecond)
+    }
+  }
+
+  static func measure() -> Result {
+    let clock = ContinuousClock()
+    // One cycle through every entry (Sattolo's shuffle with a fixed LCG: the same ring
+    // every time, no randomness).
+    var ring = [UInt32](unsafeUninitializedCapacity: ringEntries) { buffer, count in
+      for i in 0..<ringEntries { buffer[i] = UInt32(i) }
+      count = ringEntries
+    }
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    var i = ringEntries - 1
+    while i > 0 {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      let j = Int((state >> 33) % UInt64(i))
+      ring.swapAt(i, j)
+      i -= 1
+    }
+    var at: UInt32 = 0
+    let t0 = clock.now
+    ring.withUnsafeBufferPointer { r in
+      for _ in 0..<reads { at = r[Int(at)] }
+    }
+    let readSeconds = (clock.now - t0).seconds
+    precondition(Int(at) < ringEntries)  // the chase is used: not optimised away
+
+    let t1 = clock.now
+    let fresh = [UInt8](repeating: 1, count: freshBytes)
+    let freshSeconds = (clock.now - t1).seconds
+    precondition(fresh[freshBytes / 2] == 1)
+    return Result(
+      randomReadNanoseconds: readSeconds * 1e9 / Double(reads),
+      freshMemoryGBPerSecond: Double(freshBytes) / freshSeconds / 1e9)
+  }
+}
