@@ -3,6 +3,7 @@
 // wrong kind, an unknown kernel or a value out of range is refused with the file,
 // the line when known, and what is allowed.
 import Foundation
+import RocksDBStore
 import TallyEngine
 
 public struct ClusterConfig: Sendable, Equatable {
@@ -79,6 +80,12 @@ public struct ClusterConfig: Sendable, Equatable {
   /// 800k events on the 1M-event day, on both V1 replicas at once, which made the
   /// ingest→voted p99 (docs/PERFORMANCE.md, eighth session).
   public var reserveEvents: Int = 2_000_000
+  /// `[sequencer] journal_compression`: how the journal's SST files are compressed. None
+  /// by default: the journal is written once and read back while recent (from the
+  /// memtable), and on two cores the CPU LZ4 took at flush and compaction was worth
+  /// more than the disk it saved (the 4M-event day voted 5-9% faster without,
+  /// docs/PERFORMANCE.md, ninth session). A journal kept for long may want `lz4` or `zstd`.
+  public var journalCompression: RocksDBOptions.Compression = .none
   /// Where replicas connect to fetch journal batches and to send votes; by default the
   /// sequencer's and the voter's own endpoints. A fault-injection proxy (Chaos/) sits
   /// in between by binding these and forwarding to the real ones.
@@ -167,7 +174,7 @@ public struct ClusterConfig: Sendable, Equatable {
       "sequencer",
       keys: [
         ("host", .string), ("bind", .string), ("ingest_port", .integer), ("fetch_port", .integer),
-        ("control_port", .integer),
+        ("control_port", .integer), ("journal_compression", .string),
       ]),
     .init(
       "voter",
@@ -210,7 +217,7 @@ public struct ClusterConfig: Sendable, Equatable {
       var metrics_port, control_port: Int?
     }
     struct Sequencer: Decodable {
-      var host, bind: String?
+      var host, bind, journal_compression: String?
       var ingest_port, fetch_port, control_port: Int?
     }
     struct Voter: Decodable {
@@ -273,6 +280,14 @@ public struct ClusterConfig: Sendable, Equatable {
     config.checkpointEvents = limits?.checkpoint_events ?? 50_000
     config.digestEvents = limits?.digest_events ?? config.checkpointEvents
     config.reserveEvents = limits?.reserve_events ?? config.reserveEvents
+    if let c = f.sequencer?.journal_compression {
+      guard let value = RocksDBOptions.Compression(rawValue: c) else {
+        throw ConfigError(
+          "\(at("sequencer", "journal_compression")) [sequencer] journal_compression = \"\(c)\" is not a compression (allowed: none, snappy, lz4, zstd)"
+        )
+      }
+      config.journalCompression = value
+    }
     config.replicaFetchVia = f.links?.replica_fetch_via
     config.replicaVotesVia = f.links?.replica_votes_via
     func positive(_ v: Int, _ table: String, _ key: String, _ range: ClosedRange<Int>) throws(ConfigError) {

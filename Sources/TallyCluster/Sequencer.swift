@@ -35,7 +35,9 @@ public final class Sequencer {
     self.config = config
     self.log = log
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-    store = try RocksDBStateStore(path: dataDir + "/journal")
+    var options = RocksDBOptions()
+    options.compression = config.journalCompression
+    store = try RocksDBStateStore(path: dataDir + "/journal", options: options)
     core = try SequencerCore(store: store, fetchBatchesMax: config.fetchBatchesMax)
     log.info(
       "sequencer: journal at seq \(core.lastSeq), \(core.batchCount) batches, \(core.clientBatchCount) client batches known"

@@ -327,6 +327,30 @@ final class ClusterConfigTests: XCTestCase {
       mentions: [":2:", "reserve_events", "allowed: 0...100000000"])
   }
 
+  /// `[sequencer] journal_compression`: none by default, read when given and handed to
+  /// the journal's RocksDB (its OPTIONS file says which codec it writes SSTs with), and
+  /// refused with its line when it names no codec.
+  func testJournalCompressionDefaultsToNoneReachesTheJournalAndIsChecked() throws {
+    let plain = try ClusterConfig.parse("[[replica]]\nid = \"a\"\n", file: "d.toml")
+    XCTAssertEqual(plain.journalCompression, .none)
+    let set = try ClusterConfig.parse(
+      "[sequencer]\njournal_compression = \"lz4\"\n[[replica]]\nid = \"a\"\n", file: "c.toml")
+    XCTAssertEqual(set.journalCompression, .lz4)
+    assertError(
+      "[sequencer]\njournal_compression = \"gzip\"\n[[replica]]\nid = \"a\"\n",
+      mentions: [":2:", "journal_compression", "gzip", "allowed: none, snappy, lz4, zstd"])
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for (config, codec) in [(plain, "kNoCompression"), (set, "kLZ4Compression")] {
+      let data = dir + "/" + codec
+      _ = try Sequencer(config: config, dataDir: data, log: Logger(node: "test"))
+      let files = try FileManager.default.contentsOfDirectory(atPath: data + "/journal")
+      let options = try XCTUnwrap(files.filter { $0.hasPrefix("OPTIONS-") }.sorted().last, "\(files)")
+      let text = try String(contentsOfFile: data + "/journal/" + options, encoding: .utf8)
+      XCTAssertTrue(text.contains("compression=\(codec)"), "\(codec) not in \(options)")
+    }
+  }
+
   func testMetricsAddressesDefaultFromBasePortAndCanBeSet() throws {
     var c = try ClusterConfig.parse(good, file: "good.toml")
     XCTAssertEqual(c.metricsURL(node: "sequencer"), "http://127.0.0.1:17050/metrics")
