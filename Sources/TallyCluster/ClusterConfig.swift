@@ -80,6 +80,13 @@ public struct ClusterConfig: Sendable, Equatable {
   /// 800k events on the 1M-event day, on both V1 replicas at once, which made the
   /// ingest→voted p99 (docs/PERFORMANCE.md, eighth session).
   public var reserveEvents: Int = 2_000_000
+  /// `[limits] recent_effects_mib`: the effect records a replica keeps in memory for the
+  /// voter to stream (`ReplicaCore.Settings.recentEffectsBytesMax`). Records that leave
+  /// memory before the voter has streamed them are written to the replica's RocksDB. At
+  /// 256 MiB the replicas of a 4M-event day wrote ~300 MB each (13 flushes) and the
+  /// cluster voted 197,000-254,000 events/s; at 1 GiB they wrote none and it voted
+  /// 325,000-347,000 (docs/PERFORMANCE.md, ninth session). Memory per replica, at most.
+  public var recentEffectsMiB: Int = ReplicaCore<DurableBatchApplier>.recentEffectsBytesMaxDefault >> 20
   /// `[sequencer] journal_compression`: how the journal's SST files are compressed. None
   /// by default: the journal is written once and read back while recent (from the
   /// memtable), and on two cores the CPU LZ4 took at flush and compaction was worth
@@ -158,7 +165,7 @@ public struct ClusterConfig: Sendable, Equatable {
       keys: [
         ("fetch_batches_max", .integer), ("heartbeat_ms", .integer), ("checkpoint_events", .integer),
         ("digest_events", .integer), ("repairs_max", .integer), ("shutdown_grace_ms", .integer),
-        ("reserve_events", .integer),
+        ("reserve_events", .integer), ("recent_effects_mib", .integer),
       ]),
     .init("security", keys: [("keys", .string)]),
     .init("links", keys: [("replica_fetch_via", .string), ("replica_votes_via", .string)]),
@@ -199,7 +206,7 @@ public struct ClusterConfig: Sendable, Equatable {
     }
     struct Limits: Decodable {
       var fetch_batches_max, heartbeat_ms, checkpoint_events, digest_events, repairs_max,
-        shutdown_grace_ms, reserve_events: Int?
+        shutdown_grace_ms, reserve_events, recent_effects_mib: Int?
     }
     struct Security: Decodable { var keys: String? }
     struct Links: Decodable { var replica_fetch_via, replica_votes_via: String? }
@@ -300,6 +307,8 @@ public struct ClusterConfig: Sendable, Equatable {
     try positive(config.checkpointEvents, "limits", "checkpoint_events", 1...1_000_000_000)
     try positive(config.digestEvents, "limits", "digest_events", 1...1_000_000_000_000)
     try positive(config.reserveEvents, "limits", "reserve_events", 0...100_000_000)
+    config.recentEffectsMiB = limits?.recent_effects_mib ?? config.recentEffectsMiB
+    try positive(config.recentEffectsMiB, "limits", "recent_effects_mib", 1...1_048_576)
     try positive(config.fetchBatchesMax, "limits", "fetch_batches_max", 1...1_024)
     try positive(config.heartbeatMs, "limits", "heartbeat_ms", 10...60_000)
     try positive(config.repairsMax, "limits", "repairs_max", 0...1_000)

@@ -55,9 +55,10 @@ public final class Replica {
       id: id, kernel: kernelName, checkpointEvents: Int64(config.checkpointEvents),
       heartbeatMs: Int64(config.heartbeatMs), flipDigestBit: faults.flipDigestBit)
     settings.digestEvents = Int64(config.digestEvents)
+    settings.recentEffectsBytesMax = config.recentEffectsMiB << 20
     core = try ReplicaCore(settings: settings, applier: applier, store: store)
     log.info(
-      "replica \(id): kernel \(kernelName), state at seq \(applier.committedSeq) (\(applier.durable.layoutName) layout), checkpoint every \(config.checkpointEvents) seqs, state digest every \(config.digestEvents)"
+      "replica \(id): kernel \(kernelName), state at seq \(applier.committedSeq) (\(applier.durable.layoutName) layout), checkpoint every \(config.checkpointEvents) seqs, state digest every \(config.digestEvents), recent effects up to \(config.recentEffectsMiB) MiB"
     )
   }
 

@@ -71,7 +71,7 @@ public struct ReplicaCore<Applier: BatchApplier> {
   /// 1M-event day: about 0.9M events); with 64 MiB the replicas of a cluster at full rate
   /// logged records and voted 107-151k events/s, with 256 MiB 156-189k (alternated,
   /// docs/PERFORMANCE.md).
-  public static var recentEffectsBytesMaxDefault: Int { 256 << 20 }
+  public static var recentEffectsBytesMaxDefault: Int { 1 << 30 }
   /// Seqs of vote and effect log kept behind what the voter has judged and streamed
   /// (`prune(through:)`): older entries are deleted with the next commit. The vote
   /// of every batch since the voter's judged prefix is kept, so a RESEND finds them.

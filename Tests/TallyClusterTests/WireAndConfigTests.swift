@@ -327,6 +327,19 @@ final class ClusterConfigTests: XCTestCase {
       mentions: [":2:", "reserve_events", "allowed: 0...100000000"])
   }
 
+  /// `recent_effects_mib` (effect records a replica keeps in memory for the voter) is
+  /// 1 GiB by default, read when given, and refused out of range with its line.
+  func testRecentEffectsDefaultsAndIsChecked() throws {
+    XCTAssertEqual(
+      try ClusterConfig.parse("[[replica]]\nid = \"a\"\n", file: "d.toml").recentEffectsMiB, 1_024)
+    let set = try ClusterConfig.parse(
+      "[limits]\nrecent_effects_mib = 64\n[[replica]]\nid = \"a\"\n", file: "r.toml")
+    XCTAssertEqual(set.recentEffectsMiB, 64)
+    assertError(
+      "[limits]\nrecent_effects_mib = 0\n[[replica]]\nid = \"a\"\n",
+      mentions: [":2:", "recent_effects_mib", "allowed: 1...1048576"])
+  }
+
   /// `[sequencer] journal_compression`: none by default, read when given and handed to
   /// the journal's RocksDB (its OPTIONS file says which codec it writes SSTs with), and
   /// refused with its line when it names no codec.
