@@ -83,4 +83,40 @@ final class InteropTests: ClusterTestCase {
     XCTAssertTrue(paced.stdout.contains("\"offered_events_per_s\": 20000"), paced.stdout)
     XCTAssertEqual(try c.statusInt("sequencer", "last_seq"), 2 * events)
   }
+
+  /// scripts/cluster-client-run.sh: one independent-client measurement from nothing (a
+  /// fresh data folder, cluster up, the client, cluster down): the JSON of a run that
+  /// decided every event, and no node left running on the config's ports.
+  func testClientRunScriptMeasuresAFreshClusterAndStopsIt() throws {
+    try requirePyZMQ()
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 2_000)
+    let events = try m.eventCount()
+    let local = try String(contentsOfFile: Paths.packageRoot + "/Config/local.toml", encoding: .utf8)
+    let config = work + "/client-run.toml"
+    try local.replacingOccurrences(of: "base_port = 7100", with: "base_port = 17970")
+      .write(toFile: config, atomically: true, encoding: .utf8)
+    let r = try runCommand(
+      "/usr/bin/env",
+      [
+        "TALLY_BIN=\(Paths.tally)", "TALLY_CONFIG=\(config)",
+        Paths.packageRoot + "/scripts/cluster-client-run.sh",
+        m.dir, "--batch-lines", "500",
+      ],
+      workDir: work, timeout: 180)
+    XCTAssertEqual(r.status, 0, r.output)
+    let figures = try XCTUnwrap(
+      JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+    XCTAssertEqual((figures["events"] as? NSNumber)?.int64Value, events)
+    XCTAssertEqual((figures["batches"] as? NSNumber)?.intValue, Int((events + 499) / 500))
+    // Stopped: nothing answers on the sequencer's control port any more.
+    let status = try runCommand(
+      Paths.tally, ["cluster", "status", "--config", config, "--json"], workDir: work, timeout: 60)
+    XCTAssertNotEqual(status.status, 0, status.output)
+    let missing = try runCommand(
+      "/usr/bin/env",
+      ["TALLY_BIN=\(Paths.tally)", Paths.packageRoot + "/scripts/cluster-client-run.sh", work + "/none"],
+      workDir: work, timeout: 60)
+    XCTAssertEqual(missing.status, 2, missing.output)
+    XCTAssertTrue(missing.stderr.contains("/none/reference does not exist"), missing.output)
+  }
 }
