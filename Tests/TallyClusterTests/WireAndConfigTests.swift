@@ -314,30 +314,25 @@ final class ClusterConfigTests: XCTestCase {
     XCTAssertEqual(shipped.digestEvents, 10_000_000)
   }
 
-  /// `reserve_events` (room a replica reserves at start) has a day-sized default, is
-  /// read when given (0: reserve nothing), and is refused out of range with its line.
-  func testReserveEventsDefaultsAndIsChecked() throws {
-    XCTAssertEqual(
-      try ClusterConfig.parse("[[replica]]\nid = \"a\"\n", file: "d.toml").reserveEvents, 2_000_000)
-    let set = try ClusterConfig.parse(
-      "[limits]\nreserve_events = 0\n[[replica]]\nid = \"a\"\n", file: "z.toml")
-    XCTAssertEqual(set.reserveEvents, 0)
-    assertError(
-      "[limits]\nreserve_events = -1\n[[replica]]\nid = \"a\"\n",
-      mentions: [":2:", "reserve_events", "allowed: 0...100000000"])
-  }
-
-  /// `recent_effects_mib` (effect records a replica keeps in memory for the voter) is
-  /// 1 GiB by default, read when given, and refused out of range with its line.
-  func testRecentEffectsDefaultsAndIsChecked() throws {
-    XCTAssertEqual(
-      try ClusterConfig.parse("[[replica]]\nid = \"a\"\n", file: "d.toml").recentEffectsMiB, 1_024)
-    let set = try ClusterConfig.parse(
-      "[limits]\nrecent_effects_mib = 64\n[[replica]]\nid = \"a\"\n", file: "r.toml")
-    XCTAssertEqual(set.recentEffectsMiB, 64)
-    assertError(
-      "[limits]\nrecent_effects_mib = 0\n[[replica]]\nid = \"a\"\n",
-      mentions: [":2:", "recent_effects_mib", "allowed: 1...1048576"])
+  /// `reserve_events` (room a replica reserves at start) and `recent_effects_mib`
+  /// (effect records a replica keeps in memory for the voter) have day-sized defaults,
+  /// are read when given, and are refused out of range with their line.
+  func testReplicaMemoryLimitsDefaultAndAreChecked() throws {
+    let limits:
+      [(key: String, path: KeyPath<ClusterConfig, Int>, default: Int, set: Int, bad: Int, allowed: String)] =
+        [
+          ("reserve_events", \.reserveEvents, 2_000_000, 0, -1, "allowed: 0...100000000"),
+          ("recent_effects_mib", \.recentEffectsMiB, 1_024, 64, 0, "allowed: 1...1048576"),
+        ]
+    let plain = try ClusterConfig.parse("[[replica]]\nid = \"a\"\n", file: "d.toml")
+    for l in limits {
+      XCTAssertEqual(plain[keyPath: l.path], l.default, l.key)
+      let set = try ClusterConfig.parse(
+        "[limits]\n\(l.key) = \(l.set)\n[[replica]]\nid = \"a\"\n", file: "z.toml")
+      XCTAssertEqual(set[keyPath: l.path], l.set, l.key)
+      assertError(
+        "[limits]\n\(l.key) = \(l.bad)\n[[replica]]\nid = \"a\"\n", mentions: [":2:", l.key, l.allowed])
+    }
   }
 
   /// `[sequencer] journal_compression`: none by default, read when given and handed to
