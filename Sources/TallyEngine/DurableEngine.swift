@@ -425,7 +425,7 @@ public final class DurableEngine<K: BusinessKernel> {
     // applied here when the next one arrives: with `stopBeforeLast` the last is checked
     // and left for the journal. Only the reader touches the store until it is done.
     let pipe = LogEntryPipe()
-    let store = UncheckedStore(self.store)
+    let store = HandedOver(self.store)
     let reader = BackgroundWork { [from = engine.appliedSeq + 1] () -> [Int64] in
       var keys: [Int64] = []
       var expected = from
@@ -724,11 +724,13 @@ extension DurableEngine {
   }
 
   private func runInBackground() {
-    let box = Unchecked(engine: self)
+    // Safe: while a commit is in flight the two threads touch disjoint fields (the
+    // pipeline notes) and the DispatchGroup's enter/leave/wait order their memory.
+    let box = HandedOver(self)
     inFlight.enter()
     isInFlight = true
     committer.async {
-      let d = box.engine
+      let d = box.value
       d.outcome = d.write(d.job!)
       d.inFlight.leave()
     }
@@ -1031,11 +1033,4 @@ private enum CommitOutcome {
   case committed(
     StateChecksum, seq: Int64, fingerprint: (count: Int64, digest: [UInt8])?, nanos: Int64, snapshot: Bool)
   case failed(DurableError)
-}
-
-/// The engine handed to its committer thread. Safe because, while a commit is in
-/// flight, the two threads touch disjoint fields (see DurableEngine's pipeline notes)
-/// and the DispatchGroup's enter/leave/wait order their memory.
-private struct Unchecked<K: BusinessKernel>: @unchecked Sendable {
-  let engine: DurableEngine<K>
 }

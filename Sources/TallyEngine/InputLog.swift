@@ -258,9 +258,11 @@ final class LogEntryPipe: @unchecked Sendable {
   }
 }
 
-/// A store handed to the one thread that uses it for a while (`LogEntryPipe`'s reader,
-/// while the applying thread leaves the store alone).
-struct UncheckedStore: @unchecked Sendable {
-  let value: any StateStore
-  init(_ value: any StateStore) { self.value = value }
+/// A value handed to another thread that alone uses it for a while, the handing thread
+/// leaving it alone meanwhile (the store to `LogEntryPipe`'s reader; the engine to its
+/// committer, whose fields the two threads split: DurableEngine's pipeline notes). The
+/// compiler cannot check that split, hence `@unchecked`; each use says why it holds.
+struct HandedOver<Value>: @unchecked Sendable {
+  let value: Value
+  init(_ value: Value) { self.value = value }
 }
