@@ -287,6 +287,7 @@ public struct ClusterConfig: Sendable, Equatable {
     config.checkpointEvents = limits?.checkpoint_events ?? 50_000
     config.digestEvents = limits?.digest_events ?? config.checkpointEvents
     config.reserveEvents = limits?.reserve_events ?? config.reserveEvents
+    config.recentEffectsMiB = limits?.recent_effects_mib ?? config.recentEffectsMiB
     if let c = f.sequencer?.journal_compression {
       guard let value = RocksDBOptions.Compression(rawValue: c) else {
         throw ConfigError(
@@ -307,7 +308,6 @@ public struct ClusterConfig: Sendable, Equatable {
     try positive(config.checkpointEvents, "limits", "checkpoint_events", 1...1_000_000_000)
     try positive(config.digestEvents, "limits", "digest_events", 1...1_000_000_000_000)
     try positive(config.reserveEvents, "limits", "reserve_events", 0...100_000_000)
-    config.recentEffectsMiB = limits?.recent_effects_mib ?? config.recentEffectsMiB
     try positive(config.recentEffectsMiB, "limits", "recent_effects_mib", 1...1_048_576)
     try positive(config.fetchBatchesMax, "limits", "fetch_batches_max", 1...1_024)
     try positive(config.heartbeatMs, "limits", "heartbeat_ms", 10...60_000)

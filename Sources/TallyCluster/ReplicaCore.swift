@@ -67,10 +67,12 @@ public struct ReplicaCore<Applier: BatchApplier> {
   public static var uncommittedBatchesMax: Int { 4_096 }
   /// Bytes of committed effect records kept in memory for the voter's fetches. A replica
   /// that logs no lines logs a record only when it leaves this window unstreamed, so the
-  /// window is sized for a voter seconds behind at full rate (~290 bytes an event on the
-  /// 1M-event day: about 0.9M events); with 64 MiB the replicas of a cluster at full rate
-  /// logged records and voted 107-151k events/s, with 256 MiB 156-189k (alternated,
-  /// docs/PERFORMANCE.md).
+  /// window is sized for a voter seconds behind at full rate (~250-290 bytes an event:
+  /// 1 GiB is about 4M events); with 64 MiB the replicas of a cluster at full rate
+  /// logged records and voted 107-151k events/s, with 256 MiB 156-189k on the 1M-event
+  /// day, and on a 4M-event day 256 MiB made each replica log ~300 MB (197-254k voted
+  /// events/s against 325-347k with 1 GiB; docs/PERFORMANCE.md). `[limits]
+  /// recent_effects_mib` sets it per cluster.
   public static var recentEffectsBytesMaxDefault: Int { 1 << 30 }
   /// Seqs of vote and effect log kept behind what the voter has judged and streamed
   /// (`prune(through:)`): older entries are deleted with the next commit. The vote

@@ -24,9 +24,9 @@ struct ClusterBench: ParsableCommand {
       Phase 4 (recovery; --no-recovery skips it) paces the events at --live-rate
       (default: half the voted rate of phase 1, the harder case on two cores), SIGKILLs
       the first replica 1 s in (or 30% into a short stream), restarts it after
-      --down-seconds (or when 80% of the events are sent) and reports the time from its restart to its first newly applied
-      batch (restart to voting) and its catch-up rate over the live rate (catch-up
-      ratio). The replica's progress is read from its status, which it answers between
+      --down-seconds (or when 80% of the events are sent) and reports the time from its
+      restart to its first newly applied batch (restart to voting) and its catch-up rate
+      over the live rate (catch-up ratio). The replica's progress is read from its status, which it answers between
       batches: the figures are as fine as its batches.
       --json prints one JSON object with every figure instead of the text lines.
       """)
@@ -48,9 +48,12 @@ struct ClusterBench: ParsableCommand {
   @Option(name: .long, help: "Lines per batch in the latency phase.")
   var latencyBatch = 1_000
 
+  func validate() throws {
+    if let liveRate, liveRate <= 0 { throw ValidationError("--live-rate must be positive, got \(liveRate)") }
+  }
+
   func run() throws {
     var c = cluster.load()
-    if let liveRate, liveRate <= 0 { fail("--live-rate must be positive, got \(liveRate)", code: 64) }
     guard let reference = cluster.referenceDir(c) else { fail("give --reference", code: 64) }
     let bytes: [UInt8]
     do { bytes = try FileIO.read(events) } catch { fail("\(error)", code: 2) }
