@@ -22,8 +22,9 @@ public struct ByteWriter {
   @inline(__always) public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
   // Integers byte by byte, low byte first: each `append` of one byte inlines, where
   // `append(contentsOf:)` of the value's bytes was a generic call and a memmove each
-  // time (an 8-byte write 2x faster measured alone; the reference fingerprint, 3.9M
-  // holdings of two strings and two integers, 25% faster: docs/PERFORMANCE.md).
+  // time (measured alone, `swiftc -O`: integers 2x faster, a loop shaped like the
+  // reference fingerprint's, 3.9M rows of two strings and two integers, 15-25% faster;
+  // docs/PERFORMANCE.md).
   @inline(__always) public mutating func i32(_ v: Int32) {
     let u = UInt32(bitPattern: v)
     bytes.append(UInt8(truncatingIfNeeded: u))
