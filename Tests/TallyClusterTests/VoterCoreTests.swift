@@ -269,4 +269,29 @@ final class VoterCoreTests: XCTestCase {
     _ = c.receive(vote(0, 5, 6), from: 0)
     XCTAssertEqual(emitted(c.receive(vote(1, 5, 6), from: 1)), [5...6])
   }
+
+  /// The stream asks a decided batch's records of a replica whose votes show it applied
+  /// the batch, in rotation; only when none has does it fall back to plain rotation.
+  func testStreamAsksAReplicaThatAppliedTheBatch() {
+    var c = core()
+    _ = c.receive(vote(0, 1, 10), from: 0)
+    XCTAssertEqual(emitted(c.receive(vote(1, 1, 10), from: 1)), [1...10])
+    let views = c.replicas
+    XCTAssertEqual(views.map(\.appliedSeq), [10, 10, 0])
+    // r3 (index 2) is next in rotation but has not applied seq 10: r1 is asked.
+    let a = StreamProtocol.source(replicas: views, rotation: 2, previous: nil, through: 10)
+    XCTAssertEqual(a?.replica, 0)
+    XCTAssertEqual(a?.rotation, 1)
+    // Not the one that did not answer, when another has the batch.
+    XCTAssertEqual(StreamProtocol.source(replicas: views, rotation: 0, previous: 0, through: 10)?.replica, 1)
+    // Nobody applied seq 11 yet: plain rotation.
+    XCTAssertEqual(
+      StreamProtocol.source(replicas: views, rotation: 2, previous: nil, through: 11)?.replica, 2)
+    // Quarantined replicas are never asked; with all quarantined, nobody is.
+    var q = views
+    q[0].quarantined = true
+    XCTAssertEqual(StreamProtocol.source(replicas: q, rotation: 0, previous: nil, through: 10)?.replica, 1)
+    for i in q.indices { q[i].quarantined = true }
+    XCTAssertNil(StreamProtocol.source(replicas: q, rotation: 0, previous: nil, through: 10))
+  }
 }
