@@ -39,6 +39,10 @@ public enum MetricHelp {
     ("tally_replica_repairs_total", "Rebuilds by replay since the process started."),
     ("tally_replica_uncommitted_votes", "Votes sent since the last checkpoint (queue depth)."),
     ("tally_voter_decided_seq", "Last seq decided by the voter."),
+    (
+      "tally_voter_streamed_seq",
+      "Last seq whose effect records the voter stored and published on its stream."
+    ),
     ("tally_voter_votes_total", "Votes received since the process started."),
     ("tally_voter_dissents_total", "Votes that differed from the decided batch, per replica."),
     ("tally_voter_quarantines_total", "Replicas quarantined since the process started."),
@@ -143,6 +147,7 @@ public final class ReplicaMetrics {
 
 public final class VoterMetrics {
   let decided = Gauge(label: "tally_voter_decided_seq")
+  let streamed = Gauge(label: "tally_voter_streamed_seq")
   let votes = Counter(label: "tally_voter_votes_total")
   let quarantines = Counter(label: "tally_voter_quarantines_total")
   let repairs = Counter(label: "tally_voter_repairs_total")
@@ -199,6 +204,7 @@ public final class VoterMetrics {
   public func sample(_ v: Voter) {
     let core = v.core
     decided.record(core.watermark - 1)
+    streamed.record(v.stream.next - 1)
     halted.record(core.halted == nil ? 0 : 1)
     quarantined.record(core.replicas.filter(\.quarantined).count)
     pending.record(core.pending.count)

@@ -156,7 +156,7 @@ final class OpsProcessTests: ClusterTestCase {
       // (250 ms): right after the report, a node may not have sampled its last batch yet.
       // The value a node must reach is read again until it does (or 5 s pass).
       let expected = [
-        "sequencer": "\ntally_journal_seq \(events).0\n", "voter": "\ntally_voter_decided_seq \(events).0\n",
+        "sequencer": "\ntally_journal_seq \(events).0\n", "voter": "\ntally_voter_streamed_seq \(events).0\n",
         "r1": "\ntally_replica_applied_seq \(events).0\n",
       ][node]
       var (code, body) = try httpGet(url)
@@ -178,6 +178,8 @@ final class OpsProcessTests: ClusterTestCase {
       bodies["sequencer"]?.contains("\ntally_journal_seq \(events).0\n") ?? false, bodies["sequencer"] ?? "")
     XCTAssertTrue(
       bodies["voter"]?.contains("\ntally_voter_decided_seq \(events).0\n") ?? false, bodies["voter"] ?? "")
+    XCTAssertTrue(
+      bodies["voter"]?.contains("\ntally_voter_streamed_seq \(events).0\n") ?? false, bodies["voter"] ?? "")
     XCTAssertTrue(
       bodies["r1"]?.contains("\ntally_replica_applied_seq \(events).0\n") ?? false, bodies["r1"] ?? "")
     for name in [

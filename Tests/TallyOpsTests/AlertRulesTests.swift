@@ -40,7 +40,7 @@ final class AlertRulesTests: XCTestCase {
   func testRulesAreValid() throws {
     let r = try promtool(["check", "rules", "alerts.yml"])
     XCTAssertEqual(r.status, 0, r.output)
-    XCTAssertTrue(r.output.contains("7 rules found"), r.output)
+    XCTAssertTrue(r.output.contains("8 rules found"), r.output)
   }
 
   func testRulesUnitTestsPass() throws {
