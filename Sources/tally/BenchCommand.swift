@@ -182,7 +182,7 @@ struct BenchCommand: ParsableCommand {
     var report = BenchReport(
       market: dir, binary: binary, runs: runs, events: parsed.count, trades: tradeLines,
       parseEventsPerSecond: Double(parsed.count) / parseSeconds, commitEvents: commitEvents,
-      machine: BenchReport.Machine.current())
+      machine: BenchReport.Machine.current(syncDirectory: dir))
     report.isIssueDay =
       seed == 20_260_105 && days == 1 && tradesPerDay == 1_000_000 && accounts == 1_000_000
       && securities == 1_000
@@ -722,7 +722,9 @@ struct BenchReport: Encodable {
     /// The host's speed at memory-bound work when the benchmark started (HostProbe.swift).
     var probe: HostProbe.Result
 
-    static func current() -> Machine {
+    /// `syncDirectory`: where the probe times its fsyncs (the market folder: the durable
+    /// runs' state folders are beside it).
+    static func current(syncDirectory: String) -> Machine {
       var cpu = "unknown"
       if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
         let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
@@ -733,7 +735,8 @@ struct BenchReport: Encodable {
       return Machine(
         cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpu,
         memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
-        loadAverage: loadAverage(), hugePages: HugePages.state(), probe: HostProbe.measure())
+        loadAverage: loadAverage(), hugePages: HugePages.state(),
+        probe: HostProbe.measure(syncDirectory: syncDirectory))
     }
 
     static func loadAverage() -> Double {

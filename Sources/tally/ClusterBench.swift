@@ -72,7 +72,8 @@ struct ClusterBench: ParsableCommand {
     }
 
     // Before any node runs: the host's speed, for comparing runs on a shared machine.
-    let probe = HostProbe.measure()
+    try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+    let probe = HostProbe.measure(syncDirectory: base)
     say("host probe (HostProbe.swift): \(probe.text)")
 
     // Phase 1: throughput.
@@ -99,6 +100,7 @@ struct ClusterBench: ParsableCommand {
     figures.cpuSeconds = Dictionary(uniqueKeysWithValues: cpu)
     figures.hostRandomReadNanoseconds = probe.randomReadNanoseconds
     figures.hostFreshMemoryGBPerSecond = probe.freshMemoryGBPerSecond
+    figures.hostFsyncMilliseconds = probe.fsyncMilliseconds
     say(
       "cluster throughput (\(c.replicas.count) replicas, \(figures.replicas)): "
         + "\(r.events) events journaled in \(String(format: "%.2f", acked)) s (\(Int(Double(r.events) / acked))/s), "
@@ -230,6 +232,9 @@ struct ClusterBench: ParsableCommand {
     /// The host's speed at memory-bound work before the phases (HostProbe.swift).
     var hostRandomReadNanoseconds: Double?
     var hostFreshMemoryGBPerSecond: Double?
+    /// Median fsync of a 64 KiB append in the nodes' data folder: the journal's fsync is
+    /// the floor of the ingest→voted latency.
+    var hostFsyncMilliseconds: Double?
 
     enum CodingKeys: String, CodingKey {
       case replicas, events
@@ -246,6 +251,7 @@ struct ClusterBench: ParsableCommand {
       case cpuSeconds = "cpu_seconds"
       case hostRandomReadNanoseconds = "host_random_read_ns"
       case hostFreshMemoryGBPerSecond = "host_fresh_memory_gb_per_s"
+      case hostFsyncMilliseconds = "host_fsync_ms"
     }
 
     var json: String {

@@ -5,7 +5,9 @@
 // bound by memory: reads that miss the caches and fresh pages the host has to back.
 // So the bench measures those two on their own, with the same code every time, and
 // prints them beside the figures: a slow host phase shows in the probe, not only as a
-// regression nobody can explain.
+// regression nobody can explain. The third figure is the disk's: the cluster acks a
+// client and votes only after the sequencer's journal fsync, so that time is the floor
+// of every ingest→voted latency (3.99 ms on this project's VMs, every time).
 import Foundation
 
 enum HostProbe {
@@ -15,6 +17,10 @@ enum HostProbe {
   static let reads = 4_000_000
   /// Bytes of fresh memory made and written once.
   static let freshBytes = 256 << 20
+  /// Appends, each followed by an fsync, timed in the benchmark's folder, and their size
+  /// (a journal commit of a 1,000-line batch is ~76 KB).
+  static let syncRounds = 21
+  static let syncBytes = 64 << 10
 
   struct Result: Encodable {
     /// Nanoseconds per dependent read at a random place in 64 MiB (a pointer chase:
@@ -23,14 +29,43 @@ enum HostProbe {
     /// GB/s at which the process gets fresh memory and writes it once (page faults, the
     /// host's backing and zeroing of the pages, the writes).
     var freshMemoryGBPerSecond: Double
+    /// Median milliseconds of a 64 KiB append and its fsync in the benchmark's folder
+    /// (nil when the folder could not be written).
+    var fsyncMilliseconds: Double?
 
     var text: String {
       String(
         format: "random read %.1f ns, fresh memory %.2f GB/s", randomReadNanoseconds, freshMemoryGBPerSecond)
+        + (fsyncMilliseconds.map { String(format: ", fsync of 64 KiB %.2f ms", $0) } ?? "")
     }
   }
 
-  static func measure() -> Result {
+  /// The median time of an append and its fsync to a scratch file in `directory`
+  /// (removed after), in milliseconds; nil when the file cannot be made or written.
+  static func syncMilliseconds(in directory: String) -> Double? {
+    let path = directory + "/.tally-fsync-probe-\(getpid())"
+    guard FileManager.default.createFile(atPath: path, contents: nil),
+      let file = FileHandle(forWritingAtPath: path)
+    else { return nil }
+    defer {
+      try? file.close()
+      try? FileManager.default.removeItem(atPath: path)
+    }
+    let chunk = Data(repeating: 0x78, count: syncBytes)
+    let clock = ContinuousClock()
+    var times: [Double] = []
+    do {
+      for _ in 0..<syncRounds {
+        let t = clock.now
+        try file.write(contentsOf: chunk)
+        try file.synchronize()
+        times.append((clock.now - t).seconds * 1_000)
+      }
+    } catch { return nil }
+    return times.sorted()[times.count / 2]
+  }
+
+  static func measure(syncDirectory: String? = nil) -> Result {
     let clock = ContinuousClock()
     // One cycle through every entry (Sattolo's shuffle with a fixed LCG: the same ring
     // every time, no randomness).
@@ -60,6 +95,7 @@ enum HostProbe {
     precondition(fresh[freshBytes / 2] == 1)
     return Result(
       randomReadNanoseconds: readSeconds * 1e9 / Double(reads),
-      freshMemoryGBPerSecond: Double(freshBytes) / freshSeconds / 1e9)
+      freshMemoryGBPerSecond: Double(freshBytes) / freshSeconds / 1e9,
+      fsyncMilliseconds: syncDirectory.flatMap { syncMilliseconds(in: $0) })
   }
 }

@@ -65,12 +65,15 @@ final class BenchCommandTests: XCTestCase {
     let expected = modes.contains("[never]") ? "advised, but THP never" : "on (THP "
     XCTAssertTrue((machine["hugePages"] as? String ?? "").hasPrefix(expected), "\(machine)")
     // The host probe ran: a read that misses the caches takes some nanoseconds (not
-    // seconds), fresh memory comes at some GB/s.
+    // seconds), fresh memory comes at some GB/s, an fsync in the market folder takes
+    // some time (a disk that skipped it would show 0) and less than a second.
     let probe = try XCTUnwrap(machine["probe"] as? [String: Any], "\(machine)")
     let read = try XCTUnwrap((probe["randomReadNanoseconds"] as? NSNumber)?.doubleValue, "\(probe)")
     let fresh = try XCTUnwrap((probe["freshMemoryGBPerSecond"] as? NSNumber)?.doubleValue, "\(probe)")
     XCTAssertTrue(read > 1 && read < 100_000, "\(probe)")
     XCTAssertTrue(fresh > 0.001 && fresh < 1_000, "\(probe)")
+    let sync = try XCTUnwrap((probe["fsyncMilliseconds"] as? NSNumber)?.doubleValue, "\(probe)")
+    XCTAssertTrue(sync > 0 && sync < 1_000, "\(probe)")
     let trades = try XCTUnwrap(json["trades"] as? Int)
     // Every generated trade, plus the bad TRADE lines that still parse as trades (duplicates,
     // unknown ids), at most every line starting with TRADE.

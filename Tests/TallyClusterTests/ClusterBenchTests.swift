@@ -52,6 +52,8 @@ final class ClusterBenchTests: ClusterTestCase {
     XCTAssertTrue(r.stderr.contains("host probe (HostProbe.swift): random read "), r.stderr)
     XCTAssertGreaterThan(try number("host_random_read_ns"), 1)
     XCTAssertGreaterThan(try number("host_fresh_memory_gb_per_s"), 0)
+    XCTAssertGreaterThan(try number("host_fsync_ms"), 0)
+    XCTAssertTrue(r.stderr.contains(", fsync of 64 KiB "), r.stderr)
     let bad = try c.tally(
       ["cluster", "bench"], ["--reference", m.reference, "--events", m.events, "--live-rate", "0"],
       timeout: 60)
