@@ -180,6 +180,10 @@ public final class DurableEngine<K: BusinessKernel> {
   public let snapshotEvents: Int64
   /// Input-log layout: the logged events applied again at open.
   public private(set) var replayedEvents: Int64 = 0
+  /// How long the open took, for `--timings` (not state): the opening state built (with
+  /// the reference's fingerprint on the other core) and any stored rows laid over it and
+  /// checked; then the logged lines applied again.
+  public private(set) var openDurations: (opening: Duration, replay: Duration) = (.zero, .zero)
   /// The seq at which `checksum` (and `stateDigest`) was taken: the committed seq in the
   /// rows layout, the last snapshot's seq in the input-log layout (0: the opening state,
   /// whose checksum that layout does not compute). Waits for a commit in flight.
@@ -258,6 +262,8 @@ public final class DurableEngine<K: BusinessKernel> {
     throws
   {
     precondition(snapshotEvents >= 1)
+    let openClock = ContinuousClock()
+    let openStarted = openClock.now
     self.logsLines = logLines
     self.store = store
     self.sync = sync
@@ -359,7 +365,9 @@ public final class DurableEngine<K: BusinessKernel> {
       settledSeq = engine.appliedSeq
       settledSnapshotSeq = storedSnapshots > 1 ? engine.appliedSeq : 0
       snapshotCount = storedSnapshots
+      let opened = openClock.now
       try replayLog(stopBeforeLast: stopBeforeLastLogEntry)
+      openDurations = (opened - openStarted, openClock.now - opened)
       return
     }
     // Rows layout: the opening state and the hash of each of its rows; the stored rows are

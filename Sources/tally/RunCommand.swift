@@ -196,6 +196,11 @@ struct RunCommand: ParsableCommand {
       }
       resumedFrom = durable.committedSeq
       replayed = durable.replayedEvents
+      phase(
+        "state opened (opening state "
+          + String(format: "%.3f", durable.openDurations.opening.seconds)
+          + " s, \(replayed) logged events applied again "
+          + String(format: "%.3f", durable.openDurations.replay.seconds) + " s)")
       if let effectFile {
         durable.enableEffects()
         do { try effectFile.write(durable.engine.state.snapshotEffects()) } catch {
@@ -276,7 +281,7 @@ struct RunCommand: ParsableCommand {
       engine = memory
     }
     do { try effectFile?.close() } catch { fail("\(error)", code: 3) }
-    phase(state == nil ? "events applied" : "state opened and events applied")
+    phase(state == nil ? "events applied" : "new events applied")
     // With --state, the last commits are in RocksDB's write-ahead log only; opened
     // again, the store would replay and flush them first. The flush runs on the other
     // core while this one writes the outputs, and ends before the process does (exiting
