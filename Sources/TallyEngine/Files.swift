@@ -107,7 +107,7 @@ public enum FileIO {
     guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
     var count = 0
     try forEachPieceOfLines(path, pieceBytes: pieceBytes) { buffer, lines in
-      for i in lines where buffer[i] == 10 { count += 1 }
+      count += Fields.lineFeedCount(buffer, in: lines)
     }
     return count
   }

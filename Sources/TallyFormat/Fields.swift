@@ -140,9 +140,7 @@ public enum Fields {
 
   /// The number of `\n` in `bytes` (a capacity hint).
   public static func lineCount(_ bytes: [UInt8]) -> Int {
-    var n = 0
-    for b in bytes where b == 10 { n += 1 }
-    return n
+    lineFeedCount(bytes, in: 0..<bytes.count)
   }
 
   /// True when the bytes are valid UTF-8 (ASCII fast path).
@@ -188,8 +186,7 @@ public struct LineReader: Sequence, IteratorProtocol {
   public mutating func next() -> (number: Int, line: ArraySlice<UInt8>)? {
     guard position < end else { return nil }
     let start = position
-    var stop = start
-    while stop < end && bytes[stop] != 10 { stop += 1 }
+    let stop = bytes.withUnsafeBytes { LineFeeds.first(in: $0, from: start, to: end) }
     position = stop + 1
     var lineEnd = stop
     if lineEnd > start && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }

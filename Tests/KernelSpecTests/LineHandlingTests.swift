@@ -115,4 +115,46 @@ final class LineHandlingTests: XCTestCase {
     XCTAssertEqual(files["rejections.csv"], csv(Header.rejections, "3,0,,MALFORMED"))
     XCTAssertEqual(files["balances.csv"], balances("1.00", "2.50"))
   }
+
+  /// Line feeds are found and counted eight bytes at a time (LineFeeds.swift): the
+  /// lines and counts must be those of a byte-by-byte scan, for every alignment, for LFs
+  /// at every position of a word, next to bytes that differ from LF by one bit or carry,
+  /// and with no LF at all.
+  func testWordAtATimeLineSplittingMatchesAByteScan() {
+    var state: UInt64 = 12_345
+    func nextByte() -> UInt8 {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      // Mostly LF's neighbours (0x0B, 0x09, 0x08, 0x8A, 0x00, 0xFF), often LF itself.
+      let pick = Int(state >> 59)
+      let pool: [UInt8] = [10, 10, 10, 11, 9, 8, 0x8A, 0, 0xFF, 13, 65, 0x7F, 0x80, 0x0A ^ 0x80, 1, 2]
+      return pick < pool.count ? pool[pick] : UInt8(truncatingIfNeeded: state >> 40)
+    }
+    for length in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1_000] {
+      for _ in 0..<20 {
+        let bytes = (0..<length).map { _ in nextByte() }
+        for start in [0, 1, 3, 7].filter({ $0 <= length }) {
+          var naiveLines: [Range<Int>] = []
+          var i = start
+          while i < length {
+            var stop = i
+            while stop < length && bytes[stop] != 10 { stop += 1 }
+            var lineEnd = stop
+            if lineEnd > i && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
+            naiveLines.append(i..<lineEnd)
+            i = stop + 1
+          }
+          let lines = LineReader(bytes, from: start, firstNumber: 1).map {
+            $0.line.startIndex..<$0.line.endIndex
+          }
+          XCTAssertEqual(lines, naiveLines, "length \(length), start \(start): \(bytes)")
+          XCTAssertEqual(
+            Fields.lineFeedCount(bytes, in: start..<length), bytes[start...].filter { $0 == 10 }.count,
+            "length \(length), start \(start): \(bytes)")
+        }
+        XCTAssertEqual(Fields.lineCount(bytes), bytes.filter { $0 == 10 }.count)
+      }
+    }
+    XCTAssertEqual(Fields.lineCount([UInt8](repeating: 65, count: 100)), 0)
+    XCTAssertEqual(Fields.lineCount([UInt8](repeating: 10, count: 100)), 100)
+  }
 }
