@@ -103,9 +103,7 @@ struct FastHoldingLines: Sendable {
     return BackgroundWork {
       var parser = base
       var rows: [ReferenceData.HoldingRow] = []
-      var newlines = 0
-      for i in start..<bytes.count where bytes[i] == 10 { newlines += 1 }
-      rows.reserveCapacity(newlines + 1)
+      rows.reserveCapacity(Fields.lineFeedCount(bytes, in: start..<bytes.count) + 1)
       var reader = LineReader(bytes, from: start, firstNumber: 1)
       var part = Part(rows: [], stoppedAt: bytes.count, lines: 0)
       while true {
@@ -161,8 +159,7 @@ struct FastHoldingLines: Sendable {
   private mutating func rows(of bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int)
     -> [ReferenceData.HoldingRow]?
   {
-    var newlines = 0
-    for i in start..<end where bytes[i] == 10 { newlines += 1 }
+    let newlines = LineFeeds.count(in: UnsafeRawBufferPointer(bytes), from: start, to: end)
     var rows: [ReferenceData.HoldingRow] = []
     rows.reserveCapacity(newlines + 1)
     var position = start
@@ -181,8 +178,7 @@ struct FastHoldingLines: Sendable {
     -> (line: Range<Int>, next: Int)
   {
     let end = end ?? bytes.count
-    var stop = start
-    while stop < end && bytes[stop] != 10 { stop += 1 }
+    let stop = LineFeeds.first(in: UnsafeRawBufferPointer(bytes), from: start, to: end)
     var lineEnd = stop
     if lineEnd > start && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
     return (start..<lineEnd, stop + 1)
