@@ -24,40 +24,91 @@ public enum EventParser {
   @inlinable
   public static func tradeLine(_ line: ArraySlice<UInt8>) -> TradeLine? {
     let base = line.startIndex
-    let end = line.endIndex
     guard line.count > 6, line[base] == UInt8(ascii: "T"), line[base + 1] == UInt8(ascii: "R"),
       line[base + 2] == UInt8(ascii: "A"), line[base + 3] == UInt8(ascii: "D"),
       line[base + 4] == UInt8(ascii: "E"), line[base + 5] == UInt8(ascii: ",")
     else { return nil }
-    // The ten fields after the record type, each non-empty and ASCII, in order.
-    var i = base + 6
-    var fieldsLeft = 10
-    func next() -> Range<Int>? {
-      let start = i
-      while i < end && line[i] != UInt8(ascii: ",") {
-        if line[i] >= 0x80 { return nil }
+    // The ten fields after the record type, each non-empty and ASCII, in order (ranges
+    // relative to the line's start). A field's end is found eight bytes at a time: the
+    // first comma of a word, unless a byte with its top bit (not ASCII) comes before it.
+    let split = line.withUnsafeBytes { raw -> TradeFieldRanges? in
+      let n = raw.count
+      var i = 6
+      var fieldsLeft = 10
+      func next() -> Range<Int>? {
+        let start = i
+        var stop = -1
+        while i + 8 <= n {
+          let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+          let commas = LineFeeds.zeroBytes(word ^ LineFeeds.commas)
+          let high = word & LineFeeds.topBits
+          if commas | high != 0 {
+            // Each mark is bit 7 of its byte: the lower mark's byte comes first.
+            if high != 0 && (commas == 0 || high.trailingZeroBitCount < commas.trailingZeroBitCount) {
+              return nil
+            }
+            stop = i + commas.trailingZeroBitCount / 8
+            break
+          }
+          i += 8
+        }
+        if stop < 0 {
+          while i < n && raw[i] != UInt8(ascii: ",") {
+            if raw[i] >= 0x80 { return nil }
+            i += 1
+          }
+          stop = i
+        }
+        i = stop
+        fieldsLeft -= 1
+        // The last field ends the line; any other ends at a comma.
+        guard i > start, fieldsLeft == 0 ? i == n : i < n else { return nil }
+        let range = start..<i
         i += 1
+        return range
       }
-      fieldsLeft -= 1
-      // The last field ends the line; any other ends at a comma.
-      guard i > start, fieldsLeft == 0 ? i == end : i < end else { return nil }
-      let range = start..<i
-      i += 1
-      return range
+      guard let id = next(), let date = next(), let time = next(), let security = next(), let price = next(),
+        let quantity = next(), let buyAccount = next(), let buyUnit = next(), let sellAccount = next(),
+        let sellUnit = next()
+      else { return nil }
+      return TradeFieldRanges(
+        id: id, date: date, time: time, security: security, price: price, quantity: quantity,
+        buyAccount: buyAccount, buyUnit: buyUnit, sellAccount: sellAccount, sellUnit: sellUnit)
     }
-    guard let id = next(), let dateField = next(), let timeField = next(), let security = next(),
-      let priceField = next(), let quantityField = next(), let buyAccount = next(), let buyUnit = next(),
-      let sellAccount = next(), let sellUnit = next(),
-      let date = Fields.date(line[dateField]), let time = Fields.time(line[timeField]),
-      let price = Fields.price(line[priceField]), let quantity = Fields.quantity(line[quantityField])
+    @inline(__always) func field(_ r: Range<Int>) -> ArraySlice<UInt8> {
+      line[(base + r.lowerBound)..<(base + r.upperBound)]
+    }
+    guard let f = split, let date = Fields.date(field(f.date)), let time = Fields.time(field(f.time)),
+      let price = Fields.price(field(f.price)), let quantity = Fields.quantity(field(f.quantity))
     else { return nil }
-    @inline(__always) func relative(_ r: Range<Int>) -> Range<Int> {
-      (r.lowerBound - base)..<(r.upperBound - base)
-    }
     return TradeLine(
-      date: date, time: time, priceMilli: price, quantity: quantity, tradeId: relative(id),
-      security: relative(security), buyAccount: relative(buyAccount), buyUnit: relative(buyUnit),
-      sellAccount: relative(sellAccount), sellUnit: relative(sellUnit))
+      date: date, time: time, priceMilli: price, quantity: quantity, tradeId: f.id, security: f.security,
+      buyAccount: f.buyAccount, buyUnit: f.buyUnit, sellAccount: f.sellAccount, sellUnit: f.sellUnit)
+  }
+
+  /// The ten field ranges of a TRADE line, relative to its start (`tradeLine`).
+  @usableFromInline
+  struct TradeFieldRanges {
+    @usableFromInline var id, date, time, security, price, quantity: Range<Int>
+    @usableFromInline var buyAccount, buyUnit, sellAccount, sellUnit: Range<Int>
+
+    @inlinable
+    init(
+      id: Range<Int>, date: Range<Int>, time: Range<Int>, security: Range<Int>, price: Range<Int>,
+      quantity: Range<Int>, buyAccount: Range<Int>, buyUnit: Range<Int>, sellAccount: Range<Int>,
+      sellUnit: Range<Int>
+    ) {
+      self.id = id
+      self.date = date
+      self.time = time
+      self.security = security
+      self.price = price
+      self.quantity = quantity
+      self.buyAccount = buyAccount
+      self.buyUnit = buyUnit
+      self.sellAccount = sellAccount
+      self.sellUnit = sellUnit
+    }
   }
 
   @inline(__always)

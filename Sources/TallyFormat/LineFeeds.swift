@@ -6,12 +6,15 @@
 // and `zeroBytes` marks each zero byte with its top bit, exactly (no borrow from a
 // neighbouring byte, unlike the shorter `(x - 0x01…) & ~x & 0x80…` test).
 
-enum LineFeeds {
-  static let lowSeven: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+@usableFromInline enum LineFeeds {
+  @usableFromInline static let lowSeven: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+  @usableFromInline static let topBits: UInt64 = 0x8080_8080_8080_8080
   static let lineFeeds: UInt64 = 0x0A0A_0A0A_0A0A_0A0A
+  /// Eight commas (the TRADE fast path's field ends, EventParser).
+  @usableFromInline static let commas: UInt64 = 0x2C2C_2C2C_2C2C_2C2C
 
   /// The top bit of each byte of `x` that is zero, and no other bit.
-  @inline(__always)
+  @inlinable @inline(__always)
   static func zeroBytes(_ x: UInt64) -> UInt64 {
     ~(((x & lowSeven) &+ lowSeven) | x | lowSeven)
   }
