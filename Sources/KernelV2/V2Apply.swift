@@ -43,15 +43,15 @@ extension V2Kernel {
       // lookups then run in SPEC's check order on lines already on their way. (No
       // closures here: a closure kept in a local is a heap object, four per trade.)
       let day = Int32(days.count - 1)
-      let idProbe = tradeIx.probe(idBytes, salt: day)
+      let idProbe = tradeIds.probe(idBytes, day: day)
       let buyerProbe = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.buyAccount]), salt: 0)
       let sellerProbe = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.sellAccount]), salt: 0)
       prefetchSink &+= Int64(
-        truncatingIfNeeded: tradeIx.touch(idProbe) &+ accountIx.touch(buyerProbe)
-          &+ accountIx.touch(sellerProbe))
+        truncatingIfNeeded: accountIx.touch(buyerProbe) &+ accountIx.touch(sellerProbe))
+      tradeIds.prefetch(idProbe)
       outcome = tradeChecked(
         day: day, date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
-        isDuplicate: tradeIx.find(idProbe) != nil,
+        isDuplicate: tradeIds.find(idProbe) != nil,
         security: securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])),
         buyAccount: accountIx.find(buyerProbe), sellAccount: accountIx.find(sellerProbe),
         buyUnit: unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])),
@@ -143,7 +143,7 @@ extension V2Kernel {
     let day = Int32(days.count - 1)
     return tradeChecked(
       day: day, date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
-      isDuplicate: tradeIx.find(t.tradeId, salt: day) != nil, security: securityIx.find(t.security),
+      isDuplicate: tradeIds.find(t.tradeId, day: day) != nil, security: securityIx.find(t.security),
       buyAccount: accountIx.find(t.buyAccount), sellAccount: accountIx.find(t.sellAccount),
       buyUnit: unitIx.find(t.buyUnit), sellUnit: unitIx.find(t.sellUnit)
     ) { Ident(t.tradeId) }
@@ -155,7 +155,7 @@ extension V2Kernel {
   mutating func tradeChecked(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, isDuplicate: Bool, security: Int32?,
     buyAccount: Int32?, sellAccount: Int32?, buyUnit: Int32?, sellUnit: Int32?, sellPosition: Int32 = -1,
-    buyPosition: Int32 = -1, tradeIdProbe: KeyBytesTable.Probe? = nil, tradeId: () -> Ident
+    buyPosition: Int32 = -1, tradeIdProbe: TradeIdIndex.Probe? = nil, tradeId: () -> Ident
   ) -> Outcome {
     if isDuplicate { return .rejected(.duplicateTrade) }
     guard let sec = security else { return .rejected(.unknownSecurity) }
@@ -193,7 +193,7 @@ extension V2Kernel {
   mutating func executeTrade(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, security sec: Int32, buyer: Int32,
     buyFound: Int32?, seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32,
-    tradeIdProbe: KeyBytesTable.Probe? = nil, tradeId: Ident
+    tradeIdProbe: TradeIdIndex.Probe? = nil, tradeId: Ident
   ) {
     let kind = securityKind[Int(sec)]
     let immediate = kind == .bond || plantedFault == .transfer
@@ -267,7 +267,11 @@ extension V2Kernel {
         security: sec, buyAccount: buyer, sellAccount: seller, buyParticipant: bp, sellParticipant: sp,
         sliceStart: sliceStart, sliceCount: sliceCount, cancelled: false))
     if taxFen != 0 { tradeTax[tradeNo] = taxFen }
-    if let p = tradeIdProbe { tradeIx.insert(p) } else { tradeIx.insert(tradeId.text, salt: day) }
+    if let p = tradeIdProbe {
+      tradeIds.insert(p, id: tradeNo)
+    } else {
+      tradeIds.insert(tradeId.text, day: day, id: tradeNo)
+    }
     days[Int(day)].tradeEnd = tradeNo + 1
     mark(.days, day)
 
@@ -350,7 +354,7 @@ extension V2Kernel {
   // MARK: - CANCEL
 
   mutating func cancel(date: Int32, tradeId: String) -> Outcome {
-    guard let day = dayIx[Int64(date)], let t = tradeIx.find(tradeId, salt: day) else {
+    guard let day = dayIx[Int64(date)], let t = tradeIds.find(tradeId, day: day) else {
       return .rejected(.unknownTrade)
     }
     let tr = trades[Int(t)]

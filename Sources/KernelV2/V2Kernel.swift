@@ -16,8 +16,9 @@
 //   same path, incrementally over rows not indexed yet.
 // - Lookups use V2's own concrete hash tables (V2Tables.swift), looked up straight from
 //   the event line's bytes: identifiers of up to 16 bytes sit inline in 24-byte slots
-//   (one cache miss per lookup; longer ones in an arena); trade ids are keyed
-//   (bytes, day) in ONE table instead of one index per day.
+//   (one cache miss per lookup; longer ones in an arena); trade ids by (bytes, day):
+//   decimal ids in a per-day window indexed by their value, 4 bytes a trade
+//   (V2TradeIds.swift), any other in one table salted by the day.
 // - Memory-level parallelism on the TRADE path: the slots of the trade id and both
 //   accounts are read first, back to back, then both positions' slots, then both
 //   position rows, then the seller's oldest and the buyer's newest lot, so that the
@@ -292,8 +293,8 @@ public struct V2Kernel: BusinessKernel {
   var clearingIx = IntKeyTable()
   var settlementIx = IntKeyTable()
   var dayIx = IntKeyTable()
-  /// (trade id bytes, salt = day ordinal) → trade number.
-  var tradeIx = KeyBytesTable(digitRuns: true)
+  /// (trade id bytes, day ordinal) → trade number (V2TradeIds.swift).
+  var tradeIds = TradeIdIndex()
   var actionsByRecordDate: [Int32: [Int32]] = [:]
   var creditsByPayDate: [Int32: [Int32]] = [:]
   /// Today's clearing rows by (participant, security), `participant * todayStride +
@@ -458,11 +459,15 @@ public struct V2Kernel: BusinessKernel {
       }
       settlementIx.insert(Self.settlementKey(day: day, participant: s.participant), Int32(settlementIx.count))
     }
-    while tradeIx.count < trades.count {
-      let t = trades[tradeIx.count]
+    let expected = tradeIds.expectedTrades
+    while tradeIds.count < trades.count {
+      let t = trades[tradeIds.count]
       guard let day = dayIx[Int64(t.date)] else { preconditionFailure("V2: trade of a day never opened") }
-      tradeIx.insert(t.tradeId.text, salt: day)
+      // A day's window sized for that day's trades (the hint for the rows laid here).
+      tradeIds.expectedTrades = Int(days[Int(day)].tradeEnd - days[Int(day)].tradeStart)
+      tradeIds.insert(t.tradeId.text, day: day, id: Int32(tradeIds.count))
     }
+    tradeIds.expectedTrades = expected
     actionsByRecordDate = [:]
     for (i, a) in actions.enumerated() where !a.executed {
       actionsByRecordDate[a.recordDate, default: []].append(Int32(i))
@@ -612,7 +617,7 @@ public struct V2Kernel: BusinessKernel {
     grow(&pool.lots, events * 2)
     grow(&positions, events)
     grow(&pendingPositions, events)
-    tradeIx.reserveCapacity(tradeIx.count + events)
+    tradeIds.expectedTrades = events
     positionIx.reserveCapacity(positionIx.count + events)
     // A TRADE appends a trade row, usually a new position (the buyer's first of that
     // security) with a one-lot segment, a slice or two and a pending mark. Reserved

@@ -54,7 +54,8 @@ struct KeyBytesTable: Sendable {
   /// Keys of 1 to 16 ASCII digits hash by runs of `1 << runBits` consecutive values
   /// (`digitHash`): the trade ids of a day, usually consecutive numbers, then fill
   /// neighbouring slots (one cache line serves several trades) instead of one random
-  /// line each. Other keys hash as in any table. Set for `tradeIx` only.
+  /// line each. Other keys hash as in any table. (Made for the trade ids; those are in `TradeIdIndex` now, whose
+  /// decimal ids do not hash at all.)
   let digitRuns: Bool
 
   init(digitRuns: Bool = false) { self.digitRuns = digitRuns }
@@ -222,8 +223,14 @@ struct KeyBytesTable: Sendable {
   /// Adds a key not present yet; its id is the next dense id.
   @discardableResult
   mutating func insert(_ key: UnsafeRawBufferPointer, salt: Int32 = 0) -> Int32 {
+    insert(key, salt: salt, id: Int32(count))
+  }
+
+  /// Adds a key not present yet with the id given (a table whose ids are not its own
+  /// dense numbering: `TradeIdIndex`'s other ids, numbered by trade).
+  @discardableResult
+  mutating func insert(_ key: UnsafeRawBufferPointer, salt: Int32, id: Int32) -> Int32 {
     if (count + 1) * 3 > slots.count * 2 { rehash(slots.count * 2) }
-    let id = Int32(count)
     let saltBits = Self.saltBits(salt)
     let slot: Slot
     if key.count <= Self.inlineMax {

@@ -15,7 +15,7 @@
 // in prefetches (`Array.prefetch`: a hint, never a fault, never a write):
 //   1. From the line and the small tables alone (securities, units, today's clearing
 //      rows by participant and security: always cached): hash the trade id (salted
-//      with today's day) and both account ids, prefetch their `tradeIx` / `accountIx`
+//      with today's day) and both account ids, prefetch their `tradeIds` / `accountIx`
 //      slots; prefetch both clearing rows when today's table knows them.
 //   2. Read the account slots (stage 1's loads, now arriving) for the account ids;
 //      prefetch both `positionIx` slots and the seller's account-kind byte.
@@ -64,7 +64,7 @@ extension Array {
 /// apply (an earlier trade of the group may create it). Everything else is a hint.
 struct V2TradeHint {
   /// The trade id's probe (today's salt), when `sameDay`.
-  var id: KeyBytesTable.Probe
+  var id: TradeIdIndex.Probe
   var buyer: KeyBytesTable.Probe
   var seller: KeyBytesTable.Probe
   /// A day is open and the trade is of that day: the apply's fast path.
@@ -84,7 +84,9 @@ struct V2TradeHint {
 
   static var none: V2TradeHint {
     let empty = KeyBytesTable.Probe(UnsafeRawBufferPointer(start: nil, count: 0), salt: 0)
-    return V2TradeHint(id: empty, buyer: empty, seller: empty)
+    return V2TradeHint(
+      id: TradeIdIndex.Probe(UnsafeRawBufferPointer(start: nil, count: 0), day: 0), buyer: empty,
+      seller: empty)
   }
 }
 
@@ -131,7 +133,7 @@ extension V2Kernel {
       @inline(__always) func known(_ id: Int32) -> Int32? { id >= 0 ? id : nil }
       outcome = tradeChecked(
         day: Int32(days.count - 1), date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
-        isDuplicate: tradeIx.find(h.id) != nil, security: known(h.security), buyAccount: known(h.buyerId),
+        isDuplicate: tradeIds.find(h.id) != nil, security: known(h.security), buyAccount: known(h.buyerId),
         sellAccount: known(h.sellerId), buyUnit: known(h.buyUnit), sellUnit: known(h.sellUnit),
         sellPosition: h.sellPos, buyPosition: h.buyPos, tradeIdProbe: h.id
       ) { Ident(String(decoding: UnsafeRawBufferPointer(rebasing: line[t.tradeId]), as: UTF8.self)) }
@@ -144,8 +146,8 @@ extension V2Kernel {
   func hintLineLevel(_ t: TradeLine, _ line: UnsafeRawBufferPointer, _ h: inout V2TradeHint) {
     h.sameDay = globals.dayOpen && t.date == globals.lastOpened
     if h.sameDay {
-      h.id = tradeIx.probe(UnsafeRawBufferPointer(rebasing: line[t.tradeId]), salt: Int32(days.count - 1))
-      tradeIx.prefetch(h.id)
+      h.id = tradeIds.probe(UnsafeRawBufferPointer(rebasing: line[t.tradeId]), day: Int32(days.count - 1))
+      tradeIds.prefetch(h.id)
     }
     h.buyer = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.buyAccount]), salt: 0)
     h.seller = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.sellAccount]), salt: 0)
