@@ -233,7 +233,7 @@ struct ClusterBench: ParsableCommand {
     var hostRandomReadNanoseconds: Double?
     var hostFreshMemoryGBPerSecond: Double?
     /// Median fsync of a 64 KiB append in the nodes' data folder: the journal's fsync is
-    /// the floor of the ingest→voted latency.
+    /// the floor of the ingest→voted latency (0.2-4 ms on this project's VMs).
     var hostFsyncMilliseconds: Double?
 
     enum CodingKeys: String, CodingKey {
