@@ -327,6 +327,7 @@ public final class DurableEngine<K: BusinessKernel> {
         markers.put(StateKeys.snapshots, w.bytes)
         markers.put(StateKeys.logged, [UInt8](repeating: 0, count: 8))  // i64 0: nothing logged yet
         try commit(extra: markers)
+        openDurations = (openClock.now - openStarted, .zero)
         return
       }
       guard let n = try store.value(for: StateKeys.snapshots), n.count == 8 else {

@@ -197,6 +197,8 @@ final class CrashRecoveryTests: XCTestCase {
         run.stderr.contains("tally run: state opened (opening state ")
           && run.stderr.contains(" s, \(replayed) logged events applied again "), run.stderr)
       XCTAssertTrue(run.stderr.contains("tally run: new events applied "), run.stderr)
+      // A fresh folder's open builds the opening state too: its time is not left at zero.
+      XCTAssertFalse(run.stderr.contains("(opening state 0.000 s"), run.stderr)
       // A completed run flushes its last commits out of RocksDB's write-ahead log, so a
       // resume does not replay and flush them first.
       let logs = try FileManager.default.contentsOfDirectory(atPath: dir + "/state").filter {
