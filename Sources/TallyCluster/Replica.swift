@@ -259,11 +259,11 @@ public final class Replica {
               if appliedSeq > before { hooks.batchApplied(batch.lineCount, .now - started) }
               try perform(actions, fetch: fetch, votes: votes)
               if actions.contains(where: { if case .gap = $0 { true } else { false } }) { break }
-              // Requests are answered between the batches of a reply, not after all of
-              // them: the voter's stream asks each decided batch's records of one replica,
-              // and a reply of up to 16 batches (0.25-0.5 s of apply on a loaded host)
-              // held those answers back; the stream then trailed the decisions by
-              // 0.35-0.8M events and the replicas' records window filled.
+              // Requests are answered between the batches of a reply, not only after all
+              // of them: a reply of up to 16 batches is 0.25-0.5 s of apply on a loaded
+              // host, which a status probe, the voter's PRUNE or its request for a
+              // batch's records would otherwise wait. (The voted stream's lag behind the
+              // decisions came from which replica the voter asked: StreamProtocol.source.)
               if try serveControl(control, fetch: fetch, votes: votes) { break }
             }
             if malformed { core.nothingNew() }  // ask again from the first unapplied seq
