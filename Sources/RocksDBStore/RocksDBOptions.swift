@@ -8,6 +8,9 @@ public struct RocksDBOptions: Sendable {
   /// different setting; old files keep theirs until compacted.
   public enum Compression: String, Sendable, CaseIterable {
     case none, snappy, lz4, zstd
+
+    /// The names an option or a config accepts, for its error: "none, snappy, lz4, zstd".
+    public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
   }
 
   /// Create the database directory if it does not exist (its parent directory must exist).

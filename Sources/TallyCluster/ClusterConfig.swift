@@ -291,7 +291,7 @@ public struct ClusterConfig: Sendable, Equatable {
     if let c = f.sequencer?.journal_compression {
       guard let value = RocksDBOptions.Compression(rawValue: c) else {
         throw ConfigError(
-          "\(at("sequencer", "journal_compression")) [sequencer] journal_compression = \"\(c)\" is not a compression (allowed: none, snappy, lz4, zstd)"
+          "\(at("sequencer", "journal_compression")) [sequencer] journal_compression = \"\(c)\" is not a compression (allowed: \(RocksDBOptions.Compression.names))"
         )
       }
       config.journalCompression = value

@@ -118,7 +118,7 @@ struct RunCommand: ParsableCommand {
       throw ValidationError("--commit-events, --commit-ms and --snapshot-events must be > 0")
     }
     guard RocksDBOptions.Compression(rawValue: stateCompression) != nil else {
-      throw ValidationError("--state-compression must be one of none, snappy, lz4, zstd")
+      throw ValidationError("--state-compression must be one of \(RocksDBOptions.Compression.names)")
     }
     guard ["vector", "skiplist"].contains(stateMemtable), (0...64).contains(stateBloomBits) else {
       throw ValidationError("--state-memtable must be vector or skiplist, --state-bloom-bits 0...64")
