@@ -29,35 +29,16 @@ public enum EventParser {
       line[base + 4] == UInt8(ascii: "E"), line[base + 5] == UInt8(ascii: ",")
     else { return nil }
     // The ten fields after the record type, each non-empty and ASCII, in order (ranges
-    // relative to the line's start). A field's end is found eight bytes at a time: the
-    // first comma of a word, unless a byte with its top bit (not ASCII) comes before it.
+    // relative to the line's start). A field's end is found eight bytes at a time
+    // (`ByteScan`): its comma, unless a byte with its top bit (not ASCII) comes first.
     let split = line.withUnsafeBytes { raw -> TradeFieldRanges? in
       let n = raw.count
       var i = 6
       var fieldsLeft = 10
       func next() -> Range<Int>? {
         let start = i
-        var stop = -1
-        while i + 8 <= n {
-          let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-          let commas = LineFeeds.zeroBytes(word ^ LineFeeds.commas)
-          let high = word & LineFeeds.topBits
-          if commas | high != 0 {
-            // Each mark is bit 7 of its byte: the lower mark's byte comes first.
-            if high != 0 && (commas == 0 || high.trailingZeroBitCount < commas.trailingZeroBitCount) {
-              return nil
-            }
-            stop = i + commas.trailingZeroBitCount / 8
-            break
-          }
-          i += 8
-        }
-        if stop < 0 {
-          while i < n && raw[i] != UInt8(ascii: ",") {
-            if raw[i] >= 0x80 { return nil }
-            i += 1
-          }
-          stop = i
+        guard let stop = ByteScan.first(UInt8(ascii: ","), in: raw, from: i, to: n, asciiOnly: true) else {
+          return nil
         }
         i = stop
         fieldsLeft -= 1

@@ -186,7 +186,7 @@ public struct LineReader: Sequence, IteratorProtocol {
   public mutating func next() -> (number: Int, line: ArraySlice<UInt8>)? {
     guard position < end else { return nil }
     let start = position
-    let stop = bytes.withUnsafeBytes { LineFeeds.first(in: $0, from: start, to: end) }
+    let stop = bytes.withUnsafeBytes { ByteScan.lineFeed(in: $0, from: start, to: end) }
     position = stop + 1
     var lineEnd = stop
     if lineEnd > start && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }

@@ -159,7 +159,7 @@ struct FastHoldingLines: Sendable {
   private mutating func rows(of bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int)
     -> [ReferenceData.HoldingRow]?
   {
-    let newlines = LineFeeds.count(in: UnsafeRawBufferPointer(bytes), from: start, to: end)
+    let newlines = ByteScan.lineFeedCount(in: UnsafeRawBufferPointer(bytes), from: start, to: end)
     var rows: [ReferenceData.HoldingRow] = []
     rows.reserveCapacity(newlines + 1)
     var position = start
@@ -178,7 +178,7 @@ struct FastHoldingLines: Sendable {
     -> (line: Range<Int>, next: Int)
   {
     let end = end ?? bytes.count
-    let stop = LineFeeds.first(in: UnsafeRawBufferPointer(bytes), from: start, to: end)
+    let stop = ByteScan.lineFeed(in: UnsafeRawBufferPointer(bytes), from: start, to: end)
     var lineEnd = stop
     if lineEnd > start && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
     return (start..<lineEnd, stop + 1)
