@@ -116,7 +116,7 @@ final class LineHandlingTests: XCTestCase {
     XCTAssertEqual(files["balances.csv"], balances("1.00", "2.50"))
   }
 
-  /// Line feeds are found and counted eight bytes at a time (LineFeeds.swift): the
+  /// Line feeds are found and counted eight bytes at a time (ByteScan.swift): the
   /// lines and counts must be those of a byte-by-byte scan, for every alignment, for LFs
   /// at every position of a word, next to bytes that differ from LF by one bit or carry,
   /// and with no LF at all.
