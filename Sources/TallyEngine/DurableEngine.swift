@@ -430,10 +430,10 @@ public final class DurableEngine<K: BusinessKernel> {
     let logged = try StateKeys.committedSeq(in: store)
     // Room for the lines to apply again (tables grown by doubling touch twice the pages).
     if logged > engine.appliedSeq { engine.reserveCapacity(events: Int(logged - engine.appliedSeq)) }
-    // Each entry is read, checked and decoded on the other core (`LogEntryPipe`) and
+    // Each entry is read, checked, decoded and split on the other core (`LogEntryRead`) and
     // applied here when the next one arrives: with `stopBeforeLast` the last is checked
     // and left for the journal. Only the reader touches the store until it is done.
-    let pipe = LogEntryPipe()
+    let pipe = HandoffPipe<LogEntryRead>(depth: 4)
     let store = HandedOver(self.store)
     let reader = BackgroundWork { [from = engine.appliedSeq + 1] () -> [Int64] in
       var keys: [Int64] = []
@@ -458,7 +458,8 @@ public final class DurableEngine<K: BusinessKernel> {
           let (last, ranges) = try LogEntry.decode(value, first: first)
           keys.append(first)
           expected = last + 1
-          return pipe.put(.init(first: first, last: last, value: value, ranges: ranges))
+          let split = SplitLines(ranges[...], of: value, firstSeq: first)
+          return pipe.put(.init(first: first, last: last, value: value, split: split))
         }
         pipe.finish(nil)
       } catch {
@@ -466,9 +467,9 @@ public final class DurableEngine<K: BusinessKernel> {
       }
       return keys
     }
-    var held: LogEntryPipe.Entry? = nil
-    func apply(_ e: LogEntryPipe.Entry) {
-      engine.apply(lines: e.ranges[...], of: e.value, firstSeq: e.first)
+    var held: LogEntryRead? = nil
+    func apply(_ e: LogEntryRead) {
+      engine.apply(split: e.split, of: e.value)
       precondition(engine.appliedSeq == e.last, "a logged line was not applied")
       sinceSnapshot += e.last - e.first + 1
     }
@@ -642,10 +643,14 @@ extension DurableEngine {
   /// Offers consecutive event lines (slices of `bytes`) as seqs `firstSeq`, …, as
   /// `offer(line:seq:)` does one by one: lines already applied are only checked against
   /// the stream fingerprint, the rest applied together. Returns how many were applied.
+  /// With `split` (all the lines `lines` is a slice of, split before: `SplitLines`,
+  /// indexed alike) the lines applied are not split again.
   @discardableResult
   @_specialize(exported:true,where K == V1Kernel)
   @_specialize(exported:true,where K == V2Kernel)
-  public func offer(lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) throws -> Int {
+  public func offer(
+    lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64, split: SplitLines? = nil
+  ) throws -> Int {
     var next = lines.startIndex
     var seq = firstSeq
     var applied = 0
@@ -666,7 +671,12 @@ extension DurableEngine {
     let rest = lines.endIndex - next
     if rest > 0 {
       offeredLines += Int64(rest)
-      engine.apply(lines: lines[next...], of: bytes, firstSeq: seq)
+      if let split {
+        precondition(split.firstSeq + Int64(next) == seq, "the split numbers the lines as offered")
+        engine.apply(split: split, of: bytes, range: next..<lines.endIndex)
+      } else {
+        engine.apply(lines: lines[next...], of: bytes, firstSeq: seq)
+      }
       if layout == .inputLog { logLines(lines[next...], of: bytes, firstSeq: seq) }
       applied += rest
     }

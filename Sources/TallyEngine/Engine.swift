@@ -24,9 +24,9 @@ public struct Engine<K: BusinessKernel> {
   /// Public (settable) only so that the inlinable methods can reach it: treat as read-only.
   public var state: K
   public var statistics = RunStatistics()
-  /// The scratch buffer of `apply(lines:of:firstSeq:)`, kept between blocks (public only
+  /// The scratch buffers of `apply(lines:of:firstSeq:)`, kept between blocks (public only
   /// for the inlinable code: not part of the API).
-  public var pendingTrades: [TradeInput] = []
+  public var pendingSplit = SplitLines()
   /// The size of the last batch `takeEffects()` handed over.
   var lastEffectsBatchBytes = 0
 
@@ -73,38 +73,57 @@ public struct Engine<K: BusinessKernel> {
     lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64,
     outcome: (Int, Outcome) -> Void = { _, _ in }
   ) {
-    // A run of TRADEs is always consecutive lines (any other line ends it): its outcomes
-    // are written in place, from the line where the run starts.
-    var trades = pendingTrades
-    pendingTrades = []
-    trades.removeAll(keepingCapacity: true)
-    var runStart = 0
-    var outcomes = [Outcome](repeating: .applied, count: lines.count)
+    var split = pendingSplit
+    pendingSplit = SplitLines()  // the only reference: filled in place, not copied
+    split.split(lines, of: bytes, firstSeq: firstSeq)
+    apply(split: split, of: bytes, outcome: outcome)
+    pendingSplit = split
+  }
+
+  /// Applies lines split before (`SplitLines`, maybe on another thread), all of them
+  /// slices of `bytes`: the same outcomes, state and effects as `apply(lines:of:firstSeq:)`.
+  /// `range` picks consecutive lines of the split (by index; all of them when nil);
+  /// `outcome(i, o)` numbers them from 0.
+  @inlinable
+  public mutating func apply(
+    split: SplitLines, of bytes: [UInt8], range: Range<Int>? = nil,
+    outcome: (Int, Outcome) -> Void = { _, _ in }
+  ) {
+    let range = range ?? 0..<split.count
+    precondition(range.lowerBound >= 0 && range.upperBound <= split.count, "lines of the split")
+    // Line i's trade is trades[i - (lines before i that are not TRADEs)].
+    var firstOther = 0
+    while firstOther < split.others.count && split.others[firstOther].index < range.lowerBound { firstOther += 1 }
+    var outcomes = [Outcome](repeating: .applied, count: range.count)
     bytes.withUnsafeBytes { raw in
-      func flush() {
-        guard !trades.isEmpty else { return }
-        trades.withUnsafeBufferPointer { t in
-          outcomes.withUnsafeMutableBufferPointer { o in
-            apply(
-              trades: t, bytes: raw,
-              outcomes: UnsafeMutableBufferPointer(rebasing: o[runStart..<(runStart + t.count)]))
+      split.trades.withUnsafeBufferPointer { t in
+        outcomes.withUnsafeMutableBufferPointer { o in
+          var i = range.lowerBound
+          var nextTrade = i - firstOther
+          var k = firstOther
+          // A run of TRADEs up to each line that is not one, then that line.
+          while i < range.upperBound {
+            let stop = k < split.others.count ? min(split.others[k].index, range.upperBound) : range.upperBound
+            if stop > i {
+              let n = stop - i
+              apply(
+                trades: UnsafeBufferPointer(rebasing: t[nextTrade..<(nextTrade + n)]), bytes: raw,
+                outcomes: UnsafeMutableBufferPointer(
+                  rebasing: o[(i - range.lowerBound)..<(stop - range.lowerBound)]))
+              nextTrade += n
+              i = stop
+            }
+            if i < range.upperBound {
+              let other = split.others[k]
+              o[i - range.lowerBound] = apply(
+                EventParser.parse(bytes[other.line]), seq: split.firstSeq + Int64(other.index))
+              i += 1
+              k += 1
+            }
           }
         }
-        trades.removeAll(keepingCapacity: true)
       }
-      for (i, range) in zip(0..., lines) {
-        let seq = firstSeq + Int64(i)
-        if let trade = EventParser.tradeLine(bytes[range]) {
-          if trades.isEmpty { runStart = i }
-          trades.append(TradeInput(trade: trade, line: range, seq: seq))
-        } else {
-          flush()
-          outcomes[i] = apply(EventParser.parse(bytes[range]), seq: seq)
-        }
-      }
-      flush()
     }
-    pendingTrades = trades
     for (i, o) in outcomes.enumerated() { outcome(i, o) }
   }
 

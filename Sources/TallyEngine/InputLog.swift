@@ -196,70 +196,20 @@ enum LogEntry {
   }
 }
 
-/// A resume's log entries, read from the store, checked against their SHA-256 and
-/// decoded on the other core while the engine applies the ones before (a resume of the
-/// 1M-event day reads ~100 entries, 80 MB of lines: reading, hashing and decoding them
-/// on the applying thread was ~0.15 s of it). At most `depth` entries wait; `cancel`
-/// lets the reader go when the applying side stops early.
-final class LogEntryPipe: @unchecked Sendable {
-  struct Entry {
-    let first: Int64
-    let last: Int64
-    let value: [UInt8]
-    let ranges: [Range<Int>]
-  }
-  /// Entries read ahead of the one being applied.
-  static let depth = 4
-  private let condition = NSCondition()
-  private var entries: [Entry] = []
-  private var finished = false
-  private var cancelled = false
-  private var failure: (any Error)? = nil
-
-  /// Hands an entry over, waiting while `depth` are queued; false once cancelled.
-  func put(_ e: Entry) -> Bool {
-    condition.lock()
-    defer { condition.unlock() }
-    while entries.count >= Self.depth && !cancelled { condition.wait() }
-    guard !cancelled else { return false }
-    entries.append(e)
-    condition.broadcast()
-    return true
-  }
-
-  /// The reader is done; `error` is thrown to the taker after the entries before it.
-  func finish(_ error: (any Error)?) {
-    condition.lock()
-    finished = true
-    failure = error
-    condition.broadcast()
-    condition.unlock()
-  }
-
-  func cancel() {
-    condition.lock()
-    cancelled = true
-    condition.broadcast()
-    condition.unlock()
-  }
-
-  /// The next entry in seq order; nil after the last (or the reader's failure, thrown).
-  func take() throws -> Entry? {
-    condition.lock()
-    defer { condition.unlock() }
-    while entries.isEmpty && !finished { condition.wait() }
-    if !entries.isEmpty {
-      let e = entries.removeFirst()
-      condition.broadcast()
-      return e
-    }
-    if let failure { throw failure }
-    return nil
-  }
+/// A resume's log entry, read from the store, checked against its SHA-256, decoded and
+/// split on the other core (`HandoffPipe`) while the engine applies the ones before (a
+/// resume of the 1M-event day reads ~100 entries, 80 MB of lines: reading, hashing and
+/// decoding them on the applying thread was ~0.15 s of it, splitting the lines ~0.17 s).
+struct LogEntryRead {
+  let first: Int64
+  let last: Int64
+  let value: [UInt8]
+  /// The lines, split by the reader (the applying core only applies).
+  let split: SplitLines
 }
 
 /// A value handed to another thread that alone uses it for a while, the handing thread
-/// leaving it alone meanwhile (the store to `LogEntryPipe`'s reader; the engine to its
+/// leaving it alone meanwhile (the store to a resume's log reader; the engine to its
 /// committer, whose fields the two threads split: DurableEngine's pipeline notes). The
 /// compiler cannot check that split, hence `@unchecked`; each use says why it holds.
 struct HandedOver<Value>: @unchecked Sendable {

@@ -212,8 +212,9 @@ struct RunCommand: ParsableCommand {
       var lastCommit = clock.now
       let interval = Duration.milliseconds(commitMs)
       do {
-        try EventLines.forEachBlock(files: events, willRead: { durable.reserveCapacity(events: $0) }) {
-          bytes, lines in
+        try EventLines.forEachSplitBlock(files: events, willRead: { durable.reserveCapacity(events: $0) }) {
+          block in
+          let (bytes, lines) = (block.bytes, block.lines)
           // Offered in pieces that end where a commit may fall (every 256 applied events
           // the clock is read, at commitEvents a commit is due), so that blocks commit
           // exactly where lines one at a time did.
@@ -221,7 +222,8 @@ struct RunCommand: ParsableCommand {
           while next < lines.endIndex {
             let room = min(256 - sinceCommit % 256, commitEvents - sinceCommit)
             let end = min(next + room, lines.endIndex)
-            let applied = try durable.offer(lines: lines[next..<end], of: bytes, firstSeq: seq + 1)
+            let applied = try durable.offer(
+              lines: lines[next..<end], of: bytes, firstSeq: seq + 1, split: block.split)
             seq += Int64(end - next)
             next = end
             guard applied > 0 else { continue }
@@ -262,12 +264,11 @@ struct RunCommand: ParsableCommand {
       memory.setChangeTracking(false)  // nothing is committed
       reference.holdings = []  // in the state now: millions of rows not to keep twice
       phase("opening state built")
-      var seq: Int64 = 0
       do {
-        try EventLines.forEachBlock(files: events, willRead: { memory.reserveCapacity(events: $0) }) {
-          bytes, lines in
-          memory.apply(lines: lines, of: bytes, firstSeq: seq + 1)
-          seq += Int64(lines.count)
+        // Read and split on the other core while this one applies (`forEachSplitBlock`).
+        try EventLines.forEachSplitBlock(files: events, willRead: { memory.reserveCapacity(events: $0) }) {
+          block in
+          memory.apply(split: block.split, of: block.bytes)
           // The effects file is written a block at a time (its bytes do not depend on
           // where it is cut).
           if let effectFile { try effectFile.write(memory.takeEffects()) }

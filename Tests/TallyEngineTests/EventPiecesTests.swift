@@ -3,8 +3,12 @@
 // lines handed on are exactly those of reading the file whole (EventLines.forEach):
 // lines across pieces, CRLF, a byte order mark, no final LF, a line longer than a
 // piece, comments and blank lines; and a run over pieces gives the same outputs.
+// Read and split on another thread (EventLines.forEachSplitBlock), the blocks are the
+// same, and applying them split, in any cut of consecutive lines, runs alike.
 import Foundation
+import KernelAPI
 import KernelV1
+import KernelV2
 import TallyEngine
 import XCTest
 
@@ -74,6 +78,115 @@ final class EventPiecesTests: XCTestCase {
       XCTAssertThrowsError(try lines(pieces: path, pieceBytes: 64)) { error in
         XCTAssertTrue("\(error)".contains(path + ": cannot read"), "\(error)")
       }
+    }
+  }
+
+  func splitBlocks(_ paths: [String], pieceBytes: Int) throws -> (blocks: [[[UInt8]]], hints: [Int]) {
+    var blocks: [[[UInt8]]] = []
+    var hints: [Int] = []
+    var seq: Int64 = 1
+    try EventLines.forEachSplitBlock(files: paths, pieceBytes: pieceBytes, willRead: { hints.append($0) }) {
+      block in
+      XCTAssertEqual(block.split.count, block.lines.count)
+      XCTAssertEqual(block.split.firstSeq, seq, "seqs run on across blocks and files")
+      XCTAssertEqual(block.split.trades.count + block.split.others.count, block.lines.count)
+      for t in block.split.trades {
+        XCTAssertTrue(block.bytes[t.line].starts(with: Array("TRADE,".utf8)))
+      }
+      seq += Int64(block.lines.count)
+      blocks.append(block.lines.map { Array(block.bytes[$0]) })
+    }
+    return (blocks, hints)
+  }
+
+  func testSplitBlocksAreTheBlocksOfTheFiles() throws {
+    let m = try TestMarket.generate("pieces-split", seed: 47, days: 2, tradesPerDay: 3000, accounts: 90)
+    defer { removeDirectory(m.directory) }
+    let dir = try makeTemporaryDirectory("pieces-split-files")
+    defer { removeDirectory(dir) }
+    let second = dir + "/second.txt"
+    try Data("# more\r\nTRADE,1\r\n\r\nCANCEL,2\r\nTRADE,3".utf8).write(to: URL(fileURLWithPath: second))
+    let paths = [m.directory + "/events.txt", second]
+    for pieceBytes in [64, 4096, 1 << 20] {
+      var plain: [[[UInt8]]] = []
+      var plainHints: [Int] = []
+      try EventLines.forEachBlock(files: paths, pieceBytes: pieceBytes, willRead: { plainHints.append($0) }) {
+        bytes, block in plain.append(block.map { Array(bytes[$0]) })
+      }
+      let (split, hints) = try splitBlocks(paths, pieceBytes: pieceBytes)
+      XCTAssertEqual(split, plain, "pieces of \(pieceBytes)")
+      XCTAssertEqual(hints, plainHints)
+      if pieceBytes == 64 {
+        XCTAssertGreaterThan(split.count, EventLines.splitBlocksAhead + 2, "more blocks than exist at once")
+      }
+    }
+  }
+
+  func testSplitReaderErrorsAreNamedAndABodyErrorStopsIt() throws {
+    let dir = try makeTemporaryDirectory("pieces-split-missing")
+    defer { removeDirectory(dir) }
+    let good = dir + "/good.txt"
+    try Data(String(repeating: "TRADE,1\n", count: 5000).utf8).write(to: URL(fileURLWithPath: good))
+    var seen = 0
+    XCTAssertThrowsError(
+      try EventLines.forEachSplitBlock(files: [good, dir + "/missing.txt"], pieceBytes: 64) { seen += $0.lines.count }
+    ) { XCTAssertTrue("\($0)".contains(dir + "/missing.txt: cannot read"), "\($0)") }
+    XCTAssertEqual(seen, 5000, "the blocks before the failure were all given")
+    struct Stop: Error {}
+    var blocks = 0
+    XCTAssertThrowsError(
+      try EventLines.forEachSplitBlock(files: [good], pieceBytes: 64) { _ in
+        blocks += 1
+        if blocks == 3 { throw Stop() }
+      }
+    ) { XCTAssertTrue($0 is Stop) }
+    XCTAssertEqual(blocks, 3, "nothing given after the body's error")
+  }
+
+  func runSplit<K: BusinessKernel>(_: K.Type, _ m: TestMarket, cut: Int) throws -> (Engine<K>, [UInt8]) {
+    var engine = Engine<K>(reference: m.reference)
+    engine.enableEffects()
+    var effects = engine.state.snapshotEffects()
+    try EventLines.forEachSplitBlock(files: [m.directory + "/events.txt"], pieceBytes: 8192) { block in
+      var start = 0
+      while start < block.split.count {
+        let end = min(start + cut, block.split.count)
+        engine.apply(split: block.split, of: block.bytes, range: start..<end)
+        start = end
+      }
+      effects += engine.takeEffects()
+    }
+    return (engine, effects + engine.takeEffects())
+  }
+
+  func runLines<K: BusinessKernel>(_: K.Type, _ m: TestMarket) throws -> (Engine<K>, [UInt8]) {
+    var engine = Engine<K>(reference: m.reference)
+    engine.enableEffects()
+    var effects = engine.state.snapshotEffects()
+    var seq: Int64 = 0
+    for line in m.lines {
+      seq += 1
+      engine.apply(line: line, seq: seq)
+      effects += engine.takeEffects()
+    }
+    return (engine, effects)
+  }
+
+  func testSplitLinesApplyInAnyCutAsLineByLine() throws {
+    let m = try TestMarket.generate("pieces-split-run", seed: 53, days: 3, tradesPerDay: 600, accounts: 60)
+    defer { removeDirectory(m.directory) }
+    for cut in [1, 5, 256, 1 << 20] {
+      let (v1, e1) = try runSplit(V1Kernel.self, m, cut: cut)
+      let (l1, f1) = try runLines(V1Kernel.self, m)
+      assertSameOutputs(outputs(v1), outputs(l1))
+      XCTAssertEqual(v1.stateDigest, l1.stateDigest, "v1, cut \(cut)")
+      XCTAssertEqual(v1.statistics, l1.statistics)
+      XCTAssertEqual(e1, f1, "v1 effects, cut \(cut)")
+      let (v2, e2) = try runSplit(V2Kernel.self, m, cut: cut)
+      let (l2, f2) = try runLines(V2Kernel.self, m)
+      assertSameOutputs(outputs(v2), outputs(l2))
+      XCTAssertEqual(v2.stateDigest, l2.stateDigest, "v2, cut \(cut)")
+      XCTAssertEqual(e2, f2, "v2 effects, cut \(cut)")
     }
   }
 }

@@ -1,19 +1,18 @@
-// The resume's read-ahead of log entries (`LogEntryPipe`): entries arrive in order, at
-// most `depth` wait, a reader's failure reaches the taker after the entries before it,
-// and a cancelled pipe lets a blocked reader go.
+// The hand-over between threads (`HandoffPipe`: a resume's read-ahead of log entries,
+// event lines split on the other core): items arrive in order, at most `depth` wait, a
+// producer's failure reaches the taker after the items before it, and a cancelled pipe
+// lets a blocked producer go.
 import Foundation
 import TallyFormat
 import XCTest
 
 @testable import TallyEngine
 
-final class LogEntryPipeTests: XCTestCase {
-  func entry(_ first: Int64) -> LogEntryPipe.Entry {
-    .init(first: first, last: first, value: [UInt8(truncatingIfNeeded: first)], ranges: [0..<1])
-  }
+final class HandoffPipeTests: XCTestCase {
+  func entry(_ first: Int64) -> Int64 { first }
 
   func testEntriesArriveInOrderAndAtMostDepthWait() throws {
-    let pipe = LogEntryPipe()
+    let pipe = HandoffPipe<Int64>(depth: 4)
     let queued = Counter()
     let reader = BackgroundWork { () -> Bool in
       for k in 1...50 {
@@ -24,29 +23,29 @@ final class LogEntryPipeTests: XCTestCase {
       return true
     }
     Thread.sleep(forTimeInterval: 0.2)
-    XCTAssertEqual(queued.value, LogEntryPipe.depth, "the reader waits with depth entries queued")
+    XCTAssertEqual(queued.value, pipe.depth, "the reader waits with depth entries queued")
     var got: [Int64] = []
-    while let e = try pipe.take() { got.append(e.first) }
+    while let e = try pipe.take() { got.append(e) }
     XCTAssertEqual(got, Array(1...50))
     XCTAssertTrue(reader.wait())
   }
 
   func testAFailureComesAfterTheEntriesBeforeIt() throws {
-    let pipe = LogEntryPipe()
+    let pipe = HandoffPipe<Int64>(depth: 4)
     let reader = BackgroundWork { () -> Bool in
       _ = pipe.put(self.entry(1))
       _ = pipe.put(self.entry(2))
       pipe.finish(DurableError("state folder is damaged: test"))
       return true
     }
-    XCTAssertEqual(try pipe.take()?.first, 1)
-    XCTAssertEqual(try pipe.take()?.first, 2)
+    XCTAssertEqual(try pipe.take(), 1)
+    XCTAssertEqual(try pipe.take(), 2)
     XCTAssertThrowsError(try pipe.take()) { XCTAssertTrue("\($0)".contains("damaged: test")) }
     XCTAssertTrue(reader.wait())
   }
 
   func testCancelReleasesABlockedReader() {
-    let pipe = LogEntryPipe()
+    let pipe = HandoffPipe<Int64>(depth: 4)
     let reader = BackgroundWork { () -> Bool in
       for k in 1...100 where !pipe.put(self.entry(Int64(k))) { return false }
       return true

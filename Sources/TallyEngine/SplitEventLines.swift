@@ -1,0 +1,127 @@
+// Event lines split ahead of their apply, on the other core: the applying core only
+// applies (LMAX's input side unmarshals on its own thread too). A resume's logged lines
+// are split by the thread that reads them from the store; a run's event files are read
+// and split a block at a time by a thread of their own (`forEachSplitBlock`).
+import KernelAPI
+import TallyFormat
+
+/// Event lines split ahead of their apply (`Engine.apply(split:of:)`), possibly on
+/// another thread: a resume's logged lines are split by the thread that reads them, so
+/// the applying core only applies. Each TRADE line's fields (`EventParser.tradeLine`),
+/// and where the other lines are (parsed when applied: they are rare).
+public struct SplitLines: Sendable {
+  /// The TRADE lines in order, each with its seq and its range in the byte buffer.
+  public private(set) var trades: [TradeInput] = []
+  /// The lines that are not TRADEs, ascending: their index among the lines split and
+  /// their range in the byte buffer.
+  public private(set) var others: [(index: Int, line: Range<Int>)] = []
+  /// How many lines were split, and the first one's seq.
+  public private(set) var count = 0
+  public private(set) var firstSeq: Int64 = 0
+
+  public init() {}
+
+  public init(_ lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) {
+    split(lines, of: bytes, firstSeq: firstSeq)
+  }
+
+  /// Splits `lines` (ranges in `bytes`) as seqs `firstSeq`, …, keeping the buffers' room.
+  public mutating func split(_ lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) {
+    trades.removeAll(keepingCapacity: true)
+    others.removeAll(keepingCapacity: true)
+    trades.reserveCapacity(lines.count)
+    count = lines.count
+    self.firstSeq = firstSeq
+    for (i, range) in zip(0..., lines) {
+      if let trade = EventParser.tradeLine(bytes[range]) {
+        trades.append(TradeInput(trade: trade, line: range, seq: firstSeq + Int64(i)))
+      } else {
+        others.append((i, range))
+      }
+    }
+  }
+}
+
+extension EventLines {
+  /// A block of event lines in a buffer of its own, split (`forEachSplitBlock`).
+  public struct SplitBlock: Sendable {
+    /// The block's bytes (its lines, and any comment lines between them).
+    public private(set) var bytes: [UInt8] = []
+    /// Each line's range in `bytes`.
+    public private(set) var lines: [Range<Int>] = []
+    public private(set) var split = SplitLines()
+
+    init() {}
+
+    /// Copies `lines` of `source` (one piece of a file) in, as seqs `firstSeq`, …,
+    /// keeping the buffers' room (blocks are recycled).
+    mutating func fill(_ source: [UInt8], _ sourceLines: ArraySlice<Range<Int>>, firstSeq: Int64) {
+      bytes.removeAll(keepingCapacity: true)
+      lines.removeAll(keepingCapacity: true)
+      guard let start = sourceLines.first?.lowerBound, let end = sourceLines.last?.upperBound else {
+        split.split([], of: bytes, firstSeq: firstSeq)
+        return
+      }
+      bytes.append(contentsOf: source[start..<end])
+      lines.reserveCapacity(sourceLines.count)
+      for r in sourceLines { lines.append((r.lowerBound - start)..<(r.upperBound - start)) }
+      split.split(lines[...], of: bytes, firstSeq: firstSeq)
+    }
+  }
+
+  /// Blocks read and split ahead of the one `body` has (a limit: the reader waits).
+  public static let splitBlocksAhead = 4
+
+  /// The blocks of `forEachBlock` (the same lines, in the same blocks), each copied into
+  /// a buffer of its own and split (`SplitLines`, seqs from `firstSeq`) by another thread
+  /// while `body` has the blocks before: the calling thread only applies. `willRead` is
+  /// told each file's line count before its first block, on the calling thread. A file
+  /// that cannot be read throws after the blocks before it; `body`'s error stops the
+  /// reader and is rethrown.
+  public static func forEachSplitBlock(
+    files: [String], pieceBytes: Int = eventPieceBytes, firstSeq: Int64 = 1,
+    willRead: (Int) -> Void = { _ in }, _ body: (SplitBlock) throws -> Void
+  ) throws {
+    enum Item {
+      case willRead(Int)
+      case block(SplitBlock)
+    }
+    struct Stopped: Error {}
+    let pipe = HandoffPipe<Item>(depth: splitBlocksAhead)
+    // Blocks come back for their buffers to be refilled (fresh pages cost more than the
+    // copy): at most splitBlocksAhead + 2 exist, so returning one never waits.
+    let spare = HandoffPipe<SplitBlock>(depth: splitBlocksAhead + 2)
+    let reader = BackgroundWork { () -> Void in
+      do {
+        var seq = firstSeq
+        try forEachBlock(
+          files: files, pieceBytes: pieceBytes, willRead: { guard pipe.put(.willRead($0)) else { return } }
+        ) { bytes, lines in
+          var block = spare.takeIfAny() ?? SplitBlock()
+          block.fill(bytes, lines, firstSeq: seq)
+          seq += Int64(lines.count)
+          guard pipe.put(.block(block)) else { throw Stopped() }
+        }
+        pipe.finish(nil)
+      } catch is Stopped {
+      } catch {
+        pipe.finish(error)
+      }
+    }
+    do {
+      while let item = try pipe.take() {
+        switch item {
+        case .willRead(let count): willRead(count)
+        case .block(let block):
+          try body(block)
+          _ = spare.put(block)
+        }
+      }
+    } catch {
+      pipe.cancel()
+      reader.wait()
+      throw error
+    }
+    reader.wait()
+  }
+}
