@@ -93,7 +93,9 @@ public struct Engine<K: BusinessKernel> {
     precondition(range.lowerBound >= 0 && range.upperBound <= split.count, "lines of the split")
     // Line i's trade is trades[i - (lines before i that are not TRADEs)].
     var firstOther = 0
-    while firstOther < split.others.count && split.others[firstOther].index < range.lowerBound { firstOther += 1 }
+    while firstOther < split.others.count && split.others[firstOther].index < range.lowerBound {
+      firstOther += 1
+    }
     var outcomes = [Outcome](repeating: .applied, count: range.count)
     bytes.withUnsafeBytes { raw in
       split.trades.withUnsafeBufferPointer { t in
@@ -103,7 +105,8 @@ public struct Engine<K: BusinessKernel> {
           var k = firstOther
           // A run of TRADEs up to each line that is not one, then that line.
           while i < range.upperBound {
-            let stop = k < split.others.count ? min(split.others[k].index, range.upperBound) : range.upperBound
+            let stop =
+              k < split.others.count ? min(split.others[k].index, range.upperBound) : range.upperBound
             if stop > i {
               let n = stop - i
               apply(

@@ -129,7 +129,9 @@ final class EventPiecesTests: XCTestCase {
     try Data(String(repeating: "TRADE,1\n", count: 5000).utf8).write(to: URL(fileURLWithPath: good))
     var seen = 0
     XCTAssertThrowsError(
-      try EventLines.forEachSplitBlock(files: [good, dir + "/missing.txt"], pieceBytes: 64) { seen += $0.lines.count }
+      try EventLines.forEachSplitBlock(files: [good, dir + "/missing.txt"], pieceBytes: 64) {
+        seen += $0.lines.count
+      }
     ) { XCTAssertTrue("\($0)".contains(dir + "/missing.txt: cannot read"), "\($0)") }
     XCTAssertEqual(seen, 5000, "the blocks before the failure were all given")
     struct Stop: Error {}
