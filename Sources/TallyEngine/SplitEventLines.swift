@@ -49,23 +49,30 @@ extension EventLines {
     public private(set) var bytes: [UInt8] = []
     /// Each line's range in `bytes`.
     public private(set) var lines: [Range<Int>] = []
+    /// The lines split, when `isSplit` (see `forEachSplitBlock`'s `splitAfter`).
     public private(set) var split = SplitLines()
+    public private(set) var isSplit = false
+    /// The first line's seq.
+    public private(set) var firstSeq: Int64 = 0
 
     init() {}
 
     /// Copies `lines` of `source` (one piece of a file) in, as seqs `firstSeq`, …,
-    /// keeping the buffers' room (blocks are recycled).
-    mutating func fill(_ source: [UInt8], _ sourceLines: ArraySlice<Range<Int>>, firstSeq: Int64) {
+    /// keeping the buffers' room (blocks are recycled), and splits them unless
+    /// `split` is false.
+    mutating func fill(
+      _ source: [UInt8], _ sourceLines: ArraySlice<Range<Int>>, firstSeq: Int64, split doSplit: Bool
+    ) {
       bytes.removeAll(keepingCapacity: true)
       lines.removeAll(keepingCapacity: true)
-      guard let start = sourceLines.first?.lowerBound, let end = sourceLines.last?.upperBound else {
-        split.split([], of: bytes, firstSeq: firstSeq)
-        return
+      self.firstSeq = firstSeq
+      if let start = sourceLines.first?.lowerBound, let end = sourceLines.last?.upperBound {
+        bytes.append(contentsOf: source[start..<end])
+        lines.reserveCapacity(sourceLines.count)
+        for r in sourceLines { lines.append((r.lowerBound - start)..<(r.upperBound - start)) }
       }
-      bytes.append(contentsOf: source[start..<end])
-      lines.reserveCapacity(sourceLines.count)
-      for r in sourceLines { lines.append((r.lowerBound - start)..<(r.upperBound - start)) }
-      split.split(lines[...], of: bytes, firstSeq: firstSeq)
+      isSplit = doSplit
+      split.split(doSplit ? lines[...] : [], of: bytes, firstSeq: firstSeq)
     }
   }
 
@@ -74,12 +81,14 @@ extension EventLines {
 
   /// The blocks of `forEachBlock` (the same lines, in the same blocks), each copied into
   /// a buffer of its own and split (`SplitLines`, seqs from `firstSeq`) by another thread
-  /// while `body` has the blocks before: the calling thread only applies. `willRead` is
-  /// told each file's line count before its first block, on the calling thread. A file
-  /// that cannot be read throws after the blocks before it; `body`'s error stops the
-  /// reader and is rethrown.
+  /// while `body` has the blocks before: the calling thread only applies. A block whose
+  /// lines are all at or before seq `splitAfter` is not split (`isSplit` false: a
+  /// resumed run only counts the lines its state has applied). `willRead` is told each
+  /// file's line count before its first block, on the calling thread. A file that
+  /// cannot be read throws after the blocks before it; `body`'s error stops the reader
+  /// and is rethrown.
   public static func forEachSplitBlock(
-    files: [String], pieceBytes: Int = eventPieceBytes, firstSeq: Int64 = 1,
+    files: [String], pieceBytes: Int = eventPieceBytes, firstSeq: Int64 = 1, splitAfter: Int64 = 0,
     willRead: (Int) -> Void = { _ in }, _ body: (SplitBlock) throws -> Void
   ) throws {
     enum Item {
@@ -98,7 +107,7 @@ extension EventLines {
           files: files, pieceBytes: pieceBytes, willRead: { guard pipe.put(.willRead($0)) else { return } }
         ) { bytes, lines in
           var block = spare.takeIfAny() ?? SplitBlock()
-          block.fill(bytes, lines, firstSeq: seq)
+          block.fill(bytes, lines, firstSeq: seq, split: seq + Int64(lines.count) - 1 > splitAfter)
           seq += Int64(lines.count)
           guard pipe.put(.block(block)) else { throw Stopped() }
         }

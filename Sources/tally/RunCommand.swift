@@ -212,8 +212,11 @@ struct RunCommand: ParsableCommand {
       var lastCommit = clock.now
       let interval = Duration.milliseconds(commitMs)
       do {
-        try EventLines.forEachSplitBlock(files: events, willRead: { durable.reserveCapacity(events: $0) }) {
-          block in
+        // Read and split on the other core while this one applies (`forEachSplitBlock`);
+        // lines the state has applied are not split, only counted.
+        try EventLines.forEachSplitBlock(
+          files: events, splitAfter: durable.engine.appliedSeq, willRead: { durable.reserveCapacity(events: $0) }
+        ) { block in
           let (bytes, lines) = (block.bytes, block.lines)
           // Offered in pieces that end where a commit may fall (every 256 applied events
           // the clock is read, at commitEvents a commit is due), so that blocks commit
@@ -223,7 +226,7 @@ struct RunCommand: ParsableCommand {
             let room = min(256 - sinceCommit % 256, commitEvents - sinceCommit)
             let end = min(next + room, lines.endIndex)
             let applied = try durable.offer(
-              lines: lines[next..<end], of: bytes, firstSeq: seq + 1, split: block.split)
+              lines: lines[next..<end], of: bytes, firstSeq: seq + 1, split: block.isSplit ? block.split : nil)
             seq += Int64(end - next)
             next = end
             guard applied > 0 else { continue }
@@ -268,6 +271,7 @@ struct RunCommand: ParsableCommand {
         // Read and split on the other core while this one applies (`forEachSplitBlock`).
         try EventLines.forEachSplitBlock(files: events, willRead: { memory.reserveCapacity(events: $0) }) {
           block in
+          precondition(block.isSplit, "every block of an in-memory run is split")
           memory.apply(split: block.split, of: block.bytes)
           // The effects file is written a block at a time (its bytes do not depend on
           // where it is cut).

@@ -81,15 +81,25 @@ final class EventPiecesTests: XCTestCase {
     }
   }
 
-  func splitBlocks(_ paths: [String], pieceBytes: Int) throws -> (blocks: [[[UInt8]]], hints: [Int]) {
+  func splitBlocks(_ paths: [String], pieceBytes: Int, splitAfter: Int64 = 0) throws -> (
+    blocks: [[[UInt8]]], hints: [Int]
+  ) {
     var blocks: [[[UInt8]]] = []
     var hints: [Int] = []
     var seq: Int64 = 1
-    try EventLines.forEachSplitBlock(files: paths, pieceBytes: pieceBytes, willRead: { hints.append($0) }) {
-      block in
-      XCTAssertEqual(block.split.count, block.lines.count)
-      XCTAssertEqual(block.split.firstSeq, seq, "seqs run on across blocks and files")
-      XCTAssertEqual(block.split.trades.count + block.split.others.count, block.lines.count)
+    try EventLines.forEachSplitBlock(
+      files: paths, pieceBytes: pieceBytes, splitAfter: splitAfter, willRead: { hints.append($0) }
+    ) { block in
+      XCTAssertEqual(block.firstSeq, seq, "seqs run on across blocks and files")
+      let last = seq + Int64(block.lines.count) - 1
+      XCTAssertEqual(block.isSplit, last > splitAfter, "only blocks with a line after splitAfter are split")
+      if block.isSplit {
+        XCTAssertEqual(block.split.count, block.lines.count)
+        XCTAssertEqual(block.split.firstSeq, seq)
+      } else {
+        XCTAssertEqual(block.split.count, 0)
+      }
+      XCTAssertEqual(block.split.trades.count + block.split.others.count, block.split.count)
       for t in block.split.trades {
         XCTAssertTrue(block.bytes[t.line].starts(with: Array("TRADE,".utf8)))
       }
@@ -116,6 +126,8 @@ final class EventPiecesTests: XCTestCase {
       let (split, hints) = try splitBlocks(paths, pieceBytes: pieceBytes)
       XCTAssertEqual(split, plain, "pieces of \(pieceBytes)")
       XCTAssertEqual(hints, plainHints)
+      let (resumed, _) = try splitBlocks(paths, pieceBytes: pieceBytes, splitAfter: 3500)
+      XCTAssertEqual(resumed, plain, "pieces of \(pieceBytes), split after seq 3500")
       if pieceBytes == 64 {
         XCTAssertGreaterThan(split.count, EventLines.splitBlocksAhead + 2, "more blocks than exist at once")
       }
