@@ -215,7 +215,8 @@ struct RunCommand: ParsableCommand {
         // Read and split on the other core while this one applies (`forEachSplitBlock`);
         // lines the state has applied are not split, only counted.
         try EventLines.forEachSplitBlock(
-          files: events, splitAfter: durable.engine.appliedSeq, willRead: { durable.reserveCapacity(events: $0) }
+          files: events, splitAfter: durable.engine.appliedSeq,
+          willRead: { durable.reserveCapacity(events: $0) }
         ) { block in
           let (bytes, lines) = (block.bytes, block.lines)
           // Offered in pieces that end where a commit may fall (every 256 applied events
@@ -226,7 +227,8 @@ struct RunCommand: ParsableCommand {
             let room = min(256 - sinceCommit % 256, commitEvents - sinceCommit)
             let end = min(next + room, lines.endIndex)
             let applied = try durable.offer(
-              lines: lines[next..<end], of: bytes, firstSeq: seq + 1, split: block.isSplit ? block.split : nil)
+              lines: lines[next..<end], of: bytes, firstSeq: seq + 1, split: block.isSplit ? block.split : nil
+            )
             seq += Int64(end - next)
             next = end
             guard applied > 0 else { continue }
