@@ -37,7 +37,8 @@ let package = Package(
     .target(
       name: "TallyEngine",
       dependencies: [
-        "KernelAPI", "KernelV1", "KernelV2", "TallyFormat", .product(name: "Crypto", package: "swift-crypto"),
+        "KernelAPI", "KernelV1", "KernelV2", "TallyFormat", "SegmentLog",
+        .product(name: "Crypto", package: "swift-crypto"),
       ],
       swiftSettings: strict),
     // RocksDB: the C library and the one adapter that owns its pointers.

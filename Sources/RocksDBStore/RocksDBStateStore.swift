@@ -35,6 +35,7 @@ import TallyEngine
 public final class RocksDBStateStore: StateStore {
   /// The database directory, as given to `init`.
   public let path: String
+  public var directory: String? { path }
   /// The SST compression in effect: the requested one, or `.none` if this RocksDB build
   /// does not link the requested codec.
   public let compression: RocksDBOptions.Compression

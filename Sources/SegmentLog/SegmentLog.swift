@@ -55,6 +55,8 @@ public final class SegmentLog {
     public let length: Int
     let segment: Int64
     let offset: Int
+    /// The payload's checksum, from its header (checked again by `read`).
+    let sum: UInt64
   }
 
   struct Segment {
@@ -74,6 +76,9 @@ public final class SegmentLog {
   public private(set) var entries: [Entry] = []
   /// Bytes the segments take on disk, including what is staged.
   public private(set) var totalBytes = 0
+  /// What the open cut off the newest segment's end (a torn tail), for the owner to
+  /// report; nil when nothing was cut.
+  public private(set) var cutTail: String? = nil
   var segments: [Segment] = []
   var writer: Int32 = -1
   /// Staged entries, not yet written: block-aligned, reused across syncs so that its
@@ -133,6 +138,7 @@ public final class SegmentLog {
     var header = [UInt8](repeating: 0, count: Self.headerBytes)
     var payload: [UInt8] = []
     var previousLast = entries.last?.last
+    var tornBecause = "a partial header"
     while offset + Self.headerBytes <= size {
       let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Self.headerBytes, off_t(offset)) }
       guard n == Self.headerBytes else { throw SegmentLogError("\(file): read failed at offset \(offset)") }
@@ -162,9 +168,10 @@ public final class SegmentLog {
         guard newest else {
           throw SegmentLogError("\(file): corrupt at offset \(offset): \(problem)")
         }
+        tornBecause = problem
         break  // a torn tail: written but never synced, so never acknowledged
       }
-      entries.append(Entry(first: first, last: last, length: length, segment: id, offset: offset))
+      entries.append(Entry(first: first, last: last, length: length, segment: id, offset: offset, sum: sum))
       previousLast = last
       offset += Self.blockAligned(Self.headerBytes + length)
     }
@@ -173,6 +180,7 @@ public final class SegmentLog {
       guard ftruncate(fd, off_t(offset)) == 0, fdatasync(fd) == 0 else {
         throw SegmentLogError("\(file): cannot cut the torn tail at \(offset) (errno \(errno))")
       }
+      cutTail = "\(file): \(size - offset) bytes cut at offset \(offset) (\(tornBecause))"
     }
     segments.append(Segment(id: id, end: offset))
     totalBytes += offset
@@ -243,13 +251,16 @@ public final class SegmentLog {
       as: UInt8.self, repeating: 0, count: size - Self.headerBytes - length)
     let segment = segments[segments.count - 1]
     entries.append(
-      Entry(first: first, last: last, length: length, segment: segment.id, offset: segment.end + staged))
+      Entry(
+        first: first, last: last, length: length, segment: segment.id, offset: segment.end + staged, sum: sum)
+    )
     staged += size
     totalBytes += size
   }
 
-  /// Writes the staged entries to the newest segment and syncs it.
-  public func sync() throws {
+  /// Writes the staged entries to the newest segment and syncs it (with `durably`
+  /// false it only writes them: a run told not to sync).
+  public func sync(durably: Bool = true) throws {
     guard staged > 0 else { return }
     let i = segments.count - 1
     var done = 0
@@ -259,14 +270,15 @@ public final class SegmentLog {
       guard n > 0 else { throw SegmentLogError("\(path(segments[i].id)): write failed (errno \(errno))") }
       done += n
     }
-    guard fdatasync(writer) == 0 else {
+    guard !durably || fdatasync(writer) == 0 else {
       throw SegmentLogError("\(path(segments[i].id)): fdatasync failed (errno \(errno))")
     }
     segments[i].end += staged
     staged = 0
   }
 
-  /// The payload of `entries[index]` (a synced entry).
+  /// The payload of `entries[index]` (a synced entry), checked against its checksum
+  /// (an older segment's payloads are not read at open).
   public func read(_ index: Int) throws -> [UInt8] {
     let e = entries[index]
     guard let s = segments.firstIndex(where: { $0.id == e.segment }) else {
@@ -293,6 +305,9 @@ public final class SegmentLog {
       }
       done += n
     }
+    guard bytes.withUnsafeBytes({ Self.checksum($0) }) == e.sum else {
+      throw SegmentLogError("\(path(e.segment)): corrupt at offset \(e.offset): checksum mismatch")
+    }
     return bytes
   }
 
@@ -313,6 +328,20 @@ public final class SegmentLog {
     let n = entries.prefix { $0.segment == oldest.id }.count
     entries.removeFirst(n)
     return n
+  }
+
+  /// Deletes the oldest segments whose entries all end at or before `seq` (never the
+  /// newest): what a snapshot at `seq` makes obsolete. Returns the entries dropped.
+  @discardableResult
+  public func dropSegments(endingBy seq: Int64) throws -> Int {
+    var dropped = 0
+    while segments.count > 1 {
+      let oldest = segments[0].id
+      // Its entries are the first ones; the last of them ends it.
+      guard (entries.prefix { $0.segment == oldest }.last?.last ?? .min) <= seq else { break }
+      dropped += try dropOldestSegment()
+    }
+    return dropped
   }
 
   static func u32(_ b: [UInt8], _ at: Int) -> UInt32 {

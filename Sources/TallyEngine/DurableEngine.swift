@@ -13,6 +13,7 @@ import Dispatch
 import KernelAPI
 import KernelV1
 import KernelV2
+import SegmentLog
 import TallyFormat
 
 public struct DurableError: Error, CustomStringConvertible, Sendable {
@@ -180,6 +181,9 @@ public final class DurableEngine<K: BusinessKernel> {
   public let snapshotEvents: Int64
   /// Input-log layout: the logged events applied again at open.
   public private(set) var replayedEvents: Int64 = 0
+  /// Segment-log layout: what the open cut off the input log's end (an entry written but
+  /// never synced, so never acknowledged: its events are applied again from the inputs).
+  public private(set) var cutTail: String? = nil
   /// How long the open took, for `--timings` (not state): the opening state built (with
   /// the reference's fingerprint on the other core) and any stored rows laid over it and
   /// checked; then the logged lines applied again.
@@ -216,6 +220,9 @@ public final class DurableEngine<K: BusinessKernel> {
   private var broken: DurableError?
   /// The log buffer of the last written entry, handed back to the apply thread.
   private var spareLines: [UInt8] = []
+  /// Segment-log layout: the input log (`SegmentInputLog`); the committer's while a
+  /// commit is in flight, the replay reader's while a resume reads it.
+  private var segmentLog: SegmentLog?
 
   // Commit pipeline (depth 1): `commitInBackground()` takes the changed rows on the
   // apply thread and leaves hashing, the write and the fsync to `committer` while the
@@ -254,10 +261,12 @@ public final class DurableEngine<K: BusinessKernel> {
   /// replica) an input-log folder is opened at the seq before its last log entry: the
   /// engine applies those lines again from the journal, with their effects (a replica's
   /// last commit owes its effect records to the next, ReplicaCore's `owedEffects`).
+  /// `segmentBytes`: the size of the segment-log layout's files (tests make it small).
   public init(
     store: any StateStore, reference: ReferenceData, plantedFault: PlantedFault? = nil, sync: Bool = true,
     layout: StateLayout = .rows, snapshotEvents: Int64 = InputLogLimits.snapshotEventsDefault,
-    stopBeforeLastLogEntry: Bool = false, logLines: Bool = true
+    stopBeforeLastLogEntry: Bool = false, logLines: Bool = true,
+    segmentBytes: Int = SegmentLog.segmentBytesDefault
   )
     throws
   {
@@ -285,6 +294,17 @@ public final class DurableEngine<K: BusinessKernel> {
     } else {
       self.layout = layout
     }
+    if self.layout == .segmentLog {
+      precondition(
+        logLines && !stopBeforeLastLogEntry, "the segment-log layout is a run's, which logs every line")
+      let log = try SegmentInputLog.open(store, segmentBytes: segmentBytes)
+      if existing == nil && !log.entries.isEmpty {
+        throw DurableError(
+          "state folder has an input log but no state markers: it is damaged; use a new --state folder")
+      }
+      segmentLog = log
+      cutTail = log.cutTail
+    }
     var storedChecksum: StateChecksum? = nil
     if existing != nil {
       if let bytes = try store.value(for: StateKeys.checksum) {
@@ -309,7 +329,7 @@ public final class DurableEngine<K: BusinessKernel> {
       throw DurableError(
         "state folder was made with other reference data; use the same --reference or a new --state folder")
     }
-    if self.layout == .inputLog {
+    if self.layout.logsInput {
       // No row hashes: the opening state is the reference's (fingerprinted), and each
       // snapshot's checksum is computed whole when it is taken and checked whole when it
       // is read (hashing the 7 M opening rows had cost every run and restart 0.4 s).
@@ -321,7 +341,7 @@ public final class DurableEngine<K: BusinessKernel> {
         engine = Engine(state: consume opening)
         settledSeq = 0
         snapshotCount = 1
-        var markers = Self.markers(referencePrint, layout: .inputLog)
+        var markers = Self.markers(referencePrint, layout: self.layout)
         var w = ByteWriter()
         w.i64(1)  // snapshot 0 is the opening state: no rows, no checksum
         markers.put(StateKeys.snapshots, w.bytes)
@@ -427,45 +447,85 @@ public final class DurableEngine<K: BusinessKernel> {
   /// order (their changes go into the next snapshot), and checks that they end where the
   /// folder's `logged` marker says.
   private func replayLog(stopBeforeLast: Bool) throws {
-    let logged = try StateKeys.committedSeq(in: store)
+    let marker = try StateKeys.committedSeq(in: store)
+    // The last seq logged: the marker (moved by every commit of the input-log layout);
+    // in the segment-log layout the marker is the last snapshot's, the log's last entry
+    // the position.
+    let logged = max(marker, segmentLog?.entries.last?.last ?? 0)
     // Room for the lines to apply again (tables grown by doubling touch twice the pages).
     if logged > engine.appliedSeq { engine.reserveCapacity(events: Int(logged - engine.appliedSeq)) }
     // Each entry is read, checked, decoded and split on the other core (`LogEntryRead`) and
     // applied here when the next one arrives: with `stopBeforeLast` the last is checked
-    // and left for the journal. Only the reader touches the store until it is done.
+    // and left for the journal. Only the reader touches the store (or the segment log)
+    // until it is done.
     let pipe = HandoffPipe<LogEntryRead>(depth: 4)
-    let store = HandedOver(self.store)
-    let reader = BackgroundWork { [from = engine.appliedSeq + 1] () -> [Int64] in
-      var keys: [Int64] = []
-      var expected = from
-      do {
-        try store.value.scan(prefix: [StateKeys.logPrefix]) { key, value in
-          guard key.count == 9 else { throw DurableError("unexpected log key \(key.hexString)") }
-          var first: Int64 = 0
-          for k in 1..<9 { first = first << 8 | Int64(key[k]) }
-          guard first == expected else {
-            throw DurableError(
-              "state folder is damaged: its log continues at seq \(first) after seq \(expected - 1); refusing to run"
-            )
+    let from = engine.appliedSeq + 1
+    func damaged(continuesAt first: Int64, after expected: Int64) -> DurableError {
+      DurableError(
+        "state folder is damaged: its log continues at seq \(first) after seq \(expected - 1); refusing to run"
+      )
+    }
+    let reader: BackgroundWork<[Int64]>
+    if let segmentLog {
+      precondition(!stopBeforeLast, "the segment-log layout is a run's")
+      let log = HandedOver(segmentLog)
+      reader = BackgroundWork { () -> [Int64] in
+        do {
+          let entries = log.value.entries
+          var expected = from
+          for i in entries.indices where entries[i].last >= from {
+            let e = entries[i]
+            guard e.first == expected else { throw damaged(continuesAt: e.first, after: expected) }
+            let value: [UInt8]
+            do { value = try log.value.read(i) } catch {
+              throw DurableError("state folder is damaged: \(error); refusing to run")
+            }
+            let (last, ranges) = try LogEntry.decode(value, first: e.first)
+            guard last == e.last else {
+              throw DurableError(
+                "state folder is damaged: its log entry at seq \(e.first) ends at \(last), its header says \(e.last); refusing to run"
+              )
+            }
+            expected = last + 1
+            let split = SplitLines(ranges[...], of: value, firstSeq: e.first)
+            guard pipe.put(.init(first: e.first, last: last, value: value, split: split)) else { break }
           }
-          var sha = SHA256Stream()
-          sha.update(value)
-          guard try store.value.value(for: StateKeys.logDigest(first)) == sha.finalize() else {
-            throw DurableError(
-              "state folder is damaged: its log entry at seq \(first) does not match its checksum; refusing to run"
-            )
-          }
-          let (last, ranges) = try LogEntry.decode(value, first: first)
-          keys.append(first)
-          expected = last + 1
-          let split = SplitLines(ranges[...], of: value, firstSeq: first)
-          return pipe.put(.init(first: first, last: last, value: value, split: split))
+          pipe.finish(nil)
+        } catch {
+          pipe.finish(error)
         }
-        pipe.finish(nil)
-      } catch {
-        pipe.finish(error)
+        return []
       }
-      return keys
+    } else {
+      let store = HandedOver(self.store)
+      reader = BackgroundWork { () -> [Int64] in
+        var keys: [Int64] = []
+        var expected = from
+        do {
+          try store.value.scan(prefix: [StateKeys.logPrefix]) { key, value in
+            guard key.count == 9 else { throw DurableError("unexpected log key \(key.hexString)") }
+            var first: Int64 = 0
+            for k in 1..<9 { first = first << 8 | Int64(key[k]) }
+            guard first == expected else { throw damaged(continuesAt: first, after: expected) }
+            var sha = SHA256Stream()
+            sha.update(value)
+            guard try store.value.value(for: StateKeys.logDigest(first)) == sha.finalize() else {
+              throw DurableError(
+                "state folder is damaged: its log entry at seq \(first) does not match its checksum; refusing to run"
+              )
+            }
+            let (last, ranges) = try LogEntry.decode(value, first: first)
+            keys.append(first)
+            expected = last + 1
+            let split = SplitLines(ranges[...], of: value, firstSeq: first)
+            return pipe.put(.init(first: first, last: last, value: value, split: split))
+          }
+          pipe.finish(nil)
+        } catch {
+          pipe.finish(error)
+        }
+        return keys
+      }
     }
     var held: LogEntryRead? = nil
     func apply(_ e: LogEntryRead) {
@@ -599,7 +659,7 @@ extension DurableEngine {
     }
     if seq <= engine.appliedSeq { return nil }
     let outcome = engine.apply(line: line, seq: seq)
-    if layout == .inputLog { line.withUnsafeBytes { logLine($0, seq: seq) } }
+    if layout.logsInput { line.withUnsafeBytes { logLine($0, seq: seq) } }
     return outcome
   }
 
@@ -625,7 +685,7 @@ extension DurableEngine {
   @_specialize(exported:true,where K == V2Kernel)
   public func apply(line: ArraySlice<UInt8>, seq: Int64) -> Outcome {
     let outcome = engine.apply(line: line, seq: seq)
-    if layout == .inputLog { line.withUnsafeBytes { logLine($0, seq: seq) } }
+    if layout.logsInput { line.withUnsafeBytes { logLine($0, seq: seq) } }
     return outcome
   }
 
@@ -637,7 +697,7 @@ extension DurableEngine {
     lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64, outcome: (Int, Outcome) -> Void
   ) {
     engine.apply(lines: lines, of: bytes, firstSeq: firstSeq, outcome: outcome)
-    if layout == .inputLog { logLines(lines, of: bytes, firstSeq: firstSeq) }
+    if layout.logsInput { logLines(lines, of: bytes, firstSeq: firstSeq) }
   }
 
   /// Offers consecutive event lines (slices of `bytes`) as seqs `firstSeq`, …, as
@@ -677,7 +737,7 @@ extension DurableEngine {
       } else {
         engine.apply(lines: lines[next...], of: bytes, firstSeq: seq)
       }
-      if layout == .inputLog { logLines(lines[next...], of: bytes, firstSeq: seq) }
+      if layout.logsInput { logLines(lines[next...], of: bytes, firstSeq: seq) }
       applied += rest
     }
     return applied
@@ -782,7 +842,7 @@ extension DurableEngine {
       }
       settledChecksum = sum
       settledSeq = seq
-      if wasSnapshot && layout == .inputLog {
+      if wasSnapshot && layout.logsInput {
         settledSnapshotNanos.append(nanos)
         settledSnapshotSeq = seq
       } else {
@@ -805,25 +865,13 @@ extension DurableEngine {
     switch layout {
     case .rows:
       job.kind = .rows
-    case .inputLog:
+    case .inputLog, .segmentLog:
       job.kind = snapshot || sinceSnapshot >= snapshotEvents ? .snapshot : .log
     }
     if job.kind == .log {
-      if pendingCount > 0 {
-        withUnsafeBytes(of: (pendingFirst + pendingCount - 1).littleEndian) { last in
-          for k in 0..<8 { pendingLines[k] = last[k] }
-        }
-        job.logFirst = pendingFirst
-        // The buffer goes to the committer; the one it wrote last time comes back.
-        job.lines = pendingLines
-        pendingLines = spareLines
-        spareLines = []
-        pendingLines.removeAll(keepingCapacity: true)
-        pendingLines.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0] as [UInt8])
-        pendingCount = 0
-      }
+      takePendingLines(into: &job)
     } else {
-      if layout == .inputLog {
+      if layout.logsInput {
         // About 200 bytes of rows an event; reserved, not touched (growing a buffer of
         // hundreds of megabytes by doubling cost a second of fresh pages and copies).
         rowBytes.reserveCapacity(rowBytes.count + Int(min(sinceSnapshot, 1 << 24)) * 256 + (1 << 20))
@@ -833,13 +881,43 @@ extension DurableEngine {
         // The whole state's checksum, computed anew (the input-log layout keeps no row
         // hashes): what a restart that reads this snapshot must find.
         job.checksum = engine.state.computeChecksum()
-        // The snapshot holds these lines' effects: they need no log entry.
-        pendingLines.removeSubrange(8...)
-        pendingCount = 0
+        if layout == .segmentLog {
+          // Logged all the same: the segment log's entries follow one another.
+          takePendingLines(into: &job)
+        } else {
+          // The snapshot holds these lines' effects: they need no log entry.
+          pendingLines.removeSubrange(8...)
+          pendingCount = 0
+        }
         sinceSnapshot = 0
       }
     }
     self.job = job
+  }
+
+  /// The lines applied since the last commit become the job's log entry (none when
+  /// there are none).
+  private func takePendingLines(into job: inout CommitJob) {
+    guard pendingCount > 0 else { return }
+    withUnsafeBytes(of: (pendingFirst + pendingCount - 1).littleEndian) { last in
+      for k in 0..<8 { pendingLines[k] = last[k] }
+    }
+    job.logFirst = pendingFirst
+    job.logLast = pendingFirst + pendingCount - 1
+    // The buffer goes to the committer; the one it wrote last time comes back.
+    job.lines = pendingLines
+    pendingLines = spareLines
+    spareLines = []
+    pendingLines.removeAll(keepingCapacity: true)
+    pendingLines.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0] as [UInt8])
+    pendingCount = 0
+  }
+
+  /// Segment-log layout, committer: appends the job's entry (if any) and syncs it.
+  private func appendEntry(_ job: CommitJob) throws {
+    guard job.logFirst > 0, let segmentLog else { return }
+    try segmentLog.append(first: job.logFirst, last: job.logLast, parts: [job.lines])
+    try segmentLog.sync(durably: sync)
   }
 
   /// Hashes the taken rows, writes them with the checksum and the job's extras in one
@@ -932,6 +1010,9 @@ extension DurableEngine {
     }
     let number = snapshotCount
     do {
+      // Segment-log layout: the lines since the last commit are logged before the
+      // snapshot counts (a crash between applies them again over the snapshot before).
+      if job.kind == .snapshot { try appendEntry(job) }
       try store.load { put in
         var packer = SnapshotPacker(snapshot: number)
         try rowBytes.bytes.withUnsafeBytes { raw in
@@ -958,6 +1039,8 @@ extension DurableEngine {
         batch.delete(StateKeys.logDigest(first))
       }
       try store.commit(batch, sync: sync)
+      // The segments this snapshot covers whole are no longer needed.
+      try segmentLog?.dropSegments(endingBy: job.seq)
     } catch {
       // Chunks of this number may be stored and its lines are in no entry.
       return breakOff("snapshot", job, error)
@@ -985,6 +1068,21 @@ extension DurableEngine {
     batch.append(contentsOf: job.batch)
     // A log entry states no digest (the checksum is the last snapshot's).
     if let extraFromDigest = job.extraFromDigest { batch.append(contentsOf: extraFromDigest(nil)) }
+    if segmentLog != nil {
+      // The store first (markers, the stream's fingerprint: what the lines are checked
+      // against at a resume), then the entry, synced; no `logged` marker (the log's
+      // last entry is the position).
+      if let f = job.fingerprint { batch.put(StateKeys.stream, f.encoded) }
+      do {
+        if !batch.isEmpty { try store.commit(batch, sync: sync) }
+        try appendEntry(job)
+      } catch {
+        return breakOff("commit", job, error)
+      }
+      return .committed(
+        job.checksum, seq: job.seq, fingerprint: job.fingerprint.map { ($0.count, $0.digest) },
+        nanos: nanosSince(job.started), snapshot: false)
+    }
     if job.logFirst > 0 {
       batch.put(StateKeys.logEntry(job.logFirst), job.lines)
       var sha = SHA256Stream()
@@ -1042,6 +1140,7 @@ private struct CommitJob {
   /// A log job's entry: the last seq (8 bytes) then the lines; `logFirst` 0 when none.
   var lines: [UInt8] = []
   var logFirst: Int64 = 0
+  var logLast: Int64 = 0
 
   enum Kind { case rows, log, snapshot }
 

@@ -7,6 +7,7 @@
 // docs/DECISIONS.md). Key layout: docs/STATE-LAYOUT.md.
 import Foundation
 import KernelAPI
+import SegmentLog
 
 /// How a state folder keeps the state; fixed when the folder is made.
 public enum StateLayout: String, Sendable, CaseIterable {
@@ -15,6 +16,14 @@ public enum StateLayout: String, Sendable, CaseIterable {
   case rows
   /// Commits log the applied event lines; rows go into rare packed snapshots.
   case inputLog = "input-log"
+  /// The input-log layout with the lines in append-only segment files beside the store
+  /// (`SegmentLog`, the folder's `input-log/`) instead of RocksDB values: each line is
+  /// written once (no write-ahead log, memtable or flush copies of it). `tally run
+  /// --state` makes new folders so; replicas log no lines and keep `inputLog`.
+  case segmentLog = "segment-log"
+
+  /// Whether commits log lines and rows go into snapshots (the input-log family).
+  public var logsInput: Bool { self != .rows }
 }
 
 extension StateKeys {
@@ -51,12 +60,16 @@ extension StateKeys {
     ]
   }
 
-  /// The last seq a state folder holds durably: its `logged` marker, or (a folder of the
-  /// rows layout) the applied seq of its stored globals row; 0 for an empty folder.
+  /// The last seq a state folder holds durably: its `logged` marker (in the segment-log
+  /// layout the last snapshot's; the input log's last entry when later), or (a folder of
+  /// the rows layout) the applied seq of its stored globals row; 0 for an empty folder.
+  /// Opening a segment log cuts a torn tail off it, as the folder's next open would.
   public static func committedSeq(in store: any StateStore) throws -> Int64 {
     if let logged = try store.value(for: logged) {
       var r = ByteReader(logged)
-      return try r.i64()
+      let marker = try r.i64()
+      guard try store.value(for: layout) == Array(StateLayout.segmentLog.rawValue.utf8) else { return marker }
+      return max(marker, try SegmentInputLog.open(store).entries.last?.last ?? 0)
     }
     guard let bytes = try store.value(for: row(.globals, 0)) else { return 0 }
     var r = ByteReader(bytes)
@@ -215,4 +228,24 @@ struct LogEntryRead {
 struct HandedOver<Value>: @unchecked Sendable {
   let value: Value
   init(_ value: Value) { self.value = value }
+}
+
+/// The segment-log layout's input log: `SegmentLog` files in the state folder's
+/// `input-log/`, each entry one commit's lines (`LogEntry`'s encoding), checked by the
+/// segment log's own checksum.
+enum SegmentInputLog {
+  /// The folder inside the store's folder.
+  static let folderName = "input-log"
+
+  static func open(_ store: any StateStore, segmentBytes: Int = SegmentLog.segmentBytesDefault) throws
+    -> SegmentLog
+  {
+    guard let directory = store.directory else {
+      throw DurableError(
+        "the segment-log layout keeps its input log in the store's folder; this store has none")
+    }
+    do { return try SegmentLog(directory: directory + "/" + folderName, segmentBytes: segmentBytes) } catch {
+      throw DurableError("state folder's input log cannot be opened: \(error)")
+    }
+  }
 }

@@ -29,7 +29,9 @@ public struct StateInspection {
     guard try store.value(for: StateKeys.reference) == referenceFingerprint(reference) else {
       throw DurableError("state folder was made with other reference data; give its --reference")
     }
-    if try store.value(for: StateKeys.layout) == Array(StateLayout.inputLog.rawValue.utf8) {
+    if let l = try store.value(for: StateKeys.layout),
+      StateLayout(rawValue: String(decoding: l, as: UTF8.self))?.logsInput ?? false
+    {
       self = try StateInspection(inputLog: store, reference: reference)
       return
     }
@@ -48,8 +50,8 @@ public struct StateInspection {
     if let c = try store.value(for: StateKeys.checksum) { storedChecksum = try StateChecksum(decoding: c) }
   }
 
-  /// An input-log folder: opened as the engine opens it (its last snapshot's checksum and
-  /// every log entry's SHA-256 verified, the logged events applied again, in memory
+  /// An input-log or segment-log folder: opened as the engine opens it (its last
+  /// snapshot's checksum and every log entry's checksum verified, the logged events applied again, in memory
   /// only), so the state shown is the one a resumed run continues from. "Stored" counts
   /// the rows its snapshots hold.
   private init(inputLog store: any StateStore, reference: ReferenceData) throws {

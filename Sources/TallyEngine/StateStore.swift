@@ -100,6 +100,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 /// A durable key-value store with atomic batches and ordered scans.
 /// A store is owned by one thread at a time (the engine's), hence not Sendable.
 public protocol StateStore: AnyObject {
+  /// The folder the store keeps its files in (nil for a store in memory): a state
+  /// folder of the segment-log layout keeps its input log beside them.
+  var directory: String? { get }
   /// The value stored under `key`, or nil.
   func value(for key: [UInt8]) throws -> [UInt8]?
   /// Applies the batch atomically. With `sync`, it is on stable storage when this returns.
@@ -118,6 +121,8 @@ public protocol StateStore: AnyObject {
 }
 
 extension StateStore {
+  public var directory: String? { nil }
+
   /// A store without a bulk path commits the puts as one synced batch.
   public func load(
     sorted body: (_ put: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> Void

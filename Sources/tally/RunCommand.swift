@@ -189,13 +189,18 @@ struct RunCommand: ParsableCommand {
       let durable: DurableEngine<K>
       do {
         durable = try DurableEngine<K>(
-          store: store, reference: reference, plantedFault: fault, sync: sync, layout: .inputLog,
+          store: store, reference: reference, plantedFault: fault, sync: sync, layout: .segmentLog,
           snapshotEvents: Int64(snapshotEvents))
       } catch {
         fail("\(error)", code: 2)
       }
       resumedFrom = durable.committedSeq
       replayed = durable.replayedEvents
+      if let cut = durable.cutTail {
+        note(
+          "tally run: the state folder's input log ended in an unfinished entry, cut: \(cut); its events are applied again from the event files"
+        )
+      }
       phase(
         "state opened (opening state "
           + String(format: "%.3f", durable.openDurations.opening.seconds)
