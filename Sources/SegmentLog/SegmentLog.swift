@@ -87,7 +87,16 @@ public final class SegmentLog {
   var capacity: Int
   var staged = 0
 
-  public init(directory: String, segmentBytes: Int = SegmentLog.segmentBytesDefault) throws {
+  /// Which payloads of the newest segment the open checks against their checksums (the
+  /// headers are always checked): all of them (a writer that syncs several entries at a
+  /// time may leave any of them torn), or only the last one (a writer that syncs each
+  /// entry as it appends it leaves at most that one torn; `read` checks every payload
+  /// anyway, so the open need not read the whole segment).
+  public enum OpenCheck: Sendable { case newestSegment, lastEntry }
+
+  public init(
+    directory: String, segmentBytes: Int = SegmentLog.segmentBytesDefault, check: OpenCheck = .newestSegment
+  ) throws {
     precondition(
       segmentBytes >= Self.blockBytes && segmentBytes % Self.blockBytes == 0,
       "segment log: segment size must be a positive multiple of \(Self.blockBytes)")
@@ -102,7 +111,7 @@ public final class SegmentLog {
       guard let id = Int64(name.dropLast(4)), name.count == 24 else {
         throw SegmentLogError("\(directory)/\(name): not a segment file name (20 digits and .seg)")
       }
-      try recover(id: id, newest: i == names.count - 1)
+      try recover(id: id, newest: i == names.count - 1, check: check)
     }
     if let newest = segments.last { try openWriter(newest.id, creating: false) }
   }
@@ -126,7 +135,7 @@ public final class SegmentLog {
 
   /// Reads a segment's headers into `entries`. The newest segment's payloads are
   /// checked and a torn tail is cut off; anything wrong in an older one is corruption.
-  func recover(id: Int64, newest: Bool) throws {
+  func recover(id: Int64, newest: Bool, check: OpenCheck) throws {
     let file = path(id)
     let fd = open(file, O_RDWR | O_CLOEXEC)
     guard fd >= 0 else { throw SegmentLogError("\(file): cannot open (errno \(errno))") }
@@ -154,15 +163,10 @@ public final class SegmentLog {
         problem = "entry length \(length) runs past the file (\(size) bytes)"
       } else if last < first || (previousLast.map { first != $0 + 1 } ?? false) {
         problem = "entry \(first)...\(last) does not follow \(previousLast.map(String.init) ?? "-")"
-      } else if newest {
-        if payload.count < length { payload = [UInt8](repeating: 0, count: length) }
-        let got = payload.withUnsafeMutableBytes {
-          pread(fd, $0.baseAddress, length, off_t(offset + Self.headerBytes))
+      } else if newest && check == .newestSegment {
+        if !payloadMatches(fd, offset: offset, length: length, sum: sum, &payload) {
+          problem = "checksum mismatch"
         }
-        let actual = payload.withUnsafeBytes {
-          Self.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<length]))
-        }
-        if got != length || actual != sum { problem = "checksum mismatch" }
       }
       if let problem {
         guard newest else {
@@ -175,6 +179,13 @@ public final class SegmentLog {
       previousLast = last
       offset += Self.blockAligned(Self.headerBytes + length)
     }
+    if newest && check == .lastEntry, let last = entries.last, last.segment == id,
+      !payloadMatches(fd, offset: last.offset, length: last.length, sum: last.sum, &payload)
+    {
+      entries.removeLast()
+      offset = last.offset
+      tornBecause = "checksum mismatch"
+    }
     if offset != size {
       guard newest else { throw SegmentLogError("\(file): corrupt at offset \(offset): trailing bytes") }
       guard ftruncate(fd, off_t(offset)) == 0, fdatasync(fd) == 0 else {
@@ -184,6 +195,18 @@ public final class SegmentLog {
     }
     segments.append(Segment(id: id, end: offset))
     totalBytes += offset
+  }
+
+  /// Whether the payload at `offset` (an entry's header's) reads whole and matches `sum`.
+  private func payloadMatches(_ fd: Int32, offset: Int, length: Int, sum: UInt64, _ payload: inout [UInt8])
+    -> Bool
+  {
+    if payload.count < length { payload = [UInt8](repeating: 0, count: length) }
+    let got = payload.withUnsafeMutableBytes {
+      pread(fd, $0.baseAddress, length, off_t(offset + Self.headerBytes))
+    }
+    let actual = payload.withUnsafeBytes { Self.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+    return got == length && actual == sum
   }
 
   func openWriter(_ id: Int64, creating: Bool) throws {

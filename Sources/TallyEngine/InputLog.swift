@@ -244,7 +244,12 @@ enum SegmentInputLog {
       throw DurableError(
         "the segment-log layout keeps its input log in the store's folder; this store has none")
     }
-    do { return try SegmentLog(directory: directory + "/" + folderName, segmentBytes: segmentBytes) } catch {
+    // Each commit syncs its one entry: only the last can be torn (the others are
+    // checked as the replay reads them).
+    do {
+      return try SegmentLog(
+        directory: directory + "/" + folderName, segmentBytes: segmentBytes, check: .lastEntry)
+    } catch {
       throw DurableError("state folder's input log cannot be opened: \(error)")
     }
   }

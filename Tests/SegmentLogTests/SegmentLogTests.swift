@@ -140,6 +140,60 @@ final class SegmentLogTests: XCTestCase {
     }
   }
 
+  func testReadChecksEveryPayloadAndTheOpenMayCheckOnlyTheLastEntry() throws {
+    do {
+      let log = try SegmentLog(directory: dir)
+      for k in 0..<4 {
+        try log.append(first: Int64(k * 10 + 1), last: Int64(k * 10 + 10), parts: [payload(Int64(k), 2_000)])
+        try log.sync()
+      }
+    }
+    let file = dir + "/" + (try segmentFiles()[0])
+    var bytes = try XCTUnwrap(FileManager.default.contents(atPath: file))
+    bytes[4_096 + 40 + 7] ^= 0x10  // the second entry's payload
+    try bytes.write(to: URL(fileURLWithPath: file))
+    // Checking only the last entry at open, the damage is found when the entry is read.
+    let log = try SegmentLog(directory: dir, check: .lastEntry)
+    XCTAssertEqual(log.entries.count, 4)
+    XCTAssertNil(log.cutTail)
+    XCTAssertEqual(try log.read(0), payload(0, 2_000))
+    XCTAssertThrowsError(try log.read(1)) { XCTAssertTrue("\($0)".contains("checksum mismatch"), "\($0)") }
+    XCTAssertEqual(try log.read(3), payload(3, 2_000))
+  }
+
+  func testTheLastEntryDamagedIsCutWhenOnlyItIsChecked() throws {
+    do {
+      let log = try SegmentLog(directory: dir)
+      for k in 0..<3 {
+        try log.append(first: Int64(k + 1), last: Int64(k + 1), parts: [payload(Int64(k), 1_000)])
+        try log.sync()
+      }
+    }
+    let file = dir + "/" + (try segmentFiles()[0])
+    var bytes = try XCTUnwrap(FileManager.default.contents(atPath: file))
+    bytes[2 * 4_096 + 40 + 500] ^= 0x01
+    try bytes.write(to: URL(fileURLWithPath: file))
+    let log = try SegmentLog(directory: dir, check: .lastEntry)
+    XCTAssertEqual(log.entries.map(\.last), [1, 2])
+    XCTAssertTrue(log.cutTail?.contains("checksum mismatch") ?? false, log.cutTail ?? "")
+    XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int, 2 * 4_096)
+  }
+
+  func testSegmentsEndingByASeqAreDroppedButNeverTheNewest() throws {
+    let log = try SegmentLog(directory: dir, segmentBytes: 8_192)
+    for k in 0..<6 {  // two 4 KiB entries a segment: segments 1, 21, 41
+      try log.append(first: Int64(k * 10 + 1), last: Int64(k * 10 + 10), parts: [payload(Int64(k), 3_000)])
+      try log.sync()
+    }
+    XCTAssertEqual(log.segmentCount, 3)
+    XCTAssertEqual(try log.dropSegments(endingBy: 19), 0, "segment 1 ends at 20")
+    XCTAssertEqual(try log.dropSegments(endingBy: 35), 2, "segment 1 only: 21's ends at 40")
+    XCTAssertEqual(log.entries.first?.first, 21)
+    XCTAssertEqual(try log.dropSegments(endingBy: 1_000), 2, "segment 21, not the newest")
+    XCTAssertEqual(log.segmentCount, 1)
+    XCTAssertEqual(try segmentFiles(), ["00000000000000000041.seg"])
+  }
+
   func testAForeignFileNameIsRefused() throws {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/notes.seg", contents: Data()))

@@ -22,11 +22,12 @@ final class SegmentInputLogTests: XCTestCase {
   }
 
   private func open<K: BusinessKernel>(
-    _ store: any StateStore, _ m: TestMarket, snapshotEvents: Int64 = 1_000_000, _: K.Type = V1Kernel.self
+    _ store: any StateStore, _ m: TestMarket, snapshotEvents: Int64 = 1_000_000, _: K.Type = V1Kernel.self,
+    segmentBytes: Int? = nil
   ) throws -> DurableEngine<K> {
     try DurableEngine<K>(
       store: store, reference: m.reference, layout: .segmentLog, snapshotEvents: snapshotEvents,
-      segmentBytes: segmentBytes)
+      segmentBytes: segmentBytes ?? self.segmentBytes)
   }
 
   private func segments(_ path: String) throws -> [String] {
@@ -86,17 +87,17 @@ final class SegmentInputLogTests: XCTestCase {
   }
 
   /// A folder with every line committed in many segments and no snapshot.
-  private func loggedFolder(_ m: TestMarket) throws -> String {
+  private func loggedFolder(_ m: TestMarket, segmentBytes: Int? = nil) throws -> String {
     let path = m.directory + "/state"
     let store = try RocksDBStateStore(path: path)
     defer { store.close() }
-    let d = try open(store, m)
+    let d = try open(store, m, segmentBytes: segmentBytes)
     for i in 0..<m.lines.count {
       try d.offer(line: m.lines[i], seq: Int64(i + 1))
       if (i + 1) % 20 == 0 { try d.commit() }
     }
     try d.commit()
-    XCTAssertGreaterThan(try segments(path).count, 3)
+    if segmentBytes == nil { XCTAssertGreaterThan(try segments(path).count, 3) }
     return path
   }
 
@@ -125,6 +126,49 @@ final class SegmentInputLogTests: XCTestCase {
     let d = try open(store, m)
     XCTAssertEqual(d.committedSeq, Int64(m.lines.count))
     XCTAssertEqual(d.engine.stateDigest, straight.digest)
+    XCTAssertTrue(d.cutTail?.contains("4096 bytes cut") ?? false, d.cutTail ?? "no cut reported")
+  }
+
+  func testADamagedLastEntryIsCutAsATornWriteAndAppliedAgain() throws {
+    let m = try market()
+    let straight = try m.straightRun()
+    let path = try loggedFolder(m)
+    let newest = path + "/input-log/" + (try segments(path).last!)
+    var bytes = try XCTUnwrap(FileManager.default.contents(atPath: newest))
+    // A digit near the end of the file: inside the last entry's payload.
+    let digit = try XCTUnwrap((0..<bytes.count).reversed().first { bytes[$0] >= 0x31 && bytes[$0] <= 0x38 })
+    bytes[digit] += 1
+    try bytes.write(to: URL(fileURLWithPath: newest))
+    let store = try RocksDBStateStore(path: path)
+    defer { store.close() }
+    let d = try open(store, m)
+    XCTAssertNotNil(d.cutTail, "the cut is reported")
+    XCTAssertTrue(d.cutTail?.contains("checksum mismatch") ?? false, d.cutTail ?? "")
+    XCTAssertLessThan(d.committedSeq, Int64(m.lines.count), "the last entry's lines are not in the state")
+    XCTAssertGreaterThan(d.committedSeq, Int64(m.lines.count) - 30)
+    for i in 0..<m.lines.count { try d.offer(line: m.lines[i], seq: Int64(i + 1)) }
+    try d.finishStream()
+    try d.commit()
+    XCTAssertEqual(d.engine.stateDigest, straight.digest, "the cut lines applied again from the inputs")
+  }
+
+  func testDamageBeforeTheLastEntryIsRefused() throws {
+    // Not a torn write (each commit syncs its one entry): the replay refuses the folder,
+    // in the newest segment as in an older one.
+    let m = try market()
+    let large = 64 << 20  // one segment: the first entry is the newest segment's
+    let path = try loggedFolder(m, segmentBytes: large)
+    XCTAssertEqual(try segments(path).count, 1)
+    let newest = path + "/input-log/" + (try segments(path).last!)
+    var bytes = try XCTUnwrap(FileManager.default.contents(atPath: newest))
+    let digit = try XCTUnwrap((100..<4096).first { bytes[$0] >= 0x31 && bytes[$0] <= 0x38 })
+    bytes[digit] += 1
+    try bytes.write(to: URL(fileURLWithPath: newest))
+    let store = try RocksDBStateStore(path: path)
+    defer { store.close() }
+    XCTAssertThrowsError(try open(store, m, segmentBytes: large)) { error in
+      XCTAssertTrue("\(error)".contains("damaged") && "\(error)".contains("checksum"), "\(error)")
+    }
   }
 
   func testDamageInAnOlderSegmentIsRefused() throws {
