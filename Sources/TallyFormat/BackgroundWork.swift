@@ -24,6 +24,14 @@ public final class BackgroundWork<Result>: @unchecked Sendable {
     }
   }
 
+  private init(result: Result) {
+    self.result = result
+    work = nil
+  }
+
+  /// A result already computed (a caller that chose not to use another thread).
+  public static func completed(_ result: Result) -> BackgroundWork { BackgroundWork(result: result) }
+
   /// Waits for the work and gives its result (again on later calls).
   public func wait() -> Result {
     group.wait()

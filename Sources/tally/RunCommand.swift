@@ -30,7 +30,8 @@ struct RunCommand: ParsableCommand {
   @Option(name: .long, help: "The output folder (created if missing).")
   var out: String
 
-  @Option(name: .long, help: "Keep the state in this folder (resumable): a log of the applied lines, RocksDB snapshots.")
+  @Option(
+    name: .long, help: "Keep the state in this folder (resumable): a log of the applied lines, RocksDB snapshots.")
   var state: String?
 
   @Option(name: .long, help: "With --state: commit after this many events.")
