@@ -31,7 +31,8 @@ struct RunCommand: ParsableCommand {
   var out: String
 
   @Option(
-    name: .long, help: "Keep the state in this folder (resumable): a log of the applied lines, RocksDB snapshots.")
+    name: .long,
+    help: "Keep the state in this folder (resumable): a log of the applied lines, RocksDB snapshots.")
   var state: String?
 
   @Option(name: .long, help: "With --state: commit after this many events.")
