@@ -138,8 +138,7 @@ extension V2Kernel {
         day: Int32(days.count - 1), date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
         isDuplicate: tradeIds.find(h.id) != nil, security: known(h.security), buyAccount: known(h.buyerId),
         sellAccount: known(h.sellerId), buyUnit: known(h.buyUnit), sellUnit: known(h.sellUnit),
-        sellPosition: h.sellPos, buyPosition: h.buyPos, tradeIdProbe: h.id
-      ) { Ident(String(decoding: UnsafeRawBufferPointer(rebasing: line[t.tradeId]), as: UTF8.self)) }
+        sellPosition: h.sellPos, buyPosition: h.buyPos, tradeIdProbe: h.id)
     }
     return tradeDone(outcome, seq: seq, tradeId: UnsafeRawBufferPointer(rebasing: line[t.tradeId]))
   }
