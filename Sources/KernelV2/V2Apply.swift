@@ -427,7 +427,9 @@ extension V2Kernel {
     mark(.days, day)
     let first = Int32(entitlements.count)
     if let due = actionsByRecordDate.removeValue(forKey: date) {
-      for a in due.sorted() { execute(action: a) }
+      let order = due.sorted()
+      listNewPositions(of: order.map { actions[Int($0)].security })
+      for a in order { execute(action: a) }
     }
     if effectsOn { touched.entitlements = first..<Int32(entitlements.count) }
     return .applied
@@ -453,7 +455,7 @@ extension V2Kernel {
     let act = actions[Int(a)]
     actions[Int(a)].executed = true
     mark(.actions, a)
-    listNewPositions()
+    listNewPositions(of: [act.security])
     let list = holders(of: act.security)
     switch act.kind {
     case .dividend:
@@ -694,6 +696,7 @@ extension V2Kernel {
     securities.append(SecurityRecord(code: Ident(id), isin: isin, name: name, kind: kind, issuedQuantity: 0))
     securityKind.append(kind)
     positionsOfSecurity.append([])
+    positionsListed.append(positions.count)
     return .applied
   }
 }

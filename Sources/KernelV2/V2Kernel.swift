@@ -294,10 +294,12 @@ public struct V2Kernel: BusinessKernel {
   var securityIx = KeyBytesTable()
   var positionIx = IntKeyTable()
   var positionsOfSecurity: [[Int32]] = []
-  /// Positions `0 ..< positionsListed` are in `positionsOfSecurity`; newer ones are added
-  /// when a corporate action needs the lists (`listNewPositions`), not one by one during
-  /// the day (a list grown by doubling copies itself into fresh memory).
-  var positionsListed = 0
+  /// By security: its positions with ids `0 ..< positionsListed[s]` are in
+  /// `positionsOfSecurity[s]`; newer ones are added when a corporate action of that
+  /// security needs its list (`listNewPositions(of:)`), not one by one during the day (a
+  /// list grown by doubling copies itself into fresh memory), and only for the
+  /// securities whose actions are due (a few of a thousand lists grow, not all).
+  var positionsListed: [Int] = []
   /// Positions that may hold shares not yet available (bought STOCK/FUND).
   var pendingPositions: [Int32] = []
   var clearingIx = IntKeyTable()
@@ -452,7 +454,7 @@ public struct V2Kernel: BusinessKernel {
       return list
     }
     for (i, p) in positions.enumerated() { positionsOfSecurity[Int(p.security)].append(Int32(i)) }
-    positionsListed = positions.count
+    positionsListed = Array(repeating: positions.count, count: securities.count)
     while dayIx.count < days.count { dayIx.insert(Int64(days[dayIx.count].date), Int32(dayIx.count)) }
     while clearingIx.count < clearingRows.count {
       let c = clearingRows[clearingIx.count]
@@ -624,13 +626,29 @@ public struct V2Kernel: BusinessKernel {
     return id
   }
 
-  /// Adds the positions created since the lists were last completed to their security's
-  /// list (in id order: each list stays ascending).
-  mutating func listNewPositions() {
-    while positionsListed < positions.count {
-      positionsOfSecurity[Int(positions[positionsListed].security)].append(Int32(positionsListed))
-      positionsListed += 1
+  /// Completes the lists of securities `of` (each list in id order: it stays ascending),
+  /// in one pass over the positions created since the oldest of their lists was last
+  /// completed.
+  mutating func listNewPositions(of wanted: [Int32]) {
+    let end = positions.count
+    var from = end
+    var want = [Bool](repeating: false, count: securities.count)
+    for s in wanted where positionsListed[Int(s)] < end {
+      want[Int(s)] = true
+      from = min(from, positionsListed[Int(s)])
     }
+    if from == end { return }
+    // The lists leave `self` while the rows' buffer is read (no exclusivity conflict).
+    var lists: [[Int32]] = []
+    swap(&lists, &positionsOfSecurity)
+    positions.withUnsafeBufferPointer { rows in
+      for i in from..<end {
+        let s = Int(rows[i].security)
+        if want[s] && i >= positionsListed[s] { lists[s].append(Int32(i)) }
+      }
+    }
+    swap(&lists, &positionsOfSecurity)
+    for s in wanted { positionsListed[Int(s)] = end }
   }
 
   mutating func newLot(acquired: Int32, quantity: Int64) -> V2Lot {
