@@ -55,8 +55,7 @@ extension V2Kernel {
         security: securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])),
         buyAccount: accountIx.find(buyerProbe), sellAccount: accountIx.find(sellerProbe),
         buyUnit: unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])),
-        sellUnit: unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])), tradeIdProbe: idProbe
-      ) { Ident(String(decoding: idBytes, as: UTF8.self)) }
+        sellUnit: unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])), tradeIdProbe: idProbe)
     }
     return tradeDone(outcome, seq: seq, tradeId: idBytes)
   }
@@ -141,12 +140,15 @@ extension V2Kernel {
     guard globals.dayOpen else { return .rejected(.dayNotOpen) }
     guard t.date == globals.lastOpened else { return .rejected(.wrongDate) }
     let day = Int32(days.count - 1)
-    return tradeChecked(
-      day: day, date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
-      isDuplicate: tradeIds.find(t.tradeId, day: day) != nil, security: securityIx.find(t.security),
-      buyAccount: accountIx.find(t.buyAccount), sellAccount: accountIx.find(t.sellAccount),
-      buyUnit: unitIx.find(t.buyUnit), sellUnit: unitIx.find(t.sellUnit)
-    ) { Ident(t.tradeId) }
+    var id = t.tradeId
+    return id.withUTF8 { idBytes in
+      let idProbe = tradeIds.probe(UnsafeRawBufferPointer(idBytes), day: day)
+      return tradeChecked(
+        day: day, date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
+        isDuplicate: tradeIds.find(idProbe) != nil, security: securityIx.find(t.security),
+        buyAccount: accountIx.find(t.buyAccount), sellAccount: accountIx.find(t.sellAccount),
+        buyUnit: unitIx.find(t.buyUnit), sellUnit: unitIx.find(t.sellUnit), tradeIdProbe: idProbe)
+    }
   }
 
   /// SPEC §3 TRADE checks in order, for an open day's trade of that day (the caller
@@ -155,7 +157,7 @@ extension V2Kernel {
   mutating func tradeChecked(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, isDuplicate: Bool, security: Int32?,
     buyAccount: Int32?, sellAccount: Int32?, buyUnit: Int32?, sellUnit: Int32?, sellPosition: Int32 = -1,
-    buyPosition: Int32 = -1, tradeIdProbe: TradeIdIndex.Probe? = nil, tradeId: () -> Ident
+    buyPosition: Int32 = -1, tradeIdProbe: TradeIdIndex.Probe
   ) -> Outcome {
     if isDuplicate { return .rejected(.duplicateTrade) }
     guard let sec = security else { return .rejected(.unknownSecurity) }
@@ -186,14 +188,14 @@ extension V2Kernel {
     executeTrade(
       day: day, date: date, priceMilli: priceMilli, quantity: quantity, security: sec, buyer: buyer,
       buyFound: buyFound, seller: seller, sellPos: sellPos, buyParticipant: units[Int(bu)].participant,
-      sellParticipant: units[Int(su)].participant, tradeIdProbe: tradeIdProbe, tradeId: tradeId())
+      sellParticipant: units[Int(su)].participant, tradeIdProbe: tradeIdProbe)
     return .applied
   }
 
   mutating func executeTrade(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, security sec: Int32, buyer: Int32,
     buyFound: Int32?, seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32,
-    tradeIdProbe: TradeIdIndex.Probe? = nil, tradeId: Ident
+    tradeIdProbe: TradeIdIndex.Probe
   ) {
     let kind = securityKind[Int(sec)]
     let immediate = kind == .bond || plantedFault == .transfer
@@ -261,17 +263,14 @@ extension V2Kernel {
     mark(.settlement, bs)
     mark(.settlement, ss)
 
+    let idWord = tradeIdWord(tradeIdProbe.key, decimal: tradeIdProbe.value)
     trades.append(
       V2Trade(
-        tradeId: tradeId, amountFen: tc.amountFen, quantity: quantity, date: date,
+        idWord: idWord, amountFen: tc.amountFen, quantity: quantity, date: date,
         security: sec, buyAccount: buyer, sellAccount: seller, buyParticipant: bp, sellParticipant: sp,
         sliceStart: sliceStart, sliceCount: sliceCount, cancelled: false))
     if taxFen != 0 { tradeTax[tradeNo] = taxFen }
-    if let p = tradeIdProbe {
-      tradeIds.insert(p, id: tradeNo)
-    } else {
-      tradeIds.insert(tradeId.text, day: day, id: tradeNo)
-    }
+    tradeIds.insert(tradeIdProbe, id: tradeNo)
     days[Int(day)].tradeEnd = tradeNo + 1
     mark(.days, day)
 
@@ -428,7 +427,9 @@ extension V2Kernel {
     mark(.days, day)
     let first = Int32(entitlements.count)
     if let due = actionsByRecordDate.removeValue(forKey: date) {
-      for a in due.sorted() { execute(action: a) }
+      let order = due.sorted()
+      listNewPositions(of: order.map { actions[Int($0)].security })
+      for a in order { execute(action: a) }
     }
     if effectsOn { touched.entitlements = first..<Int32(entitlements.count) }
     return .applied
@@ -454,7 +455,7 @@ extension V2Kernel {
     let act = actions[Int(a)]
     actions[Int(a)].executed = true
     mark(.actions, a)
-    listNewPositions()
+    listNewPositions(of: [act.security])
     let list = holders(of: act.security)
     switch act.kind {
     case .dividend:
@@ -695,6 +696,7 @@ extension V2Kernel {
     securities.append(SecurityRecord(code: Ident(id), isin: isin, name: name, kind: kind, issuedQuantity: 0))
     securityKind.append(kind)
     positionsOfSecurity.append([])
+    positionsListed.append(positions.count)
     return .applied
   }
 }

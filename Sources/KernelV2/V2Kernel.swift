@@ -153,14 +153,18 @@ struct TradeLinks: Sendable {
   var sellSettlement: Int32
 }
 
-/// A trade row in V2's own layout (64 bytes, one cache line of fresh memory per trade;
-/// the canonical `TradeRecord` is 176): the clearing figures are not stored but
+/// A trade row in V2's own layout (56 bytes of plain data, no reference counted field;
+/// the canonical `TradeRecord` is 176): the trade id is a word (`idWord`: a canonical
+/// decimal id's value, which gives its text back exactly, else the index of its text in
+/// `V2Kernel.tradeIdTexts`); the clearing figures are not stored but
 /// recomputed from the amount when needed (a CANCEL, an encoding), as SPEC §4.1 defines
 /// them from (kind, date, amount); the tax and the withheld quantity, rarely not 0, are
 /// kept apart (`V2Kernel.tradeTax`, `tradeWithheld`); `cancelled` is bit 31 of the
 /// slice count's word.
 struct V2Trade: Sendable {
-  var tradeId: Ident
+  /// Bit 63 clear: the value of a canonical decimal id (`TradeIdIndex.decimalValue`, at
+  /// most 18 digits); set: the low bits index `V2Kernel.tradeIdTexts`.
+  var idWord: UInt64
   var amountFen: Int64
   var quantity: Int64
   var date: Int32
@@ -172,13 +176,16 @@ struct V2Trade: Sendable {
   var sliceStart: Int32
   private var sliceWord: UInt32
 
+  /// `idWord`'s tag: the id's text is kept aside.
+  static let textTag: UInt64 = 1 << 63
+
   init(
-    tradeId: Ident, amountFen: Int64, quantity: Int64, date: Int32, security: Int32, buyAccount: Int32,
+    idWord: UInt64, amountFen: Int64, quantity: Int64, date: Int32, security: Int32, buyAccount: Int32,
     sellAccount: Int32, buyParticipant: Int32, sellParticipant: Int32, sliceStart: Int32, sliceCount: Int32,
     cancelled: Bool
   ) {
     precondition(sliceCount >= 0, "V2: negative slice count")
-    self.tradeId = tradeId
+    self.idWord = idWord
     self.amountFen = amountFen
     self.quantity = quantity
     self.date = date
@@ -193,7 +200,7 @@ struct V2Trade: Sendable {
 
   /// A row that is never kept (`V2Kernel.prefault` writes and drops it).
   static let filler = V2Trade(
-    tradeId: Ident(""), amountFen: 0, quantity: 0, date: 0, security: 0, buyAccount: 0, sellAccount: 0,
+    idWord: 0, amountFen: 0, quantity: 0, date: 0, security: 0, buyAccount: 0, sellAccount: 0,
     buyParticipant: 0, sellParticipant: 0, sliceStart: 0, sliceCount: 0, cancelled: false)
 
   var sliceCount: Int32 { Int32(sliceWord & 0x7FFF_FFFF) }
@@ -264,6 +271,9 @@ public struct V2Kernel: BusinessKernel {
   var clearingRows: [ClearingRecord] = []
   var settlementRows: [SettlementRecord] = []
   var trades: [V2Trade] = []
+  /// The texts of trade ids that are no canonical decimal id (`V2Trade.idWord`), in the
+  /// order their rows were made; at most one per trade row.
+  var tradeIdTexts: [String] = []
   /// The trade rows' `taxFen` and `withheld` where not 0, by trade number (looked up
   /// only, never iterated).
   var tradeTax: [Int32: Int64] = [:]
@@ -284,10 +294,12 @@ public struct V2Kernel: BusinessKernel {
   var securityIx = KeyBytesTable()
   var positionIx = IntKeyTable()
   var positionsOfSecurity: [[Int32]] = []
-  /// Positions `0 ..< positionsListed` are in `positionsOfSecurity`; newer ones are added
-  /// when a corporate action needs the lists (`listNewPositions`), not one by one during
-  /// the day (a list grown by doubling copies itself into fresh memory).
-  var positionsListed = 0
+  /// By security: its positions with ids `0 ..< positionsListed[s]` are in
+  /// `positionsOfSecurity[s]`; newer ones are added when a corporate action of that
+  /// security needs its list (`listNewPositions(of:)`), not one by one during the day (a
+  /// list grown by doubling copies itself into fresh memory), and only for the
+  /// securities whose actions are due (a few of a thousand lists grow, not all).
+  var positionsListed: [Int] = []
   /// Positions that may hold shares not yet available (bought STOCK/FUND).
   var pendingPositions: [Int32] = []
   var clearingIx = IntKeyTable()
@@ -442,7 +454,7 @@ public struct V2Kernel: BusinessKernel {
       return list
     }
     for (i, p) in positions.enumerated() { positionsOfSecurity[Int(p.security)].append(Int32(i)) }
-    positionsListed = positions.count
+    positionsListed = Array(repeating: positions.count, count: securities.count)
     while dayIx.count < days.count { dayIx.insert(Int64(days[dayIx.count].date), Int32(dayIx.count)) }
     while clearingIx.count < clearingRows.count {
       let c = clearingRows[clearingIx.count]
@@ -465,7 +477,7 @@ public struct V2Kernel: BusinessKernel {
       guard let day = dayIx[Int64(t.date)] else { preconditionFailure("V2: trade of a day never opened") }
       // A day's window sized for that day's trades (the hint for the rows laid here).
       tradeIds.expectedTrades = Int(days[Int(day)].tradeEnd - days[Int(day)].tradeStart)
-      tradeIds.insert(t.tradeId.text, day: day, id: Int32(tradeIds.count))
+      tradeIds.insert(tradeIdText(tradeIds.count), day: day, id: Int32(tradeIds.count))
     }
     tradeIds.expectedTrades = expected
     actionsByRecordDate = [:]
@@ -541,16 +553,41 @@ public struct V2Kernel: BusinessKernel {
   func tradeRecord(_ t: Int) -> TradeRecord {
     let tr = trades[t]
     return TradeRecord(
-      tradeId: tr.tradeId, date: tr.date, security: tr.security, quantity: tr.quantity,
+      tradeId: Ident(tradeIdText(t)), date: tr.date, security: tr.security, quantity: tr.quantity,
       buyAccount: tr.buyAccount, sellAccount: tr.sellAccount, buyParticipant: tr.buyParticipant,
       sellParticipant: tr.sellParticipant, clearing: tradeClearing(t), taxFen: taxFen(t),
       cancelled: tr.cancelled, withheld: withheld(t), sliceStart: tr.sliceStart, sliceCount: tr.sliceCount)
   }
 
+  /// The word a trade row keeps for trade id `bytes` (see `V2Trade.idWord`): its
+  /// decimal value, or its text kept in `tradeIdTexts`.
+  @inline(__always)
+  mutating func tradeIdWord(_ bytes: UnsafeRawBufferPointer, decimal: UInt64) -> UInt64 {
+    if decimal != TradeIdIndex.notDecimal {
+      precondition(decimal & V2Trade.textTag == 0, "V2: decimal trade id beyond 63 bits")
+      return decimal
+    }
+    tradeIdTexts.append(String(decoding: bytes, as: UTF8.self))
+    return V2Trade.textTag | UInt64(tradeIdTexts.count - 1)
+  }
+
+  mutating func tradeIdWord(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    tradeIdWord(bytes, decimal: TradeIdIndex.decimalValue(bytes))
+  }
+
+  /// Trade row `t`'s trade id, as it was given.
+  func tradeIdText(_ t: Int) -> String {
+    let w = trades[t].idWord
+    if w & V2Trade.textTag == 0 { return String(w) }
+    return tradeIdTexts[Int(w & ~V2Trade.textTag)]
+  }
+
   /// Lays a decoded trade row (a restart).
   mutating func layTrade(_ id: Int, _ r: TradeRecord) {
+    var text = r.tradeId.text
+    let word = text.withUTF8 { tradeIdWord(UnsafeRawBufferPointer($0)) }
     let v = V2Trade(
-      tradeId: r.tradeId, amountFen: r.clearing.amountFen, quantity: r.quantity, date: r.date,
+      idWord: word, amountFen: r.clearing.amountFen, quantity: r.quantity, date: r.date,
       security: r.security, buyAccount: r.buyAccount,
       sellAccount: r.sellAccount, buyParticipant: r.buyParticipant, sellParticipant: r.sellParticipant,
       sliceStart: r.sliceStart, sliceCount: r.sliceCount, cancelled: r.cancelled)
@@ -589,13 +626,29 @@ public struct V2Kernel: BusinessKernel {
     return id
   }
 
-  /// Adds the positions created since the lists were last completed to their security's
-  /// list (in id order: each list stays ascending).
-  mutating func listNewPositions() {
-    while positionsListed < positions.count {
-      positionsOfSecurity[Int(positions[positionsListed].security)].append(Int32(positionsListed))
-      positionsListed += 1
+  /// Completes the lists of securities `of` (each list in id order: it stays ascending),
+  /// in one pass over the positions created since the oldest of their lists was last
+  /// completed.
+  mutating func listNewPositions(of wanted: [Int32]) {
+    let end = positions.count
+    var from = end
+    var want = [Bool](repeating: false, count: securities.count)
+    for s in wanted where positionsListed[Int(s)] < end {
+      want[Int(s)] = true
+      from = min(from, positionsListed[Int(s)])
     }
+    if from == end { return }
+    // The lists leave `self` while the rows' buffer is read (no exclusivity conflict).
+    var lists: [[Int32]] = []
+    swap(&lists, &positionsOfSecurity)
+    positions.withUnsafeBufferPointer { rows in
+      for i in from..<end {
+        let s = Int(rows[i].security)
+        if want[s] && i >= positionsListed[s] { lists[s].append(Int32(i)) }
+      }
+    }
+    swap(&lists, &positionsOfSecurity)
+    for s in wanted { positionsListed[Int(s)] = end }
   }
 
   mutating func newLot(acquired: Int32, quantity: Int64) -> V2Lot {

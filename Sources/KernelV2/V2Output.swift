@@ -109,7 +109,7 @@ extension V2Kernel {
     var taxId = ""
     var tax: (quantity: Int64, taxFen: Int64, seller: Int32) = (0, 0, 0)
     if t.taxed {
-      taxId = trades[i].tradeId.text
+      taxId = tradeIdText(i)
       tax = (trades[i].quantity, taxFen(i), trades[i].sellAccount)
     }
     var size = V2RecordBytes.eventHeader
@@ -269,7 +269,7 @@ extension V2Kernel {
     }
     for x in touched.tax { writeTax(x, into: &w) }
     for x in touched.taxRemoved {
-      w.taxRemoved(tradeDate: trades[Int(x)].date, tradeId: trades[Int(x)].tradeId.text)
+      w.taxRemoved(tradeDate: trades[Int(x)].date, tradeId: tradeIdText(Int(x)))
     }
   }
 
@@ -353,7 +353,7 @@ extension V2Kernel {
   func writeTax(_ id: Int32, into w: inout EffectWriter) {
     let t = trades[Int(id)]
     w.tax(
-      tradeDate: t.date, tradeId: t.tradeId.text, account: t.sellAccount, security: t.security,
+      tradeDate: t.date, tradeId: tradeIdText(Int(id)), account: t.sellAccount, security: t.security,
       quantity: t.quantity, taxFen: taxFen(Int(id)))
   }
 
@@ -682,12 +682,12 @@ extension V2Kernel {
       let x = trades[a]
       let y = trades[b]
       if x.date != y.date { return x.date < y.date }
-      return Self.identLess(x.tradeId, y.tradeId)
+      return Self.identLess(Ident(tradeIdText(a)), Ident(tradeIdText(b)))
     }
     r.tax = tx.map { i in
       let t = trades[i]
       return Report.Tax(
-        tradeDate: t.date, tradeId: t.tradeId.text, account: accounts[Int(t.sellAccount)].id.text,
+        tradeDate: t.date, tradeId: tradeIdText(i), account: accounts[Int(t.sellAccount)].id.text,
         security: securities[Int(t.security)].code.text, quantity: t.quantity, taxFen: taxFen(i))
     }
     r.rejections = rejections.map {

@@ -81,6 +81,9 @@ struct V2TradeHint {
   var buyKey: Int64 = -1
   var sellPos: Int32 = -1
   var buyPos: Int32 = -1
+  /// Today's clearing rows of the buyer and the seller when known (-1: not known).
+  var buyClearing: Int32 = -1
+  var sellClearing: Int32 = -1
 
   static var none: V2TradeHint {
     let empty = KeyBytesTable.Probe(UnsafeRawBufferPointer(start: nil, count: 0), salt: 0)
@@ -135,8 +138,7 @@ extension V2Kernel {
         day: Int32(days.count - 1), date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
         isDuplicate: tradeIds.find(h.id) != nil, security: known(h.security), buyAccount: known(h.buyerId),
         sellAccount: known(h.sellerId), buyUnit: known(h.buyUnit), sellUnit: known(h.sellUnit),
-        sellPosition: h.sellPos, buyPosition: h.buyPos, tradeIdProbe: h.id
-      ) { Ident(String(decoding: UnsafeRawBufferPointer(rebasing: line[t.tradeId]), as: UTF8.self)) }
+        sellPosition: h.sellPos, buyPosition: h.buyPos, tradeIdProbe: h.id)
     }
     return tradeDone(outcome, seq: seq, tradeId: UnsafeRawBufferPointer(rebasing: line[t.tradeId]))
   }
@@ -160,13 +162,16 @@ extension V2Kernel {
     h.sellerId = -1
     h.sellKey = -1
     h.buyKey = -1
+    h.buyClearing = -1
+    h.sellClearing = -1
     let sec = h.security
     guard sec >= 0, !days.isEmpty, h.buyUnit >= 0, h.sellUnit >= 0 else { return }
     let day = Int32(days.count - 1)
-    clearingRows.prefetchRow(
-      Int(knownClearingRow(day: day, participant: units[Int(h.buyUnit)].participant, security: sec)))
-    clearingRows.prefetchRow(
-      Int(knownClearingRow(day: day, participant: units[Int(h.sellUnit)].participant, security: sec)))
+    h.buyClearing = knownClearingRow(day: day, participant: units[Int(h.buyUnit)].participant, security: sec)
+    h.sellClearing = knownClearingRow(
+      day: day, participant: units[Int(h.sellUnit)].participant, security: sec)
+    clearingRows.prefetchRow(Int(h.buyClearing))
+    clearingRows.prefetchRow(Int(h.sellClearing))
   }
 
   /// Stage 2: the account slots; starts the position slots and the seller's account
@@ -204,6 +209,9 @@ extension V2Kernel {
   /// and the slot after it.
   @inline(__always)
   func hintLotLevel(_ h: V2TradeHint) {
+    // The clearing rows again, nearer their use (stage 1's lines may have left L1).
+    clearingRows.prefetchRow(Int(h.buyClearing))
+    clearingRows.prefetchRow(Int(h.sellClearing))
     if h.sellPos >= 0 { pool.lots.prefetchRow(Int(positions[Int(h.sellPos)].lotHead)) }
     if h.buyPos >= 0 {
       let end = Int(positions[Int(h.buyPos)].lotEnd)

@@ -72,10 +72,11 @@ final class KeyBytesTableTests: XCTestCase {
 }
 
 final class TradeRowLayoutTests: XCTestCase {
-  func testTradeRowIsOneCacheLineAndKeepsItsFlag() {
-    XCTAssertEqual(MemoryLayout<V2Trade>.stride, 64)
+  func testTradeRowIsPlainAndKeepsItsFlag() {
+    XCTAssertEqual(MemoryLayout<V2Trade>.stride, 56)
+    XCTAssertTrue(_isPOD(V2Trade.self))
     var t = V2Trade(
-      tradeId: Ident("T1"), amountFen: 5, quantity: 100, date: 20_260_105, security: 3, buyAccount: 4,
+      idWord: V2Trade.textTag | 1, amountFen: 5, quantity: 100, date: 20_260_105, security: 3, buyAccount: 4,
       sellAccount: 5, buyParticipant: 6, sellParticipant: 7, sliceStart: 8, sliceCount: Int32.max,
       cancelled: false)
     XCTAssertFalse(t.cancelled)
