@@ -194,7 +194,7 @@ extension V1Kernel {
     for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
     tradeGroupMemo = TradeGroupMemo()
     positionsOfSecurity = [[Int32]](repeating: [], count: securities.count)
-    positionsOfSecurityCount = 0
+    positionsOfSecurityCount = [Int](repeating: 0, count: securities.count)
     awaitingAvailability = []
     isAwaitingAvailability = RowBits(clearCount: positions.count)
     for i in positions.indices {
