@@ -218,12 +218,15 @@ extension V1Kernel {
       settlementByKey[Self.settlementKey(s.tradeDate, s.participant)] = Int32(i)
     }
     tradeByKey = TradeIndex()
-    tradeByKey.reserveCapacity(trades.count)
+    tradeByKey.reserveCapacityWhenNeeded(trades.count)
     let tradeRows = trades.rows
     for i in tradeRows.indices {
       let t = tradeRows[i]
       // A later row of the same key takes the slot (as a dictionary's assignment would).
-      tradeByKey.set(hash: TradeIndex.hash(id: t.tradeId, date: t.date), row: Int32(i)) {
+      tradeByKey.set(
+        hash: TradeIndex.hash(id: t.tradeId, date: t.date), decimal: TradeIndex.decimalValue(of: t.tradeId),
+        row: Int32(i)
+      ) {
         tradeRows[Int($0)].date == t.date && tradeRows[Int($0)].tradeId == t.tradeId
       }
     }

@@ -181,7 +181,7 @@ public struct V1Kernel: Sendable {
     // before, and the table's doubling then copied 40 MB into 80 MB of fresh pages.
     // Room not written to is address space only.
     slices.reserveCapacity(slices.count + events + events / 2)
-    tradeByKey.reserveCapacity(trades.count + events)
+    tradeByKey.reserveCapacityWhenNeeded(trades.count + events)
     lotPool.reserveCapacity(lotPool.liveCount + events)
   }
 
@@ -357,6 +357,7 @@ public struct V1Kernel: Sendable {
   mutating func applyTrade(_ t: TradeEvent, seq: Int64) -> Outcome {
     let tradeId = Ident(t.tradeId)
     let tradeHash = TradeIndex.hash(id: tradeId, date: t.date)
+    let tradeDecimal = TradeIndex.decimalValue(of: tradeId)
     let found = TradeLookups(
       trade: tradeRow(id: tradeId, date: t.date), security: securityById[Ident(t.security)],
       buyAccount: accountById[Ident(t.buyAccount)], sellAccount: accountById[Ident(t.sellAccount)],
@@ -364,7 +365,7 @@ public struct V1Kernel: Sendable {
     var rows = TradeRows()
     let outcome = applyTrade(
       date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
-      tradeId: { tradeId }, tradeHash: tradeHash)
+      tradeId: { tradeId }, tradeHash: tradeHash, tradeDecimal: tradeDecimal)
     var id = t.tradeId
     id.withUTF8 { i in
       finishTrade(
@@ -397,11 +398,13 @@ public struct V1Kernel: Sendable {
     let idBytes = bytes(t.tradeId)
     let date = t.date
     let tradeHash: UInt64
+    let tradeDecimal: Int64
     let security: Int32?
     let buyAccount: Int32?
     let sellAccount: Int32?
     if let g = grouped {
       tradeHash = g.tradeHash
+      tradeDecimal = g.tradeDecimal
       security = g.security >= 0 ? g.security : nil
       buyAccount = g.buy >= 0 ? g.buy : nil
       sellAccount = g.sell >= 0 ? g.sell : nil
@@ -411,7 +414,8 @@ public struct V1Kernel: Sendable {
       // The three lookups in large tables (trade ids, accounts) read their first slots
       // together: their cache misses overlap.
       tradeHash = TradeIndex.hash(id: idBytes, date: date)
-      tradeByKey.prefetch(hash: tradeHash)
+      tradeDecimal = TradeIndex.decimalValue(of: idBytes)
+      tradeByKey.prefetch(hash: tradeHash, decimal: tradeDecimal)
       let buyProbe = accountById.probe(hash: Ident.fastHash(of: buyAccountBytes))
       let sellProbe = accountById.probe(hash: Ident.fastHash(of: sellAccountBytes))
       security = securityById.v1Find(bytes: bytes(t.security))
@@ -419,7 +423,8 @@ public struct V1Kernel: Sendable {
       sellAccount = accountById.find(sellProbe) { $0.v1HasBytes(sellAccountBytes) }
     }
     let found = TradeLookups(
-      trade: tradeRow(hash: tradeHash, date: date, idBytes: idBytes), security: security,
+      trade: tradeRow(hash: tradeHash, decimal: tradeDecimal, date: date, idBytes: idBytes),
+      security: security,
       buyAccount: buyAccount, sellAccount: sellAccount,
       buyUnit: grouped.map { $0.buyUnit >= 0 ? $0.buyUnit : nil } ?? unitById.v1Find(bytes: bytes(t.buyUnit)),
       sellUnit: grouped.map { $0.sellUnit >= 0 ? $0.sellUnit : nil }
@@ -429,7 +434,8 @@ public struct V1Kernel: Sendable {
     var rows = TradeRows()
     let outcome = applyTrade(
       date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
-      tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) }, tradeHash: tradeHash)
+      tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) }, tradeHash: tradeHash,
+      tradeDecimal: tradeDecimal)
     finishTrade(
       seq: seq, outcome: outcome, rows: rows, tradeIdText: String(decoding: idBytes, as: UTF8.self),
       bytes: TradeBytes(tradeId: idBytes))
@@ -499,7 +505,7 @@ public struct V1Kernel: Sendable {
   /// Applies a TRADE whose identifiers are looked up; `rows` gets what it changed.
   mutating func applyTrade(
     date: Int32, priceMilli: Int64, quantity: Int64, found: TradeLookups, rows: inout TradeRows,
-    tradeId: () -> Ident, tradeHash: UInt64
+    tradeId: () -> Ident, tradeHash: UInt64, tradeDecimal: Int64
   ) -> Outcome {
     guard globals.dayOpen else { return .rejected(.dayNotOpen) }
     guard date == globals.lastOpened else { return .rejected(.wrongDate) }
@@ -590,7 +596,7 @@ public struct V1Kernel: Sendable {
         sellParticipant: sellParticipant, taxFen: taxFen, sliceStart: sliceStart,
         sliceCount: Int32(slices.count) - sliceStart))
     // `found.trade` was nil: no row of this (date, id) is in the index.
-    tradeByKey.insert(hash: tradeHash, row: tradeIndex)
+    tradeByKey.insert(hash: tradeHash, decimal: tradeDecimal, row: tradeIndex)
     days[Int32(days.count - 1)].tradeEnd = tradeIndex + 1
     return .applied
   }
