@@ -534,13 +534,19 @@ public struct V1Kernel: Sendable {
 
     // Clearing (§4.1).
     let buyRow = clearingRow(date: t.date, participant: buyParticipant, security: security)
-    clearingRows[buyRow].buyQuantity += q
-    clearingRows[buyRow].buyAmount += Int128(c.amountFen)
-    clearingRows[buyRow].fees.add(c.buyerFees)
+    // A row's fields changed in one access (`v1Change`): each access to a table row is
+    // a uniqueness check and a bounds check.
+    v1Change(&clearingRows[buyRow]) {
+      $0.buyQuantity += q
+      $0.buyAmount += Int128(c.amountFen)
+      $0.fees.add(c.buyerFees)
+    }
     let sellRow = clearingRow(date: t.date, participant: sellParticipant, security: security)
-    clearingRows[sellRow].sellQuantity += q
-    clearingRows[sellRow].sellAmount += Int128(c.amountFen)
-    clearingRows[sellRow].fees.add(c.sellerFees)
+    v1Change(&clearingRows[sellRow]) {
+      $0.sellQuantity += q
+      $0.sellAmount += Int128(c.amountFen)
+      $0.fees.add(c.sellerFees)
+    }
     rows.date = t.date
     rows.buyParticipant = buyParticipant
     rows.sellParticipant = sellParticipant
@@ -550,17 +556,23 @@ public struct V1Kernel: Sendable {
     rows.buyClearing = buyRow
     rows.sellClearing = sellRow
     let buySettlement = settlementRow(date: t.date, participant: buyParticipant)
-    settlementRows[buySettlement].netFen += Int128(c.buyerNetFen)
-    settlementRows[buySettlement].liveSides += 1
+    v1Change(&settlementRows[buySettlement]) {
+      $0.netFen += Int128(c.buyerNetFen)
+      $0.liveSides += 1
+    }
     let sellSettlement = settlementRow(date: t.date, participant: sellParticipant)
-    settlementRows[sellSettlement].netFen += Int128(c.sellerNetFen)
-    settlementRows[sellSettlement].liveSides += 1
+    v1Change(&settlementRows[sellSettlement]) {
+      $0.netFen += Int128(c.sellerNetFen)
+      $0.liveSides += 1
+    }
     rows.buySettlement = buySettlement
     rows.sellSettlement = sellSettlement
 
     // Transfer (§4.2) and lots (§4.5): the seller first, then the buyer.
-    positions[sellPosition].quantity -= q
-    positions[sellPosition].available -= q
+    v1Change(&positions[sellPosition]) {
+      $0.quantity -= q
+      $0.available -= q
+    }
     rows.sellPosition = sellPosition
     let sliceStart = Int32(slices.count)
     let taxable = kind == .stock && individualAccounts[sellAccount]
@@ -573,8 +585,10 @@ public struct V1Kernel: Sendable {
     let buyPosition: Int32
     if let held = found.buyPosition ?? positionDirectory.find(account: buyAccount, security: security) {
       buyPosition = held
-      positions[buyPosition].quantity += q
-      positions[buyPosition].available += c.buyerAvailableNow
+      v1Change(&positions[buyPosition]) {
+        $0.quantity += q
+        $0.available += c.buyerAvailableNow
+      }
       if c.buyerAvailableNow < q { markAwaitingAvailability(buyPosition) }
       insertLot(buyLot, into: buyPosition)
     } else {
@@ -1081,6 +1095,11 @@ extension SideFees {
     stamp -= other.stamp
   }
 }
+
+/// Changes `row` through `body`: the fields of a table row changed in one access
+/// (`table[i]`'s `_modify`: one uniqueness check, bounds check and dirty mark where
+/// each field's `table[i].field += x` made its own).
+@inline(__always) func v1Change<Row>(_ row: inout Row, _ body: (inout Row) -> Void) { body(&row) }
 
 /// One bit per row: an account's kind (SPEC §1, for the dividend tax), a position
 /// awaiting availability. A bit each keeps a million-row list in cache (125 KB a
