@@ -20,6 +20,25 @@ extension Ident {
   }
 }
 
+extension Ident {
+  /// The first 16 UTF-8 bytes, zero-padded, as two big-endian words: `(a.high, a.low)
+  /// < (b.high, b.low)` implies `a < b` (bytes, then length: a zero pad sorts as the
+  /// smallest byte, and a prefix sorts first), and equal prefixes say nothing (ids
+  /// longer than 16 bytes, or one id a zero-padded prefix of the other).
+  var v1SortPrefix: (high: UInt64, low: UInt64) {
+    var text = text
+    return text.withUTF8 { u in
+      var high: UInt64 = 0
+      var low: UInt64 = 0
+      for i in 0..<16 {
+        let byte = UInt64(i < u.count ? u[i] : 0)
+        if i < 8 { high |= byte << UInt64(56 - 8 * i) } else { low |= byte << UInt64(56 - 8 * (i - 8)) }
+      }
+      return (high, low)
+    }
+  }
+}
+
 /// True when `a` and `b` hold the same bytes (`a.count == b.count` required).
 @inline(__always) func v1SameBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
   precondition(a.count == b.count, "compared byte runs have one length")

@@ -331,8 +331,10 @@ extension V1Kernel {
 
   /// Stores a position's list ends; the position is dirty either way (its lots changed).
   @inline(__always) mutating func setLotList(of p: Int32, first: Int32, last: Int32) {
-    positions[p].firstLot = first
-    positions[p].lastLot = last
+    v1Change(&positions[p]) {
+      $0.firstLot = first
+      $0.lastLot = last
+    }
   }
 
   /// Adds `perShareMicro` to the accrued dividend of every lot of the position.

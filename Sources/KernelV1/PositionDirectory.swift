@@ -149,14 +149,21 @@ struct PositionDirectory {
 
   mutating func insert(account: Int32, security: Int32, position: Int32) {
     precondition(security >= 0 && position >= 0, "position directory takes row ids")
-    let line = line(of: account)
+    precondition(account >= 0 && Int(account) < accountCount, "directory line of an unknown account")
     realign()
     let start = pad + Int(account) * Self.lanesPerLine
-    for lane in 0..<8 where line.securities[lane] < 0 {
-      lanes[start + lane] = security
-      lanes[start + 8 + lane] = position
-      return
+    // One access to the lanes (each `lanes[i] = x` was a uniqueness and a bounds
+    // check). In bounds: `realign` keeps a line of lanes past the accounts' lines and
+    // `pad` is under a line, so the account's 16 lanes are within the array.
+    let placed = lanes.withUnsafeMutableBufferPointer { b -> Bool in
+      precondition(start + Self.lanesPerLine <= b.count, "directory line within its lanes")
+      for lane in 0..<8 where b[start + lane] < 0 {
+        b[start + lane] = security
+        b[start + 8 + lane] = position
+        return true
+      }
+      return false
     }
-    overflow[Self.key(account, security)] = position
+    if !placed { overflow[Self.key(account, security)] = position }
   }
 }

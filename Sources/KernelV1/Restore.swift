@@ -194,7 +194,7 @@ extension V1Kernel {
     for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
     tradeGroupMemo = TradeGroupMemo()
     positionsOfSecurity = [[Int32]](repeating: [], count: securities.count)
-    positionsOfSecurityCount = 0
+    positionsOfSecurityCount = [Int](repeating: 0, count: securities.count)
     awaitingAvailability = []
     isAwaitingAvailability = RowBits(clearCount: positions.count)
     for i in positions.indices {
@@ -218,12 +218,15 @@ extension V1Kernel {
       settlementByKey[Self.settlementKey(s.tradeDate, s.participant)] = Int32(i)
     }
     tradeByKey = TradeIndex()
-    tradeByKey.reserveCapacity(trades.count)
+    tradeByKey.reserveCapacityWhenNeeded(trades.count)
     let tradeRows = trades.rows
     for i in tradeRows.indices {
       let t = tradeRows[i]
       // A later row of the same key takes the slot (as a dictionary's assignment would).
-      tradeByKey.set(hash: TradeIndex.hash(id: t.tradeId, date: t.date), row: Int32(i)) {
+      tradeByKey.set(
+        hash: TradeIndex.hash(id: t.tradeId, date: t.date), decimal: TradeIndex.decimalValue(of: t.tradeId),
+        row: Int32(i)
+      ) {
         tradeRows[Int($0)].date == t.date && tradeRows[Int($0)].tradeId == t.tradeId
       }
     }

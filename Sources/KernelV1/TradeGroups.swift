@@ -110,6 +110,8 @@ extension V1Kernel {
   struct GroupedTrade {
     /// `TradeIndex.hash` of the trade's id and date.
     var tradeHash: UInt64 = 0
+    /// `TradeIndex.decimalValue` of the trade's id.
+    var tradeDecimal: Int64 = -1
     var buyHash: UInt64 = 0
     var sellHash: UInt64 = 0
     var buy: Int32 = -1
@@ -131,11 +133,12 @@ extension V1Kernel {
   /// Stage 1: the hashes; the index slots of the trade id and both accounts.
   @inline(__always)
   mutating func locateSlots(_ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade) {
+    let id = t.field(t.trade.tradeId, in: bytes)
     g = GroupedTrade(
-      tradeHash: TradeIndex.hash(id: t.field(t.trade.tradeId, in: bytes), date: t.trade.date),
+      tradeHash: TradeIndex.hash(id: id, date: t.trade.date), tradeDecimal: TradeIndex.decimalValue(of: id),
       buyHash: Ident.fastHash(of: t.field(t.trade.buyAccount, in: bytes)),
       sellHash: Ident.fastHash(of: t.field(t.trade.sellAccount, in: bytes)))
-    tradeByKey.prefetch(hash: g.tradeHash)
+    tradeByKey.prefetch(hash: g.tradeHash, decimal: g.tradeDecimal)
     accountById.prefetchSlot(hash: g.buyHash)
     accountById.prefetchSlot(hash: g.sellHash)
   }

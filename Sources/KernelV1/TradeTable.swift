@@ -44,11 +44,95 @@ public struct TradeRow: Sendable, Equatable {
 /// itself (`matches`); a new trade id (nearly every TRADE) finds an empty slot and
 /// reads no row. The slot position comes from the stored hash bits, so the index grows
 /// without the rows. Derived storage: rebuilt on load, never iterated into state.
+///
+/// Decimal trade ids (`decimalValue(of:)`: 1-18 digits, no leading zero) are kept
+/// first in a window by value: `window[value - windowBase]` holds the row + 1 of the
+/// first trade applied with that id (any date), 4 bytes a trade id, consecutive ids on
+/// one line. A day's trade ids are mostly consecutive numbers, and the table's slot was
+/// a line at random a trade (the prefetch of it waited for a free miss buffer in ~40%
+/// of the pipeline loop's own samples, perf, V1's seventh round). A key goes to the
+/// table when its id is not decimal, lies outside the window, or its window slot holds
+/// another date's trade. A lookup in the window's span reads the window first: an
+/// empty slot means no trade of that id (the window is tried first on every insert);
+/// a slot of another date sends it to the table.
 struct TradeIndex: Sendable {
   /// 0: empty. Otherwise `hash >> 32 << 32 | (row + 1)`.
   private var slots = [UInt64](repeating: 0, count: 16)
   private var mask = 15
+  /// Keys in the table (not the window).
   private(set) var count = 0
+  /// Ids the table is to be sized for at its first insert of a non-decimal id
+  /// (`reserveCapacity`): a day of decimal ids leaves the table unused, and zeroing 16
+  /// MB for it was part of the timed room for the day.
+  private var reservedIds = 0
+  /// Row + 1 of the trade whose decimal id has value `windowBase + i`, 0: none. Grows
+  /// by powers of two up to `windowSpanMax` slots.
+  private var window: [Int32] = []
+  /// The smallest value the window holds; -1 until the first decimal id is inserted.
+  private var windowBase: Int64 = -1
+  /// Keys in the window.
+  private(set) var windowCount = 0
+  /// The first decimal id's slot (values kept below it).
+  private var windowFirstOffset = 0
+  /// Values a window spans at most (16 MB of row ids); ids beyond go to the table.
+  static let windowSpanMax = 1 << 22
+  /// Slots a window starts with; also the values kept below the first id inserted.
+  static let windowSpanMin = 1 << 16
+  /// Digits of the longest decimal id (below 10^18 < Int64.max).
+  static let decimalDigitsMax = 18
+
+  /// The value of a decimal trade id (1-18 ASCII digits, the first not 0 unless it is
+  /// the only one): values and such ids correspond one to one. -1 otherwise.
+  @inline(__always) static func decimalValue(of id: UnsafeRawBufferPointer) -> Int64 {
+    let n = id.count
+    guard n >= 1 && n <= decimalDigitsMax, n == 1 || id[0] != UInt8(ascii: "0") else { return -1 }
+    var value: Int64 = 0
+    for i in 0..<n {
+      let digit = id[i] &- UInt8(ascii: "0")
+      if digit > 9 { return -1 }
+      value = value &* 10 &+ Int64(digit)
+    }
+    return value
+  }
+
+  static func decimalValue(of id: Ident) -> Int64 {
+    var text = id.text
+    return text.withUTF8 { decimalValue(of: UnsafeRawBufferPointer($0)) }
+  }
+
+  /// The window slot of `decimal` when the window spans it (allocated or not).
+  @inline(__always) private func windowOffset(_ decimal: Int64) -> Int? {
+    guard decimal >= 0 && windowBase >= 0 && decimal >= windowBase else { return nil }
+    let offset = decimal - windowBase
+    return offset < Int64(Self.windowSpanMax) ? Int(offset) : nil
+  }
+
+  /// Makes the window hold slot `offset` (`offset < windowSpanMax`), starting it at the
+  /// first decimal id when there is none.
+  private mutating func windowRoom(for offset: Int) {
+    precondition(offset >= 0 && offset < Self.windowSpanMax, "trade id window slot within its span")
+    guard offset >= window.count else { return }
+    var capacity = max(Self.windowSpanMin, window.count)
+    while capacity <= offset { capacity *= 2 }
+    // Room for the reserved ids at once (ids from the first one on), not by doubling.
+    while capacity < windowFirstOffset + reservedIds && capacity < Self.windowSpanMax { capacity *= 2 }
+    capacity = min(capacity, Self.windowSpanMax)
+    var grown = [Int32](repeating: 0, count: capacity)
+    grown.withUnsafeMutableBufferPointer { g in
+      window.withUnsafeBufferPointer { old in
+        for i in old.indices { g[i] = old[i] }
+      }
+    }
+    window = grown
+  }
+
+  /// Starts the window at `decimal` (the first decimal id inserted), keeping
+  /// `windowSpanMin` values below it.
+  private mutating func startWindow(at decimal: Int64) {
+    precondition(windowBase < 0 && decimal >= 0, "the window starts once")
+    windowFirstOffset = Int(min(decimal, Int64(Self.windowSpanMin)))
+    windowBase = decimal - Int64(windowFirstOffset)
+  }
 
   /// The hash of trade `id` (UTF-8 bytes) on `date`, as stored.
   @inline(__always) static func hash(id: UnsafeRawBufferPointer, date: Int32) -> UInt64 {
@@ -65,12 +149,29 @@ struct TradeIndex: Sendable {
   /// Starts loading the slot a key with this hash is looked for in first.
   @inline(__always) func prefetch(hash: UInt64) { slots.prefetch(home(hash)) }
 
+  /// Starts loading the slot a key with this hash and decimal value (-1: none) is
+  /// looked for in first: its window slot, or its table slot.
+  @inline(__always) func prefetch(hash: UInt64, decimal: Int64) {
+    if let offset = windowOffset(decimal) {
+      window.prefetch(offset)
+    } else {
+      slots.prefetch(home(hash))
+    }
+  }
+
   /// Room for `n` ids at most half full (short probe runs), grown now rather than by
   /// doubling while trades arrive.
   mutating func reserveCapacity(_ n: Int) {
     var capacity = 16
     while capacity < 2 * n { capacity *= 2 }
     if capacity > slots.count { rehash(capacity) }
+  }
+
+  /// Room for `n` ids in the window (from its first id on) and, once a key goes to the
+  /// table, in the table: what `reserveCapacity` makes at once, made when first needed.
+  mutating func reserveCapacityWhenNeeded(_ n: Int) {
+    reservedIds = max(reservedIds, n)
+    if windowBase >= 0 { windowRoom(for: min(Self.windowSpanMax, windowFirstOffset + reservedIds) - 1) }
   }
 
   private mutating func rehash(_ capacity: Int) {
@@ -100,6 +201,59 @@ struct TradeIndex: Sendable {
         i = (i + 1) & mask
       }
     }
+  }
+
+  /// The row whose key has `hash` and decimal value `decimal` (-1: not decimal) and
+  /// that `matches` accepts.
+  @inline(__always) func find(hash: UInt64, decimal: Int64, matches: (Int32) -> Bool) -> Int32? {
+    if let offset = windowOffset(decimal) {
+      guard offset < window.count else { return nil }
+      let stored = window[offset]
+      if stored == 0 { return nil }
+      if matches(stored - 1) { return stored - 1 }
+      // Another date's trade has the slot: this key, if applied, is in the table.
+    }
+    return find(hash: hash, matches: matches)
+  }
+
+  /// Adds `row` under `hash` and `decimal` (-1: not decimal); the caller knows no row
+  /// of the same key is there.
+  mutating func insert(hash: UInt64, decimal: Int64, row: Int32) {
+    precondition(row >= 0 && row < Int32.max, "trade index takes row ids")
+    if decimal >= 0 && windowBase < 0 { startWindow(at: decimal) }
+    if let offset = windowOffset(decimal) {
+      windowRoom(for: offset)
+      if window[offset] == 0 {
+        window[offset] = row + 1
+        windowCount += 1
+        return
+      }
+    }
+    if reservedIds > 0 {
+      // The table's first key: its room for the reserved ids at once.
+      reserveCapacity(reservedIds)
+      reservedIds = 0
+    }
+    insert(hash: hash, row: row)
+  }
+
+  /// Points the key's slot (`matches` finds its row) at `row`, or adds it.
+  mutating func set(hash: UInt64, decimal: Int64, row: Int32, matches: (Int32) -> Bool) {
+    precondition(row >= 0 && row < Int32.max, "trade index takes row ids")
+    if decimal >= 0 && windowBase < 0 { startWindow(at: decimal) }
+    if let offset = windowOffset(decimal) {
+      windowRoom(for: offset)
+      if window[offset] == 0 {
+        window[offset] = row + 1
+        windowCount += 1
+        return
+      }
+      if matches(window[offset] - 1) {
+        window[offset] = row + 1
+        return
+      }
+    }
+    set(hash: hash, row: row, matches: matches)
   }
 
   /// Adds `row` under `hash`; the caller knows no row of the same key is there.
@@ -175,16 +329,18 @@ extension V1Kernel {
   /// `TradeIndex.hash` of them), if one was applied. The closure reads the trade rows
   /// through a reference held for this call only (one that read `self` had the whole
   /// 900-byte state copied, with a retain of each of its arrays, on every TRADE).
-  @inline(__always) func tradeRow(hash: UInt64, date: Int32, idBytes: UnsafeRawBufferPointer) -> Int32? {
+  @inline(__always) func tradeRow(
+    hash: UInt64, decimal: Int64, date: Int32, idBytes: UnsafeRawBufferPointer
+  ) -> Int32? {
     let rows = trades.rows
-    return tradeByKey.find(hash: hash) {
+    return tradeByKey.find(hash: hash, decimal: decimal) {
       rows[Int($0)].date == date && rows[Int($0)].tradeId.v1HasBytes(idBytes)
     }
   }
 
   /// The row id of trade `id` on `date`, if one was applied.
   func tradeRow(id: Ident, date: Int32) -> Int32? {
-    tradeByKey.find(hash: TradeIndex.hash(id: id, date: date)) {
+    tradeByKey.find(hash: TradeIndex.hash(id: id, date: date), decimal: TradeIndex.decimalValue(of: id)) {
       trades.rows[Int($0)].date == date && trades.rows[Int($0)].tradeId == id
     }
   }

@@ -29,6 +29,70 @@ final class V1LayoutTests: XCTestCase {
     XCTAssertEqual(index.count, n)
   }
 
+  func testDecimalTradeIdValues() {
+    func value(_ text: String) -> Int64 {
+      var text = text
+      return text.withUTF8 { TradeIndex.decimalValue(of: UnsafeRawBufferPointer($0)) }
+    }
+    XCTAssertEqual(value("0"), 0)
+    XCTAssertEqual(value("7"), 7)
+    XCTAssertEqual(value("1000600"), 1_000_600)
+    XCTAssertEqual(value("999999999999999999"), 999_999_999_999_999_999)
+    for text in ["", "00", "01", "0123", "1a", "-1", "+1", "1 ", "1234567890123456789", "T1", "１"] {
+      XCTAssertEqual(value(text), -1, text)
+    }
+    XCTAssertEqual(TradeIndex.decimalValue(of: Ident("42")), 42)
+    XCTAssertEqual(TradeIndex.decimalValue(of: Ident("042")), -1)
+  }
+
+  /// Keys of (date, id) as the kernel makes them, rows found through the window and the
+  /// table alike: ids of two dates sharing values, ids below and beyond the window,
+  /// non-decimal ids, growth of both, and `set` replacing a key's row in either.
+  func testTradeIndexWindowAndTableAgree() {
+    var index = TradeIndex()
+    index.reserveCapacityWhenNeeded(1_000)
+    var keys: [(date: Int32, id: String)] = []
+    let first: Int64 = 5_000_000
+    for i in 0..<3_000 { keys.append((20_260_105, String(first + Int64(i)))) }
+    for i in 0..<2_000 { keys.append((20_260_106, String(first + Int64(i) * 2))) }  // same values, next date
+    for i in 0..<300 { keys.append((20_260_105, String(first - 100_000 - Int64(i)))) }  // below the window
+    for i in 0..<300 { keys.append((20_260_105, String(first + Int64(TradeIndex.windowSpanMax) + Int64(i)))) }
+    for i in 0..<300 { keys.append((20_260_105, "T\(i)")) }
+    for i in 0..<300 { keys.append((20_260_105, "0\(i)")) }
+    func key(_ k: (date: Int32, id: String)) -> (hash: UInt64, decimal: Int64) {
+      let id = Ident(k.id)
+      return (TradeIndex.hash(id: id, date: k.date), TradeIndex.decimalValue(of: id))
+    }
+    func matches(_ k: (date: Int32, id: String)) -> (Int32) -> Bool {
+      { Int($0) < keys.count && keys[Int($0)].date == k.date && keys[Int($0)].id == k.id }
+    }
+    for (row, k) in keys.enumerated() {
+      let (hash, decimal) = key(k)
+      XCTAssertNil(index.find(hash: hash, decimal: decimal, matches: matches(k)), "\(k) before its insert")
+      index.insert(hash: hash, decimal: decimal, row: Int32(row))
+    }
+    // The next date's values not taken by the first date (2i >= 3,000) are in the window too.
+    XCTAssertEqual(index.windowCount, 3_500, "ids in the window")
+    XCTAssertEqual(index.count + index.windowCount, keys.count)
+    for (row, k) in keys.enumerated() {
+      let (hash, decimal) = key(k)
+      XCTAssertEqual(index.find(hash: hash, decimal: decimal, matches: matches(k)), Int32(row), "\(k)")
+    }
+    for k in [(Int32(20_260_107), String(first)), (20_260_106, String(first + 1)), (20_260_105, "T999")] {
+      let (hash, decimal) = key(k)
+      XCTAssertNil(index.find(hash: hash, decimal: decimal, matches: matches(k)), "\(k) never inserted")
+    }
+    // `set` points a key at another row, in the window and in the table.
+    for row in [0, 3_001, 5_500] {
+      let k = keys[row]
+      let (hash, decimal) = key(k)
+      index.set(hash: hash, decimal: decimal, row: Int32(keys.count + row), matches: matches(k))
+      XCTAssertEqual(
+        index.find(hash: hash, decimal: decimal) { $0 == Int32(keys.count + row) }, Int32(keys.count + row))
+    }
+    XCTAssertEqual(index.count + index.windowCount, keys.count)
+  }
+
   /// A state restored from its canonical rows (trade clearings kept as decoded) and the
   /// state it came from (clearings computed from the price) encode alike, and go on alike:
   /// the rest of the stream and a CANCEL of every trade of the open day.
