@@ -10,8 +10,14 @@ public struct Table<Row> {
   /// One bit per row: changed since the last `takeDirty()` (a bitset stays in cache
   /// where a Bool per row of a million-row table would not).
   private var dirtyBits: [UInt64] = []
-  /// Rows changed or added since the last `takeDirty()`, in first-change order.
+  /// Rows before `added` changed since the last `takeDirty()`, in first-change order.
   public private(set) var dirty: [Int32] = []
+  /// Rows from here on were added since the last `takeDirty()` (or since tracking
+  /// started): changed by definition, so neither their appends nor their later changes
+  /// are recorded one by one (a day adds a million trade rows, slices and clearing
+  /// rows: a bit test and an append each, and the list's pages, were most of what
+  /// `--state` cost V1's apply loop, perf, eleventh session).
+  private var added: Int32 = 0
   /// False: changes are not recorded (an in-memory run that never commits).
   public private(set) var tracksChanges = true
 
@@ -26,6 +32,7 @@ public struct Table<Row> {
     tracksChanges = on
     for i in dirty { dirtyBits[Int(i) >> 6] &= ~(1 << UInt64(i & 63)) }
     dirty.removeAll()
+    added = Int32(rows.count)
   }
 
   public mutating func reserveCapacity(_ n: Int) {
@@ -35,7 +42,7 @@ public struct Table<Row> {
   }
 
   @inline(__always) private mutating func markDirty(_ index: Int32) {
-    guard tracksChanges else { return }
+    guard tracksChanges && index < added else { return }
     let word = Int(index) >> 6
     let bit: UInt64 = 1 << UInt64(index & 63)
     if dirtyBits[word] & bit == 0 {
@@ -101,11 +108,14 @@ public struct Table<Row> {
     markDirty(index)
   }
 
-  /// Returns the changed row ids (ascending) and forgets them.
+  /// Returns the changed row ids (ascending: the changed older rows, then every row
+  /// added) and forgets them.
   public mutating func takeDirty() -> [Int32] {
-    let changed = dirty.sorted()
+    var changed = dirty.sorted()
+    if tracksChanges { changed.append(contentsOf: added..<Int32(rows.count)) }
     for i in dirty { dirtyBits[Int(i) >> 6] &= ~(1 << UInt64(i & 63)) }
     dirty.removeAll(keepingCapacity: true)
+    added = Int32(rows.count)
     return changed
   }
 
@@ -113,6 +123,7 @@ public struct Table<Row> {
   public init(loaded: [Row]) {
     rows = loaded
     dirtyBits = [UInt64](repeating: 0, count: loaded.count / 64 + 1)
+    added = Int32(loaded.count)
   }
 }
 

@@ -1,7 +1,8 @@
 // What V1's compact in-memory layout relies on (KernelV1 TradeTable.swift, LotPool.swift):
 // the row sizes it was made for, the trade-id index through growth and hash-tag
 // collisions, and that trade rows give the canonical bytes back, whether their clearing
-// is computed again from the price (rows applied here) or kept as decoded (restored).
+// is computed again from the price (rows applied here) or kept as decoded (restored);
+// and a table's record of its changed rows (added rows implied, not listed one by one).
 import KernelAPI
 import TallyEngine
 import XCTest
@@ -12,6 +13,35 @@ final class V1LayoutTests: XCTestCase {
   func testCompactRowSizes() {
     XCTAssertEqual(MemoryLayout<TradeRow>.stride, 88, "a trade row is half a TradeRecord (176)")
     XCTAssertEqual(MemoryLayout<LotPool.Node>.stride, 32, "a lot with its link in 32 bytes")
+  }
+
+  func testATableReportsItsChangedRowsAndEveryAddedRowOnce() {
+    var t = Table<Int>()
+    for v in 0..<10 { t.append(v) }
+    XCTAssertEqual(t.takeDirty(), Array(0..<10), "rows added since tracking began")
+    t[7] += 1
+    t[2] += 1
+    t[7] += 1
+    t.append(10)
+    t.append(11)
+    t[11] += 1  // an added row changed again: reported once, with the added ones
+    t.touch(5)
+    XCTAssertEqual(t.takeDirty(), [2, 5, 7, 10, 11], "changed rows ascending, then the added")
+    XCTAssertEqual(t.takeDirty(), [], "forgotten once taken")
+    t[11] += 1  // added before the last take: an older row now
+    XCTAssertEqual(t.takeDirty(), [11])
+    t.setTracking(false)
+    t.append(12)
+    t[3] += 1
+    XCTAssertEqual(t.takeDirty(), [], "nothing recorded while off")
+    t.setTracking(true)
+    t.append(13)
+    t[12] += 1
+    XCTAssertEqual(t.takeDirty(), [12, 13], "from where tracking began again")
+    var loaded = Table(loaded: [1, 2, 3])
+    XCTAssertEqual(loaded.takeDirty(), [], "loaded rows are not changes")
+    loaded.append(4)
+    XCTAssertEqual(loaded.takeDirty(), [3])
   }
 
   func testTradeIndexFindsEveryRowThroughGrowthAndTagCollisions() {
