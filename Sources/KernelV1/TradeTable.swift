@@ -220,15 +220,7 @@ struct TradeIndex: Sendable {
   /// of the same key is there.
   mutating func insert(hash: UInt64, decimal: Int64, row: Int32) {
     precondition(row >= 0 && row < Int32.max, "trade index takes row ids")
-    if decimal >= 0 && windowBase < 0 { startWindow(at: decimal) }
-    if let offset = windowOffset(decimal) {
-      windowRoom(for: offset)
-      if window[offset] == 0 {
-        window[offset] = row + 1
-        windowCount += 1
-        return
-      }
-    }
+    if let offset = windowSlot(decimal), fillEmpty(offset, row: row) { return }
     if reservedIds > 0 {
       // The table's first key: its room for the reserved ids at once.
       reserveCapacity(reservedIds)
@@ -240,20 +232,31 @@ struct TradeIndex: Sendable {
   /// Points the key's slot (`matches` finds its row) at `row`, or adds it.
   mutating func set(hash: UInt64, decimal: Int64, row: Int32, matches: (Int32) -> Bool) {
     precondition(row >= 0 && row < Int32.max, "trade index takes row ids")
-    if decimal >= 0 && windowBase < 0 { startWindow(at: decimal) }
-    if let offset = windowOffset(decimal) {
-      windowRoom(for: offset)
-      if window[offset] == 0 {
-        window[offset] = row + 1
-        windowCount += 1
-        return
-      }
+    if let offset = windowSlot(decimal) {
+      if fillEmpty(offset, row: row) { return }
       if matches(window[offset] - 1) {
         window[offset] = row + 1
         return
       }
     }
     set(hash: hash, row: row, matches: matches)
+  }
+
+  /// The window's slot for `decimal` (the window starts at the first decimal id and
+  /// grows to hold the slot), or nil for an id the window does not take.
+  @inline(__always) private mutating func windowSlot(_ decimal: Int64) -> Int? {
+    if decimal >= 0 && windowBase < 0 { startWindow(at: decimal) }
+    guard let offset = windowOffset(decimal) else { return nil }
+    windowRoom(for: offset)
+    return offset
+  }
+
+  /// Puts `row` in the window's slot `offset` if it is empty; whether it did.
+  @inline(__always) private mutating func fillEmpty(_ offset: Int, row: Int32) -> Bool {
+    guard window[offset] == 0 else { return false }
+    window[offset] = row + 1
+    windowCount += 1
+    return true
   }
 
   /// Adds `row` under `hash`; the caller knows no row of the same key is there.

@@ -111,24 +111,8 @@ final class InputLogTests: XCTestCase {
     var finished = false
     while !finished {
       let d = try open(store, m, snapshotEvents: 150)
-      var applied = 0
-      finished = true
-      for i in 0..<m.lines.count {
-        guard try d.offer(line: m.lines[i], seq: Int64(i + 1)) != nil else { continue }
-        applied += 1
-        if applied % 13 == 0 { try d.commit() }
-        if applied == 97 {
-          finished = false
-          break
-        }
-      }
-      if finished {
-        try d.finishStream()
-        try d.commit()
-        XCTAssertEqual(d.engine.stateDigest, straight.digest)
-      } else {
-        restarts += 1
-      }
+      finished = try offerUntilCrash(d, m, commitEvery: 13, stopAfter: 97)
+      if finished { XCTAssertEqual(d.engine.stateDigest, straight.digest) } else { restarts += 1 }
     }
     XCTAssertGreaterThan(restarts, 10)
     let snapshots = Set(try keys(store, snapshotPrefix).map { Array($0[1..<5]) })

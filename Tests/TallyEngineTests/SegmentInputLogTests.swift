@@ -50,25 +50,9 @@ final class SegmentInputLogTests: XCTestCase {
       let d = try open(store, m, snapshotEvents: 150)
       XCTAssertEqual(d.layout, .segmentLog)
       XCTAssertLessThan(d.replayedEvents, 150 + 13, "a restart applies at most a snapshot's worth again")
-      var applied = 0
-      finished = true
-      for i in 0..<m.lines.count {
-        guard try d.offer(line: m.lines[i], seq: Int64(i + 1)) != nil else { continue }
-        applied += 1
-        if applied % 13 == 0 { try d.commit() }
-        if applied == 97 {
-          finished = false
-          break
-        }
-      }
+      finished = try offerUntilCrash(d, m, commitEvery: 13, stopAfter: 97)
       mostSegments = max(mostSegments, try segments(path).count)
-      if finished {
-        try d.finishStream()
-        try d.commit()
-        XCTAssertEqual(d.engine.stateDigest, straight.digest)
-      } else {
-        restarts += 1
-      }
+      if finished { XCTAssertEqual(d.engine.stateDigest, straight.digest) } else { restarts += 1 }
     }
     XCTAssertGreaterThan(restarts, 10)
     XCTAssertLessThan(mostSegments, 12, "snapshots drop the segments they cover")

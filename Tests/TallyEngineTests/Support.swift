@@ -132,3 +132,22 @@ func errorText(_ body: () throws -> Void) -> String? {
     return "\(error)"
   }
 }
+
+/// Offers the market's lines to `d` from the first (those it holds are skipped),
+/// committing after every `commitEvery` applied, and stops after `stopAfter` applied
+/// events: a "crash" (nothing more is committed). True when it reached the end first
+/// (the stream then finished and committed).
+func offerUntilCrash<K: BusinessKernel>(
+  _ d: DurableEngine<K>, _ m: TestMarket, commitEvery: Int, stopAfter: Int
+) throws -> Bool {
+  var applied = 0
+  for i in 0..<m.lines.count {
+    guard try d.offer(line: m.lines[i], seq: Int64(i + 1)) != nil else { continue }
+    applied += 1
+    if applied % commitEvery == 0 { try d.commit() }
+    if applied == stopAfter { return false }
+  }
+  try d.finishStream()
+  try d.commit()
+  return true
+}
