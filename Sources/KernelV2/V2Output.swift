@@ -472,13 +472,29 @@ extension V2Kernel {
     for table in StateTable.allCases {
       let t = Int(table.rawValue)
       let count = rowCount(table)
-      var ids = modified[t]
-      Self.sortedUnique(&ids)
       let start = table == .globals ? 0 : min(watermark[t], count)
-      for id in ids where Int(id) < start {
-        let at = w.count
-        encodeRow(table, Int(id), into: &w)
-        body(table, id, at..<w.count)
+      // The listed rows in id order: from the bits when many are listed, else sorted.
+      let words = modifiedBits[t]
+      if modified[t].count >= words.count / 16 {
+        for (i, word) in words.enumerated() where word != 0 {
+          var rest = word
+          while rest != 0 {
+            let id = i &* 64 &+ rest.trailingZeroBitCount
+            rest &= rest &- 1
+            guard id < start else { continue }
+            let at = w.count
+            encodeRow(table, id, into: &w)
+            body(table, Int32(id), at..<w.count)
+          }
+        }
+      } else {
+        var ids = modified[t]
+        ids.sort()
+        for id in ids where Int(id) < start {
+          let at = w.count
+          encodeRow(table, Int(id), into: &w)
+          body(table, id, at..<w.count)
+        }
       }
       for id in start..<count {
         let at = w.count
@@ -492,8 +508,16 @@ extension V2Kernel {
   public mutating func forgetChanges() {
     for table in StateTable.allCases {
       let t = Int(table.rawValue)
-      watermark[t] = rowCount(table)
+      let ids = modified[t]
+      modifiedBits[t].withUnsafeMutableBufferPointer { words in
+        for id in ids { words[Int(id) &>> 6] = 0 }
+      }
       modified[t].removeAll(keepingCapacity: true)
+      watermark[t] = rowCount(table)
+      let need = (watermark[t] + 63) / 64
+      if modifiedBits[t].count < need {
+        modifiedBits[t].append(contentsOf: repeatElement(0, count: need - modifiedBits[t].count))
+      }
     }
   }
 

@@ -92,6 +92,12 @@ final class DifferentialTests: XCTestCase {
       var w = ByteWriter()
       var taken: [(StateTable, Int32, Range<Int>)] = []
       k.takeChangedRows(into: &w) { t, id, range in taken.append((t, id, range)) }
+      // Each table's rows once each, by id, tables in order.
+      for (a, b) in zip(taken, taken.dropFirst()) {
+        XCTAssert(
+          a.0.rawValue < b.0.rawValue || (a.0 == b.0 && a.1 < b.1),
+          "taken rows out of order: \(a.0) \(a.1), \(b.0) \(b.1)")
+      }
       for (t, id, range) in taken { store[t, default: [:]][id] = Array(w.bytes[range]) }
     }
     let cut = lines.count * cutQuarter / 4
