@@ -40,6 +40,16 @@ final class HandoffPipe<Item>: @unchecked Sendable {
     return true
   }
 
+  /// Hands an item over if fewer than `depth` wait (never blocks); whether it did.
+  func putIfRoom(_ item: Item) -> Bool {
+    condition.lock()
+    defer { condition.unlock() }
+    guard items.count - head < depth && !cancelled else { return false }
+    items.append(item)
+    condition.broadcast()
+    return true
+  }
+
   /// The producer is done; `error` is thrown to the consumer after the items before it.
   func finish(_ error: (any Error)?) {
     condition.lock()

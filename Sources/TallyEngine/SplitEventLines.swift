@@ -98,7 +98,8 @@ extension EventLines {
     struct Stopped: Error {}
     let pipe = HandoffPipe<Item>(depth: splitBlocksAhead)
     // Blocks come back for their buffers to be refilled (fresh pages cost more than the
-    // copy): at most splitBlocksAhead + 2 exist, so returning one never waits.
+    // copy): at most splitBlocksAhead + 2 exist, so there is always room for one
+    // returned (and one that finds none is dropped rather than waited for).
     let spare = HandoffPipe<SplitBlock>(depth: splitBlocksAhead + 2)
     let reader = BackgroundWork { () -> Void in
       do {
@@ -123,7 +124,7 @@ extension EventLines {
         case .willRead(let count): willRead(count)
         case .block(let block):
           try body(block)
-          _ = spare.put(block)
+          _ = spare.putIfRoom(block)
         }
       }
     } catch {

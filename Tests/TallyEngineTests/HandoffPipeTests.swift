@@ -44,6 +44,18 @@ final class HandoffPipeTests: XCTestCase {
     XCTAssertTrue(reader.wait())
   }
 
+  func testPutIfRoomNeverWaits() throws {
+    let pipe = HandoffPipe<Int64>(depth: 2)
+    XCTAssertTrue(pipe.putIfRoom(1))
+    XCTAssertTrue(pipe.putIfRoom(2))
+    XCTAssertFalse(pipe.putIfRoom(3), "full: not taken, and no wait")
+    XCTAssertEqual(pipe.takeIfAny(), 1)
+    XCTAssertTrue(pipe.putIfRoom(4))
+    XCTAssertEqual(pipe.takeIfAny(), 2)
+    XCTAssertEqual(pipe.takeIfAny(), 4)
+    XCTAssertNil(pipe.takeIfAny())
+  }
+
   func testCancelReleasesABlockedReader() {
     let pipe = HandoffPipe<Int64>(depth: 4)
     let reader = BackgroundWork { () -> Bool in
