@@ -1012,7 +1012,7 @@ extension DurableEngine {
     do {
       // Segment-log layout: the lines since the last commit are logged before the
       // snapshot counts (a crash between applies them again over the snapshot before).
-      if job.kind == .snapshot { try appendEntry(job) }
+      try appendEntry(job)
       try store.load { put in
         var packer = SnapshotPacker(snapshot: number)
         try rowBytes.bytes.withUnsafeBytes { raw in
@@ -1048,6 +1048,7 @@ extension DurableEngine {
     rowBytes.reset()
     rowEntries.removeAll(keepingCapacity: true)
     logKeys.removeAll()
+    if job.logFirst > 0 { spareLines = job.lines }  // its log buffer back to the apply thread
     snapshotCount += 1
     return .committed(
       sum, seq: job.seq, fingerprint: job.fingerprint.map { ($0.count, $0.digest) },

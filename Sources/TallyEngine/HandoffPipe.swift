@@ -31,10 +31,6 @@ final class HandoffPipe<Item>: @unchecked Sendable {
     defer { condition.unlock() }
     while items.count - head >= depth && !cancelled { condition.wait() }
     guard !cancelled else { return false }
-    if head > 0 && head == items.count {
-      items.removeAll(keepingCapacity: true)
-      head = 0
-    }
     items.append(item)
     condition.broadcast()
     return true

@@ -105,7 +105,7 @@ extension EventLines {
       do {
         var seq = firstSeq
         try forEachBlock(
-          files: files, pieceBytes: pieceBytes, willRead: { guard pipe.put(.willRead($0)) else { return } }
+          files: files, pieceBytes: pieceBytes, willRead: { _ = pipe.put(.willRead($0)) }
         ) { bytes, lines in
           var block = spare.takeIfAny() ?? SplitBlock()
           block.fill(bytes, lines, firstSeq: seq, split: seq + Int64(lines.count) - 1 > splitAfter)
