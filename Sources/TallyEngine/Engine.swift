@@ -211,9 +211,10 @@ public struct Engine<K: BusinessKernel> {
   public func writeOutputs(to folder: String, pieceBytes: Int = outputPieceBytes) throws(OutputError) {
     precondition(pieceBytes > 0, "pieces of holdings.csv hold at least one byte")
     try FileIO.createFolder(folder)
-    // holdings.csv first: its rename (ext4 writes the file out when it replaces one)
-    // runs on the other core while the six small files are rendered and written.
-    let holdings = try FileIO.writeAtomically(folder + "/holdings.csv", renamingInBackground: true) { write in
+    // holdings.csv first: its writes and its rename (ext4 writes the file out when it
+    // replaces one) run on the other core while this one renders it and then the six
+    // small files.
+    let holdings = try FileIO.writeAtomicallyInBackground(folder + "/holdings.csv") { write in
       ReportWriter.renderHoldings(kernel: state, chunkBytes: pieceBytes, write)
     }
     var failure: OutputError? = nil

@@ -1,6 +1,8 @@
 // The output folder written a piece at a time (Engine.writeOutputs) holds exactly the
 // bytes of the rendered files (Engine.outputFiles), whatever the piece size, for both
-// kernels; and a folder that cannot be written is a clear error naming it.
+// kernels; and a folder that cannot be written is a clear error naming it. holdings.csv
+// is written and renamed on another thread (FileIO.writeAtomicallyInBackground): its
+// failure reaches the caller too, and leaves no temporary file behind.
 import Foundation
 import KernelAPI
 import KernelV1
@@ -42,5 +44,29 @@ final class OutputWriterTests: XCTestCase {
     XCTAssertThrowsError(try engine.writeOutputs(to: blocker + "/out")) { error in
       XCTAssertTrue("\(error)".contains(blocker + "/out"), "\(error)")
     }
+  }
+
+  func testHoldingsThatCannotReplaceTheirTargetAreAnErrorWithNoTemporaryLeft() throws {
+    let m = try TestMarket.generate("outputs-rename", seed: 43, days: 1, tradesPerDay: 50, accounts: 20)
+    defer { removeDirectory(m.directory) }
+    var engine = Engine<V2Kernel>(reference: m.reference)
+    for (i, line) in m.lines.enumerated() { engine.apply(line: line, seq: Int64(i + 1)) }
+    // A non-empty folder named holdings.csv: the rename over it fails after every
+    // piece was written.
+    let folder = m.directory + "/out"
+    try FileManager.default.createDirectory(
+      atPath: folder + "/holdings.csv/x", withIntermediateDirectories: true)
+    XCTAssertThrowsError(try engine.writeOutputs(to: folder, pieceBytes: 64)) { error in
+      XCTAssertTrue("\(error)".contains(folder + "/holdings.csv"), "\(error)")
+    }
+    let left = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+    XCTAssertFalse(left.contains { $0.contains(".tmp-") }, "temporary files left: \(left)")
+    // The six other files were still written, whole.
+    let rendered = outputs(engine)
+    for name in left where name != "holdings.csv" {
+      XCTAssertEqual(
+        Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/" + name))), rendered[name], name)
+    }
+    XCTAssertEqual(left.count, 7)
   }
 }
