@@ -34,6 +34,9 @@ struct PositionDirectory {
   private var pad = 0
   private(set) var accountCount = 0
   private var overflow = FastIndex<Int64>()
+  /// The positions in `overflow`, in insertion order: the holdings order walks the
+  /// lines and these (an index cannot be walked). Few: accounts beyond eight securities.
+  private(set) var overflowed: [(account: Int32, security: Int32, position: Int32)] = []
 
   mutating func reserveAccounts(_ n: Int) {
     lanes.reserveCapacity((n + 1) * Self.lanesPerLine)
@@ -164,6 +167,9 @@ struct PositionDirectory {
       }
       return false
     }
-    if !placed { overflow[Self.key(account, security)] = position }
+    if !placed {
+      overflow[Self.key(account, security)] = position
+      overflowed.append((account, security, position))
+    }
   }
 }

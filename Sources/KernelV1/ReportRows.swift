@@ -11,7 +11,7 @@ extension V1Kernel {
   }
 
   /// SPEC §5, the state after the last applied event. Without `holdings` the
-  /// holdings rows are left out (a writer that renders them from `holdingOrder()`
+  /// holdings rows are left out (a writer that renders them from `positionOrder()`
   /// spares millions of intermediate rows).
   public func report(holdings withHoldings: Bool = true) -> Report {
     var r = Report()
@@ -103,49 +103,63 @@ extension V1Kernel {
   }
 
   /// The positions of holdings.csv (quantity > 0), by account then security bytes.
-  public func holdingOrder() -> [Int32] {
-    holdingOrder(
+  func holdingOrder(accountRank: [Int], securityRank: [Int]) -> [Int32] {
+    positionOrder(accountRank: accountRank, securityRank: securityRank).filter {
+      positions.rows[Int($0)].quantity > 0
+    }
+  }
+
+  /// Every position, by account then security bytes, whatever it holds (the caller
+  /// reads each row anyway and skips the empty ones).
+  public func positionOrder() -> [Int32] {
+    positionOrder(
       accountRank: rank(accounts.rows.map(\.id)), securityRank: rank(securities.rows.map(\.code)))
   }
 
-  /// A bucket sort by account rank (O(n) for millions of positions), then by security
-  /// rank within an account (a handful of positions each).
-  func holdingOrder(accountRank: [Int], securityRank: [Int]) -> [Int32] {
-    var start = [Int32](repeating: 0, count: accounts.count + 1)
-    var held = 0
-    for p in positions.rows where p.quantity > 0 {
-      start[accountRank[Int(p.account)] + 1] += 1
-      held += 1
+  /// Walks the accounts' directory lines in account order (64 bytes an account, read in
+  /// sequence) and sorts each account's few positions by security rank. Before, two
+  /// passes over every position row (~4.5M rows of 40 bytes on the 1M-account day, the
+  /// day's new ones far apart) found and placed the held ones: ~0.12 s, a third of V1's
+  /// outputs (perf, twelfth session).
+  func positionOrder(accountRank: [Int], securityRank: [Int]) -> [Int32] {
+    var byRank = [Int32](repeating: 0, count: accounts.count)
+    for a in 0..<accounts.count { byRank[accountRank[a]] = Int32(a) }
+    // The positions beyond their account's eight lanes, in the order they are met below.
+    let extra = positionDirectory.overflowed.sorted {
+      let (x, y) = (accountRank[Int($0.account)], accountRank[Int($1.account)])
+      return x != y ? x < y : securityRank[Int($0.security)] < securityRank[Int($1.security)]
     }
-    for i in 0..<accounts.count { start[i + 1] += start[i] }
-    var order = [Int32](repeating: 0, count: held)
-    // Each placed position's security rank beside it: the sort below then reads no
-    // position row (the day's new ones lie far apart, a cache miss each).
-    var keys = [Int32](repeating: 0, count: held)
-    var fill = start
-    for i in positions.indices where positions.rows[i].quantity > 0 {
-      let p = positions.rows[i]
-      let a = accountRank[Int(p.account)]
-      order[Int(fill[a])] = Int32(i)
-      keys[Int(fill[a])] = Int32(securityRank[Int(p.security)])
-      fill[a] += 1
-    }
-    for a in 0..<accounts.count where start[a + 1] - start[a] > 1 {
-      // Insertion sort of one account's positions by security rank.
-      let lo = Int(start[a])
-      for j in (lo + 1)..<Int(start[a + 1]) {
-        let x = order[j]
-        let key = keys[j]
+    var order: [Int32] = []
+    order.reserveCapacity(positions.count)
+    var group: [(rank: Int, position: Int32)] = []
+    var e = 0
+    for a in byRank {
+      let line = positionDirectory.line(of: a)
+      group.removeAll(keepingCapacity: true)
+      // Lanes fill in order: the first free one ends the account's line.
+      for lane in 0..<8 {
+        let security = line.securities[lane]
+        if security < 0 { break }
+        group.append((securityRank[Int(security)], line.positions[lane]))
+      }
+      while e < extra.count && extra[e].account == a {
+        group.append((securityRank[Int(extra[e].security)], extra[e].position))
+        e += 1
+      }
+      // Insertion sort: an account holds a handful of securities.
+      for j in group.indices.dropFirst() {
+        let x = group[j]
         var k = j
-        while k > lo && keys[k - 1] > key {
-          order[k] = order[k - 1]
-          keys[k] = keys[k - 1]
+        while k > 0 && group[k - 1].rank > x.rank {
+          group[k] = group[k - 1]
           k -= 1
         }
-        order[k] = x
-        keys[k] = key
+        group[k] = x
       }
+      for g in group { order.append(g.position) }
     }
+    precondition(
+      e == extra.count && order.count == positions.count, "every position is in its account's directory")
     return order
   }
 

@@ -29,7 +29,7 @@ extension V1Kernel: BusinessKernel {
       Void
   ) {
     let rows = positions.rows
-    let order = holdingOrder()
+    let order = positionOrder()
     for k in order.indices {
       // The day's new positions lie far apart: the rows a few places ahead are loaded
       // while this one is written out.
@@ -37,6 +37,7 @@ extension V1Kernel: BusinessKernel {
         rows.prefetchWhole(Int(order[k + holdingPrefetchDistance]))
       }
       let p = rows[Int(order[k])]
+      guard p.quantity > 0 else { continue }
       body(
         accounts.rows[Int(p.account)].id, securities.rows[Int(p.security)].code, p.quantity, p.available,
         p.withheld)

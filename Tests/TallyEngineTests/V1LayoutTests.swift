@@ -2,14 +2,39 @@
 // the row sizes it was made for, the trade-id index through growth and hash-tag
 // collisions, and that trade rows give the canonical bytes back, whether their clearing
 // is computed again from the price (rows applied here) or kept as decoded (restored);
-// and a table's record of its changed rows (added rows implied, not listed one by one).
+// and a table's record of its changed rows (added rows implied, not listed one by one);
+// holdings.csv walked from the position directory, accounts beyond its eight lanes
+// included, agrees with V2.
 import KernelAPI
+import KernelV2
 import TallyEngine
+import TallyFormat
 import XCTest
 
 @testable import KernelV1
 
 final class V1LayoutTests: XCTestCase {
+  func testHoldingsOfAccountsBeyondTheirDirectoryLineAgreeWithV2() throws {
+    // Six accounts trading twelve securities for four days: most hold more than the
+    // eight securities a directory line has room for.
+    let m = try TestMarket.generate("v1-holdings-order", seed: 47, days: 4, tradesPerDay: 400, accounts: 6)
+    defer { removeDirectory(m.directory) }
+    var v1 = Engine<V1Kernel>(reference: m.reference)
+    var v2 = Engine<V2Kernel>(reference: m.reference)
+    for (i, line) in m.lines.enumerated() {
+      v1.apply(line: line, seq: Int64(i + 1))
+      v2.apply(line: line, seq: Int64(i + 1))
+    }
+    XCTAssertGreaterThan(v1.state.positionDirectory.overflowed.count, 6, "accounts overflowed their lines")
+    XCTAssertEqual(v1.state.positionOrder().count, v1.state.positions.count)
+    let holdings = outputs(v1)["holdings.csv"] ?? []
+    XCTAssertGreaterThan(holdings.count, 1_000)
+    XCTAssertEqual(holdings, outputs(v2)["holdings.csv"])
+    // The report's rows (rendered from its own order) agree with the streamed file.
+    XCTAssertEqual(
+      ReportWriter.render(v1.state.report()).first { $0.name == "holdings.csv" }?.bytes, holdings)
+  }
+
   func testCompactRowSizes() {
     XCTAssertEqual(MemoryLayout<TradeRow>.stride, 88, "a trade row is half a TradeRecord (176)")
     XCTAssertEqual(MemoryLayout<LotPool.Node>.stride, 32, "a lot with its link in 32 bytes")
