@@ -124,16 +124,17 @@ extension V1Kernel {
   func positionOrder(accountRank: [Int], securityRank: [Int]) -> [Int32] {
     var byRank = [Int32](repeating: 0, count: accounts.count)
     for a in 0..<accounts.count { byRank[accountRank[a]] = Int32(a) }
-    // The positions beyond their account's eight lanes, in the order they are met below.
-    let extra = positionDirectory.overflowed.sorted {
-      let (x, y) = (accountRank[Int($0.account)], accountRank[Int($1.account)])
-      return x != y ? x < y : securityRank[Int($0.security)] < securityRank[Int($1.security)]
+    // The positions beyond their account's eight lanes, in the order they are met below:
+    // sorted by one integer key (account rank, then security rank), looked up once each.
+    var extra = positionDirectory.overflowed.map {
+      (key: UInt64(accountRank[Int($0.account)]) << 32 | UInt64(securityRank[Int($0.security)]), $0.position)
     }
+    extra.sort { $0.key < $1.key }
     var order: [Int32] = []
     order.reserveCapacity(positions.count)
     var group: [(rank: Int, position: Int32)] = []
     var e = 0
-    for a in byRank {
+    for (r, a) in byRank.enumerated() {
       let line = positionDirectory.line(of: a)
       group.removeAll(keepingCapacity: true)
       // Lanes fill in order: the first free one ends the account's line.
@@ -142,8 +143,8 @@ extension V1Kernel {
         if security < 0 { break }
         group.append((securityRank[Int(security)], line.positions[lane]))
       }
-      while e < extra.count && extra[e].account == a {
-        group.append((securityRank[Int(extra[e].security)], extra[e].position))
+      while e < extra.count && extra[e].key >> 32 == UInt64(r) {
+        group.append((Int(extra[e].key & 0xFFFF_FFFF), extra[e].1))
         e += 1
       }
       // Insertion sort: an account holds a handful of securities.
