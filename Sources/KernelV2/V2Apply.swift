@@ -157,7 +157,8 @@ extension V2Kernel {
   mutating func tradeChecked(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, isDuplicate: Bool, security: Int32?,
     buyAccount: Int32?, sellAccount: Int32?, buyUnit: Int32?, sellUnit: Int32?, sellPosition: Int32 = -1,
-    buyPosition: Int32 = -1, tradeIdProbe: TradeIdIndex.Probe
+    buyPosition: Int32 = -1, buyClearing: Int32 = -1, sellClearing: Int32 = -1,
+    tradeIdProbe: TradeIdIndex.Probe
   ) -> Outcome {
     if isDuplicate { return .rejected(.duplicateTrade) }
     guard let sec = security else { return .rejected(.unknownSecurity) }
@@ -188,14 +189,15 @@ extension V2Kernel {
     executeTrade(
       day: day, date: date, priceMilli: priceMilli, quantity: quantity, security: sec, buyer: buyer,
       buyFound: buyFound, seller: seller, sellPos: sellPos, buyParticipant: units[Int(bu)].participant,
-      sellParticipant: units[Int(su)].participant, tradeIdProbe: tradeIdProbe)
+      sellParticipant: units[Int(su)].participant, buyClearing: buyClearing, sellClearing: sellClearing,
+      tradeIdProbe: tradeIdProbe)
     return .applied
   }
 
   mutating func executeTrade(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, security sec: Int32, buyer: Int32,
     buyFound: Int32?, seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32,
-    tradeIdProbe: TradeIdIndex.Probe
+    buyClearing: Int32 = -1, sellClearing: Int32 = -1, tradeIdProbe: TradeIdIndex.Probe
   ) {
     let kind = securityKind[Int(sec)]
     let immediate = kind == .bond || plantedFault == .transfer
@@ -240,8 +242,12 @@ extension V2Kernel {
 
     // Clearing and settlement: the buyer's rows first.
     // (Rows found or made first; then each table's updates through one buffer access.)
-    let bc = clearingRow(day: day, date: date, participant: bp, security: sec)
-    let sc = clearingRow(day: day, date: date, participant: sp, security: sec)
+    // A clearing row the look-ahead found (>= 0) is today's row of that participant and
+    // security: `todayClearing` only ever fills a -1 during a day (see `prepareToday`).
+    let bc =
+      buyClearing >= 0 ? buyClearing : clearingRow(day: day, date: date, participant: bp, security: sec)
+    let sc =
+      sellClearing >= 0 ? sellClearing : clearingRow(day: day, date: date, participant: sp, security: sec)
     let bs = settlementRow(day: day, date: date, participant: bp)
     let ss = settlementRow(day: day, date: date, participant: sp)
     clearingRows.withUnsafeMutableBufferPointer { rows in

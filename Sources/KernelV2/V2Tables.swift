@@ -181,9 +181,10 @@ struct KeyBytesTable: Sendable {
     slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: p.hash) & mask].k0 }
   }
 
-  /// Starts loading the probe's first slot (a hint: `find` later finds it cached).
+  /// Starts loading the probe's first slot, all of it, and the next (a hint: `find`
+  /// later finds them cached).
   @inline(__always) func prefetch(_ p: Probe) {
-    slots.prefetch(Int(truncatingIfNeeded: p.hash) & mask)
+    slots.prefetchSlotPair(Int(truncatingIfNeeded: p.hash) & mask)
   }
 
   @inline(__always)
@@ -420,9 +421,10 @@ struct IntKeyTable: Sendable {
     slots.withUnsafeBufferPointer { $0[home(key)].key }
   }
 
-  /// Starts loading the key's first slot (a hint: the lookup later finds it cached).
+  /// Starts loading the key's first slot and the next (a hint: the lookup later finds
+  /// them cached).
   @inline(__always) func prefetch(_ key: Int64) {
-    slots.prefetch(home(key))
+    slots.prefetchSlotPair(home(key))
   }
 
   /// Adds the keys `key(i)` → i for `count..<n` (none present yet): the same table as
