@@ -220,7 +220,7 @@ extension V2Kernel {
     let sliceCount = Int32(slices.count) - sliceStart
     var taxFen: Int64 = 0
     if kind == .stock && accountKind[Int(seller)] == AccountKind.individual.rawValue {
-      taxFen = Self.dividendTax(slices[Int(sliceStart)..<Int(sliceStart + sliceCount)], saleDate: date)
+      taxFen = dividendTax(slices: Int(sliceStart)..<Int(sliceStart + sliceCount), saleDate: date)
     }
     positions.withUnsafeMutableBufferPointer { rows in
       rows[Int(sellPos)].quantity -= quantity
@@ -337,16 +337,20 @@ extension V2Kernel {
 
   /// SPEC §4.5: Σ slice × accrued × rate, rates 20% (≤ 30 days), 10% (31..365), 0%.
   /// Sum in 1e-7 CNY (µCNY × rate tenths), one half-up division to fen at the end.
-  static func dividendTax(_ taken: ArraySlice<V2Lot>, saleDate: Int32) -> Int64 {
+  func dividendTax(slices taken: Range<Int>, saleDate: Int32) -> Int64 {
+    // No slice ever accrued (the usual day): nothing to look up.
+    if sliceAccrued.isEmpty { return 0 }
     var sum: Int128 = 0
-    for s in taken where s.accruedMicro > 0 {
+    for i in taken {
+      guard let accruedMicro = sliceAccrued[Int32(i)], accruedMicro > 0 else { continue }
+      let s = slices[i]
       let held = CalendarDate.daysBetween(s.acquired, saleDate)
       let tenths: Int128 = held <= 30 ? 2 : (held <= 365 ? 1 : 0)
-      sum += Int128(s.quantity) * Int128(s.accruedMicro) * tenths
+      sum += Int128(s.quantity) * Int128(accruedMicro) * tenths
     }
     // Most sales take lots that never accrued: no 128-bit division (a library call) then.
     if sum == 0 { return 0 }
-    return Int64(roundHalfUp(sum, 100_000))
+    return Int64(Self.roundHalfUp(sum, 100_000))
   }
 
   /// round_half_up(n / d) for n ≥ 0 (away from zero for negative n), d > 0.
@@ -390,7 +394,7 @@ extension V2Kernel {
     // The seller gets its quantity and slices back.
     positions[Int(sellPos)].quantity += q
     positions[Int(sellPos)].available += q
-    for i in Int(tr.sliceStart)..<Int(tr.sliceStart + tr.sliceCount) { insertLot(sellPos, slices[i]) }
+    for i in Int(tr.sliceStart)..<Int(tr.sliceStart + tr.sliceCount) { insertLot(sellPos, sliceLot(i)) }
     // The buyer loses it: first shares not yet available, then available ones.
     let b = positions[Int(buyPos)]
     let notYet = b.quantity - b.available - b.withheld

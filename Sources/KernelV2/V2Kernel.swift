@@ -85,6 +85,18 @@ struct V2Lot: Sendable {
   }
 }
 
+/// A slice of a sold lot (`V2Kernel.slices`) in 16 bytes: the lot's accrual, rarely not
+/// 0 (only lots held over a dividend's record date have one), is kept apart
+/// (`V2Kernel.sliceAccrued`), so that a day's 1.25 slices a trade write 8 bytes fewer each
+/// into fresh pages.
+struct V2Slice: Sendable {
+  var quantity: Int64
+  var acquired: Int32
+  var creation: Int32
+
+  static let filler = V2Slice(quantity: 0, acquired: 0, creation: 0)
+}
+
 /// A position row plus where its lots are: the live lots are `pool[lotHead..<lotEnd]`,
 /// inside the segment `pool[lotBase ..< lotBase + 1 << lotLog]` (oldest first).
 struct V2Position: Sendable {
@@ -281,7 +293,9 @@ public struct V2Kernel: BusinessKernel {
   /// Restored trade rows whose clearing figures differ from the recomputed ones (rows
   /// written elsewhere): looked up only, never iterated.
   var clearingOverrides: [Int32: TradeClearing] = [:]
-  var slices: [V2Lot] = []
+  var slices: [V2Slice] = []
+  /// The slices' `accruedMicro` where not 0, by slice id (looked up only, never iterated).
+  var sliceAccrued: [Int32: Int64] = [:]
   var actions: [ActionRecord] = []
   var entitlements: [EntitlementRecord] = []
   var rejections: [RejectionRecord] = []
@@ -530,6 +544,21 @@ public struct V2Kernel: BusinessKernel {
     return TradeLinks(buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss)
   }
 
+  /// Slice `i` as the lot it gives back (a CANCEL) or encodes.
+  func sliceLot(_ i: Int) -> V2Lot {
+    let s = slices[i]
+    let accrued = sliceAccrued.isEmpty ? 0 : sliceAccrued[Int32(i)] ?? 0
+    return V2Lot(
+      acquired: s.acquired, creation: Int64(s.creation), accruedMicro: accrued, quantity: s.quantity)
+  }
+
+  /// Lays slice `id` (a restart).
+  mutating func laySlice(_ id: Int, _ lot: V2Lot) throws {
+    try Self.put(
+      &slices, id, V2Slice(quantity: lot.quantity, acquired: lot.acquired, creation: lot.creation), .slices)
+    sliceAccrued[Int32(id)] = lot.accruedMicro != 0 ? lot.accruedMicro : nil
+  }
+
   /// Trade row `t`'s tax (fen).
   @inline(__always) func taxFen(_ t: Int) -> Int64 {
     tradeTax.isEmpty ? 0 : tradeTax[Int32(t)] ?? 0
@@ -703,7 +732,7 @@ public struct V2Kernel: BusinessKernel {
     // lots beyond one per event fault as before).
     Self.prefault(&trades, events, V2Trade.filler)
     Self.prefault(&positions, events, V2Position(account: 0, security: 0))
-    Self.prefault(&slices, events + events / 4, LotPool.empty)
+    Self.prefault(&slices, events + events / 4, V2Slice.filler)
     Self.prefault(&pool.lots, events, LotPool.empty)
     Self.prefault(&pendingPositions, events, 0)
   }
