@@ -8,7 +8,8 @@
 //   V2's own layout) holds the segment and its live range `lotHead..<lotEnd`, oldest
 //   first. A sale advances `lotHead`; a lot that does not fit compacts the segment or
 //   moves it to a segment twice as large (freed segments reused per size, LIFO).
-//   Returned slices go in by binary search (or straight in front of `lotHead`).
+//   Returned slices go in by binary search (or straight in front of `lotHead`). A
+//   sale's slices are kept in 16 bytes (`V2Slice`), their rare accruals apart.
 // - Every derived index (identifier lookups, position / clearing / settlement keys,
 //   per-day trade-id indexes, scheduled actions, pending
 //   bonus credits, positions with shares not yet available) is rebuilt by ONE routine,
@@ -23,9 +24,12 @@
 //   accounts are read first, back to back, then both positions' slots, then both
 //   position rows, then the seller's oldest and the buyer's newest lot, so that the
 //   cache misses of each level overlap (results still checked in SPEC order). Account
-//   kinds are one byte per account, apart from the account rows.
-// - Trade rows in V2's own 64-byte layout (`V2Trade`): clearing figures are recomputed
-//   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides.
+//   kinds are one byte per account, apart from the account rows. Groups of TRADEs run
+//   these levels together (V2TradeGroups.swift); a hash slot is prefetched whole, with
+//   the slot a probe reads next.
+// - Trade rows in V2's own 48-byte layout (`V2Trade`): clearing figures are recomputed
+//   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides;
+//   quantity, slice count and the cancelled flag share a word, participants 16 bits.
 // - Clearing and settlement keys pack (day ordinal, participant, security) into one
 //   Int64; a CANCEL finds a trade's four rows again by key (no per-trade links kept).
 //   A TRADE finds today's four rows by index instead (`todayClearing`, by participant
@@ -742,7 +746,7 @@ public struct V2Kernel: BusinessKernel {
     // A TRADE appends a trade row, usually a new position (the buyer's first of that
     // security) with a one-lot segment, a slice or two and a pending mark. Reserved
     // capacity is address space only: its pages are zeroed by the operating system at
-    // the first write, which on the 1M-trade day (~170 MB appended) was the largest
+    // the first write, which on the 1M-trade day (~150 MB appended) was the largest
     // single cost inside the apply loop (`clear_page_erms`, ~half of it on a loaded
     // machine). Written here, before the events, that cost is paid before the first
     // trade instead of on the way (the same bytes: an event appends at most one trade
