@@ -157,7 +157,7 @@ extension V2Kernel {
   mutating func tradeChecked(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, isDuplicate: Bool, security: Int32?,
     buyAccount: Int32?, sellAccount: Int32?, buyUnit: Int32?, sellUnit: Int32?, sellPosition: Int32 = -1,
-    buyPosition: Int32 = -1, buyClearing: Int32 = -1, sellClearing: Int32 = -1,
+    buyPosition: Int32 = -1, buyClearing: Int32 = -1, sellClearing: Int32 = -1, slotsPrefetched: Bool = false,
     tradeIdProbe: TradeIdIndex.Probe
   ) -> Outcome {
     if isDuplicate { return .rejected(.duplicateTrade) }
@@ -172,12 +172,15 @@ extension V2Kernel {
     let buyKey = Self.positionKey(buyer, sec)
     // (A position id passed in is the one these keys map to: positions are never
     // removed or re-keyed; -1 means not known, looked up here.)
+    // (Not when a look-ahead prefetched both slots already.)
     prefetchSink &+= Int64(accountKind[Int(seller)])
-    if sellPosition < 0 { prefetchSink &+= positionIx.touch(sellKey) }
-    if buyPosition < 0 { prefetchSink &+= positionIx.touch(buyKey) }
+    if sellPosition < 0 && !slotsPrefetched { prefetchSink &+= positionIx.touch(sellKey) }
+    if buyPosition < 0 && !slotsPrefetched { prefetchSink &+= positionIx.touch(buyKey) }
     guard let bu = buyUnit, let su = sellUnit else { return .rejected(.unknownUnit) }
     let sellFound = sellPosition >= 0 ? sellPosition : positionIx[sellKey]
-    let buyFound = buyPosition >= 0 ? buyPosition : positionIx[buyKey]
+    // A buyer without the position (the usual purchase): its slot is kept for the insert.
+    let buyLookup = buyPosition >= 0 ? (id: buyPosition, emptySlot: -1) : positionIx.lookup(buyKey)
+    let buyFound = buyLookup.id
     if let b = buyFound { prefetchSink &+= positions[Int(b)].quantity }
     guard let sellPos = sellFound, positions[Int(sellPos)].available >= quantity
     else { return .rejected(.insufficientHoldings) }
@@ -190,14 +193,15 @@ extension V2Kernel {
       day: day, date: date, priceMilli: priceMilli, quantity: quantity, security: sec, buyer: buyer,
       buyFound: buyFound, seller: seller, sellPos: sellPos, buyParticipant: units[Int(bu)].participant,
       sellParticipant: units[Int(su)].participant, buyClearing: buyClearing, sellClearing: sellClearing,
-      tradeIdProbe: tradeIdProbe)
+      buyEmptySlot: buyLookup.emptySlot, tradeIdProbe: tradeIdProbe)
     return .applied
   }
 
   mutating func executeTrade(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, security sec: Int32, buyer: Int32,
     buyFound: Int32?, seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32,
-    buyClearing: Int32 = -1, sellClearing: Int32 = -1, tradeIdProbe: TradeIdIndex.Probe
+    buyClearing: Int32 = -1, sellClearing: Int32 = -1, buyEmptySlot: Int = -1,
+    tradeIdProbe: TradeIdIndex.Probe
   ) {
     let kind = securityKind[Int(sec)]
     let immediate = kind == .bond || plantedFault == .transfer
@@ -231,7 +235,8 @@ extension V2Kernel {
         "V2: seller's position broke quantity ≥ available + withheld ≥ 0")
     }
     mark(.positions, sellPos)
-    let buyPos = buyFound ?? newPosition(account: buyer, security: sec)
+    // (No positionIx insert between the buyer's lookup in `tradeChecked` and this one.)
+    let buyPos = buyFound ?? newPosition(account: buyer, security: sec, emptySlot: buyEmptySlot)
     positions.withUnsafeMutableBufferPointer { rows in
       rows[Int(buyPos)].quantity += quantity
       rows[Int(buyPos)].available += availableNow

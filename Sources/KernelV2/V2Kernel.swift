@@ -688,12 +688,13 @@ public struct V2Kernel: BusinessKernel {
     return newPosition(account: account, security: security)
   }
 
-  /// A new position of (account, security), which has none.
-  mutating func newPosition(account: Int32, security: Int32) -> Int32 {
+  /// A new position of (account, security), which has none; `emptySlot`: where
+  /// `positionIx.lookup` of its key just ended (-1: not looked up).
+  mutating func newPosition(account: Int32, security: Int32, emptySlot: Int = -1) -> Int32 {
     let key = Self.positionKey(account, security)
     let id = Int32(positions.count)
     positions.append(V2Position(account: account, security: security))
-    positionIx.insert(key, id)
+    positionIx.insert(key, id, at: emptySlot)
     return id
   }
 

@@ -424,6 +424,32 @@ struct IntKeyTable: Sendable {
     }
   }
 
+  /// Looks `key` up; when it is absent, also the slot `insert(_:_:at:)` fills for it
+  /// (where its probe ended: the slot `insert` would find), so that an insert right
+  /// after a failed lookup needs no second hash and probe.
+  @inline(__always)
+  func lookup(_ key: Int64) -> (id: Int32?, emptySlot: Int) {
+    slots.withUnsafeBufferPointer { slots in
+      var i = home(key)
+      while true {
+        let slot = slots[i]
+        if slot.value < 0 { return (nil, i) }
+        if slot.key == key { return (slot.value, -1) }
+        i = next(i)
+      }
+    }
+  }
+
+  /// Adds a key that `lookup` found absent, ending at `emptySlot`, with no insert since
+  /// (else, or when the table must grow first, as `insert(_:_:)`).
+  mutating func insert(_ key: Int64, _ value: Int32, at emptySlot: Int) {
+    guard emptySlot >= 0 && (count + 1) * 3 <= slots.count * 2 else { return insert(key, value) }
+    precondition(value >= 0, "IntKeyTable values are row ids")
+    precondition(slots[emptySlot].value < 0, "IntKeyTable: a slot filled since its lookup")
+    slots[emptySlot] = Slot(key: key, value: value)
+    count += 1
+  }
+
   /// Reads the key's first slot (see `KeyBytesTable.touch`).
   @inline(__always) func touch(_ key: Int64) -> Int64 {
     slots.withUnsafeBufferPointer { $0[home(key)].key }

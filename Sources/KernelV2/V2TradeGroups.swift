@@ -158,8 +158,7 @@ extension V2Kernel {
         isDuplicate: tradeIds.find(h.id) != nil, security: known(h.security), buyAccount: known(h.buyerId),
         sellAccount: known(h.sellerId), buyUnit: known(h.buyUnit), sellUnit: known(h.sellUnit),
         sellPosition: h.sellPos, buyPosition: h.buyPos, buyClearing: h.buyClearing,
-        sellClearing: h.sellClearing,
-        tradeIdProbe: h.id)
+        sellClearing: h.sellClearing, slotsPrefetched: h.sellKey >= 0, tradeIdProbe: h.id)
     }
     return tradeDone(outcome, seq: seq, tradeId: UnsafeRawBufferPointer(rebasing: line[t.tradeId]))
   }
