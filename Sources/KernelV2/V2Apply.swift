@@ -157,7 +157,8 @@ extension V2Kernel {
   mutating func tradeChecked(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, isDuplicate: Bool, security: Int32?,
     buyAccount: Int32?, sellAccount: Int32?, buyUnit: Int32?, sellUnit: Int32?, sellPosition: Int32 = -1,
-    buyPosition: Int32 = -1, tradeIdProbe: TradeIdIndex.Probe
+    buyPosition: Int32 = -1, buyClearing: Int32 = -1, sellClearing: Int32 = -1, slotsPrefetched: Bool = false,
+    tradeIdProbe: TradeIdIndex.Probe
   ) -> Outcome {
     if isDuplicate { return .rejected(.duplicateTrade) }
     guard let sec = security else { return .rejected(.unknownSecurity) }
@@ -171,12 +172,15 @@ extension V2Kernel {
     let buyKey = Self.positionKey(buyer, sec)
     // (A position id passed in is the one these keys map to: positions are never
     // removed or re-keyed; -1 means not known, looked up here.)
+    // (Not when a look-ahead prefetched both slots already.)
     prefetchSink &+= Int64(accountKind[Int(seller)])
-    if sellPosition < 0 { prefetchSink &+= positionIx.touch(sellKey) }
-    if buyPosition < 0 { prefetchSink &+= positionIx.touch(buyKey) }
+    if sellPosition < 0 && !slotsPrefetched { prefetchSink &+= positionIx.touch(sellKey) }
+    if buyPosition < 0 && !slotsPrefetched { prefetchSink &+= positionIx.touch(buyKey) }
     guard let bu = buyUnit, let su = sellUnit else { return .rejected(.unknownUnit) }
     let sellFound = sellPosition >= 0 ? sellPosition : positionIx[sellKey]
-    let buyFound = buyPosition >= 0 ? buyPosition : positionIx[buyKey]
+    // A buyer without the position (the usual purchase): its slot is kept for the insert.
+    let buyLookup = buyPosition >= 0 ? (id: buyPosition, emptySlot: -1) : positionIx.lookup(buyKey)
+    let buyFound = buyLookup.id
     if let b = buyFound { prefetchSink &+= positions[Int(b)].quantity }
     guard let sellPos = sellFound, positions[Int(sellPos)].available >= quantity
     else { return .rejected(.insufficientHoldings) }
@@ -188,13 +192,15 @@ extension V2Kernel {
     executeTrade(
       day: day, date: date, priceMilli: priceMilli, quantity: quantity, security: sec, buyer: buyer,
       buyFound: buyFound, seller: seller, sellPos: sellPos, buyParticipant: units[Int(bu)].participant,
-      sellParticipant: units[Int(su)].participant, tradeIdProbe: tradeIdProbe)
+      sellParticipant: units[Int(su)].participant, buyClearing: buyClearing, sellClearing: sellClearing,
+      buyEmptySlot: buyLookup.emptySlot, tradeIdProbe: tradeIdProbe)
     return .applied
   }
 
   mutating func executeTrade(
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, security sec: Int32, buyer: Int32,
     buyFound: Int32?, seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32,
+    buyClearing: Int32 = -1, sellClearing: Int32 = -1, buyEmptySlot: Int = -1,
     tradeIdProbe: TradeIdIndex.Probe
   ) {
     let kind = securityKind[Int(sec)]
@@ -218,7 +224,7 @@ extension V2Kernel {
     let sliceCount = Int32(slices.count) - sliceStart
     var taxFen: Int64 = 0
     if kind == .stock && accountKind[Int(seller)] == AccountKind.individual.rawValue {
-      taxFen = Self.dividendTax(slices[Int(sliceStart)..<Int(sliceStart + sliceCount)], saleDate: date)
+      taxFen = dividendTax(slices: Int(sliceStart)..<Int(sliceStart + sliceCount), saleDate: date)
     }
     positions.withUnsafeMutableBufferPointer { rows in
       rows[Int(sellPos)].quantity -= quantity
@@ -229,7 +235,8 @@ extension V2Kernel {
         "V2: seller's position broke quantity ≥ available + withheld ≥ 0")
     }
     mark(.positions, sellPos)
-    let buyPos = buyFound ?? newPosition(account: buyer, security: sec)
+    // (No positionIx insert between the buyer's lookup in `tradeChecked` and this one.)
+    let buyPos = buyFound ?? newPosition(account: buyer, security: sec, emptySlot: buyEmptySlot)
     positions.withUnsafeMutableBufferPointer { rows in
       rows[Int(buyPos)].quantity += quantity
       rows[Int(buyPos)].available += availableNow
@@ -240,8 +247,12 @@ extension V2Kernel {
 
     // Clearing and settlement: the buyer's rows first.
     // (Rows found or made first; then each table's updates through one buffer access.)
-    let bc = clearingRow(day: day, date: date, participant: bp, security: sec)
-    let sc = clearingRow(day: day, date: date, participant: sp, security: sec)
+    // A clearing row the look-ahead found (>= 0) is today's row of that participant and
+    // security: `todayClearing` only ever fills a -1 during a day (see `prepareToday`).
+    let bc =
+      buyClearing >= 0 ? buyClearing : clearingRow(day: day, date: date, participant: bp, security: sec)
+    let sc =
+      sellClearing >= 0 ? sellClearing : clearingRow(day: day, date: date, participant: sp, security: sec)
     let bs = settlementRow(day: day, date: date, participant: bp)
     let ss = settlementRow(day: day, date: date, participant: sp)
     clearingRows.withUnsafeMutableBufferPointer { rows in
@@ -331,16 +342,20 @@ extension V2Kernel {
 
   /// SPEC §4.5: Σ slice × accrued × rate, rates 20% (≤ 30 days), 10% (31..365), 0%.
   /// Sum in 1e-7 CNY (µCNY × rate tenths), one half-up division to fen at the end.
-  static func dividendTax(_ taken: ArraySlice<V2Lot>, saleDate: Int32) -> Int64 {
+  func dividendTax(slices taken: Range<Int>, saleDate: Int32) -> Int64 {
+    // No slice ever accrued (the usual day): nothing to look up.
+    if sliceAccrued.isEmpty { return 0 }
     var sum: Int128 = 0
-    for s in taken where s.accruedMicro > 0 {
+    for i in taken {
+      guard let accruedMicro = sliceAccrued[Int32(i)], accruedMicro > 0 else { continue }
+      let s = slices[i]
       let held = CalendarDate.daysBetween(s.acquired, saleDate)
       let tenths: Int128 = held <= 30 ? 2 : (held <= 365 ? 1 : 0)
-      sum += Int128(s.quantity) * Int128(s.accruedMicro) * tenths
+      sum += Int128(s.quantity) * Int128(accruedMicro) * tenths
     }
     // Most sales take lots that never accrued: no 128-bit division (a library call) then.
     if sum == 0 { return 0 }
-    return Int64(roundHalfUp(sum, 100_000))
+    return Int64(Self.roundHalfUp(sum, 100_000))
   }
 
   /// round_half_up(n / d) for n ≥ 0 (away from zero for negative n), d > 0.
@@ -384,7 +399,7 @@ extension V2Kernel {
     // The seller gets its quantity and slices back.
     positions[Int(sellPos)].quantity += q
     positions[Int(sellPos)].available += q
-    for i in Int(tr.sliceStart)..<Int(tr.sliceStart + tr.sliceCount) { insertLot(sellPos, slices[i]) }
+    for i in Int(tr.sliceStart)..<Int(tr.sliceStart + tr.sliceCount) { insertLot(sellPos, sliceLot(i)) }
     // The buyer loses it: first shares not yet available, then available ones.
     let b = positions[Int(buyPos)]
     let notYet = b.quantity - b.available - b.withheld
@@ -665,6 +680,8 @@ extension V2Kernel {
   mutating func addParticipant(_ id: String, _ name: String) -> Outcome {
     if participantIx.find(id) != nil { return .rejected(.duplicateParticipant) }
     let p = Int32(participants.count)
+    precondition(
+      participants.count <= Int(V2Trade.participantMax), "V2: more participants than V2Trade holds")
     participants.append(ParticipantRecord(id: Ident(id), name: name, balance: 0))
     participantIx.insert(id)
     if effectsOn { touched.balance.append(p) }

@@ -8,7 +8,8 @@
 //   V2's own layout) holds the segment and its live range `lotHead..<lotEnd`, oldest
 //   first. A sale advances `lotHead`; a lot that does not fit compacts the segment or
 //   moves it to a segment twice as large (freed segments reused per size, LIFO).
-//   Returned slices go in by binary search (or straight in front of `lotHead`).
+//   Returned slices go in by binary search (or straight in front of `lotHead`). A
+//   sale's slices are kept in 16 bytes (`V2Slice`), their rare accruals apart.
 // - Every derived index (identifier lookups, position / clearing / settlement keys,
 //   per-day trade-id indexes, scheduled actions, pending
 //   bonus credits, positions with shares not yet available) is rebuilt by ONE routine,
@@ -23,9 +24,12 @@
 //   accounts are read first, back to back, then both positions' slots, then both
 //   position rows, then the seller's oldest and the buyer's newest lot, so that the
 //   cache misses of each level overlap (results still checked in SPEC order). Account
-//   kinds are one byte per account, apart from the account rows.
-// - Trade rows in V2's own 64-byte layout (`V2Trade`): clearing figures are recomputed
-//   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides.
+//   kinds are one byte per account, apart from the account rows. Groups of TRADEs run
+//   these levels together (V2TradeGroups.swift); a hash slot is prefetched whole, with
+//   the slot a probe reads next.
+// - Trade rows in V2's own 48-byte layout (`V2Trade`): clearing figures are recomputed
+//   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides;
+//   quantity, slice count and the cancelled flag share a word, participants 16 bits.
 // - Clearing and settlement keys pack (day ordinal, participant, security) into one
 //   Int64; a CANCEL finds a trade's four rows again by key (no per-trade links kept).
 //   A TRADE finds today's four rows by index instead (`todayClearing`, by participant
@@ -83,6 +87,18 @@ struct V2Lot: Sendable {
   @inline(__always) func sameLot(_ o: V2Lot) -> Bool {
     acquired == o.acquired && creation == o.creation && accruedMicro == o.accruedMicro
   }
+}
+
+/// A slice of a sold lot (`V2Kernel.slices`) in 16 bytes: the lot's accrual, rarely not
+/// 0 (only lots held over a dividend's record date have one), is kept apart
+/// (`V2Kernel.sliceAccrued`), so that a day's 1.25 slices a trade write 8 bytes fewer each
+/// into fresh pages.
+struct V2Slice: Sendable {
+  var quantity: Int64
+  var acquired: Int32
+  var creation: Int32
+
+  static let filler = V2Slice(quantity: 0, acquired: 0, creation: 0)
 }
 
 /// A position row plus where its lots are: the live lots are `pool[lotHead..<lotEnd]`,
@@ -153,49 +169,61 @@ struct TradeLinks: Sendable {
   var sellSettlement: Int32
 }
 
-/// A trade row in V2's own layout (56 bytes of plain data, no reference counted field;
+/// A trade row in V2's own layout (48 bytes of plain data, no reference counted field;
 /// the canonical `TradeRecord` is 176): the trade id is a word (`idWord`: a canonical
 /// decimal id's value, which gives its text back exactly, else the index of its text in
 /// `V2Kernel.tradeIdTexts`); the clearing figures are not stored but
 /// recomputed from the amount when needed (a CANCEL, an encoding), as SPEC §4.1 defines
 /// them from (kind, date, amount); the tax and the withheld quantity, rarely not 0, are
-/// kept apart (`V2Kernel.tradeTax`, `tradeWithheld`); `cancelled` is bit 31 of the
-/// slice count's word.
+/// kept apart (`V2Kernel.tradeTax`, `tradeWithheld`); the quantity, the slice count and
+/// `cancelled` share one word (`countsWord`: 48 bytes a row instead of 56, 8 MB fewer
+/// fresh bytes on a 1M-trade day).
 struct V2Trade: Sendable {
   /// Bit 63 clear: the value of a canonical decimal id (`TradeIdIndex.decimalValue`, at
   /// most 18 digits); set: the low bits index `V2Kernel.tradeIdTexts`.
   var idWord: UInt64
   var amountFen: Int64
-  var quantity: Int64
+  /// Bits 0..<34 the quantity (SPEC §1: < 10^10 < 2^34), 34..<63 the slice count, 63
+  /// `cancelled`.
+  private var countsWord: UInt64
   var date: Int32
   var security: Int32
   var buyAccount: Int32
   var sellAccount: Int32
-  var buyParticipant: Int32
-  var sellParticipant: Int32
+  /// Participant ids in 16 bits (`participantMax`, enforced where participants are added).
+  private var buyParticipantBits: UInt16
+  private var sellParticipantBits: UInt16
   var sliceStart: Int32
-  private var sliceWord: UInt32
 
   /// `idWord`'s tag: the id's text is kept aside.
   static let textTag: UInt64 = 1 << 63
+  /// The largest quantity and slice count a row holds (`countsWord`'s fields).
+  static let quantityMax: Int64 = (1 << 34) - 1
+  static let sliceCountMax: Int32 = (1 << 29) - 1
+  static let cancelledBit: UInt64 = 1 << 63
+  /// The largest participant id a row holds: at most 65,536 participants.
+  static let participantMax = Int32(UInt16.max)
 
   init(
     idWord: UInt64, amountFen: Int64, quantity: Int64, date: Int32, security: Int32, buyAccount: Int32,
     sellAccount: Int32, buyParticipant: Int32, sellParticipant: Int32, sliceStart: Int32, sliceCount: Int32,
     cancelled: Bool
   ) {
-    precondition(sliceCount >= 0, "V2: negative slice count")
+    precondition(sliceCount >= 0 && sliceCount <= Self.sliceCountMax, "V2: trade slice count out of range")
+    precondition(quantity >= 0 && quantity <= Self.quantityMax, "V2: trade quantity out of range")
     self.idWord = idWord
     self.amountFen = amountFen
-    self.quantity = quantity
+    self.countsWord = UInt64(quantity) | UInt64(sliceCount) << 34 | (cancelled ? Self.cancelledBit : 0)
     self.date = date
     self.security = security
     self.buyAccount = buyAccount
     self.sellAccount = sellAccount
-    self.buyParticipant = buyParticipant
-    self.sellParticipant = sellParticipant
+    precondition(
+      buyParticipant >= 0 && buyParticipant <= Self.participantMax && sellParticipant >= 0
+        && sellParticipant <= Self.participantMax, "V2: participant id beyond 16 bits")
+    self.buyParticipantBits = UInt16(buyParticipant)
+    self.sellParticipantBits = UInt16(sellParticipant)
     self.sliceStart = sliceStart
-    self.sliceWord = UInt32(sliceCount) | (cancelled ? 1 << 31 : 0)
   }
 
   /// A row that is never kept (`V2Kernel.prefault` writes and drops it).
@@ -203,11 +231,17 @@ struct V2Trade: Sendable {
     idWord: 0, amountFen: 0, quantity: 0, date: 0, security: 0, buyAccount: 0, sellAccount: 0,
     buyParticipant: 0, sellParticipant: 0, sliceStart: 0, sliceCount: 0, cancelled: false)
 
-  var sliceCount: Int32 { Int32(sliceWord & 0x7FFF_FFFF) }
+  var quantity: Int64 { Int64(countsWord & UInt64(Self.quantityMax)) }
+
+  var buyParticipant: Int32 { Int32(buyParticipantBits) }
+
+  var sellParticipant: Int32 { Int32(sellParticipantBits) }
+
+  var sliceCount: Int32 { Int32(truncatingIfNeeded: countsWord >> 34 & UInt64(Self.sliceCountMax)) }
 
   var cancelled: Bool {
-    get { sliceWord >> 31 != 0 }
-    set { sliceWord = sliceWord & 0x7FFF_FFFF | (newValue ? 1 << 31 : 0) }
+    get { countsWord & Self.cancelledBit != 0 }
+    set { countsWord = countsWord & ~Self.cancelledBit | (newValue ? Self.cancelledBit : 0) }
   }
 }
 
@@ -281,7 +315,9 @@ public struct V2Kernel: BusinessKernel {
   /// Restored trade rows whose clearing figures differ from the recomputed ones (rows
   /// written elsewhere): looked up only, never iterated.
   var clearingOverrides: [Int32: TradeClearing] = [:]
-  var slices: [V2Lot] = []
+  var slices: [V2Slice] = []
+  /// The slices' `accruedMicro` where not 0, by slice id (looked up only, never iterated).
+  var sliceAccrued: [Int32: Int64] = [:]
   var actions: [ActionRecord] = []
   var entitlements: [EntitlementRecord] = []
   var rejections: [RejectionRecord] = []
@@ -355,6 +391,8 @@ public struct V2Kernel: BusinessKernel {
     fees = V2FeeSchedule(feeRows: reference.feeRows)
     calendar = reference.calendar.sorted()
     for p in reference.participants {
+      precondition(
+        participants.count <= Int(V2Trade.participantMax), "V2: more participants than V2Trade holds")
       participants.append(ParticipantRecord(id: Ident(p.id), name: p.name, balance: 0))
     }
     for p in participants { participantIx.insert(p.id.text) }
@@ -530,6 +568,21 @@ public struct V2Kernel: BusinessKernel {
     return TradeLinks(buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss)
   }
 
+  /// Slice `i` as the lot it gives back (a CANCEL) or encodes.
+  func sliceLot(_ i: Int) -> V2Lot {
+    let s = slices[i]
+    let accrued = sliceAccrued.isEmpty ? 0 : sliceAccrued[Int32(i)] ?? 0
+    return V2Lot(
+      acquired: s.acquired, creation: Int64(s.creation), accruedMicro: accrued, quantity: s.quantity)
+  }
+
+  /// Lays slice `id` (a restart).
+  mutating func laySlice(_ id: Int, _ lot: V2Lot) throws {
+    try Self.put(
+      &slices, id, V2Slice(quantity: lot.quantity, acquired: lot.acquired, creation: lot.creation), .slices)
+    sliceAccrued[Int32(id)] = lot.accruedMicro != 0 ? lot.accruedMicro : nil
+  }
+
   /// Trade row `t`'s tax (fen).
   @inline(__always) func taxFen(_ t: Int) -> Int64 {
     tradeTax.isEmpty ? 0 : tradeTax[Int32(t)] ?? 0
@@ -635,12 +688,13 @@ public struct V2Kernel: BusinessKernel {
     return newPosition(account: account, security: security)
   }
 
-  /// A new position of (account, security), which has none.
-  mutating func newPosition(account: Int32, security: Int32) -> Int32 {
+  /// A new position of (account, security), which has none; `emptySlot`: where
+  /// `positionIx.lookup` of its key just ended (-1: not looked up).
+  mutating func newPosition(account: Int32, security: Int32, emptySlot: Int = -1) -> Int32 {
     let key = Self.positionKey(account, security)
     let id = Int32(positions.count)
     positions.append(V2Position(account: account, security: security))
-    positionIx.insert(key, id)
+    positionIx.insert(key, id, at: emptySlot)
     return id
   }
 
@@ -693,15 +747,17 @@ public struct V2Kernel: BusinessKernel {
     // A TRADE appends a trade row, usually a new position (the buyer's first of that
     // security) with a one-lot segment, a slice or two and a pending mark. Reserved
     // capacity is address space only: its pages are zeroed by the operating system at
-    // the first write, which on the 1M-trade day (~170 MB appended) was the largest
+    // the first write, which on the 1M-trade day (~150 MB appended) was the largest
     // single cost inside the apply loop (`clear_page_erms`, ~half of it on a loaded
     // machine). Written here, before the events, that cost is paid before the first
     // trade instead of on the way (the same bytes: an event appends at most one trade
     // row and one position; a sale takes a slice per lot it reaches, 1.25 a trade on
-    // that day: room for 1.5 is written; lots beyond one per event fault as before).
+    // that day: room for 1.25 is written, as a page written here and never filled is
+    // zeroed for nothing, while one filled beyond it costs the same zeroing in the loop;
+    // lots beyond one per event fault as before).
     Self.prefault(&trades, events, V2Trade.filler)
     Self.prefault(&positions, events, V2Position(account: 0, security: 0))
-    Self.prefault(&slices, events + events / 2, LotPool.empty)
+    Self.prefault(&slices, events + events / 4, V2Slice.filler)
     Self.prefault(&pool.lots, events, LotPool.empty)
     Self.prefault(&pendingPositions, events, 0)
   }

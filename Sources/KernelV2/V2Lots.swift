@@ -89,27 +89,29 @@ extension V2Kernel {
     var head = Int(p.lotHead)
     let end = Int(p.lotEnd)
     var left = quantity
-    // The slices leave `self` while the pool's buffer is written (no exclusivity conflict).
-    var taken: [V2Lot] = []
+    // The slices leave `self` while the pool's buffer is written (no exclusivity
+    // conflict); so do the accruals of the slices taken (an empty array: no allocation
+    // unless a lot accrued).
+    var taken: [V2Slice] = []
+    var accrued: [(Int32, Int64)] = []
     swap(&taken, &slices)
     pool.lots.withUnsafeMutableBufferPointer { lots in
       while left > 0 {
         precondition(head < end, "V2: lots short of the position's quantity")
         let lot = lots[head]
-        if lot.quantity <= left {
-          taken.append(lot)
-          left -= lot.quantity
+        if lot.accruedMicro != 0 { accrued.append((Int32(taken.count), lot.accruedMicro)) }
+        let part = min(lot.quantity, left)
+        taken.append(V2Slice(quantity: part, acquired: lot.acquired, creation: lot.creation))
+        left -= part
+        if part == lot.quantity {
           head += 1
         } else {
-          var part = lot
-          part.quantity = left
-          taken.append(part)
-          lots[head].quantity -= left
-          left = 0
+          lots[head].quantity -= part
         }
       }
     }
     swap(&taken, &slices)
+    for (id, micro) in accrued { sliceAccrued[id] = micro }
     positions.withUnsafeMutableBufferPointer { rows in
       if head == end {
         rows[i].lotHead = p.lotBase

@@ -441,7 +441,7 @@ extension V2Kernel {
     case .clearing: clearingRows[id].encode(into: &w)
     case .settlement: settlementRows[id].encode(into: &w)
     case .trades: tradeRecord(id).encode(into: &w)
-    case .slices: slices[id].lot.encode(into: &w)
+    case .slices: sliceLot(id).lot.encode(into: &w)
     case .actions: actions[id].encode(into: &w)
     case .entitlements: entitlements[id].encode(into: &w)
     case .rejections: rejections[id].encode(into: &w)
@@ -575,7 +575,7 @@ extension V2Kernel {
         throw DecodeError(description: "\(table.name) row \(id) beyond the table's end \(trades.count)")
       }
       layTrade(id, record)
-    case .slices: try Self.put(&slices, id, V2Lot(try Lot(from: &r)), table)
+    case .slices: try laySlice(id, V2Lot(try Lot(from: &r)))
     case .actions: try Self.put(&actions, id, try ActionRecord(from: &r), table)
     case .entitlements: try Self.put(&entitlements, id, try EntitlementRecord(from: &r), table)
     case .rejections: try Self.put(&rejections, id, try RejectionRecord(from: &r), table)

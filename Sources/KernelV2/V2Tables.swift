@@ -118,8 +118,11 @@ struct KeyBytesTable: Sendable {
     return (k0, 0)
   }
 
+  /// The second word and the meta are folded in by one odd multiply (a bijection: keys
+  /// that differ in them differ before the one finalizing mix), not a mix of their own:
+  /// a TRADE hashes five keys, two multiplies each saved.
   @inline(__always) static func inlineHash(_ k0: UInt64, _ k1: UInt64, _ meta: UInt32) -> UInt64 {
-    v2Mix(k0 ^ v2Mix(k1 ^ UInt64(meta)))
+    v2Mix(k0 ^ (k1 ^ UInt64(meta) << 32) &* 0x9e37_79b9_7f4a_7c15)
   }
 
   @inline(__always) func slotHash(_ s: Slot) -> UInt64 {
@@ -181,9 +184,10 @@ struct KeyBytesTable: Sendable {
     slots.withUnsafeBufferPointer { $0[Int(truncatingIfNeeded: p.hash) & mask].k0 }
   }
 
-  /// Starts loading the probe's first slot (a hint: `find` later finds it cached).
+  /// Starts loading the probe's first slot, all of it, and the next (a hint: `find`
+  /// later finds them cached).
   @inline(__always) func prefetch(_ p: Probe) {
-    slots.prefetch(Int(truncatingIfNeeded: p.hash) & mask)
+    slots.prefetchSlotPair(Int(truncatingIfNeeded: p.hash) & mask)
   }
 
   @inline(__always)
@@ -376,8 +380,13 @@ struct IntKeyTable: Sendable {
   }
 
   /// The first slot of a key (Lemire's multiply-shift: uniform for a uniform hash).
+  /// Only the hash's top bits choose the slot, and an odd multiply's top bits depend on
+  /// every bit of its input (the high half folded into the low first): one multiply
+  /// instead of `v2Mix`'s two, the position index being hashed up to four times a TRADE.
   @inline(__always) func home(_ key: Int64) -> Int {
-    Int(truncatingIfNeeded: v2Mix(UInt64(bitPattern: key)).multipliedFullWidth(by: size).high)
+    let k = UInt64(bitPattern: key)
+    let h = (k ^ k >> 32) &* 0x9e37_79b9_7f4a_7c15
+    return Int(truncatingIfNeeded: h.multipliedFullWidth(by: size).high)
   }
 
   /// The slot after `i` (linear probing, wrapping at the end).
@@ -415,14 +424,41 @@ struct IntKeyTable: Sendable {
     }
   }
 
+  /// Looks `key` up; when it is absent, also the slot `insert(_:_:at:)` fills for it
+  /// (where its probe ended: the slot `insert` would find), so that an insert right
+  /// after a failed lookup needs no second hash and probe.
+  @inline(__always)
+  func lookup(_ key: Int64) -> (id: Int32?, emptySlot: Int) {
+    slots.withUnsafeBufferPointer { slots in
+      var i = home(key)
+      while true {
+        let slot = slots[i]
+        if slot.value < 0 { return (nil, i) }
+        if slot.key == key { return (slot.value, -1) }
+        i = next(i)
+      }
+    }
+  }
+
+  /// Adds a key that `lookup` found absent, ending at `emptySlot`, with no insert since
+  /// (else, or when the table must grow first, as `insert(_:_:)`).
+  mutating func insert(_ key: Int64, _ value: Int32, at emptySlot: Int) {
+    guard emptySlot >= 0 && (count + 1) * 3 <= slots.count * 2 else { return insert(key, value) }
+    precondition(value >= 0, "IntKeyTable values are row ids")
+    precondition(slots[emptySlot].value < 0, "IntKeyTable: a slot filled since its lookup")
+    slots[emptySlot] = Slot(key: key, value: value)
+    count += 1
+  }
+
   /// Reads the key's first slot (see `KeyBytesTable.touch`).
   @inline(__always) func touch(_ key: Int64) -> Int64 {
     slots.withUnsafeBufferPointer { $0[home(key)].key }
   }
 
-  /// Starts loading the key's first slot (a hint: the lookup later finds it cached).
+  /// Starts loading the key's first slot and the next (a hint: the lookup later finds
+  /// them cached).
   @inline(__always) func prefetch(_ key: Int64) {
-    slots.prefetch(home(key))
+    slots.prefetchSlotPair(home(key))
   }
 
   /// Adds the keys `key(i)` → i for `count..<n` (none present yet): the same table as

@@ -23,8 +23,11 @@
 //   4. Read the position rows; prefetch the seller's oldest lot (`lotHead`, the first
 //      a sale consumes) and the buyer's newest lot and the slot after it (where a
 //      purchase's lot is compared and usually appended).
-// Then the group's trades are applied one after another by the ordinary `applyTrade`,
-// whose own lookups find those lines cached. The look-ahead keeps only row ids and
+// A hash slot is prefetched whole with the slot after it (`prefetchSlotPair`: a slot
+// that straddles two lines, or a probe that goes on to the next slot, used to meet a
+// full miss in the next stage). Then the group's trades are applied one after another
+// by the ordinary `applyTrade`, whose own lookups find those lines cached (a clearing
+// row stage 1 found is used as is: see `executeTrade`). The look-ahead keeps only row ids and
 // keys in a small per-call array, never a pointer, and decides nothing: outcomes,
 // effects and state are exactly those of `applyTrade` one after another. A trade of
 // the group that changes what a later one reads (a new position, a lot segment moved,
@@ -53,6 +56,22 @@ extension Array {
       let row = UnsafeRawPointer($0.baseAddress! + index)
       v2Prefetch(row, 0, 3, 1)
       v2Prefetch(row + (MemoryLayout<Element>.size - 1), 0, 3, 1)
+    }
+  }
+
+  /// Starts loading every cache line of elements `index` and `index + 1` (a hash
+  /// table's home slot and the one a linear probe reads next: together at most 2 lines
+  /// for slots of up to 32 bytes). A slot that straddles two lines, prefetched by its
+  /// first byte only, left its second line to a full miss at the lookup: a quarter of
+  /// the 24-byte account slots. Does nothing out of range (the slot after the last is
+  /// not prefetched: a probe wraps to slot 0 there).
+  @inline(__always) func prefetchSlotPair(_ index: Int) {
+    guard index >= 0 && index < count else { return }
+    withUnsafeBufferPointer {
+      let slot = UnsafeRawPointer($0.baseAddress! + index)
+      v2Prefetch(slot, 0, 3, 1)
+      let last = index + 1 < $0.count ? 2 * MemoryLayout<Element>.stride - 1 : MemoryLayout<Element>.size - 1
+      v2Prefetch(slot + last, 0, 3, 1)
     }
   }
 }
@@ -138,7 +157,8 @@ extension V2Kernel {
         day: Int32(days.count - 1), date: t.date, priceMilli: t.priceMilli, quantity: t.quantity,
         isDuplicate: tradeIds.find(h.id) != nil, security: known(h.security), buyAccount: known(h.buyerId),
         sellAccount: known(h.sellerId), buyUnit: known(h.buyUnit), sellUnit: known(h.sellUnit),
-        sellPosition: h.sellPos, buyPosition: h.buyPos, tradeIdProbe: h.id)
+        sellPosition: h.sellPos, buyPosition: h.buyPos, buyClearing: h.buyClearing,
+        sellClearing: h.sellClearing, slotsPrefetched: h.sellKey >= 0, tradeIdProbe: h.id)
     }
     return tradeDone(outcome, seq: seq, tradeId: UnsafeRawBufferPointer(rebasing: line[t.tradeId]))
   }
