@@ -680,8 +680,6 @@ extension V2Kernel {
   mutating func addParticipant(_ id: String, _ name: String) -> Outcome {
     if participantIx.find(id) != nil { return .rejected(.duplicateParticipant) }
     let p = Int32(participants.count)
-    precondition(
-      participants.count <= Int(V2Trade.participantMax), "V2: more participants than V2Trade holds")
     participants.append(ParticipantRecord(id: Ident(id), name: name, balance: 0))
     participantIx.insert(id)
     if effectsOn { touched.balance.append(p) }
