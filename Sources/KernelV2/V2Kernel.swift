@@ -27,11 +27,13 @@
 //   kinds are one byte per account, apart from the account rows. Groups of TRADEs run
 //   these levels together (V2TradeGroups.swift); a hash slot is prefetched whole, with
 //   the slot a probe reads next.
-// - Trade rows in V2's own 48-byte layout (`V2Trade`): clearing figures are recomputed
+// - Trade rows in V2's own 56-byte layout (`V2Trade`): clearing figures are recomputed
 //   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides;
-//   quantity, slice count and the cancelled flag share a word, participants 16 bits.
+//   the cancelled flag is the slice count's top bit; participant ids are kept whole
+//   (32 bits: the rows set no participant limit of their own).
 // - Clearing and settlement keys pack (day ordinal, participant, security) into one
-//   Int64; a CANCEL finds a trade's four rows again by key (no per-trade links kept).
+//   Int64 (`clearingKey` checks participant and security ids < 2^24, day ordinals
+//   < 2^15); a CANCEL finds a trade's four rows again by key (no per-trade links kept).
 //   A TRADE finds today's four rows by index instead (`todayClearing`, by participant
 //   and security, filled lazily from the keyed tables), and its fee rates from the
 //   ones looked up once per trade date (`feeRates`).
@@ -727,14 +729,15 @@ public struct V2Kernel: BusinessKernel {
     // A TRADE appends a trade row, usually a new position (the buyer's first of that
     // security) with a one-lot segment, a slice or two and a pending mark. Reserved
     // capacity is address space only: its pages are zeroed by the operating system at
-    // the first write, which on the 1M-trade day (~150 MB appended) was the largest
-    // single cost inside the apply loop (`clear_page_erms`, ~half of it on a loaded
-    // machine). Written here, before the events, that cost is paid before the first
-    // trade instead of on the way (the same bytes: an event appends at most one trade
-    // row and one position; a sale takes a slice per lot it reaches, 1.25 a trade on
-    // that day: room for 1.25 is written, as a page written here and never filled is
-    // zeroed for nothing, while one filled beyond it costs the same zeroing in the loop;
-    // lots beyond one per event fault as before).
+    // the first write, which on the 1M-trade day (~150 MB appended: per trade a 56-byte
+    // trade row, a 48-byte position, a 24-byte lot, 1.25 16-byte slices and a 4-byte
+    // pending mark) was the largest single cost inside the apply loop (`clear_page_erms`,
+    // ~half of it on a loaded machine). Written here, before the events, that cost is
+    // paid before the first trade instead of on the way (the same bytes: an event
+    // appends at most one trade row and one position; a sale takes a slice per lot it
+    // reaches, 1.25 a trade on that day: room for 1.25 is written, as a page written
+    // here and never filled is zeroed for nothing, while one filled beyond it costs the
+    // same zeroing in the loop; lots beyond one per event fault as before).
     Self.prefault(&trades, events, V2Trade.filler)
     Self.prefault(&positions, events, V2Position(account: 0, security: 0))
     Self.prefault(&slices, events + events / 4, V2Slice.filler)
