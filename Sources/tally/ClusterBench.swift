@@ -47,9 +47,21 @@ struct ClusterBench: ParsableCommand {
   var json = false
   @Option(name: .long, help: "Lines per batch in the latency phase.")
   var latencyBatch = 1_000
+  @Option(
+    name: .long,
+    help: """
+      Seconds of the disk-stall probe before the phases (64 KiB append + fsync every 5 ms in \
+      the data folder; its p99 and stalls bound the latency phase's p99). 0 skips it.
+      """)
+  var diskProbeSeconds = 10.0
 
   func validate() throws {
     if let liveRate, liveRate <= 0 { throw ValidationError("--live-rate must be positive, got \(liveRate)") }
+    guard diskProbeSeconds >= 0 && diskProbeSeconds <= HostProbe.stallProbeSecondsMax else {
+      throw ValidationError(
+        "--disk-probe-seconds must be within 0...\(Int(HostProbe.stallProbeSecondsMax)), got \(diskProbeSeconds)"
+      )
+    }
   }
 
   func run() throws {
@@ -75,6 +87,8 @@ struct ClusterBench: ParsableCommand {
     try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
     let probe = HostProbe.measure(syncDirectory: base)
     say("host probe (HostProbe.swift): \(probe.text)")
+    let stalls = HostProbe.syncStalls(in: base, seconds: diskProbeSeconds)
+    if let stalls { say("disk-stall probe: \(stalls.text)") }
 
     // Phase 1: throughput.
     var sup = try fresh("throughput")
@@ -101,6 +115,9 @@ struct ClusterBench: ParsableCommand {
     figures.hostRandomReadNanoseconds = probe.randomReadNanoseconds
     figures.hostFreshMemoryGBPerSecond = probe.freshMemoryGBPerSecond
     figures.hostFsyncMilliseconds = probe.fsyncMilliseconds
+    figures.hostFsyncP99Milliseconds = stalls?.p99Milliseconds
+    figures.hostFsyncMaxMilliseconds = stalls?.maxMilliseconds
+    figures.hostFsyncStalledShare = stalls?.stalledShare
     say(
       "cluster throughput (\(c.replicas.count) replicas, \(figures.replicas)): "
         + "\(r.events) events journaled in \(String(format: "%.2f", acked)) s (\(Int(Double(r.events) / acked))/s), "
@@ -235,6 +252,11 @@ struct ClusterBench: ParsableCommand {
     /// Median fsync of a 64 KiB append in the nodes' data folder: the journal's fsync is
     /// the floor of the ingest→voted latency (0.2-4 ms on this project's VMs).
     var hostFsyncMilliseconds: Double?
+    /// The disk-stall probe (`--disk-probe-seconds`): fsync p99 and max, and the share of
+    /// its time the disk spent in fsyncs over 10 ms.
+    var hostFsyncP99Milliseconds: Double?
+    var hostFsyncMaxMilliseconds: Double?
+    var hostFsyncStalledShare: Double?
 
     enum CodingKeys: String, CodingKey {
       case replicas, events
@@ -252,6 +274,9 @@ struct ClusterBench: ParsableCommand {
       case hostRandomReadNanoseconds = "host_random_read_ns"
       case hostFreshMemoryGBPerSecond = "host_fresh_memory_gb_per_s"
       case hostFsyncMilliseconds = "host_fsync_ms"
+      case hostFsyncP99Milliseconds = "host_fsync_p99_ms"
+      case hostFsyncMaxMilliseconds = "host_fsync_max_ms"
+      case hostFsyncStalledShare = "host_fsync_stalled_share"
     }
 
     var json: String {

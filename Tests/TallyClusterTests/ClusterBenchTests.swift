@@ -14,7 +14,7 @@ final class ClusterBenchTests: ClusterTestCase {
       ["cluster", "bench"],
       [
         "--reference", m.reference, "--events", m.events, "--rate", "5000", "--latency-batch", "200",
-        "--down-seconds", "1", "--live-rate", "2500", "--json",
+        "--down-seconds", "1", "--live-rate", "2500", "--disk-probe-seconds", "1", "--json",
       ],
       timeout: 600)
     XCTAssertEqual(r.status, 0, r.output)
@@ -54,11 +54,25 @@ final class ClusterBenchTests: ClusterTestCase {
     XCTAssertGreaterThan(try number("host_fresh_memory_gb_per_s"), 0)
     XCTAssertGreaterThan(try number("host_fsync_ms"), 0)
     XCTAssertTrue(r.stderr.contains(", fsync of 64 KiB "), r.stderr)
+    // The disk-stall probe ran its second: its percentiles in order, its stalled share a
+    // share of its time.
+    let fsyncP99 = try number("host_fsync_p99_ms")
+    XCTAssertGreaterThan(fsyncP99, 0)
+    XCTAssertLessThanOrEqual(fsyncP99, try number("host_fsync_max_ms"))
+    let stalled = try number("host_fsync_stalled_share")
+    XCTAssertTrue(stalled >= 0 && stalled < 1, "stalled share \(stalled)")
+    XCTAssertTrue(r.stderr.contains("disk-stall probe: "), r.stderr)
     let bad = try c.tally(
       ["cluster", "bench"], ["--reference", m.reference, "--events", m.events, "--live-rate", "0"],
       timeout: 60)
     XCTAssertNotEqual(bad.status, 0)
     XCTAssertTrue(bad.stderr.contains("--live-rate must be positive"), bad.output)
+    let badProbe = try c.tally(
+      ["cluster", "bench"],
+      ["--reference", m.reference, "--events", m.events, "--disk-probe-seconds", "700"],
+      timeout: 60)
+    XCTAssertNotEqual(badProbe.status, 0)
+    XCTAssertTrue(badProbe.stderr.contains("--disk-probe-seconds must be within"), badProbe.output)
   }
 
   /// `tally cluster bench-replica`: one replica's work on a real RocksDB folder, its
