@@ -16,6 +16,10 @@
 # Environment (optional):
 #   TALLY_BIN      the tally binary (default: .build/release/tally)
 #   TALLY_CONFIG   the cluster config (default: Config/local.toml; its ports must be free)
+#   TALLY_DISK_PROBE_SECONDS
+#                  seconds of scripts/disk-stall-probe.py in the data folder before the
+#                  cluster starts (default 10; 0 skips it): the disk's fsync stalls,
+#                  the floor of the latency p99, added to the JSON (host_fsync_*)
 #
 # Prints the client's one JSON line; exits with the client's status. Alternate two
 # binaries run by run to compare them: this machine's speed moves between minutes.
@@ -23,13 +27,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ $# -lt 1 || "$1" == "-h" || "$1" == "--help" ]]; then
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
   exit 64
 fi
 MARKET="$1"
 shift
 BIN="${TALLY_BIN:-.build/release/tally}"
 CONFIG="${TALLY_CONFIG:-Config/local.toml}"
+PROBE_SECONDS="${TALLY_DISK_PROBE_SECONDS:-10}"
 for f in "$MARKET/reference" "$MARKET/events.txt" "$BIN"; do
   [[ -e "$f" ]] || { echo "cluster-client-run: $f does not exist" >&2; exit 2; }
 done
@@ -39,6 +44,11 @@ cleanup() {
   rm -rf "$DATA"
 }
 trap cleanup EXIT
+# The disk first, before any node writes to it.
+PROBE='{}'
+if [[ "$PROBE_SECONDS" != "0" ]]; then
+  PROBE="$(python3 scripts/disk-stall-probe.py "$DATA" --seconds "$PROBE_SECONDS")"
+fi
 "$BIN" cluster up --config "$CONFIG" --reference "$MARKET/reference" --data "$DATA" >/dev/null
 # The addresses the client needs, from the config (defaults: base_port and + 5).
 read -r INGEST DECIDED < <(python3 - "$CONFIG" <<'EOF'
@@ -53,4 +63,16 @@ publish = c.get("voter", {}).get("publish_port", base + 5)
 print(f"tcp://{host}:{ingest} tcp://{vhost}:{publish}")
 EOF
 )
-python3 scripts/cluster-client.py --ingest "$INGEST" --decided "$DECIDED" "$@" "$MARKET/events.txt"
+set +e
+FIGURES="$(python3 scripts/cluster-client.py --ingest "$INGEST" --decided "$DECIDED" "$@" "$MARKET/events.txt")"
+STATUS=$?
+set -e
+# One JSON line: the client's figures and the probe's.
+python3 -c 'import json, sys
+try:
+    f = json.loads(sys.argv[1])
+except ValueError:
+    print(sys.argv[1]); sys.exit(0)  # not figures (the client failed): as it came
+f.update(json.loads(sys.argv[2]))
+print(json.dumps(f, sort_keys=True))' "$FIGURES" "$PROBE" || true
+exit $STATUS

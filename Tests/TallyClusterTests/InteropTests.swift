@@ -98,7 +98,7 @@ final class InteropTests: ClusterTestCase {
     let r = try runCommand(
       "/usr/bin/env",
       [
-        "TALLY_BIN=\(Paths.tally)", "TALLY_CONFIG=\(config)",
+        "TALLY_BIN=\(Paths.tally)", "TALLY_CONFIG=\(config)", "TALLY_DISK_PROBE_SECONDS=1",
         Paths.packageRoot + "/scripts/cluster-client-run.sh",
         m.dir, "--batch-lines", "500",
       ],
@@ -108,6 +108,13 @@ final class InteropTests: ClusterTestCase {
       JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
     XCTAssertEqual((figures["events"] as? NSNumber)?.int64Value, events)
     XCTAssertEqual((figures["batches"] as? NSNumber)?.intValue, Int((events + 499) / 500))
+    // The disk-stall probe ran for its second before the cluster, in the same JSON line.
+    let samples = try XCTUnwrap((figures["host_fsync_samples"] as? NSNumber)?.intValue, r.stdout)
+    XCTAssertGreaterThan(samples, 0)
+    let p99 = try XCTUnwrap((figures["host_fsync_p99_ms"] as? NSNumber)?.doubleValue, r.stdout)
+    XCTAssertLessThanOrEqual(p99, try XCTUnwrap((figures["host_fsync_max_ms"] as? NSNumber)?.doubleValue))
+    let share = try XCTUnwrap((figures["host_fsync_stalled_share"] as? NSNumber)?.doubleValue, r.stdout)
+    XCTAssertTrue(share >= 0 && share < 1, "stalled share \(share)")
     // Stopped: nothing answers on the sequencer's control port any more.
     let status = try runCommand(
       Paths.tally, ["cluster", "status", "--config", config, "--json"], workDir: work, timeout: 60)
@@ -118,5 +125,34 @@ final class InteropTests: ClusterTestCase {
       workDir: work, timeout: 60)
     XCTAssertEqual(missing.status, 2, missing.output)
     XCTAssertTrue(missing.stderr.contains("/none/reference does not exist"), missing.output)
+  }
+
+  /// scripts/disk-stall-probe.py alone: one JSON line of fsync figures for a folder, and a
+  /// clear refusal of a folder that does not exist or a probe time out of range.
+  func testDiskStallProbeScriptPrintsItsFiguresAndRefusesBadArguments() throws {
+    let script = Paths.packageRoot + "/scripts/disk-stall-probe.py"
+    let r = try runCommand(
+      "/usr/bin/env", ["python3", script, work, "--seconds", "0.5"], workDir: work, timeout: 60)
+    XCTAssertEqual(r.status, 0, r.output)
+    let figures = try XCTUnwrap(
+      JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: NSNumber], r.stdout)
+    XCTAssertGreaterThan(figures["host_fsync_samples"]?.intValue ?? 0, 10, "an fsync every 5 ms for 0.5 s")
+    let p50 = try XCTUnwrap(figures["host_fsync_p50_ms"]?.doubleValue)
+    let p99 = try XCTUnwrap(figures["host_fsync_p99_ms"]?.doubleValue)
+    XCTAssertGreaterThan(p50, 0)
+    XCTAssertLessThanOrEqual(p50, p99)
+    XCTAssertLessThanOrEqual(p99, try XCTUnwrap(figures["host_fsync_max_ms"]?.doubleValue))
+    let left = try FileManager.default.contentsOfDirectory(atPath: work).filter {
+      $0.hasPrefix(".tally-stall-probe")
+    }
+    XCTAssertEqual(left, [], "the scratch file is removed")
+    let missing = try runCommand(
+      "/usr/bin/env", ["python3", script, work + "/none"], workDir: work, timeout: 60)
+    XCTAssertEqual(missing.status, 2, missing.output)
+    XCTAssertTrue(missing.stderr.contains("/none is not a folder"), missing.output)
+    let zero = try runCommand(
+      "/usr/bin/env", ["python3", script, work, "--seconds", "0"], workDir: work, timeout: 60)
+    XCTAssertEqual(zero.status, 64, zero.output)
+    XCTAssertTrue(zero.stderr.contains("--seconds must be within"), zero.output)
   }
 }
