@@ -225,7 +225,7 @@ extension V1Kernel {
       // A later row of the same key takes the slot (as a dictionary's assignment would).
       tradeByKey.set(
         hash: TradeIndex.hash(id: t.tradeId, date: t.date), decimal: TradeIndex.decimalValue(of: t.tradeId),
-        row: Int32(i)
+        date: t.date, row: Int32(i)
       ) {
         tradeRows[Int($0)].date == t.date && tradeRows[Int($0)].tradeId == t.tradeId
       }

@@ -138,7 +138,7 @@ extension V1Kernel {
       tradeHash: TradeIndex.hash(id: id, date: t.trade.date), tradeDecimal: TradeIndex.decimalValue(of: id),
       buyHash: Ident.fastHash(of: t.field(t.trade.buyAccount, in: bytes)),
       sellHash: Ident.fastHash(of: t.field(t.trade.sellAccount, in: bytes)))
-    tradeByKey.prefetch(hash: g.tradeHash, decimal: g.tradeDecimal)
+    tradeByKey.prefetch(hash: g.tradeHash, decimal: g.tradeDecimal, date: t.trade.date)
     accountById.prefetchSlot(hash: g.buyHash)
     accountById.prefetchSlot(hash: g.sellHash)
   }

@@ -46,40 +46,62 @@ public struct TradeRow: Sendable, Equatable {
 /// without the rows. Derived storage: rebuilt on load, never iterated into state.
 ///
 /// Decimal trade ids (`decimalValue(of:)`: 1-18 digits, no leading zero) are kept
-/// first in a window by value: `window[value - windowBase]` holds the row + 1 of the
-/// first trade applied with that id (any date), 4 bytes a trade id, consecutive ids on
-/// one line. A day's trade ids are mostly consecutive numbers, and the table's slot was
-/// a line at random a trade (the prefetch of it waited for a free miss buffer in ~40%
-/// of the pipeline loop's own samples, perf, V1's seventh round). A key goes to the
-/// table when its id is not decimal, lies outside the window, or its window slot holds
-/// another date's trade. A lookup in the window's span reads the window first: an
-/// empty slot means no trade of that id (the window is tried first on every insert);
-/// a slot of another date sends it to the table.
+/// first in a window of their trade date, by value: `window.slots[value - base]` holds
+/// the row + 1 of that date's trade with that id, 4 bytes a trade id, consecutive ids
+/// on one line. A day's trade ids are mostly consecutive numbers, and the table's slot
+/// was a line at random a trade (the prefetch of it waited for a free miss buffer in
+/// ~40% of the pipeline loop's own samples, perf, V1's seventh round). One window per
+/// date: trade ids start again every day (the exchange numbers each day's trades from
+/// 1, and so does the generator), and with one window for all dates a second day's ids
+/// found the first day's trades in their slots, so every trade of every later day read
+/// a first-day trade row (a miss) and went to the table (another, and the table's
+/// doublings while trades arrived): V1 applied a 4-day market at half V2's rate
+/// (twelfth session). A key goes to the table when its id is not decimal or lies
+/// outside its date's window. A lookup in the span of its date's window reads the
+/// window only: an empty slot means no trade of that key (the window is tried first on
+/// every insert, and a slot holds nothing but its own key).
 struct TradeIndex: Sendable {
   /// 0: empty. Otherwise `hash >> 32 << 32 | (row + 1)`.
   private var slots = [UInt64](repeating: 0, count: 16)
   private var mask = 15
-  /// Keys in the table (not the window).
+  /// Keys in the table (not the windows).
   private(set) var count = 0
   /// Ids the table is to be sized for at its first insert of a non-decimal id
-  /// (`reserveCapacity`): a day of decimal ids leaves the table unused, and zeroing 16
-  /// MB for it was part of the timed room for the day.
+  /// (`reserveCapacity`), and a new date's window for its first ids: a day of decimal
+  /// ids leaves the table unused, and zeroing 16 MB for it was part of the timed room
+  /// for the day.
   private var reservedIds = 0
-  /// Row + 1 of the trade whose decimal id has value `windowBase + i`, 0: none. Grows
-  /// by powers of two up to `windowSpanMax` slots.
-  private var window: [Int32] = []
-  /// The smallest value the window holds; -1 until the first decimal id is inserted.
-  private var windowBase: Int64 = -1
-  /// Keys in the window.
+  /// One window per trade date that had a decimal id inserted, in the order of their
+  /// first ids (the open day's is nearly always the last). A day of 1M trades holds a
+  /// 4 MB window for as long as the state lives: 4 bytes a trade beside its 88-byte row.
+  private var windows: [DateWindow] = []
+  /// Keys in the windows.
   private(set) var windowCount = 0
-  /// The first decimal id's slot (values kept below it).
-  private var windowFirstOffset = 0
   /// Values a window spans at most (16 MB of row ids); ids beyond go to the table.
   static let windowSpanMax = 1 << 22
   /// Slots a window starts with; also the values kept below the first id inserted.
   static let windowSpanMin = 1 << 16
   /// Digits of the longest decimal id (below 10^18 < Int64.max).
   static let decimalDigitsMax = 18
+
+  /// The decimal ids of one trade date.
+  struct DateWindow: Sendable {
+    let date: Int32
+    /// The smallest value the window holds.
+    let base: Int64
+    /// The first id's slot (values kept below it).
+    let firstOffset: Int
+    /// Row + 1 of the date's trade whose decimal id has value `base + i`, 0: none.
+    /// Grows by powers of two up to `windowSpanMax` slots.
+    var slots: [Int32] = []
+
+    /// The slot of `decimal` when the window spans it (allocated or not).
+    @inline(__always) func offset(_ decimal: Int64) -> Int? {
+      guard decimal >= base else { return nil }
+      let offset = decimal - base
+      return offset < Int64(TradeIndex.windowSpanMax) ? Int(offset) : nil
+    }
+  }
 
   /// The value of a decimal trade id (1-18 ASCII digits, the first not 0 unless it is
   /// the only one): values and such ids correspond one to one. -1 otherwise.
@@ -100,38 +122,48 @@ struct TradeIndex: Sendable {
     return text.withUTF8 { decimalValue(of: UnsafeRawBufferPointer($0)) }
   }
 
-  /// The window slot of `decimal` when the window spans it (allocated or not).
-  @inline(__always) private func windowOffset(_ decimal: Int64) -> Int? {
-    guard decimal >= 0 && windowBase >= 0 && decimal >= windowBase else { return nil }
-    let offset = decimal - windowBase
-    return offset < Int64(Self.windowSpanMax) ? Int(offset) : nil
+  /// The index of `date`'s window, if it has one: the last first (the open day's).
+  @inline(__always) private func window(of date: Int32) -> Int? {
+    var i = windows.count - 1
+    while i >= 0 {
+      if windows[i].date == date { return i }
+      i -= 1
+    }
+    return nil
   }
 
-  /// Makes the window hold slot `offset` (`offset < windowSpanMax`), starting it at the
-  /// first decimal id when there is none.
-  private mutating func windowRoom(for offset: Int) {
+  /// `date`'s window and the slot of `decimal` in it, when a window of that date spans
+  /// the value (its slot allocated or not).
+  @inline(__always) private func windowSlot(date: Int32, decimal: Int64) -> (window: Int, offset: Int)? {
+    guard decimal >= 0, let w = window(of: date), let offset = windows[w].offset(decimal) else { return nil }
+    return (w, offset)
+  }
+
+  /// Makes window `w` hold slot `offset` (`offset < windowSpanMax`).
+  private mutating func windowRoom(_ w: Int, for offset: Int) {
     precondition(offset >= 0 && offset < Self.windowSpanMax, "trade id window slot within its span")
-    guard offset >= window.count else { return }
-    var capacity = max(Self.windowSpanMin, window.count)
+    guard offset >= windows[w].slots.count else { return }
+    var capacity = max(Self.windowSpanMin, windows[w].slots.count)
     while capacity <= offset { capacity *= 2 }
     // Room for the reserved ids at once (ids from the first one on), not by doubling.
-    while capacity < windowFirstOffset + reservedIds && capacity < Self.windowSpanMax { capacity *= 2 }
+    while capacity < windows[w].firstOffset + reservedIds && capacity < Self.windowSpanMax { capacity *= 2 }
     capacity = min(capacity, Self.windowSpanMax)
     var grown = [Int32](repeating: 0, count: capacity)
     grown.withUnsafeMutableBufferPointer { g in
-      window.withUnsafeBufferPointer { old in
+      windows[w].slots.withUnsafeBufferPointer { old in
         for i in old.indices { g[i] = old[i] }
       }
     }
-    window = grown
+    windows[w].slots = grown
   }
 
-  /// Starts the window at `decimal` (the first decimal id inserted), keeping
+  /// Starts `date`'s window at `decimal` (its first decimal id), keeping
   /// `windowSpanMin` values below it.
-  private mutating func startWindow(at decimal: Int64) {
-    precondition(windowBase < 0 && decimal >= 0, "the window starts once")
-    windowFirstOffset = Int(min(decimal, Int64(Self.windowSpanMin)))
-    windowBase = decimal - Int64(windowFirstOffset)
+  private mutating func startWindow(date: Int32, at decimal: Int64) -> Int {
+    precondition(decimal >= 0 && window(of: date) == nil, "a date's window starts once")
+    let firstOffset = Int(min(decimal, Int64(Self.windowSpanMin)))
+    windows.append(DateWindow(date: date, base: decimal - Int64(firstOffset), firstOffset: firstOffset))
+    return windows.count - 1
   }
 
   /// The hash of trade `id` (UTF-8 bytes) on `date`, as stored.
@@ -149,11 +181,11 @@ struct TradeIndex: Sendable {
   /// Starts loading the slot a key with this hash is looked for in first.
   @inline(__always) func prefetch(hash: UInt64) { slots.prefetch(home(hash)) }
 
-  /// Starts loading the slot a key with this hash and decimal value (-1: none) is
-  /// looked for in first: its window slot, or its table slot.
-  @inline(__always) func prefetch(hash: UInt64, decimal: Int64) {
-    if let offset = windowOffset(decimal) {
-      window.prefetch(offset)
+  /// Starts loading the slot a key of `date` with this hash and decimal value (-1:
+  /// none) is looked for in first: its window slot, or its table slot.
+  @inline(__always) func prefetch(hash: UInt64, decimal: Int64, date: Int32) {
+    if let (w, offset) = windowSlot(date: date, decimal: decimal) {
+      windows[w].slots.prefetch(offset)
     } else {
       slots.prefetch(home(hash))
     }
@@ -167,11 +199,14 @@ struct TradeIndex: Sendable {
     if capacity > slots.count { rehash(capacity) }
   }
 
-  /// Room for `n` ids in the window (from its first id on) and, once a key goes to the
-  /// table, in the table: what `reserveCapacity` makes at once, made when first needed.
+  /// Room for `n` ids in the open date's window (from its first id on) and in a new
+  /// date's, and, once a key goes to the table, in the table: what `reserveCapacity`
+  /// makes at once, made when first needed.
   mutating func reserveCapacityWhenNeeded(_ n: Int) {
     reservedIds = max(reservedIds, n)
-    if windowBase >= 0 { windowRoom(for: min(Self.windowSpanMax, windowFirstOffset + reservedIds) - 1) }
+    if let w = windows.indices.last {
+      windowRoom(w, for: min(Self.windowSpanMax, windows[w].firstOffset + reservedIds) - 1)
+    }
   }
 
   private mutating func rehash(_ capacity: Int) {
@@ -203,60 +238,60 @@ struct TradeIndex: Sendable {
     }
   }
 
-  /// The row whose key has `hash` and decimal value `decimal` (-1: not decimal) and
-  /// that `matches` accepts.
-  @inline(__always) func find(hash: UInt64, decimal: Int64, matches: (Int32) -> Bool) -> Int32? {
-    if let offset = windowOffset(decimal) {
-      guard offset < window.count else { return nil }
-      let stored = window[offset]
+  /// The row whose key (`date`, an id with `hash` and decimal value `decimal`, -1: not
+  /// decimal) `matches` accepts.
+  @inline(__always) func find(hash: UInt64, decimal: Int64, date: Int32, matches: (Int32) -> Bool) -> Int32? {
+    if let (w, offset) = windowSlot(date: date, decimal: decimal) {
+      guard offset < windows[w].slots.count else { return nil }
+      let stored = windows[w].slots[offset]
       if stored == 0 { return nil }
-      if matches(stored - 1) { return stored - 1 }
-      // Another date's trade has the slot: this key, if applied, is in the table.
+      // A window slot holds its own key only (`insert`, `set`): the check guards that.
+      precondition(matches(stored - 1), "a trade id window slot holds another key")
+      return stored - 1
     }
     return find(hash: hash, matches: matches)
   }
 
-  /// Adds `row` under `hash` and `decimal` (-1: not decimal); the caller knows no row
-  /// of the same key is there.
-  mutating func insert(hash: UInt64, decimal: Int64, row: Int32) {
+  /// Adds `row` under (`date`, `hash`, `decimal`: -1 not decimal); the caller knows no
+  /// row of the same key is there.
+  mutating func insert(hash: UInt64, decimal: Int64, date: Int32, row: Int32) {
     precondition(row >= 0 && row < Int32.max, "trade index takes row ids")
-    if let offset = windowSlot(decimal), fillEmpty(offset, row: row) { return }
-    if reservedIds > 0 {
+    if let (w, offset) = windowSlotMaking(date: date, decimal: decimal) {
+      precondition(windows[w].slots[offset] == 0, "a new key's window slot is empty")
+      windows[w].slots[offset] = row + 1
+      windowCount += 1
+      return
+    }
+    if reservedIds > 0 && count == 0 {
       // The table's first key: its room for the reserved ids at once.
       reserveCapacity(reservedIds)
-      reservedIds = 0
     }
     insert(hash: hash, row: row)
   }
 
   /// Points the key's slot (`matches` finds its row) at `row`, or adds it.
-  mutating func set(hash: UInt64, decimal: Int64, row: Int32, matches: (Int32) -> Bool) {
+  mutating func set(hash: UInt64, decimal: Int64, date: Int32, row: Int32, matches: (Int32) -> Bool) {
     precondition(row >= 0 && row < Int32.max, "trade index takes row ids")
-    if let offset = windowSlot(decimal) {
-      if fillEmpty(offset, row: row) { return }
-      if matches(window[offset] - 1) {
-        window[offset] = row + 1
-        return
-      }
+    if let (w, offset) = windowSlotMaking(date: date, decimal: decimal) {
+      let stored = windows[w].slots[offset]
+      precondition(stored == 0 || matches(stored - 1), "a trade id window slot holds another key")
+      if stored == 0 { windowCount += 1 }
+      windows[w].slots[offset] = row + 1
+      return
     }
     set(hash: hash, row: row, matches: matches)
   }
 
-  /// The window's slot for `decimal` (the window starts at the first decimal id and
-  /// grows to hold the slot), or nil for an id the window does not take.
-  @inline(__always) private mutating func windowSlot(_ decimal: Int64) -> Int? {
-    if decimal >= 0 && windowBase < 0 { startWindow(at: decimal) }
-    guard let offset = windowOffset(decimal) else { return nil }
-    windowRoom(for: offset)
-    return offset
-  }
-
-  /// Puts `row` in the window's slot `offset` if it is empty; whether it did.
-  @inline(__always) private mutating func fillEmpty(_ offset: Int, row: Int32) -> Bool {
-    guard window[offset] == 0 else { return false }
-    window[offset] = row + 1
-    windowCount += 1
-    return true
+  /// The slot for `decimal` in `date`'s window (the window starts at the date's first
+  /// decimal id and grows to hold the slot), or nil for an id no window takes.
+  @inline(__always) private mutating func windowSlotMaking(date: Int32, decimal: Int64) -> (
+    window: Int, offset: Int
+  )? {
+    guard decimal >= 0 else { return nil }
+    let w = window(of: date) ?? startWindow(date: date, at: decimal)
+    guard let offset = windows[w].offset(decimal) else { return nil }
+    windowRoom(w, for: offset)
+    return (w, offset)
   }
 
   /// Adds `row` under `hash`; the caller knows no row of the same key is there.
@@ -336,14 +371,16 @@ extension V1Kernel {
     hash: UInt64, decimal: Int64, date: Int32, idBytes: UnsafeRawBufferPointer
   ) -> Int32? {
     let rows = trades.rows
-    return tradeByKey.find(hash: hash, decimal: decimal) {
+    return tradeByKey.find(hash: hash, decimal: decimal, date: date) {
       rows[Int($0)].date == date && rows[Int($0)].tradeId.v1HasBytes(idBytes)
     }
   }
 
   /// The row id of trade `id` on `date`, if one was applied.
   func tradeRow(id: Ident, date: Int32) -> Int32? {
-    tradeByKey.find(hash: TradeIndex.hash(id: id, date: date), decimal: TradeIndex.decimalValue(of: id)) {
+    tradeByKey.find(
+      hash: TradeIndex.hash(id: id, date: date), decimal: TradeIndex.decimalValue(of: id), date: date
+    ) {
       trades.rows[Int($0)].date == date && trades.rows[Int($0)].tradeId == id
     }
   }

@@ -415,7 +415,7 @@ public struct V1Kernel: Sendable {
       // together: their cache misses overlap.
       tradeHash = TradeIndex.hash(id: idBytes, date: date)
       tradeDecimal = TradeIndex.decimalValue(of: idBytes)
-      tradeByKey.prefetch(hash: tradeHash, decimal: tradeDecimal)
+      tradeByKey.prefetch(hash: tradeHash, decimal: tradeDecimal, date: date)
       let buyProbe = accountById.probe(hash: Ident.fastHash(of: buyAccountBytes))
       let sellProbe = accountById.probe(hash: Ident.fastHash(of: sellAccountBytes))
       security = securityById.v1Find(bytes: bytes(t.security))
@@ -610,7 +610,7 @@ public struct V1Kernel: Sendable {
         sellParticipant: sellParticipant, taxFen: taxFen, sliceStart: sliceStart,
         sliceCount: Int32(slices.count) - sliceStart))
     // `found.trade` was nil: no row of this (date, id) is in the index.
-    tradeByKey.insert(hash: tradeHash, decimal: tradeDecimal, row: tradeIndex)
+    tradeByKey.insert(hash: tradeHash, decimal: tradeDecimal, date: t.date, row: tradeIndex)
     days[Int32(days.count - 1)].tradeEnd = tradeIndex + 1
     return .applied
   }

@@ -100,9 +100,10 @@ final class V1LayoutTests: XCTestCase {
     XCTAssertEqual(TradeIndex.decimalValue(of: Ident("042")), -1)
   }
 
-  /// Keys of (date, id) as the kernel makes them, rows found through the window and the
-  /// table alike: ids of two dates sharing values, ids below and beyond the window,
-  /// non-decimal ids, growth of both, and `set` replacing a key's row in either.
+  /// Keys of (date, id) as the kernel makes them, rows found through the windows and the
+  /// table alike: ids of two dates sharing values (each date has its own window: trade
+  /// ids start again every day), ids below and beyond a window, non-decimal ids, growth
+  /// of both, and `set` replacing a key's row in either.
   func testTradeIndexWindowAndTableAgree() {
     var index = TradeIndex()
     index.reserveCapacityWhenNeeded(1_000)
@@ -114,6 +115,8 @@ final class V1LayoutTests: XCTestCase {
     for i in 0..<300 { keys.append((20_260_105, String(first + Int64(TradeIndex.windowSpanMax) + Int64(i)))) }
     for i in 0..<300 { keys.append((20_260_105, "T\(i)")) }
     for i in 0..<300 { keys.append((20_260_105, "0\(i)")) }
+    for i in 0..<500 { keys.append((20_260_107, String(1 + i))) }  // a third day numbered from 1
+    for i in 0..<500 { keys.append((20_260_108, String(1 + i))) }  // and a fourth, the same ids
     func key(_ k: (date: Int32, id: String)) -> (hash: UInt64, decimal: Int64) {
       let id = Ident(k.id)
       return (TradeIndex.hash(id: id, date: k.date), TradeIndex.decimalValue(of: id))
@@ -123,27 +126,38 @@ final class V1LayoutTests: XCTestCase {
     }
     for (row, k) in keys.enumerated() {
       let (hash, decimal) = key(k)
-      XCTAssertNil(index.find(hash: hash, decimal: decimal, matches: matches(k)), "\(k) before its insert")
-      index.insert(hash: hash, decimal: decimal, row: Int32(row))
+      XCTAssertNil(
+        index.find(hash: hash, decimal: decimal, date: k.date, matches: matches(k)), "\(k) before its insert")
+      index.insert(hash: hash, decimal: decimal, date: k.date, row: Int32(row))
     }
-    // The next date's values not taken by the first date (2i >= 3,000) are in the window too.
-    XCTAssertEqual(index.windowCount, 3_500, "ids in the window")
+    // Every decimal id within its date's window span is in a window: the first date's
+    // 3,000, the next date's 2,000 (values the first date also used), the 1,000 of the
+    // days numbered from 1; ids below a window's start by more than its span, beyond
+    // it, and non-decimal ids are in the table.
+    XCTAssertEqual(index.windowCount, 6_000, "ids in the windows")
     XCTAssertEqual(index.count + index.windowCount, keys.count)
     for (row, k) in keys.enumerated() {
       let (hash, decimal) = key(k)
-      XCTAssertEqual(index.find(hash: hash, decimal: decimal, matches: matches(k)), Int32(row), "\(k)")
+      XCTAssertEqual(
+        index.find(hash: hash, decimal: decimal, date: k.date, matches: matches(k)), Int32(row), "\(k)")
     }
-    for k in [(Int32(20_260_107), String(first)), (20_260_106, String(first + 1)), (20_260_105, "T999")] {
+    let absent: [(date: Int32, id: String)] = [
+      (20_260_109, String(first)), (20_260_106, String(first + 1)), (20_260_105, "T999"),
+      (20_260_107, "501"), (20_260_104, "1"),
+    ]
+    for k in absent {
       let (hash, decimal) = key(k)
-      XCTAssertNil(index.find(hash: hash, decimal: decimal, matches: matches(k)), "\(k) never inserted")
+      XCTAssertNil(
+        index.find(hash: hash, decimal: decimal, date: k.date, matches: matches(k)), "\(k) never inserted")
     }
-    // `set` points a key at another row, in the window and in the table.
-    for row in [0, 3_001, 5_500] {
+    // `set` points a key at another row, in a window and in the table.
+    for row in [0, 3_001, 5_500, 6_000, 6_300, 7_100] {
       let k = keys[row]
       let (hash, decimal) = key(k)
-      index.set(hash: hash, decimal: decimal, row: Int32(keys.count + row), matches: matches(k))
+      index.set(hash: hash, decimal: decimal, date: k.date, row: Int32(keys.count + row), matches: matches(k))
       XCTAssertEqual(
-        index.find(hash: hash, decimal: decimal) { $0 == Int32(keys.count + row) }, Int32(keys.count + row))
+        index.find(hash: hash, decimal: decimal, date: k.date) { $0 == Int32(keys.count + row) },
+        Int32(keys.count + row))
     }
     XCTAssertEqual(index.count + index.windowCount, keys.count)
   }
