@@ -43,10 +43,13 @@ enum HostProbe {
     }
   }
 
-  /// The median time of an append and its fsync to a scratch file in `directory`
-  /// (removed after), in milliseconds; nil when the file cannot be made or written.
-  static func syncMilliseconds(in directory: String) -> Double? {
-    let path = directory + "/.tally-fsync-probe-\(getpid())"
+  /// Times of 64 KiB appends, each with its fsync, to a scratch file `name` in
+  /// `directory` (removed after), in milliseconds, while `more(count)` says so, with
+  /// `pause` seconds between them; nil when the file cannot be made or written.
+  static func timedSyncs(in directory: String, name: String, pause: Double, while more: (Int) -> Bool)
+    -> [Double]?
+  {
+    let path = directory + "/\(name)-\(getpid())"
     guard FileManager.default.createFile(atPath: path, contents: nil),
       let file = FileHandle(forWritingAtPath: path)
     else { return nil }
@@ -58,13 +61,23 @@ enum HostProbe {
     let clock = ContinuousClock()
     var times: [Double] = []
     do {
-      for _ in 0..<syncRounds {
+      while more(times.count) {
         let t = clock.now
         try file.write(contentsOf: chunk)
         try file.synchronize()
         times.append((clock.now - t).seconds * 1_000)
+        if pause > 0 { Thread.sleep(forTimeInterval: pause) }
       }
     } catch { return nil }
+    return times
+  }
+
+  /// The median time of an append and its fsync in `directory`, in milliseconds; nil
+  /// when the scratch file cannot be made or written.
+  static func syncMilliseconds(in directory: String) -> Double? {
+    guard
+      let times = timedSyncs(in: directory, name: ".tally-fsync-probe", pause: 0, while: { $0 < syncRounds })
+    else { return nil }
     return times.sorted()[times.count / 2]
   }
 
@@ -107,28 +120,14 @@ enum HostProbe {
   static func syncStalls(in directory: String, seconds: Double) -> SyncStalls? {
     precondition(seconds <= stallProbeSecondsMax, "stall probe of at most \(stallProbeSecondsMax) s")
     guard seconds > 0 else { return nil }
-    let path = directory + "/.tally-stall-probe-\(getpid())"
-    guard FileManager.default.createFile(atPath: path, contents: nil),
-      let file = FileHandle(forWritingAtPath: path)
-    else { return nil }
-    defer {
-      try? file.close()
-      try? FileManager.default.removeItem(atPath: path)
-    }
-    let chunk = Data(repeating: 0x78, count: syncBytes)
     let clock = ContinuousClock()
     let start = clock.now
     let end = start + .seconds(seconds)
-    var times: [Double] = []
-    do {
-      while clock.now < end {
-        try file.write(contentsOf: chunk)
-        let t = clock.now
-        try file.synchronize()
-        times.append((clock.now - t).seconds * 1_000)
-        Thread.sleep(forTimeInterval: stallProbeInterval.seconds)
-      }
-    } catch { return nil }
+    guard
+      let times = timedSyncs(
+        in: directory, name: ".tally-stall-probe", pause: stallProbeInterval.seconds,
+        while: { _ in clock.now < end })
+    else { return nil }
     let wall = (clock.now - start).seconds * 1_000
     guard !times.isEmpty, wall > 0 else { return nil }
     let sorted = times.sorted()
