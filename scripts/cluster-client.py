@@ -63,6 +63,7 @@ def main():
     p.add_argument("--window", type=int, default=8, help="batches unanswered at most")
     p.add_argument("--rate", type=float, default=0.0, help="pace batches at this many events/s (0: as fast as acks allow)")
     p.add_argument("--timeout-s", type=float, default=600.0)
+    p.add_argument("--latencies", help="also write each batch's number, send time (s from the start) and latency (ms) to this file")
     p.add_argument("events")
     a = p.parse_args()
     if not 1 <= a.batch_lines <= 100_000 or a.window < 1:
@@ -154,10 +155,17 @@ def main():
     # last seq (the first decided last seq at or after it).
     decided_lasts = sorted(decided_at)
     latencies = []
+    per_batch = []
     for number, last in last_of.items():
         k = bisect.bisect_left(decided_lasts, last)
         if k < len(decided_lasts):
             latencies.append((decided_at[decided_lasts[k]] - sent_at[number]) * 1000)
+            per_batch.append((number, sent_at[number] - t0, latencies[-1]))
+    if a.latencies:
+        # Where the slow batches sit in the run (a day boundary, a disk stall), in send order.
+        with open(a.latencies, "w") as f:
+            for number, sent, ms in sorted(per_batch):
+                f.write(f"{number} {sent:.4f} {ms:.2f}\n")
     latencies.sort()
     out = {
         "events": events,

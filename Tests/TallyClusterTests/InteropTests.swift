@@ -100,7 +100,7 @@ final class InteropTests: ClusterTestCase {
       [
         "TALLY_BIN=\(Paths.tally)", "TALLY_CONFIG=\(config)", "TALLY_DISK_PROBE_SECONDS=1",
         Paths.packageRoot + "/scripts/cluster-client-run.sh",
-        m.dir, "--batch-lines", "500",
+        m.dir, "--batch-lines", "500", "--latencies", work + "/latencies.txt",
       ],
       workDir: work, timeout: 180)
     XCTAssertEqual(r.status, 0, r.output)
@@ -108,6 +108,11 @@ final class InteropTests: ClusterTestCase {
       JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
     XCTAssertEqual((figures["events"] as? NSNumber)?.int64Value, events)
     XCTAssertEqual((figures["batches"] as? NSNumber)?.intValue, Int((events + 499) / 500))
+    // --latencies: one line a batch (number, send time, latency), in send order.
+    let perBatch = try String(contentsOfFile: work + "/latencies.txt", encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(perBatch.count, Int((events + 499) / 500))
+    XCTAssertEqual(perBatch.first?.split(separator: " ").first, "1")
+    XCTAssertEqual(perBatch.first?.split(separator: " ").count, 3)
     // The disk-stall probe ran for its second before the cluster, in the same JSON line.
     let samples = try XCTUnwrap((figures["host_fsync_samples"] as? NSNumber)?.intValue, r.stdout)
     XCTAssertGreaterThan(samples, 0)
