@@ -101,6 +101,24 @@ public protocol BusinessKernel: Sendable {
 
   /// Invariants that do not hold (empty when all hold), at most `limit` lines.
   func selfCheckViolations(limit: Int) -> [String]
+
+  /// Writes this version's own image of its whole state (KernelImage.swift) to `w`:
+  /// everything `loadImage` needs to give back a kernel that behaves exactly as this
+  /// one from here on, in outcomes, effects, canonical rows and change tracking (the
+  /// rows changed since the last `takeChangedRows` or `forgetChanges` are changed in the
+  /// loaded one too). Called with no effects pending (the engine has taken them).
+  /// False: the version keeps no image, and the engine writes none.
+  func writeImage(to w: inout ImageWriter) -> Bool
+
+  /// A kernel from an image this version's `writeImage` wrote (the engine only offers
+  /// an image to the version and planted fault that wrote it, from the same build:
+  /// `imageLayout` is checked). Effects start off, as after `init(reference:)`. Throws
+  /// on anything malformed; nil when the version keeps no image.
+  static func loadImage(from r: inout ImageReader, plantedFault: PlantedFault?) throws(DecodeError) -> Self?
+
+  /// The layout of the plain values this version's image copies whole
+  /// (`imageLayoutSignature`): an image written under another is not read.
+  static var imageLayout: String { get }
 }
 
 extension BusinessKernel {
@@ -115,6 +133,13 @@ extension BusinessKernel {
   }
 
   public mutating func takeEffects(into out: inout [UInt8]) { out = takeEffects() }
+
+  /// No image (a version that keeps none).
+  public func writeImage(to w: inout ImageWriter) -> Bool { false }
+  public static func loadImage(from r: inout ImageReader, plantedFault: PlantedFault?) throws(DecodeError) -> Self? {
+    nil
+  }
+  public static var imageLayout: String { "" }
 
   /// `v1`, or `v1-faulty-transfer` with a planted fault: the name configs and alerts use.
   public var kernelName: String { KernelName.name(version: Self.versionName, fault: plantedFault) }
