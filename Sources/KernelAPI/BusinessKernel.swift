@@ -136,7 +136,9 @@ extension BusinessKernel {
 
   /// No image (a version that keeps none).
   public func writeImage(to w: inout ImageWriter) -> Bool { false }
-  public static func loadImage(from r: inout ImageReader, plantedFault: PlantedFault?) throws(DecodeError) -> Self? {
+  public static func loadImage(from r: inout ImageReader, plantedFault: PlantedFault?) throws(DecodeError)
+    -> Self?
+  {
     nil
   }
   public static var imageLayout: String { "" }

@@ -108,7 +108,8 @@ public struct ImageReader {
 
   private mutating func take(_ n: Int) throws(DecodeError) -> UnsafeRawBufferPointer {
     guard n >= 0, n <= bytes.count - offset else {
-      throw DecodeError(description: "image ends early: \(n) bytes wanted at offset \(offset) of \(bytes.count)")
+      throw DecodeError(
+        description: "image ends early: \(n) bytes wanted at offset \(offset) of \(bytes.count)")
     }
     defer { offset += n }
     return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
@@ -132,7 +133,9 @@ public struct ImageReader {
   /// A count written as `i64` or `i32`, checked to lie in `0...max`.
   public mutating func count(max: Int) throws(DecodeError) -> Int {
     let n = try i64()
-    guard n >= 0, n <= Int64(max) else { throw DecodeError(description: "image count \(n) is outside 0...\(max)") }
+    guard n >= 0, n <= Int64(max) else {
+      throw DecodeError(description: "image count \(n) is outside 0...\(max)")
+    }
     return Int(n)
   }
 
@@ -143,7 +146,9 @@ public struct ImageReader {
     let want = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
     guard b.elementsEqual(want) else {
       throw DecodeError(
-        description: "image section '\(name)' expected at offset \(offset - n - 1), found '\(String(decoding: b, as: UTF8.self))'")
+        description:
+          "image section '\(name)' expected at offset \(offset - n - 1), found '\(String(decoding: b, as: UTF8.self))'"
+      )
     }
   }
 
@@ -165,14 +170,18 @@ public struct ImageReader {
 
   /// An array written by `ImageWriter.array`, of at most `maxCount` elements of the
   /// same size as the writer's.
-  public mutating func array<T: BitwiseCopyable>(of _: T.Type, maxCount: Int = KernelImageLimits.arrayCountMax)
+  public mutating func array<T: BitwiseCopyable>(
+    of _: T.Type, maxCount: Int = KernelImageLimits.arrayCountMax
+  )
     throws(DecodeError) -> [T]
   {
     let n = try count(max: Swift.min(maxCount, KernelImageLimits.arrayCountMax))
     let stride = Int(try i32())
     guard stride == MemoryLayout<T>.stride else {
       throw DecodeError(
-        description: "image array of \(T.self) has elements of \(stride) bytes, this build's are \(MemoryLayout<T>.stride)")
+        description:
+          "image array of \(T.self) has elements of \(stride) bytes, this build's are \(MemoryLayout<T>.stride)"
+      )
     }
     let (bytesWanted, overflow) = n.multipliedReportingOverflow(by: stride)
     guard !overflow else { throw DecodeError(description: "image array of \(n) elements is too large") }
@@ -187,6 +196,7 @@ public struct ImageReader {
 /// The sizes and strides of the plain types a version copies whole into its image, as
 /// one string for its header: another build that lays them out differently writes
 /// another signature, and its image is refused.
-public func imageLayoutSignature(_ types: [(name: String, size: Int, stride: Int, alignment: Int)]) -> String {
+public func imageLayoutSignature(_ types: [(name: String, size: Int, stride: Int, alignment: Int)]) -> String
+{
   types.map { "\($0.name):\($0.size)/\($0.stride)/\($0.alignment)" }.joined(separator: ",")
 }
