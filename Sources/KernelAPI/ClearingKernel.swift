@@ -71,7 +71,7 @@ public struct FeeRateRow: Sendable, Equatable {
 }
 
 /// The fees one side of a trade pays, in fen (0.01 CNY).
-public struct SideFees: Sendable, Equatable {
+public struct SideFees: Sendable, Equatable, BitwiseCopyable {
   public var handling: Int64
   public var regulatory: Int64
   public var transfer: Int64
@@ -88,7 +88,7 @@ public struct SideFees: Sendable, Equatable {
 }
 
 /// What a kernel computes for one trade (SPEC §3 TRADE, §4.1, §4.2).
-public struct TradeClearing: Sendable, Equatable {
+public struct TradeClearing: Sendable, Equatable, BitwiseCopyable {
   /// `round_half_up(price × quantity, 0.01)` in fen.
   public var amountFen: Int64
   public var buyerFees: SideFees

@@ -77,6 +77,13 @@ public struct ImageWriter {
 
   public mutating func ident(_ id: Ident) { string(id.text) }
 
+  /// Bytes after their count (e.g. a row's canonical encoding).
+  public mutating func byteString(_ b: [UInt8]) {
+    precondition(b.count <= KernelImageLimits.stringBytesMax, "a byte string of an image is at most 1 MiB")
+    i32(Int32(b.count))
+    b.withUnsafeBytes { gather($0) }
+  }
+
   /// The elements of `a`, bit for bit, after their count and size: only for plain
   /// values (`BitwiseCopyable`) whose every field the writer's build lays out the same
   /// as the reader's (see `layoutSignature` in the header comment).
@@ -167,6 +174,15 @@ public struct ImageReader {
   }
 
   public mutating func ident() throws(DecodeError) -> Ident { Ident(try string()) }
+
+  /// Bytes written by `ImageWriter.byteString`.
+  public mutating func byteString() throws(DecodeError) -> [UInt8] {
+    let n = Int(try i32())
+    guard n >= 0, n <= KernelImageLimits.stringBytesMax else {
+      throw DecodeError(description: "image byte string of \(n) bytes is outside its limit")
+    }
+    return Array(try take(n))
+  }
 
   /// An array written by `ImageWriter.array`, of at most `maxCount` elements of the
   /// same size as the writer's.

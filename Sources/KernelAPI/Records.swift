@@ -54,7 +54,7 @@ public struct SecurityRecord: Sendable, Equatable {
 }
 
 /// A lot (SPEC §4.5). Lots of a position stay sorted by (acquired, creation, accrued).
-public struct Lot: Sendable, Equatable {
+public struct Lot: Sendable, Equatable, BitwiseCopyable {
   public var acquired: Int32
   public var creation: Int64
   /// Dividends per share accrued while held, in 0.000001 CNY.
@@ -77,7 +77,7 @@ public struct Lot: Sendable, Equatable {
   }
 }
 
-public struct PositionRecord: Sendable, Equatable {
+public struct PositionRecord: Sendable, Equatable, BitwiseCopyable {
   public var account: Int32
   public var security: Int32
   public var quantity: Int64
@@ -100,7 +100,7 @@ public struct PositionRecord: Sendable, Equatable {
 }
 
 /// (trade date, participant, security) → sums (SPEC §4.1).
-public struct ClearingRecord: Sendable, Equatable {
+public struct ClearingRecord: Sendable, Equatable, BitwiseCopyable {
   public var tradeDate: Int32
   public var participant: Int32
   public var security: Int32

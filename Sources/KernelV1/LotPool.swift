@@ -347,3 +347,41 @@ extension V1Kernel {
     positions.touch(p)
   }
 }
+
+extension LotPool {
+  /// The pool as a kernel image keeps it (V1Image.swift): its nodes, slot for slot,
+  /// and its free list, so that a loaded pool hands out the same slots as this one.
+  func writeImage(to w: inout ImageWriter) {
+    w.i64(Int64(slotCount))
+    w.i32(freeHead)
+    w.i64(Int64(liveCount))
+    w.array(Array(lanes[pad..<pad + slotCount * Self.lanesPerNode]))
+  }
+
+  /// A pool from what `writeImage` wrote; throws when a link leaves the pool.
+  init(imageFrom r: inout ImageReader) throws(DecodeError) {
+    self.init()
+    let slots = try r.count(max: Self.slotCountMax)
+    let free = try r.i32()
+    let live = try r.count(max: slots)
+    let nodeLanes = try r.array(of: UInt64.self, maxCount: slots * Self.lanesPerNode)
+    guard nodeLanes.count == slots * Self.lanesPerNode, free >= Self.none, Int(free) < slots else {
+      throw DecodeError(description: "image lot pool of \(slots) slots is inconsistent")
+    }
+    var all = nodeLanes
+    all.reserveCapacity(nodeLanes.count + Self.lanesOfRoom)
+    all.append(contentsOf: repeatElement(0, count: Self.lanesOfRoom))
+    lanes = all
+    pad = 0
+    slotCount = slots
+    freeHead = free
+    liveCount = live
+    realign()
+    for slot in 0..<Int32(slots) {
+      let next = node(slot).next
+      guard next >= Self.none, Int(next) < slots else {
+        throw DecodeError(description: "image lot slot \(slot) links to \(next), outside the pool")
+      }
+    }
+  }
+}

@@ -129,6 +129,39 @@ public struct Table<Row> {
 
 extension Table: Sendable where Row: Sendable {}
 
+extension Table {
+  /// The change tracking as a kernel image keeps it (V1Image.swift): a loaded table
+  /// reports the same rows changed as the one written.
+  func writeTracking(to w: inout ImageWriter) {
+    w.bool(tracksChanges)
+    w.i32(added)
+    w.array(dirtyBits)
+    w.array(dirty)
+  }
+
+  /// A table of `rows` with the change tracking `writeTracking` wrote; throws when it
+  /// does not fit the rows.
+  init(rows: [Row], trackingFrom r: inout ImageReader) throws(DecodeError) {
+    let tracks = try r.bool()
+    let added = try r.i32()
+    let bits = try r.array(of: UInt64.self, maxCount: rows.count / 64 + 2)
+    let dirty = try r.array(of: Int32.self, maxCount: rows.count)
+    guard added >= 0, Int(added) <= rows.count, bits.count * 64 >= rows.count else {
+      throw DecodeError(description: "image table of \(rows.count) rows has tracking for \(added) / \(bits.count * 64)")
+    }
+    for i in dirty {
+      guard i >= 0, i < added, bits[Int(i) >> 6] & (1 << UInt64(i & 63)) != 0 else {
+        throw DecodeError(description: "image table marks row \(i) changed without its bit")
+      }
+    }
+    self.rows = rows
+    self.dirtyBits = bits
+    self.dirty = dirty
+    self.added = added
+    self.tracksChanges = tracks
+  }
+}
+
 /// LLVM's prefetch intrinsic (KernelAPI's `Prefetch.swift` names it for reads; this is
 /// V1's own name for it): `write` 1 emits `prefetchw` on x86-64, a load of the line in
 /// a state that a store may change without asking again.
