@@ -147,7 +147,8 @@ extension Table {
     let bits = try r.array(of: UInt64.self, maxCount: rows.count / 64 + 2)
     let dirty = try r.array(of: Int32.self, maxCount: rows.count)
     guard added >= 0, Int(added) <= rows.count, bits.count * 64 >= rows.count else {
-      throw DecodeError(description: "image table of \(rows.count) rows has tracking for \(added) / \(bits.count * 64)")
+      throw DecodeError(
+        description: "image table of \(rows.count) rows has tracking for \(added) / \(bits.count * 64)")
     }
     for i in dirty {
       guard i >= 0, i < added, bits[Int(i) >> 6] & (1 << UInt64(i & 63)) != 0 else {

@@ -108,7 +108,8 @@ extension V1Kernel {
       let side = try r.u8()
       let rate = try r.string()
       let date = try r.i32()
-      guard let k = SecurityKind(rawValue: kind), let f = FeeKind(rawValue: fee), let s = FeeSide(rawValue: side)
+      guard let k = SecurityKind(rawValue: kind), let f = FeeKind(rawValue: fee),
+        let s = FeeSide(rawValue: side)
       else { throw DecodeError(description: "image fee row has an unknown kind, fee or side") }
       feeRows.append(FeeRateRow(kind: k, fee: f, side: s, rateText: rate, effectiveDate: date))
     }
@@ -122,7 +123,9 @@ extension V1Kernel {
     guard g.isAtEnd else { throw DecodeError(description: "image globals have trailing bytes") }
     k.globalsDirty = try r.bool()
 
-    func canonical<R: CanonicalRow>(_ name: StaticString, _ r: inout ImageReader) throws(DecodeError) -> Table<R> {
+    func canonical<R: CanonicalRow>(_ name: StaticString, _ r: inout ImageReader) throws(DecodeError)
+      -> Table<R>
+    {
       try r.expect(name)
       let n = try r.count(max: Int(Int32.max))
       var rows: [R] = []
@@ -149,7 +152,9 @@ extension V1Kernel {
     ids.reserveCapacity(accountCount)
     for _ in 0..<accountCount { ids.append(try r.ident()) }
     let kinds = try r.array(of: UInt8.self, maxCount: accountCount)
-    guard kinds.count == accountCount else { throw DecodeError(description: "image accounts lack their kinds") }
+    guard kinds.count == accountCount else {
+      throw DecodeError(description: "image accounts lack their kinds")
+    }
     var accounts: [AccountRecord] = []
     accounts.reserveCapacity(accountCount)
     for i in 0..<accountCount {
@@ -178,7 +183,9 @@ extension V1Kernel {
     var trades: [TradeRow] = []
     trades.reserveCapacity(tradeCount)
     for i in 0..<tradeCount {
-      guard fields[i].flags & ~3 == 0 else { throw DecodeError(description: "image trade \(i) has flags \(fields[i].flags)") }
+      guard fields[i].flags & ~3 == 0 else {
+        throw DecodeError(description: "image trade \(i) has flags \(fields[i].flags)")
+      }
       trades.append(fields[i].row(id: tradeIds[i]))
     }
     tradeIds = []
