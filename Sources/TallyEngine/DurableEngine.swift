@@ -16,6 +16,13 @@ import KernelV2
 import SegmentLog
 import TallyFormat
 
+/// A kernel image that a resume does not use (`DurableEngine.init(store:image:…)`), and
+/// why: the folder is then opened the long way.
+public struct ImageRefused: Error, CustomStringConvertible, Sendable {
+  public var reason: String
+  public var description: String { "kernel image not used: \(reason)" }
+}
+
 public struct DurableError: Error, CustomStringConvertible, Sendable {
   public var description: String
   public init(_ description: String) { self.description = description }
@@ -432,6 +439,95 @@ public final class DurableEngine<K: BusinessKernel> {
     tracked.forgetChanges()
     engine = Engine(state: tracked)
     settledSeq = engine.appliedSeq
+  }
+
+  /// Opens a state folder of the segment-log layout (`tally run --state`) from its
+  /// kernel image (KernelImageFile.swift) instead of the reference folder and the log:
+  /// the folder must be at the image's seq (its log ends there), made with the image's
+  /// reference fingerprint, and the image's SHA-256 must verify (checked on the other
+  /// core while the kernel loads). Any mismatch throws `ImageRefused`, and the caller
+  /// opens the folder the long way.
+  /// `alsoCheck` runs on the other core before the digest (the caller's own check of
+  /// the image, such as the reference files'); a reason it returns refuses the image.
+  public init(
+    store: any StateStore, image: KernelImageFile.Mapped, plantedFault: PlantedFault?, sync: Bool = true,
+    snapshotEvents: Int64 = InputLogLimits.snapshotEventsDefault,
+    segmentBytes: Int = SegmentLog.segmentBytesDefault,
+    alsoCheck: @escaping @Sendable () -> String? = { nil }
+  ) throws {
+    precondition(snapshotEvents >= 1)
+    let openClock = ContinuousClock()
+    let openStarted = openClock.now
+    self.logsLines = true
+    self.store = store
+    self.sync = sync
+    self.snapshotEvents = snapshotEvents
+    func refuse(_ why: String) -> ImageRefused { ImageRefused(reason: why) }
+    guard let existing = try store.value(for: StateKeys.format),
+      existing == Array(StateKeys.formatVersion.utf8)
+    else { throw refuse("the folder is not of this state format") }
+    guard let l = try store.value(for: StateKeys.layout),
+      StateLayout(rawValue: String(decoding: l, as: UTF8.self)) == .segmentLog
+    else { throw refuse("the folder is not of the segment-log layout") }
+    self.layout = .segmentLog
+    guard let storedReference = try store.value(for: StateKeys.reference),
+      storedReference == image.trailer.referencePrint
+    else { throw refuse("the image was made with other reference data than the folder") }
+    let log = try SegmentInputLog.open(store, segmentBytes: segmentBytes)
+    segmentLog = log
+    cutTail = log.cutTail
+    let marker = try StateKeys.committedSeq(in: store)
+    let logged = max(marker, log.entries.last?.last ?? 0)
+    guard logged == image.trailer.seq else {
+      throw refuse("the folder holds events through seq \(logged), the image is at seq \(image.trailer.seq)")
+    }
+    if let bytes = try store.value(for: StateKeys.checksum) {
+      guard let c = try? StateChecksum(decoding: bytes) else {
+        throw DurableError("state folder's checksum does not decode: it is damaged")
+      }
+      settledChecksum = c
+    } else {
+      settledChecksum = StateChecksum()
+    }
+    if let f = try store.value(for: StateKeys.stream) {
+      var r = ByteReader(f)
+      let count = try r.i64()
+      storedFingerprint = (count, Array(f.dropFirst(8)))
+    }
+    guard let n = try store.value(for: StateKeys.snapshots), n.count == 8 else {
+      throw DurableError("state folder has no snapshot count: it is incomplete or damaged")
+    }
+    var r = ByteReader(n)
+    let storedSnapshots = Int(try r.i64())
+    try deleteUncountedSnapshotChunks(store, snapshots: storedSnapshots)
+    // Checked whole before it is loaded (on both cores); the caller's own check runs on
+    // the other core meanwhile and while the kernel loads.
+    let checked = BackgroundWork { alsoCheck() }
+    guard image.bodyVerifies() else {
+      _ = checked.wait()
+      throw refuse("the image does not match its SHA-256 (cut or damaged)")
+    }
+    var loaded: K?
+    do {
+      var reader = ImageReader(image.body)
+      loaded = try K.loadImage(from: &reader, plantedFault: plantedFault)
+    } catch {
+      _ = checked.wait()
+      throw refuse("the image does not load: \(error)")
+    }
+    if let refused = checked.wait() { throw refuse(refused) }
+    guard let state = loaded else { throw refuse("kernel \(K.versionName) keeps no image") }
+    guard state.appliedSeq == image.trailer.seq else {
+      throw refuse("the image's kernel is at seq \(state.appliedSeq), its trailer says \(image.trailer.seq)")
+    }
+    engine = Engine(state: state)
+    rowHashes = []
+    settledSeq = engine.appliedSeq
+    settledSnapshotSeq = storedSnapshots > 1 ? marker : 0
+    snapshotCount = storedSnapshots
+    // What a replay of the log since the last snapshot would have counted.
+    sinceSnapshot = logged - settledSnapshotSeq
+    openDurations = (openClock.now - openStarted, .zero)
   }
 
   /// The markers a fresh folder's first commit writes (the commit adds the checksum).

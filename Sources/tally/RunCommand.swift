@@ -58,6 +58,13 @@ struct RunCommand: ParsableCommand {
   @Flag(inversion: .prefixedNo, help: "With --state: fsync every commit.")
   var sync = true
 
+  @Flag(
+    inversion: .prefixedNo,
+    help:
+      "With --state: write the kernel's image of its state into the folder when the run ends, and resume from it when it matches the folder, the reference files and this build (docs/STATE-LAYOUT.md, \"Kernel images\")."
+  )
+  var kernelImage = true
+
   @Option(
     name: .long,
     help: ArgumentHelp(
@@ -142,27 +149,56 @@ struct RunCommand: ParsableCommand {
       note("tally run: \(name) \(String(format: "%.3f", (now - phaseStart).seconds)) s")
       phaseStart = now
     }
-    var reference: ReferenceData
-    do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
-    phase("reference folder read and checked")
     let version: KernelDispatch.Version
     let fault: PlantedFault?
     do { (version, fault) = try KernelDispatch.resolve(self.kernel) } catch {
       throw ValidationError(error.description)
     }
+    // The reference files as they are before they are read: a kernel image written at
+    // the end is stamped with their digest only if they did not change meanwhile.
+    let referenceStamps = ReferenceFiles.stamps(folder: self.reference)
     switch version {
-    case .v1: try execute(V1Kernel.self, fault: fault, reference: reference, since: runStarted, phase: phase)
-    case .v2: try execute(V2Kernel.self, fault: fault, reference: reference, since: runStarted, phase: phase)
+    case .v1:
+      try execute(V1Kernel.self, fault: fault, stamps: referenceStamps, since: runStarted, phase: phase)
+    case .v2:
+      try execute(V2Kernel.self, fault: fault, stamps: referenceStamps, since: runStarted, phase: phase)
     }
+  }
+
+  /// The reference folder, parsed and checked (exits with status 2 when unusable).
+  func loadReference() -> ReferenceData {
+    do { return try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
+  }
+
+  /// The state folder's kernel image for `kernelName`, when one is there and was
+  /// written by this build; nil otherwise, with the reason printed when there was an
+  /// image. (Its reference files are checked while it loads: `DurableEngine`'s
+  /// `alsoCheck`.)
+  func buildsImage<K: BusinessKernel>(_: K.Type, kernelName: String, folder: String) -> KernelImageFile
+    .Mapped?
+  {
+    let image: KernelImageFile.Mapped
+    do {
+      guard let found = try KernelImageFile.open(folder: folder, kernelName: kernelName) else { return nil }
+      image = found
+    } catch {
+      note("tally run: kernel image not used: \(error)")
+      return nil
+    }
+    guard image.trailer.build == KernelImageFile.buildIdentity, image.trailer.layout == K.imageLayout else {
+      note("tally run: kernel image not used: it was written by another build of tally")
+      return nil
+    }
+    return image
   }
 
   /// The run proper, specialised for the kernel version.
   func execute<K: BusinessKernel>(
-    _: K.Type, fault: PlantedFault?, reference: consuming ReferenceData,
+    _: K.Type, fault: PlantedFault?, stamps: [String],
     since runStarted: ContinuousClock.Instant,
     phase: (String) -> Void
   ) throws {
-    var reference = reference
+    let kernelName = KernelName.name(version: K.versionName, fault: fault)
     var effectFile: EffectFileWriter? = nil
     if let effects {
       do { effectFile = try EffectFileWriter(path: effects, format: .init(rawValue: effectsFormat)!) } catch {
@@ -176,6 +212,12 @@ struct RunCommand: ParsableCommand {
     var resumedFrom: Int64 = 0
     var replayed: Int64 = 0
     var commits = 0
+    /// With --state: the image's size when the folder was opened from its kernel image.
+    var openedFromImage: Int? = nil
+    /// The reference files' digest when known (taken for a kernel image).
+    var referenceFiles: [UInt8]? = nil
+    /// With --state and --kernel-image: the image written while the outputs are.
+    var imageWriting: BackgroundWork<String?>? = nil
     if let state {
       let store: RocksDBStateStore
       var storeOptions = RocksDBOptions()
@@ -188,14 +230,39 @@ struct RunCommand: ParsableCommand {
       do { store = try RocksDBStateStore(path: state, options: storeOptions) } catch {
         fail("\(error)", code: 3)
       }
-      let durable: DurableEngine<K>
-      do {
-        durable = try DurableEngine<K>(
-          store: store, reference: reference, plantedFault: fault, sync: sync, layout: .segmentLog,
-          snapshotEvents: Int64(snapshotEvents))
-      } catch {
-        fail("\(error)", code: 2)
+      var durable: DurableEngine<K>? = nil
+      if kernelImage, let image = buildsImage(K.self, kernelName: kernelName, folder: state) {
+        // The reference files are read and hashed (not parsed) on the other core while
+        // the kernel loads: the same bytes as the image's run read, the same reference.
+        let (folder, wanted) = (self.reference, image.trailer.referenceFiles)
+        let files = BackgroundWork { ReferenceFiles.digest(folder: folder) }
+        do {
+          durable = try DurableEngine<K>(
+            store: store, image: image, plantedFault: fault, sync: sync,
+            snapshotEvents: Int64(snapshotEvents),
+            alsoCheck: {
+              files.wait() == wanted ? nil : "the reference files differ from those it was made with"
+            })
+          referenceFiles = files.wait()
+          openedFromImage = image.body.count
+        } catch let refused as ImageRefused {
+          note("tally run: \(refused)")
+        } catch {
+          fail("\(error)", code: 2)
+        }
       }
+      if durable == nil {
+        let reference = loadReference()
+        phase("reference folder read and checked")
+        do {
+          durable = try DurableEngine<K>(
+            store: store, reference: reference, plantedFault: fault, sync: sync, layout: .segmentLog,
+            snapshotEvents: Int64(snapshotEvents))
+        } catch {
+          fail("\(error)", code: 2)
+        }
+      }
+      guard let durable else { preconditionFailure("the folder is open, from its image or the long way") }
       resumedFrom = durable.committedSeq
       replayed = durable.replayedEvents
       if let cut = durable.cutTail {
@@ -203,11 +270,17 @@ struct RunCommand: ParsableCommand {
           "tally run: the state folder's input log ended in an unfinished entry, cut: \(cut); its events are applied again from the event files"
         )
       }
-      phase(
-        "state opened (opening state "
-          + String(format: "%.3f", durable.openDurations.opening.seconds)
-          + " s, \(replayed) logged events applied again "
-          + String(format: "%.3f", durable.openDurations.replay.seconds) + " s)")
+      if let bytes = openedFromImage {
+        phase(
+          "state opened from its kernel image (seq \(resumedFrom), \(bytes >> 20) MiB, loaded and verified in "
+            + String(format: "%.3f", durable.openDurations.opening.seconds) + " s)")
+      } else {
+        phase(
+          "state opened (opening state "
+            + String(format: "%.3f", durable.openDurations.opening.seconds)
+            + " s, \(replayed) logged events applied again "
+            + String(format: "%.3f", durable.openDurations.replay.seconds) + " s)")
+      }
       if let effectFile {
         durable.enableEffects()
         do { try effectFile.write(durable.engine.state.snapshotEffects()) } catch {
@@ -263,11 +336,38 @@ struct RunCommand: ParsableCommand {
         fail("\(error)", code: 2)
       }
       engine = durable.engine
+      // A folder opened from its image with nothing new applied keeps that image.
+      let imageCurrent = openedFromImage != nil && durable.committedSeq == resumedFrom
+      if kernelImage, !imageCurrent, let referencePrint = try? store.value(for: StateKeys.reference) {
+        // The image is written on the other core while this one writes the outputs. It
+        // reads the state only (a copy of the engine's value, sharing its storage).
+        let (state, seq, folder, referenceFolder) = (
+          durable.engine.state, durable.committedSeq, self.state!, self.reference
+        )
+        let knownFiles = referenceFiles
+        imageWriting = BackgroundWork { () -> String? in
+          let files = knownFiles ?? ReferenceFiles.digest(folder: referenceFolder)
+          guard ReferenceFiles.stamps(folder: referenceFolder) == stamps else {
+            return "kernel image not written: the reference files changed during the run"
+          }
+          do {
+            guard
+              let bytes = try KernelImageFile.write(
+                state, folder: folder, seq: seq, referencePrint: referencePrint, referenceFiles: files)
+            else { return nil }
+            return "kernel image written (\(bytes >> 20) MiB)"
+          } catch {
+            return "kernel image not written: \(error)"
+          }
+        }
+      }
       if commitStats || timings {
         note(Self.commitStatsLine(durable.commitNanos, snapshots: durable.snapshotNanos))
       }
       durableStore = store
     } else {
+      var reference = loadReference()
+      phase("reference folder read and checked")
       var memory = Engine<K>(reference: reference, plantedFault: fault)
       if let effectFile {
         memory.enableEffects()
@@ -311,6 +411,11 @@ struct RunCommand: ParsableCommand {
     let flushError = flushing?.wait() ?? nil
     if let error = outputError ?? flushError { fail("\(error)", code: 3) }
     phase("outputs rendered and written")
+    if let imageWriting {
+      let said = imageWriting.wait()
+      if let said, timings || said.contains("not written") { note("tally run: \(said)") }
+      phase("kernel image written")
+    }
     if digest { print(engine.stateDigest.hexString) }
     if let dumpRows {
       var text: [UInt8] = []

@@ -1,0 +1,290 @@
+// A kernel image on disk (docs/STATE-LAYOUT.md, "Kernel images"): the file a durable
+// run leaves beside its state folder's input log when it ends, and what the next
+// resume of that folder loads instead of parsing the reference folder and applying
+// the logged events again (issue 8's resume). A cache, never the truth: a resume uses
+// an image only when everything below checks, and otherwise rebuilds the state the long
+// way, which needs nothing from the image.
+//
+// File: the kernel's image (its own layout, KernelAPI's KernelImage.swift), then a
+// trailer: `ByteWriter` fields (below), the trailer's length (u64 LE) and the magic.
+// The trailer names the kernel (version and planted fault), the build (the executable's
+// identity and the kernel's layout signature: an image is read only by the build that
+// wrote it), the seq the state is at, the store's reference fingerprint, a SHA-256 of
+// the reference folder's files as they were read, and the image's length and SHA-256.
+// Written to a temporary name and renamed, without fsync: a crash may leave a file that
+// is cut or holds old blocks, which its SHA-256 then refuses.
+import Crypto
+import Dispatch
+import Foundation
+import KernelAPI
+import TallyFormat
+
+public enum KernelImageFile {
+  static let magic = Array("tally-kernel-image/1".utf8)
+  /// The image's file in a state folder, per kernel name (a folder resumed with
+  /// another kernel keeps each one's image).
+  public static func path(folder: String, kernelName: String) -> String {
+    folder + "/kernel-image-" + kernelName
+  }
+
+  /// What the trailer holds.
+  public struct Trailer: Equatable, Sendable {
+    public var kernelName: String
+    public var build: String
+    public var layout: String
+    public var seq: Int64
+    public var referencePrint: [UInt8]
+    public var referenceFiles: [UInt8]
+    public var bodyBytes: Int64
+    public var bodyDigest: [UInt8]
+
+    func encode() -> [UInt8] {
+      var w = ByteWriter(capacity: 512)
+      w.string(kernelName)
+      w.string(build)
+      w.string(layout)
+      w.i64(seq)
+      w.string(referencePrint.hexString)
+      w.string(referenceFiles.hexString)
+      w.i64(bodyBytes)
+      w.string(bodyDigest.hexString)
+      return w.bytes
+    }
+
+    init(
+      kernelName: String, build: String, layout: String, seq: Int64, referencePrint: [UInt8],
+      referenceFiles: [UInt8], bodyBytes: Int64, bodyDigest: [UInt8]
+    ) {
+      self.kernelName = kernelName
+      self.build = build
+      self.layout = layout
+      self.seq = seq
+      self.referencePrint = referencePrint
+      self.referenceFiles = referenceFiles
+      self.bodyBytes = bodyBytes
+      self.bodyDigest = bodyDigest
+    }
+
+    init(decoding bytes: [UInt8]) throws {
+      var r = ByteReader(bytes)
+      kernelName = try r.string()
+      build = try r.string()
+      layout = try r.string()
+      seq = try r.i64()
+      referencePrint = try Self.hex(r.string())
+      referenceFiles = try Self.hex(r.string())
+      bodyBytes = try r.i64()
+      bodyDigest = try Self.hex(r.string())
+      guard r.isAtEnd else { throw DurableError("kernel image trailer has trailing bytes") }
+    }
+
+    static func hex(_ s: String) throws -> [UInt8] {
+      let digits = Array(s.utf8)
+      guard digits.count % 2 == 0 else { throw DurableError("kernel image trailer holds odd hex") }
+      var out: [UInt8] = []
+      for i in stride(from: 0, to: digits.count, by: 2) {
+        guard let v = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else {
+          throw DurableError("kernel image trailer holds bad hex")
+        }
+        out.append(v)
+      }
+      return out
+    }
+  }
+
+  /// This build's identity: the executable's size, modification time and inode (a new
+  /// build is another file). Cheap; an image from another build is never read.
+  public static let buildIdentity: String = {
+    var info = stat()
+    guard stat("/proc/self/exe", &info) == 0 else { return "unknown-build" }
+    return
+      "\(TallyVersion.string)/\(info.st_size)/\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)/\(info.st_ino)"
+  }()
+
+  /// Writes `kernel`'s image to `folder` (replacing an older one). Returns its size in
+  /// bytes, or nil when the version keeps no image.
+  public static func write<K: BusinessKernel>(
+    _ kernel: K, folder: String, seq: Int64, referencePrint: [UInt8], referenceFiles: [UInt8]
+  ) throws -> Int? {
+    let final = path(folder: folder, kernelName: kernel.kernelName)
+    let temporary = final + ".tmp"
+    let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+      throw DurableError("cannot create \(temporary): \(String(cString: strerror(errno)))")
+    }
+    var failure: Int32 = 0
+    var chunks = ChunkDigests()
+    func put(_ b: UnsafeRawBufferPointer) {
+      guard failure == 0 else { return }
+      chunks.update(b)
+      var done = 0
+      while done < b.count {
+        let n = Foundation.write(fd, b.baseAddress! + done, b.count - done)
+        if n < 0 {
+          if errno == EINTR { continue }
+          failure = errno
+          return
+        }
+        done += n
+      }
+    }
+    var w = ImageWriter(sink: { put($0) })
+    guard kernel.writeImage(to: &w) else {
+      close(fd)
+      unlink(temporary)
+      return nil
+    }
+    w.flush()
+    let bodyBytes = w.count
+    let trailer = Trailer(
+      kernelName: kernel.kernelName, build: buildIdentity, layout: K.imageLayout, seq: seq,
+      referencePrint: referencePrint, referenceFiles: referenceFiles, bodyBytes: Int64(bodyBytes),
+      bodyDigest: chunks.finalize()
+    ).encode()
+    var tail = trailer
+    for i in 0..<8 { tail.append(UInt8(truncatingIfNeeded: UInt64(trailer.count) >> (8 * UInt64(i)))) }
+    tail += magic
+    tail.withUnsafeBytes { b in
+      var done = 0
+      while done < b.count && failure == 0 {
+        let n = Foundation.write(fd, b.baseAddress! + done, b.count - done)
+        if n < 0 {
+          if errno != EINTR { failure = errno }
+          continue
+        }
+        done += n
+      }
+    }
+    let closed = close(fd)
+    guard failure == 0, closed == 0, rename(temporary, final) == 0 else {
+      let e = failure != 0 ? failure : errno
+      unlink(temporary)
+      throw DurableError("cannot write kernel image \(final): \(String(cString: strerror(e)))")
+    }
+    return bodyBytes + tail.count
+  }
+
+  /// An image file mapped, its trailer read (not yet its body's digest).
+  public final class Mapped: @unchecked Sendable {
+    let file: MappedFile
+    public let trailer: Trailer
+    /// The kernel's image (the file without its trailer).
+    public let body: UnsafeRawBufferPointer
+
+    /// Nil when there is no image file; throws when it is not a whole image.
+    init?(path: String) throws {
+      guard FileManager.default.fileExists(atPath: path) else { return nil }
+      guard let file = MappedFile(path) else { throw DurableError("kernel image \(path) cannot be mapped") }
+      let all = file.bytes
+      let fixed = magic.count + 8
+      guard all.count >= fixed, all[(all.count - magic.count)...].elementsEqual(magic) else {
+        throw DurableError("kernel image \(path) has no trailer (cut short)")
+      }
+      let lengthAt = all.count - fixed
+      var length: UInt64 = 0
+      for i in 0..<8 { length |= UInt64(all[lengthAt + i]) << (8 * UInt64(i)) }
+      guard length <= UInt64(lengthAt) else {
+        throw DurableError("kernel image \(path) has a bad trailer length")
+      }
+      let trailerAt = lengthAt - Int(length)
+      trailer = try Trailer(decoding: Array(all[trailerAt..<lengthAt]))
+      guard trailer.bodyBytes == Int64(trailerAt) else {
+        throw DurableError(
+          "kernel image \(path) holds \(trailerAt) bytes of image, its trailer says \(trailer.bodyBytes)")
+      }
+      self.file = file
+      body = UnsafeRawBufferPointer(rebasing: all[..<trailerAt])
+    }
+
+    /// Whether the body's digests are the trailer's (reads the whole image, its chunks
+    /// on every core at once).
+    public func bodyVerifies() -> Bool {
+      let count = (body.count + ChunkDigests.chunkBytes - 1) / ChunkDigests.chunkBytes
+      guard trailer.bodyDigest.count == count * 32 else { return false }
+      let digests = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: count * 32)
+      defer { digests.deallocate() }
+      let (body, out) = (HandedOver(body), HandedOver(digests))
+      DispatchQueue.concurrentPerform(iterations: count) { i in
+        let start = i * ChunkDigests.chunkBytes
+        let end = min(start + ChunkDigests.chunkBytes, body.value.count)
+        var sha = Crypto.SHA256()
+        sha.update(bufferPointer: UnsafeRawBufferPointer(rebasing: body.value[start..<end]))
+        // Each iteration writes only its own 32 bytes.
+        for (k, byte) in sha.finalize().enumerated() { out.value[i * 32 + k] = byte }
+      }
+      return digests.elementsEqual(trailer.bodyDigest)
+    }
+  }
+
+  /// Opens `folder`'s image for `kernelName`; nil when there is none.
+  public static func open(folder: String, kernelName: String) throws -> Mapped? {
+    try Mapped(path: path(folder: folder, kernelName: kernelName))
+  }
+}
+
+/// SHA-256 of each 32 MiB of an image, concatenated: a resume checks the chunks on
+/// both cores at once before it loads the image (a load of unchecked bytes could stop
+/// on a kernel's precondition, and stop every resume after it).
+struct ChunkDigests {
+  static let chunkBytes = 32 << 20
+  private var sha = Crypto.SHA256()
+  private var inChunk = 0
+  private var digests: [UInt8] = []
+
+  mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    var rest = bytes
+    while !rest.isEmpty {
+      let n = min(rest.count, Self.chunkBytes - inChunk)
+      sha.update(bufferPointer: UnsafeRawBufferPointer(rebasing: rest[..<n]))
+      inChunk += n
+      rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+      if inChunk == Self.chunkBytes {
+        digests += Array(sha.finalize())
+        sha = Crypto.SHA256()
+        inChunk = 0
+      }
+    }
+  }
+
+  mutating func finalize() -> [UInt8] {
+    if inChunk > 0 { digests += Array(sha.finalize()) }
+    return digests
+  }
+}
+
+/// The reference folder's files as bytes, for a kernel image: SHA-256 of each file the
+/// parser reads (name, whether present, length, bytes), in the parser's order. Equal
+/// digests: the same bytes, so the same reference data, without parsing it.
+public enum ReferenceFiles {
+  public static let names = ReferenceParser.requiredFiles + ["fees.csv"]
+
+  public static func digest(folder: String) -> [UInt8] {
+    var sha = Crypto.SHA256()
+    for name in names {
+      var header = ByteWriter()
+      header.string(name)
+      if let file = MappedFile(folder + "/" + name) {
+        header.u8(1)
+        header.i64(Int64(file.bytes.count))
+        sha.update(data: header.bytes)
+        sha.update(bufferPointer: file.bytes)
+      } else {
+        // Missing, empty or not a regular file: the parser reads none of it.
+        let empty = FileManager.default.isReadableFile(atPath: folder + "/" + name)
+        header.u8(empty ? 2 : 0)
+        sha.update(data: header.bytes)
+      }
+    }
+    return Array(sha.finalize())
+  }
+
+  /// Each file's size, modification time and inode: unchanged between the start and the
+  /// end of a run, the digest taken at the end is of the bytes the run read.
+  public static func stamps(folder: String) -> [String] {
+    names.map { name in
+      var info = stat()
+      guard stat(folder + "/" + name, &info) == 0 else { return "\(name):none" }
+      return "\(name):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec):\(info.st_ino)"
+    }
+  }
+}
