@@ -157,8 +157,8 @@ extension V2Kernel {
     }
 
     w.tag("accounts")
-    Self.writeStrings(accounts.count, to: &w) { accounts[$0].id.text }
     w.array(accountKind)
+    Self.writeStrings(accounts.count, to: &w) { accounts[$0].id.text }
     w.bool(accountsAscending)
 
     w.tag("securities")
@@ -298,10 +298,12 @@ extension V2Kernel {
     w.array(blob)
   }
 
-  /// Strings `writeStrings` wrote, handed to `body` in order (at most `maxCount`).
+  /// Strings `writeStrings` wrote (at most `maxCount`), handed to `body` with their
+  /// index, in order; returns how many.
+  @discardableResult
   static func readStrings(
-    from r: inout ImageReader, maxCount: Int, _ body: (String) -> Void
-  ) throws(DecodeError) {
+    from r: inout ImageReader, maxCount: Int, _ body: (Int, String) -> Void
+  ) throws(DecodeError) -> Int {
     let ends = try r.array(of: UInt32.self, maxCount: maxCount)
     let blob = try r.array(of: UInt8.self, maxCount: Int(UInt32.max))
     var previous: UInt32 = 0
@@ -328,13 +330,13 @@ extension V2Kernel {
     }
     let valid = blob.withUnsafeBufferPointer { b -> Bool in
       var start = 0
-      for e in ends {
+      for (i, e) in ends.enumerated() {
         let piece = UnsafeBufferPointer(rebasing: b[start..<Int(e)])
         start = Int(e)
         if ascii {
-          body(String(decoding: piece, as: UTF8.self))
+          body(i, String(decoding: piece, as: UTF8.self))
         } else if let s = String(validating: piece, as: UTF8.self) {
-          body(s)
+          body(i, s)
         } else {
           return false
         }
@@ -342,6 +344,7 @@ extension V2Kernel {
       return true
     }
     guard valid else { throw DecodeError(description: "V2 image: a string is not valid UTF-8") }
+    return ends.count
   }
 
   /// A map by ascending key: the keys, then the values.
@@ -455,16 +458,17 @@ extension V2Kernel {
     }
 
     try r.expect("accounts")
-    var ids: [String] = []
-    try readStrings(from: &r, maxCount: Int(Int32.max)) { ids.append($0) }
-    k.accountKind = try r.array(of: UInt8.self, maxCount: ids.count)
-    guard k.accountKind.count == ids.count,
-      !k.accountKind.contains(where: { AccountKind(rawValue: $0) == nil })
-    else { throw DecodeError(description: "V2 image: account kinds do not match the accounts") }
-    k.accounts = zip(ids, k.accountKind).map {
-      AccountRecord(id: Ident($0), kind: AccountKind(rawValue: $1)!)
+    k.accountKind = try r.array(of: UInt8.self, maxCount: Int(Int32.max))
+    guard !k.accountKind.contains(where: { AccountKind(rawValue: $0) == nil }) else {
+      throw DecodeError(description: "V2 image: an account kind is none")
     }
-    ids = []
+    k.accounts.reserveCapacity(k.accountKind.count)
+    let accountCount = try readStrings(from: &r, maxCount: k.accountKind.count) { i, id in
+      k.accounts.append(AccountRecord(id: Ident(id), kind: AccountKind(rawValue: k.accountKind[i])!))
+    }
+    guard accountCount == k.accountKind.count else {
+      throw DecodeError(description: "V2 image: \(accountCount) accounts of \(k.accountKind.count) kinds")
+    }
     k.accountsAscending = try r.bool()
 
     try r.expect("securities")
@@ -518,7 +522,7 @@ extension V2Kernel {
 
     try r.expect("trades")
     k.trades = try r.array(of: V2Trade.self, maxCount: Int(Int32.max))
-    try readStrings(from: &r, maxCount: k.trades.count) { k.tradeIdTexts.append($0) }
+    try readStrings(from: &r, maxCount: k.trades.count) { k.tradeIdTexts.append($1) }
     k.tradeTax = try readMap(from: &r, keys: k.trades.count)
     k.tradeWithheld = try readMap(from: &r, keys: k.trades.count)
     let overridden = try r.array(of: Int32.self, maxCount: k.trades.count)

@@ -118,6 +118,9 @@ struct V2Position: Sendable {
   var lotLog: UInt8 = V2Position.noSegment
   /// In `pendingPositions`: may hold shares not yet available.
   var pending = false
+  /// The row's last two bytes, kept 0 (an image copies rows whole: no padding of
+  /// undefined bytes).
+  private var reserved: UInt16 = 0
 
   static let noSegment: UInt8 = 0xFF
 

@@ -312,6 +312,31 @@ final class ImageTests: XCTestCase {
     for name in ["V2Position", "V2Lot", "V2Trade", "V2Slice", "KeyBytesTable.Slot", "IntKeyTable.Slot"] {
       XCTAssertTrue(layout.contains(name + ":"), name)
     }
+    // No type copied whole ends in padding (size == stride): an image holds no
+    // undefined bytes.
+    for entry in layout.split(separator: ",") {
+      let sizes = entry.split(separator: ":").last!.split(separator: "/")
+      XCTAssertEqual(sizes[0], sizes[1], String(entry))
+    }
+  }
+
+  /// The same events give the same image, byte for byte (no dictionary order, no
+  /// undefined byte reaches it).
+  func testImagesAreDeterministic() throws {
+    for name in try fixtureNames() {
+      let dir = fixturesRoot + "/" + name
+      let lines = eventLines(dir + "/events.txt")
+      var images: [[UInt8]] = []
+      for grouped in [false, true] {
+        var k = V2Kernel(reference: try loadReference(dir + "/reference"), plantedFault: nil)
+        k.setChangeTracking(true)
+        k.enableEffects()
+        _ = applyAll(&k, lines[...], firstSeq: 1, grouped: grouped)
+        _ = k.takeEffects()
+        images.append(imageBytes(k))
+      }
+      XCTAssertEqual(images[0], images[1], name)
+    }
   }
 
   /// With `TALLY_V2_IMAGE_BENCH=<market folder>`: the whole day applied, then writeImage
@@ -350,6 +375,17 @@ final class ImageTests: XCTestCase {
       writeTimes.append(now() - t0)
       image = sink.bytes
     }
+    // The kernel's own part: a sink that keeps nothing; and the large pieces.
+    var pieces: [Int] = []
+    var bare: [Double] = []
+    for _ in 0..<3 {
+      pieces = []
+      t0 = now()
+      var w = ImageWriter { if $0.count >= 1 << 20 { pieces.append($0.count) } }
+      XCTAssertTrue(k.writeImage(to: &w))
+      w.flush()
+      bare.append(now() - t0)
+    }
     var loadTimes: [Double] = []
     var loaded: V2Kernel?
     for _ in 0..<3 {
@@ -368,7 +404,9 @@ final class ImageTests: XCTestCase {
       Swift.print(
         "V2 image: \(lines.count) events applied in \(String(format: "%.2f", applied)) s; image "
           + "\(String(format: "%.1f", mb)) MB; writeImage \(writeTimes.map { String(format: "%.3f", $0) }) s; "
-          + "loadImage \(loadTimes.map { String(format: "%.3f", $0) }) s")
+          + "loadImage \(loadTimes.map { String(format: "%.3f", $0) }) s; writeImage to a sink that keeps "
+          + "nothing \(bare.map { String(format: "%.3f", $0) }) s; pieces of 1 MB or more (MB): "
+          + "\(pieces.map { String(format: "%.1f", Double($0) / 1e6) })")
     }
   }
 }
