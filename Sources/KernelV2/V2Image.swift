@@ -659,7 +659,8 @@ extension V2Kernel {
   // MARK: - Checks
 
   /// Positions refer to existing accounts and securities; their lots lie in their
-  /// segment, inside the pool; the pending flag is a flag; pending ids are positions.
+  /// segment, inside the pool, and add up to their quantity; the pending flag is a
+  /// flag; pending ids are positions.
   func checkPositions() throws(DecodeError) {
     let pendingOffset = MemoryLayout<V2Position>.offset(of: \V2Position.pending)!
     let flagsOK = positions.withUnsafeBytes { b -> Bool in
@@ -672,16 +673,32 @@ extension V2Kernel {
     }
     guard flagsOK else { throw DecodeError(description: "V2 image: a position's pending flag is no flag") }
     let lotCount = pool.lots.count
+    // Also what the apply relies on without checking again (its preconditions): each
+    // position's counts (quantity ≥ available + withheld, both ≥ 0) and its live lots,
+    // each of a positive quantity, adding up to its quantity.
     let bad = positions.withUnsafeBufferPointer { pos in
-      pos.firstIndex { p in
-        if p.account < 0 || Int(p.account) >= accounts.count || p.security < 0
-          || Int(p.security) >= securities.count
-        {
-          return true
+      pool.lots.withUnsafeBufferPointer { lots in
+        pos.firstIndex { p in
+          if p.account < 0 || Int(p.account) >= accounts.count || p.security < 0
+            || Int(p.security) >= securities.count || p.quantity < 0 || p.available < 0 || p.withheld < 0
+            || p.available > p.quantity - p.withheld
+          {
+            return true
+          }
+          let capacity = p.lotLog == V2Position.noSegment ? 0 : (p.lotLog <= 30 ? 1 << Int(p.lotLog) : -1)
+          if capacity < 0 || p.lotBase < 0 || Int(p.lotBase) + capacity > lotCount || p.lotHead < p.lotBase
+            || p.lotEnd < p.lotHead || Int(p.lotEnd) > Int(p.lotBase) + capacity
+          {
+            return true
+          }
+          var sum: Int64 = 0
+          for j in Int(p.lotHead)..<Int(p.lotEnd) {
+            let q = lots[j].quantity
+            if q <= 0 || q > Int64.max - sum { return true }
+            sum += q
+          }
+          return sum != p.quantity
         }
-        let capacity = p.lotLog == V2Position.noSegment ? 0 : (p.lotLog <= 30 ? 1 << Int(p.lotLog) : -1)
-        return capacity < 0 || p.lotBase < 0 || Int(p.lotBase) + capacity > lotCount || p.lotHead < p.lotBase
-          || p.lotEnd < p.lotHead || Int(p.lotEnd) > Int(p.lotBase) + capacity
       }
     }
     if let i = bad { throw DecodeError(description: "V2 image: position \(i) out of range") }
