@@ -14,9 +14,21 @@ struct V2FeeSchedule: Sendable {
   static let halfRateScale: UInt64 = 500_000_000_000_000_000
   static let slotCount = 24
 
-  private let dates: [Int32]
-  private let rates: [UInt64]
-  private let bounds: [Int]
+  /// Per slot, `dates[bounds[slot] ..< bounds[slot + 1]]` ascending and their rates.
+  let dates: [Int32]
+  let rates: [UInt64]
+  let bounds: [Int]
+
+  /// A schedule an image kept (V2Image.swift), checked: every slot's range lies in
+  /// the arrays, in order.
+  init(dates: [Int32], rates: [UInt64], bounds: [Int]) throws(DecodeError) {
+    guard dates.count == rates.count, bounds.count == Self.slotCount + 1, bounds.first == 0,
+      bounds.last == dates.count, zip(bounds, bounds.dropFirst()).allSatisfy({ $0 <= $1 })
+    else { throw DecodeError(description: "V2 image: malformed fee schedule") }
+    self.dates = dates
+    self.rates = rates
+    self.bounds = bounds
+  }
 
   @inline(__always)
   static func slot(_ kind: SecurityKind, _ fee: FeeKind, seller: Bool) -> Int {

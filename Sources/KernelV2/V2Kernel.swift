@@ -50,6 +50,9 @@
 //   `reserveCapacity(events:)` writes the pages the next events' appends fill first
 //   (`prefault`): the OS zeroes fresh pages before the apply loop, not inside it.
 // - Change tracking: per table, an append watermark plus a list of modified row ids.
+// - Image (V2Image.swift): a resume loads the plain row arrays and the large indexes
+//   copied whole (memcpy-speed: ~0.23 s for the 1M-account, 1M-trade day), rebuilds
+//   the small indexes, and keeps change tracking as it was.
 // - Tax and dividends use exact Int128 arithmetic in sub-units (1e-7 CNY for the tax,
 //   µCNY for accruals) with a single half-up division at the end.
 
@@ -118,6 +121,9 @@ struct V2Position: Sendable {
   var lotLog: UInt8 = V2Position.noSegment
   /// In `pendingPositions`: may hold shares not yet available.
   var pending = false
+  /// The row's last two bytes, kept 0 (an image copies rows whole: no padding of
+  /// undefined bytes).
+  private var reserved: UInt16 = 0
 
   static let noSegment: UInt8 = 0xFF
 

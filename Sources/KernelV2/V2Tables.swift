@@ -7,6 +7,8 @@
 // - `IntKeyTable`: Int64 key → Int32 id.
 // Neither is ever iterated: their order cannot reach state or outputs.
 
+import KernelAPI
+
 @inline(__always) func v2Mix(_ x: UInt64) -> UInt64 {
   var z = x ^ (x >> 31)
   z &*= 0x7fb5_d329_728e_a185
@@ -500,4 +502,101 @@ struct IntKeyTable: Sendable {
 
   /// The number of slots (tests).
   var slotCount: Int { slots.count }
+}
+
+// MARK: - Images (V2Image.swift): the tables copied whole, checked on the way in so
+// that no lookup of a loaded table can run off its storage or loop forever.
+
+extension KeyBytesTable {
+  func writeImage(to w: inout ImageWriter) {
+    w.tag("keys")
+    w.bool(digitRuns)
+    w.i64(Int64(count))
+    w.array(slots)
+    w.array(arena)
+  }
+
+  /// A table `writeImage` wrote, whose ids all lie in `0..<ids`.
+  static func loadImage(from r: inout ImageReader, ids: Int, digitRuns: Bool) throws(DecodeError)
+    -> KeyBytesTable
+  {
+    try r.expect("keys")
+    guard try r.bool() == digitRuns else {
+      throw DecodeError(description: "V2 image: key table of another kind")
+    }
+    let count = try r.count(max: KernelImageLimits.arrayCountMax)
+    let slots = try r.array(of: Slot.self)
+    let arena = try r.array(of: UInt8.self, maxCount: Int(UInt32.max))
+    // A power of two of at least 16 slots, one at least empty (a probe ends), the
+    // occupied ones as many as the count, each with an id in range and a well-formed key.
+    guard slots.count >= 16, slots.count & (slots.count - 1) == 0, count < slots.count else {
+      throw DecodeError(description: "V2 image: key table of \(slots.count) slots for \(count) keys")
+    }
+    var occupied = 0
+    var bad = false
+    arena.withUnsafeBytes { a in
+      slots.withUnsafeBufferPointer { slots in
+        for s in slots where s.meta != 0 {
+          occupied += 1
+          if s.id < 0 || Int(s.id) >= ids { bad = true }
+          let length = s.meta & 0xFF
+          if length == 0xFF {
+            guard s.k1 <= UInt64(a.count), Int(s.k1) + 8 <= a.count else {
+              bad = true
+              continue
+            }
+            let n = Int(UInt32(littleEndian: a.loadUnaligned(fromByteOffset: Int(s.k1), as: UInt32.self)))
+            if n > a.count - Int(s.k1) - 8 { bad = true }
+          } else if length == 0 || Int(length) > inlineMax + 1 {
+            bad = true
+          }
+        }
+      }
+    }
+    guard !bad, occupied == count else {
+      throw DecodeError(description: "V2 image: key table slots do not hold \(count) well-formed keys")
+    }
+    var t = KeyBytesTable(digitRuns: digitRuns)
+    t.slots = slots
+    t.mask = slots.count - 1
+    t.arena = arena
+    t.count = count
+    return t
+  }
+}
+
+extension IntKeyTable {
+  func writeImage(to w: inout ImageWriter) {
+    w.tag("ints")
+    w.i64(Int64(count))
+    w.array(slots)
+  }
+
+  /// A table `writeImage` wrote, whose values all lie in `0..<values`.
+  static func loadImage(from r: inout ImageReader, values: Int) throws(DecodeError) -> IntKeyTable {
+    try r.expect("ints")
+    let count = try r.count(max: KernelImageLimits.arrayCountMax)
+    let slots = try r.array(of: Slot.self)
+    guard slots.count >= slotsMin, slots.count <= slotsMax, count < slots.count else {
+      throw DecodeError(description: "V2 image: int table of \(slots.count) slots for \(count) keys")
+    }
+    // One branch-free pass over the slots (millions: the position table).
+    let (occupied, top) = slots.withUnsafeBufferPointer { b -> (Int, Int32) in
+      var n = 0
+      var top: Int32 = -1
+      for s in b {
+        n &+= s.value >= 0 ? 1 : 0
+        top = max(top, s.value)
+      }
+      return (n, top)
+    }
+    guard Int(top) < values, occupied == count else {
+      throw DecodeError(description: "V2 image: int table slots do not hold \(count) keys in range")
+    }
+    var t = IntKeyTable()
+    t.slots = slots
+    t.size = UInt64(slots.count)
+    t.count = count
+    return t
+  }
 }

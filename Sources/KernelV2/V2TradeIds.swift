@@ -18,6 +18,8 @@
 // only as far as ids actually reach); `expectedTrades` (a hint: the events about to
 // come) sizes the span of windows made after it, at least `spanMin`.
 
+import KernelAPI
+
 struct TradeIdIndex: Sendable {
   struct Window: Sendable {
     /// The decimal value of entry 0.
@@ -148,5 +150,47 @@ struct TradeIdIndex: Sendable {
     windows[day].base = base
     windows[day].span = UInt64(span)
     windows[day].ids.reserveCapacity(min(span, Int(value - base) + expectedTrades + 1))
+  }
+}
+
+// MARK: - Image (V2Image.swift)
+
+extension TradeIdIndex {
+  func writeImage(to w: inout ImageWriter) {
+    w.tag("tradeIds")
+    w.i64(Int64(count))
+    w.i64(Int64(expectedTrades))
+    w.i64(Int64(windows.count))
+    for window in windows {
+      w.u64(window.base)
+      w.u64(window.span)
+      w.array(window.ids)
+    }
+    others.writeImage(to: &w)
+  }
+
+  /// An index `writeImage` wrote for `trades` trade rows of `days` days.
+  static func loadImage(from r: inout ImageReader, trades: Int, days: Int) throws(DecodeError) -> TradeIdIndex
+  {
+    try r.expect("tradeIds")
+    var t = TradeIdIndex()
+    t.count = try r.count(max: trades)
+    guard t.count == trades else {
+      throw DecodeError(description: "V2 image: trade-id index of \(t.count) ids for \(trades) trades")
+    }
+    t.expectedTrades = try r.count(max: 1 << 40)
+    let n = try r.count(max: days)
+    for _ in 0..<n {
+      var window = Window()
+      window.base = try r.u64()
+      window.span = try r.u64()
+      window.ids = try r.array(of: Int32.self, maxCount: spanMax)
+      guard window.span <= UInt64(spanMax), window.ids.count <= Int(window.span),
+        !window.ids.contains(where: { Int($0) >= trades })
+      else { throw DecodeError(description: "V2 image: trade-id window out of range") }
+      t.windows.append(window)
+    }
+    t.others = try KeyBytesTable.loadImage(from: &r, ids: trades, digitRuns: false)
+    return t
   }
 }
