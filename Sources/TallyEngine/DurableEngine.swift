@@ -444,7 +444,7 @@ public final class DurableEngine<K: BusinessKernel> {
   /// Opens a state folder of the segment-log layout (`tally run --state`) from its
   /// kernel image (KernelImageFile.swift) instead of the reference folder and the log:
   /// the folder must be at the image's seq (its log ends there), made with the image's
-  /// reference fingerprint, and the image's SHA-256 must verify (checked on the other
+  /// reference fingerprint, and the image's chunk checksums must verify (checked on both
   /// core while the kernel loads). Any mismatch throws `ImageRefused`, and the caller
   /// opens the folder the long way.
   /// `alsoCheck` runs on the other core before the digest (the caller's own check of
@@ -505,7 +505,7 @@ public final class DurableEngine<K: BusinessKernel> {
     let checked = BackgroundWork { alsoCheck() }
     guard image.bodyVerifies() else {
       _ = checked.wait()
-      throw refuse("the image does not match its SHA-256 (cut or damaged)")
+      throw refuse("the image does not match its checksums (cut or damaged)")
     }
     var loaded: K?
     do {
