@@ -502,7 +502,18 @@ public final class DurableEngine<K: BusinessKernel> {
     try deleteUncountedSnapshotChunks(store, snapshots: storedSnapshots)
     // Checked whole before it is loaded (on both cores); the caller's own check runs on
     // the other core meanwhile and while the kernel loads.
-    let checked = BackgroundWork { alsoCheck() }
+    // The log entries since the last snapshot are read and checked too (not applied):
+    // a folder whose log is damaged is refused as the long way would refuse it, and not
+    // left to fail at a later resume that has no image.
+    let snapshotSeq = storedSnapshots > 1 ? marker : 0
+    let handedLog = HandedOver(log)
+    let checked = BackgroundWork { () -> Result<String?, DurableError> in
+      if let refused = alsoCheck() { return .success(refused) }
+      do { try Self.checkLogEntries(handedLog.value, after: snapshotSeq, through: logged) } catch {
+        return .failure(error as? DurableError ?? DurableError("\(error)"))
+      }
+      return .success(nil)
+    }
     guard image.bodyVerifies() else {
       _ = checked.wait()
       throw refuse("the image does not match its checksums (cut or damaged)")
@@ -515,7 +526,7 @@ public final class DurableEngine<K: BusinessKernel> {
       _ = checked.wait()
       throw refuse("the image does not load: \(error)")
     }
-    if let refused = checked.wait() { throw refuse(refused) }
+    if let refused = try checked.wait().get() { throw refuse(refused) }
     guard let state = loaded else { throw refuse("kernel \(K.versionName) keeps no image") }
     guard state.appliedSeq == image.trailer.seq else {
       throw refuse("the image's kernel is at seq \(state.appliedSeq), its trailer says \(image.trailer.seq)")
@@ -523,11 +534,48 @@ public final class DurableEngine<K: BusinessKernel> {
     engine = Engine(state: state)
     rowHashes = []
     settledSeq = engine.appliedSeq
-    settledSnapshotSeq = storedSnapshots > 1 ? marker : 0
+    settledSnapshotSeq = snapshotSeq
     snapshotCount = storedSnapshots
     // What a replay of the log since the last snapshot would have counted.
     sinceSnapshot = logged - settledSnapshotSeq
     openDurations = (openClock.now - openStarted, .zero)
+  }
+
+  /// Reads the segment log's entries after `snapshotSeq` and checks each as a replay
+  /// would (its checksum, its lines, contiguous, ending at `logged`), without applying
+  /// them: what a resume from a kernel image checks of the folder's log.
+  private static func checkLogEntries(_ log: SegmentLog, after snapshotSeq: Int64, through logged: Int64)
+    throws(DurableError)
+  {
+    var expected = snapshotSeq + 1
+    for i in log.entries.indices where log.entries[i].last >= expected {
+      let e = log.entries[i]
+      guard e.first == expected else {
+        throw DurableError(
+          "state folder is damaged: its log continues at seq \(e.first) after seq \(expected - 1); refusing to run"
+        )
+      }
+      let value: [UInt8]
+      do { value = try log.read(i) } catch {
+        throw DurableError("state folder is damaged: \(error); refusing to run")
+      }
+      let last: Int64
+      do { (last, _) = try LogEntry.decode(value, first: e.first) } catch {
+        throw DurableError(
+          "state folder is damaged: its log entry at seq \(e.first) does not decode: \(error)")
+      }
+      guard last == e.last else {
+        throw DurableError(
+          "state folder is damaged: its log entry at seq \(e.first) ends at \(last), its header says \(e.last); refusing to run"
+        )
+      }
+      expected = last + 1
+    }
+    guard expected - 1 == logged else {
+      throw DurableError(
+        "state folder is damaged: its log ends at seq \(expected - 1) but its marker says \(logged); refusing to run"
+      )
+    }
   }
 
   /// The markers a fresh folder's first commit writes (the commit adds the checksum).
