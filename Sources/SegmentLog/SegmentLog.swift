@@ -377,23 +377,77 @@ public final class SegmentLog {
   /// A fast 64-bit checksum (four independent multiply-xor lanes) for torn and
   /// damaged entries: not a cryptographic digest (the payloads carry their own).
   static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-    let k: UInt64 = 0x9E37_79B9_7F4A_7C15
-    var lanes: (UInt64, UInt64, UInt64, UInt64) = (1, 2, 3, 4)
-    let n = bytes.count
-    var i = 0
-    guard let base = bytes.baseAddress else { return 0 }
-    while i + 32 <= n {
-      lanes.0 = ((lanes.0 ^ base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* k).rotated(29)
-      lanes.1 = ((lanes.1 ^ base.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)) &* k).rotated(29)
-      lanes.2 = ((lanes.2 ^ base.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self)) &* k).rotated(29)
-      lanes.3 = ((lanes.3 ^ base.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)) &* k).rotated(29)
-      i += 32
+    var c = StreamChecksum()
+    c.update(bytes)
+    return c.value
+  }
+}
+
+/// The segment log's 64-bit checksum, fed in pieces of any size: the value of the
+/// concatenation, as one `update` would give it (a partial 32-byte stripe waits for its
+/// other bytes). Kernel images check their chunks with it too. Four independent
+/// multiply-xor lanes over 8-byte words, so that the CPU overlaps them; it catches torn
+/// writes, old or zeroed blocks and flipped bits, not an adversary.
+public struct StreamChecksum: Sendable {
+  private static let k: UInt64 = 0x9E37_79B9_7F4A_7C15
+  private var lanes: (UInt64, UInt64, UInt64, UInt64) = (1, 2, 3, 4)
+  private var total: UInt64 = 0
+  /// Bytes of a stripe not yet folded in (`pendingCount` of them).
+  private var pending: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+  private var pendingCount = 0
+
+  public init() {}
+
+  @inline(__always) private static func mix(_ lane: UInt64, _ word: UInt64) -> UInt64 {
+    ((lane ^ word) &* k).rotated(29)
+  }
+
+  public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    guard var base = bytes.baseAddress else { return }
+    var n = bytes.count
+    total &+= UInt64(n)
+    // Finish a stripe begun by an earlier piece.
+    while pendingCount > 0 && n > 0 {
+      let at = pendingCount
+      withUnsafeMutableBytes(of: &pending) { $0[at] = base.load(as: UInt8.self) }
+      pendingCount += 1
+      base += 1
+      n -= 1
+      if pendingCount == 32 {
+        lanes = (
+          Self.mix(lanes.0, pending.0), Self.mix(lanes.1, pending.1), Self.mix(lanes.2, pending.2),
+          Self.mix(lanes.3, pending.3)
+        )
+        pendingCount = 0
+      }
     }
-    var h = UInt64(n) &* k
-    for lane in [lanes.0, lanes.1, lanes.2, lanes.3] { h = ((h ^ lane) &* k).rotated(31) }
-    while i < n {
-      h = ((h ^ UInt64(base.load(fromByteOffset: i, as: UInt8.self))) &* k).rotated(23)
-      i += 1
+    var (a, b, c, d) = lanes
+    while n >= 32 {
+      a = Self.mix(a, base.loadUnaligned(as: UInt64.self))
+      b = Self.mix(b, base.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+      c = Self.mix(c, base.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+      d = Self.mix(d, base.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+      base += 32
+      n -= 32
+    }
+    lanes = (a, b, c, d)
+    if n > 0 {
+      let source = base
+      withUnsafeMutableBytes(of: &pending) { p in
+        for i in 0..<n { p[i] = source.load(fromByteOffset: i, as: UInt8.self) }
+      }
+      pendingCount = n
+    }
+  }
+
+  /// The checksum of every byte given so far.
+  public var value: UInt64 {
+    var h = total &* Self.k
+    for lane in [lanes.0, lanes.1, lanes.2, lanes.3] { h = ((h ^ lane) &* Self.k).rotated(31) }
+    var tail = pending
+    let count = pendingCount
+    withUnsafeBytes(of: &tail) { p in
+      for i in 0..<count { h = ((h ^ UInt64(p[i])) &* Self.k).rotated(23) }
     }
     return h ^ (h >> 29)
   }

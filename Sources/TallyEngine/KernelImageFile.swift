@@ -17,6 +17,7 @@ import Crypto
 import Dispatch
 import Foundation
 import KernelAPI
+import SegmentLog
 import TallyFormat
 
 public enum KernelImageFile {
@@ -204,7 +205,7 @@ public enum KernelImageFile {
       DispatchQueue.concurrentPerform(iterations: count) { i in
         let start = i * ChunkDigests.chunkBytes
         let end = min(start + ChunkDigests.chunkBytes, body.value.count)
-        var sum = ChunkChecksum()
+        var sum = StreamChecksum()
         sum.update(UnsafeRawBufferPointer(rebasing: body.value[start..<end]))
         out.value[i] = sum.value  // each iteration writes only its own element
       }
@@ -227,7 +228,7 @@ public enum KernelImageFile {
 /// bytes could stop on a kernel's precondition, and so stop every resume after it).
 struct ChunkDigests {
   static let chunkBytes = 32 << 20
-  private var sum = ChunkChecksum()
+  private var sum = StreamChecksum()
   private var inChunk = 0
   private var digests = ByteWriter()
 
@@ -240,7 +241,7 @@ struct ChunkDigests {
       rest = UnsafeRawBufferPointer(rebasing: rest[n...])
       if inChunk == Self.chunkBytes {
         digests.i64(Int64(bitPattern: sum.value))
-        sum = ChunkChecksum()
+        sum = StreamChecksum()
         inChunk = 0
       }
     }
@@ -249,88 +250,6 @@ struct ChunkDigests {
   mutating func finalize() -> [UInt8] {
     if inChunk > 0 { digests.i64(Int64(bitPattern: sum.value)) }
     return digests.bytes
-  }
-}
-
-/// A 64-bit checksum of bytes for a kernel image's chunks: it catches a file cut short,
-/// blocks of zeros or old blocks after a crash, and flipped bits, not an adversary (the
-/// image is the folder's own cache). Four independent lanes of xxHash64's round over
-/// 8-byte words, so that the CPU overlaps them: SHA-256 (swift-crypto, with the SHA
-/// extensions) took ~0.23 s of a 384 MB image on this machine, a quarter of a resume,
-/// and as much again when the run wrote it. Fed in pieces of any size, it gives what one
-/// piece would (a partial word waits for its other bytes).
-struct ChunkChecksum {
-  private static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
-  private static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
-  private static let p3: UInt64 = 0x1656_67B1_9E37_79F9
-  private var lanes: (UInt64, UInt64, UInt64, UInt64) = (1, 2, 3, 4)
-  private var total: UInt64 = 0
-  /// Bytes of a 32-byte stripe not yet folded in (`pendingCount` of them).
-  private var pending: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-  private var pendingCount = 0
-
-  @inline(__always) private static func round(_ acc: UInt64, _ word: UInt64) -> UInt64 {
-    let a = acc &+ word &* p2
-    return ((a << 31) | (a >> 33)) &* p1
-  }
-
-  mutating func update(_ bytes: UnsafeRawBufferPointer) {
-    guard var base = bytes.baseAddress else { return }
-    var n = bytes.count
-    total &+= UInt64(n)
-    // Finish a stripe begun by an earlier piece, a byte at a time.
-    while pendingCount > 0 && n > 0 {
-      withUnsafeMutableBytes(of: &pending) { $0[pendingCount] = base.load(as: UInt8.self) }
-      pendingCount += 1
-      base += 1
-      n -= 1
-      if pendingCount == 32 {
-        fold(pending)
-        pending = (0, 0, 0, 0)
-        pendingCount = 0
-      }
-    }
-    var (a, b, c, d) = lanes
-    while n >= 32 {
-      a = Self.round(a, UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
-      b = Self.round(b, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-      c = Self.round(c, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
-      d = Self.round(d, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
-      base += 32
-      n -= 32
-    }
-    lanes = (a, b, c, d)
-    if n > 0 {
-      withUnsafeMutableBytes(of: &pending) { p in
-        for i in 0..<n { p[i] = base.load(fromByteOffset: i, as: UInt8.self) }
-      }
-      pendingCount = n
-    }
-  }
-
-  private mutating func fold(_ s: (UInt64, UInt64, UInt64, UInt64)) {
-    lanes = (
-      Self.round(lanes.0, UInt64(littleEndian: s.0)), Self.round(lanes.1, UInt64(littleEndian: s.1)),
-      Self.round(lanes.2, UInt64(littleEndian: s.2)), Self.round(lanes.3, UInt64(littleEndian: s.3))
-    )
-  }
-
-  /// The checksum of every byte given so far.
-  var value: UInt64 {
-    var h = Self.round(lanes.0, lanes.1 &* Self.p3) ^ Self.round(lanes.2, lanes.3 &* Self.p3)
-    h ^= total &* Self.p1
-    var tail = pending
-    let count = pendingCount
-    withUnsafeMutableBytes(of: &tail) { p in
-      for i in count..<32 { p[i] = 0 }
-    }
-    h = Self.round(h, UInt64(count)) ^ Self.round(tail.0 ^ tail.1, tail.2 ^ tail.3)
-    h ^= h >> 33
-    h = h &* Self.p2
-    h ^= h >> 29
-    h = h &* Self.p3
-    h ^= h >> 32
-    return h
   }
 }
 

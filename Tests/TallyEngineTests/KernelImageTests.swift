@@ -7,10 +7,9 @@ import KernelAPI
 import KernelV1
 import KernelV2
 import MarketGenerator
+import TallyEngine
 import TallyFormat
 import XCTest
-
-@testable import TallyEngine
 
 final class KernelImageTests: XCTestCase {
   /// A generated market of several days with cancels and bad lines (rejections), its
@@ -165,41 +164,4 @@ final class KernelImageTests: XCTestCase {
   func testADamagedV1ImageThrows() throws { try checkDamage(V1Kernel.self) }
 
   func testADamagedV2ImageThrows() throws { try checkDamage(V2Kernel.self) }
-}
-
-/// The chunk checksum of kernel image files (KernelImageFile.swift): the same value
-/// whatever pieces the bytes come in, and another value when any byte differs.
-final class ChunkChecksumTests: XCTestCase {
-  func testPiecesDoNotChangeTheChecksumAndEveryFlippedByteDoes() {
-    var random = SystemRandomNumberGenerator()
-    let bytes = (0..<10_000).map { _ in UInt8.random(in: 0...255, using: &random) }
-    func sum(_ b: [UInt8], pieces: [Int]) -> UInt64 {
-      var c = ChunkChecksum()
-      b.withUnsafeBytes { raw in
-        var at = 0
-        for p in pieces where at < raw.count {
-          let end = min(at + p, raw.count)
-          c.update(UnsafeRawBufferPointer(rebasing: raw[at..<end]))
-          at = end
-        }
-        if at < raw.count { c.update(UnsafeRawBufferPointer(rebasing: raw[at...])) }
-      }
-      return c.value
-    }
-    let whole = sum(bytes, pieces: [])
-    for pieces in [[1], [7, 33, 1, 64], [31, 32, 33], [4096], [5_000, 5_000]] {
-      XCTAssertEqual(
-        sum(bytes, pieces: Array(repeating: pieces, count: 400).flatMap { $0 }), whole, "\(pieces)")
-    }
-    for i in stride(from: 0, to: bytes.count, by: 37) {
-      var other = bytes
-      other[i] ^= 1 << UInt8(i % 8)
-      XCTAssertNotEqual(sum(other, pieces: []), whole, "byte \(i) flipped")
-    }
-    // Cut short, or zeros appended: another value (the length is in it).
-    XCTAssertNotEqual(sum(Array(bytes.dropLast()), pieces: []), whole)
-    XCTAssertNotEqual(sum(bytes + [0], pieces: []), whole)
-    XCTAssertNotEqual(
-      sum([UInt8](repeating: 0, count: 64), pieces: []), sum([UInt8](repeating: 0, count: 96), pieces: []))
-  }
 }
