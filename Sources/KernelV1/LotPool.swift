@@ -351,11 +351,27 @@ extension V1Kernel {
 extension LotPool {
   /// The pool as a kernel image keeps it (V1Image.swift): its nodes, slot for slot,
   /// and its free list, so that a loaded pool hands out the same slots as this one.
+  /// Packed (ImagePacking.swift): a node's creation number and acquisition date as
+  /// differences from the slot before (the opening's lots are made in order), its link
+  /// as a distance (most lists are one or two neighbouring slots).
   func writeImage(to w: inout ImageWriter) {
     w.i64(Int64(slotCount))
     w.i32(freeHead)
     w.i64(Int64(liveCount))
-    w.array(lanes[pad..<pad + slotCount * Self.lanesPerNode])
+    var p = PackedRowWriter()
+    var (creation, acquired): (Int64, Int64) = (0, 0)
+    for slot in 0..<Int32(slotCount) {
+      let n = node(slot)
+      p.put(n.creation &- creation)
+      creation = n.creation
+      p.put(Int64(n.acquired) - acquired)
+      acquired = Int64(n.acquired)
+      p.put(n.accruedMicro)
+      p.put(n.quantity)
+      p.put(n.next == Self.none ? 0 : Int64(n.next) - Int64(slot) + (n.next > slot ? 0 : -1))
+      p.endRow(&w)
+    }
+    p.finish(&w)
   }
 
   /// A pool from what `writeImage` wrote; throws when a link leaves the pool.
@@ -364,25 +380,37 @@ extension LotPool {
     let slots = try r.count(max: Self.slotCountMax)
     let free = try r.i32()
     let live = try r.count(max: slots)
-    // Read with the room for `pad` in the same allocation (appended to, a read array
-    // was copied whole into new pages: 160 MB on the 1M-account day, perf).
-    var all = try r.array(
-      of: UInt64.self, maxCount: slots * Self.lanesPerNode, extraCapacity: Self.lanesOfRoom)
-    guard all.count == slots * Self.lanesPerNode, free >= Self.none, Int(free) < slots else {
-      throw DecodeError(description: "image lot pool of \(slots) slots is inconsistent")
+    guard free >= Self.none, Int(free) < slots else {
+      throw DecodeError(description: "image lot pool of \(slots) slots has free list head \(free)")
     }
-    all.append(contentsOf: repeatElement(0, count: Self.lanesOfRoom))
-    lanes = consume all  // one reference: the realignment below moves nodes in place
-    pad = 0
+    reserveCapacity(slots)
+    lanes.append(contentsOf: repeatElement(0, count: slots * Self.lanesPerNode))
     slotCount = slots
-    freeHead = free
-    liveCount = live
     realign()
+    var p = PackedRowReader()
+    var (creation, acquired): (Int64, Int64) = (0, 0)
     for slot in 0..<Int32(slots) {
-      let next = node(slot).next
-      guard next >= Self.none, Int(next) < slots else {
+      try p.startRow(&r)
+      creation &+= try p.take()
+      acquired += try p.take()
+      guard let date = Int32(exactly: acquired) else {
+        throw DecodeError(description: "image lot slot \(slot) has date \(acquired)")
+      }
+      let accrued = try p.take()
+      let quantity = try p.take()
+      let link = try p.take()
+      let next = link == 0 ? Int64(Self.none) : Int64(slot) + link + (link > 0 ? 0 : 1)
+      guard next >= Int64(Self.none), next < Int64(slots) else {
         throw DecodeError(description: "image lot slot \(slot) links to \(next), outside the pool")
       }
+      store(
+        Node(
+          Lot(acquired: date, creation: creation, accruedMicro: accrued, quantity: quantity),
+          next: Int32(next)),
+        at: slot)
     }
+    try p.finish(&r)
+    freeHead = free
+    liveCount = live
   }
 }
