@@ -313,19 +313,7 @@ public final class DurableEngine<K: BusinessKernel> {
       cutTail = log.cutTail
     }
     var storedChecksum: StateChecksum? = nil
-    if existing != nil {
-      if let bytes = try store.value(for: StateKeys.checksum) {
-        guard let c = try? StateChecksum(decoding: bytes) else {
-          throw DurableError("state folder's checksum does not decode: it is damaged")
-        }
-        storedChecksum = c
-      }
-      if let f = try store.value(for: StateKeys.stream) {
-        var r = ByteReader(f)
-        let count = try r.i64()
-        storedFingerprint = (count, Array(f.dropFirst(8)))
-      }
-    }
+    if existing != nil { (storedChecksum, storedFingerprint) = try Self.storedChecksumAndStream(store) }
     // The fingerprint (the reference's canonical encoding and its SHA-256, ~0.1-0.2 s on a
     // 1M-account day) is computed on the other core while the kernel builds its opening
     // state from the same read-only value.
@@ -481,19 +469,9 @@ public final class DurableEngine<K: BusinessKernel> {
     guard logged == image.trailer.seq else {
       throw refuse("the folder holds events through seq \(logged), the image is at seq \(image.trailer.seq)")
     }
-    if let bytes = try store.value(for: StateKeys.checksum) {
-      guard let c = try? StateChecksum(decoding: bytes) else {
-        throw DurableError("state folder's checksum does not decode: it is damaged")
-      }
-      settledChecksum = c
-    } else {
-      settledChecksum = StateChecksum()
-    }
-    if let f = try store.value(for: StateKeys.stream) {
-      var r = ByteReader(f)
-      let count = try r.i64()
-      storedFingerprint = (count, Array(f.dropFirst(8)))
-    }
+    let (checksum, stream) = try Self.storedChecksumAndStream(store)
+    settledChecksum = checksum ?? StateChecksum()
+    storedFingerprint = stream
     guard let n = try store.value(for: StateKeys.snapshots), n.count == 8 else {
       throw DurableError("state folder has no snapshot count: it is incomplete or damaged")
     }
@@ -539,6 +517,26 @@ public final class DurableEngine<K: BusinessKernel> {
     // What a replay of the log since the last snapshot would have counted.
     sinceSnapshot = logged - settledSnapshotSeq
     openDurations = (openClock.now - openStarted, .zero)
+  }
+
+  /// An existing folder's stored checksum and stream fingerprint (either may be absent).
+  private static func storedChecksumAndStream(_ store: any StateStore) throws -> (
+    StateChecksum?, (count: Int64, digest: [UInt8])?
+  ) {
+    var checksum: StateChecksum? = nil
+    if let bytes = try store.value(for: StateKeys.checksum) {
+      guard let c = try? StateChecksum(decoding: bytes) else {
+        throw DurableError("state folder's checksum does not decode: it is damaged")
+      }
+      checksum = c
+    }
+    var stream: (count: Int64, digest: [UInt8])? = nil
+    if let f = try store.value(for: StateKeys.stream) {
+      var r = ByteReader(f)
+      let count = try r.i64()
+      stream = (count, Array(f.dropFirst(8)))
+    }
+    return (checksum, stream)
   }
 
   /// Reads the segment log's entries after `snapshotSeq` and checks each as a replay

@@ -128,6 +128,25 @@ final class KernelImageCLITests: XCTestCase {
     XCTAssertTrue(r.stderr.contains("state folder was made with other reference data"), r.stderr)
   }
 
+  /// An image older than the folder (a later run applied more events and stopped before
+  /// it wrote its own, here: the older image put back) is not used: the folder's log
+  /// goes further than the image's seq. The run goes the long way to the right state.
+  func testAnImageOlderThanTheFolderIsNotUsed() throws {
+    let (first, second) = (dir + "/first.txt", dir + "/second.txt")
+    let expectedAll = try straight([first, second], kernel: "v1")
+    let state = dir + "/state"
+    let image = state + "/kernel-image-v1"
+    _ = try run(state, [first], kernel: "v1", out: "a")
+    let older = try Data(contentsOf: URL(fileURLWithPath: image))
+    _ = try run(state, [first, second], kernel: "v1", out: "b")
+    try older.write(to: URL(fileURLWithPath: image))
+    let c = try run(state, [first, second], kernel: "v1", out: "c")
+    XCTAssertTrue(c.stderr.contains("kernel image not used: the folder holds events through seq "), c.stderr)
+    XCTAssertTrue(c.stderr.contains("logged events applied again"), c.stderr)
+    XCTAssertEqual(c.stdout, expectedAll.digest)
+    try assertSameOutputs(dir + "/c", expectedAll.outputs, "after an older image")
+  }
+
   /// `--no-kernel-image` writes none.
   func testNoKernelImageWritesNone() throws {
     let state = dir + "/state"
