@@ -7,18 +7,19 @@
 // measured on the 1M-account day in `ImageTests.testImageBenchmark`): positions
 // (`V2Position`), the lot pool (`V2Lot`, an unused lot one byte), trade rows
 // (`V2Trade`) and slices (`V2Slice`), the growing fields as differences from the row
-// before; and the position table (`IntKeyTable`) as its slots' values alone, the keys
-// read back from the positions (a position's key is its account and security). Every
-// byte of an image costs a durable run ~1.1 ns of page cache; a varint ~1 ns a field.
+// before; the position table (`IntKeyTable`) as its slots' values alone, the keys read
+// back from the positions (a position's key is its account and security); the account
+// table (`KeyBytesTable`) as its slots' ids alone when every account id sits in its
+// slot (at most 16 bytes; else whole), the keys read back from the accounts. Every byte
+// of an image costs a durable run ~1.1 ns of page cache; a varint ~1 ns a field; the
+// slots' order is kept, so a loaded table is the writer's, slot for slot.
 // What is copied whole (`ImageWriter.array`, named in `imageLayout`):
 //   - the lot pool's free lists, the per-account kind bytes, and two padding-free
 //     mirrors made for the image (`V2ClearingImage`, `V2EntitlementImage`: their rows
 //     hold enums and flags, checked on the way in);
-//   - the other derived indexes, as they are: the account table (`KeyBytesTable`), the
-//     trade-id index (its windows and its table), the per-security position lists (one
-//     flat array), the pending positions, and the change-tracking lists and bit sets.
-//     Measured (version 1): rebuilt from the rows, the account table took ~0.10 s (a
-//     hash and a cache miss per key); copied, its 50 MB take ~0.02 s to load.
+//   - the other derived indexes, as they are: the trade-id index (its windows and its
+//     table), the per-security position lists (one flat array), the pending positions,
+//     and the change-tracking lists and bit sets.
 // Written field by field: every row holding a string (participants, units, securities,
 // rejections; the account ids and odd trade-id texts as one byte blob and its ends),
 // the small tables with enums or flags (settlement, actions, days) and the scalars.
@@ -255,7 +256,11 @@ extension V2Kernel {
     }
 
     w.tag("indexes")
-    accountIx.writeImage(to: &w)
+    // The account table as its slots' ids when every id is short (the keys read back
+    // from the accounts), else whole.
+    let accountIdsOnly = accountIx.keysInlineUnsalted
+    w.bool(accountIdsOnly)
+    if accountIdsOnly { accountIx.writeImageIds(to: &w) } else { accountIx.writeImage(to: &w) }
     positionIx.writeImageValues(to: &w)
     tradeIds.writeImage(to: &w)
     w.array(positionsOfSecurity.map { Int32($0.count) })
@@ -601,7 +606,14 @@ extension V2Kernel {
     try k.checkRows()
 
     try r.expect("indexes")
-    k.accountIx = try KeyBytesTable.loadImage(from: &r, ids: k.accounts.count, digitRuns: false)
+    if try r.bool() {
+      let accounts = k.accounts
+      k.accountIx = try KeyBytesTable.loadImageIds(from: &r, ids: accounts.count, digitRuns: false) {
+        accounts[Int($0)].id.text
+      }
+    } else {
+      k.accountIx = try KeyBytesTable.loadImage(from: &r, ids: k.accounts.count, digitRuns: false)
+    }
     let rows = k.positions
     k.positionIx = try IntKeyTable.loadImageValues(from: &r, values: rows.count) {
       positionKey(rows[Int($0)].account, rows[Int($0)].security)
