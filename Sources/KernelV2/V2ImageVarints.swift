@@ -69,6 +69,10 @@ struct V2VarintReader {
     rowsLeft = try r.count(max: maxRows)
   }
 
+  /// The rows to reserve room for: the count, up to 16M (a malformed count must not ask
+  /// for more memory than there is; a larger table grows as it is read).
+  var reserveHint: Int { min(rowsLeft, 1 << 24) }
+
   /// Before each row: the next block when this one is used up.
   @inline(__always) mutating func beginRow(from r: inout ImageReader) throws(DecodeError) {
     guard rowsLeft > 0 else { throw DecodeError(description: "V2 image: a table's rows beyond its count") }
@@ -174,7 +178,7 @@ extension V2Kernel {
   static func readPositions(from r: inout ImageReader) throws(DecodeError) -> [V2Position] {
     var v = try V2VarintReader(from: &r, maxRows: Int(Int32.max))
     var rows: [V2Position] = []
-    rows.reserveCapacity(v.rowsLeft)
+    rows.reserveCapacity(v.reserveHint)
     var account: Int32 = 0
     var security: Int32 = 0
     var lotBase: Int32 = 0
@@ -229,7 +233,7 @@ extension V2Kernel {
   static func readLots(from r: inout ImageReader) throws(DecodeError) -> [V2Lot] {
     var v = try V2VarintReader(from: &r, maxRows: Int(Int32.max))
     var rows: [V2Lot] = []
-    rows.reserveCapacity(v.rowsLeft)
+    rows.reserveCapacity(v.reserveHint)
     var acquired: Int32 = 0
     var creation: Int32 = 0
     while v.rowsLeft > 0 {
@@ -271,7 +275,7 @@ extension V2Kernel {
   static func readSlices(from r: inout ImageReader) throws(DecodeError) -> [V2Slice] {
     var v = try V2VarintReader(from: &r, maxRows: Int(Int32.max))
     var rows: [V2Slice] = []
-    rows.reserveCapacity(v.rowsLeft)
+    rows.reserveCapacity(v.reserveHint)
     var acquired: Int32 = 0
     var creation: Int32 = 0
     while v.rowsLeft > 0 {
@@ -318,7 +322,7 @@ extension V2Kernel {
   static func readTrades(from r: inout ImageReader) throws(DecodeError) -> [V2Trade] {
     var v = try V2VarintReader(from: &r, maxRows: Int(Int32.max))
     var rows: [V2Trade] = []
-    rows.reserveCapacity(v.rowsLeft)
+    rows.reserveCapacity(v.reserveHint)
     var idWord: UInt64 = 0
     var date: Int32 = 0
     var sliceEnd: Int32 = 0

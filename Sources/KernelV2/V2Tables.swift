@@ -631,7 +631,7 @@ extension IntKeyTable {
       throw DecodeError(description: "V2 image: int table of \(n) slots for \(count) keys")
     }
     var slots: [Slot] = []
-    slots.reserveCapacity(n)
+    slots.reserveCapacity(v.reserveHint)
     var occupied = 0
     while v.rowsLeft > 0 {
       try v.beginRow(from: &r)
@@ -702,7 +702,7 @@ extension KeyBytesTable {
       throw DecodeError(description: "V2 image: key table of \(n) slots for \(count) keys")
     }
     var slots: [Slot] = []
-    slots.reserveCapacity(n)
+    slots.reserveCapacity(v.reserveHint)
     var occupied = 0
     while v.rowsLeft > 0 {
       try v.beginRow(from: &r)

@@ -340,6 +340,27 @@ final class ImageTests: XCTestCase {
     }
   }
 
+  /// An account id of more than 16 bytes: the account table is written whole (not as
+  /// its slots' ids), and loads the same.
+  func testLongAccountIdKeepsTheWholeAccountTable() throws {
+    let dir = fixturesRoot + "/gen-seed21"
+    var k = V2Kernel(reference: try loadReference(dir + "/reference"), plantedFault: nil)
+    _ = applyAll(&k, eventLines(dir + "/events.txt")[...], firstSeq: 1, grouped: true)
+    XCTAssertTrue(k.accountIx.keysInlineUnsalted)
+    let short = try loadImage(imageBytes(k))
+    XCTAssertEqual(short.computeChecksum(), k.computeChecksum())
+    XCTAssertEqual(short.accountIx.find(k.accounts[3].id.text), 3)
+    let long = "ACCOUNT-ID-OF-MORE-THAN-SIXTEEN-BYTES"
+    XCTAssertEqual(k.addAccount(long, k.accounts[0].kind), .applied)
+    XCTAssertFalse(k.accountIx.keysInlineUnsalted)
+    let image = imageBytes(k)
+    let b = try loadImage(image)
+    XCTAssertEqual(b.computeChecksum(), k.computeChecksum())
+    XCTAssertEqual(b.accountIx.find(long), Int32(k.accounts.count - 1))
+    XCTAssertEqual(b.accountIx.find(k.accounts[3].id.text), 3)
+    XCTAssertEqual(imageBytes(b), image)
+  }
+
   /// With `TALLY_V2_IMAGE_BENCH=<market folder>`: the whole day applied, then writeImage
   /// and loadImage timed (best of 3), the loaded kernel checked against the writer.
   func testImageBenchmark() throws {
