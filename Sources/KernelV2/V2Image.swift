@@ -3,18 +3,23 @@
 // events.
 //
 // Layout: a header (tag, version, planted fault), then one tagged section per table or
-// index. What is copied whole (`ImageWriter.array`, named in `imageLayout`):
-//   - plain rows of V2's own layout: positions (`V2Position`), the lot pool (`V2Lot`)
-//     and its free lists, trade rows (`V2Trade`), slices (`V2Slice`), the per-account
-//     kind bytes, and two padding-free mirrors made for the image (`V2ClearingImage`,
-//     `V2EntitlementImage`: their rows hold enums and flags, checked on the way in);
-//   - the large derived indexes, as they are: the account table (`KeyBytesTable`), the
-//     position table (`IntKeyTable`), the trade-id index (its windows and its table),
-//     the per-security position lists (one flat array), the pending positions, and the
-//     change-tracking lists and bit sets. Measured on the 1M-account, 1M-trade day
-//     (`ImageTests.testImageBenchmark`): rebuilt from the rows, the account table took
-//     ~0.10 s and the position table ~0.19 s (a hash and a cache miss per key); copied,
-//     their 50 + 70 MB take ~0.04 s to load (and ~0.07 s of the engine's SHA-256).
+// index. The large tables as varints in blocks (V2ImageVarints.swift; image version 2,
+// measured on the 1M-account day in `ImageTests.testImageBenchmark`): positions
+// (`V2Position`), the lot pool (`V2Lot`, an unused lot one byte), trade rows
+// (`V2Trade`) and slices (`V2Slice`), the growing fields as differences from the row
+// before; the position table (`IntKeyTable`) as its slots' values alone, the keys read
+// back from the positions (a position's key is its account and security); the account
+// table (`KeyBytesTable`) as its slots' ids alone when every account id sits in its
+// slot (at most 16 bytes; else whole), the keys read back from the accounts. Every byte
+// of an image costs a durable run ~1.1 ns of page cache; a varint ~1 ns a field; the
+// slots' order is kept, so a loaded table is the writer's, slot for slot.
+// What is copied whole (`ImageWriter.array`, named in `imageLayout`):
+//   - the lot pool's free lists, the per-account kind bytes, and two padding-free
+//     mirrors made for the image (`V2ClearingImage`, `V2EntitlementImage`: their rows
+//     hold enums and flags, checked on the way in);
+//   - the other derived indexes, as they are: the trade-id index (its windows and its
+//     table), the per-security position lists (one flat array), the pending positions,
+//     and the change-tracking lists and bit sets.
 // Written field by field: every row holding a string (participants, units, securities,
 // rejections; the account ids and odd trade-id texts as one byte blob and its ends),
 // the small tables with enums or flags (settlement, actions, days) and the scalars.
@@ -93,7 +98,7 @@ struct V2EntitlementImage: Sendable {
 
 extension V2Kernel {
   /// Changes with any change of what the image holds or how.
-  static let imageVersion: Int64 = 1
+  static let imageVersion: Int64 = 2
 
   public static var imageLayout: String {
     func plain<T: BitwiseCopyable>(_ name: String, _: T.Type) -> (
@@ -174,9 +179,9 @@ extension V2Kernel {
     }
 
     w.tag("positions")
-    w.array(positions)
+    Self.writePositions(positions, to: &w)
     w.array(pendingPositions)
-    w.array(pool.lots)
+    Self.writeLots(pool.lots, to: &w)
     w.i64(Int64(pool.free.count))
     for list in pool.free { w.array(list) }
 
@@ -195,7 +200,7 @@ extension V2Kernel {
     }
 
     w.tag("trades")
-    w.array(trades)
+    Self.writeTrades(trades, to: &w)
     Self.writeStrings(tradeIdTexts.count, to: &w) { tradeIdTexts[$0] }
     Self.writeMap(tradeTax, to: &w)
     Self.writeMap(tradeWithheld, to: &w)
@@ -212,7 +217,7 @@ extension V2Kernel {
       })
 
     w.tag("slices")
-    w.array(slices)
+    Self.writeSlices(slices, to: &w)
     Self.writeMap(sliceAccrued, to: &w)
 
     w.tag("actions")
@@ -251,8 +256,12 @@ extension V2Kernel {
     }
 
     w.tag("indexes")
-    accountIx.writeImage(to: &w)
-    positionIx.writeImage(to: &w)
+    // The account table as its slots' ids when every id is short (the keys read back
+    // from the accounts), else whole.
+    let accountIdsOnly = accountIx.keysInlineUnsalted
+    w.bool(accountIdsOnly)
+    if accountIdsOnly { accountIx.writeImageIds(to: &w) } else { accountIx.writeImage(to: &w) }
+    positionIx.writeImageValues(to: &w)
     tradeIds.writeImage(to: &w)
     w.array(positionsOfSecurity.map { Int32($0.count) })
     w.array(Array(positionsOfSecurity.joined()))
@@ -487,9 +496,9 @@ extension V2Kernel {
     }
 
     try r.expect("positions")
-    k.positions = try r.array(of: V2Position.self, maxCount: Int(Int32.max))
+    k.positions = try readPositions(from: &r)
     k.pendingPositions = try r.array(of: Int32.self)
-    k.pool.lots = try r.array(of: V2Lot.self, maxCount: Int(Int32.max))
+    k.pool.lots = try readLots(from: &r)
     let freeLists = try r.count(max: 64)
     guard freeLists == k.pool.free.count else {
       throw DecodeError(description: "V2 image: \(freeLists) free lists of lots")
@@ -523,7 +532,7 @@ extension V2Kernel {
     }
 
     try r.expect("trades")
-    k.trades = try r.array(of: V2Trade.self, maxCount: Int(Int32.max))
+    k.trades = try readTrades(from: &r)
     try readStrings(from: &r, maxCount: k.trades.count) { k.tradeIdTexts.append($1) }
     k.tradeTax = try readMap(from: &r, keys: k.trades.count)
     k.tradeWithheld = try readMap(from: &r, keys: k.trades.count)
@@ -543,7 +552,7 @@ extension V2Kernel {
     }
 
     try r.expect("slices")
-    k.slices = try r.array(of: V2Slice.self, maxCount: Int(Int32.max))
+    k.slices = try readSlices(from: &r)
     k.sliceAccrued = try readMap(from: &r, keys: k.slices.count)
 
     try r.expect("actions")
@@ -597,8 +606,18 @@ extension V2Kernel {
     try k.checkRows()
 
     try r.expect("indexes")
-    k.accountIx = try KeyBytesTable.loadImage(from: &r, ids: k.accounts.count, digitRuns: false)
-    k.positionIx = try IntKeyTable.loadImage(from: &r, values: k.positions.count)
+    if try r.bool() {
+      let accounts = k.accounts
+      k.accountIx = try KeyBytesTable.loadImageIds(from: &r, ids: accounts.count, digitRuns: false) {
+        accounts[Int($0)].id.text
+      }
+    } else {
+      k.accountIx = try KeyBytesTable.loadImage(from: &r, ids: k.accounts.count, digitRuns: false)
+    }
+    let rows = k.positions
+    k.positionIx = try IntKeyTable.loadImageValues(from: &r, values: rows.count) {
+      positionKey(rows[Int($0)].account, rows[Int($0)].security)
+    }
     k.tradeIds = try TradeIdIndex.loadImage(from: &r, trades: k.trades.count, days: k.days.count)
     guard k.accountIx.count == k.accounts.count, k.positionIx.count == k.positions.count else {
       throw DecodeError(description: "V2 image: account or position index of another size than its table")

@@ -600,3 +600,139 @@ extension IntKeyTable {
     return t
   }
 }
+
+extension IntKeyTable {
+  /// The slots as their values alone, for a table whose keys follow from its values
+  /// (the position index: a position's key is its account and security): each slot's
+  /// value + 1 (0: empty) as a varint, in blocks (V2ImageVarints.swift). ~3 bytes a slot
+  /// instead of 12; the keys are read back from the rows.
+  func writeImageValues(to w: inout ImageWriter) {
+    w.tag("intvalues")
+    w.i64(Int64(count))
+    w.i64(Int64(slots.count))
+    var v = V2VarintWriter()
+    for s in slots {
+      v.putUnsigned(UInt64(Int64(s.value) + 1))
+      v.endRow(to: &w)
+    }
+    v.flush(to: &w)
+  }
+
+  /// A table `writeImageValues` wrote, whose values all lie in `0..<values`, the key of
+  /// value `i` being `key(i)`.
+  static func loadImageValues(from r: inout ImageReader, values: Int, key: (Int32) -> Int64)
+    throws(DecodeError) -> IntKeyTable
+  {
+    try r.expect("intvalues")
+    let count = try r.count(max: KernelImageLimits.arrayCountMax)
+    var v = try V2VarintReader(from: &r, maxRows: KernelImageLimits.arrayCountMax)
+    let n = v.rowsLeft
+    guard n >= slotsMin, n <= slotsMax, count < n, values <= Int(Int32.max) else {
+      throw DecodeError(description: "V2 image: int table of \(n) slots for \(count) keys")
+    }
+    var slots: [Slot] = []
+    slots.reserveCapacity(v.reserveHint)
+    var occupied = 0
+    while v.rowsLeft > 0 {
+      try v.beginRow(from: &r)
+      let u = try v.unsigned()
+      guard u <= UInt64(values) else {
+        throw DecodeError(description: "V2 image: int table value \(u) beyond \(values) rows")
+      }
+      if u == 0 {
+        slots.append(Slot(key: 0, value: -1))
+      } else {
+        let id = Int32(u - 1)
+        slots.append(Slot(key: key(id), value: id))
+        occupied += 1
+      }
+    }
+    try v.end()
+    guard occupied == count else {
+      throw DecodeError(description: "V2 image: int table slots do not hold \(count) keys")
+    }
+    var t = IntKeyTable()
+    t.slots = slots
+    t.size = UInt64(slots.count)
+    t.count = count
+    return t
+  }
+}
+
+extension KeyBytesTable {
+  /// Every key sits in its slot (at most 16 bytes) with salt 0: `writeImageIds` can
+  /// write the table (the account table, whose keys are the accounts' ids).
+  var keysInlineUnsalted: Bool {
+    arena.isEmpty
+      && slots.withUnsafeBufferPointer { b in
+        !b.contains { $0.meta != 0 && ($0.meta >> 8 != 0 || $0.meta & 0xFF == 0xFF) }
+      }
+  }
+
+  /// The slots as their ids alone (id + 1, 0: empty) as varints in blocks
+  /// (V2ImageVarints.swift): ~2 bytes a slot instead of 24; the keys are read back
+  /// from the rows. Only when `keysInlineUnsalted`.
+  func writeImageIds(to w: inout ImageWriter) {
+    precondition(keysInlineUnsalted, "KeyBytesTable: ids alone only for inline keys")
+    w.tag("keyids")
+    w.bool(digitRuns)
+    w.i64(Int64(count))
+    w.i64(Int64(slots.count))
+    var v = V2VarintWriter()
+    for s in slots {
+      v.putUnsigned(s.meta == 0 ? 0 : UInt64(Int64(s.id) + 1))
+      v.endRow(to: &w)
+    }
+    v.flush(to: &w)
+  }
+
+  /// A table `writeImageIds` wrote, whose ids all lie in `0..<ids`, the key of id `i`
+  /// being `key(i)` (of at most 16 bytes).
+  static func loadImageIds(from r: inout ImageReader, ids: Int, digitRuns: Bool, key: (Int32) -> String)
+    throws(DecodeError) -> KeyBytesTable
+  {
+    try r.expect("keyids")
+    guard try r.bool() == digitRuns else {
+      throw DecodeError(description: "V2 image: key table of another kind")
+    }
+    let count = try r.count(max: KernelImageLimits.arrayCountMax)
+    var v = try V2VarintReader(from: &r, maxRows: 1 << 40)
+    let n = v.rowsLeft
+    guard n >= 16, n & (n - 1) == 0, count < n, ids <= Int(Int32.max) else {
+      throw DecodeError(description: "V2 image: key table of \(n) slots for \(count) keys")
+    }
+    var slots: [Slot] = []
+    slots.reserveCapacity(v.reserveHint)
+    var occupied = 0
+    while v.rowsLeft > 0 {
+      try v.beginRow(from: &r)
+      let u = try v.unsigned()
+      guard u <= UInt64(ids) else {
+        throw DecodeError(description: "V2 image: key table id \(u) beyond \(ids) rows")
+      }
+      if u == 0 {
+        slots.append(Slot(k0: 0, k1: 0, id: -1, meta: 0))
+        continue
+      }
+      let id = Int32(u - 1)
+      var text = key(id)
+      let slot = text.withUTF8 { b -> Slot? in
+        guard b.count <= inlineMax else { return nil }
+        let (k0, k1) = words(UnsafeRawBufferPointer(b))
+        return Slot(k0: k0, k1: k1, id: id, meta: UInt32(b.count + 1))
+      }
+      guard let slot else { throw DecodeError(description: "V2 image: key of id \(id) beyond 16 bytes") }
+      slots.append(slot)
+      occupied += 1
+    }
+    try v.end()
+    guard occupied == count else {
+      throw DecodeError(description: "V2 image: key table slots do not hold \(count) keys")
+    }
+    var t = KeyBytesTable(digitRuns: digitRuns)
+    t.slots = slots
+    t.mask = n - 1
+    t.count = count
+    return t
+  }
+}

@@ -340,6 +340,27 @@ final class ImageTests: XCTestCase {
     }
   }
 
+  /// An account id of more than 16 bytes: the account table is written whole (not as
+  /// its slots' ids), and loads the same.
+  func testLongAccountIdKeepsTheWholeAccountTable() throws {
+    let dir = fixturesRoot + "/gen-seed21"
+    var k = V2Kernel(reference: try loadReference(dir + "/reference"), plantedFault: nil)
+    _ = applyAll(&k, eventLines(dir + "/events.txt")[...], firstSeq: 1, grouped: true)
+    XCTAssertTrue(k.accountIx.keysInlineUnsalted)
+    let short = try loadImage(imageBytes(k))
+    XCTAssertEqual(short.computeChecksum(), k.computeChecksum())
+    XCTAssertEqual(short.accountIx.find(k.accounts[3].id.text), 3)
+    let long = "ACCOUNT-ID-OF-MORE-THAN-SIXTEEN-BYTES"
+    XCTAssertEqual(k.addAccount(long, k.accounts[0].kind), .applied)
+    XCTAssertFalse(k.accountIx.keysInlineUnsalted)
+    let image = imageBytes(k)
+    let b = try loadImage(image)
+    XCTAssertEqual(b.computeChecksum(), k.computeChecksum())
+    XCTAssertEqual(b.accountIx.find(long), Int32(k.accounts.count - 1))
+    XCTAssertEqual(b.accountIx.find(k.accounts[3].id.text), 3)
+    XCTAssertEqual(imageBytes(b), image)
+  }
+
   /// With `TALLY_V2_IMAGE_BENCH=<market folder>`: the whole day applied, then writeImage
   /// and loadImage timed (best of 3), the loaded kernel checked against the writer.
   func testImageBenchmark() throws {
@@ -415,6 +436,45 @@ final class ImageTests: XCTestCase {
     XCTAssertEqual(changedChecksum(&b), changedChecksum(&k))
     XCTAssertEqual(b.report(holdings: false), k.report(holdings: false))
     if print {
+      // The large sections: bytes as written (varints) against their rows copied whole.
+      func bytes(_ write: (inout ImageWriter) -> Void) -> Int {
+        var w = ImageWriter { _ in }
+        write(&w)
+        w.flush()
+        return w.count
+      }
+      let sections: [(String, Int, Int)] = [
+        (
+          "positions", bytes { V2Kernel.writePositions(k.positions, to: &$0) },
+          k.positions.count * MemoryLayout<V2Position>.stride
+        ),
+        (
+          "lots", bytes { V2Kernel.writeLots(k.pool.lots, to: &$0) },
+          k.pool.lots.count * MemoryLayout<V2Lot>.stride
+        ),
+        (
+          "trades", bytes { V2Kernel.writeTrades(k.trades, to: &$0) },
+          k.trades.count * MemoryLayout<V2Trade>.stride
+        ),
+        (
+          "slices", bytes { V2Kernel.writeSlices(k.slices, to: &$0) },
+          k.slices.count * MemoryLayout<V2Slice>.stride
+        ),
+        (
+          "position index", bytes { k.positionIx.writeImageValues(to: &$0) },
+          k.positionIx.slotCount * MemoryLayout<IntKeyTable.Slot>.stride
+        ),
+        (
+          "account index", bytes { k.accountIx.writeImageIds(to: &$0) },
+          bytes { k.accountIx.writeImage(to: &$0) }
+        ),
+      ]
+      Swift.print(
+        "V2 image sections (MB, written / copied whole): "
+          + sections.map {
+            "\($0.0) \(String(format: "%.1f / %.1f", Double($0.1) / 1e6, Double($0.2) / 1e6))"
+          }
+          .joined(separator: ", "))
       let mb = Double(image.count) / 1e6
       Swift.print(
         "V2 image: \(lines.count) events applied in \(String(format: "%.2f", applied)) s; image "
