@@ -67,6 +67,8 @@ struct V2VarintReader {
   }
 
   private let storage = Storage()
+  /// `storage.bytes`, kept here: a class's `var` is checked for exclusive access at each read.
+  private var base = UnsafeMutablePointer<UInt8>(bitPattern: 1)!
   private var at = 0
   private var blockEnd = 0
   /// Rows still to read.
@@ -98,6 +100,7 @@ struct V2VarintReader {
     }
     let to = storage.bytes
     block.withUnsafeBufferPointer { b in to.update(from: b.baseAddress!, count: b.count) }
+    base = to
     at = 0
     blockEnd = block.count
   }
@@ -110,7 +113,7 @@ struct V2VarintReader {
   }
 
   @inline(__always) mutating func unsigned() throws(DecodeError) -> UInt64 {
-    let b = storage.bytes
+    let b = base
     if at < blockEnd {
       let first = b[at]
       if first < 0x80 {
@@ -122,7 +125,7 @@ struct V2VarintReader {
   }
 
   private mutating func unsignedLong() throws(DecodeError) -> UInt64 {
-    let b = storage.bytes
+    let b = base
     var value: UInt64 = 0
     var shift: UInt64 = 0
     var i = at
