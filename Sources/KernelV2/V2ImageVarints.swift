@@ -59,8 +59,18 @@ struct V2VarintWriter {
 
 /// Reads the rows a `V2VarintWriter` wrote, block by block.
 struct V2VarintReader {
-  private var block: [UInt8] = []
+  /// The current block's bytes, read through their pointer.
+  private final class Storage {
+    var bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+    var capacity = 1
+    deinit { bytes.deallocate() }
+  }
+
+  private let storage = Storage()
+  /// `storage.bytes`, kept here: a class's `var` is checked for exclusive access at each read.
+  private var base = UnsafeMutablePointer<UInt8>(bitPattern: 1)!
   private var at = 0
+  private var blockEnd = 0
   /// Rows still to read.
   private(set) var rowsLeft: Int
 
@@ -77,41 +87,60 @@ struct V2VarintReader {
   @inline(__always) mutating func beginRow(from r: inout ImageReader) throws(DecodeError) {
     guard rowsLeft > 0 else { throw DecodeError(description: "V2 image: a table's rows beyond its count") }
     rowsLeft -= 1
-    if at == block.count {
-      block = try r.byteString()
-      at = 0
-      guard !block.isEmpty else { throw DecodeError(description: "V2 image: an empty block of rows") }
+    if at == blockEnd { try nextBlock(from: &r) }
+  }
+
+  private mutating func nextBlock(from r: inout ImageReader) throws(DecodeError) {
+    let block = try r.byteString()
+    guard !block.isEmpty else { throw DecodeError(description: "V2 image: an empty block of rows") }
+    if block.count > storage.capacity {
+      storage.bytes.deallocate()
+      storage.bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: block.count)
+      storage.capacity = block.count
     }
+    let to = storage.bytes
+    block.withUnsafeBufferPointer { b in to.update(from: b.baseAddress!, count: b.count) }
+    base = to
+    at = 0
+    blockEnd = block.count
   }
 
   /// After the last row: its block is used up.
   func end() throws(DecodeError) {
-    guard rowsLeft == 0, at == block.count else {
+    guard rowsLeft == 0, at == blockEnd else {
       throw DecodeError(description: "V2 image: a block of rows ends inside a row")
     }
   }
 
   @inline(__always) mutating func unsigned() throws(DecodeError) -> UInt64 {
-    let start = at
-    let (value, next) = block.withUnsafeBufferPointer { b -> (UInt64, Int) in
-      var value: UInt64 = 0
-      var shift: UInt64 = 0
-      var i = start
-      while i < b.count {
-        let byte = b[i]
-        i &+= 1
-        if shift == 63 && byte > 1 { return (0, -1) }
-        value |= UInt64(byte & 0x7F) << shift
-        if byte < 0x80 { return (value, i) }
-        shift &+= 7
+    let b = base
+    if at < blockEnd {
+      let first = b[at]
+      if first < 0x80 {
+        at &+= 1
+        return UInt64(first)
       }
-      return (0, -1)
     }
-    guard next >= 0 else {
-      throw DecodeError(description: "V2 image: a varint overflows or ends its block early")
+    return try unsignedLong()
+  }
+
+  private mutating func unsignedLong() throws(DecodeError) -> UInt64 {
+    let b = base
+    var value: UInt64 = 0
+    var shift: UInt64 = 0
+    var i = at
+    while i < blockEnd {
+      let byte = b[i]
+      i &+= 1
+      if shift == 63 && byte > 1 { break }
+      value |= UInt64(byte & 0x7F) << shift
+      if byte < 0x80 {
+        at = i
+        return value
+      }
+      shift &+= 7
     }
-    at = next
-    return value
+    throw DecodeError(description: "V2 image: a varint overflows or ends its block early")
   }
 
   @inline(__always) mutating func int64() throws(DecodeError) -> Int64 {
