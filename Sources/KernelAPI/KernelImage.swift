@@ -217,7 +217,7 @@ public struct ImageReader {
     let (bytesWanted, overflow) = n.multipliedReportingOverflow(by: stride)
     guard !overflow else { throw DecodeError(description: "image array of \(n) elements is too large") }
     let b = try take(bytesWanted)
-    var a = [T](unsafeUninitializedCapacity: n + extraCapacity) { out, initialized in
+    let a = [T](unsafeUninitializedCapacity: n + extraCapacity) { out, initialized in
       if n > 0 {
         UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(out)[..<bytesWanted])
           .copyMemory(from: b)
@@ -225,7 +225,6 @@ public struct ImageReader {
       initialized = n
     }
     precondition(a.count == n, "the array holds what was read")
-    a.reserveCapacity(n + extraCapacity)  // a no-op: the room is there
     return a
   }
 }

@@ -45,10 +45,13 @@ public enum KernelImageFile {
       w.string(build)
       w.string(layout)
       w.i64(seq)
-      w.string(referencePrint.hexString)
-      w.string(referenceFiles.hexString)
+      w.i32(Int32(referencePrint.count))
+      w.raw(referencePrint)
+      w.i32(Int32(referenceFiles.count))
+      w.raw(referenceFiles)
       w.i64(bodyBytes)
-      w.string(bodyDigest.hexString)
+      w.i32(Int32(bodyDigest.count))
+      w.raw(bodyDigest)
       return w.bytes
     }
 
@@ -72,24 +75,11 @@ public enum KernelImageFile {
       build = try r.string()
       layout = try r.string()
       seq = try r.i64()
-      referencePrint = try Self.hex(r.string())
-      referenceFiles = try Self.hex(r.string())
+      referencePrint = try r.bytes(Int(r.i32()))
+      referenceFiles = try r.bytes(Int(r.i32()))
       bodyBytes = try r.i64()
-      bodyDigest = try Self.hex(r.string())
+      bodyDigest = try r.bytes(Int(r.i32()))
       guard r.isAtEnd else { throw DurableError("kernel image trailer has trailing bytes") }
-    }
-
-    static func hex(_ s: String) throws -> [UInt8] {
-      let digits = Array(s.utf8)
-      guard digits.count % 2 == 0 else { throw DurableError("kernel image trailer holds odd hex") }
-      var out: [UInt8] = []
-      for i in stride(from: 0, to: digits.count, by: 2) {
-        guard let v = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else {
-          throw DurableError("kernel image trailer holds bad hex")
-        }
-        out.append(v)
-      }
-      return out
     }
   }
 
