@@ -231,7 +231,7 @@ struct RunCommand: ParsableCommand {
         fail("\(error)", code: 3)
       }
       var durable: DurableEngine<K>? = nil
-      if kernelImage, let image = buildsImage(K.self, kernelName: kernelName, folder: state) {
+      if kernelImage, let image = imageOfThisBuild(K.self, kernelName: kernelName, folder: state) {
         // The reference files are read and hashed (not parsed) on the other core while
         // the kernel loads: the same bytes as the image's run read, the same reference.
         let (folder, wanted) = (self.reference, image.trailer.referenceFiles)
@@ -243,7 +243,7 @@ struct RunCommand: ParsableCommand {
             alsoCheck: {
               files.wait() == wanted ? nil : "the reference files differ from those it was made with"
             })
-          referenceFiles = files.wait()
+          referenceFiles = wanted  // what the check above found the files to be
           openedFromImage = image.body.count
         } catch let refused as ImageRefused {
           note("tally run: \(refused)")
