@@ -174,7 +174,7 @@ struct RunCommand: ParsableCommand {
   /// written by this build; nil otherwise, with the reason printed when there was an
   /// image. (Its reference files are checked while it loads: `DurableEngine`'s
   /// `alsoCheck`.)
-  func buildsImage<K: BusinessKernel>(_: K.Type, kernelName: String, folder: String) -> KernelImageFile
+  func imageOfThisBuild<K: BusinessKernel>(_: K.Type, kernelName: String, folder: String) -> KernelImageFile
     .Mapped?
   {
     let image: KernelImageFile.Mapped
