@@ -12,13 +12,51 @@ public enum IngestRefusal: String, Error, Sendable {
 public struct IngestBatch: Sendable, Equatable {
   public var client: [UInt8]
   public var batchNumber: Int64
-  /// The event lines (blank and comment lines removed), as sent.
-  public var eventLines: [[UInt8]]
+  /// The event lines (blank and comment lines removed), as sent, in the form a journal
+  /// batch encodes them (`JournalBatch.encode`: each line's length as a little-endian
+  /// Int32, then its bytes). Built once from the client's frame, so that the sequencer
+  /// journals a batch with one copy, not a copy a line and two of the whole.
+  public private(set) var encodedLines: [UInt8]
+  /// How many lines `encodedLines` holds.
+  public private(set) var lineCount: Int
 
   public init(client: [UInt8], batchNumber: Int64, eventLines: [[UInt8]]) {
+    var encoded: [UInt8] = []
+    encoded.reserveCapacity(eventLines.reduce(0) { $0 + 4 + $1.count })
+    for line in eventLines { Self.append(line[...], to: &encoded) }
+    self.init(client: client, batchNumber: batchNumber, encodedLines: encoded, lineCount: eventLines.count)
+  }
+
+  init(client: [UInt8], batchNumber: Int64, encodedLines: [UInt8], lineCount: Int) {
     self.client = client
     self.batchNumber = batchNumber
-    self.eventLines = eventLines
+    self.encodedLines = encodedLines
+    self.lineCount = lineCount
+  }
+
+  /// The lines as arrays (copies: tests and the simulator's checks, not the ingest path).
+  public var eventLines: [[UInt8]] {
+    var lines: [[UInt8]] = []
+    lines.reserveCapacity(lineCount)
+    var at = 0
+    while at < encodedLines.count {
+      let n =
+        Int(encodedLines[at]) | Int(encodedLines[at + 1]) << 8 | Int(encodedLines[at + 2]) << 16
+        | Int(encodedLines[at + 3]) << 24
+      lines.append(Array(encodedLines[(at + 4)..<(at + 4 + n)]))
+      at += 4 + n
+    }
+    return lines
+  }
+
+  /// Appends `line` as a journal batch encodes it: its length, then its bytes.
+  static func append(_ line: ArraySlice<UInt8>, to encoded: inout [UInt8]) {
+    let n = UInt32(line.count)
+    encoded.append(UInt8(truncatingIfNeeded: n))
+    encoded.append(UInt8(truncatingIfNeeded: n >> 8))
+    encoded.append(UInt8(truncatingIfNeeded: n >> 16))
+    encoded.append(UInt8(truncatingIfNeeded: n >> 24))
+    encoded.append(contentsOf: line)
   }
 }
 
@@ -35,23 +73,27 @@ public enum Ingest {
     guard let number = batchNumber(frames[2]) else { return .failure(.badBatch) }
     let events = frames[3]
     guard events.count <= WireLimits.batchBytesMax else { return .failure(.tooLarge) }
-    var lines: [[UInt8]] = []
+    // At most one line more than the frame has line feeds: room for every length.
+    var encoded: [UInt8] = []
+    encoded.reserveCapacity(events.count + 4 * (Fields.lineCount(events) + 1))
+    var kept = 0
     var lineCount = 0
     var start = 0
-    var i = 0
     // Lines are separated by \n; a final \n is optional; an empty frame has no lines.
     while start < events.count {
-      i = start
-      while i < events.count && events[i] != 10 { i += 1 }
+      let i = Fields.lineFeed(in: events, from: start, to: events.count)
       var end = i
       if end > start && events[end - 1] == 13 { end -= 1 }
       lineCount += 1
       guard lineCount <= WireLimits.batchLinesMax else { return .failure(.tooLarge) }
       let line = events[start..<end]
-      if !EventParser.isSkipped(line) { lines.append(Array(line)) }
+      if !EventParser.isSkipped(line) {
+        IngestBatch.append(line, to: &encoded)
+        kept += 1
+      }
       start = i + 1
     }
-    return .success(IngestBatch(client: client, batchNumber: number, eventLines: lines))
+    return .success(IngestBatch(client: client, batchNumber: number, encodedLines: encoded, lineCount: kept))
   }
 
   static func isClientByte(_ b: UInt8) -> Bool {

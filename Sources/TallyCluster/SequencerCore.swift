@@ -156,11 +156,11 @@ public struct SequencerCore {
         continue
       }
       var range: (first: Int64, last: Int64) = (0, 0)
-      if !b.batch.eventLines.isEmpty {
+      if b.batch.lineCount > 0 {
         let first = next + 1
-        next += Int64(b.batch.eventLines.count)
+        next += Int64(b.batch.lineCount)
         range = (first, next)
-        let encoded = JournalBatch(first: first, last: next, lines: b.batch.eventLines).encoded
+        let encoded = JournalBatch.encoded(first: first, last: next, encodedLines: b.batch.encodedLines)
         write.put(Self.journalKey(first), encoded)
         newBatches.append((first, encoded))
       }

@@ -65,6 +65,16 @@ public struct JournalBatch: Sendable, Equatable {
     return w.bytes
   }
 
+  /// The encoding of the batch `first...last` whose lines are already encoded as
+  /// `encode` writes them (`IngestBatch.encodedLines`): one copy.
+  public static func encoded(first: Int64, last: Int64, encodedLines: [UInt8]) -> [UInt8] {
+    var w = ByteWriter(capacity: 16 + encodedLines.count)
+    w.i64(first)
+    w.i64(last)
+    w.raw(encodedLines[...])
+    return w.bytes
+  }
+
   /// Decodes one batch from `r` (the lines copied into one buffer).
   public init(decoding r: inout ByteReader) throws(DecodeError) {
     first = try r.i64()

@@ -73,6 +73,12 @@
 }
 
 extension Fields {
+  /// The index of the first LF in `bytes[start..<end]`, or `end` when there is none
+  /// (eight bytes at a time).
+  public static func lineFeed(in bytes: [UInt8], from start: Int, to end: Int) -> Int {
+    bytes.withUnsafeBytes { ByteScan.lineFeed(in: $0, from: start, to: end) }
+  }
+
   /// How many LFs `bytes[range]` holds (eight bytes at a time).
   public static func lineFeedCount(_ bytes: [UInt8], in range: Range<Int>) -> Int {
     bytes.withUnsafeBytes { ByteScan.lineFeedCount(in: $0, from: range.lowerBound, to: range.upperBound) }

@@ -203,4 +203,32 @@ final class IngestTests: XCTestCase {
       Ingest.ok(batch: Array("3".utf8), first: 0, last: 0),
       [magic, Array("3".utf8), Array("OK".utf8), Array("0".utf8), Array("0".utf8)])
   }
+
+  /// The sequencer journals a client's batch from its encoded lines (one copy): the
+  /// journal frame must be the one the lines themselves encode to, and decode to them.
+  func testEncodedLinesAreTheJournalEncoding() throws {
+    let text =
+      "OPEN,2026-01-05\r\n# a comment\n\nTRADE,T1,20260105,093000,600000,10.000,100,A1,U1,A2,U2\n"
+      + "  \nCLOSE,2026-01-05"
+    guard let batch = accepted(frames(text)) else { return }
+    let expected = [
+      "OPEN,2026-01-05", "TRADE,T1,20260105,093000,600000,10.000,100,A1,U1,A2,U2", "  ", "CLOSE,2026-01-05",
+    ].map { Array($0.utf8) }
+    XCTAssertEqual(batch.lineCount, 4)
+    XCTAssertEqual(batch.eventLines, expected)
+    let frame = JournalBatch.encoded(first: 41, last: 44, encodedLines: batch.encodedLines)
+    XCTAssertEqual(frame, JournalBatch(first: 41, last: 44, lines: expected).encoded)
+    let decoded = try JournalBatch(frame: frame)
+    XCTAssertEqual(decoded.lines, expected)
+    // The simulator's batches (built from lines) are the same value as parsed ones.
+    XCTAssertEqual(
+      IngestBatch(client: batch.client, batchNumber: batch.batchNumber, eventLines: expected), batch)
+    // A frame of lines longer than a byte's worth keeps their whole length.
+    let long = String(repeating: "x", count: 70_000)
+    guard let big = accepted(frames(long + "\n" + long)) else { return }
+    XCTAssertEqual(big.eventLines, [Array(long.utf8), Array(long.utf8)])
+    XCTAssertEqual(
+      try JournalBatch(frame: JournalBatch.encoded(first: 1, last: 2, encodedLines: big.encodedLines)).lines
+        .map(\.count), [70_000, 70_000])
+  }
 }
