@@ -34,10 +34,14 @@ struct ClusterBenchReplica: ParsableCommand {
   var digestEvents = 1_000_000
   @Option(name: .long, help: "State folder (a fresh temporary one by default; deleted after).")
   var data: String?
+  @Option(
+    name: .long,
+    help: "Also print the N slowest batches (first seq, time, the events in them other than TRADE): where a day's boundary goes.")
+  var slowest = 0
 
   func run() throws {
-    guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1 else {
-      fail("--batch-lines, --checkpoint-events and --digest-events must be at least 1", code: 64)
+    guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1, slowest >= 0 else {
+      fail("--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest at least 0", code: 64)
     }
     let reference: ReferenceData
     do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
@@ -63,9 +67,16 @@ struct ClusterBenchReplica: ParsableCommand {
     var core = try ReplicaCore(settings: settings, applier: applier, store: store)
     let opened = clock.now
     var digests = 0
-    for batch in batches {
+    var batchTimes: [(seconds: Double, index: Int, effectBytes: Int)] = []
+    batchTimes.reserveCapacity(slowest > 0 ? batches.count : 0)
+    for (index, batch) in batches.enumerated() {
+      let started = clock.now
       for case .vote(let v) in try core.receive([batch]) where !v.stateDigest.isEmpty { digests += 1 }
       core.prune(through: batch.last)
+      if slowest > 0 {
+        let seconds = (clock.now - started).seconds
+        batchTimes.append((seconds, index, try core.effects(first: batch.first, last: batch.last)?.count ?? 0))
+      }
     }
     try core.commitNow()
     let done = clock.now
@@ -87,6 +98,20 @@ struct ClusterBenchReplica: ParsableCommand {
       "  \(commits.count) commits (every \(checkpointEvents) seqs): p50 \(ms(commits, 0.5)) ms, p99 \(ms(commits, 0.99)) ms; "
         + "\(digests) digest votes, snapshots \(snapshots.map { String(format: "%.2f s", Double($0) / 1e9) }.joined(separator: ", ")); "
         + "process CPU \(String(format: "%.2f", cpu)) s (user + system, open included)")
+    // The slowest batches, slowest first (ties by position), with what they held besides TRADEs.
+    for (seconds, index, effectBytes) in batchTimes.sorted(by: { ($0.seconds, $1.index) > ($1.seconds, $0.index) })
+      .prefix(slowest)
+    {
+      let batch = batches[index]
+      var others: [String] = []
+      for i in 0..<batch.lineCount where !batch.line(i).starts(with: "TRADE,".utf8) {
+        others.append(String(decoding: batch.line(i).prefix(24), as: UTF8.self))
+      }
+      let shown = others.prefix(6).joined(separator: " ") + (others.count > 6 ? " (+\(others.count - 6) more)" : "")
+      print(
+        "  batch \(batch.first)...\(batch.last): \(String(format: "%.1f", seconds * 1e3)) ms, \(effectBytes) bytes of effect records"
+          + (others.isEmpty ? "" : "; besides TRADEs: \(shown)"))
+    }
   }
 }
 
