@@ -73,9 +73,10 @@ public struct ClusterConfig: Sendable, Equatable {
   /// large clusters set it to a million or more; divergent business results are
   /// caught at every batch by the effects digest.
   public var digestEvents: Int = 50_000
-  /// Events a replica reserves room for when it opens its state (a day's volume, or
-  /// more): the kernel's day-sized tables (trades, lots, positions) are allocated for
-  /// them at once. Room not written is address space only. A table that outgrows its
+  /// Events a replica reserves room for past its position when it opens its state (what
+  /// it applies until its next restart: a replica that stays up across days fills it
+  /// with every day's events): the kernel's tables (trades, lots, positions) are
+  /// allocated for them at once. Room not written is address space only. A table that outgrows its
   /// room doubles, and the copy into fresh pages stalls that batch: 180-380 ms at about
   /// 800k events on the 1M-event day, on both V1 replicas at once, which made the
   /// ingest→voted p99 (docs/PERFORMANCE.md, eighth session).
