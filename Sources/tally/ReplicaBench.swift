@@ -36,12 +36,16 @@ struct ClusterBenchReplica: ParsableCommand {
   var data: String?
   @Option(
     name: .long,
-    help: "Also print the N slowest batches (first seq, time, the events in them other than TRADE): where a day's boundary goes.")
+    help:
+      "Also print the N slowest batches (first seq, time, the events in them other than TRADE): where a day's boundary goes."
+  )
   var slowest = 0
 
   func run() throws {
     guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1, slowest >= 0 else {
-      fail("--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest at least 0", code: 64)
+      fail(
+        "--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest at least 0",
+        code: 64)
     }
     let reference: ReferenceData
     do { reference = try FileIO.loadReference(self.reference) } catch { fail("\(error)", code: 2) }
@@ -75,7 +79,8 @@ struct ClusterBenchReplica: ParsableCommand {
       core.prune(through: batch.last)
       if slowest > 0 {
         let seconds = (clock.now - started).seconds
-        batchTimes.append((seconds, index, try core.effects(first: batch.first, last: batch.last)?.count ?? 0))
+        batchTimes.append(
+          (seconds, index, try core.effects(first: batch.first, last: batch.last)?.count ?? 0))
       }
     }
     try core.commitNow()
@@ -99,15 +104,17 @@ struct ClusterBenchReplica: ParsableCommand {
         + "\(digests) digest votes, snapshots \(snapshots.map { String(format: "%.2f s", Double($0) / 1e9) }.joined(separator: ", ")); "
         + "process CPU \(String(format: "%.2f", cpu)) s (user + system, open included)")
     // The slowest batches, slowest first (ties by position), with what they held besides TRADEs.
-    for (seconds, index, effectBytes) in batchTimes.sorted(by: { ($0.seconds, $1.index) > ($1.seconds, $0.index) })
-      .prefix(slowest)
-    {
+    for (seconds, index, effectBytes) in batchTimes.sorted(by: {
+      ($0.seconds, $1.index) > ($1.seconds, $0.index)
+    })
+    .prefix(slowest) {
       let batch = batches[index]
       var others: [String] = []
       for i in 0..<batch.lineCount where !batch.line(i).starts(with: "TRADE,".utf8) {
         others.append(String(decoding: batch.line(i).prefix(24), as: UTF8.self))
       }
-      let shown = others.prefix(6).joined(separator: " ") + (others.count > 6 ? " (+\(others.count - 6) more)" : "")
+      let shown =
+        others.prefix(6).joined(separator: " ") + (others.count > 6 ? " (+\(others.count - 6) more)" : "")
       print(
         "  batch \(batch.first)...\(batch.last): \(String(format: "%.1f", seconds * 1e3)) ms, \(effectBytes) bytes of effect records"
           + (others.isEmpty ? "" : "; besides TRADEs: \(shown)"))
