@@ -109,15 +109,21 @@ struct ClusterBenchReplica: ParsableCommand {
     })
     .prefix(slowest) {
       let batch = batches[index]
-      var others: [String] = []
+      // The other events by record type, in the order they first come, counted.
+      var kinds: [(kind: String, count: Int)] = []
       for i in 0..<batch.lineCount where !batch.line(i).starts(with: "TRADE,".utf8) {
-        others.append(String(decoding: batch.line(i).prefix(24), as: UTF8.self))
+        let kind = String(
+          decoding: batch.line(i).prefix { $0 != UInt8(ascii: ",") }.prefix(16), as: UTF8.self)
+        if let k = kinds.firstIndex(where: { $0.kind == kind }) {
+          kinds[k].count += 1
+        } else {
+          kinds.append((kind, 1))
+        }
       }
-      let shown =
-        others.prefix(6).joined(separator: " ") + (others.count > 6 ? " (+\(others.count - 6) more)" : "")
+      let shown = kinds.map { $0.count == 1 ? $0.kind : "\($0.kind) x\($0.count)" }.joined(separator: ", ")
       print(
         "  batch \(batch.first)...\(batch.last): \(String(format: "%.1f", seconds * 1e3)) ms, \(effectBytes) bytes of effect records"
-          + (others.isEmpty ? "" : "; besides TRADEs: \(shown)"))
+          + (kinds.isEmpty ? "" : "; besides TRADEs: \(shown)"))
     }
   }
 }

@@ -85,14 +85,51 @@ final class ClusterBenchTests: ClusterTestCase {
         Paths.tally,
         [
           "cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--kernel", kernel,
-          "--batch-lines", "250", "--checkpoint-events", "500", "--digest-events", "1000",
+          "--batch-lines", "250", "--checkpoint-events", "500", "--digest-events", "1000", "--slowest", "3",
         ],
         workDir: work, timeout: 300)
       XCTAssertEqual(r.status, 0, r.output)
       XCTAssertTrue(r.stdout.contains("replica \(kernel): \(lines) events in "), r.stdout)
       XCTAssertTrue(r.stdout.contains(" events/s "), r.stdout)
       XCTAssertTrue(r.stdout.contains("\(lines / 1000) digest votes"), r.stdout)
+      // --slowest: three batches, slowest first, each with its effect bytes; the day's
+      // boundary events are named where they fall in one of them.
+      let slow = r.stdout.split(separator: "\n").filter { $0.hasPrefix("  batch ") }
+      XCTAssertEqual(slow.count, 3, r.stdout)
+      let times = slow.compactMap { line in
+        line.split(separator: ": ").dropFirst().first.flatMap { Double($0.split(separator: " ")[0]) }
+      }
+      XCTAssertEqual(times.count, 3, r.stdout)
+      XCTAssertEqual(times, times.sorted(by: >), r.stdout)
+      XCTAssertTrue(slow.allSatisfy { $0.contains(" bytes of effect records") }, r.stdout)
     }
+    let lastBatch = try runCommand(
+      Paths.tally,
+      [
+        "cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--batch-lines",
+        String(lines), "--slowest", "5",
+      ],
+      workDir: work, timeout: 300)
+    // One batch of every line: it is the only one listed, with the day's other events
+    // counted by record type.
+    let only = lastBatch.stdout.split(separator: "\n").filter { $0.hasPrefix("  batch ") }
+    XCTAssertEqual(only.count, 1, lastBatch.output)
+    XCTAssertTrue(only.first?.contains("batch 1...\(lines): ") == true, lastBatch.output)
+    // The expected list from the event file itself: record types in first-seen order.
+    var kinds: [(String, Int)] = []
+    for line in try String(contentsOfFile: m.events, encoding: .utf8).split(separator: "\n")
+    where !line.hasPrefix("#") && !line.hasPrefix("TRADE,") {
+      let kind = String(line.prefix { $0 != "," })
+      if let k = kinds.firstIndex(where: { $0.0 == kind }) {
+        kinds[k].1 += 1
+      } else {
+        kinds.append((kind, 1))
+      }
+    }
+    XCTAssertGreaterThan(kinds.count, 2)
+    let expected = kinds.map { $0.1 == 1 ? $0.0 : "\($0.0) x\($0.1)" }.joined(separator: ", ")
+    XCTAssertTrue(
+      only.first?.hasSuffix("; besides TRADEs: " + expected) == true, "\(expected)\n\(lastBatch.output)")
     let bad = try runCommand(
       Paths.tally,
       ["cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--batch-lines", "0"],
