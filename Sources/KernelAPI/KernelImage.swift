@@ -78,7 +78,9 @@ public struct ImageWriter {
   public mutating func ident(_ id: Ident) { string(id.text) }
 
   /// Bytes after their count (e.g. a row's canonical encoding).
-  public mutating func byteString(_ b: [UInt8]) {
+  public mutating func byteString(_ b: [UInt8]) { byteString(b[...]) }
+
+  public mutating func byteString(_ b: ArraySlice<UInt8>) {
     precondition(b.count <= KernelImageLimits.stringBytesMax, "a byte string of an image is at most 1 MiB")
     i32(Int32(b.count))
     b.withUnsafeBytes { gather($0) }

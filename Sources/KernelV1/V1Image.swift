@@ -7,16 +7,17 @@
 // (free list included, so that later lots take the same slots) and the clearings of
 // restored trade rows. The large tables (positions, the lot pool's nodes, trades, lot
 // slices) are packed as varints (ImagePacking.swift: 384 → ~150 MB on the 1M-account
-// day, and the image's bytes are what a run pays to write it); clearing rows are
-// copied whole; accounts are written field by field and the small tables as their
-// canonical rows. The derived indexes are not written: they are rebuilt from the tables, by
+// day, and the image's bytes are what a run pays to write it), and so are clearing rows
+// (copied whole, their padding carried stray bytes: every field is written, so the same
+// state always writes the same image); accounts are written field by field and the
+// small tables as their canonical rows. The derived indexes are not written: they are rebuilt from the tables, by
 // the same `rebuildIndexes` a restart from stored rows uses, so an image adds no
 // second way of building them.
 
 import KernelAPI
 
 extension V1Kernel {
-  static let imageMagic: StaticString = "tally-v1-image/2"
+  static let imageMagic: StaticString = "tally-v1-image/3"
 
   /// The plain types copied whole, with their layout in this build.
   public static var imageLayout: String {
@@ -76,7 +77,7 @@ extension V1Kernel {
     writePackedPositions(&w)
     positions.writeTracking(to: &w)
     w.tag("clearing")
-    w.array(clearingRows.rows)
+    writePackedClearing(&w)
     clearingRows.writeTracking(to: &w)
     w.tag("slices")
     writePackedSlices(&w)
@@ -167,7 +168,7 @@ extension V1Kernel {
     try r.expect("positions")
     k.positions = try Table(rows: try readPackedPositions(&r), trackingFrom: &r)
     try r.expect("clearing")
-    k.clearingRows = try Table(rows: try r.array(of: ClearingRecord.self), trackingFrom: &r)
+    k.clearingRows = try Table(rows: try readPackedClearing(&r), trackingFrom: &r)
     try r.expect("slices")
     k.slices = try Table(rows: try readPackedSlices(&r), trackingFrom: &r)
 

@@ -113,6 +113,18 @@ final class KernelImageCLITests: XCTestCase {
 
   /// Reference files that changed since the image: the image is not used, and the
   /// folder's own check of the reference then refuses the run.
+  /// V1's image is a function of its state: two processes that ran the same events
+  /// leave byte-identical image files (the trailer names the same build, seq, reference
+  /// and checksums). Records copied whole once carried their padding's stray bytes.
+  func testV1WritesTheSameImageForTheSameState() throws {
+    let files = [dir + "/first.txt", dir + "/second.txt"]
+    for k in 1...2 { _ = try run(dir + "/same-\(k)", files, kernel: "v1", out: "same-out-\(k)") }
+    let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/same-1/kernel-image-v1"))
+    let b = try Data(contentsOf: URL(fileURLWithPath: dir + "/same-2/kernel-image-v1"))
+    XCTAssertGreaterThan(a.count, 1_000)
+    XCTAssertTrue(a == b, "\(a.count) and \(b.count) bytes differ")
+  }
+
   func testChangedReferenceFilesAreNotTakenFromTheImage() throws {
     let state = dir + "/state"
     _ = try run(state, [dir + "/first.txt"], kernel: "v1", out: "a")
