@@ -299,7 +299,8 @@ public final class SegmentLog {
     guard staged > 0 || unsynced else { return }
     try writeStaged()
     let i = segments.count - 1
-    guard !durably || fdatasync(writer) == 0 else {
+    guard durably else { return }  // written, still unsynced: a later durable sync syncs it
+    guard fdatasync(writer) == 0 else {
       throw SegmentLogError("\(path(segments[i].id)): fdatasync failed (errno \(errno))")
     }
     unsynced = false
