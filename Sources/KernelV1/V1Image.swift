@@ -7,12 +7,12 @@
 // (free list included, so that later lots take the same slots) and the clearings of
 // restored trade rows. The large tables (positions, the lot pool's nodes, trades, lot
 // slices) are packed as varints (ImagePacking.swift: 384 → ~150 MB on the 1M-account
-// day, and the image's bytes are what a run pays to write it), and so are clearing rows
-// (copied whole, their padding carried stray bytes: every field is written, so the same
-// state always writes the same image); accounts are written field by field and the
-// small tables as their canonical rows. The derived indexes are not written: they are rebuilt from the tables, by
-// the same `rebuildIndexes` a restart from stored rows uses, so an image adds no
-// second way of building them.
+// day, and the image's bytes are what a run pays to write it), and so are the clearing
+// rows (once copied whole, with padding that carried stray bytes). Accounts are written
+// field by field and the small tables as their canonical rows: no record is copied with
+// its padding, so the same state always writes the same image. The derived indexes are
+// not written: they are rebuilt from the tables, by the same `rebuildIndexes` a restart
+// from stored rows uses, so an image adds no second way of building them.
 
 import KernelAPI
 

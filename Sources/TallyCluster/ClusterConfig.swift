@@ -76,8 +76,8 @@ public struct ClusterConfig: Sendable, Equatable {
   /// Events a replica reserves room for past its position when it opens its state (what
   /// it applies until its next restart: a replica that stays up across days fills it
   /// with every day's events): the kernel's tables (trades, lots, positions) are
-  /// allocated for them at once. Room not written is address space only. A table that outgrows its
-  /// room doubles, and the copy into fresh pages stalls that batch: 180-380 ms at about
+  /// allocated for them at once. Room not written is address space only. A table that
+  /// outgrows its room doubles, and the copy into fresh pages stalls that batch: 180-380 ms at about
   /// 800k events on the 1M-event day, on both V1 replicas at once, which made the
   /// ingest→voted p99 (docs/PERFORMANCE.md, eighth session).
   public var reserveEvents: Int = 2_000_000

@@ -1,5 +1,6 @@
 // SPEC §7: the ingest protocol, validated without I/O so that it can be tested
 // and simulated. The sequencer service wraps this with sockets and the journal.
+import KernelAPI
 import TallyFormat
 
 public enum IngestRefusal: String, Error, Sendable {
@@ -21,10 +22,9 @@ public struct IngestBatch: Sendable, Equatable {
   public private(set) var lineCount: Int
 
   public init(client: [UInt8], batchNumber: Int64, eventLines: [[UInt8]]) {
-    var encoded: [UInt8] = []
-    encoded.reserveCapacity(eventLines.reduce(0) { $0 + 4 + $1.count })
-    for line in eventLines { Self.append(line[...], to: &encoded) }
-    self.init(client: client, batchNumber: batchNumber, encodedLines: encoded, lineCount: eventLines.count)
+    var w = ByteWriter(capacity: eventLines.reduce(0) { $0 + 4 + $1.count })
+    for line in eventLines { JournalBatch.encodeLine(line[...], into: &w) }
+    self.init(client: client, batchNumber: batchNumber, encodedLines: w.bytes, lineCount: eventLines.count)
   }
 
   init(client: [UInt8], batchNumber: Int64, encodedLines: [UInt8], lineCount: Int) {
@@ -36,27 +36,10 @@ public struct IngestBatch: Sendable, Equatable {
 
   /// The lines as arrays (copies: tests and the simulator's checks, not the ingest path).
   public var eventLines: [[UInt8]] {
-    var lines: [[UInt8]] = []
-    lines.reserveCapacity(lineCount)
-    var at = 0
-    while at < encodedLines.count {
-      let n =
-        Int(encodedLines[at]) | Int(encodedLines[at + 1]) << 8 | Int(encodedLines[at + 2]) << 16
-        | Int(encodedLines[at + 3]) << 24
-      lines.append(Array(encodedLines[(at + 4)..<(at + 4 + n)]))
-      at += 4 + n
-    }
-    return lines
-  }
-
-  /// Appends `line` as a journal batch encodes it: its length, then its bytes.
-  static func append(_ line: ArraySlice<UInt8>, to encoded: inout [UInt8]) {
-    let n = UInt32(line.count)
-    encoded.append(UInt8(truncatingIfNeeded: n))
-    encoded.append(UInt8(truncatingIfNeeded: n >> 8))
-    encoded.append(UInt8(truncatingIfNeeded: n >> 16))
-    encoded.append(UInt8(truncatingIfNeeded: n >> 24))
-    encoded.append(contentsOf: line)
+    guard let (ranges, end) = try? JournalBatch.lineRanges(in: encodedLines, from: 0, count: lineCount),
+      end == encodedLines.count
+    else { preconditionFailure("an ingest batch holds the lines it encoded") }
+    return ranges.map { Array(encodedLines[$0]) }
   }
 }
 
@@ -74,8 +57,7 @@ public enum Ingest {
     let events = frames[3]
     guard events.count <= WireLimits.batchBytesMax else { return .failure(.tooLarge) }
     // At most one line more than the frame has line feeds: room for every length.
-    var encoded: [UInt8] = []
-    encoded.reserveCapacity(events.count + 4 * (Fields.lineCount(events) + 1))
+    var encoded = ByteWriter(capacity: events.count + 4 * (Fields.lineCount(events) + 1))
     var kept = 0
     var lineCount = 0
     var start = 0
@@ -88,12 +70,13 @@ public enum Ingest {
       guard lineCount <= WireLimits.batchLinesMax else { return .failure(.tooLarge) }
       let line = events[start..<end]
       if !EventParser.isSkipped(line) {
-        IngestBatch.append(line, to: &encoded)
+        JournalBatch.encodeLine(line, into: &encoded)
         kept += 1
       }
       start = i + 1
     }
-    return .success(IngestBatch(client: client, batchNumber: number, encodedLines: encoded, lineCount: kept))
+    return .success(
+      IngestBatch(client: client, batchNumber: number, encodedLines: encoded.bytes, lineCount: kept))
   }
 
   static func isClientByte(_ b: UInt8) -> Bool {

@@ -53,10 +53,15 @@ public struct JournalBatch: Sendable, Equatable {
   public func encode(into w: inout ByteWriter) {
     w.i64(first)
     w.i64(last)
-    for r in ranges {
-      w.i32(Int32(r.count))
-      w.raw(storage[r])
-    }
+    for r in ranges { Self.encodeLine(storage[r], into: &w) }
+  }
+
+  /// One line as a batch encodes it: its length (little-endian Int32), then its bytes.
+  /// The ingest writes a client's lines this way straight from its frame
+  /// (`IngestBatch.encodedLines`).
+  static func encodeLine(_ line: ArraySlice<UInt8>, into w: inout ByteWriter) {
+    w.i32(Int32(line.count))
+    w.raw(line)
   }
 
   public var encoded: [UInt8] {
@@ -98,30 +103,39 @@ public struct JournalBatch: Sendable, Equatable {
     first = try r.i64()
     last = try r.i64()
     try Self.checkRange(first, last)
+    let (ranges, end) = try Self.lineRanges(in: frame, from: 16, count: Int(last - first + 1))
+    guard end == frame.count else {
+      throw DecodeError(description: "journal batch has \(frame.count - end) bytes after its last line")
+    }
+    storage = frame
+    self.ranges = ranges
+  }
+
+  /// The ranges of `count` encoded lines (`encodeLine`) in `bytes` from `start`, and
+  /// where the last one ends.
+  static func lineRanges(in bytes: [UInt8], from start: Int, count: Int) throws(DecodeError) -> (
+    [Range<Int>], end: Int
+  ) {
     var ranges: [Range<Int>] = []
-    ranges.reserveCapacity(Int(last - first + 1))
-    var at = 16
-    for _ in first...last {
-      guard at + 4 <= frame.count else {
+    ranges.reserveCapacity(count)
+    var at = start
+    for _ in 0..<count {
+      guard at + 4 <= bytes.count else {
         throw DecodeError(description: "journal batch truncated at byte \(at) (a line length)")
       }
       let n = try Self.lineLength(
         Int32(
-          bitPattern: UInt32(frame[at]) | UInt32(frame[at + 1]) << 8 | UInt32(frame[at + 2]) << 16
-            | UInt32(frame[at + 3]) << 24))
+          bitPattern: UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16
+            | UInt32(bytes[at + 3]) << 24))
       at += 4
-      guard at + n <= frame.count else {
+      guard at + n <= bytes.count else {
         throw DecodeError(
-          description: "journal batch truncated at byte \(at) (needs \(n) of \(frame.count - at))")
+          description: "journal batch truncated at byte \(at) (needs \(n) of \(bytes.count - at))")
       }
       ranges.append(at..<(at + n))
       at += n
     }
-    guard at == frame.count else {
-      throw DecodeError(description: "journal batch has \(frame.count - at) bytes after its last line")
-    }
-    storage = frame
-    self.ranges = ranges
+    return (ranges, at)
   }
 
   static func checkRange(_ first: Int64, _ last: Int64) throws(DecodeError) {

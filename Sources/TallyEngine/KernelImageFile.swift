@@ -41,17 +41,19 @@ public enum KernelImageFile {
 
     func encode() -> [UInt8] {
       var w = ByteWriter(capacity: 512)
+      // A digest as its length, then its bytes (`ByteReader.bytes(Int(i32()))` reads it).
+      func digest(_ d: [UInt8]) {
+        w.i32(Int32(d.count))
+        w.raw(d)
+      }
       w.string(kernelName)
       w.string(build)
       w.string(layout)
       w.i64(seq)
-      w.i32(Int32(referencePrint.count))
-      w.raw(referencePrint)
-      w.i32(Int32(referenceFiles.count))
-      w.raw(referenceFiles)
+      digest(referencePrint)
+      digest(referenceFiles)
       w.i64(bodyBytes)
-      w.i32(Int32(bodyDigest.count))
-      w.raw(bodyDigest)
+      digest(bodyDigest)
       return w.bytes
     }
 

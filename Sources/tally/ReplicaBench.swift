@@ -37,7 +37,7 @@ struct ClusterBenchReplica: ParsableCommand {
   @Option(
     name: .long,
     help:
-      "Also print the N slowest batches (first seq, time, the events in them other than TRADE): where a day's boundary goes."
+      "Also print the N slowest batches (seqs, time, effect record bytes, their other events by type): where a day's boundary goes."
   )
   var slowest = 0
 
