@@ -47,12 +47,14 @@
     return i
   }
 
-  /// The positions of the nine commas of a TRADE line's fields (`nineCommas`), as
-  /// scalars: a SIMD vector written lane by lane went through the stack and stalled
+  /// The positions of a line's commas (`commas`), at most nine (a TRADE line's fields),
+  /// as scalars: a SIMD vector written lane by lane went through the stack and stalled
   /// every reload (store forwarding), most of the scan's time.
-  @usableFromInline struct NineCommas {
+  @usableFromInline struct CommaPositions {
     @usableFromInline var c0: Int32 = 0, c1: Int32 = 0, c2: Int32 = 0, c3: Int32 = 0, c4: Int32 = 0
     @usableFromInline var c5: Int32 = 0, c6: Int32 = 0, c7: Int32 = 0, c8: Int32 = 0
+    /// The most a line may have.
+    @usableFromInline static let max = 9
 
     @inlinable init() {}
 
@@ -72,43 +74,67 @@
     }
   }
 
-  /// The positions of the commas in `bytes[start...]` when there are exactly nine and
-  /// every byte there is ASCII; nil otherwise (a TRADE line's fields after its record
-  /// type: `EventParser.tradeLine`). One pass, eight bytes at a time: each word's commas
-  /// as a mask, taken lowest first, where a field-by-field scan cost ten calls a line.
-  @inlinable
-  static func nineCommas(in bytes: UnsafeRawBufferPointer, from start: Int) -> NineCommas? {
-    let n = bytes.count
-    precondition(0 <= start && start <= n && n <= Int(Int32.max), "a line lies within the bytes")
+  /// The positions of the commas in `bytes[start..<end]` when there are exactly
+  /// `expected` (at most nine) and every byte there is ASCII; nil otherwise (a TRADE
+  /// line's nine after its record type, `EventParser.tradeLine`; a holdings line's three,
+  /// `FastHoldingLines`). One pass, eight bytes at a time: each word's commas as a mask,
+  /// taken lowest first, where a field-by-field scan cost a call a field.
+  @inlinable @inline(__always)
+  static func commas(in bytes: UnsafeRawBufferPointer, from start: Int, to end: Int, expected: Int)
+    -> CommaPositions?
+  {
+    precondition(0 <= start && start <= end && end <= bytes.count, "a line lies within the bytes")
+    precondition(end <= Int(Int32.max) && expected <= CommaPositions.max, "positions fit")
     let commas: UInt64 = 0x2C2C_2C2C_2C2C_2C2C
-    var positions = NineCommas()
+    var positions = CommaPositions()
     var found = 0
     var high: UInt64 = 0
     var i = start
-    while i + 8 <= n {
+    while i + 8 <= end {
       let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
       high |= word
       var marks = zeroBytes(word ^ commas)
       while marks != 0 {
-        guard found < 9 else { return nil }
+        guard found < expected else { return nil }
         positions.set(found, Int32(truncatingIfNeeded: i + marks.trailingZeroBitCount / 8))
         found += 1
         marks &= marks &- 1
       }
       i += 8
     }
-    while i < n {
+    while i < end {
       let byte = bytes[i]
       high |= UInt64(byte)
       if byte == UInt8(ascii: ",") {
-        guard found < 9 else { return nil }
+        guard found < expected else { return nil }
         positions.set(found, Int32(truncatingIfNeeded: i))
         found += 1
       }
       i += 1
     }
-    guard found == 9, high & topBits == 0 else { return nil }
+    guard found == expected, high & topBits == 0 else { return nil }
     return positions
+  }
+
+  /// Whether two byte strings are equal, eight bytes at a time (a generic
+  /// `elementsEqual` over a String's UTF-8 went a byte at a time through its iterator).
+  @inlinable @inline(__always)
+  static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    let n = a.count
+    guard n == b.count else { return false }
+    var i = 0
+    while i + 8 <= n {
+      guard
+        a.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+          == b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+      else { return false }
+      i += 8
+    }
+    while i < n {
+      guard a[i] == b[i] else { return false }
+      i += 1
+    }
+    return true
   }
 
   /// The index of the first LF in `bytes[start..<end]`, or `end` when there is none.

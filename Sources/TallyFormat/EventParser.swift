@@ -30,9 +30,9 @@ public enum EventParser {
     else { return nil }
     // The ten fields after the record type, each non-empty and ASCII, in order (ranges
     // relative to the line's start): exactly nine commas after "TRADE,", found in one
-    // pass eight bytes at a time (`ByteScan.nineCommas`), no byte with its top bit.
+    // pass eight bytes at a time (`ByteScan.commas`), no byte with its top bit.
     let split = line.withUnsafeBytes { raw -> TradeFieldRanges? in
-      guard let c = ByteScan.nineCommas(in: raw, from: 6) else { return nil }
+      guard let c = ByteScan.commas(in: raw, from: 6, to: raw.count, expected: 9) else { return nil }
       let n = raw.count
       // Every field non-empty: each comma after the one before (or the record type),
       // and the last field before the line's end.

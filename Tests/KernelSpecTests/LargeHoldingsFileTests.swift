@@ -108,6 +108,44 @@ final class LargeHoldingsFileTests: XCTestCase {
     }
   }
 
+  /// The fast path compares an account field with the account before it and with the
+  /// next one of accounts.csv eight bytes at a time, and remembers acquired dates by
+  /// their eight bytes: identifiers of 1 to 20 bytes that differ in one byte only, at
+  /// every position, in and out of accounts.csv's order, each date many times, must
+  /// name the right account and date (checked against rows built here, not by the
+  /// parser).
+  func testAccountsThatDifferInOneByteAndRepeatedDates() throws {
+    var ids: [String] = []
+    for length in 1...20 {
+      let stem = String(repeating: "K", count: length)
+      ids.append(stem)
+      for position in 0..<length {
+        var bytes = Array(stem.utf8)
+        bytes[position] = UInt8(ascii: "0") + UInt8(position % 10)
+        ids.append(String(decoding: bytes, as: UTF8.self))
+      }
+    }
+    let accounts = "account,kind\n" + ids.map { "\($0),INDIVIDUAL\n" }.joined()
+    let dates = ["20250105", "20241231", "20240229", "20250106"]
+    var lines: [String] = []
+    var expected: [ReferenceData.HoldingRow] = []
+    // Each account twice in a row (the one before), then in file order (the next one),
+    // then every seventh account out of order (the index).
+    let order = ids.indices.flatMap { [$0, $0] } + ids.indices.filter { $0 % 7 == 3 }.reversed()
+    for (n, a) in order.enumerated() {
+      let date = dates[n % dates.count]
+      lines.append("\(ids[a]),600000,\(n + 1),\(date)")
+      expected.append(
+        .init(account: Int32(a), security: 0, quantity: Int64(n + 1), acquiredDate: Int32(date)!))
+    }
+    let r = try reference(base.with("accounts.csv", accounts).with(holdings: lines))
+    XCTAssertEqual(r.holdings, expected)
+    // A date the memo has not seen that shares its first bytes with one it has is
+    // checked on its own: February 29th of a year that is not a leap year.
+    XCTAssertThrowsError(
+      try reference(base.with("accounts.csv", accounts).with(holdings: lines + ["K,600000,1,20250229"])))
+  }
+
   func testTheFirstProblemInTheFileIsTheOneReported() {
     // One problem in each part: the earlier line is reported, as by a single pass.
     do {
