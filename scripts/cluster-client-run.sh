@@ -20,6 +20,11 @@
 #                  seconds of scripts/disk-stall-probe.py in the data folder before the
 #                  cluster starts (default 10; 0 skips it): the disk's fsync stalls,
 #                  the floor of the latency p99, added to the JSON (host_fsync_*)
+#   TALLY_KEEP_DATA=1
+#                  keep the data folder after `cluster down` (its path on standard
+#                  error): the nodes' logs and their RocksDB LOG files (a journal flush,
+#                  a compaction) to set beside a --latencies file and
+#                  scripts/latency-episodes.py
 #
 # Prints the client's one JSON line; exits with the client's status. Alternate two
 # binaries run by run to compare them: this machine's speed moves between minutes.
@@ -27,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ $# -lt 1 || "$1" == "-h" || "$1" == "--help" ]]; then
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
   exit 64
 fi
 MARKET="$1"
@@ -41,7 +46,11 @@ done
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/tally-client-run.XXXXXX")"
 cleanup() {
   "$BIN" cluster down --config "$CONFIG" --data "$DATA" >/dev/null 2>&1 || true
-  rm -rf "$DATA"
+  if [[ "${TALLY_KEEP_DATA:-0}" == "1" ]]; then
+    echo "cluster-client-run: data kept in $DATA" >&2
+  else
+    rm -rf "$DATA"
+  fi
 }
 trap cleanup EXIT
 # The disk first, before any node writes to it.

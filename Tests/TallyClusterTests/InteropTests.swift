@@ -99,6 +99,7 @@ final class InteropTests: ClusterTestCase {
       "/usr/bin/env",
       [
         "TALLY_BIN=\(Paths.tally)", "TALLY_CONFIG=\(config)", "TALLY_DISK_PROBE_SECONDS=1",
+        "TALLY_KEEP_DATA=1",
         Paths.packageRoot + "/scripts/cluster-client-run.sh",
         m.dir, "--batch-lines", "500", "--latencies", work + "/latencies.txt",
       ],
@@ -113,6 +114,22 @@ final class InteropTests: ClusterTestCase {
     XCTAssertEqual(perBatch.count, Int((events + 499) / 500))
     XCTAssertEqual(perBatch.first?.split(separator: " ").first, "1")
     XCTAssertEqual(perBatch.first?.split(separator: " ").count, 3)
+    // TALLY_KEEP_DATA=1: the folder is kept (its path on standard error), with the
+    // sequencer's journal and its RocksDB LOG; removed here.
+    let kept = try XCTUnwrap(
+      r.stderr.split(separator: "\n").first { $0.hasPrefix("cluster-client-run: data kept in ") }, r.output)
+    let keptDir = String(kept.dropFirst("cluster-client-run: data kept in ".count))
+    XCTAssertTrue(FileManager.default.fileExists(atPath: keptDir + "/sequencer/journal/LOG"), keptDir)
+    try FileManager.default.removeItem(atPath: keptDir)
+    // scripts/latency-episodes.py reads the same file: every batch counted once.
+    let episodes = try runCommand(
+      "/usr/bin/env",
+      ["python3", Paths.packageRoot + "/scripts/latency-episodes.py", work + "/latencies.txt"],
+      workDir: work, timeout: 60)
+    XCTAssertEqual(episodes.status, 0, episodes.output)
+    let summary = try XCTUnwrap(
+      JSONSerialization.jsonObject(with: Data(episodes.stdout.utf8)) as? [String: Any], episodes.stdout)
+    XCTAssertEqual((summary["batches"] as? NSNumber)?.intValue, perBatch.count)
     // The disk-stall probe ran for its second before the cluster, in the same JSON line.
     let samples = try XCTUnwrap((figures["host_fsync_samples"] as? NSNumber)?.intValue, r.stdout)
     XCTAssertGreaterThan(samples, 0)
@@ -130,6 +147,40 @@ final class InteropTests: ClusterTestCase {
       workDir: work, timeout: 60)
     XCTAssertEqual(missing.status, 2, missing.output)
     XCTAssertTrue(missing.stderr.contains("/none/reference does not exist"), missing.output)
+  }
+
+  /// scripts/latency-episodes.py on a file written here: a stall's episode (the first
+  /// batch the latest, the backlog draining), a lone slow batch, batches under the
+  /// threshold left out, p50/p99 as the client computes them; a malformed line named
+  /// with its file and line.
+  func testLatencyEpisodesGroupsSlowBatchesSentCloseTogether() throws {
+    var lines: [String] = []
+    for i in 1...200 {
+      let sent = Double(i - 1) * 0.01
+      var latency = 4.0
+      if (101...106).contains(i) { latency = 130.0 - Double(i - 101) * 20 }  // 130 110 90 70 50 30
+      if i == 150 { latency = 25.0 }
+      lines.append("\(i) \(String(format: "%.3f", sent)) \(latency)")
+    }
+    let file = work + "/lat.txt"
+    try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+    let script = Paths.packageRoot + "/scripts/latency-episodes.py"
+    let r = try runCommand("/usr/bin/env", ["python3", script, file], workDir: work, timeout: 60)
+    XCTAssertEqual(r.status, 0, r.output)
+    let s = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+    XCTAssertEqual((s["batches"] as? NSNumber)?.intValue, 200)
+    XCTAssertEqual((s["over_threshold"] as? NSNumber)?.intValue, 7)
+    XCTAssertEqual((s["latency_p50_ms"] as? NSNumber)?.doubleValue, 4.0)
+    // Index int(200 × 0.99) = 198 of the sorted 200 (from 0): the second largest, 110 ms.
+    XCTAssertEqual((s["latency_p99_ms"] as? NSNumber)?.doubleValue, 110.0)
+    let episodes = try XCTUnwrap(s["episodes"] as? [[String: NSNumber]], r.stdout)
+    XCTAssertEqual(episodes.map { $0["first_batch"]?.intValue }, [101, 150])
+    XCTAssertEqual(episodes.map { $0["batches"]?.intValue }, [6, 1])
+    XCTAssertEqual(episodes.map { $0["worst_ms"]?.doubleValue }, [130.0, 25.0])
+    try "1 0.0 4.0\n2 zero 5.0\n".write(toFile: file, atomically: true, encoding: .utf8)
+    let bad = try runCommand("/usr/bin/env", ["python3", script, file], workDir: work, timeout: 60)
+    XCTAssertEqual(bad.status, 2, bad.output)
+    XCTAssertTrue(bad.stderr.contains("lat.txt:2"), bad.output)
   }
 
   /// scripts/disk-stall-probe.py alone: one JSON line of fsync figures for a folder, and a
