@@ -10,8 +10,8 @@ struct FastHoldingLines: Sendable {
   let securityIds: FastIndex<Ident>
   /// Lines of one account follow each other: its bytes and index are kept from the last line.
   var lastAccount: (bytes: [UInt8], index: Int32) = ([], -1)
-  /// Valid acquired dates by their eight bytes (as one word; 0, never eight digits, is an
-  /// empty slot), one per slot: a cache of `Fields.date`, nothing else.
+  /// Valid acquired dates by their eight bytes (as one word), one per slot (date 0: an
+  /// empty slot): a cache of `Fields.date`, nothing else.
   var dateMemo = [(key: UInt64, date: Int32)](repeating: (0, 0), count: 256)
 
   init(
@@ -104,7 +104,9 @@ struct FastHoldingLines: Sendable {
     guard field.count == 8 else { return nil }
     let key = field.loadUnaligned(as: UInt64.self)
     let slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 56)
-    if dateMemo[slot].key == key { return dateMemo[slot].date }
+    // A slot's date is 0 only while it is empty (no valid date is 0): eight bytes that
+    // read as the empty key (eight NULs, ASCII) are not taken for a date.
+    if dateMemo[slot].key == key && dateMemo[slot].date != 0 { return dateMemo[slot].date }
     guard let date = Fields.date(field) else { return nil }
     dateMemo[slot] = (key, date)
     return date
@@ -200,8 +202,8 @@ struct FastHoldingLines: Sendable {
   }
 
   /// Writes the rows of the lines in `bytes[start..<end]` (`start` begins a line) to
-  /// `out`, at most `room` of them; returns how many it wrote, stopping at the first
-  /// line the fast path does not take.
+  /// `out` (`room` of them: the lines `lineCount` found); returns how many it wrote,
+  /// stopping at the first line the fast path does not take.
   private mutating func fill(
     _ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int,
     into out: UnsafeMutablePointer<ReferenceData.HoldingRow>?, room: Int
@@ -210,9 +212,8 @@ struct FastHoldingLines: Sendable {
     var position = start
     while position < end {
       let (line, next) = Self.line(in: bytes, at: position, end: end)
-      guard taken < room, let out, let row = row(of: UnsafeBufferPointer(rebasing: bytes[line])) else {
-        return taken
-      }
+      precondition(taken < room, "holdings: a part has exactly the lines it counted")
+      guard let out, let row = row(of: UnsafeBufferPointer(rebasing: bytes[line])) else { return taken }
       (out + taken).initialize(to: row)
       taken += 1
       position = next

@@ -144,6 +144,14 @@ final class LargeHoldingsFileTests: XCTestCase {
     // checked on its own: February 29th of a year that is not a leap year.
     XCTAssertThrowsError(
       try reference(base.with("accounts.csv", accounts).with(holdings: lines + ["K,600000,1,20250229"])))
+    // Eight NUL bytes (ASCII, and the memo's empty key as a word) are not a date.
+    XCTAssertThrowsError(
+      try reference(
+        base.with("accounts.csv", accounts).with(holdings: lines + ["K,600000,1,\0\0\0\0\0\0\0\0"]))
+    ) { error in
+      XCTAssertEqual((error as? InputError)?.field, "acquired_date", "\(error)")
+      XCTAssertEqual((error as? InputError)?.line, lines.count + 2, "\(error)")
+    }
   }
 
   func testTheFirstProblemInTheFileIsTheOneReported() {
