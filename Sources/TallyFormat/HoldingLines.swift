@@ -74,7 +74,7 @@ struct FastHoldingLines: Sendable {
     if lastAccount.index >= 0 && lastAccount.bytes.withUnsafeBytes({ ByteScan.equal(accountField, $0) }) {
       account = lastAccount.index
     } else if Int(lastAccount.index) + 1 < accounts.count,
-      Self.equal(accounts[Int(lastAccount.index) + 1].id, accountField)
+      Ident(accounts[Int(lastAccount.index) + 1].id).hasBytes(accountField)
     {
       // Holdings usually list accounts in the order of accounts.csv: the next account
       // is read in sequence, where the index lookup would miss the cache.
@@ -87,13 +87,6 @@ struct FastHoldingLines: Sendable {
     }
     guard let security = securityIds[bytes: securityField] else { return nil }
     return .init(account: account, security: security, quantity: quantity, acquiredDate: acquired)
-  }
-
-  /// Whether `id`'s UTF-8 is `bytes`.
-  @inline(__always)
-  private static func equal(_ id: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
-    id.utf8.withContiguousStorageIfAvailable { ByteScan.equal(UnsafeRawBufferPointer($0), bytes) }
-      ?? id.utf8.elementsEqual(bytes)
   }
 
   /// `Fields.date` of an acquired-date field, through `dateMemo`: a file of millions of
@@ -161,12 +154,11 @@ struct FastHoldingLines: Sendable {
       while i < bytes.count && bytes[i] != 10 { i += 1 }
       split = min(i + 1, bytes.count)
     }
-    // Every line the fast path takes is one row, so the rows are the lines: both parts
-    // write into one array sized for them (appending the second part's array to the
-    // first's copied the first part again into fresh pages, ~60 ms of the 1M-account
-    // run's main thread).
-    // Each part's lines counted on its own core (the count reads the whole mapping:
-    // ~40 ms of this core's time when it counted both).
+    // Every line the fast path takes is one row, so the rows are the lines: each part's
+    // lines are counted on its own core (the count reads the whole mapping), then both
+    // parts write into one array sized for them (appending the second part's array to
+    // the first's copied the first part again into fresh pages, ~60 ms of the
+    // 1M-account run's main thread).
     let secondCount = BackgroundWork { Self.lineCount(in: bytes, from: split, to: bytes.count) }
     let firstLines = Self.lineCount(in: bytes, from: start, to: split)
     let secondLines = secondCount.wait()
