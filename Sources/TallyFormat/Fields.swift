@@ -97,12 +97,16 @@ public enum Fields {
   }
 
   public static func accountKind(_ s: ArraySlice<UInt8>) -> AccountKind? {
-    switch String(decoding: s, as: UTF8.self) {
-    case "INDIVIDUAL": return .individual
-    case "INSTITUTION": return .institution
-    default: return nil
+    // The bytes compared as they are: a String made for every row of a million-line
+    // accounts.csv cost ~10 ms of its read.
+    s.withUnsafeBytes { raw in
+      if individual.withUnsafeBytes({ ByteScan.equal(raw, $0) }) { return .individual }
+      if institution.withUnsafeBytes({ ByteScan.equal(raw, $0) }) { return .institution }
+      return nil
     }
   }
+  static let individual = Array("INDIVIDUAL".utf8)
+  static let institution = Array("INSTITUTION".utf8)
 
   /// Splits at every comma; fields are taken as written.
   @inlinable

@@ -36,25 +36,13 @@ public enum ReferenceParser {
   /// names the problem of any other line).
   @inline(__always)
   static func fastAccountRow(_ line: ArraySlice<UInt8>) -> (id: String, kind: AccountKind)? {
-    line.withUnsafeBytes { raw -> (id: String, kind: AccountKind)? in
-      guard let comma = ByteScan.commas(in: raw, from: 0, to: raw.count, expected: 1), comma.c0 > 0 else {
-        return nil
-      }
-      let id = UnsafeRawBufferPointer(rebasing: raw[..<Int(comma.c0)])
-      let kindBytes = UnsafeRawBufferPointer(rebasing: raw[(Int(comma.c0) + 1)...])
-      let kind: AccountKind
-      if individual.withUnsafeBytes({ ByteScan.equal(kindBytes, $0) }) {
-        kind = .individual
-      } else if institution.withUnsafeBytes({ ByteScan.equal(kindBytes, $0) }) {
-        kind = .institution
-      } else {
-        return nil
-      }
-      return (String(decoding: id, as: UTF8.self), kind)
-    }
+    let comma = line.withUnsafeBytes { ByteScan.commas(in: $0, from: 0, to: $0.count, expected: 1) }
+    guard let comma, comma.c0 > 0 else { return nil }
+    let split = line.startIndex + Int(comma.c0)
+    // The kind as the general path reads it (`Fields.accountKind`: one place for its names).
+    guard let kind = Fields.accountKind(line[(split + 1)...]) else { return nil }
+    return (Fields.text(line[..<split]), kind)
   }
-  static let individual = Array("INDIVIDUAL".utf8)
-  static let institution = Array("INSTITUTION".utf8)
 
   /// The files of a reference folder, by name; nil for one that is missing.
   public typealias FileContents = (String) -> [UInt8]?
