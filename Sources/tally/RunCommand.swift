@@ -368,6 +368,9 @@ struct RunCommand: ParsableCommand {
     } else {
       var reference = loadReference()
       phase("reference folder read and checked")
+      // The events are counted and their first blocks split on the other core while
+      // this one builds the opening state (`SplitBlockReader`).
+      let eventReader = EventLines.SplitBlockReader(files: events)
       var memory = Engine<K>(reference: reference, plantedFault: fault)
       if let effectFile {
         memory.enableEffects()
@@ -377,9 +380,8 @@ struct RunCommand: ParsableCommand {
       reference.holdings = []  // in the state now: millions of rows not to keep twice
       phase("opening state built")
       do {
-        // Read and split on the other core while this one applies (`forEachSplitBlock`).
-        try EventLines.forEachSplitBlock(files: events, willRead: { memory.reserveCapacity(events: $0) }) {
-          block in
+        // Read and split on the other core while this one applies.
+        try eventReader.forEach(willRead: { memory.reserveCapacity(events: $0) }) { block in
           precondition(block.isSplit, "every block of an in-memory run is split")
           memory.apply(split: block.split, of: block.bytes)
           // The effects file is written a block at a time (its bytes do not depend on

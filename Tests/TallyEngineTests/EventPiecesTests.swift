@@ -157,6 +157,46 @@ final class EventPiecesTests: XCTestCase {
     XCTAssertEqual(blocks, 3, "nothing given after the body's error")
   }
 
+  /// A run makes its reader before the engine is ready: the reader counts and splits
+  /// ahead meanwhile (up to its limit), gives every block in order when asked, and a
+  /// reader dropped unused (a run that fails before its events) stops instead of
+  /// blocking for ever on its full pipe.
+  func testSplitReaderMadeAheadGivesTheSameBlocksAndStopsWhenDropped() throws {
+    let dir = try makeTemporaryDirectory("pieces-split-ahead")
+    defer { removeDirectory(dir) }
+    let file = dir + "/events.txt"
+    var text = ""
+    for i in 1...4000 { text += i % 7 == 0 ? "CANCEL,\(i)\n" : "TRADE,\(i)\n" }
+    try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+    var plain: [[[UInt8]]] = []
+    try EventLines.forEachBlock(files: [file], pieceBytes: 256) { bytes, block in
+      plain.append(block.map { Array(bytes[$0]) })
+    }
+    XCTAssertGreaterThan(plain.count, 3 * EventLines.splitBlocksAhead, "more blocks than the reader holds")
+    let reader = EventLines.SplitBlockReader(files: [file], pieceBytes: 256)
+    // The reader fills its pipe meanwhile and waits there.
+    Thread.sleep(forTimeInterval: 0.2)
+    var given: [[[UInt8]]] = []
+    var hints: [Int] = []
+    var seq: Int64 = 1
+    try reader.forEach(willRead: { hints.append($0) }) { block in
+      XCTAssertEqual(block.firstSeq, seq)
+      XCTAssertTrue(block.isSplit)
+      XCTAssertEqual(block.split.trades.count + block.split.others.count, block.lines.count)
+      seq += Int64(block.lines.count)
+      given.append(block.lines.map { Array(block.bytes[$0]) })
+    }
+    XCTAssertEqual(given, plain)
+    XCTAssertEqual(hints, [4000])
+    XCTAssertEqual(seq, 4001)
+    // Dropped with a full pipe: its deinit cancels the pipe and waits for the thread.
+    do {
+      let unused = EventLines.SplitBlockReader(files: [file], pieceBytes: 256)
+      Thread.sleep(forTimeInterval: 0.1)
+      _ = unused
+    }
+  }
+
   func runSplit<K: BusinessKernel>(_: K.Type, _ m: TestMarket, cut: Int) throws -> (Engine<K>, [UInt8]) {
     var engine = Engine<K>(reference: m.reference)
     engine.enableEffects()
