@@ -4,6 +4,8 @@
 // file as an array, and through a pointer (a mapped file), which gives up at the first
 // unusual line and parses the file the general way.
 import KernelAPI
+import KernelV1
+import TallyEngine
 import TallyFormat
 import XCTest
 
@@ -169,21 +171,37 @@ final class LargeHoldingsFileTests: XCTestCase {
   }
 }
 
-/// holdings.csv rows are formatted in a stack scratch (TallyFormat's CSVBuffer.holdingRow)
-/// unless the identifiers are too long for it: both ways give SPEC §5's row.
+/// holdings.csv rows are written in place in a piece kept at a fixed room (TallyFormat's
+/// HoldingsPiece); identifiers longer than that room leaves past a piece's size make
+/// more room as they come: both ways give SPEC §5's row.
 final class HoldingRowFormatTests: XCTestCase {
   func testLongAndMultiByteIdentifiersAndLargeQuantities() throws {
-    let long = String(repeating: "账", count: 60)  // 180 bytes: too long for the scratch
-    let medium = "A" + String(repeating: "7", count: 99)  // 100 bytes: fits with a short security
+    let long = String(repeating: "账", count: 60)  // 180 bytes: more than the usual room of a row
+    let medium = "A" + String(repeating: "7", count: 99)  // 100 bytes
     let accounts = "account,kind\nA1,INDIVIDUAL\n\(long),INDIVIDUAL\n\(medium),INSTITUTION\n"
     let holdings = [
       "A1,600000,9999999999,20250101", "\(long),600000,5,20250101", "\(medium),510300,120,20250101",
     ]
-    let r = try Fixture.standard.with("accounts.csv", accounts).with(holdings: holdings).run("")
-    XCTAssertEqual(
-      r.holdings,
-      csv(
-        Header.holdings, "A1,600000,9999999999,9999999999,0", "\(medium),510300,120,120,0",
-        "\(long),600000,5,5,0"))
+    let fixture = Fixture.standard.with("accounts.csv", accounts).with(holdings: holdings)
+    let r = try fixture.run("")
+    let expected = csv(
+      Header.holdings, "A1,600000,9999999999,9999999999,0", "\(medium),510300,120,120,0",
+      "\(long),600000,5,5,0")
+    XCTAssertEqual(r.holdings, expected)
+    // In pieces as `tally run` writes them: a piece per row (its room 1 + 128 bytes, less
+    // than the long row, which makes more), pieces that end mid-row, one piece.
+    let engine = Engine<V1Kernel>(reference: try fixture.reference())
+    for chunkBytes in [1, 37, 200, 1 << 20] {
+      var joined: [UInt8] = []
+      var pieces = 0
+      ReportWriter.renderHoldings(kernel: engine.state, chunkBytes: chunkBytes) { piece in
+        joined += piece
+        pieces += 1
+      }
+      XCTAssertEqual(String(decoding: joined, as: UTF8.self), expected, "pieces of \(chunkBytes)")
+      if chunkBytes == 1 {
+        XCTAssertEqual(pieces, 4, "the header with the first row, a row a piece, the empty rest")
+      }
+    }
   }
 }
