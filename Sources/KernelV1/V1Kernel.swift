@@ -820,7 +820,8 @@ public struct V1Kernel: Sendable {
         openDefaults.append(s)
       }
     }
-    enforceSelfCheck(seq: seq, event: "SETTLE \(date)")
+    // SETTLE changes no lot: they are checked at every CLOSE (SelfCheck.swift).
+    enforceSelfCheck(seq: seq, event: "SETTLE \(date)", lots: false)
     return .applied
   }
 

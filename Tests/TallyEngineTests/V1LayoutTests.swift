@@ -35,6 +35,32 @@ final class V1LayoutTests: XCTestCase {
       ReportWriter.render(v1.state.report()).first { $0.name == "holdings.csv" }?.bytes, holdings)
   }
 
+  /// The self-check finds a lot that no longer adds up (CLOSE's check, with the lots) and
+  /// a position whose withheld exceeds its quantity (SETTLE's too, which leaves the lots
+  /// out: SETTLE changes none).
+  func testSelfCheckFindsBrokenLotsAndHoldings() throws {
+    let m = try TestMarket.generate("v1-self-check", seed: 11, days: 2, tradesPerDay: 200, accounts: 30)
+    defer { removeDirectory(m.directory) }
+    var engine = Engine<V1Kernel>(reference: m.reference)
+    for (i, line) in m.lines.enumerated() { engine.apply(line: line, seq: Int64(i + 1)) }
+    XCTAssertEqual(engine.state.selfCheckViolations(limit: 10, lots: true), [])
+    XCTAssertEqual(engine.state.selfCheckViolations(limit: 10, lots: false), [])
+    let held = try XCTUnwrap(
+      engine.state.positions.indices.first { engine.state.positions.rows[$0].quantity > 1 })
+    var lotBroken = engine.state
+    lotBroken.lotPool.addQuantity(lotBroken.positions.rows[held].firstLot, -1)
+    XCTAssertEqual(lotBroken.selfCheckViolations(limit: 10, lots: true).count, 1)
+    XCTAssertTrue(lotBroken.selfCheckViolations(limit: 10, lots: true)[0].contains("lots add up to"))
+    XCTAssertEqual(lotBroken.selfCheckViolations(limit: 10, lots: false), [], "SETTLE's check reads no lot")
+    var withheldBroken = engine.state
+    withheldBroken.positions[Int32(held)].withheld = withheldBroken.positions.rows[held].quantity + 1
+    for lots in [true, false] {
+      let found = withheldBroken.selfCheckViolations(limit: 10, lots: lots)
+      XCTAssertEqual(found.count, 1, "lots: \(lots)")
+      XCTAssertTrue(found.first?.contains("withheld") ?? false, "\(found)")
+    }
+  }
+
   func testCompactRowSizes() {
     XCTAssertEqual(MemoryLayout<TradeRow>.stride, 88, "a trade row is half a TradeRecord (176)")
     XCTAssertEqual(MemoryLayout<LotPool.Node>.stride, 32, "a lot with its link in 32 bytes")
