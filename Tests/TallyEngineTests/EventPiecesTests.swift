@@ -189,12 +189,18 @@ final class EventPiecesTests: XCTestCase {
     XCTAssertEqual(given, plain)
     XCTAssertEqual(hints, [4000])
     XCTAssertEqual(seq, 4001)
-    // Dropped with a full pipe: its deinit cancels the pipe and waits for the thread.
-    do {
-      let unused = EventLines.SplitBlockReader(files: [file], pieceBytes: 256)
-      Thread.sleep(forTimeInterval: 0.1)
-      _ = unused
+    // Dropped with a full pipe: its deinit cancels the pipe and waits for the thread,
+    // which then stops (a reader that did not would hang the drop).
+    let dropped = expectation(description: "an unused reader dropped")
+    DispatchQueue.global().async {
+      do {
+        let unused = EventLines.SplitBlockReader(files: [file], pieceBytes: 256)
+        Thread.sleep(forTimeInterval: 0.1)
+        _ = unused
+      }
+      dropped.fulfill()
     }
+    wait(for: [dropped], timeout: 20)
   }
 
   func runSplit<K: BusinessKernel>(_: K.Type, _ m: TestMarket, cut: Int) throws -> (Engine<K>, [UInt8]) {
