@@ -250,17 +250,9 @@ struct HoldingsPiece {
   mutating func row(
     _ account: String, _ security: String, _ quantity: Int64, _ available: Int64, _ withheld: Int64
   ) {
-    let written: Bool? =
-      account.utf8.withContiguousStorageIfAvailable { a -> Bool in
-        security.utf8.withContiguousStorageIfAvailable { s in row(a, s, quantity, available, withheld) }
-          != nil
-      }
-    if written != true {
-      // Not contiguous (a bridged string): through arrays.
-      Array(account.utf8).withUnsafeBufferPointer { a in
-        Array(security.utf8).withUnsafeBufferPointer { s in row(a, s, quantity, available, withheld) }
-      }
-    }
+    // `withUTF8` gives a native string's bytes as they are (a small one's from the stack).
+    var (account, security) = (account, security)
+    account.withUTF8 { a in security.withUTF8 { s in row(a, s, quantity, available, withheld) } }
   }
 
   private mutating func row(
