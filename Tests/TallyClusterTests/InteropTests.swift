@@ -210,5 +210,37 @@ final class InteropTests: ClusterTestCase {
       "/usr/bin/env", ["python3", script, work, "--seconds", "0"], workDir: work, timeout: 60)
     XCTAssertEqual(zero.status, 64, zero.output)
     XCTAssertTrue(zero.stderr.contains("--seconds must be within"), zero.output)
+    let badMode = try runCommand(
+      "/usr/bin/env", ["python3", script, work, "--mode", "fast"], workDir: work, timeout: 60)
+    XCTAssertEqual(badMode.status, 2, badMode.output)
+    XCTAssertTrue(badMode.stderr.contains("invalid choice: 'fast'"), badMode.output)
+  }
+
+  /// The probe's write modes (overwriting a pre-written ring through O_DSYNC, or
+  /// O_DIRECT|O_DSYNC) with its background writer: the same figures, every scratch file
+  /// removed. A file system without O_DIRECT is refused by name, never timed as if it
+  /// had it.
+  func testDiskStallProbeWriteModes() throws {
+    let script = Paths.packageRoot + "/scripts/disk-stall-probe.py"
+    for mode in ["dsync", "direct"] {
+      let r = try runCommand(
+        "/usr/bin/env", ["python3", script, work, "--seconds", "0.5", "--mode", mode, "--background-writer"],
+        workDir: work, timeout: 120)
+      if mode == "direct" && r.status == 2 {
+        XCTAssertTrue(r.stderr.contains("cannot be written with --mode direct"), r.output)
+        continue
+      }
+      XCTAssertEqual(r.status, 0, "\(mode): \(r.output)")
+      let figures = try XCTUnwrap(
+        JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: NSNumber], r.stdout)
+      XCTAssertGreaterThan(figures["host_fsync_samples"]?.intValue ?? 0, 10, mode)
+      XCTAssertLessThanOrEqual(
+        try XCTUnwrap(figures["host_fsync_p50_ms"]?.doubleValue),
+        try XCTUnwrap(figures["host_fsync_max_ms"]?.doubleValue), mode)
+      let left = try FileManager.default.contentsOfDirectory(atPath: work).filter {
+        $0.hasPrefix(".tally-stall-probe")
+      }
+      XCTAssertEqual(left, [], "\(mode): the ring and the background writer's file are removed")
+    }
   }
 }
