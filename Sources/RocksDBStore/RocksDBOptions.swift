@@ -36,6 +36,14 @@ public struct RocksDBOptions: Sendable {
   /// insert per key. Right for stores that are written in large batches and read back
   /// only on restart (engine state); reads of unflushed keys are slower.
   public var vectorMemtable = false
+  /// At most this many bytes a second written by memtable flushes and compactions (a
+  /// RocksDB rate limiter); 0, the default, sets no limit. For a store whose commits wait
+  /// on an fsync of the WAL (the sequencer's journal): a flush written at the disk's
+  /// full speed makes those fsyncs wait behind it on the device (a 64 MiB memtable:
+  /// 40-160 ms once every ~750,000 journaled events, docs/PERFORMANCE.md seventeenth
+  /// session). Paced, the flush's writes leave room for them. It must stay above the
+  /// store's sustained write rate, or flushes fall behind and RocksDB slows the writes.
+  public var backgroundWriteBytesPerSecond: Int = 0
 
   public init() {}
 }

@@ -15,6 +15,8 @@
 // - One LRU block cache (64 MiB) that also holds index and filter blocks, so memory is
 //   bounded; level-0 filters/indexes stay pinned. 64 MiB memtable, at most 512 open
 //   files, dynamic level sizes, 1 MiB incremental syncs of SST files.
+// - Background writes (flushes, compactions) unpaced unless `backgroundWriteBytesPerSecond`
+//   is set (the sequencer's journal sets it: its commits fsync on the ack path).
 //
 // Reading a store from the shell (the store must be closed, or use a secondary instance):
 //   ldb --db=PATH scan --hex
@@ -66,6 +68,7 @@ public final class RocksDBStateStore: StateStore {
     precondition(settings.blockCacheBytes >= 0, "blockCacheBytes must be >= 0")
     precondition(settings.writeBufferBytes > 0, "writeBufferBytes must be > 0")
     precondition(settings.bloomFilterBitsPerKey >= 0, "bloomFilterBitsPerKey must be >= 0")
+    precondition(settings.backgroundWriteBytesPerSecond >= 0, "backgroundWriteBytesPerSecond must be >= 0")
     precondition(
       settings.maxOpenFiles == -1 || (settings.maxOpenFiles > 0 && settings.maxOpenFiles <= Int(Int32.max)),
       "maxOpenFiles must be -1 or positive")
@@ -78,6 +81,14 @@ public final class RocksDBStateStore: StateStore {
     rocksdb_options_set_level_compaction_dynamic_level_bytes(opts, 1)
     rocksdb_options_set_bytes_per_sync(opts, 1 << 20)
     rocksdb_options_set_keep_log_file_num(opts, 5)
+    if settings.backgroundWriteBytesPerSecond > 0 {
+      // Refilled every 100 ms (RocksDB's default period), fairness 10 (its default: low
+      // priority compactions get a turn one time in ten). The options hold their own
+      // reference to the limiter, so this handle is released at once.
+      let limiter = rocksdb_ratelimiter_create(Int64(settings.backgroundWriteBytesPerSecond), 100_000, 10)
+      rocksdb_options_set_ratelimiter(opts, limiter)
+      rocksdb_ratelimiter_destroy(limiter)
+    }
     if settings.vectorMemtable {
       rocksdb_options_set_allow_concurrent_memtable_write(opts, 0)
       rocksdb_options_set_memtable_vector_rep(opts)

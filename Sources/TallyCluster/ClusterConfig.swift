@@ -94,6 +94,16 @@ public struct ClusterConfig: Sendable, Equatable {
   /// more than the disk it saved (the 4M-event day voted 5-9% faster without,
   /// docs/PERFORMANCE.md, ninth session). A journal kept for long may want `lz4` or `zstd`.
   public var journalCompression: RocksDBOptions.Compression = .none
+  /// `[sequencer] journal_flush_mib_per_s`: the pace of the journal's memtable flushes
+  /// and compactions, MiB/s (0: unpaced). Every ack waits on an fsync of the journal's
+  /// WAL; a 64 MiB memtable flushed at the disk's full speed made those fsyncs wait
+  /// 40-160 ms behind it once every ~750,000 events, 15-16 batches over 20 ms in a paced
+  /// run at 100,000 events/s (p99 52-69 ms); paced at 32-64 MiB/s the p99 was 10-15 ms
+  /// (docs/PERFORMANCE.md, seventeenth session). 64 is twice the journal's write rate at
+  /// the cluster's full speed (~380,000 events/s of ~85 bytes); a lower pace than the
+  /// journal's sustained rate would make RocksDB slow the sequencer's writes.
+  public var journalFlushMiBPerSecond: Int = ClusterConfig.journalFlushMiBPerSecondDefault
+  public static let journalFlushMiBPerSecondDefault = 64
   /// Where replicas connect to fetch journal batches and to send votes; by default the
   /// sequencer's and the voter's own endpoints. A fault-injection proxy (Chaos/) sits
   /// in between by binding these and forwarding to the real ones.
@@ -182,7 +192,7 @@ public struct ClusterConfig: Sendable, Equatable {
       "sequencer",
       keys: [
         ("host", .string), ("bind", .string), ("ingest_port", .integer), ("fetch_port", .integer),
-        ("control_port", .integer), ("journal_compression", .string),
+        ("control_port", .integer), ("journal_compression", .string), ("journal_flush_mib_per_s", .integer),
       ]),
     .init(
       "voter",
@@ -226,7 +236,7 @@ public struct ClusterConfig: Sendable, Equatable {
     }
     struct Sequencer: Decodable {
       var host, bind, journal_compression: String?
-      var ingest_port, fetch_port, control_port: Int?
+      var ingest_port, fetch_port, control_port, journal_flush_mib_per_s: Int?
     }
     struct Voter: Decodable {
       var host, bind: String?
@@ -297,6 +307,7 @@ public struct ClusterConfig: Sendable, Equatable {
       }
       config.journalCompression = value
     }
+    config.journalFlushMiBPerSecond = f.sequencer?.journal_flush_mib_per_s ?? config.journalFlushMiBPerSecond
     config.replicaFetchVia = f.links?.replica_fetch_via
     config.replicaVotesVia = f.links?.replica_votes_via
     func positive(_ v: Int, _ table: String, _ key: String, _ range: ClosedRange<Int>) throws(ConfigError) {
@@ -313,6 +324,7 @@ public struct ClusterConfig: Sendable, Equatable {
     try positive(config.fetchBatchesMax, "limits", "fetch_batches_max", 1...1_024)
     try positive(config.heartbeatMs, "limits", "heartbeat_ms", 10...60_000)
     try positive(config.repairsMax, "limits", "repairs_max", 0...1_000)
+    try positive(config.journalFlushMiBPerSecond, "sequencer", "journal_flush_mib_per_s", 0...65_536)
     config.ops.shutdownGraceMs = limits?.shutdown_grace_ms ?? config.ops.shutdownGraceMs
     try positive(config.ops.shutdownGraceMs, "limits", "shutdown_grace_ms", 100...600_000)
     guard config.basePort > 0 && config.basePort + 60 + replicas.count < 65536 else {

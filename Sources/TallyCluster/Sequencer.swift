@@ -37,10 +37,11 @@ public final class Sequencer {
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
     var options = RocksDBOptions()
     options.compression = config.journalCompression
+    options.backgroundWriteBytesPerSecond = config.journalFlushMiBPerSecond << 20
     store = try RocksDBStateStore(path: dataDir + "/journal", options: options)
     core = try SequencerCore(store: store, fetchBatchesMax: config.fetchBatchesMax)
     log.info(
-      "sequencer: journal at seq \(core.lastSeq), \(core.batchCount) batches, \(core.clientBatchCount) client batches known"
+      "sequencer: journal at seq \(core.lastSeq), \(core.batchCount) batches, \(core.clientBatchCount) client batches known; its flushes \(config.journalFlushMiBPerSecond == 0 ? "unpaced" : "paced at \(config.journalFlushMiBPerSecond) MiB/s")"
     )
   }
 

@@ -488,6 +488,54 @@ final class RocksDBStateStoreTests: XCTestCase {
     XCTAssertEqual(try keys(store, prefix: []).count, 50)
   }
 
+  /// `backgroundWriteBytesPerSecond` paces a flush: 2 MiB of memtable written at 1 MiB/s
+  /// takes more than a second (a lower bound only: a slow machine cannot fail it), and
+  /// RocksDB's LOG names the limiter; a store without the setting has none.
+  func testBackgroundWriteRateLimitPacesAFlush() throws {
+    func fill(_ store: RocksDBStateStore) throws {
+      // Incompressible values (xorshift bytes), so that no codec shrinks the flush.
+      var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+      for chunk in 0..<32 {
+        try commit(
+          store,
+          (0..<16).map { i in
+            var value = [UInt8](repeating: 0, count: 4_096)
+            for j in stride(from: 0, to: value.count, by: 8) {
+              x ^= x << 13
+              x ^= x >> 7
+              x ^= x << 17
+              withUnsafeBytes(of: x) { value.replaceSubrange(j..<(j + 8), with: $0) }
+            }
+            return ([UInt8(chunk), UInt8(i)], value)
+          })
+      }
+    }
+    func logMentionsALimiter(_ name: String) throws -> Bool {
+      let log = try String(contentsOfFile: dbPath(name) + "/LOG", encoding: .utf8)
+      let line = try XCTUnwrap(log.split(separator: "\n").first { $0.contains("Options.rate_limiter:") })
+      return !line.contains("(nil)")
+    }
+    let paced = try open("paced") {
+      $0.backgroundWriteBytesPerSecond = 1 << 20
+      $0.compression = .none
+    }
+    try fill(paced)
+    let clock = ContinuousClock()
+    let started = clock.now
+    try paced.flush()
+    let seconds = (clock.now - started).components.seconds
+    XCTAssertGreaterThanOrEqual(seconds, 1, "2 MiB flushed at 1 MiB/s in under a second")
+    XCTAssertEqual(paced.property("rocksdb.num-files-at-level0"), "1")
+    XCTAssertEqual(try keys(paced, prefix: []).count, 512)
+    XCTAssertTrue(try logMentionsALimiter("paced"))
+    paced.close()
+    let unpaced = try open("unpaced") { $0.compression = .none }
+    try fill(unpaced)
+    try unpaced.flush()
+    XCTAssertFalse(try logMentionsALimiter("unpaced"))
+    unpaced.close()
+  }
+
   // MARK: ldb
 
   static let ldbURL: URL? = ["/usr/bin/ldb", "/usr/local/bin/ldb"]

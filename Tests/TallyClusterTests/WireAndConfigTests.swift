@@ -335,6 +335,34 @@ final class ClusterConfigTests: XCTestCase {
     }
   }
 
+  /// `[sequencer] journal_flush_mib_per_s`: 64 by default, 0 for unpaced, refused out
+  /// of range with its line; the journal's RocksDB gets a rate limiter exactly when it
+  /// is not 0 (its LOG names it).
+  func testJournalFlushPaceDefaultsReachesTheJournalAndIsChecked() throws {
+    let plain = try ClusterConfig.parse("[[replica]]\nid = \"a\"\n", file: "d.toml")
+    XCTAssertEqual(plain.journalFlushMiBPerSecond, 64)
+    let off = try ClusterConfig.parse(
+      "[sequencer]\njournal_flush_mib_per_s = 0\n[[replica]]\nid = \"a\"\n", file: "o.toml")
+    XCTAssertEqual(off.journalFlushMiBPerSecond, 0)
+    for bad in ["-1", "70000"] {
+      assertError(
+        "[sequencer]\njournal_flush_mib_per_s = \(bad)\n[[replica]]\nid = \"a\"\n",
+        mentions: ["journal_flush_mib_per_s", bad, "allowed: 0...65536"])
+    }
+    assertError(
+      "[sequencer]\njournal_flush_mib_per_s = \"fast\"\n[[replica]]\nid = \"a\"\n",
+      mentions: [":2:", "journal_flush_mib_per_s"])
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for (config, paced) in [(plain, true), (off, false)] {
+      let data = dir + "/" + (paced ? "paced" : "unpaced")
+      _ = try Sequencer(config: config, dataDir: data, log: Logger(node: "test"))
+      let log = try String(contentsOfFile: data + "/journal/LOG", encoding: .utf8)
+      let line = try XCTUnwrap(log.split(separator: "\n").first { $0.contains("Options.rate_limiter:") })
+      XCTAssertEqual(!line.contains("(nil)"), paced, String(line))
+    }
+  }
+
   /// `[sequencer] journal_compression`: none by default, read when given and handed to
   /// the journal's RocksDB (its OPTIONS file says which codec it writes SSTs with), and
   /// refused with its line when it names no codec.
