@@ -30,6 +30,18 @@ public enum MetricHelp {
     ("tally_sequencer_parked_fetches", "Replica fetches waiting for new events (queue depth)."),
     ("tally_sequencer_recent_batches", "Journal batches cached in memory for live replicas."),
     ("tally_sequencer_client_batches", "Client batches known for deduplication."),
+    (
+      "tally_sequencer_journal_delayed_write_bytes_per_second",
+      "The rate RocksDB slows the journal's writes to (0: not slowed; its flushes fall behind otherwise)."
+    ),
+    (
+      "tally_sequencer_journal_writes_stopped",
+      "1 while RocksDB stops the journal's writes for a flush or compaction."
+    ),
+    (
+      "tally_sequencer_journal_memtables_awaiting_flush",
+      "Journal memtables written full, waiting for their flush."
+    ),
     ("tally_replica_applied_seq", "Last seq applied by the replica (in memory)."),
     ("tally_replica_committed_seq", "Last seq committed by the replica (its last checkpoint)."),
     ("tally_replica_apply_seconds", "Time to apply one journal batch, checkpoint commit included."),
@@ -88,6 +100,9 @@ public final class SequencerMetrics {
   let parked = Gauge(label: "tally_sequencer_parked_fetches")
   let recent = Gauge(label: "tally_sequencer_recent_batches")
   let clientBatches = Gauge(label: "tally_sequencer_client_batches")
+  let delayedWrites = Gauge(label: "tally_sequencer_journal_delayed_write_bytes_per_second")
+  let writesStopped = Gauge(label: "tally_sequencer_journal_writes_stopped")
+  let awaitingFlush = Gauge(label: "tally_sequencer_journal_memtables_awaiting_flush")
 
   public init() {}
 
@@ -106,6 +121,10 @@ public final class SequencerMetrics {
     parked.record(s.core.parkedCount)
     recent.record(s.core.recentCount)
     clientBatches.record(s.core.clientBatchCount)
+    let pressure = s.journalPressure
+    delayedWrites.record(pressure.delayedWriteBytesPerSecond)
+    writesStopped.record(pressure.writesStopped ? 1 : 0)
+    awaitingFlush.record(pressure.memtablesAwaitingFlush)
   }
 }
 

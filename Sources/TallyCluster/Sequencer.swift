@@ -56,6 +56,49 @@ public final class Sequencer {
     try core.batches(from: from, max: max)
   }
 
+  /// Whether RocksDB is holding back the journal's writes: its flushes or compactions
+  /// fall behind what is journaled (a `journal_flush_mib_per_s` below the sustained
+  /// write rate, or a disk that cannot keep up). Read from RocksDB's own properties.
+  public struct JournalPressure: Equatable, Sendable {
+    /// The write rate RocksDB slows the journal to, bytes/s; 0 when it does not.
+    public var delayedWriteBytesPerSecond: Int
+    /// RocksDB stops the journal's writes until a flush or compaction ends.
+    public var writesStopped: Bool
+    /// Memtables written full and waiting for (or in) their flush.
+    public var memtablesAwaitingFlush: Int
+    public var isHoldingBack: Bool { delayedWriteBytesPerSecond > 0 || writesStopped }
+  }
+
+  public var journalPressure: JournalPressure {
+    func number(_ name: String) -> Int { store.property(name).flatMap { Int($0) } ?? 0 }
+    return JournalPressure(
+      delayedWriteBytesPerSecond: number("rocksdb.actual-delayed-write-rate"),
+      writesStopped: number("rocksdb.is-write-stopped") != 0,
+      memtablesAwaitingFlush: number("rocksdb.num-immutable-mem-table"))
+  }
+
+  /// The last pressure logged: a change is logged once, not every check.
+  var loggedPressure = false
+  var lastPressureCheck = ContinuousClock.now
+  static let pressureCheckEvery = Duration.seconds(1)
+
+  /// Logs when RocksDB starts or stops holding back the journal's writes (checked once
+  /// a second from the loop: a property read, no I/O).
+  func checkJournalPressure() {
+    guard ContinuousClock.now - lastPressureCheck >= Self.pressureCheckEvery else { return }
+    lastPressureCheck = .now
+    let p = journalPressure
+    guard p.isHoldingBack != loggedPressure else { return }
+    loggedPressure = p.isHoldingBack
+    if p.isHoldingBack {
+      log.warn(
+        "sequencer: RocksDB is holding back the journal's writes (\(p.writesStopped ? "stopped" : "slowed to \(p.delayedWriteBytesPerSecond) bytes/s"), \(p.memtablesAwaitingFlush) memtables awaiting their flush): its flushes fall behind; raise [sequencer] journal_flush_mib_per_s (now \(config.journalFlushMiBPerSecond), 0 unpaced) or check the disk"
+      )
+    } else {
+      log.info("sequencer: RocksDB no longer holds back the journal's writes")
+    }
+  }
+
   public var status: SequencerStatus {
     SequencerStatus(
       lastSeq: core.lastSeq, batches: Int64(core.batchCount), clientBatches: Int64(core.clientBatchCount),
@@ -126,6 +169,7 @@ public final class Sequencer {
       }
       // Parked fetches: new data, or their time is up.
       try perform(core.tick(nowMs: nowMs), fetch: fetch, ingest: ingest)
+      checkJournalPressure()
     }
   }
 
