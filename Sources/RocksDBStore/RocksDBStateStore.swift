@@ -284,6 +284,28 @@ public final class RocksDBStateStore: StateStore {
     }
   }
 
+  /// Seconds RocksDB has held back this store's writes since it opened (slowed or
+  /// stopped them while its flushes or compactions fell behind): the "Cumulative
+  /// stall" of its DB stats, a counter that only grows. Nil if the stats do not have it.
+  /// For operations (metrics, logs) only.
+  public var cumulativeWriteStallSeconds: Double? {
+    guard let stats = property("rocksdb.dbstats") else { return nil }
+    return Self.cumulativeStallSeconds(dbStats: stats)
+  }
+
+  /// The "Cumulative stall: HH:MM:SS.mmm H:M:S, ..." line of RocksDB's DB stats, in seconds.
+  public static func cumulativeStallSeconds(dbStats: String) -> Double? {
+    guard let line = dbStats.split(separator: "\n").first(where: { $0.hasPrefix("Cumulative stall: ") })
+    else { return nil }
+    let clock = line.dropFirst("Cumulative stall: ".count).prefix { $0 != " " }
+    let parts = clock.split(separator: ":")
+    guard parts.count == 3, let h = Double(parts[0]), let m = Double(parts[1]), let sec = Double(parts[2])
+    else {
+      return nil
+    }
+    return h * 3_600 + m * 60 + sec
+  }
+
   /// A RocksDB property such as "rocksdb.estimate-num-keys" or "rocksdb.stats"; nil if
   /// RocksDB does not know the name.
   public func property(_ name: String) -> String? {

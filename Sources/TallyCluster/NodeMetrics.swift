@@ -31,12 +31,8 @@ public enum MetricHelp {
     ("tally_sequencer_recent_batches", "Journal batches cached in memory for live replicas."),
     ("tally_sequencer_client_batches", "Client batches known for deduplication."),
     (
-      "tally_sequencer_journal_delayed_write_bytes_per_second",
-      "The rate RocksDB slows the journal's writes to (0: not slowed; its flushes fall behind otherwise)."
-    ),
-    (
-      "tally_sequencer_journal_writes_stopped",
-      "1 while RocksDB stops the journal's writes for a flush or compaction."
+      "tally_sequencer_journal_write_stall_seconds",
+      "Seconds RocksDB has slowed or stopped the journal's writes since the sequencer started (its flushes fell behind)."
     ),
     (
       "tally_sequencer_journal_memtables_awaiting_flush",
@@ -100,8 +96,7 @@ public final class SequencerMetrics {
   let parked = Gauge(label: "tally_sequencer_parked_fetches")
   let recent = Gauge(label: "tally_sequencer_recent_batches")
   let clientBatches = Gauge(label: "tally_sequencer_client_batches")
-  let delayedWrites = Gauge(label: "tally_sequencer_journal_delayed_write_bytes_per_second")
-  let writesStopped = Gauge(label: "tally_sequencer_journal_writes_stopped")
+  let writeStall = Gauge(label: "tally_sequencer_journal_write_stall_seconds")
   let awaitingFlush = Gauge(label: "tally_sequencer_journal_memtables_awaiting_flush")
 
   public init() {}
@@ -122,8 +117,7 @@ public final class SequencerMetrics {
     recent.record(s.core.recentCount)
     clientBatches.record(s.core.clientBatchCount)
     let pressure = s.journalPressure
-    delayedWrites.record(pressure.delayedWriteBytesPerSecond)
-    writesStopped.record(pressure.writesStopped ? 1 : 0)
+    writeStall.record(pressure.stallSeconds)
     awaitingFlush.record(pressure.memtablesAwaitingFlush)
   }
 }

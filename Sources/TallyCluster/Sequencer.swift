@@ -56,47 +56,40 @@ public final class Sequencer {
     try core.batches(from: from, max: max)
   }
 
-  /// Whether RocksDB is holding back the journal's writes: its flushes or compactions
-  /// fall behind what is journaled (a `journal_flush_mib_per_s` below the sustained
-  /// write rate, or a disk that cannot keep up). Read from RocksDB's own properties.
+  /// Whether RocksDB holds back the journal's writes: its flushes or compactions fall
+  /// behind what is journaled (a `journal_flush_mib_per_s` below the sustained write
+  /// rate, or a disk that cannot keep up), so acks wait on RocksDB, not on the fsync.
   public struct JournalPressure: Equatable, Sendable {
-    /// The write rate RocksDB slows the journal to, bytes/s; 0 when it does not.
-    public var delayedWriteBytesPerSecond: Int
-    /// RocksDB stops the journal's writes until a flush or compaction ends.
-    public var writesStopped: Bool
+    /// Seconds RocksDB has slowed or stopped the journal's writes since it opened (a
+    /// counter: a write stopped blocks this thread, so only the total can be seen).
+    public var stallSeconds: Double
     /// Memtables written full and waiting for (or in) their flush.
     public var memtablesAwaitingFlush: Int
-    public var isHoldingBack: Bool { delayedWriteBytesPerSecond > 0 || writesStopped }
   }
 
   public var journalPressure: JournalPressure {
-    func number(_ name: String) -> Int { store.property(name).flatMap { Int($0) } ?? 0 }
-    return JournalPressure(
-      delayedWriteBytesPerSecond: number("rocksdb.actual-delayed-write-rate"),
-      writesStopped: number("rocksdb.is-write-stopped") != 0,
-      memtablesAwaitingFlush: number("rocksdb.num-immutable-mem-table"))
+    JournalPressure(
+      stallSeconds: store.cumulativeWriteStallSeconds ?? 0,
+      memtablesAwaitingFlush: store.property("rocksdb.num-immutable-mem-table").flatMap { Int($0) } ?? 0)
   }
 
-  /// The last pressure logged: a change is logged once, not every check.
-  var loggedPressure = false
+  /// The stall total at the last check: an increase is logged once per check.
+  var checkedStallSeconds = 0.0
   var lastPressureCheck = ContinuousClock.now
   static let pressureCheckEvery = Duration.seconds(1)
 
-  /// Logs when RocksDB starts or stops holding back the journal's writes (checked once
-  /// a second from the loop: a property read, no I/O).
+  /// Logs, at most once a second, when RocksDB held back the journal's writes since the
+  /// last check (property reads, no I/O).
   func checkJournalPressure() {
     guard ContinuousClock.now - lastPressureCheck >= Self.pressureCheckEvery else { return }
     lastPressureCheck = .now
     let p = journalPressure
-    guard p.isHoldingBack != loggedPressure else { return }
-    loggedPressure = p.isHoldingBack
-    if p.isHoldingBack {
-      log.warn(
-        "sequencer: RocksDB is holding back the journal's writes (\(p.writesStopped ? "stopped" : "slowed to \(p.delayedWriteBytesPerSecond) bytes/s"), \(p.memtablesAwaitingFlush) memtables awaiting their flush): its flushes fall behind; raise [sequencer] journal_flush_mib_per_s (now \(config.journalFlushMiBPerSecond), 0 unpaced) or check the disk"
-      )
-    } else {
-      log.info("sequencer: RocksDB no longer holds back the journal's writes")
-    }
+    guard p.stallSeconds > checkedStallSeconds else { return }
+    let held = p.stallSeconds - checkedStallSeconds
+    checkedStallSeconds = p.stallSeconds
+    log.warn(
+      "sequencer: RocksDB held back the journal's writes for \(held) s since the last check (\(p.stallSeconds) s in all, \(p.memtablesAwaitingFlush) memtables awaiting their flush): its flushes fall behind; raise [sequencer] journal_flush_mib_per_s (now \(config.journalFlushMiBPerSecond), 0 unpaced) or check the disk"
+    )
   }
 
   public var status: SequencerStatus {

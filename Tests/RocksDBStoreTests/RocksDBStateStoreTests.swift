@@ -536,6 +536,31 @@ final class RocksDBStateStoreTests: XCTestCase {
     unpaced.close()
   }
 
+  /// A store written faster than its paced flushes: RocksDB stops the writes while a
+  /// full memtable waits for the one ahead of it (two memtables at most), and counts
+  /// the time in its DB stats, which `cumulativeWriteStallSeconds` reads. A fresh
+  /// store reads 0; the stats line is parsed as hours, minutes and seconds.
+  func testCumulativeWriteStallCountsStopsBehindAPacedFlush() throws {
+    XCTAssertEqual(
+      RocksDBStateStore.cumulativeStallSeconds(
+        dbStats: "x\nCumulative stall: 01:02:3.250 H:M:S, 2.0 percent\n"),
+      3_723.25)
+    XCTAssertNil(RocksDBStateStore.cumulativeStallSeconds(dbStats: "Uptime(secs): 1.0 total"))
+    let store = try open("stalled") {
+      $0.backgroundWriteBytesPerSecond = 1 << 20
+      $0.writeBufferBytes = 256 << 10
+      $0.compression = .none
+    }
+    XCTAssertEqual(store.cumulativeWriteStallSeconds, 0)
+    // 1.5 MiB in 48 KiB commits: ~6 memtables, each flush a quarter of a second.
+    let value = [UInt8](repeating: 0x5A, count: 48 << 10)
+    for i in 0..<32 { try commit(store, [([UInt8(i)], value)]) }
+    let stalled = try XCTUnwrap(store.cumulativeWriteStallSeconds)
+    XCTAssertGreaterThan(stalled, 0.1, "the writes waited for the paced flushes")
+    XCTAssertEqual(try keys(store, prefix: []).count, 32)
+    store.close()
+  }
+
   // MARK: ldb
 
   static let ldbURL: URL? = ["/usr/bin/ldb", "/usr/local/bin/ldb"]

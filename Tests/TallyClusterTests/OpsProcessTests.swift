@@ -185,8 +185,8 @@ final class OpsProcessTests: ClusterTestCase {
     for name in [
       "tally_sequencer_fsync_seconds_bucket", "tally_replica_apply_seconds_count", "tally_voter_votes_total",
       "tally_voter_dissents_total{replica=\"r2\"}", "tally_process_resident_memory_bytes",
-      "\ntally_sequencer_journal_delayed_write_bytes_per_second 0.0\n",
-      "\ntally_sequencer_journal_writes_stopped 0.0\n",
+      "\ntally_sequencer_journal_write_stall_seconds 0.0\n",
+      "\ntally_sequencer_journal_memtables_awaiting_flush 0.0\n",
     ] {
       XCTAssertTrue(bodies.values.contains { $0.contains(name) }, "no \(name)")
     }
