@@ -85,10 +85,11 @@ public final class Sequencer {
     lastPressureCheck = .now
     let p = journalPressure
     guard p.stallSeconds > checkedStallSeconds else { return }
-    let held = p.stallSeconds - checkedStallSeconds
+    let heldMs = Int(((p.stallSeconds - checkedStallSeconds) * 1_000).rounded())
+    let allMs = Int((p.stallSeconds * 1_000).rounded())
     checkedStallSeconds = p.stallSeconds
     log.warn(
-      "sequencer: RocksDB held back the journal's writes for \(held) s since the last check (\(p.stallSeconds) s in all, \(p.memtablesAwaitingFlush) memtables awaiting their flush): its flushes fall behind; raise [sequencer] journal_flush_mib_per_s (now \(config.journalFlushMiBPerSecond), 0 unpaced) or check the disk"
+      "sequencer: RocksDB held back the journal's writes for \(heldMs) ms since the last check (\(allMs) ms in all, \(p.memtablesAwaitingFlush) memtables awaiting their flush): its flushes fall behind; raise [sequencer] journal_flush_mib_per_s (now \(config.journalFlushMiBPerSecond), 0 unpaced) or check the disk"
     )
   }
 
