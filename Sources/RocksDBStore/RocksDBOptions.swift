@@ -44,6 +44,11 @@ public struct RocksDBOptions: Sendable {
   /// session). Paced, the flush's writes leave room for them. It must stay above the
   /// store's sustained write rate, or flushes fall behind and RocksDB slows the writes.
   public var backgroundWriteBytesPerSecond: Int = 0
+  /// Memtables in memory at once, the one written and those full and waiting for their
+  /// flush (RocksDB's `max_write_buffer_number`, its default 2). When all are full,
+  /// writes stop until a flush ends: a store with paced flushes that takes bursts
+  /// above its pace wants one more, so that a burst fills memory instead of stopping.
+  public var memtablesMax: Int = 2
 
   public init() {}
 }

@@ -69,6 +69,7 @@ public final class RocksDBStateStore: StateStore {
     precondition(settings.writeBufferBytes > 0, "writeBufferBytes must be > 0")
     precondition(settings.bloomFilterBitsPerKey >= 0, "bloomFilterBitsPerKey must be >= 0")
     precondition(settings.backgroundWriteBytesPerSecond >= 0, "backgroundWriteBytesPerSecond must be >= 0")
+    precondition(settings.memtablesMax >= 2, "memtablesMax must be >= 2")
     precondition(
       settings.maxOpenFiles == -1 || (settings.maxOpenFiles > 0 && settings.maxOpenFiles <= Int(Int32.max)),
       "maxOpenFiles must be -1 or positive")
@@ -77,6 +78,7 @@ public final class RocksDBStateStore: StateStore {
     let opts = options.pointer
     rocksdb_options_set_create_if_missing(opts, settings.createIfMissing ? 1 : 0)
     rocksdb_options_set_write_buffer_size(opts, settings.writeBufferBytes)
+    rocksdb_options_set_max_write_buffer_number(opts, Int32(settings.memtablesMax))
     rocksdb_options_set_max_open_files(opts, Int32(settings.maxOpenFiles))
     rocksdb_options_set_level_compaction_dynamic_level_bytes(opts, 1)
     rocksdb_options_set_bytes_per_sync(opts, 1 << 20)

@@ -18,6 +18,9 @@ public final class Sequencer {
   public static let groupCommitMessagesMax = SequencerCore.groupCommitMessagesMax
   /// How long a parked fetch waits before an empty answer.
   public static let parkMs = Int(SequencerCore.parkMs)
+  /// The journal's memtables in memory at once (64 MiB each): the one written and two
+  /// full ones waiting for their paced flush.
+  public static let journalMemtablesMax = 3
 
   let config: ClusterConfig
   let store: RocksDBStateStore
@@ -38,6 +41,9 @@ public final class Sequencer {
     var options = RocksDBOptions()
     options.compression = config.journalCompression
     options.backgroundWriteBytesPerSecond = config.journalFlushMiBPerSecond << 20
+    // A third memtable: a burst of ingest above the flushes' pace (a client at full speed
+    // journals ~70 MB/s here) fills memory for a while instead of stopping the acks.
+    options.memtablesMax = Self.journalMemtablesMax
     store = try RocksDBStateStore(path: dataDir + "/journal", options: options)
     core = try SequencerCore(store: store, fetchBatchesMax: config.fetchBatchesMax)
     log.info(

@@ -337,7 +337,7 @@ final class ClusterConfigTests: XCTestCase {
 
   /// `[sequencer] journal_flush_mib_per_s`: 64 by default, 0 for unpaced, refused out
   /// of range with its line; the journal's RocksDB gets a rate limiter exactly when it
-  /// is not 0 (its LOG names it).
+  /// is not 0 (its LOG names it), and three memtables either way.
   func testJournalFlushPaceDefaultsReachesTheJournalAndIsChecked() throws {
     let plain = try ClusterConfig.parse("[[replica]]\nid = \"a\"\n", file: "d.toml")
     XCTAssertEqual(plain.journalFlushMiBPerSecond, 64)
@@ -360,6 +360,8 @@ final class ClusterConfigTests: XCTestCase {
       let log = try String(contentsOfFile: data + "/journal/LOG", encoding: .utf8)
       let line = try XCTUnwrap(log.split(separator: "\n").first { $0.contains("Options.rate_limiter:") })
       XCTAssertEqual(!line.contains("(nil)"), paced, String(line))
+      // A third memtable, so that a burst above the pace fills memory instead of stopping writes.
+      XCTAssertTrue(log.contains("Options.max_write_buffer_number: 3"), "the journal keeps three memtables")
     }
   }
 
