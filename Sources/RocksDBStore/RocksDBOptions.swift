@@ -42,7 +42,8 @@ public struct RocksDBOptions: Sendable {
   /// full speed makes those fsyncs wait behind it on the device (a 64 MiB memtable:
   /// 40-160 ms once every ~750,000 journaled events, docs/PERFORMANCE.md seventeenth
   /// session). Paced, the flush's writes leave room for them. It must stay above the
-  /// store's sustained write rate, or flushes fall behind and RocksDB slows the writes.
+  /// store's sustained write rate, or flushes fall behind and RocksDB stops the writes
+  /// whenever `memtablesMax` memtables are full.
   public var backgroundWriteBytesPerSecond: Int = 0
   /// Memtables in memory at once, the one written and those full and waiting for their
   /// flush (RocksDB's `max_write_buffer_number`, its default 2). When all are full,

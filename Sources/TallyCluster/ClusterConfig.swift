@@ -100,8 +100,9 @@ public struct ClusterConfig: Sendable, Equatable {
   /// 40-160 ms behind it once every ~750,000 events, 15-16 batches over 20 ms in a paced
   /// run at 100,000 events/s (p99 52-69 ms); paced at 32-64 MiB/s the p99 was 10-15 ms
   /// (docs/PERFORMANCE.md, seventeenth session). 64 is twice the journal's write rate at
-  /// the cluster's full speed (~380,000 events/s of ~85 bytes); a lower pace than the
-  /// journal's sustained rate would make RocksDB slow the sequencer's writes.
+  /// the cluster's full speed (~380,000 events/s of ~85 bytes); a pace below the
+  /// journal's sustained rate makes RocksDB stop the sequencer's writes whenever its three
+  /// memtables are full (`tally_sequencer_journal_write_stall_seconds` shows it).
   public var journalFlushMiBPerSecond: Int = ClusterConfig.journalFlushMiBPerSecondDefault
   public static let journalFlushMiBPerSecondDefault = 64
   /// Where replicas connect to fetch journal batches and to send votes; by default the
