@@ -31,6 +31,9 @@ public struct SequencerStatus: Codable, Sendable, Equatable {
   /// Fetches parked now, and answered early at `SequencerCore.parkedFetchesMax`.
   public var parkedFetches: Int64?
   public var parkedFetchesDropped: Int64?
+  /// Milliseconds RocksDB has stopped or slowed the journal's writes since the sequencer
+  /// started (its paced flushes fell behind); older statuses lack it.
+  public var journalWriteStallMs: Int64?
 
   enum CodingKeys: String, CodingKey {
     case role, batches, refused, ingest
@@ -38,11 +41,12 @@ public struct SequencerStatus: Codable, Sendable, Equatable {
     case clientBatches = "client_batches"
     case parkedFetches = "parked_fetches"
     case parkedFetchesDropped = "parked_fetches_dropped"
+    case journalWriteStallMs = "journal_write_stall_ms"
   }
 
   public init(
     lastSeq: Int64, batches: Int64, clientBatches: Int64, refused: Int64, ingest: String,
-    parkedFetches: Int64? = nil, parkedFetchesDropped: Int64? = nil
+    parkedFetches: Int64? = nil, parkedFetchesDropped: Int64? = nil, journalWriteStallMs: Int64? = nil
   ) {
     self.lastSeq = lastSeq
     self.batches = batches
@@ -51,6 +55,7 @@ public struct SequencerStatus: Codable, Sendable, Equatable {
     self.ingest = ingest
     self.parkedFetches = parkedFetches
     self.parkedFetchesDropped = parkedFetchesDropped
+    self.journalWriteStallMs = journalWriteStallMs
   }
 
   public var json: String { NodeStatus.encode(self) }

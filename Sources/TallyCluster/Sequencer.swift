@@ -103,7 +103,8 @@ public final class Sequencer {
     SequencerStatus(
       lastSeq: core.lastSeq, batches: Int64(core.batchCount), clientBatches: Int64(core.clientBatchCount),
       refused: Int64(refused), ingest: config.ingest, parkedFetches: Int64(core.parkedCount),
-      parkedFetchesDropped: Int64(core.parkedDropped))
+      parkedFetchesDropped: Int64(core.parkedDropped),
+      journalWriteStallMs: Int64((journalPressure.stallSeconds * 1_000).rounded()))
   }
 
   public func statusJSON() -> String { status.json }

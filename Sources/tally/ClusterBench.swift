@@ -107,11 +107,13 @@ struct ClusterBench: ParsableCommand {
     let cpu = NodeCPU.seconds(sup).map { node in
       (node.name, node.seconds - (cpuBefore.first { $0.name == node.name }?.seconds ?? 0))
     }
+    let throughputJournalStall = journalWriteStallMs(sup, c, context: context)
     _ = sup.down()
     var figures = Figures(
       replicas: c.replicas.map(\.kernel).joined(separator: "/"), events: r.events,
       votedEventsPerSecond: Double(r.events) / voted, offeredEventsPerSecond: Double(rate))
     figures.cpuSeconds = Dictionary(uniqueKeysWithValues: cpu)
+    figures.throughputJournalStallMilliseconds = throughputJournalStall
     figures.hostRandomReadNanoseconds = probe.randomReadNanoseconds
     figures.hostFreshMemoryGBPerSecond = probe.freshMemoryGBPerSecond
     figures.hostFsyncMilliseconds = probe.fsyncMilliseconds
@@ -171,6 +173,7 @@ struct ClusterBench: ParsableCommand {
       if let decided = watcher2.decidedAt(last) { latencies.append((decided - sent).seconds * 1000) }
     }
     latencies.sort()
+    figures.latencyJournalStallMilliseconds = journalWriteStallMs(sup, c, context: context)
     _ = sup.down()
     func pct(_ p: Double) -> String {
       latencies.isEmpty
@@ -185,7 +188,9 @@ struct ClusterBench: ParsableCommand {
     figures.latencyMaxMilliseconds = value(1.0)
     say(
       "latency at \(rate) events/s offered (\(frames.count) batches of \(latencyBatch), \(String(format: "%.1f", sendSeconds)) s): "
-        + "ingest→voted p50 \(pct(0.5)) ms, p99 \(pct(0.99)) ms, max \(pct(1.0)) ms")
+        + "ingest→voted p50 \(pct(0.5)) ms, p99 \(pct(0.99)) ms, max \(pct(1.0)) ms; "
+        + "the journal's writes held back by RocksDB \(figures.latencyJournalStallMilliseconds.map { "\($0) ms" } ?? "n/a")"
+    )
 
     // Phase 3: the same bytes over bare ZeroMQ.
     let pull = try ZMQSocket(context: context, type: .pull)
@@ -257,6 +262,11 @@ struct ClusterBench: ParsableCommand {
     var hostFsyncP99Milliseconds: Double?
     var hostFsyncMaxMilliseconds: Double?
     var hostFsyncStalledShare: Double?
+    /// Milliseconds RocksDB stopped or slowed the journal's writes in the throughput and
+    /// latency phases (the sequencer's status at each phase's end): a latency figure with
+    /// 0 here waited on the disk, not on the journal's own flushes.
+    var throughputJournalStallMilliseconds: Int64?
+    var latencyJournalStallMilliseconds: Int64?
 
     enum CodingKeys: String, CodingKey {
       case replicas, events
@@ -277,6 +287,8 @@ struct ClusterBench: ParsableCommand {
       case hostFsyncP99Milliseconds = "host_fsync_p99_ms"
       case hostFsyncMaxMilliseconds = "host_fsync_max_ms"
       case hostFsyncStalledShare = "host_fsync_stalled_share"
+      case throughputJournalStallMilliseconds = "throughput_journal_stall_ms"
+      case latencyJournalStallMilliseconds = "latency_journal_stall_ms"
     }
 
     var json: String {
@@ -293,6 +305,14 @@ struct ClusterBench: ParsableCommand {
     /// True when the victim was caught up at its first status after the restart.
     var catchUpIsLowerBound = false
     var text: String
+  }
+
+  /// The sequencer's `journal_write_stall_ms`, from its status (nil when it does not answer).
+  func journalWriteStallMs(_ sup: Supervisor, _ c: ClusterConfig, context: ZMQContext) -> Int64? {
+    guard let sequencer = sup.nodes.first(where: { $0.role == "sequencer" }) else { return nil }
+    return ControlClient.status(
+      SequencerStatus.self, context: context, endpoint: sequencer.control, timeoutMs: 1_000, curve: c.curve)?
+      .journalWriteStallMs
   }
 
   /// Paces the events at `liveRate`, kills the first replica 1 s in (or when 30% of the

@@ -69,6 +69,10 @@ final class NodeStatusTests: XCTestCase {
     XCTAssertTrue(
       s.json.hasPrefix(#"{"batches":2,"client_batches":3,"ingest":"tcp://h:1","last_seq":7,"#), s.json)
     XCTAssertEqual(NodeStatus.decode(SequencerStatus.self, from: s.json), s)
+    let stalled = SequencerStatus(
+      lastSeq: 7, batches: 2, clientBatches: 3, refused: 0, ingest: "tcp://h:1", journalWriteStallMs: 513)
+    XCTAssertTrue(stalled.json.contains(#""journal_write_stall_ms":513"#), stalled.json)
+    XCTAssertEqual(NodeStatus.decode(SequencerStatus.self, from: stalled.json), stalled)
     let r = ReplicaStatus(
       id: "r1", kernel: "v2", appliedSeq: 9, committedSeq: 5, committedStateDigest: "ab", repairs: 1)
     XCTAssertEqual(
