@@ -219,6 +219,11 @@ struct ClusterStatus: ParsableCommand {
         fields.append(("ingest", .string(c.ingest)))
         fields.append(("last_seq", lastSeq >= 0 ? .int(lastSeq) : .null))
         if lastSeq >= 0 { text += ", journal seq \(lastSeq)" }
+        // RocksDB holding back the journal's writes (its paced flushes fell behind):
+        // shown in the text only when it happened, always in the JSON.
+        let stall = seqStatus?.journalWriteStallMs
+        fields.append(("journal_write_stall_ms", stall.map { .int($0) } ?? .null))
+        if let stall, stall > 0 { text += ", journal writes held back \(stall) ms by RocksDB" }
       case "replica":
         let replica = status.flatMap { NodeStatus.decode(ReplicaStatus.self, from: $0) }
         let applied = replica?.appliedSeq

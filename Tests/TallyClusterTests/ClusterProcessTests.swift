@@ -28,6 +28,8 @@ final class ClusterProcessTests: ClusterTestCase {
 
     let status = try c.status()
     XCTAssertEqual(c.int(status, "sequencer", "last_seq"), events)
+    XCTAssertEqual(
+      c.int(status, "sequencer", "journal_write_stall_ms"), 0, "a small day never fills a memtable")
     XCTAssertEqual(c.int(status, "voter", "decided_through"), events)
     XCTAssertEqual(c.int(status, "voter", "alerts"), 0)
     XCTAssertTrue(c.alerts().isEmpty, "alerts: \(c.alerts())")
@@ -43,6 +45,7 @@ final class ClusterProcessTests: ClusterTestCase {
     let text = try c.tally(["cluster", "status"])
     XCTAssertEqual(text.status, 0)
     XCTAssertTrue(text.stdout.contains("journal seq \(events)"), text.stdout)
+    XCTAssertFalse(text.stdout.contains("held back"), text.stdout)
     // A second report from the same cluster gives the same bytes.
     try c.report(work + "/out2")
     assertSameFolders(work + "/out2", m.expected, "second report")
@@ -286,6 +289,13 @@ final class ClusterProcessTests: ClusterTestCase {
       },
       "the submit made no progress")
     XCTAssertTrue(submitting.isRunning, "the submit finished before the sequencer could be killed")
+    // Frozen first, so that a batch is certainly in flight when it dies: the client's
+    // next batch waits unanswered in the frozen sequencer's socket and dies with it (a
+    // plain kill could land between an ack and the next send; ZeroMQ then delivers the
+    // queued batch to the new sequencer and nothing is retried).
+    let sequencerPid = try XCTUnwrap(c.pid("sequencer"))
+    XCTAssertEqual(kill(sequencerPid, SIGSTOP), 0)
+    Thread.sleep(forTimeInterval: 0.5)
     try c.kill9("sequencer")
     Thread.sleep(forTimeInterval: 0.3)
     try c.up()
