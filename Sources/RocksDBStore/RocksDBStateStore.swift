@@ -286,26 +286,32 @@ public final class RocksDBStateStore: StateStore {
     }
   }
 
-  /// Seconds RocksDB has held back this store's writes since it opened (slowed or
+  /// Milliseconds RocksDB has held back this store's writes since it opened (slowed or
   /// stopped them while its flushes or compactions fell behind): the "Cumulative
   /// stall" of its DB stats, a counter that only grows. Nil if the stats do not have it.
-  /// For operations (metrics, logs) only.
-  public var cumulativeWriteStallSeconds: Double? {
+  /// For operations (metrics, logs, status) only.
+  public var cumulativeWriteStallMilliseconds: Int64? {
     guard let stats = property("rocksdb.dbstats") else { return nil }
-    return Self.cumulativeStallSeconds(dbStats: stats)
+    return Self.cumulativeStallMilliseconds(dbStats: stats)
   }
 
-  /// The "Cumulative stall: HH:MM:SS.mmm H:M:S, ..." line of RocksDB's DB stats, in seconds.
-  public static func cumulativeStallSeconds(dbStats: String) -> Double? {
+  /// The "Cumulative stall: HH:MM:SS.mmm H:M:S, ..." line of RocksDB's DB stats, in
+  /// whole milliseconds (digits only: no floating point on the way).
+  public static func cumulativeStallMilliseconds(dbStats: String) -> Int64? {
     guard let line = dbStats.split(separator: "\n").first(where: { $0.hasPrefix("Cumulative stall: ") })
     else { return nil }
     let clock = line.dropFirst("Cumulative stall: ".count).prefix { $0 != " " }
-    let parts = clock.split(separator: ":")
-    guard parts.count == 3, let h = Double(parts[0]), let m = Double(parts[1]), let sec = Double(parts[2])
-    else {
-      return nil
-    }
-    return h * 3_600 + m * 60 + sec
+    let parts = clock.split(separator: ":", omittingEmptySubsequences: false)
+    guard parts.count == 3 else { return nil }
+    let seconds = parts[2].split(separator: ".", omittingEmptySubsequences: false)
+    guard seconds.count <= 2, let h = Int64(parts[0]), let m = Int64(parts[1]), let s = Int64(seconds[0]),
+      (0...1_000_000_000).contains(h), (0..<60).contains(m), (0..<60).contains(s)
+    else { return nil }
+    // The fraction's first three digits, as milliseconds ("25" is 250).
+    let fraction = seconds.count == 2 ? seconds[1] : ""
+    guard fraction.allSatisfy(\.isASCII), fraction.allSatisfy(\.isNumber) else { return nil }
+    let ms = Int64(String((fraction + "000").prefix(3)))!
+    return (h * 3_600 + m * 60 + s) * 1_000 + ms
   }
 
   /// A RocksDB property such as "rocksdb.estimate-num-keys" or "rocksdb.stats"; nil if

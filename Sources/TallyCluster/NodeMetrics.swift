@@ -117,7 +117,8 @@ public final class SequencerMetrics {
     recent.record(s.core.recentCount)
     clientBatches.record(s.core.clientBatchCount)
     let pressure = s.journalPressure
-    writeStall.record(pressure.stallSeconds)
+    // Prometheus counts time in seconds: the one conversion, at the exposition.
+    writeStall.record(Double(pressure.stallMilliseconds) / 1_000)
     awaitingFlush.record(pressure.memtablesAwaitingFlush)
   }
 }

@@ -66,21 +66,21 @@ public final class Sequencer {
   /// behind what is journaled (a `journal_flush_mib_per_s` below the sustained write
   /// rate, or a disk that cannot keep up), so acks wait on RocksDB, not on the fsync.
   public struct JournalPressure: Equatable, Sendable {
-    /// Seconds RocksDB has slowed or stopped the journal's writes since it opened (a
-    /// counter: a write stopped blocks this thread, so only the total can be seen).
-    public var stallSeconds: Double
+    /// Milliseconds RocksDB has slowed or stopped the journal's writes since it opened
+    /// (a counter: a write stopped blocks this thread, so only the total can be seen).
+    public var stallMilliseconds: Int64
     /// Memtables written full and waiting for (or in) their flush.
     public var memtablesAwaitingFlush: Int
   }
 
   public var journalPressure: JournalPressure {
     JournalPressure(
-      stallSeconds: store.cumulativeWriteStallSeconds ?? 0,
+      stallMilliseconds: store.cumulativeWriteStallMilliseconds ?? 0,
       memtablesAwaitingFlush: store.property("rocksdb.num-immutable-mem-table").flatMap { Int($0) } ?? 0)
   }
 
   /// The stall total at the last check: an increase is logged once per check.
-  var checkedStallSeconds = 0.0
+  var checkedStallMilliseconds: Int64 = 0
   var lastPressureCheck = ContinuousClock.now
   static let pressureCheckEvery = Duration.seconds(1)
 
@@ -90,12 +90,11 @@ public final class Sequencer {
     guard ContinuousClock.now - lastPressureCheck >= Self.pressureCheckEvery else { return }
     lastPressureCheck = .now
     let p = journalPressure
-    guard p.stallSeconds > checkedStallSeconds else { return }
-    let heldMs = Int(((p.stallSeconds - checkedStallSeconds) * 1_000).rounded())
-    let allMs = Int((p.stallSeconds * 1_000).rounded())
-    checkedStallSeconds = p.stallSeconds
+    guard p.stallMilliseconds > checkedStallMilliseconds else { return }
+    let held = p.stallMilliseconds - checkedStallMilliseconds
+    checkedStallMilliseconds = p.stallMilliseconds
     log.warn(
-      "sequencer: RocksDB held back the journal's writes for \(heldMs) ms since the last check (\(allMs) ms in all, \(p.memtablesAwaitingFlush) memtables awaiting their flush): its flushes fall behind; raise [sequencer] journal_flush_mib_per_s (now \(config.journalFlushMiBPerSecond), 0 unpaced) or check the disk"
+      "sequencer: RocksDB held back the journal's writes for \(held) ms since the last check (\(p.stallMilliseconds) ms in all, \(p.memtablesAwaitingFlush) memtables awaiting their flush): its flushes fall behind; raise [sequencer] journal_flush_mib_per_s (now \(config.journalFlushMiBPerSecond), 0 unpaced) or check the disk"
     )
   }
 
@@ -104,7 +103,7 @@ public final class Sequencer {
       lastSeq: core.lastSeq, batches: Int64(core.batchCount), clientBatches: Int64(core.clientBatchCount),
       refused: Int64(refused), ingest: config.ingest, parkedFetches: Int64(core.parkedCount),
       parkedFetchesDropped: Int64(core.parkedDropped),
-      journalWriteStallMs: Int64((journalPressure.stallSeconds * 1_000).rounded()))
+      journalWriteStallMs: journalPressure.stallMilliseconds)
   }
 
   public func statusJSON() -> String { status.json }

@@ -538,25 +538,36 @@ final class RocksDBStateStoreTests: XCTestCase {
 
   /// A store written faster than its paced flushes: RocksDB stops the writes while a
   /// full memtable waits for the one ahead of it (two memtables at most), and counts
-  /// the time in its DB stats, which `cumulativeWriteStallSeconds` reads. A fresh
-  /// store reads 0; the stats line is parsed as hours, minutes and seconds.
+  /// the time in its DB stats, which `cumulativeWriteStallMilliseconds` reads. A fresh
+  /// store reads 0; the stats line is parsed as hours, minutes and seconds, to the
+  /// millisecond, and anything else in its place is refused.
   func testCumulativeWriteStallCountsStopsBehindAPacedFlush() throws {
-    XCTAssertEqual(
-      RocksDBStateStore.cumulativeStallSeconds(
-        dbStats: "x\nCumulative stall: 01:02:3.250 H:M:S, 2.0 percent\n"),
-      3_723.25)
-    XCTAssertNil(RocksDBStateStore.cumulativeStallSeconds(dbStats: "Uptime(secs): 1.0 total"))
+    func parsed(_ clock: String) -> Int64? {
+      RocksDBStateStore.cumulativeStallMilliseconds(
+        dbStats: "x\nCumulative stall: \(clock) H:M:S, 2.0 percent\n")
+    }
+    XCTAssertEqual(parsed("01:02:3.250"), 3_723_250)
+    XCTAssertEqual(parsed("00:00:0.000"), 0)
+    XCTAssertEqual(parsed("00:00:12.5"), 12_500)
+    XCTAssertEqual(parsed("00:00:07"), 7_000)
+    for bad in [
+      "00:00", "00:00:1.2.3", "aa:00:0.000", "00:00:0.0x0", "00:-1:0.000", "00:60:0.000",
+      "99999999999999999:00:0.000",
+    ] {
+      XCTAssertNil(parsed(bad), bad)
+    }
+    XCTAssertNil(RocksDBStateStore.cumulativeStallMilliseconds(dbStats: "Uptime(secs): 1.0 total"))
     let store = try open("stalled") {
       $0.backgroundWriteBytesPerSecond = 1 << 20
       $0.writeBufferBytes = 256 << 10
       $0.compression = .none
     }
-    XCTAssertEqual(store.cumulativeWriteStallSeconds, 0)
+    XCTAssertEqual(store.cumulativeWriteStallMilliseconds, 0)
     // 1.5 MiB in 48 KiB commits: ~6 memtables, each flush a quarter of a second.
     let value = [UInt8](repeating: 0x5A, count: 48 << 10)
     for i in 0..<32 { try commit(store, [([UInt8(i)], value)]) }
-    let stalled = try XCTUnwrap(store.cumulativeWriteStallSeconds)
-    XCTAssertGreaterThan(stalled, 0.1, "the writes waited for the paced flushes")
+    let stalled = try XCTUnwrap(store.cumulativeWriteStallMilliseconds)
+    XCTAssertGreaterThan(stalled, 100, "the writes waited for the paced flushes")
     XCTAssertEqual(try keys(store, prefix: []).count, 32)
     store.close()
   }
