@@ -98,7 +98,8 @@ public struct ClusterConfig: Sendable, Equatable {
   /// and compactions, MiB/s (0: unpaced). Every ack waits on an fsync of the journal's
   /// WAL; a 64 MiB memtable flushed at the disk's full speed made those fsyncs wait
   /// 40-160 ms behind it once every ~750,000 events, 15-16 batches over 20 ms in a paced
-  /// run at 100,000 events/s (p99 52-69 ms); paced at 32-64 MiB/s the p99 was 10-15 ms
+  /// run at 100,000 events/s (p99 42-69 ms in 9 runs of 9); paced at 32-64 MiB/s, 17
+  /// runs of 30 met a 20 ms p99 (10-19 ms) and the rest missed on the disk's own stalls
   /// (docs/PERFORMANCE.md, seventeenth session). 64 is twice the journal's write rate at
   /// the cluster's full speed (~380,000 events/s of ~85 bytes); a pace below the
   /// journal's sustained rate makes RocksDB stop the sequencer's writes whenever its three
