@@ -224,6 +224,8 @@ struct ClusterBench: ParsableCommand {
       figures.liveEventsPerSecond = recovery.liveRate
       figures.restartToVotingSeconds = recovery.restartToVoting
       figures.catchUpRatio = recovery.catchUpRatio
+      figures.catchUpCPUShare = recovery.catchUpCPUShare
+      figures.catchUpCPUMicrosecondsPerEvent = recovery.catchUpCPUMicrosecondsPerEvent
       say(recovery.text)
     }
     try? FileManager.default.removeItem(atPath: base)
@@ -249,6 +251,9 @@ struct ClusterBench: ParsableCommand {
     var liveEventsPerSecond: Double?
     var restartToVotingSeconds: Double?
     var catchUpRatio: Double?
+    /// The restarted replica's CPU while it caught up: share of one core, µs an event.
+    var catchUpCPUShare: Double?
+    var catchUpCPUMicrosecondsPerEvent: Double?
     /// CPU seconds (user + system) each node spent during the throughput phase.
     var cpuSeconds: [String: Double]?
     /// The host's speed at memory-bound work before the phases (HostProbe.swift).
@@ -280,6 +285,8 @@ struct ClusterBench: ParsableCommand {
       case liveEventsPerSecond = "live_events_per_s"
       case restartToVotingSeconds = "restart_to_voting_s"
       case catchUpRatio = "catch_up_ratio"
+      case catchUpCPUShare = "catch_up_cpu_share"
+      case catchUpCPUMicrosecondsPerEvent = "catch_up_cpu_us_per_event"
       case cpuSeconds = "cpu_seconds"
       case hostRandomReadNanoseconds = "host_random_read_ns"
       case hostFreshMemoryGBPerSecond = "host_fresh_memory_gb_per_s"
@@ -302,6 +309,12 @@ struct ClusterBench: ParsableCommand {
     var liveRate: Double
     var restartToVoting: Double?
     var catchUpRatio: Double?
+    /// The victim's CPU seconds over the span the catch-up rate was timed on, as a share
+    /// of that span (1: one core all the time), and per event applied in it: whether the
+    /// catch-up was bound by the replica's own work (a share near 1, or above with its
+    /// commit thread) or by the cores it shares with the live cluster.
+    var catchUpCPUShare: Double?
+    var catchUpCPUMicrosecondsPerEvent: Double?
     /// True when the victim was caught up at its first status after the restart.
     var catchUpIsLowerBound = false
     var text: String
@@ -340,8 +353,10 @@ struct ClusterBench: ParsableCommand {
     var appliedAtKill: Int64 = 0
     var votingAgainAt: ContinuousClock.Instant? = nil
     var appliedWhenVoting: Int64 = 0
+    var cpuWhenVoting: Double? = nil
     var caughtUpAt: ContinuousClock.Instant? = nil
     var appliedWhenCaughtUp: Int64 = 0
+    var cpuWhenCaughtUp: Double? = nil
     var lastPoll = clock.now
     var sent = 0
     let t0 = clock.now
@@ -370,11 +385,13 @@ struct ClusterBench: ParsableCommand {
           if s.appliedSeq > appliedAtKill {
             votingAgainAt = clock.now
             appliedWhenVoting = s.appliedSeq
+            cpuWhenVoting = NodeCPU.seconds(sup, victim)
           }
         } else if let head = status(SequencerStatus.self, sequencer)?.lastSeq, s.appliedSeq >= head {
           // Caught up at a later status than the first new batch: a measurable span.
           caughtUpAt = clock.now
           appliedWhenCaughtUp = s.appliedSeq
+          cpuWhenCaughtUp = NodeCPU.seconds(sup, victim)
         }
       }
     }
@@ -412,15 +429,26 @@ struct ClusterBench: ParsableCommand {
     }
     if let votingAgainAt, let caughtUpAt, caughtUpAt > votingAgainAt, appliedWhenCaughtUp > appliedWhenVoting
     {
-      let rate = Double(appliedWhenCaughtUp - appliedWhenVoting) / (caughtUpAt - votingAgainAt).seconds
+      let span = (caughtUpAt - votingAgainAt).seconds
+      let rate = Double(appliedWhenCaughtUp - appliedWhenVoting) / span
       result.catchUpRatio = rate / liveRate
+      if let before = cpuWhenVoting, let after = cpuWhenCaughtUp {
+        result.catchUpCPUShare = (after - before) / span
+        result.catchUpCPUMicrosecondsPerEvent =
+          (after - before) * 1e6 / Double(appliedWhenCaughtUp - appliedWhenVoting)
+      }
     } else if let restartedAt, let caughtUpAt, appliedWhenCaughtUp > appliedAtKill {
       // Its first new batches already reached the head (a short backlog): no span
       // between two statuses to time, so the rate from its spawn, start-up included,
-      // a lower bound.
-      let rate = Double(appliedWhenCaughtUp - appliedAtKill) / (caughtUpAt - restartedAt).seconds
+      // a lower bound (and its CPU from its spawn: 0 then).
+      let span = (caughtUpAt - restartedAt).seconds
+      let rate = Double(appliedWhenCaughtUp - appliedAtKill) / span
       result.catchUpRatio = rate / liveRate
       result.catchUpIsLowerBound = true
+      if let after = cpuWhenCaughtUp {
+        result.catchUpCPUShare = after / span
+        result.catchUpCPUMicrosecondsPerEvent = after * 1e6 / Double(appliedWhenCaughtUp - appliedAtKill)
+      }
     }
     func fmt(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
     result.text =
@@ -430,6 +458,10 @@ struct ClusterBench: ParsableCommand {
       + "\(fmt(result.restartToVoting, 2)) s, catch-up \(fmt(result.catchUpRatio, 1))x the live rate"
       + (result.catchUpIsLowerBound
         ? " (at least: caught up by its first new batches, timed from its spawn)" : "")
+      + (result.catchUpCPUShare.map {
+        "; \(victim.name) on the CPU \(Int(($0 * 100).rounded()))% of that time, "
+          + "\(fmt(result.catchUpCPUMicrosecondsPerEvent, 2)) CPU-µs an event"
+      } ?? "")
     return result
   }
 
@@ -497,18 +529,20 @@ extension Int64 {
 /// cores went while the cluster voted.
 enum NodeCPU {
   static func seconds(_ sup: Supervisor) -> [(name: String, seconds: Double)] {
-    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-    return sup.nodes.compactMap { node in
-      guard let pid = sup.pid(node),
-        let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-        let close = stat.lastIndex(of: ")")
-      else { return nil }
-      // After the command name in parentheses: state is field 3, utime 14, stime 15.
-      let fields = stat[stat.index(after: close)...].split(separator: " ")
-      guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
-        return nil
-      }
-      return (node.name, (user + system) / ticks)
+    sup.nodes.compactMap { node in seconds(sup, node).map { (node.name, $0) } }
+  }
+
+  /// One node's CPU seconds (user + system, all its threads); nil when it is not running.
+  static func seconds(_ sup: Supervisor, _ node: NodeSpec) -> Double? {
+    guard let pid = sup.pid(node),
+      let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")")
+    else { return nil }
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
+      return nil
     }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
   }
 }

@@ -48,6 +48,14 @@ final class ClusterBenchTests: ClusterTestCase {
     XCTAssertGreaterThan(try number("restart_to_voting_s"), 0)
     XCTAssertGreaterThan(try number("catch_up_ratio"), 0)
     XCTAssertTrue(r.stderr.contains("SIGKILLed at seq"), r.stderr)
+    // Its CPU over the span the catch-up was timed on, from /proc: a share of the cores
+    // this machine has (its threads together), and per event it applied in the span.
+    let share = try number("catch_up_cpu_share")
+    XCTAssertTrue(
+      share >= 0 && share <= Double(ProcessInfo.processInfo.activeProcessorCount),
+      "catch-up CPU share \(share)")
+    XCTAssertGreaterThanOrEqual(try number("catch_up_cpu_us_per_event"), 0)
+    XCTAssertTrue(r.stderr.contains("r1 on the CPU "), r.stderr)
     // The CPU each node spent while voting, read from /proc: every node, some of it.
     let cpu = try XCTUnwrap(object["cpu_seconds"] as? [String: NSNumber], "cpu_seconds missing in \(line)")
     XCTAssertEqual(Set(cpu.keys), ["sequencer", "r1", "r2", "r3", "voter"])

@@ -410,6 +410,36 @@ final class EffectsTests: XCTestCase {
       XCTAssertEqual(tax.account, id)
     }
   }
+  /// Rooms larger than the writer's 512-byte stack block of zeros (they take its other
+  /// path; an OPEN's group of 16 holdings is 528 bytes), after records already written
+  /// and across the buffer's growth, hold exactly what the same records written one by
+  /// one hold; a run of them grows the buffer by doubling, not once per room.
+  func testRoomsLargerThanTheZeroBlockEqualRecordsWrittenOneByOne() {
+    for holdings in [15, 16, 17, 40, 200] {
+      var oneByOne = EffectWriter()
+      var rooms = EffectWriter()
+      var reallocations = 0
+      for round in 0..<30 {
+        let seq = Int64(round)
+        _ = oneByOne.eventHeader(seq: seq, outcome: .applied, count: holdings)
+        for h in 0..<holdings {
+          oneByOne.holding(Int32(h), quantity: Int64(round * 1_000 + h), available: Int64(h), withheld: 1)
+        }
+        let capacity = rooms.bytes.capacity
+        rooms.append(bytes: EffectWriter.eventHeaderBytes + holdings * EffectWriter.holdingBytes) { c in
+          c.eventHeader(seq: seq, outcome: .applied, count: holdings)
+          for h in 0..<holdings {
+            c.holding(Int32(h), quantity: Int64(round * 1_000 + h), available: Int64(h), withheld: 1)
+          }
+        }
+        if rooms.bytes.capacity != capacity { reallocations += 1 }
+      }
+      XCTAssertEqual(rooms.bytes, oneByOne.bytes, "rooms of \(holdings) holdings")
+      XCTAssertLessThanOrEqual(
+        reallocations, 12, "rooms of \(holdings) holdings: the buffer grows by doubling")
+    }
+  }
+
   func testDigestSeesEveryByteAndIsStable() {
     let bytes = (0..<1_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
     let d = EffectDigest.of(bytes)
