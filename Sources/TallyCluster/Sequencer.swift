@@ -34,11 +34,18 @@ public final class Sequencer {
   public var hooks = OpsHooks()
   let started = ContinuousClock.now
 
-  public init(config: ClusterConfig, dataDir: String, log: Logger) throws {
+  /// `journalMemtableBytes`: each journal memtable's size (RocksDB's 64 MiB default for
+  /// every real journal; a test makes it small to see the flushes fall behind quickly).
+  public init(
+    config: ClusterConfig, dataDir: String, log: Logger,
+    journalMemtableBytes: Int = RocksDBOptions().writeBufferBytes
+  ) throws {
+    precondition(journalMemtableBytes > 0, "a journal memtable holds something")
     self.config = config
     self.log = log
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
     var options = RocksDBOptions()
+    options.writeBufferBytes = journalMemtableBytes
     options.compression = config.journalCompression
     options.backgroundWriteBytesPerSecond = config.journalFlushMiBPerSecond << 20
     // A third memtable: a burst of ingest above the flushes' pace (a client at full speed

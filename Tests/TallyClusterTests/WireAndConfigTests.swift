@@ -3,6 +3,7 @@ import KernelAPI
 // crash), and config errors name the file.
 import TallyCluster
 import XCTest
+import ZeroMQTransport
 
 /// A small deterministic generator (no randomness in tests: failures must replay).
 struct SplitMix {
@@ -365,6 +366,49 @@ final class ClusterConfigTests: XCTestCase {
     }
   }
 
+  /// A sequencer whose journal flushes at 1 MiB/s while a client journals faster: RocksDB
+  /// stops the writes behind the paced flushes, and the sequencer's loop says so in its
+  /// log (once a second at most) with the stall's milliseconds and the knob to turn; its
+  /// status carries the total. Every batch is still journaled and acknowledged.
+  func testASequencerHeldBackByItsPacedFlushesSaysSoInItsLog() throws {
+    let config = try ClusterConfig.parse(
+      "[cluster]\nbase_port = 19600\n[sequencer]\njournal_flush_mib_per_s = 1\n[[replica]]\nid = \"a\"\n",
+      file: "held.toml")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("held-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let captured = CapturedLog()
+    let log = Logger(label: "test") { _ in CapturingLogHandler(box: captured) }
+    // 256 KiB memtables: 4 MiB of journal fills more than a dozen, each flushed in a
+    // quarter of a second.
+    let sequencer = try Sequencer(config: config, dataDir: dir, log: log, journalMemtableBytes: 256 << 10)
+    let context = try ZMQContext()
+    let client = try ZMQSocket(context: context, type: .dealer)
+    try client.connect(config.ingest)
+    let line = Array("TRADE,1,20260105,093000,600000,10.00,100,A1,U1,A2,U2\n".utf8)
+    let frame = [UInt8]((0..<(64 << 10) / line.count).flatMap { _ in line })
+    let batches = 64
+    var sent = 0
+    var acked = 0
+    let deadline = ContinuousClock.now + .seconds(60)
+    try sequencer.run(context: context) {
+      if sent < batches {
+        _ = try? client.send([Ingest.magic, "held".bytes, String(sent + 1).bytes, frame])
+        sent += 1
+      }
+      while (try? client.receive(timeoutMs: 0)) != nil { acked += 1 }
+      let warned = captured.lines.contains { $0.contains("held back the journal's writes") }
+      return (acked == batches && warned) || ContinuousClock.now > deadline
+    }
+    XCTAssertEqual(acked, batches, "every batch journaled and acknowledged")
+    let warning = try XCTUnwrap(
+      captured.lines.first { $0.contains("held back the journal's writes") },
+      "no warning in \(captured.lines)")
+    XCTAssertTrue(warning.hasPrefix("warning "), warning)
+    XCTAssertTrue(warning.contains("journal_flush_mib_per_s (now 1, 0 unpaced)"), warning)
+    XCTAssertGreaterThan(try XCTUnwrap(sequencer.status.journalWriteStallMs), 0)
+    XCTAssertEqual(sequencer.lastSeq, Int64(batches * frame.count / line.count))
+  }
+
   /// `[sequencer] journal_compression`: none by default, read when given and handed to
   /// the journal's RocksDB (its OPTIONS file says which codec it writes SSTs with), and
   /// refused with its line when it names no codec.
@@ -410,4 +454,23 @@ final class ClusterConfigTests: XCTestCase {
       XCTAssertTrue("\(error)".contains("/nonexistent/tally.toml"), "\(error)")
     }
   }
+}
+
+/// A log that tests read back: every line "<level> <message>", in order.
+final class CapturedLog: @unchecked Sendable {  // guarded by `lock`
+  private let lock = NSLock()
+  private var stored: [String] = []
+  func append(_ line: String) { lock.withLock { stored.append(line) } }
+  var lines: [String] { lock.withLock { stored } }
+}
+
+struct CapturingLogHandler: LogHandler {
+  let box: CapturedLog
+  var metadata: Logger.Metadata = [:]
+  var logLevel: Logger.Level = .info
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { metadata[key] }
+    set { metadata[key] = newValue }
+  }
+  func log(event: LogEvent) { box.append("\(event.level) \(event.message)") }
 }
