@@ -26,8 +26,10 @@ struct ClusterBench: ParsableCommand {
       the first replica 1 s in (or 30% into a short stream), restarts it after
       --down-seconds (or when 80% of the events are sent) and reports the time from its
       restart to its first newly applied batch (restart to voting) and its catch-up rate
-      over the live rate (catch-up ratio). The replica's progress is read from its status, which it answers between
-      batches: the figures are as fine as its batches.
+      over the live rate (catch-up ratio), with its CPU time over that span from /proc (its
+      share of a core and CPU-µs an event: below 1, the live nodes held the cores). The
+      replica's progress is read from its status, which it answers between batches: the
+      figures are as fine as its batches.
       --json prints one JSON object with every figure instead of the text lines.
       """)
   @OptionGroup var cluster: ClusterOptions
