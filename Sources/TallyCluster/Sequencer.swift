@@ -34,13 +34,15 @@ public final class Sequencer {
   public var hooks = OpsHooks()
   let started = ContinuousClock.now
 
+  public convenience init(config: ClusterConfig, dataDir: String, log: Logger) throws {
+    try self.init(
+      config: config, dataDir: dataDir, log: log, journalMemtableBytes: RocksDBOptions().writeBufferBytes)
+  }
+
   /// `journalMemtableBytes`: each journal memtable's size (RocksDB's 64 MiB default for
-  /// every real journal; a test makes it small to see the flushes fall behind quickly).
-  public init(
-    config: ClusterConfig, dataDir: String, log: Logger,
-    journalMemtableBytes: Int = RocksDBOptions().writeBufferBytes
-  ) throws {
-    precondition(journalMemtableBytes > 0, "a journal memtable holds something")
+  /// every real journal; a test makes it small to see the flushes fall behind quickly;
+  /// the store refuses 0).
+  init(config: ClusterConfig, dataDir: String, log: Logger, journalMemtableBytes: Int) throws {
     self.config = config
     self.log = log
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)

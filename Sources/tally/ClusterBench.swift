@@ -429,27 +429,25 @@ struct ClusterBench: ParsableCommand {
     if let restartedAt, let votingAgainAt {
       result.restartToVoting = (votingAgainAt - restartedAt).seconds
     }
+    // The span the catch-up is timed on: from its first new batch to caught up, or, when
+    // its first new batches already reached the head (a short backlog, no span between
+    // two statuses), from its spawn, start-up included: a lower bound (its CPU at the
+    // spawn is 0).
+    var from: (at: ContinuousClock.Instant, applied: Int64, cpu: Double?)? = nil
     if let votingAgainAt, let caughtUpAt, caughtUpAt > votingAgainAt, appliedWhenCaughtUp > appliedWhenVoting
     {
-      let span = (caughtUpAt - votingAgainAt).seconds
-      let rate = Double(appliedWhenCaughtUp - appliedWhenVoting) / span
-      result.catchUpRatio = rate / liveRate
-      if let before = cpuWhenVoting, let after = cpuWhenCaughtUp {
-        result.catchUpCPUShare = (after - before) / span
-        result.catchUpCPUMicrosecondsPerEvent =
-          (after - before) * 1e6 / Double(appliedWhenCaughtUp - appliedWhenVoting)
-      }
-    } else if let restartedAt, let caughtUpAt, appliedWhenCaughtUp > appliedAtKill {
-      // Its first new batches already reached the head (a short backlog): no span
-      // between two statuses to time, so the rate from its spawn, start-up included,
-      // a lower bound (and its CPU from its spawn: 0 then).
-      let span = (caughtUpAt - restartedAt).seconds
-      let rate = Double(appliedWhenCaughtUp - appliedAtKill) / span
-      result.catchUpRatio = rate / liveRate
+      from = (votingAgainAt, appliedWhenVoting, cpuWhenVoting)
+    } else if let restartedAt, caughtUpAt != nil, appliedWhenCaughtUp > appliedAtKill {
+      from = (restartedAt, appliedAtKill, 0)
       result.catchUpIsLowerBound = true
-      if let after = cpuWhenCaughtUp {
-        result.catchUpCPUShare = after / span
-        result.catchUpCPUMicrosecondsPerEvent = after * 1e6 / Double(appliedWhenCaughtUp - appliedAtKill)
+    }
+    if let from, let caughtUpAt {
+      let span = (caughtUpAt - from.at).seconds
+      let events = Double(appliedWhenCaughtUp - from.applied)
+      result.catchUpRatio = events / span / liveRate
+      if let before = from.cpu, let after = cpuWhenCaughtUp {
+        result.catchUpCPUShare = (after - before) / span
+        result.catchUpCPUMicrosecondsPerEvent = (after - before) * 1e6 / events
       }
     }
     func fmt(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }

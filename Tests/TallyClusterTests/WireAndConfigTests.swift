@@ -1,9 +1,10 @@
 import KernelAPI
-// Decoders of what crosses a process boundary refuse garbage with an error (never a
-// crash), and config errors name the file.
-import TallyCluster
 import XCTest
 import ZeroMQTransport
+
+// Decoders of what crosses a process boundary refuse garbage with an error (never a
+// crash), and config errors name the file.
+@testable import TallyCluster
 
 /// A small deterministic generator (no randomness in tests: failures must replay).
 struct SplitMix {
