@@ -20,7 +20,8 @@ struct BenchCommand: ParsableCommand {
     commandName: "bench",
     abstract:
       "Measure issue 8's figures on a generated day: whole-process `tally run`, engine only, durable.",
-    discussion: """
+    discussion: helpText(
+      """
       The day (defaults: seed 20260105, 1 day, 1,000,000 trades, 1,000,000 accounts,
       1,000 securities, 20 participants) is generated once into --market/<stamp>/.
       For each kernel, each phase is run --runs times and the median printed beside
@@ -28,18 +29,22 @@ struct BenchCommand: ParsableCommand {
 
       Whole process: `tally run` as a child process; wall clock from spawn to exit, peak
       RSS (ru_maxrss from wait4), user and system CPU.
+
       Engine only: in this process; events parsed once, then the room for the day (`reserveCapacity`) and the apply loop alone, timed (one untimed warm-up pair; then per run an engine without effects and one with, advanced side by side 250,000 events at a time, so that both see the same minutes of the machine).
+
       Durable: `tally run --state` as a child (fresh state folder, fsync per commit, a
       commit every --commit-events events), its ratio to the in-memory child run, and
       the commit latency p50/p99 it reports (--commit-stats).
+
       Resume: the same `tally run --state` command again on the completed state folder
       (open, verify, ready, rewrite the outputs).
+
       --vs-postgres: also runs scripts/bench-vs-postgres.sh on the same day (installs and
       starts a throwaway PostgreSQL) and prints the ratio.
 
       Build with `swift build -c release` first; debug builds are 10-50x slower.
       Progress goes to standard error, the table (or --json) to standard output.
-      """)
+      """))
 
   @Option(name: .long, help: "Cache folder: the generated day goes to <market>/<stamp>/ and is reused.")
   var market = ".build/bench-market"

@@ -8,16 +8,21 @@ struct ChaosCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "chaos",
     abstract: "Fault injection: a scenario against a real local cluster, or the deterministic simulator.",
-    discussion: """
-      tally chaos --scenario Chaos/scenarios/kill-any.toml [--seed N] [--out report.json]
-        starts a real cluster (processes) in a temporary folder, submits a generated market
-        while it kills, freezes, wipes and restarts nodes, then checks: every acked event
-        decided exactly once, the report byte-identical to an embedded run, replicas
-        converged, every byzantine replica alerted. Exit 0 only with zero anomalies.
-      tally chaos --simulate --seeds 1000 [--from-seed S] [--trace]
-        runs the whole cluster in one process on a simulated network and clock; a failing
-        seed replays exactly. See docs/CHAOS.md.
-      """)
+    discussion: helpText(
+      """
+        tally chaos --scenario FILE [--seed N] [--out report.json]
+
+      Starts a real cluster (processes) in a temporary folder, submits a generated market
+      while it kills, freezes, wipes and restarts nodes as the scenario file says
+      (Chaos/scenarios/*.toml, e.g. kill-any.toml), then checks: every acked event
+      decided exactly once, the report byte-identical to an embedded run, replicas
+      converged, every byzantine replica alerted. Exit 0 only with zero anomalies.
+
+        tally chaos --simulate --seeds 1000 [--from-seed S] [--trace]
+
+      Runs the whole cluster in one process on a simulated network and clock; a failing
+      seed replays exactly. See docs/CHAOS.md.
+      """))
 
   @Option(name: .long, help: "Scenario file (Chaos/scenarios/*.toml).")
   var scenario: String?

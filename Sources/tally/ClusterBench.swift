@@ -14,7 +14,8 @@ struct ClusterBench: ParsableCommand {
     commandName: "bench",
     abstract:
       "End-to-end cluster benchmark: voted trades/s, ingest→voted latency at a set rate, raw ZeroMQ rate.",
-    discussion: """
+    discussion: helpText(
+      """
       Starts a fresh cluster in a temporary data folder (twice: throughput, then latency),
       submits the events, watches the voter's published decisions, and stops the cluster.
       Phase 1 sends 10,000-line batches as fast as acks allow, 8 in flight (as
@@ -30,8 +31,9 @@ struct ClusterBench: ParsableCommand {
       share of a core and CPU-µs an event: below 1, the live nodes held the cores). The
       replica's progress is read from its status, which it answers between batches: the
       figures are as fine as its batches.
+
       --json prints one JSON object with every figure instead of the text lines.
-      """)
+      """))
   @OptionGroup var cluster: ClusterOptions
   @Option(name: .long, help: "Event file (e.g. from tally generate).")
   var events: String

@@ -101,10 +101,11 @@ struct ClusterUp: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "up",
     abstract: "Start every node that is not running (also how a killed node is brought back).",
-    discussion: """
+    discussion: helpText(
+      """
       With --only or --here, only those nodes: on a cluster spread over hosts, each host
       starts its own nodes (docs/OPERATIONS.md).
-      """)
+      """))
   @OptionGroup var cluster: ClusterOptions
   @OptionGroup var selection: NodeSelection
 
@@ -145,14 +146,17 @@ struct ClusterStatus: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "status",
     abstract: "Each node: role, pid, alive, endpoints, applied seq, lag, votes, quarantine.",
-    discussion: """
+    discussion: helpText(
+      """
       Exits 0 when every node is up and answering and a quorum of replicas is up, not
       quarantined, and the voter is not halted; 1 otherwise (for scripts and probes).
+
       A node whose host is an address of this machine is checked by its pid file and
       its control endpoint; a node on another host by its control endpoint alone.
+
       With --only or --here, only those nodes (and no quorum check unless every
       replica is among them).
-      """)
+      """))
   @OptionGroup var cluster: ClusterOptions
   @OptionGroup var selection: NodeSelection
   @Flag(name: .long, help: "JSON for scripts.")
@@ -303,11 +307,12 @@ struct SubmitCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "submit",
     abstract: "Send event files to the cluster's sequencer (SPEC §7); returns when every batch is acked.",
-    discussion: """
+    discussion: helpText(
+      """
       Batches are retried until acknowledged; a retry is never journaled twice. The default
       client id is derived from the files' contents, so submitting the same files again
       journals nothing new; pass --client to submit the same content as new events.
-      """)
+      """))
   @OptionGroup var cluster: ClusterOptions
   @Option(name: .long, help: "Client id (1-64 of A-Za-z0-9._-).")
   var client: String?

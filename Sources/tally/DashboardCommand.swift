@@ -9,14 +9,15 @@ struct DashboardCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "dashboard",
     abstract: "Serve a live web dashboard of the cluster: voted business figures and every node's status.",
-    discussion: """
+    discussion: helpText(
+      """
       One page (inline CSS and JavaScript) updated by server-sent events: from the voted
       stream (replayed from seq 1, then live) net cash per participant for the open trade
       date, settlement rows by status, defaults, rejections by reason, trades per second;
       from the nodes (as `cluster status --json`) seqs, lag, kernel, votes, quarantine and
       the voter's latest alerts. Also serves /metrics (business metrics from voted data),
       /state (the page's JSON) and /health. Default address: the metrics host, base_port + 80.
-      """)
+      """))
 
   /// The status of the nodes and the alerts are polled this often.
   static let statusPollMs = 1_000

@@ -10,11 +10,12 @@ struct DemoCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "demo",
     abstract: "Generate a trading week, run it through the embedded engine, and summarise it.",
-    discussion: """
+    discussion: helpText(
+      """
       Writes the market to DIR/market and the SPEC §5 outputs to DIR/out (default
       ./demo-out), then prints what happened: trades cleared, rejections by reason, net
       cash per participant, settlement status, entitlements, tax and throughput.
-      """)
+      """))
 
   @Option(name: .long, help: "Working folder for the generated market and the outputs.")
   var dir = "demo-out"

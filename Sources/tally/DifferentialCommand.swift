@@ -9,16 +9,18 @@ struct DifferentialCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "differential",
     abstract: "Compare two kernel versions event by event over generated and mutated streams.",
-    discussion: """
+    discussion: helpText(
+      """
       Each market is generated from the seed and mutated into many streams (lines dropped,
       repeated, swapped and corrupted; days reordered; late cancels, also after settlement;
       deposits dropped so that payers default, large deposits that cure them; bonus issues
       with tying remainders; dividends). Both kernels must give the same outcome and the
       same effect records after every event and the same state digest. Exit 0 when they
       agree everywhere, 1 at the first difference (printed with its seed, stream and rows).
+
         tally differential --seed 7 --markets 8 --streams 500
-        tally differential --kernel-b v2-faulty-action     # must find the planted bug
-      """)
+        tally differential --kernel-b v2-faulty-action   # must find the planted bug
+      """))
 
   @Option(name: .long, help: "Seed of every market and mutation.")
   var seed: UInt64 = 20_261_202

@@ -8,13 +8,14 @@ struct FollowCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "follow",
     abstract: "Keep the seven SPEC §5 files of a folder current from the cluster's voted stream.",
-    discussion: """
+    discussion: helpText(
+      """
       Subscribes to the voter's stream (docs/STREAM.md), replays what it missed, and
       rewrites OUT's files atomically (each file by a rename, then OUT/as_of_seq) as
       batches are voted. Its position is in OUT/.follow: SIGKILL it at any moment and
       start it again; it resumes, losing and duplicating nothing. With --exit-at-seq N
       it exits 0 once the files are as of seq N.
-      """)
+      """))
 
   @OptionGroup var cluster: ClusterOptions
 

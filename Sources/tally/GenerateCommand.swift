@@ -32,13 +32,15 @@ struct GenerateCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "generate",
     abstract: "Write a realistic synthetic market: DIR/reference/ and DIR/events.txt.",
-    discussion: """
+    discussion: helpText(
+      """
       SSE-style codes and ISINs, Chinese names, board lots, a random-walk price per
       security, participants with trading units, individual and institutional accounts
       with opening lots of several ages, deposits, cancels, dividends, bonus issues and a
-      sprinkling of bad lines. Deterministic: the same arguments give identical bytes.
-      Then: tally run --reference DIR/reference --out OUT DIR/events.txt
-      """)
+      sprinkling of bad lines. Deterministic: the same arguments give identical bytes. Then:
+
+        tally run --reference DIR/reference --out OUT DIR/events.txt
+      """))
 
   @Option(name: .long, help: "The folder to write into (created if missing).")
   var out: String

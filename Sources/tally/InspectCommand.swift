@@ -10,12 +10,13 @@ struct InspectCommand: ParsableCommand {
     commandName: "inspect",
     abstract:
       "Show what a state folder holds: applied seq, digest, rows per table, an account, a participant.",
-    discussion: """
+    discussion: helpText(
+      """
       Opens the RocksDB state folder read-write (stop the run that owns it first), rebuilds
       the opening state from --reference, lays the stored rows (those changed since the
       opening) over it and verifies the stored checksum. The key layout is in docs/STATE-LAYOUT.md;
       `ldb --db=DIR scan --hex` (Debian package rocksdb-tools) reads the same keys.
-      """)
+      """))
 
   @Option(name: .long, help: "The state folder (tally run --state DIR).")
   var state: String

@@ -8,11 +8,12 @@ struct ReplayEffectsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "replay-effects",
     abstract: "Rebuild the seven SPEC §5 files from a binary effects file alone (docs/EFFECTS.md).",
-    discussion: """
+    discussion: helpText(
+      """
       The file is what `tally run --effects FILE --effects-format binary` wrote. The
       outputs equal that run's byte for byte. Exit status 2: the file is not a valid
       effects file (the message says where); 3: the output folder cannot be written.
-      """)
+      """))
 
   @Option(name: .long, help: "The output folder (created if missing).")
   var out: String

@@ -12,14 +12,15 @@ struct ClusterBenchReplica: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench-replica",
     abstract: "One replica's apply, vote and commit work on an event file, without the network.",
-    discussion: """
+    discussion: helpText(
+      """
       Opens a fresh replica state folder (RocksDB, fsync per commit, as `tally replica`
       does), cuts the events into journal batches of --batch-lines, and hands them to the
       replica core one by one, as the sequencer's fetch replies would; after each batch
       the voter's PRUNE position is set to its last seq. Prints events per second, the
       CPU time, the commits' and the digest snapshots' latencies. A cluster of N
       replicas on C cores cannot vote faster than about C / N times this rate.
-      """)
+      """))
   @Option(name: .long, help: "Reference folder.")
   var reference: String
   @Option(name: .long, help: "Event file (e.g. from tally generate).")

@@ -11,7 +11,8 @@ struct RunCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "run",
     abstract: "Apply event files to a reference folder and write the seven output files (SPEC §5).",
-    discussion: """
+    discussion: helpText(
+      """
       Files are applied in the order given, as one sequence. Rejected events are normal
       outcomes (rejections.csv), not errors: the exit status is 0 when the run completed.
 
@@ -22,7 +23,7 @@ struct RunCommand: ParsableCommand {
       Exit status 2: unusable reference folder, unreadable event file, or a state folder
       that does not belong to these inputs; 3: output or state folder cannot be written;
       64: bad arguments.
-      """)
+      """))
 
   @Option(name: .long, help: "The reference folder (calendar.csv, securities.csv, ...).")
   var reference: String

@@ -9,10 +9,11 @@ struct Tally: AsyncParsableCommand {
     commandName: "tally",
     abstract:
       "Tally: a deterministic post-trade engine (clearing, transfer, DVP settlement, corporate actions).",
-    discussion: """
+    discussion: helpText(
+      """
       Start with `tally demo`. `tally run` is the embedded engine over files; see README.md
       and docs/ for the cluster, durability and the formats (SPEC.md).
-      """,
+      """),
     version: TallyVersion.string,
     subcommands: [
       RunCommand.self, GenerateCommand.self, DemoCommand.self, BenchCommand.self, InspectCommand.self,

@@ -221,6 +221,48 @@ final class CLIErrorTests: XCTestCase {
     XCTAssertEqual(top.status, 0)
     for command in ["run", "generate", "demo", "bench"] { XCTAssertTrue(top.stdout.contains(command)) }
   }
+
+  /// Every command's description (what `--help` prints above USAGE) reads as paragraphs
+  /// on an 80-column terminal: no line wider, and no line broken early, i.e. no line
+  /// followed in its paragraph by a word that would have fitted on it (the source's own
+  /// line breaks printed as "... wall clock from spawn to exit," / "peak" / "RSS ...").
+  /// Indented lines (examples) are exempt. Every command and subcommand is visited,
+  /// from the SUBCOMMANDS lists.
+  func testEveryDescriptionIsWrappedAsParagraphsForAnEightyColumnTerminal() throws {
+    var pending: [[String]] = [[]]
+    var visited = 0
+    while let command = pending.popLast() {
+      let result = try run(command + ["--help"])
+      XCTAssertEqual(result.status, 0, "\(command) --help: \(result.stderr)")
+      let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+      let description = lines.prefix { !$0.hasPrefix("USAGE:") }
+      XCTAssertLessThan(description.count, lines.count, "\(command) --help has a USAGE line")
+      for (a, b) in zip(description, description.dropFirst()) {
+        XCTAssertLessThan(
+          a.count, 80, "tally \(command.joined(separator: " ")) --help: a line too wide: \(a)")
+        guard !a.isEmpty, !b.isEmpty, a.first != " ", b.first != " " else { continue }
+        let word = b.prefix { $0 != " " }
+        XCTAssertGreaterThan(
+          a.count + 1 + word.count, helpColumns,
+          "tally \(command.joined(separator: " ")) --help: a line broken before '\(word)' fits: \(a)")
+      }
+      visited += 1
+      // Subcommands: the lines of the SUBCOMMANDS section, "  name  abstract".
+      if let start = lines.firstIndex(of: "SUBCOMMANDS:") {
+        for line in lines[(start + 1)...] {
+          guard line.hasPrefix("  "), let name = line.split(separator: " ").first, !line.hasPrefix("   ")
+          else {
+            if line.isEmpty { break } else { continue }
+          }
+          if name != "help" { pending.append(command + [String(name)]) }
+        }
+      }
+    }
+    XCTAssertGreaterThan(visited, 20, "every command and cluster subcommand visited")
+  }
+
+  /// Columns a description line is filled to (`helpTextWidth` in the tally module).
+  private let helpColumns = 78
 }
 
 /// `tally --version` and a config with a typo, as a user meets them.
