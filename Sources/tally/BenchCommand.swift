@@ -23,7 +23,8 @@ struct BenchCommand: ParsableCommand {
     discussion: helpText(
       """
       The day (defaults: seed 20260105, 1 day, 1,000,000 trades, 1,000,000 accounts,
-      1,000 securities, 20 participants) is generated once into --market/<stamp>/.
+      1,000 securities, 20 participants) is generated once into --market/<stamp>/; a
+      --market folder that holds a market (reference/ and events.txt) is measured as it is.
       For each kernel, each phase is run --runs times and the median printed beside
       the issue's goal (must / aim); a missed "must" is marked MISS.
 
@@ -46,7 +47,12 @@ struct BenchCommand: ParsableCommand {
       Progress goes to standard error, the table (or --json) to standard output.
       """))
 
-  @Option(name: .long, help: "Cache folder: the generated day goes to <market>/<stamp>/ and is reused.")
+  @Option(
+    name: .long,
+    help: """
+      A market folder (reference/ and events.txt, e.g. from tally generate), used as it is; \
+      or a cache folder: the generated day goes to <market>/<stamp>/ and is reused.
+      """)
   var market = ".build/bench-market"
 
   @Option(name: .long, help: "Generator seed.")
@@ -126,15 +132,32 @@ struct BenchCommand: ParsableCommand {
       participants: participants)
   }
 
-  /// The folder of the generated day: every generator argument is in its name.
-  var marketDirectory: String {
-    market + "/\(seed)-\(days)x\(tradesPerDay)-a\(accounts)-s\(securities)-p\(participants)"
+  /// The generated day's folder name: every generator argument is in it.
+  var marketStamp: String { "\(seed)-\(days)x\(tradesPerDay)-a\(accounts)-s\(securities)-p\(participants)" }
+
+  /// The issue's day as the generator's stamp (the goals are for that day).
+  static let issueDayStamp = "20260105-1x1000000-a1000000-s1000-p20"
+
+  /// True when `--market` is itself a market folder (its reference folder and events
+  /// file), not a cache of generated days: pointing the bench at a market made by
+  /// `tally generate` (or at a generated day's own folder) measures that market,
+  /// instead of generating another one inside it.
+  var marketIsGiven: Bool {
+    var isFolder: ObjCBool = false
+    return FileManager.default.fileExists(atPath: market + "/reference", isDirectory: &isFolder)
+      && isFolder.boolValue && FileManager.default.fileExists(atPath: market + "/events.txt")
   }
+
+  /// The folder of the market measured: `--market` when it is a market folder, else
+  /// the generated day's folder in it.
+  var marketDirectory: String { marketIsGiven ? market : market + "/" + marketStamp }
 
   func run() throws {
     let dir = marketDirectory
     let options = marketOptions
-    if !FileManager.default.fileExists(atPath: dir + "/events.txt") {
+    if marketIsGiven {
+      note("bench: the market in \(dir) as it is (the generator's options --seed, --days, ... do not apply)")
+    } else if !FileManager.default.fileExists(atPath: dir + "/events.txt") {
       note(
         "bench: generating \(days) day(s) x \(tradesPerDay) trades, \(accounts) accounts, "
           + "\(securities) securities, \(participants) participants into \(dir)")
@@ -188,10 +211,10 @@ struct BenchCommand: ParsableCommand {
       market: dir, binary: binary, runs: runs, events: parsed.count, trades: tradeLines,
       parseEventsPerSecond: Double(parsed.count) / parseSeconds, commitEvents: commitEvents,
       machine: BenchReport.Machine.current(syncDirectory: dir))
+    // A market folder given as it is counts as the issue's day when it is a generated
+    // day's own folder of that stamp.
     report.isIssueDay =
-      seed == 20_260_105 && days == 1 && tradesPerDay == 1_000_000 && accounts == 1_000_000
-      && securities == 1_000
-      && participants == 20
+      (marketIsGiven ? URL(fileURLWithPath: dir).lastPathComponent : marketStamp) == Self.issueDayStamp
 
     var firstOutputs: [String: Data]? = nil
     for kernel in kernelNames {

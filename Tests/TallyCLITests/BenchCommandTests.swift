@@ -129,6 +129,38 @@ final class BenchCommandTests: XCTestCase {
     XCTAssertGreaterThan(kernels[0]["engineOnlyTradesPerSecond"] as? Double ?? 0, 0)
   }
 
+  /// `--market` naming a market folder (from `tally generate`) measures that market as
+  /// it is: nothing is generated inside it (the defaults would have generated the
+  /// issue's 1M-trade day there), and the trades counted are its own.
+  func testAMarketFolderIsMeasuredAsItIs() throws {
+    let market = dir + "/given"
+    XCTAssertEqual(
+      try runTally(
+        [
+          "generate", "--out", market, "--seed", "5", "--trades-per-day", "250", "--accounts", "30",
+          "--securities", "4", "--participants", "3", "--quiet",
+        ], scratch: dir
+      ).status, 0)
+    let before = try FileManager.default.contentsOfDirectory(atPath: market).sorted()
+    let result = try runTally(
+      [
+        "bench", "--market", market, "--runs", "1", "--kernel", "v2", "--no-state", "--no-whole-process",
+        "--json",
+      ], scratch: dir)
+    XCTAssertEqual(result.status, 0, result.stderr)
+    XCTAssertTrue(result.stderr.contains("bench: the market in \(market) as it is"), result.stderr)
+    XCTAssertFalse(result.stderr.contains("generating"), result.stderr)
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: market).sorted(), before)
+    let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+    let json = try XCTUnwrap(object, result.stdout)
+    XCTAssertEqual(json["market"] as? String, market)
+    XCTAssertEqual(json["isIssueDay"] as? Bool, false)
+    let tradeLines = try String(contentsOfFile: market + "/events.txt", encoding: .utf8)
+      .split(separator: "\n").filter { $0.hasPrefix("TRADE,") }.count
+    let trades = try XCTUnwrap(json["trades"] as? Int)
+    XCTAssertTrue((250...tradeLines).contains(trades), "\(trades) trades counted, \(tradeLines) TRADE lines")
+  }
+
   func testRunCommitStatsReportsEveryCommit() throws {
     // 2 days x 200 trades with a commit every 50 events: at least 8 commits reported.
     let market = dir + "/m"
