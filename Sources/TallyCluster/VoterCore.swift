@@ -180,6 +180,9 @@ public struct VoterCore: Sendable {
     if vote.first < watermark {
       // Already decided: judge the late vote against the decision.
       guard let decided = decidedKeys[vote.first], decided.last == vote.last else { return actions }
+      // A restarted replica votes again on the batches it applied since its last
+      // commit: each batch counts once in its agreed votes (a dissent always counts).
+      let judgedBefore = vote.last <= replicas[r].judgedThrough || judgedAhead[r][vote.first] != nil
       judged(r, first: vote.first, last: vote.last)
       if decided.key == vote.key {
         // A quarantined replica rejoins once it has caught up and its state digest
@@ -195,7 +198,7 @@ public struct VoterCore: Sendable {
                 last: vote.last,
                 detail: "replica caught up and agrees again")))
         }
-        if !replicas[r].quarantined { replicas[r].agreed += 1 }
+        if !replicas[r].quarantined && !judgedBefore { replicas[r].agreed += 1 }
       } else {
         actions += dissent(r, vote: vote, expected: decided.key)
       }

@@ -49,6 +49,33 @@ final class VoterCoreTests: XCTestCase {
     XCTAssertNil(c.halted)
   }
 
+  /// A replica restarted after its last commit applies and votes again on batches
+  /// already decided and judged: its agreed votes count each batch once (they read
+  /// 22 against its peers' 11 in a README walk-through before), and the stream moves on.
+  func testARestartedReplicasRepeatedVotesCountOnce() {
+    var c = core()
+    _ = c.receive(vote(0, 1, 10), from: 0)
+    _ = c.receive(vote(1, 1, 10), from: 1)
+    _ = c.receive(vote(2, 1, 10), from: 2)
+    _ = c.receive(vote(0, 11, 20), from: 0)
+    XCTAssertEqual(emitted(c.receive(vote(1, 11, 20), from: 1)), [11...20])
+    XCTAssertEqual(c.receive(vote(2, 11, 20), from: 2), [])
+    XCTAssertEqual(c.replicas.map(\.agreed), [2, 2, 2])
+    // r2 restarts from a commit at seq 0 and votes on both batches again.
+    XCTAssertEqual(c.receive(vote(2, 1, 10), from: 2), [])
+    XCTAssertEqual(c.receive(vote(2, 11, 20), from: 2), [])
+    XCTAssertEqual(c.replicas.map(\.agreed), [2, 2, 2])
+    XCTAssertEqual(c.replicas.map(\.dissents), [0, 0, 0])
+    // A repeated vote that disagrees is still a dissent.
+    let wrong = c.receive(vote(2, 11, 20, state: 9), from: 2)
+    XCTAssertEqual(alerts(wrong).map(\.kind), [.dissent])
+    XCTAssertEqual(c.replicas[2].dissents, 1)
+    // The next batch counts as before.
+    _ = c.receive(vote(0, 21, 30), from: 0)
+    XCTAssertEqual(emitted(c.receive(vote(1, 21, 30), from: 1)), [21...30])
+    XCTAssertEqual(c.replicas.map(\.agreed), [3, 3, 2])
+  }
+
   func testAnyTwoMakeAQuorum() {
     var c = core()
     _ = c.receive(vote(2, 1, 5), from: 2)
