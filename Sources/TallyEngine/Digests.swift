@@ -17,6 +17,7 @@ public struct SHA256Stream {
   public init() {}
   public mutating func update(_ bytes: [UInt8]) { hasher.update(data: bytes) }
   public mutating func update(_ bytes: ArraySlice<UInt8>) { hasher.update(data: bytes) }
+  public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
   public func finalize() -> [UInt8] { Array(hasher.finalize()) }
 }
 
