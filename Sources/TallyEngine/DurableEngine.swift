@@ -126,22 +126,21 @@ let fingerprintChunkBytes = 1 << 20
 /// Identifiers as `ByteWriter.string` encodes them (u32 length, low byte first, then the
 /// UTF-8 bytes), one after another, with where each starts.
 struct EncodedIds {
-  var bytes: [UInt8] = []
-  /// `starts[i] ..< starts[i + 1]`: identifier i's encoding.
-  var starts: [Int] = [0]
+  private var writer: ByteWriter
+  /// `starts[i] ..< starts[i + 1]`: identifier i's encoding in `bytes`.
+  private(set) var starts: [Int] = [0]
 
   init(capacity: Int) {
-    bytes.reserveCapacity(capacity * 16)
+    writer = ByteWriter(capacity: capacity * 16)
     starts.reserveCapacity(capacity + 1)
   }
 
   mutating func append(_ id: String) {
-    var w = ByteWriter(capacity: 4 + id.utf8.count)
-    w.string(id)
-    bytes.append(contentsOf: w.bytes)
-    starts.append(bytes.count)
+    writer.string(id)
+    starts.append(writer.count)
   }
 
+  var bytes: [UInt8] { writer.bytes }
   var count: Int { starts.count - 1 }
 }
 
