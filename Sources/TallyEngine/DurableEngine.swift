@@ -129,6 +129,8 @@ struct EncodedIds {
   private var writer: ByteWriter
   /// `starts[i] ..< starts[i + 1]`: identifier i's encoding in `bytes`.
   private(set) var starts: [Int] = [0]
+  /// The longest encoding's bytes.
+  private(set) var widest = 0
 
   init(capacity: Int) {
     writer = ByteWriter(capacity: capacity * 16)
@@ -137,6 +139,7 @@ struct EncodedIds {
 
   mutating func append(_ id: String) {
     writer.string(id)
+    widest = max(widest, writer.count - starts[starts.count - 1])
     starts.append(writer.count)
   }
 
@@ -152,13 +155,7 @@ func hashHoldings(
   into sha: inout SHA256Stream
 ) {
   // The largest encoded holding: the two longest ids and 12 bytes.
-  var longest = 0
-  for ids in [accounts, securities] {
-    var widest = 0
-    for i in 0..<ids.count { widest = max(widest, ids.starts[i + 1] - ids.starts[i]) }
-    longest += widest
-  }
-  longest += 12
+  let longest = accounts.widest + securities.widest + 12
   let out = UnsafeMutableRawBufferPointer.allocate(byteCount: fingerprintChunkBytes + longest, alignment: 8)
   defer { out.deallocate() }
   var n = 0

@@ -148,14 +148,13 @@ struct BenchCommand: ParsableCommand {
       && isFolder.boolValue && FileManager.default.fileExists(atPath: market + "/events.txt")
   }
 
-  /// The folder of the market measured: `--market` when it is a market folder, else
-  /// the generated day's folder in it.
-  var marketDirectory: String { marketIsGiven ? market : market + "/" + marketStamp }
-
   func run() throws {
-    let dir = marketDirectory
+    // The folder of the market measured: `--market` when it is a market folder, else
+    // the generated day's folder in it (checked once: the folder is then written to).
+    let given = marketIsGiven
+    let dir = given ? market : market + "/" + marketStamp
     let options = marketOptions
-    if marketIsGiven {
+    if given {
       note("bench: the market in \(dir) as it is (the generator's options --seed, --days, ... do not apply)")
     } else if !FileManager.default.fileExists(atPath: dir + "/events.txt") {
       note(
@@ -214,7 +213,7 @@ struct BenchCommand: ParsableCommand {
     // A market folder given as it is counts as the issue's day when it is a generated
     // day's own folder of that stamp.
     report.isIssueDay =
-      (marketIsGiven ? URL(fileURLWithPath: dir).lastPathComponent : marketStamp) == Self.issueDayStamp
+      (given ? URL(fileURLWithPath: dir).lastPathComponent : marketStamp) == Self.issueDayStamp
 
     var firstOutputs: [String: Data]? = nil
     for kernel in kernelNames {
