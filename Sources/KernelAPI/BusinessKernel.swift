@@ -99,6 +99,16 @@ public protocol BusinessKernel: Sendable {
     _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
       Void)
 
+  /// Part `part` of `parts` (0 ≤ part < parts) of `forEachHolding`'s rows: walked for
+  /// part 0, 1, … one after another, the parts give exactly its rows in its order, each
+  /// row once. Each part reads the kernel only, so the parts of one kernel value may be
+  /// walked on several threads at once (holdings.csv rendered on every core). How the
+  /// rows are cut is the version's own; a part may be empty.
+  func forEachHolding(
+    part: Int, of parts: Int,
+    _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
+      Void)
+
   /// Invariants that do not hold (empty when all hold), at most `limit` lines.
   func selfCheckViolations(limit: Int) -> [String]
 
@@ -133,6 +143,16 @@ extension BusinessKernel {
   }
 
   public mutating func takeEffects(into out: inout [UInt8]) { out = takeEffects() }
+
+  /// Every row in part 0, none in the others (a version that does not cut its walk).
+  public func forEachHolding(
+    part: Int, of parts: Int,
+    _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
+      Void
+  ) {
+    precondition(parts >= 1 && part >= 0 && part < parts, "holdings part \(part) of \(parts)")
+    if part == 0 { forEachHolding(body) }
+  }
 
   /// No image (a version that keeps none).
   public func writeImage(to w: inout ImageWriter) -> Bool { false }

@@ -24,10 +24,17 @@ public struct ReferenceData: Sendable, Equatable {
 
   /// Trading days, any order as read; the state sorts them.
   public var calendar: [Int32]
-  public var securities: [SecurityRow]
+  /// Edited after it was made (tests do), the list's lookup is built again: a kernel
+  /// adopts the lookups as row ids, and a stale one named other rows (an edit that kept
+  /// the count went unnoticed).
+  public var securities: [SecurityRow] {
+    didSet { securityLookup = Self.lookup(securities.map(\.code)) }
+  }
   public var participants: [(id: String, name: String)]
   public var units: [(id: String, participant: String)]
-  public var accounts: [(id: String, kind: AccountKind)]
+  public var accounts: [(id: String, kind: AccountKind)] {
+    didSet { accountLookup = Self.lookup(accounts.map(\.id)) }
+  }
   /// Opening lots in file order (their order gives creation numbers).
   public var holdings: [HoldingRow]
   /// The fee table in force: built-in rows with the kinds of fees.csv replaced.
@@ -49,11 +56,16 @@ public struct ReferenceData: Sendable, Equatable {
     self.accounts = accounts
     self.holdings = holdings
     self.feeRows = feeRows
-    accountLookup = FastIndex()
-    accountLookup.reserveCapacity(accounts.count)
-    for (i, a) in accounts.enumerated() { accountLookup[Ident(a.id)] = Int32(i) }
-    securityLookup = FastIndex()
-    for (i, s) in securities.enumerated() { securityLookup[Ident(s.code)] = Int32(i) }
+    accountLookup = Self.lookup(accounts.map(\.id))
+    securityLookup = Self.lookup(securities.map(\.code))
+  }
+
+  /// Identifier → index in `ids`.
+  static func lookup(_ ids: [String]) -> FastIndex<Ident> {
+    var lookup = FastIndex<Ident>()
+    lookup.reserveCapacity(ids.count)
+    for (i, id) in ids.enumerated() { lookup[Ident(id)] = Int32(i) }
+    return lookup
   }
 
   /// With the lookups already built (the parser's path).

@@ -112,39 +112,69 @@ extension V1Kernel {
   /// Every position, by account then security bytes, whatever it holds (the caller
   /// reads each row anyway and skips the empty ones).
   public func positionOrder() -> [Int32] {
-    positionOrder(
-      accountRank: rank(accounts.rows.map(\.id)), securityRank: rank(securities.rows.map(\.code)))
+    positionOrder(part: 0, of: 1)
+  }
+
+  /// The positions of the accounts whose rank (byte order of their ids) is in part
+  /// `part` of `parts`, in `positionOrder()`'s order: the ranks from `count · part /
+  /// parts` up to the next part's, so the parts' orders one after another are
+  /// `positionOrder()`. Accounts and securities whose rows are in id order already (the
+  /// usual reference folder: checked in place, no copy of a million ids) are ranked by
+  /// row id, with no rank tables: building them was a third of a part's walk (perf).
+  func positionOrder(part: Int, of parts: Int) -> [Int32] {
+    precondition(parts >= 1 && part >= 0 && part < parts, "positions part \(part) of \(parts)")
+    let n = accounts.count
+    let accountRank = accounts.rows.isSorted { $0.id } ? nil : rank(accounts.rows.map(\.id))
+    let securityRank = securities.rows.isSorted { $0.code } ? nil : rank(securities.rows.map(\.code))
+    return positionOrder(
+      accountRank: accountRank, securityRank: securityRank,
+      ranks: (n * part / parts)..<(n * (part + 1) / parts))
   }
 
   /// Walks the accounts' directory lines in account order (64 bytes an account, read in
   /// sequence) and sorts each account's few positions by security rank. Before, two
   /// passes over every position row (~4.5M rows of 40 bytes on the 1M-account day, the
   /// day's new ones far apart) found and placed the held ones: ~0.12 s, a third of V1's
-  /// outputs (perf, twelfth session).
-  func positionOrder(accountRank: [Int], securityRank: [Int]) -> [Int32] {
-    var byRank = [Int32](repeating: 0, count: accounts.count)
-    for a in 0..<accounts.count { byRank[accountRank[a]] = Int32(a) }
+  /// outputs (perf, twelfth session). Only the accounts of rank in `ranks` (all of them
+  /// by default). A nil rank table: the rows are in id order (rank = row id).
+  func positionOrder(accountRank: [Int]?, securityRank: [Int]?, ranks: Range<Int>? = nil) -> [Int32] {
+    let ranks = ranks ?? 0..<accounts.count
+    precondition(ranks.lowerBound >= 0 && ranks.upperBound <= accounts.count, "account ranks in range")
+    precondition(
+      (accountRank?.count ?? accounts.count) == accounts.count
+        && (securityRank?.count ?? securities.count) == securities.count, "a rank for every row")
+    @inline(__always) func securityRankOf(_ s: Int32) -> Int { securityRank?[Int(s)] ?? Int(s) }
+    @inline(__always) func accountRankOf(_ a: Int32) -> Int { accountRank?[Int(a)] ?? Int(a) }
+    var byRank: [Int32] = []
+    if let accountRank {
+      byRank = [Int32](repeating: 0, count: accounts.count)
+      for a in 0..<accounts.count { byRank[accountRank[a]] = Int32(a) }
+    }
     // The positions beyond their account's eight lanes, in the order they are met below:
     // sorted by one integer key (account rank, then security rank), looked up once each.
-    var extra = positionDirectory.overflowed.map {
-      (key: UInt64(accountRank[Int($0.account)]) << 32 | UInt64(securityRank[Int($0.security)]), $0.position)
+    var extra: [(key: UInt64, position: Int32)] = []
+    for o in positionDirectory.overflowed where ranks.contains(accountRankOf(o.account)) {
+      extra.append((UInt64(accountRankOf(o.account)) << 32 | UInt64(securityRankOf(o.security)), o.position))
     }
     extra.sort { $0.key < $1.key }
     var order: [Int32] = []
-    order.reserveCapacity(positions.count)
+    // Every position when all accounts are walked; about a part's share otherwise.
+    order.reserveCapacity(
+      ranks.count == accounts.count ? positions.count : positions.count / max(1, accounts.count) * ranks.count
+    )
     var group: [(rank: Int, position: Int32)] = []
     var e = 0
-    for (r, a) in byRank.enumerated() {
-      let line = positionDirectory.line(of: a)
+    for r in ranks {
+      let line = positionDirectory.line(of: accountRank == nil ? Int32(r) : byRank[r])
       group.removeAll(keepingCapacity: true)
       // Lanes fill in order: the first free one ends the account's line.
       for lane in 0..<8 {
         let security = line.securities[lane]
         if security < 0 { break }
-        group.append((securityRank[Int(security)], line.positions[lane]))
+        group.append((securityRankOf(security), line.positions[lane]))
       }
       while e < extra.count && extra[e].key >> 32 == UInt64(r) {
-        group.append((Int(extra[e].key & 0xFFFF_FFFF), extra[e].1))
+        group.append((Int(extra[e].key & 0xFFFF_FFFF), extra[e].position))
         e += 1
       }
       // Insertion sort: an account holds a handful of securities.
@@ -160,7 +190,8 @@ extension V1Kernel {
       for g in group { order.append(g.position) }
     }
     precondition(
-      e == extra.count && order.count == positions.count, "every position is in its account's directory")
+      e == extra.count && (ranks.count != accounts.count || order.count == positions.count),
+      "every position is in its account's directory")
     return order
   }
 
@@ -177,5 +208,18 @@ extension V1Kernel {
     var rank = [Int](repeating: 0, count: ids.count)
     for (position, i) in order.enumerated() { rank[i] = position }
     return rank
+  }
+}
+
+extension Array {
+  /// Whether the rows are in strictly ascending order of `key` (ids are unique), read in
+  /// place.
+  func isSorted(by key: (Element) -> Ident) -> Bool {
+    var i = 1
+    while i < count {
+      if !(key(self[i - 1]) < key(self[i])) { return false }
+      i += 1
+    }
+    return true
   }
 }

@@ -28,8 +28,26 @@ extension V1Kernel: BusinessKernel {
     _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
       Void
   ) {
+    forEachHolding(in: positionOrder(), body)
+  }
+
+  /// The accounts are cut by rank (byte order of their ids) into `parts` runs of about
+  /// equal count (`positionOrder(part:of:)`).
+  public func forEachHolding(
+    part: Int, of parts: Int,
+    _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
+      Void
+  ) {
+    forEachHolding(in: positionOrder(part: part, of: parts), body)
+  }
+
+  /// The rows of the positions in `order` that hold shares.
+  private func forEachHolding(
+    in order: [Int32],
+    _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
+      Void
+  ) {
     let rows = positions.rows
-    let order = positionOrder()
     for k in order.indices {
       // The day's new positions lie far apart: the rows a few places ahead are loaded
       // while this one is written out.

@@ -38,19 +38,45 @@ public enum ReportWriter {
   /// with the next one: a taker that keeps the piece swaps in another buffer (a spare
   /// of the same capacity), so no piece is copied. A million accounts' holdings are
   /// 80 MB: rendered whole, the buffer's doublings faulted in about twice that in fresh
-  /// pages, the largest cost of the outputs.
+  /// pages, the largest cost of the outputs. With `parts` above 1 the kernel's walk is
+  /// cut in that many parts (`forEachHolding(part:of:)`), all but the first rendered on
+  /// other threads; `take` still gets the file's bytes in order, each part's last piece
+  /// shorter. The bytes are the same for any `parts`.
   public static func renderHoldings<K: BusinessKernel>(
-    kernel: K, chunkBytes: Int, _ take: (_ piece: inout [UInt8]) -> Void
+    kernel: K, chunkBytes: Int, parts: Int = 1, _ take: (_ piece: inout [UInt8]) -> Void
   ) {
+    precondition(parts >= 1 && parts <= holdingsPartsMax, "holdings.csv in 1...\(holdingsPartsMax) parts")
+    precondition(parts == 1 || chunkBytes < Int.max, "a file rendered whole is one part")
+    // The parts after the first are rendered at once on other threads, each into pieces
+    // of its own that wait (about the file's bytes over `parts` each) until the parts
+    // before them are handed over: the kernel's walk of them reads its state only.
+    let later = (1..<parts).map { part in
+      BackgroundWork { () -> [[UInt8]] in
+        var pieces: [[UInt8]] = []
+        var b = HoldingsPiece(room: chunkBytes + HoldingsPiece.rowRoomUsual)
+        kernel.forEachHolding(part: part, of: parts) { account, security, quantity, available, withheld in
+          b.row(account.text, security.text, quantity, available, withheld)
+          if b.used >= chunkBytes { b.hand { pieces.append($0) } }
+        }
+        b.handLast { pieces.append($0) }
+        return pieces
+      }
+    }
     var b = HoldingsPiece(
       room: chunkBytes == .max ? HoldingsPiece.wholeFileFirstRoom : chunkBytes + HoldingsPiece.rowRoomUsual)
     b.header()
-    kernel.forEachHolding { account, security, quantity, available, withheld in
+    kernel.forEachHolding(part: 0, of: parts) { account, security, quantity, available, withheld in
       b.row(account.text, security.text, quantity, available, withheld)
       if b.used >= chunkBytes { b.hand(take) }
     }
     b.handLast(take)
+    for work in later {
+      for var piece in work.wait() where !piece.isEmpty { take(&piece) }
+    }
   }
+
+  /// Threads holdings.csv is rendered on at most (`renderHoldings`' `parts`).
+  public static let holdingsPartsMax = 8
 
   /// File name → bytes, for the seven files. Rows are written straight into byte
   /// buffers (no per-field Strings): a day of a million trades has millions of rows.
