@@ -586,12 +586,18 @@ extension V2Kernel {
 
   // MARK: - SPEC §5
 
-  /// Ranks of identifiers by their bytes (for sorting rows by ids without comparing text twice).
-  static func ranks(_ n: Int, _ ident: (Int) -> Ident) -> [Int32] {
-    var order = Array(0..<n)
-    order.sort { identLess(ident($0), ident($1)) }
-    var rank = [Int32](repeating: 0, count: n)
-    for (r, i) in order.enumerated() { rank[i] = Int32(r) }
+  /// Ranks of the rows of `table` by their identifiers' bytes (for sorting rows by ids
+  /// without comparing text twice). `ident` reads a row's identifier and captures
+  /// nothing: a comparator that reached the rows through `self` was seen copying the
+  /// whole kernel value (some sixty references retained and released) per comparison,
+  /// ~25 s for a million accounts out of order.
+  static func ranks<R>(_ table: [R], _ ident: (R) -> Ident) -> [Int32] {
+    var rank = [Int32](repeating: 0, count: table.count)
+    table.withUnsafeBufferPointer { rows in
+      var keys = (0..<rows.count).map { V2IdentKey(ident(rows[$0]), row: $0) }
+      keys.sort { V2IdentKey.less($0, $1, rows, ident) }
+      for (r, k) in keys.enumerated() { rank[Int(k.row)] = Int32(r) }
+    }
     return rank
   }
 
@@ -635,13 +641,13 @@ extension V2Kernel {
 
   /// Account ranks by identifier bytes, or nil when row order already is that order.
   func accountRanks() -> [Int32]? {
-    accountsAscending ? nil : Self.ranks(accounts.count) { accounts[$0].id }
+    accountsAscending ? nil : Self.ranks(accounts) { $0.id }
   }
 
   public func report(holdings: Bool) -> Report {
     var r = Report()
-    let pRank = Self.ranks(participants.count) { participants[$0].id }
-    let sRank = Self.ranks(securities.count) { securities[$0].code }
+    let pRank = Self.ranks(participants) { $0.id }
+    let sRank = Self.ranks(securities) { $0.code }
     var cl = clearingRows.indices.filter {
       clearingRows[$0].buyQuantity != 0 || clearingRows[$0].sellQuantity != 0
     }
@@ -720,76 +726,6 @@ extension V2Kernel {
     return r
   }
 
-  /// holdings.csv's rows in SPEC §5 order without a comparison sort of the positions:
-  /// they are counted per account (by rank, the row itself when the accounts are in
-  /// order) and placed in account order (one Int32 per row); each account's few rows
-  /// are then ordered by security rank (an insertion sort) just before they are
-  /// handed over, their position rows requested some rows ahead (a day's new positions
-  /// lie far apart: their cache misses overlap).
-  public func forEachHolding(
-    _ body: (_ account: Ident, _ security: Ident, _ quantity: Int64, _ available: Int64, _ withheld: Int64) ->
-      Void
-  ) {
-    let aRank = accountRanks()
-    let sRank = Self.ranks(securities.count) { securities[$0].code }
-    // start[r + 1]: rows of account rank r; then the first row of rank r (a prefix sum).
-    var start = [Int32](repeating: 0, count: accounts.count + 1)
-    var rows = 0
-    positions.withUnsafeBufferPointer { pos in
-      start.withUnsafeMutableBufferPointer { start in
-        for p in pos where p.quantity > 0 || p.withheld > 0 {
-          let r = aRank?[Int(p.account)] ?? p.account
-          start[Int(r) + 1] += 1
-          rows += 1
-        }
-        for r in 0..<(start.count - 1) { start[r + 1] += start[r] }
-      }
-    }
-    // Placing moves each rank's start to the next rank's: start[r] is then where rank
-    // r's rows end, and start[r - 1] (0 for r = 0) where they begin.
-    var order = [Int32](unsafeUninitializedCapacity: rows) { ids, initialized in
-      positions.withUnsafeBufferPointer { pos in
-        start.withUnsafeMutableBufferPointer { start in
-          for (i, p) in pos.enumerated() where p.quantity > 0 || p.withheld > 0 {
-            let r = Int(aRank?[Int(p.account)] ?? p.account)
-            ids.initializeElement(at: Int(start[r]), to: Int32(i))
-            start[r] += 1
-          }
-        }
-      }
-      initialized = rows
-    }
-    let ahead = 16
-    for j in 0..<min(ahead, rows) { positions.prefetch(Int(order[j])) }
-    var from = 0
-    for r in 0..<accounts.count where Int(start[r]) > from {
-      let end = Int(start[r])
-      for j in from..<end where j + ahead < rows { positions.prefetch(Int(order[j + ahead])) }
-      if end - from > 1 {
-        order.withUnsafeMutableBufferPointer { ids in
-          positions.withUnsafeBufferPointer { pos in
-            for j in (from + 1)..<end {
-              let id = ids[j]
-              let key = sRank[Int(pos[Int(id)].security)]
-              var k = j
-              while k > from && sRank[Int(pos[Int(ids[k - 1])].security)] > key {
-                ids[k] = ids[k - 1]
-                k -= 1
-              }
-              ids[k] = id
-            }
-          }
-        }
-      }
-      for j in from..<end {
-        let p = positions[Int(order[j])]
-        body(
-          accounts[Int(p.account)].id, securities[Int(p.security)].code, p.quantity, p.available, p.withheld)
-      }
-      from = end
-    }
-  }
-
   // MARK: - Self-check
 
   public func selfCheckViolations(limit: Int) -> [String] {
@@ -817,5 +753,49 @@ extension V2Kernel {
       note("settlement \(i): negative live sides")
     }
     return out
+  }
+}
+
+/// An identifier as a sort key: its first 16 bytes as two big-endian words
+/// (zero-padded), its length and its row. Keys are compared as words, in an array of
+/// their own (no text read, no row of the table touched: a million account rows in
+/// random order are a cache miss a comparison); only two identifiers longer than 16
+/// bytes that share their first 16 are compared as text.
+struct V2IdentKey: Sendable {
+  var hi: UInt64
+  var lo: UInt64
+  var count: Int32
+  var row: Int32
+
+  init(_ id: Ident, row: Int) {
+    var text = id.text
+    (hi, lo, count) = text.withUTF8 { b in
+      var words: (UInt64, UInt64) = (0, 0)
+      if b.count >= 16 {
+        let raw = UnsafeRawBufferPointer(b)
+        words.0 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        words.1 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+      } else {
+        for i in 0..<b.count {
+          let shift = UInt64(56 - 8 * (i & 7))
+          if i < 8 { words.0 |= UInt64(b[i]) << shift } else { words.1 |= UInt64(b[i]) << shift }
+        }
+      }
+      return (words.0, words.1, Int32(b.count))
+    }
+    self.row = Int32(row)
+  }
+
+  /// `x`'s identifier before `y`'s in bytes (SPEC §1). Equal first 16 bytes (padded)
+  /// with one identifier of at most 16 bytes: that one is a prefix of the other (its
+  /// padding matched zero bytes), so the shorter is first; both longer: the texts,
+  /// read from the rows.
+  @inline(__always) static func less<R>(
+    _ x: V2IdentKey, _ y: V2IdentKey, _ rows: UnsafeBufferPointer<R>, _ ident: (R) -> Ident
+  ) -> Bool {
+    if x.hi != y.hi { return x.hi < y.hi }
+    if x.lo != y.lo { return x.lo < y.lo }
+    if x.count <= 16 || y.count <= 16 { return x.count < y.count }
+    return V2Kernel.identLess(ident(rows[Int(x.row)]), ident(rows[Int(y.row)]))
   }
 }
