@@ -198,12 +198,7 @@ extension V1Kernel {
   /// rank[i] is the position of ids[i] in byte order (ids are unique). Reference data
   /// usually comes sorted: checked in one pass before sorting.
   func rank(_ ids: [Ident]) -> [Int] {
-    var sorted = true
-    for i in ids.indices.dropFirst() where !(ids[i - 1] < ids[i]) {
-      sorted = false
-      break
-    }
-    if sorted { return Array(ids.indices) }
+    if ids.isSorted(by: { $0 }) { return Array(ids.indices) }
     let order = ids.indices.sorted { ids[$0] < ids[$1] }
     var rank = [Int](repeating: 0, count: ids.count)
     for (position, i) in order.enumerated() { rank[i] = position }
