@@ -59,6 +59,26 @@ extension Array {
     }
   }
 
+  /// Starts loading, for writing, the cache lines of the next `n` elements an append
+  /// would write (`count ..< count + n`, within the reserved capacity only: the pages are
+  /// there, `reserveCapacity(events:)` wrote them). An append to a line not in the cache
+  /// holds every later store in the store buffer until the line arrives; requested a
+  /// group ahead, the line is there when the append comes. Does nothing without room.
+  @inline(__always) func prefetchAppends(_ n: Int) {
+    let end = Swift.min(count + n, capacity)
+    guard end > count else { return }
+    withUnsafeBufferPointer {
+      let start = UnsafeRawPointer($0.baseAddress! + $0.count)
+      let bytes = (end - $0.count) * MemoryLayout<Element>.stride
+      var offset = 0
+      while offset < bytes {
+        v2Prefetch(start + offset, 1, 3, 1)
+        offset += 64
+      }
+      v2Prefetch(start + (bytes - 1), 1, 3, 1)
+    }
+  }
+
   /// Starts loading every cache line of elements `index` and `index + 1` (a hash
   /// table's home slot and the one a linear probe reads next: together at most 2 lines
   /// for slots of up to 32 bytes). A slot that straddles two lines, prefetched by its
@@ -126,6 +146,14 @@ extension V2Kernel {
     var start = 0
     while start < n {
       let end = min(start + Self.tradeGroupSize, n)
+      // The rows this group appends (a trade row each, a new position and its first lot
+      // for most, a slice or more), requested before the look-ahead's four stages run.
+      let count = end - start
+      self.trades.prefetchAppends(count)
+      positions.prefetchAppends(count)
+      pool.lots.prefetchAppends(count)
+      slices.prefetchAppends(count + count / 4)
+      pendingPositions.prefetchAppends(count)
       for i in start..<end {
         let t = trades[i]
         hintLineLevel(t.trade, UnsafeRawBufferPointer(rebasing: bytes[t.line]), &hints[i - start])
