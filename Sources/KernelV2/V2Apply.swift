@@ -304,7 +304,7 @@ extension V2Kernel {
   /// was called for `day`).
   @inline(__always)
   mutating func clearingRow(day: Int32, date: Int32, participant: Int32, security: Int32) -> Int32 {
-    let at = Int(participant) * todayStride + Int(security)
+    let at = todayIndex(participant: participant, security: security)
     let known = todayClearing[at]
     if known >= 0 { return known }
     let id = clearingRowByKey(day: day, date: date, participant: participant, security: security)
