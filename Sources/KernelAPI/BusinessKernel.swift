@@ -57,6 +57,10 @@ public protocol BusinessKernel: Sendable {
   /// Room for about `events` more events (a hint; may do nothing).
   mutating func reserveCapacity(events: Int)
 
+  /// A resolver for TRADE lines this kernel will apply (`TradeResolver`), made from its
+  /// state now, to run on another thread; nil when the version keeps none (the default).
+  func tradeResolver() -> (any TradeResolver)?
+
   /// Effects (docs/EFFECTS.md) are off until this is called; off, they cost ~nothing.
   mutating func enableEffects()
 
@@ -143,6 +147,9 @@ extension BusinessKernel {
   }
 
   public mutating func takeEffects(into out: inout [UInt8]) { out = takeEffects() }
+
+  /// No resolver: every trade is looked up when applied.
+  public func tradeResolver() -> (any TradeResolver)? { nil }
 
   /// Every row in part 0, none in the others (a version that does not cut its walk).
   public func forEachHolding(

@@ -77,6 +77,9 @@ public struct TradeInput: Sendable {
   /// The line's bytes within the group's byte buffer.
   public var line: Range<Int>
   public var seq: Int64
+  /// What the applying kernel's `TradeResolver` found for the line before it was
+  /// applied, on the thread that split it (unset when no resolver saw it).
+  public var hints = TradeHints()
 
   public init(trade: TradeLine, line: Range<Int>, seq: Int64) {
     self.trade = trade
@@ -96,6 +99,36 @@ public struct TradeInput: Sendable {
     UnsafeRawBufferPointer(
       rebasing: bytes[(line.lowerBound + range.lowerBound)..<(line.lowerBound + range.upperBound)])
   }
+}
+
+/// A TRADE's identifiers as a kernel's `TradeResolver` found them, ahead of the apply
+/// (issue 8: identifiers interned to dense row ids at the parser's edge, off the
+/// applying core). The numbers are the resolving kernel's own (row ids, a hash); only
+/// that kernel reads them, and only when `isSet`.
+public struct TradeHints: Sendable {
+  /// Two 64-bit values (say, the trade id's hash and its decimal value).
+  public var key: UInt64 = 0
+  public var keyValue: Int64 = 0
+  /// Up to six row ids (say, accounts, security, units); by convention -1 when the
+  /// resolver did not find the identifier, which the kernel then looks up itself (it
+  /// may have been added since the resolver's copy was made).
+  public var rows: (Int32, Int32, Int32, Int32, Int32, Int32) = (-1, -1, -1, -1, -1, -1)
+  /// False: no resolver saw the trade; everything is looked up when applied.
+  public var isSet = false
+
+  @inlinable public init() {}
+}
+
+/// A kernel's read-only helper for TRADE lines not yet applied, run on another thread
+/// (the one splitting event lines) while the kernel applies earlier events: it fills
+/// each trade's `hints` from the line's bytes and its own copy of lookups that never
+/// lose an entry (accounts, securities, units are only ever added). What it found must
+/// be what the kernel itself would find when the trade is applied; what it did not find
+/// the kernel looks up again. Outcomes, effects and state do not depend on whether a
+/// trade was resolved.
+public protocol TradeResolver: Sendable {
+  /// Fills `hints` of every trade in `trades`, whose lines are in `bytes`.
+  func resolve(_ trades: UnsafeMutableBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer)
 }
 
 public enum Event: Sendable, Equatable {

@@ -125,14 +125,35 @@ extension V1Kernel {
     /// is loading (stage 3), to be read by stage 4.
     var buyInOverflow = false
     var sellInOverflow = false
+    /// The rows came from the trade's hints (`TradeHints`); -1 ones are looked up.
+    var hinted = false
   }
 
   // The stages change nothing: they are `mutating` only so that `self` is passed by
   // reference (a non-mutating call from the loop copied the 900-byte kernel struct).
 
-  /// Stage 1: the hashes; the index slots of the trade id and both accounts.
+  /// Stage 1: the hashes; the index slots of the trade id and both accounts. A trade
+  /// the resolver saw (V1TradeResolver.swift) has its hash and rows already: its trade
+  /// id's slot, and the accounts' directory lines when found, are loaded here instead.
   @inline(__always)
   mutating func locateSlots(_ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade) {
+    if t.hints.isSet {
+      let (buy, sell, security, buyUnit, sellUnit, _) = t.hints.rows
+      g = GroupedTrade(
+        tradeHash: t.hints.key, tradeDecimal: t.hints.keyValue, buy: buy, sell: sell, security: security,
+        buyUnit: buyUnit, sellUnit: sellUnit)
+      g.hinted = true
+      tradeByKey.prefetch(hash: g.tradeHash, decimal: g.tradeDecimal, date: t.trade.date)
+      if buy < 0 {
+        g.buyHash = Ident.fastHash(of: t.field(t.trade.buyAccount, in: bytes))
+        accountById.prefetchSlot(hash: g.buyHash)
+      }
+      if sell < 0 {
+        g.sellHash = Ident.fastHash(of: t.field(t.trade.sellAccount, in: bytes))
+        accountById.prefetchSlot(hash: g.sellHash)
+      }
+      return
+    }
     let id = t.field(t.trade.tradeId, in: bytes)
     g = GroupedTrade(
       tradeHash: TradeIndex.hash(id: id, date: t.trade.date), tradeDecimal: TradeIndex.decimalValue(of: id),
@@ -149,14 +170,24 @@ extension V1Kernel {
   mutating func locateDirectory(
     _ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade, memo: inout TradeGroupMemo
   ) {
-    let buyBytes = t.field(t.trade.buyAccount, in: bytes)
-    let sellBytes = t.field(t.trade.sellAccount, in: bytes)
-    g.buy = accountById.find(hash: g.buyHash) { $0.v1HasBytes(buyBytes) } ?? -1
-    g.sell = accountById.find(hash: g.sellHash) { $0.v1HasBytes(sellBytes) } ?? -1
-    g.security =
-      securityById.v1Find(bytes: t.field(t.trade.security, in: bytes), memo: &memo.securities) ?? -1
-    g.buyUnit = unitById.v1Find(bytes: t.field(t.trade.buyUnit, in: bytes), memo: &memo.units) ?? -1
-    g.sellUnit = unitById.v1Find(bytes: t.field(t.trade.sellUnit, in: bytes), memo: &memo.units) ?? -1
+    if !g.hinted || g.buy < 0 {
+      let buyBytes = t.field(t.trade.buyAccount, in: bytes)
+      g.buy = accountById.find(hash: g.buyHash) { $0.v1HasBytes(buyBytes) } ?? -1
+    }
+    if !g.hinted || g.sell < 0 {
+      let sellBytes = t.field(t.trade.sellAccount, in: bytes)
+      g.sell = accountById.find(hash: g.sellHash) { $0.v1HasBytes(sellBytes) } ?? -1
+    }
+    if !g.hinted || g.security < 0 {
+      g.security =
+        securityById.v1Find(bytes: t.field(t.trade.security, in: bytes), memo: &memo.securities) ?? -1
+    }
+    if !g.hinted || g.buyUnit < 0 {
+      g.buyUnit = unitById.v1Find(bytes: t.field(t.trade.buyUnit, in: bytes), memo: &memo.units) ?? -1
+    }
+    if !g.hinted || g.sellUnit < 0 {
+      g.sellUnit = unitById.v1Find(bytes: t.field(t.trade.sellUnit, in: bytes), memo: &memo.units) ?? -1
+    }
     if g.buy >= 0 { positionDirectory.prefetch(g.buy) }
     if g.sell >= 0 {
       positionDirectory.prefetch(g.sell)

@@ -167,10 +167,20 @@ public enum KernelDifferential {
       let (bytes, ranges) = EventLines.joined(lines)
       var rejected = 0
       var i = 0
+      // Every other group is resolved first (`TradeResolver`, when the version has one),
+      // by a resolver made anew every fifth group: resolvers of several ages, some
+      // older than the ids the events before added.
+      var groups = 0
+      var resolver = blocks.state.tradeResolver()
       while i < lines.count {
         let n = min(1 + Int(rng.below(48)), lines.count - i)
         var grouped = [Outcome](repeating: .applied, count: n)
-        blocks.apply(lines: ranges[i..<(i + n)], of: bytes, firstSeq: Int64(i + 1)) { k, o in grouped[k] = o }
+        if groups % 5 == 4 { resolver = blocks.state.tradeResolver() }
+        blocks.apply(
+          lines: ranges[i..<(i + n)], of: bytes, firstSeq: Int64(i + 1),
+          resolver: groups % 2 == 0 ? resolver : nil
+        ) { k, o in grouped[k] = o }
+        groups += 1
         for k in 0..<n {
           let seq = Int64(i + k + 1)
           let o = single.apply(line: bytes[ranges[i + k]], seq: seq)

@@ -69,14 +69,16 @@ public struct Engine<K: BusinessKernel> {
   /// kernel may overlap their memory loads); outcomes, state and effects are those of
   /// `apply(line:seq:)` line after line. `outcome(i, o)` is told line i's outcome, in
   /// order, once the whole block is applied.
+  /// With a `resolver` (the kernel's `tradeResolver()`, made now or earlier), the
+  /// TRADEs are resolved first, on this thread (tests compare the two ways).
   @inlinable
   public mutating func apply(
-    lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64,
+    lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64, resolver: (any TradeResolver)? = nil,
     outcome: (Int, Outcome) -> Void = { _, _ in }
   ) {
     var split = pendingSplit
     pendingSplit = SplitLines()  // the only reference: filled in place, not copied
-    split.split(lines, of: bytes, firstSeq: firstSeq)
+    split.split(lines, of: bytes, firstSeq: firstSeq, resolver: resolver)
     apply(split: split, of: bytes, outcome: outcome)
     pendingSplit = split
   }

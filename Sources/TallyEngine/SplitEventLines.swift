@@ -2,6 +2,7 @@
 // applies (LMAX's input side unmarshals on its own thread too). A resume's logged lines
 // are split by the thread that reads them from the store; a run's event files are read
 // and split a block at a time by a thread of their own (`forEachSplitBlock`).
+import Foundation
 import KernelAPI
 import TallyFormat
 
@@ -25,8 +26,11 @@ public struct SplitLines: Sendable {
     split(lines, of: bytes, firstSeq: firstSeq)
   }
 
-  /// Splits `lines` (ranges in `bytes`) as seqs `firstSeq`, …, keeping the buffers' room.
-  public mutating func split(_ lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) {
+  /// Splits `lines` (ranges in `bytes`) as seqs `firstSeq`, …, keeping the buffers' room;
+  /// with a `resolver`, the TRADEs' hints are filled in too (on this thread).
+  public mutating func split(
+    _ lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64, resolver: (any TradeResolver)? = nil
+  ) {
     trades.removeAll(keepingCapacity: true)
     others.removeAll(keepingCapacity: true)
     trades.reserveCapacity(lines.count)
@@ -38,6 +42,10 @@ public struct SplitLines: Sendable {
       } else {
         others.append((i, range))
       }
+    }
+    guard let resolver, !trades.isEmpty else { return }
+    bytes.withUnsafeBytes { raw in
+      trades.withUnsafeMutableBufferPointer { resolver.resolve($0, bytes: raw) }
     }
   }
 }
@@ -61,7 +69,8 @@ extension EventLines {
     /// keeping the buffers' room (blocks are recycled), and splits them unless
     /// `split` is false.
     mutating func fill(
-      _ source: [UInt8], _ sourceLines: ArraySlice<Range<Int>>, firstSeq: Int64, split doSplit: Bool
+      _ source: [UInt8], _ sourceLines: ArraySlice<Range<Int>>, firstSeq: Int64, split doSplit: Bool,
+      resolver: (any TradeResolver)?
     ) {
       bytes.removeAll(keepingCapacity: true)
       lines.removeAll(keepingCapacity: true)
@@ -72,7 +81,7 @@ extension EventLines {
         for r in sourceLines { lines.append((r.lowerBound - start)..<(r.upperBound - start)) }
       }
       isSplit = doSplit
-      split.split(doSplit ? lines[...] : [], of: bytes, firstSeq: firstSeq)
+      split.split(doSplit ? lines[...] : [], of: bytes, firstSeq: firstSeq, resolver: resolver)
     }
   }
 
@@ -89,10 +98,12 @@ extension EventLines {
   /// and is rethrown.
   public static func forEachSplitBlock(
     files: [String], pieceBytes: Int = eventPieceBytes, firstSeq: Int64 = 1, splitAfter: Int64 = 0,
+    resolver: (any TradeResolver)? = nil,
     willRead: (Int) -> Void = { _ in }, _ body: (SplitBlock) throws -> Void
   ) throws {
-    try SplitBlockReader(files: files, pieceBytes: pieceBytes, firstSeq: firstSeq, splitAfter: splitAfter)
-      .forEach(willRead: willRead, body)
+    try SplitBlockReader(
+      files: files, pieceBytes: pieceBytes, firstSeq: firstSeq, splitAfter: splitAfter, resolver: resolver
+    ).forEach(willRead: willRead, body)
   }
 
   /// `forEachSplitBlock` in two steps: made, it starts reading (the first file's line
@@ -114,11 +125,21 @@ extension EventLines {
     // returned (and one that finds none is dropped rather than waited for).
     private let spare = HandoffPipe<SplitBlock>(depth: EventLines.splitBlocksAhead + 2)
     private var reader: BackgroundWork<Void>? = nil
+    /// The applying kernel's resolver, once it is known (`resolve(with:)`).
+    private let resolver = ResolverSlot()
+
+    /// The kernel's resolver, set once the kernel is built: the blocks split from then
+    /// on have their TRADEs resolved on the reader's thread (issue 8); the blocks split
+    /// before (while the opening state was built) are resolved by the kernel as it
+    /// applies them, which gives the same outcomes.
+    public func resolve(with resolver: (any TradeResolver)?) { self.resolver.set(resolver) }
 
     public init(
-      files: [String], pieceBytes: Int = eventPieceBytes, firstSeq: Int64 = 1, splitAfter: Int64 = 0
+      files: [String], pieceBytes: Int = eventPieceBytes, firstSeq: Int64 = 1, splitAfter: Int64 = 0,
+      resolver firstResolver: (any TradeResolver)? = nil
     ) {
-      let (pipe, spare) = (self.pipe, self.spare)
+      resolver.set(firstResolver)
+      let (pipe, spare, resolver) = (self.pipe, self.spare, self.resolver)
       reader = BackgroundWork { () -> Void in
         do {
           var seq = firstSeq
@@ -126,7 +147,9 @@ extension EventLines {
             files: files, pieceBytes: pieceBytes, willRead: { _ = pipe.put(.willRead($0)) }
           ) { bytes, lines in
             var block = spare.takeIfAny() ?? SplitBlock()
-            block.fill(bytes, lines, firstSeq: seq, split: seq + Int64(lines.count) - 1 > splitAfter)
+            block.fill(
+              bytes, lines, firstSeq: seq, split: seq + Int64(lines.count) - 1 > splitAfter,
+              resolver: resolver.get())
             seq += Int64(lines.count)
             guard pipe.put(.block(block)) else { throw Stopped() }
           }
@@ -164,5 +187,23 @@ extension EventLines {
       pipe.cancel()
       reader.wait()
     }
+  }
+}
+
+/// The resolver a `SplitBlockReader`'s thread uses, set from the applying thread.
+final class ResolverSlot: @unchecked Sendable {
+  private let lock = NSLock()
+  private var resolver: (any TradeResolver)? = nil
+
+  func set(_ resolver: (any TradeResolver)?) {
+    lock.lock()
+    defer { lock.unlock() }
+    self.resolver = resolver
+  }
+
+  func get() -> (any TradeResolver)? {
+    lock.lock()
+    defer { lock.unlock() }
+    return resolver
   }
 }

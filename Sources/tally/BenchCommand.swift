@@ -99,6 +99,13 @@ struct BenchCommand: ParsableCommand {
   @Flag(
     name: .long,
     help:
+      "Engine only: leave the TRADEs' identifiers unresolved (by default the kernel's resolver interns them when the day is parsed, as `tally run`'s reader thread does)."
+  )
+  var noResolver = false
+
+  @Flag(
+    name: .long,
+    help:
       "Skip the whole-process `tally run` children (with --no-state: the engine-only phase alone, e.g. for the effects cost)."
   )
   var noWholeProcess = false
@@ -325,12 +332,14 @@ struct BenchCommand: ParsableCommand {
         // (back to back, the same binary's pairs measured from -4% to +55%).
         note("bench: [\(kernel)] engine only (in process): warm-up pair")
         _ = Self.engineOnlyPair(
-          parsed, reference: loaded, kernel: kernel, withEffectsFirst: false, sliceEvents: sliceEvents)
+          parsed, reference: loaded, kernel: kernel, withEffectsFirst: false, sliceEvents: sliceEvents,
+          resolve: !noResolver)
         for r in 1...runs {
           note(
             "bench: [\(kernel)] engine only, without and with effects side by side (in process) \(r)/\(runs)")
           let pair = Self.engineOnlyPair(
-            parsed, reference: loaded, kernel: kernel, withEffectsFirst: r % 2 == 0, sliceEvents: sliceEvents)
+            parsed, reference: loaded, kernel: kernel, withEffectsFirst: r % 2 == 0, sliceEvents: sliceEvents,
+            resolve: !noResolver)
           for (effects, timing) in [(false, pair.without), (true, pair.with)] {
             let (seconds, cpuSeconds) = (timing.wall, timing.cpu)
             note(
@@ -423,7 +432,8 @@ struct BenchCommand: ParsableCommand {
   /// more closely, but both engines ran up to 1.4x slower: a base inflated that way
   /// makes the effects' share look smaller).
   static func engineOnlyPair(
-    _ events: ParsedDay, reference: ReferenceData, kernel: String, withEffectsFirst: Bool, sliceEvents: Int
+    _ events: ParsedDay, reference: ReferenceData, kernel: String, withEffectsFirst: Bool, sliceEvents: Int,
+    resolve: Bool
   ) -> (without: EngineOnlyTiming, with: EngineOnlyTiming) {
     // The kernel type opened once, outside the loop: the loop is specialised for it.
     guard let (version, fault) = try? KernelDispatch.resolve(kernel) else {
@@ -433,12 +443,42 @@ struct BenchCommand: ParsableCommand {
     case .v1:
       return engineOnlyPair(
         events, reference, V1Kernel.self, fault: fault, withEffectsFirst: withEffectsFirst,
-        sliceEvents: sliceEvents)
+        sliceEvents: sliceEvents, resolve: resolve)
     case .v2:
       return engineOnlyPair(
         events, reference, V2Kernel.self, fault: fault, withEffectsFirst: withEffectsFirst,
-        sliceEvents: sliceEvents)
+        sliceEvents: sliceEvents, resolve: resolve)
     }
+  }
+
+  /// Fills the hints of every TRADE of `day` with `resolver`, runs of consecutive TRADEs
+  /// at a time (as a reader thread resolves a block's); the number of TRADEs.
+  static func resolveTrades(_ day: inout ParsedDay, with resolver: any TradeResolver) -> Int {
+    var run: [TradeInput] = []
+    var places: [Int] = []
+    var resolved = 0
+    func flush(_ raw: UnsafeRawBufferPointer) {
+      guard !run.isEmpty else { return }
+      run.withUnsafeMutableBufferPointer { resolver.resolve($0, bytes: raw) }
+      for (place, trade) in zip(places, run) { day.lines[place] = .trade(trade) }
+      resolved += run.count
+      run.removeAll(keepingCapacity: true)
+      places.removeAll(keepingCapacity: true)
+    }
+    let bytes = day.bytes
+    bytes.withUnsafeBytes { raw in
+      for i in day.lines.indices {
+        if case .trade(let trade) = day.lines[i] {
+          run.append(trade)
+          places.append(i)
+          if run.count == effectsBatch { flush(raw) }
+        } else {
+          flush(raw)
+        }
+      }
+      flush(raw)
+    }
+    return resolved
   }
 
   /// Events per batch in the effects phase (a replica votes per journal batch).
@@ -446,11 +486,23 @@ struct BenchCommand: ParsableCommand {
   static func engineOnlyPair<K: BusinessKernel>(
     _ events: ParsedDay, _ reference: ReferenceData, _: K.Type, fault: PlantedFault?,
     withEffectsFirst: Bool,
-    sliceEvents: Int
+    sliceEvents: Int, resolve: Bool
   ) -> (without: EngineOnlyTiming, with: EngineOnlyTiming) {
     var runs: [EngineOnlyRun<K>] = []
     for effects in withEffectsFirst ? [true, false] : [false, true] {
       runs.append(EngineOnlyRun(reference: reference, fault: fault, effects: effects, events: events.count))
+    }
+    // Parsed as `tally run`'s reader thread parses: the TRADEs' identifiers resolved by
+    // the kernel's resolver (the two engines are built alike: one's resolver is the
+    // other's), outside the timed loop as the parsing is.
+    var events = events
+    if resolve, let resolver = runs[0].engine.state.tradeResolver() {
+      let clock = ContinuousClock()
+      let started = clock.now
+      let trades = resolveTrades(&events, with: resolver)
+      note(
+        "bench:   trades resolved at the parser's edge (off the timed loop; the reader thread's work in `tally run`): "
+          + "\(Int(Double(trades) / (clock.now - started).seconds)) trades/s")
     }
     var start = 0
     var slice = 0

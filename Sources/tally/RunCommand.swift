@@ -304,8 +304,11 @@ struct RunCommand: ParsableCommand {
       do {
         // Read and split on the other core while this one applies (`forEachSplitBlock`);
         // lines the state has applied are not split, only counted.
+        // The reader's thread also resolves the trades' identifiers (the kernel's
+        // `TradeResolver`, if it has one).
         try EventLines.forEachSplitBlock(
           files: events, splitAfter: durable.engine.appliedSeq,
+          resolver: durable.engine.state.tradeResolver(),
           willRead: { durable.reserveCapacity(events: $0) }
         ) { block in
           let (bytes, lines) = (block.bytes, block.lines)
@@ -386,6 +389,8 @@ struct RunCommand: ParsableCommand {
       }
       memory.setChangeTracking(false)  // nothing is committed
       reference.holdings = []  // in the state now: millions of rows not to keep twice
+      // From here on the reader's thread also resolves the trades' identifiers.
+      eventReader.resolve(with: memory.state.tradeResolver())
       phase("opening state built")
       do {
         // Read and split on the other core while this one applies.
