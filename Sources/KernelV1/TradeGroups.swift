@@ -144,6 +144,9 @@ extension V1Kernel {
         buyUnit: buyUnit, sellUnit: sellUnit)
       g.hinted = true
       tradeByKey.prefetch(hash: g.tradeHash, decimal: g.tradeDecimal, date: t.trade.date)
+      // The rows stage 2 would load once it had found them: two stages ahead of their
+      // reads instead of one.
+      prefetchDirectory(g)
       if buy < 0 {
         g.buyHash = Ident.fastHash(of: t.field(t.trade.buyAccount, in: bytes))
         accountById.prefetchSlot(hash: g.buyHash)
@@ -170,6 +173,9 @@ extension V1Kernel {
   mutating func locateDirectory(
     _ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade, memo: inout TradeGroupMemo
   ) {
+    if g.hinted && g.buy >= 0 && g.sell >= 0 && g.security >= 0 && g.buyUnit >= 0 && g.sellUnit >= 0 {
+      return  // everything found by the resolver, and loading since stage 1
+    }
     if !g.hinted || g.buy < 0 {
       let buyBytes = t.field(t.trade.buyAccount, in: bytes)
       g.buy = accountById.find(hash: g.buyHash) { $0.v1HasBytes(buyBytes) } ?? -1
@@ -188,6 +194,12 @@ extension V1Kernel {
     if !g.hinted || g.sellUnit < 0 {
       g.sellUnit = unitById.v1Find(bytes: t.field(t.trade.sellUnit, in: bytes), memo: &memo.units) ?? -1
     }
+    prefetchDirectory(g)
+  }
+
+  /// The accounts' position-directory lines, the seller's individual bit, the security.
+  @inline(__always)
+  func prefetchDirectory(_ g: GroupedTrade) {
     if g.buy >= 0 { positionDirectory.prefetch(g.buy) }
     if g.sell >= 0 {
       positionDirectory.prefetch(g.sell)
