@@ -207,7 +207,7 @@ extension V2Kernel {
     let immediate = kind == .bond || plantedFault == .transfer
     let availableNow = immediate ? quantity : 0
     if date != feeDate {
-      feeRates = fees.rates(on: date)
+      feeRates = fees.dayRates(on: date)
       feeDate = date
     }
     let tc = feeRates.withUnsafeBufferPointer {

@@ -121,6 +121,12 @@ struct V2FeeSchedule: Sendable {
   static func amountFen(priceMilli: Int64, quantity: Int64) -> Int64 {
     let p = UInt64(priceMilli).multipliedFullWidth(by: UInt64(quantity))
     precondition(p.high < 10, "V2: price × quantity too large")
+    // A product within 64 bits (every real trade) is divided by the constant 10 in 64
+    // bits (a multiply, where a 128-bit division is a library call).
+    if p.high == 0 {
+      let (q, r) = p.low.quotientAndRemainder(dividingBy: 10)
+      return Int64(r >= 5 ? q &+ 1 : q)
+    }
     let (q, r) = UInt64(10).dividingFullWidth(p)
     precondition(q < UInt64(Int64.max), "V2: amount overflows")
     return Int64(r >= 5 ? q &+ 1 : q)
@@ -134,6 +140,21 @@ struct V2FeeSchedule: Sendable {
     let (q, r) = rateScale.dividingFullWidth(p)
     precondition(q < UInt64(Int64.max), "V2: fee overflows")
     return Int64(!truncate && r >= halfRateScale ? q &+ 1 : q)
+  }
+
+  /// `fee(amountFen:rate:truncate:)` with the rate reduced to `multiplier / divisor`
+  /// (`V2DayRate`): the same quotient and rounding (the remainder at least half the
+  /// divisor is the full remainder at least half of 10^18), in 64 bits when the product
+  /// fits (every real trade: a rate has few significant digits), with one 64-bit division
+  /// where the full-width one is a library call.
+  @inline(__always)
+  static func fee(amountFen: Int64, _ r: V2DayRate, truncate: Bool) -> Int64 {
+    if r.rate == 0 { return 0 }
+    let (x, overflow) = UInt64(amountFen).multipliedReportingOverflow(by: r.multiplier)
+    if overflow { return fee(amountFen: amountFen, rate: r.rate, truncate: truncate) }
+    let (q, rem) = x.quotientAndRemainder(dividingBy: r.divisor)
+    precondition(q < UInt64(Int64.max), "V2: fee overflows")
+    return Int64(!truncate && rem &* 2 >= r.divisor ? q &+ 1 : q)
   }
 
   @inline(__always)
@@ -163,24 +184,35 @@ struct V2FeeSchedule: Sendable {
     (0..<Self.slotCount).map { rate(slot: $0, on: date) }
   }
 
-  /// `clear` with the date's rates already looked up (`rates(on:)`): the same fees,
-  /// computed by the same `fee`, without the eight searches of the rate timelines.
+  /// The rates in force on `date` as `dayRates` for `clear(kind:amountFen:rates:…)`.
+  func dayRates(on date: Int32) -> [V2DayRate] {
+    rates(on: date).map { V2DayRate($0) }
+  }
+
+  /// `clear` with the date's rates already looked up (`dayRates(on:)`): the same fees,
+  /// without the eight searches of the rate timelines. A seller's fee whose rate is the
+  /// buyer's (a `both` row: every built-in fee but the stamp duty) is the buyer's fee, a
+  /// function of the amount and the rate alone: computed once.
   @inline(__always)
   static func clear(
-    kind: SecurityKind, amountFen amount: Int64, rates: UnsafeBufferPointer<UInt64>, truncateHandling: Bool,
-    availableNow: Int64
+    kind: SecurityKind, amountFen amount: Int64, rates: UnsafeBufferPointer<V2DayRate>,
+    truncateHandling: Bool, availableNow: Int64
   ) -> TradeClearing {
-    @inline(__always) func side(seller: Bool) -> SideFees {
-      SideFees(
-        handling: fee(
-          amountFen: amount, rate: rates[slot(kind, .handling, seller: seller)], truncate: truncateHandling),
-        regulatory: fee(
-          amountFen: amount, rate: rates[slot(kind, .regulatory, seller: seller)], truncate: false),
-        transfer: fee(amountFen: amount, rate: rates[slot(kind, .transfer, seller: seller)], truncate: false),
-        stamp: fee(amountFen: amount, rate: rates[slot(kind, .stamp, seller: seller)], truncate: false))
+    @inline(__always) func fees(_ fee: FeeKind, truncate: Bool) -> (buyer: Int64, seller: Int64) {
+      let b = rates[slot(kind, fee, seller: false)]
+      let s = rates[slot(kind, fee, seller: true)]
+      let buyer = Self.fee(amountFen: amount, b, truncate: truncate)
+      return (buyer, s.rate == b.rate ? buyer : Self.fee(amountFen: amount, s, truncate: truncate))
     }
-    let buyer = side(seller: false)
-    let seller = side(seller: true)
+    let handling = fees(.handling, truncate: truncateHandling)
+    let regulatory = fees(.regulatory, truncate: false)
+    let transfer = fees(.transfer, truncate: false)
+    let stamp = fees(.stamp, truncate: false)
+    let buyer = SideFees(
+      handling: handling.buyer, regulatory: regulatory.buyer, transfer: transfer.buyer, stamp: stamp.buyer)
+    let seller = SideFees(
+      handling: handling.seller, regulatory: regulatory.seller, transfer: transfer.seller, stamp: stamp.seller
+    )
     return TradeClearing(
       amountFen: amount, buyerFees: buyer, sellerFees: seller, buyerNetFen: -amount - buyer.total,
       sellerNetFen: amount - seller.total, buyerAvailableNow: availableNow)
@@ -207,5 +239,28 @@ struct V2FeeSchedule: Sendable {
     return TradeClearing(
       amountFen: amount, buyerFees: buyer, sellerFees: seller, buyerNetFen: -amount - buyer.total,
       sellerNetFen: amount - seller.total, buyerAvailableNow: availableNow)
+  }
+}
+
+/// A fee rate of one day (`V2FeeSchedule.dayRates(on:)`): `rate / 10^18` reduced to
+/// `multiplier / divisor` with `divisor` the smallest power of ten that gives an integer
+/// multiplier (0.0000341: 341 / 10^7).
+struct V2DayRate: Sendable {
+  let rate: UInt64
+  let multiplier: UInt64
+  let divisor: UInt64
+
+  init(_ rate: UInt64) {
+    var m = rate
+    var digits = 18
+    while digits > 0 && m % 10 == 0 {
+      m /= 10
+      digits -= 1
+    }
+    var d: UInt64 = 1
+    for _ in 0..<digits { d *= 10 }
+    self.rate = rate
+    multiplier = m
+    divisor = d
   }
 }

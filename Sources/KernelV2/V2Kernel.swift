@@ -151,7 +151,8 @@ struct LotPool: Sendable {
   static let empty = V2Lot(acquired: 0, creation: 0, accruedMicro: 0, quantity: 0)
 
   mutating func allocate(log: Int) -> Int32 {
-    if let base = free[log].popLast() { return base }
+    // (Read first: an empty list, the usual case, is not accessed for writing.)
+    if !free[log].isEmpty, let base = free[log].popLast() { return base }
     let base = lots.count
     precondition(base + (1 << log) < Int(Int32.max), "V2: lot pool beyond 32-bit indexes")
     // One lot (a new position's first segment, one per bought position) by a plain
@@ -347,9 +348,9 @@ public struct V2Kernel: BusinessKernel {
   var todayStride = 0
   var todayClearing: [Int32] = []
   var todaySettlement: [Int32] = []
-  /// The fee rates in force on `feeDate` (`V2FeeSchedule.rates(on:)`), by slot.
+  /// The fee rates in force on `feeDate` (`V2FeeSchedule.dayRates(on:)`), by slot.
   var feeDate: Int32 = -1
-  var feeRates: [UInt64] = []
+  var feeRates: [V2DayRate] = []
 
   // Effects.
   var effectsOn = false

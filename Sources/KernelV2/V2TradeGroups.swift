@@ -23,6 +23,11 @@
 //   4. Read the position rows; prefetch the seller's oldest lot (`lotHead`, the first
 //      a sale consumes) and the buyer's newest lot and the slot after it (where a
 //      purchase's lot is compared and usually appended).
+// The groups overlap by one: group g's four stages run before group g - 1 is applied,
+// so that even a group's first trades find stage 4's lots arrived (with the apply right
+// after stage 4, they still met those misses in flight: the seller's lot read was the
+// largest stall in `consumeOldest`). Each group's append rows are prefetched just before
+// the look-ahead that precedes its apply (`prefetchAppends`).
 // A hash slot is prefetched whole with the slot after it (`prefetchSlotPair`: a slot
 // that straddles two lines, or a probe that goes on to the next slot, used to meet a
 // full miss in the next stage). Then the group's trades are applied one after another
@@ -142,31 +147,53 @@ extension V2Kernel {
   ) {
     precondition(outcomes.count == trades.count, "one outcome per trade")
     let n = trades.count
-    var hints = [V2TradeHint](repeating: .none, count: Self.tradeGroupSize)
-    var start = 0
-    while start < n {
-      let end = min(start + Self.tradeGroupSize, n)
-      // The rows this group appends (a trade row each, a new position and its first lot
-      // for most, a slice or more), requested before the look-ahead's four stages run.
-      let count = end - start
-      self.trades.prefetchAppends(count)
-      positions.prefetchAppends(count)
-      pool.lots.prefetchAppends(count)
-      slices.prefetchAppends(count + count / 4)
-      pendingPositions.prefetchAppends(count)
-      for i in start..<end {
-        let t = trades[i]
-        hintLineLevel(t.trade, UnsafeRawBufferPointer(rebasing: bytes[t.line]), &hints[i - start])
+    // Two groups' hints: the look-ahead of group g runs before group g - 1 is applied,
+    // so that g - 1's last loads (stage 4's lots, requested just before its apply in a
+    // one-group loop: the first trades met them still in flight) have all of group g's
+    // four stages to arrive. The hints of g are then older by one group's applies: as
+    // within a group, a stale hint is only a late or wrong prefetch (`V2TradeHint`).
+    let size = Self.tradeGroupSize
+    // A buffer of its own, not an array: an element written through an array checks
+    // the array's uniqueness (a runtime call, three stages x 16 trades a group), and in
+    // a closure over an array's buffer each call of a non-mutating method copied the
+    // whole kernel value (a retain and a release of every field: 6x slower, measured).
+    let hints = UnsafeMutableBufferPointer<V2TradeHint>.allocate(capacity: 2 * size)
+    hints.initialize(repeating: .none)
+    defer { hints.deallocate() }
+    do {
+      // The group looked ahead but not applied yet, and where its hints are.
+      var pending = 0..<0
+      var pendingHints = 0
+      var start = 0
+      var slot = 0
+      while start < n || !pending.isEmpty {
+        // The rows the pending group appends (a trade row each, a new position and its
+        // first lot for most, a slice or more), requested before the next look-ahead.
+        let count = pending.count
+        self.trades.prefetchAppends(count)
+        positions.prefetchAppends(count)
+        pool.lots.prefetchAppends(count)
+        slices.prefetchAppends(count + count / 4)
+        pendingPositions.prefetchAppends(count)
+        let end = min(start + size, n)
+        for i in start..<end {
+          let t = trades[i]
+          hintLineLevel(t.trade, UnsafeRawBufferPointer(rebasing: bytes[t.line]), &hints[slot + i - start])
+        }
+        for i in start..<end { hintSlotLevel(&hints[slot + i - start]) }
+        for i in start..<end { hintPositionLevel(&hints[slot + i - start]) }
+        for i in start..<end { hintLotLevel(hints[slot + i - start]) }
+        for i in pending {
+          let t = trades[i]
+          outcomes[i] = applyHintedTrade(
+            t.trade, line: UnsafeRawBufferPointer(rebasing: bytes[t.line]), seq: t.seq,
+            hints[pendingHints + i - pending.lowerBound])
+        }
+        pending = start..<end
+        pendingHints = slot
+        start = end
+        slot = size - slot
       }
-      for i in start..<end { hintSlotLevel(&hints[i - start]) }
-      for i in start..<end { hintPositionLevel(&hints[i - start]) }
-      for i in start..<end { hintLotLevel(hints[i - start]) }
-      for i in start..<end {
-        let t = trades[i]
-        outcomes[i] = applyHintedTrade(
-          t.trade, line: UnsafeRawBufferPointer(rebasing: bytes[t.line]), seq: t.seq, hints[i - start])
-      }
-      start = end
     }
   }
 
