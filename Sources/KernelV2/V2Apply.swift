@@ -44,8 +44,8 @@ extension V2Kernel {
       // closures here: a closure kept in a local is a heap object, four per trade.)
       let day = Int32(days.count - 1)
       let idProbe = tradeIds.probe(idBytes, day: day)
-      let buyerProbe = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.buyAccount]), salt: 0)
-      let sellerProbe = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.sellAccount]), salt: 0)
+      let buyerProbe = KeyBytesTable.Probe(plain: UnsafeRawBufferPointer(rebasing: line[t.buyAccount]))
+      let sellerProbe = KeyBytesTable.Probe(plain: UnsafeRawBufferPointer(rebasing: line[t.sellAccount]))
       prefetchSink &+= Int64(
         truncatingIfNeeded: accountIx.touch(buyerProbe) &+ accountIx.touch(sellerProbe))
       tradeIds.prefetch(idProbe)

@@ -535,12 +535,18 @@ public struct V2Kernel: BusinessKernel {
     todaySettlement = Array(repeating: -1, count: participants.count)
   }
 
-  /// Today's clearing row of (participant, security) when known; -1 when not asked yet
-  /// or when the table is not today's (a hint: the look-ahead only prefetches with it).
-  @inline(__always) func knownClearingRow(day: Int32, participant: Int32, security: Int32) -> Int32 {
+  /// Where today's clearing row of (participant, security) is kept in `todayClearing`;
+  /// -1 when the table is not today's. Read later (`knownClearingRow(at:)`), the entry
+  /// is the row, or -1 when not asked yet (a hint: the look-ahead prefetches with it).
+  @inline(__always) func knownClearingIndex(day: Int32, participant: Int32, security: Int32) -> Int {
     guard day == todayDay && participants.count == todayParticipants && securities.count == todayStride
     else { return -1 }
-    return todayClearing[todayIndex(participant: participant, security: security)]
+    return todayIndex(participant: participant, security: security)
+  }
+
+  /// The entry `knownClearingIndex` gave (-1: none).
+  @inline(__always) func knownClearingRow(at index: Int) -> Int32 {
+    index >= 0 ? todayClearing[index] : -1
   }
 
   /// Where (participant, security) is in `todayClearing`: by security, then participant,

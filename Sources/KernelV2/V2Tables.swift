@@ -178,6 +178,24 @@ struct KeyBytesTable: Sendable {
         meta = saltBits | 0xFF
       }
     }
+
+    /// `init(key, salt: 0)` for a table without digit runs (`accountIx`: no table of V2
+    /// hashes by digit runs): small enough to be inlined. The general one, with the
+    /// digit-run hash, was a call whose result, written field by field and read back in
+    /// 16-byte moves, could not be forwarded from the stores and waited for them.
+    @inline(__always) init(plain key: UnsafeRawBufferPointer) {
+      self.key = key
+      if key.count <= KeyBytesTable.inlineMax {
+        (k0, k1) = KeyBytesTable.words(key)
+        meta = UInt32(key.count + 1)
+        hash = KeyBytesTable.inlineHash(k0, k1, meta)
+      } else {
+        hash = v2HashBytes(key, salt: 0)
+        k0 = hash
+        k1 = 0
+        meta = 0xFF
+      }
+    }
   }
 
   /// Reads the probe's first slot and returns a word of it: a caller that has several

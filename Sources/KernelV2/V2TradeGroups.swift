@@ -16,9 +16,10 @@
 //   1. From the line and the small tables alone (securities, units, today's clearing
 //      rows by participant and security: always cached): hash the trade id (salted
 //      with today's day) and both account ids, prefetch their `tradeIds` / `accountIx`
-//      slots; prefetch both clearing rows when today's table knows them.
+//      slots; prefetch the entry of today's clearing-row table of both parties.
 //   2. Read the account slots (stage 1's loads, now arriving) for the account ids;
-//      prefetch both `positionIx` slots and the seller's account-kind byte.
+//      prefetch both `positionIx` slots and the seller's account-kind byte; read the
+//      clearing-row entries and prefetch both clearing rows when the table knows them.
 //   3. Read the position slots; prefetch both position rows.
 //   4. Read the position rows; prefetch the seller's oldest lot (`lotHead`, the first
 //      a sale consumes) and the buyer's newest lot and the slot after it (where a
@@ -128,6 +129,9 @@ struct V2TradeHint {
   /// Today's clearing rows of the buyer and the seller when known (-1: not known).
   var buyClearing: Int32 = -1
   var sellClearing: Int32 = -1
+  /// Where stage 2 reads those two in `todayClearing` (-1: not today's table).
+  var buyAt = -1
+  var sellAt = -1
 
   static var none: V2TradeHint {
     let empty = KeyBytesTable.Probe(UnsafeRawBufferPointer(start: nil, count: 0), salt: 0)
@@ -226,8 +230,8 @@ extension V2Kernel {
       h.id = tradeIds.probe(UnsafeRawBufferPointer(rebasing: line[t.tradeId]), day: Int32(days.count - 1))
       tradeIds.prefetch(h.id)
     }
-    h.buyer = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.buyAccount]), salt: 0)
-    h.seller = KeyBytesTable.Probe(UnsafeRawBufferPointer(rebasing: line[t.sellAccount]), salt: 0)
+    h.buyer = KeyBytesTable.Probe(plain: UnsafeRawBufferPointer(rebasing: line[t.buyAccount]))
+    h.seller = KeyBytesTable.Probe(plain: UnsafeRawBufferPointer(rebasing: line[t.sellAccount]))
     accountIx.prefetch(h.buyer)
     accountIx.prefetch(h.seller)
     h.security = securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])) ?? -1
@@ -239,14 +243,17 @@ extension V2Kernel {
     h.buyKey = -1
     h.buyClearing = -1
     h.sellClearing = -1
+    h.buyAt = -1
+    h.sellAt = -1
     let sec = h.security
     guard sec >= 0, !days.isEmpty, h.buyUnit >= 0, h.sellUnit >= 0 else { return }
     let day = Int32(days.count - 1)
-    h.buyClearing = knownClearingRow(day: day, participant: units[Int(h.buyUnit)].participant, security: sec)
-    h.sellClearing = knownClearingRow(
-      day: day, participant: units[Int(h.sellUnit)].participant, security: sec)
-    clearingRows.prefetchRow(Int(h.buyClearing))
-    clearingRows.prefetchRow(Int(h.sellClearing))
+    // Today's table entries of both clearing rows (one line: see `todayIndex`), read in
+    // stage 2: the table, though small, is often out of the L2 by now.
+    h.buyAt = knownClearingIndex(day: day, participant: units[Int(h.buyUnit)].participant, security: sec)
+    h.sellAt = knownClearingIndex(day: day, participant: units[Int(h.sellUnit)].participant, security: sec)
+    todayClearing.prefetch(h.buyAt)
+    todayClearing.prefetch(h.sellAt)
   }
 
   /// Stage 2: the account slots; starts the position slots and the seller's account
@@ -254,6 +261,12 @@ extension V2Kernel {
   @inline(__always)
   func hintSlotLevel(_ h: inout V2TradeHint) {
     guard h.security >= 0 else { return }
+    // (An entry read now is still today's at the apply: the table is started over only
+    // by a new day or new participants or securities, none of which a TRADE brings.)
+    h.buyClearing = knownClearingRow(at: h.buyAt)
+    h.sellClearing = knownClearingRow(at: h.sellAt)
+    clearingRows.prefetchRow(Int(h.buyClearing))
+    clearingRows.prefetchRow(Int(h.sellClearing))
     h.buyerId = accountIx.find(h.buyer) ?? -1
     h.sellerId = accountIx.find(h.seller) ?? -1
     guard h.buyerId >= 0, h.sellerId >= 0 else { return }
