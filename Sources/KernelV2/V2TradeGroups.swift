@@ -114,6 +114,8 @@ struct V2TradeHint {
   var seller: KeyBytesTable.Probe
   /// A day is open and the trade is of that day: the apply's fast path.
   var sameDay = false
+  /// The resolver found both accounts: stage 1 requested the position slots.
+  var accountsResolved = false
   /// -1: unknown.
   var security: Int32 = -1
   var buyUnit: Int32 = -1
@@ -182,7 +184,8 @@ extension V2Kernel {
         let end = min(start + size, n)
         for i in start..<end {
           let t = trades[i]
-          hintLineLevel(t.trade, UnsafeRawBufferPointer(rebasing: bytes[t.line]), &hints[slot + i - start])
+          hintLineLevel(
+            t.trade, t.hints, UnsafeRawBufferPointer(rebasing: bytes[t.line]), &hints[slot + i - start])
         }
         for i in start..<end { hintSlotLevel(&hints[slot + i - start]) }
         for i in start..<end { hintPositionLevel(&hints[slot + i - start]) }
@@ -222,25 +225,48 @@ extension V2Kernel {
     return tradeDone(outcome, seq: seq, tradeId: UnsafeRawBufferPointer(rebasing: line[t.tradeId]))
   }
 
-  /// Stage 1: what the line and the small tables give; starts the big tables' slots.
+  /// Stage 1: what the line, the resolver's ids (`V2TradeResolver`) and the small tables
+  /// give; starts the big tables' slots: the position slots when the resolver found
+  /// both accounts, else the account slots.
   @inline(__always)
-  func hintLineLevel(_ t: TradeLine, _ line: UnsafeRawBufferPointer, _ h: inout V2TradeHint) {
+  func hintLineLevel(
+    _ t: TradeLine, _ r: TradeHints, _ line: UnsafeRawBufferPointer, _ h: inout V2TradeHint
+  ) {
     h.sameDay = globals.dayOpen && t.date == globals.lastOpened
     if h.sameDay {
-      h.id = tradeIds.probe(UnsafeRawBufferPointer(rebasing: line[t.tradeId]), day: Int32(days.count - 1))
+      let idBytes = UnsafeRawBufferPointer(rebasing: line[t.tradeId])
+      h.id =
+        r.isSet
+        ? TradeIdIndex.Probe(idBytes, day: Int32(days.count - 1), value: r.key)
+        : tradeIds.probe(idBytes, day: Int32(days.count - 1))
       tradeIds.prefetch(h.id)
     }
-    h.buyer = KeyBytesTable.Probe(plain: UnsafeRawBufferPointer(rebasing: line[t.buyAccount]))
-    h.seller = KeyBytesTable.Probe(plain: UnsafeRawBufferPointer(rebasing: line[t.sellAccount]))
-    accountIx.prefetch(h.buyer)
-    accountIx.prefetch(h.seller)
-    h.security = securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])) ?? -1
-    h.buyUnit = unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])) ?? -1
-    h.sellUnit = unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])) ?? -1
-    h.buyerId = -1
-    h.sellerId = -1
+    // An id the resolver found is the table's (ids never change); -1 (not found there,
+    // perhaps added since its copy) is looked up here, or in stage 2 for the accounts.
+    h.buyerId = r.isSet ? r.rows.0 : -1
+    h.sellerId = r.isSet ? r.rows.1 : -1
+    let resolvedSecurity = r.isSet ? r.rows.2 : -1
+    let resolvedBuyUnit = r.isSet ? r.rows.3 : -1
+    let resolvedSellUnit = r.isSet ? r.rows.4 : -1
+    h.accountsResolved = h.buyerId >= 0 && h.sellerId >= 0
+    if !h.accountsResolved {
+      h.buyer = KeyBytesTable.Probe(plain: UnsafeRawBufferPointer(rebasing: line[t.buyAccount]))
+      h.seller = KeyBytesTable.Probe(plain: UnsafeRawBufferPointer(rebasing: line[t.sellAccount]))
+      accountIx.prefetch(h.buyer)
+      accountIx.prefetch(h.seller)
+    }
+    h.security =
+      resolvedSecurity >= 0
+      ? resolvedSecurity : securityIx.find(UnsafeRawBufferPointer(rebasing: line[t.security])) ?? -1
+    h.buyUnit =
+      resolvedBuyUnit >= 0
+      ? resolvedBuyUnit : unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.buyUnit])) ?? -1
+    h.sellUnit =
+      resolvedSellUnit >= 0
+      ? resolvedSellUnit : unitIx.find(UnsafeRawBufferPointer(rebasing: line[t.sellUnit])) ?? -1
     h.sellKey = -1
     h.buyKey = -1
+    if h.accountsResolved && h.security >= 0 { hintPositionSlots(&h) }
     h.buyClearing = -1
     h.sellClearing = -1
     h.buyAt = -1
@@ -267,9 +293,17 @@ extension V2Kernel {
     h.sellClearing = knownClearingRow(at: h.sellAt)
     clearingRows.prefetchRow(Int(h.buyClearing))
     clearingRows.prefetchRow(Int(h.sellClearing))
-    h.buyerId = accountIx.find(h.buyer) ?? -1
-    h.sellerId = accountIx.find(h.seller) ?? -1
+    if h.accountsResolved { return }
+    if h.buyerId < 0 { h.buyerId = accountIx.find(h.buyer) ?? -1 }
+    if h.sellerId < 0 { h.sellerId = accountIx.find(h.seller) ?? -1 }
     guard h.buyerId >= 0, h.sellerId >= 0 else { return }
+    hintPositionSlots(&h)
+  }
+
+  /// Both accounts and the security known: the position keys, their slots and the
+  /// seller's account kind requested.
+  @inline(__always)
+  func hintPositionSlots(_ h: inout V2TradeHint) {
     h.sellKey = Self.positionKey(h.sellerId, h.security)
     h.buyKey = Self.positionKey(h.buyerId, h.security)
     positionIx.prefetch(h.sellKey)

@@ -59,6 +59,13 @@ struct TradeIdIndex: Sendable {
       self.day = day
       self.value = TradeIdIndex.decimalValue(key)
     }
+
+    /// With the key's `decimalValue` computed already (`V2TradeResolver`).
+    @inline(__always) init(_ key: UnsafeRawBufferPointer, day: Int32, value: UInt64) {
+      self.key = key
+      self.day = day
+      self.value = value
+    }
   }
 
   /// The value of a canonical decimal id; `notDecimal` for any other bytes.

@@ -1,7 +1,9 @@
 // `applyTrades` (V2TradeGroups.swift: look-ahead prefetch stages, then `applyTrade` per
 // trade) against one `applyTrade` after another: the same outcomes, effect bytes and
 // rows, whatever the cut of the TRADE runs into calls (groups straddle calls, a call
-// ends mid-group, a single trade).
+// ends mid-group, a single trade), and whether or not the trades were resolved first
+// (`tradeResolver`: by a resolver made at the start, which misses every identifier added
+// since, or by one made afresh before each call).
 import Foundation
 import KernelAPI
 import KernelV2
@@ -18,8 +20,12 @@ final class TradeGroupTests: XCTestCase {
   /// Applies the file's lines; consecutive TRADE lines go to `applyTrades` in calls of
   /// at most `callSizes[k % callSizes.count]` trades (k: the call's number), or one by
   /// one through `applyTrade` when `callSizes` is empty.
-  func run(_ dir: String, callSizes: [Int], effects: Bool) throws -> Run {
+  enum Resolving { case none, atStart, perCall }
+
+  func run(_ dir: String, callSizes: [Int], effects: Bool, resolving: Resolving = .none) throws -> Run {
     var k = V2Kernel(reference: try loadReference(dir + "/reference"), plantedFault: nil)
+    let first = k.tradeResolver()
+    XCTAssertNotNil(first)
     if effects { k.enableEffects() }
     var fx = effects ? k.snapshotEffects() : []
     var outcomes: [Outcome] = []
@@ -37,6 +43,18 @@ final class TradeGroupTests: XCTestCase {
         for (trade, line, seq) in part {
           inputs.append(TradeInput(trade: trade, line: bytes.count..<bytes.count + line.count, seq: seq))
           bytes += line
+        }
+        let resolver: (any TradeResolver)? =
+          switch resolving {
+          case .none: nil
+          case .atStart: first
+          case .perCall: k.tradeResolver()
+          }
+        if let resolver {
+          bytes.withUnsafeBytes { b in
+            inputs.withUnsafeMutableBufferPointer { resolver.resolve($0, bytes: b) }
+          }
+          XCTAssert(inputs.allSatisfy { $0.hints.isSet })
         }
         var out = [Outcome](repeating: .applied, count: inputs.count)
         inputs.withUnsafeBufferPointer { t in
@@ -73,11 +91,14 @@ final class TradeGroupTests: XCTestCase {
       for effects in [true, false] {
         let one = try run(dir, callSizes: [], effects: effects)
         for sizes in [[4096], [1], [16], [17, 3, 40], [31, 1, 15]] {
-          let grouped = try run(dir, callSizes: sizes, effects: effects)
-          XCTAssertEqual(grouped.outcomes, one.outcomes, "\(name) \(sizes)")
-          XCTAssertEqual(grouped.effects, one.effects, "\(name) \(sizes) effects")
-          XCTAssertEqual(rowsText(grouped.kernel), rowsText(one.kernel), "\(name) \(sizes) rows")
-          XCTAssertEqual(grouped.kernel.selfCheckViolations(limit: 10), [], "\(name) \(sizes)")
+          for resolving in [Resolving.none, .atStart, .perCall] {
+            let grouped = try run(dir, callSizes: sizes, effects: effects, resolving: resolving)
+            let what = "\(name) \(sizes) \(resolving)"
+            XCTAssertEqual(grouped.outcomes, one.outcomes, what)
+            XCTAssertEqual(grouped.effects, one.effects, "\(what) effects")
+            XCTAssertEqual(rowsText(grouped.kernel), rowsText(one.kernel), "\(what) rows")
+            XCTAssertEqual(grouped.kernel.selfCheckViolations(limit: 10), [], what)
+          }
         }
       }
     }
