@@ -148,7 +148,12 @@ public struct V1Kernel: Sendable {
     }
     precondition(accountById.count == accounts.count && securityById.count == securities.count)
     // Lines of one account and security usually follow each other: the last position
-    // is tried before the index.
+    // is tried before the index. A position's first line appends its row whole, with
+    // its quantity and its one lot (as a purchase's new position does): an empty row
+    // appended and then added to was read back while its store still waited for its
+    // fresh line. Securities' issued quantities are summed apart and set once (all
+    // positive: the sums overflow exactly when the row-by-row adds would).
+    var issued = [Int64](repeating: 0, count: securities.count)
     var last: (account: Int32, security: Int32, position: Int32) = (-1, -1, -1)
     for h in reference.holdings {
       precondition(
@@ -156,20 +161,29 @@ public struct V1Kernel: Sendable {
           && Int(h.security) < securities.count,
         "reference holding names unknown account or security (not validated)")
       precondition(h.quantity > 0, "opening holding quantity must be positive")
-      let p: Int32
+      let lot = Lot(
+        acquired: h.acquiredDate, creation: takeLotCreation(), accruedMicro: 0, quantity: h.quantity)
+      issued[Int(h.security)] += h.quantity
+      let held: Int32?
       if h.account == last.account && h.security == last.security {
-        p = last.position
+        held = last.position
       } else {
-        p = position(account: h.account, security: h.security)
+        held = positionDirectory.find(account: h.account, security: h.security)
+      }
+      if let p = held {
+        v1Change(&positions[p]) {
+          $0.quantity += h.quantity
+          $0.available += h.quantity
+        }
+        insertLot(lot, into: p)
+        last = (h.account, h.security, p)
+      } else {
+        let p = newPosition(
+          account: h.account, security: h.security, quantity: h.quantity, availableNow: h.quantity, lot: lot)
         last = (h.account, h.security, p)
       }
-      positions[p].quantity += h.quantity
-      positions[p].available += h.quantity
-      insertLot(
-        Lot(acquired: h.acquiredDate, creation: takeLotCreation(), accruedMicro: 0, quantity: h.quantity),
-        into: p)
-      securities[h.security].issuedQuantity += h.quantity
     }
+    for s in issued.indices where issued[s] != 0 { securities[Int32(s)].issuedQuantity += issued[s] }
   }
 
   /// Room for about `events` more events, most of them trades (a run that knows its
