@@ -26,7 +26,9 @@
 //   cache misses of each level overlap (results still checked in SPEC order). Account
 //   kinds are one byte per account, apart from the account rows. Groups of TRADEs run
 //   these levels together (V2TradeGroups.swift); a hash slot is prefetched whole, with
-//   the slot a probe reads next.
+//   the slot a probe reads next. A `TradeResolver` (V2TradeResolver.swift) interns the
+//   accounts, security and units on the thread that splits the lines: for a resolved
+//   trade the chain starts at the position slots.
 // - Trade rows in V2's own 56-byte layout (`V2Trade`): clearing figures are recomputed
 //   from the amount when needed (SPEC §4.1); restored rows that differ keep overrides;
 //   the cancelled flag is the slice count's top bit; participant ids are kept whole

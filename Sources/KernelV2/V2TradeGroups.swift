@@ -1,4 +1,4 @@
-// V2Kernel.applyTrades: a run of TRADE lines applied 16 at a time, the cache misses
+// V2Kernel.applyTrades: a run of TRADE lines applied 8 at a time, the cache misses
 // of each group overlapped before any of its trades is applied.
 //
 // Why: a TRADE of the benchmark day reads about a dozen rows that are rarely in the
@@ -47,6 +47,12 @@
 // misses overlapped, the clearing rows and their index slots (L2/L3, hit by every
 // trade) as the largest stall left inside the apply: hence their place in stage 1 (the
 // index slots are gone since: today's rows are found by index, `todayClearing`).
+// Later (the twenty-first session): with the groups pipelined by one and the accounts
+// resolved at the parser's edge (V2TradeResolver.swift), 8 beat 16 in 5 of 6 alternated
+// pairs (by a few percent: within the noise each, not together); a rolling pipeline
+// (stage distance 2 or 6) and re-prefetching stage 4's lines a few trades before their
+// apply both lost to the groups: `perf` then showed the prefetch instructions themselves
+// waiting (all line-fill buffers busy), so that every extra prefetch costs.
 
 import KernelAPI
 
@@ -145,7 +151,7 @@ struct V2TradeHint {
 
 extension V2Kernel {
   /// Trades whose loads are started together before the first of them is applied.
-  static let tradeGroupSize = 16
+  static let tradeGroupSize = 8
 
   public mutating func applyTrades(
     _ trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
@@ -160,7 +166,7 @@ extension V2Kernel {
     // within a group, a stale hint is only a late or wrong prefetch (`V2TradeHint`).
     let size = Self.tradeGroupSize
     // A buffer of its own, not an array: an element written through an array checks
-    // the array's uniqueness (a runtime call, three stages x 16 trades a group), and in
+    // the array's uniqueness (a runtime call, three stages x 8 trades a group), and in
     // a closure over an array's buffer each call of a non-mutating method copied the
     // whole kernel value (a retain and a release of every field: 6x slower, measured).
     let hints = UnsafeMutableBufferPointer<V2TradeHint>.allocate(capacity: 2 * size)
