@@ -19,9 +19,23 @@ extension V2Kernel {
     // Room reserved now for a day's new positions and lots: reserved pages that are
     // never written cost no memory, while growing a large array later copies it (old
     // and new both resident for a moment: the peak).
-    positions.reserveCapacity(2 * holdings.count)
+    // The first pass writes the rows straight into that room (V2Position is plain
+    // bytes): appending each row and incrementing its lot count in the array cost a
+    // uniqueness check per holding line.
+    precondition(positions.isEmpty, "V2: opening positions made twice")
+    precondition(_isPOD(V2Position.self), "V2: V2Position must stay plain bytes")
+    precondition(holdings.count < Int(Int32.max), "V2: holding lines beyond 32-bit ids")
     var seen = [Int32](repeating: -1, count: securities.count)
-    let grouped = Self.openingPositionsGrouped(holdings, &positions, &seen)
+    var grouped = false
+    positions = [V2Position](unsafeUninitializedCapacity: 2 * holdings.count) { pos, initialized in
+      seen.withUnsafeMutableBufferPointer { seen in
+        holdings.withUnsafeBufferPointer { holdings in
+          let made = Self.openingPositionsGrouped(holdings, pos, seen)
+          grouped = made >= 0
+          initialized = max(made, 0)
+        }
+      }
+    }
     var table = IntKeyTable()
     if grouped {
       // Sized as the general path's table (for as many positions as holding lines): a
@@ -182,31 +196,42 @@ extension V2Kernel {
   }
 
   /// The first pass when each account's holdings are together and accounts come in
-  /// order (ascending index): appends the positions in order of first appearance, each
-  /// with its lot count in `lotEnd`. `seen[security]` is the current account's position
-  /// of that security when it is at or above the account's first position. Returns
-  /// false (positions partly made) as soon as an account comes back out of order.
+  /// order (ascending index): writes the positions into `pos` in order of first
+  /// appearance, each with its lot count in `lotEnd`, and returns how many. `seen[security]`
+  /// is the current account's position of that security when it is at or above the
+  /// account's first position. Returns -1 (positions partly made) as soon as an account
+  /// comes back out of order. The newest position is kept in a local until the next
+  /// one starts (a position's lines are usually consecutive): its count is not read
+  /// back from a row just stored.
   static func openingPositionsGrouped(
-    _ holdings: [ReferenceData.HoldingRow], _ positions: inout [V2Position], _ seen: inout [Int32]
-  ) -> Bool {
+    _ holdings: UnsafeBufferPointer<ReferenceData.HoldingRow>, _ pos: UnsafeMutableBufferPointer<V2Position>,
+    _ seen: UnsafeMutableBufferPointer<Int32>
+  ) -> Int {
+    precondition(pos.count >= holdings.count, "V2: room for the opening positions")
     var account: Int32 = -1
     var groupStart: Int32 = 0
+    var count: Int32 = 0
+    var current = V2Position(account: -1, security: -1)
+    var currentId: Int32 = -1
     for h in holdings {
       if h.account != account {
-        if h.account < account { return false }
+        if h.account < account { return -1 }
         account = h.account
-        groupStart = Int32(positions.count)
+        groupStart = count
       }
       let known = seen[Int(h.security)]
       if known >= groupStart {
-        positions[Int(known)].lotEnd += 1
+        if known == currentId { current.lotEnd += 1 } else { pos[Int(known)].lotEnd += 1 }
         continue
       }
-      seen[Int(h.security)] = Int32(positions.count)
-      var p = V2Position(account: h.account, security: h.security)
-      p.lotEnd = 1
-      positions.append(p)
+      if currentId >= 0 { pos[Int(currentId)] = current }
+      seen[Int(h.security)] = count
+      current = V2Position(account: h.account, security: h.security)
+      current.lotEnd = 1
+      currentId = count
+      count += 1
     }
-    return true
+    if currentId >= 0 { pos[Int(currentId)] = current }
+    return Int(count)
   }
 }
