@@ -393,8 +393,9 @@ public struct V2Kernel: BusinessKernel {
       }
       units.append(UnitRecord(id: Ident(u.id), participant: p))
     }
-    accounts.reserveCapacity(reference.accounts.count)
-    for a in reference.accounts { accounts.append(AccountRecord(id: Ident(a.id), kind: a.kind)) }
+    // Made whole (an append per account was a uniqueness check each: 1M of them).
+    precondition(accounts.isEmpty, "V2: accounts made twice")
+    accounts = reference.accounts.map { AccountRecord(id: Ident($0.id), kind: $0.kind) }
     for s in reference.securities {
       securities.append(
         SecurityRecord(code: Ident(s.code), isin: s.isin, name: s.name, kind: s.kind, issuedQuantity: 0))
