@@ -319,21 +319,28 @@ struct KeyBytesTable: Sendable {
     if count >= n { return }
     reserveCapacity(n)
     let ahead = 16
-    var ring = [Slot](repeating: Slot(k0: 0, k1: 0, id: -1, meta: 0), count: ahead)
-    func prepare(_ i: Int) {
-      var k = key(i)
-      let slot = k.withUTF8 { newSlot(UnsafeRawBufferPointer($0), salt: 0, id: Int32(i)) }
-      ring[i % ahead] = slot
-      slots.prefetch(Int(truncatingIfNeeded: slotHash(slot)) & mask)
-    }
-    for i in count..<min(count + ahead, n) { prepare(i) }
+    // The ring is a buffer of its own and the keys are prepared inline (no local function
+    // capturing a ring array: a retain and release per key, ~0.02 s of the 1M accounts
+    // in a profile). Keys are prepared in id order, as before: a long key's arena bytes
+    // land at the same offsets.
+    let ring = UnsafeMutableBufferPointer<Slot>.allocate(capacity: ahead)
+    defer { ring.deallocate() }
+    ring.initialize(repeating: Slot(k0: 0, k1: 0, id: -1, meta: 0))
+    var prepared = count
     var i = count
     while i < n {
+      let limit = min(i + ahead, n)
+      while prepared < limit {
+        var k = key(prepared)
+        let slot = k.withUTF8 { newSlot(UnsafeRawBufferPointer($0), salt: 0, id: Int32(prepared)) }
+        ring[prepared % ahead] = slot
+        slots.prefetch(Int(truncatingIfNeeded: slotHash(slot)) & mask)
+        prepared += 1
+      }
       let slot = ring[i % ahead]
       var j = Int(truncatingIfNeeded: slotHash(slot)) & mask
       while slots[j].meta != 0 { j = (j + 1) & mask }
       slots[j] = slot
-      if i + ahead < n { prepare(i + ahead) }
       i += 1
     }
     count = n
