@@ -71,6 +71,12 @@ extension FastIndex where Key == Ident {
   /// The value of the identifier whose UTF-8 bytes are `bytes` (`self[bytes:]`, its
   /// compare `v1HasBytes`).
   @inline(__always) func v1Find(bytes: UnsafeRawBufferPointer) -> Int32? {
-    find(hash: Ident.fastHash(of: bytes)) { $0.v1HasBytes(bytes) }
+    v1Find(hash: Ident.fastHash(of: bytes), bytes: bytes)
+  }
+
+  /// `v1Find(bytes:)` with the bytes' `Ident.fastHash` already taken (its slot
+  /// prefetched by then, in the trade pipeline and its resolver).
+  @inline(__always) func v1Find(hash: UInt64, bytes: UnsafeRawBufferPointer) -> Int32? {
+    find(hash: hash) { $0.v1HasBytes(bytes) }
   }
 }

@@ -173,25 +173,25 @@ extension V1Kernel {
   mutating func locateDirectory(
     _ t: TradeInput, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade, memo: inout TradeGroupMemo
   ) {
+    // An unresolved trade has every row still -1; a resolved one only what its resolver
+    // did not find.
     if g.hinted && g.buy >= 0 && g.sell >= 0 && g.security >= 0 && g.buyUnit >= 0 && g.sellUnit >= 0 {
       return  // everything found by the resolver, and loading since stage 1
     }
-    if !g.hinted || g.buy < 0 {
-      let buyBytes = t.field(t.trade.buyAccount, in: bytes)
-      g.buy = accountById.find(hash: g.buyHash) { $0.v1HasBytes(buyBytes) } ?? -1
+    if g.buy < 0 {
+      g.buy = accountById.v1Find(hash: g.buyHash, bytes: t.field(t.trade.buyAccount, in: bytes)) ?? -1
     }
-    if !g.hinted || g.sell < 0 {
-      let sellBytes = t.field(t.trade.sellAccount, in: bytes)
-      g.sell = accountById.find(hash: g.sellHash) { $0.v1HasBytes(sellBytes) } ?? -1
+    if g.sell < 0 {
+      g.sell = accountById.v1Find(hash: g.sellHash, bytes: t.field(t.trade.sellAccount, in: bytes)) ?? -1
     }
-    if !g.hinted || g.security < 0 {
+    if g.security < 0 {
       g.security =
         securityById.v1Find(bytes: t.field(t.trade.security, in: bytes), memo: &memo.securities) ?? -1
     }
-    if !g.hinted || g.buyUnit < 0 {
+    if g.buyUnit < 0 {
       g.buyUnit = unitById.v1Find(bytes: t.field(t.trade.buyUnit, in: bytes), memo: &memo.units) ?? -1
     }
-    if !g.hinted || g.sellUnit < 0 {
+    if g.sellUnit < 0 {
       g.sellUnit = unitById.v1Find(bytes: t.field(t.trade.sellUnit, in: bytes), memo: &memo.units) ?? -1
     }
     prefetchDirectory(g)

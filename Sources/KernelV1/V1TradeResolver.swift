@@ -15,7 +15,10 @@
 
 import KernelAPI
 
-/// V1's `TradeResolver`: `TradeHints` as V1 reads them (`hintsOf`).
+/// V1's `TradeResolver`. Its `TradeHints`, as `locateSlots` (TradeGroups.swift) reads
+/// them: `key` the trade id's `TradeIndex.hash` with the date, `keyValue` its
+/// `TradeIndex.decimalValue`, `rows` (buy account, sell account, security, buy unit,
+/// sell unit, unused), -1 where not found.
 struct V1TradeResolver: TradeResolver {
   let accountById: FastIndex<Ident>
   let securityById: FastIndex<Ident>
@@ -48,11 +51,13 @@ struct V1TradeResolver: TradeResolver {
       }
       for i in start..<end {
         let t = trades[i]
-        let buyBytes = t.field(t.trade.buyAccount, in: bytes)
-        let sellBytes = t.field(t.trade.sellAccount, in: bytes)
-        let buy = accountById.find(hash: accountHashes[2 * (i - start)]) { $0.v1HasBytes(buyBytes) } ?? -1
+        let buy =
+          accountById.v1Find(
+            hash: accountHashes[2 * (i - start)], bytes: t.field(t.trade.buyAccount, in: bytes))
+          ?? -1
         let sell =
-          accountById.find(hash: accountHashes[2 * (i - start) + 1]) { $0.v1HasBytes(sellBytes) } ?? -1
+          accountById.v1Find(
+            hash: accountHashes[2 * (i - start) + 1], bytes: t.field(t.trade.sellAccount, in: bytes)) ?? -1
         let security =
           securityById.v1Find(bytes: t.field(t.trade.security, in: bytes), memo: &memo.securities) ?? -1
         let buyUnit = unitById.v1Find(bytes: t.field(t.trade.buyUnit, in: bytes), memo: &memo.units) ?? -1
