@@ -150,8 +150,13 @@ public struct FastIndex<Key: FastHashKey>: ExpressibleByDictionaryLiteral {
   /// The slot that holds `key` (found) or would take it (the first free slot of its
   /// probe sequence), after growing the table if one more key would overfill it.
   @inlinable mutating func slotForInsert(_ key: Key) -> (index: Int, found: Bool) {
+    slotForInsert(key, hash: key.fastHash)
+  }
+
+  /// The same, with the key's `fastHash` known.
+  @inlinable mutating func slotForInsert(_ key: Key, hash: UInt64) -> (index: Int, found: Bool) {
     if (storedCount + 1) * 10 > slots.count * 7 { grow(to: slots.count * 2) }
-    var i = Int(truncatingIfNeeded: key.fastHash) & mask
+    var i = Int(truncatingIfNeeded: hash) & mask
     while true {
       if slots[i].value < 0 { return (i, false) }
       if slots[i].key == key { return (i, true) }
@@ -164,8 +169,14 @@ extension FastIndex {
   /// Adds `key → value` unless `key` is there already (then returns false and changes
   /// nothing): one probe sequence where a lookup and then an insert took two.
   @inlinable public mutating func insertIfAbsent(_ key: Key, _ value: Int32) -> Bool {
+    insertIfAbsent(key, hash: key.fastHash, value)
+  }
+
+  /// The same, with the key's `fastHash` known (`hash` must be it: a key hashed from
+  /// its input bytes, not again from the key).
+  @inlinable public mutating func insertIfAbsent(_ key: Key, hash: UInt64, _ value: Int32) -> Bool {
     precondition(value >= 0, "FastIndex values are row ids (>= 0)")
-    let (i, found) = slotForInsert(key)
+    let (i, found) = slotForInsert(key, hash: hash)
     if found { return false }
     slots[i] = Slot(key: key, value: value)
     storedCount += 1

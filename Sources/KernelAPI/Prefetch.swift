@@ -10,6 +10,10 @@
 // `llvm.prefetch` intrinsic, named directly (Swift has no spelling for it); the
 // compiler emits one `prefetcht0` (x86-64) or `prfm pldl1keep` (arm64) instruction.
 
+// `releasenone`: it frees no object, so the retain and release of an array's buffer
+// around a prefetch of it can be dropped (not `readnone`: a call with no result and no
+// effects would be deleted).
+@_effects(releasenone)
 @_silgen_name("llvm.prefetch.p0")
 @usableFromInline func llvmPrefetch(
   _ address: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ cacheType: Int32)

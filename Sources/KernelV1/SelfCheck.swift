@@ -21,39 +21,20 @@ extension V1Kernel {
       if problems.count < limit { problems.append(text()) }
     }
     // Holdings per security are conserved: opening holdings plus bonus shares issued.
-    var held = [Int64](repeating: 0, count: securities.count)
-    var lotsSeen = 0
-    for i in positions.indices {
-      // The first lots of the positions a few rows ahead are loaded while this one is
-      // walked (the day's lots lie anywhere in the pool: a miss each, one after another).
-      if lots && i + Self.selfCheckLotDistance < positions.count {
-        lotPool.prefetch(positions.rows[i + Self.selfCheckLotDistance].firstLot)
-      }
-      let p = positions.rows[i]
-      held[Int(p.security)] += p.quantity
-      func name() -> String { "\(accounts.rows[Int(p.account)].id)/\(securities.rows[Int(p.security)].code)" }
-      if p.available < 0 || p.withheld < 0 || p.quantity < p.available + p.withheld {
-        report(
-          "position \(name()): quantity \(p.quantity) < available \(p.available) + withheld \(p.withheld), or negative"
-        )
-      }
-      guard lots else { continue }
-      var lotTotal: Int64 = 0
-      var nonPositive = false
-      var slot = p.firstLot
-      while slot != LotPool.none {
-        let quantity = lotPool[slot].quantity
-        lotTotal += quantity
-        nonPositive = nonPositive || quantity <= 0
-        lotsSeen += 1
-        slot = lotPool.next(after: slot)
-      }
-      if lotTotal != p.quantity || nonPositive {
-        report("position \(name()): lots add up to \(lotTotal), quantity is \(p.quantity)")
-      }
-    }
-    if lots && lotsSeen != lotPool.liveCount {
-      report("lot pool holds \(lotPool.liveCount) lots, positions link \(lotsSeen)")
+    // The positions in two halves, the second on the other core (`ForkJoin`): the lot
+    // walk is one miss after another, and at CLOSE the other core is idle. The halves'
+    // problems are joined in position order: the same report as one walk.
+    let kernel = self
+    let split = positions.count / 2
+    let firstHalf = { kernel.checkPositions(0..<split, limit: limit, lots: lots) }
+    let secondHalf = { @Sendable in kernel.checkPositions(split..<kernel.positions.count, limit: limit, lots: lots) }
+    let (first, second) =
+      positions.count >= ForkJoin.minimumItems ? ForkJoin.both(firstHalf, secondHalf) : (firstHalf(), secondHalf())
+    var held = first.held
+    for s in held.indices { held[s] += second.held[s] }
+    for text in first.problems + second.problems { report(text) }
+    if lots && first.lotsSeen + second.lotsSeen != lotPool.liveCount {
+      report("lot pool holds \(lotPool.liveCount) lots, positions link \(first.lotsSeen + second.lotsSeen)")
     }
     for s in securities.indices where held[s] != securities.rows[s].issuedQuantity {
       let row = securities.rows[s]
@@ -85,6 +66,52 @@ extension V1Kernel {
     }
     for p in participants.rows where p.balance < 0 { report("participant \(p.id): balance \(p.balance) < 0") }
     return problems
+  }
+
+  /// What a walk of some positions found: holdings per security, lots linked, and the
+  /// first `limit` problems in position order.
+  struct PositionCheck: Sendable {
+    var held: [Int64]
+    var lotsSeen = 0
+    var problems: [String] = []
+  }
+
+  /// The position half of the self-check over `range` (`lots`: each position's lots too).
+  func checkPositions(_ range: Range<Int>, limit: Int, lots: Bool) -> PositionCheck {
+    var check = PositionCheck(held: [Int64](repeating: 0, count: securities.count))
+    func report(_ text: @autoclosure () -> String) {
+      if check.problems.count < limit { check.problems.append(text()) }
+    }
+    for i in range {
+      // The first lots of the positions a few rows ahead are loaded while this one is
+      // walked (the day's lots lie anywhere in the pool: a miss each, one after another).
+      if lots && i + Self.selfCheckLotDistance < range.upperBound {
+        lotPool.prefetch(positions.rows[i + Self.selfCheckLotDistance].firstLot)
+      }
+      let p = positions.rows[i]
+      check.held[Int(p.security)] += p.quantity
+      func name() -> String { "\(accounts.rows[Int(p.account)].id)/\(securities.rows[Int(p.security)].code)" }
+      if p.available < 0 || p.withheld < 0 || p.quantity < p.available + p.withheld {
+        report(
+          "position \(name()): quantity \(p.quantity) < available \(p.available) + withheld \(p.withheld), or negative"
+        )
+      }
+      guard lots else { continue }
+      var lotTotal: Int64 = 0
+      var nonPositive = false
+      var slot = p.firstLot
+      while slot != LotPool.none {
+        let quantity = lotPool[slot].quantity
+        lotTotal += quantity
+        nonPositive = nonPositive || quantity <= 0
+        check.lotsSeen += 1
+        slot = lotPool.next(after: slot)
+      }
+      if lotTotal != p.quantity || nonPositive {
+        report("position \(name()): lots add up to \(lotTotal), quantity is \(p.quantity)")
+      }
+    }
+    return check
   }
 
   /// Positions ahead of the one checked whose first lot is prefetched.

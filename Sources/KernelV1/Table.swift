@@ -166,6 +166,12 @@ extension Table {
 /// LLVM's prefetch intrinsic (KernelAPI's `Prefetch.swift` names it for reads; this is
 /// V1's own name for it): `write` 1 emits `prefetchw` on x86-64, a load of the line in
 /// a state that a store may change without asking again.
+/// `releasenone`: a prefetch releases no object, so the optimizer may drop the retain
+/// and release it otherwise kept around the call of an array's buffer whose address it
+/// takes (an unknown call might free the buffer): a locked instruction each, which
+/// waits for every store before it (~5% of V1's apply loop, perf, twenty-second round).
+/// Not `readnone`: a call with no result and no effects would be deleted.
+@_effects(releasenone)
 @_silgen_name("llvm.prefetch.p0")
 private func v1LLVMPrefetch(
   _ address: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ cacheType: Int32)

@@ -99,11 +99,14 @@ public enum Fields {
   public static func accountKind(_ s: ArraySlice<UInt8>) -> AccountKind? {
     // The bytes compared as they are: a String made for every row of a million-line
     // accounts.csv cost ~10 ms of its read.
-    s.withUnsafeBytes { raw in
-      if individual.withUnsafeBytes({ ByteScan.equal(raw, $0) }) { return .individual }
-      if institution.withUnsafeBytes({ ByteScan.equal(raw, $0) }) { return .institution }
-      return nil
-    }
+    s.withUnsafeBytes { accountKind(bytes: $0) }
+  }
+
+  /// The same, of bytes in memory (`FastAccountLines`).
+  static func accountKind(bytes raw: UnsafeRawBufferPointer) -> AccountKind? {
+    if individual.withUnsafeBytes({ ByteScan.equal(raw, $0) }) { return .individual }
+    if institution.withUnsafeBytes({ ByteScan.equal(raw, $0) }) { return .institution }
+    return nil
   }
   static let individual = Array("INDIVIDUAL".utf8)
   static let institution = Array("INSTITUTION".utf8)

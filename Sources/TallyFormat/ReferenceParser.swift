@@ -70,14 +70,15 @@ public enum ReferenceParser {
   ) throws(InputError) -> ReferenceData {
     /// Calls `body` for every data row of a file, streaming: nothing is kept per row
     /// (a holdings file has millions of lines). False when an optional file is missing.
+    /// `preloaded`: the file's bytes, already read.
     @discardableResult
     func forEachRow(
-      _ name: String, required: Bool = true, reserve: (Int) -> Void = { _ in },
+      preloaded: [UInt8]? = nil, _ name: String, required: Bool = true, reserve: (Int) -> Void = { _ in },
       fast: (Int, ArraySlice<UInt8>) -> Bool = { _, _ in false },
       _ body: (Int, [ArraySlice<UInt8>]) throws(InputError) -> Void
     ) throws(InputError) -> Bool {
       let path = prefix.isEmpty ? name : prefix + "/" + name
-      guard let bytes = contents(name) else {
+      guard let bytes = preloaded ?? contents(name) else {
         if required {
           throw InputError(file: path, line: 0, problem: "required file is missing or unreadable")
         }
@@ -201,39 +202,58 @@ public enum ReferenceParser {
     // the error reported, as when each row was indexed as it was read.
     var accountLines: [Int] = []
     var rowsError: InputError? = nil
-    do {
-      try forEachRow(
-        "accounts.csv",
-        reserve: {
-          accounts.reserveCapacity($0)
-          accountLines.reserveCapacity($0)
-          accountIds.reserveCapacity($0)
-        },
-        fast: { n, line in
-          // A million lines: the common one taken whole, without an array of fields.
-          guard let row = Self.fastAccountRow(line) else { return false }
-          accounts.append(row)
-          accountLines.append(n)
-          return true
+    let accountBytes = contents("accounts.csv")
+    if let accountBytes,
+      let fast = FastAccountLines.parseWhole(accountBytes, header: headers["accounts.csv"]!)
+    {
+      // Every line a plain one (the common case): row i is line i + 2.
+      accounts = fast.rows
+      accountIds.reserveCapacity(accounts.count)
+      let ahead = Self.accountSlotsAhead
+      for i in accounts.indices {
+        if i + ahead < accounts.count { accountIds.prefetchSlot(hash: fast.hashes[i + ahead]) }
+        guard accountIds.insertIfAbsent(Ident(accounts[i].id), hash: fast.hashes[i], Int32(i)) else {
+          throw fail("accounts.csv", i + 2, "account", "account \(accounts[i].id) repeats")
         }
-      ) { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
-        let kind = try value(
-          Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
-        accounts.append((Fields.text(f[0]), kind))
-        accountLines.append(n)
       }
-    } catch {
-      rowsError = error
-    }
-    let ahead = Self.accountSlotsAhead
-    for i in accounts.indices {
-      if i + ahead < accounts.count { accountIds.prefetchSlot(hash: Ident(accounts[i + ahead].id).fastHash) }
-      let id = Ident(accounts[i].id)
-      guard accountIds.insertIfAbsent(id, Int32(i)) else {
-        throw fail("accounts.csv", accountLines[i], "account", "account \(id) repeats")
+    } else {
+      do {
+        try forEachRow(
+          preloaded: accountBytes,
+          "accounts.csv",
+          reserve: {
+            accounts.reserveCapacity($0)
+            accountLines.reserveCapacity($0)
+            accountIds.reserveCapacity($0)
+          },
+          fast: { n, line in
+            // A million lines: the common one taken whole, without an array of fields.
+            guard let row = Self.fastAccountRow(line) else { return false }
+            accounts.append(row)
+            accountLines.append(n)
+            return true
+          }
+        ) { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
+          let kind = try value(
+            Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
+          accounts.append((Fields.text(f[0]), kind))
+          accountLines.append(n)
+        }
+      } catch {
+        rowsError = error
       }
+      let ahead = Self.accountSlotsAhead
+      for i in accounts.indices {
+        if i + ahead < accounts.count {
+          accountIds.prefetchSlot(hash: Ident(accounts[i + ahead].id).fastHash)
+        }
+        let id = Ident(accounts[i].id)
+        guard accountIds.insertIfAbsent(id, Int32(i)) else {
+          throw fail("accounts.csv", accountLines[i], "account", "account \(id) repeats")
+        }
+      }
+      if let rowsError { throw rowsError }
     }
-    if let rowsError { throw rowsError }
 
     var holdings: [ReferenceData.HoldingRow] = []
     var fastHoldings = FastHoldingLines(accounts: accounts, accountIds: accountIds, securityIds: securityIds)

@@ -460,6 +460,12 @@ struct RunCommand: ParsableCommand {
       text += "; outputs in \(out) (\(String(format: "%.3f", elapsed.seconds)) s from reference to outputs)"
       note(text)
     }
+    // The process ends here instead of returning: the state (millions of rows, lots and
+    // identifiers) and the reference data are not freed an allocation at a time on the
+    // way out (~0.1 s of the 1M-account day, perf). The store is closed first (its
+    // files complete, its background threads stopped); `exit` flushes standard output.
+    durableStore?.close()
+    Foundation.exit(0)
   }
 }
 

@@ -1,10 +1,12 @@
 // accounts.csv's common line (ASCII, one comma, a kind as SPEC writes it) is taken whole
 // by ReferenceParser.fastAccountRow; every other line goes the general way, which names
 // its problem. Both must give the same accounts, in file order, and the same errors at
-// the same lines.
+// the same lines. A file of nothing but such lines is read through a pointer
+// (FastAccountLines): the same accounts again, a repeat named at its line.
 import KernelAPI
-import TallyFormat
 import XCTest
+
+@testable import TallyFormat
 
 final class AccountLinesTests: XCTestCase {
   func accounts(_ lines: [String]) -> Fixture {
@@ -46,6 +48,54 @@ final class AccountLinesTests: XCTestCase {
         XCTAssertEqual(error.field, field, "\(lines): \(error)")
         XCTAssertTrue("\(error)".contains(words), "\(lines): \(error)")
       }
+    }
+  }
+
+  /// The whole-file path takes a file of plain lines (whatever its line ends) and
+  /// nothing else; what it takes reads as the lines do one at a time.
+  func testAFileOfPlainLinesIsReadThroughAPointer() throws {
+    let header = "account,kind"
+    let plain = ["A1,INDIVIDUAL", "A 2,INSTITUTION", "B-0000000000000003,INDIVIDUAL"]
+    let texts = [
+      header + "\n" + plain.joined(separator: "\n") + "\n",
+      "\u{FEFF}" + header + "\r\n" + plain.joined(separator: "\r\n") + "\r\n",
+      header + "\n" + plain.joined(separator: "\n"),  // no line feed at the end
+      header + "\n" + plain.joined(separator: "\n") + "\r",  // a CR at the end
+    ]
+    for text in texts {
+      let fast = try XCTUnwrap(FastAccountLines.parseWhole(Array(text.utf8), header: header), text)
+      XCTAssertEqual(fast.rows.map(\.id), ["A1", "A 2", "B-0000000000000003"], text)
+      XCTAssertEqual(fast.rows.map(\.kind), [.individual, .institution, .individual], text)
+      XCTAssertEqual(fast.hashes, fast.rows.map { Ident($0.id).fastHash }, text)
+      let r = try Fixture.standard.with("accounts.csv", text).with(holdings: []).reference()
+      XCTAssertEqual(r.accounts.map(\.id), fast.rows.map(\.id), text)
+    }
+    XCTAssertEqual(FastAccountLines.parseWhole(Array((header + "\n").utf8), header: header)?.rows.count, 0)
+    XCTAssertEqual(FastAccountLines.parseWhole(Array(header.utf8), header: header)?.rows.count, 0)
+    // Anything else: the general way (which reads it or names its problem).
+    for text in [
+      "", "account,kinds\nA1,INDIVIDUAL\n", header + "\n账1,INDIVIDUAL\n",
+      header + "\nA1,INDIVIDUAL\n\nA2,INDIVIDUAL\n", header + "\nA1,INDIVIDUAL,X\n",
+      header + "\n,INDIVIDUAL\n", header + "\nA1\tB,INDIVIDUAL\n", header + "\nA1,INDIVIDUAL\r\r\n",
+    ] {
+      XCTAssertNil(FastAccountLines.parseWhole(Array(text.utf8), header: header), text)
+    }
+  }
+
+  func testARepeatInAFileOfPlainLinesIsNamedAtItsLine() {
+    // 5,000 plain lines, line 4,002 (data line 4,001) repeats data line 17.
+    var lines = (1...5_000).map { "A\($0),\($0 % 3 == 0 ? "INSTITUTION" : "INDIVIDUAL")" }
+    lines[4_000] = "A17,INSTITUTION"
+    XCTAssertNotNil(
+      FastAccountLines.parseWhole(
+        Array(("account,kind\n" + lines.joined(separator: "\n")).utf8), header: "account,kind"))
+    do {
+      _ = try accounts(lines).reference()
+      XCTFail("a repeated account accepted")
+    } catch {
+      XCTAssertEqual(error.line, 4_002, "\(error)")
+      XCTAssertEqual(error.field, "account", "\(error)")
+      XCTAssertTrue("\(error)".contains("account A17 repeats"), "\(error)")
     }
   }
 }

@@ -61,6 +61,41 @@ final class V1LayoutTests: XCTestCase {
     }
   }
 
+  /// A kernel large enough for the self-check's walk to run in two halves, one on
+  /// another thread (KernelV1 ForkJoin.swift): a problem in each half is reported, in
+  /// position order, and the limit keeps the first.
+  func testSelfCheckInTwoHalvesReportsBothInPositionOrder() throws {
+    let m = try TestMarket.generate(
+      "v1-self-check-halves", seed: 12, days: 1, tradesPerDay: 10, accounts: 60_000)
+    defer { removeDirectory(m.directory) }
+    let engine = Engine<V1Kernel>(reference: m.reference)
+    let positions = engine.state.positions
+    XCTAssertGreaterThanOrEqual(positions.count, ForkJoin.minimumItems, "the walk is split")
+    XCTAssertEqual(engine.state.selfCheckViolations(limit: 10, lots: true), [])
+    let split = positions.count / 2
+    let early = try XCTUnwrap((0..<split).first { positions.rows[$0].quantity > 1 })
+    let late = try XCTUnwrap((split + 10..<positions.count).first { positions.rows[$0].quantity > 1 })
+    var broken = engine.state
+    broken.lotPool.addQuantity(positions.rows[late].firstLot, -1)
+    broken.lotPool.addQuantity(positions.rows[early].firstLot, -1)
+    let found = broken.selfCheckViolations(limit: 10, lots: true)
+    func names(_ row: Int) -> String {
+      "\(engine.state.accounts.rows[Int(positions.rows[row].account)].id)/"
+        + "\(engine.state.securities.rows[Int(positions.rows[row].security)].code)"
+    }
+    XCTAssertEqual(found.count, 2, "\(found)")
+    XCTAssertTrue(found[0].contains(names(early)) && found[0].contains("lots add up to"), "\(found)")
+    XCTAssertTrue(found[1].contains(names(late)) && found[1].contains("lots add up to"), "\(found)")
+    XCTAssertEqual(broken.selfCheckViolations(limit: 1, lots: true), [found[0]])
+    // A quantity changed in the second half alone: its security's holdings no longer
+    // add up to what was issued, which only the halves' sums together can tell.
+    var moved = engine.state
+    moved.positions[Int32(late)].quantity += 1
+    let movedFound = moved.selfCheckViolations(limit: 10, lots: false)
+    XCTAssertEqual(movedFound.count, 1, "\(movedFound)")
+    XCTAssertTrue(movedFound[0].hasPrefix("security "), "\(movedFound)")
+  }
+
   func testCompactRowSizes() {
     XCTAssertEqual(MemoryLayout<TradeRow>.stride, 88, "a trade row is half a TradeRecord (176)")
     XCTAssertEqual(MemoryLayout<LotPool.Node>.stride, 32, "a lot with its link in 32 bytes")
