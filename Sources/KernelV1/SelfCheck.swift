@@ -27,9 +27,12 @@ extension V1Kernel {
     let kernel = self
     let split = positions.count / 2
     let firstHalf = { kernel.checkPositions(0..<split, limit: limit, lots: lots) }
-    let secondHalf = { @Sendable in kernel.checkPositions(split..<kernel.positions.count, limit: limit, lots: lots) }
+    let secondHalf = { @Sendable in
+      kernel.checkPositions(split..<kernel.positions.count, limit: limit, lots: lots)
+    }
     let (first, second) =
-      positions.count >= ForkJoin.minimumItems ? ForkJoin.both(firstHalf, secondHalf) : (firstHalf(), secondHalf())
+      positions.count >= ForkJoin.minimumItems
+      ? ForkJoin.both(firstHalf, secondHalf) : (firstHalf(), secondHalf())
     var held = first.held
     for s in held.indices { held[s] += second.held[s] }
     for text in first.problems + second.problems { report(text) }
