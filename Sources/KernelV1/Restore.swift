@@ -188,8 +188,8 @@ extension V1Kernel {
     for i in accounts.indices {
       individualAccounts.append(accounts.rows[i].kind == .individual)
       accountById[accounts.rows[i].id] = Int32(i)
-      positionDirectory.addAccount(Int32(i))
     }
+    positionDirectory.addAccounts(accounts.count)
     securityById = [:]
     for i in securities.indices { securityById[securities.rows[i].code] = Int32(i) }
     tradeGroupMemo = TradeGroupMemo()

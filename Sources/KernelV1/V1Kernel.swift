@@ -126,9 +126,11 @@ public struct V1Kernel: Sendable {
     // Accounts and securities keep their reference order: row id = index in the files,
     // so the parser's lookups are adopted as they are.
     for a in reference.accounts {
-      positionDirectory.addAccount(accounts.append(AccountRecord(id: Ident(a.id), kind: a.kind)))
+      accounts.append(AccountRecord(id: Ident(a.id), kind: a.kind))
       individualAccounts.append(a.kind == .individual)
     }
+    positionDirectory.addAccounts(reference.accounts.count)
+    precondition(positionDirectory.accountCount == accounts.count, "every account has its directory line")
     accountById = reference.accountLookup
     if accountById.count != accounts.count {
       // The account list was edited after parsing: index it again.
