@@ -413,10 +413,10 @@ extension V1Kernel {
       guard trades.rows[Int(id)].taxFen > 0 else { return false }
       let t = trades.rows[Int(id)]
       if t.cancelled {
-        w.taxRemoved(tradeDate: t.date, tradeId: t.tradeId.text)
+        w.taxRemoved(tradeDate: t.date, tradeId: tradeIds.text(of: t))
       } else {
         w.tax(
-          tradeDate: t.date, tradeId: t.tradeId.text, account: t.sellAccount, security: t.security,
+          tradeDate: t.date, tradeId: tradeIds.text(of: t), account: t.sellAccount, security: t.security,
           quantity: t.quantity, taxFen: t.taxFen)
       }
     case .rejection:

@@ -163,7 +163,7 @@ extension V1Kernel {
   func writePackedTrades(_ w: inout ImageWriter) {
     let rows = trades.rows
     w.i64(Int64(rows.count))
-    for t in rows { w.ident(t.tradeId) }
+    for t in rows { w.string(tradeIds.text(of: t)) }
     var p = PackedRowWriter()
     var (date, slice): (Int64, Int64) = (0, 0)
     for t in rows {
@@ -188,11 +188,14 @@ extension V1Kernel {
     p.finish(&w)
   }
 
-  static func readPackedTrades(_ r: inout ImageReader) throws(DecodeError) -> [TradeRow] {
+  /// The trade rows, their ids appended to `tradeIds`.
+  static func readPackedTrades(_ r: inout ImageReader, tradeIds: inout TradeIdBytes) throws(DecodeError)
+    -> [TradeRow]
+  {
     let n = try r.count(max: Int(Int32.max))
-    var ids: [Ident] = []
+    var ids: [(start: Int64, count: Int32)] = []
     ids.reserveCapacity(n)
-    for _ in 0..<n { ids.append(try r.ident()) }
+    for _ in 0..<n { ids.append(tradeIds.append(try r.ident())) }
     var rows: [TradeRow] = []
     rows.reserveCapacity(n)
     var p = PackedRowReader()
@@ -213,10 +216,11 @@ extension V1Kernel {
       }
       rows.append(
         TradeRow(
-          tradeId: ids[i], date: d, security: security, quantity: quantity, buyAccount: buyAccount,
+          idStart: ids[i].start, date: d, security: security, quantity: quantity, buyAccount: buyAccount,
           sellAccount: sellAccount, buyParticipant: buyParticipant, sellParticipant: sellParticipant,
           priceOrClearing: priceOrClearing, taxFen: taxFen, withheld: withheld, sliceStart: s,
-          sliceCount: sliceCount, cancelled: flags & 1 != 0, clearingRestored: flags & 2 != 0))
+          sliceCount: sliceCount, idCount: ids[i].count, cancelled: flags & 1 != 0,
+          clearingRestored: flags & 2 != 0))
     }
     try p.finish(&r)
     return rows

@@ -87,12 +87,12 @@ extension V1Kernel {
       let a = trades.rows[$0]
       let b = trades.rows[$1]
       if a.date != b.date { return a.date < b.date }
-      return a.tradeId < b.tradeId
+      return tradeIds.precedes(a, b)
     }
     r.tax = taxOrder.map {
       let t = trades.rows[$0]
       return Report.Tax(
-        tradeDate: t.date, tradeId: t.tradeId.text, account: accounts.rows[Int(t.sellAccount)].id.text,
+        tradeDate: t.date, tradeId: tradeIds.text(of: t), account: accounts.rows[Int(t.sellAccount)].id.text,
         security: securities.rows[Int(t.security)].code.text, quantity: t.quantity, taxFen: t.taxFen)
     }
 

@@ -165,7 +165,10 @@ extension V1Kernel {
     settlementRows = Table(loaded: stored.settlement)
     var clearings: [TradeClearing] = []
     clearings.reserveCapacity(stored.trades.count)
-    trades = Table(loaded: stored.trades.map { Self.tradeRow(restoring: $0, clearings: &clearings) })
+    var ids = TradeIdBytes()
+    trades = Table(
+      loaded: stored.trades.map { Self.tradeRow(restoring: $0, clearings: &clearings, ids: &ids) })
+    tradeIds = ids
     restoredTradeClearing = clearings
     slices = Table(loaded: stored.slices)
     actions = Table(loaded: stored.actions)
@@ -220,14 +223,17 @@ extension V1Kernel {
     tradeByKey = TradeIndex()
     tradeByKey.reserveCapacityWhenNeeded(trades.count)
     let tradeRows = trades.rows
+    let ids = tradeIds
     for i in tradeRows.indices {
       let t = tradeRows[i]
       // A later row of the same key takes the slot (as a dictionary's assignment would).
-      tradeByKey.set(
-        hash: TradeIndex.hash(id: t.tradeId, date: t.date), decimal: TradeIndex.decimalValue(of: t.tradeId),
-        date: t.date, row: Int32(i)
-      ) {
-        tradeRows[Int($0)].date == t.date && tradeRows[Int($0)].tradeId == t.tradeId
+      ids.withBytes(of: t) { id in
+        tradeByKey.set(
+          hash: TradeIndex.hash(id: id, date: t.date), decimal: TradeIndex.decimalValue(of: id),
+          date: t.date, row: Int32(i)
+        ) {
+          tradeRows[Int($0)].date == t.date && ids.rowHas(tradeRows[Int($0)], id: id)
+        }
       }
     }
     dayByDate = [:]

@@ -15,7 +15,8 @@ import KernelAPI
 /// when a row is encoded or cancelled. A row restored from canonical bytes carries no
 /// price: its clearing is kept as decoded, in `V1Kernel.restoredTradeClearing`.
 public struct TradeRow: Sendable, Equatable {
-  public var tradeId: Ident
+  /// Where the trade id's UTF-8 bytes start in the kernel's `TradeIdBytes`.
+  public var idStart: Int64
   public var date: Int32
   public var security: Int32
   public var quantity: Int64
@@ -33,9 +34,75 @@ public struct TradeRow: Sendable, Equatable {
   /// The seller's lot slices this sale consumed: `slices[sliceStart ..< sliceStart + sliceCount]`.
   public var sliceStart: Int32
   public var sliceCount: Int32
+  /// The trade id's length in bytes.
+  public var idCount: Int32
   public var cancelled: Bool
   /// The clearing is stored (a restored row), not computed from the price.
   var clearingRestored: Bool
+}
+
+/// The trade ids of V1's trade rows, their UTF-8 bytes one after another: row `t`'s id
+/// is `bytes[t.idStart ..< t.idStart + t.idCount]`. A row held its id as an `Ident` (a
+/// String): the String made from the line's bytes for every TRADE was ~10% of V1's
+/// apply loop (validating and copying them, perf, twenty-second session), the row was
+/// not a plain value (every copy of it retained), and a day's million of them were
+/// freed one at a time. Append-only, as the trade rows are; row order is the order of
+/// the ids here.
+struct TradeIdBytes: Sendable {
+  private(set) var bytes: [UInt8] = []
+  /// Bytes of all trade ids at most (1 TiB: a bound, never near).
+  static let bytesMax = 1 << 40
+
+  mutating func reserveCapacity(_ n: Int) { bytes.reserveCapacity(n) }
+
+  /// Appends a trade id's bytes; where they start and how many there are.
+  mutating func append(_ id: UnsafeRawBufferPointer) -> (start: Int64, count: Int32) {
+    precondition(
+      id.count <= Int(Int32.max) && bytes.count + id.count <= Self.bytesMax,
+      "trade id bytes within their limit")
+    let start = Int64(bytes.count)
+    bytes.append(contentsOf: id)
+    return (start, Int32(id.count))
+  }
+
+  mutating func append(_ id: Ident) -> (start: Int64, count: Int32) {
+    var text = id.text
+    return text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+  }
+
+  /// `body` of the row's trade id bytes.
+  @inline(__always)
+  func withBytes<R>(of row: TradeRow, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    let start = Int(row.idStart)
+    let end = start + Int(row.idCount)
+    precondition(start >= 0 && start <= end && end <= bytes.count, "a trade row's id lies in the id bytes")
+    return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+  }
+
+  func text(of row: TradeRow) -> String { withBytes(of: row) { String(decoding: $0, as: UTF8.self) } }
+
+  func ident(of row: TradeRow) -> Ident { Ident(text(of: row)) }
+
+  /// Whether the row's trade id is `id`'s bytes.
+  @inline(__always)
+  func rowHas(_ row: TradeRow, id: UnsafeRawBufferPointer) -> Bool {
+    Int(row.idCount) == id.count && withBytes(of: row) { v1SameBytes($0, id) }
+  }
+
+  /// Whether `a`'s trade id sorts before `b`'s: by bytes, then length (as `Ident`).
+  func precedes(_ a: TradeRow, _ b: TradeRow) -> Bool {
+    withBytes(of: a) { x in
+      withBytes(of: b) { y in
+        let n = min(x.count, y.count)
+        var i = 0
+        while i < n {
+          if x[i] != y[i] { return x[i] < y[i] }
+          i += 1
+        }
+        return x.count < y.count
+      }
+    }
+  }
 }
 
 /// Trade (date, id) → trade row id, for DUPLICATE_TRADE and CANCEL. Open addressing
@@ -322,16 +389,15 @@ struct TradeIndex: Sendable {
 extension V1Kernel {
   /// The trade row of an applied TRADE (its clearing computed by the apply).
   static func tradeRow(
-    id: Ident, date: Int32, security: Int32, priceMilli: Int64, quantity: Int64, buyAccount: Int32,
-    sellAccount: Int32, buyParticipant: Int32, sellParticipant: Int32, taxFen: Int64, sliceStart: Int32,
-    sliceCount: Int32
+    id: (start: Int64, count: Int32), date: Int32, security: Int32, priceMilli: Int64, quantity: Int64,
+    buyAccount: Int32, sellAccount: Int32, buyParticipant: Int32, sellParticipant: Int32, taxFen: Int64,
+    sliceStart: Int32, sliceCount: Int32
   ) -> TradeRow {
     TradeRow(
-      tradeId: id, date: date, security: security, quantity: quantity, buyAccount: buyAccount,
+      idStart: id.start, date: date, security: security, quantity: quantity, buyAccount: buyAccount,
       sellAccount: sellAccount, buyParticipant: buyParticipant, sellParticipant: sellParticipant,
       priceOrClearing: priceMilli, taxFen: taxFen, withheld: 0, sliceStart: sliceStart,
-      sliceCount: sliceCount,
-      cancelled: false, clearingRestored: false)
+      sliceCount: sliceCount, idCount: id.count, cancelled: false, clearingRestored: false)
   }
 
   /// What the trade's clearing was when it was applied (SPEC §4.1).
@@ -346,7 +412,8 @@ extension V1Kernel {
   public func tradeRecord(_ i: Int) -> TradeRecord {
     let t = trades.rows[i]
     return TradeRecord(
-      tradeId: t.tradeId, date: t.date, security: t.security, quantity: t.quantity, buyAccount: t.buyAccount,
+      tradeId: tradeIds.ident(of: t), date: t.date, security: t.security, quantity: t.quantity,
+      buyAccount: t.buyAccount,
       sellAccount: t.sellAccount, buyParticipant: t.buyParticipant, sellParticipant: t.sellParticipant,
       clearing: clearing(of: t), taxFen: t.taxFen, cancelled: t.cancelled, withheld: t.withheld,
       sliceStart: t.sliceStart, sliceCount: t.sliceCount)
@@ -354,13 +421,17 @@ extension V1Kernel {
 
   /// The in-memory row of a canonical trade row (a restore): its clearing is kept as
   /// decoded, appended to `clearings`.
-  static func tradeRow(restoring r: TradeRecord, clearings: inout [TradeClearing]) -> TradeRow {
+  static func tradeRow(
+    restoring r: TradeRecord, clearings: inout [TradeClearing], ids: inout TradeIdBytes
+  ) -> TradeRow {
     clearings.append(r.clearing)
+    let id = ids.append(r.tradeId)
     return TradeRow(
-      tradeId: r.tradeId, date: r.date, security: r.security, quantity: r.quantity, buyAccount: r.buyAccount,
+      idStart: id.start, date: r.date, security: r.security, quantity: r.quantity, buyAccount: r.buyAccount,
       sellAccount: r.sellAccount, buyParticipant: r.buyParticipant, sellParticipant: r.sellParticipant,
       priceOrClearing: Int64(clearings.count - 1), taxFen: r.taxFen, withheld: r.withheld,
-      sliceStart: r.sliceStart, sliceCount: r.sliceCount, cancelled: r.cancelled, clearingRestored: true)
+      sliceStart: r.sliceStart, sliceCount: r.sliceCount, idCount: id.count, cancelled: r.cancelled,
+      clearingRestored: true)
   }
 
   /// The row id of the trade with UTF-8 id `idBytes` on `date` (`hash` is
@@ -371,17 +442,23 @@ extension V1Kernel {
     hash: UInt64, decimal: Int64, date: Int32, idBytes: UnsafeRawBufferPointer
   ) -> Int32? {
     let rows = trades.rows
+    let ids = tradeIds
     return tradeByKey.find(hash: hash, decimal: decimal, date: date) {
-      rows[Int($0)].date == date && rows[Int($0)].tradeId.v1HasBytes(idBytes)
+      rows[Int($0)].date == date && ids.rowHas(rows[Int($0)], id: idBytes)
     }
   }
 
   /// The row id of trade `id` on `date`, if one was applied.
   func tradeRow(id: Ident, date: Int32) -> Int32? {
-    tradeByKey.find(
-      hash: TradeIndex.hash(id: id, date: date), decimal: TradeIndex.decimalValue(of: id), date: date
-    ) {
-      trades.rows[Int($0)].date == date && trades.rows[Int($0)].tradeId == id
+    var text = id.text
+    return text.withUTF8 {
+      let bytes = UnsafeRawBufferPointer($0)
+      return tradeRow(
+        hash: TradeIndex.hash(id: bytes, date: date), decimal: TradeIndex.decimalValue(of: bytes), date: date,
+        idBytes: bytes)
     }
   }
+
+  /// The trade id of trade row `i`.
+  public func tradeId(ofRow i: Int) -> Ident { tradeIds.ident(of: trades.rows[i]) }
 }

@@ -173,7 +173,9 @@ extension V1Kernel {
     k.slices = try Table(rows: try readPackedSlices(&r), trackingFrom: &r)
 
     try r.expect("trades")
-    let trades = try readPackedTrades(&r)
+    var tradeIds = TradeIdBytes()
+    let trades = try readPackedTrades(&r, tradeIds: &tradeIds)
+    k.tradeIds = tradeIds
     k.trades = try Table(rows: trades, trackingFrom: &r)
     k.restoredTradeClearing = try r.array(of: TradeClearing.self)
 

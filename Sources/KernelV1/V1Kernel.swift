@@ -25,6 +25,8 @@ public struct V1Kernel: Sendable {
   public internal(set) var settlementRows = Table<SettlementRecord>()
   /// Compact rows (TradeTable.swift); `tradeRecord(_:)` gives the canonical row.
   public internal(set) var trades = Table<TradeRow>()
+  /// The trade ids of `trades`' rows (TradeTable.swift).
+  var tradeIds = TradeIdBytes()
   /// The clearing of each restored trade row (`TradeRow.clearingRestored`), as decoded.
   var restoredTradeClearing: [TradeClearing] = []
   public internal(set) var slices = Table<Lot>()
@@ -188,11 +190,16 @@ public struct V1Kernel: Sendable {
     for s in issued.indices where issued[s] != 0 { securities[Int32(s)].issuedQuantity += issued[s] }
   }
 
+  /// Trade id bytes reserved a coming event (`reserveCapacity(events:)`).
+  static let tradeIdBytesReserved = 10
+
   /// Room for about `events` more events, most of them trades (a run that knows its
   /// input size spares the doubling copies, and the fresh pages behind them).
   public mutating func reserveCapacity(events: Int) {
     defer { PageWarmer.warm(reservedRegions(events: events)) }
     trades.reserveCapacity(trades.count + events)
+    // A day's trade ids: the generator's and the exchange's are up to ~10 digits.
+    tradeIds.reserveCapacity(tradeIds.bytes.count + events * Self.tradeIdBytesReserved)
     // Slices: the 1M-trade day takes 1.254 a trade, just over the 1.25 reserved here
     // before, and the table's doubling then copied 40 MB into 80 MB of fresh pages.
     // Room not written to is address space only.
@@ -379,16 +386,16 @@ public struct V1Kernel: Sendable {
       buyAccount: accountById[Ident(t.buyAccount)], sellAccount: accountById[Ident(t.sellAccount)],
       buyUnit: unitById[Ident(t.buyUnit)], sellUnit: unitById[Ident(t.sellUnit)])
     var rows = TradeRows()
-    let outcome = applyTrade(
-      date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
-      tradeId: { tradeId }, tradeHash: tradeHash, tradeDecimal: tradeDecimal)
     var id = t.tradeId
-    id.withUTF8 { i in
+    return id.withUTF8 { i in
+      let outcome = applyTrade(
+        date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
+        idBytes: UnsafeRawBufferPointer(i), tradeHash: tradeHash, tradeDecimal: tradeDecimal)
       finishTrade(
         seq: seq, outcome: outcome, rows: rows, tradeIdText: t.tradeId,
         bytes: TradeBytes(tradeId: UnsafeRawBufferPointer(i)))
+      return outcome
     }
-    return outcome
   }
 
   /// A TRADE straight from its line's bytes (the hot path: no String is made unless
@@ -450,7 +457,7 @@ public struct V1Kernel: Sendable {
     var rows = TradeRows()
     let outcome = applyTrade(
       date: date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
-      tradeId: { Ident(String(decoding: idBytes, as: UTF8.self)) }, tradeHash: tradeHash,
+      idBytes: idBytes, tradeHash: tradeHash,
       tradeDecimal: tradeDecimal)
     finishTrade(
       seq: seq, outcome: outcome, rows: rows, tradeIdText: String(decoding: idBytes, as: UTF8.self),
@@ -521,7 +528,7 @@ public struct V1Kernel: Sendable {
   /// Applies a TRADE whose identifiers are looked up; `rows` gets what it changed.
   mutating func applyTrade(
     date: Int32, priceMilli: Int64, quantity: Int64, found: TradeLookups, rows: inout TradeRows,
-    tradeId: () -> Ident, tradeHash: UInt64, tradeDecimal: Int64
+    idBytes: UnsafeRawBufferPointer, tradeHash: UInt64, tradeDecimal: Int64
   ) -> Outcome {
     guard globals.dayOpen else { return .rejected(.dayNotOpen) }
     guard date == globals.lastOpened else { return .rejected(.wrongDate) }
@@ -543,7 +550,7 @@ public struct V1Kernel: Sendable {
 
     let kind = securities[security].kind
     if feeRates.date != t.date { feeRates = fees.rates(on: t.date) }
-    let c = fees.clear(kind: kind, priceMilli: t.priceMilli, quantity: q, rates: feeRates)
+    let c = ClearingKernelV1.clear(kind: kind, priceMilli: t.priceMilli, quantity: q, ratesAt: &feeRates)
     if dayRows.date != t.date { resetDayRows(date: t.date) }
     let buyParticipant = units[buyUnit].participant
     let sellParticipant = units[sellUnit].participant
@@ -621,7 +628,7 @@ public struct V1Kernel: Sendable {
 
     let tradeIndex = trades.append(
       Self.tradeRow(
-        id: tradeId(), date: t.date, security: security, priceMilli: t.priceMilli, quantity: q,
+        id: tradeIds.append(idBytes), date: t.date, security: security, priceMilli: t.priceMilli, quantity: q,
         buyAccount: buyAccount, sellAccount: sellAccount, buyParticipant: buyParticipant,
         sellParticipant: sellParticipant, taxFen: taxFen, sliceStart: sliceStart,
         sliceCount: Int32(slices.count) - sliceStart))

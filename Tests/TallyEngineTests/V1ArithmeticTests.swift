@@ -133,7 +133,7 @@ final class V1ArithmeticTests: XCTestCase {
     for fault in [PlantedFault?.none, .feeRounding, .transfer] {
       let fees = ClearingKernelV1(feeRows: rows, plantedFault: fault)
       for date in dates {
-        let rates = fees.rates(on: date)
+        var rates = fees.rates(on: date)
         XCTAssertEqual(rates.date, date)
         for kind in SecurityKind.allCases {
           for _ in 0..<300 {
@@ -141,12 +141,12 @@ final class V1ArithmeticTests: XCTestCase {
             let price = Int64(x >> 44) + 1
             let quantity = Int64((x >> 8) & 0xFFFFF) + 1
             XCTAssertEqual(
-              fees.clear(kind: kind, priceMilli: price, quantity: quantity, rates: rates),
+              ClearingKernelV1.clear(kind: kind, priceMilli: price, quantity: quantity, ratesAt: &rates),
               fees.clear(kind: kind, tradeDate: date, priceMilli: price, quantity: quantity))
           }
           for (price, quantity) in [(Int64(1), Int64(1)), (5, 1), (15, 1), (Int64.max / 4, 2)] {
             XCTAssertEqual(
-              fees.clear(kind: kind, priceMilli: price, quantity: quantity, rates: rates),
+              ClearingKernelV1.clear(kind: kind, priceMilli: price, quantity: quantity, ratesAt: &rates),
               fees.clear(kind: kind, tradeDate: date, priceMilli: price, quantity: quantity))
           }
         }
