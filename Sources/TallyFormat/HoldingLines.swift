@@ -12,7 +12,17 @@ struct FastHoldingLines: Sendable {
   var lastAccount: (bytes: [UInt8], index: Int32) = ([], -1)
   /// Valid acquired dates by their eight bytes (as one word), one per slot (date 0: an
   /// empty slot): a cache of `Fields.date`, nothing else.
-  var dateMemo = [(key: UInt64, date: Int32)](repeating: (0, 0), count: 256)
+  var dateMemo = [(key: UInt64, date: Int32)](repeating: (0, 0), count: FastHoldingLines.memoSlots)
+  /// Security row ids by their field's bytes (a field of up to eight, as one word, with
+  /// its length), one per slot (-1: empty): a cache of `securityIds[bytes:]`, which
+  /// hashed the field and compared it with a String on every line.
+  var securityMemo = [(key: UInt64, count: Int, security: Int32)](
+    repeating: (0, 0, -1), count: FastHoldingLines.memoSlots)
+  /// Slots of each memo (64 KB and 96 KB: within a core's L2). The date memo had 256,
+  /// fewer than the dates of a real file (a few thousand): most lines then missed it
+  /// and checked their date again (perf, twenty-second session).
+  static let memoSlots = 4096
+  static let memoShift: UInt64 = 52  // 64 - log2(memoSlots)
 
   init(
     accounts: [(id: String, kind: AccountKind)], accountIds: FastIndex<Ident>, securityIds: FastIndex<Ident>
@@ -85,7 +95,7 @@ struct FastHoldingLines: Sendable {
       account = found
       remember(accountField, found)
     }
-    guard let security = securityIds[bytes: securityField] else { return nil }
+    guard let security = security(securityField) else { return nil }
     return .init(account: account, security: security, quantity: quantity, acquiredDate: acquired)
   }
 
@@ -96,13 +106,28 @@ struct FastHoldingLines: Sendable {
   private mutating func date(_ field: UnsafeRawBufferPointer) -> Int32? {
     guard field.count == 8 else { return nil }
     let key = field.loadUnaligned(as: UInt64.self)
-    let slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 56)
+    let slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> Self.memoShift)
     // A slot's date is 0 only while it is empty (no valid date is 0): eight bytes that
     // read as the empty key (eight NULs, ASCII) are not taken for a date.
     if dateMemo[slot].key == key && dateMemo[slot].date != 0 { return dateMemo[slot].date }
     guard let date = Fields.date(field) else { return nil }
     dateMemo[slot] = (key, date)
     return date
+  }
+
+  /// `securityIds[bytes: field]` through `securityMemo`.
+  @inline(__always)
+  private mutating func security(_ field: UnsafeRawBufferPointer) -> Int32? {
+    guard field.count <= 8 else { return securityIds[bytes: field] }
+    var key: UInt64 = 0
+    for i in 0..<field.count { key |= UInt64(field[i]) << UInt64(8 * i) }
+    let slot = Int(
+      truncatingIfNeeded: ((key ^ UInt64(field.count)) &* 0x9E37_79B9_7F4A_7C15) >> Self.memoShift)
+    let cached = securityMemo[slot]
+    if cached.security >= 0 && cached.key == key && cached.count == field.count { return cached.security }
+    guard let found = securityIds[bytes: field] else { return nil }
+    securityMemo[slot] = (key, field.count, found)
+    return found
   }
 
   /// Keeps a copy of the account's bytes (in the same buffer each time).

@@ -62,6 +62,27 @@ final class LargeHoldingsFileTests: XCTestCase {
     XCTAssertThrowsError(try reference(base.with("holdings.csv", "account,security,quantity\n")))
   }
 
+  /// Securities whose codes are prefixes of one another, or longer than the eight bytes
+  /// the fast path's security memo keeps as one word: every line names its own, on
+  /// either path and in either part.
+  func testSecuritiesOfSimilarCodesAreToldApart() throws {
+    let codes = [
+      "6", "60", "6000", "60000", "600000", "6000000", "60000000", "600000000", "6000000000A", "0",
+    ]
+    let securities =
+      "security,isin,name,kind\n" + codes.map { "\($0),ISIN\($0),Name \($0),STOCK\n" }.joined()
+    let lines = (1...lineCount).map { i in
+      "A\(i % 2 + 1),\(codes[i * 7 % codes.count]),\(i % 500 + 1),20250115"
+    }
+    let f = base.with("securities.csv", securities)
+      .with(
+        "holdings.csv", "account,security,quantity,acquired_date\n" + lines.joined(separator: "\n") + "\n")
+    let r = try reference(f)
+    XCTAssertEqual(r.securities.map(\.code), codes)
+    XCTAssertEqual(r.holdings.map(\.security), (1...lineCount).map { Int32($0 * 7 % codes.count) })
+    XCTAssertEqual(r.holdings.map(\.quantity), (1...lineCount).map { Int64($0 % 500 + 1) })
+  }
+
   func fixture(_ change: (inout [String]) -> Void = { _ in }, trailingNewline: Bool = true) -> Fixture {
     var lines = (1...lineCount).map(line)
     change(&lines)
