@@ -70,20 +70,11 @@ struct PositionDirectory {
   /// Makes room for account `a` (accounts are added in row-id order).
   mutating func addAccount(_ a: Int32) {
     precondition(Int(a) == accountCount, "accounts are added in row-id order")
-    precondition(accountCount < Int(Int32.max), "position directory is full")
-    // An array's append is a copy (a generic `repeatElement` append was 5% of the
-    // opening, perf); the new line's lanes are written after the realignment.
-    lanes.append(contentsOf: Self.emptyLine)
-    accountCount += 1
-    realign()
-    let start = pad + Int(a) * Self.lanesPerLine
-    lanes.withUnsafeMutableBufferPointer { b in
-      for i in start..<(start + Self.lanesPerLine) { b[i] = -1 }
-    }
+    addAccounts(1)
   }
 
-  /// Makes room for the `n` accounts after the last (the opening's, in row-id order)
-  /// at once: one account at a time retained and released the empty line's array and
+  /// Makes room for the `n` accounts after the last (in row-id order) at once: the
+  /// opening's million one at a time retained and released an empty line's array and
   /// realigned a million times, ~10% of V1's opening on the 1M-account day (perf,
   /// twenty-second session).
   mutating func addAccounts(_ n: Int) {

@@ -14,7 +14,8 @@ import KernelAPI
 /// kernel's fee rows and planted fault, both fixed for its life) and is computed again
 /// when a row is encoded or cancelled. A row restored from canonical bytes carries no
 /// price: its clearing is kept as decoded, in `V1Kernel.restoredTradeClearing`.
-public struct TradeRow: Sendable, Equatable {
+/// Not `Equatable`: two rows with one id compare their ids through `TradeIdBytes`.
+public struct TradeRow: Sendable {
   /// Where the trade id's UTF-8 bytes start in the kernel's `TradeIdBytes`.
   public var idStart: Int64
   public var date: Int32
@@ -89,19 +90,9 @@ struct TradeIdBytes: Sendable {
     Int(row.idCount) == id.count && withBytes(of: row) { v1SameBytes($0, id) }
   }
 
-  /// Whether `a`'s trade id sorts before `b`'s: by bytes, then length (as `Ident`).
+  /// Whether `a`'s trade id sorts before `b`'s: by bytes, a prefix first (as `Ident`).
   func precedes(_ a: TradeRow, _ b: TradeRow) -> Bool {
-    withBytes(of: a) { x in
-      withBytes(of: b) { y in
-        let n = min(x.count, y.count)
-        var i = 0
-        while i < n {
-          if x[i] != y[i] { return x[i] < y[i] }
-          i += 1
-        }
-        return x.count < y.count
-      }
-    }
+    withBytes(of: a) { x in withBytes(of: b) { y in x.lexicographicallyPrecedes(y) } }
   }
 }
 

@@ -22,7 +22,8 @@ struct FastHoldingLines: Sendable {
   /// fewer than the dates of a real file (a few thousand): most lines then missed it
   /// and checked their date again (perf, twenty-second session).
   static let memoSlots = 4096
-  static let memoShift: UInt64 = 52  // 64 - log2(memoSlots)
+  /// The hash bits that pick a slot: the top log2(memoSlots).
+  static let memoShift = UInt64(64 - memoSlots.trailingZeroBitCount)
 
   init(
     accounts: [(id: String, kind: AccountKind)], accountIds: FastIndex<Ident>, securityIds: FastIndex<Ident>

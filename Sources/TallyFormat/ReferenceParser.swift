@@ -200,60 +200,55 @@ public enum ReferenceParser {
     // another (~0.15 s of a 1M-account run, perf). An error that stops the rows is
     // thrown after the rows before it are indexed, so that a repeat above it is still
     // the error reported, as when each row was indexed as it was read.
-    var accountLines: [Int] = []
+    // The line of each row: kept by the line-by-line path; row i is line i + 2 when the
+    // file was read whole (a file of plain lines has no blank or comment line).
+    var accountLines: [Int]? = nil
+    var accountHashes: [UInt64] = []
     var rowsError: InputError? = nil
     let accountBytes = contents("accounts.csv")
     if let accountBytes,
       let fast = FastAccountLines.parseWhole(accountBytes, header: headers["accounts.csv"]!)
     {
-      // Every line a plain one (the common case): row i is line i + 2.
       accounts = fast.rows
-      accountIds.reserveCapacity(accounts.count)
-      let ahead = Self.accountSlotsAhead
-      for i in accounts.indices {
-        if i + ahead < accounts.count { accountIds.prefetchSlot(hash: fast.hashes[i + ahead]) }
-        guard accountIds.insertIfAbsent(Ident(accounts[i].id), hash: fast.hashes[i], Int32(i)) else {
-          throw fail("accounts.csv", i + 2, "account", "account \(accounts[i].id) repeats")
-        }
-      }
+      accountHashes = fast.hashes
     } else {
+      var lines: [Int] = []
       do {
         try forEachRow(
           preloaded: accountBytes,
           "accounts.csv",
           reserve: {
             accounts.reserveCapacity($0)
-            accountLines.reserveCapacity($0)
-            accountIds.reserveCapacity($0)
+            lines.reserveCapacity($0)
           },
           fast: { n, line in
             // A million lines: the common one taken whole, without an array of fields.
             guard let row = Self.fastAccountRow(line) else { return false }
             accounts.append(row)
-            accountLines.append(n)
+            lines.append(n)
             return true
           }
         ) { (n: Int, f: [ArraySlice<UInt8>]) throws(InputError) in
           let kind = try value(
             Fields.accountKind(f[1]), "accounts.csv", n, "kind", f[1], "INDIVIDUAL or INSTITUTION")
           accounts.append((Fields.text(f[0]), kind))
-          accountLines.append(n)
+          lines.append(n)
         }
       } catch {
         rowsError = error
       }
-      let ahead = Self.accountSlotsAhead
-      for i in accounts.indices {
-        if i + ahead < accounts.count {
-          accountIds.prefetchSlot(hash: Ident(accounts[i + ahead].id).fastHash)
-        }
-        let id = Ident(accounts[i].id)
-        guard accountIds.insertIfAbsent(id, Int32(i)) else {
-          throw fail("accounts.csv", accountLines[i], "account", "account \(id) repeats")
-        }
-      }
-      if let rowsError { throw rowsError }
+      accountLines = lines
+      accountHashes = accounts.map { Ident($0.id).fastHash }
     }
+    accountIds.reserveCapacity(accounts.count)
+    let ahead = Self.accountSlotsAhead
+    for i in accounts.indices {
+      if i + ahead < accounts.count { accountIds.prefetchSlot(hash: accountHashes[i + ahead]) }
+      guard accountIds.insertIfAbsent(Ident(accounts[i].id), hash: accountHashes[i], Int32(i)) else {
+        throw fail("accounts.csv", accountLines?[i] ?? i + 2, "account", "account \(accounts[i].id) repeats")
+      }
+    }
+    if let rowsError { throw rowsError }
 
     var holdings: [ReferenceData.HoldingRow] = []
     var fastHoldings = FastHoldingLines(accounts: accounts, accountIds: accountIds, securityIds: securityIds)
