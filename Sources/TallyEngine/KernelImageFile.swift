@@ -102,8 +102,11 @@ public enum KernelImageFile {
   /// copy into fresh page-cache pages, ~0.5 s of CPU a 384 MB image on this machine, but
   /// the disk then took 0.6-1.2 s, and the outputs written meanwhile waited on it:
   /// docs/PERFORMANCE.md, thirteenth session.)
+  /// `referenceFiles` (the reference files' digest) is asked for once the body is
+  /// written, so that it may still be computing while the body is; a throw abandons the
+  /// image (the temporary file is removed) and is thrown on.
   public static func write<K: BusinessKernel>(
-    _ kernel: K, folder: String, seq: Int64, referencePrint: [UInt8], referenceFiles: [UInt8]
+    _ kernel: K, folder: String, seq: Int64, referencePrint: [UInt8], referenceFiles: () throws -> [UInt8]
   ) throws -> Int? {
     let final = path(folder: folder, kernelName: kernel.kernelName)
     let temporary = final + ".tmp"
@@ -135,9 +138,15 @@ public enum KernelImageFile {
     }
     w.flush()
     let bodyBytes = w.count
+    let files: [UInt8]
+    do { files = try referenceFiles() } catch {
+      close(fd)
+      unlink(temporary)
+      throw error
+    }
     let trailer = Trailer(
       kernelName: kernel.kernelName, build: buildIdentity, layout: K.imageLayout, seq: seq,
-      referencePrint: referencePrint, referenceFiles: referenceFiles, bodyBytes: Int64(bodyBytes),
+      referencePrint: referencePrint, referenceFiles: files, bodyBytes: Int64(bodyBytes),
       bodyDigest: chunks.finalize()
     ).encode()
     var tail = trailer

@@ -24,10 +24,20 @@ public final class BackgroundWork<Result>: @unchecked Sendable {
   private var result: Result?
   private var work: (() -> Result)?
 
-  public init(_ work: @escaping () -> Result) {
+  /// How much a `yielding` work is niced (Linux's lowest priority, 19): it runs on what
+  /// the other threads leave of the cores.
+  public static var yieldingNice: Int32 { 19 }
+
+  /// `yielding`: the thread lowers its own scheduling priority first (Linux: a thread's
+  /// nice value is its own), for work that may wait for idle cycles: the reference
+  /// files' digest a `--state` run needs only at its very end, which took the core
+  /// from the apply and the reader while the events applied (docs/PERFORMANCE.md,
+  /// twenty-third session).
+  public init(yielding: Bool = false, _ work: @escaping () -> Result) {
     self.work = work
     group.enter()
     let run: @Sendable () -> Void = {
+      if yielding { Self.yield() }
       self.result = self.work!()
       self.work = nil
       self.group.leave()
@@ -57,6 +67,15 @@ public final class BackgroundWork<Result>: @unchecked Sendable {
 
   /// A result already computed (a caller that chose not to use another thread).
   public static func completed(_ result: Result) -> BackgroundWork { BackgroundWork(result: result) }
+
+  /// Lowers this thread's priority (nothing where that is not possible). On Linux the
+  /// nice value is a thread's own, and `who` 0 names the calling thread (setpriority(2),
+  /// "Bugs": not the whole process, as POSIX would have it).
+  private static func yield() {
+    #if os(Linux)
+      _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, yieldingNice)
+    #endif
+  }
 
   /// Waits for the work and gives its result (again on later calls).
   public func wait() -> Result {

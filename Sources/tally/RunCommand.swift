@@ -283,14 +283,16 @@ struct RunCommand: ParsableCommand {
             + String(format: "%.3f", durable.openDurations.replay.seconds) + " s)")
       }
       // A run that will write a kernel image hashes the reference files for it now, on
-      // the other core, which has room while the events apply (the reader splitting
-      // them runs ahead of the apply); at the end that core writes the image while this
-      // one renders the outputs (0.15 s of the 1M-account day's 145 MB, perf). The
-      // files are checked against their stamps before the image is written.
+      // a thread of the lowest priority: it takes what the apply and the reader leave of
+      // the cores (at normal priority it took the apply's core ~15% of the time the
+      // events applied, perf, twenty-third session), and whatever is left of it runs
+      // while the image's body is written; at the end the other core writes the image
+      // while this one renders the outputs. The files are checked against their stamps
+      // before the image's trailer is written.
       let referenceFolder = self.reference
       let referenceDigest =
         kernelImage && referenceFiles == nil
-        ? BackgroundWork { ReferenceFiles.digest(folder: referenceFolder) } : nil
+        ? BackgroundWork(yielding: true) { ReferenceFiles.digest(folder: referenceFolder) } : nil
       if let effectFile {
         durable.enableEffects()
         do { try effectFile.write(durable.engine.state.snapshotEffects()) } catch {
@@ -357,9 +359,16 @@ struct RunCommand: ParsableCommand {
         let (state, seq, folder) = (durable.engine.state, durable.committedSeq, self.state!)
         let knownFiles = referenceFiles
         imageWriting = BackgroundWork { () -> String? in
-          let files = knownFiles ?? referenceDigest?.wait() ?? ReferenceFiles.digest(folder: referenceFolder)
-          guard ReferenceFiles.stamps(folder: referenceFolder) == stamps else {
-            return "kernel image not written: the reference files changed during the run"
+          // The digest is waited for once the body is written (it may still be running,
+          // at low priority), then the files checked against their stamps: unchanged
+          // since the run began, the digest is of the bytes the run read.
+          let files = { () throws -> [UInt8] in
+            let files =
+              knownFiles ?? referenceDigest?.wait() ?? ReferenceFiles.digest(folder: referenceFolder)
+            guard ReferenceFiles.stamps(folder: referenceFolder) == stamps else {
+              throw ReferenceFilesChanged()
+            }
+            return files
           }
           do {
             guard
@@ -367,6 +376,8 @@ struct RunCommand: ParsableCommand {
                 state, folder: folder, seq: seq, referencePrint: referencePrint, referenceFiles: files)
             else { return nil }
             return "kernel image written (\(bytes >> 20) MiB)"
+          } catch is ReferenceFilesChanged {
+            return "kernel image not written: the reference files changed during the run"
           } catch {
             return "kernel image not written: \(error)"
           }
@@ -485,3 +496,7 @@ extension RunCommand {
 extension Duration {
   var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
+
+/// The reference files' stamps changed between the start of a run and its kernel image:
+/// the image is not written.
+struct ReferenceFilesChanged: Error {}

@@ -178,3 +178,53 @@ final class KernelImageTests: XCTestCase {
 
   func testADamagedV2ImageThrows() throws { try checkDamage(V2Kernel.self) }
 }
+
+/// The image file (KernelImageFile): the reference files' digest is asked for after
+/// the body (a `tally run --state` computes it at low priority meanwhile); given, it is
+/// the trailer's; thrown, no file is left and the error comes out.
+final class KernelImageFileTests: XCTestCase {
+  private func kernel() throws -> (V1Kernel, String) {
+    let options = MarketOptions(
+      seed: 7, days: 1, tradesPerDay: 50, accounts: 40, securities: 5, participants: 3)
+    let dir = try makeTemporaryDirectory("image-file")
+    _ = try MarketGenerator.generate(options, into: dir)
+    let reference = try FileIO.loadReference(dir + "/reference")
+    return (V1Kernel(reference: reference, plantedFault: nil), dir)
+  }
+
+  func testTheDigestAskedForAfterTheBodyIsTheTrailers() throws {
+    let (k, dir) = try kernel()
+    defer { removeDirectory(dir) }
+    var asked = 0
+    let digest = [UInt8](repeating: 0xAB, count: 32)
+    let bytes = try KernelImageFile.write(
+      k, folder: dir, seq: 0, referencePrint: [1, 2, 3],
+      referenceFiles: {
+        asked += 1
+        // The body is on disk by now: the temporary file holds more than a trailer.
+        let temporary = KernelImageFile.path(folder: dir, kernelName: k.kernelName) + ".tmp"
+        let size = (try? FileManager.default.attributesOfItem(atPath: temporary)[.size] as? Int) ?? 0
+        XCTAssertGreaterThan(size, 1_000, "the body is written before the digest is asked for")
+        return digest
+      })
+    XCTAssertEqual(asked, 1)
+    XCTAssertNotNil(bytes)
+    let mapped = try XCTUnwrap(try KernelImageFile.open(folder: dir, kernelName: k.kernelName))
+    XCTAssertEqual(mapped.trailer.referenceFiles, digest)
+    XCTAssertEqual(mapped.trailer.referencePrint, [1, 2, 3])
+  }
+
+  func testADigestThatThrowsLeavesNoImage() throws {
+    struct Changed: Error {}
+    let (k, dir) = try kernel()
+    defer { removeDirectory(dir) }
+    XCTAssertThrowsError(
+      try KernelImageFile.write(
+        k, folder: dir, seq: 0, referencePrint: [1], referenceFiles: { throw Changed() })
+    ) { XCTAssertTrue($0 is Changed, "\($0)") }
+    let final = KernelImageFile.path(folder: dir, kernelName: k.kernelName)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: final), "no image")
+    XCTAssertFalse(FileManager.default.fileExists(atPath: final + ".tmp"), "no temporary file")
+    XCTAssertNil(try KernelImageFile.open(folder: dir, kernelName: k.kernelName))
+  }
+}
