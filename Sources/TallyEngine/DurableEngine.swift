@@ -789,11 +789,33 @@ public final class DurableEngine<K: BusinessKernel> {
       sinceSnapshot += Int64(lines.count)
       return
     }
-    bytes.withUnsafeBytes { raw in
-      var seq = firstSeq
-      for r in lines {
-        logLine(UnsafeRawBufferPointer(rebasing: raw[r]), seq: seq)
-        seq += 1
+    guard !lines.isEmpty else { return }
+    sinceSnapshot += Int64(lines.count)
+    if pendingCount == 0 { pendingFirst = firstSeq }
+    pendingCount += Int64(lines.count)
+    // As `logLine` one line after another (each line's length, u32 little-endian, then
+    // its bytes), but the room for all of them made at once and filled through one
+    // access: two appends a line took Array's generic path and a `memmove` call each,
+    // ~7% of the apply thread of a `tally run --state` (perf, twenty-third session).
+    var total = 0
+    for r in lines {
+      precondition(
+        r.lowerBound >= 0 && r.lowerBound <= r.upperBound && r.upperBound <= bytes.count, "line in its bytes")
+      precondition(r.count <= Int(UInt32.max), "a logged line's length fits its u32")
+      total += 4 + r.count
+    }
+    var at = pendingLines.count
+    pendingLines.append(contentsOf: repeatElement(0, count: total))
+    pendingLines.withUnsafeMutableBytes { out in
+      bytes.withUnsafeBytes { raw in
+        // In bounds: the room is `total` bytes from `at`, and every range is in `bytes`.
+        for r in lines {
+          out.storeBytes(of: UInt32(r.count).littleEndian, toByteOffset: at, as: UInt32.self)
+          if r.count > 0 {
+            (out.baseAddress! + at + 4).copyMemory(from: raw.baseAddress! + r.lowerBound, byteCount: r.count)
+          }
+          at += 4 + r.count
+        }
       }
     }
   }

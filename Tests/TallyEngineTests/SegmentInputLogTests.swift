@@ -85,6 +85,55 @@ final class SegmentInputLogTests: XCTestCase {
     return path
   }
 
+  /// Lines offered in blocks (`offer(lines:of:firstSeq:)`, as `tally run` offers them)
+  /// are logged as lines offered one at a time are: the same segment files, byte for
+  /// byte, when the commits fall at the same seqs; and the folder reopens to the
+  /// straight run.
+  func testLinesOfferedInBlocksAreLoggedAsLinesOneAtATime() throws {
+    let m = try market()
+    let straight = try m.straightRun()
+    let byLine = try loggedFolder(m)
+    let inBlocks = m.directory + "/state-blocks"
+    var bytes: [UInt8] = []
+    var ranges: [Range<Int>] = []
+    for line in m.lines {
+      ranges.append(bytes.count..<(bytes.count + line.count))
+      bytes.append(contentsOf: line)
+      bytes.append(UInt8(ascii: "\n"))
+    }
+    do {
+      let store = try RocksDBStateStore(path: inBlocks)
+      defer { store.close() }
+      let d = try open(store, m)
+      // Blocks of 7 lines and of the rest up to each commit at a multiple of 20 (as
+      // `loggedFolder` commits), an empty block among them.
+      var next = 0
+      while next < ranges.count {
+        let commitAt = min(ranges.count, (next / 20 + 1) * 20)
+        let end = min(commitAt, next + 7)
+        try d.offer(lines: ranges[next..<next], of: bytes, firstSeq: Int64(next + 1))
+        try d.offer(lines: ranges[next..<end], of: bytes, firstSeq: Int64(next + 1))
+        next = end
+        if next == commitAt && next % 20 == 0 { try d.commit() }
+      }
+      try d.commit()
+      XCTAssertEqual(d.engine.stateDigest, straight.digest)
+    }
+    let files = try segments(byLine)
+    XCTAssertGreaterThan(files.count, 3)
+    XCTAssertEqual(try segments(inBlocks), files)
+    for name in files {
+      let a = try XCTUnwrap(FileManager.default.contents(atPath: byLine + "/input-log/" + name))
+      let b = try XCTUnwrap(FileManager.default.contents(atPath: inBlocks + "/input-log/" + name))
+      XCTAssertEqual(a, b, "segment \(name)")
+    }
+    let store = try RocksDBStateStore(path: inBlocks)
+    defer { store.close() }
+    let reopened: DurableEngine<V1Kernel> = try open(store, m)
+    XCTAssertEqual(reopened.replayedEvents, Int64(m.lines.count), "every logged line applied again")
+    XCTAssertEqual(reopened.engine.stateDigest, straight.digest)
+  }
+
   private func append(_ bytes: [UInt8], to file: String) throws {
     let handle = try XCTUnwrap(FileHandle(forWritingAtPath: file))
     try handle.seekToEnd()
