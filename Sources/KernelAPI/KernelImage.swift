@@ -77,6 +77,14 @@ public struct ImageWriter {
 
   public mutating func ident(_ id: Ident) { string(id.text) }
 
+  /// `string(_:)` of the String whose UTF-8 is `b` (valid UTF-8: the caller's to
+  /// know), without making the String.
+  public mutating func utf8(_ b: UnsafeRawBufferPointer) {
+    precondition(b.count <= KernelImageLimits.stringBytesMax, "a string of an image is at most 1 MiB")
+    i32(Int32(b.count))
+    gather(b)
+  }
+
   /// Bytes after their count (e.g. a row's canonical encoding).
   public mutating func byteString(_ b: [UInt8]) { byteString(b[...]) }
 

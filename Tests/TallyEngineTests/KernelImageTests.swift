@@ -214,6 +214,24 @@ final class KernelImageFileTests: XCTestCase {
     XCTAssertEqual(mapped.trailer.referencePrint, [1, 2, 3])
   }
 
+  /// `ImageWriter.utf8` of a String's UTF-8 bytes writes what `string` of it writes
+  /// (V1 writes its trade ids that way, from its id arena).
+  func testUTF8BytesAreWrittenAsTheirString() {
+    for text in ["", "T000000001", "0", String(repeating: "x", count: 300), "é-日本-\u{1F600}"] {
+      var a: [UInt8] = []
+      var b: [UInt8] = []
+      var wa = ImageWriter { a.append(contentsOf: $0) }
+      var wb = ImageWriter { b.append(contentsOf: $0) }
+      wa.string(text)
+      var copy = text
+      copy.withUTF8 { wb.utf8(UnsafeRawBufferPointer($0)) }
+      wa.flush()
+      wb.flush()
+      XCTAssertEqual(a, b, text)
+      XCTAssertEqual(wa.count, wb.count, text)
+    }
+  }
+
   func testADigestThatThrowsLeavesNoImage() throws {
     struct Changed: Error {}
     let (k, dir) = try kernel()
