@@ -378,19 +378,20 @@ public struct V1Kernel: Sendable {
   /// A TRADE already parsed into an `Event` (tests, tools): the same checks, state
   /// changes and effects as the line path below.
   mutating func applyTrade(_ t: TradeEvent, seq: Int64) -> Outcome {
-    let tradeId = Ident(t.tradeId)
-    let tradeHash = TradeIndex.hash(id: tradeId, date: t.date)
-    let tradeDecimal = TradeIndex.decimalValue(of: tradeId)
-    let found = TradeLookups(
-      trade: tradeRow(id: tradeId, date: t.date), security: securityById[Ident(t.security)],
-      buyAccount: accountById[Ident(t.buyAccount)], sellAccount: accountById[Ident(t.sellAccount)],
-      buyUnit: unitById[Ident(t.buyUnit)], sellUnit: unitById[Ident(t.sellUnit)])
     var rows = TradeRows()
     var id = t.tradeId
     return id.withUTF8 { i in
+      let idBytes = UnsafeRawBufferPointer(i)
+      let tradeHash = TradeIndex.hash(id: idBytes, date: t.date)
+      let tradeDecimal = TradeIndex.decimalValue(of: idBytes)
+      let found = TradeLookups(
+        trade: tradeRow(hash: tradeHash, decimal: tradeDecimal, date: t.date, idBytes: idBytes),
+        security: securityById[Ident(t.security)],
+        buyAccount: accountById[Ident(t.buyAccount)], sellAccount: accountById[Ident(t.sellAccount)],
+        buyUnit: unitById[Ident(t.buyUnit)], sellUnit: unitById[Ident(t.sellUnit)])
       let outcome = applyTrade(
         date: t.date, priceMilli: t.priceMilli, quantity: t.quantity, found: found, rows: &rows,
-        idBytes: UnsafeRawBufferPointer(i), tradeHash: tradeHash, tradeDecimal: tradeDecimal)
+        idBytes: idBytes, tradeHash: tradeHash, tradeDecimal: tradeDecimal)
       finishTrade(
         seq: seq, outcome: outcome, rows: rows, tradeIdText: t.tradeId,
         bytes: TradeBytes(tradeId: UnsafeRawBufferPointer(i)))
