@@ -8,6 +8,7 @@ import KernelAPI
 import KernelV1
 import KernelV2
 import TallyEngine
+import TallyFormat
 import XCTest
 
 final class OutputWriterTests: XCTestCase {
@@ -85,6 +86,37 @@ final class OutputWriterTests: XCTestCase {
       XCTAssertEqual(joined, whole, "\(engine.state.kernelName) in \(parts) parts")
     }
     return whole
+  }
+
+  /// `renderHoldings`' `afterFirstPart` (where `writeOutputs` renders the six small
+  /// files) runs once, on the calling thread, when the header and the first part's rows
+  /// are handed over and no later part's are; the file is the same bytes either way.
+  func testTheCallerWorksBetweenTheFirstPartAndTheLaterOnes() throws {
+    let m = try TestMarket.generate("first-part", seed: 45, days: 2, tradesPerDay: 300, accounts: 60)
+    defer { removeDirectory(m.directory) }
+    var engine = Engine<V1Kernel>(reference: m.reference)
+    for (i, line) in m.lines.enumerated() { engine.apply(line: line, seq: Int64(i + 1)) }
+    let whole = try XCTUnwrap(engine.outputFiles().first { $0.name == "holdings.csv" }?.bytes)
+    for parts in [1, 3] {
+      var firstPartRows = 0
+      engine.state.forEachHolding(part: 0, of: parts) { _, _, _, _, _ in firstPartRows += 1 }
+      XCTAssertGreaterThan(firstPartRows, 0)
+      // The header and the first part's rows: that many line ends from the start.
+      let newlines = whole.indices.filter { whole[$0] == UInt8(ascii: "\n") }
+      let firstPartBytes = newlines[firstPartRows] + 1
+      let caller = Thread.current
+      var handed: [UInt8] = []
+      var handedAtCall: [Int] = []
+      ReportWriter.renderHoldings(
+        kernel: engine.state, chunkBytes: 37, parts: parts,
+        afterFirstPart: {
+          XCTAssertTrue(Thread.current == caller, "on the calling thread")
+          handedAtCall.append(handed.count)
+        }
+      ) { handed += $0 }
+      XCTAssertEqual(handedAtCall, [firstPartBytes], "in \(parts) parts")
+      XCTAssertEqual(handed, whole, "in \(parts) parts")
+    }
   }
 
   func testUnwritableFolderIsAnErrorNamingIt() throws {
