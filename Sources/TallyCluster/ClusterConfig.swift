@@ -80,7 +80,8 @@ public struct ClusterConfig: Sendable, Equatable {
   /// outgrows its room doubles, and the copy into fresh pages stalls that batch: 180-380 ms at about
   /// 800k events on the 1M-event day, on both V1 replicas at once, which made the
   /// ingest→voted p99 (docs/PERFORMANCE.md, eighth session).
-  public var reserveEvents: Int = 2_000_000
+  public var reserveEvents: Int = reserveEventsDefault
+  public static let reserveEventsDefault = 2_000_000
   /// `[limits] recent_effects_mib`: the effect records a replica keeps in memory for the
   /// voter to stream (`ReplicaCore.Settings.recentEffectsBytesMax`). Records that leave
   /// memory before the voter has streamed them are written to the replica's RocksDB. At

@@ -14,8 +14,8 @@ struct ClusterBenchReplica: ParsableCommand {
     abstract: "One replica's apply, vote and commit work on an event file, without the network.",
     discussion: helpText(
       """
-      Opens a fresh replica state folder (RocksDB, fsync per commit, as `tally replica`
-      does), cuts the events into journal batches of --batch-lines, and hands them to the
+      Opens a fresh replica state folder (RocksDB, fsync per commit, room for
+      --reserve-events events, as `tally replica` does), cuts the events into journal batches of --batch-lines, and hands them to the
       replica core one by one, as the sequencer's fetch replies would; after each batch
       the voter's PRUNE position is set to its last seq. Prints events per second, the
       CPU time, the commits' and the digest snapshots' latencies. A cluster of N
@@ -33,6 +33,12 @@ struct ClusterBenchReplica: ParsableCommand {
   var checkpointEvents = 10_000
   @Option(name: .long, help: "Replica snapshots and states its digest at multiples of this (digest_events).")
   var digestEvents = 1_000_000
+  @Option(
+    name: .long,
+    help:
+      "Events the replica reserves room for when it opens its state ([limits] reserve_events; the default is a cluster's)."
+  )
+  var reserveEvents = ClusterConfig.reserveEventsDefault
   @Option(name: .long, help: "State folder (a fresh temporary one by default; deleted after).")
   var data: String?
   @Option(
@@ -43,9 +49,9 @@ struct ClusterBenchReplica: ParsableCommand {
   var slowest = 0
 
   func run() throws {
-    guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1, slowest >= 0 else {
+    guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1, slowest >= 0, reserveEvents >= 0 else {
       fail(
-        "--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest at least 0",
+        "--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest and --reserve-events at least 0",
         code: 64)
     }
     let reference: ReferenceData
@@ -64,7 +70,9 @@ struct ClusterBenchReplica: ParsableCommand {
     let cpu0 = processCPUSeconds()
     let clock = ContinuousClock()
     let t0 = clock.now
-    let (store, applier) = try Replica.openState(dataDir: folder, reference: reference, kernel: kernel)
+    // Opened as `tally replica` opens its folder, room reserved included.
+    let (store, applier) = try Replica.openState(
+      dataDir: folder, reference: reference, kernel: kernel, reserveEvents: reserveEvents)
     defer { store.close() }
     var settings = ReplicaCore<DurableBatchApplier>.Settings(
       id: "bench", kernel: kernel, checkpointEvents: Int64(checkpointEvents), heartbeatMs: 500)
@@ -97,7 +105,8 @@ struct ClusterBenchReplica: ParsableCommand {
     }
     let snapshots = applier.durable.snapshotNanos
     print(
-      "replica \(kernel): \(Int(n)) events in \(batches.count) batches of \(batchLines): open \(String(format: "%.2f", (opened - t0).seconds)) s, "
+      "replica \(kernel): \(Int(n)) events in \(batches.count) batches of \(batchLines): open \(String(format: "%.2f", (opened - t0).seconds)) s "
+        + "(room for \(reserveEvents) events), "
         + "apply+vote+commit \(String(format: "%.2f", applySeconds)) s = \(Int(n / applySeconds)) events/s "
         + "(\(String(format: "%.2f", applySeconds / n * 1e6)) µs an event)")
     print(

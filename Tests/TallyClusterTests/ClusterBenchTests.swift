@@ -2,6 +2,7 @@
 // (throughput, paced latency, raw ZeroMQ, a replica SIGKILLed and restarted) and the
 // one JSON object carries every figure the cluster issue asks for.
 import Foundation
+import TallyCluster
 import XCTest
 
 final class ClusterBenchTests: ClusterTestCase {
@@ -103,6 +104,8 @@ final class ClusterBenchTests: ClusterTestCase {
         workDir: work, timeout: 300)
       XCTAssertEqual(r.status, 0, r.output)
       XCTAssertTrue(r.stdout.contains("replica \(kernel): \(lines) events in "), r.stdout)
+      // Opened as a replica opens its folder: room for a cluster's reserve_events.
+      XCTAssertTrue(r.stdout.contains("(room for \(ClusterConfig.reserveEventsDefault) events)"), r.stdout)
       XCTAssertTrue(r.stdout.contains(" events/s "), r.stdout)
       XCTAssertTrue(r.stdout.contains("\(lines / 1000) digest votes"), r.stdout)
       // --slowest: three batches, slowest first, each with its effect bytes; the day's
@@ -120,7 +123,7 @@ final class ClusterBenchTests: ClusterTestCase {
       Paths.tally,
       [
         "cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--batch-lines",
-        String(lines), "--slowest", "5",
+        String(lines), "--slowest", "5", "--reserve-events", "0",
       ],
       workDir: work, timeout: 300)
     // One batch of every line: it is the only one listed, with the day's other events
@@ -149,5 +152,12 @@ final class ClusterBenchTests: ClusterTestCase {
       workDir: work, timeout: 60)
     XCTAssertNotEqual(bad.status, 0)
     XCTAssertTrue(bad.stderr.contains("--batch-lines"), bad.output)
+    XCTAssertTrue(lastBatch.stdout.contains("(room for 0 events)"), lastBatch.output)
+    let badRoom = try runCommand(
+      Paths.tally,
+      ["cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--reserve-events", "-1"],
+      workDir: work, timeout: 60)
+    XCTAssertNotEqual(badRoom.status, 0)
+    XCTAssertTrue(badRoom.stderr.contains("--reserve-events"), badRoom.output)
   }
 }
