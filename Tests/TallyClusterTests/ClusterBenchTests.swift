@@ -155,7 +155,10 @@ final class ClusterBenchTests: ClusterTestCase {
     XCTAssertTrue(lastBatch.stdout.contains("(room for 0 events)"), lastBatch.output)
     let badRoom = try runCommand(
       Paths.tally,
-      ["cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--reserve-events", "-1"],
+      [
+        "cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--reserve-events",
+        "-1",
+      ],
       workDir: work, timeout: 60)
     XCTAssertNotEqual(badRoom.status, 0)
     XCTAssertTrue(badRoom.stderr.contains("--reserve-events"), badRoom.output)
