@@ -13,57 +13,57 @@ struct PackedRowWriter {
   static let blockBytes = 256 << 10
   /// The most bytes one row may take (sixteen fields of ten bytes).
   static let rowBytesMax = 160
-  /// The block: its bytes up to `used`, written through `row` (one uniqueness check of
-  /// the array a row; an `append` a byte checked it for every byte, ~5 ns a field, a
-  /// fifth of the image's writing on the 1M-account day).
-  private var buffer: [UInt8]
+  /// The block: its bytes up to `used`, written through a pointer to storage that
+  /// does not move. (Through `Array.withUnsafeMutableBufferPointer` and a closure a row,
+  /// the closure was not inlined and kept its cursor in memory: ~0.25 s of the 1M-account
+  /// day's ~0.46 s image. An `append` a byte before that checked the array's uniqueness
+  /// for every byte, ~5 ns a field.)
+  private let block = PackedBlock(bytes: blockBytes + rowBytesMax)
   private var used = 0
+  /// Where the current row's room ends (`startRow`).
+  private var rowEnd = 0
 
-  init() {
-    buffer = [UInt8](repeating: 0, count: Self.blockBytes + Self.rowBytesMax)
-  }
-
-  /// Writes one row's fields through `fields` (at most `rowBytesMax` bytes); a full
-  /// block goes to the image.
-  @inline(__always) mutating func row(_ w: inout ImageWriter, _ fields: (inout VarintCursor) -> Void) {
-    let start = used
-    used = buffer.withUnsafeMutableBufferPointer { b in
-      var cursor = VarintCursor(bytes: b, at: start, end: start + Self.rowBytesMax)
-      fields(&cursor)
-      return cursor.at
-    }
+  /// Starts a row of at most `rowBytesMax` bytes: a full block goes to the image first.
+  /// Rows never straddle two blocks.
+  @inline(__always) mutating func startRow(_ w: inout ImageWriter) {
     if used >= Self.blockBytes {
-      w.byteString(buffer[..<used])
+      w.byteString(UnsafeRawBufferPointer(start: block.base, count: used))
       used = 0
     }
+    rowEnd = used + Self.rowBytesMax
+  }
+
+  /// Writes one field of the row as a zigzag varint.
+  @inline(__always) mutating func put(_ v: Int64) {
+    // A varint of 64 bits takes at most ten bytes: the row stays within its room.
+    precondition(used + 10 <= rowEnd, "a packed row within its room")
+    var z = UInt64(bitPattern: (v << 1) ^ (v >> 63))
+    let bytes = block.base
+    var at = used
+    while z >= 0x80 {
+      bytes[at] = UInt8(truncatingIfNeeded: z) | 0x80
+      at &+= 1
+      z >>= 7
+    }
+    bytes[at] = UInt8(z)
+    used = at &+ 1
   }
 
   /// The last block, then an empty one (the end).
   mutating func finish(_ w: inout ImageWriter) {
-    if used > 0 { w.byteString(buffer[..<used]) }
-    w.byteString([])
+    if used > 0 { w.byteString(UnsafeRawBufferPointer(start: block.base, count: used)) }
+    w.byteString(UnsafeRawBufferPointer(start: nil, count: 0))
     used = 0
   }
 }
 
-/// Writes a row's fields as zigzag varints into a block's room (`PackedRowWriter.row`).
-struct VarintCursor {
-  fileprivate let bytes: UnsafeMutableBufferPointer<UInt8>
-  fileprivate var at: Int
-  fileprivate let end: Int
+/// A packed rows block's storage: allocated once, freed with its writer.
+final class PackedBlock {
+  let base: UnsafeMutablePointer<UInt8>
 
-  @inline(__always) mutating func put(_ v: Int64) {
-    // A varint of 64 bits takes at most ten bytes: the row stays within its room.
-    precondition(at + 10 <= end && end <= bytes.count, "a packed row within its room")
-    var z = UInt64(bitPattern: (v << 1) ^ (v >> 63))
-    while z >= 0x80 {
-      bytes[at] = UInt8(truncatingIfNeeded: z) | 0x80
-      at += 1
-      z >>= 7
-    }
-    bytes[at] = UInt8(z)
-    at += 1
-  }
+  init(bytes: Int) { base = .allocate(capacity: bytes) }
+
+  deinit { base.deallocate() }
 }
 
 struct PackedRowReader {
@@ -119,16 +119,15 @@ extension V1Kernel {
     var p = PackedRowWriter()
     var account: Int32 = 0
     for r in rows {
-      p.row(&w) { c in
-        c.put(Int64(r.account) - Int64(account))
-        account = r.account
-        c.put(Int64(r.security))
-        c.put(r.quantity)
-        c.put(r.available)
-        c.put(r.withheld)
-        c.put(Int64(r.firstLot))
-        c.put(Int64(r.lastLot))
-      }
+      p.startRow(&w)
+      p.put(Int64(r.account) - Int64(account))
+      account = r.account
+      p.put(Int64(r.security))
+      p.put(r.quantity)
+      p.put(r.available)
+      p.put(r.withheld)
+      p.put(Int64(r.firstLot))
+      p.put(Int64(r.lastLot))
     }
     p.finish(&w)
   }
@@ -177,23 +176,22 @@ extension V1Kernel {
     var p = PackedRowWriter()
     var (date, slice): (Int64, Int64) = (0, 0)
     for t in rows {
-      p.row(&w) { c in
-        c.put(Int64(t.date) - date)
-        date = Int64(t.date)
-        c.put(Int64(t.security))
-        c.put(t.quantity)
-        c.put(Int64(t.buyAccount))
-        c.put(Int64(t.sellAccount))
-        c.put(Int64(t.buyParticipant))
-        c.put(Int64(t.sellParticipant))
-        c.put(t.priceOrClearing)
-        c.put(t.taxFen)
-        c.put(t.withheld)
-        c.put(Int64(t.sliceStart) - slice)
-        slice = Int64(t.sliceStart)
-        c.put(Int64(t.sliceCount))
-        c.put((t.cancelled ? 1 : 0) | (t.clearingRestored ? 2 : 0))
-      }
+      p.startRow(&w)
+      p.put(Int64(t.date) - date)
+      date = Int64(t.date)
+      p.put(Int64(t.security))
+      p.put(t.quantity)
+      p.put(Int64(t.buyAccount))
+      p.put(Int64(t.sellAccount))
+      p.put(Int64(t.buyParticipant))
+      p.put(Int64(t.sellParticipant))
+      p.put(t.priceOrClearing)
+      p.put(t.taxFen)
+      p.put(t.withheld)
+      p.put(Int64(t.sliceStart) - slice)
+      slice = Int64(t.sliceStart)
+      p.put(Int64(t.sliceCount))
+      p.put((t.cancelled ? 1 : 0) | (t.clearingRestored ? 2 : 0))
     }
     p.finish(&w)
   }
@@ -244,13 +242,12 @@ extension V1Kernel {
     var p = PackedRowWriter()
     var creation: Int64 = 0
     for l in rows {
-      p.row(&w) { c in
-        c.put(Int64(l.acquired))
-        c.put(l.creation &- creation)
-        creation = l.creation
-        c.put(l.accruedMicro)
-        c.put(l.quantity)
-      }
+      p.startRow(&w)
+      p.put(Int64(l.acquired))
+      p.put(l.creation &- creation)
+      creation = l.creation
+      p.put(l.accruedMicro)
+      p.put(l.quantity)
     }
     p.finish(&w)
   }
@@ -283,21 +280,20 @@ extension V1Kernel {
     w.i64(Int64(rows.count))
     var p = PackedRowWriter()
     for r in rows {
-      p.row(&w) { c in
-        c.put(Int64(r.tradeDate))
-        c.put(Int64(r.participant))
-        c.put(Int64(r.security))
-        c.put(r.buyQuantity)
-        c.put(r.sellQuantity)
-        c.put(Int64(truncatingIfNeeded: r.buyAmount >> 64))
-        c.put(Int64(bitPattern: UInt64(truncatingIfNeeded: r.buyAmount)))
-        c.put(Int64(truncatingIfNeeded: r.sellAmount >> 64))
-        c.put(Int64(bitPattern: UInt64(truncatingIfNeeded: r.sellAmount)))
-        c.put(r.fees.handling)
-        c.put(r.fees.regulatory)
-        c.put(r.fees.transfer)
-        c.put(r.fees.stamp)
-      }
+      p.startRow(&w)
+      p.put(Int64(r.tradeDate))
+      p.put(Int64(r.participant))
+      p.put(Int64(r.security))
+      p.put(r.buyQuantity)
+      p.put(r.sellQuantity)
+      p.put(Int64(truncatingIfNeeded: r.buyAmount >> 64))
+      p.put(Int64(bitPattern: UInt64(truncatingIfNeeded: r.buyAmount)))
+      p.put(Int64(truncatingIfNeeded: r.sellAmount >> 64))
+      p.put(Int64(bitPattern: UInt64(truncatingIfNeeded: r.sellAmount)))
+      p.put(r.fees.handling)
+      p.put(r.fees.regulatory)
+      p.put(r.fees.transfer)
+      p.put(r.fees.stamp)
     }
     p.finish(&w)
   }

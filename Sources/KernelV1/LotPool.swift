@@ -362,15 +362,14 @@ extension LotPool {
     var (creation, acquired): (Int64, Int64) = (0, 0)
     for slot in 0..<Int32(slotCount) {
       let n = node(slot)
-      p.row(&w) { c in
-        c.put(n.creation &- creation)
-        creation = n.creation
-        c.put(Int64(n.acquired) - acquired)
-        acquired = Int64(n.acquired)
-        c.put(n.accruedMicro)
-        c.put(n.quantity)
-        c.put(n.next == Self.none ? 0 : Int64(n.next) - Int64(slot) + (n.next > slot ? 0 : -1))
-      }
+      p.startRow(&w)
+      p.put(n.creation &- creation)
+      creation = n.creation
+      p.put(Int64(n.acquired) - acquired)
+      acquired = Int64(n.acquired)
+      p.put(n.accruedMicro)
+      p.put(n.quantity)
+      p.put(n.next == Self.none ? 0 : Int64(n.next) - Int64(slot) + (n.next > slot ? 0 : -1))
     }
     p.finish(&w)
   }

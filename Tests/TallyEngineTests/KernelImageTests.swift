@@ -214,6 +214,53 @@ final class KernelImageFileTests: XCTestCase {
     XCTAssertEqual(mapped.trailer.referencePrint, [1, 2, 3])
   }
 
+  /// The writer gathers small values in its buffer and hands large pieces (from
+  /// `ImageWriter.directBytes`) straight to the sink: values of every size, around both
+  /// limits, read back in order, and the pieces joined are `count` bytes.
+  func testValuesOfEverySizeReadBackInTheirOrder() throws {
+    let sizes = [
+      0, 1, 7, ImageWriter.directBytes - 1, ImageWriter.directBytes, ImageWriter.directBytes + 1,
+      KernelImageLimits.bufferBytes - 5, KernelImageLimits.bufferBytes,
+    ]
+    func piece(_ n: Int, _ salt: Int) -> [UInt8] {
+      (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ salt) }
+    }
+    let wide = (0..<300_000).map { UInt64($0) &* 0x9E37_79B9_7F4A_7C15 }  // 2.4 MB: more than the buffer
+    var bytes: [UInt8] = []
+    var pieces = 0
+    var w = ImageWriter {
+      bytes.append(contentsOf: $0)
+      pieces += 1
+    }
+    for (i, n) in sizes.enumerated() {
+      w.i32(Int32(i))
+      w.byteString(piece(n, i))
+      w.u8(UInt8(i))
+      piece(n, i + 100).withUnsafeBytes { w.byteString($0) }
+      w.string("row \(i)")
+      w.i64(-Int64(i))
+    }
+    w.array(wide)
+    w.u64(.max)
+    w.flush()
+    XCTAssertEqual(w.count, bytes.count)
+    XCTAssertGreaterThan(pieces, 3, "large pieces went to the sink apart")
+    try bytes.withUnsafeBytes { raw in
+      var r = ImageReader(raw)
+      for (i, n) in sizes.enumerated() {
+        XCTAssertEqual(try r.i32(), Int32(i))
+        XCTAssertEqual(try r.byteString(), piece(n, i), "piece of \(n)")
+        XCTAssertEqual(try r.u8(), UInt8(i))
+        XCTAssertEqual(try r.byteString(), piece(n, i + 100), "pointer piece of \(n)")
+        XCTAssertEqual(try r.string(), "row \(i)")
+        XCTAssertEqual(try r.i64(), -Int64(i))
+      }
+      XCTAssertEqual(try r.array(of: UInt64.self), wide)
+      XCTAssertEqual(try r.u64(), .max)
+      XCTAssertTrue(r.isAtEnd)
+    }
+  }
+
   /// `ImageWriter.utf8` of a String's UTF-8 bytes writes what `string` of it writes
   /// (V1 writes its trade ids that way, from its id arena).
   func testUTF8BytesAreWrittenAsTheirString() {

@@ -462,3 +462,55 @@ private struct LayoutTestGenerator {
     return z ^ (z >> 31)
   }
 }
+
+/// V1's packed rows (ImagePacking.swift) in 256 KiB blocks: rows never straddle two
+/// blocks, and values of every length (one to ten bytes, the extremes included) read
+/// back in order across many blocks.
+final class V1PackedRowsTests: XCTestCase {
+  func testRowsOfEveryLengthReadBackAcrossBlocks() throws {
+    let extremes: [Int64] = [
+      0, -1, 1, 63, -64, 64, 8_191, -8_192, .max, .min, Int64(Int32.max), Int64(Int32.min),
+    ]
+    func row(_ i: Int) -> [Int64] {
+      let spread = Int64(i) &* 0x2545_F491_4F6C_DD1D
+      return [Int64(i), extremes[i % extremes.count], spread >> (i % 60), -(spread >> (i % 50))]
+    }
+    let rows = 120_000  // ~2.6 MB packed: ten blocks and more
+    var bytes: [UInt8] = []
+    var w = ImageWriter { bytes.append(contentsOf: $0) }
+    var p = PackedRowWriter()
+    for i in 0..<rows {
+      p.startRow(&w)
+      for v in row(i) { p.put(v) }
+    }
+    p.finish(&w)
+    w.u8(0xA5)
+    w.flush()
+    try bytes.withUnsafeBytes { raw in
+      var r = ImageReader(raw)
+      var reader = PackedRowReader()
+      for i in 0..<rows {
+        try reader.startRow(&r)
+        XCTAssertEqual(try (0..<4).map { _ in try reader.take() }, row(i), "row \(i)")
+      }
+      try reader.finish(&r)
+      XCTAssertEqual(try r.u8(), 0xA5)
+      XCTAssertTrue(r.isAtEnd)
+    }
+    // Every block but the last ends at a row's end at or past the block size.
+    try bytes.withUnsafeBytes { raw in
+      var r = ImageReader(raw)
+      var blocks: [Int] = []
+      while true {
+        let block = try r.byteString()
+        if block.isEmpty { break }
+        blocks.append(block.count)
+      }
+      XCTAssertGreaterThan(blocks.count, 8)
+      for size in blocks.dropLast() {
+        XCTAssertGreaterThanOrEqual(size, PackedRowWriter.blockBytes)
+        XCTAssertLessThan(size, PackedRowWriter.blockBytes + PackedRowWriter.rowBytesMax)
+      }
+    }
+  }
+}
