@@ -82,6 +82,34 @@ final class AccountLinesTests: XCTestCase {
     }
   }
 
+  /// A file of `FastAccountLines.twoPartBytesMin` bytes or more is read in two parts
+  /// at once: the rows are the lines in file order whatever the cut, and a line the
+  /// fast path does not take, in either part, sends the whole file the general way.
+  func testALargeFileIsReadInTwoPartsAsOne() throws {
+    let header = "account,kind"
+    let lines = (0..<90_000).map { "ACC\($0),\($0 % 7 == 0 ? "INSTITUTION" : "INDIVIDUAL")" }
+    for ending in ["\n", "\r\n"] {
+      let text = header + ending + lines.joined(separator: ending) + ending
+      XCTAssertGreaterThan(text.utf8.count, FastAccountLines.twoPartBytesMin)
+      let fast = try XCTUnwrap(FastAccountLines.parseWhole(Array(text.utf8), header: header))
+      XCTAssertEqual(fast.rows.map(\.id), (0..<90_000).map { "ACC\($0)" })
+      XCTAssertEqual(fast.rows.map(\.kind), (0..<90_000).map { $0 % 7 == 0 ? .institution : .individual })
+      XCTAssertEqual(fast.hashes, fast.rows.map { Ident($0.id).fastHash })
+    }
+    for bad in [10, 45_000, 44_999, 45_001, 89_999] {
+      var edited = lines
+      edited[bad] = "ACC\(bad)\tX,INDIVIDUAL"
+      let text = header + "\n" + edited.joined(separator: "\n") + "\n"
+      XCTAssertNil(FastAccountLines.parseWhole(Array(text.utf8), header: header), "bad line \(bad)")
+    }
+    // A blank line in the second part: the general way too.
+    var blank = lines
+    blank.insert("", at: 60_000)
+    XCTAssertNil(
+      FastAccountLines.parseWhole(Array((header + "\n" + blank.joined(separator: "\n")).utf8), header: header)
+    )
+  }
+
   func testARepeatInAFileOfPlainLinesIsNamedAtItsLine() {
     // 5,000 plain lines, line 4,002 (data line 4,001) repeats data line 17.
     var lines = (1...5_000).map { "A\($0),\($0 % 3 == 0 ? "INSTITUTION" : "INDIVIDUAL")" }
