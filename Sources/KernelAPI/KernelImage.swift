@@ -29,7 +29,8 @@ public enum KernelImageLimits {
 /// copy. (The buffer is written through a pointer: an `Array.append(contentsOf:)` a
 /// value, with its uniqueness check and `memmove` call, was ~15% of writing V1's image,
 /// and its 256 KiB blocks of packed rows were copied through the buffer: perf,
-/// twenty-fourth session.)
+/// twenty-fourth session.) A writer is used in place (`inout`); a copy would share its
+/// gathering buffer.
 public struct ImageWriter {
   private let gathered = ImageGatherBuffer(bytes: KernelImageLimits.bufferBytes)
   private var used = 0
