@@ -32,7 +32,7 @@ public enum KernelImageLimits {
 /// twenty-fourth session.) A writer is used in place (`inout`); a copy would share its
 /// gathering buffer.
 public struct ImageWriter {
-  private let gathered = ImageGatherBuffer(bytes: KernelImageLimits.bufferBytes)
+  private let gathered = ImageBlock(bytes: KernelImageLimits.bufferBytes)
   private var used = 0
   private let sink: (UnsafeRawBufferPointer) -> Void
   /// Bytes written so far (handed to the sink or still gathered).
@@ -54,7 +54,7 @@ public struct ImageWriter {
       sink(bytes)
     } else {
       if used + n > KernelImageLimits.bufferBytes { flush() }
-      (gathered.base + used).copyMemory(from: from, byteCount: n)
+      (gathered.raw + used).copyMemory(from: from, byteCount: n)
       used += n
     }
     count += n
@@ -63,7 +63,7 @@ public struct ImageWriter {
   @inline(__always) private mutating func plain<T: FixedWidthInteger>(_ v: T) {
     let n = MemoryLayout<T>.size
     if used + n > KernelImageLimits.bufferBytes { flush() }
-    (gathered.base + used).storeBytes(of: v.littleEndian, as: T.self)
+    (gathered.raw + used).storeBytes(of: v.littleEndian, as: T.self)
     used += n
     count += n
   }
@@ -82,34 +82,22 @@ public struct ImageWriter {
     gather(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
   }
 
-  /// The exact UTF-8 bytes of `s`, after their count.
+  /// The exact UTF-8 bytes of `s`, after their count (as `byteString` of them).
   public mutating func string(_ s: String) {
     var s = s
-    s.withUTF8 { b in
-      precondition(b.count <= KernelImageLimits.stringBytesMax, "a string of an image is at most 1 MiB")
-      i32(Int32(b.count))
-      gather(UnsafeRawBufferPointer(b))
-    }
+    s.withUTF8 { byteString(UnsafeRawBufferPointer($0)) }
   }
 
   public mutating func ident(_ id: Ident) { string(id.text) }
 
   /// `string(_:)` of the String whose UTF-8 is `b` (valid UTF-8: the caller's to
   /// know), without making the String.
-  public mutating func utf8(_ b: UnsafeRawBufferPointer) {
-    precondition(b.count <= KernelImageLimits.stringBytesMax, "a string of an image is at most 1 MiB")
-    i32(Int32(b.count))
-    gather(b)
-  }
+  public mutating func utf8(_ b: UnsafeRawBufferPointer) { byteString(b) }
 
   /// Bytes after their count (e.g. a row's canonical encoding).
   public mutating func byteString(_ b: [UInt8]) { byteString(b[...]) }
 
-  public mutating func byteString(_ b: ArraySlice<UInt8>) {
-    precondition(b.count <= KernelImageLimits.stringBytesMax, "a byte string of an image is at most 1 MiB")
-    i32(Int32(b.count))
-    b.withUnsafeBytes { gather($0) }
-  }
+  public mutating func byteString(_ b: ArraySlice<UInt8>) { b.withUnsafeBytes { byteString($0) } }
 
   /// The elements of `a`, bit for bit, after their count and size: only for plain
   /// values (`BitwiseCopyable`) whose every field the writer's build lays out the same
@@ -129,7 +117,8 @@ public struct ImageWriter {
     a.withUnsafeBytes { gather($0) }
   }
 
-  /// Bytes after their count, from memory the caller owns (e.g. a block of packed rows).
+  /// Bytes after their count, from memory the caller owns (e.g. a block of packed rows):
+  /// what `string`, `utf8` and the array forms of `byteString` write.
   public mutating func byteString(_ b: UnsafeRawBufferPointer) {
     precondition(b.count <= KernelImageLimits.stringBytesMax, "a byte string of an image is at most 1 MiB")
     i32(Int32(b.count))
@@ -139,18 +128,28 @@ public struct ImageWriter {
   /// Hands what is gathered to the sink; call once at the end (and whenever wanted).
   public mutating func flush() {
     guard used > 0 else { return }
-    sink(UnsafeRawBufferPointer(start: gathered.base, count: used))
+    sink(UnsafeRawBufferPointer(start: gathered.raw, count: used))
     used = 0
   }
 }
 
-/// The writer's gathering buffer: allocated once, freed with the last writer holding it.
-private final class ImageGatherBuffer {
-  let base: UnsafeMutableRawPointer
+/// Bytes at a fixed address, allocated once and freed with the last holder: the room an
+/// image's writers fill through a pointer (`ImageWriter`'s gathering buffer, a kernel's
+/// blocks of packed rows).
+public final class ImageBlock {
+  public let bytes: UnsafeMutablePointer<UInt8>
+  public let count: Int
 
-  init(bytes: Int) { base = .allocate(byteCount: bytes, alignment: 16) }
+  public init(bytes count: Int) {
+    precondition(count > 0, "an image block holds at least one byte")
+    self.count = count
+    bytes = .allocate(capacity: count)
+  }
 
-  deinit { base.deallocate() }
+  /// The same bytes, untyped.
+  public var raw: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bytes) }
+
+  deinit { bytes.deallocate() }
 }
 
 /// Reads an image from memory the caller keeps alive (a mapped file). Every length is

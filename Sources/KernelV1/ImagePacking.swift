@@ -18,7 +18,7 @@ struct PackedRowWriter {
   /// the closure was not inlined and kept its cursor in memory: ~0.25 s of the 1M-account
   /// day's ~0.46 s image. An `append` a byte before that checked the array's uniqueness
   /// for every byte, ~5 ns a field.)
-  private let block = PackedBlock(bytes: blockBytes + rowBytesMax)
+  private let block = ImageBlock(bytes: blockBytes + rowBytesMax)
   private var used = 0
   /// Where the current row's room ends (`startRow`).
   private var rowEnd = 0
@@ -27,7 +27,7 @@ struct PackedRowWriter {
   /// Rows never straddle two blocks.
   @inline(__always) mutating func startRow(_ w: inout ImageWriter) {
     if used >= Self.blockBytes {
-      w.byteString(UnsafeRawBufferPointer(start: block.base, count: used))
+      w.byteString(UnsafeRawBufferPointer(start: block.raw, count: used))
       used = 0
     }
     rowEnd = used + Self.rowBytesMax
@@ -38,7 +38,7 @@ struct PackedRowWriter {
     // A varint of 64 bits takes at most ten bytes: the row stays within its room.
     precondition(used + 10 <= rowEnd, "a packed row within its room")
     var z = UInt64(bitPattern: (v << 1) ^ (v >> 63))
-    let bytes = block.base
+    let bytes = block.bytes
     var at = used
     while z >= 0x80 {
       bytes[at] = UInt8(truncatingIfNeeded: z) | 0x80
@@ -51,19 +51,10 @@ struct PackedRowWriter {
 
   /// The last block, then an empty one (the end).
   mutating func finish(_ w: inout ImageWriter) {
-    if used > 0 { w.byteString(UnsafeRawBufferPointer(start: block.base, count: used)) }
+    if used > 0 { w.byteString(UnsafeRawBufferPointer(start: block.raw, count: used)) }
     w.byteString(UnsafeRawBufferPointer(start: nil, count: 0))
     used = 0
   }
-}
-
-/// A packed rows block's storage: allocated once, freed with its writer.
-final class PackedBlock {
-  let base: UnsafeMutablePointer<UInt8>
-
-  init(bytes: Int) { base = .allocate(capacity: bytes) }
-
-  deinit { base.deallocate() }
 }
 
 struct PackedRowReader {

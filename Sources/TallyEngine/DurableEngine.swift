@@ -776,23 +776,25 @@ public final class DurableEngine<K: BusinessKernel> {
   /// Input-log layout: keeps applied lines for the next commit's log entry.
   @inline(__always)
   private func logLine(_ line: UnsafeRawBufferPointer, seq: Int64) {
-    sinceSnapshot += 1
-    guard logsLines else { return }
-    if pendingCount == 0 { pendingFirst = seq }
-    pendingCount += 1
+    guard countApplied(1, firstSeq: seq) else { return }
     appendLE32(&pendingLines, UInt32(line.count))
     pendingLines.append(contentsOf: line)
   }
 
-  private func logLines(_ lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) {
-    guard logsLines else {
-      sinceSnapshot += Int64(lines.count)
-      return
-    }
-    guard !lines.isEmpty else { return }
-    sinceSnapshot += Int64(lines.count)
+  /// Counts `count` applied lines from seq `firstSeq` toward the next snapshot and, in
+  /// the input-log layout, toward the next commit's log entry; whether their bytes are
+  /// to be logged (`logLine`, `logLines`).
+  @inline(__always)
+  private func countApplied(_ count: Int, firstSeq: Int64) -> Bool {
+    sinceSnapshot += Int64(count)
+    guard logsLines, count > 0 else { return false }
     if pendingCount == 0 { pendingFirst = firstSeq }
-    pendingCount += Int64(lines.count)
+    pendingCount += Int64(count)
+    return true
+  }
+
+  private func logLines(_ lines: ArraySlice<Range<Int>>, of bytes: [UInt8], firstSeq: Int64) {
+    guard countApplied(lines.count, firstSeq: firstSeq) else { return }
     // As `logLine` one line after another (each line's length, u32 little-endian, then
     // its bytes), but the room for all of them made at once and filled through one
     // access: two appends a line took Array's generic path and a `memmove` call each,

@@ -15,8 +15,8 @@ struct ClusterBenchReplica: ParsableCommand {
     discussion: helpText(
       """
       Opens a fresh replica state folder (RocksDB, fsync per commit, room for
-      --reserve-events events, as `tally replica` does), cuts the events into journal batches of --batch-lines, and hands them to the
-      replica core one by one, as the sequencer's fetch replies would; after each batch
+      --reserve-events events, as `tally replica` does), cuts the events into journal
+      batches of --batch-lines, and hands them to the replica core one by one, as the sequencer's fetch replies would; after each batch
       the voter's PRUNE position is set to its last seq. Prints events per second, the
       CPU time, the commits' and the digest snapshots' latencies. A cluster of N
       replicas on C cores cannot vote faster than about C / N times this rate.
