@@ -20,6 +20,13 @@
   public enum PageWarmer {
     /// Steps in which every region is populated (each step a 1/steps slice of each).
     static let steps = 64
+    /// The most one `madvise` call populates. The call holds the address space's lock
+    /// (read) while it zeroes: a thread that changes the address space meanwhile
+    /// (malloc growing a thread's heap with `mprotect`, a `munmap`) waits for the call
+    /// to end, and every page fault of the process waits behind that writer. Slices of
+    /// 1/64 of a 200 MB region held it ~1-2 ms each; the opening state's builder
+    /// lost 20-50 ms so (perf sched, twenty-fifth session).
+    static let sliceBytesMax = 2 << 20
     /// `MADV_POPULATE_WRITE` (linux/mman.h; not in every libc's headers).
     static let populateWrite: Int32 = 23
 
@@ -88,13 +95,16 @@
       }
 
       func populate(together regions: [MemoryRegion]) {
-        let steps = Array(0..<PageWarmer.steps)
+        // At least `steps`; more when a slice would exceed `sliceBytesMax`.
+        let largest = regions.map(\.bytes).max() ?? 0
+        let count = max(PageWarmer.steps, (largest + PageWarmer.sliceBytesMax - 1) / PageWarmer.sliceBytesMax)
+        let steps = Array(0..<count)
         for step in fromTheEnd ? steps.reversed() : steps {
           for r in regions {
             // This step's slice of the region, in whole pages.
             let pages = (UInt(r.bytes) / page)
-            let from = pages * UInt(step) / UInt(PageWarmer.steps)
-            let to = pages * UInt(step + 1) / UInt(PageWarmer.steps)
+            let from = pages * UInt(step) / UInt(count)
+            let to = pages * UInt(step + 1) / UInt(count)
             guard to > from, let address = UnsafeMutableRawPointer(bitPattern: r.start + from * page) else {
               continue
             }

@@ -11,10 +11,22 @@
 // placement reaches no output).
 // `TALLY_HUGE_PAGES=0` turns it off; where the kernel's THP mode is `never` the advice
 // does nothing.
+//
+// The same re-execution sets `glibc.malloc.top_pad` (`topPad`): a thread's heap is
+// then made writable 32 MiB at a time where it grew by what each allocation needed,
+// one `mprotect` a few hundred KB. An `mprotect` takes the address space's lock for
+// writing and waits for the page warmer's `madvise` (KernelV1 PageWarmer.swift) to
+// end, and every page fault of the process waits behind it: the opening state's
+// builder and the event reader stalled 20-50 ms so on the 1M-account day (perf sched;
+// `tally run --timings`, V1's opening phase median 0.247 -> 0.213 s, faster in 8 of
+// 10 alternated pairs, docs/PERFORMANCE.md, twenty-fifth session). Untouched room
+// costs address space, not memory: the peak RSS did not move.
 import Foundation
 
 enum HugePages {
   static let tunable = "glibc.malloc.hugetlb=1"
+  /// Extra heap made writable each time a heap grows (see the header).
+  static let topPad = "glibc.malloc.top_pad=33554432"
   /// Set before the re-execution: never execute again (a setuid start, where glibc drops
   /// GLIBC_TUNABLES, would otherwise loop).
   static let marker = "TALLY_HUGE_PAGES_STARTED"
@@ -50,7 +62,7 @@ enum HugePages {
     else {
       return
     }
-    let rest = current.split(separator: ":").filter { $0 != tunable }.joined(separator: ":")
+    let rest = current.split(separator: ":").filter { $0 != tunable && $0 != topPad }.joined(separator: ":")
     if rest.isEmpty { unsetenv("GLIBC_TUNABLES") } else { setenv("GLIBC_TUNABLES", rest, 1) }
     setenv(droppedMarker, "1", 1)
     execv("/proc/self/exe", CommandLine.unsafeArgv)
@@ -63,7 +75,8 @@ enum HugePages {
     if getenv(marker) != nil { return }
     let current = getenv("GLIBC_TUNABLES").map { String(cString: $0) } ?? ""
     if current.contains("glibc.malloc.hugetlb") { return }
-    setenv("GLIBC_TUNABLES", current.isEmpty ? tunable : current + ":" + tunable, 1)
+    let ours = current.contains("glibc.malloc.top_pad") ? tunable : tunable + ":" + topPad
+    setenv("GLIBC_TUNABLES", current.isEmpty ? ours : current + ":" + ours, 1)
     setenv(marker, "1", 1)
     execv("/proc/self/exe", CommandLine.unsafeArgv)
     // Not executed (no /proc, say): carry on with normal pages and say nothing; the
