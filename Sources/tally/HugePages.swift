@@ -12,21 +12,21 @@
 // `TALLY_HUGE_PAGES=0` turns it off; where the kernel's THP mode is `never` the advice
 // does nothing.
 //
-// The same re-execution sets `glibc.malloc.top_pad` (`topPad`): a thread's heap is
-// then made writable 32 MiB at a time where it grew by what each allocation needed,
-// one `mprotect` a few hundred KB. An `mprotect` takes the address space's lock for
-// writing and waits for the page warmer's `madvise` (KernelV1 PageWarmer.swift) to
-// end, and every page fault of the process waits behind it: the opening state's
-// builder and the event reader stalled 20-50 ms so on the 1M-account day (perf sched;
-// `tally run --timings`, V1's opening phase median 0.247 -> 0.213 s, faster in 8 of
-// 10 alternated pairs, docs/PERFORMANCE.md, twenty-fifth session). Untouched room
-// costs address space, not memory: the peak RSS did not move.
+// The same processes grow their heaps 32 MiB at a time (`padHeapTop`, glibc's
+// M_TOP_PAD) where a thread's heap grew by what each allocation needed, one `mprotect`
+// a few hundred KB. An `mprotect` takes the address space's lock for writing and waits
+// for V1's page warmer's `madvise` (KernelV1 PageWarmer.swift) to end, and every page
+// fault of the process waits behind it: the opening state's builder and the event
+// reader stalled 20-50 ms so on the 1M-account day (perf sched; `strace -c`: 226
+// `mprotect`s, 78 ms, against 110 and 0.4 ms; V1's opening phase median 0.30 -> 0.24 s,
+// faster in 9 of 10 alternated pairs, docs/PERFORMANCE.md, twenty-fifth session).
+// Untouched room costs address space, not memory: the peak RSS did not move. Set with
+// `mallopt`, not a tunable: glibc 2.36 rewrites GLIBC_TUNABLES in place as it reads it,
+// keeping the first entry only, so a second tunable would not reach the children.
 import Foundation
 
 enum HugePages {
   static let tunable = "glibc.malloc.hugetlb=1"
-  /// Extra heap made writable each time a heap grows (see the header).
-  static let topPad = "glibc.malloc.top_pad=33554432"
   /// Set before the re-execution: never execute again (a setuid start, where glibc drops
   /// GLIBC_TUNABLES, would otherwise loop).
   static let marker = "TALLY_HUGE_PAGES_STARTED"
@@ -50,7 +50,21 @@ enum HugePages {
       NodeHeap.keepFreedMemory()
     } else {
       enableByReexecution()
+      padHeapTop()
     }
+  }
+
+  /// Bytes a heap grows by beyond what an allocation needs (glibc's M_TOP_PAD).
+  static let heapTopPadBytes: Int32 = 32 << 20
+  /// malloc.h's option number (glibc ABI): M_TOP_PAD.
+  static let optionTopPad: Int32 = -2
+
+  /// Sets `heapTopPadBytes` through glibc's `mallopt` (Swift's Glibc module does not
+  /// export malloc.h); elsewhere (no such symbol) nothing changes.
+  static func padHeapTop() {
+    guard let symbol = dlsym(nil, "mallopt") else { return }
+    typealias MallOpt = @convention(c) (Int32, Int32) -> Int32
+    _ = unsafeBitCast(symbol, to: MallOpt.self)(optionTopPad, heapTopPadBytes)
   }
 
   /// Executes this program again without the tunable when it inherited it (a node that
@@ -62,7 +76,7 @@ enum HugePages {
     else {
       return
     }
-    let rest = current.split(separator: ":").filter { $0 != tunable && $0 != topPad }.joined(separator: ":")
+    let rest = current.split(separator: ":").filter { $0 != tunable }.joined(separator: ":")
     if rest.isEmpty { unsetenv("GLIBC_TUNABLES") } else { setenv("GLIBC_TUNABLES", rest, 1) }
     setenv(droppedMarker, "1", 1)
     execv("/proc/self/exe", CommandLine.unsafeArgv)
@@ -75,8 +89,7 @@ enum HugePages {
     if getenv(marker) != nil { return }
     let current = getenv("GLIBC_TUNABLES").map { String(cString: $0) } ?? ""
     if current.contains("glibc.malloc.hugetlb") { return }
-    let ours = current.contains("glibc.malloc.top_pad") ? tunable : tunable + ":" + topPad
-    setenv("GLIBC_TUNABLES", current.isEmpty ? ours : current + ":" + ours, 1)
+    setenv("GLIBC_TUNABLES", current.isEmpty ? tunable : current + ":" + tunable, 1)
     setenv(marker, "1", 1)
     execv("/proc/self/exe", CommandLine.unsafeArgv)
     // Not executed (no /proc, say): carry on with normal pages and say nothing; the
