@@ -168,6 +168,22 @@ struct FastHoldingLines: Sendable {
   /// anything else is found: the caller then parses the file the general way, which
   /// names the problem and its line.
   func parseWhole(_ file: UnsafeRawBufferPointer, header: String) -> [ReferenceData.HoldingRow]? {
+    guard let layout = Self.layout(file, header: header, countOnTwoCores: true) else { return nil }
+    return parseWhole(file, layout: layout)
+  }
+
+  /// Where a whole holdings file's two parts lie and how many lines each has: what
+  /// `parseWhole` needs before it fills rows, none of it depending on the accounts (the
+  /// reference parser has it counted while it indexes the accounts).
+  struct Layout: Sendable {
+    /// The first data line's offset (after the header), where the second part starts,
+    /// and the lines of each part.
+    var start: Int, split: Int, firstLines: Int, secondLines: Int
+  }
+
+  /// The layout of `file` when its header line is exactly `header`; nil otherwise.
+  /// `countOnTwoCores`: the second part's lines are counted on another core.
+  static func layout(_ file: UnsafeRawBufferPointer, header: String, countOnTwoCores: Bool) -> Layout? {
     let bytes = file.bindMemory(to: UInt8.self)
     var start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
     let headerLine = Self.line(in: bytes, at: start)
@@ -180,14 +196,30 @@ struct FastHoldingLines: Sendable {
       while i < bytes.count && bytes[i] != 10 { i += 1 }
       split = min(i + 1, bytes.count)
     }
-    // Every line the fast path takes is one row, so the rows are the lines: each part's
-    // lines are counted on its own core (the count reads the whole mapping), then both
-    // parts write into one array sized for them (appending the second part's array to
-    // the first's copied the first part again into fresh pages, ~60 ms of the
-    // 1M-account run's main thread).
-    let secondCount = BackgroundWork { Self.lineCount(in: bytes, from: split, to: bytes.count) }
-    let firstLines = Self.lineCount(in: bytes, from: start, to: split)
-    let secondLines = secondCount.wait()
+    // Every line the fast path takes is one row, so the rows are the lines: the parts'
+    // lines are counted first (the count reads the whole mapping), then both parts
+    // write into one array sized for them (appending the second part's array to the
+    // first's copied the first part again into fresh pages, ~60 ms of the 1M-account
+    // run's main thread).
+    if countOnTwoCores {
+      let secondCount = BackgroundWork { Self.lineCount(in: bytes, from: split, to: bytes.count) }
+      let firstLines = Self.lineCount(in: bytes, from: start, to: split)
+      return Layout(start: start, split: split, firstLines: firstLines, secondLines: secondCount.wait())
+    }
+    return Layout(
+      start: start, split: split, firstLines: Self.lineCount(in: bytes, from: start, to: split),
+      secondLines: Self.lineCount(in: bytes, from: split, to: bytes.count))
+  }
+
+  /// `parseWhole` with the file's `layout` found before.
+  func parseWhole(_ file: UnsafeRawBufferPointer, layout: Layout) -> [ReferenceData.HoldingRow]? {
+    let bytes = file.bindMemory(to: UInt8.self)
+    let (start, split, firstLines, secondLines) = (
+      layout.start, layout.split, layout.firstLines, layout.secondLines
+    )
+    precondition(
+      start >= 0 && start <= split && split <= bytes.count && firstLines >= 0 && secondLines >= 0,
+      "a holdings layout within its file")
     let total = firstLines + secondLines
     var complete = false
     let rows = [ReferenceData.HoldingRow](unsafeUninitializedCapacity: total) { buffer, initialized in

@@ -240,6 +240,14 @@ public enum ReferenceParser {
       accountLines = lines
       accountHashes = accounts.map { Ident($0.id).fastHash }
     }
+    // holdings.csv's lines counted on another core while this one indexes the accounts
+    // (that core was idle meanwhile, ~50 ms on the 1M-account day, perf timeline).
+    let holdingsHeader = headers["holdings.csv"]!
+    let holdingsLayout = mappedHoldings.map { file in
+      BackgroundWork { FastHoldingLines.layout(file, header: holdingsHeader, countOnTwoCores: false) }
+    }
+    // The count reads the caller's mapping: it ends before this returns or throws.
+    defer { _ = holdingsLayout?.wait() }
     accountIds.reserveCapacity(accounts.count)
     let ahead = Self.accountSlotsAhead
     for i in accounts.indices {
@@ -322,8 +330,8 @@ public enum ReferenceParser {
           problem: "header must be exactly '\(headers["holdings.csv"]!)', file is empty")
       }
     }
-    if let mappedHoldings,
-      let rows = fastHoldings.parseWhole(mappedHoldings, header: headers["holdings.csv"]!)
+    if let mappedHoldings, let layout = holdingsLayout?.wait(),
+      let rows = fastHoldings.parseWhole(mappedHoldings, layout: layout)
     {
       // Every line took the fast path (the common case, no copy of the file).
       holdings = rows

@@ -131,6 +131,33 @@ final class LargeHoldingsFileTests: XCTestCase {
     }
   }
 
+  /// A large holdings file's lines are counted on another core while the accounts are
+  /// indexed (ReferenceParser.swift): a problem in accounts.csv, or a holdings header
+  /// that is not the SPEC's, is reported as before, and the count (which reads the
+  /// caller's mapping) has ended when the parser returns.
+  func testAnAccountsProblemWhileTheHoldingsAreCounted() {
+    let holdings = fixture { _ in }
+    do {
+      _ = try reference(
+        holdings.with(
+          "accounts.csv", "account,kind\nA1,INDIVIDUAL\nA2,INDIVIDUAL\nA1,INSTITUTION\nB1,INSTITUTION\n"))
+      XCTFail("a repeated account accepted")
+    } catch {
+      XCTAssertEqual(error.file, "ref/accounts.csv", "\(error)")
+      XCTAssertEqual(error.line, 4, "\(error)")
+      XCTAssertEqual(error.field, "account", "\(error)")
+    }
+    let lines = (1...lineCount).map(line)
+    do {
+      _ = try reference(
+        base.with("holdings.csv", "account,security,qty,acquired_date\n" + lines.joined(separator: "\n")))
+      XCTFail("a wrong holdings header accepted")
+    } catch {
+      XCTAssertEqual(error.file, "ref/holdings.csv", "\(error)")
+      XCTAssertEqual(error.line, 1, "\(error)")
+    }
+  }
+
   /// The fast path compares an account field with the account before it and with the
   /// next one of accounts.csv eight bytes at a time, and remembers acquired dates by
   /// their eight bytes: identifiers of 1 to 20 bytes that differ in one byte only, at
