@@ -40,7 +40,11 @@
     public static let minimumBytes = 16 << 20
 
     /// Starts populating `regions` on a background thread and returns at once.
-    public static func warm(_ regions: [MemoryRegion]) { warm(inTurn: [regions]) }
+    /// `yielding`: the thread runs at the lowest priority (nice 19, Linux: its own), on
+    /// what the other threads leave of the cores (see `Regions.yielding`).
+    public static func warm(_ regions: [MemoryRegion], yielding: Bool = false) {
+      warm(inTurn: [regions], yielding: yielding)
+    }
 
     /// Starts populating `groups` on a background thread, one group after another
     /// (the order the kernel fills them in), the regions of a group together.
@@ -48,7 +52,8 @@
     /// kernel fills faster than it is populated (an opening state): the two threads
     /// then meet halfway, each zeroing its own pages, where a warmer that starts at the
     /// front is overtaken and zeroes pages the kernel waits for.
-    public static func warm(inTurn groups: [[MemoryRegion]], fromTheEnd: Bool = false) {
+    public static func warm(inTurn groups: [[MemoryRegion]], fromTheEnd: Bool = false, yielding: Bool = false)
+    {
       guard groups.joined().reduce(0, { $0 + $1.bytes }) >= minimumBytes else { return }
       let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
       // Whole pages inside each region: the first and last partial pages are left.
@@ -61,7 +66,7 @@
       }
       guard enabled, !whole.joined().isEmpty else { return }
       var thread = pthread_t()
-      let box = Unmanaged.passRetained(Regions(whole, page: page, fromTheEnd: fromTheEnd))
+      let box = Unmanaged.passRetained(Regions(whole, page: page, fromTheEnd: fromTheEnd, yielding: yielding))
       let started = pthread_create(
         &thread, nil,
         { context in
@@ -81,14 +86,21 @@
       let groups: [[MemoryRegion]]
       let page: UInt
       let fromTheEnd: Bool
+      /// Niced to 19 first: the day's room is warmed while the event reader starts
+      /// resolving on the same core, and the reader, which the apply waits for, came
+      /// second (perf timeline, twenty-fifth session); the warmer then runs in the
+      /// reader's waits, well ahead of the apply's fill.
+      let yielding: Bool
 
-      init(_ groups: [[MemoryRegion]], page: UInt, fromTheEnd: Bool) {
+      init(_ groups: [[MemoryRegion]], page: UInt, fromTheEnd: Bool, yielding: Bool) {
         self.groups = groups
         self.page = page
         self.fromTheEnd = fromTheEnd
+        self.yielding = yielding
       }
 
       func populate() {
+        if yielding { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19) }
         for regions in fromTheEnd ? groups.reversed() : groups {
           populate(together: regions)
         }
@@ -117,8 +129,9 @@
 #else
   public enum PageWarmer {
     public static var enabled: Bool { false }
-    public static func warm(_ regions: [MemoryRegion]) {}
-    public static func warm(inTurn groups: [[MemoryRegion]], fromTheEnd: Bool = false) {}
+    public static func warm(_ regions: [MemoryRegion], yielding: Bool = false) {}
+    public static func warm(inTurn groups: [[MemoryRegion]], fromTheEnd: Bool = false, yielding: Bool = false)
+    {}
   }
 #endif
 

@@ -196,7 +196,7 @@ public struct V1Kernel: Sendable {
   /// Room for about `events` more events, most of them trades (a run that knows its
   /// input size spares the doubling copies, and the fresh pages behind them).
   public mutating func reserveCapacity(events: Int) {
-    defer { PageWarmer.warm(reservedRegions(events: events)) }
+    defer { PageWarmer.warm(reservedRegions(events: events), yielding: true) }
     trades.reserveCapacity(trades.count + events)
     // A day's trade ids: the generator's and the exchange's are up to ~10 digits.
     tradeIds.reserveCapacity(tradeIds.bytes.count + events * Self.tradeIdBytesReserved)

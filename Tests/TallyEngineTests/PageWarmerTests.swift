@@ -9,6 +9,17 @@ import XCTest
   final class PageWarmerTests: XCTestCase {
     func testWarmingMapsEveryPageAndChangesNoByte() throws {
       try XCTSkipUnless(PageWarmer.enabled, "TALLY_PAGE_WARMER=0 in this environment")
+      try check(yielding: false)
+    }
+
+    /// The day's room is warmed at the lowest priority (V1's `reserveCapacity`): on an
+    /// idle machine it is mapped all the same.
+    func testAYieldingWarmerMapsEveryPageToo() throws {
+      try XCTSkipUnless(PageWarmer.enabled, "TALLY_PAGE_WARMER=0 in this environment")
+      try check(yielding: true)
+    }
+
+    func check(yielding: Bool) throws {
       let bytes = 32 << 20
       let page = Int(sysconf(Int32(_SC_PAGESIZE)))
       guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
@@ -26,7 +37,7 @@ import XCTest
         return vec.reduce(0) { $0 + Int($1 & 1) }
       }
       XCTAssertLessThan(resident(), bytes / page / 2, "untouched memory is not mapped yet")
-      PageWarmer.warm([MemoryRegion(start: UInt(bitPattern: raw), bytes: bytes)])
+      PageWarmer.warm([MemoryRegion(start: UInt(bitPattern: raw), bytes: bytes)], yielding: yielding)
       let deadline = Date().addingTimeInterval(20)
       while resident() < bytes / page && Date() < deadline { usleep(10_000) }
       XCTAssertEqual(resident(), bytes / page, "every page mapped by the warmer")
