@@ -228,6 +228,7 @@ struct ClusterBench: ParsableCommand {
       figures.liveEventsPerSecond = recovery.liveRate
       figures.restartToVotingSeconds = recovery.restartToVoting
       figures.catchUpRatio = recovery.catchUpRatio
+      figures.downSeconds = recovery.downSeconds
       figures.catchUpCPUShare = recovery.catchUpCPUShare
       figures.catchUpCPUMicrosecondsPerEvent = recovery.catchUpCPUMicrosecondsPerEvent
       say(recovery.text)
@@ -255,6 +256,8 @@ struct ClusterBench: ParsableCommand {
     var liveEventsPerSecond: Double?
     var restartToVotingSeconds: Double?
     var catchUpRatio: Double?
+    /// How long the killed replica was down (`Recovery.downSeconds`).
+    var downSeconds: Double?
     /// The restarted replica's CPU while it caught up: share of one core, µs an event.
     var catchUpCPUShare: Double?
     var catchUpCPUMicrosecondsPerEvent: Double?
@@ -289,6 +292,7 @@ struct ClusterBench: ParsableCommand {
       case liveEventsPerSecond = "live_events_per_s"
       case restartToVotingSeconds = "restart_to_voting_s"
       case catchUpRatio = "catch_up_ratio"
+      case downSeconds = "down_s"
       case catchUpCPUShare = "catch_up_cpu_share"
       case catchUpCPUMicrosecondsPerEvent = "catch_up_cpu_us_per_event"
       case cpuSeconds = "cpu_seconds"
@@ -312,6 +316,9 @@ struct ClusterBench: ParsableCommand {
   struct Recovery {
     var liveRate: Double
     var restartToVoting: Double?
+    /// Seconds from the SIGKILL to the restart: `--down-seconds`, or less when 80% of
+    /// the events were sent first (a short stream at a low live rate).
+    var downSeconds: Double?
     var catchUpRatio: Double?
     /// The victim's CPU seconds over the span the catch-up rate was timed on, as a share
     /// of that span (1: one core all the time), and per event applied in it: whether the
@@ -431,6 +438,7 @@ struct ClusterBench: ParsableCommand {
     if let restartedAt, let votingAgainAt {
       result.restartToVoting = (votingAgainAt - restartedAt).seconds
     }
+    if let killedAt, let restartedAt { result.downSeconds = (restartedAt - killedAt).seconds }
     // The span the catch-up is timed on: from its first new batch to caught up, or, when
     // its first new batches already reached the head (a short backlog, no span between
     // two statuses), from its spawn, start-up included: a lower bound (its CPU at the
@@ -456,7 +464,10 @@ struct ClusterBench: ParsableCommand {
     result.text =
       "recovery at \(Int(liveRate)) events/s live"
       + (self.liveRate == nil ? " (half the voted rate)" : "") + ": \(victim.name) "
-      + "SIGKILLed at seq \(appliedAtKill), down \(downSeconds) s; restart to voting "
+      + "SIGKILLed at seq \(appliedAtKill), down \(fmt(result.downSeconds, 1)) s"
+      + ((result.downSeconds ?? 0) < Double(downSeconds) - 0.5
+        ? " (restarted when 80% of the events were sent, before --down-seconds \(downSeconds))" : "")
+      + "; restart to voting "
       + "\(fmt(result.restartToVoting, 2)) s, catch-up \(fmt(result.catchUpRatio, 1))x the live rate"
       + (result.catchUpIsLowerBound
         ? " (at least: caught up by its first new batches, timed from its spawn)" : "")

@@ -49,6 +49,12 @@ final class ClusterBenchTests: ClusterTestCase {
     XCTAssertGreaterThan(try number("restart_to_voting_s"), 0)
     XCTAssertGreaterThan(try number("catch_up_ratio"), 0)
     XCTAssertTrue(r.stderr.contains("SIGKILLed at seq"), r.stderr)
+    // How long it was down, measured: --down-seconds 1, or less when 80% of the small
+    // day was sent first (then said so), never the option's value unmeasured.
+    let down = try number("down_s")
+    XCTAssertTrue(down > 0 && down < 1.5, "down \(down) s")
+    XCTAssertEqual(
+      r.stderr.contains("restarted when 80% of the events were sent"), down < 0.5, r.stderr)
     // Its CPU over the span the catch-up was timed on, from /proc: a share of the cores
     // this machine has (its threads together), and per event it applied in the span.
     let share = try number("catch_up_cpu_share")
