@@ -59,13 +59,8 @@ enum HugePages {
   /// malloc.h's option number (glibc ABI): M_TOP_PAD.
   static let optionTopPad: Int32 = -2
 
-  /// Sets `heapTopPadBytes` through glibc's `mallopt` (Swift's Glibc module does not
-  /// export malloc.h); elsewhere (no such symbol) nothing changes.
-  static func padHeapTop() {
-    guard let symbol = dlsym(nil, "mallopt") else { return }
-    typealias MallOpt = @convention(c) (Int32, Int32) -> Int32
-    _ = unsafeBitCast(symbol, to: MallOpt.self)(optionTopPad, heapTopPadBytes)
-  }
+  /// Sets `heapTopPadBytes` (`GlibcMalloc.set`, NodeHeap.swift).
+  static func padHeapTop() { GlibcMalloc.set(optionTopPad, heapTopPadBytes) }
 
   /// Executes this program again without the tunable when it inherited it (a node that
   /// `cluster up` started); returns when it did not.

@@ -28,14 +28,20 @@ enum NodeHeap {
   static let optionMmapThreshold: Int32 = -3
   static let optionArenaMax: Int32 = -8
 
-  /// Sets the two thresholds through glibc's `mallopt`, which Swift's Glibc module does
-  /// not export (malloc.h). Elsewhere (no such symbol) nothing changes.
+  /// Sets the two thresholds and the one arena (`GlibcMalloc.set`).
   static func keepFreedMemory() {
+    GlibcMalloc.set(optionMmapThreshold, mmapThresholdBytes)
+    GlibcMalloc.set(optionTrimThreshold, trimThresholdBytes)
+    GlibcMalloc.set(optionArenaMax, 1)
+  }
+}
+
+/// glibc's `mallopt`, which Swift's Glibc module does not export (malloc.h): looked up
+/// by name; elsewhere (no such symbol) nothing changes.
+enum GlibcMalloc {
+  static func set(_ option: Int32, _ value: Int32) {
     guard let symbol = dlsym(nil, "mallopt") else { return }
     typealias MallOpt = @convention(c) (Int32, Int32) -> Int32
-    let mallopt = unsafeBitCast(symbol, to: MallOpt.self)
-    _ = mallopt(optionMmapThreshold, mmapThresholdBytes)
-    _ = mallopt(optionTrimThreshold, trimThresholdBytes)
-    _ = mallopt(optionArenaMax, 1)
+    _ = unsafeBitCast(symbol, to: MallOpt.self)(option, value)
   }
 }
