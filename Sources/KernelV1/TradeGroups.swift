@@ -150,33 +150,35 @@ extension V1Kernel {
   mutating func locateSlots(
     _ input: UnsafePointer<TradeInput>, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade
   ) {
+    @inline(__always) func field(_ r: Range<Int>) -> UnsafeRawBufferPointer {
+      input.pointee.field(r, in: bytes)
+    }
     if input.pointee.hints.isSet {
       let (buy, sell, security, buyUnit, sellUnit, _) = input.pointee.hints.rows
       g = GroupedTrade(
         tradeHash: input.pointee.hints.key, tradeDecimal: input.pointee.hints.keyValue, buy: buy, sell: sell,
-        security: security,
-        buyUnit: buyUnit, sellUnit: sellUnit)
+        security: security, buyUnit: buyUnit, sellUnit: sellUnit)
       g.hinted = true
       tradeByKey.prefetch(hash: g.tradeHash, decimal: g.tradeDecimal, date: input.pointee.trade.date)
       // The rows stage 2 would load once it had found them: two stages ahead of their
       // reads instead of one.
       prefetchDirectory(g)
       if buy < 0 {
-        g.buyHash = Ident.fastHash(of: input.pointee.field(input.pointee.trade.buyAccount, in: bytes))
+        g.buyHash = Ident.fastHash(of: field(input.pointee.trade.buyAccount))
         accountById.prefetchSlot(hash: g.buyHash)
       }
       if sell < 0 {
-        g.sellHash = Ident.fastHash(of: input.pointee.field(input.pointee.trade.sellAccount, in: bytes))
+        g.sellHash = Ident.fastHash(of: field(input.pointee.trade.sellAccount))
         accountById.prefetchSlot(hash: g.sellHash)
       }
       return
     }
-    let id = input.pointee.field(input.pointee.trade.tradeId, in: bytes)
+    let id = field(input.pointee.trade.tradeId)
     g = GroupedTrade(
       tradeHash: TradeIndex.hash(id: id, date: input.pointee.trade.date),
       tradeDecimal: TradeIndex.decimalValue(of: id),
-      buyHash: Ident.fastHash(of: input.pointee.field(input.pointee.trade.buyAccount, in: bytes)),
-      sellHash: Ident.fastHash(of: input.pointee.field(input.pointee.trade.sellAccount, in: bytes)))
+      buyHash: Ident.fastHash(of: field(input.pointee.trade.buyAccount)),
+      sellHash: Ident.fastHash(of: field(input.pointee.trade.sellAccount)))
     tradeByKey.prefetch(hash: g.tradeHash, decimal: g.tradeDecimal, date: input.pointee.trade.date)
     accountById.prefetchSlot(hash: g.buyHash)
     accountById.prefetchSlot(hash: g.sellHash)
@@ -189,35 +191,29 @@ extension V1Kernel {
     _ input: UnsafePointer<TradeInput>, bytes: UnsafeRawBufferPointer, into g: inout GroupedTrade,
     memo: inout TradeGroupMemo
   ) {
+    @inline(__always) func field(_ r: Range<Int>) -> UnsafeRawBufferPointer {
+      input.pointee.field(r, in: bytes)
+    }
     // An unresolved trade has every row still -1; a resolved one only what its resolver
     // did not find.
     if g.hinted && g.buy >= 0 && g.sell >= 0 && g.security >= 0 && g.buyUnit >= 0 && g.sellUnit >= 0 {
       return  // everything found by the resolver, and loading since stage 1
     }
     if g.buy < 0 {
-      g.buy =
-        accountById.v1Find(
-          hash: g.buyHash, bytes: input.pointee.field(input.pointee.trade.buyAccount, in: bytes)) ?? -1
+      g.buy = accountById.v1Find(hash: g.buyHash, bytes: field(input.pointee.trade.buyAccount)) ?? -1
     }
     if g.sell < 0 {
-      g.sell =
-        accountById.v1Find(
-          hash: g.sellHash, bytes: input.pointee.field(input.pointee.trade.sellAccount, in: bytes)) ?? -1
+      g.sell = accountById.v1Find(hash: g.sellHash, bytes: field(input.pointee.trade.sellAccount)) ?? -1
     }
     if g.security < 0 {
       g.security =
-        securityById.v1Find(
-          bytes: input.pointee.field(input.pointee.trade.security, in: bytes), memo: &memo.securities) ?? -1
+        securityById.v1Find(bytes: field(input.pointee.trade.security), memo: &memo.securities) ?? -1
     }
     if g.buyUnit < 0 {
-      g.buyUnit =
-        unitById.v1Find(bytes: input.pointee.field(input.pointee.trade.buyUnit, in: bytes), memo: &memo.units)
-        ?? -1
+      g.buyUnit = unitById.v1Find(bytes: field(input.pointee.trade.buyUnit), memo: &memo.units) ?? -1
     }
     if g.sellUnit < 0 {
-      g.sellUnit =
-        unitById.v1Find(
-          bytes: input.pointee.field(input.pointee.trade.sellUnit, in: bytes), memo: &memo.units) ?? -1
+      g.sellUnit = unitById.v1Find(bytes: field(input.pointee.trade.sellUnit), memo: &memo.units) ?? -1
     }
     prefetchDirectory(g)
   }

@@ -161,17 +161,6 @@ struct FastHoldingLines: Sendable {
     }
   }
 
-  /// The rows of a whole holdings file the caller keeps in memory it does not own as a
-  /// Swift array (a mapped file): its header line exactly, then only lines the fast path
-  /// takes, lines split as `LineReader` splits them (a leading byte-order mark skipped, a
-  /// CR before LF dropped). The second half is parsed on another core. Nil as soon as
-  /// anything else is found: the caller then parses the file the general way, which
-  /// names the problem and its line.
-  func parseWhole(_ file: UnsafeRawBufferPointer, header: String) -> [ReferenceData.HoldingRow]? {
-    guard let layout = Self.layout(file, header: header, countOnTwoCores: true) else { return nil }
-    return parseWhole(file, layout: layout)
-  }
-
   /// Where a whole holdings file's two parts lie and how many lines each has: what
   /// `parseWhole` needs before it fills rows, none of it depending on the accounts (the
   /// reference parser has it counted while it indexes the accounts).
@@ -182,8 +171,7 @@ struct FastHoldingLines: Sendable {
   }
 
   /// The layout of `file` when its header line is exactly `header`; nil otherwise.
-  /// `countOnTwoCores`: the second part's lines are counted on another core.
-  static func layout(_ file: UnsafeRawBufferPointer, header: String, countOnTwoCores: Bool) -> Layout? {
+  static func layout(_ file: UnsafeRawBufferPointer, header: String) -> Layout? {
     let bytes = file.bindMemory(to: UInt8.self)
     var start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
     let headerLine = Self.line(in: bytes, at: start)
@@ -201,17 +189,17 @@ struct FastHoldingLines: Sendable {
     // write into one array sized for them (appending the second part's array to the
     // first's copied the first part again into fresh pages, ~60 ms of the 1M-account
     // run's main thread).
-    if countOnTwoCores {
-      let secondCount = BackgroundWork { Self.lineCount(in: bytes, from: split, to: bytes.count) }
-      let firstLines = Self.lineCount(in: bytes, from: start, to: split)
-      return Layout(start: start, split: split, firstLines: firstLines, secondLines: secondCount.wait())
-    }
     return Layout(
       start: start, split: split, firstLines: Self.lineCount(in: bytes, from: start, to: split),
       secondLines: Self.lineCount(in: bytes, from: split, to: bytes.count))
   }
 
-  /// `parseWhole` with the file's `layout` found before.
+  /// The rows of a whole holdings file the caller keeps in memory it does not own as a
+  /// Swift array (a mapped file), laid out by `layout(_:header:)`: only lines the fast
+  /// path takes, lines split as `LineReader` splits them (a leading byte-order mark
+  /// skipped, a CR before LF dropped). The second part is parsed on another core. Nil
+  /// as soon as anything else is found: the caller then parses the file the general
+  /// way, which names the problem and its line.
   func parseWhole(_ file: UnsafeRawBufferPointer, layout: Layout) -> [ReferenceData.HoldingRow]? {
     let bytes = file.bindMemory(to: UInt8.self)
     let (start, split, firstLines, secondLines) = (

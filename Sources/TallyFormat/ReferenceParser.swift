@@ -244,7 +244,7 @@ public enum ReferenceParser {
     // (that core was idle meanwhile, ~50 ms on the 1M-account day, perf timeline).
     let holdingsHeader = headers["holdings.csv"]!
     let holdingsLayout = mappedHoldings.map { file in
-      BackgroundWork { FastHoldingLines.layout(file, header: holdingsHeader, countOnTwoCores: false) }
+      BackgroundWork { FastHoldingLines.layout(file, header: holdingsHeader) }
     }
     // The count reads the caller's mapping: it ends before this returns or throws.
     defer { _ = holdingsLayout?.wait() }
