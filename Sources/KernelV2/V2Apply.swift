@@ -218,7 +218,7 @@ extension V2Kernel {
     prepareToday(day)
     let tradeNo = Int32(trades.count)
 
-    // Transfer: the seller first (its lots, then its counts).
+    // Transfer: the seller first (its lots, then its counts, in one access of the rows).
     let sliceStart = Int32(slices.count)
     consumeOldest(sellPos, quantity)
     let sliceCount = Int32(slices.count) - sliceStart
@@ -226,23 +226,40 @@ extension V2Kernel {
     if kind == .stock && accountKind[Int(seller)] == AccountKind.individual.rawValue {
       taxFen = dividendTax(slices: Int(sliceStart)..<Int(sliceStart + sliceCount), saleDate: date)
     }
-    positions.withUnsafeMutableBufferPointer { rows in
-      rows[Int(sellPos)].quantity -= quantity
-      rows[Int(sellPos)].available -= quantity
-      precondition(
-        rows[Int(sellPos)].available >= 0
-          && rows[Int(sellPos)].available + rows[Int(sellPos)].withheld <= rows[Int(sellPos)].quantity,
-        "V2: seller's position broke quantity ≥ available + withheld ≥ 0")
-    }
     mark(.positions, sellPos)
-    // (No positionIx insert between the buyer's lookup in `tradeChecked` and this one.)
-    let buyPos = buyFound ?? newPosition(account: buyer, security: sec, emptySlot: buyEmptySlot)
-    positions.withUnsafeMutableBufferPointer { rows in
-      rows[Int(buyPos)].quantity += quantity
-      rows[Int(buyPos)].available += availableNow
+    let buyPos: Int32
+    if let found = buyFound {
+      buyPos = found
+      positions.withUnsafeMutableBufferPointer { rows in
+        rows[Int(buyPos)].quantity += quantity
+        rows[Int(buyPos)].available += availableNow
+      }
+      if !immediate { markPending(buyPos) }
+      insertLot(buyPos, newLot(acquired: date, quantity: quantity))
+    } else {
+      // The usual purchase: the buyer's first position of the security, made whole (its
+      // counts, its one-lot segment, its pending mark) and appended once. The same row,
+      // lot, segment and pending list as `newPosition`, the counts, `markPending` and
+      // `insertLot` one after another, which accessed the rows four times and the pool
+      // twice, each access a uniqueness check (a runtime call). With the seller's counts
+      // written in `consumeOldest`'s access of its row: 5 runtime calls fewer a trade,
+      // engine only 2.445 -> 2.611M trades/s (medians of 18 runs, 6 alternated rounds).
+      // (No positionIx insert between the buyer's lookup in `tradeChecked` and this one.)
+      let lot = newLot(acquired: date, quantity: quantity)
+      var row = V2Position(account: buyer, security: sec)
+      row.quantity = quantity
+      row.available = availableNow
+      let base = pool.allocateOne(lot)
+      row.lotBase = base
+      row.lotHead = base
+      row.lotEnd = base + 1
+      row.lotLog = 0
+      row.pending = !immediate
+      buyPos = Int32(positions.count)
+      positions.append(row)
+      positionIx.insert(Self.positionKey(buyer, sec), buyPos, at: buyEmptySlot)
+      if !immediate { pendingPositions.append(buyPos) }
     }
-    if !immediate { markPending(buyPos) }
-    insertLot(buyPos, newLot(acquired: date, quantity: quantity))
     mark(.positions, buyPos)
 
     // Clearing and settlement: the buyer's rows first.

@@ -6,7 +6,8 @@
 // - Lots of ALL positions live in one flat pool (`LotPool`) of power-of-two segments,
 //   one per position, in V2's compact 24-byte `V2Lot`; the position row (`V2Position`,
 //   V2's own layout) holds the segment and its live range `lotHead..<lotEnd`, oldest
-//   first. A sale advances `lotHead`; a lot that does not fit compacts the segment or
+//   first (a purchase's new position is appended whole, with its one-lot segment).
+//   A sale advances `lotHead`; a lot that does not fit compacts the segment or
 //   moves it to a segment twice as large (freed segments reused per size, LIFO).
 //   Returned slices go in by binary search (or straight in front of `lotHead`). A
 //   sale's slices are kept in 16 bytes (`V2Slice`), their rare accruals apart.
@@ -164,6 +165,21 @@ struct LotPool: Sendable {
     } else {
       lots.append(contentsOf: repeatElement(Self.empty, count: 1 << log))
     }
+    return Int32(base)
+  }
+
+  /// `allocate(log: 0)` with `lot` written in its one place: a fresh segment is the lot
+  /// appended itself (one access of the array, where an empty lot appended and then
+  /// overwritten was two, each a uniqueness check: a runtime call).
+  @inline(__always)
+  mutating func allocateOne(_ lot: V2Lot) -> Int32 {
+    if !free[0].isEmpty, let base = free[0].popLast() {
+      lots.withUnsafeMutableBufferPointer { $0[Int(base)] = lot }
+      return base
+    }
+    let base = lots.count
+    precondition(base + 1 < Int(Int32.max), "V2: lot pool beyond 32-bit indexes")
+    lots.append(lot)
     return Int32(base)
   }
 

@@ -80,7 +80,8 @@ extension V2Kernel {
     positions[i].lotEnd += 1
   }
 
-  /// Takes `quantity` from the oldest lots, appending each slice taken to `slices`.
+  /// Takes `quantity` from the oldest lots, appending each slice taken to `slices`, and
+  /// from the position's quantity and available count (a sale).
   /// (The pool and the position row are written through buffers taken once: an array
   /// element written through `self` checks the array's uniqueness, a runtime call.)
   mutating func consumeOldest(_ position: Int32, _ quantity: Int64) {
@@ -119,6 +120,11 @@ extension V2Kernel {
       } else {
         rows[i].lotHead = Int32(head)
       }
+      rows[i].quantity -= quantity
+      rows[i].available -= quantity
+      precondition(
+        rows[i].available >= 0 && rows[i].available + rows[i].withheld <= rows[i].quantity,
+        "V2: seller's position broke quantity ≥ available + withheld ≥ 0")
     }
   }
 
