@@ -158,7 +158,7 @@ extension V2Kernel {
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, isDuplicate: Bool, security: Int32?,
     buyAccount: Int32?, sellAccount: Int32?, buyUnit: Int32?, sellUnit: Int32?, sellPosition: Int32 = -1,
     buyPosition: Int32 = -1, buyClearing: Int32 = -1, sellClearing: Int32 = -1, slotsPrefetched: Bool = false,
-    tradeIdProbe: TradeIdIndex.Probe
+    tradeIdProbe: TradeIdIndex.Probe, clearingDelta: UnsafeMutablePointer<V2ClearingDelta>? = nil
   ) -> Outcome {
     if isDuplicate { return .rejected(.duplicateTrade) }
     guard let sec = security else { return .rejected(.unknownSecurity) }
@@ -193,7 +193,7 @@ extension V2Kernel {
       day: day, date: date, priceMilli: priceMilli, quantity: quantity, security: sec, buyer: buyer,
       buyFound: buyFound, seller: seller, sellPos: sellPos, buyParticipant: units[Int(bu)].participant,
       sellParticipant: units[Int(su)].participant, buyClearing: buyClearing, sellClearing: sellClearing,
-      buyEmptySlot: buyLookup.emptySlot, tradeIdProbe: tradeIdProbe)
+      buyEmptySlot: buyLookup.emptySlot, tradeIdProbe: tradeIdProbe, clearingDelta: clearingDelta)
     return .applied
   }
 
@@ -201,7 +201,7 @@ extension V2Kernel {
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, security sec: Int32, buyer: Int32,
     buyFound: Int32?, seller: Int32, sellPos: Int32, buyParticipant bp: Int32, sellParticipant sp: Int32,
     buyClearing: Int32 = -1, sellClearing: Int32 = -1, buyEmptySlot: Int = -1,
-    tradeIdProbe: TradeIdIndex.Probe
+    tradeIdProbe: TradeIdIndex.Probe, clearingDelta: UnsafeMutablePointer<V2ClearingDelta>? = nil
   ) {
     let kind = securityKind[Int(sec)]
     let immediate = kind == .bond || plantedFault == .transfer
@@ -272,19 +272,13 @@ extension V2Kernel {
       sellClearing >= 0 ? sellClearing : clearingRow(day: day, date: date, participant: sp, security: sec)
     let bs = settlementRow(day: day, date: date, participant: bp)
     let ss = settlementRow(day: day, date: date, participant: sp)
-    clearingRows.withUnsafeMutableBufferPointer { rows in
-      rows[Int(bc)].buyQuantity += quantity
-      rows[Int(bc)].buyAmount += Int128(tc.amountFen)
-      Self.add(&rows[Int(bc)].fees, tc.buyerFees, sign: 1)
-      rows[Int(sc)].sellQuantity += quantity
-      rows[Int(sc)].sellAmount += Int128(tc.amountFen)
-      Self.add(&rows[Int(sc)].fees, tc.sellerFees, sign: 1)
-    }
-    settlementRows.withUnsafeMutableBufferPointer { rows in
-      rows[Int(bs)].netFen += Int128(tc.buyerNetFen)
-      rows[Int(bs)].liveSides += 1
-      rows[Int(ss)].netFen += Int128(tc.sellerNetFen)
-      rows[Int(ss)].liveSides += 1
+    let delta = V2ClearingDelta(
+      buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss, quantity: quantity,
+      clearing: tc)
+    if let clearingDelta {
+      clearingDelta.pointee = delta
+    } else {
+      withUnsafePointer(to: delta) { applyClearingDeltas(UnsafeBufferPointer(start: $0, count: 1)) }
     }
     mark(.clearing, bc)
     mark(.clearing, sc)
@@ -306,6 +300,32 @@ extension V2Kernel {
       lastTrade = TradeTouch(
         buyClearing: bc, sellClearing: sc, buySettlement: bs, sellSettlement: ss, sellPosition: sellPos,
         buyPosition: buyPos, trade: tradeNo, taxed: taxFen > 0)
+    }
+  }
+
+  /// Adds applied TRADEs' figures to their clearing and settlement rows, in the order
+  /// given (each table through one buffer access).
+  @inline(__always)
+  mutating func applyClearingDeltas(_ deltas: UnsafeBufferPointer<V2ClearingDelta>) {
+    clearingRows.withUnsafeMutableBufferPointer { rows in
+      for d in deltas {
+        let (bc, sc, tc) = (Int(d.buyClearing), Int(d.sellClearing), d.clearing)
+        rows[bc].buyQuantity += d.quantity
+        rows[bc].buyAmount += Int128(tc.amountFen)
+        Self.add(&rows[bc].fees, tc.buyerFees, sign: 1)
+        rows[sc].sellQuantity += d.quantity
+        rows[sc].sellAmount += Int128(tc.amountFen)
+        Self.add(&rows[sc].fees, tc.sellerFees, sign: 1)
+      }
+    }
+    settlementRows.withUnsafeMutableBufferPointer { rows in
+      for d in deltas {
+        let (bs, ss) = (Int(d.buySettlement), Int(d.sellSettlement))
+        rows[bs].netFen += Int128(d.clearing.buyerNetFen)
+        rows[bs].liveSides += 1
+        rows[ss].netFen += Int128(d.clearing.sellerNetFen)
+        rows[ss].liveSides += 1
+      }
     }
   }
 

@@ -254,6 +254,17 @@ struct V2Trade: Sendable {
   }
 }
 
+/// An applied TRADE's figures for its clearing and settlement rows
+/// (`V2Kernel.applyClearingDeltas`).
+struct V2ClearingDelta {
+  var buyClearing: Int32
+  var sellClearing: Int32
+  var buySettlement: Int32
+  var sellSettlement: Int32
+  var quantity: Int64
+  var clearing: TradeClearing
+}
+
 /// The rows an applied TRADE touched (its effects are written straight from these).
 struct TradeTouch: Sendable {
   var buyClearing: Int32 = 0
