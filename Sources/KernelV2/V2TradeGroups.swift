@@ -53,6 +53,12 @@
 // (stage distance 2 or 6) and re-prefetching stage 4's lines a few trades before their
 // apply both lost to the groups: `perf` then showed the prefetch instructions themselves
 // waiting (all line-fill buffers busy), so that every extra prefetch costs.
+// Then (2026-12-06 evening, an Intel host, with a group's clearing and settlement
+// additions made after its last trade: `applyClearingDeltas`) 16 beat 8 in 9 of 12
+// alternated rounds of 3 runs (medians 2.55 -> 2.64 and 2.50 -> 2.63M trades/s). Tried
+// there and dropped: a group's appended rows requested one or two groups earlier (no
+// gain), none requested (1.89 against 2.66M: they stay), stage 1 to stage 4 spread over
+// three groups and stage 3 reading only the slots stage 1 requested (no gain).
 
 import KernelAPI
 
@@ -151,7 +157,7 @@ struct V2TradeHint {
 
 extension V2Kernel {
   /// Trades whose loads are started together before the first of them is applied.
-  static let tradeGroupSize = 8
+  static let tradeGroupSize = 16
 
   public mutating func applyTrades(
     _ trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
