@@ -169,7 +169,14 @@ public struct LotPool: Sendable {
   }
 
   /// A slot holding `lot`, not linked anywhere yet.
-  mutating func allocate(_ lot: Lot) -> Int32 {
+  mutating func allocate(_ lot: Lot) -> Int32 { allocate(lot, after: Self.none) }
+
+  /// A slot holding `lot`, linked after `last` when that is a lot (the last of its list:
+  /// the new lot ends the list); its node and `last`'s link written in one access to
+  /// the lanes (a purchase's new lot: each access is a uniqueness check, and the
+  /// allocation and the link made three, twenty-sixth session).
+  mutating func allocate(_ lot: Lot, after last: Int32) -> Int32 {
+    precondition(last == Self.none || (last >= 0 && Int(last) < slotCount), "lot slot \(last) out of range")
     liveCount += 1
     // A copy's first change copies its array, maybe to a misaligned address; every
     // purchase allocates, so this realigns a copy at once (after making the array
@@ -178,7 +185,7 @@ public struct LotPool: Sendable {
     if freeHead != Self.none {
       let slot = freeHead
       freeHead = node(slot).next
-      store(Node(lot, next: Self.none), at: slot)
+      storeLinked(Node(lot, next: Self.none), at: slot, after: last)
       return slot
     }
     precondition(slotCount < Self.slotCountMax, "lot pool is full (\(Self.slotCountMax) lots)")
@@ -197,8 +204,24 @@ public struct LotPool: Sendable {
     }
     slotCount += 1
     let slot = Int32(slotCount - 1)
-    store(Node(lot, next: Self.none), at: slot)
+    storeLinked(Node(lot, next: Self.none), at: slot, after: last)
     return slot
+  }
+
+  /// Writes node `slot` whole and, when `after` is a lot, points `after`'s link at it:
+  /// one access to the lanes.
+  @inline(__always) private mutating func storeLinked(_ n: Node, at slot: Int32, after: Int32) {
+    precondition(slot >= 0 && Int(slot) < slotCount, "lot slot \(slot) out of range")
+    let (offset, afterOffset) = (pad + Int(slot) * Self.lanesPerNode, pad + Int(after) * Self.lanesPerNode)
+    lanes.withUnsafeMutableBufferPointer { b in
+      UnsafeMutableRawPointer(b.baseAddress! + offset).storeBytes(of: n, as: Node.self)
+      if after != Self.none {
+        let raw = UnsafeMutableRawPointer(b.baseAddress! + afterOffset)
+        var previous = raw.loadUnaligned(as: Node.self)
+        previous.next = slot
+        raw.storeBytes(of: previous, as: Node.self)
+      }
+    }
   }
 
   mutating func free(_ slot: Int32) {
@@ -261,6 +284,13 @@ extension V1Kernel {
 
   /// Inserts a lot in (acquired, creation, accrued) order, joining an identical lot.
   mutating func insertLot(_ lot: Lot, into p: Int32) {
+    insertLot(lot, into: p, addingQuantity: 0, available: 0)
+  }
+
+  /// `insertLot`, the position's quantity and available shares raised by `quantity` and
+  /// `available` in the same access to its row (a purchase into a held position: each
+  /// access is a uniqueness check).
+  mutating func insertLot(_ lot: Lot, into p: Int32, addingQuantity quantity: Int64, available: Int64) {
     precondition(lot.quantity > 0, "a lot holds a positive quantity")
     // The lot goes after the last lot it is not ordered before (lots are sorted, so
     // the lots it is ordered before are the list's tail). New lots almost always go
@@ -277,17 +307,31 @@ extension V1Kernel {
     }
     if after != LotPool.none && lotPool[after].sameLot(lot) {
       lotPool.addQuantity(after, lot.quantity)
-      positions.touch(p)
+      v1Change(&positions[p]) {
+        $0.quantity += quantity
+        $0.available += available
+      }
       return
     }
-    let slot = lotPool.allocate(lot)
     var (first, last) = (positions[p].firstLot, positions[p].lastLot)
-    lotPool.link(slot, after: after, first: &first, last: &last)
-    setLotList(of: p, first: first, last: last)
+    if after == last && last != LotPool.none {
+      // After the last lot (a purchase: the newest lot): allocated and linked at once.
+      last = lotPool.allocate(lot, after: last)
+    } else {
+      let slot = lotPool.allocate(lot)
+      lotPool.link(slot, after: after, first: &first, last: &last)
+    }
+    v1Change(&positions[p]) {
+      $0.quantity += quantity
+      $0.available += available
+      $0.firstLot = first
+      $0.lastLot = last
+    }
   }
 
   /// Takes `quantity` from the position's lots, oldest first (whole lots, the last in
-  /// part), appending each lot as taken (its quantity the part taken) to `slices`.
+  /// part), appending each lot as taken (its quantity the part taken) to `slices`, and
+  /// from the position's quantity and available shares (a sale, SPEC §4.2).
   /// With `taxDate` (a taxable sale on that date, SPEC §4.4), returns the dividend tax
   /// of the slices taken in 1e-8 CNY: Σ quantity × accrued (µCNY) × rate (%), the rate
   /// 20% for a lot held at most 30 days, 10% up to 365, none after. Summed here from
@@ -296,18 +340,19 @@ extension V1Kernel {
   mutating func takeOldestLots(of p: Int32, quantity: Int64, taxDate: Int32?) -> Int128 {
     var remaining = quantity
     var taxUnits: Int128 = 0
+    // The list's ends kept here and stored once, with the sale's quantity and available
+    // shares taken off, in one access to the position's row (each access is a
+    // uniqueness check: the sale's own change and one per lot used up made two or more).
+    var (first, last) = (positions[p].firstLot, positions[p].lastLot)
     while remaining > 0 {
-      let slot = positions[p].firstLot
+      let slot = first
       precondition(slot != LotPool.none, "lots do not cover the seller's quantity")
       var lot = lotPool[slot]
       let taken = min(remaining, lot.quantity)
       if taken == lot.quantity {
-        var (first, last) = (positions[p].firstLot, positions[p].lastLot)
         lotPool.unlinkFirstAndFree(first: &first, last: &last)
-        setLotList(of: p, first: first, last: last)
       } else {
         lotPool.addQuantity(slot, -taken)
-        positions.touch(p)
       }
       lot.quantity = taken
       if let taxDate, lot.accruedMicro > 0 {
@@ -317,6 +362,12 @@ extension V1Kernel {
       }
       slices.append(lot)
       remaining -= taken
+    }
+    v1Change(&positions[p]) {
+      $0.quantity -= quantity
+      $0.available -= quantity
+      $0.firstLot = first
+      $0.lastLot = last
     }
     return taxUnits
   }

@@ -86,6 +86,7 @@ extension V1Kernel {
       }
       step += 1
     }
+    noteTradeEnd()
   }
 
   /// `trades[i]`, where it lies (in range).

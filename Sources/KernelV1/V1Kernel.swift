@@ -395,6 +395,7 @@ public struct V1Kernel: Sendable {
       finishTrade(
         seq: seq, outcome: outcome, rows: rows, tradeIdText: t.tradeId,
         bytes: TradeBytes(tradeId: UnsafeRawBufferPointer(i)))
+      noteTradeEnd()
       return outcome
     }
   }
@@ -403,7 +404,9 @@ public struct V1Kernel: Sendable {
   /// the trade is applied or rejected). `fields` holds the byte ranges of the six
   /// identifiers within `line`.
   public mutating func applyTrade(_ t: TradeLine, line: UnsafeRawBufferPointer, seq: Int64) -> Outcome {
-    applyTrade(t, line: line, seq: seq, grouped: nil)
+    let outcome = applyTrade(t, line: line, seq: seq, grouped: nil)
+    noteTradeEnd()
+    return outcome
   }
 
   /// The line path, with what `prefetchGroup` found for the trade when it came in a
@@ -558,18 +561,16 @@ public struct V1Kernel: Sendable {
 
     // Clearing (§4.1).
     let buyRow = clearingRow(date: t.date, participant: buyParticipant, security: security)
-    // A row's fields changed in one access (`v1Change`): each access to a table row is
-    // a uniqueness check and a bounds check.
-    v1Change(&clearingRows[buyRow]) {
-      $0.buyQuantity += q
-      $0.buyAmount += Int128(c.amountFen)
-      $0.fees.add(c.buyerFees)
-    }
     let sellRow = clearingRow(date: t.date, participant: sellParticipant, security: security)
-    v1Change(&clearingRows[sellRow]) {
-      $0.sellQuantity += q
-      $0.sellAmount += Int128(c.amountFen)
-      $0.fees.add(c.sellerFees)
+    // Both sides' rows changed in one access to the table (`changeTwo`): each access is
+    // a uniqueness check. The same row when one participant is on both sides.
+    clearingRows.changeTwo(buyRow, sellRow) { rows in
+      rows[Int(buyRow)].buyQuantity += q
+      rows[Int(buyRow)].buyAmount += Int128(c.amountFen)
+      rows[Int(buyRow)].fees.add(c.buyerFees)
+      rows[Int(sellRow)].sellQuantity += q
+      rows[Int(sellRow)].sellAmount += Int128(c.amountFen)
+      rows[Int(sellRow)].fees.add(c.sellerFees)
     }
     rows.date = t.date
     rows.buyParticipant = buyParticipant
@@ -580,23 +581,18 @@ public struct V1Kernel: Sendable {
     rows.buyClearing = buyRow
     rows.sellClearing = sellRow
     let buySettlement = settlementRow(date: t.date, participant: buyParticipant)
-    v1Change(&settlementRows[buySettlement]) {
-      $0.netFen += Int128(c.buyerNetFen)
-      $0.liveSides += 1
-    }
     let sellSettlement = settlementRow(date: t.date, participant: sellParticipant)
-    v1Change(&settlementRows[sellSettlement]) {
-      $0.netFen += Int128(c.sellerNetFen)
-      $0.liveSides += 1
+    settlementRows.changeTwo(buySettlement, sellSettlement) { rows in
+      rows[Int(buySettlement)].netFen += Int128(c.buyerNetFen)
+      rows[Int(buySettlement)].liveSides += 1
+      rows[Int(sellSettlement)].netFen += Int128(c.sellerNetFen)
+      rows[Int(sellSettlement)].liveSides += 1
     }
     rows.buySettlement = buySettlement
     rows.sellSettlement = sellSettlement
 
-    // Transfer (§4.2) and lots (§4.5): the seller first, then the buyer.
-    v1Change(&positions[sellPosition]) {
-      $0.quantity -= q
-      $0.available -= q
-    }
+    // Transfer (§4.2) and lots (§4.5): the seller first, then the buyer. The seller's
+    // quantity and available shares go down with the lots taken (`takeOldestLots`).
     rows.sellPosition = sellPosition
     let sliceStart = Int32(slices.count)
     let taxable = kind == .stock && individualAccounts[sellAccount]
@@ -609,12 +605,8 @@ public struct V1Kernel: Sendable {
     let buyPosition: Int32
     if let held = found.buyPosition ?? positionDirectory.find(account: buyAccount, security: security) {
       buyPosition = held
-      v1Change(&positions[buyPosition]) {
-        $0.quantity += q
-        $0.available += c.buyerAvailableNow
-      }
       if c.buyerAvailableNow < q { markAwaitingAvailability(buyPosition) }
-      insertLot(buyLot, into: buyPosition)
+      insertLot(buyLot, into: buyPosition, addingQuantity: q, available: c.buyerAvailableNow)
     } else {
       // Most purchases on a large day open a position. Its row is appended whole, with
       // its quantity and its one lot: adding to the row just appended read it back
@@ -635,8 +627,18 @@ public struct V1Kernel: Sendable {
         sliceCount: Int32(slices.count) - sliceStart))
     // `found.trade` was nil: no row of this (date, id) is in the index.
     tradeByKey.insert(hash: tradeHash, decimal: tradeDecimal, date: t.date, row: tradeIndex)
-    days[Int32(days.count - 1)].tradeEnd = tradeIndex + 1
+    // The open day's `tradeEnd` is brought up to the trade rows by the caller once its
+    // trades are applied (`noteTradeEnd`): a batch of TRADEs writes the day's row once,
+    // where each wrote it (a uniqueness check a trade); nothing reads it in between.
     return .applied
+  }
+
+  /// Brings the open day's row up to the trade rows (after TRADEs; see `applyTrade`).
+  /// The trades of a day are the rows from its `tradeStart` on: TRADEs apply only on
+  /// the open day, the last row of `days`.
+  @inline(__always) mutating func noteTradeEnd() {
+    guard let last = days.rows.last, last.tradeEnd != Int32(trades.count) else { return }
+    days[Int32(days.count - 1)].tradeEnd = Int32(trades.count)
   }
 
   // MARK: CANCEL
