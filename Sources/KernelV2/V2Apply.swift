@@ -158,6 +158,7 @@ extension V2Kernel {
     day: Int32, date: Int32, priceMilli: Int64, quantity: Int64, isDuplicate: Bool, security: Int32?,
     buyAccount: Int32?, sellAccount: Int32?, buyUnit: Int32?, sellUnit: Int32?, sellPosition: Int32 = -1,
     buyPosition: Int32 = -1, buyClearing: Int32 = -1, sellClearing: Int32 = -1, slotsPrefetched: Bool = false,
+    buyEmptySlot: Int = -1, buySlotCount: Int = -1,
     tradeIdProbe: TradeIdIndex.Probe, clearingDelta: UnsafeMutablePointer<V2ClearingDelta>? = nil
   ) -> Outcome {
     if isDuplicate { return .rejected(.duplicateTrade) }
@@ -179,7 +180,16 @@ extension V2Kernel {
     guard let bu = buyUnit, let su = sellUnit else { return .rejected(.unknownUnit) }
     let sellFound = sellPosition >= 0 ? sellPosition : positionIx[sellKey]
     // A buyer without the position (the usual purchase): its slot is kept for the insert.
-    let buyLookup = buyPosition >= 0 ? (id: buyPosition, emptySlot: -1) : positionIx.lookup(buyKey)
+    // (A look-ahead that found none gives where its lookup ended: still empty, the
+    // position is still absent and its insert goes there, with no probe again.)
+    let buyLookup: (id: Int32?, emptySlot: Int)
+    if buyPosition >= 0 {
+      buyLookup = (buyPosition, -1)
+    } else if buyEmptySlot >= 0 && positionIx.isEmpty(slot: buyEmptySlot, slotCount: buySlotCount) {
+      buyLookup = (nil, buyEmptySlot)
+    } else {
+      buyLookup = positionIx.lookup(buyKey)
+    }
     let buyFound = buyLookup.id
     if let b = buyFound { prefetchSink &+= positions[Int(b)].quantity }
     guard let sellPos = sellFound, positions[Int(sellPos)].available >= quantity

@@ -39,7 +39,8 @@
 //   < 2^15); a CANCEL finds a trade's four rows again by key (no per-trade links kept).
 //   A TRADE finds today's four rows by index instead (`todayClearing`, by participant
 //   and security, filled lazily from the keyed tables), and its fee rates from the
-//   ones looked up once per trade date (`feeRates`).
+//   ones looked up once per trade date (`feeRates`). Without effects, a TRADE group's
+//   additions to those rows are made after its last trade (`applyClearingDeltas`).
 // - Effects (encoding version 2: rows named by canonical row id, each key written once):
 //   an applied TRADE writes its records itself (V2Encoding.swift: one stack buffer
 //   sized up front, one copy into the output, no identifier string read); a row is

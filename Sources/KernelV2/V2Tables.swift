@@ -467,6 +467,15 @@ struct IntKeyTable: Sendable {
     }
   }
 
+  /// Whether slot `slot` of a table of `slotCount` slots is (still) empty: for a key whose
+  /// `lookup` ended there, absent then, it is still absent and still ends there, even with
+  /// inserts since. (No key is ever removed, so the slots its probe passed stay full; an
+  /// insert of that key would have filled the first empty one, this one. A table resized
+  /// since, whose keys moved, has another slot count.)
+  @inline(__always) func isEmpty(slot: Int, slotCount: Int) -> Bool {
+    slots.withUnsafeBufferPointer { $0.count == slotCount && $0[slot].value < 0 }
+  }
+
   /// Adds a key that `lookup` found absent, ending at `emptySlot`, with no insert since
   /// (else, or when the table must grow first, as `insert(_:_:)`).
   mutating func insert(_ key: Int64, _ value: Int32, at emptySlot: Int) {

@@ -94,6 +94,16 @@ struct TradeIdIndex: Sendable {
 
   @inline(__always) func probe(_ key: UnsafeRawBufferPointer, day: Int32) -> Probe { Probe(key, day: day) }
 
+  /// Starts loading, for writing, the entries the next `n` ids of the latest window
+  /// append (consecutive decimal ids: the usual day). `prefetch` of an id not added yet
+  /// reads nothing (its entry is beyond the array), so that the append met a cold line
+  /// every 16 trades.
+  @inline(__always) func prefetchAppends(_ n: Int) {
+    windows.withUnsafeBufferPointer { w in
+      if let last = w.last { last.ids.prefetchAppends(n) }
+    }
+  }
+
   /// Starts loading the probe's entry (a hint).
   @inline(__always) func prefetch(_ p: Probe) {
     let (covered, o) = slot(p)

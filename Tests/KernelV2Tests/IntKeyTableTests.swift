@@ -64,4 +64,35 @@ final class IntKeyTableTests: XCTestCase {
     XCTAssertEqual(s, 5_825_536)
     XCTAssertGreaterThanOrEqual(s * 2, 3_883_378 * 3 + 1)
   }
+
+  /// The look-ahead keeps where a failed lookup ended (`lookup`'s empty slot) and the slot
+  /// count; at the apply, that slot still empty means the key is still absent and its
+  /// insert goes there, whatever was inserted in between: exactly what a new lookup says.
+  func testAnEmptySlotKeptFromALookupAnswersAsALookupLater() {
+    var table = IntKeyTable()
+    table.reserveCapacity(3_000)
+    for i in 0..<1_500 { table.insert(Self.key(i), Int32(i)) }
+    let slotCount = table.slotCount
+    // Keys looked up (absent), then other keys inserted, some of them the looked-up ones.
+    let later = Array(1_500..<2_500)
+    let kept = later.map { (key: Self.key($0), slot: table.lookup(Self.key($0)).emptySlot) }
+    for (n, i) in later.enumerated() where n % 3 == 0 { table.insert(Self.key(i), Int32(i)) }
+    XCTAssertEqual(table.slotCount, slotCount, "reserved: no growth")
+    for (n, k) in kept.enumerated() {
+      XCTAssertGreaterThanOrEqual(k.slot, 0)
+      let now = table.lookup(k.key)
+      if table.isEmpty(slot: k.slot, slotCount: slotCount) {
+        XCTAssertNil(now.id, "key \(n)")
+        XCTAssertEqual(now.emptySlot, k.slot, "key \(n)")
+      } else if n % 3 == 0 {
+        XCTAssertNotNil(now.id, "key \(n)")
+      }
+    }
+    // A table grown since: another slot count, never taken as empty.
+    var grown = table
+    grown.insert(Self.key(10_000), 10_000)
+    grown.reserveCapacity(100_000)
+    XCTAssertNotEqual(grown.slotCount, slotCount)
+    XCTAssertFalse(grown.isEmpty(slot: kept[1].slot, slotCount: slotCount))
+  }
 }
