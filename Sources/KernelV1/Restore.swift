@@ -198,6 +198,7 @@ extension V1Kernel {
     tradeGroupMemo = TradeGroupMemo()
     positionsOfSecurity = [[Int32]](repeating: [], count: securities.count)
     positionsOfSecurityCount = [Int](repeating: 0, count: securities.count)
+    positionSecurities = positions.rows.map { $0.security }
     awaitingAvailability = []
     isAwaitingAvailability = RowBits(clearCount: positions.count)
     for i in positions.indices {
