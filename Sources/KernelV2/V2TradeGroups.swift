@@ -191,7 +191,7 @@ extension V2Kernel {
     // after its last trade (`applyClearingDeltas`): nothing reads those rows in between
     // (an applied TRADE's effects do: with effects each trade adds its own). Why: the
     // clearing rows, though prefetched twice, were the largest stall inside the apply
-    // (a third of `executeTrade`'s samples on their first read); read for 8 trades in a
+    // (a third of `executeTrade`'s samples on their first read); read for a group (then 8) in a
     // row their loads overlap (perf: 313 of 4,316 samples then, 76 of 4,254 now), and
     // each table's uniqueness check is made once a group. Engine only, alternated with
     // the binary before (12 rounds of 3 runs): medians 2.17 -> 2.41 and 2.52 -> 2.59M
