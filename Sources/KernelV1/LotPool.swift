@@ -218,6 +218,7 @@ public struct LotPool: Sendable {
       if after != Self.none {
         let raw = UnsafeMutableRawPointer(b.baseAddress! + afterOffset)
         var previous = raw.loadUnaligned(as: Node.self)
+        precondition(previous.next == Self.none, "a new lot is linked after the last lot of its list")
         previous.next = slot
         raw.storeBytes(of: previous, as: Node.self)
       }
