@@ -252,9 +252,19 @@ struct RunCommand: ParsableCommand {
           fail("\(error)", code: 2)
         }
       }
+      /// A fresh folder's event reader, started before its opening state is built.
+      var freshReader: EventLines.SplitBlockReader? = nil
       if durable == nil {
         let reference = loadReference()
         phase("reference folder read and checked")
+        // A fresh folder applies every line, so its events are counted and their first
+        // blocks split on the other core while the opening state is built, as in an
+        // in-memory run: started after the open, the reader kept the apply thread
+        // waiting at the start of the events (perf, twenty-seventh session). A folder
+        // with state opens the long way first: which lines it applied is known then.
+        if (try? store.value(for: StateKeys.format)) ?? nil == nil {
+          freshReader = EventLines.SplitBlockReader(files: events)
+        }
         do {
           durable = try DurableEngine<K>(
             store: store, reference: reference, plantedFault: fault, sync: sync, layout: .segmentLog,
@@ -308,11 +318,7 @@ struct RunCommand: ParsableCommand {
         // lines the state has applied are not split, only counted.
         // The reader's thread also resolves the trades' identifiers (the kernel's
         // `TradeResolver`, if it has one).
-        try EventLines.forEachSplitBlock(
-          files: events, splitAfter: durable.engine.appliedSeq,
-          resolver: durable.engine.state.tradeResolver(),
-          willRead: { durable.reserveCapacity(events: $0) }
-        ) { block in
+        func apply(_ block: EventLines.SplitBlock) throws {
           let (bytes, lines) = (block.bytes, block.lines)
           // Offered in pieces that end where a commit may fall (every 256 applied events
           // the clock is read, at commitEvents a commit is due), so that blocks commit
@@ -337,6 +343,16 @@ struct RunCommand: ParsableCommand {
             }
           }
           if let effectFile { try effectFile.write(durable.takeEffects()) }
+        }
+        if let freshReader {
+          precondition(durable.engine.appliedSeq == 0, "a fresh folder's reader splits every line")
+          freshReader.resolve(with: durable.engine.state.tradeResolver())
+          try freshReader.forEach(willRead: { durable.reserveCapacity(events: $0) }, apply)
+        } else {
+          try EventLines.forEachSplitBlock(
+            files: events, splitAfter: durable.engine.appliedSeq,
+            resolver: durable.engine.state.tradeResolver(),
+            willRead: { durable.reserveCapacity(events: $0) }, apply)
         }
         try durable.finishStream()
         try effectFile?.write(durable.takeEffects())
