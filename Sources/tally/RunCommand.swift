@@ -220,7 +220,6 @@ struct RunCommand: ParsableCommand {
     /// With --state and --kernel-image: the image written while the outputs are.
     var imageWriting: BackgroundWork<String?>? = nil
     if let state {
-      let store: RocksDBStateStore
       var storeOptions = RocksDBOptions()
       // Written in batches, read back only on restart: a vector memtable (measured against
       // a skip list, docs/PERFORMANCE.md).
@@ -228,11 +227,23 @@ struct RunCommand: ParsableCommand {
       storeOptions.bloomFilterBitsPerKey = stateBloomBits
       storeOptions.compression = RocksDBOptions.Compression(rawValue: stateCompression)!
       storeOptions.writeBufferBytes = stateWriteBufferMib << 20
-      do { store = try RocksDBStateStore(path: state, options: storeOptions) } catch {
-        fail("\(error)", code: 3)
+      // Opened on another thread while the reference folder is read: creating a fresh
+      // folder is a dozen small files, each synced (RocksDB's manifest, options,
+      // identity), 35-200 ms on this VM's disk that every fresh `--state` run waited
+      // for before reading its first file (strace, twenty-seventh session). The store
+      // is used only after `wait()`.
+      let storeOpening = BackgroundWork { () -> Result<RocksDBStateStore, any Error> in
+        Result { try RocksDBStateStore(path: state, options: storeOptions) }
+      }
+      func openedStore() -> RocksDBStateStore {
+        switch storeOpening.wait() {
+        case .success(let store): return store
+        case .failure(let error): fail("\(error)", code: 3)
+        }
       }
       var durable: DurableEngine<K>? = nil
       if kernelImage, let image = imageOfThisBuild(K.self, kernelName: kernelName, folder: state) {
+        let store = openedStore()
         // The reference files are read and hashed (not parsed) on the other core while
         // the kernel loads: the same bytes as the image's run read, the same reference.
         let (folder, wanted) = (self.reference, image.trailer.referenceFiles)
@@ -257,6 +268,7 @@ struct RunCommand: ParsableCommand {
       if durable == nil {
         let reference = loadReference()
         phase("reference folder read and checked")
+        let store = openedStore()
         // A fresh folder applies every line, so its events are counted and their first
         // blocks split on the other core while the opening state is built, as in an
         // in-memory run: started after the open, the reader kept the apply thread
@@ -274,6 +286,7 @@ struct RunCommand: ParsableCommand {
         }
       }
       guard let durable else { preconditionFailure("the folder is open, from its image or the long way") }
+      let store = openedStore()
       resumedFrom = durable.committedSeq
       replayed = durable.replayedEvents
       if let cut = durable.cutTail {
