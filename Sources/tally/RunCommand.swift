@@ -274,7 +274,7 @@ struct RunCommand: ParsableCommand {
         // in-memory run: started after the open, the reader kept the apply thread
         // waiting at the start of the events (perf, twenty-seventh session). A folder
         // with state opens the long way first: which lines it applied is known then.
-        if (try? store.value(for: StateKeys.format)) ?? nil == nil {
+        if (try? store.value(for: StateKeys.format)) == nil {
           freshReader = EventLines.SplitBlockReader(files: events)
         }
         do {
@@ -357,11 +357,13 @@ struct RunCommand: ParsableCommand {
           }
           if let effectFile { try effectFile.write(durable.takeEffects()) }
         }
-        if let freshReader {
-          precondition(durable.engine.appliedSeq == 0, "a fresh folder's reader splits every line")
+        // (A folder found to hold applied lines after all takes the general path; the
+        // early reader, dropped, stops.)
+        if let freshReader, durable.engine.appliedSeq == 0 {
           freshReader.resolve(with: durable.engine.state.tradeResolver())
           try freshReader.forEach(willRead: { durable.reserveCapacity(events: $0) }, apply)
         } else {
+          freshReader = nil
           try EventLines.forEachSplitBlock(
             files: events, splitAfter: durable.engine.appliedSeq,
             resolver: durable.engine.state.tradeResolver(),
