@@ -3,7 +3,7 @@
 
 public enum CalendarDate {
   /// True for a real Gregorian date written as YYYYMMDD.
-  public static func isValid(_ date: Int32) -> Bool {
+  @inlinable public static func isValid(_ date: Int32) -> Bool {
     let year = date / 10000
     let month = (date / 100) % 100
     let day = date % 100
@@ -11,7 +11,7 @@ public enum CalendarDate {
     return day <= daysInMonth(year: year, month: month)
   }
 
-  public static func daysInMonth(year: Int32, month: Int32) -> Int32 {
+  @inlinable public static func daysInMonth(year: Int32, month: Int32) -> Int32 {
     switch month {
     case 1, 3, 5, 7, 8, 10, 12: return 31
     case 4, 6, 9, 11: return 30

@@ -36,11 +36,14 @@ public struct SplitLines: Sendable {
     trades.reserveCapacity(lines.count)
     count = lines.count
     self.firstSeq = firstSeq
-    for (i, range) in zip(0..., lines) {
-      if let trade = EventParser.tradeLine(bytes[range]) {
-        trades.append(TradeInput(trade: trade, line: range, seq: firstSeq + Int64(i)))
-      } else {
-        others.append((i, range))
+    bytes.withUnsafeBytes { raw in
+      for (i, range) in zip(0..., lines) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= raw.count, "a line lies in its block")
+        if let trade = EventParser.tradeLine(bytes: UnsafeRawBufferPointer(rebasing: raw[range])) {
+          trades.append(TradeInput(trade: trade, line: range, seq: firstSeq + Int64(i)))
+        } else {
+          others.append((i, range))
+        }
       }
     }
     guard let resolver, !trades.isEmpty else { return }

@@ -2,6 +2,7 @@
 // all-ASCII lines the general parser reads as trades, with the same fields: checked over
 // valid lines and thousands of mutations of them (commas added and removed, empty fields,
 // bytes at and around the limits, non-ASCII bytes, fields cut short), at every length.
+import Foundation
 import KernelAPI
 import TallyFormat
 import XCTest
@@ -74,5 +75,38 @@ final class TradeLineFastPathTests: XCTestCase {
     // The mutations hit both sides: many lines stay trades, many do not.
     XCTAssertGreaterThan(accepted, checked / 20, "\(accepted) of \(checked)")
     XCTAssertLessThan(accepted, checked * 9 / 10, "\(accepted) of \(checked)")
+  }
+
+  /// The word-at-a-time date of a line's bytes (`Fields.date(_: UnsafeRawBufferPointer)`)
+  /// against the byte loop every other caller uses, over every day of four years (leap
+  /// days and month ends on both sides of the line) and each of them with one byte
+  /// changed to a digit's neighbours, other digits and non-digits.
+  func testWordAtATimeDateAgreesWithTheByteLoop() {
+    let bytes: [UInt8] = [0, 0x2F, 0x30, 0x31, 0x35, 0x39, 0x3A, 0x40, 0x20, 0x2D, 0xB0, 0xB9, 0x3F, 0x06]
+    var checked = 0
+    var valid = 0
+    for year in [1, 1900, 2000, 2024, 2026, 9999] {
+      for month in 0...13 {
+        for day in 0...32 {
+          let text = Array(String(format: "%04d%02d%02d", year, month, day).utf8)
+          var variants = [text, Array(text.prefix(7)), text + [0x30]]
+          for i in text.indices {
+            for b in bytes {
+              var v = text
+              v[i] = b
+              variants.append(v)
+            }
+          }
+          for v in variants {
+            let word = v.withUnsafeBytes { Fields.date($0) }
+            XCTAssertEqual(word, Fields.date(v[...]), "\(v)")
+            checked += 1
+            if word != nil { valid += 1 }
+          }
+        }
+      }
+    }
+    XCTAssertGreaterThan(valid, 2_000, "real dates among \(checked)")
+    XCTAssertLessThan(valid, checked / 4, "\(valid) of \(checked)")
   }
 }
