@@ -90,6 +90,14 @@ public protocol BusinessKernel: Sendable {
   /// row's table, id and byte range in `w`. In table-tag order, then by row id.
   mutating func takeChangedRows(into w: inout ByteWriter, _ body: (StateTable, Int32, Range<Int>) -> Void)
 
+  /// `takeChangedRows(into:_:)` and `computeChecksum()` at once: the changed rows taken
+  /// exactly as `takeChangedRows` takes them (same bytes, same calls of `body`, in the
+  /// same order), and the checksum of the whole state after them. A version may encode
+  /// each row once for both (a durable snapshot takes both); the default calls the two.
+  mutating func takeChangedRowsAndChecksum(
+    into w: inout ByteWriter, _ body: (StateTable, Int32, Range<Int>) -> Void
+  ) -> StateChecksum
+
   /// Forgets which rows changed (the store already has them).
   mutating func forgetChanges()
 
@@ -172,6 +180,15 @@ extension BusinessKernel {
 
   /// `v1`, or `v1-faulty-transfer` with a planted fault: the name configs and alerts use.
   public var kernelName: String { KernelName.name(version: Self.versionName, fault: plantedFault) }
+
+  /// The changed rows, then the whole state's checksum (a version that encodes its rows
+  /// once for both has its own).
+  public mutating func takeChangedRowsAndChecksum(
+    into w: inout ByteWriter, _ body: (StateTable, Int32, Range<Int>) -> Void
+  ) -> StateChecksum {
+    takeChangedRows(into: &w, body)
+    return computeChecksum()
+  }
 
   /// The checksum of all canonical rows, computed from scratch.
   public func computeChecksum() -> StateChecksum {

@@ -18,6 +18,13 @@ public struct ByteWriter {
   /// Forgets the bytes, keeps the capacity (one writer reused for millions of rows).
   @inline(__always) public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
 
+  /// Forgets the bytes from `count` on, keeps the capacity (a row encoded to be hashed
+  /// and not kept).
+  @inline(__always) public mutating func truncate(to count: Int) {
+    precondition(count >= 0 && count <= bytes.count, "a writer is truncated within its bytes")
+    bytes.removeLast(bytes.count - count)
+  }
+
   @inline(__always) public mutating func u8(_ v: UInt8) { bytes.append(v) }
   @inline(__always) public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
   // Integers byte by byte, low byte first: each `append` of one byte inlines, where

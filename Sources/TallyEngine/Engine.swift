@@ -201,6 +201,13 @@ public struct Engine<K: BusinessKernel> {
     state.takeChangedRows(into: &w, body)
   }
 
+  /// The same, and the checksum of the whole state (`BusinessKernel.takeChangedRowsAndChecksum`).
+  public mutating func takeChangedRowsAndChecksum(
+    into w: inout ByteWriter, _ body: (StateTable, Int32, Range<Int>) -> Void
+  ) -> StateChecksum {
+    state.takeChangedRowsAndChecksum(into: &w, body)
+  }
+
   /// SHA-256 of the canonical encoding of the whole business state (32 bytes).
   public var stateDigest: [UInt8] { StateDigest.of(state) }
 
