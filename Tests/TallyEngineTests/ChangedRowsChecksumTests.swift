@@ -19,13 +19,7 @@ final class ChangedRowsChecksumTests: XCTestCase {
       seed: seed, days: 3, tradesPerDay: 700, accounts: 200, securities: 12, participants: 4)
     options.cancelsPerMillion = 10_000
     options.badLinesPerMillion = 5_000
-    let dir = try makeTemporaryDirectory("changed-rows-\(seed)")
-    defer { removeDirectory(dir) }
-    _ = try MarketGenerator.generate(options, into: dir)
-    let reference = try FileIO.loadReference(dir + "/reference")
-    var lines: [ArraySlice<UInt8>] = []
-    try EventLines.forEach(files: [dir + "/events.txt"]) { lines.append($0.bytes) }
-    return (reference, lines)
+    return try TestMarket.loaded("changed-rows-\(seed)", options)
   }
 
   /// The rows `take` hands over, as text (table, id, bytes), and what it returns.

@@ -19,13 +19,7 @@ final class KernelImageTests: XCTestCase {
       seed: seed, days: days, tradesPerDay: 900, accounts: 250, securities: 15, participants: 5)
     options.cancelsPerMillion = 10_000
     options.badLinesPerMillion = 5_000
-    let dir = try makeTemporaryDirectory("image-\(seed)")
-    defer { removeDirectory(dir) }
-    _ = try MarketGenerator.generate(options, into: dir)
-    let reference = try FileIO.loadReference(dir + "/reference")
-    var lines: [ArraySlice<UInt8>] = []
-    try EventLines.forEach(files: [dir + "/events.txt"]) { lines.append($0.bytes) }
-    return (reference, lines)
+    return try TestMarket.loaded("image-\(seed)", options)
   }
 
   private func image<K: BusinessKernel>(of k: K) -> [UInt8] {

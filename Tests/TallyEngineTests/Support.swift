@@ -37,6 +37,19 @@ struct TestMarket {
     return TestMarket(directory: directory, reference: reference, lines: lines)
   }
 
+  /// The reference data and event lines of a market generated from `options` (its
+  /// folder removed again).
+  static func loaded(_ label: String, _ options: MarketOptions) throws -> (ReferenceData, [ArraySlice<UInt8>])
+  {
+    let directory = try makeTemporaryDirectory(label)
+    defer { removeDirectory(directory) }
+    _ = try MarketGenerator.generate(options, into: directory)
+    let reference = try FileIO.loadReference(directory + "/reference")
+    var lines: [ArraySlice<UInt8>] = []
+    try EventLines.forEach(files: [directory + "/events.txt"]) { lines.append($0.bytes) }
+    return (reference, lines)
+  }
+
   /// The outputs and digest of an uninterrupted in-memory run over every line.
   func straightRun() throws -> (outputs: [String: [UInt8]], digest: [UInt8]) {
     var engine = Engine<V1Kernel>(reference: reference)
