@@ -232,8 +232,11 @@ extension SecurityRecord: CanonicalRow {
 }
 
 extension Lot: CanonicalRow {
+  /// Bytes of a lot's encoding: acquired, creation, accrued, quantity.
+  public static let encodedBytes = 28
+
   public func encode(into w: inout ByteWriter) {
-    w.packed(28) {
+    w.packed(Self.encodedBytes) {
       $0.i32(acquired, at: 0)
       $0.i64(creation, at: 4)
       $0.i64(accruedMicro, at: 12)
@@ -252,9 +255,12 @@ extension PositionRecord {
     for lot in lots { lot.encode(into: &w) }
   }
 
+  /// Bytes of `encodeFields`: account, security, quantity, available, withheld, lot count.
+  public static let encodedFieldBytes = 36
+
   /// The fields and the lot count; the caller writes the lots after it.
   public func encodeFields(lotCount: Int32, into w: inout ByteWriter) {
-    w.packed(36) {
+    w.packed(Self.encodedFieldBytes) {
       $0.i32(account, at: 0)
       $0.i32(security, at: 4)
       $0.i64(quantity, at: 8)

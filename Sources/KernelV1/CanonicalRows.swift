@@ -168,8 +168,8 @@ extension V1Kernel {
     let changedPositions = positions.takeDirty()
     let changedTrades = trades.takeDirty()
     let changedSlices = slices.takeDirty()
-    let lotBytes = 28  // acquired, creation, accrued, quantity
-    let positionFieldBytes = 36  // account, security, quantity, available, withheld, lot count
+    let lotBytes = Lot.encodedBytes
+    let positionFieldBytes = PositionRecord.encodedFieldBytes
     let tradeBytesWithoutId = 160  // 157: the id's length and every field after it
     w.reserveCapacity(
       w.count + (1 << 20) + changedTrades.count * tradeBytesWithoutId + tradeIds.bytes.count
