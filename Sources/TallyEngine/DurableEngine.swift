@@ -57,8 +57,37 @@ public enum StateKeys {
   }
 }
 
-/// SHA-256 of the canonical encoding of a reference folder: a state folder is only
-/// ever resumed with the reference data it was made with.
+/// What a state folder's `reference` marker says it was made with, so that it is only
+/// ever resumed with that reference data. Two kinds (docs/STATE-LAYOUT.md):
+/// - the SHA-256 of the reference folder's files (`ReferenceFiles.digest`), prefixed
+///   `files-sha256:`: what `tally run --state` stores since the twenty-ninth session. Its
+///   run hashes those files anyway (for the kernel image), and a second hash of the
+///   parsed reference's canonical encoding was ~0.2 s of CPU on the 1M-account day, on
+///   two cores already busy with the opening state, the event reader and the page
+///   warmer (perf, docs/PERFORMANCE.md);
+/// - the bare SHA-256 of the canonical encoding (`referenceFingerprint`): references
+///   built in memory (tests, tools), cluster replicas, and every folder made before.
+/// Byte-identical files are the stricter rule: files that parse to the same data but
+/// differ in a byte (line endings, a reordered row) are another reference for a
+/// files-kind folder.
+public enum ReferenceMarker {
+  static let filesPrefix = Array("files-sha256:".utf8)
+
+  /// The marker of a folder made from reference files with this digest.
+  public static func files(_ digest: [UInt8]) -> [UInt8] { filesPrefix + digest }
+
+  /// Whether `marker` names reference files (else it is a canonical fingerprint).
+  public static func isFiles(_ marker: [UInt8]) -> Bool { marker.starts(with: filesPrefix) }
+
+  /// The files' digest a files-kind marker holds.
+  public static func digest(ofFiles marker: [UInt8]) -> [UInt8] {
+    precondition(isFiles(marker), "a files-kind reference marker")
+    return Array(marker[filesPrefix.count...])
+  }
+}
+
+/// SHA-256 of the canonical encoding of a reference folder (`ReferenceMarker`'s
+/// canonical kind).
 public func referenceFingerprint(_ r: ReferenceData) -> [UInt8] {
   // Hashed in chunks as it is written: the encoding of 4 M holdings is not built whole.
   var sha = SHA256Stream()
@@ -339,11 +368,17 @@ public final class DurableEngine<K: BusinessKernel> {
   /// engine applies those lines again from the journal, with their effects (a replica's
   /// last commit owes its effect records to the next, ReplicaCore's `owedEffects`).
   /// `segmentBytes`: the size of the segment-log layout's files (tests make it small).
+  /// `referenceFiles`: the digest of the reference folder's files (`ReferenceFiles.digest`,
+  /// throwing when they cannot be vouched for), called on another core while the opening
+  /// state is built. Given, a fresh folder is marked with it (`ReferenceMarker`), and a
+  /// folder so marked is checked against it; without it, a fresh folder is marked with
+  /// the canonical fingerprint, and a folder marked with files is refused.
   public init(
     store: any StateStore, reference: ReferenceData, plantedFault: PlantedFault? = nil, sync: Bool = true,
     layout: StateLayout = .rows, snapshotEvents: Int64 = InputLogLimits.snapshotEventsDefault,
     stopBeforeLastLogEntry: Bool = false, logLines: Bool = true,
-    segmentBytes: Int = SegmentLog.segmentBytesDefault
+    segmentBytes: Int = SegmentLog.segmentBytesDefault,
+    referenceFiles: (@Sendable () throws -> [UInt8])? = nil
   )
     throws
   {
@@ -384,12 +419,17 @@ public final class DurableEngine<K: BusinessKernel> {
     }
     var storedChecksum: StateChecksum? = nil
     if existing != nil { (storedChecksum, storedFingerprint) = try Self.storedChecksumAndStream(store) }
-    // The fingerprint (the reference's canonical encoding and its SHA-256, ~0.1-0.2 s on a
-    // 1M-account day) is computed on the other core while the kernel builds its opening
-    // state from the same read-only value.
-    let print = BackgroundWork { referenceFingerprint(reference) }
+    // The reference's marker (its files' digest, or its canonical encoding's SHA-256:
+    // ~0.1-0.2 s on a 1M-account day) is computed on the other core while the kernel
+    // builds its opening state from the same read-only value.
+    let marker = try Self.referenceMarkerWork(
+      stored: storedReference, reference: reference, files: referenceFiles)
     var opening = K(reference: reference, plantedFault: plantedFault)
-    let referencePrint = print.wait()
+    let referencePrint: [UInt8]
+    switch marker.wait() {
+    case .success(let print): referencePrint = print
+    case .failure(let error): throw DurableError("\(error)")
+    }
     if existing != nil, storedReference != referencePrint {
       throw DurableError(
         "state folder was made with other reference data; use the same --reference or a new --state folder")
@@ -644,6 +684,21 @@ public final class DurableEngine<K: BusinessKernel> {
         "state folder is damaged: its log ends at seq \(expected - 1) but its marker says \(logged); refusing to run"
       )
     }
+  }
+
+  /// Starts computing the reference marker to store (a fresh folder: `stored` nil) or to
+  /// compare with the stored one, of the stored one's kind (`ReferenceMarker`).
+  private static func referenceMarkerWork(
+    stored: [UInt8]?, reference: ReferenceData, files: (@Sendable () throws -> [UInt8])?
+  ) throws -> BackgroundWork<Result<[UInt8], any Error>> {
+    let wantsFiles = stored.map(ReferenceMarker.isFiles) ?? (files != nil)
+    guard wantsFiles else { return BackgroundWork { .success(referenceFingerprint(reference)) } }
+    guard let files else {
+      throw DurableError(
+        "state folder was made from a reference folder's files (its marker is their SHA-256); open it with that folder (tally run/inspect --reference)"
+      )
+    }
+    return BackgroundWork { Result { ReferenceMarker.files(try files()) } }
   }
 
   /// The markers a fresh folder's first commit writes (the commit adds the checksum).

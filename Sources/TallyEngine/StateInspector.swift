@@ -18,7 +18,11 @@ public struct StateInspection {
   public var verified: Bool { storedChecksum == recomputedChecksum }
   public var appliedSeq: Int64 { tables.globals.appliedSeq }
 
-  public init(store: any StateStore, reference: ReferenceData) throws {
+  /// `referenceFiles`: the reference folder's files' digest (`DurableEngine.init`), for a
+  /// folder marked with it (`ReferenceMarker`).
+  public init(
+    store: any StateStore, reference: ReferenceData, referenceFiles: (@Sendable () throws -> [UInt8])? = nil
+  ) throws {
     guard let f = try store.value(for: StateKeys.format) else {
       throw DurableError("not a Tally state folder (no format marker)")
     }
@@ -26,13 +30,24 @@ public struct StateInspection {
     guard f == Array(StateKeys.formatVersion.utf8) else {
       throw DurableError("state folder was written by '\(format)', this is '\(StateKeys.formatVersion)'")
     }
-    guard try store.value(for: StateKeys.reference) == referenceFingerprint(reference) else {
+    let storedMarker = try store.value(for: StateKeys.reference)
+    let expected: [UInt8]
+    if let storedMarker, ReferenceMarker.isFiles(storedMarker) {
+      guard let referenceFiles else {
+        throw DurableError(
+          "state folder was made from a reference folder's files; give that folder (--reference)")
+      }
+      expected = ReferenceMarker.files(try referenceFiles())
+    } else {
+      expected = referenceFingerprint(reference)
+    }
+    guard storedMarker == expected else {
       throw DurableError("state folder was made with other reference data; give its --reference")
     }
     if let l = try store.value(for: StateKeys.layout),
       StateLayout(rawValue: String(decoding: l, as: UTF8.self))?.logsInput ?? false
     {
-      self = try StateInspection(inputLog: store, reference: reference)
+      self = try StateInspection(inputLog: store, reference: reference, referenceFiles: referenceFiles)
       return
     }
     let opening = V1Kernel(reference: reference, plantedFault: nil)
@@ -54,9 +69,13 @@ public struct StateInspection {
   /// snapshot's checksum and every log entry's checksum verified, the logged events applied again, in memory
   /// only), so the state shown is the one a resumed run continues from. "Stored" counts
   /// the rows its snapshots hold.
-  private init(inputLog store: any StateStore, reference: ReferenceData) throws {
+  private init(
+    inputLog store: any StateStore, reference: ReferenceData,
+    referenceFiles: (@Sendable () throws -> [UInt8])?
+  ) throws {
     format = StateKeys.formatVersion
-    let durable = try DurableEngine<V1Kernel>(store: store, reference: reference)
+    let durable = try DurableEngine<V1Kernel>(
+      store: store, reference: reference, referenceFiles: referenceFiles)
     tables = StoredTables(state: durable.engine.state)
     recomputedChecksum = durable.engine.state.computeChecksum()
     storedChecksum = recomputedChecksum  // the open refused anything that did not verify

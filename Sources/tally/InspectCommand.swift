@@ -42,9 +42,20 @@ struct InspectCommand: ParsableCommand {
         options: {
           var o = RocksDBOptions(); o.createIfMissing = false; return o
         }())
-      let referenceData = try FileIO.loadReference(reference)
+      let folder = reference
+      let stamps = ReferenceFiles.stamps(folder: folder)
+      let referenceData = try FileIO.loadReference(folder)
+      // A folder marked with its reference files' digest is checked against the files
+      // just parsed (unchanged since: the same stamps).
       inspection = try StateInspection(
-        store: store, reference: referenceData)
+        store: store, reference: referenceData,
+        referenceFiles: {
+          let digest = ReferenceFiles.digest(folder: folder)
+          guard ReferenceFiles.stamps(folder: folder) == stamps else {
+            throw DurableError("the reference folder \(folder) changed while it was read; run again")
+          }
+          return digest
+        })
     } catch { fail("\(error)", code: 2) }
     let t = inspection.tables
     print("state folder: \(state)")

@@ -277,12 +277,27 @@ struct RunCommand: ParsableCommand {
         if (try? store.value(for: StateKeys.format)) == nil {
           freshReader = EventLines.SplitBlockReader(files: events)
         }
+        // The folder is marked with (or checked against) the SHA-256 of the reference
+        // files' bytes (`ReferenceMarker`), hashed on the other core while the opening
+        // state is built, and vouched for by their stamps: unchanged since the run began,
+        // they are the bytes just parsed. The kernel image reuses the digest.
+        let folder = self.reference
+        let files: @Sendable () throws -> [UInt8] = {
+          let digest = ReferenceFiles.digest(folder: folder)
+          guard ReferenceFiles.stamps(folder: folder) == stamps else {
+            throw DurableError("the reference folder \(folder) changed while this run read it; run again")
+          }
+          return digest
+        }
         do {
           durable = try DurableEngine<K>(
             store: store, reference: reference, plantedFault: fault, sync: sync, layout: .segmentLog,
-            snapshotEvents: Int64(snapshotEvents))
+            snapshotEvents: Int64(snapshotEvents), referenceFiles: files)
         } catch {
           fail("\(error)", code: 2)
+        }
+        if let marker = try? store.value(for: StateKeys.reference), ReferenceMarker.isFiles(marker) {
+          referenceFiles = ReferenceMarker.digest(ofFiles: marker)
         }
       }
       guard let durable else { preconditionFailure("the folder is open, from its image or the long way") }
