@@ -280,6 +280,17 @@ public enum ReferenceFiles {
     return Array(sha.finalize())
   }
 
+  /// The files' digest, vouched for by their stamps: unchanged since `stamps` were
+  /// taken (before the files were parsed), the digest is of the bytes parsed. A state
+  /// folder's marker (`ReferenceMarker`) is made or checked with it.
+  public static func digest(folder: String, unchangedSince stamps: [String]) throws -> [UInt8] {
+    let digest = digest(folder: folder)
+    guard self.stamps(folder: folder) == stamps else {
+      throw DurableError("the reference folder \(folder) changed while it was read; run again")
+    }
+    return digest
+  }
+
   /// Each file's size, modification time and inode: unchanged between the start and the
   /// end of a run, the digest taken at the end is of the bytes the run read.
   public static func stamps(folder: String) -> [String] {

@@ -49,13 +49,7 @@ struct InspectCommand: ParsableCommand {
       // just parsed (unchanged since: the same stamps).
       inspection = try StateInspection(
         store: store, reference: referenceData,
-        referenceFiles: {
-          let digest = ReferenceFiles.digest(folder: folder)
-          guard ReferenceFiles.stamps(folder: folder) == stamps else {
-            throw DurableError("the reference folder \(folder) changed while it was read; run again")
-          }
-          return digest
-        })
+        referenceFiles: { try ReferenceFiles.digest(folder: folder, unchangedSince: stamps) })
     } catch { fail("\(error)", code: 2) }
     let t = inspection.tables
     print("state folder: \(state)")

@@ -283,11 +283,7 @@ struct RunCommand: ParsableCommand {
         // they are the bytes just parsed. The kernel image reuses the digest.
         let folder = self.reference
         let files: @Sendable () throws -> [UInt8] = {
-          let digest = ReferenceFiles.digest(folder: folder)
-          guard ReferenceFiles.stamps(folder: folder) == stamps else {
-            throw DurableError("the reference folder \(folder) changed while this run read it; run again")
-          }
-          return digest
+          try ReferenceFiles.digest(folder: folder, unchangedSince: stamps)
         }
         do {
           durable = try DurableEngine<K>(

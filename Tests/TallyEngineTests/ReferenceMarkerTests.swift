@@ -101,6 +101,22 @@ final class ReferenceMarkerTests: XCTestCase {
     XCTAssertEqual(try run(10, referenceFiles: files), 10, "the folder is still a fresh one")
   }
 
+  func testTheFilesDigestIsVouchedForByTheStampsTakenBeforeTheParse() throws {
+    let stamps = ReferenceFiles.stamps(folder: folder)
+    XCTAssertEqual(
+      try ReferenceFiles.digest(folder: folder, unchangedSince: stamps), ReferenceFiles.digest(folder: folder)
+    )
+    // A file rewritten after the stamps (as by an operator during a run's start): the
+    // digest is no longer of the bytes parsed.
+    let path = folder + "/participants.csv"
+    var bytes = try XCTUnwrap(FileManager.default.contents(atPath: path))
+    bytes.append(contentsOf: Array("P0999,Late Member\n".utf8))
+    try bytes.write(to: URL(fileURLWithPath: path))
+    let message = errorText { _ = try ReferenceFiles.digest(folder: self.folder, unchangedSince: stamps) }
+    XCTAssertTrue(
+      message?.contains("changed while it was read") ?? false, message ?? "a changed folder was vouched for")
+  }
+
   func testACanonicalFolderStaysCanonicalWhenFilesAreOffered() throws {
     try run(200, referenceFiles: nil)
     let marker = try XCTUnwrap(storedMarker())
