@@ -316,8 +316,10 @@ struct RunCommand: ParsableCommand {
             + " s, \(replayed) logged events applied again "
             + String(format: "%.3f", durable.openDurations.replay.seconds) + " s)")
       }
-      // A run that will write a kernel image hashes the reference files for it now, on
-      // a thread of the lowest priority: it takes what the apply and the reader leave of
+      // A run that will write a kernel image and does not know the reference files'
+      // digest yet (a folder marked with the canonical fingerprint, made before the
+      // files' digest became the marker) hashes the files for it now, on a thread of the
+      // lowest priority: it takes what the apply and the reader leave of
       // the cores (at normal priority it took the apply's core ~15% of the time the
       // events applied, perf, twenty-third session), and whatever is left of it runs
       // while the image's body is written; at the end the other core writes the image
