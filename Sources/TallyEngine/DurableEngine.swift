@@ -68,7 +68,7 @@ public enum StateKeys {
 /// - the bare SHA-256 of the canonical encoding (`referenceFingerprint`): references
 ///   built in memory (tests, tools), cluster replicas, and every folder made before.
 /// Byte-identical files are the stricter rule: files that parse to the same data but
-/// differ in a byte (line endings, a reordered row) are another reference for a
+/// differ in a byte (CRLF line endings, say) are another reference for a
 /// files-kind folder.
 public enum ReferenceMarker {
   static let filesPrefix = Array("files-sha256:".utf8)
