@@ -145,6 +145,38 @@ final class CLIErrorTests: XCTestCase {
     XCTAssertEqual(again.status, 0, again.stderr)
   }
 
+  func testAStateFolderIsBoundToItsReferenceFilesBytes() throws {
+    // A `tally run --state` folder is marked with its reference files' SHA-256
+    // (docs/DECISIONS.md): the same data with CRLF line endings parses to the same
+    // reference (the in-memory run's outputs are the same) but is other files.
+    let state = dir + "/state"
+    let first = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out", events])
+    XCTAssertEqual(first.status, 0, first.stderr)
+    let crlf = try referenceCopy("crlf") { copy in
+      let path = copy + "/participants.csv"
+      let text = try String(contentsOfFile: path, encoding: .utf8)
+      try text.replacingOccurrences(of: "\n", with: "\r\n").write(
+        toFile: path, atomically: true, encoding: .utf8)
+    }
+    let inMemory = try run(["run", "--reference", crlf, "--out", dir + "/out-crlf", events])
+    XCTAssertEqual(inMemory.status, 0, inMemory.stderr)
+    let names = try FileManager.default.contentsOfDirectory(atPath: dir + "/out").sorted()
+    XCTAssertEqual(names.count, 7, "the seven output files")
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/out-crlf").sorted(), names)
+    for name in names {
+      XCTAssertEqual(
+        FileManager.default.contents(atPath: dir + "/out-crlf/" + name),
+        FileManager.default.contents(atPath: dir + "/out/" + name), name)
+    }
+    let resumed = try run(["run", "--state", state, "--reference", crlf, "--out", dir + "/out2", events])
+    assertError(resumed, status: 2, mentions: ["other reference data"])
+    let inspected = try run(["inspect", "--state", state, "--reference", crlf])
+    assertError(inspected, status: 2, mentions: ["other reference data"])
+    let inspectedRight = try run(["inspect", "--state", state, "--reference", reference])
+    XCTAssertEqual(inspectedRight.status, 0, inspectedRight.stderr)
+    XCTAssertTrue(inspectedRight.stdout.contains("verified"), inspectedRight.stdout)
+  }
+
   func testAStateFolderReusedWithAnotherEventStreamIsStatus2() throws {
     let state = dir + "/state"
     let first = try run(["run", "--state", state, "--reference", reference, "--out", dir + "/out", events])
