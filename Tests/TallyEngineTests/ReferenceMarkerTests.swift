@@ -13,22 +13,17 @@ import TallyFormat
 import XCTest
 
 final class ReferenceMarkerTests: XCTestCase {
-  private var dir = ""
-  private var folder: String { dir + "/market/reference" }
-  private var statePath: String { dir + "/state" }
-  private var reference: ReferenceData!
-  private var lines: [ArraySlice<UInt8>] = []
+  private var market: TestMarket!
+  private var folder: String { market.directory + "/reference" }
+  private var statePath: String { market.directory + "/state" }
+  private var reference: ReferenceData { market.reference }
+  private var lines: [ArraySlice<UInt8>] { market.lines }
 
   override func setUpWithError() throws {
-    dir = try makeTemporaryDirectory("marker")
-    _ = try MarketGenerator.generate(
-      MarketOptions(seed: 17, days: 2, tradesPerDay: 300, accounts: 60, securities: 10, participants: 3),
-      into: dir + "/market")
-    reference = try FileIO.loadReference(folder)
-    try EventLines.forEach(files: [dir + "/market/events.txt"]) { lines.append($0.bytes) }
+    market = try TestMarket.generate("marker", days: 2, tradesPerDay: 300)
   }
 
-  override func tearDown() { removeDirectory(dir) }
+  override func tearDown() { market.map { removeDirectory($0.directory) } }
 
   /// The digest of the reference folder's files, as the CLI gives it.
   private var files: @Sendable () throws -> [UInt8] {
@@ -125,7 +120,7 @@ final class ReferenceMarkerTests: XCTestCase {
     // The CLI offers the files' digest; the folder is checked by its own kind.
     XCTAssertEqual(try run(100, referenceFiles: files), 300)
     XCTAssertEqual(try storedMarker(), marker, "the marker is not rewritten")
-    var other = reference!
+    var other = reference
     other.accounts.append((id: "Z000000001", kind: other.accounts[0].kind))
     let store = try RocksDBStateStore(path: statePath)
     defer { store.close() }
