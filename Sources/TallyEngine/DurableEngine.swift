@@ -79,6 +79,14 @@ public enum ReferenceMarker {
   /// Whether `marker` names reference files (else it is a canonical fingerprint).
   public static func isFiles(_ marker: [UInt8]) -> Bool { marker.starts(with: filesPrefix) }
 
+  /// The marker as an operator reads it (`tally inspect`): its kind and its digest in
+  /// hexadecimal.
+  public static func text(_ marker: [UInt8]) -> String {
+    isFiles(marker)
+      ? "the reference folder's files, SHA-256 \(digest(ofFiles: marker).hexString)"
+      : "the reference's canonical encoding, SHA-256 \(marker.hexString)"
+  }
+
   /// The files' digest a files-kind marker holds.
   public static func digest(ofFiles marker: [UInt8]) -> [UInt8] {
     precondition(isFiles(marker), "a files-kind reference marker")

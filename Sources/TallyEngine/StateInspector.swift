@@ -8,6 +8,8 @@ import KernelV1
 
 public struct StateInspection {
   public var format: String
+  /// What the folder says it was made with (`ReferenceMarker`), as an operator reads it.
+  public var referenceMarker = ""
   public var tables = StoredTables()
   /// Rows per table in the state, and how many of them the folder stores (changed
   /// since the opening state).
@@ -44,12 +46,15 @@ public struct StateInspection {
     guard storedMarker == expected else {
       throw DurableError("state folder was made with other reference data; give its --reference")
     }
+    let marker = ReferenceMarker.text(expected)
     if let l = try store.value(for: StateKeys.layout),
       StateLayout(rawValue: String(decoding: l, as: UTF8.self))?.logsInput ?? false
     {
       self = try StateInspection(inputLog: store, reference: reference, referenceFiles: referenceFiles)
+      referenceMarker = marker
       return
     }
+    referenceMarker = marker
     let opening = V1Kernel(reference: reference, plantedFault: nil)
     var (hashes, sum) = rowHashes(of: opening)
     var tables = StoredTables(state: consume opening)

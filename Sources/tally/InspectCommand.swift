@@ -54,6 +54,7 @@ struct InspectCommand: ParsableCommand {
     let t = inspection.tables
     print("state folder: \(state)")
     print("format:       \(inspection.format)")
+    print("reference:    \(inspection.referenceMarker)")
     print("applied seq:  \(inspection.appliedSeq)")
     print(
       "day:          last opened \(t.globals.lastOpened == 0 ? "none" : dateText(t.globals.lastOpened)), \(t.globals.dayOpen ? "open" : "closed")"

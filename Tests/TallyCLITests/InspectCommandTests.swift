@@ -79,4 +79,35 @@ final class InspectCommandTests: XCTestCase {
     XCTAssertEqual(refused.status, 2, refused.stdout + refused.stderr)
     XCTAssertTrue(refused.stderr.contains("reference"), refused.stderr)
   }
+
+  func testInspectNamesTheReferenceFilesTheFolderWasMadeWith() throws {
+    // Two folders made from the same reference folder name the same files' digest; a
+    // folder made from a copy with CRLF line endings (the same data) names another.
+    func referenceLine(_ state: String, _ reference: String, _ events: String) throws -> String {
+      let run = try runTally(
+        ["run", "--reference", reference, "--out", state + "-out", "--state", state, events], scratch: dir)
+      XCTAssertEqual(run.status, 0, run.stderr)
+      let inspect = try runTally(["inspect", "--state", state, "--reference", reference], scratch: dir)
+      XCTAssertEqual(inspect.status, 0, inspect.stderr)
+      let line = inspect.stdout.split(separator: "\n").first { $0.hasPrefix("reference:") }
+      return String(try XCTUnwrap(line, inspect.stdout))
+    }
+    let firstLines = dir + "/first-lines.txt"
+    let all = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n")
+    try (all.prefix(50).joined(separator: "\n") + "\n").write(
+      toFile: firstLines, atomically: true, encoding: .utf8)
+    let crlf = dir + "/crlf-reference"
+    try FileManager.default.copyItem(atPath: reference, toPath: crlf)
+    let accounts = crlf + "/accounts.csv"
+    try String(contentsOfFile: accounts, encoding: .utf8).replacingOccurrences(of: "\n", with: "\r\n")
+      .write(toFile: accounts, atomically: true, encoding: .utf8)
+
+    let a = try referenceLine(dir + "/a", reference, events)
+    let b = try referenceLine(dir + "/b", reference, firstLines)
+    let c = try referenceLine(dir + "/c", crlf, events)
+    XCTAssertTrue(a.hasPrefix("reference:    the reference folder's files, SHA-256 "), a)
+    XCTAssertEqual(a.count, "reference:    the reference folder's files, SHA-256 ".count + 64, a)
+    XCTAssertEqual(a, b, "the same reference folder")
+    XCTAssertNotEqual(a, c, "other files, whatever they parse to")
+  }
 }
