@@ -325,6 +325,10 @@ extension SettlementRecord: CanonicalRow {
 }
 
 extension TradeRecord: CanonicalRow {
+  /// Bytes of a trade's encoding besides its id's UTF-8 bytes: the id's length and
+  /// every field after it.
+  public static let encodedBytesWithoutId = 157
+
   public func encode(into w: inout ByteWriter) {
     w.string(tradeId.text)
     w.i32(date)

@@ -170,9 +170,8 @@ extension V1Kernel {
     let changedSlices = slices.takeDirty()
     let lotBytes = Lot.encodedBytes
     let positionFieldBytes = PositionRecord.encodedFieldBytes
-    let tradeBytesWithoutId = 160  // 157: the id's length and every field after it
     w.reserveCapacity(
-      w.count + (1 << 20) + changedTrades.count * tradeBytesWithoutId + tradeIds.bytes.count
+      w.count + (1 << 20) + changedTrades.count * TradeRecord.encodedBytesWithoutId + tradeIds.bytes.count
         + changedSlices.count * lotBytes + changedPositions.count * positionFieldBytes
         + lotPool.liveCount * lotBytes)
     let globalsStart = w.count
