@@ -87,22 +87,14 @@ final class SnapshotWalkTests: XCTestCase {
 
   func testRestoredTradeRowWithOtherFiguresEncodesAsStored() throws {
     let dir = fixturesRoot + "/gen-seed21"
-    let reference = try loadReference(dir + "/reference")
-    var k = V2Kernel(reference: reference, plantedFault: nil)
-    for (i, line) in eventLines(dir + "/events.txt").enumerated() { applyLine(&k, line, seq: Int64(i + 1)) }
-    var rows: [(StateTable, Int32, [UInt8])] = []
-    k.forEachEncodedRow { t, id, bytes in rows.append((t, id, bytes)) }
-    guard let at = rows.firstIndex(where: { $0.0 == .trades }) else { return XCTFail("no trade rows") }
-    var r = ByteReader(rows[at].2)
-    var t = try TradeRecord(from: &r)
-    t.clearing.sellerFees.transfer += 3
-    t.clearing.sellerNetFen -= 3
-    var w = ByteWriter(capacity: 256)
-    t.encode(into: &w)
-    rows[at].2 = w.bytes
-    var restored = try V2Kernel.restore(opening: V2Kernel(reference: reference, plantedFault: nil)) { put in
-      for (table, id, bytes) in rows { try put(table, id, bytes) }
-    }
+    guard
+      var restored = try restoreWithEditedTradeRow(
+        dir,
+        edit: { t in
+          t.clearing.sellerFees.transfer += 3
+          t.clearing.sellerNetFen -= 3
+        })?.restored
+    else { return }
     XCTAssertFalse(restored.clearingOverrides.isEmpty, "the restored row keeps its own figures")
     checkTradeRows(restored, "restored")
     restored.setChangeTracking(true)
