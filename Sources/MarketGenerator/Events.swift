@@ -327,6 +327,33 @@ extension Run {
   // MARK: trades
 
   @inline(__always)
+  /// Books a trade in the model (the seller's shares out, the buyer's in: available at
+  /// once for a bond, from the next day otherwise; the participants' cash) and returns
+  /// its trade id. The caller writes its line.
+  private mutating func book(
+    seller: Int, buyer: Int, security s: Int, quantity: Int, price p: Int, buyUnit: Int, sellUnit: Int
+  ) -> Int {
+    positions[seller].available -= quantity
+    var bp = find(buyer, s)
+    if bp < 0 { bp = createPosition(buyer, s, available: 0) }
+    if secKind[s] == .bond {
+      positions[bp].available += quantity
+    } else {
+      if positions[bp].pending == 0 { pendingPositions.append(Int32(truncatingIfNeeded: bp)) }
+      positions[bp].pending += quantity
+    }
+    let id = nextTradeId
+    nextTradeId += 1
+    let t = TradeRecord(
+      id: Int32(truncatingIfNeeded: id), buyPosition: Int32(truncatingIfNeeded: bp),
+      sellPosition: Int32(truncatingIfNeeded: seller), quantity: Int32(truncatingIfNeeded: quantity),
+      price: Int32(truncatingIfNeeded: p), buyUnit: Int32(truncatingIfNeeded: buyUnit),
+      sellUnit: Int32(truncatingIfNeeded: sellUnit), cancelled: false)
+    applyCash(t, kind: secKind[s], sign: 1)
+    trades.append(t)
+    return id
+  }
+
   private mutating func applyCash(_ t: TradeRecord, kind: SecKind, sign: Int) {
     let amount = (Int(t.price) * Int(t.quantity) + 5) / 10
     let bp = Int(ref.unitParticipant[Int(t.buyUnit)])
@@ -355,24 +382,9 @@ extension Run {
     let sellerAccount = Int(positions[seller].account)
     let buyUnit = pickUnit(for: buyer)
     let sellUnit = pickUnit(for: sellerAccount)
-    positions[seller].available -= quantity
-    var bp = find(buyer, s)
-    if bp < 0 { bp = createPosition(buyer, s, available: 0) }
-    if secKind[s] == .bond {
-      positions[bp].available += quantity
-    } else {
-      if positions[bp].pending == 0 { pendingPositions.append(Int32(truncatingIfNeeded: bp)) }
-      positions[bp].pending += quantity
-    }
-    let id = nextTradeId
-    nextTradeId += 1
-    let t = TradeRecord(
-      id: Int32(truncatingIfNeeded: id), buyPosition: Int32(truncatingIfNeeded: bp),
-      sellPosition: Int32(truncatingIfNeeded: seller), quantity: Int32(truncatingIfNeeded: quantity),
-      price: Int32(truncatingIfNeeded: p), buyUnit: Int32(truncatingIfNeeded: buyUnit),
-      sellUnit: Int32(truncatingIfNeeded: sellUnit), cancelled: false)
-    applyCash(t, kind: secKind[s], sign: 1)
-    trades.append(t)
+    let id = book(
+      seller: seller, buyer: buyer, security: s, quantity: quantity, price: p, buyUnit: buyUnit,
+      sellUnit: sellUnit)
     try writeTrade(
       w, id: id, date: date, slot: slot, security: s, price: p, quantity: quantity,
       buyer: buyer, buyUnit: buyUnit, seller: sellerAccount, sellUnit: sellUnit)
@@ -616,24 +628,9 @@ extension Run {
         var buyer = ref.individuals + rng.below(ref.institutions)
         if buyer == sellerAccount { buyer = ref.individuals > 0 ? rng.below(ref.individuals) : buyer }
         if buyer == sellerAccount { continue }
-        positions[seller].available -= quantity
-        var bp = find(buyer, s)
-        if bp < 0 { bp = createPosition(buyer, s, available: 0) }
-        if secKind[s] == .bond {
-          positions[bp].available += quantity
-        } else {
-          if positions[bp].pending == 0 { pendingPositions.append(Int32(truncatingIfNeeded: bp)) }
-          positions[bp].pending += quantity
-        }
-        let id = nextTradeId
-        nextTradeId += 1
-        let t = TradeRecord(
-          id: Int32(truncatingIfNeeded: id), buyPosition: Int32(truncatingIfNeeded: bp),
-          sellPosition: Int32(truncatingIfNeeded: seller), quantity: Int32(truncatingIfNeeded: quantity),
-          price: Int32(truncatingIfNeeded: p), buyUnit: Int32(truncatingIfNeeded: buyUnit),
-          sellUnit: Int32(truncatingIfNeeded: sellUnit), cancelled: false)
-        applyCash(t, kind: secKind[s], sign: 1)
-        trades.append(t)
+        let id = book(
+          seller: seller, buyer: buyer, security: s, quantity: quantity, price: p, buyUnit: buyUnit,
+          sellUnit: sellUnit)
         try comment(w, "A block purchase after the close.")
         summary.blockTrades += 1
         try writeTrade(
