@@ -21,6 +21,37 @@ public enum NodeStatus {
   }
 }
 
+/// How long one recurring step of a node took, summed since the node started: the
+/// parts of a batch's way from ingest to decision, for `cluster status --json` and
+/// `cluster bench`'s latency parts (a mean over a run is the difference of two
+/// readings, or one reading of a node started for the run). Wall-clock time of the
+/// node's own loop; it never reaches state, outputs or digests.
+public struct StageTime: Codable, Sendable, Equatable {
+  public var count: Int64 = 0
+  public var totalMicroseconds: Int64 = 0
+
+  enum CodingKeys: String, CodingKey {
+    case count
+    case totalMicroseconds = "total_us"
+  }
+
+  public init(count: Int64 = 0, totalMicroseconds: Int64 = 0) {
+    self.count = count
+    self.totalMicroseconds = totalMicroseconds
+  }
+
+  public mutating func add(_ d: Duration) {
+    let (seconds, attoseconds) = d.components
+    count += 1
+    totalMicroseconds += seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+  }
+
+  /// The mean in milliseconds; nil before the first step.
+  public var meanMilliseconds: Double? {
+    count == 0 ? nil : Double(totalMicroseconds) / Double(count) / 1_000
+  }
+}
+
 public struct SequencerStatus: Codable, Sendable, Equatable {
   public var role = "sequencer"
   public var lastSeq: Int64
@@ -34,6 +65,9 @@ public struct SequencerStatus: Codable, Sendable, Equatable {
   /// Milliseconds RocksDB has stopped or slowed the journal's writes since the sequencer
   /// started (its paced flushes fell behind); older statuses lack it.
   public var journalWriteStallMs: Int64?
+  /// The journal's group commits (write and fsync, before the acks and the replicas'
+  /// fetch answers); older statuses lack it.
+  public var journalCommitTime: StageTime?
 
   enum CodingKeys: String, CodingKey {
     case role, batches, refused, ingest
@@ -42,12 +76,15 @@ public struct SequencerStatus: Codable, Sendable, Equatable {
     case parkedFetches = "parked_fetches"
     case parkedFetchesDropped = "parked_fetches_dropped"
     case journalWriteStallMs = "journal_write_stall_ms"
+    case journalCommitTime = "journal_commit_time"
   }
 
   public init(
     lastSeq: Int64, batches: Int64, clientBatches: Int64, refused: Int64, ingest: String,
-    parkedFetches: Int64? = nil, parkedFetchesDropped: Int64? = nil, journalWriteStallMs: Int64? = nil
+    parkedFetches: Int64? = nil, parkedFetchesDropped: Int64? = nil, journalWriteStallMs: Int64? = nil,
+    journalCommitTime: StageTime? = nil
   ) {
+    self.journalCommitTime = journalCommitTime
     self.lastSeq = lastSeq
     self.batches = batches
     self.clientBatches = clientBatches
@@ -77,6 +114,9 @@ public struct ReplicaStatus: Codable, Sendable, Equatable {
   public var uncommittedBatches: Int64?
   /// Batches in the effect and vote log (pruned behind the voter's position).
   public var loggedBatches: Int64?
+  /// The journal batches applied (apply, effects and vote, the commit at a checkpoint);
+  /// older statuses lack it.
+  public var applyTime: StageTime?
 
   enum CodingKeys: String, CodingKey {
     case role, id, kernel, repairs
@@ -86,12 +126,15 @@ public struct ReplicaStatus: Codable, Sendable, Equatable {
     case digestSeq = "digest_seq"
     case uncommittedBatches = "uncommitted_batches"
     case loggedBatches = "logged_batches"
+    case applyTime = "apply_time"
   }
 
   public init(
     id: String, kernel: String, appliedSeq: Int64, committedSeq: Int64, committedStateDigest: String,
-    digestSeq: Int64? = nil, repairs: Int64, uncommittedBatches: Int64? = nil, loggedBatches: Int64? = nil
+    digestSeq: Int64? = nil, repairs: Int64, uncommittedBatches: Int64? = nil, loggedBatches: Int64? = nil,
+    applyTime: StageTime? = nil
   ) {
+    self.applyTime = applyTime
     self.id = id
     self.kernel = kernel
     self.appliedSeq = appliedSeq
@@ -150,6 +193,9 @@ public struct VoterStatus: Codable, Sendable, Equatable {
   public var replicas: [Replica]
   /// Batches with votes waiting for a decision (at most `VoterCore.pendingBatchesMax`).
   public var pendingBatches: Int64?
+  /// The commits that store decisions (fsync, before DECIDED is published); older
+  /// statuses lack it.
+  public var decisionCommitTime: StageTime?
 
   enum CodingKeys: String, CodingKey {
     case role, watermark, quorum, alerts, halted, stream, replicas
@@ -158,12 +204,15 @@ public struct VoterStatus: Codable, Sendable, Equatable {
     case streamReplay = "stream_replay"
     case streamedThrough = "streamed_through"
     case pendingBatches = "pending_batches"
+    case decisionCommitTime = "decision_commit_time"
   }
 
   public init(
     watermark: Int64, quorum: Int64, alerts: Int64, halted: String?, lastStateDigest: String, stream: String,
-    streamReplay: String, streamedThrough: Int64, replicas: [Replica], pendingBatches: Int64? = nil
+    streamReplay: String, streamedThrough: Int64, replicas: [Replica], pendingBatches: Int64? = nil,
+    decisionCommitTime: StageTime? = nil
   ) {
+    self.decisionCommitTime = decisionCommitTime
     self.watermark = watermark
     decidedThrough = watermark - 1
     self.quorum = quorum
@@ -192,6 +241,7 @@ public struct VoterStatus: Codable, Sendable, Equatable {
     try c.encode(streamedThrough, forKey: .streamedThrough)
     try c.encode(replicas, forKey: .replicas)
     try c.encodeIfPresent(pendingBatches, forKey: .pendingBatches)
+    try c.encodeIfPresent(decisionCommitTime, forKey: .decisionCommitTime)
   }
 
   public var json: String { NodeStatus.encode(self) }

@@ -33,6 +33,8 @@ public final class Replica {
   public private(set) var core: ReplicaCore<DurableBatchApplier>
   /// Metrics hooks (TallyOps); no-ops by default.
   public var hooks = OpsHooks()
+  /// The batches applied so far (`ReplicaStatus.applyTime`).
+  var applyTime = StageTime()
   let started = ContinuousClock.now
 
   public init(
@@ -129,7 +131,8 @@ public final class Replica {
       id: id, kernel: kernelName, appliedSeq: appliedSeq, committedSeq: committedSeq,
       committedStateDigest: core.applier.committedStateDigest.hexString, digestSeq: core.applier.digestSeq,
       repairs: Int64(core.repairs),
-      uncommittedBatches: Int64(core.uncommittedCount), loggedBatches: Int64(core.loggedCount))
+      uncommittedBatches: Int64(core.uncommittedCount), loggedBatches: Int64(core.loggedCount),
+      applyTime: applyTime)
   }
 
   public func statusJSON() -> String { status.json }
@@ -256,7 +259,11 @@ public final class Replica {
               let started = ContinuousClock.now
               let before = appliedSeq
               let actions = try core.receive([batch])
-              if appliedSeq > before { hooks.batchApplied(batch.lineCount, .now - started) }
+              if appliedSeq > before {
+                let took = ContinuousClock.now - started
+                applyTime.add(took)
+                hooks.batchApplied(batch.lineCount, took)
+              }
               try perform(actions, fetch: fetch, votes: votes)
               if actions.contains(where: { if case .gap = $0 { true } else { false } }) { break }
               // Requests are answered between the batches of a reply, not only after all

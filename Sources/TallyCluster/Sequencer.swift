@@ -32,6 +32,8 @@ public final class Sequencer {
   public private(set) var refused = 0
   /// Metrics hooks (TallyOps); no-ops by default.
   public var hooks = OpsHooks()
+  /// The journal's group commits so far (`SequencerStatus.journalCommitTime`).
+  var journalCommitTime = StageTime()
   let started = ContinuousClock.now
 
   public convenience init(config: ClusterConfig, dataDir: String, log: Logger) throws {
@@ -112,7 +114,7 @@ public final class Sequencer {
       lastSeq: core.lastSeq, batches: Int64(core.batchCount), clientBatches: Int64(core.clientBatchCount),
       refused: Int64(refused), ingest: config.ingest, parkedFetches: Int64(core.parkedCount),
       parkedFetchesDropped: Int64(core.parkedDropped),
-      journalWriteStallMs: journalPressure.stallMilliseconds)
+      journalWriteStallMs: journalPressure.stallMilliseconds, journalCommitTime: journalCommitTime)
   }
 
   public func statusJSON() -> String { status.json }
@@ -129,7 +131,9 @@ public final class Sequencer {
       case .writeJournal(let write, let batches, let events):
         let started = ContinuousClock.now
         try store.commit(write, sync: true)
-        hooks.journalCommitted(batches, events, .now - started)
+        let took = ContinuousClock.now - started
+        journalCommitTime.add(took)
+        hooks.journalCommitted(batches, events, took)
         todo += try core.journalWritten(nowMs: nowMs)
       case .ack(let peer, let number, let first, let last):
         try ingest?.send([peer] + Ingest.ok(batch: number, first: first, last: last))

@@ -30,6 +30,8 @@ public final class Voter {
   var publish: ZMQSocket? = nil
   /// Metrics hooks (TallyOps); no-ops by default.
   public var hooks = OpsHooks()
+  /// The commits of decisions so far (`VoterStatus.decisionCommitTime`).
+  var decisionCommitTime = StageTime()
   /// The voted results stream with effect records (VoterStream.swift, docs/STREAM.md).
   let stream: VotedStream
   /// The reference folder whose rows' keys name rows in the explanation of a dissent
@@ -150,7 +152,7 @@ public final class Voter {
         VoterStatus.Replica(
           id: $0.id, kernel: $0.kernel, appliedSeq: $0.appliedSeq, agreed: $0.agreed, dissents: $0.dissents,
           quarantined: $0.quarantined, repairs: Int64($0.repairs))
-      }, pendingBatches: Int64(core.pending.count))
+      }, pendingBatches: Int64(core.pending.count), decisionCommitTime: decisionCommitTime)
   }
 
   public func statusJSON() -> String { status.json }
@@ -330,7 +332,9 @@ public final class Voter {
     if let last {
       write.put(Self.watermarkKey, (last.last + 1).leBytes)
       try store.commit(write, sync: true)
-      committed = .now - started
+      let took = ContinuousClock.now - started
+      committed = took
+      decisionCommitTime.add(took)
       if !last.stateDigest.isEmpty { lastDecidedStateDigest = last.stateDigest }
       for a in actions {
         if case .emit(let d) = a {

@@ -182,6 +182,7 @@ struct ClusterBench: ParsableCommand {
     }
     latencies.sort()
     figures.latencyJournalStallMilliseconds = journalWriteStallMs(sup, c, context: context)
+    figures.latencyParts = latencyParts(sup, c, context: context)
     _ = sup.down()
     func pct(_ p: Double) -> String {
       latencies.isEmpty
@@ -199,6 +200,7 @@ struct ClusterBench: ParsableCommand {
         + "ingest→voted p50 \(pct(0.5)) ms, p99 \(pct(0.99)) ms, max \(pct(1.0)) ms; "
         + "the journal's writes held back by RocksDB \(figures.latencyJournalStallMilliseconds.map { "\($0) ms" } ?? "n/a")"
     )
+    if let parts = figures.latencyParts { say("  \(parts.text)") }
 
     // Phase 3: the same bytes over bare ZeroMQ.
     let pull = try ZMQSocket(context: context, type: .pull)
@@ -283,6 +285,8 @@ struct ClusterBench: ParsableCommand {
     /// 0 here waited on the disk, not on the journal's own flushes.
     var throughputJournalStallMilliseconds: Int64?
     var latencyJournalStallMilliseconds: Int64?
+    /// Where the latency phase's time went, from the nodes' statuses at its end.
+    var latencyParts: LatencyParts?
 
     enum CodingKeys: String, CodingKey {
       case replicas, events
@@ -308,6 +312,7 @@ struct ClusterBench: ParsableCommand {
       case hostFsyncStalledShare = "host_fsync_stalled_share"
       case throughputJournalStallMilliseconds = "throughput_journal_stall_ms"
       case latencyJournalStallMilliseconds = "latency_journal_stall_ms"
+      case latencyParts = "latency_parts"
     }
 
     var json: String {
@@ -333,6 +338,61 @@ struct ClusterBench: ParsableCommand {
     /// True when the victim was caught up at its first status after the restart.
     var catchUpIsLowerBound = false
     var text: String
+  }
+
+  /// The latency phase's steps on its way from ingest to decision, as the nodes timed
+  /// them (`StageTime` in their statuses; the phase's cluster is started for it, so a
+  /// status's totals are the phase's): the mean journal commit (write and fsync before
+  /// the ack and the fetch answers), each replica's mean batch (apply, effects, vote),
+  /// and the voter's mean decision commit (fsync before DECIDED is published). A
+  /// decision waits for the journal, the second-fastest replica of a 3-replica quorum
+  /// and its commit; the rest of the p50 is the hops between the processes and their
+  /// waits for a core.
+  struct LatencyParts: Codable {
+    var journalCommitMilliseconds: Double?
+    var applyMilliseconds: [String: Double]
+    var decisionCommitMilliseconds: Double?
+
+    enum CodingKeys: String, CodingKey {
+      case journalCommitMilliseconds = "journal_commit_ms"
+      case applyMilliseconds = "apply_ms"
+      case decisionCommitMilliseconds = "decision_commit_ms"
+    }
+
+    var text: String {
+      func ms(_ v: Double?) -> String { v.map { String(format: "%.2f ms", $0) } ?? "n/a" }
+      let applies = applyMilliseconds.sorted { $0.key < $1.key }.map { "\($0.key) \(ms($0.value))" }
+      return
+        "latency parts (means, from the nodes' statuses): journal commit \(ms(journalCommitMilliseconds)), "
+        + "a batch's apply \(applies.isEmpty ? "n/a" : applies.joined(separator: " / ")), "
+        + "decision commit \(ms(decisionCommitMilliseconds))"
+    }
+  }
+
+  func latencyParts(_ sup: Supervisor, _ c: ClusterConfig, context: ZMQContext) -> LatencyParts? {
+    func status<S: Decodable>(_ type: S.Type, _ node: NodeSpec) -> S? {
+      ControlClient.status(type, context: context, endpoint: node.control, timeoutMs: 1_000, curve: c.curve)
+    }
+    var parts = LatencyParts(applyMilliseconds: [:])
+    for node in sup.nodes {
+      switch node.role {
+      case "sequencer":
+        parts.journalCommitMilliseconds =
+          status(SequencerStatus.self, node)?.journalCommitTime?.meanMilliseconds
+      case "replica":
+        if let r = status(ReplicaStatus.self, node), let mean = r.applyTime?.meanMilliseconds {
+          parts.applyMilliseconds[r.id] = mean
+        }
+      case "voter":
+        parts.decisionCommitMilliseconds =
+          status(VoterStatus.self, node)?.decisionCommitTime?.meanMilliseconds
+      default: break
+      }
+    }
+    let none =
+      parts.journalCommitMilliseconds == nil && parts.applyMilliseconds.isEmpty
+      && parts.decisionCommitMilliseconds == nil
+    return none ? nil : parts
   }
 
   /// The sequencer's `journal_write_stall_ms`, from its status (nil when it does not answer).

@@ -228,6 +228,7 @@ struct ClusterStatus: ParsableCommand {
         let stall = seqStatus?.journalWriteStallMs
         fields.append(("journal_write_stall_ms", stall.map { .int($0) } ?? .null))
         if let stall, stall > 0 { text += ", journal writes held back \(stall) ms by RocksDB" }
+        fields.append(("journal_commit_time", Self.json(seqStatus?.journalCommitTime)))
       case "replica":
         let replica = status.flatMap { NodeStatus.decode(ReplicaStatus.self, from: $0) }
         let applied = replica?.appliedSeq
@@ -236,6 +237,7 @@ struct ClusterStatus: ParsableCommand {
         if let replica {
           fields.append(("committed_state_digest", .string(replica.committedStateDigest)))
           fields.append(("digest_seq", replica.digestSeq.map { .int($0) } ?? .null))
+          fields.append(("apply_time", Self.json(replica.applyTime)))
         }
         fields.append(("lag", applied.map { .int(max(0, lastSeq - $0)) } ?? .null))
         if let applied { text += ", applied \(applied), lag \(max(0, lastSeq - applied))" }
@@ -258,6 +260,7 @@ struct ClusterStatus: ParsableCommand {
           fields.append(("stream_replay", .string(c.voterStreamReplay)))
           fields.append(("streamed_through", .int(v.streamedThrough)))
           fields.append(("alerts", .int(v.alerts)))
+          fields.append(("decision_commit_time", Self.json(v.decisionCommitTime)))
           text += ", decided through seq \(v.decidedThrough), alerts \(v.alerts)"
           if v.halted != nil {
             text += ", HALTED (no majority)"
@@ -284,6 +287,12 @@ struct ClusterStatus: ParsableCommand {
   }
 
   /// The voter's view of one replica, from its status.
+  /// A node's `StageTime` as its status has it (`{"count":…,"total_us":…}`), null when
+  /// the node did not answer or predates the field.
+  static func json(_ t: StageTime?) -> JSON {
+    t.map { .object([("count", .int($0.count)), ("total_us", .int($0.totalMicroseconds))]) } ?? .null
+  }
+
   static func replicaView(_ voter: VoterStatus, _ id: String) -> [(String, JSON)]? {
     guard let v = voter.replicas.first(where: { $0.id == id }) else { return nil }
     return [

@@ -90,4 +90,33 @@ final class NodeStatusTests: XCTestCase {
     XCTAssertEqual(NodeStatus.decode(VoterStatus.self, from: v.json), v)
     XCTAssertNil(NodeStatus.decode(VoterStatus.self, from: s.json), "a sequencer's status is not a voter's")
   }
+
+  func testStageTimeSumsItsStepsAndTravelsInTheStatuses() throws {
+    var t = StageTime()
+    XCTAssertNil(t.meanMilliseconds, "no mean before the first step")
+    t.add(.microseconds(1_500))
+    t.add(.microseconds(500))
+    t.add(.nanoseconds(999))  // under a microsecond: counted, adds nothing
+    XCTAssertEqual(t, StageTime(count: 3, totalMicroseconds: 2_000))
+    XCTAssertEqual(try XCTUnwrap(t.meanMilliseconds), 2.0 / 3, accuracy: 1e-9)
+
+    let s = SequencerStatus(
+      lastSeq: 7, batches: 2, clientBatches: 3, refused: 0, ingest: "tcp://h:1", journalCommitTime: t)
+    XCTAssertTrue(s.json.contains(#""journal_commit_time":{"count":3,"total_us":2000}"#), s.json)
+    XCTAssertEqual(NodeStatus.decode(SequencerStatus.self, from: s.json), s)
+    let r = ReplicaStatus(
+      id: "r1", kernel: "v1", appliedSeq: 9, committedSeq: 5, committedStateDigest: "ab", repairs: 0,
+      applyTime: t)
+    XCTAssertTrue(r.json.contains(#""apply_time":{"count":3,"total_us":2000}"#), r.json)
+    XCTAssertEqual(NodeStatus.decode(ReplicaStatus.self, from: r.json), r)
+    let v = VoterStatus(
+      watermark: 10, quorum: 2, alerts: 0, halted: nil, lastStateDigest: "", stream: "s", streamReplay: "t",
+      streamedThrough: 8, replicas: [], decisionCommitTime: t)
+    XCTAssertTrue(v.json.contains(#""decision_commit_time":{"count":3,"total_us":2000}"#), v.json)
+    XCTAssertEqual(NodeStatus.decode(VoterStatus.self, from: v.json), v)
+    // A status from before the field decodes, without it.
+    let old =
+      #"{"batches":2,"client_batches":3,"ingest":"tcp://h:1","last_seq":7,"refused":0,"role":"sequencer"}"#
+    XCTAssertNil(try XCTUnwrap(NodeStatus.decode(SequencerStatus.self, from: old)).journalCommitTime)
+  }
 }

@@ -37,6 +37,23 @@ final class ClusterProcessTests: ClusterTestCase {
       XCTAssertEqual(status[r]?["quarantined"] as? Bool, false, r)
       XCTAssertEqual(c.int(status, r, "dissents"), 0, r)
     }
+    // Each step a batch took on its way was timed by its node (the latency's parts):
+    // a journal commit per client batch at least once, every replica's batches (500
+    // lines each: at least one per 500 events), the voter's decision commits.
+    func stage(_ node: String, _ field: String) -> (count: Int64, totalMicroseconds: Int64)? {
+      guard let t = status[node]?[field] as? [String: Any], let n = t["count"] as? NSNumber,
+        let us = t["total_us"] as? NSNumber
+      else { return nil }
+      return (n.int64Value, us.int64Value)
+    }
+    let journal = try XCTUnwrap(stage("sequencer", "journal_commit_time"), c.statusText())
+    XCTAssertTrue(journal.count >= 1 && journal.totalMicroseconds > 0, "\(journal)")
+    for r in ["r1", "r2", "r3"] {
+      let apply = try XCTUnwrap(stage(r, "apply_time"), c.statusText())
+      XCTAssertTrue(apply.count >= (events + 499) / 500 && apply.totalMicroseconds > 0, "\(r): \(apply)")
+    }
+    let decisions = try XCTUnwrap(stage("voter", "decision_commit_time"), c.statusText())
+    XCTAssertTrue(decisions.count >= 1 && decisions.totalMicroseconds > 0, "\(decisions)")
     // Replicas may still be committing their last vote; they all reach the end.
     XCTAssertTrue(
       try eventually(20) { try ["r1", "r2", "r3"].allSatisfy { try c.statusInt($0, "lag") == 0 } },
