@@ -84,7 +84,8 @@ enum DashboardPage {
           <h2>Nodes</h2>
           <table id="nodes">
             <thead><tr><th>Node</th><th>Role</th><th>State</th><th class="num">Seq</th><th class="num" title="replicas: committed; voter: streamed">Durable</th><th class="num">Lag</th>
-              <th>Kernel</th><th class="num">Agreed</th><th class="num">Dissents</th><th title="quarantined: its votes do not count">Quar.</th></tr></thead>
+              <th>Kernel</th><th class="num">Agreed</th><th class="num">Dissents</th><th title="quarantined: its votes do not count">Quar.</th>
+              <th class="num" title="mean ms of the node's step on a batch's way since the last update: the sequencer's journal commit, a replica's batch, the voter's decision commit">Step ms</th></tr></thead>
             <tbody></tbody></table>
           <div id="problems"></div>
         </section>
@@ -98,6 +99,7 @@ enum DashboardPage {
     <script>
     "use strict";
     const $ = (id) => document.getElementById(id);
+    const lastStep = {};
     const text = (id, v) => { $(id).textContent = v; };
     function cell(tr, v, cls) { const td = document.createElement("td"); td.textContent = v;
       if (cls) td.className = cls; tr.appendChild(td); return td; }
@@ -134,6 +136,17 @@ enum DashboardPage {
         : [(() => { const tr = document.createElement("tr"); cell(tr, "no rejection", "empty"); return tr; })()]);
       const st = s.status;
       if (st) {
+        // Each node's step mean over the last update: the difference of two readings of
+        // its {count, total_us} (the whole life's mean at the first, or after a restart).
+        const stepMs = (n) => {
+          const t = n.journal_commit_time || n.apply_time || n.decision_commit_time;
+          if (!t) return "";
+          const p = lastStep[n.name];
+          const fresh = !p || t.count < p.count;
+          const count = fresh ? t.count : t.count - p.count, us = fresh ? t.total_us : t.total_us - p.total_us;
+          const shown = count > 0 ? (us / count / 1000).toFixed(2) : (p ? p.shown : "");
+          lastStep[n.name] = { count: t.count, total_us: t.total_us, shown: shown };
+          return shown; };
         text("cluster", "cluster " + st.cluster + " · quorum " + st.quorum);
         $("health").textContent = st.healthy ? "healthy" : "NOT HEALTHY";
         $("health").className = st.healthy ? "ok" : "bad";
@@ -149,6 +162,7 @@ enum DashboardPage {
           cell(tr, n.kernel || ""); cell(tr, n.agreed == null ? "" : n.agreed, "num");
           cell(tr, n.dissents == null ? "" : n.dissents, "num" + (n.dissents > 0 ? " neg" : ""));
           cell(tr, n.role !== "replica" ? "" : n.quarantined ? "yes" : "no", n.quarantined ? "neg" : "");
+          cell(tr, stepMs(n), "num step");
           return tr; }));
         $("problems").textContent = st.problems.length ? "Problems: " + st.problems.join("; ") : "";
         $("problems").className = st.problems.length ? "neg" : "";

@@ -36,7 +36,9 @@ final class DashboardTests: ClusterTestCase {
         // (and the cluster shown healthy: one status poll may time out on a loaded machine)
         "--until-js",
         "document.getElementById('last-seq').textContent === '\(events)'"
-          + " && document.getElementById('health').textContent === 'healthy'",
+          + " && document.getElementById('health').textContent === 'healthy'"
+          // (and every node's step time, from a status polled after its first batch)
+          + " && [...document.querySelectorAll('#nodes td.step')].every((td) => td.textContent !== '')",
         "--after", work + "/after.html", "--timeout", "120",
       ] + screenshotArguments(), workDir: work, name: "browser")
     children.append(browser)
@@ -78,6 +80,14 @@ final class DashboardTests: ClusterTestCase {
     }
     XCTAssertEqual(number(after, id: "open-date"), openDate, after)
     XCTAssertTrue(after.contains("id=\"health\" class=\"ok\">healthy<"), after)
+    // Every node's row ends with its step's mean (journal commit, batch, decision
+    // commit), in milliseconds, from its status's StageTime.
+    for node in TestCluster.nodeNames {
+      let pattern =
+        "data-node=\"\(node)\">(<td[^>]*>[^<]*</td>)*<td class=\"num step\">[0-9]+\\.[0-9]{2}</td></tr>"
+      XCTAssertNotNil(
+        after.range(of: pattern, options: .regularExpression), "no step time for \(node): \(after)")
+    }
 
   }
 
