@@ -33,6 +33,7 @@ enum DashboardPage {
     th, td { text-align:left; padding:3px 6px; border-bottom:1px solid #eaeef1; white-space:nowrap; }
     th { color:var(--muted); font-weight:600; font-size:12px; }
     td.num, th.num { text-align:right; }
+    #nodes th, #nodes td { padding:3px 4px; }
     .neg { color:var(--bad); } .pos { color:var(--ok); }
     .scroll { max-height:330px; overflow:auto; }
     .pill { display:inline-block; padding:0 8px; border-radius:9px; font-size:12px; font-weight:600; }
