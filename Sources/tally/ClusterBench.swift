@@ -369,9 +369,16 @@ struct ClusterBench: ParsableCommand {
     }
   }
 
+  /// A node's status over its control socket (nil when it does not answer in time).
+  func nodeStatus<S: Decodable>(
+    _ type: S.Type, _ node: NodeSpec, _ c: ClusterConfig, context: ZMQContext, timeoutMs: Int32 = 1_000
+  ) -> S? {
+    ControlClient.status(type, context: context, endpoint: node.control, timeoutMs: timeoutMs, curve: c.curve)
+  }
+
   func latencyParts(_ sup: Supervisor, _ c: ClusterConfig, context: ZMQContext) -> LatencyParts? {
     func status<S: Decodable>(_ type: S.Type, _ node: NodeSpec) -> S? {
-      ControlClient.status(type, context: context, endpoint: node.control, timeoutMs: 1_000, curve: c.curve)
+      nodeStatus(type, node, c, context: context)
     }
     var parts = LatencyParts(applyMilliseconds: [:])
     for node in sup.nodes {
@@ -398,9 +405,7 @@ struct ClusterBench: ParsableCommand {
   /// The sequencer's `journal_write_stall_ms`, from its status (nil when it does not answer).
   func journalWriteStallMs(_ sup: Supervisor, _ c: ClusterConfig, context: ZMQContext) -> Int64? {
     guard let sequencer = sup.nodes.first(where: { $0.role == "sequencer" }) else { return nil }
-    return ControlClient.status(
-      SequencerStatus.self, context: context, endpoint: sequencer.control, timeoutMs: 1_000, curve: c.curve)?
-      .journalWriteStallMs
+    return nodeStatus(SequencerStatus.self, sequencer, c, context: context)?.journalWriteStallMs
   }
 
   /// Paces the events at `liveRate`, kills the first replica 1 s in (or when 30% of the
@@ -420,7 +425,7 @@ struct ClusterBench: ParsableCommand {
     try dealer.connect(c.ingest)
     let interval = Duration.seconds(Double(latencyBatch) / liveRate)
     func status<S: Decodable>(_ type: S.Type, _ node: NodeSpec) -> S? {
-      ControlClient.status(type, context: context, endpoint: node.control, timeoutMs: 100, curve: c.curve)
+      nodeStatus(type, node, c, context: context, timeoutMs: 100)
     }
     var pendingAcks = 0
     var killedAt: ContinuousClock.Instant? = nil
