@@ -43,6 +43,23 @@ final class ClusterBenchTests: ClusterTestCase {
     XCTAssertEqual(try number("throughput_journal_stall_ms"), 0)
     XCTAssertEqual(try number("latency_journal_stall_ms"), 0)
     XCTAssertTrue(r.stderr.contains("the journal's writes held back by RocksDB 0 ms"), r.stderr)
+    // The latency phase's parts, from the nodes' statuses: every step was timed. Each
+    // journal commit and decision commit lies inside the latency of the batches it
+    // carried, so their means are at most the phase's largest latency; so is the batch
+    // of at least two replicas (the quorum's: a third may trail).
+    let maxLatency = try number("latency_max_ms")
+    let parts = try XCTUnwrap(object["latency_parts"] as? [String: Any], "no latency_parts")
+    for key in ["journal_commit_ms", "decision_commit_ms"] {
+      let ms = try XCTUnwrap(parts[key] as? NSNumber, "\(key): \(parts)").doubleValue
+      XCTAssertTrue(ms > 0 && ms <= maxLatency, "\(key) \(ms) ms against max \(maxLatency) ms")
+    }
+    let applies = try XCTUnwrap(parts["apply_ms"] as? [String: NSNumber], "\(parts)")
+    XCTAssertEqual(Set(applies.keys), ["r1", "r2", "r3"])
+    let applyMeans = applies.values.map(\.doubleValue).sorted()
+    XCTAssertTrue(applyMeans.allSatisfy { $0 > 0 }, "\(applyMeans)")
+    XCTAssertLessThanOrEqual(applyMeans[1], maxLatency, "the quorum's batches: \(applyMeans)")
+    XCTAssertTrue(
+      r.stderr.contains("latency parts (means, from the nodes' statuses): journal commit "), r.stderr)
     XCTAssertEqual(try number("live_events_per_s"), 2_500, "the recovery phase paced at --live-rate")
     // The killed replica came back: it was timed from its spawn to its first new batch,
     // and it caught up (a positive rate).
