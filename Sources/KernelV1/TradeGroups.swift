@@ -33,6 +33,9 @@ extension V1Kernel {
   /// each trade: one row a trade at most, so every line is asked for ~16 trades (a
   /// few microseconds) before its first store.
   static let appendLookAhead = 16
+  /// The same for the trade ids' bytes (a few to a dozen bytes a trade): a line a
+  /// little over ten trades ahead of the one being written.
+  static let appendLookAheadBytes = 128
 
   public mutating func applyTrades(
     _ trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
@@ -80,6 +83,7 @@ extension V1Kernel {
       self.trades.prefetchForAppend(ahead: Self.appendLookAhead)
       positions.prefetchForAppend(ahead: Self.appendLookAhead)
       slices.prefetchForAppend(ahead: Self.appendLookAhead)
+      tradeIds.prefetchForAppend(aheadBytes: Self.appendLookAheadBytes)
       if i >= 0 && i < n {
         outcomes[i] = applyTrade(
           trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq, grouped: ring[i & m])
