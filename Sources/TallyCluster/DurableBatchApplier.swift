@@ -8,6 +8,11 @@ import TallyEngine
 public struct DurableBatchApplier: BatchApplier {
   public let durable: any ReplicaEngine
 
+  /// The batches of a fetch reply being split ahead of their apply (`prepare`).
+  private var ahead: BatchesSplitAhead? = nil
+  /// Batches applied from a split made ahead (tests, and what a catch-up did).
+  public private(set) var batchesSplitAhead = 0
+
   public init(_ durable: any ReplicaEngine) { self.durable = durable }
 
   /// A replica's engine over `store`: the verified restore of what the store holds
@@ -38,8 +43,26 @@ public struct DurableBatchApplier: BatchApplier {
   public var commitNanos: [Int64] { durable.commitNanos }
 
   public mutating func apply(_ batch: JournalBatch) -> (outcomes: [UInt8], effects: [UInt8]) {
-    let outcomes = durable.applyBatch(batch.storage, ranges: batch.ranges, first: batch.first)
+    let outcomes: [UInt8]
+    if let split = ahead?.take(first: batch.first) {
+      outcomes = durable.applyBatch(batch.storage, ranges: batch.ranges, first: batch.first, split: split)
+      batchesSplitAhead += 1
+    } else {
+      outcomes = durable.applyBatch(batch.storage, ranges: batch.ranges, first: batch.first)
+    }
+    if ahead?.isDone == true { ahead = nil }
     return (outcomes, durable.takeEffects())
+  }
+
+  /// Splits `batches` on another thread while the one before them applies
+  /// (TallyEngine SplitAhead.swift); empty: stops and drops what is not applied.
+  public mutating func prepare(_ batches: ArraySlice<JournalBatch>) {
+    ahead?.cancel()
+    ahead =
+      batches.isEmpty
+      ? nil
+      : durable.splitAhead(
+        batches.map { BatchToSplit(bytes: $0.storage, ranges: $0.ranges, first: $0.first) })
   }
 
   public mutating func commit(withDigest: Bool, extraFromDigest: @escaping ([UInt8]?) -> StoreBatch) throws {

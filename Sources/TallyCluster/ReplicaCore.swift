@@ -44,9 +44,15 @@ public protocol BatchApplier {
   /// Commits everything as a snapshot with `extra` (no digest in any vote), returning
   /// when it is durable: a graceful stop of an applier that `restartsFromSnapshot`.
   mutating func snapshot(extra: StoreBatch) throws
+  /// The batches that will be applied after the next one (in order), to be made ready
+  /// meanwhile (`DurableBatchApplier`: split on another thread); empty: none are
+  /// coming, drop what was made ready and not applied. What an applier does with them
+  /// changes no outcome and no effect.
+  mutating func prepare(_ batches: ArraySlice<JournalBatch>)
 }
 
 extension BatchApplier {
+  public mutating func prepare(_ batches: ArraySlice<JournalBatch>) {}
   public var restartsFromSnapshot: Bool { false }
   public mutating func snapshot(extra: StoreBatch) throws {
     try commit(withDigest: false) { _ in extra }
@@ -263,6 +269,12 @@ public struct ReplicaCore<Applier: BatchApplier> {
     // A fetch sent ahead is still outstanding: the tick must not ask again meanwhile.
     if aheadFrom == nil { fetchSentAtMs = nil }
     var actions: [Action] = []
+    // A reply that holds a backlog (a catch-up, a burst): the batches after the first
+    // are made ready while it applies, and what a gap leaves unapplied is dropped.
+    let fresh = batches.filter { $0.last > appliedSeq }
+    let prepared = fresh.count > BatchesSplitAhead.batchesMin
+    if prepared { applier.prepare(fresh.dropFirst()) }
+    defer { if prepared { applier.prepare([]) } }
     for batch in batches {
       if batch.last <= appliedSeq { continue }  // already applied (a duplicate reply)
       guard batch.first == appliedSeq + 1 else {

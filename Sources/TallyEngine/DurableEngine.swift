@@ -999,6 +999,18 @@ extension DurableEngine {
     if layout.logsInput { logLines(lines, of: bytes, firstSeq: firstSeq) }
   }
 
+  /// The same with the lines split before (`split`: all of `lines`, numbered from
+  /// their first seq): what `apply(lines:of:firstSeq:outcome:)` does, without the split.
+  @_specialize(exported:true,where K == V1Kernel)
+  @_specialize(exported:true,where K == V2Kernel)
+  public func apply(
+    split: SplitLines, lines: ArraySlice<Range<Int>>, of bytes: [UInt8], outcome: (Int, Outcome) -> Void
+  ) {
+    precondition(split.count == lines.count, "the split holds the lines")
+    engine.apply(split: split, of: bytes, outcome: outcome)
+    if layout.logsInput { logLines(lines, of: bytes, firstSeq: split.firstSeq) }
+  }
+
   /// Offers consecutive event lines (slices of `bytes`) as seqs `firstSeq`, …, as
   /// `offer(line:seq:)` does one by one: lines already applied are only checked against
   /// the stream fingerprint, the rest applied together. Returns how many were applied.

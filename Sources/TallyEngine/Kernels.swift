@@ -56,6 +56,11 @@ public protocol ReplicaEngine: AnyObject {
   /// Applies the lines `bytes[ranges[i]]` as seqs `first`, `first + 1`, ...; one outcome
   /// byte each (`Vote.outcomeByte`: 0 applied, 1 + reason code rejected).
   func applyBatch(_ bytes: [UInt8], ranges: [Range<Int>], first: Int64) -> [UInt8]
+  /// The same, its lines split before (`split`: all of `ranges`, from `splitAhead`).
+  func applyBatch(_ bytes: [UInt8], ranges: [Range<Int>], first: Int64, split: SplitLines) -> [UInt8]
+  /// Starts splitting `batches` (those after the one about to be applied) on a thread
+  /// of their own, their TRADEs resolved by the kernel's resolver as of now.
+  func splitAhead(_ batches: [BatchToSplit]) -> BatchesSplitAhead
   func enableEffects()
   func takeEffects() -> [UInt8]
   func commit(extra: StoreBatch) throws
@@ -90,6 +95,31 @@ extension DurableEngine: ReplicaEngine {
       return v2.applyBatchSpecialised(bytes, ranges: ranges, first: first)
     }
     return applyBatchSpecialised(bytes, ranges: ranges, first: first)
+  }
+
+  public func applyBatch(_ bytes: [UInt8], ranges: [Range<Int>], first: Int64, split: SplitLines) -> [UInt8] {
+    if let v1 = self as? DurableEngine<V1Kernel> {
+      return v1.applyBatchSpecialised(bytes, ranges: ranges, first: first, split: split)
+    }
+    if let v2 = self as? DurableEngine<V2Kernel> {
+      return v2.applyBatchSpecialised(bytes, ranges: ranges, first: first, split: split)
+    }
+    return applyBatchSpecialised(bytes, ranges: ranges, first: first, split: split)
+  }
+
+  public func splitAhead(_ batches: [BatchToSplit]) -> BatchesSplitAhead {
+    BatchesSplitAhead(batches, resolver: engine.state.tradeResolver())
+  }
+
+  @_specialize(where K == V1Kernel)
+  @_specialize(where K == V2Kernel)
+  func applyBatchSpecialised(_ bytes: [UInt8], ranges: [Range<Int>], first: Int64, split: SplitLines)
+    -> [UInt8]
+  {
+    precondition(split.firstSeq == first && split.count == ranges.count, "the split is the batch's")
+    var outcomes = [UInt8](repeating: 0, count: ranges.count)
+    apply(split: split, lines: ranges[...], of: bytes) { i, outcome in outcomes[i] = OutcomeByte.of(outcome) }
+    return outcomes
   }
 
   @_specialize(where K == V1Kernel)

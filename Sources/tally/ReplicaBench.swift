@@ -16,8 +16,11 @@ struct ClusterBenchReplica: ParsableCommand {
       """
       Opens a fresh replica state folder (RocksDB, fsync per commit, room for
       --reserve-events events, as `tally replica` does), cuts the events into journal
-      batches of --batch-lines, and hands them to the replica core one by one, as the sequencer's fetch replies would; after each batch
-      the voter's PRUNE position is set to its last seq. Prints events per second, the
+      batches of --batch-lines, and hands them to the replica core --batches-per-reply
+      at a time, as the sequencer's fetch replies would (a live replica's replies hold
+      one; a catching-up one's up to fetch_batches_max, the batches after the first
+      split ahead on another thread); after each reply the voter's PRUNE position is
+      set to its last seq. Prints events per second, the
       CPU time, the commits' and the digest snapshots' latencies. A cluster of N
       replicas on C cores cannot vote faster than about C / N times this rate.
       """))
@@ -47,11 +50,19 @@ struct ClusterBenchReplica: ParsableCommand {
       "Also print the N slowest batches (seqs, time, effect record bytes, their other events by type): where a day's boundary goes."
   )
   var slowest = 0
+  @Option(
+    name: .long,
+    help:
+      "Journal batches in each reply handed to the replica core (1: live; up to [limits] fetch_batches_max: a catch-up)."
+  )
+  var batchesPerReply = 1
 
   func run() throws {
-    guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1, slowest >= 0, reserveEvents >= 0 else {
+    guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1, slowest >= 0, reserveEvents >= 0,
+      (1...1_024).contains(batchesPerReply)
+    else {
       fail(
-        "--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest and --reserve-events at least 0",
+        "--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest and --reserve-events at least 0, --batches-per-reply 1...1024",
         code: 64)
     }
     let reference: ReferenceData
@@ -82,14 +93,18 @@ struct ClusterBenchReplica: ParsableCommand {
     var digests = 0
     var batchTimes: [(seconds: Double, index: Int, effectBytes: Int)] = []
     batchTimes.reserveCapacity(slowest > 0 ? batches.count : 0)
-    for (index, batch) in batches.enumerated() {
+    for start in stride(from: 0, to: batches.count, by: batchesPerReply) {
+      let reply = batches[start..<min(start + batchesPerReply, batches.count)]
       let started = clock.now
-      for case .vote(let v) in try core.receive([batch]) where !v.stateDigest.isEmpty { digests += 1 }
-      core.prune(through: batch.last)
+      for case .vote(let v) in try core.receive(Array(reply)) where !v.stateDigest.isEmpty { digests += 1 }
+      core.prune(through: reply.last!.last)
       if slowest > 0 {
-        let seconds = (clock.now - started).seconds
-        batchTimes.append(
-          (seconds, index, try core.effects(first: batch.first, last: batch.last)?.count ?? 0))
+        // A reply's time shared evenly by its batches (one a reply by default).
+        let seconds = (clock.now - started).seconds / Double(reply.count)
+        for (index, batch) in zip(reply.indices, reply) {
+          batchTimes.append(
+            (seconds, index, try core.effects(first: batch.first, last: batch.last)?.count ?? 0))
+        }
       }
     }
     try core.commitNow()
@@ -105,7 +120,10 @@ struct ClusterBenchReplica: ParsableCommand {
     }
     let snapshots = applier.durable.snapshotNanos
     print(
-      "replica \(kernel): \(Int(n)) events in \(batches.count) batches of \(batchLines): open \(String(format: "%.2f", (opened - t0).seconds)) s "
+      "replica \(kernel): \(Int(n)) events in \(batches.count) batches of \(batchLines)"
+        + (batchesPerReply > 1
+          ? ", \(batchesPerReply) a reply (\(core.applier.batchesSplitAhead) split ahead)" : "")
+        + ": open \(String(format: "%.2f", (opened - t0).seconds)) s "
         + "(room for \(reserveEvents) events), "
         + "apply+vote+commit \(String(format: "%.2f", applySeconds)) s = \(Int(n / applySeconds)) events/s "
         + "(\(String(format: "%.2f", applySeconds / n * 1e6)) µs an event)")

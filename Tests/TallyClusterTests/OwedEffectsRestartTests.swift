@@ -4,8 +4,11 @@
 // 2026-12-03's seventh session): a background commit owes its batches' effect records to
 // the next commit (ReplicaCore's `owedEffects`); a replica that stops before paying them
 // opens before that commit's log entry and applies those batches again from the
-// journal. The real core, the real durable engine of both kernels, an in-memory store
-// standing for the folder.
+// journal. And a reply of many batches (a catch-up), whose batches after the first are
+// split on another thread ahead of their apply, gives the votes and effect records the
+// same batches give one reply each, duplicates and a gap in a reply included. The real
+// core, the real durable engine of both kernels, an in-memory store standing for the
+// folder.
 import Foundation
 import KernelAPI
 import MarketGenerator
@@ -141,6 +144,43 @@ final class OwedEffectsRestartTests: XCTestCase {
 
   func votes(_ actions: [Core.Action]) -> [Vote] {
     actions.compactMap { if case .vote(let v) = $0 { v } else { nil } }
+  }
+
+  func testBatchesSplitAheadGiveTheVotesAndRecordsOfBatchesAppliedOneByOne() throws {
+    let (reference, lines) = try market()
+    XCTAssertGreaterThan(lines.count, 260)
+    let journal = batches(lines, through: 260, size: 20)
+    XCTAssertEqual(journal.count, 13)
+    for kernel in ["v1", "v2"] {
+      let oneByOne = InMemoryStateStore()
+      var single = try open(oneByOne, reference, kernel: kernel, logLines: false, digestEvents: 200)
+      var expected: [Vote] = []
+      for b in journal { expected += votes(try single.receive([b])) }
+      try single.applier.finishCommit()
+
+      let inReplies = InMemoryStateStore()
+      var core = try open(inReplies, reference, kernel: kernel, logLines: false, digestEvents: 200)
+      var got: [Vote] = []
+      // Six batches; then two duplicates, two new ones and a gap (batch 9 before 8):
+      // the two are applied, the rest of the reply dropped; then the rest.
+      got += votes(try core.receive(Array(journal[0..<6])))
+      let second = try core.receive([journal[4], journal[5], journal[6], journal[7], journal[9], journal[10]])
+      got += votes(second)
+      XCTAssertTrue(
+        second.contains { if case .gap = $0 { true } else { false } }, "\(kernel): the gap is told")
+      XCTAssertEqual(core.appliedSeq, journal[7].last, "\(kernel): applied up to the gap")
+      got += votes(try core.receive(Array(journal[8...])))
+      try core.applier.finishCommit()
+      XCTAssertEqual(got, expected, "\(kernel): the same votes (outcomes, effect digests, state digests)")
+      XCTAssertGreaterThanOrEqual(core.applier.batchesSplitAhead, 8, "\(kernel): batches were split ahead")
+      XCTAssertEqual(single.applier.batchesSplitAhead, 0)
+      for b in journal {
+        XCTAssertEqual(
+          try core.effects(first: b.first, last: b.last), try single.effects(first: b.first, last: b.last),
+          "\(kernel): the records of \(b.first)-\(b.last)")
+      }
+      XCTAssertEqual(core.applier.committedStateDigest, single.applier.committedStateDigest)
+    }
   }
 
   func testAReplicaThatOwesEffectsReopensBeforeItsLastCommit() throws {

@@ -7,6 +7,7 @@
 // included, agrees with V2.
 import KernelAPI
 import KernelV2
+import MarketGenerator
 import TallyEngine
 import TallyFormat
 import XCTest
@@ -14,6 +15,32 @@ import XCTest
 @testable import KernelV1
 
 final class V1LayoutTests: XCTestCase {
+  /// The day's room (`reserveCapacity(events:)`) holds the positions its purchases open:
+  /// on a day that opens more positions than the opening held, the positions table and
+  /// its columns keep the storage they were given (they doubled inside the apply loop,
+  /// copying every row into fresh pages, before the room included them).
+  func testTheDaysRoomHoldsThePositionsItsPurchasesOpen() throws {
+    let lines: [ArraySlice<UInt8>]
+    let reference: ReferenceData
+    (reference, lines) = try TestMarket.loaded(
+      "v1-position-room",
+      MarketOptions(seed: 31, days: 1, tradesPerDay: 4_000, accounts: 300, securities: 60, participants: 4))
+    var engine = Engine<V1Kernel>(reference: reference)
+    let opening = engine.state.positions.count
+    let openingRoom = engine.state.positions.rows.capacity
+    engine.reserveCapacity(events: lines.count)
+    let room = engine.state.positions.rows.capacity
+    let securitiesRoom = engine.state.positionSecurities.capacity
+    XCTAssertGreaterThanOrEqual(room, opening + lines.count)
+    for (i, line) in lines.enumerated() { engine.apply(line: line, seq: Int64(i + 1)) }
+    XCTAssertGreaterThan(
+      engine.state.positions.count, openingRoom, "the day opened more positions than the opening had room for"
+    )
+    XCTAssertEqual(engine.state.positions.rows.capacity, room, "the positions kept their reserved storage")
+    XCTAssertEqual(engine.state.positionSecurities.capacity, securitiesRoom)
+    XCTAssertEqual(engine.state.selfCheckViolations(limit: 10), [])
+  }
+
   func testHoldingsOfAccountsBeyondTheirDirectoryLineAgreeWithV2() throws {
     // Six accounts trading twelve securities for four days: most hold more than the
     // eight securities a directory line has room for.
