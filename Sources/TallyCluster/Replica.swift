@@ -255,6 +255,10 @@ public final class Replica {
             {
               try perform([ahead], fetch: fetch, votes: votes)
             }
+            // A backlog's batches after the first are split on another thread while the
+            // ones before them apply (`ReplicaCore.prepare`; a catch-up had applied on one
+            // core while the other idled).
+            if !malformed { core.prepare(batches.dropFirst()) }
             for batch in batches {
               let started = ContinuousClock.now
               let before = appliedSeq
@@ -273,6 +277,7 @@ public final class Replica {
               // decisions came from which replica the voter asked: StreamProtocol.source.)
               if try serveControl(control, fetch: fetch, votes: votes) { break }
             }
+            core.prepare([])  // what a gap or a request left unapplied is dropped
             if malformed { core.nothingNew() }  // ask again from the first unapplied seq
           case "NONE": core.nothingNew()
           default:

@@ -269,12 +269,11 @@ public struct ReplicaCore<Applier: BatchApplier> {
     // A fetch sent ahead is still outstanding: the tick must not ask again meanwhile.
     if aheadFrom == nil { fetchSentAtMs = nil }
     var actions: [Action] = []
-    // A reply that holds a backlog (a catch-up, a burst): the batches after the first
-    // are made ready while it applies, and what a gap leaves unapplied is dropped.
-    let fresh = batches.filter { $0.last > appliedSeq }
-    let prepared = fresh.count > BatchesSplitAhead.batchesMin
-    if prepared { applier.prepare(fresh.dropFirst()) }
-    defer { if prepared { applier.prepare([]) } }
+    // Several batches at once: those after the first are made ready while it applies,
+    // and what a gap leaves unapplied is dropped.
+    let several = batches.count > 1
+    if several { prepare(batches.dropFirst()) }
+    defer { if several { prepare([]) } }
     for batch in batches {
       if batch.last <= appliedSeq { continue }  // already applied (a duplicate reply)
       guard batch.first == appliedSeq + 1 else {
@@ -288,6 +287,18 @@ public struct ReplicaCore<Applier: BatchApplier> {
       actions.append(.vote(try apply(batch)))
     }
     return actions
+  }
+
+  /// The batches of a reply that come after the one about to be received: when they are
+  /// a backlog (a catch-up, a burst: at least `BatchesSplitAhead.batchesMin` not yet
+  /// applied), the applier makes them ready while the one before applies (split on
+  /// another thread, `DurableBatchApplier.prepare`). The shell hands a reply's batches
+  /// to `receive` one at a time, answering requests between them, and calls this with
+  /// the rest first, and with none after the last (what was not applied is dropped).
+  /// Changes no outcome, vote or effect.
+  public mutating func prepare(_ batches: ArraySlice<JournalBatch>) {
+    let fresh = batches.filter { $0.last > appliedSeq }
+    applier.prepare(fresh.count >= BatchesSplitAhead.batchesMin ? fresh[...] : [])
   }
 
   /// True when a checkpoint batch also states the state digest: it crosses a multiple

@@ -30,7 +30,7 @@ public final class BatchesSplitAhead: @unchecked Sendable {
   /// Batches split and waiting at most: the splitter stays this far ahead of the apply
   /// (a 10,000-line batch's split is ~2 MB of `TradeInput`s).
   public static let depth = 2
-  /// Batches a reply must hold after the one applied first for a split ahead to be
+  /// Batches a reply must hold after the one it applies first for a split ahead to be
   /// worth a thread (a thread a reply; a live replica's replies hold one or two).
   public static let batchesMin = 2
 
