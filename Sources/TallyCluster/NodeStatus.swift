@@ -117,9 +117,13 @@ public struct ReplicaStatus: Codable, Sendable, Equatable {
   /// The journal batches applied (apply, effects and vote, the commit at a checkpoint);
   /// older statuses lack it.
   public var applyTime: StageTime?
+  /// Journal batches applied from a split made ahead on another thread (a backlog's
+  /// replies, `ReplicaCore.prepare`); older statuses lack it.
+  public var batchesSplitAhead: Int64?
 
   enum CodingKeys: String, CodingKey {
     case role, id, kernel, repairs
+    case batchesSplitAhead = "batches_split_ahead"
     case appliedSeq = "applied_seq"
     case committedSeq = "committed_seq"
     case committedStateDigest = "committed_state_digest"
@@ -132,9 +136,10 @@ public struct ReplicaStatus: Codable, Sendable, Equatable {
   public init(
     id: String, kernel: String, appliedSeq: Int64, committedSeq: Int64, committedStateDigest: String,
     digestSeq: Int64? = nil, repairs: Int64, uncommittedBatches: Int64? = nil, loggedBatches: Int64? = nil,
-    applyTime: StageTime? = nil
+    applyTime: StageTime? = nil, batchesSplitAhead: Int64? = nil
   ) {
     self.applyTime = applyTime
+    self.batchesSplitAhead = batchesSplitAhead
     self.id = id
     self.kernel = kernel
     self.appliedSeq = appliedSeq

@@ -132,7 +132,7 @@ public final class Replica {
       committedStateDigest: core.applier.committedStateDigest.hexString, digestSeq: core.applier.digestSeq,
       repairs: Int64(core.repairs),
       uncommittedBatches: Int64(core.uncommittedCount), loggedBatches: Int64(core.loggedCount),
-      applyTime: applyTime)
+      applyTime: applyTime, batchesSplitAhead: Int64(core.applier.batchesSplitAhead))
   }
 
   public func statusJSON() -> String { status.json }

@@ -238,6 +238,7 @@ struct ClusterStatus: ParsableCommand {
           fields.append(("committed_state_digest", .string(replica.committedStateDigest)))
           fields.append(("digest_seq", replica.digestSeq.map { .int($0) } ?? .null))
           fields.append(("apply_time", Self.json(replica.applyTime)))
+          fields.append(("batches_split_ahead", replica.batchesSplitAhead.map { .int($0) } ?? .null))
         }
         fields.append(("lag", applied.map { .int(max(0, lastSeq - $0)) } ?? .null))
         if let applied { text += ", applied \(applied), lag \(max(0, lastSeq - applied))" }

@@ -109,6 +109,9 @@ final class ClusterProcessTests: ClusterTestCase {
     let status = try c.status()
     XCTAssertEqual(status["r2"]?["quarantined"] as? Bool, false)
     XCTAssertEqual(c.int(status, "r2", "dissents"), 0)
+    // Its backlog came in replies of many batches: those after each reply's first were
+    // split on another thread while it applied (`ReplicaCore.prepare`).
+    XCTAssertGreaterThan(c.int(status, "r2", "batches_split_ahead") ?? 0, 0, "\(c.statusText())")
     XCTAssertTrue(c.alerts().isEmpty, "a crash is not a dissent: \(c.alerts())")
     if !wasSubmitting { print("note: the part-2 submit had already finished when r2 was killed") }
   }
