@@ -107,13 +107,7 @@ public struct Table<Row> {
   /// next, perf, V1's fifth round). Nothing when that row is beyond the reserved
   /// room (the address stays within the array's allocation). A hint only: changes
   /// nothing observable.
-  @inline(__always) func prefetchForAppend(ahead: Int) {
-    rows.withUnsafeBufferPointer { b in
-      let index = b.count + ahead
-      guard ahead >= 0 && index < rows.capacity, let base = b.baseAddress else { return }
-      v1PrefetchForWrite(UnsafeRawPointer(base + index))
-    }
-  }
+  @inline(__always) func prefetchForAppend(ahead: Int) { rows.v1PrefetchForAppend(ahead: ahead) }
 
   /// The room reserved beyond the rows, at most `limit` rows of it (`PageWarmer`).
   func unusedCapacity(limit: Int = .max) -> MemoryRegion? {
@@ -194,6 +188,19 @@ extension Table {
 @_silgen_name("llvm.prefetch.p0")
 private func v1LLVMPrefetch(
   _ address: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ cacheType: Int32)
+
+extension Array {
+  /// Starts loading, for writing, the line of the element `ahead` past the last (a
+  /// table's next rows, the trade ids' next bytes): nothing when it lies beyond the
+  /// reserved room (the address stays within the allocation). A hint only.
+  @inline(__always) func v1PrefetchForAppend(ahead: Int) {
+    withUnsafeBufferPointer { b in
+      let index = b.count + ahead
+      guard ahead >= 0 && index < capacity, let base = b.baseAddress else { return }
+      v1PrefetchForWrite(UnsafeRawPointer(base + index))
+    }
+  }
+}
 
 /// Starts loading the cache line at `address` for writing (kept in every level).
 @inline(__always) func v1PrefetchForWrite(_ address: UnsafeRawPointer) { v1LLVMPrefetch(address, 1, 3, 1) }

@@ -70,13 +70,7 @@ struct TradeIdBytes: Sendable {
   /// are appended a trade at a time, ~6 to a line, and each new line's first store
   /// waited for it (the `memmove` of the append was ~3% of V1's engine-only loop,
   /// perf, thirty-first session). Nothing beyond the reserved room. A hint only.
-  @inline(__always) func prefetchForAppend(aheadBytes: Int) {
-    bytes.withUnsafeBufferPointer { b in
-      let index = b.count + aheadBytes
-      guard aheadBytes >= 0 && index < bytes.capacity, let base = b.baseAddress else { return }
-      v1PrefetchForWrite(UnsafeRawPointer(base + index))
-    }
-  }
+  @inline(__always) func prefetchForAppend(aheadBytes: Int) { bytes.v1PrefetchForAppend(ahead: aheadBytes) }
 
   mutating func append(_ id: Ident) -> (start: Int64, count: Int32) {
     var text = id.text

@@ -60,8 +60,7 @@ final class OwedEffectsRestartTests: XCTestCase {
       // A snapshot (digest checkpoint) at the batch crossing 200.
       let store = InMemoryStateStore()
       var core = try open(store, reference, kernel: kernel, logLines: false, digestEvents: 200)
-      var before: [Vote] = []
-      for b in journal { before += votes(try core.receive([b])) }
+      let before = try votesOneBatchAReply(&core, journal)
       try core.applier.finishCommit()
       XCTAssertEqual(core.applier.digestSeq, 200, "\(kernel): the snapshot at 200")
       XCTAssertEqual(try logEntries(store), 0, "\(kernel): no line is logged")
@@ -74,8 +73,7 @@ final class OwedEffectsRestartTests: XCTestCase {
       XCTAssertEqual(
         try reopened.effects(first: 161, last: 200), recordsOf161,
         "\(kernel): the snapshot's commit logged the records the voter had not streamed")
-      var again: [Vote] = []
-      for b in journal where b.first > 200 { again += votes(try reopened.receive([b])) }
+      let again = try votesOneBatchAReply(&reopened, journal.filter { $0.first > 200 })
       XCTAssertEqual(again, Array(before.suffix(again.count)), "\(kernel): the same votes again")
       XCTAssertEqual(try reopened.effects(first: 241, last: 260), recordsOf241, "\(kernel): the same records")
       // A graceful stop snapshots: the planned restart applies nothing again.
@@ -88,13 +86,11 @@ final class OwedEffectsRestartTests: XCTestCase {
       // No snapshot yet: the replica opens at the opening state and applies everything again.
       let fresh = InMemoryStateStore()
       var first = try open(fresh, reference, kernel: kernel, logLines: false)
-      var firstVotes: [Vote] = []
-      for b in journal { firstVotes += votes(try first.receive([b])) }
+      let firstVotes = try votesOneBatchAReply(&first, journal)
       try first.applier.finishCommit()
       var second = try open(fresh, reference, kernel: kernel, logLines: false)
       XCTAssertEqual(second.appliedSeq, 0, "\(kernel): no snapshot, no line: the opening state")
-      var replayed: [Vote] = []
-      for b in journal { replayed += votes(try second.receive([b])) }
+      let replayed = try votesOneBatchAReply(&second, journal)
       XCTAssertEqual(replayed, firstVotes, "\(kernel): every vote again, the same")
     }
   }
@@ -142,6 +138,13 @@ final class OwedEffectsRestartTests: XCTestCase {
     }
   }
 
+  /// The votes of `journal` handed to `core` one batch a reply (as a live replica gets it).
+  func votesOneBatchAReply(_ core: inout Core, _ journal: [JournalBatch]) throws -> [Vote] {
+    var all: [Vote] = []
+    for b in journal { all += votes(try core.receive([b])) }
+    return all
+  }
+
   func votes(_ actions: [Core.Action]) -> [Vote] {
     actions.compactMap { if case .vote(let v) = $0 { v } else { nil } }
   }
@@ -154,8 +157,7 @@ final class OwedEffectsRestartTests: XCTestCase {
     for kernel in ["v1", "v2"] {
       let oneByOne = InMemoryStateStore()
       var single = try open(oneByOne, reference, kernel: kernel, logLines: false, digestEvents: 200)
-      var expected: [Vote] = []
-      for b in journal { expected += votes(try single.receive([b])) }
+      let expected = try votesOneBatchAReply(&single, journal)
       try single.applier.finishCommit()
 
       let inReplies = InMemoryStateStore()
@@ -190,8 +192,7 @@ final class OwedEffectsRestartTests: XCTestCase {
       let store = InMemoryStateStore()
       var core = try open(store, reference, kernel: kernel, logLines: true)
       let journal = batches(lines, through: 260)
-      var before: [Vote] = []
-      for b in journal { before += votes(try core.receive([b])) }
+      let before = try votesOneBatchAReply(&core, journal)
       try core.applier.finishCommit()
       XCTAssertEqual(
         core.applier.committedSeq, 200, "\(kernel): commits at 120 and 200 (batches crossing 100, 200)")
@@ -201,8 +202,7 @@ final class OwedEffectsRestartTests: XCTestCase {
       XCTAssertEqual(reopened.appliedSeq, 120, "\(kernel): opened before the last log entry")
       XCTAssertEqual(reopened.applier.committedSeq, 120)
       XCTAssertNil(try reopened.effects(first: 161, last: 200), "not applied again yet")
-      var again: [Vote] = []
-      for b in journal where b.first > 120 { again += votes(try reopened.receive([b])) }
+      let again = try votesOneBatchAReply(&reopened, journal.filter { $0.first > 120 })
       XCTAssertEqual(again, Array(before.suffix(again.count)), "\(kernel): the same votes again")
       XCTAssertEqual(
         try reopened.effects(first: 161, last: 200), recordsOf161, "\(kernel): the same records again")
