@@ -89,6 +89,15 @@ public struct ClusterConfig: Sendable, Equatable {
   /// cluster voted 197,000-254,000 events/s; at 1 GiB they wrote none and it voted
   /// 325,000-347,000 (docs/PERFORMANCE.md, ninth session). Memory per replica, at most.
   public var recentEffectsMiB: Int = ReplicaCore<DurableBatchApplier>.recentEffectsBytesMaxDefault >> 20
+  /// `[limits] heap_reserve_mib`: heap each node process (sequencer, replica, voter)
+  /// makes resident and frees while it opens, for its batches to reuse (the tally
+  /// executable's NodeHeap.swift): about a node's heap high-water mark over a day, so
+  /// that no batch waits for fresh pages (~230,000 page faults in the five nodes while
+  /// the 1M-event day voted, ~15% of their CPU, without it; docs/PERFORMANCE.md,
+  /// thirty-second session). Resident memory per node from the start, and 0.2-0.4 s of
+  /// a core while it opens; 0 turns it off.
+  public var heapReserveMiB: Int = heapReserveMiBDefault
+  public static let heapReserveMiBDefault = 192
   /// `[sequencer] journal_compression`: how the journal's SST files are compressed. None
   /// by default: the journal is written once and read back while recent (from the
   /// memtable), and on two cores the CPU LZ4 took at flush and compaction was worth
@@ -179,7 +188,7 @@ public struct ClusterConfig: Sendable, Equatable {
       keys: [
         ("fetch_batches_max", .integer), ("heartbeat_ms", .integer), ("checkpoint_events", .integer),
         ("digest_events", .integer), ("repairs_max", .integer), ("shutdown_grace_ms", .integer),
-        ("reserve_events", .integer), ("recent_effects_mib", .integer),
+        ("reserve_events", .integer), ("recent_effects_mib", .integer), ("heap_reserve_mib", .integer),
       ]),
     .init("security", keys: [("keys", .string)]),
     .init("links", keys: [("replica_fetch_via", .string), ("replica_votes_via", .string)]),
@@ -220,7 +229,7 @@ public struct ClusterConfig: Sendable, Equatable {
     }
     struct Limits: Decodable {
       var fetch_batches_max, heartbeat_ms, checkpoint_events, digest_events, repairs_max,
-        shutdown_grace_ms, reserve_events, recent_effects_mib: Int?
+        shutdown_grace_ms, reserve_events, recent_effects_mib, heap_reserve_mib: Int?
     }
     struct Security: Decodable { var keys: String? }
     struct Links: Decodable { var replica_fetch_via, replica_votes_via: String? }
@@ -302,6 +311,7 @@ public struct ClusterConfig: Sendable, Equatable {
     config.digestEvents = limits?.digest_events ?? config.checkpointEvents
     config.reserveEvents = limits?.reserve_events ?? config.reserveEvents
     config.recentEffectsMiB = limits?.recent_effects_mib ?? config.recentEffectsMiB
+    config.heapReserveMiB = limits?.heap_reserve_mib ?? config.heapReserveMiB
     if let c = f.sequencer?.journal_compression {
       guard let value = RocksDBOptions.Compression(rawValue: c) else {
         throw ConfigError(
@@ -324,6 +334,7 @@ public struct ClusterConfig: Sendable, Equatable {
     try positive(config.digestEvents, "limits", "digest_events", 1...1_000_000_000_000)
     try positive(config.reserveEvents, "limits", "reserve_events", 0...100_000_000)
     try positive(config.recentEffectsMiB, "limits", "recent_effects_mib", 1...1_048_576)
+    try positive(config.heapReserveMiB, "limits", "heap_reserve_mib", 0...1_048_576)
     try positive(config.fetchBatchesMax, "limits", "fetch_batches_max", 1...1_024)
     try positive(config.heartbeatMs, "limits", "heartbeat_ms", 10...60_000)
     try positive(config.repairsMax, "limits", "repairs_max", 0...1_000)

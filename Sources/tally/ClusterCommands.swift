@@ -486,6 +486,7 @@ struct SequencerCommand: AsyncParsableCommand {
         let s = try Sequencer(config: c, dataDir: data + "/sequencer", log: log)
         let metrics = SequencerMetrics()
         metrics.attach(to: s)
+        log.info("\(NodeHeap.reserve(bytes: c.heapReserveMiB << 20).text)")
         try s.run(context: makeContext(), stop: { probe.tick { metrics.sample(s) } })
         log.info("sequencer: stopped at journal seq \(s.lastSeq)", metadata: ["seq": "\(s.lastSeq)"])
       }
@@ -518,6 +519,7 @@ struct ReplicaCommand: AsyncParsableCommand {
           config: c, index: index, dataDir: data + "/" + id, reference: reference, faults: faults, log: log)
         let metrics = ReplicaMetrics()
         metrics.attach(to: r)
+        log.info("\(NodeHeap.reserve(bytes: c.heapReserveMiB << 20).text)")
         try r.run(context: makeContext(), stop: { probe.tick { metrics.sample(r) } })
         try r.commitOnShutdown()
         log.info(
@@ -546,6 +548,7 @@ struct VoterCommand: AsyncParsableCommand {
         v.explainReference = node.cluster.referenceDir(c)
         let metrics = VoterMetrics(replicaIds: c.replicas.map(\.id))
         metrics.attach(to: v)
+        log.info("\(NodeHeap.reserve(bytes: c.heapReserveMiB << 20).text)")
         try v.run(context: makeContext(), stop: { probe.tick { metrics.sample(v) } })
         log.info(
           "voter: stopped; decided through seq \(v.core.watermark - 1)",

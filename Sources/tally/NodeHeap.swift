@@ -16,6 +16,22 @@
 // went 324k → 348k, 338k → 363k, 368k → 376k events/s, the nodes' CPU 5.1-5.6 → 4.5 s
 // (docs/PERFORMANCE.md, fourteenth session). The nodes' threads rarely allocate at
 // once (the loop, ZeroMQ's I/O thread, RocksDB's), so one arena's lock costs nothing seen.
+//
+// Kept memory is reused only once it was first taken: until a node's heap reaches the
+// day's high-water mark (a replica's recent effect records and its RocksDB memtable, the
+// sequencer's recent journal batches), each new buffer still lands in fresh pages, and
+// on this project's hosts a fresh page costs more than the bytes written to it (0.5-0.8
+// GB/s). Counted with `perf record -e page-faults` over the voting of the 1M-event day:
+// ~230,000 faults in the five nodes (sequencer ~52,000, replicas 37,000-56,000 each,
+// mostly their effect records), ~1 GB of fresh pages. So a node first makes
+// `[limits] heap_reserve_mib` of heap resident and frees it (`reserve`), once its state
+// is open and before its loop starts: its batches then reuse those pages from the first
+// event on (the `-XX:+AlwaysPreTouch` of a JVM service). Not while it opens, on another
+// thread: a V1 replica's opening then took the freed pages for its own tables, and its
+// batches faulted as before (~45,000 pages each, measured). Alternated with nodes without it, three
+// pairs: 227,124 / 244,346 / 249,029 voted events/s against 143,885 / 220,462 /
+// 209,515, the nodes' CPU while voting 6.4-7.1 s against 7.3-8.9 s
+// (docs/PERFORMANCE.md, thirty-second session).
 import Foundation
 
 enum NodeHeap {
@@ -33,6 +49,66 @@ enum NodeHeap {
     GlibcMalloc.set(optionMmapThreshold, mmapThresholdBytes)
     GlibcMalloc.set(optionTrimThreshold, trimThresholdBytes)
     GlibcMalloc.set(optionArenaMax, 1)
+  }
+}
+
+extension NodeHeap {
+  /// Bytes the reserve takes at a time: under `mmapThresholdBytes`, so from the heap,
+  /// where they stay once freed (`trimThresholdBytes`).
+  static let reservePieceBytes = 8 << 20
+  /// The largest reserve (`[limits] heap_reserve_mib` is checked against the same).
+  static let reserveBytesMax = 1 << 40
+  /// madvise(2)'s MADV_POPULATE_WRITE (Linux 5.14): pages made resident and writable in
+  /// one call, as first writes would; where refused, one write a page does it.
+  static let advicePopulateWrite: Int32 = 23
+
+  /// What `reserve` did.
+  struct Reserve: Sendable {
+    var bytes: Int
+    var seconds: Double
+    var text: String {
+      bytes == 0
+        ? "heap reserve: none ([limits] heap_reserve_mib = 0)"
+        : "heap reserve: \(bytes >> 20) MiB made resident in \(String(format: "%.2f", seconds)) s and freed for the batches to reuse ([limits] heap_reserve_mib)"
+    }
+  }
+
+  /// Makes `bytes` of this process's heap resident, then frees it (in reverse, so the
+  /// pieces rejoin one another): the kept memory later allocations are served from.
+  /// Call after `keepFreedMemory` (else glibc would hand the pieces back at once).
+  static func reserve(bytes: Int) -> Reserve {
+    precondition(bytes >= 0 && bytes <= reserveBytesMax, "heap reserve of \(bytes) bytes")
+    let clock = ContinuousClock()
+    let started = clock.now
+    var pieces: [UnsafeMutableRawPointer] = []
+    pieces.reserveCapacity(bytes / reservePieceBytes + 1)
+    var resident = 0
+    while resident < bytes, let piece = malloc(reservePieceBytes) {
+      populate(piece, bytes: reservePieceBytes)
+      pieces.append(piece)
+      resident += reservePieceBytes
+    }
+    for piece in pieces.reversed() { free(piece) }
+    let took = clock.now - started
+    return Reserve(
+      bytes: resident, seconds: Double(took.components.seconds) + Double(took.components.attoseconds) * 1e-18)
+  }
+
+  /// Makes the whole pages of `bytes` at `start` resident and writable.
+  private static func populate(_ start: UnsafeMutableRawPointer, bytes: Int) {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let first = (Int(bitPattern: start) + page - 1) & ~(page - 1)
+    let end = (Int(bitPattern: start) + bytes) & ~(page - 1)
+    if end > first, let aligned = UnsafeMutableRawPointer(bitPattern: first),
+      madvise(aligned, end - first, advicePopulateWrite) == 0
+    {
+      return
+    }
+    var offset = 0
+    while offset < bytes {
+      start.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self)
+      offset += page
+    }
   }
 }
 

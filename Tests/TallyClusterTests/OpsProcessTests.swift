@@ -53,6 +53,74 @@ final class OpsProcessTests: ClusterTestCase {
     assertSameFolders(work + "/out", m.expected, "report after a graceful restart")
   }
 
+  /// `[limits] heap_reserve_mib` (the tally executable's NodeHeap.swift): a node makes
+  /// that much heap resident once its state is open, says so in its log, and its
+  /// batches reuse those pages: the same events cost each replica with a reserve a
+  /// fraction of the page faults (`/proc/<pid>/stat`'s minflt) of one without.
+  func testReplicasBatchesReuseTheirHeapReserveInsteadOfFreshPages() throws {
+    let m = try Market.generate(in: work, days: 1, tradesPerDay: 60_000, accounts: 3_000)
+    let events = try m.eventCount()
+    var faults: [Int: [String: Int64]] = [:]
+    for (reserve, port) in [(0, 16_500), (96, 16_600)] {
+      let folder = work + "/reserve-\(reserve)"
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+      // Little room reserved (its page warmer is short and done before the count).
+      let config = """
+        [cluster]
+        name = "reserve-\(reserve)"
+
+        [limits]
+        reserve_events = 100000
+        heap_reserve_mib = \(reserve)
+
+        [[replica]]
+        id = "r1"
+        kernel = "v1"
+
+        [[replica]]
+        id = "r2"
+        kernel = "v2"
+
+        [[replica]]
+        id = "r3"
+        kernel = "v1"
+        """
+      let c = try TestCluster(work: folder, basePort: port, reference: m.reference, configText: config)
+      clusters.append(c)
+      try c.up()
+      let replicas = ["r1", "r2", "r3"]
+      let logs = try replicas.map { try String(contentsOfFile: c.data + "/\($0).log", encoding: .utf8) }
+      for (id, log) in zip(replicas, logs) {
+        XCTAssertTrue(
+          log.contains(reserve == 0 ? "heap reserve: none" : "heap reserve: \(reserve) MiB made resident"),
+          "\(id) with heap_reserve_mib = \(reserve): \(log)")
+      }
+      // Counted once the nodes are idle: no fault left from opening (the page warmer).
+      var before: [String: Int64] = [:]
+      XCTAssertTrue(
+        eventually(30) {
+          let now = Dictionary(uniqueKeysWithValues: replicas.map { ($0, minorFaults(c.pid($0))) })
+          defer { before = now }
+          Thread.sleep(forTimeInterval: 0.3)
+          return now == before
+        }, "the replicas' faults did not settle")
+      try c.submit([m.events], batchLines: 2_000)
+      XCTAssertTrue(
+        try eventually(120) { try replicas.allSatisfy { try c.statusInt($0, "applied_seq") == events } },
+        "not every replica applied the day: \(c.statusText())")
+      faults[reserve] = Dictionary(
+        uniqueKeysWithValues: replicas.map { ($0, minorFaults(c.pid($0)) - before[$0, default: 0]) })
+      c.down()
+    }
+    print("minor faults while the day applied, without and with a 96 MiB heap reserve: \(faults)")
+    for id in ["r1", "r2", "r3"] {
+      let without = faults[0]?[id] ?? 0
+      let with = faults[96]?[id] ?? 0
+      XCTAssertGreaterThan(without, 2_000, "\(id): the day's batches take fresh pages without a reserve")
+      XCTAssertLessThan(with * 3, without, "\(id): faults with a 96 MiB reserve \(with), without \(without)")
+    }
+  }
+
   /// SIGINT (Ctrl-C on a foreground node) is the same graceful stop: the voter exits 0
   /// and, restarted, neither repeats nor skips a decided batch.
   func testSigintStopsTheVoterCleanly() throws {
@@ -269,4 +337,14 @@ func metricValue(_ body: String, _ series: String) -> Double? {
     return Double(line.dropFirst(series.count + 1))
   }
   return nil
+}
+
+/// A process's minor page faults so far (`/proc/<pid>/stat`, field 10); 0 when unknown.
+func minorFaults(_ pid: Int32?) -> Int64 {
+  guard let pid, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+    let close = stat.lastIndex(of: ")")
+  else { return 0 }
+  // Fields after the command's closing parenthesis start at field 3 (the state).
+  let fields = stat[stat.index(after: close)...].split(separator: " ")
+  return fields.count > 7 ? Int64(fields[7]) ?? 0 : 0
 }

@@ -316,8 +316,9 @@ final class ClusterConfigTests: XCTestCase {
     XCTAssertEqual(shipped.digestEvents, 10_000_000)
   }
 
-  /// `reserve_events` (room a replica reserves at start) and `recent_effects_mib`
-  /// (effect records a replica keeps in memory for the voter) have day-sized defaults,
+  /// `reserve_events` (room a replica reserves at start), `recent_effects_mib`
+  /// (effect records a replica keeps in memory for the voter) and `heap_reserve_mib`
+  /// (heap each node makes resident before its loop) have day-sized defaults,
   /// are read when given, and are refused out of range with their line.
   func testReplicaMemoryLimitsDefaultAndAreChecked() throws {
     let limits:
@@ -325,6 +326,7 @@ final class ClusterConfigTests: XCTestCase {
         [
           ("reserve_events", \.reserveEvents, 2_000_000, 0, -1, "allowed: 0...100000000"),
           ("recent_effects_mib", \.recentEffectsMiB, 1_024, 64, 0, "allowed: 1...1048576"),
+          ("heap_reserve_mib", \.heapReserveMiB, 192, 0, -1, "allowed: 0...1048576"),
         ]
     let plain = try ClusterConfig.parse("[[replica]]\nid = \"a\"\n", file: "d.toml")
     for l in limits {
