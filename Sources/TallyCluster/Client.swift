@@ -97,9 +97,13 @@ public enum Submitter {
 
   /// Splits files into batches of whole lines; files never share a batch.
   public static func batches(_ files: [[UInt8]], linesMax: Int) -> [[UInt8]] {
-    var out: [[UInt8]] = []
-    for bytes in files {
-      var start = 0
+    batchRanges(files, linesMax: linesMax).map { Array(files[$0.file][$0.bytes]) }
+  }
+
+  /// Where `batches` splits: each batch's file and byte range, in order.
+  public static func batchRanges(_ files: [[UInt8]], linesMax: Int) -> [(file: Int, bytes: Range<Int>)] {
+    var out: [(file: Int, bytes: Range<Int>)] = []
+    for (f, bytes) in files.enumerated() {
       var lines = 0
       var i = 0
       var batchStart = 0
@@ -107,15 +111,14 @@ public enum Submitter {
         if bytes[i] == 10 {
           lines += 1
           if lines == linesMax || i + 1 - batchStart >= WireLimits.batchBytesMax - 65_536 {
-            out.append(Array(bytes[batchStart...i]))
+            out.append((f, batchStart..<(i + 1)))
             batchStart = i + 1
             lines = 0
           }
         }
         i += 1
       }
-      start = batchStart
-      if start < bytes.count { out.append(Array(bytes[start...])) }
+      if batchStart < bytes.count { out.append((f, batchStart..<bytes.count)) }
     }
     return out
   }
@@ -127,7 +130,10 @@ public enum Submitter {
   ) throws -> SubmitResult {
     precondition(
       window >= 1 && window <= windowBatchesMax, "submit: window of \(window) batches out of range")
-    let frames = batches(files, linesMax: linesMax)
+    // A batch's bytes are copied out of its file when sent (and again on a retry), not
+    // all up front: a day's file is then not held twice, and each copy reuses the memory
+    // the last one freed.
+    let split = batchRanges(files, linesMax: linesMax)
     let socket = try ZMQSocket(context: context, type: .dealer)
     defer { socket.close() }
     try Secure.client(socket, curve)
@@ -138,11 +144,12 @@ public enum Submitter {
     let clock = ContinuousClock()
     var acked = 0
     func send(_ i: Int) throws {
-      try socket.send([Ingest.magic, clientId.bytes, String(i + 1).bytes, frames[i]])
+      let frame = Array(files[split[i].file][split[i].bytes])
+      try socket.send([Ingest.magic, clientId.bytes, String(i + 1).bytes, frame])
       inFlight[i] = (clock.now, (inFlight[i]?.attempts ?? 0) + 1)
     }
-    while acked < frames.count {
-      while next < frames.count && inFlight.count < window {
+    while acked < split.count {
+      while next < split.count && inFlight.count < window {
         try send(next)
         next += 1
       }
@@ -168,7 +175,7 @@ public enum Submitter {
           if result.firstSeq == 0 { result.firstSeq = first }
           result.lastSeq = max(result.lastSeq, last)
         }
-        if acked % 50 == 0 { progress("\(acked)/\(frames.count) batches acked, last seq \(result.lastSeq)") }
+        if acked % 50 == 0 { progress("\(acked)/\(split.count) batches acked, last seq \(result.lastSeq)") }
       }
       for i in inFlight.keys.sorted() where clock.now - inFlight[i]!.sentAt > .milliseconds(ackTimeoutMs) {
         let f = inFlight[i]!

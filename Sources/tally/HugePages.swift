@@ -41,10 +41,16 @@ enum HugePages {
   /// 182,132 and 184,802 voted events/s without, 102,683 and 138,704 with; the nodes'
   /// CPU 10.3 and 9.9 s against 17.4 and 12.9 s (perf: `clear_page_erms` was ~70% of a
   /// v2 replica's samples). `tally run` and `tally bench` keep them (+14-24% there).
+  /// A cluster's clients too (`tally submit`, and `cluster bench`, which is one): they
+  /// send batches of megabytes, each copied into buffers that were fresh pages, huge
+  /// ones with the tunable (~30,000 faults in the bench's process while the 1M-event
+  /// day voted, on the two cores the nodes share; docs/PERFORMANCE.md, thirty-second
+  /// session).
   static func configure(arguments: [String]) {
     let command = arguments.dropFirst().first ?? ""
     let sub = arguments.dropFirst(2).first ?? ""
-    if ["sequencer", "replica", "voter"].contains(command) || (command == "cluster" && sub == "bench-replica")
+    if ["sequencer", "replica", "voter", "submit"].contains(command)
+      || (command == "cluster" && ["bench-replica", "bench"].contains(sub))
     {
       disableByReexecution()
       NodeHeap.keepFreedMemory()
