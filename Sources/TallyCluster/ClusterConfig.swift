@@ -90,12 +90,12 @@ public struct ClusterConfig: Sendable, Equatable {
   /// 325,000-347,000 (docs/PERFORMANCE.md, ninth session). Memory per replica, at most.
   public var recentEffectsMiB: Int = ReplicaCore<DurableBatchApplier>.recentEffectsBytesMaxDefault >> 20
   /// `[limits] heap_reserve_mib`: heap each node process (sequencer, replica, voter)
-  /// makes resident and frees while it opens, for its batches to reuse (the tally
-  /// executable's NodeHeap.swift): about a node's heap high-water mark over a day, so
-  /// that no batch waits for fresh pages (~230,000 page faults in the five nodes while
-  /// the 1M-event day voted, ~15% of their CPU, without it; docs/PERFORMANCE.md,
-  /// thirty-second session). Resident memory per node from the start, and 0.2-0.4 s of
-  /// a core while it opens; 0 turns it off.
+  /// makes resident and frees once its state is open, before it answers, for its
+  /// batches to reuse (the tally executable's NodeHeap.swift): about a node's heap
+  /// high-water mark over a day, so that no batch waits for fresh pages (~214,000 page
+  /// faults in the five nodes while the 1M-event day voted without it, ~39,000 with it;
+  /// docs/PERFORMANCE.md, thirty-second session). Resident memory per node from the
+  /// start, and 0.2-0.4 s of a core before the node answers; 0 turns it off.
   public var heapReserveMiB: Int = heapReserveMiBDefault
   public static let heapReserveMiBDefault = 192
   /// `[sequencer] journal_compression`: how the journal's SST files are compressed. None

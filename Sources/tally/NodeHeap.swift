@@ -22,16 +22,16 @@
 // sequencer's recent journal batches), each new buffer still lands in fresh pages, and
 // on this project's hosts a fresh page costs more than the bytes written to it (0.5-0.8
 // GB/s). Counted with `perf record -e page-faults` over the voting of the 1M-event day:
-// ~230,000 faults in the five nodes (sequencer ~52,000, replicas 37,000-56,000 each,
-// mostly their effect records), ~1 GB of fresh pages. So a node first makes
+// ~214,000 faults in the five nodes (sequencer ~52,000, replicas 45,000-63,000 each,
+// mostly their effect records), ~0.85 GB of fresh pages. So a node first makes
 // `[limits] heap_reserve_mib` of heap resident and frees it (`reserve`), once its state
 // is open and before its loop starts: its batches then reuse those pages from the first
-// event on (the `-XX:+AlwaysPreTouch` of a JVM service). Not while it opens, on another
-// thread: a V1 replica's opening then took the freed pages for its own tables, and its
-// batches faulted as before (~45,000 pages each, measured). Alternated with nodes without it, three
-// pairs: 227,124 / 244,346 / 249,029 voted events/s against 143,885 / 220,462 /
-// 209,515, the nodes' CPU while voting 6.4-7.1 s against 7.3-8.9 s
-// (docs/PERFORMANCE.md, thirty-second session).
+// event on (the `-XX:+AlwaysPreTouch` of a JVM service); the count fell to ~39,000.
+// Not while it opens, on another thread: a V1 replica's opening then took the freed
+// pages for its own tables, and its batches faulted as before (~45,000 pages each).
+// Alternated benches: median 232,440 voted events/s against the base's 209,515, the
+// nodes' CPU while voting ~0.4-1.0 s lower of ~7.5 (docs/PERFORMANCE.md, thirty-second
+// session).
 import Foundation
 
 enum NodeHeap {
