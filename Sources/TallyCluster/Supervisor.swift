@@ -60,11 +60,26 @@ public struct Supervisor {
   }
 
   public func isAlive(_ node: NodeSpec) -> Bool {
-    guard let pid = pid(node), kill(pid, 0) == 0 else { return false }
-    // A zombie or a recycled pid is not our node.
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-    let fields = stat.split(separator: ")").last?.split(separator: " ")
-    return fields?.first != "Z"
+    guard let pid = pid(node) else { return false }
+    return Self.isRunning(pid: pid)
+  }
+
+  /// Whether any thread of process `pid` still runs. A killed node's main thread turns
+  /// zombie before its other threads have exited, and the last of them closes its
+  /// files, RocksDB's lock among them (with hundreds of MB to unmap, tens of
+  /// milliseconds later): a node started again in between failed to open its state
+  /// ("While lock file"). So a zombie main thread is dead only once it is the process's
+  /// last thread. (A zombie, or a pid with no process, is not our node.)
+  public static func isRunning(pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0 else { return false }
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? ["\(pid)"]
+    return tasks.contains { tid in
+      guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8) else {
+        return false
+      }
+      let state = stat.split(separator: ")").last?.split(separator: " ").first
+      return state != nil && state != "Z" && state != "X"
+    }
   }
 
   /// The nodes named in `only` (all of them when nil), in start order.

@@ -3,6 +3,7 @@
 // structured log lines. Ports: 161xx-163xx (HTTP endpoints at base+50...base+62, the
 // dashboard's at base+80).
 import Foundation
+import TallyCluster
 import XCTest
 
 #if canImport(FoundationNetworking)
@@ -119,6 +120,39 @@ final class OpsProcessTests: ClusterTestCase {
       XCTAssertGreaterThan(without, 2_000, "\(id): the day's batches take fresh pages without a reserve")
       XCTAssertLessThan(with * 3, without, "\(id): faults with a 96 MiB reserve \(with), without \(without)")
     }
+  }
+
+  /// `Supervisor.isRunning`: a process runs while any of its threads does; a process
+  /// SIGKILLed is not running once every thread has exited (its main thread turns
+  /// zombie first), and then its files are closed: its lock on a file is free.
+  func testAKilledProcessIsRunningUntilItsLastThreadExits() throws {
+    // A child holding a lock on a file from a second thread, as a node's RocksDB does.
+    let lockFile = work + "/LOCK"
+    let script = """
+      import fcntl, threading, time, sys
+      f = open(sys.argv[1], "w"); fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      threading.Thread(target=lambda: time.sleep(60), daemon=False).start()
+      print("locked", flush=True); time.sleep(60)
+      """
+    let child = try Child("/usr/bin/env", ["python3", "-c", script, lockFile], workDir: work, name: "locker")
+    children.append(child)
+    let pid = child.process.processIdentifier
+    XCTAssertTrue(
+      eventually(10) {
+        ((try? String(contentsOfFile: child.outPath, encoding: .utf8)) ?? "").contains("locked")
+      },
+      "the child took its lock")
+    XCTAssertTrue(Supervisor.isRunning(pid: pid), "a live process is running")
+    XCTAssertTrue(
+      eventually(10) {
+        ((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "").contains("Threads:\t2")
+      }, "the child's second thread")
+    kill(pid, SIGKILL)
+    XCTAssertTrue(eventually(10) { !Supervisor.isRunning(pid: pid) }, "the killed child is not running")
+    // Not running means no thread left to hold the lock: it can be taken at once.
+    let fd = open(lockFile, O_WRONLY)
+    defer { close(fd) }
+    XCTAssertEqual(lockf(fd, F_TLOCK, 0), 0, "the lock is free once the process is not running")
   }
 
   /// SIGINT (Ctrl-C on a foreground node) is the same graceful stop: the voter exits 0

@@ -1,6 +1,7 @@
 // Helpers for the cluster's process tests: the tally binary, child processes with
 // timeouts, a cluster on its own ports and data folder, markets and folder diffs.
 import Foundation
+import TallyCluster
 import XCTest
 
 #if canImport(Glibc)
@@ -302,13 +303,7 @@ final class TestCluster {
     return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
   }
 
-  func isAlive(_ pid: Int32) -> Bool {
-    guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
-    else {
-      return false
-    }
-    return stat.split(separator: ")").last?.split(separator: " ").first != "Z"
-  }
+  func isAlive(_ pid: Int32) -> Bool { Supervisor.isRunning(pid: pid) }
 
   func isAlive(node: String) -> Bool { pid(node).map(isAlive) ?? false }
 
