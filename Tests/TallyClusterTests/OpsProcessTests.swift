@@ -74,18 +74,7 @@ final class OpsProcessTests: ClusterTestCase {
         reserve_events = 100000
         heap_reserve_mib = \(reserve)
 
-        [[replica]]
-        id = "r1"
-        kernel = "v1"
-
-        [[replica]]
-        id = "r2"
-        kernel = "v2"
-
-        [[replica]]
-        id = "r3"
-        kernel = "v1"
-        """
+        """ + TestCluster.replicasV1V2V1
       let c = try TestCluster(work: folder, basePort: port, reference: m.reference, configText: config)
       clusters.append(c)
       try c.up()

@@ -214,6 +214,22 @@ final class TestCluster {
   let basePort: Int
   let reference: String
   static let nodeNames = ["sequencer", "r1", "r2", "r3", "voter"]
+  /// The `[[replica]]` tables of the shipped layout (r1 v1, r2 v2, r3 v1), for a config
+  /// a test writes.
+  static let replicasV1V2V1 = """
+    [[replica]]
+    id = "r1"
+    kernel = "v1"
+
+    [[replica]]
+    id = "r2"
+    kernel = "v2"
+
+    [[replica]]
+    id = "r3"
+    kernel = "v1"
+
+    """
 
   init(work: String, basePort: Int, reference: String, configText: String? = nil) throws {
     self.work = work
