@@ -89,9 +89,7 @@ extension NodeHeap {
       resident += reservePieceBytes
     }
     for piece in pieces.reversed() { free(piece) }
-    let took = clock.now - started
-    return Reserve(
-      bytes: resident, seconds: Double(took.components.seconds) + Double(took.components.attoseconds) * 1e-18)
+    return Reserve(bytes: resident, seconds: (clock.now - started).seconds)
   }
 
   /// Makes the whole pages of `bytes` at `start` resident and writable.

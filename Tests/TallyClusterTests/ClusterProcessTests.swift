@@ -130,18 +130,7 @@ final class ClusterProcessTests: ClusterTestCase {
       checkpoint_events = 100
       repairs_max = 1
 
-      [[replica]]
-      id = "r1"
-      kernel = "v1"
-
-      [[replica]]
-      id = "r2"
-      kernel = "v2"
-
-      [[replica]]
-      id = "r3"
-      kernel = "v1-faulty"
-      """
+      """ + TestCluster.replicaTables(third: "v1-faulty")
     let c = try cluster(basePort: 17_300, reference: m.reference, configText: config)
     try c.up()
     try c.submit([m.events], batchLines: 400)
@@ -343,18 +332,7 @@ final class ClusterProcessTests: ClusterTestCase {
       checkpoint_events = 100
       repairs_max = 1
 
-      [[replica]]
-      id = "r1"
-      kernel = "v1"
-
-      [[replica]]
-      id = "r2"
-      kernel = "v2"
-
-      [[replica]]
-      id = "r3"
-      kernel = "v1-faulty"
-      """
+      """ + TestCluster.replicaTables(third: "v1-faulty")
     let c = try cluster(basePort: 18_300, reference: m.reference, configText: config)
     try c.up()
     try c.submit([m.events], batchLines: 400)

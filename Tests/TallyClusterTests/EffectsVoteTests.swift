@@ -44,18 +44,7 @@ final class EffectsVoteTests: ClusterTestCase {
       checkpoint_events = 5000
       repairs_max = 1
 
-      [[replica]]
-      id = "r1"
-      kernel = "v1"
-
-      [[replica]]
-      id = "r2"
-      kernel = "v2"
-
-      [[replica]]
-      id = "r3"
-      kernel = "\(kernel)"
-      """
+      """ + TestCluster.replicaTables(third: kernel)
     let c = try cluster(basePort: basePort, reference: m.reference, configText: config)
     try c.up()
     defer { c.down() }

@@ -74,7 +74,7 @@ final class OpsProcessTests: ClusterTestCase {
         reserve_events = 100000
         heap_reserve_mib = \(reserve)
 
-        """ + TestCluster.replicasV1V2V1
+        """ + TestCluster.replicaTables()
       let c = try TestCluster(work: folder, basePort: port, reference: m.reference, configText: config)
       clusters.append(c)
       try c.up()

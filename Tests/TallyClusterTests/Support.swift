@@ -214,9 +214,10 @@ final class TestCluster {
   let basePort: Int
   let reference: String
   static let nodeNames = ["sequencer", "r1", "r2", "r3", "voter"]
-  /// The `[[replica]]` tables of the shipped layout (r1 v1, r2 v2, r3 v1), for a config
-  /// a test writes.
-  static let replicasV1V2V1 = """
+  /// The `[[replica]]` tables of the shipped layout (r1 v1, r2 v2, r3 `third`: v1, or a
+  /// kernel with a planted fault), for a config a test writes.
+  static func replicaTables(third: String = "v1") -> String {
+    """
     [[replica]]
     id = "r1"
     kernel = "v1"
@@ -227,9 +228,10 @@ final class TestCluster {
 
     [[replica]]
     id = "r3"
-    kernel = "v1"
+    kernel = "\(third)"
 
     """
+  }
 
   init(work: String, basePort: Int, reference: String, configText: String? = nil) throws {
     self.work = work
