@@ -36,6 +36,11 @@ extension V1Kernel {
   /// The same for the trade ids' bytes (a few to a dozen bytes a trade): a line a
   /// little over ten trades ahead of the one being written.
   static let appendLookAheadBytes = 128
+  /// The effect records' bytes: a TRADE writes ~250 (docs/EFFECTS.md), so the lines
+  /// ~8 trades ahead of the writing, 320 bytes of them a trade (every line is asked
+  /// for at least once however the records' sizes fall on lines).
+  static let effectsLookAheadBytes = 2_048
+  static let effectsPrefetchBytes = 320
 
   public mutating func applyTrades(
     _ trades: UnsafeBufferPointer<TradeInput>, bytes: UnsafeRawBufferPointer,
@@ -84,6 +89,9 @@ extension V1Kernel {
       positions.prefetchForAppend(ahead: Self.appendLookAhead)
       slices.prefetchForAppend(ahead: Self.appendLookAhead)
       tradeIds.prefetchForAppend(aheadBytes: Self.appendLookAheadBytes)
+      if effects.enabled {
+        effects.writer.prefetchForAppend(aheadBytes: Self.effectsLookAheadBytes, bytes: Self.effectsPrefetchBytes)
+      }
       if i >= 0 && i < n {
         outcomes[i] = applyTrade(
           trades[i].trade, line: trades[i].line(in: bytes), seq: trades[i].seq, grouped: ring[i & m])
