@@ -165,7 +165,9 @@ public struct EffectWriter: Sendable {
     let capacity = storage.capacity
     storage.withUnsafeBufferPointer { b in
       let start = b.count + aheadBytes
-      guard aheadBytes >= 0 && bytes >= 0 && start + bytes <= capacity, let base = b.baseAddress else { return }
+      guard aheadBytes >= 0 && bytes >= 0 && start + bytes <= capacity, let base = b.baseAddress else {
+        return
+      }
       var offset = 0
       while offset < bytes {
         llvmPrefetch(UnsafeRawPointer(base + start + offset), 1, 3, 1)

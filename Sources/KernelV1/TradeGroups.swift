@@ -90,7 +90,8 @@ extension V1Kernel {
       slices.prefetchForAppend(ahead: Self.appendLookAhead)
       tradeIds.prefetchForAppend(aheadBytes: Self.appendLookAheadBytes)
       if effects.enabled {
-        effects.writer.prefetchForAppend(aheadBytes: Self.effectsLookAheadBytes, bytes: Self.effectsPrefetchBytes)
+        effects.writer.prefetchForAppend(
+          aheadBytes: Self.effectsLookAheadBytes, bytes: Self.effectsPrefetchBytes)
       }
       if i >= 0 && i < n {
         outcomes[i] = applyTrade(
