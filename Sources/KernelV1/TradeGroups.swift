@@ -62,11 +62,14 @@ extension V1Kernel {
     let m = Self.pipelineSlots - 1
     var step = 0
     while step < n + 4 * d {
-      // The input a lookAhead ahead of stage 1: its TradeInput (~150 bytes) and its
-      // line's bytes (a line every few hundred nanoseconds is too slow a stream for
-      // the hardware prefetchers to run ahead of, perf: hashing stage 1's ids waited
-      // on their bytes).
-      if step + d < n { prefetchInput(trades, at: step + d, bytes: bytes) }
+      // The inputs ahead of stage 1: a TradeInput (~185 bytes) two lookAheads ahead,
+      // the line bytes of the one a lookAhead ahead, whose TradeInput was asked for a
+      // lookAhead of trades ago (a line every few hundred nanoseconds is too slow a
+      // stream for the hardware prefetchers to run ahead of, perf: hashing stage 1's ids
+      // waited on their bytes; and reading the line's range from the TradeInput just
+      // asked for waited on that: 7% of a V1 replica's TRADE loop, perf of a cluster).
+      if step + 2 * d < n { prefetchInput(trades, at: step + 2 * d) }
+      if step + d < n { prefetchLine(trades, at: step + d, bytes: bytes) }
       // The stages read each trade's input where it lies (`input(at:)`): passed by
       // value, the 185-byte `TradeInput` was copied to the stack by a `memcpy` call
       // for each of the stages the compiler kept out of line, ~3.7% of the engine-only
@@ -109,11 +112,9 @@ extension V1Kernel {
     return trades.baseAddress! + i
   }
 
-  /// Starts loading `trades[i]` (every line of it) and the first and last byte of its
-  /// line in `bytes` (a line is shorter than 128 bytes: at most three cache lines,
-  /// the middle one then loaded by the hardware with its neighbours).
+  /// Starts loading `trades[i]` (every line of it).
   @inline(__always)
-  func prefetchInput(_ trades: UnsafeBufferPointer<TradeInput>, at i: Int, bytes: UnsafeRawBufferPointer) {
+  func prefetchInput(_ trades: UnsafeBufferPointer<TradeInput>, at i: Int) {
     precondition(i >= 0 && i < trades.count, "prefetch of a trade input in the group")
     let input = UnsafeRawPointer(trades.baseAddress! + i)
     let size = MemoryLayout<TradeInput>.size
@@ -123,6 +124,14 @@ extension V1Kernel {
       offset += 64
     }
     v1PrefetchForRead(input + (size - 1))
+  }
+
+  /// Starts loading the first and last byte of `trades[i]`'s line in `bytes` (a line
+  /// is shorter than 128 bytes: at most three cache lines, the middle one then loaded
+  /// by the hardware with its neighbours). Reads `trades[i]`: asked for earlier.
+  @inline(__always)
+  func prefetchLine(_ trades: UnsafeBufferPointer<TradeInput>, at i: Int, bytes: UnsafeRawBufferPointer) {
+    precondition(i >= 0 && i < trades.count, "prefetch of a trade input's line in the group")
     let line = trades[i].line
     guard line.lowerBound >= 0 && line.lowerBound < line.upperBound && line.upperBound <= bytes.count,
       let base = bytes.baseAddress
@@ -177,6 +186,7 @@ extension V1Kernel {
       // The rows stage 2 would load once it had found them: two stages ahead of their
       // reads instead of one.
       prefetchDirectory(g)
+      prefetchClearingSlots(g, date: input.pointee.trade.date)
       if buy < 0 {
         g.buyHash = Ident.fastHash(of: field(input.pointee.trade.buyAccount))
         accountById.prefetchSlot(hash: g.buyHash)
@@ -230,6 +240,25 @@ extension V1Kernel {
       g.sellUnit = unitById.v1Find(bytes: field(input.pointee.trade.sellUnit), memo: &memo.units) ?? -1
     }
     prefetchDirectory(g)
+    prefetchClearingSlots(g, date: input.pointee.trade.date)
+  }
+
+  /// The entries of the open day's clearing-row table that stage 3 reads for the trade's
+  /// two sides (`prefetchClearing`): reading them there, a stage after the units and
+  /// security were known, waited on each (a quarter of stage 3's samples, perf of a
+  /// cluster's V1 replica).
+  @inline(__always)
+  func prefetchClearingSlots(_ g: GroupedTrade, date: Int32) {
+    guard g.security >= 0 else { return }
+    @inline(__always) func side(_ unit: Int32) {
+      guard unit >= 0 && Int(unit) < units.count else { return }
+      let participant = units.rows[Int(unit)].participant
+      if let slot = dayRows.clearingSlot(date: date, participant: participant, security: g.security) {
+        dayRows.clearing.prefetch(slot)
+      }
+    }
+    side(g.buyUnit)
+    side(g.sellUnit)
   }
 
   /// The accounts' position-directory lines, the seller's individual bit, the security.
