@@ -150,6 +150,47 @@ final class TradeResolverTests: XCTestCase {
     XCTAssertEqual(old.key, new.key)
   }
 
+  /// A resolver keeps its memo of securities and units between calls: resolving the
+  /// day's trades again, through what it remembered, and in groups of other sizes, gives
+  /// the hints a resolver made for one call gives.
+  func testAResolverUsedAgainGivesTheHintsOfAFreshOne() throws {
+    let market = try TestMarket.generate("tally-resolver-memo", days: 1, tradesPerDay: 400, accounts: 50)
+    let engine = Engine<V1Kernel>(reference: market.reference)
+    // The day's well-formed TRADE lines (the generator writes some bad ones too).
+    let lines = market.lines.map { Array($0) }.filter { EventParser.tradeLine($0[...]) != nil }
+    XCTAssertGreaterThan(lines.count, 300)
+    let (bytes, ranges) = EventLines.joined(lines)
+    let inputs = try ranges.enumerated().map { i, r in
+      TradeInput(trade: try XCTUnwrap(EventParser.tradeLine(bytes[r])), line: r, seq: Int64(i + 1))
+    }
+    func hints(_ resolver: any TradeResolver, group: Int) -> [TradeHints] {
+      var resolved = inputs
+      bytes.withUnsafeBytes { raw in
+        resolved.withUnsafeMutableBufferPointer { all in
+          var start = 0
+          while start < all.count {
+            let end = min(start + group, all.count)
+            resolver.resolve(UnsafeMutableBufferPointer(rebasing: all[start..<end]), bytes: raw)
+            start = end
+          }
+        }
+      }
+      return resolved.map(\.hints)
+    }
+    func rows(_ h: [TradeHints]) -> [[Int32]] {
+      h.map { [$0.rows.0, $0.rows.1, $0.rows.2, $0.rows.3, $0.rows.4, $0.rows.5] }
+    }
+    let once = hints(try XCTUnwrap(engine.state.tradeResolver()), group: inputs.count)
+    XCTAssertTrue(once.allSatisfy { $0.isSet && $0.rows.2 >= 0 && $0.rows.3 >= 0 && $0.rows.4 >= 0 })
+    let reused = try XCTUnwrap(engine.state.tradeResolver())
+    for group in [inputs.count, 1, 13, inputs.count] {
+      let again = hints(reused, group: group)
+      XCTAssertEqual(rows(again), rows(once), "groups of \(group)")
+      XCTAssertEqual(again.map(\.key), once.map(\.key))
+      XCTAssertEqual(again.map(\.keyValue), once.map(\.keyValue))
+    }
+  }
+
   /// The reader's thread resolves the blocks split after the resolver is set; applied
   /// block by block, the run gives what line by line gives.
   func testTheReaderThreadResolvesBlocksOnceTheResolverIsSet() throws {
