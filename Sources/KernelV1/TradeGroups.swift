@@ -9,7 +9,11 @@
 // positions', i + 3·lookAhead its directory lines', and i + 4·lookAhead its index
 // slots'. A stage reads only lines the stage before started loading `lookAhead`
 // trades' work earlier, so they have arrived, and every trade has its loads in flight
-// at once with those of the 31 trades around it.
+// at once with those of the 31 trades around it. Half a stage after the lots' stage,
+// trade i + lookAhead/2 has the lots stage 4 could not ask for started (those of a
+// position found in the directory's overflow, a sale's second lot); the trade inputs,
+// their lines' bytes, the rows a trade appends and its effect records' bytes are asked
+// for ahead of their first use too.
 //
 // Loads are hints: a trade earlier in the pipeline may change what a later one reads
 // (a new position, a used-up lot), which costs that later trade a miss and nothing
