@@ -89,9 +89,9 @@ extension V1Kernel {
       }
       let lotStage = step - 3 * d
       if lotStage >= 0 && lotStage < n { locateLots(&ring[lotStage & m]) }
-      let overflowLotStage = step - 4 * d + d / 2
-      if overflowLotStage >= 0 && overflowLotStage < n {
-        locateLotsOfOverflow(quantity: trades[overflowLotStage].trade.quantity, ring[overflowLotStage & m])
+      let remainingLotStage = step - 4 * d + d / 2
+      if remainingLotStage >= 0 && remainingLotStage < n {
+        locateRemainingLots(quantity: trades[remainingLotStage].trade.quantity, ring[remainingLotStage & m])
       }
       let i = step - 4 * d
       // The rows a trade appends (its trade row, its slices, the buyer's new
@@ -326,7 +326,7 @@ extension V1Kernel {
   /// the oldest does not cover the sale (about one sale in four). Reads the positions'
   /// lists as they are now (a trade applied since stage 4 may have changed them).
   @inline(__always)
-  func locateLotsOfOverflow(quantity: Int64, _ g: GroupedTrade) {
+  func locateRemainingLots(quantity: Int64, _ g: GroupedTrade) {
     if g.buyInOverflow && g.buyPosition >= 0 { lotPool.prefetch(positions.rows[Int(g.buyPosition)].lastLot) }
     guard g.sellPosition >= 0 && quantity > 0 else { return }
     let first = positions.rows[Int(g.sellPosition)].firstLot
