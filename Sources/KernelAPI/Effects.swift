@@ -140,7 +140,12 @@ public struct EffectWriter: Sendable {
   @usableFromInline var storage: [UInt8] = []
   public var bytes: [UInt8] { storage }
 
-  public init(capacity: Int = 0) { storage.reserveCapacity(capacity) }
+  /// No room is reserved for `capacity` 0: reserving room on the empty array allocated
+  /// a buffer of none (`reserveCapacity(0)` copies the shared empty storage), which a
+  /// kernel that makes a writer per event paid as a malloc and a free each time.
+  public init(capacity: Int = 0) {
+    if capacity > 0 { storage.reserveCapacity(capacity) }
+  }
 
   @inlinable public var count: Int { storage.count }
 

@@ -246,8 +246,11 @@ extension V1Kernel {
 
   /// All of a TRADE's records in one room of the buffer (`EffectWriter.append(bytes:)`):
   /// their sizes are known before any is written. A TRADE creates at most the buyer's
-  /// and the seller's clearing and settlement rows and the buyer's position.
-  func writeTrade(
+  /// and the seller's clearing and settlement rows and the buyer's position. Mutating
+  /// although it changes nothing of `self`: non-mutating, its closure's capture of
+  /// `self` was a copy of the whole kernel struct (a 1.4 KB `memcpy` a TRADE, ~3% of a
+  /// V1 replica's samples, perf of `cluster bench-replica`); `w` is not part of `self`.
+  mutating func writeTrade(
     seq: Int64, rows r: TradeRows, bytes: TradeBytes, keysFrom old: EffectBuffer.KeyCounts,
     to new: EffectBuffer.KeyCounts, into w: inout EffectWriter
   ) {
@@ -265,7 +268,11 @@ extension V1Kernel {
     precondition(
       newPositions == 0 || (newPositions == 1 && new.positions - 1 == Int(r.buyPosition)),
       "a TRADE creates only the buyer's position")
-    let keyBytes = keyBytes(from: old, to: new)
+    // `keyBytes(from:to:)` without its name loops (none here): a call of that
+    // non-mutating function copied the kernel struct, as the closure's capture did.
+    let keyBytes =
+      newClearing * EffectWriter.clearingKeyBytes + newSettlement * EffectWriter.settlementKeyBytes
+      + newPositions * EffectWriter.positionKeyBytes
     var size = EffectWriter.eventHeaderBytes + keyBytes
     size += (twoClearing ? 2 : 1) * EffectWriter.clearingBytes
     size += (twoSettlement ? 2 : 1) * EffectWriter.settlementBytes
@@ -276,7 +283,13 @@ extension V1Kernel {
       + (twoHoldings ? 2 : 1) + (hasTax ? 1 : 0)
     w.append(bytes: size) { c in
       c.eventHeader(seq: seq, outcome: .applied, count: count)
-      if keyBytes > 0 { writeKeys(from: old, to: new, into: &c) }
+      if keyBytes > 0 {
+        // Every row a TRADE creates is of its date, the open day's (`dayRows`, reset
+        // for it by the apply): its settle date without a calendar lookup, a call
+        // that copied the kernel struct.
+        precondition(dayRows.date == r.date && dayRows.settleDate >= 0, "a TRADE's rows are of the open day")
+        writeRowKeys(from: old, to: new, known: (r.date, dayRows.settleDate), into: &c)
+      }
       func clearing(_ row: Int32) {
         let i = Int(row)
         c.clearing(
@@ -364,9 +377,26 @@ extension V1Kernel {
     for i in from.participants..<to.participants { name(.participantKey, i, participants.rows[i].id.text) }
     for i in from.accounts..<to.accounts { name(.accountKey, i, accounts.rows[i].id.text) }
     for i in from.securities..<to.securities { name(.securityKey, i, securities.rows[i].code.text) }
-    // The settle date of the last trade date seen (rows come in creation order, so by date).
+    writeRowKeys(from: from, to: to, known: nil, into: &c)
+  }
+
+  /// The key records of the clearing, settlement and position rows `from ..< to` (the
+  /// keys a TRADE can create). `known`: the rows' one trade date and its settle date
+  /// (a TRADE's), looked up in the calendar otherwise. Inlined: a call copied the
+  /// kernel struct.
+  @inline(__always)
+  func writeRowKeys(
+    from: EffectBuffer.KeyCounts, to: EffectBuffer.KeyCounts, known: (tradeDate: Int32, settleDate: Int32)?,
+    into c: inout RecordCursor
+  ) {
+    // Otherwise the settle date of the last trade date seen (rows come in creation
+    // order, so by date: a snapshot's millions of keys look up a few dates).
     var settle: (tradeDate: Int32, settleDate: Int32) = (0, 0)
-    func settleDateOf(_ tradeDate: Int32) -> Int32 {
+    @inline(__always) func settleDateOf(_ tradeDate: Int32) -> Int32 {
+      if let known {
+        precondition(known.tradeDate == tradeDate, "a row of another trade date than the known one")
+        return known.settleDate
+      }
       if settle.tradeDate != tradeDate { settle = (tradeDate, settleDate(of: tradeDate)) }
       return settle.settleDate
     }

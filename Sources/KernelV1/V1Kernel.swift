@@ -1100,7 +1100,9 @@ public struct V1Kernel: Sendable {
   /// Makes `dayRows` the direct tables of trade date `date` (a TRADE's date is the
   /// open day), empty, sized for today's participants and securities.
   mutating func resetDayRows(date: Int32) {
-    dayRows = DayRows(date: date, participants: participants.count, securities: securities.count)
+    dayRows = DayRows(
+      date: date, settleDate: nextTradingDay(after: date) ?? -1, participants: participants.count,
+      securities: securities.count)
   }
 
   mutating func addParticipant(_ id: Ident, name: String) {
@@ -1199,6 +1201,9 @@ struct DayRows: Sendable {
   static let entriesMax = 1 << 20
 
   private(set) var date: Int32 = 0
+  /// The settle date of `date` (its next trading day; -1 when the calendar has none):
+  /// the one settle date of the key records a TRADE's new rows carry.
+  private(set) var settleDate: Int32 = -1
   private let participants: Int
   private let securities: Int
   /// -1: not looked up yet.
@@ -1212,8 +1217,9 @@ struct DayRows: Sendable {
     settlement = []
   }
 
-  init(date: Int32, participants: Int, securities: Int) {
+  init(date: Int32, settleDate: Int32, participants: Int, securities: Int) {
     self.date = date
+    self.settleDate = settleDate
     let fits = participants * securities <= Self.entriesMax
     self.participants = fits ? participants : 0
     self.securities = fits ? securities : 0
