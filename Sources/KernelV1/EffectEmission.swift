@@ -287,7 +287,7 @@ extension V1Kernel {
         // Every row a TRADE creates is of its date, the open day's (`dayRows`, reset
         // for it by the apply): its settle date without a calendar lookup, a call
         // that copied the kernel struct.
-        precondition(dayRows.date == r.date && dayRows.settleDate >= 0, "a TRADE's rows are of the open day")
+        precondition(dayRows.date == r.date, "a TRADE's rows are of the open day")
         writeRowKeys(from: old, to: new, known: (r.date, dayRows.settleDate), into: &c)
       }
       func clearing(_ row: Int32) {
@@ -395,6 +395,7 @@ extension V1Kernel {
     @inline(__always) func settleDateOf(_ tradeDate: Int32) -> Int32 {
       if let known {
         precondition(known.tradeDate == tradeDate, "a row of another trade date than the known one")
+        precondition(known.settleDate >= 0, "trade date \(tradeDate) has no next trading day")
         return known.settleDate
       }
       if settle.tradeDate != tradeDate { settle = (tradeDate, settleDate(of: tradeDate)) }
