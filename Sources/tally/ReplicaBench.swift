@@ -56,13 +56,19 @@ struct ClusterBenchReplica: ParsableCommand {
       "Journal batches in each reply handed to the replica core (1: live; up to [limits] fetch_batches_max: a catch-up)."
   )
   var batchesPerReply = 1
+  @Option(
+    name: .customLong("heap-reserve-mib"),
+    help:
+      "Heap made resident and freed before the batches, as a node does at start ([limits] heap_reserve_mib; 0: none)."
+  )
+  var heapReserveMiB = ClusterConfig.heapReserveMiBDefault
 
   func run() throws {
     guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1, slowest >= 0, reserveEvents >= 0,
-      (1...1_024).contains(batchesPerReply)
+      (1...1_024).contains(batchesPerReply), (0...1_048_576).contains(heapReserveMiB)
     else {
       fail(
-        "--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest and --reserve-events at least 0, --batches-per-reply 1...1024",
+        "--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest and --reserve-events at least 0, --batches-per-reply 1...1024, --heap-reserve-mib 0...1048576 (as [limits] heap_reserve_mib)",
         code: 64)
     }
     let reference: ReferenceData
@@ -89,6 +95,11 @@ struct ClusterBenchReplica: ParsableCommand {
       id: "bench", kernel: kernel, checkpointEvents: Int64(checkpointEvents), heartbeatMs: 500)
     settings.digestEvents = Int64(digestEvents)
     var core = try ReplicaCore(settings: settings, applier: applier, store: store)
+    // As `tally replica` does once its state is open: without it, the batches' buffers
+    // grew the heap while V1's page warmer held the address space's lock, and the
+    // batches of those ~0.1 s each stalled 5-16 ms (a node's batches, after its reserve,
+    // do not: this bench stands for one).
+    let heap = NodeHeap.reserve(bytes: heapReserveMiB << 20)
     let opened = clock.now
     var digests = 0
     var batchTimes: [(seconds: Double, index: Int, effectBytes: Int)] = []
@@ -124,7 +135,7 @@ struct ClusterBenchReplica: ParsableCommand {
         + (batchesPerReply > 1
           ? ", \(batchesPerReply) a reply (\(core.applier.batchesSplitAhead) split ahead)" : "")
         + ": open \(String(format: "%.2f", (opened - t0).seconds)) s "
-        + "(room for \(reserveEvents) events), "
+        + "(room for \(reserveEvents) events; \(heap.text)), "
         + "apply+vote+commit \(String(format: "%.2f", applySeconds)) s = \(Int(n / applySeconds)) events/s "
         + "(\(String(format: "%.2f", applySeconds / n * 1e6)) µs an event)")
     print(

@@ -127,8 +127,12 @@ final class ClusterBenchTests: ClusterTestCase {
         workDir: work, timeout: 300)
       XCTAssertEqual(r.status, 0, r.output)
       XCTAssertTrue(r.stdout.contains("replica \(kernel): \(lines) events in "), r.stdout)
-      // Opened as a replica opens its folder: room for a cluster's reserve_events.
-      XCTAssertTrue(r.stdout.contains("(room for \(ClusterConfig.reserveEventsDefault) events)"), r.stdout)
+      // Opened as a replica opens its folder: room for a cluster's reserve_events, then
+      // a node's heap reserve made resident.
+      XCTAssertTrue(
+        r.stdout.contains(
+          "(room for \(ClusterConfig.reserveEventsDefault) events; heap reserve: \(ClusterConfig.heapReserveMiBDefault) MiB made resident in "
+        ), r.stdout)
       XCTAssertTrue(r.stdout.contains(" events/s "), r.stdout)
       XCTAssertTrue(r.stdout.contains("\(lines / 1000) digest votes"), r.stdout)
       // --slowest: three batches, slowest first, each with its effect bytes; the day's
@@ -146,7 +150,7 @@ final class ClusterBenchTests: ClusterTestCase {
       Paths.tally,
       [
         "cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--batch-lines",
-        String(lines), "--slowest", "5", "--reserve-events", "0",
+        String(lines), "--slowest", "5", "--reserve-events", "0", "--heap-reserve-mib", "0",
       ],
       workDir: work, timeout: 300)
     // One batch of every line: it is the only one listed, with the day's other events
@@ -175,7 +179,9 @@ final class ClusterBenchTests: ClusterTestCase {
       workDir: work, timeout: 60)
     XCTAssertNotEqual(bad.status, 0)
     XCTAssertTrue(bad.stderr.contains("--batch-lines"), bad.output)
-    XCTAssertTrue(lastBatch.stdout.contains("(room for 0 events)"), lastBatch.output)
+    XCTAssertTrue(
+      lastBatch.stdout.contains("(room for 0 events; heap reserve: none ([limits] heap_reserve_mib = 0))"),
+      lastBatch.output)
     let badRoom = try runCommand(
       Paths.tally,
       [
@@ -185,5 +191,14 @@ final class ClusterBenchTests: ClusterTestCase {
       workDir: work, timeout: 60)
     XCTAssertNotEqual(badRoom.status, 0)
     XCTAssertTrue(badRoom.stderr.contains("--reserve-events"), badRoom.output)
+    let badHeap = try runCommand(
+      Paths.tally,
+      [
+        "cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--heap-reserve-mib",
+        "-1",
+      ],
+      workDir: work, timeout: 60)
+    XCTAssertNotEqual(badHeap.status, 0)
+    XCTAssertTrue(badHeap.stderr.contains("--heap-reserve-mib"), badHeap.output)
   }
 }
