@@ -182,23 +182,14 @@ final class ClusterBenchTests: ClusterTestCase {
     XCTAssertTrue(
       lastBatch.stdout.contains("(room for 0 events; heap reserve: none ([limits] heap_reserve_mib = 0))"),
       lastBatch.output)
-    let badRoom = try runCommand(
-      Paths.tally,
-      [
-        "cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--reserve-events",
-        "-1",
-      ],
-      workDir: work, timeout: 60)
-    XCTAssertNotEqual(badRoom.status, 0)
-    XCTAssertTrue(badRoom.stderr.contains("--reserve-events"), badRoom.output)
-    let badHeap = try runCommand(
-      Paths.tally,
-      [
-        "cluster", "bench-replica", "--reference", m.reference, "--events", m.events, "--heap-reserve-mib",
-        "-1",
-      ],
-      workDir: work, timeout: 60)
-    XCTAssertNotEqual(badHeap.status, 0)
-    XCTAssertTrue(badHeap.stderr.contains("--heap-reserve-mib"), badHeap.output)
+    // A negative room or heap reserve is refused, naming the option.
+    for option in ["--reserve-events", "--heap-reserve-mib"] {
+      let refused = try runCommand(
+        Paths.tally,
+        ["cluster", "bench-replica", "--reference", m.reference, "--events", m.events, option, "-1"],
+        workDir: work, timeout: 60)
+      XCTAssertNotEqual(refused.status, 0, option)
+      XCTAssertTrue(refused.stderr.contains(option), refused.output)
+    }
   }
 }
