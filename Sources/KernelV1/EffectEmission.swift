@@ -268,11 +268,9 @@ extension V1Kernel {
     precondition(
       newPositions == 0 || (newPositions == 1 && new.positions - 1 == Int(r.buyPosition)),
       "a TRADE creates only the buyer's position")
-    // `keyBytes(from:to:)` without its name loops (none here): a call of that
-    // non-mutating function copied the kernel struct, as the closure's capture did.
-    let keyBytes =
-      newClearing * EffectWriter.clearingKeyBytes + newSettlement * EffectWriter.settlementKeyBytes
-      + newPositions * EffectWriter.positionKeyBytes
+    // The row keys' bytes only (a TRADE creates no named row): `keyBytes(from:to:)`,
+    // an instance method, was a call that copied the kernel struct.
+    let keyBytes = Self.rowKeyBytes(from: old, to: new)
     var size = EffectWriter.eventHeaderBytes + keyBytes
     size += (twoClearing ? 2 : 1) * EffectWriter.clearingBytes
     size += (twoSettlement ? 2 : 1) * EffectWriter.settlementBytes
@@ -343,11 +341,18 @@ extension V1Kernel {
     }
   }
 
+  /// Bytes of the key records of the clearing, settlement and position rows `from ..<
+  /// to` (those `writeRowKeys` writes; no row's name is read).
+  @inline(__always)
+  static func rowKeyBytes(from: EffectBuffer.KeyCounts, to: EffectBuffer.KeyCounts) -> Int {
+    (to.clearing - from.clearing) * EffectWriter.clearingKeyBytes
+      + (to.settlement - from.settlement) * EffectWriter.settlementKeyBytes
+      + (to.positions - from.positions) * EffectWriter.positionKeyBytes
+  }
+
   /// Bytes of the key records of rows `from ..< to` of every keyed table.
   func keyBytes(from: EffectBuffer.KeyCounts, to: EffectBuffer.KeyCounts) -> Int {
-    var n = (to.clearing - from.clearing) * EffectWriter.clearingKeyBytes
-    n += (to.settlement - from.settlement) * EffectWriter.settlementKeyBytes
-    n += (to.positions - from.positions) * EffectWriter.positionKeyBytes
+    var n = Self.rowKeyBytes(from: from, to: to)
     for i in from.participants..<to.participants {
       n += EffectWriter.nameKeyBytes(name: participants.rows[i].id.text.utf8.count)
     }
