@@ -17,6 +17,7 @@ final class TradeResolverTests: XCTestCase {
   /// never added).
   func marketWithAdditions() throws -> (market: TestMarket, lines: [[UInt8]]) {
     let market = try TestMarket.generate("tally-resolver", days: 2, tradesPerDay: 300, accounts: 60)
+    addTeardownBlock { removeDirectory(market.directory) }
     var lines = market.lines.map { Array($0) }
     let trades = lines.indices.filter { lines[$0].starts(with: Array("TRADE,".utf8)) }
     let middle = trades[trades.count / 4]
@@ -155,6 +156,7 @@ final class TradeResolverTests: XCTestCase {
   /// the hints a resolver made for one call gives.
   func testAResolverUsedAgainGivesTheHintsOfAFreshOne() throws {
     let market = try TestMarket.generate("tally-resolver-memo", days: 1, tradesPerDay: 400, accounts: 50)
+    defer { removeDirectory(market.directory) }
     let engine = Engine<V1Kernel>(reference: market.reference)
     // The day's well-formed TRADE lines (the generator writes some bad ones too).
     let lines = market.lines.map { Array($0) }.filter { EventParser.tradeLine($0[...]) != nil }
