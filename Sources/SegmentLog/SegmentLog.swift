@@ -161,7 +161,10 @@ public final class SegmentLog {
       let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Self.headerBytes, off_t(offset)) }
       guard n == Self.headerBytes else { throw SegmentLogError("\(file): read failed at offset \(offset)") }
       let magic = Self.u32(header, 0)
-      let length = Int(Self.u64(header, 8))
+      // A torn header's length can be any 64 bits: anything over the limit is torn, and
+      // is not converted (a length over Int.max trapped the open).
+      let rawLength = Self.u64(header, 8)
+      let length = rawLength > UInt64(Self.entryBytesMax) ? Self.entryBytesMax + 1 : Int(rawLength)
       let first = Int64(bitPattern: Self.u64(header, 16))
       let last = Int64(bitPattern: Self.u64(header, 24))
       let sum = Self.u64(header, 32)
@@ -169,7 +172,7 @@ public final class SegmentLog {
       if magic != Self.magic {
         problem = magic == 0 ? "no entry" : "bad magic"
       } else if length > Self.entryBytesMax || offset + Self.headerBytes + length > size {
-        problem = "entry length \(length) runs past the file (\(size) bytes)"
+        problem = "entry length \(rawLength) runs past the file (\(size) bytes)"
       } else if last < first || (previousLast.map { first != $0 + 1 } ?? false) {
         problem = "entry \(first)...\(last) does not follow \(previousLast.map(String.init) ?? "-")"
       } else if newest && check == .newestSegment {
@@ -244,6 +247,12 @@ public final class SegmentLog {
   /// Stages one entry (its payload is `parts` joined); `sync()` makes it durable.
   /// Entries must continue the sequence: `first` is the previous entry's `last + 1`.
   public func append(first: Int64, last: Int64, parts: [[UInt8]]) throws {
+    try withRawParts(parts) { try append(first: first, last: last, rawParts: $0) }
+  }
+
+  /// `append(first:last:parts:)` with the parts as raw bytes where they lie (a put of a
+  /// store batch, a slice of a larger buffer): copied once, into the staging buffer.
+  public func append(first: Int64, last: Int64, rawParts parts: [UnsafeRawBufferPointer]) throws {
     let length = parts.reduce(0) { $0 + $1.count }
     precondition(length <= Self.entryBytesMax, "segment log: entry of \(length) bytes over the limit")
     precondition(last >= first, "segment log: entry \(first)...\(last) is empty")
@@ -271,8 +280,8 @@ public final class SegmentLog {
     }
     let at = buffer + staged
     var cursor = at + Self.headerBytes
-    for part in parts {
-      part.withUnsafeBytes { cursor.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    for part in parts where part.count > 0 {
+      cursor.copyMemory(from: part.baseAddress!, byteCount: part.count)
       cursor += part.count
     }
     let sum = Self.checksum(UnsafeRawBufferPointer(start: at + Self.headerBytes, count: length))
@@ -387,6 +396,22 @@ public final class SegmentLog {
       dropped += try dropOldestSegment()
     }
     return dropped
+  }
+
+  /// `body` with every array of `parts` as raw bytes (valid for the call only).
+  func withRawParts<R>(
+    _ parts: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throws -> R
+  ) rethrows -> R {
+    var raw: [UnsafeRawBufferPointer] = []
+    raw.reserveCapacity(parts.count)
+    func step(_ i: Int) throws -> R {
+      guard i < parts.count else { return try body(raw) }
+      return try parts[i].withUnsafeBytes { bytes in
+        raw.append(bytes)
+        return try step(i + 1)
+      }
+    }
+    return try step(0)
   }
 
   static func u32(_ b: [UInt8], _ at: Int) -> UInt32 {

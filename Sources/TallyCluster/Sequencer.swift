@@ -1,6 +1,6 @@
 // The sequencer: the one place where order is decided. It journals each client
-// batch in RocksDB (durable, fsync) before acknowledging it, dedupes retries by
-// (client, batch number), and serves journal batches to replicas on request.
+// batch (JournalStore.swift: durable, fdatasync) before acknowledging it, dedupes
+// retries by (client, batch number), and serves journal batches to replicas on request.
 //
 // Distribution is pull, not PUB: a replica asks for "the batches from seq S" and
 // the sequencer answers from the journal, parking the request until new events
@@ -23,7 +23,7 @@ public final class Sequencer {
   public static let journalMemtablesMax = 3
 
   let config: ClusterConfig
-  let store: RocksDBStateStore
+  let store: JournalStore
   let log: Logger
   /// The decisions (SequencerCore.swift); this class only does sockets, the clock and the writes.
   public private(set) var core: SequencerCore
@@ -55,7 +55,10 @@ public final class Sequencer {
     // A third memtable: a burst of ingest above the flushes' pace (a client at full speed
     // journals ~70 MB/s here) fills memory for a while instead of stopping the acks.
     options.memtablesMax = Self.journalMemtablesMax
-    store = try RocksDBStateStore(path: dataDir + "/journal", options: options)
+    store = try JournalStore(folder: dataDir, options: options)
+    if let cut = store.cutTail {
+      log.warn("sequencer: the journal's torn tail (never acknowledged) was cut: \(cut)")
+    }
     core = try SequencerCore(store: store, fetchBatchesMax: config.fetchBatchesMax)
     log.info(
       "sequencer: journal at seq \(core.lastSeq), \(core.batchCount) batches, \(core.clientBatchCount) client batches known; its flushes \(config.journalFlushMiBPerSecond == 0 ? "unpaced" : "paced at \(config.journalFlushMiBPerSecond) MiB/s")"

@@ -7,8 +7,9 @@
 // `Sequencer`, an in-memory store in the simulator), and nothing is acked or served
 // before the shell reports the write done (`journalWritten`).
 //
-// Key layout (docs/STATE-LAYOUT.md, unchanged): `0x10` + first seq BE → the batch;
-// `0x11` + client + `0x00` + batch number BE → seq range; `0x00last_seq`.
+// Key layout (docs/STATE-LAYOUT.md): `0x10` + first seq BE → the batch;
+// `0x11` + client + `0x00` + batch number BE → seq range; `0x00last_seq`. On disk the
+// batches are entries of a segment log and the rest is in RocksDB (JournalStore.swift).
 import KernelAPI
 import TallyEngine
 
@@ -108,12 +109,17 @@ public struct SequencerCore {
     self.fetchBatchesMax = fetchBatchesMax
     dedupeOrder = RetentionQueue(limit: dedupeCachedMax)
     lastSeq = (try store.value(for: Self.lastSeqKey)).flatMap { Int64(leBytes: $0) } ?? 0
-    var count = 0
-    try store.scan(prefix: [Self.journalPrefix]) { _, _ in
-      count += 1
-      return true
+    if let counting = store as? JournalBatchCounting {
+      // The journal store knows its entries: no read of every batch at the open.
+      batchCount = counting.journalBatchCount
+    } else {
+      var count = 0
+      try store.scan(prefix: [Self.journalPrefix]) { _, _ in
+        count += 1
+        return true
+      }
+      batchCount = count
     }
-    batchCount = count
   }
 
   static func journalKey(_ first: Int64) -> [UInt8] { [journalPrefix] + first.beBytes }

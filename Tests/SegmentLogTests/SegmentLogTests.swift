@@ -151,6 +151,24 @@ final class SegmentLogTests: XCTestCase {
     XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int, 4_096)
   }
 
+  func testATornHeaderWithAnyLengthIsCutOff() throws {
+    do {
+      let log = try SegmentLog(directory: dir)
+      try log.append(first: 1, last: 1, parts: [payload(1, 10)])
+      try log.sync()
+    }
+    let file = dir + "/" + (try segmentFiles()[0])
+    // The magic, then a length field of all ones (over Int.max), then garbage.
+    let h = try XCTUnwrap(FileHandle(forUpdatingAtPath: file))
+    try h.seekToEnd()
+    try h.write(contentsOf: [0x54, 0x53, 0x47, 0x31, 0, 0, 0, 0] + [UInt8](repeating: 0xFF, count: 60))
+    try h.close()
+    let log = try SegmentLog(directory: dir)
+    XCTAssertEqual(log.entries.count, 1)
+    XCTAssertTrue(log.cutTail?.contains("runs past the file") ?? false, log.cutTail ?? "nothing cut")
+    XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int, 4_096)
+  }
+
   func testDamageInAnOlderSegmentIsReportedWithFileAndOffset() throws {
     do {
       let log = try SegmentLog(directory: dir, segmentBytes: 8_192)
