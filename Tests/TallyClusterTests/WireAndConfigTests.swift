@@ -384,14 +384,15 @@ final class ClusterConfigTests: XCTestCase {
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let captured = CapturedLog()
     let log = Logger(label: "test") { _ in CapturingLogHandler(box: captured) }
-    // 64 KiB memtables: 40,000 dedupe records (~2 MiB in RocksDB's memtables) fill
-    // thirty, each flushed in ~60 ms.
+    // 64 KiB memtables: 40,000 dedupe records of a 64-byte client id (~4 MiB in
+    // RocksDB's memtables) fill sixty, each flushed in ~60 ms.
     let sequencer = try Sequencer(config: config, dataDir: dir, log: log, journalMemtableBytes: 64 << 10)
     let context = try ZMQContext()
     let client = try ZMQSocket(context: context, type: .dealer)
     try client.connect(config.ingest)
     let line = Array("TRADE,1,20260105,093000,600000,10.00,100,A1,U1,A2,U2\n".utf8)
     let frame = line
+    let clientId = [UInt8](repeating: UInt8(ascii: "h"), count: WireLimits.clientIdBytesMax)
     let batches = 40_000
     var sent = 0
     var acked = 0
@@ -400,7 +401,7 @@ final class ClusterConfigTests: XCTestCase {
       // Bursts of client batches, at most 2,048 unacknowledged: each group commit takes
       // up to 256 of them.
       while sent < batches && sent - acked < 2_048 {
-        _ = try? client.send([Ingest.magic, "held".bytes, String(sent + 1).bytes, frame])
+        _ = try? client.send([Ingest.magic, clientId, String(sent + 1).bytes, frame])
         sent += 1
       }
       while (try? client.receive(timeoutMs: 0)) != nil { acked += 1 }
