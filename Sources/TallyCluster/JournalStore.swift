@@ -60,6 +60,8 @@ public final class JournalStore: StateStore, JournalBatchCounting {
   /// What the open cut off the log's end (a torn, never-acknowledged write), if anything.
   public var cutTail: String? { log.cutTail }
   public var journalBatchCount: Int { log.entries.count }
+  /// Bytes of the log's segment files (the batches; RocksDB's small part not counted).
+  public var logBytes: Int { log.totalBytes }
   /// RocksDB's write-stall total and properties (the journal pressure check).
   public var cumulativeWriteStallMilliseconds: Int64? { index.cumulativeWriteStallMilliseconds }
   public func property(_ name: String) -> String? { index.property(name) }

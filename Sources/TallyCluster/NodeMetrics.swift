@@ -38,6 +38,10 @@ public enum MetricHelp {
       "tally_sequencer_journal_memtables_awaiting_flush",
       "Journal memtables written full, waiting for their flush."
     ),
+    (
+      "tally_sequencer_journal_log_bytes",
+      "Bytes of the journal's segment files (its batches, kept for good)."
+    ),
     ("tally_replica_applied_seq", "Last seq applied by the replica (in memory)."),
     ("tally_replica_committed_seq", "Last seq committed by the replica (its last checkpoint)."),
     ("tally_replica_apply_seconds", "Time to apply one journal batch, checkpoint commit included."),
@@ -98,6 +102,7 @@ public final class SequencerMetrics {
   let clientBatches = Gauge(label: "tally_sequencer_client_batches")
   let writeStall = Gauge(label: "tally_sequencer_journal_write_stall_seconds")
   let awaitingFlush = Gauge(label: "tally_sequencer_journal_memtables_awaiting_flush")
+  let logBytes = Gauge(label: "tally_sequencer_journal_log_bytes")
 
   public init() {}
 
@@ -120,6 +125,7 @@ public final class SequencerMetrics {
     // Prometheus counts time in seconds: the one conversion, at the exposition.
     writeStall.record(Double(pressure.stallMilliseconds) / 1_000)
     awaitingFlush.record(pressure.memtablesAwaitingFlush)
+    logBytes.record(s.store.logBytes)
   }
 }
 

@@ -68,10 +68,14 @@ public struct SequencerStatus: Codable, Sendable, Equatable {
   /// The journal's group commits (write and fsync, before the acks and the replicas'
   /// fetch answers); older statuses lack it.
   public var journalCommitTime: StageTime?
+  /// Bytes of the journal's segment files (its batches; they are never deleted: the
+  /// disk an operator plans for); older statuses lack it.
+  public var journalLogBytes: Int64?
 
   enum CodingKeys: String, CodingKey {
     case role, batches, refused, ingest
     case lastSeq = "last_seq"
+    case journalLogBytes = "journal_log_bytes"
     case clientBatches = "client_batches"
     case parkedFetches = "parked_fetches"
     case parkedFetchesDropped = "parked_fetches_dropped"
@@ -82,9 +86,10 @@ public struct SequencerStatus: Codable, Sendable, Equatable {
   public init(
     lastSeq: Int64, batches: Int64, clientBatches: Int64, refused: Int64, ingest: String,
     parkedFetches: Int64? = nil, parkedFetchesDropped: Int64? = nil, journalWriteStallMs: Int64? = nil,
-    journalCommitTime: StageTime? = nil
+    journalCommitTime: StageTime? = nil, journalLogBytes: Int64? = nil
   ) {
     self.journalCommitTime = journalCommitTime
+    self.journalLogBytes = journalLogBytes
     self.lastSeq = lastSeq
     self.batches = batches
     self.clientBatches = clientBatches

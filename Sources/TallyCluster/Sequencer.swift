@@ -117,7 +117,8 @@ public final class Sequencer {
       lastSeq: core.lastSeq, batches: Int64(core.batchCount), clientBatches: Int64(core.clientBatchCount),
       refused: Int64(refused), ingest: config.ingest, parkedFetches: Int64(core.parkedCount),
       parkedFetchesDropped: Int64(core.parkedDropped),
-      journalWriteStallMs: journalPressure.stallMilliseconds, journalCommitTime: journalCommitTime)
+      journalWriteStallMs: journalPressure.stallMilliseconds, journalCommitTime: journalCommitTime,
+      journalLogBytes: Int64(store.logBytes))
   }
 
   public func statusJSON() -> String { status.json }

@@ -229,6 +229,10 @@ struct ClusterStatus: ParsableCommand {
         fields.append(("journal_write_stall_ms", stall.map { .int($0) } ?? .null))
         if let stall, stall > 0 { text += ", journal writes held back \(stall) ms by RocksDB" }
         fields.append(("journal_commit_time", Self.json(seqStatus?.journalCommitTime)))
+        // The journal's batches on disk (kept for good: a replica repairs from seq 1).
+        let logBytes = seqStatus?.journalLogBytes
+        fields.append(("journal_log_bytes", logBytes.map { .int($0) } ?? .null))
+        if let logBytes { text += String(format: ", journal %.1f MiB on disk", Double(logBytes) / 1_048_576) }
       case "replica":
         let replica = status.flatMap { NodeStatus.decode(ReplicaStatus.self, from: $0) }
         let applied = replica?.appliedSeq

@@ -72,6 +72,10 @@ final class NodeStatusTests: XCTestCase {
     let stalled = SequencerStatus(
       lastSeq: 7, batches: 2, clientBatches: 3, refused: 0, ingest: "tcp://h:1", journalWriteStallMs: 513)
     XCTAssertTrue(stalled.json.contains(#""journal_write_stall_ms":513"#), stalled.json)
+    let sized = SequencerStatus(
+      lastSeq: 7, batches: 2, clientBatches: 3, refused: 0, ingest: "tcp://h:1", journalLogBytes: 8_192)
+    XCTAssertTrue(sized.json.contains(#""journal_log_bytes":8192"#), sized.json)
+    XCTAssertEqual(NodeStatus.decode(SequencerStatus.self, from: sized.json), sized)
     XCTAssertEqual(NodeStatus.decode(SequencerStatus.self, from: stalled.json), stalled)
     let r = ReplicaStatus(
       id: "r1", kernel: "v2", appliedSeq: 9, committedSeq: 5, committedStateDigest: "ab", repairs: 1)

@@ -31,6 +31,9 @@ final class ClusterProcessTests: ClusterTestCase {
     XCTAssertEqual(
       c.int(status, "sequencer", "journal_write_stall_ms"), 0, "a small day never fills a memtable")
     XCTAssertEqual(c.int(status, "voter", "decided_through"), events)
+    // The journal's batches on disk: at least the day's lines, in whole 4 KiB blocks.
+    let logBytes = try XCTUnwrap(c.int(status, "sequencer", "journal_log_bytes"), c.statusText())
+    XCTAssertTrue(logBytes >= 4_096 && logBytes % 4_096 == 0, "journal_log_bytes \(logBytes)")
     XCTAssertEqual(c.int(status, "voter", "alerts"), 0)
     XCTAssertTrue(c.alerts().isEmpty, "alerts: \(c.alerts())")
     for r in ["r1", "r2", "r3"] {
@@ -62,6 +65,7 @@ final class ClusterProcessTests: ClusterTestCase {
     let text = try c.tally(["cluster", "status"])
     XCTAssertEqual(text.status, 0)
     XCTAssertTrue(text.stdout.contains("journal seq \(events)"), text.stdout)
+    XCTAssertTrue(text.stdout.contains("MiB on disk"), text.stdout)
     XCTAssertFalse(text.stdout.contains("held back"), text.stdout)
     // A second report from the same cluster gives the same bytes.
     try c.report(work + "/out2")

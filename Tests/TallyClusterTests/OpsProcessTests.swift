@@ -277,7 +277,7 @@ final class OpsProcessTests: ClusterTestCase {
       "tally_sequencer_fsync_seconds_bucket", "tally_replica_apply_seconds_count", "tally_voter_votes_total",
       "tally_voter_dissents_total{replica=\"r2\"}", "tally_process_resident_memory_bytes",
       "\ntally_sequencer_journal_write_stall_seconds 0.0\n",
-      "\ntally_sequencer_journal_memtables_awaiting_flush 0.0\n",
+      "\ntally_sequencer_journal_memtables_awaiting_flush 0.0\n", "\ntally_sequencer_journal_log_bytes ",
     ] {
       XCTAssertTrue(bodies.values.contains { $0.contains(name) }, "no \(name)")
     }
