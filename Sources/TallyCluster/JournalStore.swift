@@ -107,16 +107,17 @@ public final class JournalStore: StateStore, JournalBatchCounting {
     precondition(
       !batch.deletes.contains { $0.withUnsafeBytes { Self.isJournalKey($0) } },
       "sequencer journal: a journal batch is never deleted")
-    var entries: [(first: Int64, last: Int64, key: Int)] = []
+    // First pass: which puts are journal entries (their seqs and place), and the others.
+    var entries: [(first: Int64, last: Int64, put: Int)] = []
     var others = StoreBatch()
-    var position = 0
+    var put = 0
     try batch.forEachPut { key, value in
       if Self.isJournalKey(key) {
-        entries.append((Self.firstSeq(ofKey: key), try Self.lastSeq(ofBatch: value), position))
+        entries.append((Self.firstSeq(ofKey: key), try Self.lastSeq(ofBatch: value), put))
       } else {
         others.put(key: key, value: value)
       }
-      position += 1
+      put += 1
     }
     guard !entries.isEmpty else {
       try index.commit(batch, sync: sync)
@@ -124,11 +125,12 @@ public final class JournalStore: StateStore, JournalBatchCounting {
     }
     precondition(others.putCount <= Self.embeddedPutsMax, "sequencer journal: too many puts in one commit")
     let trailer = Self.encodeEmbedded(others)
-    var position2 = 0
+    // Second pass: the entries, in order, the others embedded in the last one.
+    put = 0
     var next = 0
-    try batch.forEachPut { key, value in
-      defer { position2 += 1 }
-      guard next < entries.count, entries[next].key == position2 else { return }
+    try batch.forEachPut { _, value in
+      defer { put += 1 }
+      guard next < entries.count, entries[next].put == put else { return }
       let e = entries[next]
       next += 1
       var count = UInt32(value.count).littleEndian
