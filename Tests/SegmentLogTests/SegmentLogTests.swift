@@ -136,7 +136,8 @@ final class SegmentLogTests: XCTestCase {
     XCTAssertEqual(try SegmentLog(directory: dir).entries.map(\.last), [10, 20, 22])
   }
 
-  func testGarbageAfterTheLastEntryIsCutOff() throws {
+  /// A log of one synced entry with `tail` written after it (a torn write); its file.
+  func oneEntryThen(_ tail: [UInt8]) throws -> String {
     do {
       let log = try SegmentLog(directory: dir)
       try log.append(first: 1, last: 1, parts: [payload(1, 10)])
@@ -145,24 +146,20 @@ final class SegmentLogTests: XCTestCase {
     let file = dir + "/" + (try segmentFiles()[0])
     let h = try XCTUnwrap(FileHandle(forUpdatingAtPath: file))
     try h.seekToEnd()
-    try h.write(contentsOf: [UInt8](repeating: 0, count: 4_096) + [1, 2, 3])
+    try h.write(contentsOf: tail)
     try h.close()
+    return file
+  }
+
+  func testGarbageAfterTheLastEntryIsCutOff() throws {
+    let file = try oneEntryThen([UInt8](repeating: 0, count: 4_096) + [1, 2, 3])
     XCTAssertEqual(try SegmentLog(directory: dir).entries.count, 1)
     XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int, 4_096)
   }
 
   func testATornHeaderWithAnyLengthIsCutOff() throws {
-    do {
-      let log = try SegmentLog(directory: dir)
-      try log.append(first: 1, last: 1, parts: [payload(1, 10)])
-      try log.sync()
-    }
-    let file = dir + "/" + (try segmentFiles()[0])
     // The magic, then a length field of all ones (over Int.max), then garbage.
-    let h = try XCTUnwrap(FileHandle(forUpdatingAtPath: file))
-    try h.seekToEnd()
-    try h.write(contentsOf: [0x54, 0x53, 0x47, 0x31, 0, 0, 0, 0] + [UInt8](repeating: 0xFF, count: 60))
-    try h.close()
+    let file = try oneEntryThen([0x54, 0x53, 0x47, 0x31, 0, 0, 0, 0] + [UInt8](repeating: 0xFF, count: 60))
     let log = try SegmentLog(directory: dir)
     XCTAssertEqual(log.entries.count, 1)
     XCTAssertTrue(log.cutTail?.contains("runs past the file") ?? false, log.cutTail ?? "nothing cut")
