@@ -95,6 +95,16 @@ public final class SegmentLog {
   /// by doubling, each step fresh pages and a copy (perf of the voter: ~10% of its
   /// samples), and copied every entry through memory that no cache holds.
   public static let stagedBytesMax = 8 << 20
+  /// Read descriptors open at once, at most: a reader opened for a replay stays open for
+  /// the next reads of its segment, and the one opened longest ago is closed when
+  /// another segment needs one. (A log kept for good, the sequencer's journal, is read
+  /// from its first segment when a replica rebuilds: one descriptor a segment would run
+  /// out of the process's descriptors after ~1,000 segments, ~64 GB.)
+  public static let readersOpenMax = 8
+  /// Segment ids with an open reader, the one opened longest ago first.
+  var readerOrder: [Int64] = []
+  /// Read descriptors open now (at most `readersOpenMax`).
+  public var openReaderCount: Int { readerOrder.count }
 
   /// Which payloads of the newest segment the open checks against their checksums (the
   /// headers are always checked): all of them (a writer that syncs several entries at a
@@ -341,10 +351,19 @@ public final class SegmentLog {
     precondition(
       e.offset + Self.headerBytes + e.length <= segments[s].end, "segment log: reading an unsynced entry")
     if segments[s].reader < 0 {
+      if readerOrder.count >= Self.readersOpenMax {
+        let oldest = readerOrder.removeFirst()
+        if let o = segments.firstIndex(where: { $0.id == oldest }), segments[o].reader >= 0 {
+          close(segments[o].reader)
+          segments[o].reader = -1
+        }
+      }
       segments[s].reader = open(path(e.segment), O_RDONLY | O_CLOEXEC)
       guard segments[s].reader >= 0 else {
         throw SegmentLogError("\(path(e.segment)): cannot open (errno \(errno))")
       }
+      readerOrder.append(e.segment)
+      precondition(readerOrder.count <= Self.readersOpenMax, "segment log: too many open readers")
     }
     var bytes = [UInt8](repeating: 0, count: e.length)
     let fd = segments[s].reader
@@ -375,6 +394,7 @@ public final class SegmentLog {
     guard segments.count > 1 else { return 0 }
     let oldest = segments.removeFirst()
     if oldest.reader >= 0 { close(oldest.reader) }
+    readerOrder.removeAll { $0 == oldest.id }
     guard unlink(path(oldest.id)) == 0 || errno == ENOENT else {
       throw SegmentLogError("\(path(oldest.id)): cannot delete (errno \(errno))")
     }

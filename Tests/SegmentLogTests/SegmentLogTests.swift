@@ -110,6 +110,42 @@ final class SegmentLogTests: XCTestCase {
     XCTAssertEqual(reopened.entries.map(\.first), [801, 901])
   }
 
+  /// Descriptors of this process open on files of the log's folder (/proc/self/fd).
+  func descriptorsOnLog() throws -> Int {
+    let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")
+    return fds.filter {
+      (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0))?.hasPrefix(dir)
+        ?? false
+    }.count
+  }
+
+  func testReadingEverySegmentKeepsFewDescriptorsOpen() throws {
+    let log = try SegmentLog(directory: dir, segmentBytes: 8_192)
+    for k in 0..<30 {
+      let first = Int64(k * 10 + 1)
+      // 8 KiB on disk: a segment each.
+      try log.append(first: first, last: first + 9, parts: [payload(first, 5_000)])
+      try log.sync()
+    }
+    XCTAssertEqual(log.segmentCount, 30)
+    let writerOnly = try descriptorsOnLog()
+    // A replay from the start, twice: every entry read back right, each segment's reader
+    // opened in turn, never more than the limit open.
+    for _ in 0..<2 {
+      for i in log.entries.indices {
+        XCTAssertEqual(try log.read(i), payload(log.entries[i].first, 5_000))
+        XCTAssertLessThanOrEqual(log.openReaderCount, SegmentLog.readersOpenMax)
+      }
+    }
+    XCTAssertEqual(log.openReaderCount, SegmentLog.readersOpenMax)
+    XCTAssertEqual(
+      try descriptorsOnLog(), writerOnly + SegmentLog.readersOpenMax, "readers closed, not leaked")
+    // Dropping segments closes theirs (the newest, read last, keeps its reader).
+    while log.segmentCount > 1 { try log.dropOldestSegment() }
+    XCTAssertEqual(log.openReaderCount, 1)
+    XCTAssertEqual(try descriptorsOnLog(), writerOnly + 1)
+  }
+
   func testATornTailIsCutOff() throws {
     do {
       let log = try SegmentLog(directory: dir)
