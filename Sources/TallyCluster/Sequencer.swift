@@ -18,8 +18,10 @@ public final class Sequencer {
   public static let groupCommitMessagesMax = SequencerCore.groupCommitMessagesMax
   /// How long a parked fetch waits before an empty answer.
   public static let parkMs = Int(SequencerCore.parkMs)
-  /// The journal's memtables in memory at once (64 MiB each): the one written and two
-  /// full ones waiting for their paced flush.
+  /// The journal's RocksDB memtables in memory at once (64 MiB each): the one written and
+  /// two full ones waiting for their paced flush. (Since the batches moved to the
+  /// journal's segment log, RocksDB holds only the dedupe records: a memtable fills in
+  /// about a million client batches.)
   public static let journalMemtablesMax = 3
 
   let config: ClusterConfig
@@ -41,9 +43,9 @@ public final class Sequencer {
       config: config, dataDir: dataDir, log: log, journalMemtableBytes: RocksDBOptions().writeBufferBytes)
   }
 
-  /// `journalMemtableBytes`: each journal memtable's size (RocksDB's 64 MiB default for
-  /// every real journal; a test makes it small to see the flushes fall behind quickly;
-  /// the store refuses 0).
+  /// `journalMemtableBytes`: each memtable's size of the journal's RocksDB part (RocksDB's
+  /// 64 MiB default for every real journal; a test makes it small to see the flushes fall
+  /// behind quickly; the store refuses 0).
   init(config: ClusterConfig, dataDir: String, log: Logger, journalMemtableBytes: Int) throws {
     self.config = config
     self.log = log
@@ -52,8 +54,8 @@ public final class Sequencer {
     options.writeBufferBytes = journalMemtableBytes
     options.compression = config.journalCompression
     options.backgroundWriteBytesPerSecond = config.journalFlushMiBPerSecond << 20
-    // A third memtable: a burst of ingest above the flushes' pace (a client at full speed
-    // journals ~70 MB/s here) fills memory for a while instead of stopping the acks.
+    // A third memtable: a burst of writes above the flushes' pace fills memory for a
+    // while instead of stopping the acks.
     options.memtablesMax = Self.journalMemtablesMax
     store = try JournalStore(folder: dataDir, options: options)
     if let cut = store.cutTail {
