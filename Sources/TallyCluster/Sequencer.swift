@@ -20,8 +20,8 @@ public final class Sequencer {
   public static let parkMs = Int(SequencerCore.parkMs)
   /// The journal's RocksDB memtables in memory at once (64 MiB each): the one written and
   /// two full ones waiting for their paced flush. (Since the batches moved to the
-  /// journal's segment log, RocksDB holds only the dedupe records: a memtable fills in
-  /// about a million client batches.)
+  /// journal's segment log, RocksDB holds only the dedupe records: a memtable holds
+  /// several hundred thousand client batches' records.)
   public static let journalMemtablesMax = 3
 
   let config: ClusterConfig
