@@ -77,10 +77,22 @@ public final class JournalStore: StateStore, JournalBatchCounting {
     return Int64(bitPattern: v)
   }
 
-  /// The last seq an encoded `JournalBatch` covers (its header: first, last, u64 LE).
+  /// The last seq an encoded `JournalBatch` covers.
   static func lastSeq(ofBatch value: UnsafeRawBufferPointer) throws -> Int64 {
-    guard value.count >= 16 else { throw StoreError("sequencer journal: a batch shorter than its header") }
-    return Int64(littleEndian: value.loadUnaligned(fromByteOffset: 8, as: Int64.self))
+    guard let last = JournalBatch.lastSeq(ofEncoded: value) else {
+      throw StoreError("sequencer journal: a batch shorter than its header")
+    }
+    return last
+  }
+
+  /// Stages one log entry: the batch's byte count, the batch, the embedded puts.
+  func appendEntry(first: Int64, last: Int64, batch: UnsafeRawBufferPointer, embedded: [UInt8]) throws {
+    var count = UInt32(batch.count).littleEndian
+    try withUnsafeBytes(of: &count) { countBytes in
+      try embedded.withUnsafeBytes { tail in
+        try log.append(first: first, last: last, rawParts: [countBytes, batch, tail])
+      }
+    }
   }
 
   public func value(for key: [UInt8]) throws -> [UInt8]? {
@@ -133,13 +145,9 @@ public final class JournalStore: StateStore, JournalBatchCounting {
       guard next < entries.count, entries[next].put == put else { return }
       let e = entries[next]
       next += 1
-      var count = UInt32(value.count).littleEndian
-      try withUnsafeBytes(of: &count) { countBytes in
-        let embedded = next == entries.count ? trailer : Self.noEmbeddedPuts
-        try embedded.withUnsafeBytes { tail in
-          try log.append(first: e.first, last: e.last, rawParts: [countBytes, value, tail])
-        }
-      }
+      try appendEntry(
+        first: e.first, last: e.last, batch: value,
+        embedded: next == entries.count ? trailer : Self.noEmbeddedPuts)
     }
     try log.sync(durably: sync)
     // The index after the log: never ahead of what is durable there. Unsynced: the
@@ -236,14 +244,17 @@ public final class JournalStore: StateStore, JournalBatchCounting {
     try index.scan(prefix: [SequencerCore.journalPrefix]) { key, value in
       let first = key.withUnsafeBytes { Self.firstSeq(ofKey: $0) }
       let last = try value.withUnsafeBytes { try Self.lastSeq(ofBatch: $0) }
-      if log.entries.last.map({ first > $0.last }) ?? true {
-        var count = UInt32(value.count).littleEndian
-        try withUnsafeBytes(of: &count) { countBytes in
-          try value.withUnsafeBytes { v in
-            try Self.noEmbeddedPuts.withUnsafeBytes { tail in
-              try log.append(first: first, last: last, rawParts: [countBytes, v, tail])
-            }
-          }
+      let logged = log.entries.last?.last ?? 0
+      if first > logged {
+        // The log's entries follow one another (SegmentLog checks it by precondition):
+        // a legacy journal with a gap or an overlap is refused by name instead.
+        guard first == logged + 1, last >= first else {
+          throw StoreError(
+            "sequencer journal: \(index.path): the batch at seq \(first)...\(last) does not follow seq \(logged); the journal is damaged"
+          )
+        }
+        try value.withUnsafeBytes {
+          try appendEntry(first: first, last: last, batch: $0, embedded: Self.noEmbeddedPuts)
         }
       }
       keys.append(key)

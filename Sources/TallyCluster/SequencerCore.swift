@@ -259,9 +259,9 @@ public struct SequencerCore {
         if out.isEmpty { return nil }  // not a batch boundary
         break
       }
-      var r = ByteReader(encoded)
-      _ = try r.i64()
-      let last = try r.i64()
+      guard let last = encoded.withUnsafeBytes({ JournalBatch.lastSeq(ofEncoded: $0) }) else {
+        throw StoreError("sequencer journal: the batch at seq \(next) is shorter than its header")
+      }
       out.append(encoded)
       bytes += encoded.count
       next = last + 1

@@ -70,6 +70,13 @@ public struct JournalBatch: Sendable, Equatable {
     return w.bytes
   }
 
+  /// The last seq an encoded batch covers, from its header (first, last: i64 LE),
+  /// without decoding its lines; nil when the bytes are shorter than the header.
+  public static func lastSeq(ofEncoded bytes: UnsafeRawBufferPointer) -> Int64? {
+    guard bytes.count >= 16 else { return nil }
+    return Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: Int64.self))
+  }
+
   /// The encoding of the batch `first...last` whose lines are already encoded as
   /// `encode` writes them (`IngestBatch.encodedLines`): one copy.
   public static func encoded(first: Int64, last: Int64, encodedLines: [UInt8]) -> [UInt8] {

@@ -167,6 +167,24 @@ final class JournalStoreTests: XCTestCase {
     }
   }
 
+  func testALegacyJournalWithAGapIsRefusedByName() throws {
+    let legacy = try RocksDBStateStore(path: folder + "/journal")
+    var write = StoreBatch()
+    for (first, last) in [(Int64(1), Int64(2)), (5, 6)] {  // seqs 3...4 missing
+      let key: [UInt8] =
+        [0x10] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(first) >> UInt64(56 - 8 * $0)) }
+      write.put(
+        key, JournalBatch(first: first, last: last, lines: [Array("a".utf8), Array("b".utf8)]).encoded)
+    }
+    try legacy.commit(write, sync: true)
+    legacy.close()
+    XCTAssertThrowsError(try open()) { error in
+      let text = "\(error)"
+      XCTAssertTrue(text.contains("seq 5...6 does not follow seq 2"), text)
+      XCTAssertTrue(text.contains("journal"), text)
+    }
+  }
+
   func testAJournalKeptInRocksDBIsMovedIntoTheLogOnce() throws {
     // The layout before the log: the core writing straight into RocksDB.
     var expected: [[String]] = []
