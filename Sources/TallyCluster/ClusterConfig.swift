@@ -98,6 +98,8 @@ public struct ClusterConfig: Sendable, Equatable {
   /// start, and 0.2-0.4 s of a core before the node answers; 0 turns it off.
   public var heapReserveMiB: Int = heapReserveMiBDefault
   public static let heapReserveMiBDefault = 192
+  /// The values `heap_reserve_mib` (and `cluster bench-replica --heap-reserve-mib`) take.
+  public static let heapReserveMiBRange = 0...1_048_576
   /// `[sequencer] journal_compression`: how the journal's SST files are compressed. None
   /// by default: the journal is written once and read back while recent (from the
   /// memtable), and on two cores the CPU LZ4 took at flush and compaction was worth
@@ -334,7 +336,7 @@ public struct ClusterConfig: Sendable, Equatable {
     try positive(config.digestEvents, "limits", "digest_events", 1...1_000_000_000_000)
     try positive(config.reserveEvents, "limits", "reserve_events", 0...100_000_000)
     try positive(config.recentEffectsMiB, "limits", "recent_effects_mib", 1...1_048_576)
-    try positive(config.heapReserveMiB, "limits", "heap_reserve_mib", 0...1_048_576)
+    try positive(config.heapReserveMiB, "limits", "heap_reserve_mib", heapReserveMiBRange)
     try positive(config.fetchBatchesMax, "limits", "fetch_batches_max", 1...1_024)
     try positive(config.heartbeatMs, "limits", "heartbeat_ms", 10...60_000)
     try positive(config.repairsMax, "limits", "repairs_max", 0...1_000)

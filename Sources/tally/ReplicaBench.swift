@@ -65,7 +65,7 @@ struct ClusterBenchReplica: ParsableCommand {
 
   func run() throws {
     guard batchLines >= 1, checkpointEvents >= 1, digestEvents >= 1, slowest >= 0, reserveEvents >= 0,
-      (1...1_024).contains(batchesPerReply), (0...1_048_576).contains(heapReserveMiB)
+      (1...1_024).contains(batchesPerReply), ClusterConfig.heapReserveMiBRange.contains(heapReserveMiB)
     else {
       fail(
         "--batch-lines, --checkpoint-events and --digest-events must be at least 1, --slowest and --reserve-events at least 0, --batches-per-reply 1...1024, --heap-reserve-mib 0...1048576 (as [limits] heap_reserve_mib)",
