@@ -160,6 +160,8 @@ struct BenchCommand: ParsableCommand {
     // the generated day's folder in it (checked once: the folder is then written to).
     let given = marketIsGiven
     let dir = given ? market : market + "/" + marketStamp
+    let binary = BenchChild.ownExecutable()
+    let loadAtStart = BenchReport.Machine.loadAverage()
     let options = marketOptions
     if given {
       note("bench: the market in \(dir) as it is (the generator's options --seed, --days, ... do not apply)")
@@ -169,13 +171,23 @@ struct BenchCommand: ParsableCommand {
           + "\(securities) securities, \(participants) participants into \(dir)")
       let partial = dir + ".partial"
       try? FileManager.default.removeItem(atPath: partial)
+      try? FileManager.default.createDirectory(atPath: market, withIntermediateDirectories: true)
+      // A child process (`tally generate`), as every large piece of work before the
+      // children are measured: see `measureChildren`.
+      let generated = BenchChild.run(
+        binary,
+        [
+          "generate", "--out", partial, "--seed", String(options.seed), "--days", String(options.days),
+          "--trades-per-day", String(options.tradesPerDay), "--accounts", String(options.accounts),
+          "--securities", String(options.securities), "--participants", String(options.participants),
+        ], log: partial + "-generate", passStderr: true)
+      try? FileManager.default.removeItem(atPath: partial + "-generate.out")
+      guard generated.exitStatus == 0 else { fail("bench: tally generate exited \(generated.exitStatus)") }
       do {
-        _ = try MarketGenerator.generate(options, into: partial) { note("bench: " + $0) }
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.moveItem(atPath: partial, toPath: dir)
       } catch { fail("\(error)") }
     }
-    let binary = BenchChild.ownExecutable()
     let work = dir + "/bench"
     try? FileManager.default.removeItem(atPath: work)
     do { try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true) } catch {
@@ -184,45 +196,15 @@ struct BenchCommand: ParsableCommand {
     let reference = dir + "/reference"
     let events = dir + "/events.txt"
 
-    // Count the trades once (the rate denominator) and keep the parsed events for
-    // the engine-only phase.
-    note("bench: reading and parsing \(events)")
-    let loaded: ReferenceData
-    do { loaded = try FileIO.loadReference(reference) } catch { fail("\(error)", code: 2) }
-    var parsed = ParsedDay()
-    let clock = ContinuousClock()
-    var t = clock.now
-    do {
-      // Parsed as the engine parses: a TRADE line to its fields (identifiers stay bytes
-      // of the line), any other line to an Event.
-      parsed.bytes = try FileIO.read(events)
-      for (_, line) in LineReader(parsed.bytes) where !EventParser.isSkipped(line) {
-        let seq = Int64(parsed.lines.count + 1)
-        if let trade = EventParser.tradeLine(line) {
-          parsed.lines.append(
-            .trade(TradeInput(trade: trade, line: line.startIndex..<line.endIndex, seq: seq)))
-        } else {
-          parsed.lines.append(.other(EventParser.parse(line)))
-        }
-      }
-    } catch { fail("\(error)", code: 2) }
-    let parseSeconds = (clock.now - t).seconds
-    let tradeLines = parsed.lines.reduce(0) {
-      switch $1 {
-      case .trade: return $0 + 1
-      case .other(let e): if case .trade = e { return $0 + 1 } else { return $0 }
-      }
-    }
-    var report = BenchReport(
-      market: dir, binary: binary, runs: runs, events: parsed.count, trades: tradeLines,
-      parseEventsPerSecond: Double(parsed.count) / parseSeconds, commitEvents: commitEvents,
-      machine: BenchReport.Machine.current(syncDirectory: dir))
-    // A market folder given as it is counts as the issue's day when it is a generated
-    // day's own folder of that stamp.
-    report.isIssueDay =
-      (given ? URL(fileURLWithPath: dir).lastPathComponent : marketStamp) == Self.issueDayStamp
-
-    var firstOutputs: [String: Data]? = nil
+    // The children first (whole process, durable, resume), while this process holds
+    // nothing large. posix_spawn starts a child in this process's address space until
+    // its exec, and Linux then counts this process's peak resident set as the child's
+    // (ru_maxrss): after the day was parsed here and the host probed (256 MiB), every
+    // child "peaked" at this process's ~823 MiB, whatever its own peak (V2's is ~620
+    // MiB; thirty-sixth session, docs/PERFORMANCE.md). The outputs are compared by
+    // their SHA-256, read in pieces, for the same reason.
+    var firstOutputs: [String: [UInt8]]? = nil
+    var measured: [BenchReport.Kernel] = []
     for kernel in kernelNames {
       var k = BenchReport.Kernel(name: kernel)
 
@@ -247,7 +229,6 @@ struct BenchCommand: ParsableCommand {
         k.runWallSeconds = median(walls)
         k.runPeakRSSMiB = median(rss)
         k.runCPUSeconds = median(cpu)
-        k.runTradesPerSecond = Double(tradeLines) / median(walls)
       }
 
       // Durable run and resume, both children.
@@ -310,8 +291,53 @@ struct BenchCommand: ParsableCommand {
           k.commitMaxMilliseconds = median(maxes)
         }
       }
-      report.kernels.append(k)
+      measured.append(k)
     }
+
+    // Then the day, parsed in this process: the trades counted once (the rates'
+    // denominator) and the parsed events kept for the engine-only phase.
+    note("bench: reading and parsing \(events)")
+    let loaded: ReferenceData
+    do { loaded = try FileIO.loadReference(reference) } catch { fail("\(error)", code: 2) }
+    var parsed = ParsedDay()
+    let clock = ContinuousClock()
+    var t = clock.now
+    do {
+      // Parsed as the engine parses: a TRADE line to its fields (identifiers stay bytes
+      // of the line), any other line to an Event.
+      parsed.bytes = try FileIO.read(events)
+      for (_, line) in LineReader(parsed.bytes) where !EventParser.isSkipped(line) {
+        let seq = Int64(parsed.lines.count + 1)
+        if let trade = EventParser.tradeLine(line) {
+          parsed.lines.append(
+            .trade(TradeInput(trade: trade, line: line.startIndex..<line.endIndex, seq: seq)))
+        } else {
+          parsed.lines.append(.other(EventParser.parse(line)))
+        }
+      }
+    } catch { fail("\(error)", code: 2) }
+    let parseSeconds = (clock.now - t).seconds
+    let tradeLines = parsed.lines.reduce(0) {
+      switch $1 {
+      case .trade: return $0 + 1
+      case .other(let e): if case .trade = e { return $0 + 1 } else { return $0 }
+      }
+    }
+    var report = BenchReport(
+      market: dir, binary: binary, runs: runs, events: parsed.count, trades: tradeLines,
+      parseEventsPerSecond: Double(parsed.count) / parseSeconds, commitEvents: commitEvents,
+      machine: BenchReport.Machine.current(syncDirectory: dir))
+    // A market folder given as it is counts as the issue's day when it is a generated
+    // day's own folder of that stamp.
+    report.isIssueDay =
+      (given ? URL(fileURLWithPath: dir).lastPathComponent : marketStamp) == Self.issueDayStamp
+    report.machine.loadAverage = loadAtStart  // the probe runs after the children
+    report.kernels = measured.map { measuredKernel in
+      var k = measuredKernel
+      if let wall = k.runWallSeconds { k.runTradesPerSecond = Double(tradeLines) / wall }
+      return k
+    }
+
     for (i, kernel) in kernelNames.enumerated() {
       var k = report.kernels[i]
       // Engine only, in this process. After every child: a child started while this
@@ -604,11 +630,11 @@ struct BenchCommand: ParsableCommand {
   }
 
   /// The first output folder is kept in memory; every other checked folder must be identical.
-  func checkOutputs(_ folder: String, against first: inout [String: Data]?, what: String) {
-    var files: [String: Data] = [:]
+  func checkOutputs(_ folder: String, against first: inout [String: [UInt8]]?, what: String) {
+    var files: [String: [UInt8]] = [:]
     let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
     for name in names where name.hasSuffix(".csv") {
-      files[name] = try? Data(contentsOf: URL(fileURLWithPath: folder + "/" + name))
+      files[name] = Self.fileDigest(folder + "/" + name)
     }
     guard files.count == 7 else {
       fail("bench: \(what) wrote \(files.count) output files in \(folder), not 7")
@@ -622,6 +648,22 @@ struct BenchCommand: ParsableCommand {
       fail(
         "bench: \(what) wrote outputs that differ from the first run: \(differing.joined(separator: ", "))")
     }
+  }
+
+  /// The SHA-256 of a file read a MiB at a time (never mapped, never held whole: this
+  /// process's peak resident set is its children's too, see `run`), or nil when it
+  /// cannot be read.
+  static func fileDigest(_ path: String) -> [UInt8]? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    var sha = SHA256Stream()
+    do {
+      // nil or empty: the end of the file.
+      while let piece = try handle.read(upToCount: 1 << 20), !piece.isEmpty {
+        piece.withUnsafeBytes { sha.update($0) }
+      }
+    } catch { return nil }
+    return sha.finalize()
   }
 
   func runPostgresComparison(dir: String, binary: String) -> BenchReport.Postgres? {

@@ -90,8 +90,11 @@ final class BenchCommandTests: XCTestCase {
         let value = try XCTUnwrap(k[key] as? Double, "\(k["name"] ?? "?") lacks \(key)")
         XCTAssertGreaterThan(value, 0, key)
       }
-      // The peak RSS is the child's (a `tally run` process), not this benchmark's.
-      XCTAssertLessThan(k["runPeakRSSMiB"] as? Double ?? 0, 4096)
+      // The peak RSS is the child's (a `tally run` of a few hundred trades: tens of MiB),
+      // not this benchmark's: a child started by posix_spawn is charged its parent's
+      // peak, which the benchmark's 256 MiB memory probe alone puts over this bound.
+      XCTAssertLessThan(k["runPeakRSSMiB"] as? Double ?? .infinity, 200)
+      XCTAssertLessThan(k["statePeakRSSMiB"] as? Double ?? .infinity, 200)
     }
     let figures = try XCTUnwrap(json["figures"] as? [[String: Any]])
     for name in [
