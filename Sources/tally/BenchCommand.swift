@@ -29,7 +29,9 @@ struct BenchCommand: ParsableCommand {
       the issue's goal (must / aim); a missed "must" is marked MISS.
 
       Whole process: `tally run` as a child process; wall clock from spawn to exit, peak
-      RSS (ru_maxrss from wait4), user and system CPU.
+      RSS (ru_maxrss from wait4), user and system CPU. Every child runs before this
+      process reads the day or probes the host: a child is charged its parent's peak
+      memory up to its exec.
 
       Engine only: in this process; events parsed once, then the room for the day (`reserveCapacity`) and the apply loop alone, timed (one untimed warm-up pair; then per run an engine without effects and one with, advanced side by side 250,000 events at a time, so that both see the same minutes of the machine).
 
