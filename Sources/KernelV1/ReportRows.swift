@@ -18,7 +18,7 @@ extension V1Kernel {
     let participantRank = rank(participants.rows.map(\.id))
     let securityRank = rank(securities.rows.map(\.code))
     // Accounts whose rows are in id order (the usual reference folder, checked in place)
-    // rank by row id: no rank table and no copy of a million ids (~21 MB of fresh pages
+    // rank by row id: no rank table and no copy of a million ids (~24 MB of fresh pages
     // on the 1M-account day, every report).
     let accountRank =
       (withHoldings || !entitlements.rows.isEmpty) && !accounts.rows.isSorted { $0.id }

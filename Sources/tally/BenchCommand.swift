@@ -175,7 +175,7 @@ struct BenchCommand: ParsableCommand {
       try? FileManager.default.removeItem(atPath: partial)
       try? FileManager.default.createDirectory(atPath: market, withIntermediateDirectories: true)
       // A child process (`tally generate`), as every large piece of work before the
-      // children are measured: see `measureChildren`.
+      // children are measured (`measureChildren`).
       let generated = BenchChild.run(
         binary,
         [
@@ -198,103 +198,7 @@ struct BenchCommand: ParsableCommand {
     let reference = dir + "/reference"
     let events = dir + "/events.txt"
 
-    // The children first (whole process, durable, resume), while this process holds
-    // nothing large. posix_spawn starts a child in this process's address space until
-    // its exec, and Linux then counts this process's peak resident set as the child's
-    // (ru_maxrss): after the day was parsed here and the host probed (256 MiB), every
-    // child "peaked" at this process's ~823 MiB, whatever its own peak (V2's is ~620
-    // MiB; thirty-sixth session, docs/PERFORMANCE.md). The outputs are compared by
-    // their SHA-256, read in pieces, for the same reason.
-    var firstOutputs: [String: [UInt8]]? = nil
-    var measured: [BenchReport.Kernel] = []
-    for kernel in kernelNames {
-      var k = BenchReport.Kernel(name: kernel)
-
-      // Whole process, in memory.
-      var walls: [Double] = []
-      var rss: [Double] = []
-      var cpu: [Double] = []
-      for r in 1...runs where !noWholeProcess {
-        let out = work + "/out-\(kernel)"
-        try? FileManager.default.removeItem(atPath: out)
-        note("bench: [\(kernel)] tally run (child) \(r)/\(runs)")
-        let m = BenchChild.run(
-          binary, ["run", "--quiet", "--kernel", kernel, "--reference", reference, "--out", out, events],
-          log: work + "/run-\(kernel)")
-        walls.append(m.wallSeconds)
-        rss.append(m.peakRSSMiB)
-        cpu.append(m.userSeconds + m.systemSeconds)
-        note("bench:   \(m.summary)")
-        if r == 1 { checkOutputs(out, against: &firstOutputs, what: "tally run --kernel \(kernel)") }
-      }
-      if !walls.isEmpty {
-        k.runWallSeconds = median(walls)
-        k.runPeakRSSMiB = median(rss)
-        k.runCPUSeconds = median(cpu)
-      }
-
-      // Durable run and resume, both children.
-      if !noState {
-        var stateWalls: [Double] = []
-        var resumeWalls: [Double] = []
-        var p50s: [Double] = []
-        var p99s: [Double] = []
-        var maxes: [Double] = []
-        var stateRSS: [Double] = []
-        var stateCPU: [Double] = []
-        var resumeCPU: [Double] = []
-        for r in 1...runs {
-          let state = work + "/state-\(kernel)"
-          let out = work + "/out-state-\(kernel)"
-          try? FileManager.default.removeItem(atPath: state)
-          try? FileManager.default.removeItem(atPath: out)
-          let arguments = [
-            "run", "--kernel", kernel, "--reference", reference, "--out", out, "--state", state,
-            "--commit-events", String(commitEvents), "--commit-ms", "86400000", "--commit-stats", events,
-          ]
-          note("bench: [\(kernel)] tally run --state (child) \(r)/\(runs)")
-          let m = BenchChild.run(binary, arguments, log: work + "/state-\(kernel)")
-          note("bench:   \(m.summary)")
-          stateWalls.append(m.wallSeconds)
-          stateRSS.append(m.peakRSSMiB)
-          stateCPU.append(m.userSeconds + m.systemSeconds)
-          if let stats = CommitStats(stderr: m.stderr) {
-            p50s.append(stats.p50Milliseconds)
-            p99s.append(stats.p99Milliseconds)
-            maxes.append(stats.maxMilliseconds)
-            note(
-              "bench:   \(stats.commits) commits: p50 \(fmt(stats.p50Milliseconds)) ms, p99 \(fmt(stats.p99Milliseconds)) ms"
-            )
-          } else {
-            note("bench:   (no commit statistics in the child's standard error)")
-          }
-          if r == 1 {
-            checkOutputs(out, against: &firstOutputs, what: "tally run --state --kernel \(kernel)")
-          }
-          try? FileManager.default.removeItem(atPath: out)
-          note("bench: [\(kernel)] resume of the completed state (child) \(r)/\(runs)")
-          let resumed = BenchChild.run(binary, arguments, log: work + "/resume-\(kernel)")
-          note("bench:   \(resumed.summary)")
-          resumeWalls.append(resumed.wallSeconds)
-          resumeCPU.append(resumed.userSeconds + resumed.systemSeconds)
-          if r == 1 {
-            checkOutputs(out, against: &firstOutputs, what: "resumed tally run --state --kernel \(kernel)")
-          }
-        }
-        k.stateWallSeconds = median(stateWalls)
-        k.statePeakRSSMiB = median(stateRSS)
-        k.stateRatio = median(walls) / median(stateWalls)
-        k.resumeWallSeconds = median(resumeWalls)
-        k.stateCPUSeconds = median(stateCPU)
-        k.resumeCPUSeconds = median(resumeCPU)
-        if !p50s.isEmpty {
-          k.commitP50Milliseconds = median(p50s)
-          k.commitP99Milliseconds = median(p99s)
-          k.commitMaxMilliseconds = median(maxes)
-        }
-      }
-      measured.append(k)
-    }
+    let measured = measureChildren(binary: binary, work: work, reference: reference, events: events)
 
     // Then the day, parsed in this process: the trades counted once (the rates'
     // denominator) and the parsed events kept for the engine-only phase.
@@ -409,6 +313,110 @@ struct BenchCommand: ParsableCommand {
     } else {
       print(report.table())
     }
+  }
+
+  /// The children of every kernel (whole process, durable, resume), measured first,
+  /// while this process holds nothing large. posix_spawn starts a child in this
+  /// process's address space until its exec, and Linux then counts this process's peak
+  /// resident set as the child's (ru_maxrss): after the day was parsed here and the host
+  /// probed (256 MiB), every child "peaked" at this process's ~823 MiB, whatever its own
+  /// peak (V2's is ~620 MiB; thirty-sixth session, docs/PERFORMANCE.md). The outputs
+  /// are compared by their SHA-256, read in pieces, for the same reason. The rates
+  /// (`runTradesPerSecond`) are left to the caller, which counts the trades afterwards.
+  func measureChildren(
+    binary: String, work: String, reference: String, events: String
+  ) -> [BenchReport.Kernel] {
+    var firstOutputs: [String: [UInt8]]? = nil
+    var measured: [BenchReport.Kernel] = []
+    for kernel in kernelNames {
+      var k = BenchReport.Kernel(name: kernel)
+
+      // Whole process, in memory.
+      var walls: [Double] = []
+      var rss: [Double] = []
+      var cpu: [Double] = []
+      for r in 1...runs where !noWholeProcess {
+        let out = work + "/out-\(kernel)"
+        try? FileManager.default.removeItem(atPath: out)
+        note("bench: [\(kernel)] tally run (child) \(r)/\(runs)")
+        let m = BenchChild.run(
+          binary, ["run", "--quiet", "--kernel", kernel, "--reference", reference, "--out", out, events],
+          log: work + "/run-\(kernel)")
+        walls.append(m.wallSeconds)
+        rss.append(m.peakRSSMiB)
+        cpu.append(m.userSeconds + m.systemSeconds)
+        note("bench:   \(m.summary)")
+        if r == 1 { checkOutputs(out, against: &firstOutputs, what: "tally run --kernel \(kernel)") }
+      }
+      if !walls.isEmpty {
+        k.runWallSeconds = median(walls)
+        k.runPeakRSSMiB = median(rss)
+        k.runCPUSeconds = median(cpu)
+      }
+
+      // Durable run and resume, both children.
+      if !noState {
+        var stateWalls: [Double] = []
+        var resumeWalls: [Double] = []
+        var p50s: [Double] = []
+        var p99s: [Double] = []
+        var maxes: [Double] = []
+        var stateRSS: [Double] = []
+        var stateCPU: [Double] = []
+        var resumeCPU: [Double] = []
+        for r in 1...runs {
+          let state = work + "/state-\(kernel)"
+          let out = work + "/out-state-\(kernel)"
+          try? FileManager.default.removeItem(atPath: state)
+          try? FileManager.default.removeItem(atPath: out)
+          let arguments = [
+            "run", "--kernel", kernel, "--reference", reference, "--out", out, "--state", state,
+            "--commit-events", String(commitEvents), "--commit-ms", "86400000", "--commit-stats", events,
+          ]
+          note("bench: [\(kernel)] tally run --state (child) \(r)/\(runs)")
+          let m = BenchChild.run(binary, arguments, log: work + "/state-\(kernel)")
+          note("bench:   \(m.summary)")
+          stateWalls.append(m.wallSeconds)
+          stateRSS.append(m.peakRSSMiB)
+          stateCPU.append(m.userSeconds + m.systemSeconds)
+          if let stats = CommitStats(stderr: m.stderr) {
+            p50s.append(stats.p50Milliseconds)
+            p99s.append(stats.p99Milliseconds)
+            maxes.append(stats.maxMilliseconds)
+            note(
+              "bench:   \(stats.commits) commits: p50 \(fmt(stats.p50Milliseconds)) ms, p99 \(fmt(stats.p99Milliseconds)) ms"
+            )
+          } else {
+            note("bench:   (no commit statistics in the child's standard error)")
+          }
+          if r == 1 {
+            checkOutputs(out, against: &firstOutputs, what: "tally run --state --kernel \(kernel)")
+          }
+          try? FileManager.default.removeItem(atPath: out)
+          note("bench: [\(kernel)] resume of the completed state (child) \(r)/\(runs)")
+          let resumed = BenchChild.run(binary, arguments, log: work + "/resume-\(kernel)")
+          note("bench:   \(resumed.summary)")
+          resumeWalls.append(resumed.wallSeconds)
+          resumeCPU.append(resumed.userSeconds + resumed.systemSeconds)
+          if r == 1 {
+            checkOutputs(out, against: &firstOutputs, what: "resumed tally run --state --kernel \(kernel)")
+          }
+        }
+        k.stateWallSeconds = median(stateWalls)
+        k.statePeakRSSMiB = median(stateRSS)
+        k.stateRatio = median(walls) / median(stateWalls)
+        k.resumeWallSeconds = median(resumeWalls)
+        k.stateCPUSeconds = median(stateCPU)
+        k.resumeCPUSeconds = median(resumeCPU)
+        if !p50s.isEmpty {
+          k.commitP50Milliseconds = median(p50s)
+          k.commitP99Milliseconds = median(p99s)
+          k.commitMaxMilliseconds = median(maxes)
+        }
+      }
+      measured.append(k)
+    }
+    return measured
   }
 
   /// The apply loop alone over already-parsed events; the engine is built outside the timer.
@@ -631,12 +639,16 @@ struct BenchCommand: ParsableCommand {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
   }
 
-  /// The first output folder is kept in memory; every other checked folder must be identical.
+  /// The first output folder's digests are kept; every other checked folder must be
+  /// identical.
   func checkOutputs(_ folder: String, against first: inout [String: [UInt8]]?, what: String) {
     var files: [String: [UInt8]] = [:]
     let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
     for name in names where name.hasSuffix(".csv") {
-      files[name] = Self.fileDigest(folder + "/" + name)
+      guard let digest = Self.fileDigest(folder + "/" + name) else {
+        fail("bench: \(what) wrote \(folder)/\(name), which cannot be read")
+      }
+      files[name] = digest
     }
     guard files.count == 7 else {
       fail("bench: \(what) wrote \(files.count) output files in \(folder), not 7")
